@@ -1,0 +1,212 @@
+/** Tensor creation: from JS data, factories, ranges, random, and *Like variants. */
+import { native } from './native.js';
+import { Tensor, wrap, checkDevice, type Device, type NestedArray } from './tensor.js';
+import { dtypeCode, dtypeOfTypedArray, type DType } from './dtype.js';
+import { is, typeError, rangeError } from './errors.js';
+
+export interface TensorOptions {
+  dtype?: DType;
+  device?: Device;
+  requiresGrad?: boolean;
+}
+
+type Data = NestedArray<number | boolean | bigint> | ArrayBufferView;
+
+function finish(t: Tensor, opts: TensorOptions): Tensor {
+  if (opts.requiresGrad) {
+    if (opts.requiresGrad !== true) throw typeError('a boolean', 'requiresGrad', opts.requiresGrad);
+    t.requiresGrad = true;
+  }
+  return t;
+}
+
+function optsOf(opts: TensorOptions | undefined, name = 'options'): TensorOptions {
+  if (opts === undefined) return {};
+  if (opts === null || typeof opts !== 'object') throw typeError('an options object', name, opts);
+  if (opts.device !== undefined) checkDevice(opts.device);
+  return opts;
+}
+
+function flatten(data: unknown, shape: number[], out: unknown[], depth: number): void {
+  if (Array.isArray(data)) {
+    if (shape.length === depth) shape.push(data.length);
+    else if (shape[depth] !== data.length)
+      throw new RangeError(`tensor(): ragged nested array: expected ${shape[depth]} elements at depth ${depth} but found ${data.length}`);
+    for (const d of data) flatten(d, shape, out, depth + 1);
+    return;
+  }
+  if (depth !== shape.length) throw new RangeError(`tensor(): ragged nested array: a scalar at depth ${depth} where arrays of depth ${shape.length} were seen`);
+  if (typeof data !== 'number' && typeof data !== 'boolean' && typeof data !== 'bigint')
+    throw typeError('numbers, booleans or bigints', 'data', data);
+  out.push(data);
+}
+
+function typedFor(dtype: DType, values: unknown[]): ArrayBufferView {
+  const nums = (): number[] => values.map((v) => (typeof v === 'bigint' ? Number(v) : Number(v)));
+  switch (dtype) {
+    case 'float32': return Float32Array.from(nums());
+    case 'float64': return Float64Array.from(nums());
+    case 'int32': return Int32Array.from(nums(), Math.trunc);
+    case 'int64': return BigInt64Array.from(values, (v) => (typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v)))));
+    case 'bool': return Uint8Array.from(values, (v) => (v ? 1 : 0));
+    case 'uint8': return Uint8Array.from(nums());
+    case 'int8': return Int8Array.from(nums());
+    case 'int16': return Int16Array.from(nums());
+    case 'float16': case 'bfloat16': return Float32Array.from(nums());
+  }
+}
+
+/**
+ * Makes a tensor from nested arrays, a TypedArray (with `shape` in options), or a scalar.
+ * Numbers give float32 unless `dtype` says otherwise (JS has no integer literals: this is where tensornormal
+ * differs from torch.tensor, which gives int64 for [1, 2]); booleans give bool; bigints give int64.
+ */
+export function tensor(data: Data, opts: TensorOptions & { shape?: number[] } = {}): Tensor {
+  optsOf(opts);
+  let shape: number[];
+  let buf: ArrayBufferView;
+  let dtype: DType;
+  if (ArrayBuffer.isView(data)) {
+    const own = dtypeOfTypedArray(data);
+    if (own === undefined) throw typeError('a Float32Array, Float64Array, Int32Array, BigInt64Array, Uint8Array, Int8Array or Int16Array', 'data', data);
+    const n = (data as unknown as { length: number }).length;
+    shape = opts.shape !== undefined ? is.shape(opts.shape, 'shape') : [n];
+    const need = shape.reduce((a, b) => a * b, 1);
+    if (need !== n) throw new RangeError(`tensor(): shape [${shape.join(', ')}] needs ${need} elements but data has ${n}`);
+    dtype = opts.dtype ?? own;
+    if (dtype !== own) {
+      const t = wrap(native.fromBuffer(data, shape, dtypeCode(own)));
+      const c = t.to({ dtype, device: opts.device });
+      t.dispose();
+      return finish(c, opts);
+    }
+    buf = data;
+  } else {
+    const flat: unknown[] = [];
+    shape = [];
+    flatten(data, shape, flat, 0);
+    if (opts.shape !== undefined) {
+      const s = is.shape(opts.shape, 'shape');
+      if (s.reduce((a, b) => a * b, 1) !== flat.length) throw new RangeError(`tensor(): shape [${s.join(', ')}] does not hold ${flat.length} elements`);
+      shape = s;
+    }
+    const inferred: DType = flat.length > 0 && flat.every((v) => typeof v === 'boolean') ? 'bool' : flat.some((v) => typeof v === 'bigint') ? 'int64' : 'float32';
+    dtype = opts.dtype ?? inferred;
+    dtypeCode(dtype);
+    buf = typedFor(dtype, flat);
+    if (dtype === 'float16' || dtype === 'bfloat16') {
+      const t = wrap(native.fromBuffer(buf, shape, dtypeCode('float32')));
+      const c = t.to({ dtype, device: opts.device });
+      t.dispose();
+      return finish(c, opts);
+    }
+  }
+  return finish(wrap(native.fromBuffer(buf, shape, dtypeCode(dtype), opts.device)), opts);
+}
+
+/** A 0-d tensor. */
+export function scalarTensor(value: number | boolean, opts: TensorOptions = {}): Tensor {
+  return tensor(value as unknown as Data, opts);
+}
+
+function sizeArgs(args: unknown[]): { shape: number[]; opts: TensorOptions } {
+  let opts: TensorOptions = {};
+  let rest = args;
+  const last = args[args.length - 1];
+  if (last !== null && typeof last === 'object' && !Array.isArray(last)) {
+    opts = optsOf(last as TensorOptions);
+    rest = args.slice(0, -1);
+  }
+  const shape = rest.length === 1 && Array.isArray(rest[0]) ? rest[0] : rest;
+  return { shape: is.shape(shape, 'size'), opts };
+}
+
+function make(kind: string, args: unknown[], defaultDtype: DType = 'float32', a?: number, b?: number): Tensor {
+  const { shape, opts } = sizeArgs(args);
+  return finish(wrap(native.factory(kind, shape, dtypeCode(opts.dtype ?? defaultDtype), opts.device, a, b)), opts);
+}
+
+type SizeArgs = (number | number[] | TensorOptions)[];
+export const zeros = (...size: SizeArgs): Tensor => make('zeros', size);
+export const ones = (...size: SizeArgs): Tensor => make('ones', size);
+export const empty = (...size: SizeArgs): Tensor => make('empty', size);
+/** Uniform on [0, 1). */
+export const rand = (...size: SizeArgs): Tensor => make('rand', size);
+/** Standard normal. */
+export const randn = (...size: SizeArgs): Tensor => make('randn', size);
+
+export function full(size: number[], fillValue: number | boolean, opts: TensorOptions = {}): Tensor {
+  if (typeof fillValue !== 'number' && typeof fillValue !== 'boolean') throw typeError('a number or boolean', 'fillValue', fillValue);
+  const dtype = opts.dtype ?? (typeof fillValue === 'boolean' ? 'bool' : 'float32');
+  return make('full', [size, { ...opts, dtype }], dtype, +fillValue);
+}
+
+/** Integers uniform on [low, high). `randint(high, size)` or `randint(low, high, size)`; int64 by default. */
+export function randint(low: number, high: number | number[], size?: number[] | TensorOptions, opts: TensorOptions = {}): Tensor {
+  let lo = low, hi: number, shape: number[];
+  if (Array.isArray(high)) {
+    lo = 0;
+    hi = low;
+    shape = high;
+    if (size && !Array.isArray(size)) opts = size;
+  } else {
+    hi = high;
+    if (!Array.isArray(size)) throw typeError('an array of non-negative integers', 'size', size);
+    shape = size;
+  }
+  is.integer(lo, 'low');
+  is.integer(hi, 'high');
+  if (hi <= lo) throw rangeError(`an integer above low (${lo})`, 'high', hi);
+  return make('randint', [shape, { ...opts }], 'int64', lo, hi);
+}
+
+export function randperm(n: number, opts: TensorOptions = {}): Tensor {
+  return finish(wrap(native.factory('randperm', [], dtypeCode(opts.dtype ?? 'int64'), opts.device, is.nonNegativeInteger(n, 'n'))), opts);
+}
+
+export function eye(n: number, m?: number | TensorOptions, opts: TensorOptions = {}): Tensor {
+  if (typeof m === 'object') {
+    opts = m;
+    m = undefined;
+  }
+  is.nonNegativeInteger(n, 'n');
+  const cols = m === undefined ? n : is.nonNegativeInteger(m, 'm');
+  return finish(wrap(native.factory('eye', [n, cols], dtypeCode(opts.dtype ?? 'float32'), optsOf(opts).device)), opts);
+}
+
+/** [start, end) in steps: arange(end), arange(start, end), arange(start, end, step). int64 when every argument is an integer. */
+export function arange(start: number, end?: number | TensorOptions, step?: number | TensorOptions, opts: TensorOptions = {}): Tensor {
+  const nums: number[] = [];
+  for (const a of [start, end, step]) {
+    if (typeof a === 'number') nums.push(a);
+    else if (a !== undefined && a !== null && typeof a === 'object') opts = a;
+  }
+  let [s, e, st] = nums.length === 1 ? [0, nums[0]!, 1] : nums.length === 2 ? [nums[0]!, nums[1]!, 1] : [nums[0]!, nums[1]!, nums[2]!];
+  is.finite(s, 'start');
+  is.finite(e, 'end');
+  is.finite(st, 'step');
+  if (st === 0) throw rangeError('a non-zero number', 'step', st);
+  if ((e - s) / st < 0) throw new RangeError(`arange(): upper bound and larger bound inconsistent with step sign (start ${s}, end ${e}, step ${st})`);
+  const allInt = [s, e, st].every(Number.isInteger);
+  return finish(wrap(native.arange(s, e, st, dtypeCode(opts.dtype ?? (allInt ? 'int64' : 'float32')), optsOf(opts).device)), opts);
+}
+
+export function linspace(start: number, end: number, steps: number, opts: TensorOptions = {}): Tensor {
+  return finish(
+    wrap(native.linspace(is.finite(start, 'start'), is.finite(end, 'end'), is.nonNegativeInteger(steps, 'steps'), dtypeCode(opts.dtype ?? 'float32'), optsOf(opts).device)),
+    opts,
+  );
+}
+
+function likeOpts(t: Tensor, opts: TensorOptions): TensorOptions {
+  if (!(t instanceof Tensor)) throw typeError('a Tensor', 'input', t);
+  return { dtype: opts.dtype ?? t.dtype, device: opts.device ?? t.device, requiresGrad: opts.requiresGrad };
+}
+export const zerosLike = (t: Tensor, opts: TensorOptions = {}): Tensor => zeros(t.shape, likeOpts(t, opts));
+export const onesLike = (t: Tensor, opts: TensorOptions = {}): Tensor => ones(t.shape, likeOpts(t, opts));
+export const emptyLike = (t: Tensor, opts: TensorOptions = {}): Tensor => empty(t.shape, likeOpts(t, opts));
+export const fullLike = (t: Tensor, v: number | boolean, opts: TensorOptions = {}): Tensor => full(t.shape, v, likeOpts(t, opts));
+export const randLike = (t: Tensor, opts: TensorOptions = {}): Tensor => rand(t.shape, likeOpts(t, opts));
+export const randnLike = (t: Tensor, opts: TensorOptions = {}): Tensor => randn(t.shape, likeOpts(t, opts));
+export const randintLike = (t: Tensor, low: number, high: number, opts: TensorOptions = {}): Tensor =>
+  randint(low, high, t.shape, likeOpts(t, opts));

@@ -1,0 +1,127 @@
+/**
+ * Error classes and the one argument-checking helper every public function uses, so messages read the same:
+ * "Expected a positive number for lr but received -1 of type number".
+ */
+
+export type TorchErrorCode =
+  | 'TORCH_ERROR'
+  | 'SHAPE_MISMATCH'
+  | 'DTYPE_MISMATCH'
+  | 'DEVICE_MISMATCH'
+  | 'INDEX_OUT_OF_RANGE'
+  | 'NOT_POSITIVE_DEFINITE'
+  | 'SINGULAR'
+  | 'AUTOGRAD'
+  | 'OUT_OF_MEMORY'
+  | 'DISPOSED'
+  | 'NON_FINITE';
+
+/** An error raised by libtorch (or the addon), carrying libtorch's message and a machine-readable code. */
+export class TorchError extends Error {
+  readonly code: TorchErrorCode;
+  constructor(message: string, code: TorchErrorCode | string = 'TORCH_ERROR') {
+    super(message);
+    this.name = 'TorchError';
+    this.code = code as TorchErrorCode;
+  }
+}
+
+function describe(value: unknown): string {
+  let shown: string;
+  try {
+    shown =
+      typeof value === 'string' || Array.isArray(value) ? JSON.stringify(value) : typeof value === 'bigint' ? `${value}n` : String(value);
+  } catch {
+    shown = Object.prototype.toString.call(value);
+  }
+  if (shown.length > 60) shown = shown.slice(0, 57) + '...';
+  const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+  return `${shown} of type ${type}`;
+}
+
+/** Builds the message shared by every argument check. */
+export function invalid(what: string, name: string, value: unknown): string {
+  return `Expected ${what} for ${name} but received ${describe(value)}`;
+}
+
+export function typeError(what: string, name: string, value: unknown): TypeError {
+  return new TypeError(invalid(what, name, value));
+}
+
+export function rangeError(what: string, name: string, value: unknown): RangeError {
+  return new RangeError(invalid(what, name, value));
+}
+
+/** Argument checks: each returns the value, typed, or throws TypeError / RangeError naming the argument. */
+export const is = {
+  number(value: unknown, name: string): number {
+    if (typeof value !== 'number' || Number.isNaN(value)) throw typeError('a number', name, value);
+    return value;
+  },
+  finite(value: unknown, name: string): number {
+    if (typeof value !== 'number') throw typeError('a finite number', name, value);
+    if (!Number.isFinite(value)) throw rangeError('a finite number', name, value);
+    return value;
+  },
+  positive(value: unknown, name: string): number {
+    if (typeof value !== 'number') throw typeError('a positive number', name, value);
+    if (!(value > 0) || !Number.isFinite(value)) throw rangeError('a positive number', name, value);
+    return value;
+  },
+  nonNegative(value: unknown, name: string): number {
+    if (typeof value !== 'number') throw typeError('a non-negative number', name, value);
+    if (!(value >= 0) || !Number.isFinite(value)) throw rangeError('a non-negative number', name, value);
+    return value;
+  },
+  inRange(value: unknown, name: string, lo: number, hi: number, { loOpen = false, hiOpen = false } = {}): number {
+    const what = `a number in ${loOpen ? '(' : '['}${lo}, ${hi}${hiOpen ? ')' : ']'}`;
+    if (typeof value !== 'number') throw typeError(what, name, value);
+    const ok = (loOpen ? value > lo : value >= lo) && (hiOpen ? value < hi : value <= hi);
+    if (!ok) throw rangeError(what, name, value);
+    return value;
+  },
+  integer(value: unknown, name: string): number {
+    if (typeof value !== 'number') throw typeError('an integer', name, value);
+    if (!Number.isInteger(value)) throw rangeError('an integer', name, value);
+    return value;
+  },
+  positiveInteger(value: unknown, name: string): number {
+    if (typeof value !== 'number') throw typeError('a positive integer', name, value);
+    if (!Number.isInteger(value) || value <= 0) throw rangeError('a positive integer', name, value);
+    return value;
+  },
+  nonNegativeInteger(value: unknown, name: string): number {
+    if (typeof value !== 'number') throw typeError('a non-negative integer', name, value);
+    if (!Number.isInteger(value) || value < 0) throw rangeError('a non-negative integer', name, value);
+    return value;
+  },
+  boolean(value: unknown, name: string): boolean {
+    if (typeof value !== 'boolean') throw typeError('a boolean', name, value);
+    return value;
+  },
+  string(value: unknown, name: string): string {
+    if (typeof value !== 'string') throw typeError('a string', name, value);
+    return value;
+  },
+  oneOf<T extends string>(value: unknown, name: string, choices: readonly T[]): T {
+    if (typeof value !== 'string' || !(choices as readonly string[]).includes(value))
+      throw (typeof value === 'string' ? rangeError : typeError)(`one of ${choices.map((c) => `'${c}'`).join(', ')}`, name, value);
+    return value as T;
+  },
+  function(value: unknown, name: string): (...args: never[]) => unknown {
+    if (typeof value !== 'function') throw typeError('a function', name, value);
+    return value as (...args: never[]) => unknown;
+  },
+  /** A shape: an array of non-negative integers. */
+  shape(value: unknown, name: string): number[] {
+    if (!Array.isArray(value)) throw typeError('an array of non-negative integers', name, value);
+    for (const d of value)
+      if (typeof d !== 'number' || !Number.isInteger(d) || d < 0) throw rangeError('an array of non-negative integers', name, value);
+    return value as number[];
+  },
+  intArray(value: unknown, name: string): number[] {
+    if (!Array.isArray(value) || value.some((d) => typeof d !== 'number' || !Number.isInteger(d)))
+      throw typeError('an array of integers', name, value);
+    return value as number[];
+  },
+};

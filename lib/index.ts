@@ -1,0 +1,16 @@
+/**
+ * tensornormal: libtorch tensors, autograd and training for Node.js, with Tensor Normal Training.
+ *
+ *   import * as torch from 'tensornormal';
+ *   const x = torch.randn([3, 4], { requiresGrad: true });
+ */
+export { Tensor, type Device, type Scalar, type NestedArray, type IndexSpec, type BackwardOptions } from './tensor.js';
+export { TorchError, type TorchErrorCode } from './errors.js';
+export { type DType, DTYPES } from './dtype.js';
+export { tidy, keep, dispose, memory, liveTensors } from './scope.js';
+export * from './creation.js';
+export * from './ops.js';
+export { grad, noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd.js';
+export * as autograd from './autograd.js';
+export * as linalg from './linalg.js';
+export * as nn from './nn/index.js';

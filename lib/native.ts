@@ -1,0 +1,231 @@
+/**
+ * The only file that loads the addon. `NativeBinding` describes everything native/ exports; handles are plain
+ * numbers (slot + generation, see native/common.h), never wrapped objects, which keeps an op call cheap.
+ */
+import { createRequire } from 'node:module';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TorchError } from './errors.js';
+
+/** A native tensor handle. */
+export type Handle = number;
+type H = Handle;
+type Opt<T> = T | undefined | null;
+
+export interface OpCodes {
+  unary: Record<string, number>;
+  unaryInplace: Record<string, number>;
+  binary: Record<string, number>;
+  reduce: Record<string, number>;
+}
+
+export interface NativeBinding {
+  // lifecycle and settings
+  init(torchError: new (message: string, code: string) => Error): void;
+  dispose(h: H): boolean;
+  disposeMany(hs: H[]): number;
+  isLive(h: H): boolean;
+  memory(): { tensors: number; bytes: number; externalBytes: number };
+  liveCount(): number;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  manualSeed(seed: number): void;
+  cudaIsAvailable(): boolean;
+  cudaDeviceCount(): number;
+  versions(): { torch: string; parallel: string };
+  setGradEnabled(enabled: boolean): boolean;
+  isGradEnabled(): boolean;
+  throwForTest(kind: 'c10' | 'std' | 'alloc'): never;
+  opcodes(): OpCodes;
+  // creation
+  fromBuffer(data: ArrayBufferView, shape: number[], dtype: number, device?: string): H;
+  factory(kind: string, shape: number[], dtype: number, device: Opt<string>, a?: number, b?: number): H;
+  arange(start: number, end: number, step: number, dtype: number, device: Opt<string>): H;
+  linspace(start: number, end: number, steps: number, dtype: number, device: Opt<string>): H;
+  // properties and data
+  shape(h: H): number[];
+  stride(h: H): number[];
+  ndim(h: H): number;
+  numel(h: H): number;
+  dtype(h: H): number;
+  device(h: H): string;
+  isContiguous(h: H): boolean;
+  requiresGrad(h: H): boolean;
+  setRequiresGrad(h: H, on: boolean): void;
+  isLeaf(h: H): boolean;
+  gradFn(h: H): string | null;
+  sameTensor(a: H, b: H): boolean;
+  dataPtr(h: H): number;
+  toBuffer(h: H): ArrayBuffer;
+  item(h: H): number | boolean;
+  to(h: H, dtype: number, device: Opt<string>, copy: boolean): H;
+  clone(h: H): H;
+  contiguous(h: H): H;
+  detach(h: H): H;
+  detach_(h: H): void;
+  alias(h: H): H;
+  // autograd
+  backward(h: H, grad: H, retainGraph: boolean, createGraph: boolean): void;
+  grad(h: H, cached: H): H | null;
+  setGrad(h: H, grad: H): void;
+  retainGrad(h: H): void;
+  autogradGrad(outputs: H[], inputs: H[], gradOutputs: H[] | null, retainGraph: number, createGraph: boolean, allowUnused: boolean): (H | null)[];
+  // element-wise
+  unary(code: number, h: H): H;
+  unary_(code: number, h: H): void;
+  binary(code: number, a: H, b: H, alpha?: number): H;
+  binaryScalar(code: number, a: H, s: number | boolean, alpha?: number): H;
+  binary_(code: number, a: H, b: H, alpha?: number): void;
+  binaryScalar_(code: number, a: H, s: number, alpha?: number): void;
+  where(cond: H, a: H, b: H): H;
+  clamp(h: H, min: Opt<number>, max: Opt<number>): H;
+  clamp_(h: H, min: Opt<number>, max: Opt<number>): void;
+  fill_(h: H, v: number | boolean): void;
+  copy_(h: H, src: H): void;
+  addcmul_(h: H, a: H, b: H, value: number): void;
+  addcdiv_(h: H, a: H, b: H, value: number): void;
+  lerp_(h: H, end: H, weight: number | H): void;
+  addmm(h: H, a: H, b: H, beta: number, alpha: number): H;
+  leakyRelu(h: H, slope: number): H;
+  elu(h: H, alpha: number): H;
+  hardtanh(h: H, min: number, max: number): H;
+  gelu(h: H, tanh: boolean): H;
+  allclose(a: H, b: H, rtol: number, atol: number, equalNan: boolean): boolean;
+  // reductions
+  reduce(code: number, h: H, dims: number[] | null, keepdim: boolean): H;
+  var(h: H, dims: number[] | null, correction: number, keepdim: boolean): H;
+  std(h: H, dims: number[] | null, correction: number, keepdim: boolean): H;
+  norm(h: H, p: number, dims: number[] | null, keepdim: boolean): H;
+  maxDim(h: H, dim: number, keepdim: boolean): [H, H];
+  minDim(h: H, dim: number, keepdim: boolean): [H, H];
+  max(h: H): H;
+  min(h: H): H;
+  argmax(h: H, dim: Opt<number>, keepdim: boolean): H;
+  argmin(h: H, dim: Opt<number>, keepdim: boolean): H;
+  cumsum(h: H, dim: number): H;
+  cumprod(h: H, dim: number): H;
+  softmax(h: H, dim: number): H;
+  logSoftmax(h: H, dim: number): H;
+  sort(h: H, dim: number, descending: boolean): [H, H];
+  topk(h: H, k: number, dim: number, largest: boolean, sorted: boolean): [H, H];
+  // shapes and indexing
+  reshape(h: H, shape: number[]): H;
+  view(h: H, shape: number[]): H;
+  transpose(h: H, d0: number, d1: number): H;
+  permute(h: H, dims: number[]): H;
+  squeeze(h: H, dim?: number): H;
+  unsqueeze(h: H, dim: number): H;
+  flatten(h: H, start: number, end: number): H;
+  expand(h: H, shape: number[]): H;
+  repeat(h: H, reps: number[]): H;
+  cat(hs: H[], dim: number): H;
+  stack(hs: H[], dim: number): H;
+  split(h: H, sizes: number | number[], dim: number): H[];
+  chunk(h: H, n: number, dim: number): H[];
+  unbind(h: H, dim: number): H[];
+  narrow(h: H, dim: number, start: number, length: number): H;
+  select(h: H, dim: number, index: number): H;
+  slice(h: H, dim: number, start: Opt<number>, end: Opt<number>, step: number): H;
+  indexSelect(h: H, dim: number, index: H): H;
+  gather(h: H, dim: number, index: H): H;
+  scatter(h: H, dim: number, index: H, src: H): H;
+  scatterAdd(h: H, dim: number, index: H, src: H): H;
+  maskedFill(h: H, mask: H, value: number | boolean): H;
+  maskedSelect(h: H, mask: H): H;
+  nonzero(h: H): H;
+  indexTensors(h: H, indices: H[]): H;
+  tril(h: H, diagonal: number): H;
+  triu(h: H, diagonal: number): H;
+  diag(h: H, diagonal: number): H;
+  diagonal(h: H, offset: number, d1: number, d2: number): H;
+  trace(h: H): H;
+  flip(h: H, dims: number[]): H;
+  roll(h: H, shifts: number[], dims: number[]): H;
+  tensordot(a: H, b: H, dimsA: number[], dimsB: number[]): H;
+  einsum(eq: string, hs: H[]): H;
+  pad(h: H, pad: number[], value: number): H;
+  // layers
+  linear(x: H, w: H, b: Opt<H>): H;
+  conv2d(x: H, w: H, b: Opt<H>, stride: number[], padding: number[], dilation: number[], groups: number): H;
+  maxPool2d(x: H, k: number[], s: number[], p: number[], d: number[], ceil: boolean): H;
+  avgPool2d(x: H, k: number[], s: number[], p: number[], ceil: boolean, countIncludePad: boolean): H;
+  adaptiveAvgPool2d(x: H, out: number[]): H;
+  batchNorm(x: H, mean: Opt<H>, variance: Opt<H>, w: Opt<H>, b: Opt<H>, training: boolean, momentum: number, eps: number): H;
+  layerNorm(x: H, shape: number[], w: Opt<H>, b: Opt<H>, eps: number): H;
+  dropout(x: H, p: number, training: boolean): H;
+  embedding(w: H, idx: H): H;
+  unfold(x: H, k: number[], d: number[], p: number[], s: number[]): H;
+  interpolate(x: H, size: number[], mode: number, alignCorners: boolean): H;
+  // losses (reduction: 0 none, 1 mean, 2 sum)
+  crossEntropy(x: H, t: H, w: Opt<H>, reduction: number, ignoreIndex: number, labelSmoothing: number): H;
+  nllLoss(x: H, t: H, w: Opt<H>, reduction: number, ignoreIndex: number): H;
+  bceWithLogits(x: H, t: H, w: Opt<H>, posWeight: Opt<H>, reduction: number): H;
+  bce(x: H, t: H, w: Opt<H>, reduction: number): H;
+  mseLoss(x: H, t: H, reduction: number): H;
+  l1Loss(x: H, t: H, reduction: number): H;
+  smoothL1Loss(x: H, t: H, reduction: number, beta: number): H;
+  // sampling
+  bernoulli(p: H, prob?: number): H;
+  multinomial(p: H, n: number, replacement: boolean): H;
+  normal(meanIsTensor: boolean, stdIsTensor: boolean, mean: number, std: number): H;
+  uniform_(h: H, lo: number, hi: number): void;
+  normal_(h: H, mean: number, std: number): void;
+  getRngState(): H;
+  setRngState(h: H): void;
+  // linear algebra
+  cholesky(h: H, upper: boolean): H;
+  choleskyEx(h: H, upper: boolean): [H, H];
+  choleskyInverse(h: H, upper: boolean): H;
+  choleskySolve(b: H, l: H, upper: boolean): H;
+  inv(h: H): H;
+  solve(a: H, b: H): H;
+  eigh(h: H, upper: boolean): [H, H];
+  eigvalsh(h: H, upper: boolean): H;
+  svd(h: H, fullMatrices: boolean): [H, H, H];
+  qr(h: H, complete: boolean): [H, H];
+  det(h: H): H;
+  slogdet(h: H): [H, H];
+  matrixNorm(h: H, ord: string): H;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Package root: lib/ in development (vitest runs the sources), dist/ once compiled; both sit one level down. */
+export const packageRoot = join(here, '..');
+
+function candidates(): string[] {
+  const out: string[] = [];
+  // An explicit addon path wins (used to test a build made in another folder).
+  if (process.env.TENSORNORMAL_ADDON) return [process.env.TENSORNORMAL_ADDON];
+  const pre = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
+  if (existsSync(pre)) for (const f of readdirSync(pre).sort()) if (f.endsWith('.node')) out.push(join(pre, f));
+  out.push(join(packageRoot, 'build', 'Release', 'tensornormal.node'));
+  return out;
+}
+
+function explain(file: string, err: Error): string {
+  const m = String(err.message);
+  if (/ENOENT|Cannot find module/.test(m)) return `${file}: not built yet (run \`npm run build:native\`)`;
+  if (/libtorch|libc10|libtorch_cpu|libtorch_cuda/.test(m) && /cannot open shared object/.test(m))
+    return `${file}: libtorch was not found at run time (${m.split('\n')[0]}). Install it (Debian: apt-get install libtorch-dev libopenblas0-pthread) or add its lib folder to LD_LIBRARY_PATH`;
+  if (/undefined symbol|version `.*' not found|wrong ELF/.test(m))
+    return `${file}: built against another libtorch or C++ ABI (${m.split('\n')[0]}); rebuild with \`npm run build:native\``;
+  return `${file}: ${m.split('\n')[0]}`;
+}
+
+function load(): NativeBinding {
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const file of candidates()) {
+    try {
+      return require(file) as NativeBinding;
+    } catch (err) {
+      tried.push(explain(file, err as Error));
+    }
+  }
+  throw new Error(`tensornormal: the native addon could not be loaded.\n  ${tried.join('\n  ')}`);
+}
+
+export const native: NativeBinding = load();
+native.init(TorchError);
+export const opcodes: OpCodes = native.opcodes();

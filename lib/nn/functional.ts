@@ -1,0 +1,142 @@
+/** torch.nn.functional: layers and losses as functions of tensors. */
+import { native } from '../native.js';
+import { Tensor, wrap } from '../tensor.js';
+import { is, typeError } from '../errors.js';
+
+export type Reduction = 'none' | 'mean' | 'sum';
+const RED: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
+function red(r: unknown): number {
+  return RED[is.oneOf(r, 'reduction', ['none', 'mean', 'sum'] as const)];
+}
+function T(x: unknown, name: string): Tensor {
+  if (!(x instanceof Tensor)) throw typeError('a Tensor', name, x);
+  return x;
+}
+function optT(x: unknown, name: string): number | null {
+  if (x === undefined || x === null) return null;
+  return T(x, name)._h;
+}
+/** An int or a pair, as PyTorch's _pair. */
+export function pair(v: number | number[], name: string, min = 0): number[] {
+  const arr = typeof v === 'number' ? [v, v] : v;
+  if (!Array.isArray(arr) || arr.length !== 2 || arr.some((x) => typeof x !== 'number' || !Number.isInteger(x) || x < min))
+    throw typeError(`an integer >= ${min} or a pair of them`, name, v);
+  return arr;
+}
+
+export const relu = (x: Tensor): Tensor => T(x, 'input').relu();
+export const sigmoid = (x: Tensor): Tensor => T(x, 'input').sigmoid();
+export const tanh = (x: Tensor): Tensor => T(x, 'input').tanh();
+export const gelu = (x: Tensor, opts?: { approximate?: 'none' | 'tanh' }): Tensor => T(x, 'input').gelu(opts);
+export const silu = (x: Tensor): Tensor => T(x, 'input').silu();
+export const leakyRelu = (x: Tensor, negativeSlope = 0.01): Tensor => T(x, 'input').leakyRelu(negativeSlope);
+export const elu = (x: Tensor, alpha = 1): Tensor => wrap(native.elu(T(x, 'input')._h, is.finite(alpha, 'alpha')));
+export const softplus = (x: Tensor): Tensor => T(x, 'input').softplus();
+export const softmax = (x: Tensor, dim: number): Tensor => T(x, 'input').softmax(dim);
+export const logSoftmax = (x: Tensor, dim: number): Tensor => T(x, 'input').logSoftmax(dim);
+
+/** y = x W^T + b; x (*, in), weight (out, in), bias (out). */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return wrap(native.linear(T(x, 'input')._h, T(weight, 'weight')._h, optT(bias, 'bias')));
+}
+
+export interface Conv2dOptions {
+  stride?: number | number[];
+  padding?: number | number[];
+  dilation?: number | number[];
+  groups?: number;
+}
+/** 2-d convolution: x (N, C, H, W), weight (out, C/groups, kh, kw). */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2dOptions = {}): Tensor {
+  return wrap(
+    native.conv2d(T(x, 'input')._h, T(weight, 'weight')._h, optT(bias, 'bias'), pair(o.stride ?? 1, 'stride', 1), pair(o.padding ?? 0, 'padding'),
+      pair(o.dilation ?? 1, 'dilation', 1), is.positiveInteger(o.groups ?? 1, 'groups')),
+  );
+}
+
+export interface PoolOptions {
+  stride?: number | number[] | null;
+  padding?: number | number[];
+  dilation?: number | number[];
+  ceilMode?: boolean;
+  countIncludePad?: boolean;
+}
+export function maxPool2d(x: Tensor, kernelSize: number | number[], o: PoolOptions = {}): Tensor {
+  const k = pair(kernelSize, 'kernelSize', 1);
+  return wrap(native.maxPool2d(T(x, 'input')._h, k, o.stride == null ? k : pair(o.stride, 'stride', 1), pair(o.padding ?? 0, 'padding'),
+    pair(o.dilation ?? 1, 'dilation', 1), o.ceilMode === true));
+}
+export function avgPool2d(x: Tensor, kernelSize: number | number[], o: PoolOptions = {}): Tensor {
+  const k = pair(kernelSize, 'kernelSize', 1);
+  return wrap(native.avgPool2d(T(x, 'input')._h, k, o.stride == null ? k : pair(o.stride, 'stride', 1), pair(o.padding ?? 0, 'padding'),
+    o.ceilMode === true, o.countIncludePad !== false));
+}
+export function adaptiveAvgPool2d(x: Tensor, outputSize: number | number[]): Tensor {
+  return wrap(native.adaptiveAvgPool2d(T(x, 'input')._h, pair(outputSize, 'outputSize', 1)));
+}
+
+export interface BatchNormOptions {
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  training?: boolean;
+  momentum?: number;
+  eps?: number;
+}
+/** Batch normalisation over dim 1; running statistics (when given) are updated in place while training. */
+export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, o: BatchNormOptions = {}): Tensor {
+  return wrap(native.batchNorm(T(x, 'input')._h, optT(runningMean, 'runningMean'), optT(runningVar, 'runningVar'), optT(o.weight, 'weight'),
+    optT(o.bias, 'bias'), o.training === true, is.inRange(o.momentum ?? 0.1, 'momentum', 0, 1), is.positive(o.eps ?? 1e-5, 'eps')));
+}
+export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  return wrap(native.layerNorm(T(x, 'input')._h, is.shape(normalizedShape, 'normalizedShape'), optT(weight, 'weight'), optT(bias, 'bias'), is.positive(eps, 'eps')));
+}
+/** Zeroes elements with probability p while training and scales the rest by 1/(1-p). */
+export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
+  return wrap(native.dropout(T(x, 'input')._h, is.inRange(p, 'p', 0, 1), training === true));
+}
+export function embedding(indices: Tensor, weight: Tensor): Tensor {
+  return wrap(native.embedding(T(weight, 'weight')._h, T(indices, 'input')._h));
+}
+/** Sliding local blocks (im2col): x (N, C, H, W) -> (N, C*kh*kw, L). */
+export function unfold(x: Tensor, kernelSize: number | number[], o: { dilation?: number | number[]; padding?: number | number[]; stride?: number | number[] } = {}): Tensor {
+  return wrap(native.unfold(T(x, 'input')._h, pair(kernelSize, 'kernelSize', 1), pair(o.dilation ?? 1, 'dilation', 1), pair(o.padding ?? 0, 'padding'), pair(o.stride ?? 1, 'stride', 1)));
+}
+/** Resizes (N, C, H, W) images to `size`; 'bilinear' with antialias matches torchvision's Resize. */
+export function interpolate(x: Tensor, size: number | number[], { mode = 'bilinear', alignCorners = false, antialias = false }: { mode?: 'nearest' | 'bilinear'; alignCorners?: boolean; antialias?: boolean } = {}): Tensor {
+  is.oneOf(mode, 'mode', ['nearest', 'bilinear'] as const);
+  return wrap(native.interpolate(T(x, 'input')._h, pair(size, 'size', 1), mode === 'nearest' ? 0 : antialias ? 2 : 1, alignCorners));
+}
+/** Constant padding; `pad` lists (left, right) pairs from the last dimension backwards, as torch.nn.functional.pad. */
+export function pad(x: Tensor, padding: number[], value = 0): Tensor {
+  if (!Array.isArray(padding) || padding.length % 2 !== 0) throw typeError('an even-length array of integers', 'pad', padding);
+  return wrap(native.pad(T(x, 'input')._h, is.intArray(padding, 'pad'), is.finite(value, 'value')));
+}
+
+// ---------------------------------------------------------------- losses
+export interface LossOptions {
+  reduction?: Reduction;
+  weight?: Tensor | null;
+}
+/** Cross-entropy on logits (N, C) with class indices (N) (or probabilities (N, C)). */
+export function crossEntropy(input: Tensor, target: Tensor, o: LossOptions & { ignoreIndex?: number; labelSmoothing?: number } = {}): Tensor {
+  return wrap(native.crossEntropy(T(input, 'input')._h, T(target, 'target')._h, optT(o.weight, 'weight'), red(o.reduction ?? 'mean'),
+    is.integer(o.ignoreIndex ?? -100, 'ignoreIndex'), is.inRange(o.labelSmoothing ?? 0, 'labelSmoothing', 0, 1)));
+}
+export function nllLoss(input: Tensor, target: Tensor, o: LossOptions & { ignoreIndex?: number } = {}): Tensor {
+  return wrap(native.nllLoss(T(input, 'input')._h, T(target, 'target')._h, optT(o.weight, 'weight'), red(o.reduction ?? 'mean'), is.integer(o.ignoreIndex ?? -100, 'ignoreIndex')));
+}
+export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, o: LossOptions & { posWeight?: Tensor | null } = {}): Tensor {
+  return wrap(native.bceWithLogits(T(input, 'input')._h, T(target, 'target')._h, optT(o.weight, 'weight'), optT(o.posWeight, 'posWeight'), red(o.reduction ?? 'mean')));
+}
+export function binaryCrossEntropy(input: Tensor, target: Tensor, o: LossOptions = {}): Tensor {
+  return wrap(native.bce(T(input, 'input')._h, T(target, 'target')._h, optT(o.weight, 'weight'), red(o.reduction ?? 'mean')));
+}
+export function mseLoss(input: Tensor, target: Tensor, o: { reduction?: Reduction } = {}): Tensor {
+  return wrap(native.mseLoss(T(input, 'input')._h, T(target, 'target')._h, red(o.reduction ?? 'mean')));
+}
+export function l1Loss(input: Tensor, target: Tensor, o: { reduction?: Reduction } = {}): Tensor {
+  return wrap(native.l1Loss(T(input, 'input')._h, T(target, 'target')._h, red(o.reduction ?? 'mean')));
+}
+export function smoothL1Loss(input: Tensor, target: Tensor, o: { reduction?: Reduction; beta?: number } = {}): Tensor {
+  return wrap(native.smoothL1Loss(T(input, 'input')._h, T(target, 'target')._h, red(o.reduction ?? 'mean'), is.nonNegative(o.beta ?? 1, 'beta')));
+}

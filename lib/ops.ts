@@ -1,0 +1,129 @@
+/** Free-function forms of tensor ops (torch.add, torch.cat, ...), sampling, and process-wide settings. */
+import { native } from './native.js';
+import { Tensor, wrap, type Scalar } from './tensor.js';
+import { is, typeError } from './errors.js';
+import { scalarTensor } from './creation.js';
+import { isFloating } from './dtype.js';
+
+function tensors(list: unknown, name: string): Tensor[] {
+  if (!Array.isArray(list) || list.length === 0 || list.some((t) => !(t instanceof Tensor)))
+    throw typeError('a non-empty array of Tensors', name, list);
+  return list as Tensor[];
+}
+function asTensor(x: Tensor | Scalar, like: Tensor): Tensor {
+  if (x instanceof Tensor) return x;
+  if (typeof x !== 'number' && typeof x !== 'boolean') throw typeError('a Tensor or a number', 'value', x);
+  const dtype = typeof x === 'boolean' ? 'bool' : !Number.isInteger(x) && !isFloating(like.dtype) ? 'float32' : like.dtype;
+  return scalarTensor(x, { dtype, device: like.device });
+}
+
+export const add = (a: Tensor, b: Tensor | Scalar, alpha?: number): Tensor => a.add(b, alpha);
+export const sub = (a: Tensor, b: Tensor | Scalar, alpha?: number): Tensor => a.sub(b, alpha);
+export const mul = (a: Tensor, b: Tensor | Scalar): Tensor => a.mul(b);
+export const div = (a: Tensor, b: Tensor | Scalar): Tensor => a.div(b);
+export const pow = (a: Tensor | number, b: Tensor | Scalar): Tensor => {
+  if (a instanceof Tensor) return a.pow(b);
+  if (!(b instanceof Tensor)) throw typeError('a Tensor', 'exponent', b);
+  return wrap(native.binaryScalar(native.opcodes().binary.rpow!, b._h, a));
+};
+export const matmul = (a: Tensor, b: Tensor): Tensor => a.matmul(b);
+export const mm = (a: Tensor, b: Tensor): Tensor => a.mm(b);
+export const bmm = (a: Tensor, b: Tensor): Tensor => a.bmm(b);
+export const outer = (a: Tensor, b: Tensor): Tensor => a.outer(b);
+export const dot = (a: Tensor, b: Tensor): Tensor => a.dot(b);
+export const exp = (a: Tensor): Tensor => a.exp();
+export const log = (a: Tensor): Tensor => a.log();
+export const sqrt = (a: Tensor): Tensor => a.sqrt();
+export const abs = (a: Tensor): Tensor => a.abs();
+export const neg = (a: Tensor): Tensor => a.neg();
+export const sign = (a: Tensor): Tensor => a.sign();
+export const clamp = (a: Tensor, min?: number | null, max?: number | null): Tensor => a.clamp(min, max);
+export const maximum = (a: Tensor, b: Tensor): Tensor => a.maximum(b);
+export const minimum = (a: Tensor, b: Tensor): Tensor => a.minimum(b);
+export const sum = (a: Tensor, dim?: number | number[] | null, keepdim = false): Tensor => a.sum(dim, keepdim);
+export const mean = (a: Tensor, dim?: number | number[] | null, keepdim = false): Tensor => a.mean(dim, keepdim);
+export const reshape = (a: Tensor, shape: number[]): Tensor => a.reshape(shape);
+export const transpose = (a: Tensor, d0: number, d1: number): Tensor => a.transpose(d0, d1);
+export const flatten = (a: Tensor, start = 0, end = -1): Tensor => a.flatten(start, end);
+export const allclose = (a: Tensor, b: Tensor, opts?: { rtol?: number; atol?: number; equalNan?: boolean }): boolean => a.allclose(b, opts);
+
+/** Elementwise choice: cond ? a : b (numbers become 0-d tensors of the other operand's dtype). */
+export function where(cond: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
+  if (!(cond instanceof Tensor)) throw typeError('a bool Tensor', 'condition', cond);
+  const like = a instanceof Tensor ? a : b instanceof Tensor ? b : cond;
+  const ta = asTensor(a, like), tb = asTensor(b, like);
+  try {
+    return wrap(native.where(cond._h, ta._h, tb._h));
+  } finally {
+    if (ta !== a) ta.dispose();
+    if (tb !== b) tb.dispose();
+  }
+}
+
+export function cat(list: Tensor[], dim = 0): Tensor {
+  return wrap(native.cat(tensors(list, 'tensors').map((t) => t._h), is.integer(dim, 'dim')));
+}
+export function stack(list: Tensor[], dim = 0): Tensor {
+  return wrap(native.stack(tensors(list, 'tensors').map((t) => t._h), is.integer(dim, 'dim')));
+}
+/** Contraction over `dims` (a number n: the last n of a with the first n of b; or [dimsA, dimsB]). */
+export function tensordot(a: Tensor, b: Tensor, dims: number | [number[], number[]] = 2): Tensor {
+  let da: number[], db: number[];
+  if (typeof dims === 'number') {
+    is.nonNegativeInteger(dims, 'dims');
+    const na = a.ndim;
+    da = Array.from({ length: dims }, (_, i) => na - dims + i);
+    db = Array.from({ length: dims }, (_, i) => i);
+  } else if (Array.isArray(dims) && dims.length === 2) {
+    da = is.intArray(dims[0], 'dims[0]');
+    db = is.intArray(dims[1], 'dims[1]');
+  } else throw typeError('a number or [dimsA, dimsB]', 'dims', dims);
+  return wrap(native.tensordot(a._h, b._h, da, db));
+}
+export function einsum(equation: string, ...operands: Tensor[]): Tensor {
+  return wrap(native.einsum(is.string(equation, 'equation'), tensors(operands, 'operands').map((t) => t._h)));
+}
+
+// ---------------------------------------------------------------- sampling
+/** Draws 0/1 with probability `p` (a tensor of probabilities), or with a fixed probability `prob` in the shape of p. */
+export function bernoulli(p: Tensor, prob?: number): Tensor {
+  if (!(p instanceof Tensor)) throw typeError('a Tensor', 'input', p);
+  if (prob !== undefined) is.inRange(prob, 'p', 0, 1);
+  return wrap(native.bernoulli(p._h, prob));
+}
+/** Draws `numSamples` category indices per row of non-negative weights. */
+export function multinomial(probs: Tensor, numSamples: number, replacement = false): Tensor {
+  if (!(probs instanceof Tensor)) throw typeError('a Tensor', 'input', probs);
+  return wrap(native.multinomial(probs._h, is.positiveInteger(numSamples, 'numSamples'), is.boolean(replacement, 'replacement')));
+}
+/** Normal samples with elementwise mean and std (either may be a number). */
+export function normal(mean: Tensor | number, std: Tensor | number): Tensor {
+  const mt = mean instanceof Tensor, st = std instanceof Tensor;
+  if (!mt && !st) throw new TypeError('normal(): at least one of mean and std must be a Tensor (use randn for a shape)');
+  if (!mt) is.finite(mean, 'mean');
+  if (!st) is.nonNegative(std, 'std');
+  return wrap(native.normal(mt, st, mt ? (mean as Tensor)._h : (mean as number), st ? (std as Tensor)._h : (std as number)));
+}
+
+// ---------------------------------------------------------------- settings
+/** Seeds libtorch's CPU (and CUDA) generators: runs become reproducible. */
+export function manualSeed(seed: number): void {
+  if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0) throw typeError('a non-negative integer', 'seed', seed);
+  native.manualSeed(seed);
+}
+/** Intra-op threads used by libtorch (process-wide). The default is every core. */
+export function setNumThreads(n: number): void {
+  native.setNumThreads(is.positiveInteger(n, 'n'));
+}
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+/** libtorch version the addon was built against, and its parallel configuration. */
+export function versions(): { torch: string; parallel: string } {
+  return native.versions();
+}
+
+export const cuda = {
+  isAvailable: (): boolean => native.cudaIsAvailable(),
+  deviceCount: (): number => native.cudaDeviceCount(),
+};

@@ -1,0 +1,367 @@
+// Module init, per-environment state, the tensor handle table and the helpers every entry point uses.
+#include "common.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+
+#include <mutex>
+#include <thread>
+
+namespace tn {
+
+// ---------------------------------------------------------------- handle table
+double TensorTable::Put(at::Tensor t) {
+  if (!t.defined()) return -1;
+  uint32_t slot;
+  if (!free_.empty()) {
+    slot = free_.back();
+    free_.pop_back();
+  } else {
+    if (slots_.size() > kSlotMask) throw std::runtime_error("too many live tensors (over 4 million); dispose some");
+    slot = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+    gens_.push_back(0);
+    bytes_.push_back(0);
+  }
+  int64_t nbytes = static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
+  slots_[slot] = std::move(t);
+  bytes_[slot] = nbytes;
+  pending_bytes += nbytes;
+  ++live_;
+  return static_cast<double>(slot + (static_cast<uint64_t>(gens_[slot]) << kSlotBits));
+}
+
+at::Tensor* TensorTable::TryGet(double handle) {
+  if (!(handle >= 0)) return nullptr;
+  uint64_t h = static_cast<uint64_t>(handle);
+  uint64_t slot = h & kSlotMask;
+  if (slot >= slots_.size() || gens_[slot] != (h >> kSlotBits) || !slots_[slot].defined()) return nullptr;
+  return &slots_[slot];
+}
+
+bool TensorTable::Release(double handle) {
+  at::Tensor* t = TryGet(handle);
+  if (!t) return false;
+  uint64_t slot = static_cast<uint64_t>(handle) & kSlotMask;
+  *t = at::Tensor();
+  pending_bytes -= bytes_[slot];
+  bytes_[slot] = 0;
+  gens_[slot] = (gens_[slot] + 1) & 0x7fffffff;
+  free_.push_back(static_cast<uint32_t>(slot));
+  --live_;
+  return true;
+}
+
+void TensorTable::Clear() {
+  slots_.clear();
+  gens_.clear();
+  bytes_.clear();
+  free_.clear();
+  live_ = 0;
+}
+
+State::~State() { table.Clear(); }
+
+State& GetState(napi_env env) {
+  State* s = Napi::Env(env).GetInstanceData<State>();
+  return *s;
+}
+
+at::Tensor& TensorTable::Get(double handle) {
+  at::Tensor* t = TryGet(handle);
+  if (!t) throw std::invalid_argument("tensor was disposed (or the handle is not a live tensor)");
+  return *t;
+}
+
+void FlushExternalMemory(napi_env env, State& s, bool force) {
+  // Report native bytes to V8 in steps of 1 MiB so its GC sees the pressure without a call per tensor.
+  auto& t = s.table;
+  if (t.pending_bytes == 0) return;
+  if (!force && t.pending_bytes < (1 << 20) && t.pending_bytes > -(1 << 20)) return;
+  int64_t delta = t.pending_bytes;
+  if (t.tracked_bytes + delta < 0) delta = -t.tracked_bytes;
+  int64_t result = 0;
+  napi_adjust_external_memory(env, delta, &result);
+  t.tracked_bytes += delta;
+  t.pending_bytes = 0;
+}
+
+// ---------------------------------------------------------------- errors
+const char* ClassifyError(const std::string& m) {
+  auto has = [&](const char* s) { return m.find(s) != std::string::npos; };
+  if (has("out of memory") || has("DefaultCPUAllocator: can't allocate")) return "OUT_OF_MEMORY";
+  if (has("disposed")) return "DISPOSED";
+  if (has("positive-definite") || has("positive definite")) return "NOT_POSITIVE_DEFINITE";
+  if (has("singular")) return "SINGULAR";
+  if (has("same device") || has("Expected all tensors to be on") || has("CUDA")) return "DEVICE_MISMATCH";
+  if (has("out of range") || has("out of bounds") || has("index ") && has("is out")) return "INDEX_OUT_OF_RANGE";
+  if (has("does not require grad") || has("backward through the graph") || has("grad can be implicitly") ||
+      has("leaf Variable") || has("modified by an inplace operation"))
+    return "AUTOGRAD";
+  if (has("not implemented for") || has("expected scalar type") || has("Expected object of scalar type") ||
+      has("result type") || has("dtype") || has("Found dtype"))
+    return "DTYPE_MISMATCH";
+  if (has("size") || has("shape") || has("dimension") || has("cannot be multiplied") || has("must match") ||
+      has("Dimension") || has("mat1 and mat2"))
+    return "SHAPE_MISMATCH";
+  return "TORCH_ERROR";
+}
+
+void ThrowTorchError(Napi::Env env, const std::string& message, const char* code) {
+  std::string msg = message;
+  // libtorch appends "Exception raised from ..." context lines; keep the first paragraph a user needs.
+  auto cut = msg.find("\nException raised from");
+  if (cut != std::string::npos) msg.resize(cut);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  const char* c = code ? code : ClassifyError(msg);
+  State* s = env.GetInstanceData<State>();
+  if (s && !s->torch_error.IsEmpty()) {
+    Napi::Object err = s->torch_error.New({Napi::String::New(env, msg), Napi::String::New(env, c)});
+    throw Napi::Error(env, err);
+  }
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, c));
+  throw e;
+}
+
+// ---------------------------------------------------------------- argument helpers
+at::Tensor& T(const Napi::CallbackInfo& info, size_t i) {
+  napi_value v = info[i];
+  double h = -1;
+  if (napi_get_value_double(info.Env(), v, &h) != napi_ok) throw Napi::TypeError::New(info.Env(), "expected a tensor");
+  at::Tensor* t = GetState(info.Env()).table.TryGet(h);
+  if (!t) ThrowTorchError(info.Env(), "tensor was disposed: it cannot be used any more", "DISPOSED");
+  return *t;
+}
+
+at::Tensor OptT(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || info[i].IsUndefined() || info[i].IsNull()) return at::Tensor();
+  double h = info[i].As<Napi::Number>().DoubleValue();
+  if (h < 0) return at::Tensor();
+  return T(info, i);
+}
+
+double Num(const Napi::CallbackInfo& info, size_t i) {
+  double d = 0;
+  if (napi_get_value_double(info.Env(), info[i], &d) != napi_ok) {
+    bool b;
+    if (napi_get_value_bool(info.Env(), info[i], &b) == napi_ok) return b ? 1 : 0;
+    throw Napi::TypeError::New(info.Env(), "expected a number");
+  }
+  return d;
+}
+
+int64_t Int(const Napi::CallbackInfo& info, size_t i) {
+  int64_t v = 0;
+  if (napi_get_value_int64(info.Env(), info[i], &v) != napi_ok) throw Napi::TypeError::New(info.Env(), "expected an integer");
+  return v;
+}
+
+bool Bool(const Napi::CallbackInfo& info, size_t i, bool dflt) {
+  if (i >= info.Length() || info[i].IsUndefined() || info[i].IsNull()) return dflt;
+  return info[i].ToBoolean().Value();
+}
+
+std::vector<int64_t> Ints(const Napi::CallbackInfo& info, size_t i) {
+  std::vector<int64_t> out;
+  if (i >= info.Length() || !info[i].IsArray()) return out;
+  Napi::Array a = info[i].As<Napi::Array>();
+  uint32_t n = a.Length();
+  out.reserve(n);
+  for (uint32_t k = 0; k < n; ++k) out.push_back(a.Get(k).As<Napi::Number>().Int64Value());
+  return out;
+}
+
+std::vector<at::Tensor> Tensors(const Napi::CallbackInfo& info, size_t i) {
+  std::vector<at::Tensor> out;
+  Napi::Array a = info[i].As<Napi::Array>();
+  uint32_t n = a.Length();
+  out.reserve(n);
+  auto& table = GetState(info.Env()).table;
+  for (uint32_t k = 0; k < n; ++k) {
+    at::Tensor* t = table.TryGet(a.Get(k).As<Napi::Number>().DoubleValue());
+    if (!t) ThrowTorchError(info.Env(), "tensor was disposed: it cannot be used any more", "DISPOSED");
+    out.push_back(*t);
+  }
+  return out;
+}
+
+c10::optional<int64_t> OptInt(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || info[i].IsUndefined() || info[i].IsNull()) return c10::nullopt;
+  return Int(info, i);
+}
+
+// Codes shared with lib/dtype.ts.
+at::ScalarType Dtype(int code) {
+  switch (code) {
+    case 0: return at::kFloat;
+    case 1: return at::kDouble;
+    case 2: return at::kInt;
+    case 3: return at::kLong;
+    case 4: return at::kBool;
+    case 5: return at::kHalf;
+    case 6: return at::kBFloat16;
+    case 7: return at::kByte;
+    case 8: return at::kChar;
+    case 9: return at::kShort;
+  }
+  throw std::invalid_argument("unknown dtype code " + std::to_string(code));
+}
+
+int DtypeCode(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return 0;
+    case at::kDouble: return 1;
+    case at::kInt: return 2;
+    case at::kLong: return 3;
+    case at::kBool: return 4;
+    case at::kHalf: return 5;
+    case at::kBFloat16: return 6;
+    case at::kByte: return 7;
+    case at::kChar: return 8;
+    case at::kShort: return 9;
+    default: return -1;
+  }
+}
+
+at::Device Dev(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || info[i].IsUndefined() || info[i].IsNull()) return at::Device(at::kCPU);
+  return at::Device(info[i].As<Napi::String>().Utf8Value());
+}
+
+at::TensorOptions Opts(const Napi::CallbackInfo& info, size_t dtype_i, size_t device_i) {
+  at::TensorOptions o = at::TensorOptions().dtype(Dtype(static_cast<int>(Int(info, dtype_i))));
+  return o.device(Dev(info, device_i));
+}
+
+int64_t Reduction(const Napi::CallbackInfo& info, size_t i) {
+  int64_t r = Int(info, i);
+  if (r == 0) return at::Reduction::None;
+  if (r == 2) return at::Reduction::Sum;
+  return at::Reduction::Mean;
+}
+
+Napi::Value Wrap(const Napi::CallbackInfo& info, at::Tensor t) {
+  if (!t.defined()) return info.Env().Null();
+  State& s = GetState(info.Env());
+  double h = s.table.Put(std::move(t));
+  FlushExternalMemory(info.Env(), s);
+  return Napi::Number::New(info.Env(), h);
+}
+
+Napi::Value WrapAll(const Napi::CallbackInfo& info, const std::vector<at::Tensor>& ts) {
+  Napi::Array a = Napi::Array::New(info.Env(), ts.size());
+  for (size_t i = 0; i < ts.size(); ++i) a.Set(static_cast<uint32_t>(i), Wrap(info, ts[i]));
+  return a;
+}
+
+std::vector<Export>& Registry() {
+  static std::vector<Export> r;  // immutable after static init: function pointers only
+  return r;
+}
+
+}  // namespace tn
+
+using namespace tn;
+
+// ---------------------------------------------------------------- lifecycle and process-wide settings
+TN_EXPORT(init) {
+  State& s = GetState(info.Env());
+  if (info.Length() > 0 && info[0].IsFunction()) s.torch_error = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+TN_EXPORT(dispose) {
+  State& s = GetState(info.Env());
+  bool ok = s.table.Release(info[0].As<Napi::Number>().DoubleValue());
+  FlushExternalMemory(info.Env(), s);
+  return Napi::Boolean::New(info.Env(), ok);
+}
+
+TN_EXPORT(disposeMany) {
+  State& s = GetState(info.Env());
+  Napi::Array a = info[0].As<Napi::Array>();
+  uint32_t n = a.Length(), freed = 0;
+  for (uint32_t k = 0; k < n; ++k) freed += s.table.Release(a.Get(k).As<Napi::Number>().DoubleValue());
+  FlushExternalMemory(info.Env(), s);
+  return Napi::Number::New(info.Env(), freed);
+}
+
+TN_EXPORT(isLive) {
+  return Napi::Boolean::New(info.Env(), GetState(info.Env()).table.TryGet(Num(info, 0)) != nullptr);
+}
+
+TN_EXPORT(memory) {
+  State& s = GetState(info.Env());
+  std::vector<const void*> seen;
+  int64_t bytes = 0;
+  s.table.ForEach([&](const at::Tensor& t) {
+    if (!t.has_storage()) return;
+    const void* key = t.storage().unsafeGetStorageImpl();
+    for (const void* k : seen)
+      if (k == key) return;
+    seen.push_back(key);
+    bytes += static_cast<int64_t>(t.storage().nbytes());
+  });
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("tensors", Napi::Number::New(info.Env(), static_cast<double>(s.table.live())));
+  o.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(bytes)));
+  o.Set("externalBytes", Napi::Number::New(info.Env(), static_cast<double>(s.table.tracked_bytes + s.table.pending_bytes)));
+  return o;
+}
+
+TN_EXPORT(liveCount) { return Napi::Number::New(info.Env(), static_cast<double>(GetState(info.Env()).table.live())); }
+
+TN_EXPORT(setNumThreads) {
+  at::set_num_threads(static_cast<int>(Int(info, 0)));
+  return info.Env().Undefined();
+}
+TN_EXPORT(getNumThreads) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+
+TN_EXPORT(manualSeed) {
+  at::manual_seed(static_cast<uint64_t>(Int(info, 0)));
+  return info.Env().Undefined();
+}
+
+TN_EXPORT(cudaIsAvailable) { return Napi::Boolean::New(info.Env(), at::hasCUDA()); }
+
+TN_EXPORT(cudaDeviceCount) {
+  return Napi::Number::New(info.Env(), at::hasCUDA() ? static_cast<double>(at::detail::getCUDAHooks().getNumGPUs()) : 0.0);
+}
+
+TN_EXPORT(versions) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("torch", Napi::String::New(info.Env(), std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH)));
+  o.Set("parallel", Napi::String::New(info.Env(), at::get_parallel_info()));
+  return o;
+}
+
+TN_EXPORT(setGradEnabled) {
+  bool prev = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(Bool(info, 0));
+  return Napi::Boolean::New(info.Env(), prev);
+}
+TN_EXPORT(isGradEnabled) { return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled()); }
+
+// Test hook: proves the guard turns an escaping C++ exception into a JS error.
+TN_EXPORT(throwForTest) {
+  std::string kind = info[0].As<Napi::String>().Utf8Value();
+  if (kind == "c10") TORCH_CHECK(false, "test failure from c10");
+  if (kind == "std") throw std::runtime_error("test failure from std");
+  throw std::bad_alloc();
+}
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<State>(new State());
+  GetState(env).env = env;
+  for (const Export& e : Registry()) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
+  // libtorch's thread pool is process-wide: the first environment to load sets the default (every core).
+  static std::once_flag threads_once;
+  std::call_once(threads_once, [] {
+    unsigned n = std::thread::hardware_concurrency();
+    if (n > 0) at::set_num_threads(static_cast<int>(n));
+  });
+  return exports;
+}
+
+NODE_API_MODULE(tensornormal, InitModule)

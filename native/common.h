@@ -1,0 +1,109 @@
+// Shared plumbing of the addon: per-environment state (the tensor handle table), argument helpers,
+// the exception guard every entry point runs under, and the export registry.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <napi.h>
+#include <torch/version.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tn {
+
+// A handle is a JS number: slot + generation * 2^22. The generation makes a stale handle (disposed, its slot
+// reused) fail loudly instead of reaching another tensor, and makes a late GC finalizer a harmless no-op.
+constexpr uint64_t kSlotBits = 22;
+constexpr uint64_t kSlotMask = (uint64_t(1) << kSlotBits) - 1;
+
+class TensorTable {
+ public:
+  double Put(at::Tensor t);
+  at::Tensor& Get(double handle);             // throws a TorchError('DISPOSED') for a stale handle
+  at::Tensor* TryGet(double handle);          // nullptr for a stale handle
+  bool Release(double handle);                // false when already released
+  size_t live() const { return live_; }
+  int64_t pending_bytes = 0;                  // external-memory delta not yet reported to V8
+  int64_t tracked_bytes = 0;                  // bytes reported to V8 so far
+  template <typename F> void ForEach(F f) const {
+    for (size_t i = 0; i < slots_.size(); ++i)
+      if (slots_[i].defined()) f(slots_[i]);
+  }
+  void Clear();
+
+ private:
+  std::vector<at::Tensor> slots_;
+  std::vector<uint32_t> gens_;
+  std::vector<int64_t> bytes_;
+  std::vector<uint32_t> free_;
+  size_t live_ = 0;
+};
+
+struct State {
+  TensorTable table;
+  Napi::FunctionReference torch_error;  // the JS TorchError class, handed over by init()
+  napi_env env = nullptr;
+  ~State();
+};
+
+State& GetState(napi_env env);
+
+// Converts a libtorch / std exception into a JS TorchError with a code and libtorch's message.
+[[noreturn]] void ThrowTorchError(Napi::Env env, const std::string& message, const char* code = nullptr);
+const char* ClassifyError(const std::string& message);
+
+// ---- argument helpers (the TypeScript layer validates; these are the last line) ----
+at::Tensor& T(const Napi::CallbackInfo& info, size_t i);
+at::Tensor OptT(const Napi::CallbackInfo& info, size_t i);  // undefined / null / -1 -> undefined tensor
+double Num(const Napi::CallbackInfo& info, size_t i);
+int64_t Int(const Napi::CallbackInfo& info, size_t i);
+bool Bool(const Napi::CallbackInfo& info, size_t i, bool dflt = false);
+std::vector<int64_t> Ints(const Napi::CallbackInfo& info, size_t i);
+std::vector<at::Tensor> Tensors(const Napi::CallbackInfo& info, size_t i);
+c10::optional<int64_t> OptInt(const Napi::CallbackInfo& info, size_t i);
+at::ScalarType Dtype(int code);
+int DtypeCode(at::ScalarType t);
+at::Device Dev(const Napi::CallbackInfo& info, size_t i);  // undefined -> cpu
+at::TensorOptions Opts(const Napi::CallbackInfo& info, size_t dtype_i, size_t device_i);
+int64_t Reduction(const Napi::CallbackInfo& info, size_t i);  // 0 none, 1 mean, 2 sum
+
+Napi::Value Wrap(const Napi::CallbackInfo& info, at::Tensor t);  // undefined tensor -> null
+Napi::Value WrapAll(const Napi::CallbackInfo& info, const std::vector<at::Tensor>& ts);
+void FlushExternalMemory(napi_env env, State& s, bool force = false);
+
+// ---- export registry: every TN_EXPORT function is wrapped by Guarded and added at module init ----
+using Impl = Napi::Value (*)(const Napi::CallbackInfo&);
+struct Export {
+  const char* name;
+  Napi::Function::Callback fn;
+};
+std::vector<Export>& Registry();
+struct Registrar {
+  Registrar(const char* name, Napi::Function::Callback fn) { Registry().push_back({name, fn}); }
+};
+
+template <Impl F>
+Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    ThrowTorchError(info.Env(), e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    ThrowTorchError(info.Env(), "out of memory", "OUT_OF_MEMORY");
+  } catch (const std::exception& e) {
+    ThrowTorchError(info.Env(), e.what());
+  }
+}
+
+}  // namespace tn
+
+#define TN_CAT2(a, b) a##b
+#define TN_CAT(a, b) TN_CAT2(a, b)
+#define TN_EXPORT(name)                                                                            \
+  static Napi::Value name##_impl(const Napi::CallbackInfo& info);                                \
+  static ::tn::Registrar TN_CAT(name##_reg_, __LINE__)(#name, &::tn::Guarded<&name##_impl>);     \
+  static Napi::Value name##_impl(const Napi::CallbackInfo& info)

@@ -1,0 +1,127 @@
+// Functional layers, losses, sampling and linear algebra.
+#include "common.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <mutex>
+
+using namespace tn;
+
+// ---------------------------------------------------------------- layers
+// linear(x, w, b?)
+TN_EXPORT(linear) { return Wrap(info, at::linear(T(info, 0), T(info, 1), OptT(info, 2))); }
+// conv2d(x, w, b?, stride[], padding[], dilation[], groups)
+TN_EXPORT(conv2d) {
+  return Wrap(info, at::conv2d(T(info, 0), T(info, 1), OptT(info, 2), Ints(info, 3), Ints(info, 4), Ints(info, 5), Int(info, 6)));
+}
+// maxPool2d(x, kernel[], stride[], padding[], dilation[], ceilMode)
+TN_EXPORT(maxPool2d) {
+  return Wrap(info, at::max_pool2d(T(info, 0), Ints(info, 1), Ints(info, 2), Ints(info, 3), Ints(info, 4), Bool(info, 5)));
+}
+// avgPool2d(x, kernel[], stride[], padding[], ceilMode, countIncludePad)
+TN_EXPORT(avgPool2d) {
+  return Wrap(info, at::avg_pool2d(T(info, 0), Ints(info, 1), Ints(info, 2), Ints(info, 3), Bool(info, 4), Bool(info, 5, true)));
+}
+TN_EXPORT(adaptiveAvgPool2d) { return Wrap(info, at::adaptive_avg_pool2d(T(info, 0), Ints(info, 1))); }
+// batchNorm(x, runningMean?, runningVar?, weight?, bias?, training, momentum, eps)
+TN_EXPORT(batchNorm) {
+  return Wrap(info, at::batch_norm(T(info, 0), OptT(info, 3), OptT(info, 4), OptT(info, 1), OptT(info, 2), Bool(info, 5),
+                                   Num(info, 6), Num(info, 7), /*cudnn_enabled=*/true));
+}
+// layerNorm(x, normalizedShape[], weight?, bias?, eps)
+TN_EXPORT(layerNorm) { return Wrap(info, at::layer_norm(T(info, 0), Ints(info, 1), OptT(info, 2), OptT(info, 3), Num(info, 4))); }
+TN_EXPORT(dropout) { return Wrap(info, at::dropout(T(info, 0), Num(info, 1), Bool(info, 2))); }
+TN_EXPORT(embedding) { return Wrap(info, at::embedding(T(info, 0), T(info, 1))); }
+// unfold(x, kernel[], dilation[], padding[], stride[]) -> (N, C*kh*kw, L), as torch.nn.functional.unfold
+TN_EXPORT(unfold) { return Wrap(info, at::im2col(T(info, 0), Ints(info, 1), Ints(info, 2), Ints(info, 3), Ints(info, 4))); }
+// interpolate(x, size[], mode: 0 nearest 1 bilinear 2 bilinear-antialias, alignCorners)
+TN_EXPORT(interpolate) {
+  at::Tensor& x = T(info, 0);
+  std::vector<int64_t> size = Ints(info, 1);
+  int64_t mode = Int(info, 2);
+  bool ac = Bool(info, 3);
+  if (mode == 0) return Wrap(info, at::upsample_nearest2d(x, size, c10::nullopt, c10::nullopt));
+  if (mode == 1) return Wrap(info, at::upsample_bilinear2d(x, size, ac, c10::nullopt, c10::nullopt));
+  return Wrap(info, at::_upsample_bilinear2d_aa(x, size, ac, c10::nullopt, c10::nullopt));
+}
+
+// ---------------------------------------------------------------- losses
+// crossEntropy(x, target, weight?, reduction, ignoreIndex, labelSmoothing)
+TN_EXPORT(crossEntropy) {
+  return Wrap(info, at::cross_entropy_loss(T(info, 0), T(info, 1), OptT(info, 2), Reduction(info, 3), Int(info, 4), Num(info, 5)));
+}
+// nllLoss(x, target, weight?, reduction, ignoreIndex)
+TN_EXPORT(nllLoss) { return Wrap(info, at::nll_loss_nd(T(info, 0), T(info, 1), OptT(info, 2), Reduction(info, 3), Int(info, 4))); }
+// bceWithLogits(x, target, weight?, posWeight?, reduction)
+TN_EXPORT(bceWithLogits) {
+  return Wrap(info, at::binary_cross_entropy_with_logits(T(info, 0), T(info, 1), OptT(info, 2), OptT(info, 3), Reduction(info, 4)));
+}
+TN_EXPORT(bce) { return Wrap(info, at::binary_cross_entropy(T(info, 0), T(info, 1), OptT(info, 2), Reduction(info, 3))); }
+TN_EXPORT(mseLoss) { return Wrap(info, at::mse_loss(T(info, 0), T(info, 1), Reduction(info, 2))); }
+TN_EXPORT(l1Loss) { return Wrap(info, at::l1_loss(T(info, 0), T(info, 1), Reduction(info, 2))); }
+TN_EXPORT(smoothL1Loss) { return Wrap(info, at::smooth_l1_loss(T(info, 0), T(info, 1), Reduction(info, 2), Num(info, 3))); }
+
+// ---------------------------------------------------------------- sampling
+TN_EXPORT(bernoulli) {
+  if (info.Length() > 1 && info[1].IsNumber()) return Wrap(info, at::bernoulli(T(info, 0), Num(info, 1)));
+  return Wrap(info, at::bernoulli(T(info, 0)));
+}
+TN_EXPORT(multinomial) { return Wrap(info, at::multinomial(T(info, 0), Int(info, 1), Bool(info, 2))); }
+// normal(mean, std): tensor or number each
+TN_EXPORT(normal) {
+  bool mt = !info[2].IsNumber(), st = !info[3].IsNumber();
+  (void)mt;
+  if (Bool(info, 0) && Bool(info, 1)) return Wrap(info, at::normal(T(info, 2), T(info, 3)));
+  if (Bool(info, 0)) return Wrap(info, at::normal(T(info, 2), Num(info, 3)));
+  (void)st;
+  return Wrap(info, at::normal(Num(info, 2), T(info, 3)));
+}
+TN_EXPORT(uniform_) {
+  T(info, 0).uniform_(Num(info, 1), Num(info, 2));
+  return info.Env().Undefined();
+}
+TN_EXPORT(normal_) {
+  T(info, 0).normal_(Num(info, 1), Num(info, 2));
+  return info.Env().Undefined();
+}
+TN_EXPORT(getRngState) {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return Wrap(info, gen.get_state());
+}
+TN_EXPORT(setRngState) {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(T(info, 0));
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------- linear algebra
+TN_EXPORT(cholesky) { return Wrap(info, at::linalg_cholesky(T(info, 0), Bool(info, 1))); }
+// choleskyEx(A) -> [L, info]: info > 0 marks the leading minor that is not positive definite
+TN_EXPORT(choleskyEx) {
+  auto r = at::linalg_cholesky_ex(T(info, 0), Bool(info, 1), false);
+  return WrapAll(info, {std::get<0>(r), std::get<1>(r)});
+}
+TN_EXPORT(choleskyInverse) { return Wrap(info, at::cholesky_inverse(T(info, 0), Bool(info, 1))); }
+TN_EXPORT(choleskySolve) { return Wrap(info, at::cholesky_solve(T(info, 0), T(info, 1), Bool(info, 2))); }
+TN_EXPORT(inv) { return Wrap(info, at::linalg_inv(T(info, 0))); }
+TN_EXPORT(solve) { return Wrap(info, at::linalg_solve(T(info, 0), T(info, 1))); }
+TN_EXPORT(eigh) {
+  auto r = at::linalg_eigh(T(info, 0), Bool(info, 1) ? "U" : "L");
+  return WrapAll(info, {std::get<0>(r), std::get<1>(r)});
+}
+TN_EXPORT(eigvalsh) { return Wrap(info, at::linalg_eigvalsh(T(info, 0), Bool(info, 1) ? "U" : "L")); }
+TN_EXPORT(svd) {
+  auto r = at::linalg_svd(T(info, 0), Bool(info, 1));
+  return WrapAll(info, {std::get<0>(r), std::get<1>(r), std::get<2>(r)});
+}
+TN_EXPORT(qr) {
+  auto r = at::linalg_qr(T(info, 0), Bool(info, 1) ? "complete" : "reduced");
+  return WrapAll(info, {std::get<0>(r), std::get<1>(r)});
+}
+TN_EXPORT(det) { return Wrap(info, at::linalg_det(T(info, 0))); }
+TN_EXPORT(slogdet) {
+  auto r = at::linalg_slogdet(T(info, 0));
+  return WrapAll(info, {std::get<0>(r), std::get<1>(r)});
+}
+TN_EXPORT(matrixNorm) { return Wrap(info, at::linalg_matrix_norm(T(info, 0), info[1].As<Napi::String>().Utf8Value())); }

@@ -1,0 +1,45 @@
+/** Shared test helpers: numeric comparison against references and the live-tensor leak check. */
+import { expect } from 'vitest';
+import { Tensor, liveTensors, type NestedArray } from '../../lib/index.js';
+
+function flat(x: NestedArray<number> | number[] | Float64Array): number[] {
+  if (typeof x === 'number') return [x];
+  if (x instanceof Float64Array) return Array.from(x);
+  return (x as unknown[]).flat(Infinity as 1) as number[];
+}
+
+/** Asserts a tensor's values equal `expected` within |a - e| <= atol + rtol * |e|, with shape when given nested arrays. */
+export function expectClose(t: Tensor, expected: NestedArray<number> | Float64Array, { atol = 1e-6, rtol = 1e-5 } = {}): void {
+  const got = t.dataSync() as number[];
+  const want = flat(expected as NestedArray<number>);
+  expect(got.length).toBe(want.length);
+  for (let i = 0; i < want.length; i++) {
+    const e = want[i]!, a = got[i]!;
+    if (Number.isNaN(e)) {
+      expect(Number.isNaN(a), `element ${i}`).toBe(true);
+      continue;
+    }
+    if (!Number.isFinite(e)) {
+      expect(a, `element ${i}`).toBe(e);
+      continue;
+    }
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) expect.fail(`element ${i}: got ${a}, expected ${e} (atol ${atol}, rtol ${rtol})`);
+  }
+}
+
+/** Runs fn and asserts it leaves no more live native tensors than before. */
+export async function noLeak<T>(fn: () => T | Promise<T>): Promise<T> {
+  const before = liveTensors();
+  const r = await fn();
+  expect(liveTensors() - before, 'live native tensors leaked').toBe(0);
+  return r;
+}
+
+/** A deterministic pseudo-random stream for building reference inputs (independent of libtorch's RNG). */
+export function lcg(seed = 1): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296 - 0.5;
+  };
+}
