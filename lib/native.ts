@@ -187,6 +187,10 @@ export interface NativeBinding {
   det(h: H): H;
   slogdet(h: H): [H, H];
   matrixNorm(h: H, ord: string): H;
+  // first-order optimizers (native/optim/first_order.cc): one call per step for every parameter
+  sgdStep(params: H[], buffers: H[], lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, maximize: boolean): H[];
+  adamStep(params: H[], expAvg: H[], expAvgSq: H[], maxExpAvgSq: H[] | null, steps: number[], lr: number, beta1: number, beta2: number,
+    eps: number, weightDecay: number, amsgrad: boolean, decoupled: boolean, maximize: boolean): void;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
