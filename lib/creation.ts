@@ -29,6 +29,8 @@ function optsOf(opts: TensorOptions | undefined, name = 'options'): TensorOption
 
 function flatten(data: unknown, shape: number[], out: unknown[], depth: number): void {
   if (Array.isArray(data)) {
+    // a new dimension after scalars were already read at this depth ([1, [2]]) is ragged too
+    if (shape.length === depth && out.length > 0) throw new RangeError(`tensor(): ragged nested array: an array at depth ${depth} where numbers were seen`);
     if (shape.length === depth) shape.push(data.length);
     else if (shape[depth] !== data.length)
       throw new RangeError(`tensor(): ragged nested array: expected ${shape[depth]} elements at depth ${depth} but found ${data.length}`);
@@ -202,11 +204,14 @@ function likeOpts(t: Tensor, opts: TensorOptions): TensorOptions {
   if (!(t instanceof Tensor)) throw typeError('a Tensor', 'input', t);
   return { dtype: opts.dtype ?? t.dtype, device: opts.device ?? t.device, requiresGrad: opts.requiresGrad };
 }
-export const zerosLike = (t: Tensor, opts: TensorOptions = {}): Tensor => zeros(t.shape, likeOpts(t, opts));
-export const onesLike = (t: Tensor, opts: TensorOptions = {}): Tensor => ones(t.shape, likeOpts(t, opts));
-export const emptyLike = (t: Tensor, opts: TensorOptions = {}): Tensor => empty(t.shape, likeOpts(t, opts));
-export const fullLike = (t: Tensor, v: number | boolean, opts: TensorOptions = {}): Tensor => full(t.shape, v, likeOpts(t, opts));
-export const randLike = (t: Tensor, opts: TensorOptions = {}): Tensor => rand(t.shape, likeOpts(t, opts));
-export const randnLike = (t: Tensor, opts: TensorOptions = {}): Tensor => randn(t.shape, likeOpts(t, opts));
-export const randintLike = (t: Tensor, low: number, high: number, opts: TensorOptions = {}): Tensor =>
-  randint(low, high, t.shape, likeOpts(t, opts));
+// likeOpts runs first: it checks that `t` is a Tensor before t.shape is read.
+export const zerosLike = (t: Tensor, opts: TensorOptions = {}): Tensor => { const o = likeOpts(t, opts); return zeros(t.shape, o); };
+export const onesLike = (t: Tensor, opts: TensorOptions = {}): Tensor => { const o = likeOpts(t, opts); return ones(t.shape, o); };
+export const emptyLike = (t: Tensor, opts: TensorOptions = {}): Tensor => { const o = likeOpts(t, opts); return empty(t.shape, o); };
+export const fullLike = (t: Tensor, v: number | boolean, opts: TensorOptions = {}): Tensor => { const o = likeOpts(t, opts); return full(t.shape, v, o); };
+export const randLike = (t: Tensor, opts: TensorOptions = {}): Tensor => { const o = likeOpts(t, opts); return rand(t.shape, o); };
+export const randnLike = (t: Tensor, opts: TensorOptions = {}): Tensor => { const o = likeOpts(t, opts); return randn(t.shape, o); };
+export const randintLike = (t: Tensor, low: number, high: number, opts: TensorOptions = {}): Tensor => {
+  const o = likeOpts(t, opts);
+  return randint(low, high, t.shape, o);
+};
