@@ -191,6 +191,20 @@ export interface NativeBinding {
   sgdStep(params: H[], buffers: H[], lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, maximize: boolean): H[];
   adamStep(params: H[], expAvg: H[], expAvgSq: H[], maxExpAvgSq: H[] | null, steps: number[], lr: number, beta1: number, beta2: number,
     eps: number, weightDecay: number, amsgrad: boolean, decoupled: boolean, maximize: boolean): void;
+  // TNT (native/optim/tnt.cc): shapes[p] is parameter p's factor shape, factors[p][i] its i-th factor
+  tntStatistics(grads: H[], shapes: number[][], factors: H[][], weight: number): { updated: number; skippedNonFinite: number };
+  tntNormalizedFactors(shapes: number[][], factors: H[][]): H[][];
+  tntInverses(shapes: number[][], factors: H[][], inverses: H[][], eps: number, method: number): TntInverseReport;
+  tntDirection(m: H, shape: number[], inverses: H[]): H;
+  tntStep(params: H[], momentum: H[], shapes: number[][], inverses: H[][], lr: number, momentumCoef: number, weightDecay: number): { applied: number; skippedNonFinite: number };
+}
+
+export interface TntInverseReport {
+  inverted: number;
+  retriedFloat64: number;
+  retriedDamping: number;
+  failed: number;
+  skippedNonFinite: number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

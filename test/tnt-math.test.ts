@@ -1,0 +1,181 @@
+// TNT's native kernels against a float64 re-derivation that never matricises: G^(i) by explicit index loops,
+// eq. (5) by hand, and the direction by solving with the dense Kronecker product U_1 (x) ... (x) U_k (Proposition 1).
+import { describe, it, expect } from 'vitest';
+import * as torch from '../lib/index.js';
+import { native } from '../lib/native.js';
+import { lcg, noLeak } from './support/helpers.js';
+
+const prod = (a: number[]): number => a.reduce((x, y) => x * y, 1);
+
+function strides(shape: number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+function multiIndex(flat: number, shape: number[]): number[] {
+  const idx: number[] = [];
+  for (let i = shape.length - 1; i >= 0; i--) {
+    idx.unshift(flat % shape[i]!);
+    flat = Math.floor(flat / shape[i]!);
+  }
+  return idx;
+}
+
+/** G^(i)[a][b] = sum over all indices with index_i = a (resp. b) and equal other indices. */
+function contraction(g: Float64Array, shape: number[], mode: number): number[][] {
+  const d = shape[mode]!;
+  const out = Array.from({ length: d }, () => new Array<number>(d).fill(0));
+  const st = strides(shape);
+  for (let f = 0; f < g.length; f++) {
+    const idx = multiIndex(f, shape);
+    const a = idx[mode]!;
+    for (let b = 0; b < d; b++) out[a]![b]! += g[f]! * g[f + (b - a) * st[mode]!]!;
+  }
+  return out;
+}
+
+function kron(a: number[][], b: number[][]): number[][] {
+  const n = a.length, m = b.length;
+  const out = Array.from({ length: n * m }, () => new Array<number>(n * m).fill(0));
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < m; k++) for (let l = 0; l < m; l++) out[i * m + k]![j * m + l] = a[i]![j]! * b[k]![l]!;
+  return out;
+}
+
+/** Gaussian elimination with partial pivoting. */
+function solve(A: number[][], b: number[]): number[] {
+  const n = b.length;
+  const M = A.map((row, i) => [...row, b[i]!]);
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(M[r]![c]!) > Math.abs(M[p]![c]!)) p = r;
+    [M[c], M[p]] = [M[p]!, M[c]!];
+    for (let r = c + 1; r < n; r++) {
+      const f = M[r]![c]! / M[c]![c]!;
+      for (let k = c; k <= n; k++) M[r]![k]! -= f * M[c]![k]!;
+    }
+  }
+  const x = new Array<number>(n).fill(0);
+  for (let r = n - 1; r >= 0; r--) {
+    let s = M[r]![n]!;
+    for (let k = r + 1; k < n; k++) s -= M[r]![k]! * x[k]!;
+    x[r] = s / M[r]![r]!;
+  }
+  return x;
+}
+
+const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+};
+
+describe('TNT kernels against a dense float64 re-derivation', () => {
+  for (const shape of [[5], [6, 4], [3, 4, 5], [4, 3, 3, 3]]) {
+    it(`statistics, normalised factors and direction for shape (${shape.join(', ')})`, async () => {
+      await noLeak(() => {
+        const rnd = lcg(shape.length * 7 + shape[0]!);
+        const n = prod(shape);
+        const k = shape.length;
+        const eps = 0.05;
+        const statDecay = 0.9;
+        // Reference statistics: the authors' moving average weight max(1/(t+1), 1 - decay), from zero.
+        const ref: number[][][] = shape.map((d) => Array.from({ length: d }, () => new Array<number>(d).fill(0)));
+        const factors = shape.map((d) => torch.zeros([d, d], { dtype: 'float64' }));
+        const inverses = shape.map((d) => torch.zeros([d, d], { dtype: 'float64' }));
+        for (let t = 0; t < 4; t++) {
+          const g = new Float64Array(n).map(() => rnd() * (1 + t));
+          const w = Math.max(1 / (t + 1), 1 - statDecay);
+          for (let i = 0; i < k; i++) {
+            const c = contraction(g, shape, i);
+            for (let a = 0; a < shape[i]!; a++) for (let b = 0; b < shape[i]!; b++) ref[i]![a]![b] = (1 - w) * ref[i]![a]![b]! + w * c[a]![b]!;
+          }
+          const gt = torch.tensor(g, { shape });
+          native.tntStatistics([gt._h], [shape], [factors.map((f) => f._h)], w);
+          gt.dispose();
+        }
+        for (let i = 0; i < k; i++) expect(relErr(factors[i]!.dataSync(), ref[i]!.flat())).toBeLessThan(1e-12);
+
+        // eq. (5)
+        const tr = ref[0]!.reduce((s, row, a) => s + row[a]!, 0);
+        const c0 = (tr / n) ** (1 / k);
+        const U = ref.map((H, i) => H.map((row) => row.map((v) => v / (c0 ** (k - 1) * (n / shape[i]!)))));
+        for (let i = 0; i < k; i++) expect(U[i]!.reduce((s, row, a) => s + row[a]!, 0)).toBeCloseTo(c0 * shape[i]!, 10);
+        const us = native.tntNormalizedFactors([shape], [factors.map((f) => f._h)])[0]!.map((h) => new torch.Tensor(h));
+        for (let i = 0; i < k; i++) expect(relErr(us[i]!.dataSync(), U[i]!.flat())).toBeLessThan(1e-12);
+        torch.dispose(us);
+
+        // direction = (U_1 + eps I) (x) ... (x) (U_k + eps I) \ vec(M)
+        const report = native.tntInverses([shape], [factors.map((f) => f._h)], [inverses.map((f) => f._h)], eps, 0);
+        expect(report).toMatchObject({ inverted: k, failed: 0 });
+        let K = [[1]];
+        for (let i = 0; i < k; i++) K = kron(K, U[i]!.map((row, a) => row.map((v, b) => v + (a === b ? eps : 0))));
+        const m = new Float64Array(n).map(() => rnd());
+        const want = solve(K, Array.from(m));
+        const mt = torch.tensor(m, { shape });
+        const dir = new torch.Tensor(native.tntDirection(mt._h, shape, inverses.map((f) => f._h)));
+        expect(relErr(dir.dataSync(), want)).toBeLessThan(1e-10);
+        // and the LU path agrees
+        native.tntInverses([shape], [factors.map((f) => f._h)], [inverses.map((f) => f._h)], eps, 1);
+        const dirLu = new torch.Tensor(native.tntDirection(mt._h, shape, inverses.map((f) => f._h)));
+        expect(relErr(dirLu.dataSync(), want)).toBeLessThan(1e-10);
+        torch.dispose([mt, dir, dirLu, factors, inverses]);
+      });
+    });
+  }
+
+  it('a diagonal factor keeps diag(G^(i)) and inverts elementwise', async () => {
+    await noLeak(() => {
+      const shape = [6, 4];
+      const rnd = lcg(99);
+      const g = new Float64Array(24).map(() => rnd());
+      const full = torch.zeros([6, 6], { dtype: 'float64' });
+      const diag = torch.zeros([4], { dtype: 'float64' });
+      const gt = torch.tensor(g, { shape });
+      native.tntStatistics([gt._h], [shape], [[full._h, diag._h]], 1);
+      const c1 = contraction(g, shape, 1);
+      expect(relErr(diag.dataSync(), c1.map((row, a) => row[a]!))).toBeLessThan(1e-14);
+      const inv0 = torch.zeros([6, 6], { dtype: 'float64' });
+      const inv1 = torch.zeros([4], { dtype: 'float64' });
+      native.tntInverses([shape], [[full._h, diag._h]], [[inv0._h, inv1._h]], 0.1, 0);
+      const tr = c1.reduce((s, row, a) => s + row[a]!, 0);
+      const c0 = Math.sqrt(tr / 24);
+      const want = c1.map((row, a) => 1 / (row[a]! / (c0 * 6) + 0.1));
+      expect(relErr(inv1.dataSync(), want)).toBeLessThan(1e-12);
+      torch.dispose([full, diag, gt, inv0, inv1]);
+    });
+  });
+
+  it('a non-finite gradient never reaches the statistics, and a failed factorisation keeps the last inverse', async () => {
+    await noLeak(() => {
+      const H = torch.tensor([[1, 0.5], [0.5, 2]], { dtype: 'float64' });
+      const bad = torch.tensor([NaN, 1], { dtype: 'float64' });
+      const r = native.tntStatistics([bad._h], [[2]], [[H._h]], 0.5);
+      expect(r).toEqual({ updated: 0, skippedNonFinite: 1 });
+      expect(H.dataSync()).toEqual([1, 0.5, 0.5, 2]);
+      // An indefinite factor (impossible from statistics, but reachable through loadStateDict) cannot be
+      // factorised even with 1000x damping: the previous inverse stays.
+      // U = H / 2c0 has diagonal (745.4, -74.5): still indefinite after adding 1000 * eps = 1.
+      const indefinite = torch.tensor([[1e6, 0], [0, -1e5]], { dtype: 'float64' });
+      const inv = torch.eye(2, { dtype: 'float64' });
+      const rep = native.tntInverses([[2]], [[indefinite._h]], [[inv._h]], 1e-3, 0);
+      expect(rep).toMatchObject({ failed: 1, inverted: 0 });
+      expect(inv.dataSync()).toEqual([1, 0, 0, 1]);
+      // a negative trace is refused outright
+      const negative = torch.tensor([[-1, 0], [0, -1]], { dtype: 'float64' });
+      expect(native.tntInverses([[2]], [[negative._h]], [[inv._h]], 1e-3, 0)).toMatchObject({ failed: 1, inverted: 0 });
+      expect(inv.dataSync()).toEqual([1, 0, 0, 1]);
+      // a slightly indefinite factor is rescued by more damping, and says so
+      const slight = torch.tensor([[1, 0], [0, -0.001]], { dtype: 'float64' });
+      const rep2 = native.tntInverses([[2]], [[slight._h]], [[inv._h]], 1e-3, 0);
+      expect(rep2).toMatchObject({ failed: 0, inverted: 1, retriedDamping: 1 });
+      torch.dispose([H, bad, indefinite, inv, negative, slight]);
+    });
+  });
+});
