@@ -44,6 +44,10 @@ function shapeArgs(args: (number | number[])[], name = 'shape'): number[] {
     throw typeError('a shape (integers, -1 for one inferred size)', name, s);
   return s as number[];
 }
+function tensorArg(t: unknown, name: string): Tensor {
+  if (!(t instanceof Tensor)) throw typeError('a Tensor', name, t);
+  return t;
+}
 function operand(other: unknown, name = 'other'): void {
   if (!(other instanceof Tensor) && typeof other !== 'number' && typeof other !== 'boolean')
     throw typeError('a Tensor or a number', name, other);
@@ -168,6 +172,11 @@ export class Tensor implements Owned {
   set grad(g: Tensor | null) {
     if (g !== null && !(g instanceof Tensor)) throw typeError('a Tensor or null', 'grad', g);
     native.setGrad(this._h, g === null ? -1 : g._h);
+    // the cached wrapper of the replaced gradient is this tensor's to free
+    if (this._grad !== null && this._grad !== g) {
+      this._grad.dispose();
+      this._grad = null;
+    }
   }
 
   // ------------------------------------------------------------ data
@@ -372,12 +381,18 @@ export class Tensor implements Owned {
   tanh_(): this { native.unary_(UI.tanh_!, this._h); return this; }
   reciprocal_(): this { native.unary_(UI.reciprocal_!, this._h); return this; }
   /** this += value * t1 * t2 */
-  addcmul_(t1: Tensor, t2: Tensor, value = 1): this { native.addcmul_(this._h, t1._h, t2._h, value); return this; }
+  addcmul_(t1: Tensor, t2: Tensor, value = 1): this {
+    native.addcmul_(this._h, tensorArg(t1, 'tensor1')._h, tensorArg(t2, 'tensor2')._h, is.number(value, 'value'));
+    return this;
+  }
   /** this += value * t1 / t2 */
-  addcdiv_(t1: Tensor, t2: Tensor, value = 1): this { native.addcdiv_(this._h, t1._h, t2._h, value); return this; }
+  addcdiv_(t1: Tensor, t2: Tensor, value = 1): this {
+    native.addcdiv_(this._h, tensorArg(t1, 'tensor1')._h, tensorArg(t2, 'tensor2')._h, is.number(value, 'value'));
+    return this;
+  }
   /** this += weight * (end - this) */
   lerp_(end: Tensor, weight: number | Tensor): this {
-    native.lerp_(this._h, end._h, weight instanceof Tensor ? weight._h : is.number(weight, 'weight'));
+    native.lerp_(this._h, tensorArg(end, 'end')._h, weight instanceof Tensor ? weight._h : is.number(weight, 'weight'));
     return this;
   }
   uniform_(from = 0, to = 1): this { native.uniform_(this._h, from, to); return this; }

@@ -1,0 +1,307 @@
+// optim.TNT end to end: ten steps on a small MLP against an independent float64 implementation (dense Kronecker
+// solves in plain JS), the schedules, robustness (NaN, bad factors), state dicts, and argument errors.
+import { describe, it, expect } from 'vitest';
+import * as torch from '../lib/index.js';
+import { TNT } from '../lib/optim/tnt.js';
+import { Tensor } from '../lib/tensor.js';
+import { lcg, noLeak } from './support/helpers.js';
+
+type Mat = number[][];
+const prod = (a: number[]): number => a.reduce((x, y) => x * y, 1);
+const eyeM = (d: number): Mat => Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (i === j ? 1 : 0)));
+
+function kron(a: Mat, b: Mat): Mat {
+  const n = a.length, m = b.length;
+  const out = Array.from({ length: n * m }, () => new Array<number>(n * m).fill(0));
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < m; k++) for (let l = 0; l < m; l++) out[i * m + k]![j * m + l] = a[i]![j]! * b[k]![l]!;
+  return out;
+}
+function solve(A: Mat, b: number[]): number[] {
+  const n = b.length;
+  const M = A.map((row, i) => [...row, b[i]!]);
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(M[r]![c]!) > Math.abs(M[p]![c]!)) p = r;
+    [M[c], M[p]] = [M[p]!, M[c]!];
+    for (let r = c + 1; r < n; r++) {
+      const f = M[r]![c]! / M[c]![c]!;
+      for (let k = c; k <= n; k++) M[r]![k]! -= f * M[c]![k]!;
+    }
+  }
+  const x = new Array<number>(n).fill(0);
+  for (let r = n - 1; r >= 0; r--) {
+    let s = M[r]![n]!;
+    for (let k = r + 1; k < n; k++) s -= M[r]![k]! * x[k]!;
+    x[r] = s / M[r]![r]!;
+  }
+  return x;
+}
+/** G^(i) of a row-major tensor g of `shape`, by matricising explicitly. */
+function contraction(g: number[], shape: number[], mode: number): Mat {
+  const d = shape[mode]!;
+  const inner = prod(shape.slice(mode + 1));
+  const outer = prod(shape.slice(0, mode));
+  const rows: number[][] = Array.from({ length: d }, () => []);
+  for (let o = 0; o < outer; o++) for (let a = 0; a < d; a++) for (let i = 0; i < inner; i++) rows[a]!.push(g[(o * d + a) * inner + i]!);
+  return rows.map((ra) => rows.map((rb) => ra.reduce((s, v, k) => s + v * rb[k]!, 0)));
+}
+
+/** A Gaussian likelihood whose "samples" are fixed draws, so both implementations see the same sampled gradients. */
+function fixedGaussian(noise: () => number): { loss(o: Tensor, y: Tensor): Tensor; sample(o: Tensor): Tensor } {
+  return {
+    loss: (o, y) => torch.tidy(() => o.sub(y).square().sum().mul(0.5 / o.shape[0]!)),
+    sample: (o) => torch.tidy(() => o.detach().add(torch.tensor(Array.from({ length: o.numel() }, noise), { shape: o.shape, dtype: 'float64' }))),
+  };
+}
+
+function mlp(seed: number): Tensor[] {
+  const r = lcg(seed);
+  const t = (shape: number[]): Tensor => torch.tensor(Array.from({ length: prod(shape) }, () => r()), { shape, dtype: 'float64', requiresGrad: true });
+  return [t([4, 3]), t([4]), t([2, 4]), t([2])];
+}
+function forward(ps: Tensor[], x: Tensor): Tensor {
+  return torch.tidy(() => torch.nn.functional.linear(torch.nn.functional.linear(x, ps[0]!, ps[1]!).tanh(), ps[2]!, ps[3]!));
+}
+
+describe('optim.TNT', () => {
+  it('ten steps on a small MLP equal an independent float64 computation of the same steps', async () => {
+    await noLeak(() => {
+      const rx = lcg(5);
+      const x = torch.tensor(Array.from({ length: 24 }, () => rx()), { shape: [8, 3], dtype: 'float64' });
+      const target = torch.tensor(Array.from({ length: 16 }, () => rx()), { shape: [8, 2], dtype: 'float64' });
+      const ps = mlp(1);
+      const refPs = ps.map((p) => p.dataSync());
+      const shapes = ps.map((p) => p.shape);
+      const lr = 0.1, eps = 0.05, mu = 0.9, wd = 0.01, T1 = 1, T2 = 3;
+      const opt = new TNT(ps, { lr, damping: eps, momentum: mu, weightDecay: wd, statsEvery: T1, inverseEvery: T2, factorDtype: 'float64' });
+      const lik = fixedGaussian(lcg(11));
+      const refLik = fixedGaussian(lcg(11));
+
+      // reference state
+      const H: Mat[][] = shapes.map((s) => s.map((d) => Array.from({ length: d }, () => new Array<number>(d).fill(0))));
+      let A: Mat[][] = shapes.map((s) => s.map((d) => eyeM(d).map((row) => row.map((v) => v * eps))));
+      const m: number[][] = shapes.map((s) => new Array<number>(prod(s)).fill(0));
+      let statsCount = 0;
+
+      for (let t = 0; t < 10; t++) {
+        // --- reference, on its own parameter copies
+        const rps = refPs.map((v, i) => torch.tensor(v, { shape: shapes[i]!, dtype: 'float64', requiresGrad: true }));
+        const rout = forward(rps, x);
+        if (t % T1 === 0) {
+          const sg = torch.tidy(() => torch.grad(refLik.loss(rout, refLik.sample(rout)), rps, { retainGraph: true }));
+          const w = Math.max(1 / (statsCount + 1), 0.1);
+          sg.forEach((g, p) => {
+            const gv = g!.dataSync();
+            shapes[p]!.forEach((_, i) => {
+              const c = contraction(gv, shapes[p]!, i);
+              H[p]![i] = H[p]![i]!.map((row, a) => row.map((v, b) => (1 - w) * v + w * c[a]![b]!));
+            });
+          });
+          torch.dispose(sg);
+          statsCount++;
+        }
+        if (t % T2 === 0 || (t < T2 && t % T1 === 0)) {
+          A = shapes.map((s, p) => {
+            const k = s.length, n = prod(s);
+            const tr = H[p]![0]!.reduce((acc, row, a) => acc + row[a]!, 0);
+            const c0 = (tr / n) ** (1 / k);
+            return s.map((d, i) => H[p]![i]!.map((row, a) => row.map((v, b) => v / (c0 ** (k - 1) * (n / d)) + (a === b ? eps : 0))));
+          });
+        }
+        const rl = torch.tidy(() => rout.sub(target).square().sum().mul(0.5 / 8));
+        const rg = torch.grad(rl, rps);
+        rps.forEach((_, p) => {
+          const g = rg[p]!.dataSync();
+          m[p] = m[p]!.map((v, k) => mu * v + g[k]!);
+          let K: Mat = [[1]];
+          for (const a of A[p]!) K = kron(K, a);
+          const dir = solve(K, m[p]!);
+          refPs[p] = refPs[p]!.map((v, k) => v * (1 - lr * wd) - lr * dir[k]!);
+        });
+        torch.dispose([rps, rout, rl, rg]);
+
+        // --- the optimizer
+        torch.tidy(() => {
+          const out = forward(ps, x);
+          expect(opt.sampledBackward(out, lik)).toBe(t % T1 === 0);
+          out.sub(target).square().sum().mul(0.5 / 8).backward();
+          opt.step();
+          opt.zeroGrad();
+        });
+        ps.forEach((p, i) => {
+          const got = p.dataSync();
+          const want = refPs[i]!;
+          const err = Math.sqrt(got.reduce((s, v, k) => s + (v - want[k]!) ** 2, 0) / want.reduce((s, v) => s + v * v, 0));
+          expect(err, `step ${t} parameter ${i}`).toBeLessThan(1e-10);
+        });
+      }
+      expect(opt.stepCount).toBe(10);
+      expect(opt.statsUpdates).toBe(10);
+      opt.dispose();
+      torch.dispose([x, target, ps]);
+    });
+  });
+
+  it('follows the T1/T2 schedule with the first-T2 rule', () => {
+    const p = torch.zeros([3, 2], { requiresGrad: true });
+    const opt = new TNT([p], { lr: 0.1, statsEvery: 10, inverseEvery: 100 });
+    const stats: number[] = [], invs: number[] = [];
+    for (let t = 0; t < 300; t++) {
+      if (opt.statisticsDue()) stats.push(t);
+      if (opt.inversesDue()) invs.push(t);
+      opt.stepCount++;
+    }
+    expect(stats).toEqual(Array.from({ length: 30 }, (_, i) => i * 10));
+    expect(invs).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 200]);
+    opt.dispose();
+    p.dispose();
+  });
+
+  it('weights early statistics by max(1/(t+1), 1 - statDecay), and uses the plain average after a warm start', async () => {
+    await noLeak(async () => {
+      const p = torch.zeros([2], { requiresGrad: true, dtype: 'float64' });
+      const opt = new TNT([p], { lr: 0.1, factorDtype: 'float64' });
+      const g = (a: number, b: number): Tensor => torch.tensor([a, b], { dtype: 'float64' });
+      const gs = [g(1, 0), g(0, 2), g(3, 1)];
+      for (const x of gs) opt.updateStatistics([x]);
+      // H = G0 -> (G0 + G1)/2 -> 2/3 * previous + 1/3 G2 (weights 1, 1/2, 1/3 while above 0.1)
+      const outer = (a: number[]): number[] => [a[0]! * a[0]!, a[0]! * a[1]!, a[1]! * a[0]!, a[1]! * a[1]!];
+      const o = gs.map((x) => outer(x.dataSync()));
+      const want = o[0]!.map((_, k) => ((o[0]![k]! + o[1]![k]!) / 2) * (2 / 3) + o[2]![k]! / 3);
+      expect(opt.curvatureState(p)!.factors[0]!.dataSync()).toEqual(want.map((v) => expect.closeTo(v, 14)));
+      // warm start: plain running mean of the batches, then 1 - statDecay
+      const lik = { loss: (o2: Tensor, y: Tensor) => o2.mul(y).sum(), sample: (o2: Tensor) => torch.onesLike(o2) };
+      const seen: number[][] = [];
+      const batches = [torch.tensor([1, 2], { dtype: 'float64' }), torch.tensor([3, -1], { dtype: 'float64' })];
+      const n = await opt.warmStart(batches, (x) => {
+        seen.push(x.dataSync());
+        return x.mul(p).sum().reshape([1]);
+      }, lik);
+      expect(n).toBe(2);
+      expect(opt.warmStarted).toBe(true);
+      const mean = seen.map(outer).reduce((acc, v) => acc.map((a, k) => a + v[k]! / 2), [0, 0, 0, 0]);
+      expect(opt.curvatureState(p)!.factors[0]!.dataSync()).toEqual(mean.map((v) => expect.closeTo(v, 14)));
+      expect(opt.statisticsWeight()).toBeCloseTo(0.1, 15);
+      torch.dispose([gs, batches]);
+      opt.dispose();
+      p.dispose();
+    });
+  });
+
+  it('skips a step whose gradient is not finite, keeping parameters and momentum, or throws when asked', async () => {
+    await noLeak(() => {
+      const p = torch.tensor([[1, 2], [3, 4]], { requiresGrad: true });
+      const opt = new TNT([p], { lr: 0.1 });
+      const setGrad = (v: number[][]): void => {
+        const g = torch.tensor(v);
+        p.grad = g;
+        g.dispose(); // the parameter holds its own reference
+      };
+      setGrad([[1, 1], [1, 1]]);
+      opt.step();
+      const after1 = p.dataSync();
+      const mom = (opt.state.get(p)!.momentum as Tensor).dataSync();
+      setGrad([[NaN, 1], [1, 1]]);
+      opt.step();
+      expect(p.dataSync()).toEqual(after1);
+      expect((opt.state.get(p)!.momentum as Tensor).dataSync()).toEqual(mom);
+      expect(opt.skippedSteps).toBe(1);
+      const strict = new TNT([p], { lr: 0.1, onNonFinite: 'throw' });
+      expect(() => strict.step()).toThrow(expect.objectContaining({ name: 'TorchError', code: 'NON_FINITE' }));
+      // a non-finite sampled gradient never reaches the statistics
+      const inf = torch.tensor([[Infinity, 0], [0, 0]]);
+      opt.updateStatistics([inf]);
+      inf.dispose();
+      expect(opt.skippedStatistics).toBe(1);
+      expect(torch.tidy(() => opt.curvatureState(p)!.factors.every((f) => f.isfinite().all().item()))).toBe(true);
+      p.grad = null;
+      void p.grad;
+      strict.dispose();
+      opt.dispose();
+      p.dispose();
+    });
+  });
+
+  it('uses a diagonal factor above maxFactorDim and reports its state bytes by the formula', async () => {
+    await noLeak(() => {
+      const w = torch.zeros([3, 10], { requiresGrad: true });
+      const b = torch.zeros([3], { requiresGrad: true });
+      const s = torch.zeros([1], { requiresGrad: true });
+      const conv = torch.zeros([4, 2, 3, 3], { requiresGrad: true });
+      const opt = new TNT([w, b, s, conv], { lr: 0.1, maxFactorDim: 8 });
+      for (const p of [w, b, s, conv]) {
+        const g = torch.onesLike(p);
+        p.grad = g;
+        g.dispose();
+      }
+      opt.step();
+      expect(opt.curvatureState(w)!.factors.map((f) => f.shape)).toEqual([[3, 3], [10]]);
+      expect(opt.curvatureState(b)!.shape).toEqual([3]);
+      expect(opt.curvatureState(s)!.shape).toEqual([]);
+      expect(opt.curvatureState(conv)!.shape).toEqual([4, 2, 9]);
+      expect(opt.curvatureState(conv)!.factors.map((f) => f.shape)).toEqual([[4, 4], [2, 2], [9]]);
+      // float32: factor + inverse for each factor (d^2 each, or d when diagonal), plus momentum (numel)
+      const want = 4 * (2 * (9 + 10) + 2 * 9 + 2 * (16 + 4 + 9) + (30 + 3 + 1 + 72));
+      expect(opt.stateBytes()).toBe(want);
+      for (const p of [w, b, s, conv]) {
+        p.grad = null;
+        void p.grad;
+      }
+      opt.dispose();
+      torch.dispose([w, b, s, conv]);
+    });
+  });
+
+  it('a resumed run continues identically from stateDict()', async () => {
+    await noLeak(() => {
+      const rx = lcg(3);
+      const x = torch.tensor(Array.from({ length: 24 }, () => rx()), { shape: [8, 3], dtype: 'float64' });
+      const run = (ps: Tensor[], opt: TNT, lik: ReturnType<typeof fixedGaussian>, steps: number): void => {
+        for (let t = 0; t < steps; t++)
+          torch.tidy(() => {
+            const out = forward(ps, x);
+            opt.sampledBackward(out, lik);
+            out.square().sum().backward();
+            opt.step();
+            opt.zeroGrad();
+          });
+      };
+      const a = mlp(2), b = mlp(2);
+      const cfg = { lr: 0.05, statsEvery: 1, inverseEvery: 4, factorDtype: 'float64' as const };
+      const optA = new TNT(a, cfg);
+      const noiseA = lcg(8), noiseB = lcg(8);
+      run(a, optA, fixedGaussian(noiseA), 5);
+      // b catches up to a's parameters and optimizer state, then both continue
+      a.forEach((p, i) => torch.noGrad(() => b[i]!.copy_(p)));
+      for (let i = 0; i < 5 * 16; i++) noiseB();
+      const optB = new TNT(b, cfg);
+      optB.loadStateDict(optA.stateDict());
+      run(a, optA, fixedGaussian(noiseA), 5);
+      run(b, optB, fixedGaussian(noiseB), 5);
+      a.forEach((p, i) => expect(b[i]!.dataSync()).toEqual(p.dataSync()));
+      expect(optB.stepCount).toBe(10);
+      optA.dispose();
+      optB.dispose();
+      torch.dispose([a, b, x]);
+    });
+  });
+
+  it('rejects bad hyperparameters and mismatched gradient lists with clear errors', () => {
+    const p = torch.zeros([2, 2], { requiresGrad: true });
+    expect(() => new TNT([p], { lr: -1 })).toThrow(new RangeError('Expected a non-negative number for lr but received -1 of type number'));
+    expect(() => new TNT([p], { lr: 0.1, damping: 0 })).toThrow(new RangeError('Expected a positive number for damping but received 0 of type number'));
+    expect(() => new TNT([p], { lr: 0.1, statDecay: 1 })).toThrow(new RangeError('Expected a number in [0, 1) for statDecay but received 1 of type number'));
+    expect(() => new TNT([p], { lr: 0.1, statsEvery: 3, inverseEvery: 10 })).toThrow('Expected inverseEvery (10) to be a multiple of statsEvery (3)');
+    expect(() => new TNT([p], { lr: 0.1, statsEvery: 0 })).toThrow(new RangeError('Expected a positive integer for statsEvery but received 0 of type number'));
+    expect(() => new TNT([p], { lr: 0.1, factorDtype: 'int32' as 'float32' })).toThrow(RangeError);
+    expect(() => new TNT([p], { lr: 0.1, stat_decay: 0.9 } as never)).toThrow("TNT: unknown option 'stat_decay'");
+    const opt = new TNT([p], { lr: 0.1 });
+    expect(() => opt.updateStatistics([])).toThrow('updateStatistics: expected 1 gradients (one per parameter) but received 0');
+    const wrong = torch.zeros([3]);
+    expect(() => opt.updateStatistics([wrong])).toThrow('updateStatistics: sampledGrads[0] has shape [3] but parameter 0 has shape [2, 2]');
+    expect(() => opt.sampledBackward(wrong, {} as never)).toThrow(TypeError);
+    wrong.dispose();
+    opt.dispose();
+    p.dispose();
+  });
+});
