@@ -1,20 +1,26 @@
 /** Free-function forms of tensor ops (torch.add, torch.cat, ...), sampling, and process-wide settings. */
 import { native } from './native.js';
-import { Tensor, wrap, type Scalar } from './tensor.js';
+import { Tensor, wrap, type Device, type Scalar } from './tensor.js';
 import { is, typeError } from './errors.js';
 import { scalarTensor } from './creation.js';
-import { isFloating } from './dtype.js';
+import { isFloating, type DType } from './dtype.js';
 
 function tensors(list: unknown, name: string): Tensor[] {
   if (!Array.isArray(list) || list.length === 0 || list.some((t) => !(t instanceof Tensor)))
     throw typeError('a non-empty array of Tensors', name, list);
   return list as Tensor[];
 }
-function asTensor(x: Tensor | Scalar, like: Tensor): Tensor {
+/** A number as a 0-d tensor of the dtype PyTorch's promotion gives it next to `like` (or next to `other`, a number). */
+function asTensor(x: Tensor | Scalar, like: Tensor | null, other: Tensor | Scalar, device: Device): Tensor {
   if (x instanceof Tensor) return x;
   if (typeof x !== 'number' && typeof x !== 'boolean') throw typeError('a Tensor or a number', 'value', x);
-  const dtype = typeof x === 'boolean' ? 'bool' : !Number.isInteger(x) && !isFloating(like.dtype) ? 'float32' : like.dtype;
-  return scalarTensor(x, { dtype, device: like.device });
+  let dtype: DType;
+  if (like === null) {
+    // two numbers: bool if both are booleans, float32 if either is fractional, else int64
+    const both = [x, other];
+    dtype = both.every((v) => typeof v === 'boolean') ? 'bool' : both.some((v) => typeof v === 'number' && !Number.isInteger(v)) ? 'float32' : 'int64';
+  } else dtype = typeof x === 'boolean' ? 'bool' : !Number.isInteger(x) && !isFloating(like.dtype) ? 'float32' : like.dtype;
+  return scalarTensor(x, { dtype, device });
 }
 
 export const add = (a: Tensor, b: Tensor | Scalar, alpha?: number): Tensor => a.add(b, alpha);
@@ -50,8 +56,8 @@ export const allclose = (a: Tensor, b: Tensor, opts?: { rtol?: number; atol?: nu
 /** Elementwise choice: cond ? a : b (numbers become 0-d tensors of the other operand's dtype). */
 export function where(cond: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
   if (!(cond instanceof Tensor)) throw typeError('a bool Tensor', 'condition', cond);
-  const like = a instanceof Tensor ? a : b instanceof Tensor ? b : cond;
-  const ta = asTensor(a, like), tb = asTensor(b, like);
+  const like = a instanceof Tensor ? a : b instanceof Tensor ? b : null;
+  const ta = asTensor(a, like, b, cond.device), tb = asTensor(b, like, a, cond.device);
   try {
     return wrap(native.where(cond._h, ta._h, tb._h));
   } finally {

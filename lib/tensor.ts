@@ -392,7 +392,19 @@ export class Tensor implements Owned {
   }
   /** this += weight * (end - this) */
   lerp_(end: Tensor, weight: number | Tensor): this {
-    native.lerp_(this._h, tensorArg(end, 'end')._h, weight instanceof Tensor ? weight._h : is.number(weight, 'weight'));
+    tensorArg(end, 'end');
+    if (weight instanceof Tensor) {
+      // native.lerp_ cannot tell a handle (a number) from a number weight, so a tensor weight is composed here
+      const d = end.sub(this);
+      try {
+        d.mul_(weight);
+        native.binary_(B.add!, this._h, d._h);
+      } finally {
+        d.dispose();
+      }
+      return this;
+    }
+    native.lerp_(this._h, end._h, is.number(weight, 'weight'));
     return this;
   }
   uniform_(from = 0, to = 1): this { native.uniform_(this._h, from, to); return this; }
