@@ -14,3 +14,5 @@ export { grad, noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autog
 export * as autograd from './autograd.js';
 export * as linalg from './linalg.js';
 export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
+export { fit, evaluate, type FitModel, type FitOptions, type HistoryEntry, type BatchSource, type Metric } from './train/index.js';

@@ -84,7 +84,8 @@ TN_EXPORT(adamStep) {
       if (decoupled) p.mul_(1 - lr * wd);
       else g = g.add(p, wd);
     }
-    m[i]->lerp_(g, 1 - beta1);
+    // mul_ + add_ as PyTorch 1.13 (not lerp_, which rounds differently in the last bit)
+    m[i]->mul_(beta1).add_(g, 1 - beta1);
     v[i]->mul_(beta2).addcmul_(g, g, 1 - beta2);
     double bc1 = 1 - std::pow(beta1, step);
     double bc2_sqrt = std::sqrt(1 - std::pow(beta2, step));

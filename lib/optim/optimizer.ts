@@ -1,0 +1,238 @@
+/**
+ * The optimizer base class, as torch/optim/optimizer.py: `defaults`, `paramGroups` (each group carries its own
+ * copy of every option), per-parameter `state` created lazily on the first step, `zeroGrad`, `addParamGroup`,
+ * `stateDict` / `loadStateDict` mapping parameters to their position (as PyTorch does, so a state dict can be
+ * loaded into an optimizer over other, identically shaped parameters), and `dispose` for the state tensors.
+ *
+ * A subclass checks its options in `checkOptions` (called for the defaults and for every group) and updates one
+ * group in `stepGroup`; the base class does the rest.
+ */
+import { Tensor } from '../tensor.js';
+import { keep } from '../scope.js';
+import { enableGrad } from '../autograd.js';
+import { is, typeError } from '../errors.js';
+
+/** Per-parameter optimizer state: tensors owned by the optimizer, and numbers (such as Adam's `step`). */
+export type ParamState = Record<string, Tensor | number>;
+
+/** Options every optimizer has. */
+export interface BaseOptions {
+  lr: number;
+}
+
+/**
+ * A parameter group: its parameters and its own value of every option. As in PyTorch a group may carry other keys
+ * too (a learning-rate scheduler adds `initialLr`).
+ */
+export type ParamGroup<O extends BaseOptions = BaseOptions> = O & { params: Tensor[]; initialLr?: number };
+
+/** A group as given to a constructor or to `addParamGroup`: options it leaves out take the defaults. */
+export type ParamGroupInput<O extends BaseOptions = BaseOptions> = Partial<O> & { params: Iterable<Tensor> | Tensor };
+
+/** What an optimizer is built over: parameters, or parameter groups. */
+export type Params<O extends BaseOptions = BaseOptions> = Iterable<Tensor> | ParamGroupInput<O>[];
+
+/** The serializable state of an optimizer (PyTorch's layout, camelCase keys). */
+export interface OptimizerStateDict {
+  /** Per-parameter state keyed by the parameter's position over all groups, in order. */
+  state: Record<number, ParamState>;
+  /** Every group's options, with `params` holding the positions of its parameters. */
+  paramGroups: (Record<string, unknown> & { params: number[] })[];
+}
+
+/**
+ * Rejects options a constructor does not know (a misspelt `weight_decay` would otherwise be silently ignored,
+ * where Python raises for an unexpected keyword argument).
+ */
+export function checkKnownOptions(options: unknown, known: readonly string[], owner: string): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw typeError('an options object', 'options', options);
+  for (const k of Object.keys(options))
+    if (!known.includes(k)) throw new TypeError(`${owner}: unknown option '${k}' (expected one of ${known.join(', ')})`);
+}
+
+function isTensorIterable(x: unknown): x is Iterable<unknown> {
+  return x !== null && typeof x === 'object' && typeof (x as Iterable<unknown>)[Symbol.iterator] === 'function';
+}
+
+function shapeText(s: number[]): string {
+  return `[${s.join(', ')}]`;
+}
+
+export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
+  /** The options given to the constructor, with the optimizer's defaults filled in. */
+  readonly defaults: Readonly<O>;
+  /** Parameter groups; a scheduler or the user may change a group's options (such as `lr`) between steps. */
+  readonly paramGroups: ParamGroup<O>[] = [];
+  /** Per-parameter state, created on the parameter's first step. Its tensors belong to the optimizer. */
+  readonly state = new Map<Tensor, ParamState>();
+
+  constructor(params: Params<O>, defaults: O) {
+    this.checkOptions(defaults, '');
+    this.defaults = Object.freeze({ ...defaults });
+    if (params instanceof Tensor || !isTensorIterable(params))
+      throw typeError('an iterable of Tensors or of parameter groups ({params, ...options})', 'params', params);
+    const list = [...params] as unknown[];
+    if (list.length === 0) throw new RangeError('optimizer got an empty parameter list');
+    const groups = list.every((p) => p instanceof Tensor) ? [{ params: list } as unknown as ParamGroupInput<O>] : (list as ParamGroupInput<O>[]);
+    for (const g of groups) this.addParamGroup(g);
+  }
+
+  /** Checks every option of `o`; `prefix` names where they come from in messages (e.g. 'paramGroups[1].'). */
+  protected abstract checkOptions(o: O, prefix: string): void;
+
+  /** Updates the parameters of one group from their gradients (under no-grad, natively). */
+  protected abstract stepGroup(group: ParamGroup<O>, index: number): void;
+
+  /** Adds a group of parameters; options it leaves out take the defaults (torch's `add_param_group`). */
+  addParamGroup(group: ParamGroupInput<O>): void {
+    const where = `paramGroups[${this.paramGroups.length}]`;
+    if (group === null || typeof group !== 'object' || Array.isArray(group) || group instanceof Tensor)
+      throw typeError('a parameter group ({params, ...options})', where, group);
+    const raw = group.params;
+    const params = raw instanceof Tensor ? [raw] : isTensorIterable(raw) ? [...raw] : null;
+    if (params === null) throw typeError('a Tensor or an iterable of Tensors', `${where}.params`, raw);
+    params.forEach((p, i) => {
+      if (!(p instanceof Tensor)) throw typeError('a Tensor', `${where}.params[${i}]`, p);
+      if (p.isDisposed) throw new TypeError(`${where}.params[${i}] was disposed: it cannot be optimized`);
+      if (!p.isLeaf) throw new TypeError(`${where}.params[${i}]: can't optimize a non-leaf Tensor`);
+    });
+    if (new Set(params).size !== params.length) throw new RangeError(`${where} contains a parameter more than once`);
+    for (const g of this.paramGroups)
+      for (const p of g.params) if (params.includes(p)) throw new RangeError('some parameters appear in more than one parameter group');
+    const merged = { ...structuredClone(this.defaults), ...group, params } as ParamGroup<O>;
+    this.checkOptions(merged, `${where}.`);
+    this.paramGroups.push(merged);
+  }
+
+  /**
+   * Runs the update of every group. `closure`, when given, re-evaluates the model and returns the loss; it runs
+   * with gradients enabled before the update, and `step` returns what it returned.
+   */
+  step<L = undefined>(closure?: () => L): L | undefined {
+    let loss: L | undefined;
+    if (closure !== undefined) loss = enableGrad(is.function(closure, 'closure') as () => L);
+    this.paramGroups.forEach((g, i) => this.stepGroup(g, i));
+    return loss;
+  }
+
+  /**
+   * Clears the gradients of every parameter: by default sets them to null (frees them, and the next backward
+   * allocates fresh ones), or with `setToNone: false` fills them with zeros in place.
+   */
+  zeroGrad({ setToNone = true }: { setToNone?: boolean } = {}): void {
+    is.boolean(setToNone, 'setToNone');
+    for (const g of this.paramGroups)
+      for (const p of g.params) {
+        if (setToNone) {
+          p.grad = null; // also frees the parameter's cached wrapper of the old gradient
+        } else {
+          const grad = p.grad;
+          if (grad === null) continue;
+          if (grad.gradFn !== null) grad.detach_();
+          else if (grad.requiresGrad) grad.requiresGrad_(false);
+          grad.zero_();
+        }
+      }
+  }
+
+  /** The state of the parameter, created empty on first use (subclasses fill it). */
+  protected stateOf(p: Tensor): ParamState {
+    let s = this.state.get(p);
+    if (s === undefined) {
+      s = {};
+      this.state.set(p, s);
+    }
+    return s;
+  }
+
+  /**
+   * The optimizer's state with parameters replaced by their positions. The tensors are the optimizer's own (no
+   * copy, as in PyTorch): read or save them, but do not dispose them; `loadStateDict` copies.
+   */
+  stateDict(): OptimizerStateDict {
+    const index = new Map<Tensor, number>();
+    const paramGroups = this.paramGroups.map((g) => {
+      const { params, ...options } = g;
+      return { ...structuredClone(options as Record<string, unknown>), params: params.map((p) => index.set(p, index.size).size - 1) };
+    });
+    const state: Record<number, ParamState> = {};
+    for (const [p, s] of this.state) {
+      const i = index.get(p);
+      if (i !== undefined) state[i] = { ...s };
+    }
+    return { state, paramGroups };
+  }
+
+  /**
+   * Loads a state dict made by `stateDict()` of an optimizer of the same kind over parameters of the same shapes,
+   * grouped the same way. Everything is validated before anything changes; tensors are copied in (cast to the
+   * parameter's dtype), so the caller keeps ownership of `sd`. Group options are replaced by the saved ones.
+   */
+  loadStateDict(sd: OptimizerStateDict): void {
+    if (sd === null || typeof sd !== 'object' || typeof sd.state !== 'object' || sd.state === null || !Array.isArray(sd.paramGroups))
+      throw typeError('an optimizer state dict ({state, paramGroups})', 'stateDict', sd);
+    const saved = sd.paramGroups;
+    if (saved.length !== this.paramGroups.length)
+      throw new RangeError(`loaded state dict has ${saved.length} parameter groups, but the optimizer has ${this.paramGroups.length}`);
+    const byIndex: Tensor[] = [];
+    const newGroups: ParamGroup<O>[] = [];
+    saved.forEach((sg, gi) => {
+      const mine = this.paramGroups[gi]!;
+      if (sg === null || typeof sg !== 'object' || !Array.isArray(sg.params))
+        throw typeError('a parameter group with params', `stateDict.paramGroups[${gi}]`, sg);
+      if (sg.params.length !== mine.params.length)
+        throw new RangeError(
+          `loaded state dict's parameter group ${gi} has ${sg.params.length} parameters, but the optimizer's group has ${mine.params.length}`,
+        );
+      sg.params.forEach((idx, k) => {
+        is.nonNegativeInteger(idx, `stateDict.paramGroups[${gi}].params[${k}]`);
+        if (byIndex[idx] !== undefined) throw new RangeError(`loaded state dict lists parameter ${idx} more than once`);
+        byIndex[idx] = mine.params[k]!;
+      });
+      const { params: _ignored, ...options } = sg;
+      const merged = { ...mine, ...structuredClone(options), params: mine.params } as ParamGroup<O>;
+      this.checkOptions(merged, `stateDict.paramGroups[${gi}].`);
+      newGroups.push(merged);
+    });
+    const entries: [Tensor, ParamState][] = [];
+    for (const [key, s] of Object.entries(sd.state)) {
+      const idx = Number(key);
+      const p = byIndex[idx];
+      if (p === undefined) throw new RangeError(`loaded state dict has state for parameter ${key}, which no parameter group lists`);
+      if (s === null || typeof s !== 'object') throw typeError('an object', `stateDict.state[${key}]`, s);
+      for (const [name, v] of Object.entries(s)) {
+        if (v instanceof Tensor) {
+          if (v.isDisposed) throw new TypeError(`stateDict.state[${key}].${name} was disposed`);
+          const vs = v.shape, ps = p.shape;
+          if (vs.length !== ps.length || vs.some((d, i) => d !== ps[i]))
+            throw new RangeError(`loaded state dict: state[${key}].${name} has shape ${shapeText(vs)} but parameter ${key} has shape ${shapeText(ps)}`);
+        } else if (typeof v !== 'number') throw typeError('a Tensor or a number', `stateDict.state[${key}].${name}`, v);
+      }
+      entries.push([p, s]);
+    }
+    // validated: now replace
+    this.disposeState();
+    for (const [p, s] of entries) {
+      const copy: ParamState = {};
+      for (const [name, v] of Object.entries(s)) copy[name] = v instanceof Tensor ? keep(v.to({ dtype: p.dtype, device: p.device, copy: true })) : v;
+      this.state.set(p, copy);
+    }
+    newGroups.forEach((g, i) => {
+      this.paramGroups[i] = g;
+    });
+  }
+
+  private disposeState(): void {
+    for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) v.dispose();
+    this.state.clear();
+  }
+
+  /** Frees the state tensors (momentum buffers, moment estimates). The parameters are the caller's. */
+  dispose(): void {
+    this.disposeState();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
