@@ -16,3 +16,5 @@ export * as linalg from './linalg.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export { fit, evaluate, type FitModel, type FitOptions, type HistoryEntry, type BatchSource, type Metric } from './train/index.js';
+export * as data from './data/index.js';
+export { save, load, restore, type Checkpoint, type SaveContents, type RestoreOptions, type CheckpointModel, type CheckpointOptimizer } from './checkpoint.js';

@@ -1,0 +1,281 @@
+/**
+ * Checkpoints: a model's weights, an optimizer's state, libtorch's CPU RNG state and user values in one
+ * safetensors file (see serialize.ts), written atomically.
+ *
+ * Layout. The model's tensors are stored under their stateDict names, so Python reads them with
+ * `safetensors.torch.load_file(path)` (that dict also holds the optimizer's and RNG tensors described next; keep
+ * the keys listed in `json.loads(metadata["tensornormal"])["model"]`, or use `load_state_dict(..., strict=False)`).
+ * Optimizer state tensors are named by their path in the optimizer's stateDict, `optimizer.state.0.exp_avg`; the
+ * RNG state is the uint8 tensor `rng_state`; tensors inside user values are `meta.<path>`. The `__metadata__`
+ * map holds "format": "pt" (what Hugging Face loaders expect) and "tensornormal": a JSON document with the format
+ * version, the model's tensor names, and the optimizer state and user values with each tensor replaced by
+ * {"$tn": "tensor", "name": ...}. Loading parses JSON only; nothing in a checkpoint is executed.
+ */
+import { native } from './native.js';
+import { Tensor, wrap } from './tensor.js';
+import { is, typeError } from './errors.js';
+import { tidy } from './scope.js';
+import { readSafetensors, writeSafetensors } from './serialize.js';
+
+/** What a checkpoint needs of a model (nn.Module has it): the weights by name, and a way to load them. */
+export interface CheckpointModel {
+  stateDict(): Map<string, Tensor> | Record<string, Tensor>;
+  loadStateDict(stateDict: Map<string, Tensor> | Record<string, Tensor>): unknown;
+}
+
+/** What a checkpoint needs of an optimizer: PyTorch's {state, paramGroups} state dict, of tensors and JSON values. */
+export interface CheckpointOptimizer {
+  stateDict(): { state: unknown; paramGroups: unknown };
+  loadStateDict(stateDict: never): unknown;
+}
+
+export interface SaveContents {
+  model?: CheckpointModel;
+  optimizer?: CheckpointOptimizer;
+  /** Anything else is stored as user values: numbers, strings, booleans, null, arrays, plain objects, Maps, bigints and tensors. */
+  [key: string]: unknown;
+}
+
+export interface Checkpoint {
+  /** Every tensor in the file, by name. These are the caller's: free them all with `dispose()`. */
+  tensors: Map<string, Tensor>;
+  /** The model's weights (all the tensors of a plain safetensors file that tensornormal did not write). */
+  modelStateDict: Map<string, Tensor>;
+  /** The optimizer's {state, paramGroups}, its tensors from `tensors`; null when none was saved. */
+  optimizerStateDict: { state: Record<string, Record<string, unknown>>; paramGroups: Record<string, unknown>[] } | null;
+  /** The user values given to save() (everything but model and optimizer). */
+  meta: Record<string, unknown>;
+  /** libtorch's CPU generator state at save time (uint8), or null. */
+  rngState: Tensor | null;
+  /** The raw `__metadata__` strings. */
+  metadata: Record<string, string>;
+  /** Frees every tensor of the checkpoint. */
+  dispose(): void;
+}
+
+/** Bumped when the layout changes incompatibly; load() refuses newer versions. */
+const VERSION = 1;
+const RNG = 'rng_state';
+const MARK = '$tn';
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** Turns a value into JSON, moving its tensors into `out` under path-derived names. */
+function encode(value: unknown, path: string, out: Map<string, Tensor>, depth = 0): Json | undefined {
+  if (depth > 64) throw new TypeError(`save(): ${path} is nested more than 64 levels deep (a cycle?)`);
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
+  if (value === undefined) return undefined;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : { [MARK]: 'number', value: String(value) };
+  if (typeof value === 'bigint') return { [MARK]: 'bigint', value: value.toString() };
+  if (value instanceof Tensor) {
+    if (value.isDisposed) throw new TypeError(`save(): ${path} is a disposed tensor`);
+    if (out.has(path)) throw new RangeError(`save(): two values would be stored as the tensor '${path}' (keys with dots collide with nesting)`);
+    out.set(path, value);
+    return { [MARK]: 'tensor', name: path };
+  }
+  if (Array.isArray(value)) return value.map((v, i) => encode(v, `${path}.${i}`, out, depth + 1) ?? null);
+  if (value instanceof Map) {
+    const entries: Json[] = [];
+    for (const [k, v] of value) {
+      if (typeof k !== 'string' && typeof k !== 'number') throw typeError('string or number keys', `${path} (a Map)`, k);
+      const e = encode(v, `${path}.${k}`, out, depth + 1);
+      if (e !== undefined) entries.push([k, e]);
+    }
+    return { [MARK]: 'map', entries };
+  }
+  if (typeof value === 'object' && (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)) {
+    const obj: { [k: string]: Json } = {};
+    for (const [k, v] of Object.entries(value)) {
+      if (k === MARK) throw new TypeError(`save(): ${path} has the key '${MARK}', which checkpoints reserve`);
+      const e = encode(v, `${path}.${k}`, out, depth + 1);
+      if (e !== undefined) setOwn(obj, k, e);
+    }
+    return obj;
+  }
+  const kind = typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value;
+  throw new TypeError(
+    `save(): cannot store ${path} (a ${kind}): checkpoints hold tensors, numbers, bigints, strings, booleans, null, arrays, Maps and plain objects`,
+  );
+}
+
+/** The inverse of encode; tensor references resolve to the loaded tensors. */
+function decode(value: unknown, tensors: Map<string, Tensor>, bad: (what: string) => Error): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => decode(v, tensors, bad));
+  const obj = value as Record<string, unknown>;
+  if (MARK in obj) {
+    switch (obj[MARK]) {
+      case 'tensor': {
+        const t = typeof obj.name === 'string' ? tensors.get(obj.name) : undefined;
+        if (t === undefined) throw bad(`the metadata refers to a tensor ${JSON.stringify(obj.name)} that the file does not hold`);
+        return t;
+      }
+      case 'number':
+        if (obj.value !== 'NaN' && obj.value !== 'Infinity' && obj.value !== '-Infinity') throw bad(`bad number ${JSON.stringify(obj.value)} in the metadata`);
+        return Number(obj.value);
+      case 'bigint':
+        if (typeof obj.value !== 'string' || !/^-?\d+$/.test(obj.value)) throw bad(`bad bigint ${JSON.stringify(obj.value)} in the metadata`);
+        return BigInt(obj.value);
+      case 'map': {
+        if (!Array.isArray(obj.entries)) throw bad('a Map in the metadata has no entries');
+        const m = new Map<unknown, unknown>();
+        for (const e of obj.entries) {
+          if (!Array.isArray(e) || e.length !== 2 || (typeof e[0] !== 'string' && typeof e[0] !== 'number')) throw bad('a Map entry in the metadata is not [key, value]');
+          m.set(e[0], decode(e[1], tensors, bad));
+        }
+        return m;
+      }
+      default:
+        throw bad(`unknown marker ${JSON.stringify(obj[MARK])} in the metadata`);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) setOwn(out, k, decode(v, tensors, bad));
+  return out;
+}
+
+/** obj[k] = v that makes "__proto__" an ordinary key instead of changing the prototype. */
+function setOwn(obj: object, k: string, v: unknown): void {
+  Object.defineProperty(obj, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
+/**
+ * Saves a checkpoint to `path` (a safetensors file; see the top of this file for the layout). `model` and
+ * `optimizer` are optional; every other key is a user value returned by load() as `meta`. libtorch's CPU RNG
+ * state is always included. The file is replaced atomically: a crash or kill during save() leaves the previous
+ * checkpoint at `path` intact (a stray `.<name>.<pid>.<random>.tmp` file may remain next to it).
+ *
+ *   save('ckpt.safetensors', { model, optimizer, epoch, bestAccuracy });
+ */
+export function save(path: string, contents: SaveContents): void {
+  is.string(path, 'path');
+  if (contents === null || typeof contents !== 'object') throw typeError('an object {model, optimizer, ...meta}', 'contents', contents);
+  const { model, optimizer, ...meta } = contents;
+  if (model !== undefined && (model === null || typeof model.stateDict !== 'function'))
+    throw typeError('a model with stateDict()', 'model', model);
+  if (optimizer !== undefined && (optimizer === null || typeof optimizer.stateDict !== 'function'))
+    throw typeError('an optimizer with stateDict()', 'optimizer', optimizer);
+  // A tidy scope frees whatever stateDict() creates (aliases, say) while leaving the model's own tensors alone.
+  tidy(() => {
+    const tensors = new Map<string, Tensor>();
+    let modelNames: string[] | null = null;
+    if (model !== undefined) {
+      const sd = model.stateDict();
+      const entries = sd instanceof Map ? [...sd.entries()] : Object.entries(sd ?? {});
+      modelNames = [];
+      for (const [name, t] of entries) {
+        if (!(t instanceof Tensor)) throw typeError('a Tensor', `model.stateDict()['${name}']`, t);
+        tensors.set(name, t);
+        modelNames.push(name);
+      }
+    }
+    const others = new Map<string, Tensor>();
+    const optimizerJson = optimizer === undefined ? null : encode(optimizer.stateDict(), 'optimizer', others);
+    const metaJson = encode(meta, 'meta', others);
+    others.set(RNG, wrap(native.getRngState()));
+    for (const [name, t] of others) {
+      if (tensors.has(name)) throw new RangeError(`save(): the model has a tensor named '${name}', which the checkpoint needs for its own state`);
+      tensors.set(name, t);
+    }
+    const doc = { version: VERSION, model: modelNames, optimizer: optimizerJson ?? null, meta: metaJson ?? {}, rng: RNG };
+    writeSafetensors(path, tensors, { format: 'pt', tensornormal: JSON.stringify(doc) });
+  });
+}
+
+/**
+ * Reads a checkpoint written by save(), or any safetensors file (then every tensor is a model weight). A missing,
+ * truncated or corrupt file is an Error naming it. The returned tensors are the caller's: call `dispose()`.
+ *
+ *   const ckpt = load('ckpt.safetensors');
+ *   model.loadStateDict(ckpt.modelStateDict);
+ *   ckpt.dispose();
+ */
+export function load(path: string): Checkpoint {
+  const { tensors, metadata } = readSafetensors(path);
+  const dispose = (): void => {
+    for (const t of tensors.values()) t.dispose();
+  };
+  try {
+    const bad = (what: string): Error => new Error(`${path} is not a valid tensornormal checkpoint: ${what}`);
+    const raw = metadata.tensornormal;
+    if (raw === undefined)
+      return { tensors, modelStateDict: new Map(tensors), optimizerStateDict: null, meta: {}, rngState: null, metadata, dispose };
+    let doc: Record<string, unknown>;
+    try {
+      doc = JSON.parse(raw) as Record<string, unknown>;
+    } catch (err) {
+      throw bad(`its "tensornormal" metadata is not valid JSON (${(err as Error).message})`);
+    }
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw bad('its "tensornormal" metadata is not an object');
+    if (typeof doc.version !== 'number' || doc.version > VERSION)
+      throw bad(`it has format version ${JSON.stringify(doc.version)}; this tensornormal reads version ${VERSION} (update tensornormal)`);
+    const modelStateDict = new Map<string, Tensor>();
+    if (doc.model !== null && doc.model !== undefined) {
+      if (!Array.isArray(doc.model)) throw bad('the list of model tensors is not an array');
+      for (const name of doc.model) {
+        const t = typeof name === 'string' ? tensors.get(name) : undefined;
+        if (t === undefined) throw bad(`the model tensor ${JSON.stringify(name)} is missing from the file`);
+        modelStateDict.set(name as string, t);
+      }
+    }
+    const optimizerStateDict = (doc.optimizer === null || doc.optimizer === undefined ? null : decode(doc.optimizer, tensors, bad)) as Checkpoint['optimizerStateDict'];
+    if (optimizerStateDict !== null && (typeof optimizerStateDict !== 'object' || !('state' in optimizerStateDict) || !Array.isArray(optimizerStateDict.paramGroups)))
+      throw bad('the optimizer state is not {state, paramGroups}');
+    const meta = decode(doc.meta ?? {}, tensors, bad) as Record<string, unknown>;
+    const rngState = typeof doc.rng === 'string' ? (tensors.get(doc.rng) ?? null) : null;
+    if (rngState !== null && (rngState.dtype !== 'uint8' || rngState.ndim !== 1)) throw bad(`the RNG state is ${rngState.dtype} [${rngState.shape.join(', ')}], not a uint8 vector`);
+    return { tensors, modelStateDict, optimizerStateDict, meta, rngState, metadata, dispose };
+  } catch (err) {
+    dispose();
+    throw err;
+  }
+}
+
+export interface RestoreOptions {
+  model?: CheckpointModel;
+  optimizer?: CheckpointOptimizer;
+  /** Put libtorch's CPU generator back in its saved state (default true; skipped when the file has none). */
+  restoreRng?: boolean;
+}
+
+/**
+ * Loads a checkpoint into a model and an optimizer (each optional) and restores the RNG state, then frees the
+ * loaded tensors (loadStateDict copies, as in PyTorch). Returns the user values saved with it; tensors among them
+ * are the caller's to dispose.
+ *
+ *   const { epoch } = restore('ckpt.safetensors', { model, optimizer });
+ */
+export function restore(path: string, { model, optimizer, restoreRng = true }: RestoreOptions = {}): Record<string, unknown> {
+  if (model !== undefined && (model === null || typeof model.loadStateDict !== 'function'))
+    throw typeError('a model with loadStateDict()', 'model', model);
+  if (optimizer !== undefined && (optimizer === null || typeof optimizer.loadStateDict !== 'function'))
+    throw typeError('an optimizer with loadStateDict()', 'optimizer', optimizer);
+  is.boolean(restoreRng, 'restoreRng');
+  const ckpt = load(path);
+  try {
+    if (model !== undefined) {
+      // Hand the weights over in the container the model's own stateDict() uses.
+      const wantsMap = tidy(() => model.stateDict() instanceof Map);
+      model.loadStateDict(wantsMap ? ckpt.modelStateDict : Object.fromEntries(ckpt.modelStateDict));
+    }
+    if (optimizer !== undefined) {
+      if (ckpt.optimizerStateDict === null) throw new Error(`${path} holds no optimizer state`);
+      optimizer.loadStateDict(ckpt.optimizerStateDict as never);
+    }
+    if (restoreRng && ckpt.rngState !== null) native.setRngState(ckpt.rngState._h);
+  } catch (err) {
+    ckpt.dispose();
+    throw err;
+  }
+  const returned = new Set<Tensor>();
+  collectTensors(ckpt.meta, returned);
+  for (const t of ckpt.tensors.values()) if (!returned.has(t)) t.dispose();
+  return ckpt.meta;
+}
+
+function collectTensors(value: unknown, into: Set<Tensor>): void {
+  if (value instanceof Tensor) into.add(value);
+  else if (Array.isArray(value)) for (const v of value) collectTensors(v, into);
+  else if (value instanceof Map) for (const v of value.values()) collectTensors(v, into);
+  else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) collectTensors(v, into);
+}

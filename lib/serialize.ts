@@ -1,0 +1,237 @@
+/**
+ * The safetensors file format (https://github.com/huggingface/safetensors, "Format"): an unsigned little-endian
+ * 64-bit header length N, N bytes of UTF-8 JSON mapping each tensor name to {dtype, shape, data_offsets: [begin,
+ * end]} (offsets into the data that follows the header) plus an optional "__metadata__" map of strings to strings,
+ * then the tensors' raw little-endian bytes. Nothing in a file is executed: the header is JSON and the rest bytes.
+ *
+ * The reader checks everything a conformant reader must (header inside the file, valid JSON, known dtypes, sizes
+ * that match the shapes, offsets in range, neither overlapping nor leaving holes) and reports a bad file as an
+ * Error naming it. The writer replaces the file atomically: it writes a temporary file in the same folder, flushes
+ * it to disk, renames it over the target and flushes the folder, so a crash mid-save leaves the old file intact.
+ */
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { endianness } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { native } from './native.js';
+import { Tensor, wrap } from './tensor.js';
+import { dtypeCode, type DType } from './dtype.js';
+import { is, typeError } from './errors.js';
+
+/** safetensors dtype names of the dtypes tensornormal has. */
+const TO_FILE: Record<DType, string> = {
+  float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
+};
+const FROM_FILE: Record<string, DType> = Object.fromEntries(Object.entries(TO_FILE).map(([d, s]) => [s, d as DType]));
+const ITEMSIZE: Record<DType, number> = { float64: 8, float32: 4, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
+
+/** The reference implementation refuses headers above 100 MB (safetensors/src/tensor.rs MAX_HEADER_SIZE). */
+const MAX_HEADER = 100_000_000;
+
+function checkHost(): void {
+  // Tensors are copied byte for byte; a big-endian host would need a byte swap per element.
+  if (endianness() !== 'LE') throw new Error('safetensors: big-endian hosts are not supported');
+}
+
+/**
+ * Writes tensors (in the given order) and string metadata to `path` as a safetensors file, atomically.
+ * CUDA tensors are copied to the host; non-contiguous ones are made contiguous.
+ */
+export function writeSafetensors(path: string, entries: Iterable<[string, Tensor]>, metadata: Record<string, string> = {}): void {
+  checkHost();
+  is.string(path, 'path');
+  const list = [...entries];
+  // No prototype: a tensor named "__proto__" must become a key like any other.
+  const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  if (metadata === null || typeof metadata !== 'object') throw typeError('an object of strings', 'metadata', metadata);
+  for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw typeError('a string', `metadata.${k}`, v);
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  const seen = new Set<string>();
+  for (const [name, t] of list) {
+    if (typeof name !== 'string' || name.length === 0 || name === '__metadata__') throw typeError('a non-empty tensor name other than __metadata__', 'name', name);
+    if (seen.has(name)) throw new RangeError(`safetensors: two tensors are named '${name}'`);
+    seen.add(name);
+    if (!(t instanceof Tensor)) throw typeError('a Tensor', name, t);
+    if (t.isDisposed) throw new TypeError(`safetensors: tensor '${name}' was disposed`);
+    const dtype = t.dtype;
+    const bytes = t.numel() * ITEMSIZE[dtype];
+    header[name] = { dtype: TO_FILE[dtype], shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  // Pad with spaces so the data starts 8-byte aligned, as the reference writer does (JSON allows trailing spaces).
+  const jsonBytes = Buffer.byteLength(json, 'utf8');
+  json += ' '.repeat((8 - ((8 + jsonBytes) % 8)) % 8);
+  const head = Buffer.from(json, 'utf8');
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(head.length));
+
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fd = openSync(tmp, 'wx', 0o644);
+  let done = false;
+  try {
+    writeAll(fd, prefix);
+    writeAll(fd, head);
+    for (const [, t] of list) writeAll(fd, new Uint8Array(native.toBuffer(t._h)));
+    fsyncSync(fd);
+    closeSync(fd);
+    done = true;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (!done) closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already gone
+    }
+    throw err;
+  }
+  syncDir(dir);
+}
+
+function writeAll(fd: number, b: Uint8Array): void {
+  let off = 0;
+  while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+}
+
+/** Flushes the folder entry of a rename to disk (POSIX); folders cannot be opened for that on Windows. */
+function syncDir(dir: string): void {
+  let fd: number;
+  try {
+    fd = openSync(dir, 'r');
+  } catch {
+    return;
+  }
+  try {
+    fsyncSync(fd);
+  } catch {
+    // some file systems refuse fsync on a folder; the rename itself is still atomic
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface SafetensorsFile {
+  /** The tensors in file order (of their data offsets), owned by the caller. */
+  tensors: Map<string, Tensor>;
+  /** The "__metadata__" map ({} when absent). */
+  metadata: Record<string, string>;
+}
+
+interface Entry {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** Reads and validates a safetensors file. A bad file is an Error that names it and says what is wrong. */
+export function readSafetensors(path: string): SafetensorsFile {
+  checkHost();
+  is.string(path, 'path');
+  const bad = (what: string): Error => new Error(`${path} is not a valid safetensors file: ${what}`);
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new Error(`cannot read ${path}: ${e.code === 'ENOENT' ? 'file not found' : e.message}`);
+  }
+  const tensors = new Map<string, Tensor>();
+  try {
+    const size = fstatSync(fd).size;
+    if (size < 8) throw bad(`the file has ${size} bytes, fewer than the 8 of the header length`);
+    const prefix = Buffer.alloc(8);
+    readExactly(fd, prefix, 0);
+    const n = prefix.readBigUInt64LE(0);
+    if (n > BigInt(size - 8)) throw bad(`the header length ${n} goes beyond the end of the file (${size} bytes): truncated or not safetensors`);
+    if (n > BigInt(MAX_HEADER)) throw bad(`the header length ${n} exceeds the ${MAX_HEADER}-byte limit`);
+    const headLen = Number(n);
+    const head = Buffer.alloc(headLen);
+    readExactly(fd, head, 8);
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(head);
+    } catch {
+      throw bad('the header is not UTF-8');
+    }
+    if (!text.startsWith('{')) throw bad('the header does not start with a JSON object');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw bad(`the header is not valid JSON (${(err as Error).message})`);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw bad('the header is not a JSON object');
+    const dataStart = 8 + headLen;
+    const dataLen = size - dataStart;
+    const metadata: Record<string, string> = {};
+    const entries: Entry[] = [];
+    for (const [name, info] of Object.entries(parsed as Record<string, unknown>)) {
+      if (name === '__metadata__') {
+        if (info === null || typeof info !== 'object' || Array.isArray(info)) throw bad('__metadata__ is not an object of strings');
+        for (const [k, v] of Object.entries(info)) {
+          if (typeof v !== 'string') throw bad(`__metadata__.${k} is not a string`);
+          Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
+        }
+        continue;
+      }
+      entries.push(entry(name, info, dataLen, bad));
+    }
+    // The data must be covered exactly: no overlaps, no holes, nothing after the last tensor.
+    const sorted = entries.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);
+    let pos = 0;
+    for (const e of sorted) {
+      if (e.begin < pos) throw bad(`tensor '${e.name}' (bytes ${e.begin} to ${e.end}) overlaps the tensor before it (which ends at ${pos})`);
+      if (e.begin > pos) throw bad(`bytes ${pos} to ${e.begin} of the data belong to no tensor (a hole before '${e.name}')`);
+      pos = e.end;
+    }
+    if (pos !== dataLen) throw bad(`the tensors cover ${pos} bytes of data but the file holds ${dataLen} after the header${pos > dataLen ? '' : ' (trailing bytes)'}`);
+    for (const e of sorted) {
+      const bytes = Buffer.alloc(e.end - e.begin);
+      readExactly(fd, bytes, dataStart + e.begin);
+      if (e.dtype === 'bool') {
+        const i = bytes.findIndex((v) => v > 1);
+        if (i >= 0) throw bad(`bool tensor '${e.name}' holds the byte ${bytes[i]} (only 0 and 1 are booleans)`);
+      }
+      tensors.set(e.name, wrap(native.fromBuffer(bytes, e.shape, dtypeCode(e.dtype))));
+    }
+    return { tensors, metadata };
+  } catch (err) {
+    for (const t of tensors.values()) t.dispose();
+    throw err;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function entry(name: string, info: unknown, dataLen: number, bad: (what: string) => Error): Entry {
+  if (info === null || typeof info !== 'object' || Array.isArray(info)) throw bad(`the entry of tensor '${name}' is not an object`);
+  const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
+  if (typeof dtype !== 'string') throw bad(`tensor '${name}' has no dtype`);
+  const dt = Object.hasOwn(FROM_FILE, dtype) ? FROM_FILE[dtype] : undefined;
+  if (dt === undefined) throw bad(`tensor '${name}' has dtype '${dtype}', which tensornormal does not read (it reads ${Object.keys(FROM_FILE).join(', ')})`);
+  const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`tensor '${name}' has shape ${JSON.stringify(shape)}, not an array of non-negative integers`);
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount))
+    throw bad(`tensor '${name}' has data_offsets ${JSON.stringify(offsets)}, not [begin, end]`);
+  const [begin, end] = offsets as [number, number];
+  if (begin > end || end > dataLen) throw bad(`tensor '${name}' has data_offsets [${begin}, ${end}] outside the ${dataLen} bytes of data`);
+  const numel = (shape as number[]).reduce((a, b) => a * b, 1);
+  const need = numel * ITEMSIZE[dt];
+  if (!Number.isSafeInteger(need) || need !== end - begin)
+    throw bad(`tensor '${name}' has ${end - begin} bytes of data but ${dtype} [${shape.join(', ')}] needs ${need}`);
+  return { name, dtype: dt, shape: shape as number[], begin, end };
+}
+
+function readExactly(fd: number, buf: Uint8Array, position: number): void {
+  let off = 0;
+  while (off < buf.length) {
+    const n = readSync(fd, buf, off, buf.length - off, position + off);
+    if (n === 0) throw new Error('unexpected end of file');
+    off += n;
+  }
+}
