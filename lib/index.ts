@@ -18,3 +18,6 @@ export * as optim from './optim/index.js';
 export { fit, evaluate, type FitModel, type FitOptions, type HistoryEntry, type BatchSource, type Metric } from './train/index.js';
 export * as data from './data/index.js';
 export { save, load, restore, type Checkpoint, type SaveContents, type RestoreOptions, type CheckpointModel, type CheckpointOptimizer } from './checkpoint.js';
+export * as models from './models/index.js';
+export * as likelihoods from './likelihoods.js';
+export { Categorical, Bernoulli, Gaussian, type Likelihood, type LikelihoodReduction } from './likelihoods.js';

@@ -1,0 +1,161 @@
+/**
+ * Likelihoods: the loss a model is trained with and the predictive distribution its outputs define. `loss` is the
+ * negative log-likelihood of targets (up to a constant); `sample` draws targets from the model's own predictive
+ * distribution, which is what the sampled (true-Fisher) backward pass of TNT and KFAC needs.
+ *
+ * Every loss is a per-example value l_n reduced over the batch (dim 0): 'mean' (the default, as the paper) averages,
+ * 'sum' adds, 'none' returns the (N) vector.
+ *  - Categorical: l_n = -log softmax(z_n)[y_n]                       (cross-entropy on logits; y class indices)
+ *  - Bernoulli:   l_n = sum_j BCEWithLogits(z_nj, y_nj)              (summed over every feature; y in [0, 1])
+ *  - Gaussian:    l_n = 0.5 * sum_j (z_nj - y_nj)^2                  (unit variance; the 0.5 log 2 pi are dropped)
+ *
+ *   const lik = new Bernoulli();
+ *   const logits = model.call(x);
+ *   const sampledLoss = lik.loss(logits, lik.sample(logits)); // for the Fisher statistics
+ *   const loss = lik.loss(logits, x);                          // for the gradient
+ */
+import { Tensor } from './tensor.js';
+import { noGrad } from './autograd.js';
+import { bernoulli, multinomial, normal } from './ops.js';
+import { is, typeError } from './errors.js';
+import * as F from './nn/functional.js';
+
+export type LikelihoodReduction = 'mean' | 'sum' | 'none';
+
+export interface Likelihood {
+  readonly name: 'categorical' | 'bernoulli' | 'gaussian';
+  /** Negative log-likelihood of `target` given the model output, reduced over the batch. */
+  loss(output: Tensor, target: Tensor, options?: { reduction?: LikelihoodReduction }): Tensor;
+  /** Targets drawn from the predictive distribution of `output` (no gradient). */
+  sample(output: Tensor): Tensor;
+}
+
+function T(x: unknown, name: string): Tensor {
+  if (!(x instanceof Tensor)) throw typeError('a Tensor', name, x);
+  return x;
+}
+function reductionOf(o: { reduction?: LikelihoodReduction } | undefined): LikelihoodReduction {
+  return is.oneOf(o?.reduction ?? 'mean', 'reduction', ['mean', 'sum', 'none'] as const);
+}
+function batched(x: Tensor, name: string): number {
+  if (x.ndim < 1) throw new RangeError(`Expected ${name} with a batch dimension (at least 1-d) but received a 0-d tensor`);
+  return x.shape[0]!;
+}
+function sameShape(output: Tensor, target: Tensor): void {
+  const a = output.shape, b = target.shape;
+  if (a.length !== b.length || a.some((d, i) => d !== b[i]))
+    throw new RangeError(`Expected target of the output's shape [${a.join(', ')}] but received shape [${b.join(', ')}]`);
+}
+/** Sums a per-element loss over everything but dim 0, then reduces over the batch. */
+function perExample(elementwise: () => Tensor, sumAll: () => Tensor, n: number, reduction: LikelihoodReduction): Tensor {
+  if (reduction === 'none') {
+    const e = elementwise();
+    try {
+      if (e.ndim === 1) return e.alias();
+      const flat = e.flatten(1);
+      try {
+        return flat.sum(1);
+      } finally {
+        flat.dispose();
+      }
+    } finally {
+      e.dispose();
+    }
+  }
+  const s = sumAll();
+  if (reduction === 'sum' || n === 1) return s;
+  try {
+    return s.div(n);
+  } finally {
+    s.dispose();
+  }
+}
+
+/** Class probabilities softmax(z) over dim 1 of (N, C) logits; targets are int64 class indices (N). */
+export class Categorical implements Likelihood {
+  readonly name = 'categorical' as const;
+  loss(output: Tensor, target: Tensor, options?: { reduction?: LikelihoodReduction }): Tensor {
+    T(output, 'output');
+    T(target, 'target');
+    if (output.ndim !== 2) throw new RangeError(`Expected output of shape (N, C) but received shape [${output.shape.join(', ')}]`);
+    return F.crossEntropy(output, target, { reduction: reductionOf(options) });
+  }
+  /** One class index per row, drawn with probabilities softmax(z): int64 (N). */
+  sample(output: Tensor): Tensor {
+    T(output, 'output');
+    if (output.ndim !== 2) throw new RangeError(`Expected output of shape (N, C) but received shape [${output.shape.join(', ')}]`);
+    return noGrad(() => {
+      const p = output.softmax(1);
+      const idx = multinomial(p, 1, true);
+      const y = idx.squeeze(1);
+      p.dispose();
+      idx.dispose();
+      return y;
+    });
+  }
+}
+
+/** Independent Bernoulli(sigmoid(z)) per element; targets in [0, 1] of the output's shape and dtype. */
+export class Bernoulli implements Likelihood {
+  readonly name = 'bernoulli' as const;
+  loss(output: Tensor, target: Tensor, options?: { reduction?: LikelihoodReduction }): Tensor {
+    T(output, 'output');
+    T(target, 'target');
+    const n = batched(output, 'output');
+    sameShape(output, target);
+    return perExample(
+      () => F.binaryCrossEntropyWithLogits(output, target, { reduction: 'none' }),
+      () => F.binaryCrossEntropyWithLogits(output, target, { reduction: 'sum' }),
+      n,
+      reductionOf(options),
+    );
+  }
+  /** 0/1 draws with probabilities sigmoid(z), in the output's dtype. */
+  sample(output: Tensor): Tensor {
+    T(output, 'output');
+    return noGrad(() => {
+      const p = output.sigmoid();
+      try {
+        return bernoulli(p);
+      } finally {
+        p.dispose();
+      }
+    });
+  }
+}
+
+/** Independent N(z, 1) per element; targets of the output's shape. */
+export class Gaussian implements Likelihood {
+  readonly name = 'gaussian' as const;
+  loss(output: Tensor, target: Tensor, options?: { reduction?: LikelihoodReduction }): Tensor {
+    T(output, 'output');
+    T(target, 'target');
+    const n = batched(output, 'output');
+    sameShape(output, target);
+    const half = (t: Tensor): Tensor => {
+      try {
+        return t.mul(0.5);
+      } finally {
+        t.dispose();
+      }
+    };
+    return perExample(
+      () => half(F.mseLoss(output, target, { reduction: 'none' })),
+      () => half(F.mseLoss(output, target, { reduction: 'sum' })),
+      n,
+      reductionOf(options),
+    );
+  }
+  /** z + N(0, 1) noise. */
+  sample(output: Tensor): Tensor {
+    T(output, 'output');
+    return noGrad(() => {
+      const mean = output.detach();
+      try {
+        return normal(mean, 1);
+      } finally {
+        mean.dispose();
+      }
+    });
+  }
+}
