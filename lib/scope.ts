@@ -8,6 +8,7 @@
  * still referenced can be collected before it is registered because the pending list holds it.
  */
 import { native, type Handle } from './native.js';
+import { typeError } from './errors.js';
 
 /** The minimum a scope needs of a tensor (implemented by Tensor). */
 export interface Owned {
@@ -66,7 +67,7 @@ export function tidy<T>(fn: () => T): T;
 export function tidy<T>(name: string, fn: () => T): T;
 export function tidy<T>(a: string | (() => T), b?: () => T): T {
   const fn = typeof a === 'function' ? a : b;
-  if (typeof fn !== 'function') throw new TypeError(`Expected a function for fn but received ${typeof fn}`);
+  if (typeof fn !== 'function') throw typeError('a function', 'fn', typeof a === 'string' ? b : a);
   const outer = scope;
   const mine: Owned[] = [];
   scope = mine;

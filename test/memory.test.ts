@@ -154,7 +154,7 @@ describe('tidy', () => {
         }),
       ).toThrow(new TypeError('tidy() is synchronous: fn returned a Promise. Call tidy() inside the async function, once per step.'));
       expect(made!.isDisposed).toBe(true);
-      expect(() => torch.tidy('named', 5 as never)).toThrow(new TypeError('Expected a function for fn but received number'));
+      expect(() => torch.tidy('named', 5 as never)).toThrow(new TypeError('Expected a function for fn but received 5 of type number'));
     }));
   it('takes a name as the first argument', () =>
     noLeak(() => {

@@ -1,0 +1,153 @@
+import { describe, it, expect } from 'vitest';
+import * as torch from '../lib/index.js';
+import { native } from '../lib/native.js';
+import { noLeak } from './support/helpers.js';
+
+/** Runs fn inside tidy and checks that no tensor outlives it. */
+const scoped = (fn: () => void): Promise<void> => noLeak(() => torch.tidy(fn));
+
+/** The error fn throws (fails the test when it does not throw). */
+function thrown(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(Error);
+    return e as Error;
+  }
+  return expect.fail('expected fn to throw');
+}
+
+function expectTorchError(fn: () => unknown, code: torch.TorchErrorCode, message: string | RegExp): torch.TorchError {
+  const e = thrown(fn);
+  expect(e).toBeInstanceOf(torch.TorchError);
+  expect(e.name).toBe('TorchError');
+  expect((e as torch.TorchError).code).toBe(code);
+  if (typeof message === 'string') expect(e.message).toBe(message);
+  else expect(e.message).toMatch(message);
+  // libtorch's "Exception raised from ... (C++ frames)" trailer is cut: the message is what a user needs
+  expect(e.message).not.toMatch(/Exception raised from/);
+  return e as torch.TorchError;
+}
+
+describe('the native exception guard', () => {
+  it('turns c10::Error, std::exception and std::bad_alloc into TorchError with codes', () => {
+    const c10 = expectTorchError(() => native.throwForTest('c10'), 'TORCH_ERROR', 'test failure from c10');
+    expect(c10.stack).toMatch(/TorchError: test failure from c10/);
+    expectTorchError(() => native.throwForTest('std'), 'TORCH_ERROR', 'test failure from std');
+    expectTorchError(() => native.throwForTest('alloc'), 'OUT_OF_MEMORY', 'out of memory');
+  });
+  it('TorchError is a real Error subclass, constructible from JS with a default code', () => {
+    const e = new torch.TorchError('boom');
+    expect(e).toBeInstanceOf(Error);
+    expect([e.name, e.code, e.message]).toEqual(['TorchError', 'TORCH_ERROR', 'boom']);
+    expect(new torch.TorchError('x', 'SINGULAR').code).toBe('SINGULAR');
+  });
+  it('every native entry point survives missing and stale arguments: an Error, never a crash', () => {
+    const t = torch.ones(1);
+    const stale = t._h;
+    t.dispose();
+    // process-wide settings would take the stale handle as a value (a thread count, a seed): left out
+    const skip = new Set(['setNumThreads', 'manualSeed']);
+    const fns = Object.entries(native).filter(([name, f]) => typeof f === 'function' && !skip.has(name));
+    expect(fns.length).toBeGreaterThan(150);
+    const grad = torch.isGradEnabled();
+    const outcomes = new Map<string, string>();
+    try {
+      for (const [name, f] of fns)
+        for (const args of [[], new Array(8).fill(stale)]) {
+          try {
+            (f as (...a: unknown[]) => unknown)(...args);
+          } catch (e) {
+            expect(e, name).toBeInstanceOf(Error);
+            if (args.length > 0 && e instanceof torch.TorchError) outcomes.set(name, e.code);
+          }
+          torch.setGradEnabled(grad); // setGradEnabled() with no argument turns recording off
+        }
+    } finally {
+      torch.setGradEnabled(grad);
+    }
+    // entry points that start with a tensor report the stale handle as DISPOSED
+    for (const name of ['shape', 'dtype', 'item', 'toBuffer', 'clone', 'backward', 'linear', 'cholesky', 'reshape', 'where', 'copy_', 'softmax'])
+      expect(outcomes.get(name), name).toBe('DISPOSED');
+  });
+});
+
+describe('libtorch messages are preserved, with a code', () => {
+  it('shape mismatch', () =>
+    scoped(() => {
+      expectTorchError(() => torch.zeros(2, 3).add(torch.zeros(4, 3)), 'SHAPE_MISMATCH',
+        'The size of tensor a (2) must match the size of tensor b (4) at non-singleton dimension 0');
+      expectTorchError(() => torch.zeros(2, 3).matmul(torch.zeros(2, 3)), 'SHAPE_MISMATCH', 'mat1 and mat2 shapes cannot be multiplied (2x3 and 2x3)');
+    }));
+  it('dtype mismatch: matmul float32 x float64', () =>
+    scoped(() => {
+      expectTorchError(() => torch.zeros(2, 2).matmul(torch.zeros([2, 2], { dtype: 'float64' })), 'DTYPE_MISMATCH', 'expected scalar type Float but found Double');
+      expectTorchError(() => torch.zeros(2).matmul(torch.zeros([2], { dtype: 'float64' })), 'DTYPE_MISMATCH',
+        'dot : expected both vectors to have same dtype, but found Float and Double');
+    }));
+  it('index out of range: select 10 on size 3', () =>
+    scoped(() => {
+      expectTorchError(() => torch.zeros(3).select(0, 10), 'INDEX_OUT_OF_RANGE', 'select(): index 10 out of range for tensor of size [3] at dimension 0');
+      expectTorchError(() => torch.zeros(3).index(-4), 'INDEX_OUT_OF_RANGE', 'select(): index -4 out of range for tensor of size [3] at dimension 0');
+    }));
+  it("device 'cuda' on this CPU-only build is a TorchError, not a crash", () =>
+    scoped(() => {
+      expect(torch.cuda.isAvailable()).toBe(false);
+      expect(torch.cuda.deviceCount()).toBe(0);
+      const ones = torch.ones(2);
+      expect(thrown(() => torch.zeros([2], { device: 'cuda' }))).toBeInstanceOf(torch.TorchError);
+      expectTorchError(() => torch.zeros([2], { device: 'cuda' }), 'DEVICE_MISMATCH', /^Could not run 'aten::empty.memory_format' with arguments from the 'CUDA' backend/);
+      expectTorchError(() => ones.cuda(), 'DEVICE_MISMATCH', /^Could not run 'aten::empty_strided' with arguments from the 'CUDA' backend/);
+      expect(thrown(() => ones.to('cuda'))).toBeInstanceOf(torch.TorchError);
+      expect(thrown(() => ones.to('cuda')).message).toBe('PyTorch is not linked with support for cuda devices');
+      expect(thrown(() => torch.tensor([1, 2], { device: 'cuda:1' }))).toBeInstanceOf(torch.TorchError);
+      // the addon still works afterwards
+      expect(ones.add(1).dataSync()).toEqual([2, 2]);
+    }));
+  it('cholesky of an indefinite matrix -> NOT_POSITIVE_DEFINITE', () =>
+    scoped(() => {
+      expectTorchError(() => torch.linalg.cholesky(torch.tensor([[1, 2], [2, 1]], { dtype: 'float64' })), 'NOT_POSITIVE_DEFINITE',
+        'linalg.cholesky: The factorization could not be completed because the input is not positive-definite (the leading minor of order 2 is not positive-definite).');
+    }));
+  it('autograd misuse -> AUTOGRAD', () =>
+    scoped(() => {
+      expectTorchError(() => torch.ones([2], { requiresGrad: true }).mul(2).backward(), 'AUTOGRAD', 'grad can be implicitly created only for scalar outputs');
+    }));
+  it('a disposed tensor -> DISPOSED', () => {
+    const t = torch.ones(2);
+    t.dispose();
+    expectTorchError(() => t.sum(), 'DISPOSED', 'tensor was disposed: it cannot be used any more');
+  });
+});
+
+describe('TypeError and RangeError from the TypeScript checks, before any native call', () => {
+  it('name the argument, its expectation and what was received', () =>
+    scoped(() => {
+      const t = torch.ones(2, 2);
+      const cases: [() => unknown, ErrorConstructor, string][] = [
+        [() => t.add('1' as never), TypeError, 'Expected a Tensor or a number for other but received "1" of type string'],
+        [() => t.sum(1.5), RangeError, 'Expected an integer for dim but received 1.5 of type number'],
+        [() => t.transpose('0' as never, 1), TypeError, 'Expected an integer for dim0 but received "0" of type string'],
+        [() => torch.zeros([2], { dtype: 'complex64' as never }), RangeError,
+          'Expected a dtype (float32, float64, int32, int64, bool, float16, bfloat16, uint8, int8, int16) for dtype but received "complex64" of type string'],
+        [() => torch.zeros([2], { device: 'gpu' as never }), RangeError, "Expected a device ('cpu', 'cuda' or 'cuda:N') for device but received \"gpu\" of type string"],
+        [() => torch.zeros([-2]), RangeError, 'Expected an array of non-negative integers for size but received [-2] of type array'],
+        [() => torch.nn.functional.dropout(t, -0.1), RangeError, 'Expected a number in [0, 1] for p but received -0.1 of type number'],
+        [() => torch.nn.functional.mseLoss(t, t, { reduction: 'avg' as never }), RangeError, "Expected one of 'none', 'mean', 'sum' for reduction but received \"avg\" of type string"],
+        [() => torch.linalg.inv([[1]] as never), TypeError, 'Expected a Tensor for A but received [[1]] of type array'],
+        [() => torch.setNumThreads(0), RangeError, 'Expected a positive integer for n but received 0 of type number'],
+        [() => torch.manualSeed(1.5), TypeError, 'Expected a non-negative integer for seed but received 1.5 of type number'],
+        [() => torch.tidy(42 as never), TypeError, 'Expected a function for fn but received 42 of type number'],
+      ];
+      for (const [fn, cls, message] of cases) {
+        const e = thrown(fn);
+        expect(e.constructor, message).toBe(cls);
+        expect(e.message).toBe(message);
+        expect(e).not.toBeInstanceOf(torch.TorchError);
+      }
+    }));
+  it('long values are shortened in the message', () => {
+    const e = thrown(() => torch.manualSeed('x'.repeat(100) as never));
+    expect(e.message).toBe(`Expected a non-negative integer for seed but received "${'x'.repeat(56)}... of type string`);
+  });
+});
