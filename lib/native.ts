@@ -197,6 +197,28 @@ export interface NativeBinding {
   tntInverses(shapes: number[][], factors: H[][], inverses: H[][], eps: number, method: number): TntInverseReport;
   tntDirection(m: H, shape: number[], inverses: H[]): H;
   tntStep(params: H[], momentum: H[], shapes: number[][], inverses: H[][], lr: number, momentumCoef: number, weightDecay: number): { applied: number; skippedNonFinite: number };
+  // Shampoo (native/optim/shampoo.cc): TNT's shapes/factors layout; the step is tntStep with the roots
+  shampooStatistics(grads: H[], shapes: number[][], factors: H[][], weight: number): { updated: number; skippedNonFinite: number };
+  shampooRoots(shapes: number[][], factors: H[][], roots: H[][], eps: number, method: number): ShampooRootReport;
+  // KFAC (native/optim/kfac.cc): one entry per Linear / Conv2d layer
+  kfacStatistics(layers: { a: H | null; g: H | null; A: H; G: H; bias: boolean; batch: number }[], weight: number): { updated: number; skippedNonFinite: number };
+  kfacInverses(layers: { A: H; G: H; invA: H; invG: H; damping: number }[], piCorrection: boolean): TntInverseReport;
+  kfacStep(
+    layers: { weight: H; bias: H | null; momentum: H; biasMomentum: H | null; invA: H; invG: H; lr: number; mu: number; wd: number }[],
+    plain: { param: H; momentum: H; lr: number; mu: number; wd: number }[],
+  ): { applied: number; skippedNonFinite: number };
+}
+
+/** What shampooRoots did: roots computed (retries included), float64 retries, failures (last root kept),
+ *  parameters skipped for non-finite factors, the largest accepted Newton error max|M - I| and the most Newton
+ *  iterations any batch took. */
+export interface ShampooRootReport {
+  computed: number;
+  retriedFloat64: number;
+  failed: number;
+  skippedNonFinite: number;
+  newtonMaxError: number;
+  newtonIterations: number;
 }
 
 export interface TntInverseReport {
@@ -246,4 +268,10 @@ function load(): NativeBinding {
 
 export const native: NativeBinding = load();
 native.init(TorchError);
+// The addon defaults libtorch to every core; TENSORNORMAL_NUM_THREADS overrides that (the test runner sets 1 per
+// worker process, since OpenMP threads spinning in several processes on 2 cores slow everything down).
+if (process.env.TENSORNORMAL_NUM_THREADS) {
+  const n = Number(process.env.TENSORNORMAL_NUM_THREADS);
+  if (Number.isInteger(n) && n > 0) native.setNumThreads(n);
+}
 export const opcodes: OpCodes = native.opcodes();

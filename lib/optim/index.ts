@@ -10,3 +10,5 @@ export { SGD, type SGDOptions } from './sgd.js';
 export { Adam, type AdamOptions } from './adam.js';
 export { AdamW } from './adamw.js';
 export * as lrScheduler from './lr_scheduler.js';
+export { Shampoo, type ShampooOptions, type ShampooConfig, type WarmStartLoss } from './shampoo.js';
+export { KFAC, type KFACOptions, type KFACConfig, type KFACLayerRecord } from './kfac.js';

@@ -1,0 +1,489 @@
+/**
+ * K-FAC (Martens & Grosse, ICML 2015), with Grosse & Martens' KFC factors for convolutions (ICML 2016), as the TNT
+ * paper ran it as a baseline. Each Linear and Conv2d layer's weight and bias form one matrix [W | b] (a conv weight
+ * flattened to (out, in * kh * kw)); its Fisher block is approximated by A (x) G with
+ *
+ *     A = E[ā ā^T],  ā = [a; 1]     a: the layer input (a conv: each unfolded patch, every spatial location a row)
+ *     G = E[g g^T]                  g: the gradient w.r.t. the layer output under the SAMPLED loss (y drawn from the
+ *                                   model's own predictive distribution), of each example (N x the batch-mean gradient)
+ *
+ * both as moving averages, weight max(1/(t+1), 1 - statDecay) (plain 1 - statDecay after `warmStart`), as TNT. For a
+ * convolution with L output locations, A averages over examples and locations, G averages over examples and SUMS
+ * over locations, so A (x) G is exactly KFC's Omega (x) Gamma (which sums in Omega and averages in Gamma): the factor
+ * L sits in G so that A's homogeneous entry stays 1, as for a Linear layer.
+ *
+ * Damping lambda is split over the two factors, as the paper's notes: the direction of the layer is
+ *
+ *     D = (G + sqrt(lambda) I)^-1 M (A + sqrt(lambda) I)^-1,     M = [m_W | m_b] the layer's momentum
+ *
+ * which is (A + sqrt(lambda) I)^-1 (x) (G + sqrt(lambda) I)^-1 applied to vec(M): a Kronecker product of damped
+ * factors, not (A (x) G + lambda I)^-1. With `piCorrection` the split is Martens & Grosse's pi-corrected one,
+ * sqrt(lambda) pi on A and sqrt(lambda) / pi on G, pi^2 = (tr A / dim A) / (tr G / dim G).
+ * Every other parameter (BatchNorm's scale and shift, ...) takes the plain momentum direction m. For all:
+ *
+ *     m <- momentum m + grad;   p <- p (1 - lr weightDecay) - lr direction
+ *
+ * Inverses are batched Cholesky factorisations of every same-size factor (one native call); a failure is retried in
+ * float64 and then with 10x-1000x damping, and a factor that still fails keeps its last good inverse
+ * (`lastInverseReport`). A non-finite gradient skips the whole step (or throws with `onNonFinite: 'throw'`), a layer
+ * whose captured input or output gradient is not finite is left out of the statistics.
+ *
+ * Layer inputs and outputs are recorded by forward hooks (nn.captureOutputs), so the model and its layers must be
+ * invoked with `.call(x)`; they are recorded only in steps whose statistics are due. The likelihood's loss must be a
+ * mean over the batch (every lib likelihood's default). Grouped convolutions are not supported.
+ *
+ * Options (defaults): lr (required), damping 0.03 (the paper's CNN value, from KFAC-Pytorch; it tuned 0.3 for the MNIST
+ * autoencoder), momentum 0.9, weightDecay 0, statDecay 0.9; statsEvery 1, inverseEvery 20, factorDtype 'float32',
+ * piCorrection false, onNonFinite 'skip'.
+ *
+ * @example
+ *   const opt = new optim.KFAC(model, { lr: 3e-3, damping: 0.3 });
+ *   const lik = new Bernoulli();
+ *   await opt.warmStart(loader, (x) => model.call(x), lik);
+ *   for (const [x] of loader) tidy(() => {
+ *     const out = model.call(x);
+ *     opt.sampledBackward(out, lik);        // sampled output gradients -> A, G (when due)
+ *     lik.loss(out, x).backward();          // the real loss
+ *     opt.step();
+ *     opt.zeroGrad();
+ *   });
+ */
+import { native, type TntInverseReport } from '../native.js';
+import { Tensor } from '../tensor.js';
+import { keep, tidy } from '../scope.js';
+import { eye, zeros, zerosLike } from '../creation.js';
+import { cat } from '../ops.js';
+import { TorchError, is, typeError } from '../errors.js';
+import { Module, type AnyModule } from '../nn/module.js';
+import { Linear } from '../nn/linear.js';
+import { Conv2d } from '../nn/conv2d.js';
+import { captureOutputs, type LayerCapture } from '../nn/capture.js';
+import * as F from '../nn/functional.js';
+import { Optimizer, checkKnownOptions, type OptimizerStateDict, type ParamGroup } from './optimizer.js';
+import type { SampleableLikelihood } from './tnt.js';
+
+export interface KFACOptions {
+  /** Learning rate. */
+  lr: number;
+  /** lambda: sqrt(lambda) is added to each of the two factors before inversion. Default 0.03. */
+  damping: number;
+  /** Momentum on the raw gradient (no dampening). Default 0.9. */
+  momentum: number;
+  /** Decoupled weight decay: W <- W (1 - lr weightDecay). Default 0. */
+  weightDecay: number;
+  /** Decay of the statistics' moving average. Default 0.9. */
+  statDecay: number;
+}
+
+export interface KFACConfig {
+  /** Gather statistics every this many steps. Default 1. */
+  statsEvery?: number;
+  /** Refresh the inverses every this many steps. Default 20. */
+  inverseEvery?: number;
+  /** dtype of the factors and of their factorisation. Default 'float32'. */
+  factorDtype?: 'float32' | 'float64';
+  /** Split the damping by Martens & Grosse's pi (true) or evenly (false, default). */
+  piCorrection?: boolean;
+  /** What a non-finite gradient does: skip the step and count it (default), or throw. */
+  onNonFinite?: 'skip' | 'throw';
+}
+
+/** One layer's recorded forward pass: its input (values) and the gradient of the sampled loss w.r.t. its output. */
+export interface KFACLayerRecord {
+  module: AnyModule;
+  input: Tensor;
+  outputGrad: Tensor;
+}
+
+const OPTIONS = ['lr', 'damping', 'momentum', 'weightDecay', 'statDecay'] as const;
+const CONFIG = ['statsEvery', 'inverseEvery', 'factorDtype', 'piCorrection', 'onNonFinite'] as const;
+
+interface Layer {
+  name: string;
+  module: Linear | Conv2d;
+  weight: Tensor;
+  bias: Tensor | null;
+  A: Tensor;
+  G: Tensor;
+  invA: Tensor;
+  invG: Tensor;
+}
+
+/** Unfolded patches of a conv layer's input, (N, C kh kw, L), padded exactly as the layer's forward pads. */
+function convPatches(m: Conv2d, x: Tensor): Tensor {
+  return tidy(() => {
+    let pad: number[];
+    let src = x.ndim === 3 ? x.unsqueeze(0) : x;
+    if (m.padding === 'valid') pad = [0, 0];
+    else if (m.padding === 'same') {
+      const total = m.kernelSize.map((k, i) => m.dilation[i]! * (k - 1));
+      pad = total.map((t) => Math.floor(t / 2));
+      // An odd total puts the extra row / column at the bottom / right, as nn.Conv2d does.
+      if (total.some((t) => t % 2 === 1)) src = F.pad(src, [0, total[1]! % 2, 0, total[0]! % 2]);
+    } else pad = m.padding;
+    return F.unfold(src, m.kernelSize, { dilation: m.dilation, padding: pad, stride: m.stride });
+  });
+}
+
+export class KFAC extends Optimizer<KFACOptions> {
+  readonly model: AnyModule;
+  readonly statsEvery: number;
+  readonly inverseEvery: number;
+  readonly factorDtype: 'float32' | 'float64';
+  readonly piCorrection: boolean;
+  readonly onNonFinite: 'skip' | 'throw';
+  /** The forward-hook recorder of the model's Linear and Conv2d layers. */
+  readonly capture: LayerCapture;
+  private readonly layerList: Layer[];
+  private readonly byModule = new Map<AnyModule, Layer>();
+  /** Steps taken (calls of step() that reached the update, skipped ones included). */
+  stepCount = 0;
+  /** Statistics updates so far (t in the moving-average weight). */
+  statsUpdates = 0;
+  /** Whether warmStart() initialised the statistics. */
+  warmStarted = false;
+  /** Steps skipped because a gradient held NaN or Infinity. */
+  skippedSteps = 0;
+  /** Layer statistics left out because a captured input or output gradient was not finite. */
+  skippedStatistics = 0;
+  /** What the last inverse refresh did (retries, failures). */
+  lastInverseReport: TntInverseReport | null = null;
+  private warmCount = -1; // >= 0 while warmStart runs
+
+  constructor(model: AnyModule, options: Partial<KFACOptions> & { lr: number } & KFACConfig) {
+    if (!(model instanceof Module)) throw typeError('a Module', 'model', model);
+    checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'KFAC');
+    if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
+    const { statsEvery = 1, inverseEvery = 20, factorDtype = 'float32', piCorrection = false, onNonFinite = 'skip', ...rest } = options;
+    super(model.parameters(), { damping: 0.03, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as KFACOptions);
+    this.model = model;
+    this.statsEvery = is.positiveInteger(statsEvery, 'statsEvery');
+    this.inverseEvery = is.positiveInteger(inverseEvery, 'inverseEvery');
+    if (this.inverseEvery % this.statsEvery !== 0)
+      throw new RangeError(`Expected inverseEvery (${inverseEvery}) to be a multiple of statsEvery (${statsEvery})`);
+    this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
+    this.piCorrection = is.boolean(piCorrection, 'piCorrection');
+    this.onNonFinite = is.oneOf(onNonFinite, 'onNonFinite', ['skip', 'throw'] as const);
+
+    const found = model.namedModules().filter((e): e is [string, Linear | Conv2d] => e[1] instanceof Linear || e[1] instanceof Conv2d);
+    for (const [name, m] of found)
+      if (m instanceof Conv2d && m.groups !== 1)
+        throw new RangeError(`KFAC: layer '${name}' is a grouped convolution (groups=${m.groups}), which KFAC does not support`);
+    const lambda = this.defaults.damping;
+    this.layerList = found.map(([name, m]) => {
+      const w = m.weight;
+      const bias = m.bias ?? null;
+      const out = w.shape[0]!;
+      const din = w.numel() / out + (bias !== null ? 1 : 0);
+      const fd = { dtype: this.factorDtype, device: w.device };
+      const pd = { dtype: w.dtype, device: w.device };
+      // Before any statistics, (0 + sqrt(lambda) I)^-1.
+      const inv = (d: number): Tensor => keep(tidy(() => eye(d, pd).mul(1 / Math.sqrt(lambda))));
+      const layer: Layer = { name, module: m, weight: w, bias, A: keep(zeros([din, din], fd)), G: keep(zeros([out, out], fd)), invA: inv(din), invG: inv(out) };
+      this.byModule.set(m, layer);
+      return layer;
+    });
+    const watched = new Set<AnyModule>(this.byModule.keys());
+    this.capture = captureOutputs(model, { filter: (m) => watched.has(m) });
+  }
+
+  protected checkOptions(o: KFACOptions, prefix: string): void {
+    is.nonNegative(o.lr, `${prefix}lr`);
+    is.positive(o.damping, `${prefix}damping`);
+    is.inRange(o.momentum, `${prefix}momentum`, 0, 1, { hiOpen: true });
+    is.nonNegative(o.weightDecay, `${prefix}weightDecay`);
+    is.inRange(o.statDecay, `${prefix}statDecay`, 0, 1, { hiOpen: true });
+  }
+
+  /** Every parameter, over all groups, in order. */
+  get params(): Tensor[] {
+    return this.paramGroups.flatMap((g) => g.params);
+  }
+
+  /** The preconditioned layers, in the model's module order. */
+  get layers(): { name: string; module: Linear | Conv2d }[] {
+    return this.layerList.map((l) => ({ name: l.name, module: l.module }));
+  }
+
+  private groupOf(p: Tensor): ParamGroup<KFACOptions> {
+    const g = this.paramGroups.find((gr) => gr.params.includes(p));
+    if (!g) throw new RangeError('KFAC: a layer parameter is in no parameter group');
+    return g;
+  }
+
+  /** Whether the step about to be taken gathers statistics (every `statsEvery` steps). */
+  statisticsDue(): boolean {
+    return this.stepCount % this.statsEvery === 0;
+  }
+
+  /** Whether the step about to be taken refreshes the inverses (every `inverseEvery` steps, or `statsEvery` before that). */
+  inversesDue(): boolean {
+    const t = this.stepCount;
+    return t % this.inverseEvery === 0 || (t < this.inverseEvery && t % this.statsEvery === 0);
+  }
+
+  /** The moving-average weight of the next statistics update. */
+  statisticsWeight(): number {
+    if (this.warmCount >= 0) return 1 / (this.warmCount + 1);
+    const decay = this.paramGroups[0]!.statDecay;
+    if (this.warmStarted) return 1 - decay;
+    return Math.max(1 / (this.statsUpdates + 1), 1 - decay);
+  }
+
+  /**
+   * Folds recorded layers (input, and the gradient of a batch-mean sampled loss w.r.t. the output) into A and G, in one
+   * native call. A layer without a record keeps its statistics. sampledBackward() calls this; it is public for custom
+   * loops that capture layers themselves.
+   */
+  updateStatistics(records: KFACLayerRecord[]): void {
+    if (!Array.isArray(records)) throw typeError('an array of {module, input, outputGrad}', 'records', records);
+    tidy(() => {
+      const entries = records.map((r, i) => {
+        const layer = r !== null && typeof r === 'object' ? this.byModule.get(r.module) : undefined;
+        if (layer === undefined) throw new RangeError(`updateStatistics: records[${i}].module is not a Linear or Conv2d layer of this optimizer's model`);
+        if (!(r.input instanceof Tensor)) throw typeError('a Tensor', `records[${i}].input`, r.input);
+        if (!(r.outputGrad instanceof Tensor)) throw typeError('a Tensor', `records[${i}].outputGrad`, r.outputGrad);
+        const out = layer.weight.shape[0]!;
+        let a: Tensor, g: Tensor, batch: number;
+        if (layer.module instanceof Conv2d) {
+          const patches = convPatches(layer.module, r.input); // (N, D, L)
+          a = patches.transpose(1, 2).reshape([-1, patches.shape[1]!]);
+          g = (r.outputGrad.ndim === 3 ? r.outputGrad.unsqueeze(0) : r.outputGrad).flatten(2).transpose(1, 2).reshape([-1, out]);
+          batch = patches.shape[0]!;
+        } else {
+          const din = layer.weight.shape[1]!;
+          a = r.input.reshape([-1, din]);
+          g = r.outputGrad.reshape([-1, out]);
+          batch = r.input.ndim >= 2 ? r.input.shape[0]! : 1;
+        }
+        return { a: a._h, g: g._h, A: layer.A._h, G: layer.G._h, bias: layer.bias !== null, batch };
+      });
+      const r = native.kfacStatistics(entries, this.statisticsWeight());
+      this.skippedStatistics += r.skippedNonFinite;
+    });
+    if (this.warmCount >= 0) this.warmCount++;
+    else this.statsUpdates++;
+  }
+
+  /** Recomputes every (A + dA I)^-1 and (G + dG I)^-1 from the current statistics: batched Cholesky, natively. */
+  updateInverses(): TntInverseReport {
+    const entries = this.layerList.map((l) => ({ A: l.A._h, G: l.G._h, invA: l.invA._h, invG: l.invG._h, damping: this.groupOf(l.weight).damping }));
+    this.lastInverseReport = native.kfacInverses(entries, this.piCorrection);
+    return this.lastInverseReport;
+  }
+
+  /**
+   * The sampled backward pass, after a forward pass of the model (through `.call`): draws y from the likelihood's
+   * predictive distribution at `output`, differentiates the sampled loss w.r.t. every recorded layer output (graph
+   * retained, `.grad` untouched) and folds inputs and output gradients into A and G. Does nothing (returns false)
+   * when statistics are not due this step, unless `force` (which needs the layers to have been recorded).
+   */
+  sampledBackward(output: Tensor, likelihood: SampleableLikelihood, { force = false }: { force?: boolean } = {}): boolean {
+    if (!(output instanceof Tensor)) throw typeError('a Tensor', 'output', output);
+    if (likelihood === null || typeof likelihood !== 'object' || typeof likelihood.sample !== 'function' || typeof likelihood.loss !== 'function')
+      throw typeError('a likelihood with sample() and loss()', 'likelihood', likelihood);
+    if (!force && !this.statisticsDue()) {
+      this.capture.clear();
+      return false;
+    }
+    const recs = this.capture.records();
+    if (recs.length === 0)
+      throw new TorchError('KFAC.sampledBackward: no layer was recorded in the forward pass; call the model and its layers with .call(x) (forward hooks), and call sampledBackward after the forward pass of a step whose statistics are due', 'TORCH_ERROR');
+    try {
+      tidy(() => {
+        const y = likelihood.sample(output);
+        const loss = likelihood.loss(output, y);
+        const gs = this.capture.outputGrads(loss);
+        this.updateStatistics(recs.map((r) => ({ module: r.module, input: r.input, outputGrad: gs.get(r.name)! })));
+      });
+    } finally {
+      this.capture.clear();
+    }
+    return true;
+  }
+
+  /**
+   * Warm start: one pass over `batches` at the current weights, no updates; A and G become the plain running means of
+   * the sampled statistics over those minibatches. `forward` maps a batch's inputs to the model output (through `.call`).
+   */
+  async warmStart(
+    batches: Iterable<[Tensor, ...unknown[]] | Tensor> | AsyncIterable<[Tensor, ...unknown[]] | Tensor>,
+    forward: (x: Tensor) => Tensor,
+    likelihood: SampleableLikelihood,
+  ): Promise<number> {
+    is.function(forward, 'forward');
+    for (const l of this.layerList) {
+      l.A.zero_();
+      l.G.zero_();
+    }
+    this.warmCount = 0;
+    this.capture.enabled = true;
+    try {
+      for await (const b of batches as AsyncIterable<[Tensor, ...unknown[]] | Tensor>) {
+        const x = b instanceof Tensor ? b : b[0];
+        tidy(() => this.sampledBackward(forward(x), likelihood, { force: true }));
+      }
+      const n = this.warmCount;
+      if (n === 0) throw new RangeError('warmStart: batches yielded nothing');
+      this.warmStarted = true;
+      this.updateInverses();
+      return n;
+    } finally {
+      this.warmCount = -1;
+      this.capture.clear();
+      this.capture.enabled = this.statisticsDue();
+    }
+  }
+
+  /** Refreshes the inverses when due, then updates every parameter from its `.grad` (momentum, preconditioning, decay). */
+  override step<L = undefined>(closure?: () => L): L | undefined {
+    try {
+      const loss = super.step(closure);
+      this.stepCount++;
+      return loss;
+    } finally {
+      // Records not consumed by sampledBackward would keep the graph alive; the next forward records only if due.
+      this.capture.clear();
+      this.capture.enabled = this.statisticsDue();
+    }
+  }
+
+  private momentumOf(p: Tensor): number {
+    const s = this.stateOf(p);
+    let m = s.momentum;
+    if (!(m instanceof Tensor)) {
+      m = keep(zerosLike(p));
+      s.momentum = m;
+    }
+    return m._h;
+  }
+
+  /** Every group is updated by one native call, made for group 0. */
+  protected stepGroup(_group: ParamGroup<KFACOptions>, index: number): void {
+    if (index !== 0) return;
+    if (this.inversesDue() && (this.statsUpdates > 0 || this.warmStarted)) this.updateInverses();
+    const inLayer = new Set<Tensor>();
+    const layers = this.layerList.map((l) => {
+      const g = this.groupOf(l.weight);
+      inLayer.add(l.weight);
+      if (l.bias !== null) inLayer.add(l.bias);
+      return {
+        weight: l.weight._h, bias: l.bias === null ? null : l.bias._h, momentum: this.momentumOf(l.weight), biasMomentum: l.bias === null ? null : this.momentumOf(l.bias),
+        invA: l.invA._h, invG: l.invG._h, lr: g.lr, mu: g.momentum, wd: g.weightDecay,
+      };
+    });
+    const plain = this.paramGroups.flatMap((g) =>
+      g.params.filter((p) => !inLayer.has(p)).map((p) => ({ param: p._h, momentum: this.momentumOf(p), lr: g.lr, mu: g.momentum, wd: g.weightDecay })),
+    );
+    const r = native.kfacStep(layers, plain);
+    if (r.skippedNonFinite > 0) {
+      this.skippedSteps++;
+      if (this.onNonFinite === 'throw') throw new TorchError(`KFAC: a gradient holds NaN or Infinity at step ${this.stepCount}; the step was not applied`, 'NON_FINITE');
+    }
+  }
+
+  private layerOf(layer: AnyModule | string, what: string): Layer {
+    const l = typeof layer === 'string' ? this.layerList.find((x) => x.name === layer) : this.byModule.get(layer);
+    if (l === undefined) throw new RangeError(`${what}: not a Linear or Conv2d layer of this optimizer's model`);
+    return l;
+  }
+
+  /**
+   * The KFAC direction of a layer for given weight and bias tensors (shaped like the parameters), with the current
+   * inverses: [dW | db] = invG [mW | mb] invA. New tensors, the caller's.
+   */
+  precondition(layer: AnyModule | string, mW: Tensor, mb: Tensor | null = null): [Tensor, Tensor | null] {
+    const l = this.layerOf(layer, 'precondition');
+    if (!(mW instanceof Tensor)) throw typeError('a Tensor', 'mW', mW);
+    if ((mb === null) !== (l.bias === null)) throw new RangeError(`precondition: layer '${l.name}' ${l.bias === null ? 'has no bias' : 'has a bias: give its tensor'}`);
+    return tidy(() => {
+      const out = l.weight.shape[0]!;
+      const M = mb === null ? mW.reshape([out, -1]) : cat([mW.reshape([out, -1]), mb.reshape([out, 1])], 1);
+      const D = l.invG.mm(M).mm(l.invA);
+      const cols = l.weight.numel() / out;
+      const dW = D.narrow(1, 0, cols).reshape(l.weight.shape).contiguous();
+      return [dW, mb === null ? null : D.select(1, cols).contiguous()] as [Tensor, Tensor | null];
+    });
+  }
+
+  /** A layer's factors and inverses (the optimizer's own tensors: read, do not dispose). */
+  curvatureState(layer: AnyModule | string): { A: Tensor; G: Tensor; invA: Tensor; invG: Tensor } {
+    const l = this.layerOf(layer, 'curvatureState');
+    return { A: l.A, G: l.G, invA: l.invA, invG: l.invG };
+  }
+
+  /** Bytes held by the optimizer's state (factors, inverses, momentum). */
+  stateBytes(): number {
+    const size = (t: Tensor): number => t.numel() * (t.dtype === 'float64' || t.dtype === 'int64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
+    let b = 0;
+    for (const l of this.layerList) for (const t of [l.A, l.G, l.invA, l.invG]) b += size(t);
+    for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) b += size(v);
+    return b;
+  }
+
+  /** Adds each layer's factorA, factorG, inverseA, inverseG to the state of its weight. */
+  override stateDict(): OptimizerStateDict & { kfac: Record<string, number | boolean> } {
+    const sd = super.stateDict();
+    const params = this.params;
+    for (const l of this.layerList) {
+      const s = (sd.state[params.indexOf(l.weight)] ??= {});
+      Object.assign(s, { factorA: l.A, factorG: l.G, inverseA: l.invA, inverseG: l.invG });
+    }
+    return {
+      ...sd,
+      kfac: { stepCount: this.stepCount, statsUpdates: this.statsUpdates, warmStarted: this.warmStarted, skippedSteps: this.skippedSteps, skippedStatistics: this.skippedStatistics },
+    };
+  }
+
+  override loadStateDict(sd: OptimizerStateDict & { kfac?: Record<string, number | boolean> }): void {
+    if (sd === null || typeof sd !== 'object' || typeof sd.state !== 'object' || sd.state === null)
+      throw typeError('an optimizer state dict ({state, paramGroups, kfac})', 'stateDict', sd);
+    const params = this.params;
+    const names = ['factorA', 'factorG', 'inverseA', 'inverseG'] as const;
+    const base: Record<number, Record<string, Tensor | number>> = {};
+    const loads: [Layer, Record<(typeof names)[number], Tensor>][] = [];
+    for (const [key, s] of Object.entries(sd.state)) {
+      const rest: Record<string, Tensor | number> = {};
+      const curv: Partial<Record<(typeof names)[number], Tensor>> = {};
+      for (const [name, v] of Object.entries(s)) {
+        if (!(names as readonly string[]).includes(name)) rest[name] = v;
+        else if (!(v instanceof Tensor)) throw typeError('a Tensor', `stateDict.state[${key}].${name}`, v);
+        else curv[name as (typeof names)[number]] = v;
+      }
+      base[Number(key)] = rest;
+      if (Object.keys(curv).length === 0) continue;
+      const layer = this.layerList.find((l) => l.weight === params[Number(key)]);
+      if (layer === undefined) throw new RangeError(`loaded state dict: state[${key}] has KFAC factors but parameter ${key} is not a layer weight`);
+      for (const n of names) {
+        const t = curv[n];
+        const d = (n.endsWith('A') ? layer.A : layer.G).shape[0]!;
+        if (t === undefined) throw new RangeError(`loaded state dict: state[${key}] lacks ${n}`);
+        const ts = t.shape;
+        if (ts.length !== 2 || ts[0] !== d || ts[1] !== d) throw new RangeError(`loaded state dict: state[${key}].${n} has shape [${ts.join(', ')}] but the factor needs [${d}, ${d}]`);
+      }
+      loads.push([layer, curv as Record<(typeof names)[number], Tensor>]);
+    }
+    super.loadStateDict({ state: base, paramGroups: sd.paramGroups });
+    for (const [l, c] of loads) {
+      l.A.copy_(c.factorA);
+      l.G.copy_(c.factorG);
+      l.invA.copy_(c.inverseA);
+      l.invG.copy_(c.inverseG);
+    }
+    const t = sd.kfac ?? {};
+    this.stepCount = Number(t.stepCount ?? 0);
+    this.statsUpdates = Number(t.statsUpdates ?? 0);
+    this.warmStarted = t.warmStarted === true;
+    this.skippedSteps = Number(t.skippedSteps ?? 0);
+    this.skippedStatistics = Number(t.skippedStatistics ?? 0);
+    this.capture.clear();
+    this.capture.enabled = this.statisticsDue();
+  }
+
+  /** Frees the state (momentum, factors, inverses) and stops recording the model's layers. */
+  override dispose(): void {
+    super.dispose();
+    for (const l of this.layerList) for (const t of [l.A, l.G, l.invA, l.invG]) t.dispose();
+    this.capture.remove();
+  }
+}

@@ -1,0 +1,248 @@
+// KFAC (Martens & Grosse 2015; Grosse & Martens' KFC 2016 for convolutions), as the TNT paper ran it as a baseline:
+// per Linear / Conv2d layer the Fisher block of the combined [W | b] matrix is approximated by A (x) G, and the
+// update direction is (G + dG I)^-1 M (A + dA I)^-1, M the layer's momentum as an (out, in [+1]) matrix. Three
+// native phases, each one call for every layer:
+//
+//   kfacStatistics  A <- (1 - w) A + w / R  [a 1]^T [a 1]   over the R rows of the layer input a (examples, and for a
+//                                                            conv every spatial location: an unfolded patch)
+//                   G <- (1 - w) G + w N    g^T g           over the rows of the output gradient g of a batch-mean
+//                                                            loss (1/N of the per-example gradient; N the batch size)
+//                   The homogeneous coordinate is folded in without building [a 1]: the last row and column of A
+//                   get the column sums of a and the corner R. A layer whose a or g holds a non-finite value is
+//                   left out (and counted).
+//   kfacInverses    (A + dA I)^-1 and (G + dG I)^-1, dA = pi sqrt(lambda), dG = sqrt(lambda) / pi (pi = 1 unless
+//                   pi-corrected: pi^2 = (tr A / dim A) / (tr G / dim G)). Same-size factors of every layer are
+//                   factorised as one batched Cholesky; a failure is retried in float64, then with 10x, 100x, 1000x
+//                   damping; a factor that still fails keeps its last good inverse.
+//   kfacStep        m <- mu m + g for every parameter; a layer's [W | b] moves along (G + dG I)^-1 M (A + dA I)^-1,
+//                   every other parameter (BatchNorm scale and shift, ...) along m; p <- p (1 - lr wd) - lr dir.
+//                   A non-finite gradient anywhere skips the whole step (nothing, momentum included, changes).
+#include <map>
+
+#include "common.h"
+
+using namespace tn;
+
+namespace {
+
+at::Tensor* Handle(Napi::Env env, Napi::Value v) {
+  at::Tensor* t = GetState(env).table.TryGet(v.As<Napi::Number>().DoubleValue());
+  if (!t) ThrowTorchError(env, "tensor was disposed: it cannot be used any more", "DISPOSED");
+  return t;
+}
+
+// A handle, or nullptr for null / undefined / a negative number.
+at::Tensor* OptHandle(Napi::Env env, Napi::Value v) {
+  if (v.IsNull() || v.IsUndefined()) return nullptr;
+  if (v.As<Napi::Number>().DoubleValue() < 0) return nullptr;
+  return Handle(env, v);
+}
+
+at::Tensor* Field(Napi::Object o, const char* name, bool optional = false) {
+  at::Tensor* t = OptHandle(o.Env(), o.Get(name));
+  if (!t && !optional) throw std::invalid_argument(std::string("KFAC: missing tensor '") + name + "'");
+  return t;
+}
+
+double NumField(Napi::Object o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsNumber()) throw std::invalid_argument(std::string("KFAC: missing number '") + name + "'");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+std::vector<Napi::Object> Objects(const Napi::CallbackInfo& info, size_t i) {
+  std::vector<Napi::Object> out;
+  Napi::Array a = info[i].As<Napi::Array>();
+  for (uint32_t k = 0; k < a.Length(); ++k) out.push_back(a.Get(k).As<Napi::Object>());
+  return out;
+}
+
+bool AllFinite(const at::Tensor& t) { return at::isfinite(t).all().item<bool>(); }
+
+Napi::Object Report(Napi::Env env, std::initializer_list<std::pair<const char*, double>> kv) {
+  Napi::Object o = Napi::Object::New(env);
+  for (auto& p : kv) o.Set(p.first, Napi::Number::New(env, p.second));
+  return o;
+}
+
+}  // namespace
+
+// kfacStatistics(layers: { a, g, A, G, bias, batch }[], weight) -> { updated, skippedNonFinite }
+//   a (R, in) rows of layer input (patches), g (R', out) rows of output gradient, A (in [+1])^2, G out^2.
+TN_EXPORT(kfacStatistics) {
+  at::NoGradGuard no_grad;
+  std::vector<Napi::Object> layers = Objects(info, 0);
+  double w = Num(info, 1);
+  double updated = 0, skipped = 0;
+  for (Napi::Object l : layers) {
+    at::Tensor* a0 = Field(l, "a", true);
+    at::Tensor* g0 = Field(l, "g", true);
+    if (!a0 || !g0) continue;
+    at::Tensor& A = *Field(l, "A");
+    at::Tensor& G = *Field(l, "G");
+    bool bias = l.Get("bias").ToBoolean().Value();
+    double n = NumField(l, "batch");
+    if (a0->dim() != 2 || g0->dim() != 2) throw std::invalid_argument("KFAC: a and g must be matrices (rows, features)");
+    int64_t din = a0->size(1) + (bias ? 1 : 0);
+    if (A.size(0) != din || G.size(0) != g0->size(1))
+      throw std::invalid_argument("KFAC: factor sizes differ from the layer's input and output widths");
+    if (!AllFinite(*a0) || !AllFinite(*g0)) {
+      ++skipped;
+      continue;
+    }
+    at::Tensor a = a0->scalar_type() == A.scalar_type() ? *a0 : a0->to(A.scalar_type());
+    at::Tensor g = g0->scalar_type() == G.scalar_type() ? *g0 : g0->to(G.scalar_type());
+    double rows = static_cast<double>(a.size(0));
+    if (bias) {
+      int64_t d = a.size(1);
+      at::Tensor block = A.narrow(0, 0, d).narrow(1, 0, d);
+      block.addmm_(a.t(), a, 1 - w, w / rows);
+      at::Tensor s = a.sum(0) * (w / rows);
+      at::Tensor col = A.narrow(0, 0, d).select(1, d);
+      at::Tensor row = A.select(0, d).narrow(0, 0, d);
+      col.mul_(1 - w).add_(s);
+      row.mul_(1 - w).add_(s);
+      at::Tensor corner = A.select(0, d).select(0, d);
+      corner.mul_(1 - w).add_(w);
+    } else {
+      A.addmm_(a.t(), a, 1 - w, w / rows);
+    }
+    G.addmm_(g.t(), g, 1 - w, w * n);
+    ++updated;
+  }
+  return Report(info.Env(), {{"updated", updated}, {"skippedNonFinite", skipped}});
+}
+
+// kfacInverses(layers: { A, G, invA, invG, damping }[], piCorrection)
+//   -> { inverted, retriedFloat64, retriedDamping, failed, skippedNonFinite }
+TN_EXPORT(kfacInverses) {
+  at::NoGradGuard no_grad;
+  std::vector<Napi::Object> layers = Objects(info, 0);
+  bool pi_correction = Bool(info, 1);
+  double inverted = 0, retried64 = 0, retriedDamping = 0, failed = 0, skipped = 0;
+
+  struct Item {
+    at::Tensor f;      // factor
+    double damp;       // added to its diagonal
+    at::Tensor* dest;  // inverse to overwrite
+  };
+  std::map<std::pair<int64_t, int>, std::vector<Item>> groups;
+  for (Napi::Object l : layers) {
+    at::Tensor& A = *Field(l, "A");
+    at::Tensor& G = *Field(l, "G");
+    double root = std::sqrt(NumField(l, "damping"));
+    if (!AllFinite(A) || !AllFinite(G)) {
+      ++skipped;
+      continue;
+    }
+    double pi = 1;
+    if (pi_correction) {
+      double ta = A.trace().item<double>() / static_cast<double>(A.size(0));
+      double tg = G.trace().item<double>() / static_cast<double>(G.size(0));
+      if (ta > 0 && tg > 0) pi = std::sqrt(ta / tg);
+    }
+    groups[{A.size(0), static_cast<int>(A.scalar_type())}].push_back({A, root * pi, Field(l, "invA")});
+    groups[{G.size(0), static_cast<int>(G.scalar_type())}].push_back({G, root / pi, Field(l, "invG")});
+  }
+
+  auto factorize = [](const at::Tensor& a, at::Tensor& inv_out, at::Tensor& info_out) {
+    auto r = at::linalg_cholesky_ex(a);
+    info_out = std::get<1>(r);
+    // cholesky_inverse throws on the garbage factor of a failed element: give those the identity (their result is
+    // discarded by the status check).
+    std::vector<int64_t> mask_shape = info_out.dim() == 0 ? std::vector<int64_t>{1, 1} : std::vector<int64_t>{info_out.size(0), 1, 1};
+    at::Tensor good = info_out.eq(0).reshape(mask_shape);
+    inv_out = at::cholesky_inverse(at::where(good, std::get<0>(r), at::eye(a.size(-1), a.options())));
+  };
+
+  for (auto& [key, items] : groups) {
+    int64_t d = key.first;
+    std::vector<at::Tensor> fs;
+    for (auto& it : items) fs.push_back(it.f);
+    std::vector<double> dv;
+    for (auto& it : items) dv.push_back(it.damp);
+    at::Tensor batch = at::stack(fs);
+    at::Tensor eye = at::eye(d, batch.options());
+    at::Tensor a = batch + eye * at::tensor(dv, batch.options()).view({-1, 1, 1});
+    at::Tensor inv, status;
+    factorize(a, inv, status);
+    auto okv = (status.eq(0) & at::isfinite(inv).flatten(1).all(1)).cpu();
+    const bool* okp = okv.data_ptr<bool>();
+    for (size_t b = 0; b < items.size(); ++b) {
+      if (okp[b]) {
+        items[b].dest->copy_(inv[static_cast<int64_t>(b)]);
+        ++inverted;
+        continue;
+      }
+      at::Tensor f64 = items[b].f.to(at::kDouble);
+      at::Tensor eye64 = at::eye(d, f64.options());
+      bool done = false;
+      for (int r = 0; r <= 3 && !done; ++r) {
+        at::Tensor i1, s1;
+        factorize(f64 + eye64 * (items[b].damp * std::pow(10.0, r)), i1, s1);
+        if (s1.item<int64_t>() == 0 && AllFinite(i1)) {
+          items[b].dest->copy_(i1);
+          done = true;
+          ++inverted;
+          if (r == 0) ++retried64;
+          else ++retriedDamping;
+        }
+      }
+      if (!done) ++failed;  // the last good inverse stays
+    }
+  }
+  return Report(info.Env(), {{"inverted", inverted}, {"retriedFloat64", retried64}, {"retriedDamping", retriedDamping},
+                             {"failed", failed}, {"skippedNonFinite", skipped}});
+}
+
+// kfacStep(layers: { weight, bias?, momentum, biasMomentum?, invA, invG, lr, mu, wd }[],
+//          plain: { param, momentum, lr, mu, wd }[]) -> { applied, skippedNonFinite }
+TN_EXPORT(kfacStep) {
+  at::NoGradGuard no_grad;
+  std::vector<Napi::Object> layers = Objects(info, 0);
+  std::vector<Napi::Object> plain = Objects(info, 1);
+  // A non-finite gradient anywhere skips the whole step.
+  auto finite_grad = [](at::Tensor* p) { return !p || !p->grad().defined() || AllFinite(p->grad()); };
+  for (Napi::Object l : layers)
+    if (!finite_grad(Field(l, "weight")) || !finite_grad(Field(l, "bias", true))) return Report(info.Env(), {{"applied", 0}, {"skippedNonFinite", 1}});
+  for (Napi::Object o : plain)
+    if (!finite_grad(Field(o, "param"))) return Report(info.Env(), {{"applied", 0}, {"skippedNonFinite", 1}});
+
+  auto momentum_step = [](at::Tensor& p, at::Tensor& m, double lr, double mu, double wd) {
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) return;
+    m.mul_(mu).add_(g);
+    if (wd != 0) p.mul_(1 - lr * wd);
+    p.add_(m, -lr);
+  };
+
+  for (Napi::Object l : layers) {
+    at::Tensor& W = *Field(l, "weight");
+    at::Tensor* b = Field(l, "bias", true);
+    at::Tensor& mW = *Field(l, "momentum");
+    at::Tensor* mb = b ? Field(l, "biasMomentum") : nullptr;
+    double lr = NumField(l, "lr"), mu = NumField(l, "mu"), wd = NumField(l, "wd");
+    if (!W.grad().defined()) {
+      // No weight gradient this step: the weight stays (as a parameter without .grad); the bias moves along m.
+      if (b) momentum_step(*b, *mb, lr, mu, wd);
+      continue;
+    }
+    mW.mul_(mu).add_(W.grad());
+    at::Tensor M = mW.reshape({W.size(0), -1});
+    if (b) {
+      if (b->grad().defined()) mb->mul_(mu).add_(b->grad());
+      else mb->mul_(mu);  // the bias's gradient is zero when the loss does not reach it
+      M = at::cat({M, mb->unsqueeze(1)}, 1);
+    }
+    at::Tensor D = at::mm(at::mm(*Field(l, "invG"), M), *Field(l, "invA"));
+    int64_t cols = W.numel() / W.size(0);
+    if (wd != 0) W.mul_(1 - lr * wd);
+    W.add_(D.narrow(1, 0, cols).reshape(W.sizes()), -lr);
+    if (b) {
+      if (wd != 0) b->mul_(1 - lr * wd);
+      b->add_(D.select(1, cols), -lr);
+    }
+  }
+  for (Napi::Object o : plain) momentum_step(*Field(o, "param"), *Field(o, "momentum"), NumField(o, "lr"), NumField(o, "mu"), NumField(o, "wd"));
+  return Report(info.Env(), {{"applied", 1}, {"skippedNonFinite", 0}});
+}

@@ -1,0 +1,268 @@
+// Shampoo (Gupta, Koren & Singer 2018; Anil et al. 2020), as the TNT paper ran it as a baseline: TNT's moving
+// average of the mode contractions, but of the EMPIRICAL gradient (the true-label .grad), and the preconditioner
+// prod_i (H_i + eps I)^(-1/(2k)) for a parameter with k factors. Two native phases; the step itself is TNT's
+// (tntStep: momentum, mode products with the root matrices, decoupled weight decay, non-finite skip).
+//
+//   shampooStatistics  H_i <- (1 - w) H_i + w mat_i(G) mat_i(G)^T (one addmm per factor; a diagonal factor keeps the
+//                      diagonal), all or nothing: a non-finite value in any gradient leaves every factor untouched,
+//                      since that step will be skipped.
+//   shampooRoots       R_i = (H_i + eps I)^(-1/(2k)), same-size factors of all parameters batched together, either
+//                        eigh:   H = Q diag(l) Q^T, R = Q diag((max(l, 0) + eps)^(-1/(2k))) Q^T  (one batched eigh
+//                                per size; items carry their own exponent)
+//                        newton: the coupled Newton iteration for the inverse p-th root (Guo & Higham 2006; the
+//                                form of Anil et al.'s distributed Shampoo), p = 2k, batched per (size, p).
+//                      A factor whose root fails (eigh does not converge, Newton stalls, a non-finite result) is
+//                      retried alone in float64; one that still fails keeps its last good root. A diagonal factor
+//                      takes the elementwise root. A parameter whose factors hold a non-finite value is skipped.
+//
+// Factor shapes come from TypeScript (lib/optim/shampoo.ts), as for TNT: an empty shape is not preconditioned, a
+// factor of ndim 1 is diagonal. The small argument helpers repeat tnt.cc's (they are file-local there).
+#include <map>
+#include <tuple>
+
+#include "common.h"
+
+using namespace tn;
+
+namespace {
+
+struct Param {
+  std::vector<int64_t> shape;
+  std::vector<at::Tensor*> factors;
+};
+
+std::vector<int64_t> IntsOf(Napi::Value v) {
+  std::vector<int64_t> out;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t k = 0; k < a.Length(); ++k) out.push_back(a.Get(k).As<Napi::Number>().Int64Value());
+  return out;
+}
+
+at::Tensor* Handle(Napi::Env env, Napi::Value v) {
+  at::Tensor* t = GetState(env).table.TryGet(v.As<Napi::Number>().DoubleValue());
+  if (!t) ThrowTorchError(env, "tensor was disposed: it cannot be used any more", "DISPOSED");
+  return t;
+}
+
+std::vector<at::Tensor*> HandleList(Napi::Env env, Napi::Value v) {
+  std::vector<at::Tensor*> out;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t k = 0; k < a.Length(); ++k) out.push_back(Handle(env, a.Get(k)));
+  return out;
+}
+
+std::vector<Param> Params(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Array shapes = info[i].As<Napi::Array>();
+  Napi::Array factors = info[i + 1].As<Napi::Array>();
+  if (shapes.Length() != factors.Length()) throw std::invalid_argument("Shampoo: shapes and factors lists differ in length");
+  std::vector<Param> out(shapes.Length());
+  for (uint32_t k = 0; k < shapes.Length(); ++k) {
+    out[k].shape = IntsOf(shapes.Get(k));
+    out[k].factors = HandleList(info.Env(), factors.Get(k));
+    if (out[k].factors.size() != out[k].shape.size()) throw std::invalid_argument("Shampoo: a parameter's factor count differs from its shape's rank");
+  }
+  return out;
+}
+
+at::Tensor Matricize(const at::Tensor& g, int64_t i) {
+  int64_t k = g.dim();
+  if (i == 0) return g.reshape({g.size(0), -1});
+  if (i == k - 1) return g.reshape({-1, g.size(k - 1)}).t();
+  return g.movedim(i, 0).reshape({g.size(i), -1});
+}
+
+bool AllFinite(const at::Tensor& t) { return at::isfinite(t).all().item<bool>(); }
+
+Napi::Object Report(Napi::Env env, std::initializer_list<std::pair<const char*, double>> kv) {
+  Napi::Object o = Napi::Object::New(env);
+  for (auto& p : kv) o.Set(p.first, Napi::Number::New(env, p.second));
+  return o;
+}
+
+// Newton's stopping tolerance on max|M - I| and the largest error accepted as a root. float32 stalls near 1e-6
+// (a few ulps of the entries of M); an error e in M is an error of about e / p in the root.
+double NewtonTolerance(at::ScalarType t) { return t == at::kDouble ? 1e-12 : 1e-6; }
+double NewtonAccept(at::ScalarType t) { return t == at::kDouble ? 1e-8 : 1e-4; }
+constexpr int kNewtonMaxIter = 100;  // an eigenvalue ratio of 1e-30 needs about 90 steps at the 2.25x per step of p = 2
+
+// Coupled Newton iteration for A^(-1/p), A (B, d, d) symmetric positive definite:
+//   M_0 = z A, X_0 = z^(1/p) I, z = (1 + p) / (2 ||A||_F)   (so the spectrum of M_0 lies in (0, (1 + p) / 2])
+//   T = ((p + 1) I - M) / p,  X <- X T,  M <- T^p M          (M = X^p A throughout; M -> I, X -> A^(-1/p))
+// An item stops when max|M - I| falls below the tolerance, or when a step would raise it by more than 1.2x (the
+// last good X is kept, as distributed Shampoo). Returns X and the final error per item.
+std::pair<at::Tensor, at::Tensor> NewtonRoot(const at::Tensor& a, int64_t p, int& iterations) {
+  int64_t d = a.size(-1);
+  double tol = NewtonTolerance(a.scalar_type());
+  at::Tensor eye = at::eye(d, a.options()).expand_as(a);
+  at::Tensor z = (1.0 + static_cast<double>(p)) / (2.0 * at::linalg_matrix_norm(a, "fro"));
+  at::Tensor m = a * z.view({-1, 1, 1});
+  at::Tensor x = eye * z.pow(1.0 / static_cast<double>(p)).view({-1, 1, 1});
+  at::Tensor err = (m - eye).abs().amax({-2, -1});
+  at::Tensor active = err > tol;
+  iterations = 0;
+  for (; iterations < kNewtonMaxIter && active.any().item<bool>(); ++iterations) {
+    at::Tensor t = (eye * static_cast<double>(p + 1) - m) / static_cast<double>(p);
+    at::Tensor m_new = at::matmul(at::linalg_matrix_power(t, p), m);
+    at::Tensor x_new = at::matmul(x, t);
+    at::Tensor e_new = (m_new - eye).abs().amax({-2, -1});
+    at::Tensor accept = active & (e_new < err * 1.2);  // false for NaN
+    at::Tensor sel = accept.view({-1, 1, 1});
+    m = at::where(sel, m_new, m);
+    x = at::where(sel, x_new, x);
+    err = at::where(accept, e_new, err);
+    active = accept & (e_new > tol);
+  }
+  return {x, err};
+}
+
+// R = Q diag((max(l, 0) + eps)^expo) Q^T for a batch (B, d, d), expo (B). Throws when eigh does not converge.
+at::Tensor EighRoot(const at::Tensor& a, const at::Tensor& expo, double eps) {
+  auto [l, q] = at::linalg_eigh(a, "L");
+  at::Tensor s = (l.clamp_min(0) + eps).pow(expo.view({-1, 1}));
+  return at::matmul(q * s.unsqueeze(-2), q.transpose(-2, -1));
+}
+
+}  // namespace
+
+// shampooStatistics(grads[] (handle or -1), shapes[][], factors[][], weight) -> { updated, skippedNonFinite }
+TN_EXPORT(shampooStatistics) {
+  at::NoGradGuard no_grad;
+  Napi::Array grads = info[0].As<Napi::Array>();
+  std::vector<Param> ps = Params(info, 1);
+  double w = Num(info, 3);
+  if (grads.Length() != ps.size()) throw std::invalid_argument("Shampoo: gradient list length differs from the parameter list");
+  std::vector<at::Tensor*> gs(ps.size(), nullptr);
+  for (size_t p = 0; p < ps.size(); ++p) {
+    double h = grads.Get(static_cast<uint32_t>(p)).As<Napi::Number>().DoubleValue();
+    if (h < 0) continue;
+    gs[p] = Handle(info.Env(), grads.Get(static_cast<uint32_t>(p)));
+  }
+  // All or nothing: the step that follows a non-finite gradient is skipped, so its statistics must not count.
+  double bad = 0;
+  for (at::Tensor* g : gs)
+    if (g && !AllFinite(*g)) ++bad;
+  if (bad > 0) return Report(info.Env(), {{"updated", 0}, {"skippedNonFinite", bad}});
+  double updated = 0;
+  for (size_t p = 0; p < ps.size(); ++p) {
+    if (!gs[p] || ps[p].shape.empty()) continue;
+    at::Tensor g = gs[p]->reshape(ps[p].shape);
+    for (size_t i = 0; i < ps[p].shape.size(); ++i) {
+      at::Tensor& H = *ps[p].factors[i];
+      at::Tensor m = Matricize(g, static_cast<int64_t>(i));
+      if (m.scalar_type() != H.scalar_type()) m = m.to(H.scalar_type());
+      if (H.dim() == 1) H.mul_(1 - w).add_(m.square().sum(1), w);
+      else H.addmm_(m, m.t(), 1 - w, w);
+    }
+    ++updated;
+  }
+  return Report(info.Env(), {{"updated", updated}, {"skippedNonFinite", 0}});
+}
+
+// shampooRoots(shapes[][], factors[][], roots[][], eps, method (0 eigh, 1 newton))
+//   -> { computed, retriedFloat64, failed, skippedNonFinite, newtonMaxError, newtonIterations (the most of any batch) }
+TN_EXPORT(shampooRoots) {
+  at::NoGradGuard no_grad;
+  std::vector<Param> ps = Params(info, 0);
+  Napi::Array roots = info[2].As<Napi::Array>();
+  double eps = Num(info, 3);
+  int64_t method = Int(info, 4);
+  if (method != 0 && method != 1) throw std::invalid_argument("Shampoo: method must be 0 (eigh) or 1 (newton)");
+  double computed = 0, retried64 = 0, failed = 0, skipped = 0, newton_max_err = 0, newton_iters = 0;
+
+  struct Item {
+    at::Tensor h;      // H_i in the factor dtype
+    int64_t p;         // 2k: the root is (H + eps I)^(-1/p)
+    at::Tensor* dest;  // root to overwrite
+  };
+  // eigh batches by (size, dtype); Newton also by p (the matrix power differs).
+  std::map<std::tuple<int64_t, int, int64_t>, std::vector<Item>> groups;
+
+  for (size_t q = 0; q < ps.size(); ++q) {
+    const auto& shape = ps[q].shape;
+    size_t k = shape.size();
+    if (k == 0) continue;
+    std::vector<at::Tensor*> dest = HandleList(info.Env(), roots.Get(static_cast<uint32_t>(q)));
+    if (dest.size() != k) throw std::invalid_argument("Shampoo: a parameter's root count differs from its shape's rank");
+    bool finite = true;
+    for (size_t i = 0; i < k && finite; ++i) finite = AllFinite(*ps[q].factors[i]);
+    if (!finite) {
+      ++skipped;
+      continue;
+    }
+    int64_t p = 2 * static_cast<int64_t>(k);
+    for (size_t i = 0; i < k; ++i) {
+      const at::Tensor& H = *ps[q].factors[i];
+      if (H.dim() == 1) {
+        dest[i]->copy_((H.clamp_min(0) + eps).pow(-1.0 / static_cast<double>(p)));
+        ++computed;
+        continue;
+      }
+      groups[{H.size(0), static_cast<int>(H.scalar_type()), method == 1 ? p : 0}].push_back({H, p, dest[i]});
+    }
+  }
+
+  // Computes the roots of a batch; ok[b] says which are good. Never throws for a numerical failure.
+  auto roots_of = [&](const at::Tensor& batch, const std::vector<int64_t>& pw, at::Tensor& out, std::vector<bool>& ok) {
+    int64_t n = batch.size(0), d = batch.size(-1);
+    ok.assign(static_cast<size_t>(n), false);
+    at::Tensor sym = (batch + batch.transpose(-2, -1)) * 0.5;  // the GEMM's last-bit asymmetry
+    if (method == 1) {
+      at::Tensor a = sym + at::eye(d, sym.options()) * eps;
+      int iters = 0;
+      auto [x, err] = NewtonRoot(a, pw[0], iters);
+      newton_iters = std::max(newton_iters, static_cast<double>(iters));
+      out = x;
+      auto e = err.to(at::kDouble).cpu();
+      auto f = at::isfinite(x).flatten(1).all(1).cpu();
+      for (int64_t b = 0; b < n; ++b) {
+        double eb = e[b].item<double>();
+        ok[static_cast<size_t>(b)] = f[b].item<bool>() && eb <= NewtonAccept(batch.scalar_type());
+        if (ok[static_cast<size_t>(b)]) newton_max_err = std::max(newton_max_err, eb);
+      }
+      return;
+    }
+    std::vector<double> ex;
+    for (int64_t v : pw) ex.push_back(-1.0 / static_cast<double>(v));
+    at::Tensor expo = at::tensor(ex, sym.options());
+    try {
+      out = EighRoot(sym, expo, eps);
+    } catch (const c10::Error&) {
+      return;  // eigh did not converge for some item: all are retried alone
+    }
+    auto f = at::isfinite(out).flatten(1).all(1).cpu();
+    for (int64_t b = 0; b < n; ++b) ok[static_cast<size_t>(b)] = f[b].item<bool>();
+  };
+
+  for (auto& [key, items] : groups) {
+    std::vector<at::Tensor> hs;
+    std::vector<int64_t> pw;
+    for (auto& it : items) {
+      hs.push_back(it.h);
+      pw.push_back(it.p);
+    }
+    at::Tensor out;
+    std::vector<bool> ok;
+    roots_of(at::stack(hs), pw, out, ok);
+    for (size_t b = 0; b < items.size(); ++b) {
+      if (ok[b]) {
+        items[b].dest->copy_(out[static_cast<int64_t>(b)]);
+        ++computed;
+        continue;
+      }
+      // Alone, in float64.
+      at::Tensor out64;
+      std::vector<bool> ok64;
+      roots_of(items[b].h.to(at::kDouble).unsqueeze(0), {items[b].p}, out64, ok64);
+      if (ok64[0]) {
+        items[b].dest->copy_(out64[0]);
+        ++computed;
+        ++retried64;
+      } else {
+        ++failed;  // the last good root stays
+      }
+    }
+  }
+  return Report(info.Env(), {{"computed", computed}, {"retriedFloat64", retried64}, {"failed", failed},
+                             {"skippedNonFinite", skipped}, {"newtonMaxError", newton_max_err},
+                             {"newtonIterations", newton_iters}});
+}
