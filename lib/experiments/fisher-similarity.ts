@@ -1,0 +1,218 @@
+/**
+ * The paper's Figure 1: how well each method's direction agrees with a block-Fisher natural-gradient direction.
+ *
+ * Setup (paper §3.4 and implementation-notes.md): MNIST digits down-scaled to 16x16, an MLP
+ * 256-20-20-20-20-20-10 with tanh, categorical likelihood. The trajectory is the block-Fisher method's own: one
+ * full Fisher block per layer (weight and bias together, (out*(in+1))^2), built from per-example sampled
+ * gradients (y ~ softmax(z)), with the gradient and every curvature statistic kept as moving averages of decay 0.9
+ * (weight max(1/(t+1), 0.1), as TNT's). At every iteration each method's direction is computed from the same
+ * moving-average gradient m at the same point, and its cosine similarity with the block-Fisher direction is
+ * recorded for every layer:
+ *   - block Fisher: (F + λ I)^-1 m
+ *   - TNT: m x_1 (U_1 + ε I)^-1 x_2 (U_2 + ε I)^-1 for the weight, (U + ε I)^-1 m for the bias (optim.TNT's own
+ *     statistics and kernels, fed the batch-mean sampled gradient)
+ *   - Adam: m / (sqrt(v) + 1e-8), v the moving average of the squared minibatch gradient
+ *   - SGD-m: m
+ *   - extra methods (Shampoo, KFAC) plug in through `extraMethods`.
+ *
+ * Damping is relative, so that every method is damped alike whatever the scale of its statistics: λ = γ · (mean
+ * eigenvalue of F), and TNT's ε = c0 ((1 + γ)^(1/k) - 1) per parameter, where c0 is the mean eigenvalue of each
+ * normalised factor, so the damped Kronecker product's mean eigenvalue is (1 + γ) times the undamped one's.
+ */
+import { Tensor } from '../tensor.js';
+import { tidy, keep, dispose } from '../scope.js';
+import { zeros, tensor, eye } from '../creation.js';
+import { manualSeed, cat, einsum, multinomial } from '../ops.js';
+import { grad, noGrad } from '../autograd.js';
+import * as linalg from '../linalg.js';
+import * as F from '../nn/functional.js';
+import { TNT } from '../optim/tnt.js';
+
+export interface SimilarityOptions {
+  iterations?: number;
+  batchSize?: number;
+  lr?: number;
+  /** Relative damping γ. */
+  gamma?: number;
+  seed?: number;
+  /** Refresh the Cholesky factor of blocks larger than this every `bigRefresh` iterations (others: every iteration). */
+  bigBlock?: number;
+  bigRefresh?: number;
+  widths?: number[];
+  /** Records every this many iterations. */
+  every?: number;
+  onProgress?: (it: number, loss: number) => void;
+  /** Images [N, 256] in [0, 1] and int64 labels [N]. */
+  data: { x: Tensor; y: Tensor };
+  extraMethods?: SimilarityMethod[];
+}
+
+/** A method compared in the experiment: it sees every layer's statistics and returns a direction per layer. */
+export interface SimilarityMethod {
+  name: string;
+  /** Called once per iteration with the batch's tensors (all detached). */
+  observe(ctx: LayerContext[], w: number): void;
+  /** The method's direction for layer l (shape (out, in+1)), given the moving-average gradient. */
+  direction(l: number, m: Tensor): Tensor;
+  dispose(): void;
+}
+
+export interface LayerContext {
+  /** Layer input with a 1 appended: (B, in+1). */
+  input: Tensor;
+  /** Per-example sampled-loss gradients w.r.t. the layer output (loss summed over the batch): (B, out). */
+  outputGrad: Tensor;
+  /** Batch-mean minibatch gradient of the real loss: (out, in+1). */
+  grad: Tensor;
+}
+
+export interface SimilarityResult {
+  iterations: number[];
+  loss: number[];
+  /** method -> layer (1-based) -> cosine per recorded iteration */
+  cosine: Record<string, number[][]>;
+  options: Record<string, unknown>;
+  seconds: number;
+}
+
+function cosine(a: Tensor, b: Tensor): number {
+  return tidy(() => {
+    const x = a.flatten(), y = b.flatten();
+    return x.dot(y).item() / (x.norm().item() * y.norm().item() + 1e-300);
+  });
+}
+
+export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
+  const iterations = o.iterations ?? 1000;
+  const B = o.batchSize ?? 100;
+  const lr = o.lr ?? 0.2;
+  const gamma = o.gamma ?? 0.01;
+  const widths = o.widths ?? [256, 20, 20, 20, 20, 20, 10];
+  const every = o.every ?? 10;
+  const bigBlock = o.bigBlock ?? 1000;
+  const bigRefresh = o.bigRefresh ?? 20;
+  manualSeed(o.seed ?? 0);
+  const t0 = performance.now();
+  const L = widths.length - 1;
+
+  // parameters: PyTorch's default Linear initialisation
+  const Ws: Tensor[] = [], bs: Tensor[] = [];
+  for (let l = 0; l < L; l++) {
+    const bound = 1 / Math.sqrt(widths[l]!);
+    Ws.push(keep(tidy(() => zeros([widths[l + 1]!, widths[l]!]).uniform_(-bound, bound).requiresGrad_())));
+    bs.push(keep(tidy(() => zeros([widths[l + 1]!]).uniform_(-bound, bound).requiresGrad_())));
+  }
+  const params = Ws.flatMap((w, l) => [w, bs[l]!]);
+  const tnt = new TNT(params.map((p) => ({ params: [p] })), { lr: 0, damping: 1, statsEvery: 1, inverseEvery: 1 });
+
+  // moving averages
+  const mG = Ws.map((w) => keep(zeros([w.shape[0]!, w.shape[1]! + 1])));
+  const vG = Ws.map((w) => keep(zeros([w.shape[0]!, w.shape[1]! + 1])));
+  const fisher = Ws.map((w) => {
+    const n = w.shape[0]! * (w.shape[1]! + 1);
+    return keep(zeros([n, n]));
+  });
+  const chol: (Tensor | null)[] = Ws.map(() => null);
+  const extra = o.extraMethods ?? [];
+  const names = ['TNT', 'Adam', 'SGD-m', ...extra.map((m) => m.name)];
+  const cos: Record<string, number[][]> = Object.fromEntries(names.map((n) => [n, Ws.map(() => [] as number[])]));
+  const its: number[] = [], losses: number[] = [];
+  const N = o.data.x.shape[0]!;
+
+  for (let it = 0; it < iterations; it++) {
+    const w = Math.max(1 / (it + 1), 0.1);
+    const loss = tidy(() => {
+      const idx = tensor(Array.from({ length: B }, (_, k) => BigInt(((it * B + k) * 7919) % N)));
+      const x = o.data.x.indexSelect(0, idx), y = o.data.y.indexSelect(0, idx);
+      // forward, keeping every layer's input and pre-activation
+      const inputs: Tensor[] = [], outs: Tensor[] = [];
+      let a = x;
+      for (let l = 0; l < L; l++) {
+        inputs.push(a);
+        const z = F.linear(a, Ws[l]!, bs[l]!);
+        outs.push(z);
+        a = l < L - 1 ? z.tanh() : z;
+      }
+      const logits = a;
+      // sampled per-example gradients w.r.t. every layer output (summed loss: rows are per-example)
+      const ys = multinomial(logits.detach().softmax(1), 1, true).reshape([-1]);
+      const sampledSum = F.crossEntropy(logits, ys, { reduction: 'sum' });
+      const gOut = grad(sampledSum, outs, { retainGraph: true }) as Tensor[];
+      const real = F.crossEntropy(logits, y);
+      const gReal = grad(real, params);
+      const ctx: LayerContext[] = [];
+      const sampledMean: Tensor[] = [];
+      noGrad(() => {
+        for (let l = 0; l < L; l++) {
+          const inp = cat([inputs[l]!.detach(), zeros([B, 1]).add(1)], 1);
+          const go = gOut[l]!;
+          const g = cat([gReal[2 * l]!, gReal[2 * l + 1]!.unsqueeze(1)], 1);
+          ctx.push({ input: inp, outputGrad: go, grad: g });
+          // per-example gradients J (B, out*(in+1)) and the block Fisher
+          const J = einsum('bo,bi->boi', go, inp).reshape([B, -1]);
+          fisher[l]!.mul_(1 - w).add_(J.t().mm(J), w / B);
+          mG[l]!.mul_(1 - w).add_(g, w);
+          vG[l]!.mul_(1 - w).add_(g.square(), w);
+          // TNT's statistics come from the batch-mean sampled gradient, per parameter tensor
+          sampledMean.push(go.t().mm(inputs[l]!.detach()).div(B), go.mean(0));
+        }
+        tnt.updateStatistics(sampledMean);
+        for (const m of extra) m.observe(ctx, w);
+      });
+
+      // block-Fisher directions (the trajectory) and everybody's similarity to them
+      noGrad(() => {
+        const record = it % every === 0 || it === iterations - 1;
+        // TNT: relative damping per parameter, then its own kernels
+        tnt.paramGroups.forEach((gr) => {
+          const p = gr.params[0]!;
+          const us = tnt.normalizedFactors(p);
+          const k = us.length;
+          const c0 = us[0]!.trace().item() / us[0]!.shape[0]!;
+          gr.damping = Math.max(c0 * ((1 + gamma) ** (1 / k) - 1), 1e-12);
+          dispose(us);
+        });
+        tnt.updateInverses();
+        for (let l = 0; l < L; l++) {
+          const m = mG[l]!;
+          const n = fisher[l]!.shape[0]!;
+          if (chol[l] === null || n <= bigBlock || it % bigRefresh === 0) {
+            const lam = Math.max((fisher[l]!.trace().item() / n) * gamma, 1e-12);
+            chol[l]?.dispose();
+            chol[l] = keep(linalg.cholesky(fisher[l]!.add(eye(n).mul(lam))));
+          }
+          const dBF = linalg.choleskySolve(m.reshape([-1, 1]), chol[l]!).reshape(m.shape);
+          if (record) {
+            const inW = Ws[l]!.shape[1]!;
+            const dW = tnt.precondition(Ws[l]!, m.narrow(1, 0, inW).contiguous());
+            const db = tnt.precondition(bs[l]!, m.narrow(1, inW, 1).reshape([-1]).contiguous());
+            cos.TNT![l]!.push(cosine(cat([dW, db.unsqueeze(1)], 1), dBF));
+            cos.Adam![l]!.push(cosine(m.div(vG[l]!.sqrt().add(1e-8)), dBF));
+            cos['SGD-m']![l]!.push(cosine(m, dBF));
+            for (const em of extra) cos[em.name]![l]!.push(cosine(em.direction(l, m), dBF));
+          }
+          const inW = Ws[l]!.shape[1]!;
+          Ws[l]!.sub_(dBF.narrow(1, 0, inW), lr);
+          bs[l]!.sub_(dBF.narrow(1, inW, 1).reshape([-1]), lr);
+        }
+      });
+      return real.item();
+    });
+    if (it % every === 0 || it === iterations - 1) {
+      its.push(it);
+      losses.push(loss);
+      o.onProgress?.(it, loss);
+    }
+  }
+  const result: SimilarityResult = {
+    iterations: its,
+    loss: losses,
+    cosine: cos,
+    options: { iterations, batchSize: B, lr, gamma, widths, seed: o.seed ?? 0, bigBlock, bigRefresh, every },
+    seconds: (performance.now() - t0) / 1000,
+  };
+  tnt.dispose();
+  for (const m of extra) m.dispose();
+  dispose([Ws, bs, mG, vG, fisher, chol.filter((c): c is Tensor => c !== null)]);
+  return result;
+}

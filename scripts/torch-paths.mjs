@@ -1,0 +1,29 @@
+// Prints libtorch's include folders, library folder or link flags for binding.gyp (node-gyp's build of native/):
+//   node scripts/torch-paths.mjs include|libdir|libs|defines
+// Looks where CMakeLists.txt looks: LIBTORCH, then the Python torch that `python3` imports, then the system.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+function prefix() {
+  if (process.env.LIBTORCH) return { include: join(process.env.LIBTORCH, 'include'), lib: join(process.env.LIBTORCH, 'lib'), abi: process.env.TORCH_CXX11_ABI ?? '1' };
+  try {
+    const out = execFileSync('python3', ['-c', 'import torch, os; print(os.path.dirname(torch.__file__), int(torch._C._GLIBCXX_USE_CXX11_ABI))'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const [dir, abi] = out.split(' ');
+    if (dir && existsSync(join(dir, 'include'))) return { include: join(dir, 'include'), lib: join(dir, 'lib'), abi };
+  } catch {
+    // no python torch: fall through to the system
+  }
+  return { include: '/usr/include', lib: '/usr/lib/x86_64-linux-gnu', abi: '1' };
+}
+
+const p = prefix();
+const what = process.argv[2];
+if (what === 'include') console.log([p.include, join(p.include, 'torch/csrc/api/include')].join(' '));
+else if (what === 'libdir') console.log(p.lib);
+else if (what === 'defines') console.log(`_GLIBCXX_USE_CXX11_ABI=${p.abi}`);
+else if (what === 'libs') console.log(`-L${p.lib} -Wl,-rpath,${p.lib} -ltorch -ltorch_cpu -lc10`);
+else {
+  console.error('usage: node scripts/torch-paths.mjs include|libdir|libs|defines');
+  process.exit(2);
+}
