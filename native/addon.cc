@@ -94,15 +94,18 @@ const char* ClassifyError(const std::string& m) {
   if (has("positive-definite") || has("positive definite")) return "NOT_POSITIVE_DEFINITE";
   if (has("singular")) return "SINGULAR";
   if (has("same device") || has("Expected all tensors to be on") || has("CUDA")) return "DEVICE_MISMATCH";
-  if (has("out of range") || has("out of bounds") || has("index ") && has("is out")) return "INDEX_OUT_OF_RANGE";
+  if (has("not linked with support for cuda")) return "DEVICE_MISMATCH";
+  if (has("out of range") || has("out of bounds") || has("out of DATA bounds") || has("index ") && has("is out"))
+    return "INDEX_OUT_OF_RANGE";
   if (has("does not require grad") || has("backward through the graph") || has("grad can be implicitly") ||
-      has("leaf Variable") || has("modified by an inplace operation"))
+      has("leaf Variable") || has("modified by an inplace operation") || has("differentiated Tensors"))
     return "AUTOGRAD";
   if (has("not implemented for") || has("expected scalar type") || has("Expected object of scalar type") ||
-      has("result type") || has("dtype") || has("Found dtype"))
+      has("result type") || has("dtype") || has("Found dtype") || has("floating point"))
     return "DTYPE_MISMATCH";
   if (has("size") || has("shape") || has("dimension") || has("cannot be multiplied") || has("must match") ||
-      has("Dimension") || has("mat1 and mat2"))
+      has("Dimension") || has("mat1 and mat2") || has("square matri") || has("must be a matrix") ||
+      has("D tensor") || has("elements not"))
     return "SHAPE_MISMATCH";
   return "TORCH_ERROR";
 }

@@ -139,6 +139,12 @@ at::Tensor Binary(int code, const at::Tensor& a, const at::Tensor& b, const at::
   throw std::invalid_argument("unknown binary op " + std::to_string(code));
 }
 
+// The name of a binary op code for an error message; a raw native call may pass any number.
+std::string BinaryName(int code) {
+  constexpr int n = static_cast<int>(sizeof(kBinary) / sizeof(kBinary[0]));
+  return code >= 0 && code < n ? std::string(kBinary[code]) : "code " + std::to_string(code);
+}
+
 at::Tensor BinaryScalar(int code, const at::Tensor& a, const at::Scalar& s, const at::Scalar& alpha) {
   switch (code) {
     case 0: return at::add(a, s, alpha);
@@ -156,7 +162,8 @@ at::Tensor BinaryScalar(int code, const at::Tensor& a, const at::Scalar& s, cons
     case 12: return at::ge(a, s);
     case 14: return at::remainder(a, s);
     case 15: return at::fmod(a, s);
-    case 19: return at::div(a, at::scalar_tensor(s, a.options().dtype(s.isFloatingPoint() ? at::kDouble : at::kLong)), "floor");
+    // div.Scalar_mode wraps the scalar like a Python number: int64 // 2.5 is float32, as in PyTorch
+    case 19: return at::div(a, s, "floor");
     case 26: return at::rsub(a, s, alpha);
     case 27: return at::mul(at::reciprocal(a), s);
     case 28: return at::pow(s, a);
@@ -165,7 +172,7 @@ at::Tensor BinaryScalar(int code, const at::Tensor& a, const at::Scalar& s, cons
     case 31: return at::bitwise_xor(a, s);
     case 32: return at::xlogy(a, s);
   }
-  throw std::invalid_argument(std::string("op ") + kBinary[code] + " does not take a scalar");
+  throw std::invalid_argument("op " + BinaryName(code) + " does not take a scalar");
 }
 
 void BinaryInplace(int code, at::Tensor& a, const at::Tensor& b, const at::Scalar& alpha) {
@@ -178,7 +185,7 @@ void BinaryInplace(int code, at::Tensor& a, const at::Tensor& b, const at::Scala
     case 5: at::maximum_out(a, a, b); return;
     case 6: at::minimum_out(a, a, b); return;
   }
-  throw std::invalid_argument(std::string("op ") + kBinary[code] + " has no in-place form");
+  throw std::invalid_argument("op " + BinaryName(code) + " has no in-place form");
 }
 
 void BinaryScalarInplace(int code, at::Tensor& a, const at::Scalar& s, const at::Scalar& alpha) {
@@ -191,7 +198,7 @@ void BinaryScalarInplace(int code, at::Tensor& a, const at::Scalar& s, const at:
     case 5: a.clamp_min_(s); return;
     case 6: a.clamp_max_(s); return;
   }
-  throw std::invalid_argument(std::string("op ") + kBinary[code] + " has no in-place scalar form");
+  throw std::invalid_argument("op " + BinaryName(code) + " has no in-place scalar form");
 }
 
 std::vector<int64_t> AllDims(const at::Tensor& t) {

@@ -120,6 +120,22 @@ describe('libtorch messages are preserved, with a code', () => {
   });
 });
 
+describe('error codes of the rebuilt addon', () => {
+  it('classifies square-matrix, floating-point, DATA-bounds, unused-input and cuda-support messages', () =>
+    scoped(() => {
+      expectTorchError(() => torch.linalg.cholesky(torch.zeros(2, 3)), 'SHAPE_MISMATCH', 'linalg.cholesky: A must be batches of square matrices, but they are 2 by 3 matrices');
+      expectTorchError(() => torch.linalg.cholesky(torch.eye(2, { dtype: 'int64' })), 'DTYPE_MISMATCH', 'linalg.cholesky: Expected a floating point or complex tensor as input. Got Long');
+      expectTorchError(() => torch.zeros(2, 3).indexSelect(1, torch.tensor([7], { dtype: 'int64' })), 'INDEX_OUT_OF_RANGE', 'INDICES element is out of DATA bounds, id=7 axis_dim=3');
+      expectTorchError(() => torch.zeros(2, 3).mm(torch.zeros(3)), 'SHAPE_MISMATCH', 'mat2 must be a matrix');
+      expectTorchError(() => torch.nn.functional.batchNorm(torch.zeros(2, 3, 2, 2), torch.zeros(4), torch.ones(4), { training: true }), 'SHAPE_MISMATCH',
+        'running_mean should contain 3 elements not 4');
+      const x = torch.ones([1], { requiresGrad: true });
+      expectTorchError(() => torch.grad(x.mul(2).sum(), torch.ones([1], { requiresGrad: true })), 'AUTOGRAD',
+        'One of the differentiated Tensors appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior.');
+      expectTorchError(() => torch.ones(2).to('cuda'), 'DEVICE_MISMATCH', 'PyTorch is not linked with support for cuda devices');
+    }));
+});
+
 describe('TypeError and RangeError from the TypeScript checks, before any native call', () => {
   it('name the argument, its expectation and what was received', () =>
     scoped(() => {

@@ -93,6 +93,15 @@ describe('element-wise arithmetic with broadcasting', () => {
     }));
 });
 
+describe('floorDivide by a fractional number', () => {
+  it('promotes an int tensor to float32 as a Python number would', () =>
+    scoped(() => {
+      // PyTorch: torch.tensor([1, 2, 3, -3]) // 2.5 -> tensor([ 0.,  0.,  1., -2.])
+      const q = torch.tensor([1, 2, 3, -3], { dtype: 'int64' }).floorDivide(2.5);
+      expect([q.dtype, q.dataSync()]).toEqual(['float32', [0, 0, 1, -2]]);
+    }));
+});
+
 describe('comparisons and where', () => {
   it('compare with broadcasting and scalars, giving bool', () =>
     scoped(() => {
