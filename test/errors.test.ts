@@ -120,7 +120,7 @@ describe('libtorch messages are preserved, with a code', () => {
   });
 });
 
-describe('error codes of the rebuilt addon', () => {
+describe('error codes of messages without a size or dtype keyword', () => {
   it('classifies square-matrix, floating-point, DATA-bounds, unused-input and cuda-support messages', () =>
     scoped(() => {
       expectTorchError(() => torch.linalg.cholesky(torch.zeros(2, 3)), 'SHAPE_MISMATCH', 'linalg.cholesky: A must be batches of square matrices, but they are 2 by 3 matrices');
