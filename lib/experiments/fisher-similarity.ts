@@ -12,12 +12,18 @@
  *   - TNT: m x_1 (U_1 + ε I)^-1 x_2 (U_2 + ε I)^-1 for the weight, (U + ε I)^-1 m for the bias (optim.TNT's own
  *     statistics and kernels, fed the batch-mean sampled gradient)
  *   - Adam: m / (sqrt(v) + 1e-8), v the moving average of the squared minibatch gradient
+ *   - KFAC: (G + δ_G I)^-1 m (A + δ_A I)^-1 with A = E[ã ã^T] over layer inputs (a 1 appended) and
+ *     G = E[g g^T] over per-example sampled output gradients
+ *   - Shampoo: m x_1 (H_1 + ε_1 I)^-1/4 x_2 (H_2 + ε_2 I)^-1/4 for the weight, (H + ε I)^-1/2 m for the bias,
+ *     H_i from the empirical (true-label) minibatch gradient
+ *   - Adam: m / (sqrt(v) + 1e-8), v the moving average of the squared minibatch gradient
  *   - SGD-m: m
- *   - extra methods (Shampoo, KFAC) plug in through `extraMethods`.
+ *   - more methods plug in through `extraMethods`.
  *
  * Damping is relative, so that every method is damped alike whatever the scale of its statistics: λ = γ · (mean
- * eigenvalue of F), and TNT's ε = c0 ((1 + γ)^(1/k) - 1) per parameter, where c0 is the mean eigenvalue of each
- * normalised factor, so the damped Kronecker product's mean eigenvalue is (1 + γ) times the undamped one's.
+ * eigenvalue of F), and for a Kronecker method each of its k factors M gets δ = mean eig(M) ((1 + γ)^(1/k) - 1),
+ * so the damped Kronecker product's mean eigenvalue is (1 + γ) times the undamped one's (TNT: per parameter
+ * tensor; KFAC: over A and G; Shampoo: over H_1, H_2 before the root).
  */
 import { Tensor } from '../tensor.js';
 import { tidy, keep, dispose } from '../scope.js';
@@ -75,6 +81,80 @@ export interface SimilarityResult {
   seconds: number;
 }
 
+/** (M + δ I)^(power) of a symmetric PSD matrix by eigendecomposition, δ = mean eig(M) ((1 + γ)^(1/k) - 1). */
+function dampedPower(M: Tensor, gamma: number, k: number, power: number): Tensor {
+  return tidy(() => {
+    const n = M.shape[0]!;
+    const delta = Math.max((M.trace().item() / n) * ((1 + gamma) ** (1 / k) - 1), 1e-12);
+    const { eigenvalues, eigenvectors } = linalg.eigh(M);
+    const d = eigenvalues.clamp(0, null).add(delta).pow(power);
+    return eigenvectors.mul(d.unsqueeze(0)).matmul(eigenvectors.t());
+  });
+}
+
+/** KFAC's direction per layer, from moving averages of A = E[ã ã^T] and G = E[g g^T]. */
+export function kfacMethod(gamma: number): SimilarityMethod {
+  let A: Tensor[] = [], G: Tensor[] = [];
+  return {
+    name: 'KFAC',
+    observe(ctx, w) {
+      ctx.forEach((c, l) => {
+        const B = c.input.shape[0]!;
+        if (!A[l]) A[l] = keep(zeros([c.input.shape[1]!, c.input.shape[1]!]));
+        if (!G[l]) G[l] = keep(zeros([c.outputGrad.shape[1]!, c.outputGrad.shape[1]!]));
+        tidy(() => {
+          A[l]!.mul_(1 - w).add_(c.input.t().mm(c.input), w / B);
+          G[l]!.mul_(1 - w).add_(c.outputGrad.t().mm(c.outputGrad), w / B);
+        });
+      });
+    },
+    direction(l, m) {
+      return tidy(() => dampedPower(G[l]!, gamma, 2, -1).mm(m).mm(dampedPower(A[l]!, gamma, 2, -1)));
+    },
+    dispose() {
+      dispose([A, G]);
+      A = [];
+      G = [];
+    },
+  };
+}
+
+/** Shampoo's direction per layer (weight and bias preconditioned separately), from the empirical gradient. */
+export function shampooMethod(gamma: number): SimilarityMethod {
+  let H1: Tensor[] = [], H2: Tensor[] = [], Hb: Tensor[] = [];
+  return {
+    name: 'Shampoo',
+    observe(ctx, w) {
+      ctx.forEach((c, l) => {
+        const inW = c.grad.shape[1]! - 1;
+        tidy(() => {
+          const gW = c.grad.narrow(1, 0, inW), gb = c.grad.narrow(1, inW, 1);
+          if (!H1[l]) H1[l] = keep(zeros([gW.shape[0]!, gW.shape[0]!]));
+          if (!H2[l]) H2[l] = keep(zeros([inW, inW]));
+          if (!Hb[l]) Hb[l] = keep(zeros([gW.shape[0]!, gW.shape[0]!]));
+          H1[l]!.mul_(1 - w).add_(gW.mm(gW.t()), w);
+          H2[l]!.mul_(1 - w).add_(gW.t().mm(gW), w);
+          Hb[l]!.mul_(1 - w).add_(gb.mm(gb.t()), w);
+        });
+      });
+    },
+    direction(l, m) {
+      return tidy(() => {
+        const inW = m.shape[1]! - 1;
+        const dW = dampedPower(H1[l]!, gamma, 2, -0.25).mm(m.narrow(1, 0, inW)).mm(dampedPower(H2[l]!, gamma, 2, -0.25));
+        const db = dampedPower(Hb[l]!, gamma, 1, -0.5).mm(m.narrow(1, inW, 1));
+        return cat([dW, db], 1);
+      });
+    },
+    dispose() {
+      dispose([H1, H2, Hb]);
+      H1 = [];
+      H2 = [];
+      Hb = [];
+    },
+  };
+}
+
 function cosine(a: Tensor, b: Tensor): number {
   return tidy(() => {
     const x = a.flatten(), y = b.flatten();
@@ -113,8 +193,8 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
     return keep(zeros([n, n]));
   });
   const chol: (Tensor | null)[] = Ws.map(() => null);
-  const extra = o.extraMethods ?? [];
-  const names = ['TNT', 'Adam', 'SGD-m', ...extra.map((m) => m.name)];
+  const extra = [kfacMethod(gamma), shampooMethod(gamma), ...(o.extraMethods ?? [])];
+  const names = ['TNT', ...extra.map((m) => m.name), 'Adam', 'SGD-m'];
   const cos: Record<string, number[][]> = Object.fromEntries(names.map((n) => [n, Ws.map(() => [] as number[])]));
   const its: number[] = [], losses: number[] = [];
   const N = o.data.x.shape[0]!;
@@ -187,9 +267,9 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
             const dW = tnt.precondition(Ws[l]!, m.narrow(1, 0, inW).contiguous());
             const db = tnt.precondition(bs[l]!, m.narrow(1, inW, 1).reshape([-1]).contiguous());
             cos.TNT![l]!.push(cosine(cat([dW, db.unsqueeze(1)], 1), dBF));
+            for (const em of extra) cos[em.name]![l]!.push(cosine(em.direction(l, m), dBF));
             cos.Adam![l]!.push(cosine(m.div(vG[l]!.sqrt().add(1e-8)), dBF));
             cos['SGD-m']![l]!.push(cosine(m, dBF));
-            for (const em of extra) cos[em.name]![l]!.push(cosine(em.direction(l, m), dBF));
           }
           const inW = Ws[l]!.shape[1]!;
           Ws[l]!.sub_(dBF.narrow(1, 0, inW), lr);

@@ -1,3 +1,3 @@
 /** Experiments from the paper, as library functions (the CLI and examples call these). */
-export { runFisherSimilarity, type SimilarityOptions, type SimilarityResult, type SimilarityMethod, type LayerContext } from './fisher-similarity.js';
+export { runFisherSimilarity, kfacMethod, shampooMethod, type SimilarityOptions, type SimilarityResult, type SimilarityMethod, type LayerContext } from './fisher-similarity.js';
 export { lineChart, type Panel, type Series } from './svg.js';
