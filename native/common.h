@@ -7,6 +7,7 @@
 #include <torch/version.h>
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,7 +35,9 @@ class TensorTable {
   void Clear();
 
  private:
-  std::vector<at::Tensor> slots_;
+  // A deque: growing it never moves existing slots, so an at::Tensor* taken from Get/TryGet stays valid while
+  // the same call wraps new tensors (until that slot is released).
+  std::deque<at::Tensor> slots_;
   std::vector<uint32_t> gens_;
   std::vector<int64_t> bytes_;
   std::vector<uint32_t> free_;

@@ -1,5 +1,6 @@
 /**
- * torch.optim: the Optimizer base class, first-order optimizers (SGD, Adam, AdamW) and learning-rate schedulers.
+ * torch.optim: the Optimizer base class, first-order optimizers (SGD, Adam, AdamW), learning-rate schedulers, and
+ * the second-order TNT, Shampoo and KFAC.
  *
  *   import { optim } from 'tensornormal';
  *   const opt = new optim.Adam(model.parameters(), { lr: 1e-3 });
@@ -12,3 +13,4 @@ export { AdamW } from './adamw.js';
 export * as lrScheduler from './lr_scheduler.js';
 export { Shampoo, type ShampooOptions, type ShampooConfig, type WarmStartLoss } from './shampoo.js';
 export { KFAC, type KFACOptions, type KFACConfig, type KFACLayerRecord } from './kfac.js';
+export { TNT, type TNTOptions, type TNTConfig, type SampleableLikelihood } from './tnt.js';

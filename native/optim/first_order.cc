@@ -6,8 +6,10 @@ using namespace tn;
 
 namespace {
 
-std::vector<at::Tensor*> Slots(const Napi::CallbackInfo& info, size_t i, bool allow_missing) {
-  std::vector<at::Tensor*> out;
+// Copies of the tensors behind the handles (an undefined tensor for -1 where allowed), never pointers into the
+// handle table: wrapping a new tensor (a momentum buffer) may grow the table and move every slot.
+std::vector<at::Tensor> Slots(const Napi::CallbackInfo& info, size_t i, bool allow_missing) {
+  std::vector<at::Tensor> out;
   if (i >= info.Length() || !info[i].IsArray()) return out;
   Napi::Array a = info[i].As<Napi::Array>();
   auto& table = GetState(info.Env()).table;
@@ -15,7 +17,7 @@ std::vector<at::Tensor*> Slots(const Napi::CallbackInfo& info, size_t i, bool al
     double h = a.Get(k).As<Napi::Number>().DoubleValue();
     at::Tensor* t = h < 0 ? nullptr : table.TryGet(h);
     if (!t && !(allow_missing && h < 0)) ThrowTorchError(info.Env(), "tensor was disposed: it cannot be used any more", "DISPOSED");
-    out.push_back(t);
+    out.push_back(t ? *t : at::Tensor());
   }
   return out;
 }
@@ -33,7 +35,7 @@ TN_EXPORT(sgdStep) {
   Napi::Array out = Napi::Array::New(info.Env(), params.size());
   Napi::Array given = info[1].As<Napi::Array>();
   for (size_t i = 0; i < params.size(); ++i) {
-    at::Tensor& p = *params[i];
+    at::Tensor& p = params[i];
     const at::Tensor& g = p.grad();
     Napi::Value keep = given.Get(static_cast<uint32_t>(i));
     if (!g.defined()) {
@@ -43,15 +45,14 @@ TN_EXPORT(sgdStep) {
     at::Tensor d = maximize ? g.neg() : g;
     if (wd != 0) d = d.add(p, wd);
     if (momentum != 0) {
-      if (bufs[i] == nullptr) {
-        at::Tensor buf = d.clone().detach();
-        out.Set(static_cast<uint32_t>(i), Wrap(info, buf));
-        bufs[i] = GetState(info.Env()).table.TryGet(out.Get(static_cast<uint32_t>(i)).As<Napi::Number>().DoubleValue());
+      if (!bufs[i].defined()) {
+        bufs[i] = d.clone().detach();
+        out.Set(static_cast<uint32_t>(i), Wrap(info, bufs[i]));
       } else {
-        bufs[i]->mul_(momentum).add_(d, 1 - dampening);
+        bufs[i].mul_(momentum).add_(d, 1 - dampening);
         out.Set(static_cast<uint32_t>(i), keep);
       }
-      d = nesterov ? d.add(*bufs[i], momentum) : *bufs[i];
+      d = nesterov ? d.add(bufs[i], momentum) : bufs[i];
     } else {
       out.Set(static_cast<uint32_t>(i), keep);
     }
@@ -68,14 +69,14 @@ TN_EXPORT(adamStep) {
   auto m = Slots(info, 1, false);
   auto v = Slots(info, 2, false);
   bool amsgrad = Bool(info, 10);
-  auto vmax = amsgrad ? Slots(info, 3, false) : std::vector<at::Tensor*>();
+  auto vmax = amsgrad ? Slots(info, 3, false) : std::vector<at::Tensor>();
   Napi::Array steps = info[4].As<Napi::Array>();
   double lr = Num(info, 5), beta1 = Num(info, 6), beta2 = Num(info, 7), eps = Num(info, 8), wd = Num(info, 9);
   bool decoupled = Bool(info, 11), maximize = Bool(info, 12);
   if (m.size() != params.size() || v.size() != params.size() || (amsgrad && vmax.size() != params.size()) || steps.Length() != params.size())
     throw std::invalid_argument("adamStep: state lists do not match the parameter list");
   for (size_t i = 0; i < params.size(); ++i) {
-    at::Tensor& p = *params[i];
+    at::Tensor& p = params[i];
     const at::Tensor& g0 = p.grad();
     if (!g0.defined()) continue;
     double step = steps.Get(static_cast<uint32_t>(i)).As<Napi::Number>().DoubleValue();
@@ -85,18 +86,18 @@ TN_EXPORT(adamStep) {
       else g = g.add(p, wd);
     }
     // mul_ + add_ as PyTorch 1.13 (not lerp_, which rounds differently in the last bit)
-    m[i]->mul_(beta1).add_(g, 1 - beta1);
-    v[i]->mul_(beta2).addcmul_(g, g, 1 - beta2);
+    m[i].mul_(beta1).add_(g, 1 - beta1);
+    v[i].mul_(beta2).addcmul_(g, g, 1 - beta2);
     double bc1 = 1 - std::pow(beta1, step);
     double bc2_sqrt = std::sqrt(1 - std::pow(beta2, step));
     at::Tensor denom;
     if (amsgrad) {
-      at::maximum_out(*vmax[i], *vmax[i], *v[i]);
-      denom = vmax[i]->sqrt().div_(bc2_sqrt).add_(eps);
+      at::maximum_out(vmax[i], vmax[i], v[i]);
+      denom = vmax[i].sqrt().div_(bc2_sqrt).add_(eps);
     } else {
-      denom = v[i]->sqrt().div_(bc2_sqrt).add_(eps);
+      denom = v[i].sqrt().div_(bc2_sqrt).add_(eps);
     }
-    p.addcdiv_(*m[i], denom, -lr / bc1);
+    p.addcdiv_(m[i], denom, -lr / bc1);
   }
   return info.Env().Undefined();
 }
