@@ -13,8 +13,8 @@ import { runFisherSimilarity, lineChart } from 'tensornormal/experiments';
 const { values } = parseArgs({
   options: {
     iterations: { type: 'string', default: '1000' },
-    gamma: { type: 'string', default: '0.01' },
-    lr: { type: 'string', default: '0.2' },
+    gamma: { type: 'string', default: '0.1' },
+    lr: { type: 'string', default: '0.1' },
     batch: { type: 'string', default: '100' },
     seed: { type: 'string', default: '0' },
     out: { type: 'string', default: 'results/fisher-similarity' },

@@ -381,7 +381,7 @@ describe('command line', () => {
     });
     expect(parseCommand(['experiment', 'similarity', '--iterations', '50', '--optimizers', 'tnt,sgd'])).toMatchObject({
       kind: 'similarity',
-      options: { iterations: 50, gamma: 0.01, lr: 0.2, batch: 100, seed: 0, every: 10, optimizers: ['tnt', 'sgd'] },
+      options: { iterations: 50, gamma: 0.1, lr: 0.1, batch: 100, seed: 0, every: 10, optimizers: ['tnt', 'sgd'] },
     });
   });
 

@@ -132,8 +132,8 @@ own trajectory. Writes <out>/similarity.json, <out>/similarity.svg and <out>/sim
 
 Flags:
   --iterations N           iterations (default: 1000)
-  --gamma G                relative damping (default: 0.01)
-  --lr LR                  learning rate of the block-Fisher trajectory (default: 0.2)
+  --gamma G                relative damping (default: 0.1)
+  --lr LR                  learning rate of the block-Fisher trajectory (default: 0.1)
   --batch N                minibatch size (default: 100)
   --seed N                 seed (default: 0)
   --every N                record every N iterations (default: 10)
@@ -335,8 +335,8 @@ export function parseCommand(argv: string[]): Command {
   const optimizers = optimizerList(command, s('optimizers'), ['tnt', 'kfac', 'shampoo', 'adam', 'sgd']) ?? ['tnt', 'kfac', 'shampoo', 'adam', 'sgd'];
   const options: SimilarityFlags = {
     iterations: num(command, 'iterations', s('iterations'), 'positive-int') ?? 1000,
-    gamma: num(command, 'gamma', s('gamma'), 'positive') ?? 0.01,
-    lr: num(command, 'lr', s('lr'), 'positive') ?? 0.2,
+    gamma: num(command, 'gamma', s('gamma'), 'positive') ?? 0.1,
+    lr: num(command, 'lr', s('lr'), 'positive') ?? 0.1,
     batch: num(command, 'batch', s('batch'), 'positive-int') ?? 100,
     seed: num(command, 'seed', s('seed'), 'nonneg-int') ?? 0,
     every: num(command, 'every', s('every'), 'positive-int') ?? 10,

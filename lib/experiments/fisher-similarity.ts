@@ -165,8 +165,8 @@ function cosine(a: Tensor, b: Tensor): number {
 export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
   const iterations = o.iterations ?? 1000;
   const B = o.batchSize ?? 100;
-  const lr = o.lr ?? 0.2;
-  const gamma = o.gamma ?? 0.01;
+  const lr = o.lr ?? 0.1;
+  const gamma = o.gamma ?? 0.1;
   const widths = o.widths ?? [256, 20, 20, 20, 20, 20, 10];
   const every = o.every ?? 10;
   const bigBlock = o.bigBlock ?? 1000;
