@@ -132,6 +132,8 @@ describe('aggregation over seeds', () => {
       warmStart: null,
       steps: losses.length,
       stoppedBy: 'epochs',
+      divergedAt: null,
+      error: null,
       cpu: losses.length,
       wall: losses.length,
       cpuPerEpoch: 1,
@@ -286,6 +288,25 @@ describe('tensornormal experiment autoencoder, end to end', () => {
       expect(g.chosen).toEqual(best.hp);
       expect(r.hyperparameters.adam).toEqual(best.hp);
       expect(r.runs[0]!.hyperparameters).toEqual(best.hp);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a run that diverges stops and is recorded as diverged; the others go on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tn-exp-'));
+    try {
+      const argv = ['experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '784,16,784', '--limit', '128', '--batch', '64', '--seeds', '1', '--epochs', '2', '--optimizers', 'tnt,adam,kfac', '--set', 'tnt.lr=1e30', '--set', 'adam.lr=1e30', '--warm-batches', '1', '--out', dir];
+      const { code, err } = await noLeak(() => run(argv));
+      expect(err).toBe('');
+      expect(code).toBe(0);
+      const r = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as ExperimentResult;
+      const [tnt, adam, kfac] = r.runs;
+      // the first step's loss is computed before the update; the second one sees the exploded weights
+      expect(tnt).toMatchObject({ stoppedBy: 'diverged', divergedAt: 2, steps: 2, epochs: [] });
+      expect(adam).toMatchObject({ stoppedBy: 'diverged', divergedAt: 2, steps: 2, epochs: [] });
+      expect(kfac).toMatchObject({ stoppedBy: 'epochs', divergedAt: null, error: null, steps: 4 });
+      expect(readFileSync(join(dir, 'figure.svg'), 'utf8')).toContain('</svg>');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

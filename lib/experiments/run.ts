@@ -110,6 +110,9 @@ export interface RunResult {
   warmStart: { batches: number; cpu: number; wall: number } | null;
   steps: number;
   stoppedBy: 'epochs' | 'time-budget' | 'diverged';
+  /** The step whose loss was not finite (the run stopped there), and the error a non-finite model raised, if any. */
+  divergedAt: number | null;
+  error: string | null;
   /** Process and wall seconds of the run (warm start included, validation excluded). */
   cpu: number;
   wall: number;
@@ -141,6 +144,11 @@ export interface RunConfig {
   /** Validation at the end of every epoch (excluded from the clock). */
   validate?: (model: AnyModule) => { loss: number; error: number };
   onEvent?: (e: RunEvent) => void;
+}
+
+/** Whether the model's output for x is finite. */
+function finiteOutput(forward: (x: Tensor) => Tensor, x: Tensor): boolean {
+  return tidy(() => noGrad(() => Boolean(forward(x).isfinite().all().item())));
 }
 
 function cpuSeconds(): number {
@@ -191,6 +199,8 @@ export async function trainRun(c: RunConfig): Promise<RunResult> {
     const points: PointRecord[] = [];
     let step = 0;
     let stoppedBy: RunResult['stoppedBy'] = 'epochs';
+    let divergedAt: number | null = null;
+    let error: string | null = null;
     const decayAt = [...(c.lrDecay?.at ?? [])].sort((a, b) => a - b);
     let decays = 0;
     let window = 0, windowN = 0;
@@ -202,22 +212,33 @@ export async function trainRun(c: RunConfig): Promise<RunResult> {
           decays++;
         }
         const x = batch[0]!, target = autoencoder ? batch[0]! : batch[1]!;
-        const loss = tidy(() => {
-          const out = forward(x);
-          if (o instanceof TNT || o instanceof KFAC) o.sampledBackward(out, lik);
-          const l = lik.loss(out, target);
-          l.backward();
-          if (c.optimizer === 'sgd' && (c.hp.weightDecay ?? 0) > 0)
-            noGrad(() => {
-              for (const g of o.paramGroups) for (const p of g.params) p.mul_(1 - g.lr * c.hp.weightDecay!);
-            });
-          o.step();
+        let loss: number;
+        try {
+          loss = tidy(() => {
+            const out = forward(x);
+            if (o instanceof TNT || o instanceof KFAC) o.sampledBackward(out, lik);
+            const l = lik.loss(out, target);
+            l.backward();
+            if (c.optimizer === 'sgd' && (c.hp.weightDecay ?? 0) > 0)
+              noGrad(() => {
+                for (const g of o.paramGroups) for (const p of g.params) p.mul_(1 - g.lr * c.hp.weightDecay!);
+              });
+            o.step();
+            o.zeroGrad();
+            return l.item() as number;
+          });
+        } catch (err) {
+          // A model whose output is no longer finite makes the sampled pass throw (sigmoid(NaN) is no probability):
+          // that is a divergence, recorded as such. Any other error is a bug and propagates.
+          if (finiteOutput(forward, x)) throw err;
           o.zeroGrad();
-          return l.item() as number;
-        });
+          loss = NaN;
+          error = (err as Error).message;
+        }
         step++;
         if (!Number.isFinite(loss)) {
           stoppedBy = 'diverged';
+          divergedAt = step;
           const t = clock();
           points.push({ step, epoch: e + (n + 1) / stepsPerEpoch, ...t, loss });
           break outer;
@@ -269,6 +290,8 @@ export async function trainRun(c: RunConfig): Promise<RunResult> {
       warmStart,
       steps: step,
       stoppedBy,
+      divergedAt,
+      error,
       cpu: end.cpu,
       wall: end.wall,
       cpuPerEpoch: last ? (last.cpu - trainStart.cpu) / epochs.length : null,
