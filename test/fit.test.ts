@@ -308,10 +308,13 @@ describe('fit', () => {
     const idleP99 = percentile(idle.latencies, 99);
     const busyP99 = percentile(busy.latencies, 99);
     const eldP99 = eld.percentile(99) / 1e6;
-    // Every request was answered, and many during training (not all at the end).
+    // Every request was answered, and many during training (not all at the end): the client sends one request
+    // after another, so a blocked loop would let through only the one in flight (1), while a yielding fit()
+    // answers one every step or so. The count scales with the machine's speed (35 on a quiet run of ~0.7 s),
+    // hence a floor far above 1 rather than a count tied to this machine.
     expect(busy.errors).toBe(0);
     expect(busy.latencies.length).toBe(busy.sent);
-    expect(busy.latencies.length).toBeGreaterThan(50);
+    expect(busy.latencies.length).toBeGreaterThanOrEqual(10);
     // A request that arrives during a step waits for the rest of that step, then the server answers it in the
     // next turn of the loop: latency <= one step interval + the idle latency. Factor 2: slack for the scheduling
     // noise of two shared cores. Without the yield between steps a request would wait for the whole of fit()
