@@ -95,7 +95,7 @@ const char* ClassifyError(const std::string& m) {
   if (has("singular")) return "SINGULAR";
   if (has("same device") || has("Expected all tensors to be on") || has("CUDA")) return "DEVICE_MISMATCH";
   if (has("not linked with support for cuda")) return "DEVICE_MISMATCH";
-  if (has("out of range") || has("out of bounds") || has("out of DATA bounds") || has("index ") && has("is out"))
+  if (has("out of range") || has("out of bounds") || has("out of DATA bounds") || (has("index ") && has("is out")))
     return "INDEX_OUT_OF_RANGE";
   if (has("does not require grad") || has("backward through the graph") || has("grad can be implicitly") ||
       has("leaf Variable") || has("modified by an inplace operation") || has("differentiated Tensors"))
