@@ -82,7 +82,8 @@ const COMMON_HELP = `  --optimizers LIST        comma-separated, from tnt,kfac,s
   --grid-epochs N          epochs per grid run (default: 1)
   --log-every N            record a (process time, loss) point every N steps (default: about 20 per epoch)
   --out DIR                output folder (default: %OUT%)
-  --threads N              libtorch threads (default: TENSORNORMAL_NUM_THREADS, else libtorch's default)
+  --threads N              libtorch threads, and OpenBLAS threads unless OPENBLAS_NUM_THREADS is set (default:
+                           TENSORNORMAL_NUM_THREADS, else libtorch's and OpenBLAS's defaults: one per core)
   --json                   JSON lines on stdout even on a terminal
   -h, --help               this help
 `;
@@ -377,8 +378,14 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     return 0;
   }
   try {
-    const { setNumThreads } = await import('../ops.js');
+    // libtorch's matrix products run on OpenBLAS's own thread pool, which set_num_threads does not reach: left
+    // alone it spins one thread per core, and process time counts that spinning (a first-order step's process time
+    // doubled on two cores). OpenBLAS reads its variable when the library loads, that is, on the import below.
+    const threads = cmd.threads ?? (Number(process.env.TENSORNORMAL_NUM_THREADS) || undefined);
+    if (threads !== undefined && process.env.OPENBLAS_NUM_THREADS === undefined) process.env.OPENBLAS_NUM_THREADS = String(threads);
+    const { setNumThreads, getNumThreads } = await import('../ops.js');
     if (cmd.threads !== undefined) setNumThreads(cmd.threads);
+    const threadInfo = { torch: getNumThreads(), openblas: process.env.OPENBLAS_NUM_THREADS ?? null };
     const json = cmd.json || io.stdout.isTTY !== true;
     const report = progressReporter(io.stdout, json);
     if (cmd.kind === 'similarity') return await similarity(cmd, io, json);
@@ -388,6 +395,7 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
       cmd.kind === 'autoencoder'
         ? await (await import('./autoencoder.js')).runAutoencoderExperiment({ ...cmd.options, onEvent })
         : await (await import('./cnn.js')).runCnnExperiment({ ...cmd.options, onEvent });
+    result.config.threads = threadInfo;
     const files = writeExperiment(result, cmd.out);
     report.done();
     if (json) io.stdout.write(`${JSON.stringify({ event: 'summary', summary: result.summary, seconds: result.seconds, files })}\n`);

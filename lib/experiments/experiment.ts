@@ -271,9 +271,15 @@ export function figurePanels(result: Pick<ExperimentResult, 'title' | 'aggregate
       .map(([o, a]) => [o, pick(a)] as const)
       .filter(([, c]) => c !== undefined && c.x.length > 0)
       .map(([o, c]) => ({ name: OPTIMIZER_LABELS[o], x: c!.x, y: c!.mean, band: c!.std }));
+  const byEpoch = series((a) => a.lossByEpoch), byTime = series((a) => a.lossByTime);
+  // One loss range for both panels, topped by the highest initial loss: a run that blows up before it is stopped
+  // leaves the plot at the top instead of squashing every other curve to the bottom.
+  const all = [...byEpoch, ...byTime].flatMap((s) => s.y.map((y, i) => y - (s.band[i] ?? 0)).concat(s.y)).filter((v) => Number.isFinite(v) && v > 0);
+  const firsts = [...byEpoch.map((s) => Math.max(...s.y.filter(Number.isFinite))), ...byTime.map((s) => s.y.find(Number.isFinite) ?? NaN)].filter((v) => Number.isFinite(v) && v > 0);
+  const yRange: [number, number] | undefined = all.length > 0 && firsts.length > 0 ? [Math.min(...all), Math.max(...firsts) * 1.05] : undefined;
   const panels: Panel[] = [
-    { title: `${result.title}`, xLabel: 'epoch', yLabel: 'training loss', logY: true, series: series((a) => a.lossByEpoch) },
-    { title: `${result.title}`, xLabel: 'process time (s)', yLabel: 'training loss', logY: true, series: series((a) => a.lossByTime) },
+    { title: `${result.title}`, xLabel: 'epoch', yLabel: 'training loss', logY: true, series: byEpoch, yRange },
+    { title: `${result.title}`, xLabel: 'process time (s)', yLabel: 'training loss', logY: true, series: byTime, yRange },
   ];
   if (entries.some(([, a]) => a.valErrorByEpoch)) {
     panels.push({ title: `${result.title}`, xLabel: 'epoch', yLabel: 'validation error', series: series((a) => a.valErrorByEpoch) });
