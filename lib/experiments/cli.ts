@@ -82,8 +82,10 @@ const COMMON_HELP = `  --optimizers LIST        comma-separated, from tnt,kfac,s
   --grid-epochs N          epochs per grid run (default: 1)
   --log-every N            record a (process time, loss) point every N steps (default: about 20 per epoch)
   --out DIR                output folder (default: %OUT%)
-  --threads N              libtorch threads, and OpenBLAS threads unless OPENBLAS_NUM_THREADS is set (default:
-                           TENSORNORMAL_NUM_THREADS, else libtorch's and OpenBLAS's defaults: one per core)
+  --threads N              libtorch threads (default: TENSORNORMAL_NUM_THREADS, else one per core). Matrix
+                           products use OpenBLAS's own threads (OPENBLAS_NUM_THREADS, default one per core), whose
+                           spinning process time counts; for timings set OPENBLAS_NUM_THREADS=1 (and, where OpenBLAS
+                           misdetects the CPU, OPENBLAS_CORETYPE, e.g. Haswell)
   --json                   JSON lines on stdout even on a terminal
   -h, --help               this help
 `;
@@ -378,14 +380,13 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     return 0;
   }
   try {
-    // libtorch's matrix products run on OpenBLAS's own thread pool, which set_num_threads does not reach: left
-    // alone it spins one thread per core, and process time counts that spinning (a first-order step's process time
-    // doubled on two cores). OpenBLAS reads its variable when the library loads, that is, on the import below.
-    const threads = cmd.threads ?? (Number(process.env.TENSORNORMAL_NUM_THREADS) || undefined);
-    if (threads !== undefined && process.env.OPENBLAS_NUM_THREADS === undefined) process.env.OPENBLAS_NUM_THREADS = String(threads);
+    // libtorch's matrix products run on OpenBLAS's own thread pool, which set_num_threads does not reach: left alone
+    // it spins one thread per core and process time counts that spinning. OPENBLAS_NUM_THREADS=1 avoids it, but is
+    // not set here: on CPUs that OpenBLAS misdetects (this project's VMs: 'Prescott' kernels) its single-threaded
+    // strsm crashes in cholesky_inverse (KFAC) unless OPENBLAS_CORETYPE is set too. See --help.
     const { setNumThreads, getNumThreads } = await import('../ops.js');
     if (cmd.threads !== undefined) setNumThreads(cmd.threads);
-    const threadInfo = { torch: getNumThreads(), openblas: process.env.OPENBLAS_NUM_THREADS ?? null };
+    const threadInfo = { torch: getNumThreads(), openblas: process.env.OPENBLAS_NUM_THREADS ?? null, openblasCoretype: process.env.OPENBLAS_CORETYPE ?? null };
     const json = cmd.json || io.stdout.isTTY !== true;
     const report = progressReporter(io.stdout, json);
     if (cmd.kind === 'similarity') return await similarity(cmd, io, json);
