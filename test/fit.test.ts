@@ -290,6 +290,7 @@ describe('fit', () => {
     const stepEnds: number[] = [];
     const eld = monitorEventLoopDelay({ resolution: 1 });
     eld.enable();
+    const fitStart = performance.now();
     const history = await fit(model, {
       train,
       epochs: 4, // 200 steps
@@ -298,6 +299,7 @@ describe('fit', () => {
       callbacks: { onBatchEnd: () => void stepEnds.push(performance.now()) },
       ...quiet,
     });
+    const fitMs = performance.now() - fitStart;
     eld.disable();
     const busy = await busyClient.stop();
     await new Promise<void>((r) => server.close(() => r()));
@@ -316,13 +318,15 @@ describe('fit', () => {
     expect(busy.latencies.length).toBe(busy.sent);
     expect(busy.latencies.length).toBeGreaterThanOrEqual(10);
     // A request that arrives during a step waits for the rest of that step, then the server answers it in the
-    // next turn of the loop: latency <= one step interval + the idle latency. Factor 2: slack for the scheduling
-    // noise of two shared cores. Without the yield between steps a request would wait for the whole of fit()
-    // (seconds), far above this bound.
-    const bound = 2 * (stepP99 + idleP99);
+    // next turn of the loop: latency <= one step interval + the idle latency. The bound allows 4x that plus 5 ms
+    // for the scheduling noise of two shared cores (a CI run measured 9.15 ms against a step p99 of 3.15 ms), and
+    // is itself checked to stay far below the whole of fit(): without the yield between steps a request would
+    // wait for all of it, so the test still fails for a loop that does not yield.
+    const bound = 4 * (stepP99 + idleP99) + 5;
+    expect(bound, `bound ${bound.toFixed(2)} ms against fit() taking ${fitMs.toFixed(0)} ms`).toBeLessThan(fitMs / 5);
     expect(busyP99, `p99 latency ${busyP99.toFixed(2)} ms, step p99 ${stepP99.toFixed(2)} ms, idle p99 ${idleP99.toFixed(2)} ms`).toBeLessThan(bound);
     // The loop's own delay monitor agrees: the loop is never blocked much longer than a step.
-    expect(eldP99, `event-loop delay p99 ${eldP99.toFixed(2)} ms`).toBeLessThan(2 * stepP99 + 1);
+    expect(eldP99, `event-loop delay p99 ${eldP99.toFixed(2)} ms`).toBeLessThan(4 * stepP99 + 5);
     expect(history).toHaveLength(4);
     optimizer.dispose();
     model.dispose();
