@@ -18,27 +18,37 @@
  *   npm run bench -- --json                    machine-readable results on stdout (progress on stderr)
  *   npm run bench -- --check                   same weights and data on both sides; the first 3 losses must agree
  *   npm run bench -- --check --cases ae-tnt    some checks (ae-sgd, ae-adam, ae-tnt, cnn-sgd, cnn-tnt; or ae, cnn)
+ *   npm run bench -- --python-env default      Python without tensornormal's native-library environment (below)
  *
  * The Python interpreter is /usr/bin/python3 unless --python or TENSORNORMAL_BENCH_PYTHON says otherwise.
+ * Both sides run with the native-library environment tensornormal chooses (lib/runtime-env.ts); see below.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readCpuinfo, runtimeEnvironment } from '../dist/runtime-env.js';
 import { CASES, CHECKS } from './cases.mjs';
 import { defaultDataSource, makeFixtures } from './fixtures.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 
+// Both sides run with the environment tensornormal gives the native libraries at load (lib/runtime-env.ts:
+// OpenBLAS kernels for this CPU, threads that sleep when idle), set here so that the Python worker inherits it too
+// and the ratios measure the libraries' own work. TENSORNORMAL_RUNTIME_ENV=off npm run bench measures both sides
+// with the libraries' defaults; --python-env default gives only the Python side its defaults (out of the box).
+const runtimeEnv = runtimeEnvironment(process.env, readCpuinfo());
+Object.assign(process.env, runtimeEnv);
+
 // ------------------------------------------------------------------------------------------------ arguments
 const USAGE = `usage: npm run bench -- [--cases a,b] [--reps N] [--steps N] [--warmup N] [--threads N] [--data mnist|random]
-                          [--json] [--check] [--write | --no-write] [--python PATH] [--cap SECONDS]
+                          [--json] [--check] [--write | --no-write] [--python PATH] [--python-env same|default] [--cap SECONDS]
 cases: ${CASES.map((c) => c.name).join(', ')} (groups: ops, train)`;
 
 function parseArgs(argv) {
-  const o = { json: false, check: false, threads: 2, reps: null, steps: null, warmup: null, cases: null, data: null, write: null, cap: null,
+  const o = { json: false, check: false, threads: 2, pythonEnv: 'same', reps: null, steps: null, warmup: null, cases: null, data: null, write: null, cap: null,
     python: process.env.TENSORNORMAL_BENCH_PYTHON || '/usr/bin/python3' };
   const value = (i, name) => {
     if (i + 1 >= argv.length) fail(`${name} needs a value`);
@@ -65,6 +75,10 @@ function parseArgs(argv) {
     else if (a === '--threads') o.threads = positive(value(i++, a), a);
     else if (a === '--cap') o.cap = positive(value(i++, a), a);
     else if (a === '--python') o.python = value(i++, a);
+    else if (a === '--python-env') {
+      o.pythonEnv = value(i++, a);
+      if (!['same', 'default'].includes(o.pythonEnv)) fail(`Expected 'same' or 'default' for --python-env but received ${JSON.stringify(o.pythonEnv)}`);
+    }
     else if (a === '--data') {
       o.data = value(i++, a);
       if (!['mnist', 'random'].includes(o.data)) fail(`Expected 'mnist' or 'random' for --data but received ${JSON.stringify(o.data)}`);
@@ -92,14 +106,14 @@ function selectCases(names) {
 // ------------------------------------------------------------------------------------------------ workers
 /** One worker process and its request/reply line protocol. */
 class Side {
-  constructor(label, command, args) {
+  constructor(label, command, args, env = process.env) {
     this.label = label;
     this.command = command;
     this.stderr = '';
     this.fatal = null;
     this.pending = null;
     this.exited = null;
-    this.child = spawn(command, args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(command, args, { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.on('error', (err) => this.onExit(err.code === 'ENOENT' ? `${command} was not found` : String(err.message)));
     this.child.on('exit', (code, signal) => this.onExit(signal ? `killed by ${signal}` : `exited with code ${code}`));
     this.child.stdin.on('error', () => {}); // a dead worker's closed pipe is reported by 'exit'
@@ -172,7 +186,8 @@ class Side {
 }
 
 const nodeSide = () => new Side('Node', process.execPath, ['--expose-gc', join(here, 'node', 'worker.mjs')]);
-const pythonSide = (python) => new Side('Python', python, ['-u', '-B', join(here, 'python', 'worker.py')]);
+const pythonSide = (python, pythonEnv) => new Side('Python', python, ['-u', '-B', join(here, 'python', 'worker.py')],
+  pythonEnv === 'default' ? Object.fromEntries(Object.entries(process.env).filter(([k]) => !(k in runtimeEnv))) : process.env);
 
 // ------------------------------------------------------------------------------------------------ helpers
 const median = (xs) => {
@@ -200,7 +215,7 @@ let log = (msg) => console.log(msg);
 
 /** Starts both workers and says hello; a side that cannot start is reported, not fatal. */
 async function startPair(opts, python) {
-  const sides = { node: nodeSide(), python: python.unavailable ? null : pythonSide(opts.python) };
+  const sides = { node: nodeSide(), python: python.unavailable ? null : pythonSide(opts.python, opts.pythonEnv) };
   const info = {};
   for (const key of ['node', 'python']) {
     const side = sides[key];
@@ -317,7 +332,9 @@ function markdown(results, meta) {
   const out = [];
   out.push(`Measured ${meta.date} on ${meta.cpu} (${meta.cores} cores, ${meta.memGiB} GiB), ${meta.threads} intra-op thread${meta.threads > 1 ? 's' : ''} `
     + `on each side; Node ${meta.node} with tensornormal (libtorch ${meta.torchNode ?? '?'}), Python ${meta.python ?? '?'} with torch ${meta.torchPython ?? '?'}; `
-    + `inputs: ${meta.data}.`);
+    + `OpenBLAS kernels: ${meta.blasNode ?? '?'} (Node) / ${meta.blasPython ?? '?'} (Python); native-library environment `
+    + `(lib/runtime-env.ts): ${Object.entries(meta.runtimeEnv).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'} `
+    + `${meta.pythonEnv === 'same' ? 'on both sides' : 'on the Node side only (Python with its defaults)'}; inputs: ${meta.data}.`);
   out.push('');
   out.push('| Case | Node | PyTorch | Node / PyTorch | Peak RSS (Node / PyTorch) | Optimizer state (Node / PyTorch) |');
   out.push('|---|---:|---:|---:|---:|---:|');
@@ -407,6 +424,10 @@ async function main() {
     python: null,
     torchNode: null,
     torchPython: null,
+    blasNode: null,
+    blasPython: null,
+    runtimeEnv,
+    pythonEnv: opts.pythonEnv,
   };
 
   if (opts.check) {
@@ -425,6 +446,8 @@ async function main() {
     meta.torchNode ??= r.versions.node?.torch ?? null;
     meta.torchPython ??= r.versions.python?.torch ?? null;
     meta.python ??= r.versions.python?.python ?? null;
+    meta.blasNode ??= r.versions.node?.blasCore ?? null;
+    meta.blasPython ??= r.versions.python?.blasCore ?? null;
     if (r.versions.node?.threads !== undefined && r.versions.node.threads !== opts.threads) log(`warning: Node runs ${r.versions.node.threads} threads, not ${opts.threads}`);
     if (r.versions.python?.threads !== undefined && r.versions.python.threads !== opts.threads) log(`warning: Python runs ${r.versions.python.threads} threads, not ${opts.threads}`);
     delete r.versions;

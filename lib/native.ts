@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readCpuinfo, runtimeEnvironment } from './runtime-env.js';
 import { TorchError } from './errors.js';
 
 /** A native tensor handle. */
@@ -33,7 +34,7 @@ export interface NativeBinding {
   manualSeed(seed: number): void;
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
-  versions(): { torch: string; parallel: string };
+  versions(): { torch: string; parallel: string; blas?: string; blasCore?: string };
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
   throwForTest(kind: 'c10' | 'std' | 'alloc'): never;
@@ -265,6 +266,9 @@ function load(): NativeBinding {
   }
   throw new Error(`tensornormal: the native addon could not be loaded.\n  ${tried.join('\n  ')}`);
 }
+
+// Must run before the addon (and with it libtorch, OpenMP and OpenBLAS) is loaded: see runtime-env.ts.
+Object.assign(process.env, runtimeEnvironment(process.env, readCpuinfo()));
 
 export const native: NativeBinding = load();
 native.init(TorchError);

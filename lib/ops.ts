@@ -125,7 +125,7 @@ export function getNumThreads(): number {
   return native.getNumThreads();
 }
 /** libtorch version the addon was built against, and its parallel configuration. */
-export function versions(): { torch: string; parallel: string } {
+export function versions(): { torch: string; parallel: string; blas?: string; blasCore?: string } {
   return native.versions();
 }
 

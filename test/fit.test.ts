@@ -275,9 +275,9 @@ describe('fit', () => {
   });
 
   it('keeps an HTTP server in the same process answering while it trains', async () => {
-    // Heavy enough steps (a 64-256-2 MLP on batches of 128) that a step, not timer jitter, dominates the delays.
-    const train = blobs(50, 128, 64, 8);
-    const model = new Mlp(64, 256, 2);
+    // Heavy enough steps (a 256-1024-2 MLP on batches of 256, a few ms) that a step, not timer jitter, dominates.
+    const train = blobs(50, 256, 256, 8);
+    const model = new Mlp(256, 1024, 2);
     const optimizer = new optim.SGD(model.parameters(), { lr: 0.01 });
     const server: Server = createServer((_req, res) => res.end('ok'));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -323,7 +323,7 @@ describe('fit', () => {
     // is itself checked to stay far below the whole of fit(): without the yield between steps a request would
     // wait for all of it, so the test still fails for a loop that does not yield.
     const bound = 4 * (stepP99 + idleP99) + 5;
-    expect(bound, `bound ${bound.toFixed(2)} ms against fit() taking ${fitMs.toFixed(0)} ms`).toBeLessThan(fitMs / 5);
+    expect(bound, `bound ${bound.toFixed(2)} ms against fit() taking ${fitMs.toFixed(0)} ms`).toBeLessThan(fitMs / 3);
     expect(busyP99, `p99 latency ${busyP99.toFixed(2)} ms, step p99 ${stepP99.toFixed(2)} ms, idle p99 ${idleP99.toFixed(2)} ms`).toBeLessThan(bound);
     // The loop's own delay monitor agrees: the loop is never blocked much longer than a step.
     expect(eldP99, `event-loop delay p99 ${eldP99.toFixed(2)} ms`).toBeLessThan(4 * stepP99 + 5);

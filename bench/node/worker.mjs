@@ -104,7 +104,7 @@ for await (const line of rl) {
     switch (req.cmd) {
       case 'hello':
         torch.setNumThreads(req.threads);
-        reply({ ok: true, torch: torch.versions().torch, threads: torch.getNumThreads(), node: process.version });
+        reply({ ok: true, torch: torch.versions().torch, blasCore: torch.versions().blasCore ?? null, threads: torch.getNumThreads(), node: process.version });
         break;
       case 'setup':
         torch.manualSeed(req.seed ?? 0);

@@ -35,6 +35,21 @@ except Exception as e:  # noqa: BLE001 - any import failure means the same thing
 from models import Problem  # noqa: E402 (needs torch)
 
 
+def openblas_core():
+    """The kernel set of the OpenBLAS that torch loaded (None when torch's BLAS is not OpenBLAS)."""
+    import ctypes
+    with open("/proc/self/maps") as f:
+        paths = {line.split()[-1] for line in f if "libopenblas" in line}
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return lib.openblas_get_corename().decode()
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
 class Loop:
     """Tight loops of one small op, timed as a whole (per-op overhead)."""
 
@@ -107,7 +122,7 @@ def main():
         try:
             if cmd == "hello":
                 torch.set_num_threads(int(req["threads"]))
-                reply({"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads(), "python": sys.version.split()[0]})
+                reply({"ok": True, "torch": torch.__version__, "blasCore": openblas_core(), "threads": torch.get_num_threads(), "python": sys.version.split()[0]})
             elif cmd == "setup":
                 torch.manual_seed(int(req.get("seed", 0)))
                 case = req["case"]

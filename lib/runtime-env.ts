@@ -1,0 +1,52 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Environment for the native libraries under libtorch, chosen before the addon loads them (lib/native.ts applies
+ * it; bench/run.mjs gives the Python side the same). Each of these libraries reads its variables once, when it is
+ * loaded, so they cannot be changed afterwards. A variable the user has set is never overridden, and
+ * TENSORNORMAL_RUNTIME_ENV=off leaves all of them alone.
+ *
+ * - OPENBLAS_CORETYPE. OpenBLAS (Debian's libtorch does its CPU matmuls with it) picks its kernels from the CPU
+ *   model, and a release older than the CPU falls back to its oldest x86-64 kernels ("Prescott", SSE3): on the
+ *   Sapphire Rapids VMs this project runs on, OpenBLAS 0.3.21 does that and sgemm runs at a quarter of the speed of
+ *   its AVX-512 kernels. Chosen from the instruction sets the kernel reports: AVX-512 (F, CD, BW, DQ, VL) ->
+ *   SkylakeX, AVX2 + FMA -> Haswell, otherwise OpenBLAS's own detection. TENSORNORMAL_OPENBLAS_CORETYPE=auto keeps
+ *   OpenBLAS's detection; any other value of it is passed on. `versions().blasCore` reports what OpenBLAS chose.
+ * - OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT=4. libtorch runs element-wise work on OpenMP threads and
+ *   matmuls on OpenBLAS's own threads. By default both keep spinning after their work is done (libgomp for 300,000
+ *   pause instructions, OpenBLAS for 2^28 cycles), so on a machine with as many cores as threads each pool takes
+ *   the cores the other one is about to use: on two cores this made the TNT autoencoder step about 1.7x slower.
+ *   With these set, idle threads sleep at once.
+ */
+export function runtimeEnvironment(env: NodeJS.ProcessEnv, cpuinfo: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (env.TENSORNORMAL_RUNTIME_ENV === 'off') return out;
+  const core = chooseOpenblasCore(env, cpuinfo);
+  if (core !== undefined) out.OPENBLAS_CORETYPE = core;
+  if (!env.OMP_WAIT_POLICY && !env.GOMP_SPINCOUNT) out.OMP_WAIT_POLICY = 'PASSIVE';
+  if (!env.OPENBLAS_THREAD_TIMEOUT && !env.GOTO_THREAD_TIMEOUT) out.OPENBLAS_THREAD_TIMEOUT = '4';
+  return out;
+}
+
+/** The OPENBLAS_CORETYPE to set (see runtimeEnvironment), or undefined to leave OpenBLAS's detection alone. */
+export function chooseOpenblasCore(env: NodeJS.ProcessEnv, cpuinfo: string | undefined): string | undefined {
+  if (env.OPENBLAS_CORETYPE) return undefined;
+  const forced = env.TENSORNORMAL_OPENBLAS_CORETYPE;
+  if (forced) return forced === 'auto' ? undefined : forced;
+  const line = cpuinfo?.split('\n').find((l) => l.startsWith('flags'));
+  if (line === undefined) return undefined;
+  const flags = new Set(line.slice(line.indexOf(':') + 1).trim().split(/\s+/));
+  if (['avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) return 'SkylakeX';
+  if (flags.has('avx2') && flags.has('fma')) return 'Haswell';
+  return undefined;
+}
+
+/** /proc/cpuinfo on x86-64 Linux (the only place these choices apply), else undefined. */
+export function readCpuinfo(): string | undefined {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return undefined;
+  try {
+    return readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+}
