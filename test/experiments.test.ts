@@ -2,6 +2,7 @@
 // ladder, the PNG encoder and rasteriser, the SVG figure, a tiny end-to-end autoencoder experiment (files, structure,
 // figures), the time budget, the grid, progress output, and the command line's parsing and errors.
 import { describe, it, expect } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,8 @@ import {
   type ExperimentResult,
   type RunResult,
 } from '../lib/experiments/index.js';
+import { openblasThreads } from '../lib/experiments/cli.js';
+import { readCpuinfo } from '../lib/runtime-env.js';
 import { noLeak } from './support/helpers.js';
 
 /** A stream that records what is written; `isTTY` as given. */
@@ -454,6 +457,45 @@ describe('command line', () => {
       expect(r.err).toBe(`${message}\nRun '${cmd} --help' for the flags.\n`);
     }
     expect(() => parseCommand(['experiment', 'autoencoder', '--limit', '1.5'])).toThrow(UsageError);
+  });
+
+  it('--threads sets OpenBLAS\'s threads too, unless the user set them or OpenBLAS picks (or runs Prescott) kernels itself', () => {
+    const spr = 'flags\t\t: fpu sse sse2 fma avx avx2 avx512f avx512dq avx512cd avx512bw avx512vl\n';
+    const sandy = 'flags\t\t: fpu sse sse2 ssse3 sse4_2 avx\n';
+    expect(openblasThreads(1, {}, spr)).toBe('1');
+    expect(openblasThreads(2, {}, spr)).toBe('2');
+    expect(openblasThreads(undefined, {}, spr)).toBeUndefined();
+    expect(openblasThreads(1, { OPENBLAS_NUM_THREADS: '2' }, spr)).toBeUndefined();
+    expect(openblasThreads(1, { GOTO_NUM_THREADS: '2' }, spr)).toBeUndefined();
+    // OpenBLAS's own detection (it may misdetect the CPU as Prescott): left alone
+    expect(openblasThreads(1, {}, sandy)).toBeUndefined();
+    expect(openblasThreads(1, {}, undefined)).toBeUndefined();
+    expect(openblasThreads(1, { TENSORNORMAL_RUNTIME_ENV: 'off' }, spr)).toBeUndefined();
+    expect(openblasThreads(1, { TENSORNORMAL_OPENBLAS_CORETYPE: 'auto' }, spr)).toBeUndefined();
+    expect(openblasThreads(1, { OPENBLAS_CORETYPE: 'Prescott' }, spr)).toBeUndefined();
+    // kernels the user chose
+    expect(openblasThreads(1, { OPENBLAS_CORETYPE: 'Haswell' }, sandy)).toBe('1');
+    expect(openblasThreads(1, { TENSORNORMAL_OPENBLAS_CORETYPE: 'Haswell' }, sandy)).toBe('1');
+  });
+
+  it('--threads 1 in a fresh process: OpenBLAS single-threaded, recorded in results.json; KFAC\'s inverses run', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tn-exp-threads-'));
+    try {
+      const env = { ...process.env };
+      delete env.OPENBLAS_NUM_THREADS;
+      delete env.GOTO_NUM_THREADS;
+      const argv = ['dist/cli.js', 'experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '784,64,8,64,784', '--limit', '512', '--batch', '128', '--seeds', '1', '--epochs', '1', '--optimizers', 'kfac', '--set', 'kfac.inverseEvery=1', '--threads', '1', '--out', dir];
+      execFileSync(process.execPath, argv, { env, encoding: 'utf8' });
+      const r = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as ExperimentResult;
+      const t = r.config.threads as { torch: number; openblas: string | null; openblasSetByCli: boolean; openblasCoretype: string | null };
+      expect(t.torch).toBe(1);
+      const chosen = openblasThreads(1, env, readCpuinfo()) !== undefined;
+      expect(t.openblasSetByCli).toBe(chosen);
+      if (chosen) expect(t.openblas).toBe('1');
+      expect(r.runs[0]!.stoppedBy).toBe('epochs');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a failing experiment exits with code 1 and says why', async () => {

@@ -16,6 +16,7 @@ import type { AutoencoderExperimentOptions } from './autoencoder.js';
 import type { CnnExperimentOptions, CnnDataset, CnnModel } from './cnn.js';
 import type { ExperimentEvent } from './experiment.js';
 import { progressReporter, type Output } from './progress.js';
+import { readCpuinfo, runtimeEnvironment } from '../runtime-env.js';
 
 /** A command-line mistake: the message says which flag and why; the process exits with code 2. */
 export class UsageError extends Error {
@@ -82,10 +83,11 @@ const COMMON_HELP = `  --optimizers LIST        comma-separated, from tnt,kfac,s
   --grid-epochs N          epochs per grid run (default: 1)
   --log-every N            record a (process time, loss) point every N steps (default: about 20 per epoch)
   --out DIR                output folder (default: %OUT%)
-  --threads N              libtorch threads (default: TENSORNORMAL_NUM_THREADS, else one per core). Matrix
-                           products use OpenBLAS's own threads (OPENBLAS_NUM_THREADS, default one per core), whose
-                           spinning process time counts; for timings set OPENBLAS_NUM_THREADS=1 (and, where OpenBLAS
-                           misdetects the CPU, OPENBLAS_CORETYPE, e.g. Haswell)
+  --threads N              libtorch threads, and OpenBLAS's (matrix products) unless OPENBLAS_NUM_THREADS is set
+                           (default: TENSORNORMAL_NUM_THREADS, else one per core); with N = 1 process time is one
+                           core's work. OpenBLAS's count is left alone where its kernels are its own guess (no
+                           OPENBLAS_CORETYPE chosen: TENSORNORMAL_RUNTIME_ENV=off or an unrecognised CPU) or Prescott:
+                           single-threaded, those misdetected kernels crash in cholesky_inverse (KFAC)
   --json                   JSON lines on stdout even on a terminal
   -h, --help               this help
 `;
@@ -142,7 +144,7 @@ Flags:
   --every N                record every N iterations (default: 10)
   --optimizers LIST        methods to compare, from tnt,kfac,shampoo,adam,sgd (default: all five)
   --out DIR                output folder (default: results/similarity)
-  --threads N              libtorch threads
+  --threads N              libtorch threads, and OpenBLAS's as for the autoencoder
   --json                   JSON lines on stdout even on a terminal
   -h, --help               this help
 `;
@@ -348,6 +350,31 @@ export function parseCommand(argv: string[]): Command {
   return { kind: 'similarity', options, ...common(command, v, 'results/similarity') };
 }
 
+/** TENSORNORMAL_NUM_THREADS as a positive integer, else undefined (the default of --threads). */
+function envThreads(env: NodeJS.ProcessEnv): number | undefined {
+  const n = Number(env.TENSORNORMAL_NUM_THREADS);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/**
+ * The OPENBLAS_NUM_THREADS to set before the library loads for `threads` libtorch threads, or undefined to leave
+ * OpenBLAS's count alone. libtorch's matrix products run on OpenBLAS's own pool, which set_num_threads does not
+ * reach: left alone it has one thread per core, and process time counts their work (and their spinning until
+ * OPENBLAS_THREAD_TIMEOUT); with the same count as libtorch, `--threads 1` times one core's work.
+ *
+ * Not set when the user set it, and not where OpenBLAS picks its kernels itself (neither the user nor
+ * runtime-env.ts chose an OPENBLAS_CORETYPE) or runs the Prescott ones: OpenBLAS 0.3.21 misdetects newer CPUs as
+ * Prescott, and single-threaded those kernels crash in cholesky_inverse (KFAC's inverses; reproduced on this
+ * project's Sapphire Rapids VMs with OPENBLAS_CORETYPE=Prescott OPENBLAS_NUM_THREADS=1, while SkylakeX kernels run
+ * single-threaded without trouble).
+ */
+export function openblasThreads(threads: number | undefined, env: NodeJS.ProcessEnv, cpuinfo: string | undefined): string | undefined {
+  if (threads === undefined || env.OPENBLAS_NUM_THREADS !== undefined || env.GOTO_NUM_THREADS !== undefined) return undefined;
+  const core = env.OPENBLAS_CORETYPE || runtimeEnvironment(env, cpuinfo).OPENBLAS_CORETYPE;
+  if (!core || /^prescott$/i.test(core)) return undefined;
+  return String(threads);
+}
+
 export interface CliIO {
   stdout: Output;
   stderr: Output;
@@ -380,13 +407,18 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     return 0;
   }
   try {
-    // libtorch's matrix products run on OpenBLAS's own thread pool, which set_num_threads does not reach: left alone
-    // it spins one thread per core and process time counts that spinning. OPENBLAS_NUM_THREADS=1 avoids it, but is
-    // not set here: on CPUs that OpenBLAS misdetects (this project's VMs: 'Prescott' kernels) its single-threaded
-    // strsm crashes in cholesky_inverse (KFAC) unless OPENBLAS_CORETYPE is set too. See --help.
-    const { setNumThreads, getNumThreads } = await import('../ops.js');
+    // OpenBLAS reads OPENBLAS_NUM_THREADS once, when it is loaded: with the library, on the import below (nothing
+    // native is imported before it).
+    const openblas = openblasThreads(cmd.threads ?? envThreads(process.env), process.env, readCpuinfo());
+    if (openblas !== undefined) process.env.OPENBLAS_NUM_THREADS = openblas;
+    const { setNumThreads, getNumThreads, versions } = await import('../ops.js');
     if (cmd.threads !== undefined) setNumThreads(cmd.threads);
-    const threadInfo = { torch: getNumThreads(), openblas: process.env.OPENBLAS_NUM_THREADS ?? null, openblasCoretype: process.env.OPENBLAS_CORETYPE ?? null };
+    const threadInfo = {
+      torch: getNumThreads(),
+      openblas: process.env.OPENBLAS_NUM_THREADS ?? null,
+      openblasSetByCli: openblas !== undefined,
+      openblasCoretype: versions().blasCore ?? process.env.OPENBLAS_CORETYPE ?? null,
+    };
     const json = cmd.json || io.stdout.isTTY !== true;
     const report = progressReporter(io.stdout, json);
     if (cmd.kind === 'similarity') return await similarity(cmd, io, json);
