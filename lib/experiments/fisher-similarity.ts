@@ -40,6 +40,20 @@ export interface SimilarityOptions {
   lr?: number;
   /** Relative damping γ. */
   gamma?: number;
+  /**
+   * What the block Fisher F (the trajectory and the reference direction) is estimated from, per minibatch:
+   * 'per-example' (default, as in the authors' code): the mean of J_n J_n^T over the B per-example sampled
+   * gradients; 'batch-mean': B Ḡ Ḡ^T from their batch mean Ḡ, one rank-one sample per minibatch (the
+   * estimator TNT's factors use). Both have expectation F.
+   */
+  fisherEstimator?: 'per-example' | 'batch-mean';
+  /**
+   * What TNT's factors are estimated from: 'batch-mean' (default; the algorithm as published and as optim.TNT
+   * runs it, G^(i) of the batch-mean sampled gradient) or 'per-example' (the mean over the minibatch of G_n^(i)
+   * of the per-example sampled gradients, the same data the block Fisher uses; 'TNT' is then computed by
+   * `tntMethod`). Both have expectation proportional to the contractions of F.
+   */
+  tntStatistics?: 'batch-mean' | 'per-example';
   seed?: number;
   /** Refresh the Cholesky factor of blocks larger than this every `bigRefresh` iterations (others: every iteration). */
   bigBlock?: number;
@@ -119,6 +133,59 @@ export function kfacMethod(gamma: number): SimilarityMethod {
   };
 }
 
+/**
+ * TNT's direction per layer computed here (eigendecompositions) rather than by optim.TNT: m x_1 (U_1 + δ I)^-1
+ * x_2 (U_2 + δ I)^-1 for the weight and (U + δ I)^-1 m for the bias, with the same relative damping and eq. 5's
+ * normalisation (which sets the weight's scale relative to the bias's, and so the cosine of their concatenation). With
+ * 'batch-mean' statistics it is optim.TNT's direction (the tests check that); with 'per-example' its factors are
+ * the minibatch means of G_n G_n^T = |x_n|^2 g_n g_n^T and G_n^T G_n = |g_n|^2 x_n x_n^T (bias: g_n g_n^T), the
+ * per-example sampled gradients G_n = g_n x_n^T that the block Fisher is built from.
+ */
+export function tntMethod(gamma: number, statistics: 'batch-mean' | 'per-example', name = statistics === 'batch-mean' ? 'TNT' : 'TNT (per-example)'): SimilarityMethod {
+  let H1: Tensor[] = [], H2: Tensor[] = [], Hb: Tensor[] = [];
+  return {
+    name,
+    observe(ctx, w) {
+      ctx.forEach((c, l) => {
+        const B = c.input.shape[0]!, inW = c.input.shape[1]! - 1, out = c.outputGrad.shape[1]!;
+        if (!H1[l]) H1[l] = keep(zeros([out, out]));
+        if (!H2[l]) H2[l] = keep(zeros([inW, inW]));
+        if (!Hb[l]) Hb[l] = keep(zeros([out, out]));
+        tidy(() => {
+          const x = c.input.narrow(1, 0, inW), g = c.outputGrad;
+          if (statistics === 'per-example') {
+            const x2 = x.square().sum(1, true), g2 = g.square().sum(1, true);
+            H1[l]!.mul_(1 - w).add_(g.mul(x2).t().mm(g), w / B);
+            H2[l]!.mul_(1 - w).add_(x.mul(g2).t().mm(x), w / B);
+            Hb[l]!.mul_(1 - w).add_(g.t().mm(g), w / B);
+          } else {
+            const gW = g.t().mm(x).div(B), gb = g.mean(0, true).t();
+            H1[l]!.mul_(1 - w).add_(gW.mm(gW.t()), w);
+            H2[l]!.mul_(1 - w).add_(gW.t().mm(gW), w);
+            Hb[l]!.mul_(1 - w).add_(gb.mm(gb.t()), w);
+          }
+        });
+      });
+    },
+    direction(l, m) {
+      return tidy(() => {
+        const inW = m.shape[1]! - 1;
+        // eq. 5 scales the factors so that U_1 ⊗ U_2 has the trace of H (tr H_1 = tr H_2 = E||G||^2), not its
+        // square: the weight's and the bias's blocks then keep TNT's relative scale in the concatenated direction
+        const dW = dampedPower(H1[l]!, gamma, 2, -1).mm(m.narrow(1, 0, inW)).mm(dampedPower(H2[l]!, gamma, 2, -1)).mul(H1[l]!.trace().item());
+        const db = dampedPower(Hb[l]!, gamma, 1, -1).mm(m.narrow(1, inW, 1));
+        return cat([dW, db], 1);
+      });
+    },
+    dispose() {
+      dispose([H1, H2, Hb]);
+      H1 = [];
+      H2 = [];
+      Hb = [];
+    },
+  };
+}
+
 /** Shampoo's direction per layer (weight and bias preconditioned separately), from the empirical gradient. */
 export function shampooMethod(gamma: number): SimilarityMethod {
   let H1: Tensor[] = [], H2: Tensor[] = [], Hb: Tensor[] = [];
@@ -171,6 +238,10 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
   const every = o.every ?? 10;
   const bigBlock = o.bigBlock ?? 1000;
   const bigRefresh = o.bigRefresh ?? 20;
+  const fisherEstimator = o.fisherEstimator ?? 'per-example';
+  const tntStatistics = o.tntStatistics ?? 'batch-mean';
+  if (fisherEstimator !== 'per-example' && fisherEstimator !== 'batch-mean') throw new RangeError(`runFisherSimilarity: fisherEstimator must be 'per-example' or 'batch-mean' but received ${String(fisherEstimator)}`);
+  if (tntStatistics !== 'per-example' && tntStatistics !== 'batch-mean') throw new RangeError(`runFisherSimilarity: tntStatistics must be 'per-example' or 'batch-mean' but received ${String(tntStatistics)}`);
   manualSeed(o.seed ?? 0);
   const t0 = performance.now();
   const L = widths.length - 1;
@@ -183,7 +254,6 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
     bs.push(keep(tidy(() => zeros([widths[l + 1]!]).uniform_(-bound, bound).requiresGrad_())));
   }
   const params = Ws.flatMap((w, l) => [w, bs[l]!]);
-  const tnt = new TNT(params.map((p) => ({ params: [p] })), { lr: 0, damping: 1, statsEvery: 1, inverseEvery: 1 });
 
   // moving averages
   const mG = Ws.map((w) => keep(zeros([w.shape[0]!, w.shape[1]! + 1])));
@@ -193,8 +263,10 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
     return keep(zeros([n, n]));
   });
   const chol: (Tensor | null)[] = Ws.map(() => null);
-  const extra = [kfacMethod(gamma), shampooMethod(gamma), ...(o.extraMethods ?? [])];
-  const names = ['TNT', ...extra.map((m) => m.name), 'Adam', 'SGD-m'];
+  const nativeTnt = tntStatistics === 'batch-mean';
+  const tnt = nativeTnt ? new TNT(params.map((p) => ({ params: [p] })), { lr: 0, damping: 1, statsEvery: 1, inverseEvery: 1 }) : null;
+  const extra = [...(nativeTnt ? [] : [tntMethod(gamma, 'per-example', 'TNT')]), kfacMethod(gamma), shampooMethod(gamma), ...(o.extraMethods ?? [])];
+  const names = [...(nativeTnt ? ['TNT'] : []), ...extra.map((m) => m.name), 'Adam', 'SGD-m'];
   const cos: Record<string, number[][]> = Object.fromEntries(names.map((n) => [n, Ws.map(() => [] as number[])]));
   const its: number[] = [], losses: number[] = [];
   const N = o.data.x.shape[0]!;
@@ -230,13 +302,17 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
           ctx.push({ input: inp, outputGrad: go, grad: g });
           // per-example gradients J (B, out*(in+1)) and the block Fisher
           const J = einsum('bo,bi->boi', go, inp).reshape([B, -1]);
-          fisher[l]!.mul_(1 - w).add_(J.t().mm(J), w / B);
+          if (fisherEstimator === 'per-example') fisher[l]!.mul_(1 - w).add_(J.t().mm(J), w / B);
+          else {
+            const Jm = J.mean(0, true);
+            fisher[l]!.mul_(1 - w).add_(Jm.t().mm(Jm), w * B);
+          }
           mG[l]!.mul_(1 - w).add_(g, w);
           vG[l]!.mul_(1 - w).add_(g.square(), w);
           // TNT's statistics come from the batch-mean sampled gradient, per parameter tensor
           sampledMean.push(go.t().mm(inputs[l]!.detach()).div(B), go.mean(0));
         }
-        tnt.updateStatistics(sampledMean);
+        tnt?.updateStatistics(sampledMean);
         for (const m of extra) m.observe(ctx, w);
       });
 
@@ -244,7 +320,7 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
       noGrad(() => {
         const record = it % every === 0 || it === iterations - 1;
         // TNT: relative damping per parameter, then its own kernels
-        tnt.paramGroups.forEach((gr) => {
+        tnt?.paramGroups.forEach((gr) => {
           const p = gr.params[0]!;
           const us = tnt.normalizedFactors(p);
           const k = us.length;
@@ -252,7 +328,7 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
           gr.damping = Math.max(c0 * ((1 + gamma) ** (1 / k) - 1), 1e-12);
           dispose(us);
         });
-        tnt.updateInverses();
+        tnt?.updateInverses();
         for (let l = 0; l < L; l++) {
           const m = mG[l]!;
           const n = fisher[l]!.shape[0]!;
@@ -264,9 +340,11 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
           const dBF = linalg.choleskySolve(m.reshape([-1, 1]), chol[l]!).reshape(m.shape);
           if (record) {
             const inW = Ws[l]!.shape[1]!;
-            const dW = tnt.precondition(Ws[l]!, m.narrow(1, 0, inW).contiguous());
-            const db = tnt.precondition(bs[l]!, m.narrow(1, inW, 1).reshape([-1]).contiguous());
-            cos.TNT![l]!.push(cosine(cat([dW, db.unsqueeze(1)], 1), dBF));
+            if (tnt) {
+              const dW = tnt.precondition(Ws[l]!, m.narrow(1, 0, inW).contiguous());
+              const db = tnt.precondition(bs[l]!, m.narrow(1, inW, 1).reshape([-1]).contiguous());
+              cos.TNT![l]!.push(cosine(cat([dW, db.unsqueeze(1)], 1), dBF));
+            }
             for (const em of extra) cos[em.name]![l]!.push(cosine(em.direction(l, m), dBF));
             cos.Adam![l]!.push(cosine(m.div(vG[l]!.sqrt().add(1e-8)), dBF));
             cos['SGD-m']![l]!.push(cosine(m, dBF));
@@ -288,10 +366,10 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
     iterations: its,
     loss: losses,
     cosine: cos,
-    options: { iterations, batchSize: B, lr, gamma, widths, seed: o.seed ?? 0, bigBlock, bigRefresh, every },
+    options: { iterations, batchSize: B, lr, gamma, fisherEstimator, tntStatistics, widths, seed: o.seed ?? 0, bigBlock, bigRefresh, every },
     seconds: (performance.now() - t0) / 1000,
   };
-  tnt.dispose();
+  tnt?.dispose();
   for (const m of extra) m.dispose();
   dispose([Ws, bs, mG, vG, fisher, chol.filter((c): c is Tensor => c !== null)]);
   return result;
