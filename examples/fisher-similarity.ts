@@ -17,6 +17,8 @@ const { values } = parseArgs({
     lr: { type: 'string', default: '0.1' },
     batch: { type: 'string', default: '100' },
     seed: { type: 'string', default: '0' },
+    'fisher-estimator': { type: 'string', default: 'per-example' },
+    'tnt-statistics': { type: 'string', default: 'batch-mean' },
     out: { type: 'string', default: 'results/fisher-similarity' },
   },
 });
@@ -33,6 +35,8 @@ const result = runFisherSimilarity({
   lr: Number(values.lr),
   batchSize: Number(values.batch),
   seed: Number(values.seed),
+  fisherEstimator: values['fisher-estimator'] as 'per-example' | 'batch-mean',
+  tntStatistics: values['tnt-statistics'] as 'batch-mean' | 'per-example',
   every: 10,
   onProgress: (it, loss) => {
     if (it % 100 === 0) console.log(JSON.stringify({ iteration: it, loss: +loss.toFixed(4) }));

@@ -30,6 +30,8 @@ import {
 import { openblasThreads } from '../lib/experiments/cli.js';
 import { readCpuinfo } from '../lib/runtime-env.js';
 import { noLeak } from './support/helpers.js';
+import * as torch from '../lib/index.js';
+import { runFisherSimilarity, tntMethod } from '../lib/experiments/fisher-similarity.js';
 
 /** A stream that records what is written; `isTTY` as given. */
 function sink(isTTY = false): { write(s: string): boolean; isTTY: boolean; columns: number; text: string } {
@@ -405,7 +407,10 @@ describe('command line', () => {
     });
     expect(parseCommand(['experiment', 'similarity', '--iterations', '50', '--optimizers', 'tnt,sgd'])).toMatchObject({
       kind: 'similarity',
-      options: { iterations: 50, gamma: 0.1, lr: 0.1, batch: 100, seed: 0, every: 10, optimizers: ['tnt', 'sgd'] },
+      options: { iterations: 50, gamma: 0.1, lr: 0.1, batch: 100, seed: 0, every: 10, optimizers: ['tnt', 'sgd'], fisherEstimator: 'per-example', tntStatistics: 'batch-mean' },
+    });
+    expect(parseCommand(['experiment', 'similarity', '--fisher-estimator', 'batch-mean', '--tnt-statistics', 'per-example'])).toMatchObject({
+      options: { fisherEstimator: 'batch-mean', tntStatistics: 'per-example' },
     });
   });
 
@@ -416,7 +421,7 @@ describe('command line', () => {
     const flags: Record<string, string[]> = {
       autoencoder: ['dataset', 'data', 'widths', 'optimizers', 'seeds', 'epochs', 'time-budget', 'batch', 'limit', 'warm-batches', 'set', 'grid', 'grid-budget', 'grid-epochs', 'log-every', 'out', 'threads', 'json', 'help'],
       cnn: ['data', 'dataset', 'model', 'val-limit', 'optimizers', 'seeds', 'epochs', 'time-budget', 'batch', 'limit', 'warm-batches', 'set', 'grid', 'grid-budget', 'grid-epochs', 'log-every', 'out', 'threads', 'json', 'help'],
-      similarity: ['iterations', 'gamma', 'lr', 'batch', 'seed', 'every', 'optimizers', 'out', 'threads', 'json', 'help'],
+      similarity: ['iterations', 'gamma', 'lr', 'batch', 'seed', 'every', 'optimizers', 'fisher-estimator', 'tnt-statistics', 'out', 'threads', 'json', 'help'],
     };
     for (const [name, list] of Object.entries(flags)) {
       const h = await run(['experiment', name, '--help']);
@@ -448,6 +453,7 @@ describe('command line', () => {
       [['experiment', 'cnn', '--dataset', 'cifar10'], 'tensornormal experiment cnn: --dataset cifar10 needs --data DIR (the folder of the CIFAR binary files)'],
       [['experiment', 'cnn', '--model', 'resnet50'], 'tensornormal experiment cnn: --model expects one of resnet32, resnet20, resnet8, vgg16bn, small-cnn but received "resnet50"'],
       [['experiment', 'similarity', '--optimizers', 'tnt,bfgs'], 'tensornormal experiment similarity: --optimizers: unknown optimizer "bfgs" (expected names from tnt,kfac,shampoo,adam,sgd)'],
+      [['experiment', 'similarity', '--fisher-estimator', 'mean'], 'tensornormal experiment similarity: --fisher-estimator expects one of per-example, batch-mean but received "mean"'],
     ];
     for (const [argv, message] of cases) {
       const r = await run(argv);
@@ -502,5 +508,79 @@ describe('command line', () => {
     const r = await run(['experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '100,10,100', '--epochs', '1', '--seeds', '1', '--out', join(tmpdir(), 'tn-never')]);
     expect(r.code).toBe(1);
     expect(r.err).toContain('Expected widths that start and end with the image size 784 but received 100,10,100');
+  });
+});
+
+describe('Figure 1: similarity to the block-Fisher direction', () => {
+  const tiny = () => {
+    torch.manualSeed(3);
+    const x = torch.tidy(() => torch.randn([96, 12]).sigmoid().keep());
+    const y = torch.randint(0, 4, [96]).keep();
+    return { x, y };
+  };
+  const base = { iterations: 6, every: 1, widths: [12, 5, 4, 4], gamma: 0.1, lr: 0.1 };
+
+  it("tntMethod('batch-mean') is optim.TNT's direction, and batch size 1 makes both estimators the same", async () => {
+    await noLeak(() => {
+      const data = tiny();
+      try {
+        const r = runFisherSimilarity({ ...base, batchSize: 8, data, extraMethods: [tntMethod(0.1, 'batch-mean', 'TNT (js)')] });
+        expect(r.options).toMatchObject({ fisherEstimator: 'per-example', tntStatistics: 'batch-mean' });
+        for (let l = 0; l < 3; l++) {
+          expect(r.cosine.TNT![l]!.length).toBe(6);
+          r.cosine.TNT![l]!.forEach((c, i) => expect(Math.abs(c - r.cosine['TNT (js)']![l]![i]!)).toBeLessThan(1e-4));
+        }
+        // B = 1: B Ḡ Ḡ^T is the per-example outer product, so the trajectory and every cosine are the same
+        const one = (o: object) => runFisherSimilarity({ ...base, batchSize: 1, data, ...o });
+        const a = one({}), b = one({ fisherEstimator: 'batch-mean', tntStatistics: 'per-example' });
+        expect(b.options).toMatchObject({ fisherEstimator: 'batch-mean', tntStatistics: 'per-example' });
+        a.loss.forEach((v, i) => expect(b.loss[i]).toBeCloseTo(v, 6));
+        for (const n of Object.keys(a.cosine))
+          for (let l = 0; l < 3; l++) a.cosine[n]![l]!.forEach((c, i) => expect(Math.abs(c - b.cosine[n]![l]![i]!), `${n} l=${l}`).toBeLessThan(1e-4));
+        // B = 8: the options change the trajectory (block Fisher) and the TNT statistics, nothing else
+        const c = runFisherSimilarity({ ...base, batchSize: 8, data, tntStatistics: 'per-example' });
+        expect(c.loss).toEqual(r.loss);
+        expect(c.cosine.KFAC).toEqual(r.cosine.KFAC);
+        expect(c.cosine.TNT).not.toEqual(r.cosine.TNT);
+        const d = runFisherSimilarity({ ...base, batchSize: 8, data, fisherEstimator: 'batch-mean' });
+        expect(d.loss[0]).toBe(r.loss[0]);
+        expect(Math.abs(d.loss.at(-1)! - r.loss.at(-1)!)).toBeGreaterThan(1e-6);
+        expect(() => runFisherSimilarity({ ...base, data, fisherEstimator: 'mean' as never })).toThrow(/fisherEstimator/);
+      } finally {
+        torch.dispose([data.x, data.y]);
+      }
+    });
+  });
+
+  it('per-example and batch-mean TNT statistics agree in expectation (sampled gradients have mean zero)', async () => {
+    await noLeak(() => {
+      torch.manualSeed(5);
+      const B = 4, inW = 3, out = 3;
+      const x = torch.tidy(() => torch.cat([torch.randn([B, inW]), torch.ones([B, 1])], 1).keep());
+      const p = torch.tidy(() => torch.randn([B, out]).mul(1.5).softmax(1).keep());
+      const m = torch.randn([out, inW + 1]);
+      const pe = tntMethod(1, 'per-example'), bm = tntMethod(1, 'batch-mean');
+      const cosine = (a: torch.Tensor, b: torch.Tensor) => torch.tidy(() => a.flatten().dot(b.flatten()).item() / (a.norm().item() * b.norm().item()));
+      const cos: number[] = [];
+      try {
+        for (let k = 0; k < 4000; k++) {
+          torch.tidy(() => {
+            // the last layer's per-example sampled output gradients p_n - e_{y_n}, y_n ~ p_n
+            const y = torch.multinomial(p, 1, true).reshape([-1]);
+            const g = p.sub(torch.eye(out).indexSelect(0, y));
+            const ctx = [{ input: x, outputGrad: g, grad: m }];
+            pe.observe(ctx, 1 / (k + 1));
+            bm.observe(ctx, 1 / (k + 1));
+            if (k === 0 || k === 3999) cos.push(cosine(pe.direction(0, m), bm.direction(0, m)));
+          });
+        }
+        expect(cos[1]!).toBeGreaterThan(0.995);
+        expect(cos[1]!).toBeGreaterThan(cos[0]!);
+      } finally {
+        pe.dispose();
+        bm.dispose();
+        torch.dispose([x, p, m]);
+      }
+    });
   });
 });

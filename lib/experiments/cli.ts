@@ -42,6 +42,8 @@ export interface SimilarityFlags {
   seed: number;
   every: number;
   optimizers: string[];
+  fisherEstimator: 'per-example' | 'batch-mean';
+  tntStatistics: 'batch-mean' | 'per-example';
 }
 
 export type Command =
@@ -143,6 +145,13 @@ Flags:
   --seed N                 seed (default: 0)
   --every N                record every N iterations (default: 10)
   --optimizers LIST        methods to compare, from tnt,kfac,shampoo,adam,sgd (default: all five)
+  --fisher-estimator E     what each minibatch adds to the block Fisher (the trajectory and the reference):
+                           per-example (default, as the authors' code: the mean of the B per-example sampled
+                           gradients' outer products) or batch-mean (B times the outer product of their batch mean:
+                           one rank-one sample per minibatch, the estimator TNT's factors use)
+  --tnt-statistics S       what TNT's factors are estimated from: batch-mean (default, TNT as published and as
+                           optim.TNT runs it) or per-example (the same per-example sampled gradients as the block
+                           Fisher)
   --out DIR                output folder (default: results/similarity)
   --threads N              libtorch threads, and OpenBLAS's as for the autoencoder
   --json                   JSON lines on stdout even on a terminal
@@ -234,6 +243,8 @@ const OPTIONS = {
     seed: { type: 'string' },
     every: { type: 'string' },
     optimizers: { type: 'string' },
+    'fisher-estimator': { type: 'string' },
+    'tnt-statistics': { type: 'string' },
     out: { type: 'string' },
     threads: { type: 'string' },
     json: { type: 'boolean' },
@@ -346,6 +357,8 @@ export function parseCommand(argv: string[]): Command {
     seed: num(command, 'seed', s('seed'), 'nonneg-int') ?? 0,
     every: num(command, 'every', s('every'), 'positive-int') ?? 10,
     optimizers,
+    fisherEstimator: oneOf<'per-example' | 'batch-mean'>(command, 'fisher-estimator', s('fisher-estimator'), ['per-example', 'batch-mean']) ?? 'per-example',
+    tntStatistics: oneOf<'batch-mean' | 'per-example'>(command, 'tnt-statistics', s('tnt-statistics'), ['batch-mean', 'per-example']) ?? 'batch-mean',
   };
   return { kind: 'similarity', options, ...common(command, v, 'results/similarity') };
 }
@@ -442,7 +455,7 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
 
 async function similarity(cmd: Extract<Command, { kind: 'similarity' }>, io: CliIO, json: boolean): Promise<number> {
   const torch = await import('../index.js');
-  const { runFisherSimilarity, kfacMethod, shampooMethod } = await import('./fisher-similarity.js');
+  const { runFisherSimilarity } = await import('./fisher-similarity.js');
   const { lineChart } = await import('./svg.js');
   const { lineChartPng } = await import('./png.js');
   const o = cmd.options;
@@ -458,8 +471,9 @@ async function similarity(cmd: Extract<Command, { kind: 'similarity' }>, io: Cli
       batchSize: o.batch,
       seed: o.seed,
       every: o.every,
-      // KFAC and Shampoo damped relatively as the others (the same gamma)
-      extraMethods: [...(o.optimizers.includes('kfac') ? [kfacMethod(o.gamma)] : []), ...(o.optimizers.includes('shampoo') ? [shampooMethod(o.gamma)] : [])],
+      fisherEstimator: o.fisherEstimator,
+      tntStatistics: o.tntStatistics,
+      // every method is computed (KFAC and Shampoo are built in, damped as the others); --optimizers picks the ones kept
       onProgress: (it, loss) => {
         const elapsed = (Date.now() - start) / 1000;
         const eta = it > 0 ? (elapsed / it) * (o.iterations - it) : null;
