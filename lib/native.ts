@@ -192,10 +192,18 @@ export interface NativeBinding {
   sgdStep(params: H[], buffers: H[], lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, maximize: boolean): H[];
   adamStep(params: H[], expAvg: H[], expAvgSq: H[], maxExpAvgSq: H[] | null, steps: number[], lr: number, beta1: number, beta2: number,
     eps: number, weightDecay: number, amsgrad: boolean, decoupled: boolean, maximize: boolean): void;
-  // TNT (native/optim/tnt.cc): shapes[p] is parameter p's factor shape, factors[p][i] its i-th factor
-  tntStatistics(grads: H[], shapes: number[][], factors: H[][], weight: number): { updated: number; skippedNonFinite: number };
-  tntNormalizedFactors(shapes: number[][], factors: H[][]): H[][];
-  tntInverses(shapes: number[][], factors: H[][], inverses: H[][], eps: number, method: number): TntInverseReport;
+  // TNT (native/optim/tnt.cc): shapes[p] is parameter p's factor shape; mains[p][i] / auxes[p][i] the packed state
+  // of its i-th factor (full: P with A in the upper triangle and H's strict lower triangle, and diag(H); diagonal:
+  // diag(H) and diag(A)). `blas` lets the packed kernels call cblas_?syrk / cblas_?symm where they exist.
+  tntBlasAvailable(): boolean;
+  tntStatistics(grads: H[], shapes: number[][], mains: H[][], auxes: H[][], weight: number, blas: boolean): { updated: number; skippedNonFinite: number };
+  tntNormalizedFactors(shapes: number[][], mains: H[][], auxes: H[][]): H[][];
+  tntInverses(shapes: number[][], mains: H[][], auxes: H[][], eps: number, method: number): TntInverseReport;
+  tntUnpack(main: H, aux: H): [H, H];
+  tntPack(factor: H, inverse: H, main: H, aux: H): void;
+  tntPackedDirection(m: H, shape: number[], mains: H[], auxes: H[], blas: boolean): H;
+  tntPackedStep(params: H[], momentum: H[], shapes: number[][], mains: H[][], auxes: H[][], lr: number, momentumCoef: number, weightDecay: number, blas: boolean): { applied: number; skippedNonFinite: number };
+  // the same update from full matrices (Shampoo's step and direction, with its roots)
   tntDirection(m: H, shape: number[], inverses: H[]): H;
   tntStep(params: H[], momentum: H[], shapes: number[][], inverses: H[][], lr: number, momentumCoef: number, weightDecay: number): { applied: number; skippedNonFinite: number };
   // Shampoo (native/optim/shampoo.cc): TNT's shapes/factors layout; the step is tntStep with the roots

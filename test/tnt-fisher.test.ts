@@ -107,7 +107,7 @@ describe('the sampled backward pass estimates the exact Fisher', () => {
           }
         // 2) TNT's warm-start statistics equal the empirical partial traces of the same samples (exactly), and the
         //    exact partial traces of F within the same statistical tolerance
-        const [H1, H2] = opt.curvatureState(W)!.factors.map((f) => f.dataSync());
+        const [H1, H2] = torch.tidy(() => opt.curvatureState(W)!.factors.map((f) => f.dataSync()));
         for (let a = 0; a < C; a++)
           for (let b = 0; b < C; b++) {
             const emp = samples.reduce((acc, g) => acc + g.slice(a * D, a * D + D).reduce((s, v, i) => s + v * g[b * D + i]!, 0), 0) / S;

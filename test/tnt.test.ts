@@ -2,6 +2,7 @@
 // solves in plain JS), the schedules, robustness (NaN, bad factors), state dicts, and argument errors.
 import { describe, it, expect } from 'vitest';
 import * as torch from '../lib/index.js';
+import { native } from '../lib/native.js';
 import { TNT } from '../lib/optim/tnt.js';
 import { Tensor } from '../lib/tensor.js';
 import { lcg, noLeak } from './support/helpers.js';
@@ -64,7 +65,8 @@ function forward(ps: Tensor[], x: Tensor): Tensor {
 }
 
 describe('optim.TNT', () => {
-  it('ten steps on a small MLP equal an independent float64 computation of the same steps', async () => {
+  // both kernel paths of the packed state: the BLAS's syrk/symm where it exports them, libtorch ops otherwise
+  it.each(native.tntBlasAvailable() ? [true, false] : [false])('ten steps on a small MLP equal an independent float64 computation of the same steps (BLAS kernels: %s)', async (blasKernels) => {
     await noLeak(() => {
       const rx = lcg(5);
       const x = torch.tensor(Array.from({ length: 24 }, () => rx()), { shape: [8, 3], dtype: 'float64' });
@@ -73,7 +75,8 @@ describe('optim.TNT', () => {
       const refPs = ps.map((p) => p.dataSync());
       const shapes = ps.map((p) => p.shape);
       const lr = 0.1, eps = 0.05, mu = 0.9, wd = 0.01, T1 = 1, T2 = 3;
-      const opt = new TNT(ps, { lr, damping: eps, momentum: mu, weightDecay: wd, statsEvery: T1, inverseEvery: T2, factorDtype: 'float64' });
+      const opt = new TNT(ps, { lr, damping: eps, momentum: mu, weightDecay: wd, statsEvery: T1, inverseEvery: T2, factorDtype: 'float64', blasKernels });
+      expect(opt.blasKernels).toBe(blasKernels);
       const lik = fixedGaussian(lcg(11));
       const refLik = fixedGaussian(lcg(11));
 
@@ -168,7 +171,7 @@ describe('optim.TNT', () => {
       const outer = (a: number[]): number[] => [a[0]! * a[0]!, a[0]! * a[1]!, a[1]! * a[0]!, a[1]! * a[1]!];
       const o = gs.map((x) => outer(x.dataSync()));
       const want = o[0]!.map((_, k) => ((o[0]![k]! + o[1]![k]!) / 2) * (2 / 3) + o[2]![k]! / 3);
-      expect(opt.curvatureState(p)!.factors[0]!.dataSync()).toEqual(want.map((v) => expect.closeTo(v, 14)));
+      expect(torch.tidy(() => opt.curvatureState(p)!.factors[0]!.dataSync())).toEqual(want.map((v) => expect.closeTo(v, 14)));
       // warm start: plain running mean of the batches, then 1 - statDecay
       const lik = { loss: (o2: Tensor, y: Tensor) => o2.mul(y).sum(), sample: (o2: Tensor) => torch.onesLike(o2) };
       const seen: number[][] = [];
@@ -180,7 +183,7 @@ describe('optim.TNT', () => {
       expect(n).toBe(2);
       expect(opt.warmStarted).toBe(true);
       const mean = seen.map(outer).reduce((acc, v) => acc.map((a, k) => a + v[k]! / 2), [0, 0, 0, 0]);
-      expect(opt.curvatureState(p)!.factors[0]!.dataSync()).toEqual(mean.map((v) => expect.closeTo(v, 14)));
+      expect(torch.tidy(() => opt.curvatureState(p)!.factors[0]!.dataSync())).toEqual(mean.map((v) => expect.closeTo(v, 14)));
       expect(opt.statisticsWeight()).toBeCloseTo(0.1, 15);
       torch.dispose([gs, batches]);
       opt.dispose();
@@ -235,13 +238,14 @@ describe('optim.TNT', () => {
         g.dispose();
       }
       opt.step();
-      expect(opt.curvatureState(w)!.factors.map((f) => f.shape)).toEqual([[3, 3], [10]]);
-      expect(opt.curvatureState(b)!.shape).toEqual([3]);
-      expect(opt.curvatureState(s)!.shape).toEqual([]);
-      expect(opt.curvatureState(conv)!.shape).toEqual([4, 2, 9]);
-      expect(opt.curvatureState(conv)!.factors.map((f) => f.shape)).toEqual([[4, 4], [2, 2], [9]]);
-      // float32: factor + inverse for each factor (d^2 each, or d when diagonal), plus momentum (numel)
-      const want = 4 * (2 * (9 + 10) + 2 * 9 + 2 * (16 + 4 + 9) + (30 + 3 + 1 + 72));
+      expect(torch.tidy(() => opt.curvatureState(w)!.factors.map((f) => f.shape))).toEqual([[3, 3], [10]]);
+      expect(torch.tidy(() => opt.curvatureState(b)!.shape)).toEqual([3]);
+      expect(torch.tidy(() => opt.curvatureState(s)!.shape)).toEqual([]);
+      expect(torch.tidy(() => opt.curvatureState(conv)!.shape)).toEqual([4, 2, 9]);
+      expect(torch.tidy(() => opt.curvatureState(conv)!.factors.map((f) => f.shape))).toEqual([[4, 4], [2, 2], [9]]);
+      // float32, packed: d^2 + d for a full factor (statistics and inverse in one buffer, and diag(H)), 2d for a
+      // diagonal one (here 10 and 9 > maxFactorDim), plus momentum (numel)
+      const want = 4 * ((9 + 3) + 2 * 10 + (9 + 3) + (16 + 4) + (4 + 2) + 2 * 9 + (30 + 3 + 1 + 72));
       expect(opt.stateBytes()).toBe(want);
       for (const p of [w, b, s, conv]) {
         p.grad = null;
@@ -275,7 +279,7 @@ describe('optim.TNT', () => {
       a.forEach((p, i) => torch.noGrad(() => b[i]!.copy_(p)));
       for (let i = 0; i < 5 * 16; i++) noiseB();
       const optB = new TNT(b, cfg);
-      optB.loadStateDict(optA.stateDict());
+      torch.tidy(() => optB.loadStateDict(optA.stateDict()));
       run(a, optA, fixedGaussian(noiseA), 5);
       run(b, optB, fixedGaussian(noiseB), 5);
       a.forEach((p, i) => expect(b[i]!.dataSync()).toEqual(p.dataSync()));

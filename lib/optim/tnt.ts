@@ -18,8 +18,15 @@
  *
  * Factor shapes: a Linear weight (out, in) has two factors; a bias or any 1-d tensor one (full d x d); a conv
  * weight (out, in, kh, kw) three, (out, in, kh*kw) (`convFactors: 'full'` gives four); scalars are not
- * preconditioned (plain momentum direction). A dimension above `maxFactorDim` gets a diagonal factor, so the state
- * of a parameter costs sum_i (d_i <= maxFactorDim ? 2 d_i^2 : 2 d_i) numbers (factor + inverse) plus its momentum.
+ * preconditioned (plain momentum direction). A dimension above `maxFactorDim` gets a diagonal factor.
+ *
+ * State, packed: H_i and A_i are symmetric, so a full factor keeps both in one d x d buffer (A_i in the upper
+ * triangle with the diagonal, H_i's strict lower triangle below it) plus diag(H_i): a parameter costs
+ * sum_i (d_i <= maxFactorDim ? d_i^2 + d_i : 2 d_i) numbers plus its momentum. On the CPU the statistics are a
+ * symmetric rank-k update of the lower triangle (cblas_?syrk, half a GEMM's flops) and the update multiplies by
+ * the upper triangle (cblas_?symm), when the BLAS libtorch was linked against exports them (OpenBLAS does);
+ * elsewhere libtorch ops on full copies do the same work. The buffers have the factor dtype, or float64 for a
+ * float64 parameter.
  *
  * Beyond the reference code: a non-finite gradient never reaches the parameters (the step is skipped and counted,
  * or throws with `onNonFinite: 'throw'`), non-finite statistics are never folded in, a failed factorisation is
@@ -81,15 +88,20 @@ export interface TNTConfig {
   factorShape?: (param: Tensor) => number[];
   /** What a non-finite gradient does: skip the step and count it (default), or throw. */
   onNonFinite?: 'skip' | 'throw';
+  /** CPU: call the BLAS's syrk/symm on the packed state where it exports them (default true); false: libtorch ops. */
+  blasKernels?: boolean;
 }
 
 const OPTIONS = ['lr', 'damping', 'momentum', 'weightDecay', 'statDecay'] as const;
-const CONFIG = ['statsEvery', 'inverseEvery', 'factorDtype', 'inverseMethod', 'maxFactorDim', 'convFactors', 'factorShape', 'onNonFinite'] as const;
+const CONFIG = ['statsEvery', 'inverseEvery', 'factorDtype', 'inverseMethod', 'maxFactorDim', 'convFactors', 'factorShape', 'onNonFinite', 'blasKernels'] as const;
 
+/** A parameter's packed curvature state (see the file comment and native/optim/tnt.cc). */
 interface Curvature {
   shape: number[];
-  factors: Tensor[];
-  inverses: Tensor[];
+  /** Full factor: P (d x d), A_i in the upper triangle and H_i's strict lower triangle; diagonal factor: diag(H_i). */
+  mains: Tensor[];
+  /** Full factor: diag(H_i); diagonal factor: diag(A_i). */
+  auxes: Tensor[];
 }
 
 export class TNT extends Optimizer<TNTOptions> {
@@ -99,6 +111,8 @@ export class TNT extends Optimizer<TNTOptions> {
   readonly inverseMethod: 'cholesky' | 'lu';
   readonly maxFactorDim: number;
   readonly onNonFinite: 'skip' | 'throw';
+  /** Whether the packed kernels call the BLAS directly (the option, and the BLAS exports them). */
+  readonly blasKernels: boolean;
   private readonly convFactors: 'merge' | 'full';
   private readonly factorShapeFn?: (param: Tensor) => number[];
   private readonly curvature = new Map<Tensor, Curvature>();
@@ -119,7 +133,7 @@ export class TNT extends Optimizer<TNTOptions> {
   constructor(params: Params<TNTOptions>, options: Partial<TNTOptions> & { lr: number } & TNTConfig) {
     checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'TNT');
     if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
-    const { statsEvery = 1, inverseEvery = 20, factorDtype = 'float32', inverseMethod = 'cholesky', maxFactorDim = 4096, convFactors = 'merge', factorShape, onNonFinite = 'skip', ...rest } = options;
+    const { statsEvery = 1, inverseEvery = 20, factorDtype = 'float32', inverseMethod = 'cholesky', maxFactorDim = 4096, convFactors = 'merge', factorShape, onNonFinite = 'skip', blasKernels = true, ...rest } = options;
     super(params, { damping: 0.1, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as TNTOptions);
     this.statsEvery = is.positiveInteger(statsEvery, 'statsEvery');
     this.inverseEvery = is.positiveInteger(inverseEvery, 'inverseEvery');
@@ -131,6 +145,7 @@ export class TNT extends Optimizer<TNTOptions> {
     this.convFactors = is.oneOf(convFactors, 'convFactors', ['merge', 'full'] as const);
     if (factorShape !== undefined) this.factorShapeFn = is.function(factorShape, 'factorShape') as (p: Tensor) => number[];
     this.onNonFinite = is.oneOf(onNonFinite, 'onNonFinite', ['skip', 'throw'] as const);
+    this.blasKernels = is.boolean(blasKernels, 'blasKernels') && native.tntBlasAvailable();
   }
 
   protected checkOptions(o: TNTOptions, prefix: string): void {
@@ -162,32 +177,38 @@ export class TNT extends Optimizer<TNTOptions> {
     return s;
   }
 
-  /** The curvature state of a parameter, created on first use: zero factors, inverses (0 + damping I)^-1. */
+  /** The dtype of a parameter's packed state: the factor dtype, or float64 for a float64 parameter. */
+  private stateDtype(p: Tensor): 'float32' | 'float64' {
+    return p.dtype === 'float64' ? 'float64' : this.factorDtype;
+  }
+
+  /** The curvature state of a parameter, created on first use: zero statistics, inverses (0 + damping I)^-1. */
   private curvatureOf(p: Tensor, damping: number): Curvature {
     let c = this.curvature.get(p);
     if (c !== undefined) return c;
     const shape = this.shapeOf(p);
-    const dtype = this.factorDtype;
-    const factors = shape.map((d) => keep(d > this.maxFactorDim ? zeros([d], { dtype, device: p.device }) : zeros([d, d], { dtype, device: p.device })));
-    const inverses = shape.map((d) =>
-      keep(tidy(() => (d > this.maxFactorDim ? zeros([d], { dtype: p.dtype, device: p.device }).add(1 / damping) : eye(d, { dtype: p.dtype, device: p.device }).mul(1 / damping)))),
-    );
-    c = { shape, factors, inverses };
+    const o = { dtype: this.stateDtype(p), device: p.device };
+    const full = (d: number): boolean => d <= this.maxFactorDim;
+    const mains = shape.map((d) => keep(full(d) ? tidy(() => eye(d, o).mul(1 / damping)) : zeros([d], o)));
+    const auxes = shape.map((d) => keep(full(d) ? zeros([d], o) : tidy(() => zeros([d], o).add(1 / damping))));
+    c = { shape, mains, auxes };
     this.curvature.set(p, c);
     return c;
   }
 
-  private curvatureList(): { params: Tensor[]; shapes: number[][]; factors: number[][] } {
+  private curvatureList(): { params: Tensor[]; shapes: number[][]; mains: number[][]; auxes: number[][] } {
     const params = this.params;
     const shapes: number[][] = [];
-    const factors: number[][] = [];
+    const mains: number[][] = [];
+    const auxes: number[][] = [];
     for (const g of this.paramGroups)
       for (const p of g.params) {
         const c = this.curvatureOf(p, g.damping);
         shapes.push(c.shape);
-        factors.push(c.factors.map((f) => f._h));
+        mains.push(c.mains.map((f) => f._h));
+        auxes.push(c.auxes.map((f) => f._h));
       }
-    return { params, shapes, factors };
+    return { params, shapes, mains, auxes };
   }
 
   /** Whether the step about to be taken gathers statistics (every `statsEvery` steps). */
@@ -214,7 +235,7 @@ export class TNT extends Optimizer<TNTOptions> {
    * factors' moving averages, in one native call. A non-finite gradient is left out and counted.
    */
   updateStatistics(sampledGrads: (Tensor | null)[]): void {
-    const { params, shapes, factors } = this.curvatureList();
+    const { params, shapes, mains, auxes } = this.curvatureList();
     if (!Array.isArray(sampledGrads) || sampledGrads.length !== params.length)
       throw new RangeError(`updateStatistics: expected ${params.length} gradients (one per parameter) but received ${Array.isArray(sampledGrads) ? sampledGrads.length : typeof sampledGrads}`);
     const hs = sampledGrads.map((g, i) => {
@@ -225,7 +246,7 @@ export class TNT extends Optimizer<TNTOptions> {
         throw new RangeError(`updateStatistics: sampledGrads[${i}] has shape [${gs.join(', ')}] but parameter ${i} has shape [${ps.join(', ')}]`);
       return g._h;
     });
-    const r = native.tntStatistics(hs, shapes, factors, this.statisticsWeight());
+    const r = native.tntStatistics(hs, shapes, mains, auxes, this.statisticsWeight(), this.blasKernels);
     this.skippedStatistics += r.skippedNonFinite;
     if (this.warmCount >= 0) this.warmCount++;
     else this.statsUpdates++;
@@ -236,7 +257,7 @@ export class TNT extends Optimizer<TNTOptions> {
     const total: TntInverseReport = { inverted: 0, retriedFloat64: 0, retriedDamping: 0, failed: 0, skippedNonFinite: 0 };
     for (const g of this.paramGroups) {
       const cs = g.params.map((p) => this.curvatureOf(p, g.damping));
-      const r = native.tntInverses(cs.map((c) => c.shape), cs.map((c) => c.factors.map((f) => f._h)), cs.map((c) => c.inverses.map((f) => f._h)), g.damping, this.inverseMethod === 'lu' ? 1 : 0);
+      const r = native.tntInverses(cs.map((c) => c.shape), cs.map((c) => c.mains.map((f) => f._h)), cs.map((c) => c.auxes.map((f) => f._h)), g.damping, this.inverseMethod === 'lu' ? 1 : 0);
       for (const k of Object.keys(total) as (keyof TntInverseReport)[]) total[k] += r[k];
     }
     this.lastInverseReport = total;
@@ -273,7 +294,13 @@ export class TNT extends Optimizer<TNTOptions> {
     likelihood: SampleableLikelihood,
   ): Promise<number> {
     is.function(forward, 'forward');
-    for (const c of this.curvature.values()) for (const f of c.factors) f.zero_();
+    // Statistics to zero, inverses kept: the strict lower triangle of each full buffer and every diag(H).
+    for (const c of this.curvature.values())
+      c.mains.forEach((m, i) => {
+        if (m.ndim === 1) m.zero_();
+        else tidy(() => m.copy_(m.triu()));
+        if (m.ndim === 2) c.auxes[i]!.zero_();
+      });
     this.warmCount = 0;
     try {
       for await (const b of batches as AsyncIterable<[Tensor, ...unknown[]] | Tensor>) {
@@ -315,7 +342,7 @@ export class TNT extends Optimizer<TNTOptions> {
       }
       return m._h;
     });
-    const r = native.tntStep(group.params.map((p) => p._h), moms, cs.map((c) => c.shape), cs.map((c) => c.inverses.map((f) => f._h)), group.lr, group.momentum, group.weightDecay);
+    const r = native.tntPackedStep(group.params.map((p) => p._h), moms, cs.map((c) => c.shape), cs.map((c) => c.mains.map((f) => f._h)), cs.map((c) => c.auxes.map((f) => f._h)), group.lr, group.momentum, group.weightDecay, this.blasKernels);
     if (r.skippedNonFinite > 0) {
       this.skippedSteps++;
       this.stepSkipped = true;
@@ -328,7 +355,7 @@ export class TNT extends Optimizer<TNTOptions> {
     const g = this.paramGroups.find((gr) => gr.params.includes(param));
     if (!g) throw new RangeError('precondition: the tensor is not a parameter of this optimizer');
     const c = this.curvatureOf(param, g.damping);
-    return wrap(native.tntDirection(m._h, c.shape, c.inverses.map((f) => f._h)));
+    return wrap(native.tntPackedDirection(m._h, c.shape, c.mains.map((f) => f._h), c.auxes.map((f) => f._h), this.blasKernels));
   }
 
   /** The normalised factors U_i of a parameter (eq. 5), as new tensors. */
@@ -336,20 +363,25 @@ export class TNT extends Optimizer<TNTOptions> {
     const g = this.paramGroups.find((gr) => gr.params.includes(param));
     if (!g) throw new RangeError('normalizedFactors: the tensor is not a parameter of this optimizer');
     const c = this.curvatureOf(param, g.damping);
-    return native.tntNormalizedFactors([c.shape], [c.factors.map((f) => f._h)])[0]!.map(wrap);
+    return native.tntNormalizedFactors([c.shape], [c.mains.map((f) => f._h)], [c.auxes.map((f) => f._h)])[0]!.map(wrap);
   }
 
-  /** Factors and inverses of a parameter (the optimizer's own tensors: read, do not dispose). */
+  /**
+   * Statistics H_i and inverses A_i of a parameter, unpacked into new tensors (full d x d, or d for a diagonal
+   * factor) that the caller owns: dispose them, or call this inside tidy().
+   */
   curvatureState(param: Tensor): { shape: number[]; factors: Tensor[]; inverses: Tensor[] } | undefined {
     const c = this.curvature.get(param);
-    return c && { shape: [...c.shape], factors: [...c.factors], inverses: [...c.inverses] };
+    if (!c) return undefined;
+    const pairs = c.mains.map((m, i) => native.tntUnpack(m._h, c.auxes[i]!._h).map(wrap));
+    return { shape: [...c.shape], factors: pairs.map((p) => p[0]!), inverses: pairs.map((p) => p[1]!) };
   }
 
-  /** Bytes held by the optimizer's state (factors, inverses, momentum). */
+  /** Bytes held by the optimizer's state (packed factors and inverses, momentum). */
   stateBytes(): number {
     const size = (t: Tensor): number => t.numel() * (t.dtype === 'float64' || t.dtype === 'int64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
     let b = 0;
-    for (const c of this.curvature.values()) for (const t of [...c.factors, ...c.inverses]) b += size(t);
+    for (const c of this.curvature.values()) for (const t of [...c.mains, ...c.auxes]) b += size(t);
     for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) b += size(v);
     return b;
   }
@@ -360,8 +392,10 @@ export class TNT extends Optimizer<TNTOptions> {
       const c = this.curvature.get(p);
       if (!c) return;
       const s = (sd.state[i] ??= {});
-      c.factors.forEach((f, k) => (s[`factor${k}`] = f));
-      c.inverses.forEach((f, k) => (s[`inverse${k}`] = f));
+      // unpacked: new tensors (checkpoint.save frees them; call stateDict() inside tidy() otherwise)
+      const u = this.curvatureState(p)!;
+      u.factors.forEach((f, k) => (s[`factor${k}`] = f));
+      u.inverses.forEach((f, k) => (s[`inverse${k}`] = f));
     });
     return {
       ...sd,
@@ -402,14 +436,13 @@ export class TNT extends Optimizer<TNTOptions> {
       }
     }
     super.loadStateDict({ state: base, paramGroups: sd.paramGroups });
-    for (const c of this.curvature.values()) for (const t of [...c.factors, ...c.inverses]) t.dispose();
+    for (const c of this.curvature.values()) for (const t of [...c.mains, ...c.auxes]) t.dispose();
     this.curvature.clear();
-    for (const [p, fs, is_] of curv)
-      this.curvature.set(p, {
-        shape: this.shapeOf(p),
-        factors: fs.map((f) => keep(f.to({ dtype: this.factorDtype, device: p.device, copy: true }))),
-        inverses: is_.map((f) => keep(f.to({ dtype: p.dtype, device: p.device, copy: true }))),
-      });
+    for (const [p, fs, is_] of curv) {
+      const g = this.paramGroups.find((gr) => gr.params.includes(p))!;
+      const c = this.curvatureOf(p, g.damping);
+      fs.forEach((f, k) => tidy(() => native.tntPack(f.to({ device: p.device })._h, is_[k]!.to({ device: p.device })._h, c.mains[k]!._h, c.auxes[k]!._h)));
+    }
     const t = sd.tnt ?? {};
     this.stepCount = Number(t.stepCount ?? 0);
     this.statsUpdates = Number(t.statsUpdates ?? 0);
@@ -420,7 +453,7 @@ export class TNT extends Optimizer<TNTOptions> {
 
   override dispose(): void {
     super.dispose();
-    for (const c of this.curvature.values()) for (const t of [...c.factors, ...c.inverses]) t.dispose();
+    for (const c of this.curvature.values()) for (const t of [...c.mains, ...c.auxes]) t.dispose();
     this.curvature.clear();
   }
 }

@@ -1,19 +1,31 @@
 // Tensor Normal Training (Ren & Goldfarb 2021): the optimizer's heavy state and its three phases, each one native
 // call for every parameter.
 //
-//   tntStatistics  H_i <- (1 - w) H_i + w G^(i), G^(i) = mat_i(G) mat_i(G)^T, as one GEMM per factor (a symmetric
-//                  rank-k update folded into the moving average by addmm's beta/alpha); a diagonal factor keeps only
-//                  diag(G^(i)).
+// State, packed: each full factor (d <= maxFactorDim) of a parameter is one d x d buffer P and one vector h of d:
+//   P's upper triangle with the diagonal  = A_i = (U_i + eps I)^-1, the inverse the update multiplies by;
+//   P's strict lower triangle             = the strict lower triangle of H_i, the moving-average statistics;
+//   h                                     = diag(H_i).
+// Both matrices are symmetric, so this holds all of H_i and A_i in d^2 + d numbers instead of 2 d^2. A diagonal
+// factor (d > maxFactorDim) is P = diag(H_i) and h = diag(A_i), two vectors of d.
+//
+//   tntStatistics  H_i <- (1 - w) H_i + w mat_i(G) mat_i(G)^T. On the CPU with a BLAS that exports cblas_?syrk
+//                  (OpenBLAS: Debian's libtorch), one symmetric rank-k update of P's lower triangle folded into
+//                  the moving average (half the flops of a GEMM; h and P's diagonal are swapped around it);
+//                  elsewhere (CUDA, MKL builds) a GEMM and a masked update.
 //   tntInverses    eq. (5): c0 = (tr(H_1) / prod_j d_j)^(1/k), U_i = H_i / (c0^(k-1) prod_{j!=i} d_j), then
 //                  (U_i + eps I)^-1 by Cholesky (or LU), same-size factors of all parameters stacked into one
 //                  batched factorisation. A failed factorisation is retried in float64, then with 10x, 100x,
 //                  1000x eps; a factor that still fails keeps its last good inverse.
-//   tntStep        m <- mu m + g; p <- p (1 - lr wd) - lr (m x_1 A_1 x_2 ... x_k A_k), skipped entirely (and
-//                  reported) when any gradient holds a non-finite value.
+//   tntPackedStep  m <- mu m + g; p <- p (1 - lr wd) - lr (m x_1 A_1 x_2 ... x_k A_k), the mode products by
+//                  cblas_?symm on P's upper triangle where available (else from a full copy of A_i), skipped
+//                  entirely (and reported) when any gradient holds a non-finite value.
+//   tntStep        the same update from full (unpacked) matrices: Shampoo's step, with its roots.
 //
 // Factor shapes come from TypeScript (lib/optim/tnt.ts): a parameter's gradient is viewed as `shape`
-// (e.g. conv weights (out, in, kh*kw)); a factor tensor of ndim 1 is a diagonal factor; an empty shape means the
-// parameter is not preconditioned.
+// (e.g. conv weights (out, in, kh*kw)); an empty shape means the parameter is not preconditioned.
+#include <dlfcn.h>
+
+#include <limits>
 #include <map>
 
 #include "common.h"
@@ -92,14 +104,177 @@ Napi::Object Report(Napi::Env env, std::initializer_list<std::pair<const char*, 
   return o;
 }
 
+
+// ---- the packed state ----
+
+struct Packed {
+  std::vector<int64_t> shape;     // factor dims
+  std::vector<at::Tensor*> main;  // P (d x d) for a full factor, diag(H) (d) for a diagonal one
+  std::vector<at::Tensor*> aux;   // diag(H) (d) for a full factor, diag(A) (d) for a diagonal one
+};
+
+// (shapes[][], mains[][], auxes[][]) arguments at positions i, i+1, i+2
+std::vector<Packed> PackedParams(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Array shapes = info[i].As<Napi::Array>();
+  Napi::Array mains = info[i + 1].As<Napi::Array>();
+  Napi::Array auxes = info[i + 2].As<Napi::Array>();
+  if (shapes.Length() != mains.Length() || shapes.Length() != auxes.Length())
+    throw std::invalid_argument("TNT: shapes and state lists differ in length");
+  std::vector<Packed> out(shapes.Length());
+  for (uint32_t k = 0; k < shapes.Length(); ++k) {
+    out[k].shape = IntsOf(shapes.Get(k));
+    out[k].main = HandleList(info.Env(), mains.Get(k));
+    out[k].aux = HandleList(info.Env(), auxes.Get(k));
+    if (out[k].main.size() != out[k].shape.size() || out[k].aux.size() != out[k].shape.size())
+      throw std::invalid_argument("TNT: a parameter's state count differs from its shape's rank");
+    for (size_t f = 0; f < out[k].shape.size(); ++f) {
+      int64_t d = out[k].shape[f];
+      const at::Tensor& m = *out[k].main[f];
+      const at::Tensor& a = *out[k].aux[f];
+      bool full = m.dim() == 2 && m.size(0) == d && m.size(1) == d && m.is_contiguous();
+      bool diag = m.dim() == 1 && m.size(0) == d;
+      if (!(full || diag) || a.dim() != 1 || a.size(0) != d || a.scalar_type() != m.scalar_type())
+        throw std::invalid_argument("TNT: a factor's packed state does not match its dimension");
+    }
+  }
+  return out;
+}
+
+bool IsFull(const at::Tensor& main) { return main.dim() == 2; }
+
+// H_i, full and symmetric, from P's strict lower triangle and h (a new tensor).
+at::Tensor UnpackH(const at::Tensor& P, const at::Tensor& h) {
+  at::Tensor l = at::tril(P, -1);
+  at::Tensor H = l + l.t();
+  H.diagonal().copy_(h);
+  return H;
+}
+
+// A_i, full and symmetric, from P's upper triangle (a new tensor).
+at::Tensor UnpackA(const at::Tensor& P) {
+  at::Tensor u = at::triu(P, 1);
+  return u + u.t() + at::diag(P.diagonal());
+}
+
+// ---- BLAS entry points, looked up in the process (the BLAS libtorch itself was linked against) ----
+enum CblasOrder { kRowMajor = 101 };
+enum CblasUplo { kUpper = 121, kLower = 122 };
+enum CblasTranspose { kNoTrans = 111, kTrans = 112 };
+enum CblasSide { kLeft = 141, kRight = 142 };
+using SsyrkFn = void (*)(int, int, int, int, int, float, const float*, int, float, float*, int);
+using DsyrkFn = void (*)(int, int, int, int, int, double, const double*, int, double, double*, int);
+using SsymmFn = void (*)(int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+using DsymmFn = void (*)(int, int, int, int, int, double, const double*, int, const double*, int, double, double*, int);
+
+struct Blas {
+  SsyrkFn ssyrk = nullptr;
+  DsyrkFn dsyrk = nullptr;
+  SsymmFn ssymm = nullptr;
+  DsymmFn dsymm = nullptr;
+  bool ok() const { return ssyrk && dsyrk && ssymm && dsymm; }
+};
+
+const Blas& GetBlas() {
+  static const Blas blas = [] {
+    Blas b;
+    b.ssyrk = reinterpret_cast<SsyrkFn>(dlsym(RTLD_DEFAULT, "cblas_ssyrk"));
+    b.dsyrk = reinterpret_cast<DsyrkFn>(dlsym(RTLD_DEFAULT, "cblas_dsyrk"));
+    b.ssymm = reinterpret_cast<SsymmFn>(dlsym(RTLD_DEFAULT, "cblas_ssymm"));
+    b.dsymm = reinterpret_cast<DsymmFn>(dlsym(RTLD_DEFAULT, "cblas_dsymm"));
+    return b;
+  }();
+  return blas;
+}
+
+// Whether this tensor's packed kernels can go through the BLAS directly.
+bool BlasFor(const at::Tensor& t, bool want) {
+  return want && t.device().is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble) && GetBlas().ok();
+}
+
+int I(int64_t v) {
+  if (v > std::numeric_limits<int>::max()) throw std::invalid_argument("TNT: a dimension is too large for the BLAS");
+  return static_cast<int>(v);
+}
+
+// P's lower triangle (diagonal included) <- beta P + alpha M M^T (M: d x n) by ?syrk. M is any strided view: a
+// contiguous M is passed as is, a transposed contiguous one as its transpose with 'T', others are copied.
+void SyrkLower(at::Tensor& P, const at::Tensor& M, double alpha, double beta) {
+  const Blas& b = GetBlas();
+  int d = I(M.size(0)), n = I(M.size(1));
+  at::Tensor src = M;
+  int trans = kNoTrans, lda = n;
+  if (M.is_contiguous()) {
+    trans = kNoTrans;
+    lda = n;
+  } else if (M.t().is_contiguous()) {
+    src = M.t();
+    trans = kTrans;
+    lda = d;
+  } else {
+    src = M.contiguous();
+  }
+  if (P.scalar_type() == at::kFloat)
+    b.ssyrk(kRowMajor, kLower, trans, d, n, static_cast<float>(alpha), src.data_ptr<float>(), lda, static_cast<float>(beta), P.data_ptr<float>(), d);
+  else
+    b.dsyrk(kRowMajor, kLower, trans, d, n, alpha, src.data_ptr<double>(), lda, beta, P.data_ptr<double>(), d);
+}
+
+// out = A X (side left, X: d x n) or X A (side right, X: n x d), A symmetric read from P's upper triangle.
+at::Tensor SymmUpper(const at::Tensor& P, const at::Tensor& X, bool left) {
+  const Blas& b = GetBlas();
+  at::Tensor x = X.contiguous();
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  int m = I(x.size(0)), n = I(x.size(1));
+  int d = I(P.size(0));
+  if (P.scalar_type() == at::kFloat)
+    b.ssymm(kRowMajor, left ? kLeft : kRight, kUpper, m, n, 1.0f, P.data_ptr<float>(), d, x.data_ptr<float>(), n, 0.0f, out.data_ptr<float>(), n);
+  else
+    b.dsymm(kRowMajor, left ? kLeft : kRight, kUpper, m, n, 1.0, P.data_ptr<double>(), d, x.data_ptr<double>(), n, 0.0, out.data_ptr<double>(), n);
+  return out;
+}
+
+// X x_1 A_1 ... x_k A_k from the packed state; the result has the factor dtype.
+at::Tensor PackedPrecondition(const at::Tensor& m, const Packed& p, bool blas) {
+  size_t k = p.shape.size();
+  if (k == 0) return m;
+  const at::Tensor& P0 = *p.main[0];
+  at::Tensor x = m.reshape(p.shape);
+  if (x.scalar_type() != P0.scalar_type()) x = x.to(P0.scalar_type());
+  auto apply_full_left = [&](const at::Tensor& P, const at::Tensor& xm) {  // A xm, xm: d x n
+    return BlasFor(P, blas) ? SymmUpper(P, xm, true) : at::mm(UnpackA(P), xm);
+  };
+  if (k == 2 && IsFull(*p.main[0]) && IsFull(*p.main[1])) {
+    at::Tensor y = apply_full_left(*p.main[0], x);
+    const at::Tensor& P1 = *p.main[1];
+    return BlasFor(P1, blas) ? SymmUpper(P1, y, false) : at::mm(y, UnpackA(P1));
+  }
+  // Contract the leading axis each time; the new axis goes last, so after k steps the order is restored.
+  for (size_t i = 0; i < k; ++i) {
+    const at::Tensor& P = *p.main[i];
+    if (!IsFull(P)) {
+      x = x.movedim(0, -1) * *p.aux[i];
+      continue;
+    }
+    std::vector<int64_t> rest(x.sizes().begin() + 1, x.sizes().end());
+    at::Tensor y = apply_full_left(P, x.reshape({x.size(0), -1}));  // d_i x rest
+    rest.push_back(x.size(0));
+    x = y.t().reshape(rest);
+  }
+  return x;
+}
+
 }  // namespace
 
-// tntStatistics(grads[], shapes[][], factors[][], weight) -> { updated, skippedNonFinite }
+// tntBlasAvailable() -> whether the packed kernels can call the BLAS (cblas_?syrk, cblas_?symm) directly
+TN_EXPORT(tntBlasAvailable) { return Napi::Boolean::New(info.Env(), GetBlas().ok()); }
+
+// tntStatistics(grads[], shapes[][], mains[][], auxes[][], weight, blas) -> { updated, skippedNonFinite }
 TN_EXPORT(tntStatistics) {
   at::NoGradGuard no_grad;
   Napi::Array grads = info[0].As<Napi::Array>();
-  std::vector<Param> ps = Params(info, 1);
-  double w = Num(info, 3);
+  std::vector<Packed> ps = PackedParams(info, 1);
+  double w = Num(info, 4);
+  bool blas = Bool(info, 5, true);
   if (grads.Length() != ps.size()) throw std::invalid_argument("TNT: gradient list length differs from the parameter list");
   double updated = 0, skipped = 0;
   for (size_t p = 0; p < ps.size(); ++p) {
@@ -112,94 +287,149 @@ TN_EXPORT(tntStatistics) {
     }
     at::Tensor g = g0->reshape(ps[p].shape);
     for (size_t i = 0; i < ps[p].shape.size(); ++i) {
-      at::Tensor& H = *ps[p].factors[i];
+      at::Tensor& P = *ps[p].main[i];
+      at::Tensor& hd = *ps[p].aux[i];
       at::Tensor m = Matricize(g, static_cast<int64_t>(i));
-      if (m.scalar_type() != H.scalar_type()) m = m.to(H.scalar_type());
-      if (H.dim() == 1) H.mul_(1 - w).add_(m.square().sum(1), w);
-      else H.addmm_(m, m.t(), 1 - w, w);
+      if (m.scalar_type() != P.scalar_type()) m = m.to(P.scalar_type());
+      if (!IsFull(P)) {
+        P.mul_(1 - w).add_(m.square().sum(1), w);
+      } else if (BlasFor(P, blas)) {
+        // ?syrk updates the lower triangle with the diagonal: put diag(H) there for the update, then A's back.
+        at::Tensor a_diag = P.diagonal().clone();
+        P.diagonal().copy_(hd);
+        SyrkLower(P, m, w, 1 - w);
+        hd.copy_(P.diagonal());
+        P.diagonal().copy_(a_diag);
+      } else {
+        at::Tensor s = at::mm(m, m.t());
+        hd.mul_(1 - w).add_(s.diagonal(), w);
+        at::Tensor lower = at::tril(P, -1).mul_(1 - w).add_(at::tril(s, -1), w);
+        P.copy_(at::triu(P).add_(lower));
+      }
     }
     ++updated;
   }
   return Report(info.Env(), {{"updated", updated}, {"skippedNonFinite", skipped}});
 }
 
-// tntNormalizedFactors(shapes[][], factors[][]) -> U_i per parameter (new tensors), for tests and inspection
+namespace {
+// The eq. (5) normalisation of a parameter's factors: U_i = H_i / denom_i, or nothing when tr(H_1) is not usable.
+struct Normalization {
+  bool finite = true;      // tr(H_1) finite
+  bool negative = false;   // tr(H_1) < 0 (a corrupted state)
+  std::vector<double> denom;  // 0 when tr(H_1) == 0 (U_i = 0)
+};
+
+Normalization Normalize(const Packed& p) {
+  Normalization n;
+  size_t k = p.shape.size();
+  double total = 1;
+  for (int64_t d : p.shape) total *= static_cast<double>(d);
+  const at::Tensor& H1diag = IsFull(*p.main[0]) ? *p.aux[0] : *p.main[0];
+  double tr = H1diag.sum().item<double>();
+  n.finite = std::isfinite(tr);
+  n.negative = tr < 0;
+  double c0 = tr > 0 ? std::pow(tr / total, 1.0 / static_cast<double>(k)) : 0;
+  for (size_t i = 0; i < k; ++i)
+    n.denom.push_back(tr > 0 ? std::pow(c0, static_cast<double>(k - 1)) * (total / static_cast<double>(p.shape[i])) : 0);
+  return n;
+}
+
+// U_i (full or diagonal), a new tensor.
+at::Tensor NormalizedFactor(const Packed& p, size_t i, double denom) {
+  at::Tensor H = IsFull(*p.main[i]) ? UnpackH(*p.main[i], *p.aux[i]) : p.main[i]->clone();
+  return denom > 0 ? H.div_(denom) : H.zero_();
+}
+}  // namespace
+
+// tntNormalizedFactors(shapes[][], mains[][], auxes[][]) -> U_i per parameter (new tensors), for tests and inspection
 TN_EXPORT(tntNormalizedFactors) {
   at::NoGradGuard no_grad;
-  std::vector<Param> ps = Params(info, 0);
+  std::vector<Packed> ps = PackedParams(info, 0);
   Napi::Array out = Napi::Array::New(info.Env(), ps.size());
   for (size_t p = 0; p < ps.size(); ++p) {
-    const auto& shape = ps[p].shape;
-    size_t k = shape.size();
     std::vector<at::Tensor> us;
-    if (k > 0) {
-      double total = 1;
-      for (int64_t d : shape) total *= static_cast<double>(d);
-      const at::Tensor& H1 = *ps[p].factors[0];
-      double tr = (H1.dim() == 1 ? H1.sum() : H1.trace()).item<double>();
-      double c0 = tr > 0 ? std::pow(tr / total, 1.0 / static_cast<double>(k)) : 0;
-      for (size_t i = 0; i < k; ++i) {
-        double denom = std::pow(c0, static_cast<double>(k - 1)) * (total / static_cast<double>(shape[i]));
-        us.push_back(tr > 0 ? *ps[p].factors[i] / denom : at::zeros_like(*ps[p].factors[i]));
-      }
+    if (!ps[p].shape.empty()) {
+      Normalization n = Normalize(ps[p]);
+      for (size_t i = 0; i < ps[p].shape.size(); ++i) us.push_back(NormalizedFactor(ps[p], i, n.denom[i]));
     }
     out.Set(static_cast<uint32_t>(p), WrapAll(info, us));
   }
   return out;
 }
 
-// tntInverses(shapes[][], factors[][], inverses[][], eps, method (0 Cholesky, 1 LU))
+// tntUnpack(main, aux) -> [H, A] as new full (or diagonal) tensors
+TN_EXPORT(tntUnpack) {
+  at::NoGradGuard no_grad;
+  at::Tensor& P = T(info, 0);
+  at::Tensor& h = T(info, 1);
+  if (IsFull(P)) return WrapAll(info, {UnpackH(P, h), UnpackA(P)});
+  return WrapAll(info, {P.clone(), h.clone()});
+}
+
+// tntPack(H, A, main, aux): writes a factor's statistics H and inverse A (full or diagonal) into its packed state
+TN_EXPORT(tntPack) {
+  at::NoGradGuard no_grad;
+  at::Tensor& H = T(info, 0);
+  at::Tensor& A = T(info, 1);
+  at::Tensor& P = T(info, 2);
+  at::Tensor& h = T(info, 3);
+  if (H.sizes() != A.sizes() || (IsFull(P) ? H.sizes() != P.sizes() : H.dim() != 1 || H.size(0) != P.size(0)))
+    throw std::invalid_argument("TNT: the statistics and inverse do not match the factor's packed state");
+  if (IsFull(P)) {
+    at::Tensor Hc = H.to(P.scalar_type()), Ac = A.to(P.scalar_type());
+    P.copy_(at::triu(Ac).add_(at::tril(Hc, -1)));
+    h.copy_(Hc.diagonal());
+  } else {
+    P.copy_(H);
+    h.copy_(A);
+  }
+  return info.Env().Undefined();
+}
+
+// tntInverses(shapes[][], mains[][], auxes[][], eps, method (0 Cholesky, 1 LU))
 //   -> { inverted, retriedFloat64, retriedDamping, failed, skippedNonFinite }
 TN_EXPORT(tntInverses) {
   at::NoGradGuard no_grad;
-  std::vector<Param> ps = Params(info, 0);
-  Napi::Array invs = info[2].As<Napi::Array>();
+  std::vector<Packed> ps = PackedParams(info, 0);
   double eps = Num(info, 3);
   int64_t method = Int(info, 4);
   double inverted = 0, retried64 = 0, retriedDamping = 0, failed = 0, skipped = 0;
 
   struct Item {
-    at::Tensor u;       // U_i in the factor dtype
-    at::Tensor* dest;   // inverse to overwrite
+    const Packed* p;
+    size_t i;
+    double denom;
   };
   // Same-size (and same-dtype) full factors of all parameters are inverted as one batch.
   std::map<std::pair<int64_t, int>, std::vector<Item>> groups;
 
-  for (size_t p = 0; p < ps.size(); ++p) {
-    const auto& shape = ps[p].shape;
-    size_t k = shape.size();
+  for (const Packed& p : ps) {
+    size_t k = p.shape.size();
     if (k == 0) continue;
-    std::vector<at::Tensor*> dest = HandleList(info.Env(), invs.Get(static_cast<uint32_t>(p)));
-    if (dest.size() != k) throw std::invalid_argument("TNT: a parameter's inverse count differs from its shape's rank");
-    double total = 1;
-    for (int64_t d : shape) total *= static_cast<double>(d);
-    const at::Tensor& H1 = *ps[p].factors[0];
-    double tr = (H1.dim() == 1 ? H1.sum() : H1.trace()).item<double>();
-    if (!std::isfinite(tr)) {
+    Normalization n = Normalize(p);
+    if (!n.finite) {
       ++skipped;
       continue;
     }
-    if (tr < 0) {  // impossible for statistics (a sum of squares); only a corrupted state gets here
+    if (n.negative) {  // impossible for statistics (a sum of squares); only a corrupted state gets here
       failed += static_cast<double>(k);
       continue;
     }
     bool finite = true;
-    for (size_t i = 0; i < k && finite; ++i) finite = AllFinite(*ps[p].factors[i]);
+    for (size_t i = 0; i < k && finite; ++i) finite = AllFinite(*p.main[i]) && AllFinite(*p.aux[i]);
     if (!finite) {
       ++skipped;
       continue;
     }
-    double c0 = tr > 0 ? std::pow(tr / total, 1.0 / static_cast<double>(k)) : 0;
     for (size_t i = 0; i < k; ++i) {
-      const at::Tensor& H = *ps[p].factors[i];
-      double denom = std::pow(c0, static_cast<double>(k - 1)) * (total / static_cast<double>(shape[i]));
-      at::Tensor u = tr > 0 ? H / denom : at::zeros_like(H);
-      if (H.dim() == 1) {
-        dest[i]->copy_((u + eps).reciprocal());
+      if (!IsFull(*p.main[i])) {
+        at::Tensor u = n.denom[i] > 0 ? *p.main[i] / n.denom[i] : at::zeros_like(*p.main[i]);
+        p.aux[i]->copy_((u + eps).reciprocal());
         ++inverted;
         continue;
       }
-      groups[{H.size(0), static_cast<int>(H.scalar_type())}].push_back({u, dest[i]});
+      groups[{p.shape[i], static_cast<int>(p.main[i]->scalar_type())}].push_back({&p, i, n.denom[i]});
     }
   }
 
@@ -219,28 +449,32 @@ TN_EXPORT(tntInverses) {
       inv_out = at::cholesky_inverse(l);
     }
   };
+  // A's upper triangle into P, H's strict lower triangle left as it is.
+  auto store = [](at::Tensor& P, const at::Tensor& A) { P.copy_(at::triu(A.to(P.scalar_type())).add_(at::tril(P, -1))); };
 
   for (auto& [key, items] : groups) {
     int64_t d = key.first;
-    std::vector<at::Tensor> us;
-    us.reserve(items.size());
-    for (auto& it : items) us.push_back(it.u);
-    at::Tensor batch = at::stack(us);
-    at::Tensor eye = at::eye(d, batch.options());
-    at::Tensor a = batch + eye * eps;
+    const at::Tensor& P0 = *items[0].p->main[items[0].i];
+    at::Tensor a = at::empty({static_cast<int64_t>(items.size()), d, d}, P0.options());
+    for (size_t b = 0; b < items.size(); ++b) {
+      at::Tensor u = NormalizedFactor(*items[b].p, items[b].i, items[b].denom);
+      a[static_cast<int64_t>(b)].copy_(u).diagonal().add_(eps);
+    }
     at::Tensor inv, status;
     factorize(a, inv, status);
+    a.reset();
     at::Tensor ok = status.eq(0) & at::isfinite(inv).flatten(1).all(1);
     auto okv = ok.to(at::kBool).cpu();
     const bool* okp = okv.data_ptr<bool>();
     for (size_t b = 0; b < items.size(); ++b) {
+      at::Tensor& P = *items[b].p->main[items[b].i];
       if (okp[b]) {
-        items[b].dest->copy_(inv[static_cast<int64_t>(b)]);
+        store(P, inv[static_cast<int64_t>(b)]);
         ++inverted;
         continue;
       }
       // Retry this factor alone: float64 first, then with more damping.
-      at::Tensor u64 = items[b].u.to(at::kDouble);
+      at::Tensor u64 = NormalizedFactor(*items[b].p, items[b].i, items[b].denom).to(at::kDouble);
       at::Tensor eye64 = at::eye(d, u64.options());
       bool done = false;
       for (int r = 0; r <= 3 && !done; ++r) {
@@ -248,7 +482,7 @@ TN_EXPORT(tntInverses) {
         at::Tensor i1, s1;
         factorize(u64 + eye64 * damp, i1, s1);
         if (s1.item<int64_t>() == 0 && AllFinite(i1)) {
-          items[b].dest->copy_(i1);
+          store(P, i1);
           done = true;
           if (r == 0) ++retried64;
           else ++retriedDamping;
@@ -260,6 +494,46 @@ TN_EXPORT(tntInverses) {
   }
   return Report(info.Env(), {{"inverted", inverted}, {"retriedFloat64", retried64}, {"retriedDamping", retriedDamping},
                              {"failed", failed}, {"skippedNonFinite", skipped}});
+}
+
+// tntPackedDirection(tensor, shape[], mains[], auxes[], blas) -> preconditioned copy in the tensor's dtype
+TN_EXPORT(tntPackedDirection) {
+  at::NoGradGuard no_grad;
+  at::Tensor& m = T(info, 0);
+  Packed p;
+  p.shape = IntsOf(info[1]);
+  p.main = HandleList(info.Env(), info[2]);
+  p.aux = HandleList(info.Env(), info[3]);
+  bool blas = Bool(info, 4, true);
+  if (p.main.size() != p.shape.size() || p.aux.size() != p.shape.size()) throw std::invalid_argument("TNT: state count differs from the shape's rank");
+  return Wrap(info, PackedPrecondition(m, p, blas).reshape(m.sizes()).to(m.scalar_type()).clone());
+}
+
+// tntPackedStep(params[], momentum[], shapes[][], mains[][], auxes[][], lr, mu, weightDecay, blas)
+//   -> { applied, skippedNonFinite }
+TN_EXPORT(tntPackedStep) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor*> params = HandleList(info.Env(), info[0]);
+  std::vector<at::Tensor*> moms = HandleList(info.Env(), info[1]);
+  std::vector<Packed> ps = PackedParams(info, 2);
+  double lr = Num(info, 5), mu = Num(info, 6), wd = Num(info, 7);
+  bool blas = Bool(info, 8, true);
+  if (params.size() != moms.size() || params.size() != ps.size()) throw std::invalid_argument("TNT: parameter, momentum and state lists differ in length");
+  // A non-finite gradient anywhere skips the whole step: nothing (momentum included) is touched.
+  for (at::Tensor* p : params) {
+    const at::Tensor& g = p->grad();
+    if (g.defined() && !AllFinite(g)) return Report(info.Env(), {{"applied", 0}, {"skippedNonFinite", 1}});
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    at::Tensor& p = *params[i];
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    moms[i]->mul_(mu).add_(g);
+    at::Tensor dir = PackedPrecondition(*moms[i], ps[i], blas);
+    if (wd != 0) p.mul_(1 - lr * wd);
+    p.add_(dir.reshape(p.sizes()), -lr);
+  }
+  return Report(info.Env(), {{"applied", 1}, {"skippedNonFinite", 0}});
 }
 
 // tntDirection(tensor, shape[], inverses[]) -> preconditioned copy (for tests and the similarity experiment)
