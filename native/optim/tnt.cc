@@ -452,44 +452,52 @@ TN_EXPORT(tntInverses) {
   // A's upper triangle into P, H's strict lower triangle left as it is.
   auto store = [](at::Tensor& P, const at::Tensor& A) { P.copy_(at::triu(A.to(P.scalar_type())).add_(at::tril(P, -1))); };
 
-  for (auto& [key, items] : groups) {
+  // Same-size factors are factorised in batches of at most about 2^20 numbers (at least one factor): batching helps
+  // many small factors (above all on a GPU), while a batch of large ones would only multiply the transient memory
+  // (the stacked factors, their Cholesky factors and inverses: several times the batch).
+  for (auto& [key, all_items] : groups) {
     int64_t d = key.first;
-    const at::Tensor& P0 = *items[0].p->main[items[0].i];
-    at::Tensor a = at::empty({static_cast<int64_t>(items.size()), d, d}, P0.options());
-    for (size_t b = 0; b < items.size(); ++b) {
-      at::Tensor u = NormalizedFactor(*items[b].p, items[b].i, items[b].denom);
-      a[static_cast<int64_t>(b)].copy_(u).diagonal().add_(eps);
-    }
-    at::Tensor inv, status;
-    factorize(a, inv, status);
-    a.reset();
-    at::Tensor ok = status.eq(0) & at::isfinite(inv).flatten(1).all(1);
-    auto okv = ok.to(at::kBool).cpu();
-    const bool* okp = okv.data_ptr<bool>();
-    for (size_t b = 0; b < items.size(); ++b) {
-      at::Tensor& P = *items[b].p->main[items[b].i];
-      if (okp[b]) {
-        store(P, inv[static_cast<int64_t>(b)]);
-        ++inverted;
-        continue;
+    size_t per = std::max<size_t>(1, static_cast<size_t>((int64_t{1} << 20) / (d * d)));
+    for (size_t from = 0; from < all_items.size(); from += per) {
+      std::vector<Item> items(all_items.begin() + static_cast<std::ptrdiff_t>(from),
+                              all_items.begin() + static_cast<std::ptrdiff_t>(std::min(all_items.size(), from + per)));
+      const at::Tensor& P0 = *items[0].p->main[items[0].i];
+      at::Tensor a = at::empty({static_cast<int64_t>(items.size()), d, d}, P0.options());
+      for (size_t b = 0; b < items.size(); ++b) {
+        at::Tensor u = NormalizedFactor(*items[b].p, items[b].i, items[b].denom);
+        a[static_cast<int64_t>(b)].copy_(u).diagonal().add_(eps);
       }
-      // Retry this factor alone: float64 first, then with more damping.
-      at::Tensor u64 = NormalizedFactor(*items[b].p, items[b].i, items[b].denom).to(at::kDouble);
-      at::Tensor eye64 = at::eye(d, u64.options());
-      bool done = false;
-      for (int r = 0; r <= 3 && !done; ++r) {
-        double damp = eps * std::pow(10.0, r);
-        at::Tensor i1, s1;
-        factorize(u64 + eye64 * damp, i1, s1);
-        if (s1.item<int64_t>() == 0 && AllFinite(i1)) {
-          store(P, i1);
-          done = true;
-          if (r == 0) ++retried64;
-          else ++retriedDamping;
+      at::Tensor inv, status;
+      factorize(a, inv, status);
+      a.reset();
+      at::Tensor ok = status.eq(0) & at::isfinite(inv).flatten(1).all(1);
+      auto okv = ok.to(at::kBool).cpu();
+      const bool* okp = okv.data_ptr<bool>();
+      for (size_t b = 0; b < items.size(); ++b) {
+        at::Tensor& P = *items[b].p->main[items[b].i];
+        if (okp[b]) {
+          store(P, inv[static_cast<int64_t>(b)]);
           ++inverted;
+          continue;
         }
+        // Retry this factor alone: float64 first, then with more damping.
+        at::Tensor u64 = NormalizedFactor(*items[b].p, items[b].i, items[b].denom).to(at::kDouble);
+        at::Tensor eye64 = at::eye(d, u64.options());
+        bool done = false;
+        for (int r = 0; r <= 3 && !done; ++r) {
+          double damp = eps * std::pow(10.0, r);
+          at::Tensor i1, s1;
+          factorize(u64 + eye64 * damp, i1, s1);
+          if (s1.item<int64_t>() == 0 && AllFinite(i1)) {
+            store(P, i1);
+            done = true;
+            if (r == 0) ++retried64;
+            else ++retriedDamping;
+            ++inverted;
+          }
+        }
+        if (!done) ++failed;  // the last good inverse stays
       }
-      if (!done) ++failed;  // the last good inverse stays
     }
   }
   return Report(info.Env(), {{"inverted", inverted}, {"retriedFloat64", retried64}, {"retriedDamping", retriedDamping},
