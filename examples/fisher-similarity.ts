@@ -13,7 +13,7 @@ import { runFisherSimilarity, lineChart } from 'tensornormal/experiments';
 const { values } = parseArgs({
   options: {
     iterations: { type: 'string', default: '1000' },
-    gamma: { type: 'string', default: '0.1' },
+    gamma: { type: 'string', default: '3' },
     lr: { type: 'string', default: '0.1' },
     batch: { type: 'string', default: '100' },
     seed: { type: 'string', default: '0' },

@@ -407,7 +407,7 @@ describe('command line', () => {
     });
     expect(parseCommand(['experiment', 'similarity', '--iterations', '50', '--optimizers', 'tnt,sgd'])).toMatchObject({
       kind: 'similarity',
-      options: { iterations: 50, gamma: 0.1, lr: 0.1, batch: 100, seed: 0, every: 10, optimizers: ['tnt', 'sgd'], fisherEstimator: 'per-example', tntStatistics: 'batch-mean' },
+      options: { iterations: 50, gamma: 3, lr: 0.1, batch: 100, seed: 0, every: 10, optimizers: ['tnt', 'sgd'], fisherEstimator: 'per-example', tntStatistics: 'batch-mean' },
     });
     expect(parseCommand(['experiment', 'similarity', '--fisher-estimator', 'batch-mean', '--tnt-statistics', 'per-example'])).toMatchObject({
       options: { fisherEstimator: 'batch-mean', tntStatistics: 'per-example' },
