@@ -19,17 +19,12 @@
 //                   A non-finite gradient anywhere skips the whole step (nothing, momentum included, changes).
 #include <map>
 
-#include "common.h"
+#include "optim_common.h"
 
 using namespace tn;
+using namespace tn::optim;
 
 namespace {
-
-at::Tensor* Handle(Napi::Env env, Napi::Value v) {
-  at::Tensor* t = GetState(env).table.TryGet(v.As<Napi::Number>().DoubleValue());
-  if (!t) ThrowTorchError(env, "tensor was disposed: it cannot be used any more", "DISPOSED");
-  return t;
-}
 
 // A handle, or nullptr for null / undefined / a negative number.
 at::Tensor* OptHandle(Napi::Env env, Napi::Value v) {
@@ -57,13 +52,6 @@ std::vector<Napi::Object> Objects(const Napi::CallbackInfo& info, size_t i) {
   return out;
 }
 
-bool AllFinite(const at::Tensor& t) { return at::isfinite(t).all().item<bool>(); }
-
-Napi::Object Report(Napi::Env env, std::initializer_list<std::pair<const char*, double>> kv) {
-  Napi::Object o = Napi::Object::New(env);
-  for (auto& p : kv) o.Set(p.first, Napi::Number::New(env, p.second));
-  return o;
-}
 
 }  // namespace
 

@@ -16,68 +16,16 @@
 //                      takes the elementwise root. A parameter whose factors hold a non-finite value is skipped.
 //
 // Factor shapes come from TypeScript (lib/optim/shampoo.ts), as for TNT: an empty shape is not preconditioned, a
-// factor of ndim 1 is diagonal. The small argument helpers repeat tnt.cc's (they are file-local there).
+// factor of ndim 1 is diagonal.
 #include <map>
 #include <tuple>
 
-#include "common.h"
+#include "optim_common.h"
 
 using namespace tn;
+using namespace tn::optim;
 
 namespace {
-
-struct Param {
-  std::vector<int64_t> shape;
-  std::vector<at::Tensor*> factors;
-};
-
-std::vector<int64_t> IntsOf(Napi::Value v) {
-  std::vector<int64_t> out;
-  Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t k = 0; k < a.Length(); ++k) out.push_back(a.Get(k).As<Napi::Number>().Int64Value());
-  return out;
-}
-
-at::Tensor* Handle(Napi::Env env, Napi::Value v) {
-  at::Tensor* t = GetState(env).table.TryGet(v.As<Napi::Number>().DoubleValue());
-  if (!t) ThrowTorchError(env, "tensor was disposed: it cannot be used any more", "DISPOSED");
-  return t;
-}
-
-std::vector<at::Tensor*> HandleList(Napi::Env env, Napi::Value v) {
-  std::vector<at::Tensor*> out;
-  Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t k = 0; k < a.Length(); ++k) out.push_back(Handle(env, a.Get(k)));
-  return out;
-}
-
-std::vector<Param> Params(const Napi::CallbackInfo& info, size_t i) {
-  Napi::Array shapes = info[i].As<Napi::Array>();
-  Napi::Array factors = info[i + 1].As<Napi::Array>();
-  if (shapes.Length() != factors.Length()) throw std::invalid_argument("Shampoo: shapes and factors lists differ in length");
-  std::vector<Param> out(shapes.Length());
-  for (uint32_t k = 0; k < shapes.Length(); ++k) {
-    out[k].shape = IntsOf(shapes.Get(k));
-    out[k].factors = HandleList(info.Env(), factors.Get(k));
-    if (out[k].factors.size() != out[k].shape.size()) throw std::invalid_argument("Shampoo: a parameter's factor count differs from its shape's rank");
-  }
-  return out;
-}
-
-at::Tensor Matricize(const at::Tensor& g, int64_t i) {
-  int64_t k = g.dim();
-  if (i == 0) return g.reshape({g.size(0), -1});
-  if (i == k - 1) return g.reshape({-1, g.size(k - 1)}).t();
-  return g.movedim(i, 0).reshape({g.size(i), -1});
-}
-
-bool AllFinite(const at::Tensor& t) { return at::isfinite(t).all().item<bool>(); }
-
-Napi::Object Report(Napi::Env env, std::initializer_list<std::pair<const char*, double>> kv) {
-  Napi::Object o = Napi::Object::New(env);
-  for (auto& p : kv) o.Set(p.first, Napi::Number::New(env, p.second));
-  return o;
-}
 
 // Newton's stopping tolerance on max|M - I| and the largest error accepted as a root. float32 stalls near 1e-6
 // (a few ulps of the entries of M); an error e in M is an error of about e / p in the root.
@@ -128,7 +76,7 @@ at::Tensor EighRoot(const at::Tensor& a, const at::Tensor& expo, double eps) {
 TN_EXPORT(shampooStatistics) {
   at::NoGradGuard no_grad;
   Napi::Array grads = info[0].As<Napi::Array>();
-  std::vector<Param> ps = Params(info, 1);
+  std::vector<Param> ps = Params(info, 1, "Shampoo");
   double w = Num(info, 3);
   if (grads.Length() != ps.size()) throw std::invalid_argument("Shampoo: gradient list length differs from the parameter list");
   std::vector<at::Tensor*> gs(ps.size(), nullptr);
@@ -162,7 +110,7 @@ TN_EXPORT(shampooStatistics) {
 //   -> { computed, retriedFloat64, failed, skippedNonFinite, newtonMaxError, newtonIterations (the most of any batch) }
 TN_EXPORT(shampooRoots) {
   at::NoGradGuard no_grad;
-  std::vector<Param> ps = Params(info, 0);
+  std::vector<Param> ps = Params(info, 0, "Shampoo");
   Napi::Array roots = info[2].As<Napi::Array>();
   double eps = Num(info, 3);
   int64_t method = Int(info, 4);

@@ -28,60 +28,12 @@
 #include <limits>
 #include <map>
 
-#include "common.h"
+#include "optim_common.h"
 
 using namespace tn;
+using namespace tn::optim;
 
 namespace {
-
-struct Param {
-  std::vector<int64_t> shape;        // factor dims
-  std::vector<at::Tensor*> factors;  // H_i (d_i x d_i, or d_i for diagonal)
-};
-
-std::vector<int64_t> IntsOf(Napi::Value v) {
-  std::vector<int64_t> out;
-  Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t k = 0; k < a.Length(); ++k) out.push_back(a.Get(k).As<Napi::Number>().Int64Value());
-  return out;
-}
-
-at::Tensor* Handle(Napi::Env env, Napi::Value v) {
-  at::Tensor* t = GetState(env).table.TryGet(v.As<Napi::Number>().DoubleValue());
-  if (!t) ThrowTorchError(env, "tensor was disposed: it cannot be used any more", "DISPOSED");
-  return t;
-}
-
-std::vector<at::Tensor*> HandleList(Napi::Env env, Napi::Value v) {
-  std::vector<at::Tensor*> out;
-  Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t k = 0; k < a.Length(); ++k) out.push_back(Handle(env, a.Get(k)));
-  return out;
-}
-
-// (shapes[][], factors[][]) arguments at positions i, i+1
-std::vector<Param> Params(const Napi::CallbackInfo& info, size_t i) {
-  Napi::Array shapes = info[i].As<Napi::Array>();
-  Napi::Array factors = info[i + 1].As<Napi::Array>();
-  if (shapes.Length() != factors.Length()) throw std::invalid_argument("TNT: shapes and factors lists differ in length");
-  std::vector<Param> out(shapes.Length());
-  for (uint32_t k = 0; k < shapes.Length(); ++k) {
-    out[k].shape = IntsOf(shapes.Get(k));
-    out[k].factors = HandleList(info.Env(), factors.Get(k));
-    if (out[k].factors.size() != out[k].shape.size()) throw std::invalid_argument("TNT: a parameter's factor count differs from its shape's rank");
-  }
-  return out;
-}
-
-// mat_i(G): d_i x (prod of the other dims); a view when i is the first or last mode.
-at::Tensor Matricize(const at::Tensor& g, int64_t i) {
-  int64_t k = g.dim();
-  if (i == 0) return g.reshape({g.size(0), -1});
-  if (i == k - 1) return g.reshape({-1, g.size(k - 1)}).t();
-  return g.movedim(i, 0).reshape({g.size(i), -1});
-}
-
-bool AllFinite(const at::Tensor& t) { return at::isfinite(t).all().item<bool>(); }
 
 // X x_1 A_1 ... x_k A_k for symmetric A_i (a diagonal A_i given as a vector).
 at::Tensor Precondition(const at::Tensor& m, const std::vector<at::Tensor*>& inv, const std::vector<int64_t>& shape) {
@@ -98,11 +50,6 @@ at::Tensor Precondition(const at::Tensor& m, const std::vector<at::Tensor*>& inv
   return x;
 }
 
-Napi::Object Report(Napi::Env env, std::initializer_list<std::pair<const char*, double>> kv) {
-  Napi::Object o = Napi::Object::New(env);
-  for (auto& p : kv) o.Set(p.first, Napi::Number::New(env, p.second));
-  return o;
-}
 
 
 // ---- the packed state ----
@@ -559,7 +506,7 @@ TN_EXPORT(tntStep) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor*> params = HandleList(info.Env(), info[0]);
   std::vector<at::Tensor*> moms = HandleList(info.Env(), info[1]);
-  std::vector<Param> ps = Params(info, 2);  // (shapes, inverses)
+  std::vector<Param> ps = Params(info, 2, "TNT");  // (shapes, inverses)
   double lr = Num(info, 4), mu = Num(info, 5), wd = Num(info, 6);
   if (params.size() != moms.size() || params.size() != ps.size()) throw std::invalid_argument("TNT: parameter, momentum and inverse lists differ in length");
   // A non-finite gradient anywhere skips the whole step: nothing (momentum included) is touched.
