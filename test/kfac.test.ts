@@ -6,8 +6,8 @@ import * as torch from '../lib/index.js';
 import { KFAC } from '../lib/optim/kfac.js';
 import { Tensor } from '../lib/tensor.js';
 import { lcg, noLeak } from './support/helpers.js';
+import { type Mat, kron, solve, relErr } from './support/dense.js';
 
-type Mat = number[][];
 const eyeM = (d: number, s = 1): Mat => Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (i === j ? s : 0)));
 const addM = (a: Mat, b: Mat): Mat => a.map((r, i) => r.map((v, j) => v + b[i]![j]!));
 const scaleM = (a: Mat, s: number): Mat => a.map((r) => r.map((v) => v * s));
@@ -18,40 +18,6 @@ function gram(rows: number[][], scale: number): Mat {
   for (const r of rows) for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) out[i]![j]! += (r[i]! * r[j]!) / scale;
   return out;
 }
-function kron(a: Mat, b: Mat): Mat {
-  const n = a.length, m = b.length;
-  const out = Array.from({ length: n * m }, () => new Array<number>(n * m).fill(0));
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < m; k++) for (let l = 0; l < m; l++) out[i * m + k]![j * m + l] = a[i]![j]! * b[k]![l]!;
-  return out;
-}
-function solve(A: Mat, b: number[]): number[] {
-  const n = b.length;
-  const M = A.map((row, i) => [...row, b[i]!]);
-  for (let c = 0; c < n; c++) {
-    let p = c;
-    for (let r = c + 1; r < n; r++) if (Math.abs(M[r]![c]!) > Math.abs(M[p]![c]!)) p = r;
-    [M[c], M[p]] = [M[p]!, M[c]!];
-    for (let r = c + 1; r < n; r++) {
-      const f = M[r]![c]! / M[c]![c]!;
-      for (let k = c; k <= n; k++) M[r]![k]! -= f * M[c]![k]!;
-    }
-  }
-  const x = new Array<number>(n).fill(0);
-  for (let r = n - 1; r >= 0; r--) {
-    let s = M[r]![n]!;
-    for (let k = r + 1; k < n; k++) s -= M[r]![k]! * x[k]!;
-    x[r] = s / M[r]![r]!;
-  }
-  return x;
-}
-const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-};
 const rowsOf = (v: number[], n: number, d: number): number[][] => Array.from({ length: n }, (_, i) => v.slice(i * d, (i + 1) * d));
 
 /** Gaussian likelihood, batch-mean 0.5 ||o - y||^2, whose "samples" are o + fixed noise: dL/do = -noise / N. */

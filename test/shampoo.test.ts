@@ -7,8 +7,8 @@ import { native } from '../lib/native.js';
 import { Shampoo } from '../lib/optim/shampoo.js';
 import { Tensor } from '../lib/tensor.js';
 import { lcg, noLeak } from './support/helpers.js';
+import { type Mat, kron, relErr } from './support/dense.js';
 
-type Mat = number[][];
 const prod = (a: number[]): number => a.reduce((x, y) => x * y, 1);
 
 /** Cyclic Jacobi eigenvalue algorithm: S = V diag(values) V^T for a symmetric S. */
@@ -58,12 +58,6 @@ const rootOf = (H: Mat, eps: number, k: number): Mat => spectralFn(H, (l) => (Ma
 function matmul(a: Mat, b: Mat): Mat {
   return a.map((row) => b[0]!.map((_, j) => row.reduce((s, v, k) => s + v * b[k]![j]!, 0)));
 }
-function kron(a: Mat, b: Mat): Mat {
-  const n = a.length, m = b.length;
-  const out = Array.from({ length: n * m }, () => new Array<number>(n * m).fill(0));
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < m; k++) for (let l = 0; l < m; l++) out[i * m + k]![j * m + l] = a[i]![j]! * b[k]![l]!;
-  return out;
-}
 /** G^(i) of a row-major tensor g of `shape`, by matricising explicitly. */
 function contraction(g: number[], shape: number[], mode: number): Mat {
   const d = shape[mode]!;
@@ -79,14 +73,6 @@ function wishart(d: number, rnd: () => number): Mat {
   const B = Array.from({ length: d }, (_, i) => Array.from({ length: m }, () => rnd() * (0.05 + (2 * i) / d)));
   return B.map((ri) => B.map((rj) => ri.reduce((s, v, k) => s + v * rj[k]!, 0) / m));
 }
-const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-};
 
 describe('Shampoo roots against a float64 Jacobi eigendecomposition', () => {
   it('the Jacobi reference reconstructs its input', () => {
