@@ -59,7 +59,8 @@ import { Linear } from '../nn/linear.js';
 import { Conv2d } from '../nn/conv2d.js';
 import { captureOutputs, type LayerCapture } from '../nn/capture.js';
 import * as F from '../nn/functional.js';
-import { Optimizer, checkKnownOptions, type OptimizerStateDict, type ParamGroup } from './optimizer.js';
+import { checkKnownOptions, type OptimizerStateDict, type ParamGroup } from './optimizer.js';
+import { CurvatureOptimizer } from './curvature.js';
 import type { SampleableLikelihood } from './tnt.js';
 
 export interface KFACOptions {
@@ -125,10 +126,8 @@ function convPatches(m: Conv2d, x: Tensor): Tensor {
   });
 }
 
-export class KFAC extends Optimizer<KFACOptions> {
+export class KFAC extends CurvatureOptimizer<KFACOptions> {
   readonly model: AnyModule;
-  readonly statsEvery: number;
-  readonly inverseEvery: number;
   readonly factorDtype: 'float32' | 'float64';
   readonly piCorrection: boolean;
   readonly onNonFinite: 'skip' | 'throw';
@@ -136,31 +135,18 @@ export class KFAC extends Optimizer<KFACOptions> {
   readonly capture: LayerCapture;
   private readonly layerList: Layer[];
   private readonly byModule = new Map<AnyModule, Layer>();
-  /** Steps taken (calls of step() that reached the update, skipped ones included). */
-  stepCount = 0;
-  /** Statistics updates so far (t in the moving-average weight). */
-  statsUpdates = 0;
-  /** Whether warmStart() initialised the statistics. */
-  warmStarted = false;
-  /** Steps skipped because a gradient held NaN or Infinity. */
-  skippedSteps = 0;
   /** Layer statistics left out because a captured input or output gradient was not finite. */
   skippedStatistics = 0;
   /** What the last inverse refresh did (retries, failures). */
   lastInverseReport: TntInverseReport | null = null;
-  private warmCount = -1; // >= 0 while warmStart runs
 
   constructor(model: AnyModule, options: Partial<KFACOptions> & { lr: number } & KFACConfig) {
     if (!(model instanceof Module)) throw typeError('a Module', 'model', model);
     checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'KFAC');
     if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
     const { statsEvery = 1, inverseEvery = 20, factorDtype = 'float32', piCorrection = false, onNonFinite = 'skip', ...rest } = options;
-    super(model.parameters(), { damping: 0.03, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as KFACOptions);
+    super(model.parameters(), { damping: 0.03, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as KFACOptions, { statsEvery, inverseEvery });
     this.model = model;
-    this.statsEvery = is.positiveInteger(statsEvery, 'statsEvery');
-    this.inverseEvery = is.positiveInteger(inverseEvery, 'inverseEvery');
-    if (this.inverseEvery % this.statsEvery !== 0)
-      throw new RangeError(`Expected inverseEvery (${inverseEvery}) to be a multiple of statsEvery (${statsEvery})`);
     this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
     this.piCorrection = is.boolean(piCorrection, 'piCorrection');
     this.onNonFinite = is.oneOf(onNonFinite, 'onNonFinite', ['skip', 'throw'] as const);
@@ -209,25 +195,6 @@ export class KFAC extends Optimizer<KFACOptions> {
     const g = this.paramGroups.find((gr) => gr.params.includes(p));
     if (!g) throw new RangeError('KFAC: a layer parameter is in no parameter group');
     return g;
-  }
-
-  /** Whether the step about to be taken gathers statistics (every `statsEvery` steps). */
-  statisticsDue(): boolean {
-    return this.stepCount % this.statsEvery === 0;
-  }
-
-  /** Whether the step about to be taken refreshes the inverses (every `inverseEvery` steps, or `statsEvery` before that). */
-  inversesDue(): boolean {
-    const t = this.stepCount;
-    return t % this.inverseEvery === 0 || (t < this.inverseEvery && t % this.statsEvery === 0);
-  }
-
-  /** The moving-average weight of the next statistics update. */
-  statisticsWeight(): number {
-    if (this.warmCount >= 0) return 1 / (this.warmCount + 1);
-    const decay = this.paramGroups[0]!.statDecay;
-    if (this.warmStarted) return 1 - decay;
-    return Math.max(1 / (this.statsUpdates + 1), 1 - decay);
   }
 
   /**

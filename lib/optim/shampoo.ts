@@ -41,7 +41,8 @@ import { keep, tidy } from '../scope.js';
 import { eye, zeros, zerosLike } from '../creation.js';
 import { grad as autogradGrad } from '../autograd.js';
 import { TorchError, is, typeError } from '../errors.js';
-import { Optimizer, checkKnownOptions, type OptimizerStateDict, type ParamGroup, type Params } from './optimizer.js';
+import { checkKnownOptions, type OptimizerStateDict, type ParamGroup, type Params } from './optimizer.js';
+import { CurvatureOptimizer } from './curvature.js';
 
 export interface ShampooOptions {
   /** Learning rate. */
@@ -85,38 +86,23 @@ interface Curvature {
   roots: Tensor[];
 }
 
-export class Shampoo extends Optimizer<ShampooOptions> {
-  readonly statsEvery: number;
-  readonly inverseEvery: number;
+export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
   readonly rootMethod: 'eigh' | 'newton';
   readonly factorDtype: 'float32' | 'float64';
   readonly maxFactorDim: number;
   readonly onNonFinite: 'skip' | 'throw';
   private readonly convFactors: 'merge' | 'full';
   private readonly curvature = new Map<Tensor, Curvature>();
-  /** Steps taken (calls of step() that reached the update, skipped ones included). */
-  stepCount = 0;
-  /** Statistics updates so far (t in the moving-average weight). */
-  statsUpdates = 0;
-  /** Whether warmStart() initialised the statistics. */
-  warmStarted = false;
-  /** Steps skipped because a gradient held NaN or Infinity. */
-  skippedSteps = 0;
   /** Warm-start batches left out because a gradient held NaN or Infinity. */
   skippedStatistics = 0;
   /** What the last root refresh did (retries, failures, Newton's error). */
   lastRootReport: ShampooRootReport | null = null;
-  private warmCount = -1; // >= 0 while warmStart runs
 
   constructor(params: Params<ShampooOptions>, options: Partial<ShampooOptions> & { lr: number } & ShampooConfig) {
     checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'Shampoo');
     if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
     const { statsEvery = 1, inverseEvery = 20, rootMethod = 'eigh', factorDtype = 'float32', maxFactorDim = 4096, convFactors = 'merge', onNonFinite = 'skip', ...rest } = options;
-    super(params, { epsilon: 1e-4, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as ShampooOptions);
-    this.statsEvery = is.positiveInteger(statsEvery, 'statsEvery');
-    this.inverseEvery = is.positiveInteger(inverseEvery, 'inverseEvery');
-    if (this.inverseEvery % this.statsEvery !== 0)
-      throw new RangeError(`Expected inverseEvery (${inverseEvery}) to be a multiple of statsEvery (${statsEvery})`);
+    super(params, { epsilon: 1e-4, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as ShampooOptions, { statsEvery, inverseEvery });
     this.rootMethod = is.oneOf(rootMethod, 'rootMethod', ['eigh', 'newton'] as const);
     this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
     this.maxFactorDim = is.positiveInteger(maxFactorDim, 'maxFactorDim');
@@ -170,25 +156,6 @@ export class Shampoo extends Optimizer<ShampooOptions> {
         factors.push(c.factors.map((f) => f._h));
       }
     return { params: this.params, shapes, factors };
-  }
-
-  /** Whether the step about to be taken gathers statistics (every `statsEvery` steps). */
-  statisticsDue(): boolean {
-    return this.stepCount % this.statsEvery === 0;
-  }
-
-  /** Whether the step about to be taken refreshes the roots (every `inverseEvery` steps, or `statsEvery` before that). */
-  inversesDue(): boolean {
-    const t = this.stepCount;
-    return t % this.inverseEvery === 0 || (t < this.inverseEvery && t % this.statsEvery === 0);
-  }
-
-  /** The moving-average weight of the next statistics update: max(1/(t+1), 1 - statDecay), as TNT. */
-  statisticsWeight(): number {
-    if (this.warmCount >= 0) return 1 / (this.warmCount + 1);
-    const decay = this.paramGroups[0]!.statDecay;
-    if (this.warmStarted) return 1 - decay;
-    return Math.max(1 / (this.statsUpdates + 1), 1 - decay);
   }
 
   /**

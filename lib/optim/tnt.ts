@@ -50,7 +50,8 @@ import { keep, tidy } from '../scope.js';
 import { eye, zeros, zerosLike } from '../creation.js';
 import { grad as autogradGrad } from '../autograd.js';
 import { TorchError, is, typeError } from '../errors.js';
-import { Optimizer, checkKnownOptions, type OptimizerStateDict, type ParamGroup, type Params } from './optimizer.js';
+import { checkKnownOptions, type OptimizerStateDict, type ParamGroup, type Params } from './optimizer.js';
+import { CurvatureOptimizer } from './curvature.js';
 
 /** What TNT needs of a likelihood (lib/likelihoods.ts): its loss and samples from its predictive distribution. */
 export interface SampleableLikelihood {
@@ -104,9 +105,7 @@ interface Curvature {
   auxes: Tensor[];
 }
 
-export class TNT extends Optimizer<TNTOptions> {
-  readonly statsEvery: number;
-  readonly inverseEvery: number;
+export class TNT extends CurvatureOptimizer<TNTOptions> {
   readonly factorDtype: 'float32' | 'float64';
   readonly inverseMethod: 'cholesky' | 'lu';
   readonly maxFactorDim: number;
@@ -116,29 +115,16 @@ export class TNT extends Optimizer<TNTOptions> {
   private readonly convFactors: 'merge' | 'full';
   private readonly factorShapeFn?: (param: Tensor) => number[];
   private readonly curvature = new Map<Tensor, Curvature>();
-  /** Steps taken (calls of step() that reached the update, skipped ones included). */
-  stepCount = 0;
-  /** Statistics updates so far (t in the moving-average weight). */
-  statsUpdates = 0;
-  /** Whether warmStart() initialised the statistics. */
-  warmStarted = false;
-  /** Steps skipped because a gradient held NaN or Infinity. */
-  skippedSteps = 0;
   /** Statistics updates that left out a parameter whose sampled gradient was not finite. */
   skippedStatistics = 0;
   /** What the last inverse refresh did (retries, failures). */
   lastInverseReport: TntInverseReport | null = null;
-  private warmCount = -1; // >= 0 while warmStart runs
 
   constructor(params: Params<TNTOptions>, options: Partial<TNTOptions> & { lr: number } & TNTConfig) {
     checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'TNT');
     if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
     const { statsEvery = 1, inverseEvery = 20, factorDtype = 'float32', inverseMethod = 'cholesky', maxFactorDim = 4096, convFactors = 'merge', factorShape, onNonFinite = 'skip', blasKernels = true, ...rest } = options;
-    super(params, { damping: 0.1, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as TNTOptions);
-    this.statsEvery = is.positiveInteger(statsEvery, 'statsEvery');
-    this.inverseEvery = is.positiveInteger(inverseEvery, 'inverseEvery');
-    if (this.inverseEvery % this.statsEvery !== 0)
-      throw new RangeError(`Expected inverseEvery (${inverseEvery}) to be a multiple of statsEvery (${statsEvery})`);
+    super(params, { damping: 0.1, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as TNTOptions, { statsEvery, inverseEvery });
     this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
     this.inverseMethod = is.oneOf(inverseMethod, 'inverseMethod', ['cholesky', 'lu'] as const);
     this.maxFactorDim = is.positiveInteger(maxFactorDim, 'maxFactorDim');
@@ -209,25 +195,6 @@ export class TNT extends Optimizer<TNTOptions> {
         auxes.push(c.auxes.map((f) => f._h));
       }
     return { params, shapes, mains, auxes };
-  }
-
-  /** Whether the step about to be taken gathers statistics (every `statsEvery` steps). */
-  statisticsDue(): boolean {
-    return this.stepCount % this.statsEvery === 0;
-  }
-
-  /** Whether the step about to be taken refreshes the inverses (every `inverseEvery` steps, or `statsEvery` before that). */
-  inversesDue(): boolean {
-    const t = this.stepCount;
-    return t % this.inverseEvery === 0 || (t < this.inverseEvery && t % this.statsEvery === 0);
-  }
-
-  /** The moving-average weight of the next statistics update. */
-  statisticsWeight(): number {
-    if (this.warmCount >= 0) return 1 / (this.warmCount + 1);
-    const decay = this.paramGroups[0]!.statDecay;
-    if (this.warmStarted) return 1 - decay;
-    return Math.max(1 / (this.statsUpdates + 1), 1 - decay);
   }
 
   /**
