@@ -369,15 +369,15 @@ describe('invalid arguments', () => {
     }));
   it('bad window and layer options', () =>
     scoped(() => {
-      expect(() => F.conv2d(x(), w(), null, { stride: 0 })).toThrow(new TypeError('Expected an integer >= 1 or a pair of them for stride but received 0 of type number'));
-      expect(() => F.conv2d(x(), w(), null, { padding: -1 })).toThrow(new TypeError('Expected an integer >= 0 or a pair of them for padding but received -1 of type number'));
+      expect(() => F.conv2d(x(), w(), null, { stride: 0 })).toThrow(new RangeError('Expected stride to be >= 1 but received 0'));
+      expect(() => F.conv2d(x(), w(), null, { padding: -1 })).toThrow(new RangeError('Expected padding to be >= 0 but received -1'));
       expect(() => F.conv2d(x(), w(), null, { dilation: [1, 1, 1] })).toThrow(
         new TypeError('Expected an integer >= 1 or a pair of them for dilation but received [1,1,1] of type array'),
       );
       expect(() => F.conv2d(x(), w(), null, { groups: 0 })).toThrow(new RangeError('Expected a positive integer for groups but received 0 of type number'));
-      expect(() => F.maxPool2d(x(), 0)).toThrow(new TypeError('Expected an integer >= 1 or a pair of them for kernelSize but received 0 of type number'));
+      expect(() => F.maxPool2d(x(), 0)).toThrow(new RangeError('Expected kernelSize to be >= 1 but received 0'));
       expect(() => F.avgPool2d(x(), [2, 2, 2])).toThrow(new TypeError('Expected an integer >= 1 or a pair of them for kernelSize but received [2,2,2] of type array'));
-      expect(() => F.adaptiveAvgPool2d(x(), 0)).toThrow(new TypeError('Expected an integer >= 1 or a pair of them for outputSize but received 0 of type number'));
+      expect(() => F.adaptiveAvgPool2d(x(), 0)).toThrow(new RangeError('Expected outputSize to be >= 1 but received 0'));
       expect(() => F.dropout(x(), 1.5)).toThrow(new RangeError('Expected a number in [0, 1] for p but received 1.5 of type number'));
       expect(() => F.batchNorm(x(), null, null, { momentum: 2 })).toThrow(new RangeError('Expected a number in [0, 1] for momentum but received 2 of type number'));
       expect(() => F.batchNorm(x(), null, null, { eps: 0 })).toThrow(new RangeError('Expected a positive number for eps but received 0 of type number'));

@@ -160,7 +160,7 @@ describe('Conv2d', () => {
     expect(() => new nn.Conv2d(3, 4, 3, { groups: 2 })).toThrow(new RangeError('in_channels must be divisible by groups'));
     expect(() => new nn.Conv2d(4, 3, 3, { groups: 2 })).toThrow(new RangeError('out_channels must be divisible by groups'));
     expect(() => new nn.Conv2d(4, 4, 3, { padding: 'same', stride: 2 })).toThrow(new RangeError("padding='same' is not supported for strided convolutions"));
-    expect(() => new nn.Conv2d(4, 4, 0)).toThrow(new TypeError('Expected an integer >= 1 or a pair of them for kernelSize but received 0 of type number'));
+    expect(() => new nn.Conv2d(4, 4, 0)).toThrow(new RangeError('Expected kernelSize to be >= 1 but received 0'));
     expect(() => new nn.Conv2d(0, 4, 3)).toThrow(new RangeError('Expected a positive integer for inChannels but received 0 of type number'));
     expect(() => new nn.Conv2d(4, 4, 3, { padding: 'full' as never })).toThrow(TypeError);
   });

@@ -19,8 +19,10 @@ function optT(x: unknown, name: string): number | null {
 /** An int or a pair, as PyTorch's _pair. */
 export function pair(v: number | number[], name: string, min = 0): number[] {
   const arr = typeof v === 'number' ? [v, v] : v;
-  if (!Array.isArray(arr) || arr.length !== 2 || arr.some((x) => typeof x !== 'number' || !Number.isInteger(x) || x < min))
+  if (!Array.isArray(arr) || arr.length !== 2 || arr.some((x) => typeof x !== 'number' || !Number.isInteger(x)))
     throw typeError(`an integer >= ${min} or a pair of them`, name, v);
+  // the right type but out of range (a stride of 0, a negative padding): RangeError, as everywhere else
+  if (arr.some((x) => x < min)) throw new RangeError(`Expected ${name} to be >= ${min} but received ${JSON.stringify(v)}`);
   return arr;
 }
 
