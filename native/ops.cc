@@ -145,12 +145,20 @@ std::string BinaryName(int code) {
   return code >= 0 && code < n ? std::string(kBinary[code]) : "code " + std::to_string(code);
 }
 
+// A scalar operand as Python passes one to add/sub/mul/div: a 0-dim "wrapped number" tensor, which takes part in
+// type promotion like a Python number and gives the Tensor overload's grad_fn (AddBackward0, MulBackward0, ...).
+at::Tensor Wrapped(const at::Scalar& s, const at::Tensor& like) {
+  at::Tensor t = c10::scalar_to_tensor(s, like.device());
+  t.unsafeGetTensorImpl()->set_wrapped_number(true);
+  return t;
+}
+
 at::Tensor BinaryScalar(int code, const at::Tensor& a, const at::Scalar& s, const at::Scalar& alpha) {
   switch (code) {
-    case 0: return at::add(a, s, alpha);
-    case 1: return at::sub(a, s, alpha);
-    case 2: return at::mul(a, s);
-    case 3: return at::div(a, s);
+    case 0: return at::add(a, Wrapped(s, a), alpha);
+    case 1: return at::sub(a, Wrapped(s, a), alpha);
+    case 2: return at::mul(a, Wrapped(s, a));
+    case 3: return at::div(a, Wrapped(s, a));
     case 4: return at::pow(a, s);
     case 5: return at::clamp_min(a, s);
     case 6: return at::clamp_max(a, s);

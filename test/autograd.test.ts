@@ -38,6 +38,11 @@ describe('backward', () => {
       expect(x.isLeaf).toBe(true);
       expect(y.isLeaf).toBe(false);
       expect(y.gradFn).toBe('AddBackward0');
+      // a number operand is wrapped as Python wraps one: the Tensor overloads' nodes, as PyTorch 1.13 and 2.x print
+      // for x + 2, x - 2, x * 2, x / 2, and Python-number promotion (int64 * 2.5 is float32, float16 * 1e5 float16)
+      expect([x.add(2), x.sub(2), x.mul(2), x.div(2)].map((t) => t.gradFn)).toEqual(['AddBackward0', 'SubBackward0', 'MulBackward0', 'DivBackward0']);
+      expect(torch.tensor([1, 2], { dtype: 'int64' }).mul(2.5).dtype).toBe('float32');
+      expect(torch.ones([2], { dtype: 'float16' }).mul(1e5).dtype).toBe('float16');
     }));
   it('gradients accumulate into .grad across backward calls; setting null clears', () =>
     scoped(() => {
