@@ -111,7 +111,7 @@ Flags:
 ${COMMON_HELP.replace('%SEEDS%', '3').replace('%EPOCHS%', '10').replace('%BATCH%', '1000').replace('%OUT%', 'results/autoencoder')}
 Example (the README's results: 30 minutes of process time on one core; the paper's TNT lr 1e-4 diverged on one
 seed of two on Fashion-MNIST, hence 3e-5):
-  tensornormal experiment autoencoder --seeds 2 --epochs 30 --time-budget 180 --set tnt.lr=3e-5 --threads 1 \
+  tensornormal experiment autoencoder --seeds 2 --epochs 30 --time-budget 180 --set tnt.lr=3e-5 --threads 1 \\
       --out results/ae
 `;
 
