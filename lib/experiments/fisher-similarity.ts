@@ -162,10 +162,7 @@ export function tntMethod(gamma: number, statistics: 'batch-mean' | 'per-example
             H2[l]!.mul_(1 - w).add_(x.mul(g2).t().mm(x), w / B);
             Hb[l]!.mul_(1 - w).add_(g.t().mm(g), w / B);
           } else {
-            const gW = g.t().mm(x).div(B), gb = g.mean(0, true).t();
-            H1[l]!.mul_(1 - w).add_(gW.mm(gW.t()), w);
-            H2[l]!.mul_(1 - w).add_(gW.t().mm(gW), w);
-            Hb[l]!.mul_(1 - w).add_(gb.mm(gb.t()), w);
+            foldContractions(H1[l]!, H2[l]!, Hb[l]!, g.t().mm(x).div(B), g.mean(0, true).t(), w);
           }
         });
       });
@@ -189,6 +186,13 @@ export function tntMethod(gamma: number, statistics: 'batch-mean' | 'per-example
   };
 }
 
+/** Folds the mode contractions of one weight gradient gW (out x in) and bias gradient gb (out x 1) into moving averages. */
+function foldContractions(H1: Tensor, H2: Tensor, Hb: Tensor, gW: Tensor, gb: Tensor, w: number): void {
+  H1.mul_(1 - w).add_(gW.mm(gW.t()), w);
+  H2.mul_(1 - w).add_(gW.t().mm(gW), w);
+  Hb.mul_(1 - w).add_(gb.mm(gb.t()), w);
+}
+
 /** Shampoo's direction per layer (weight and bias preconditioned separately), from the empirical gradient. */
 export function shampooMethod(gamma: number): SimilarityMethod {
   let H1: Tensor[] = [], H2: Tensor[] = [], Hb: Tensor[] = [];
@@ -202,9 +206,7 @@ export function shampooMethod(gamma: number): SimilarityMethod {
           if (!H1[l]) H1[l] = keep(zeros([gW.shape[0]!, gW.shape[0]!]));
           if (!H2[l]) H2[l] = keep(zeros([inW, inW]));
           if (!Hb[l]) Hb[l] = keep(zeros([gW.shape[0]!, gW.shape[0]!]));
-          H1[l]!.mul_(1 - w).add_(gW.mm(gW.t()), w);
-          H2[l]!.mul_(1 - w).add_(gW.t().mm(gW), w);
-          Hb[l]!.mul_(1 - w).add_(gb.mm(gb.t()), w);
+          foldContractions(H1[l]!, H2[l]!, Hb[l]!, gW, gb, w);
         });
       });
     },

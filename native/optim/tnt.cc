@@ -210,6 +210,28 @@ at::Tensor PackedPrecondition(const at::Tensor& m, const Packed& p, bool blas) {
   return x;
 }
 
+
+// m <- mu m + g; p <- p (1 - lr wd) - lr direction(i, m) for every parameter with a gradient; the whole step is
+// skipped (nothing touched, momentum included) when any gradient holds a non-finite value.
+template <class Direction>
+Napi::Object MomentumStep(Napi::Env env, const std::vector<at::Tensor*>& params, const std::vector<at::Tensor*>& moms,
+                          double lr, double mu, double wd, Direction direction) {
+  for (at::Tensor* p : params) {
+    const at::Tensor& g = p->grad();
+    if (g.defined() && !AllFinite(g)) return Report(env, {{"applied", 0}, {"skippedNonFinite", 1}});
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    at::Tensor& p = *params[i];
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    moms[i]->mul_(mu).add_(g);
+    at::Tensor dir = direction(i, *moms[i]);
+    if (wd != 0) p.mul_(1 - lr * wd);
+    p.add_(dir.reshape(p.sizes()), -lr);
+  }
+  return Report(env, {{"applied", 1}, {"skippedNonFinite", 0}});
+}
+
 }  // namespace
 
 // tntBlasAvailable() -> whether the packed kernels can call the BLAS (cblas_?syrk, cblas_?symm) directly
@@ -474,21 +496,8 @@ TN_EXPORT(tntPackedStep) {
   double lr = Num(info, 5), mu = Num(info, 6), wd = Num(info, 7);
   bool blas = Bool(info, 8, true);
   if (params.size() != moms.size() || params.size() != ps.size()) throw std::invalid_argument("TNT: parameter, momentum and state lists differ in length");
-  // A non-finite gradient anywhere skips the whole step: nothing (momentum included) is touched.
-  for (at::Tensor* p : params) {
-    const at::Tensor& g = p->grad();
-    if (g.defined() && !AllFinite(g)) return Report(info.Env(), {{"applied", 0}, {"skippedNonFinite", 1}});
-  }
-  for (size_t i = 0; i < params.size(); ++i) {
-    at::Tensor& p = *params[i];
-    const at::Tensor& g = p.grad();
-    if (!g.defined()) continue;
-    moms[i]->mul_(mu).add_(g);
-    at::Tensor dir = PackedPrecondition(*moms[i], ps[i], blas);
-    if (wd != 0) p.mul_(1 - lr * wd);
-    p.add_(dir.reshape(p.sizes()), -lr);
-  }
-  return Report(info.Env(), {{"applied", 1}, {"skippedNonFinite", 0}});
+  return MomentumStep(info.Env(), params, moms, lr, mu, wd,
+                      [&](size_t i, const at::Tensor& m) { return PackedPrecondition(m, ps[i], blas); });
 }
 
 // tntDirection(tensor, shape[], inverses[]) -> preconditioned copy (for tests and the similarity experiment)
@@ -509,19 +518,6 @@ TN_EXPORT(tntStep) {
   std::vector<Param> ps = Params(info, 2, "TNT");  // (shapes, inverses)
   double lr = Num(info, 4), mu = Num(info, 5), wd = Num(info, 6);
   if (params.size() != moms.size() || params.size() != ps.size()) throw std::invalid_argument("TNT: parameter, momentum and inverse lists differ in length");
-  // A non-finite gradient anywhere skips the whole step: nothing (momentum included) is touched.
-  for (at::Tensor* p : params) {
-    const at::Tensor& g = p->grad();
-    if (g.defined() && !AllFinite(g)) return Report(info.Env(), {{"applied", 0}, {"skippedNonFinite", 1}});
-  }
-  for (size_t i = 0; i < params.size(); ++i) {
-    at::Tensor& p = *params[i];
-    const at::Tensor& g = p.grad();
-    if (!g.defined()) continue;
-    moms[i]->mul_(mu).add_(g);
-    at::Tensor dir = Precondition(*moms[i], ps[i].factors, ps[i].shape);
-    if (wd != 0) p.mul_(1 - lr * wd);
-    p.add_(dir.reshape(p.sizes()), -lr);
-  }
-  return Report(info.Env(), {{"applied", 1}, {"skippedNonFinite", 0}});
+  return MomentumStep(info.Env(), params, moms, lr, mu, wd,
+                      [&](size_t i, const at::Tensor& m) { return Precondition(m, ps[i].factors, ps[i].shape); });
 }
