@@ -296,6 +296,8 @@ describe('optim.KFAC', () => {
       for (let i = 0; i < 3 * 8; i++) noiseB();
       const optB = new KFAC(b, cfg);
       optB.loadStateDict(optA.stateDict());
+      optA.loadStateDict(optA.stateDict()); // its own factors and momentum: changes nothing
+      expect(() => optA.loadStateDict({ ...optA.stateDict(), kfac: { skippedSteps: NaN } })).toThrow('Expected a non-negative integer for stateDict.kfac.skippedSteps but received NaN');
       run(a, optA, fixedGaussian(noiseA), 3);
       run(b, optB, fixedGaussian(noiseB), 3);
       a.parameters().forEach((p, i) => expect(b.parameters()[i]!.dataSync()).toEqual(p.dataSync()));

@@ -177,6 +177,63 @@ describe('Optimizer base', () => {
     });
   });
 
+  it("loading its own state dict changes nothing (the state is copied before the old one is freed)", async () => {
+    for (const name of ['sgd_groups', 'adam_amsgrad', 'adamw_groups']) {
+      const c = ref.cases[name]!;
+      await noLeak(() => {
+        const pr = problem();
+        const opt = build(c, pr.P);
+        for (let k = 0; k < 5; k++) trainStep(opt, pr, c.negate);
+        opt.loadStateDict(opt.stateDict());
+        opt.loadStateDict(opt.stateDict());
+        for (let k = 5; k < ref.steps; k++) expect(Math.abs(trainStep(opt, pr, c.negate) - c.losses[k]!)).toBeLessThanOrEqual(1e-10);
+        expectParams(pr.P, c.params[ref.steps - 1]!, `${name} after self-loads:`);
+        opt.zeroGrad();
+        opt.dispose();
+        pr.dispose();
+      });
+    }
+  });
+
+  it("refuses another optimizer's per-parameter state, unknown entries and corrupt counters, changing nothing", async () => {
+    await noLeak(() => {
+      const pr = problem();
+      const params = [pr.P.W1, pr.P.b1];
+      const sgd = new optim.SGD(params, { lr: 0.1, momentum: 0.9 });
+      const adam = new optim.Adam(params);
+      trainStep(sgd, pr, false);
+      trainStep(adam, pr, false);
+      const before = (adam.state.get(pr.P.W1)!.expAvg as Tensor).dataSync();
+      expect(() => adam.loadStateDict(sgd.stateDict())).toThrow("loaded state dict: state[0] lacks 'step', which every Adam state has");
+      expect(() => sgd.loadStateDict(adam.stateDict())).toThrow(
+        "loaded state dict: state[0] has 'step', which SGD does not keep (it keeps momentumBuffer)",
+      );
+      const sd = adam.stateDict();
+      const bad = (patch: Record<string, unknown>) => ({ ...sd, state: { ...sd.state, 0: { ...sd.state[0]!, ...patch } } }) as never;
+      expect(() => adam.loadStateDict(bad({ step: NaN }))).toThrow('loaded state dict: state[0].step must be a non-negative integer but is NaN');
+      expect(() => adam.loadStateDict(bad({ step: -1 }))).toThrow('state[0].step must be a non-negative integer but is -1');
+      expect(() => adam.loadStateDict(bad({ step: 1.5 }))).toThrow('state[0].step must be a non-negative integer but is 1.5');
+      expect(() => adam.loadStateDict(bad({ expAvg: 3 }))).toThrow('Expected a Tensor for stateDict.state[0].expAvg but received 3 of type number');
+      expect(() => adam.loadStateDict(bad({ momentumBuffer: sd.state[0]!.expAvg }))).toThrow("state[0] has 'momentumBuffer', which Adam does not keep");
+      const ints = torch.zeros([4, 3], { dtype: 'int64' });
+      expect(() => adam.loadStateDict(bad({ expAvg: ints }))).toThrow('loaded state dict: state[0].expAvg has dtype int64; optimizer state is floating point');
+      ints.dispose();
+      // nothing changed, and the optimizer still steps from its own state
+      expect((adam.state.get(pr.P.W1)!.expAvg as Tensor).dataSync()).toEqual(before);
+      expect(adam.state.get(pr.P.W1)!.step).toBe(1);
+      // a state dict without per-parameter state (SGD without momentum) only brings its group options, as in PyTorch
+      const plain = new optim.SGD(params, { lr: 0.3 });
+      trainStep(plain, pr, false);
+      adam.loadStateDict(plain.stateDict());
+      expect(adam.state.size).toBe(0);
+      expect(adam.paramGroups[0]!.lr).toBe(0.3);
+      expect(adam.paramGroups[0]!.betas).toEqual([0.9, 0.999]);
+      for (const o of [sgd, adam, plain]) o.dispose();
+      sgd.zeroGrad();
+      pr.dispose();
+    });
+  });
+
   it('step(closure) evaluates the loss with gradients enabled and returns it', async () => {
     await noLeak(() => {
       const pr = problem();

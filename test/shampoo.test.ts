@@ -294,6 +294,8 @@ describe('optim.Shampoo', () => {
       a.forEach((p, i) => torch.noGrad(() => b[i]!.copy_(p)));
       const optB = new Shampoo(b, cfg);
       optB.loadStateDict(optA.stateDict());
+      optA.loadStateDict(optA.stateDict()); // its own factors and momentum: copied before the old ones are freed
+      expect(() => optA.loadStateDict({ ...optA.stateDict(), shampoo: { statsUpdates: 2.5 } })).toThrow('Expected a non-negative integer for stateDict.shampoo.statsUpdates but received 2.5');
       run(a, optA, 4);
       run(b, optB, 4);
       a.forEach((p, i) => expect(b[i]!.dataSync()).toEqual(p.dataSync()));

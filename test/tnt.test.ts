@@ -254,6 +254,16 @@ describe('optim.TNT', () => {
       for (let i = 0; i < 5 * 16; i++) noiseB();
       const optB = new TNT(b, cfg);
       torch.tidy(() => optB.loadStateDict(optA.stateDict()));
+      // loading its own state dict changes nothing; corrupt counters are refused before anything changes
+      torch.tidy(() => optA.loadStateDict(optA.stateDict()));
+      torch.tidy(() => {
+        const sd = optA.stateDict();
+        expect(() => optA.loadStateDict({ ...sd, tnt: { ...sd.tnt, stepCount: -1 } })).toThrow('Expected a non-negative integer for stateDict.tnt.stepCount but received -1');
+        expect(() => optA.loadStateDict({ ...sd, tnt: { ...sd.tnt, warmStarted: 1 } })).toThrow('Expected a boolean for stateDict.tnt.warmStarted but received 1');
+        expect(() => optA.loadStateDict({ ...sd, tnt: { ...sd.tnt, steps: 3 } })).toThrow("stateDict.tnt has 'steps', which is not one of stepCount");
+        expect(() => optA.loadStateDict({ ...sd, state: { ...sd.state, 0: { ...sd.state[0], expAvg: sd.state[0]!.momentum! } } })).toThrow("state[0] has 'expAvg', which TNT does not keep (it keeps momentum)");
+      });
+      expect(optA.stepCount).toBe(5);
       run(a, optA, fixedGaussian(noiseA), 5);
       run(b, optB, fixedGaussian(noiseB), 5);
       a.forEach((p, i) => expect(b[i]!.dataSync()).toEqual(p.dataSync()));

@@ -8,7 +8,7 @@ import { Tensor } from '../tensor.js';
 import { keep } from '../scope.js';
 import { zerosLike } from '../creation.js';
 import { is, typeError } from '../errors.js';
-import { Optimizer, checkKnownOptions, type ParamGroup, type ParamState, type Params } from './optimizer.js';
+import { Optimizer, checkKnownOptions, type ParamGroup, type ParamState, type Params, type StateSchema } from './optimizer.js';
 
 export interface AdamOptions {
   /** Learning rate γ (default 1e-3, ≥ 0). */
@@ -53,6 +53,10 @@ export abstract class AdamBase extends Optimizer<AdamOptions> {
     is.nonNegative(o.weightDecay, `${prefix}weightDecay`);
     is.boolean(o.amsgrad, `${prefix}amsgrad`);
     is.boolean(o.maximize, `${prefix}maximize`);
+  }
+
+  protected override stateSchema(): StateSchema {
+    return { tensors: ['expAvg', 'expAvgSq', 'maxExpAvgSq'], counts: ['step'], required: ['step', 'expAvg', 'expAvgSq'] };
   }
 
   protected stepGroup(group: ParamGroup<AdamOptions>): void {

@@ -135,8 +135,6 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
   readonly capture: LayerCapture;
   private readonly layerList: Layer[];
   private readonly byModule = new Map<AnyModule, Layer>();
-  /** Layer statistics left out because a captured input or output gradient was not finite. */
-  skippedStatistics = 0;
   /** What the last inverse refresh did (retries, failures). */
   lastInverseReport: TntInverseReport | null = null;
 
@@ -398,7 +396,7 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
     }
     return {
       ...sd,
-      kfac: { stepCount: this.stepCount, statsUpdates: this.statsUpdates, warmStarted: this.warmStarted, skippedSteps: this.skippedSteps, skippedStatistics: this.skippedStatistics },
+      kfac: this.counters(),
     };
   }
 
@@ -430,6 +428,7 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
       }
       loads.push([layer, curv as Record<(typeof names)[number], Tensor>]);
     }
+    const applyCounters = this.checkCounters(sd.kfac, 'stateDict.kfac');
     super.loadStateDict({ state: base, paramGroups: sd.paramGroups });
     for (const [l, c] of loads) {
       l.A.copy_(c.factorA);
@@ -437,12 +436,7 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
       l.invA.copy_(c.inverseA);
       l.invG.copy_(c.inverseG);
     }
-    const t = sd.kfac ?? {};
-    this.stepCount = Number(t.stepCount ?? 0);
-    this.statsUpdates = Number(t.statsUpdates ?? 0);
-    this.warmStarted = t.warmStarted === true;
-    this.skippedSteps = Number(t.skippedSteps ?? 0);
-    this.skippedStatistics = Number(t.skippedStatistics ?? 0);
+    applyCounters();
     this.capture.clear();
     this.capture.enabled = this.statisticsDue();
   }

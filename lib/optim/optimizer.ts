@@ -11,6 +11,7 @@ import { Tensor } from '../tensor.js';
 import { keep } from '../scope.js';
 import { enableGrad } from '../autograd.js';
 import { is, typeError } from '../errors.js';
+import { isFloating } from '../dtype.js';
 
 /** Per-parameter optimizer state: tensors owned by the optimizer, and numbers (such as Adam's `step`). */
 export type ParamState = Record<string, Tensor | number>;
@@ -59,6 +60,17 @@ function shapeText(s: number[]): string {
   return `[${s.join(', ')}]`;
 }
 
+/**
+ * The per-parameter state an optimizer keeps, so that `loadStateDict` can reject another optimizer's state (an
+ * Adam state dict loaded into SGD) or a corrupt one: its tensor entries, its counters (non-negative integers such
+ * as Adam's `step`), and which of them every parameter's state must have.
+ */
+export interface StateSchema {
+  tensors: readonly string[];
+  counts?: readonly string[];
+  required?: readonly string[];
+}
+
 export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
   /** The options given to the constructor, with the optimizer's defaults filled in. */
   readonly defaults: Readonly<O>;
@@ -83,6 +95,14 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
 
   /** Updates the parameters of one group from their gradients (under no-grad, natively). */
   protected abstract stepGroup(group: ParamGroup<O>, index: number): void;
+
+  /**
+   * The per-parameter state entries `loadStateDict` accepts (see StateSchema). The built-in optimizers declare
+   * theirs; by default any tensor or finite number is accepted.
+   */
+  protected stateSchema(): StateSchema | null {
+    return null;
+  }
 
   /** Adds a group of parameters; options it leaves out take the defaults (torch's `add_param_group`). */
   addParamGroup(group: ParamGroupInput<O>): void {
@@ -167,7 +187,11 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
   /**
    * Loads a state dict made by `stateDict()` of an optimizer of the same kind over parameters of the same shapes,
    * grouped the same way. Everything is validated before anything changes; tensors are copied in (cast to the
-   * parameter's dtype), so the caller keeps ownership of `sd`. Group options are replaced by the saved ones.
+   * parameter's dtype), so the caller keeps ownership of `sd` (and `opt.loadStateDict(opt.stateDict())` is
+   * safe). Group options are replaced by the saved ones; an option the saved group lacks keeps its current value,
+   * and keys the optimizer does not know are kept, as in PyTorch. Per-parameter state must be what this kind of
+   * optimizer keeps (`stateSchema`): another optimizer's state (Adam's moments loaded into SGD) is refused, and
+   * so is a step count that is not a non-negative integer.
    */
   loadStateDict(sd: OptimizerStateDict): void {
     if (sd === null || typeof sd !== 'object' || typeof sd.state !== 'object' || sd.state === null || !Array.isArray(sd.paramGroups))
@@ -201,23 +225,47 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
       const p = byIndex[idx];
       if (p === undefined) throw new RangeError(`loaded state dict has state for parameter ${key}, which no parameter group lists`);
       if (s === null || typeof s !== 'object') throw typeError('an object', `stateDict.state[${key}]`, s);
+      const schema = this.stateSchema();
+      for (const name of schema?.required ?? [])
+        if (!(name in s)) throw new RangeError(`loaded state dict: state[${key}] lacks '${name}', which every ${this.constructor.name} state has`);
       for (const [name, v] of Object.entries(s)) {
-        if (v instanceof Tensor) {
+        if (schema === null && typeof v === 'number') {
+          if (!Number.isFinite(v)) throw new RangeError(`loaded state dict: state[${key}].${name} must be finite but is ${v}`);
+          continue;
+        }
+        if (schema?.counts?.includes(name)) {
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+            throw new RangeError(`loaded state dict: state[${key}].${name} must be a non-negative integer but is ${v instanceof Tensor ? 'a Tensor' : String(v)}`);
+          continue;
+        }
+        if (schema !== null && !schema.tensors.includes(name)) {
+          const known = [...schema.tensors, ...(schema.counts ?? [])];
+          throw new RangeError(
+            `loaded state dict: state[${key}] has '${name}', which ${this.constructor.name} does not keep (it keeps ${known.join(', ') || 'no per-parameter state'})`,
+          );
+        }
+        if (!(v instanceof Tensor)) throw typeError('a Tensor', `stateDict.state[${key}].${name}`, v);
+        {
           if (v.isDisposed) throw new TypeError(`stateDict.state[${key}].${name} was disposed`);
           const vs = v.shape, ps = p.shape;
           if (vs.length !== ps.length || vs.some((d, i) => d !== ps[i]))
             throw new RangeError(`loaded state dict: state[${key}].${name} has shape ${shapeText(vs)} but parameter ${key} has shape ${shapeText(ps)}`);
-        } else if (typeof v !== 'number') throw typeError('a Tensor or a number', `stateDict.state[${key}].${name}`, v);
+          if (!isFloating(v.dtype))
+            throw new TypeError(`loaded state dict: state[${key}].${name} has dtype ${v.dtype}; optimizer state is floating point`);
+        }
       }
       entries.push([p, s]);
     }
-    // validated: now replace
-    this.disposeState();
+    // Validated. Copy first, then free the old state: `sd` may hold this optimizer's own tensors
+    // (`opt.loadStateDict(opt.stateDict())`, as in PyTorch, where load_state_dict deep-copies).
+    const fresh = new Map<Tensor, ParamState>();
     for (const [p, s] of entries) {
       const copy: ParamState = {};
       for (const [name, v] of Object.entries(s)) copy[name] = v instanceof Tensor ? keep(v.to({ dtype: p.dtype, device: p.device, copy: true })) : v;
-      this.state.set(p, copy);
+      fresh.set(p, copy);
     }
+    this.disposeState();
+    for (const [p, s] of fresh) this.state.set(p, s);
     newGroups.forEach((g, i) => {
       this.paramGroups[i] = g;
     });

@@ -6,7 +6,7 @@ import { native } from '../native.js';
 import { Tensor, wrap } from '../tensor.js';
 import { keep } from '../scope.js';
 import { is } from '../errors.js';
-import { Optimizer, checkKnownOptions, type ParamGroup, type Params } from './optimizer.js';
+import { Optimizer, checkKnownOptions, type ParamGroup, type Params, type StateSchema } from './optimizer.js';
 
 export interface SGDOptions {
   /** Learning rate γ (required, ≥ 0). */
@@ -64,6 +64,10 @@ export class SGD extends Optimizer<SGDOptions> {
       throw new RangeError(
         `Nesterov momentum requires a momentum and zero dampening (${prefix}momentum is ${o.momentum}, ${prefix}dampening is ${o.dampening})`,
       );
+  }
+
+  protected override stateSchema(): StateSchema {
+    return { tensors: ['momentumBuffer'] };
   }
 
   protected stepGroup(group: ParamGroup<SGDOptions>): void {

@@ -93,8 +93,6 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
   readonly onNonFinite: 'skip' | 'throw';
   private readonly convFactors: 'merge' | 'full';
   private readonly curvature = new Map<Tensor, Curvature>();
-  /** Warm-start batches left out because a gradient held NaN or Infinity. */
-  skippedStatistics = 0;
   /** What the last root refresh did (retries, failures, Newton's error). */
   lastRootReport: ShampooRootReport | null = null;
 
@@ -306,7 +304,7 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
     });
     return {
       ...sd,
-      shampoo: { stepCount: this.stepCount, statsUpdates: this.statsUpdates, warmStarted: this.warmStarted, skippedSteps: this.skippedSteps, skippedStatistics: this.skippedStatistics },
+      shampoo: this.counters(),
     };
   }
 
@@ -342,21 +340,18 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
         curv.push([p, fs, rs]);
       }
     }
+    const applyCounters = this.checkCounters(sd.shampoo, 'stateDict.shampoo');
     super.loadStateDict({ state: base, paramGroups: sd.paramGroups });
+    // Copy before freeing: `sd` may hold this optimizer's own factors (opt.loadStateDict(opt.stateDict())).
+    const fresh = curv.map(([p, fs, rs]) => [p, {
+      shape: this.shapeOf(p),
+      factors: fs.map((f) => keep(f.to({ dtype: this.factorDtype, device: p.device, copy: true }))),
+      roots: rs.map((f) => keep(f.to({ dtype: p.dtype, device: p.device, copy: true }))),
+    }] as const);
     for (const c of this.curvature.values()) for (const t of [...c.factors, ...c.roots]) t.dispose();
     this.curvature.clear();
-    for (const [p, fs, rs] of curv)
-      this.curvature.set(p, {
-        shape: this.shapeOf(p),
-        factors: fs.map((f) => keep(f.to({ dtype: this.factorDtype, device: p.device, copy: true }))),
-        roots: rs.map((f) => keep(f.to({ dtype: p.dtype, device: p.device, copy: true }))),
-      });
-    const t = sd.shampoo ?? {};
-    this.stepCount = Number(t.stepCount ?? 0);
-    this.statsUpdates = Number(t.statsUpdates ?? 0);
-    this.warmStarted = t.warmStarted === true;
-    this.skippedSteps = Number(t.skippedSteps ?? 0);
-    this.skippedStatistics = Number(t.skippedStatistics ?? 0);
+    for (const [p, c] of fresh) this.curvature.set(p, c);
+    applyCounters();
   }
 
   override dispose(): void {

@@ -115,8 +115,6 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
   private readonly convFactors: 'merge' | 'full';
   private readonly factorShapeFn?: (param: Tensor) => number[];
   private readonly curvature = new Map<Tensor, Curvature>();
-  /** Statistics updates that left out a parameter whose sampled gradient was not finite. */
-  skippedStatistics = 0;
   /** What the last inverse refresh did (retries, failures). */
   lastInverseReport: TntInverseReport | null = null;
 
@@ -366,7 +364,7 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
     });
     return {
       ...sd,
-      tnt: { stepCount: this.stepCount, statsUpdates: this.statsUpdates, warmStarted: this.warmStarted, skippedSteps: this.skippedSteps, skippedStatistics: this.skippedStatistics },
+      tnt: this.counters(),
     };
   }
 
@@ -402,6 +400,7 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
         curv.push([p, fs, is_]);
       }
     }
+    const applyCounters = this.checkCounters(sd.tnt, 'stateDict.tnt');
     super.loadStateDict({ state: base, paramGroups: sd.paramGroups });
     for (const c of this.curvature.values()) for (const t of [...c.mains, ...c.auxes]) t.dispose();
     this.curvature.clear();
@@ -410,12 +409,7 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
       const c = this.curvatureOf(p, g.damping);
       fs.forEach((f, k) => tidy(() => native.tntPack(f.to({ device: p.device })._h, is_[k]!.to({ device: p.device })._h, c.mains[k]!._h, c.auxes[k]!._h)));
     }
-    const t = sd.tnt ?? {};
-    this.stepCount = Number(t.stepCount ?? 0);
-    this.statsUpdates = Number(t.statsUpdates ?? 0);
-    this.warmStarted = t.warmStarted === true;
-    this.skippedSteps = Number(t.skippedSteps ?? 0);
-    this.skippedStatistics = Number(t.skippedStatistics ?? 0);
+    applyCounters();
   }
 
   override dispose(): void {
