@@ -31,7 +31,7 @@ function setup(): { a: Tensor; b: Tensor; opt: optim.SGD; dispose(): void } {
   return { a, b, opt, dispose: () => torch.dispose([a, b]) };
 }
 
-/** Closed forms against PyTorch's recursive forms: equal up to a few ulps. */
+/** The same recursive forms as PyTorch's, in the same float64 arithmetic: equal up to a few ulps. */
 function expectRates(got: number[], want: number[], what: string): void {
   expect(got.length).toBe(want.length);
   got.forEach((g, i) => {
@@ -62,6 +62,37 @@ describe('schedules match PyTorch 1.13', () => {
   }
 });
 
+// Two schedulers over one optimizer, and a rate changed by hand after the 8th step (lr_schedules.py's CHAINED and MANUAL)
+const MANY: Record<string, [(opt: optim.SGD) => optim.lrScheduler.LRScheduler[], number | null]> = {
+  chain_step_multistep: [(opt) => [new StepLR(opt, { stepSize: 3, gamma: 0.5 }), new MultiStepLR(opt, { milestones: [5], gamma: 0.1 })], null],
+  chain_cosine_step: [(opt) => [new CosineAnnealingLR(opt, { tMax: 10, etaMin: 0.001 }), new StepLR(opt, { stepSize: 4, gamma: 0.5 })], null],
+  manual_step: [(opt) => [new StepLR(opt, { stepSize: 3, gamma: 0.5 })], 8],
+  manual_cosine: [(opt) => [new CosineAnnealingLR(opt, { tMax: 10, etaMin: 0.001 })], 8],
+};
+
+describe('chained schedulers and rates changed by hand follow PyTorch 1.13', () => {
+  for (const [name, [make, halveAt]] of Object.entries(MANY)) {
+    it(name, () => {
+      const s = setup();
+      const scheds = make(s.opt);
+      const want = ref.cases[name]!;
+      const lrs = (): number[] => s.opt.paramGroups.map((g) => g.lr);
+      expectRates(lrs(), want[0]!, `${name} at construction`);
+      for (let k = 1; k <= ref.steps; k++) {
+        s.opt.step();
+        if (k === halveAt) for (const g of s.opt.paramGroups) g.lr *= 0.5;
+        for (const sc of scheds) sc.step();
+        expectRates(lrs(), want[k]!, `${name} after step ${k}`);
+      }
+      s.dispose();
+    });
+  }
+  it('the chained case composes the factors: StepLR halves at 3, 6, 9 and MultiStepLR divides by 10 at 5', () => {
+    const w = ref.cases.chain_step_multistep!.map((r) => r[0]!);
+    [0.1, 0.1, 0.1, 0.05, 0.05, 0.005, 0.0025, 0.0025, 0.0025, 0.00125].forEach((v, k) => expect(w[k]).toBeCloseTo(v, 15));
+  });
+});
+
 describe('state', () => {
   it('stateDict / loadStateDict resume a schedule, with the optimizer state dict carrying initialLr', () => {
     const s = setup();
@@ -86,6 +117,21 @@ describe('state', () => {
     }
     s.dispose();
     t.dispose();
+  });
+
+  it('CosineAnnealingLR built with lastEpoch resumes from the closed form, then continues recursively', () => {
+    const s = setup();
+    s.opt.paramGroups.forEach((g, i) => {
+      g.initialLr = [0.1, 0.02][i]!;
+      g.lr = 123; // whatever the groups hold, the first step of a resumed cosine schedule uses the closed form
+    });
+    const sched = new CosineAnnealingLR(s.opt, { tMax: 10, etaMin: 0.001, lastEpoch: 4 });
+    expectRates(sched.getLastLr(), ref.cases.cosine![5]!, 'resumed at epoch 5');
+    for (let k = 6; k <= ref.steps; k++) {
+      sched.step();
+      expectRates(sched.getLastLr(), ref.cases.cosine![k]!, `resumed after step ${k}`);
+    }
+    s.dispose();
   });
 
   it('LambdaLR does not save its functions', () => {

@@ -2,9 +2,11 @@
  * Learning-rate schedulers (torch.optim.lr_scheduler): StepLR, MultiStepLR, CosineAnnealingLR and LambdaLR.
  *
  * As in PyTorch, building a scheduler records each group's `initialLr` and takes the first step (epoch 0), and
- * each `step()` advances `lastEpoch` by one and writes the new rate into every parameter group. The rates are
- * computed from the closed forms (PyTorch's `_get_closed_form_lr`); PyTorch's default recursive forms give the same
- * values up to rounding when the scheduler alone sets the rates.
+ * each `step()` advances `lastEpoch` by one and writes the new rate into every parameter group. The rates follow
+ * PyTorch's recursive forms (`get_lr`): StepLR, MultiStepLR and CosineAnnealingLR update the rate each group holds
+ * now, so schedulers chain (two schedulers stepping the same optimizer compose their factors, as in PyTorch) and a
+ * rate changed by hand between steps carries on from its new value. LambdaLR sets base · λ(epoch) outright, as
+ * PyTorch's does.
  *
  *     const opt = new optim.SGD(params, { lr: 0.1 });
  *     const sched = new optim.lrScheduler.StepLR(opt, { stepSize: 30, gamma: 0.1 });
@@ -49,14 +51,27 @@ export abstract class LRScheduler {
     this.step();
   }
 
-  /** The rate of every group at `this.lastEpoch`. */
-  protected abstract closedForm(): number[];
+  /**
+   * The rate of every group at `this.lastEpoch` (just advanced), from the rates the groups hold now (PyTorch's
+   * `get_lr`).
+   */
+  protected abstract nextLr(): number[];
+
+  /** The rates the groups hold now. */
+  protected groupLrs(): number[] {
+    return this.optimizer.paramGroups.map((g) => g.lr);
+  }
+
+  /** Whether this is the first step of a scheduler built to resume (lastEpoch ≥ 0 given to the constructor). */
+  protected resuming(): boolean {
+    return this.stepCount === 1 && this.lastEpoch > 0;
+  }
 
   /** Advances the schedule by one step and writes the new rates into the optimizer's groups. */
   step(): void {
     this.stepCount++;
     this.lastEpoch++;
-    const lrs = this.closedForm();
+    const lrs = this.nextLr();
     this.optimizer.paramGroups.forEach((g, i) => {
       g.lr = lrs[i]!;
     });
@@ -112,8 +127,10 @@ export class StepLR extends LRScheduler {
     this.gamma = gamma;
     this.init();
   }
-  protected closedForm(): number[] {
-    return this.baseLrs.map((b) => b * this.gamma ** Math.floor(this.lastEpoch / this.stepSize));
+  protected nextLr(): number[] {
+    const lrs = this.groupLrs();
+    if (this.lastEpoch === 0 || this.lastEpoch % this.stepSize !== 0) return lrs;
+    return lrs.map((lr) => lr * this.gamma);
   }
 }
 
@@ -134,10 +151,9 @@ export class MultiStepLR extends LRScheduler {
     this.gamma = gamma;
     this.init();
   }
-  protected closedForm(): number[] {
-    // bisect_right(milestones, lastEpoch)
-    const passed = this.milestones.filter((m) => m <= this.lastEpoch).length;
-    return this.baseLrs.map((b) => b * this.gamma ** passed);
+  protected nextLr(): number[] {
+    const hits = this.milestones.filter((m) => m === this.lastEpoch).length;
+    return this.groupLrs().map((lr) => (hits === 0 ? lr : lr * this.gamma ** hits));
   }
 }
 
@@ -157,8 +173,13 @@ export class CosineAnnealingLR extends LRScheduler {
     this.etaMin = etaMin;
     this.init();
   }
-  protected closedForm(): number[] {
-    return this.baseLrs.map((b) => this.etaMin + ((b - this.etaMin) * (1 + Math.cos((Math.PI * this.lastEpoch) / this.tMax))) / 2);
+  protected nextLr(): number[] {
+    const { lastEpoch: e, tMax: T, etaMin } = this;
+    const lrs = this.groupLrs();
+    if (e === 0) return lrs;
+    if (this.resuming()) return this.baseLrs.map((b) => etaMin + ((b - etaMin) * (1 + Math.cos((e * Math.PI) / T))) / 2);
+    if ((e - 1 - T) % (2 * T) === 0) return lrs.map((lr, i) => lr + ((this.baseLrs[i]! - etaMin) * (1 - Math.cos(Math.PI / T))) / 2);
+    return lrs.map((lr) => ((1 + Math.cos((Math.PI * e) / T)) / (1 + Math.cos((Math.PI * (e - 1)) / T))) * (lr - etaMin) + etaMin);
   }
 }
 
@@ -181,7 +202,7 @@ export class LambdaLR extends LRScheduler {
     } else this.lrLambdas = Array.from({ length: n }, () => is.function(lrLambda, 'lrLambda') as (epoch: number) => number);
     this.init();
   }
-  protected closedForm(): number[] {
+  protected nextLr(): number[] {
     return this.baseLrs.map((b, i) => b * this.lrLambdas[i]!(this.lastEpoch));
   }
   protected unsaved(): string[] {
