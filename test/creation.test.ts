@@ -55,7 +55,7 @@ describe('tensor() from nested arrays', () => {
       const t = torch.tensor([[true, false], [false, true]]);
       expect(t.dtype).toBe('bool');
       expect(t.toArray()).toEqual([[true, false], [false, true]]);
-      expect(Array.from(t.toTypedArray())).toEqual([1, 0, 0, 1]);
+      expect(Array.from(t.toTypedArray() as Uint8Array)).toEqual([1, 0, 0, 1]);
       // numbers cast to bool: non-zero is true
       expect(torch.tensor([0, 2, -0.5], { dtype: 'bool' }).toArray()).toEqual([false, true, true]);
     }));

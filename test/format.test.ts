@@ -34,7 +34,7 @@ const EXPECTED: Record<string, string> = {
   suffix_wrap: 'tensor([0.0000, 0.1429, 0.2857, 0.4286, 0.5714, 0.7143, 0.8571, 1.0000, 1.1429],\n       dtype=torch.float64, requires_grad=True)',
 };
 
-const range = (n: number, f: (i: number) => number): number[] => Array.from({ length: n }, (_, i) => f(i));
+const range = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
 
 /** The tensors of format_cases.py, built from the same literals (so the float32 data is bit-identical). */
 function build(name: string): torch.Tensor[] {

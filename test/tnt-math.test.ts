@@ -139,13 +139,14 @@ describe('TNT kernels against a dense float64 re-derivation', () => {
         const st = [3, 40].map((e) => [torch.tidy(() => torch.eye(e).mul(2)), torch.zeros([e])] as const);
         native.tntStatistics([g._h], [[3, 40]], [st.map((x) => x[0]._h)], [st.map((x) => x[1]._h)], 1, blas);
         native.tntStatistics([g._h], [[3, 40]], [st.map((x) => x[0]._h)], [st.map((x) => x[1]._h)], 0.5, blas);
-        const out = st.map(([P1, h1]) => torch.tidy(() => native.tntUnpack(P1._h, h1._h).map((x) => new torch.Tensor(x).dataSync())));
+        const out = st.map(([P1, h1]) => torch.tidy(() => native.tntUnpack(P1._h, h1._h).map((x) => new torch.Tensor(x).dataSync() as number[])));
         torch.dispose(st.flat());
         return out;
       });
       const G = Array.from({ length: 3 }, (_, i) => g.dataSync().slice(i * 40, i * 40 + 40));
       const want0 = G.flatMap((r) => G.map((q) => r.reduce((s, v, j) => s + v * q[j]!, 0)));
-      for (const [[H0, A0], [H1, A1]] of results) {
+      for (const r of results) {
+        const [H0, A0] = r[0]!, [H1, A1] = r[1]!;
         expect(relErr(H0!, want0)).toBeLessThan(1e-6);
         expect(A0).toEqual([2, 0, 0, 0, 2, 0, 0, 0, 2]);
         expect(A1!.filter((v) => v !== 0).length).toBe(40);
