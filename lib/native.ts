@@ -70,6 +70,7 @@ export interface NativeBinding {
   backward(h: H, grad: H, retainGraph: boolean, createGraph: boolean): void;
   grad(h: H, cached: H): H | null;
   setGrad(h: H, grad: H): void;
+  setData(h: H, data: H): void;
   retainGrad(h: H): void;
   autogradGrad(outputs: H[], inputs: H[], gradOutputs: H[] | null, retainGraph: number, createGraph: boolean, allowUnused: boolean): (H | null)[];
   // element-wise

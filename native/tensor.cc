@@ -153,6 +153,15 @@ TN_EXPORT(setGrad) {
   return info.Env().Undefined();
 }
 
+// setData(h, dataH): h keeps its identity (and its autograd leaf-ness) and takes the data, dtype and device of
+// dataH, as PyTorch's `param.data = new` (what Module.to does to parameters).
+TN_EXPORT(setData) {
+  at::Tensor& t = T(info, 0);
+  const at::Tensor& d = T(info, 1);
+  t.set_data(d);
+  return info.Env().Undefined();
+}
+
 TN_EXPORT(retainGrad) {
   T(info, 0).retain_grad();
   return info.Env().Undefined();

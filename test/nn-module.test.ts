@@ -174,7 +174,7 @@ describe('modes, gradients and conversion', () => {
     });
   });
 
-  it('to(dtype) replaces floating tensors (keeping integer buffers and sharing) and disposes the old ones', async () => {
+  it('to(dtype) converts parameters in place (keeping their identity, as PyTorch), replaces floating buffers, keeps integer ones', async () => {
     await noLeak(() => {
       const lin = new nn.Linear(2, 2);
       const net = new nn.Sequential(lin, new nn.BatchNorm1d(2), lin);
@@ -182,8 +182,19 @@ describe('modes, gradients and conversion', () => {
       const y32 = torch.tidy(() => net.eval().call(x));
       const w0 = lin.weight;
       torch.tidy(() => net.call(x).sum().backward());
+      const opt = new torch.optim.SGD(net.parameters(), { lr: 0.5 }); // built before the conversion
+      const rm0 = (net.at(1) as torch.nn.BatchNorm1d).runningMean!;
       expect(net.double()).toBe(net);
-      expect(w0.isDisposed).toBe(true);
+      expect(lin.weight).toBe(w0); // the same Parameter, now float64
+      expect(w0.isDisposed).toBe(false);
+      expect(rm0.isDisposed).toBe(true); // buffers are replaced
+      // the optimizer still holds the parameters: a step moves them by -lr * grad, in float64
+      const [wBefore, gW] = [w0.dataSync() as number[], w0.grad!.dataSync() as number[]];
+      const saved = net.parameters().map((p) => p.clone());
+      opt.step();
+      expect(w0.dataSync()).toEqual(wBefore.map((v, i) => v - 0.5 * gW[i]!));
+      torch.noGrad(() => net.parameters().forEach((p, i) => p.copy_(saved[i]!)));
+      torch.dispose(saved);
       expect(net.parameters().every((p) => p.dtype === 'float64' && p.requiresGrad && p.isLeaf)).toBe(true);
       expect(lin.weight.grad!.dtype).toBe('float64'); // gradients come along
       const bn = net.at(1) as torch.nn.BatchNorm1d;

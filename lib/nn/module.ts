@@ -25,6 +25,7 @@
 import { Tensor, checkDevice, type Device } from '../tensor.js';
 import { native } from '../native.js';
 import { noGrad } from '../autograd.js';
+import { dispose } from '../scope.js';
 import { TorchError, is, typeError } from '../errors.js';
 import { dtypeCode, isFloating, DTYPES, type DType } from '../dtype.js';
 import { addIndent } from './repr.js';
@@ -341,9 +342,10 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
   // ------------------------------------------------------------ conversion
   /**
    * Converts parameters and buffers to a dtype (floating-point tensors only, as PyTorch: integer buffers such as
-   * numBatchesTracked keep theirs) and/or a device. Each converted tensor replaces the old one in the registry (the
-   * old one is disposed; gradients are converted along), so call it before handing parameters to an optimizer.
-   * Returns this.
+   * numBatchesTracked keep theirs) and/or a device. As in PyTorch, parameters keep their identity (their data is
+   * replaced, gradients are converted along), so an optimizer built before still holds them; its state tensors
+   * made before are not converted, so build optimizers after (as PyTorch advises). Buffers are replaced by
+   * converted tensors (the old ones are disposed). Returns this.
    */
   to(target: ModuleTarget): this {
     let dtype: DType | undefined;
@@ -373,20 +375,18 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     for (const m of this.modules()) {
       for (const [n, p] of m._parameters) {
         if (p === null || !wants(p)) continue;
-        let np = done.get(p) as Parameter | undefined;
-        if (np === undefined) {
-          np = new Parameter(convert(p), p.requiresGrad);
-          const g = p.grad;
-          if (g !== null) {
-            const ng = convert(g);
-            np.grad = ng;
-            ng.dispose();
-          }
-          np._kept = true;
-          done.set(p, np);
-          p.dispose();
+        if (done.has(p)) continue; // shared with a module converted already
+        const values = p.detach();
+        const data = convert(values);
+        native.setData(p._h, data._h);
+        dispose([values, data]);
+        const g = p.grad;
+        if (g !== null) {
+          const ng = convert(g);
+          p.grad = ng;
+          ng.dispose();
         }
-        m._parameters.set(n, np);
+        done.set(p, p);
       }
       for (const [n, b] of m._buffers) {
         if (b === null || !wants(b)) continue;
