@@ -5,7 +5,7 @@
  * Layout. The model's tensors are stored under their stateDict names, so Python reads them with
  * `safetensors.torch.load_file(path)` (that dict also holds the optimizer's and RNG tensors described next; keep
  * the keys listed in `json.loads(metadata["tensornormal"])["model"]`, or use `load_state_dict(..., strict=False)`).
- * Optimizer state tensors are named by their path in the optimizer's stateDict, `optimizer.state.0.exp_avg`; the
+ * Optimizer state tensors are named by their path in the optimizer's stateDict, `optimizer.state.0.expAvg`; the
  * RNG state is the uint8 tensor `rng_state`; tensors inside user values are `meta.<path>`. The `__metadata__`
  * map holds "format": "pt" (what Hugging Face loaders expect) and "tensornormal": a JSON document with the format
  * version, the model's tensor names, and the optimizer state and user values with each tensor replaced by
@@ -278,4 +278,89 @@ function collectTensors(value: unknown, into: Set<Tensor>): void {
   else if (Array.isArray(value)) for (const v of value) collectTensors(v, into);
   else if (value instanceof Map) for (const v of value.values()) collectTensors(v, into);
   else if (value !== null && typeof value === 'object') for (const v of Object.values(value)) collectTensors(v, into);
+}
+
+// ------------------------------------------------------------------ weights only, with PyTorch's names
+
+/**
+ * A state-dict name as PyTorch spells it: each camelCase segment in snake_case (`1.runningMean` ->
+ * `1.running_mean`, `numBatchesTracked` -> `num_batches_tracked`); names already in snake_case are unchanged.
+ */
+export function pytorchName(name: string): string {
+  is.string(name, 'name');
+  return name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/([A-Z])([A-Z][a-z])/g, '$1_$2').toLowerCase();
+}
+
+export interface SaveWeightsOptions {
+  /** 'pytorch' (default): names as PyTorch spells them (see pytorchName); 'tensornormal': the stateDict names. */
+  names?: 'pytorch' | 'tensornormal';
+}
+
+/**
+ * Saves only a model's weights (parameters and persistent buffers) as a plain safetensors file, by default under
+ * PyTorch's names, so that Python loads them into the same architecture with nothing in between:
+ *
+ *   saveWeights('model.safetensors', model);
+ *   # Python: model.load_state_dict(safetensors.torch.load_file('model.safetensors'))
+ *
+ * Written atomically, as save(). For training state (optimizer, RNG, user values) use save().
+ */
+export function saveWeights(path: string, model: CheckpointModel, { names = 'pytorch' }: SaveWeightsOptions = {}): void {
+  is.string(path, 'path');
+  if (model === null || typeof model !== 'object' || typeof model.stateDict !== 'function') throw typeError('a model with stateDict()', 'model', model);
+  is.oneOf(names, 'names', ['pytorch', 'tensornormal'] as const);
+  tidy(() => {
+    const sd = model.stateDict();
+    const tensors = new Map<string, Tensor>();
+    const from = new Map<string, string>();
+    for (const [name, t] of sd instanceof Map ? [...sd.entries()] : Object.entries(sd ?? {})) {
+      if (!(t instanceof Tensor)) throw typeError('a Tensor', `model.stateDict()['${name}']`, t);
+      const key = names === 'pytorch' ? pytorchName(name) : name;
+      const clash = from.get(key);
+      if (clash !== undefined) throw new RangeError(`saveWeights(): '${clash}' and '${name}' both have the PyTorch name '${key}'`);
+      from.set(key, name);
+      tensors.set(key, t);
+    }
+    writeSafetensors(path, tensors, { format: 'pt' });
+  });
+}
+
+export interface LoadWeightsOptions {
+  /** As Module.loadStateDict: every weight of the model must be in the file and nothing else (default true). */
+  strict?: boolean;
+}
+
+/**
+ * Loads weights into a model from a safetensors file: one written by saveWeights(), by save() (its model
+ * weights), or by Python (`safetensors.torch.save_file(model.state_dict(), path)`). A file name that is not the
+ * model's own stateDict name is matched to the weight whose PyTorch name (pytorchName) it is, so `running_mean`
+ * fills `runningMean`. Mismatches are reported by the model's loadStateDict (missing, unexpected and mis-shaped
+ * keys, in the model's names). The loaded tensors are freed afterwards (loadStateDict copies).
+ *
+ *   loadWeights('resnet32.safetensors', model);
+ */
+export function loadWeights(path: string, model: CheckpointModel, { strict = true }: LoadWeightsOptions = {}): void {
+  is.string(path, 'path');
+  if (model === null || typeof model !== 'object' || typeof model.loadStateDict !== 'function' || typeof model.stateDict !== 'function')
+    throw typeError('a model with stateDict() and loadStateDict()', 'model', model);
+  is.boolean(strict, 'strict');
+  const ckpt = load(path);
+  try {
+    const [own, wantsMap] = tidy(() => {
+      const sd = model.stateDict();
+      return [sd instanceof Map ? [...sd.keys()] : Object.keys(sd ?? {}), sd instanceof Map] as const;
+    });
+    const byPytorchName = new Map(own.map((n) => [pytorchName(n), n]));
+    const ownSet = new Set(own);
+    const mapped = new Map<string, Tensor>();
+    for (const [name, t] of ckpt.modelStateDict) {
+      const target = ownSet.has(name) ? name : (byPytorchName.get(name) ?? name);
+      if (mapped.has(target)) throw new RangeError(`${path}: both '${target}' and its PyTorch name are in the file`);
+      mapped.set(target, t);
+    }
+    const loader = model.loadStateDict as (sd: unknown, options?: { strict?: boolean }) => unknown;
+    loader.call(model, wantsMap ? mapped : Object.fromEntries(mapped), { strict });
+  } finally {
+    ckpt.dispose();
+  }
 }

@@ -528,3 +528,120 @@ describe('Python interoperability', () => {
     });
   });
 });
+
+// ------------------------------------------------------------------ weights with PyTorch's names
+/** The same architecture in both languages: conv, batch norm (its buffers are where the names differ), linear. */
+const PY_MODEL = `
+import json, struct, sys, torch
+torch.manual_seed(int(sys.argv[3]))
+m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                        torch.nn.Flatten(), torch.nn.Linear(64, 3))
+DT = {'F64': torch.float64, 'F32': torch.float32, 'I64': torch.int64}
+NAME = {torch.float32: 'F32', torch.float64: 'F64', torch.int64: 'I64'}
+x = torch.tensor(json.loads(sys.stdin.read()), dtype=torch.float32).reshape(2, 1, 8, 8)
+if sys.argv[1] == 'read':
+    b = open(sys.argv[2], 'rb').read()
+    n = struct.unpack('<Q', b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    sd = {}
+    for k, v in h.items():
+        if k == '__metadata__':
+            continue
+        s, e = v['data_offsets']
+        sd[k] = torch.frombuffer(bytearray(b[8 + n + s:8 + n + e]), dtype=DT[v['dtype']]).reshape(v['shape'])
+    m.load_state_dict(sd, strict=True)
+else:
+    m.train()
+    m(x)  # moves the running statistics, counts a batch
+    sd = m.state_dict()
+    header, blobs, off = {}, [], 0
+    for k, t in sd.items():
+        raw = t.contiguous().numpy().tobytes()
+        header[k] = {'dtype': NAME[t.dtype], 'shape': list(t.shape), 'data_offsets': [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    hj = json.dumps(header).encode()
+    open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hj)) + hj + b''.join(blobs))
+m.eval()
+with torch.no_grad():
+    print(json.dumps({'out': m(x).flatten().tolist(), 'tracked': int(m[1].num_batches_tracked)}))
+`;
+
+describe('weights with PyTorch names (saveWeights / loadWeights)', () => {
+  const net = (): nn.Sequential =>
+    new nn.Sequential(new nn.Conv2d(1, 4, 3, { padding: 1 }), new nn.BatchNorm2d(4), new nn.ReLU(), new nn.MaxPool2d(2), new nn.Flatten(), new nn.Linear(64, 3));
+  const xs = Array.from({ length: 128 }, (_, i) => Math.sin(i * 0.37) + 0.1 * (i % 5));
+
+  it('pytorchName spells camelCase segments in snake_case', () => {
+    expect(torch.pytorchName('1.runningMean')).toBe('1.running_mean');
+    expect(torch.pytorchName('layer1.0.bn1.numBatchesTracked')).toBe('layer1.0.bn1.num_batches_tracked');
+    expect(torch.pytorchName('features.0.weight')).toBe('features.0.weight');
+    expect(torch.pytorchName('already_snake')).toBe('already_snake');
+  });
+
+  it.skipIf(!hasTorch)('PyTorch loads saveWeights() output into the same architecture (strict) and computes the same outputs', async () => {
+    const path = file('weights-out.safetensors');
+    await noLeak(() => {
+      torch.manualSeed(3);
+      const m = net();
+      const x = torch.tensor(xs, { shape: [2, 1, 8, 8] });
+      torch.tidy(() => void m.train().call(x)); // non-trivial running statistics, numBatchesTracked 1
+      torch.saveWeights(path, m);
+      const keys = Object.keys(parseSafetensors(readFileSync(path)).header).filter((k) => k !== '__metadata__');
+      expect(keys).toContain('1.running_mean');
+      expect(keys).toContain('1.num_batches_tracked');
+      const r = spawnSync(python, ['-c', PY_MODEL, 'read', path, '0'], { input: JSON.stringify(xs), encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const got = JSON.parse(r.stdout) as { out: number[]; tracked: number };
+      expect(got.tracked).toBe(1);
+      const mine = torch.tidy(() => m.eval().call(x).dataSync());
+      mine.forEach((v, i) => expect(Math.abs(v - got.out[i]!), `output ${i}`).toBeLessThan(1e-5));
+      x.dispose();
+      m.dispose();
+    });
+  });
+
+  it.skipIf(!hasTorch)("loadWeights() reads a file Python wrote from model.state_dict() (PyTorch's names) and computes the same outputs", async () => {
+    const path = file('weights-in.safetensors');
+    const r = spawnSync(python, ['-c', PY_MODEL, 'write', path, '7'], { input: JSON.stringify(xs), encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout) as { out: number[] };
+    await noLeak(() => {
+      torch.manualSeed(11);
+      const m = net();
+      torch.loadWeights(path, m);
+      const bn = m.at(1) as nn.BatchNorm2d;
+      expect(Number((bn.numBatchesTracked!.toTypedArray() as BigInt64Array)[0])).toBe(1);
+      const x = torch.tensor(xs, { shape: [2, 1, 8, 8] });
+      const mine = torch.tidy(() => m.eval().call(x).dataSync());
+      mine.forEach((v, i) => expect(Math.abs(v - got.out[i]!), `output ${i}`).toBeLessThan(1e-5));
+      // the other way round the names round-trip too, and a mismatch names the model's keys
+      const other = new nn.Sequential(new nn.Linear(2, 2));
+      expect(() => torch.loadWeights(path, other)).toThrow(/Missing key\(s\) in state_dict|Unexpected key\(s\)/);
+      expect(() => torch.loadWeights(path, null as never)).toThrow(TypeError);
+      other.dispose();
+      x.dispose();
+      m.dispose();
+    });
+  });
+
+  it('round-trips through its own names and through save() checkpoints', async () => {
+    const a = file('w-own.safetensors'), b = file('w-ckpt.safetensors');
+    await noLeak(() => {
+      torch.manualSeed(5);
+      const m = net();
+      torch.saveWeights(a, m, { names: 'tensornormal' });
+      torch.save(b, { model: m, epoch: 3 });
+      for (const p of [a, b]) {
+        const m2 = net();
+        torch.loadWeights(p, m2);
+        const [s1, s2] = [m.stateDict(), m2.stateDict()];
+        for (const [k, t] of s1) expect(s2.get(k)!.dataSync(), `${p} ${k}`).toEqual(t.dataSync());
+        torch.dispose([s1, s2]);
+        m2.dispose();
+      }
+      expect(() => torch.saveWeights(a, m, { names: 'python' as never })).toThrow(RangeError);
+      m.dispose();
+    });
+  });
+});
