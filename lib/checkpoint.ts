@@ -99,9 +99,11 @@ function encode(value: unknown, path: string, out: Map<string, Tensor>, depth = 
 }
 
 /** The inverse of encode; tensor references resolve to the loaded tensors. */
-function decode(value: unknown, tensors: Map<string, Tensor>, bad: (what: string) => Error): unknown {
+function decode(value: unknown, tensors: Map<string, Tensor>, bad: (what: string) => Error, depth = 0): unknown {
   if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((v) => decode(v, tensors, bad));
+  // save() nests at most 64 values deep, each taking up to three JSON levels (a Map's entries)
+  if (depth > 200) throw bad('its metadata nests more than 200 levels deep');
+  if (Array.isArray(value)) return value.map((v) => decode(v, tensors, bad, depth + 1));
   const obj = value as Record<string, unknown>;
   if (MARK in obj) {
     switch (obj[MARK]) {
@@ -121,7 +123,7 @@ function decode(value: unknown, tensors: Map<string, Tensor>, bad: (what: string
         const m = new Map<unknown, unknown>();
         for (const e of obj.entries) {
           if (!Array.isArray(e) || e.length !== 2 || (typeof e[0] !== 'string' && typeof e[0] !== 'number')) throw bad('a Map entry in the metadata is not [key, value]');
-          m.set(e[0], decode(e[1], tensors, bad));
+          m.set(e[0], decode(e[1], tensors, bad, depth + 1));
         }
         return m;
       }
@@ -130,7 +132,7 @@ function decode(value: unknown, tensors: Map<string, Tensor>, bad: (what: string
     }
   }
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(obj)) setOwn(out, k, decode(v, tensors, bad));
+  for (const [k, v] of Object.entries(obj)) setOwn(out, k, decode(v, tensors, bad, depth + 1));
   return out;
 }
 

@@ -220,6 +220,9 @@ function entry(name: string, info: unknown, dataLen: number, bad: (what: string)
     throw bad(`tensor '${name}' has data_offsets ${JSON.stringify(offsets)}, not [begin, end]`);
   const [begin, end] = offsets as [number, number];
   if (begin > end || end > dataLen) throw bad(`tensor '${name}' has data_offsets [${begin}, ${end}] outside the ${dataLen} bytes of data`);
+  // An empty tensor needs no bytes whatever its other dimensions, but libtorch still multiplies them out.
+  const spread = (shape as number[]).reduce((a, b) => a * Math.max(b, 1), 1);
+  if (!Number.isSafeInteger(spread)) throw bad(`tensor '${name}' has shape [${shape.join(', ')}], whose dimensions multiply past 2^53`);
   const numel = (shape as number[]).reduce((a, b) => a * b, 1);
   const need = numel * ITEMSIZE[dt];
   if (!Number.isSafeInteger(need) || need !== end - begin)

@@ -298,6 +298,11 @@ describe('corrupt and truncated files', () => {
     ['bad bool', () => buildSafetensors([['m', 'BOOL', [2], Uint8Array.from([1, 7])]]), "bool tensor 'm' holds the byte 7 (only 0 and 1 are booleans)"],
     ['bad metadata', () => header({ __metadata__: { epoch: 3 } }), '__metadata__.epoch is not a string'],
     ['an inherited name as dtype', () => header({ a: { dtype: 'toString', shape: [0], data_offsets: [0, 0] } }), "tensor 'a' has dtype 'toString', which tensornormal does not read"],
+    [
+      'an empty tensor whose other dimensions overflow',
+      () => header({ a: { dtype: 'F32', shape: [2 ** 53 - 1, 2 ** 53 - 1, 0], data_offsets: [0, 0] } }),
+      "tensor 'a' has shape [9007199254740991, 9007199254740991, 0], whose dimensions multiply past 2^53",
+    ],
   ];
   for (const [what, make, message] of cases) {
     it(`rejects a file with ${what}`, async () => {
@@ -318,6 +323,7 @@ describe('corrupt and truncated files', () => {
       [{ tensornormal: '{"version": 1, "meta": {"x": {"$tn": "eval", "code": "process.exit()"}}}' }, 'unknown marker "eval" in the metadata'],
       [{ tensornormal: '{"version": 1, "optimizer": {"state": {}}}' }, 'the optimizer state is not {state, paramGroups}'],
       [{ tensornormal: '{"version": 1, "rng": "a"}' }, 'the RNG state is float32 [2], not a uint8 vector'],
+      [{ tensornormal: `{"version": 1, "meta": {"x": ${'['.repeat(100_000)}${']'.repeat(100_000)}}}` }, 'its metadata nests more than 200 levels deep'],
     ];
     await noLeak(() => {
       for (const [metadata, message] of cases) {
