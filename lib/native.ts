@@ -72,6 +72,8 @@ export interface NativeBinding {
   setGrad(h: H, grad: H): void;
   setData(h: H, data: H): void;
   retainGrad(h: H): void;
+  registerHook(h: H, fn: (grad: H) => H): number;
+  removeHook(h: H, position: number): void;
   autogradGrad(outputs: H[], inputs: H[], gradOutputs: H[] | null, retainGraph: number, createGraph: boolean, allowUnused: boolean): (H | null)[];
   // element-wise
   unary(code: number, h: H): H;

@@ -3,7 +3,7 @@
  * in-place methods end in `_` and return `this`.
  */
 import { native, opcodes, type Handle } from './native.js';
-import { track, type Owned } from './scope.js';
+import { track, tidy, type Owned } from './scope.js';
 import { is, typeError, rangeError } from './errors.js';
 import { dtypeCode, dtypeName, viewBytes, type DType, type TypedArrayFor } from './dtype.js';
 import { formatTensor } from './format.js';
@@ -60,6 +60,20 @@ export interface BackwardOptions {
 
 /** Slice spec for `index()`: a number selects, null takes all, [start, end, step?] slices, a Tensor indexes. */
 export type IndexSpec = number | null | [number | null, number | null, number?] | Tensor | '...';
+
+/** A gradient hook: sees the gradient, and may return a replacement of the same shape, dtype and device. */
+export type TensorHook = (grad: Tensor) => Tensor | void | undefined | null;
+
+/** Returned by `registerHook`; `remove()` unregisters the hook (idempotent, and safe after the tensor is gone). */
+export class TensorHookHandle {
+  /** @internal */ active = true;
+  /** @internal */ constructor(private readonly owner: Tensor, private readonly position: number) {}
+  remove(): void {
+    if (!this.active) return;
+    this.active = false;
+    if (!this.owner.isDisposed) native.removeHook(this.owner._h, this.position);
+  }
+}
 
 export class Tensor implements Owned {
   /** @internal native handle; -1 once disposed */
@@ -264,6 +278,38 @@ export class Tensor implements Owned {
     native.backward(this._h, gradient ? gradient._h : -1, options.retainGraph === true, options.createGraph === true);
   }
   retainGrad(): this { native.retainGrad(this._h); return this; }
+  /**
+   * Registers `hook(grad)`, run each time the gradient with respect to this tensor is computed (by `backward()`
+   * or `autograd.grad()`), before it flows on (or, for a leaf, before it is accumulated into `.grad`): PyTorch's
+   * `tensor.register_hook`. A returned tensor replaces the gradient (same shape, dtype and device, else a
+   * TorchError); returning nothing leaves it. `grad` lives only during the call: tensors the hook creates are freed
+   * after it (except a returned one, which takes the gradient's place), so clone() and keep() what must outlive it.
+   * An exception thrown by the hook stops the backward pass and reaches its caller unchanged.
+   *
+   * Hooks run JavaScript inside the backward pass, which libtorch runs on the calling thread for CPU tensors;
+   * the backward of CUDA tensors runs on device threads, where a hook raises a TorchError.
+   *
+   *   const h = y.registerHook((g) => g.clamp(-1, 1));   // clip the gradient flowing through y
+   *   loss.backward();
+   *   h.remove();
+   */
+  registerHook(hook: TensorHook): TensorHookHandle {
+    if (typeof hook !== 'function') throw typeError('a function', 'hook', hook);
+    let handle: TensorHookHandle | null = null;
+    const position = native.registerHook(this._h, (gh: Handle): Handle =>
+      tidy(() => {
+        const grad = new Tensor(gh);
+        if (handle !== null && !handle.active) return -1;
+        const r = hook(grad);
+        if (r === undefined || r === null || r === grad) return -1;
+        if (!(r instanceof Tensor)) throw typeError('a Tensor or nothing', 'the value returned by the hook', r);
+        if (r.isDisposed) throw new TypeError('the tensor returned by the hook was disposed');
+        return native.alias(r._h); // a handle the addon takes over
+      }),
+    );
+    handle = new TensorHookHandle(this, position);
+    return handle;
+  }
 
   // ------------------------------------------------------------ element-wise arithmetic
   private bin(code: number, other: Tensor | Scalar, alpha?: number): Tensor {

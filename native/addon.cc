@@ -62,7 +62,18 @@ void TensorTable::Clear() {
   live_ = 0;
 }
 
-State::~State() { table.Clear(); }
+State::~State() {
+  *alive = false;
+  table.Clear();
+}
+
+void RethrowHookError(Napi::Env env) {
+  State* s = env.GetInstanceData<State>();
+  if (!s || s->hook_error.IsEmpty()) return;
+  Napi::Object v = s->hook_error.Value();
+  s->hook_error.Reset();
+  throw Napi::Error(env, v);
+}
 
 State& GetState(napi_env env) {
   State* s = Napi::Env(env).GetInstanceData<State>();

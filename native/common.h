@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
+#include <thread>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,8 +51,17 @@ struct State {
   TensorTable table;
   Napi::FunctionReference torch_error;  // the JS TorchError class, handed over by init()
   napi_env env = nullptr;
+  // The JS thread of this environment (State is made at module init, on it): tensor hooks call JS only there.
+  std::thread::id thread = std::this_thread::get_id();
+  // False once the environment is torn down: a tensor hook that outlives it must not touch its references.
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  // A JS exception thrown by a tensor hook inside backward(); the entry point rethrows it as it was.
+  Napi::ObjectReference hook_error;
   ~State();
 };
+
+// Throws the JS exception a tensor hook left in `hook_error`, if any (called when backward's C++ call fails).
+void RethrowHookError(Napi::Env env);
 
 State& GetState(napi_env env);
 
@@ -95,10 +106,12 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
   } catch (const Napi::Error&) {
     throw;
   } catch (const c10::Error& e) {
+    RethrowHookError(info.Env());
     ThrowTorchError(info.Env(), e.what_without_backtrace());
   } catch (const std::bad_alloc&) {
     ThrowTorchError(info.Env(), "out of memory", "OUT_OF_MEMORY");
   } catch (const std::exception& e) {
+    RethrowHookError(info.Env());
     ThrowTorchError(info.Env(), e.what());
   }
 }

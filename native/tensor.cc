@@ -162,6 +162,70 @@ TN_EXPORT(setData) {
   return info.Env().Undefined();
 }
 
+// ---- tensor hooks: a JS function called with the gradient w.r.t. a tensor during backward ----
+namespace {
+struct JsHook {
+  Napi::FunctionReference fn;
+  napi_env env = nullptr;
+  std::thread::id thread;
+  std::shared_ptr<bool> alive;
+  // The autograd graph may drop the hook on another thread or after the environment is gone: then the JS
+  // reference cannot be deleted (it is reclaimed with the environment).
+  ~JsHook() {
+    if (!alive || !*alive || std::this_thread::get_id() != thread) fn.SuppressDestruct();
+  }
+};
+
+at::Tensor RunJsHook(const std::shared_ptr<JsHook>& hook, const at::Tensor& grad) {
+  if (std::this_thread::get_id() != hook->thread)
+    throw std::runtime_error(
+        "a tensor hook (registerHook or a module backward hook) runs JavaScript, which only the thread that called "
+        "backward() can do; this backward ran on another thread (CUDA graphs run theirs on device threads)");
+  if (!*hook->alive) return at::Tensor();
+  Napi::Env env(hook->env);
+  Napi::HandleScope scope(env);
+  State& st = GetState(env);
+  const double gh = st.table.Put(grad);
+  double rh = -1;
+  try {
+    rh = hook->fn.Call({Napi::Number::New(env, gh)}).As<Napi::Number>().DoubleValue();
+  } catch (const Napi::Error& e) {
+    st.hook_error = Napi::Persistent(e.Value());
+    throw std::runtime_error("a tensor hook threw an exception");
+  }
+  // gh is the JS side's: it wraps it first thing and frees it when the hook returns (unless the hook keep()s it)
+  if (rh < 0) return at::Tensor();  // undefined: the gradient goes on unchanged
+  at::Tensor out = st.table.Get(rh);
+  st.table.Release(rh);
+  TORCH_CHECK(out.sizes() == grad.sizes(), "hook has changed the size of value: expected ", grad.sizes(), " but got ", out.sizes());
+  TORCH_CHECK(out.scalar_type() == grad.scalar_type() && out.device() == grad.device(),
+              "hook has changed the type of value: expected ", grad.scalar_type(), " on ", grad.device(), " but got ",
+              out.scalar_type(), " on ", out.device());
+  return out;
+}
+}  // namespace
+
+// registerHook(h, fn) -> position for removeHook. fn(gradHandle) runs when the gradient w.r.t. h is computed, on
+// this thread, and returns -1 (leave it) or the handle of a replacement, which the addon takes over and frees.
+TN_EXPORT(registerHook) {
+  at::Tensor& t = T(info, 0);
+  if (info.Length() < 2 || !info[1].IsFunction()) throw std::invalid_argument("registerHook: the hook must be a function");
+  State& st = GetState(info.Env());
+  auto hook = std::make_shared<JsHook>();
+  hook->fn = Napi::Persistent(info[1].As<Napi::Function>());
+  hook->env = info.Env();
+  hook->thread = st.thread;
+  hook->alive = st.alive;
+  unsigned pos = t.register_hook([hook](const at::Tensor& grad) { return RunJsHook(hook, grad); });
+  return Napi::Number::New(info.Env(), pos);
+}
+
+// removeHook(h, position)
+TN_EXPORT(removeHook) {
+  T(info, 0).remove_hook(static_cast<unsigned>(Int(info, 1)));
+  return info.Env().Undefined();
+}
+
 TN_EXPORT(retainGrad) {
   T(info, 0).retain_grad();
   return info.Env().Undefined();
