@@ -93,10 +93,10 @@ describe('Tensor.registerHook', () => {
     await noLeak(() => {
       const x = f64([1, 2], true);
       const cases: [(g: Tensor) => unknown, RegExp | string][] = [
-        (g) => g.sum(),
-        (g) => g.float(),
-        () => 3,
-      ].map((f, i) => [f, [/hook has changed the size of value: expected \[2\] but got \[\]/, /hook has changed the type of value: expected Double/, 'Expected a Tensor or nothing for the value returned by the hook but received 3'][i]!]);
+        [(g: Tensor) => g.sum(), /hook has changed the size of value: expected \[2\] but got \[\]/],
+        [(g: Tensor) => g.float(), /hook has changed the type of value: expected Double/],
+        [() => 3, 'Expected a Tensor or nothing for the value returned by the hook but received 3'],
+      ];
       for (const [fn, message] of cases)
         torch.tidy(() => {
           const y = x.mul(1);
@@ -124,6 +124,139 @@ describe('Tensor.registerHook', () => {
       });
       expect(kept!.item()).toBe(1);
       kept!.dispose();
+      x.dispose();
+    });
+  });
+});
+
+describe('module backward hooks', () => {
+  // y = x W^T + b with L = sum(y^2) / 2: dL/dy = y, dL/dx = y W, dL/dW = y^T x (computed by hand below)
+  const W = [[1, -2, 0.5], [0.25, 3, -1]];
+  const B = [0.5, -1];
+  const X = [[1, 2, 3], [-1, 0.5, 2], [0, -3, 1], [2, 2, -2]];
+  const Y = X.map((r) => W.map((w, o) => w.reduce((s, v, k) => s + v * r[k]!, B[o]!)));
+  const YW = Y.map((y) => W[0]!.map((_, k) => y.reduce((s, v, o) => s + v * W[o]![k]!, 0)));
+  const YtX = W.map((_, o) => W[0]!.map((_, k) => Y.reduce((s, y, n) => s + y[o]! * X[n]![k]!, 0)));
+  const layer = (): nn.Linear => {
+    const lin = new nn.Linear(3, 2, { dtype: 'float64' });
+    torch.tidy(() => torch.noGrad(() => {
+      lin.weight.copy_(f64(W));
+      lin.bias!.copy_(f64(B));
+    }));
+    return lin;
+  };
+  const lossOf = (y: Tensor): Tensor => y.square().sum().div(2);
+  const flat = (m: number[][]): number[] => m.flat();
+  const close = (got: number[], want: number[]): void => got.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 12));
+
+  it('gradOutput is dL/dy and gradInput dL/dx, as computed by hand; the parameters get their usual gradients', async () => {
+    await noLeak(() => {
+      const lin = layer();
+      const x = f64(X, true);
+      const seen: { gi: number[][]; go: number[][] }[] = [];
+      const h = lin.registerFullBackwardHook((m, gi, go) => {
+        expect(m).toBe(lin);
+        seen.push({ gi: gi.map((t) => t!.dataSync()), go: go.map((t) => t!.dataSync()) });
+      });
+      torch.tidy(() => lossOf(lin.call(x)).backward());
+      expect(seen.length).toBe(1);
+      close(seen[0]!.go[0]!, flat(Y));
+      close(seen[0]!.gi[0]!, flat(YW));
+      close(x.grad!.dataSync(), flat(YW));
+      close(lin.weight.grad!.dataSync(), flat(YtX));
+      h.remove();
+      lin.zeroGrad();
+      torch.tidy(() => lossOf(lin.call(x)).backward());
+      expect(seen.length).toBe(1); // removed
+      lin.dispose();
+      x.dispose();
+    });
+  });
+
+  it('a pre-hook may replace gradOutput (the backward hook and every gradient see it), a backward hook gradInput', async () => {
+    await noLeak(() => {
+      const lin = layer();
+      const x = f64(X, true);
+      let go: number[] = [];
+      lin.registerFullBackwardPreHook((_m, [g]) => [g!.mul(2)]);
+      lin.registerFullBackwardHook((_m, [gi], [g]) => {
+        go = g!.dataSync();
+        return [gi!.mul(0)];
+      });
+      torch.tidy(() => lossOf(lin.call(x)).backward());
+      close(go, flat(Y).map((v) => 2 * v));
+      close(lin.weight.grad!.dataSync(), flat(YtX).map((v) => 2 * v));
+      close(x.grad!.dataSync(), new Array(12).fill(0));
+      lin.dispose();
+      x.dispose();
+    });
+  });
+
+  it('a first layer fed with data (no input requires grad) gets gradInput [null] and gradOutput', async () => {
+    await noLeak(() => {
+      const lin = layer();
+      const x = f64(X);
+      let got: [boolean, number[]] | null = null;
+      lin.registerFullBackwardHook((_m, [gi], [g]) => void (got = [gi === null, g!.dataSync()]));
+      torch.tidy(() => lossOf(lin.call(x)).backward());
+      expect(got![0]).toBe(true);
+      close(got![1], flat(Y));
+      lin.dispose();
+      x.dispose();
+    });
+  });
+
+  it("gives KFAC what it needs: a forward hook's input and the backward hook's gradOutput make the weight gradient", async () => {
+    await noLeak(() => {
+      const net = new nn.Sequential(layer(), new nn.Tanh(), new nn.Linear(2, 2, { dtype: 'float64' }));
+      const first = net.at(0) as nn.Linear;
+      let a: Tensor | null = null, g: Tensor | null = null;
+      first.registerForwardHook((_m, [inp]) => void (a = torch.keep((inp as Tensor).clone())));
+      first.registerFullBackwardHook((_m, _gi, [go]) => void (g = torch.keep(go!.clone())));
+      const x = f64(X);
+      torch.tidy(() => net.call(x).square().sum().backward());
+      // dL/dW = g^T a for a linear layer
+      const gw = torch.tidy(() => g!.t().matmul(a!).dataSync());
+      close(first.weight.grad!.dataSync(), gw);
+      torch.dispose([a, g, x]);
+      net.dispose();
+    });
+  });
+
+  it('hooks on a container see the gradients at its boundary; a forward without backward frees what it held', async () => {
+    await noLeak(() => {
+      const lin = layer();
+      const net = new nn.Sequential(lin);
+      const x = f64(X, true);
+      const order: string[] = [];
+      lin.registerFullBackwardHook(() => void order.push('inner'));
+      let gi: number[] = [];
+      net.registerFullBackwardHook((_m, [g]) => {
+        order.push('outer');
+        gi = g!.dataSync();
+      });
+      torch.tidy(() => lossOf(net.call(x)).backward());
+      expect(order).toEqual(['inner', 'outer']);
+      close(gi, flat(YW));
+      // forward passes whose backward never runs, then no-grad forwards (no hooks wired)
+      torch.tidy(() => void net.call(x));
+      torch.tidy(() => void net.call(x));
+      torch.noGrad(() => torch.tidy(() => void net.call(x)));
+      net.dispose();
+      x.dispose();
+    });
+  });
+
+  it('rejects a hook that returns the wrong number of gradients, and a non-function', async () => {
+    await noLeak(() => {
+      const lin = layer();
+      const x = f64(X, true);
+      lin.registerFullBackwardHook(() => [null, null]);
+      expect(() => torch.tidy(() => lossOf(lin.call(x)).backward())).toThrow(
+        'Linear: a backward hook must return nothing or an array of 1 Tensors or nulls (its new gradInput)',
+      );
+      expect(() => lin.registerFullBackwardHook(3 as never)).toThrow(TypeError);
+      lin.dispose();
       x.dispose();
     });
   });

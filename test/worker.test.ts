@@ -70,6 +70,15 @@ describe('worker_threads', () => {
     }
   });
 
+  it('gradient hooks run JavaScript in a worker; a worker terminated while a graph holds its hook exits cleanly', async () => {
+    const w = await start();
+    // dL/dx = 2 (dL/dy) 2x = 4x
+    expect(await w.ask({ kind: 'hook', keep: false })).toEqual({ ok: true, seen: 1, grad: [4, 8, 12] });
+    expect(await w.ask({ kind: 'hook', keep: true })).toEqual({ ok: true, seen: 1, grad: [4, 8, 12] });
+    expect(await w.worker.terminate()).toBe(1);
+    torch.tidy(() => expect(torch.arange(5).sum().item()).toBe(10));
+  });
+
   it('terminating a worker that holds tensors, or letting it exit, leaves the main thread working', () =>
     noLeak(async () => {
       const a = await start();

@@ -1,7 +1,8 @@
 /**
- * captureOutputs(): what second-order optimizers (KFAC) need from the layers of a model, exactly and without
- * backward hooks: each watched layer's input (activations a) and output s, recorded during the forward pass, and,
- * from the loss, the gradients dL/ds of the outputs.
+ * captureOutputs(): what second-order optimizers (KFAC) need from the layers of a model, for all watched layers at
+ * once: each layer's input (activations a) and output s, recorded during the forward pass, and, from any loss, the
+ * gradients dL/ds of the outputs in one autograd.grad call (the graph is kept, so the real backward can follow).
+ * Module backward hooks (registerFullBackwardHook) give the same dL/ds one layer at a time during a backward pass.
  *
  *   const cap = nn.captureOutputs(model);                 // Linear and Conv2d layers by default
  *   tidy(() => {

@@ -51,6 +51,24 @@ parentPort.on('message', (msg) => {
       // tensors left alive when the worker is terminated: the environment's cleanup must free them
       for (let k = 0; k < msg.count; k++) held.push(native.factory('randn', [256, 256], FLOAT64, null));
       parentPort.postMessage({ ok: true, live: native.liveCount() });
+    } else if (msg.kind === 'hook') {
+      // a gradient hook (a JS function held by the autograd graph): y = x * x, the hook doubles dL/dy
+      const x = native.fromBuffer(Float64Array.from([1, 2, 3]), [3], FLOAT64);
+      native.setRequiresGrad(x, true);
+      const y = native.binary(binary.mul, x, x);
+      const seen = [];
+      native.registerHook(y, (g) => {
+        const twice = native.binary(binary.add, g, g);
+        seen.push(native.item(native.reduce(reduce.sum, g, null, false)));
+        return twice; // the addon takes this handle over
+      });
+      const s = native.reduce(reduce.sum, y, null, false);
+      native.backward(s, -1, false, false);
+      const grad = Array.from(new Float64Array(native.toBuffer(native.grad(x, -1))));
+      // with msg.keep the graph (and its hook) stays alive when the worker is terminated
+      if (msg.keep) held.push(x, y, s);
+      else native.disposeMany([x, y, s]);
+      parentPort.postMessage({ ok: true, seen: seen.length, grad });
     } else if (msg.kind === 'throw') native.throwForTest(msg.which);
     else if (msg.kind === 'exit') process.exit(0);
   } catch (err) {
