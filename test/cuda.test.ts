@@ -21,6 +21,37 @@ describe.skipIf(!hasCuda)('CUDA (libtorch built with CUDA and a GPU present)', (
     });
   });
 
+  it("Module.to('cuda') keeps the parameters an optimizer holds; a gradient hook in a CUDA backward is a TorchError", async () => {
+    await noLeak(() => {
+      const lin = new torch.nn.Linear(4, 2);
+      const opt = new torch.optim.SGD(lin.parameters(), { lr: 0.1 });
+      const w = lin.weight;
+      lin.to('cuda');
+      expect(lin.weight).toBe(w);
+      expect(w.device).toBe('cuda:0');
+      const x = torch.randn([3, 4], { device: 'cuda' });
+      torch.tidy(() => lin.call(x).sum().backward());
+      opt.step(); // the optimizer's parameters are the module's, now on the device
+      const y = torch.tidy(() => lin.call(x));
+      y.registerHook((g) => g.mul(2));
+      const l = y.sum();
+      lin.zeroGrad();
+      // libtorch runs a CUDA backward on its device threads, where JavaScript cannot run: a TorchError says so.
+      // Should a libtorch run this hook on the calling thread, it must act: the bias gradient is 2 * 3 per entry.
+      let error: unknown = null;
+      try {
+        l.backward();
+      } catch (e) {
+        error = e;
+      }
+      if (error !== null) expect(String((error as Error).message)).toMatch(/only the thread that called backward\(\) can do/);
+      else expect(lin.bias!.grad!.cpu().dataSync()).toEqual([6, 6]);
+      torch.dispose([x, y, l]);
+      opt.dispose();
+      lin.dispose();
+    });
+  });
+
   it('runs autograd and Cholesky (cuSOLVER) on the device', async () => {
     await noLeak(() => {
       const x = torch.randn([8, 8], { device: 'cuda', dtype: 'float64', requiresGrad: true });
