@@ -1,6 +1,6 @@
 # node-gyp build of the same sources as CMakeLists.txt (which is what `npm install` uses, through cmake-js).
 # Kept working for tools that expect node-gyp (`npx node-gyp rebuild`); libtorch is found by
-# scripts/torch-paths.mjs in CMakeLists.txt's order (LIBTORCH, the Python torch on PATH, the system). It links the
+# scripts/torch-paths.mjs in CMakeLists.txt's order (LIBTORCH or Torch_DIR, the Python torch on PATH, the system). It links the
 # CPU libraries only: a CUDA build goes through cmake-js, whose TorchConfig.cmake knows the CUDA libraries.
 {
   "targets": [

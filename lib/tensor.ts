@@ -98,7 +98,9 @@ export class Tensor implements Owned {
       this._grad = null;
     }
     native.dispose(this._h);
-    this._h = -1;
+    // -2, not -1: native code reads -1 in an optional slot as "no tensor", and a disposed tensor passed there
+    // must be an error (DISPOSED), not silently absent
+    this._h = -2;
   }
   [Symbol.dispose](): void {
     this.dispose();
@@ -562,36 +564,48 @@ export class Tensor implements Owned {
    * indexes like PyTorch's advanced indexing (one tensor index).
    */
   index(...specs: IndexSpec[]): Tensor {
-    let cur: Tensor = this.alias();
     const ell = specs.indexOf('...');
     if (ell >= 0 && specs.lastIndexOf('...') !== ell) throw new RangeError('index() takes at most one "..."');
+    // As PyTorch's applySlicing: numbers select and slices narrow right away; tensor indices are gathered, one
+    // entry per indexed dimension (-1 for a dimension left whole), and applied together by one advanced index, so
+    // several index tensors pair up elementwise and the result's indexed dimensions land where PyTorch puts them.
+    const consumes = (s: IndexSpec): number => (s instanceof Tensor && s.dtype === 'bool' ? Math.max(s.ndim, 1) : s === '...' ? 0 : 1);
+    let cur: Tensor = this.alias();
+    const picks: Handle[] = [];
+    let advanced = false;
     let dim = 0;
     try {
       for (let k = 0; k < specs.length; k++) {
         const s = specs[k];
-        let next: Tensor;
         if (s === '...') {
-          dim = cur.ndim - (specs.length - k - 1);
+          // the dimensions the specs after '...' do not take (a number takes one, as it selects)
+          const to = cur.ndim - specs.slice(k + 1).reduce<number>((n, x) => n + consumes(x), 0);
+          for (; dim < to; dim++) picks.push(-1);
           continue;
-        } else if (typeof s === 'number') {
-          next = cur.select(dim, s);
+        }
+        if (typeof s === 'number') {
+          const next = cur.select(dim, s);
+          cur.dispose();
+          cur = next;
         } else if (s === null || s === undefined) {
+          picks.push(-1);
           dim++;
-          continue;
         } else if (Array.isArray(s)) {
-          next = cur.slice(dim, s[0] ?? null, s[1] ?? null, s[2] ?? 1);
+          const next = cur.slice(dim, s[0] ?? null, s[1] ?? null, s[2] ?? 1);
+          cur.dispose();
+          cur = next;
+          picks.push(-1);
           dim++;
         } else if (s instanceof Tensor) {
-          if (dim > 0) {
-            // leading full slices: move the indexed dim to the front, index, and move it back
-            const moved = cur.transpose(0, dim);
-            const picked = wrap(native.indexTensors(moved._h, [s._h]));
-            moved.dispose();
-            next = picked.transpose(0, dim);
-            picked.dispose();
-          } else next = wrap(native.indexTensors(cur._h, [s._h]));
-          dim += s.dtype === 'bool' ? 1 : s.ndim;
+          if (s.isDisposed) throw new TypeError(`specs[${k}] was disposed: it cannot be used any more`);
+          picks.push(s._h);
+          advanced = true;
+          dim += consumes(s);
         } else throw typeError('a number, null, [start, end, step], a Tensor or "..."', `specs[${k}]`, s);
+      }
+      if (advanced) {
+        while (picks[picks.length - 1] === -1) picks.pop();
+        const next = wrap(native.indexTensors(cur._h, picks));
         cur.dispose();
         cur = next;
       }

@@ -153,7 +153,7 @@ at::Tensor& T(const Napi::CallbackInfo& info, size_t i) {
 at::Tensor OptT(const Napi::CallbackInfo& info, size_t i) {
   if (i >= info.Length() || info[i].IsUndefined() || info[i].IsNull()) return at::Tensor();
   double h = info[i].As<Napi::Number>().DoubleValue();
-  if (h < 0) return at::Tensor();
+  if (h == -1) return at::Tensor();  // -1 is "none"; a disposed tensor's -2 goes on to T(), which says so
   return T(info, i);
 }
 

@@ -1,5 +1,7 @@
 // Element-wise, reduction, shape and indexing ops. Families of ops share one entry point and an op code (the
 // code lists are exported as `opcodes` so lib/ops.ts never hard-codes a number).
+#include <limits>
+
 #include "common.h"
 
 using namespace tn;
@@ -267,23 +269,68 @@ TN_EXPORT(unary_) {
   UnaryInplace(static_cast<int>(Int(info, 0)), T(info, 1));
   return info.Env().Undefined();
 }
+// Integer floor division, remainder and fmod divide with the CPU's instruction, which traps (SIGFPE, the process
+// dies; Python PyTorch dies the same way) on the type's minimum divided by -1. Refuse that case first.
+bool IsIntegerDivision(int code) { return code == 14 || code == 15 || code == 19; }
+
+int64_t MinOf(at::ScalarType t) {
+  switch (t) {
+    case at::kChar: return std::numeric_limits<int8_t>::min();
+    case at::kShort: return std::numeric_limits<int16_t>::min();
+    case at::kInt: return std::numeric_limits<int32_t>::min();
+    case at::kLong: return std::numeric_limits<int64_t>::min();
+    default: return 0;  // unsigned or bool: no negative divisor
+  }
+}
+
+void CheckIntegerDivision(int code, const at::Tensor& a, const at::Tensor& b, at::ScalarType rt) {
+  if (!IsIntegerDivision(code) || !at::isIntegralType(rt, /*includeBool=*/false) || MinOf(rt) == 0) return;
+  at::NoGradGuard no_grad;
+  const int64_t lo = MinOf(rt);
+  if ((a.to(rt).eq(lo) & b.to(rt).eq(-1)).any().item<bool>())
+    throw std::overflow_error(std::string(kBinary[code]) + ": integer overflow: the smallest " +
+                              c10::toString(rt) + " value (" + std::to_string(lo) +
+                              ") divided by -1 does not fit in " + c10::toString(rt));
+}
+
+void CheckIntegerDivision(int code, const at::Tensor& a, const at::Scalar& s, at::ScalarType rt) {
+  if (!IsIntegerDivision(code) || !s.isIntegral(false) || s.toLong() != -1) return;
+  CheckIntegerDivision(code, a, at::scalar_tensor(s, at::TensorOptions().dtype(at::kLong)), rt);
+}
+
 // binary(code, a, b, alpha?)
 TN_EXPORT(binary) {
   at::Scalar alpha = info.Length() > 3 && info[3].IsNumber() ? S(info, 3) : at::Scalar(1);
-  return Wrap(info, Binary(static_cast<int>(Int(info, 0)), T(info, 1), T(info, 2), alpha));
+  const int code = static_cast<int>(Int(info, 0));
+  const at::Tensor& a = T(info, 1);
+  const at::Tensor& b = T(info, 2);
+  if (IsIntegerDivision(code)) CheckIntegerDivision(code, a, b, at::result_type(a, b));
+  return Wrap(info, Binary(code, a, b, alpha));
 }
 TN_EXPORT(binaryScalar) {
   at::Scalar alpha = info.Length() > 3 && info[3].IsNumber() ? S(info, 3) : at::Scalar(1);
-  return Wrap(info, BinaryScalar(static_cast<int>(Int(info, 0)), T(info, 1), S(info, 2), alpha));
+  const int code = static_cast<int>(Int(info, 0));
+  const at::Tensor& a = T(info, 1);
+  const at::Scalar s = S(info, 2);
+  if (IsIntegerDivision(code)) CheckIntegerDivision(code, a, s, at::result_type(a, s));
+  return Wrap(info, BinaryScalar(code, a, s, alpha));
 }
 TN_EXPORT(binary_) {
   at::Scalar alpha = info.Length() > 3 && info[3].IsNumber() ? S(info, 3) : at::Scalar(1);
-  BinaryInplace(static_cast<int>(Int(info, 0)), T(info, 1), T(info, 2), alpha);
+  const int code = static_cast<int>(Int(info, 0));
+  at::Tensor& a = T(info, 1);
+  const at::Tensor& b = T(info, 2);
+  if (IsIntegerDivision(code)) CheckIntegerDivision(code, a, b, a.scalar_type());
+  BinaryInplace(code, a, b, alpha);
   return info.Env().Undefined();
 }
 TN_EXPORT(binaryScalar_) {
   at::Scalar alpha = info.Length() > 3 && info[3].IsNumber() ? S(info, 3) : at::Scalar(1);
-  BinaryScalarInplace(static_cast<int>(Int(info, 0)), T(info, 1), S(info, 2), alpha);
+  const int code = static_cast<int>(Int(info, 0));
+  at::Tensor& a = T(info, 1);
+  const at::Scalar s = S(info, 2);
+  if (IsIntegerDivision(code)) CheckIntegerDivision(code, a, s, a.scalar_type());
+  BinaryScalarInplace(code, a, s, alpha);
   return info.Env().Undefined();
 }
 
@@ -417,10 +464,22 @@ TN_EXPORT(maskedFill) { return Wrap(info, at::masked_fill(T(info, 0), T(info, 1)
 TN_EXPORT(maskedSelect) { return Wrap(info, at::masked_select(T(info, 0), T(info, 1))); }
 TN_EXPORT(nonzero) { return Wrap(info, at::nonzero(T(info, 0))); }
 // index(h, [indexTensor per leading dim])
+// indexTensors(h, [index handle | -1 for a full slice, ...]): PyTorch's advanced indexing (at::index)
 TN_EXPORT(indexTensors) {
-  std::vector<at::Tensor> idx = Tensors(info, 1);
+  if (info.Length() < 2 || !info[1].IsArray()) throw std::invalid_argument("indexTensors: expected an array of indices");
+  Napi::Array a = info[1].As<Napi::Array>();
+  auto& table = GetState(info.Env()).table;
   c10::List<c10::optional<at::Tensor>> list;
-  for (auto& i : idx) list.push_back(i);
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    double h = a.Get(k).As<Napi::Number>().DoubleValue();
+    if (h == -1) {
+      list.push_back(c10::nullopt);
+      continue;
+    }
+    at::Tensor* t = table.TryGet(h);
+    if (!t) ThrowTorchError(info.Env(), "tensor was disposed: it cannot be used any more", "DISPOSED");
+    list.push_back(*t);
+  }
   return Wrap(info, at::index(T(info, 0), list));
 }
 TN_EXPORT(tril) { return Wrap(info, at::tril(T(info, 0), Int(info, 1))); }

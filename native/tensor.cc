@@ -240,7 +240,7 @@ TN_EXPORT(autogradGrad) {
     Napi::Array a = info[2].As<Napi::Array>();
     for (uint32_t k = 0; k < a.Length(); ++k) {
       double h = a.Get(k).As<Napi::Number>().DoubleValue();
-      if (h < 0) {
+      if (h == -1) {  // none (a disposed tensor's -2 is an error below)
         gos.emplace_back();
       } else {
         at::Tensor* g = GetState(info.Env()).table.TryGet(h);

@@ -1,12 +1,26 @@
 // Prints libtorch's include folders, library folder or link flags for binding.gyp (node-gyp's build of native/):
 //   node scripts/torch-paths.mjs include|libdir|libs|defines
-// Looks where CMakeLists.txt looks: LIBTORCH, then the Python torch that `python3` imports, then the system.
+// Looks where CMakeLists.txt looks: LIBTORCH or Torch_DIR, then the Python torch that `python3` imports, then the
+// system.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+
+/** The libtorch folder above Torch_DIR (which holds TorchConfig.cmake, e.g. <libtorch>/share/cmake/Torch). */
+function fromTorchDir(torchDir) {
+  for (let d = torchDir, k = 0; k < 5; k++, d = dirname(d)) {
+    if (existsSync(join(d, 'include', 'ATen', 'ATen.h'))) {
+      const lib = existsSync(join(d, 'lib', 'libtorch.so')) ? join(d, 'lib') : '/usr/lib/x86_64-linux-gnu';
+      return { include: join(d, 'include'), lib, abi: process.env.TORCH_CXX11_ABI ?? '1' };
+    }
+  }
+  console.error(`torch-paths: no libtorch headers (include/ATen/ATen.h) above Torch_DIR=${torchDir}`);
+  process.exit(1);
+}
 
 function prefix() {
   if (process.env.LIBTORCH) return { include: join(process.env.LIBTORCH, 'include'), lib: join(process.env.LIBTORCH, 'lib'), abi: process.env.TORCH_CXX11_ABI ?? '1' };
+  if (process.env.Torch_DIR) return fromTorchDir(process.env.Torch_DIR);
   try {
     const out = execFileSync('python3', ['-c', 'import torch, os; print(os.path.dirname(torch.__file__), int(torch._C._GLIBCXX_USE_CXX11_ABI))'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     const [dir, abi] = out.split(' ');

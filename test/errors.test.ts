@@ -118,6 +118,26 @@ describe('libtorch messages are preserved, with a code', () => {
     t.dispose();
     expectTorchError(() => t.sum(), 'DISPOSED', 'tensor was disposed: it cannot be used any more');
   });
+  it('a disposed tensor where a tensor is optional -> DISPOSED, never silently "none"', () =>
+    scoped(() => {
+      const gone = (shape: number[]): torch.Tensor => {
+        const t = torch.ones(shape);
+        t.dispose();
+        return t;
+      };
+      const x = torch.ones([2, 3]), w = torch.ones([4, 3]);
+      const msg = 'tensor was disposed: it cannot be used any more';
+      expectTorchError(() => torch.nn.functional.linear(x, w, gone([4])), 'DISPOSED', msg);
+      const logits = torch.zeros([2, 3]), y = torch.tensor([0, 2], { dtype: 'int64' });
+      expectTorchError(() => torch.nn.functional.crossEntropy(logits, y, { weight: gone([3]) }), 'DISPOSED', msg);
+      const p = torch.ones([2], { requiresGrad: true });
+      expectTorchError(() => p.mul(2).backward(gone([2])), 'DISPOSED', msg);
+      expectTorchError(() => torch.autograd.grad([p.mul(2)], [p], { gradOutputs: [gone([2])] }), 'DISPOSED', msg);
+      expectTorchError(() => void (p.grad = gone([2])), 'DISPOSED', msg);
+      expect(p.grad).toBe(null); // nothing changed
+      // null / undefined still mean "none"
+      expect(torch.nn.functional.linear(x, w, null as never).shape).toEqual([2, 4]);
+    }));
 });
 
 describe('error codes of messages without a size or dtype keyword', () => {

@@ -488,6 +488,41 @@ describe('shape ops', () => {
       expect(x.index(0).index(m2).toArray()).toEqual([10, 11]);
       expect(x.index(torch.tensor([1], { dtype: 'int64' }), 2, 1).toArray()).toEqual([21]);
     }));
+  it("index() places and pairs advanced indices as PyTorch does (shapes and values from PyTorch 1.13's x[...])", () =>
+    scoped(() => {
+      const x = torch.arange(60).reshape(3, 4, 5); // x[i][j][k] = 20 i + 5 j + k
+      const i64 = (v: number[] | number[][]): torch.Tensor => torch.tensor(v, { dtype: 'int64' });
+      // x[:, [[0, 1], [2, 3]]] -> [3, 2, 2, 5]
+      expectNd(x.index(null, i64([[0, 1], [2, 3]])), nd([3, 2, 2, 5], (_, [i, a, b, k]) => 20 * i! + 5 * (2 * a! + b!) + k!));
+      // x[:, 2-d mask] -> [3, 20]: the mask takes two dimensions
+      expect(x.index(null, torch.ones([4, 5], { dtype: 'bool' })).shape).toEqual([3, 20]);
+      // x[[0, 1], [2, 3]] pairs the indices: rows x[0, 2] and x[1, 3]
+      expect(x.index(i64([0, 1]), i64([2, 3])).toArray()).toEqual([[10, 11, 12, 13, 14], [35, 36, 37, 38, 39]]);
+      expect(x.index('...', i64([1, 2])).shape).toEqual([3, 4, 2]);
+      // indices separated by a slice: the indexed dimension goes first -> [2, 4]
+      expectNd(x.index(i64([0, 2]), null, i64([1, 4])), nd([2, 4], (_, [r, j]) => 20 * [0, 2][r!]! + 5 * j! + [1, 4][r!]!));
+      expect(x.index(1, null, i64([0, 4])).shape).toEqual([4, 2]);
+      expect(x.index(torch.tensor([true, false, true]), '...', 2).shape).toEqual([2, 4]);
+      expectNd(x.index(null, null, torch.tensor([true, false, true, false, true])), nd([3, 4, 3], (_, [i, j, c]) => 20 * i! + 5 * j! + 2 * c!));
+    }));
+});
+
+describe('integer division at the edge of the type', () => {
+  it("the smallest value divided by -1 is an error, not a crash (libtorch's CPU kernel traps on it)", () =>
+    scoped(() => {
+      const lo = torch.tensor([-(2n ** 63n), 7n], { dtype: 'int64' });
+      for (const op of ['floorDivide', 'remainder', 'fmod'] as const) {
+        expect(() => lo[op](-1), `${op} by a number`).toThrow(`${op}: integer overflow: the smallest Long value (-9223372036854775808) divided by -1 does not fit in Long`);
+        expect(() => lo[op](torch.tensor([-1, -1], { dtype: 'int64' })), `${op} by a tensor`).toThrow('integer overflow');
+      }
+      const lo32 = torch.tensor([-(2 ** 31), 5], { dtype: 'int32' });
+      expect(() => lo32.floorDivide(-1)).toThrow('the smallest Int value (-2147483648) divided by -1');
+      // everything else divides as before: 7 // -1 = -7, -2^31 // 2
+      expect(torch.tensor([7n], { dtype: 'int64' }).floorDivide(-1).toArray()).toEqual([-7]);
+      expect(lo32.floorDivide(2).toArray()).toEqual([-(2 ** 30), 2]);
+      // and integer division by zero is libtorch's ZeroDivisionError, as in PyTorch
+      expect(() => torch.tensor([1], { dtype: 'int64' }).floorDivide(0)).toThrow('ZeroDivisionError');
+    }));
 });
 
 describe('in-place ops return this', () => {
