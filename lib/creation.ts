@@ -43,17 +43,34 @@ function flatten(data: unknown, shape: number[], out: unknown[], depth: number):
   out.push(data);
 }
 
+/** Integer dtypes' ranges; as PyTorch, uint8 also takes -128..-1 (wrapping), and fractions are truncated. */
+const INT_RANGE: Partial<Record<DType, [bigint, bigint]>> = {
+  int8: [-128n, 127n], int16: [-32768n, 32767n], int32: [-(2n ** 31n), 2n ** 31n - 1n], int64: [-(2n ** 63n), 2n ** 63n - 1n], uint8: [-128n, 255n],
+};
+
+/** The integer a value converts to, or a RangeError where PyTorch raises (overflow, NaN, Infinity). */
+function checkedInt(v: unknown, dtype: DType): bigint {
+  const [lo, hi] = INT_RANGE[dtype]!;
+  let n: bigint | null = null;
+  if (typeof v === 'bigint') n = v;
+  else if (typeof v === 'boolean') n = v ? 1n : 0n;
+  else if (typeof v === 'number' && Number.isFinite(v)) n = BigInt(Math.trunc(v));
+  if (n === null || n < lo || n > hi) throw new RangeError(`tensor(): value ${String(v)} cannot be converted to type ${dtype} without overflow`);
+  return n;
+}
+
 function typedFor(dtype: DType, values: unknown[]): ArrayBufferView {
   const nums = (): number[] => values.map((v) => (typeof v === 'bigint' ? Number(v) : Number(v)));
+  const ints = (): number[] => values.map((v) => Number(checkedInt(v, dtype)));
   switch (dtype) {
     case 'float32': return Float32Array.from(nums());
     case 'float64': return Float64Array.from(nums());
-    case 'int32': return Int32Array.from(nums(), Math.trunc);
-    case 'int64': return BigInt64Array.from(values, (v) => (typeof v === 'bigint' ? v : BigInt(Math.trunc(Number(v)))));
+    case 'int32': return Int32Array.from(ints());
+    case 'int64': return BigInt64Array.from(values, (v) => checkedInt(v, dtype));
     case 'bool': return Uint8Array.from(values, (v) => (v ? 1 : 0));
-    case 'uint8': return Uint8Array.from(nums());
-    case 'int8': return Int8Array.from(nums());
-    case 'int16': return Int16Array.from(nums());
+    case 'uint8': return Uint8Array.from(ints());
+    case 'int8': return Int8Array.from(ints());
+    case 'int16': return Int16Array.from(ints());
     case 'float16': case 'bfloat16': return Float32Array.from(nums());
   }
 }

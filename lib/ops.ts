@@ -5,6 +5,11 @@ import { is, typeError } from './errors.js';
 import { scalarTensor } from './creation.js';
 import { isFloating, type DType } from './dtype.js';
 
+/** The first argument of a free-function op (PyTorch's `input`), which must be a Tensor. */
+function input(a: unknown): Tensor {
+  if (!(a instanceof Tensor)) throw typeError('a Tensor', 'input', a);
+  return a;
+}
 function tensors(list: unknown, name: string): Tensor[] {
   if (!Array.isArray(list) || list.length === 0 || list.some((t) => !(t instanceof Tensor)))
     throw typeError('a non-empty array of Tensors', name, list);
@@ -23,35 +28,35 @@ function asTensor(x: Tensor | Scalar, like: Tensor | null, other: Tensor | Scala
   return scalarTensor(x, { dtype, device });
 }
 
-export const add = (a: Tensor, b: Tensor | Scalar, alpha?: number): Tensor => a.add(b, alpha);
-export const sub = (a: Tensor, b: Tensor | Scalar, alpha?: number): Tensor => a.sub(b, alpha);
-export const mul = (a: Tensor, b: Tensor | Scalar): Tensor => a.mul(b);
-export const div = (a: Tensor, b: Tensor | Scalar): Tensor => a.div(b);
+export const add = (a: Tensor, b: Tensor | Scalar, alpha?: number): Tensor => input(a).add(b, alpha);
+export const sub = (a: Tensor, b: Tensor | Scalar, alpha?: number): Tensor => input(a).sub(b, alpha);
+export const mul = (a: Tensor, b: Tensor | Scalar): Tensor => input(a).mul(b);
+export const div = (a: Tensor, b: Tensor | Scalar): Tensor => input(a).div(b);
 export const pow = (a: Tensor | number, b: Tensor | Scalar): Tensor => {
   if (a instanceof Tensor) return a.pow(b);
   if (!(b instanceof Tensor)) throw typeError('a Tensor', 'exponent', b);
   return wrap(native.binaryScalar(native.opcodes().binary.rpow!, b._h, a));
 };
-export const matmul = (a: Tensor, b: Tensor): Tensor => a.matmul(b);
-export const mm = (a: Tensor, b: Tensor): Tensor => a.mm(b);
-export const bmm = (a: Tensor, b: Tensor): Tensor => a.bmm(b);
-export const outer = (a: Tensor, b: Tensor): Tensor => a.outer(b);
-export const dot = (a: Tensor, b: Tensor): Tensor => a.dot(b);
-export const exp = (a: Tensor): Tensor => a.exp();
-export const log = (a: Tensor): Tensor => a.log();
-export const sqrt = (a: Tensor): Tensor => a.sqrt();
-export const abs = (a: Tensor): Tensor => a.abs();
-export const neg = (a: Tensor): Tensor => a.neg();
-export const sign = (a: Tensor): Tensor => a.sign();
-export const clamp = (a: Tensor, min?: number | null, max?: number | null): Tensor => a.clamp(min, max);
-export const maximum = (a: Tensor, b: Tensor): Tensor => a.maximum(b);
-export const minimum = (a: Tensor, b: Tensor): Tensor => a.minimum(b);
-export const sum = (a: Tensor, dim?: number | number[] | null, keepdim = false): Tensor => a.sum(dim, keepdim);
-export const mean = (a: Tensor, dim?: number | number[] | null, keepdim = false): Tensor => a.mean(dim, keepdim);
-export const reshape = (a: Tensor, shape: number[]): Tensor => a.reshape(shape);
-export const transpose = (a: Tensor, d0: number, d1: number): Tensor => a.transpose(d0, d1);
-export const flatten = (a: Tensor, start = 0, end = -1): Tensor => a.flatten(start, end);
-export const allclose = (a: Tensor, b: Tensor, opts?: { rtol?: number; atol?: number; equalNan?: boolean }): boolean => a.allclose(b, opts);
+export const matmul = (a: Tensor, b: Tensor): Tensor => input(a).matmul(b);
+export const mm = (a: Tensor, b: Tensor): Tensor => input(a).mm(b);
+export const bmm = (a: Tensor, b: Tensor): Tensor => input(a).bmm(b);
+export const outer = (a: Tensor, b: Tensor): Tensor => input(a).outer(b);
+export const dot = (a: Tensor, b: Tensor): Tensor => input(a).dot(b);
+export const exp = (a: Tensor): Tensor => input(a).exp();
+export const log = (a: Tensor): Tensor => input(a).log();
+export const sqrt = (a: Tensor): Tensor => input(a).sqrt();
+export const abs = (a: Tensor): Tensor => input(a).abs();
+export const neg = (a: Tensor): Tensor => input(a).neg();
+export const sign = (a: Tensor): Tensor => input(a).sign();
+export const clamp = (a: Tensor, min?: number | null, max?: number | null): Tensor => input(a).clamp(min, max);
+export const maximum = (a: Tensor, b: Tensor): Tensor => input(a).maximum(b);
+export const minimum = (a: Tensor, b: Tensor): Tensor => input(a).minimum(b);
+export const sum = (a: Tensor, dim?: number | number[] | null, keepdim = false): Tensor => input(a).sum(dim, keepdim);
+export const mean = (a: Tensor, dim?: number | number[] | null, keepdim = false): Tensor => input(a).mean(dim, keepdim);
+export const reshape = (a: Tensor, shape: number[]): Tensor => input(a).reshape(shape);
+export const transpose = (a: Tensor, d0: number, d1: number): Tensor => input(a).transpose(d0, d1);
+export const flatten = (a: Tensor, start = 0, end = -1): Tensor => input(a).flatten(start, end);
+export const allclose = (a: Tensor, b: Tensor, opts?: { rtol?: number; atol?: number; equalNan?: boolean }): boolean => input(a).allclose(b, opts);
 
 /** Elementwise choice: cond ? a : b (numbers become 0-d tensors of the other operand's dtype). */
 export function where(cond: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Tensor {

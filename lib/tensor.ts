@@ -29,6 +29,10 @@ export function wrap(h: Handle): Tensor {
   return new Tensor(h);
 }
 
+function optNumber(x: unknown, name: string): number | null | undefined {
+  if (x === undefined || x === null) return x;
+  return is.number(x, name);
+}
 function normDim(dim: number | undefined | null, name = 'dim'): number | undefined {
   if (dim === undefined || dim === null) return undefined;
   return is.integer(dim, name);
@@ -315,11 +319,13 @@ export class Tensor implements Owned {
 
   // ------------------------------------------------------------ element-wise arithmetic
   private bin(code: number, other: Tensor | Scalar, alpha?: number): Tensor {
+    if (alpha !== undefined) is.number(alpha, 'alpha');
     if (other instanceof Tensor) return wrap(native.binary(code, this._h, other._h, alpha));
     operand(other);
     return wrap(native.binaryScalar(code, this._h, other, alpha));
   }
   private bin_(code: number, other: Tensor | Scalar, alpha?: number): this {
+    if (alpha !== undefined) is.number(alpha, 'alpha');
     if (other instanceof Tensor) native.binary_(code, this._h, other._h, alpha);
     else {
       operand(other);
@@ -411,7 +417,7 @@ export class Tensor implements Owned {
   mul_(other: Tensor | Scalar): this { return this.bin_(B.mul!, other); }
   div_(other: Tensor | Scalar): this { return this.bin_(B.div!, other); }
   pow_(exponent: Tensor | Scalar): this { return this.bin_(B.pow!, exponent); }
-  clamp_(min?: number | null, max?: number | null): this { native.clamp_(this._h, min, max); return this; }
+  clamp_(min?: number | null, max?: number | null): this { native.clamp_(this._h, optNumber(min, 'min'), optNumber(max, 'max')); return this; }
   copy_(src: Tensor): this {
     if (!(src instanceof Tensor)) throw typeError('a Tensor', 'src', src);
     native.copy_(this._h, src._h);
@@ -455,12 +461,12 @@ export class Tensor implements Owned {
     native.lerp_(this._h, end._h, is.number(weight, 'weight'));
     return this;
   }
-  uniform_(from = 0, to = 1): this { native.uniform_(this._h, from, to); return this; }
+  uniform_(from = 0, to = 1): this { native.uniform_(this._h, is.finite(from, 'from'), is.finite(to, 'to')); return this; }
   normal_(mean = 0, std = 1): this { native.normal_(this._h, mean, is.nonNegative(std, 'std')); return this; }
 
   // ------------------------------------------------------------ reductions
   private red(code: number, dim: number | number[] | undefined | null, keepdim: boolean): Tensor {
-    return wrap(native.reduce(code, this._h, dimsArg(dim), keepdim === true));
+    return wrap(native.reduce(code, this._h, dimsArg(dim), is.boolean(keepdim, 'keepdim')));
   }
   sum(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.sum!, dim, keepdim); }
   mean(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.mean!, dim, keepdim); }
@@ -487,12 +493,16 @@ export class Tensor implements Owned {
   }
   argmax(dim?: number | null, keepdim = false): Tensor { return wrap(native.argmax(this._h, normDim(dim), keepdim)); }
   argmin(dim?: number | null, keepdim = false): Tensor { return wrap(native.argmin(this._h, normDim(dim), keepdim)); }
-  /** Variance; `correction` 1 (default) is Bessel's, 0 the population variance. */
-  var(dim?: number | number[] | null, { correction = 1, keepdim = false }: { correction?: 0 | 1; keepdim?: boolean } = {}): Tensor {
-    return wrap(native.var(this._h, dimsArg(dim), correction, keepdim));
+  /**
+   * Variance over `dim` (all elements by default): the sum of squared deviations over N - `correction`; 1
+   * (default) is Bessel's correction, 0 the population variance (PyTorch's `correction`, any non-negative integer).
+   */
+  var(dim?: number | number[] | null, { correction = 1, keepdim = false }: { correction?: number; keepdim?: boolean } = {}): Tensor {
+    return wrap(native.var(this._h, dimsArg(dim), is.nonNegativeInteger(correction, 'correction'), is.boolean(keepdim, 'keepdim')));
   }
-  std(dim?: number | number[] | null, { correction = 1, keepdim = false }: { correction?: 0 | 1; keepdim?: boolean } = {}): Tensor {
-    return wrap(native.std(this._h, dimsArg(dim), correction, keepdim));
+  /** Standard deviation: the square root of `var` with the same options. */
+  std(dim?: number | number[] | null, { correction = 1, keepdim = false }: { correction?: number; keepdim?: boolean } = {}): Tensor {
+    return wrap(native.std(this._h, dimsArg(dim), is.nonNegativeInteger(correction, 'correction'), is.boolean(keepdim, 'keepdim')));
   }
   /** p-norm over all elements or over `dim` (p = 2 by default; Infinity for the max norm). */
   norm(p = 2, dim?: number | number[] | null, keepdim = false): Tensor {
@@ -510,14 +520,18 @@ export class Tensor implements Owned {
   }
 
   // ------------------------------------------------------------ matrix products
-  matmul(other: Tensor): Tensor { return this.bin(B.matmul!, other); }
-  mm(other: Tensor): Tensor { return this.bin(B.mm!, other); }
-  bmm(other: Tensor): Tensor { return this.bin(B.bmm!, other); }
-  mv(vec: Tensor): Tensor { return this.bin(B.mv!, vec); }
-  dot(other: Tensor): Tensor { return this.bin(B.dot!, other); }
-  outer(other: Tensor): Tensor { return this.bin(B.outer!, other); }
+  matmul(other: Tensor): Tensor { return this.bin(B.matmul!, tensorArg(other, 'other')); }
+  mm(other: Tensor): Tensor { return this.bin(B.mm!, tensorArg(other, 'other')); }
+  bmm(other: Tensor): Tensor { return this.bin(B.bmm!, tensorArg(other, 'other')); }
+  mv(vec: Tensor): Tensor { return this.bin(B.mv!, tensorArg(vec, 'vec')); }
+  dot(other: Tensor): Tensor { return this.bin(B.dot!, tensorArg(other, 'other')); }
+  outer(other: Tensor): Tensor { return this.bin(B.outer!, tensorArg(other, 'other')); }
   /** Transpose of a matrix (0-d and 1-d tensors come back as they are). */
-  t(): Tensor { return this.ndim < 2 ? this.alias() : this.transpose(0, 1); }
+  /** Transpose of a matrix (a 0-d or 1-d tensor is returned as is); PyTorch's t(), which refuses more than 2 dims. */
+  t(): Tensor {
+    if (this.ndim > 2) throw new RangeError(`t() expects a tensor with <= 2 dimensions, but self is ${this.ndim}D (use transpose(dim0, dim1) or mT)`);
+    return this.ndim < 2 ? this.alias() : this.transpose(0, 1);
+  }
   /** Transpose of the last two dimensions. */
   get mT(): Tensor { return this.transpose(-2, -1); }
   /** A second handle to this very tensor (shares storage and autograd identity). */
@@ -615,12 +629,12 @@ export class Tensor implements Owned {
     }
     return cur;
   }
-  indexSelect(dim: number, index: Tensor): Tensor { return wrap(native.indexSelect(this._h, is.integer(dim, 'dim'), index._h)); }
-  gather(dim: number, index: Tensor): Tensor { return wrap(native.gather(this._h, is.integer(dim, 'dim'), index._h)); }
-  scatter(dim: number, index: Tensor, src: Tensor): Tensor { return wrap(native.scatter(this._h, is.integer(dim, 'dim'), index._h, src._h)); }
-  scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor { return wrap(native.scatterAdd(this._h, is.integer(dim, 'dim'), index._h, src._h)); }
-  maskedFill(mask: Tensor, value: Scalar): Tensor { operand(value, 'value'); return wrap(native.maskedFill(this._h, mask._h, value)); }
-  maskedSelect(mask: Tensor): Tensor { return wrap(native.maskedSelect(this._h, mask._h)); }
+  indexSelect(dim: number, index: Tensor): Tensor { return wrap(native.indexSelect(this._h, is.integer(dim, 'dim'), tensorArg(index, 'index')._h)); }
+  gather(dim: number, index: Tensor): Tensor { return wrap(native.gather(this._h, is.integer(dim, 'dim'), tensorArg(index, 'index')._h)); }
+  scatter(dim: number, index: Tensor, src: Tensor): Tensor { return wrap(native.scatter(this._h, is.integer(dim, 'dim'), tensorArg(index, 'index')._h, tensorArg(src, 'src')._h)); }
+  scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor { return wrap(native.scatterAdd(this._h, is.integer(dim, 'dim'), tensorArg(index, 'index')._h, tensorArg(src, 'src')._h)); }
+  maskedFill(mask: Tensor, value: Scalar): Tensor { operand(value, 'value'); return wrap(native.maskedFill(this._h, tensorArg(mask, 'mask')._h, value)); }
+  maskedSelect(mask: Tensor): Tensor { return wrap(native.maskedSelect(this._h, tensorArg(mask, 'mask')._h)); }
   nonzero(): Tensor { return wrap(native.nonzero(this._h)); }
   tril(diagonal = 0): Tensor { return wrap(native.tril(this._h, is.integer(diagonal, 'diagonal'))); }
   triu(diagonal = 0): Tensor { return wrap(native.triu(this._h, is.integer(diagonal, 'diagonal'))); }

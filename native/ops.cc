@@ -383,18 +383,32 @@ TN_EXPORT(reduce) {
   return Wrap(info, Reduce(static_cast<int>(Int(info, 0)), T(info, 1), Ints(info, 2), all, Bool(info, 3)));
 }
 // var(h, dims | null, correction, keepdim) / std(...)
-TN_EXPORT(var) {
+// Variance with any non-negative integer correction (N - correction in the denominator), over dims (all when
+// none are given, keepdim included). 0 and 1 are libtorch's own population / Bessel forms; others rescale the
+// population variance by N / (N - correction) (the correction overload's type differs across libtorch versions).
+at::Tensor Variance(const Napi::CallbackInfo& info, bool take_sqrt) {
   at::Tensor& t = T(info, 0);
-  bool unbiased = Int(info, 2) != 0;
-  if (!info[1].IsArray()) return Wrap(info, at::var(t, unbiased));
-  return Wrap(info, at::var(t, Ints(info, 1), unbiased, Bool(info, 3)));
+  const int64_t correction = Int(info, 2);
+  if (correction < 0) throw std::invalid_argument("var: correction must be a non-negative integer");
+  const bool keepdim = Bool(info, 3);
+  std::vector<int64_t> dims;
+  if (info[1].IsArray()) dims = Ints(info, 1);
+  else
+    for (int64_t d = 0; d < t.dim(); ++d) dims.push_back(d);
+  if (dims.empty()) {  // a 0-d tensor: one element
+    at::Tensor v = at::var(t, correction == 1);
+    return take_sqrt ? v.sqrt() : v;
+  }
+  at::Tensor v = at::var(t, dims, correction == 1, keepdim);
+  if (correction > 1) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= t.size(d < 0 ? d + t.dim() : d);
+    v = v * (static_cast<double>(n) / static_cast<double>(n - correction));
+  }
+  return take_sqrt ? v.sqrt() : v;
 }
-TN_EXPORT(std) {
-  at::Tensor& t = T(info, 0);
-  bool unbiased = Int(info, 2) != 0;
-  if (!info[1].IsArray()) return Wrap(info, at::std(t, unbiased));
-  return Wrap(info, at::std(t, Ints(info, 1), unbiased, Bool(info, 3)));
-}
+TN_EXPORT(var) { return Wrap(info, Variance(info, false)); }
+TN_EXPORT(std) { return Wrap(info, Variance(info, true)); }
 // norm(h, p, dims | null, keepdim)
 TN_EXPORT(norm) {
   at::Tensor& t = T(info, 0);

@@ -263,6 +263,11 @@ describe('reductions with dim and keepdim', () => {
       expectNd(x().var(2, { correction: 0 }), reduce(X, [2], false, (v) => varOf(v, 0)));
       expectNd(x().std(), reduce(X, null, false, (v) => Math.sqrt(varOf(v))));
       expectNd(x().std(0, { correction: 0, keepdim: true }), reduce(X, [0], true, (v) => Math.sqrt(varOf(v, 0))));
+      // any non-negative integer correction (N - 2 in the denominator), and keepdim over all dims
+      expectNd(x().var(1, { correction: 2 }), reduce(X, [1], false, (v) => varOf(v, 2)));
+      expectNd(x().std(null, { correction: 3 }), reduce(X, null, false, (v) => Math.sqrt(varOf(v, 3))));
+      expectNd(x().var(null, { keepdim: true }), reduce(X, null, true, (v) => varOf(v)));
+      expect(() => x().var(0, { correction: -1 })).toThrow(new RangeError('Expected a non-negative integer for correction but received -1 of type number'));
     }));
   it('norm: p = 2, 1, 3 and Infinity, over all or some dims', () =>
     scoped(() => {
@@ -612,6 +617,27 @@ describe('invalid arguments', () => {
       expect(() => torch.tensordot(a, a, 'x' as never)).toThrow(new TypeError('Expected a number or [dimsA, dimsB] for dims but received "x" of type string'));
       expect(() => a.clamp()).toThrow(new TypeError('clamp needs at least one of min and max'));
       expect(() => a.norm('fro' as never)).toThrow(new TypeError('Expected a number for p but received "fro" of type string'));
+      const ix = torch.tensor([0], { dtype: 'int64' });
+      expect(() => a.indexSelect(0, [0] as never)).toThrow(new TypeError('Expected a Tensor for index but received [0] of type array'));
+      expect(() => a.gather(1, 5 as never)).toThrow(new TypeError('Expected a Tensor for index but received 5 of type number'));
+      expect(() => a.scatter(0, ix, 1 as never)).toThrow(new TypeError('Expected a Tensor for src but received 1 of type number'));
+      expect(() => a.maskedFill(true as never, 1)).toThrow(new TypeError('Expected a Tensor for mask but received true of type boolean'));
+      expect(() => a.maskedSelect(null as never)).toThrow(TypeError);
+      expect(() => a.clamp_('a' as never)).toThrow(new TypeError('Expected a number for min but received "a" of type string'));
+      expect(() => a.uniform_('a' as never)).toThrow(TypeError);
+      expect(() => a.matmul(2 as never)).toThrow(new TypeError('Expected a Tensor for other but received 2 of type number'));
+      expect(() => a.mv([1] as never)).toThrow(new TypeError('Expected a Tensor for vec but received [1] of type array'));
+      expect(() => a.add(a, '2' as never)).toThrow(new TypeError('Expected a number for alpha but received "2" of type string'));
+      expect(() => torch.add(1 as never, a)).toThrow(new TypeError('Expected a Tensor for input but received 1 of type number'));
+      expect(() => a.sum(0, 'yes' as never)).toThrow(new TypeError('Expected a boolean for keepdim but received "yes" of type string'));
+      expect(() => torch.zeros(2, 3, 4).t()).toThrow(new RangeError('t() expects a tensor with <= 2 dimensions, but self is 3D (use transpose(dim0, dim1) or mT)'));
+      // values that do not fit the integer dtype, as PyTorch: an error, not a wrapped value
+      expect(() => torch.tensor([1e10], { dtype: 'int32' })).toThrow(new RangeError('tensor(): value 10000000000 cannot be converted to type int32 without overflow'));
+      expect(() => torch.tensor([300], { dtype: 'uint8' })).toThrow('cannot be converted to type uint8 without overflow');
+      expect(() => torch.tensor([2n ** 63n], { dtype: 'int64' })).toThrow('cannot be converted to type int64 without overflow');
+      expect(() => torch.tensor([NaN], { dtype: 'int64' })).toThrow('value NaN cannot be converted to type int64');
+      expect(torch.tensor([1.7, -1.7, -1], { dtype: 'int32' }).toArray()).toEqual([1, -1, -1]);
+      expect(torch.tensor([-1], { dtype: 'uint8' }).toArray()).toEqual([255]);
     }));
   it('bad dims and sizes -> RangeError / TypeError naming the argument', () =>
     scoped(() => {
