@@ -191,6 +191,13 @@ export class Tensor implements Owned {
   }
   set grad(g: Tensor | null) {
     if (g !== null && !(g instanceof Tensor)) throw typeError('a Tensor or null', 'grad', g);
+    if (g !== null && !g.isDisposed && !this.isDisposed) {
+      // PyTorch's checks of `param.grad = g` (an optimizer would otherwise fail later, inside libtorch)
+      const [gs, s] = [g.shape, this.shape];
+      if (gs.length !== s.length || gs.some((d, i) => d !== s[i])) throw new RangeError(`assigned grad has data of a different size: [${gs.join(', ')}] for a tensor of [${s.join(', ')}]`);
+      if (g.dtype !== this.dtype) throw new TypeError(`assigned grad has data of a different type: ${g.dtype} for a ${this.dtype} tensor`);
+      if (g.device !== this.device) throw new TypeError(`assigned grad has data on a different device: ${g.device} for a tensor on ${this.device}`);
+    }
     native.setGrad(this._h, g === null ? -1 : g._h);
     // the cached wrapper of the replaced gradient is this tensor's to free
     if (this._grad !== null && this._grad !== g) {

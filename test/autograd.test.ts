@@ -263,6 +263,40 @@ describe('gradcheck: linear algebra', () => {
   ]);
 });
 
+describe('gradcheck: the other differentiable ops', () => {
+  const eye = (n: number): Tn => torch.eye(n, { dtype: 'float64' });
+  const spd = (x: Tn): Tn => x.matmul(x.mT).add(eye(x.shape[0]!));
+  const i64 = (v: number[] | number[][]): Tn => torch.tensor(v, { dtype: 'int64' });
+  runCases([
+    ['layerNorm (input, weight, bias)', (x, w, b) => F.layerNorm(x, [3], w, b), () => [leaf([2, 3], 90), leaf([3], 91, 0.5, 1.5), leaf([3], 92)]],
+    ['embedding (repeated rows accumulate)', (w) => F.embedding(i64([[0, 2], [2, 1]]), w), () => [leaf([3, 4], 93)]],
+    ['unfold (im2col with padding and stride)', (x) => F.unfold(x, 2, { padding: 1, stride: 2 }), () => [leaf([1, 2, 3, 3], 94)]],
+    ['interpolate bilinear (down and up)', (x) => F.interpolate(x, [3, 5]).sum().add(F.interpolate(x, 2, { alignCorners: true }).sum()), () => [leaf([1, 1, 4, 4], 95)]],
+    ['pad (constant)', (x) => F.pad(x, [1, 2, 0, 1], 0.5).square(), () => [leaf([1, 2, 3], 96)]],
+    ['cumsum, cumprod', (x) => x.cumsum(1).add(x.cumprod(1)), () => [leaf([2, 4], 97, 0.5, 1.5)]],
+    ['sort and topk values (distinct entries)', (x) => x.sort(1)[0].mul(f64([1, 2, 3, 4])).sum(1).add(x.topk(2, 1)[0].sum(1)), () => [f64([[0.3, -1.2, 2.5, 0.7], [1.1, 0.2, -0.4, 3.3]], true)]],
+    ['scatter (src) and maskedFill', (x, src) => x.scatter(1, i64([[2, 0], [1, 3]]), src).add(x.maskedFill(torch.tensor([[true, false, false, true], [false, true, false, false]]), 2)), () => [leaf([2, 4], 98), leaf([2, 2], 99)]],
+    ['tril, triu, diag, trace, roll', (x) => x.tril(-1).add(x.triu(1).mul(2)).add(x.roll(1, 0)).sum(0).add(x.diag()).add(x.trace()), () => [leaf([3, 3], 100)]],
+    ['xlogy, remainder and fmod by a number (away from the jumps)', (x, y) => x.xlogy(y).add(x.remainder(2)).add(x.fmod(2)), () => [f64([0.3, 0.7, 1.2, 2.6], true), leaf([4], 101, 0.5, 2)]],
+    ['binaryCrossEntropy (probabilities and targets)', (p, t) => F.binaryCrossEntropy(p, t), () => [leaf([2, 3], 102, 0.1, 0.9), leaf([2, 3], 103, 0.1, 0.9)]],
+    ['svd: singular values and sign-free singular vectors', (a) => {
+      const { U, S, Vh } = L.svd(a, { fullMatrices: false });
+      return S.sum().add(U.square().sum(1).mul(S)).add(Vh.square().sum(0));
+    }, () => [f64([[3, 1, 0.5], [0.2, 2, 0.3], [0.1, 0.4, 1]], true)]],
+    ['qr', (a) => {
+      const { Q, R } = L.qr(a);
+      return Q.sum(0).add(R.sum(1));
+    }, () => [T(nd([3, 3], (k, [i, j]) => rnd([9], 104).data[k]! + (i === j ? 3 : 0)), { requiresGrad: true })]],
+    ['slogdet, matrixNorm', (a) => L.slogdet(spd(a)).logabsdet.add(L.matrixNorm(a)), () => [leaf([3, 3], 105)]],
+    ['choleskySolve (B and the factor)', (x, b) => L.choleskySolve(b, L.cholesky(spd(x))), () => [leaf([3, 3], 106), leaf([3, 2], 107)]],
+    ['eigvalsh, and eigh eigenvectors (sign-free)', (x) => {
+      const s = x.add(x.mT);
+      const { eigenvalues, eigenvectors } = L.eigh(s);
+      return L.eigvalsh(s).add(eigenvectors.square().mul(eigenvalues).sum(0));
+    }, () => [f64([[2, 0.3, 0.1], [0.2, -1, 0.4], [0.1, 0.5, 0.5]], true)]],
+  ]);
+});
+
 describe('gradcheck itself', () => {
   it('fails on a wrong gradient (a dependency hidden from autograd by detach)', () =>
     scoped(() => {

@@ -135,6 +135,9 @@ describe('libtorch messages are preserved, with a code', () => {
       expectTorchError(() => torch.autograd.grad([p.mul(2)], [p], { gradOutputs: [gone([2])] }), 'DISPOSED', msg);
       expectTorchError(() => void (p.grad = gone([2])), 'DISPOSED', msg);
       expect(p.grad).toBe(null); // nothing changed
+      // assigning a gradient of another shape, dtype or device is refused as PyTorch does
+      expect(() => void (p.grad = torch.zeros([3]))).toThrow(new RangeError('assigned grad has data of a different size: [3] for a tensor of [2]'));
+      expect(() => void (p.grad = torch.zeros([2], { dtype: 'float64' }))).toThrow(new TypeError('assigned grad has data of a different type: float64 for a float32 tensor'));
       // null / undefined still mean "none"
       expect(torch.nn.functional.linear(x, w, null as never).shape).toEqual([2, 4]);
     }));

@@ -41,4 +41,12 @@ describe('runtime environment of the native libraries', () => {
     const out = execFileSync(process.execPath, ['-e', script], { env, encoding: 'utf8' }).trim();
     expect(out).toBe('Haswell ACTIVE');
   });
+  it('libtorch uses every core by default (getNumThreads in a fresh process), TENSORNORMAL_NUM_THREADS overrides it', () => {
+    const script = "import('./dist/index.js').then((t) => console.log(t.getNumThreads(), require('node:os').availableParallelism()))";
+    const { TENSORNORMAL_NUM_THREADS: _unset, ...env } = process.env;
+    const [threads, cores] = execFileSync(process.execPath, ['-e', script], { env, encoding: 'utf8' }).trim().split(' ').map(Number);
+    expect(threads).toBe(cores);
+    const one = execFileSync(process.execPath, ['-e', script], { env: { ...env, TENSORNORMAL_NUM_THREADS: '1' }, encoding: 'utf8' }).trim();
+    expect(one.split(' ')[0]).toBe('1');
+  });
 });

@@ -8,10 +8,22 @@ function flat(x: NestedArray<number> | number[] | Float64Array): number[] {
   return (x as unknown[]).flat(Infinity as 1) as number[];
 }
 
-/** Asserts a tensor's values equal `expected` within |a - e| <= atol + rtol * |e|, with shape when given nested arrays. */
+function shapeOf(x: NestedArray<number>): number[] {
+  const shape: number[] = [];
+  let cur: unknown = x;
+  while (Array.isArray(cur)) {
+    shape.push(cur.length);
+    cur = cur[0];
+  }
+  return shape;
+}
+
+/** Asserts a tensor's values equal `expected` within |a - e| <= atol + rtol * |e|, and its shape when given nested arrays. */
 export function expectClose(t: Tensor, expected: NestedArray<number> | Float64Array, { atol = 1e-6, rtol = 1e-5 } = {}): void {
   const got = t.dataSync() as number[];
   const want = flat(expected as NestedArray<number>);
+  // nested arrays give the shape too (a flat array or a Float64Array only the values, in order)
+  if (Array.isArray(expected) && Array.isArray(expected[0])) expect(t.shape, 'shape').toEqual(shapeOf(expected as NestedArray<number>));
   expect(got.length).toBe(want.length);
   for (let i = 0; i < want.length; i++) {
     const e = want[i]!, a = got[i]!;
