@@ -1,4 +1,6 @@
 // Module init, per-environment state, the tensor handle table and the helpers every entry point uses.
+#include <unordered_set>
+
 #include "common.h"
 
 #include <ATen/Parallel.h>
@@ -309,14 +311,11 @@ TN_EXPORT(isLive) {
 
 TN_EXPORT(memory) {
   State& s = GetState(info.Env());
-  std::vector<const void*> seen;
+  std::unordered_set<const void*> seen;  // storage shared by views counts once
   int64_t bytes = 0;
   s.table.ForEach([&](const at::Tensor& t) {
     if (!t.has_storage()) return;
-    const void* key = t.storage().unsafeGetStorageImpl();
-    for (const void* k : seen)
-      if (k == key) return;
-    seen.push_back(key);
+    if (!seen.insert(t.storage().unsafeGetStorageImpl()).second) return;
     bytes += static_cast<int64_t>(t.storage().nbytes());
   });
   Napi::Object o = Napi::Object::New(info.Env());
