@@ -70,6 +70,39 @@ describe('worker_threads', () => {
     }
   });
 
+  it('the compiled TypeScript API (dist/) works in two workers at once: modules, autograd, an optimizer, tidy', async () => {
+    const dist = join(packageRoot, 'dist', 'index.js');
+    // each worker fits y = 3x with a Linear layer and SGD; the weight must approach 3 in both, leak-free
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      import(workerData.dist).then((t) => {
+        t.manualSeed(workerData.seed);
+        const lin = new t.nn.Linear(1, 1, { bias: false, dtype: 'float64' });
+        const opt = new t.optim.SGD(lin.parameters(), { lr: 0.1 });
+        const x = t.tidy(() => t.linspace(-1, 1, 16, { dtype: 'float64' }).reshape(16, 1));
+        const y = x.mul(3);
+        const w0 = lin.weight.item();
+        for (let k = 0; k < 200; k++) {
+          t.tidy(() => t.nn.functional.mseLoss(lin.call(x), y).backward());
+          opt.step();
+          opt.zeroGrad();
+        }
+        const w = lin.weight.item();
+        opt.dispose(); lin.dispose(); x.dispose(); y.dispose();
+        parentPort.postMessage({ w0, w, live: t.memory().tensors });
+      });`;
+    const workers = [1, 2].map((seed) => new Worker(code, { eval: true, workerData: { dist, seed } }));
+    const replies = (await Promise.all(workers.map((w) => once(w, 'message')))) as [{ w0: number; w: number; live: number }][];
+    // gradient descent on mean((w x - 3 x)^2): w - 3 shrinks by 1 - 2 lr mean(x^2) per step
+    const m2 = Array.from({ length: 16 }, (_, i) => (-1 + (2 * i) / 15) ** 2).reduce((a, b) => a + b) / 16;
+    for (const [r] of replies) {
+      expect(Math.abs(r.w - (3 + (r.w0 - 3) * (1 - 2 * 0.1 * m2) ** 200))).toBeLessThan(1e-12);
+      expect(r.live).toBe(0);
+    }
+    expect(replies[0]![0].w0).not.toBe(replies[1]![0].w0); // different draws (the CPU generator is process-wide)
+    await Promise.all(workers.map((w) => w.terminate()));
+  });
+
   it('gradient hooks run JavaScript in a worker; a worker terminated while a graph holds its hook exits cleanly', async () => {
     const w = await start();
     // dL/dx = 2 (dL/dy) 2x = 4x
