@@ -255,7 +255,8 @@ function candidates(): string[] {
   return out;
 }
 
-function explain(file: string, err: Error): string {
+/** Why an addon file did not load, in words (exported for tests). */
+export function explain(file: string, err: Error): string {
   const m = String(err.message);
   if (/ENOENT|Cannot find module/.test(m)) return `${file}: not built yet (run \`npm run build:native\`)`;
   if (/libtorch|libc10|libtorch_cpu|libtorch_cuda/.test(m) && /cannot open shared object/.test(m))
