@@ -261,3 +261,29 @@ describe('module backward hooks', () => {
     });
   });
 });
+
+describe('backward hooks on a whole model', () => {
+  it('observing hooks on every layer of a CNN change no gradient, see every layer once per backward, and leak nothing', async () => {
+    await noLeak(() => {
+      const run = (withHooks: boolean): { grads: number[][]; seen: string[] } => {
+        torch.manualSeed(4);
+        const model = torch.models.smallCnn();
+        const seen: string[] = [];
+        if (withHooks)
+          for (const [name, m] of model.namedModules())
+            if (name !== '') m.registerFullBackwardHook((_m, gi, go) => void seen.push(`${name}:${gi.length}:${go.length}`));
+        const x = torch.rand([4, 1, 28, 28]);
+        const y = torch.tensor([1, 0, 3, 9], { dtype: 'int64' });
+        torch.tidy(() => torch.nn.functional.crossEntropy(model.call(x), y).backward());
+        const grads = model.parameters().map((p) => p.grad!.dataSync());
+        torch.dispose([x, y]);
+        model.dispose();
+        return { grads, seen };
+      };
+      const plain = run(false), hooked = run(true);
+      expect(hooked.grads).toEqual(plain.grads);
+      expect(hooked.seen.length).toBeGreaterThan(5);
+      expect(new Set(hooked.seen).size).toBe(hooked.seen.length); // once each
+    });
+  });
+});
