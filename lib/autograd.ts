@@ -1,6 +1,6 @@
 /** torch.autograd: grad(), noGrad(), enableGrad(), and a float64 finite-difference gradcheck. */
 import { native } from './native.js';
-import { Tensor, wrap } from './tensor.js';
+import { Tensor, wrap, backwardPass } from './tensor.js';
 import { typeError } from './errors.js';
 
 export interface GradOptions {
@@ -32,7 +32,7 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor | Tensor[], opti
     });
   }
   const retain = options.retainGraph === undefined ? -1 : options.retainGraph ? 1 : 0;
-  const res = native.autogradGrad(outs.map((t) => t._h), ins.map((t) => t._h), gos, retain, options.createGraph === true, options.allowUnused === true);
+  const res = backwardPass(() => native.autogradGrad(outs.map((t) => t._h), ins.map((t) => t._h), gos, retain, options.createGraph === true, options.allowUnused === true));
   return res.map((h) => (h === null ? null : wrap(h)));
 }
 

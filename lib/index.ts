@@ -4,7 +4,7 @@
  *   import * as torch from 'tensornormal';
  *   const x = torch.randn([3, 4], { requiresGrad: true });
  */
-export { Tensor, type Device, type Scalar, type NestedArray, type IndexSpec, type BackwardOptions } from './tensor.js';
+export { Tensor, type Device, type Scalar, type NestedArray, type IndexSpec, type BackwardOptions, type TensorHook, type TensorHookHandle } from './tensor.js';
 export { TorchError, type TorchErrorCode } from './errors.js';
 export { type DType, DTYPES } from './dtype.js';
 export { tidy, keep, dispose, memory, liveTensors } from './scope.js';

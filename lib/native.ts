@@ -74,6 +74,7 @@ export interface NativeBinding {
   retainGrad(h: H): void;
   registerHook(h: H, fn: (grad: H) => H): number;
   removeHook(h: H, position: number): void;
+  hookIdentity(hs: H[], fn: (grads: H[]) => H[] | -1, materialize: boolean): H[];
   autogradGrad(outputs: H[], inputs: H[], gradOutputs: H[] | null, retainGraph: number, createGraph: boolean, allowUnused: boolean): (H | null)[];
   // element-wise
   unary(code: number, h: H): H;

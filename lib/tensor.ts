@@ -79,6 +79,30 @@ export class TensorHookHandle {
   }
 }
 
+// Backward passes in progress (a hook may start another inside one) and what to release when the outermost ends:
+// module backward hooks hold gradOutput between two nodes of the graph, and a pass may stop before the second.
+let passDepth = 0;
+const passEnd = new Set<() => void>();
+
+/** @internal Runs a backward pass (backward(), autograd.grad()); when the outermost one ends, runs onBackwardPassEnd's callbacks. */
+export function backwardPass<T>(fn: () => T): T {
+  passDepth++;
+  try {
+    return fn();
+  } finally {
+    if (--passDepth === 0 && passEnd.size > 0) {
+      const callbacks = [...passEnd];
+      passEnd.clear();
+      for (const cb of callbacks) cb();
+    }
+  }
+}
+
+/** @internal Calls `cb` (once, however often it is added) when the outermost backward pass in progress ends. */
+export function onBackwardPassEnd(cb: () => void): void {
+  passEnd.add(cb);
+}
+
 export class Tensor implements Owned {
   /** @internal native handle; -1 once disposed */
   _h: Handle;
@@ -288,7 +312,7 @@ export class Tensor implements Owned {
   /** Accumulates gradients of this tensor into the leaves' `.grad`. A non-scalar tensor needs `gradient`. */
   backward(gradient?: Tensor | null, options: BackwardOptions = {}): void {
     if (gradient !== undefined && gradient !== null && !(gradient instanceof Tensor)) throw typeError('a Tensor', 'gradient', gradient);
-    native.backward(this._h, gradient ? gradient._h : -1, options.retainGraph === true, options.createGraph === true);
+    backwardPass(() => native.backward(this._h, gradient ? gradient._h : -1, options.retainGraph === true, options.createGraph === true));
   }
   retainGrad(): this { native.retainGrad(this._h); return this; }
   /**
@@ -297,7 +321,9 @@ export class Tensor implements Owned {
    * `tensor.register_hook`. A returned tensor replaces the gradient (same shape, dtype and device, else a
    * TorchError); returning nothing leaves it. `grad` lives only during the call: tensors the hook creates are freed
    * after it (except a returned one, which takes the gradient's place), so clone() and keep() what must outlive it.
-   * An exception thrown by the hook stops the backward pass and reaches its caller unchanged.
+   * An exception thrown by the hook stops the backward pass and reaches its caller unchanged. Under
+   * `autograd.grad`, a hook on one of `inputs` changes the returned gradient from libtorch 2.0 on; libtorch 1.13
+   * returns it as computed (PyTorch changed this in 2.0).
    *
    * Hooks run JavaScript inside the backward pass, which libtorch runs on the calling thread for CPU tensors;
    * the backward of CUDA tensors runs on device threads, where a hook raises a TorchError.

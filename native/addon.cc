@@ -72,7 +72,7 @@ State::~State() {
 void RethrowHookError(Napi::Env env) {
   State* s = env.GetInstanceData<State>();
   if (!s || s->hook_error.IsEmpty()) return;
-  Napi::Object v = s->hook_error.Value();
+  Napi::Value v = s->hook_error.Value().Get("error");  // boxed: the hook may have thrown a primitive
   s->hook_error.Reset();
   throw Napi::Error(env, v);
 }

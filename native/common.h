@@ -55,7 +55,7 @@ struct State {
   std::thread::id thread = std::this_thread::get_id();
   // False once the environment is torn down: a tensor hook that outlives it must not touch its references.
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
-  // A JS exception thrown by a tensor hook inside backward(); the entry point rethrows it as it was.
+  // A JS exception thrown by a gradient hook inside backward(), boxed as { error }; the entry point rethrows it.
   Napi::ObjectReference hook_error;
   ~State();
 };

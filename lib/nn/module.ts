@@ -25,10 +25,11 @@
 import { Tensor, checkDevice, type Device } from '../tensor.js';
 import { native } from '../native.js';
 import { noGrad, isGradEnabled } from '../autograd.js';
-import { dispose, keep } from '../scope.js';
+import { dispose } from '../scope.js';
 import { TorchError, is, typeError } from '../errors.js';
 import { dtypeCode, isFloating, DTYPES, type DType } from '../dtype.js';
 import { addIndent } from './repr.js';
+import { BackwardHookCall } from './backward_hook.js';
 
 /**
  * A tensor that is a module parameter: a leaf with requiresGrad (by default).
@@ -72,15 +73,6 @@ export type BackwardHook<M = AnyModule> = (module: M, gradInput: (Tensor | null)
 /** Called during backward with the gradients with respect to the module's outputs; may return replacements. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type BackwardPreHook<M = AnyModule> = (module: M, gradOutput: (Tensor | null)[]) => (Tensor | null)[] | void;
-
-/** What one forward call's backward hooks share: the gradients as they arrive (handles kept until the hooks ran). */
-interface BackwardCall {
-  gradOutput: (Tensor | null)[];
-  gradInput: (Tensor | null)[];
-  inputsPending: number;
-  outputsPending: number;
-  done: boolean;
-}
 
 let nextHookId = 0;
 
@@ -145,7 +137,6 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
   /** @internal */ readonly _forwardHooks = new Map<number, ForwardHook>();
   /** @internal */ readonly _backwardHooks = new Map<number, BackwardHook>();
   /** @internal */ readonly _backwardPreHooks = new Map<number, BackwardPreHook>();
-  /** @internal the last forward's backward-hook record, freed by the next forward */ _backwardCall: BackwardCall | null = null;
 
   abstract forward(...inputs: I): O;
 
@@ -158,129 +149,34 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
         if (r !== undefined && r !== null) input = (Array.isArray(r) ? r : [r]) as I;
       }
     }
-    const withBackwardHooks = (this._backwardHooks.size > 0 || this._backwardPreHooks.size > 0) && isGradEnabled();
-    let call: BackwardCall | null = null;
-    if (withBackwardHooks) {
-      call = this._startBackwardCall();
-      const wrapped = this._hookInputs(call, input);
-      if (wrapped.some((t, i) => t !== input[i])) input = wrapped as I;
+    // Backward hooks wrap the inputs and outputs in identity nodes (see BackwardHookCall); without any, nothing more.
+    let bw: BackwardHookCall | null = null;
+    if ((this._backwardHooks.size > 0 || this._backwardPreHooks.size > 0) && isGradEnabled()) {
+      bw = new BackwardHookCall(this, [...this._backwardHooks.values()], [...this._backwardPreHooks.values()]);
+      const wrapped = bw.setupInputs(input);
+      if (wrapped !== input) input = wrapped as I;
     }
-    let out = this.forward(...input);
-    if (this._forwardHooks.size > 0) {
-      for (const hook of [...this._forwardHooks.values()]) {
-        const r = hook(this, input, out) as O | undefined;
-        if (r !== undefined && r !== null && r !== out) {
-          // The replaced output will not reach the caller: free our handle to it.
-          releaseIfOwned(out, [r, ...inputs]);
-          out = r;
+    let out: O;
+    try {
+      out = this.forward(...input);
+      if (this._forwardHooks.size > 0) {
+        for (const hook of [...this._forwardHooks.values()]) {
+          const r = hook(this, input, out) as O | undefined;
+          if (r !== undefined && r !== null && r !== out) {
+            // The replaced output will not reach the caller: free our handle to it.
+            releaseIfOwned(out, [r, ...inputs]);
+            out = r;
+          }
         }
       }
+      if (bw !== null) out = bw.setupOutputs(out, inputs);
+    } catch (err) {
+      if (input !== inputs) for (const t of input) releaseIfOwned(t, inputs);
+      throw err;
     }
-    if (call !== null) out = this._hookOutputs(call, out);
     // Inputs substituted by pre-hooks (or by backward-hook views) are ours to free (the caller's own never are).
     if (input !== inputs) for (const t of input) releaseIfOwned(t, [out, ...inputs]);
     return out;
-  }
-
-  /** @internal Frees what the previous forward's backward hooks still held (a backward that never reached them). */
-  private _startBackwardCall(): BackwardCall {
-    this._endBackwardCall(this._backwardCall);
-    const call: BackwardCall = { gradOutput: [], gradInput: [], inputsPending: 0, outputsPending: 0, done: false };
-    this._backwardCall = call;
-    return call;
-  }
-
-  private _endBackwardCall(call: BackwardCall | null): void {
-    if (call === null) return;
-    call.done = true;
-    dispose([call.gradOutput, call.gradInput]);
-    call.gradOutput = [];
-    call.gradInput = [];
-    if (this._backwardCall === call) this._backwardCall = null;
-  }
-
-  /**
-   * @internal Each tensor input that requires grad goes through an identity view whose gradient hook sees the
-   * gradient with respect to that input (what PyTorch's BackwardHook does with an identity autograd function).
-   */
-  private _hookInputs(call: BackwardCall, input: unknown[]): unknown[] {
-    call.gradInput = input.map(() => null);
-    const hooked = input.filter((x) => x instanceof Tensor && x.requiresGrad).length;
-    call.inputsPending = hooked;
-    return input.map((x, i) => {
-      if (!(x instanceof Tensor) || !x.requiresGrad) return x;
-      const v = x.viewAs(x);
-      v.registerHook((g) => {
-        if (call.done) return;
-        call.gradInput[i] = keep(g.alias());
-        if (--call.inputsPending > 0) return;
-        // the last input gradient: every backward hook sees them all, and may replace them
-        const replaced = this._runBackwardHooks(call);
-        const changed = replaced === null ? [] : replaced.map((t, k) => t !== call.gradInput[k]);
-        const r = replaced !== null && changed[i] ? (replaced[i] ?? g.mul(0)) : undefined;
-        this._endBackwardCall(call);
-        if (changed.some((c, k) => c && k !== i))
-          throw new TypeError(`${this._name()}: a backward hook can replace gradInput only for a module with one tensor input requiring grad`);
-        return r;
-      });
-      return v;
-    });
-  }
-
-  /** @internal Outputs go through identity views too: their hooks see gradOutput and run the backward pre-hooks. */
-  private _hookOutputs<T>(call: BackwardCall, out: T): T {
-    const list = out instanceof Tensor ? [out] : Array.isArray(out) && out.every((t) => t instanceof Tensor) ? (out as Tensor[]) : null;
-    if (list === null) throw new TypeError(`${this._name()}: backward hooks need forward to return a Tensor or an array of Tensors`);
-    call.gradOutput = list.map(() => null);
-    const hooked = list.filter((t) => t.requiresGrad).length;
-    call.outputsPending = hooked;
-    const views = list.map((o, j) => {
-      if (!o.requiresGrad) return o;
-      const v = o.viewAs(o);
-      v.registerHook((g) => {
-        if (call.done) return;
-        let grads: (Tensor | null)[] = call.gradOutput.map((t, k) => (k === j ? g : t));
-        for (const hook of [...this._backwardPreHooks.values()]) {
-          const r = hook(this, grads);
-          if (r !== undefined && r !== null) grads = this._checkGrads(r, grads, 'gradOutput', 'backward pre-hook');
-        }
-        const mine = grads[j] ?? null;
-        call.gradOutput[j] = mine === null ? null : keep(mine === g ? g.alias() : mine.alias());
-        if (--call.outputsPending === 0 && call.inputsPending === 0) {
-          // no input requires grad: the hooks run now, with gradInput all null (as in PyTorch)
-          this._runBackwardHooks(call);
-          this._endBackwardCall(call);
-        }
-        return mine === g ? undefined : (mine ?? undefined);
-      });
-      return v;
-    });
-    for (const o of list) if (o.requiresGrad) o.dispose(); // the views carry the output on
-    return (out instanceof Tensor ? views[0] : views) as T;
-  }
-
-  /** @internal Runs the backward hooks in order; returns the final gradInput if a hook replaced it, else null. */
-  private _runBackwardHooks(call: BackwardCall): (Tensor | null)[] | null {
-    let grads = call.gradInput;
-    let replaced = false;
-    for (const hook of [...this._backwardHooks.values()]) {
-      const r = hook(this, grads, call.gradOutput);
-      if (r !== undefined && r !== null) {
-        grads = this._checkGrads(r, grads, 'gradInput', 'backward hook');
-        replaced = true;
-      }
-    }
-    return replaced ? grads : null;
-  }
-
-  private _checkGrads(r: unknown, like: (Tensor | null)[], what: string, who: string): (Tensor | null)[] {
-    if (!Array.isArray(r) || r.length !== like.length || r.some((t) => t !== null && !(t instanceof Tensor)))
-      throw new TypeError(`${this._name()}: a ${who} must return nothing or an array of ${like.length} Tensors or nulls (its new ${what})`);
-    return r as (Tensor | null)[];
-  }
-
-  private _name(): string {
-    return this.constructor.name;
   }
 
   // ------------------------------------------------------------ registration
@@ -626,12 +522,15 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
   /**
    * `hook(module, gradInput, gradOutput)` runs during backward once the gradients with respect to this module's
    * inputs are computed (PyTorch's `register_full_backward_hook`): gradInput has one entry per positional input
-   * (null where it is not a tensor requiring grad), gradOutput one per output. It may return a replacement
-   * gradInput (for a module with one tensor input requiring grad). When no input requires grad (a first layer fed
-   * with data) it runs once gradOutput is known, with gradInput all null. The tensors live during the call only
-   * (`clone()` and `keep()` to hold them); hooks run on the thread that called backward() (CPU graphs). Running a
-   * module with backward hooks wraps its inputs and outputs in identity views, as PyTorch does; without them
-   * `call()` costs nothing more.
+   * (null where it is not a tensor requiring grad; zeros for one the module did not use), gradOutput one per output
+   * (null for an output the loss does not use). It may return a replacement gradInput (an array of the same length;
+   * null: no gradient). When no input requires grad (a first layer fed with data) it runs once gradOutput is known,
+   * with gradInput all null, and may not replace it. It runs once per call of the module and per backward pass: a
+   * layer used twice in a forward pass runs it twice, and a backward through a retained graph runs it again. The
+   * hooks registered when the module is called are those that run. The tensors live during the hook only
+   * (`clone()` and `keep()` what must outlive it); hooks run on the thread that called backward() (CPU graphs).
+   * Calling a module with backward hooks (and grad mode on) passes its inputs and outputs through identity
+   * autograd nodes, as PyTorch does (see backward_hook.ts); without them `call()` costs nothing more.
    *
    *   lin.registerFullBackwardHook((m, [gx], [gy]) => { record(gy); });   // dL/dy of the layer's output
    */
@@ -643,7 +542,9 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
   }
   /**
    * `hook(module, gradOutput)` runs during backward when the gradients with respect to this module's outputs are
-   * computed, before they flow into it (PyTorch's `register_full_backward_pre_hook`); it may return replacements.
+   * computed, before they flow into it (PyTorch's `register_full_backward_pre_hook`), once per call and backward
+   * pass, with every output's gradient (null for an output the loss does not use). It may return replacements (an
+   * array of the same length), which flow on and are the gradOutput the backward hooks see.
    */
   registerFullBackwardPreHook(hook: (module: this, gradOutput: (Tensor | null)[]) => (Tensor | null)[] | void): RemovableHandle {
     is.function(hook, 'hook');
@@ -662,7 +563,6 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
       m._forwardHooks.clear();
       m._backwardHooks.clear();
       m._backwardPreHooks.clear();
-      m._endBackwardCall(m._backwardCall);
     }
   }
   [Symbol.dispose](): void {
