@@ -11,6 +11,7 @@
         "native/tensor.cc",
         "native/ops.cc",
         "native/nn.cc",
+        "native/hooks.cc",
         "<!@(ls native/optim/*.cc)"
       ],
       "include_dirs": [
