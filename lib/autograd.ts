@@ -71,6 +71,7 @@ export interface GradcheckOptions {
  * Returns the largest absolute error; throws with details when a difference exceeds atol + rtol * |numeric|.
  */
 export function gradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: Tensor[], { eps = 1e-6, atol = 1e-6, rtol = 1e-4 }: GradcheckOptions = {}): number {
+  if (!Array.isArray(inputs)) throw typeError('an array of Tensors', 'inputs', inputs);
   for (const [i, x] of inputs.entries()) {
     if (!(x instanceof Tensor)) throw typeError('a Tensor', `inputs[${i}]`, x);
     if (x.dtype !== 'float64') throw new TypeError(`gradcheck(): inputs[${i}] must be float64 (got ${x.dtype})`);

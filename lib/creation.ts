@@ -175,6 +175,8 @@ export function randint(low: number, high: number | number[], size?: number[] | 
   }
   is.integer(lo, 'low');
   is.integer(hi, 'high');
+  for (const [v, name] of [[lo, 'low'], [hi, 'high']] as const)
+    if (v < -(2 ** 63) || v >= 2 ** 63) throw new RangeError(`randint: ${name} ${v} does not fit in int64 (PyTorch: Overflow when unpacking long)`);
   if (hi <= lo) throw rangeError(`an integer above low (${lo})`, 'high', hi);
   return make('randint', [shape, { ...opts }], 'int64', lo, hi);
 }

@@ -79,10 +79,13 @@ export function stack(list: Tensor[], dim = 0): Tensor {
 }
 /** Contraction over `dims` (a number n: the last n of a with the first n of b; or [dimsA, dimsB]). */
 export function tensordot(a: Tensor, b: Tensor, dims: number | [number[], number[]] = 2): Tensor {
+  if (!(a instanceof Tensor)) throw typeError('a Tensor', 'a', a);
+  if (!(b instanceof Tensor)) throw typeError('a Tensor', 'b', b);
   let da: number[], db: number[];
   if (typeof dims === 'number') {
     is.nonNegativeInteger(dims, 'dims');
     const na = a.ndim;
+    if (dims > na || dims > b.ndim) throw new RangeError(`tensordot expects dims (${dims}) <= the number of dimensions of a (${na}) and of b (${b.ndim})`);
     da = Array.from({ length: dims }, (_, i) => na - dims + i);
     db = Array.from({ length: dims }, (_, i) => i);
   } else if (Array.isArray(dims) && dims.length === 2) {
@@ -120,6 +123,8 @@ export function normal(mean: Tensor | number, std: Tensor | number): Tensor {
 /** Seeds libtorch's CPU (and CUDA) generators: runs become reproducible. */
 export function manualSeed(seed: number): void {
   if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0) throw typeError('a non-negative integer', 'seed', seed);
+  // PyTorch takes a uint64 seed and raises "Overflow when unpacking long" above it
+  if (seed >= 2 ** 64) throw new RangeError(`manualSeed: seed ${seed} does not fit in 64 bits (PyTorch: Overflow when unpacking long)`);
   native.manualSeed(seed);
 }
 /** Intra-op threads used by libtorch (process-wide). The default is every core. */

@@ -27,7 +27,9 @@ double TensorTable::Put(at::Tensor t) {
     gens_.push_back(0);
     bytes_.push_back(0);
   }
-  int64_t nbytes = static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
+  // The bytes the tensor can hold alive: its storage (an expanded view's numel can be astronomically larger than
+  // what backs it, and V8 aborts on an external-memory change that large).
+  int64_t nbytes = t.has_storage() ? static_cast<int64_t>(t.storage().nbytes()) : 0;
   slots_[slot] = std::move(t);
   bytes_[slot] = nbytes;
   pending_bytes += nbytes;
@@ -334,7 +336,8 @@ TN_EXPORT(setNumThreads) {
 TN_EXPORT(getNumThreads) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
 
 TN_EXPORT(manualSeed) {
-  at::manual_seed(static_cast<uint64_t>(Int(info, 0)));
+  // a double in [0, 2^64) (the TypeScript side checks): seeds above 2^63 are valid in PyTorch too
+  at::manual_seed(static_cast<uint64_t>(Num(info, 0)));
   return info.Env().Undefined();
 }
 

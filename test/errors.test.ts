@@ -118,6 +118,28 @@ describe('libtorch messages are preserved, with a code', () => {
     t.dispose();
     expectTorchError(() => t.sum(), 'DISPOSED', 'tensor was disposed: it cannot be used any more');
   });
+  it('inputs that used to abort the process are errors or work (huge expanded views, huge tensordot dims)', () =>
+    scoped(() => {
+      // an expanded view holds only its storage: V8 is told 4 bytes, not 2^62 (it aborted on the virtual size)
+      const before = torch.memory();
+      const v = torch.ones([1, 1]).expand([2 ** 30, 2 ** 30]);
+      expect(v.shape).toEqual([2 ** 30, 2 ** 30]);
+      expect(torch.memory().bytes - before.bytes).toBeLessThanOrEqual(8);
+      expect(torch.tensor(3.5).expand([5, 1e9, 1e9]).shape).toEqual([5, 1e9, 1e9]);
+      const a = torch.ones([2]);
+      expect(() => torch.tensordot(a, a, 1e9)).toThrow(new RangeError('tensordot expects dims (1000000000) <= the number of dimensions of a (1) and of b (1)'));
+      expect(() => torch.tensordot(a, undefined as never)).toThrow(new TypeError('Expected a Tensor for b but received undefined of type undefined'));
+      expect(() => torch.tensordot('a' as never, a, 1)).toThrow(TypeError);
+      expect(() => torch.autograd.gradcheck((x) => x, a as never)).toThrow(TypeError);
+      // 64-bit overflow, as PyTorch's "Overflow when unpacking long"
+      expect(() => torch.randint(0, 2 ** 64, [2])).toThrow(RangeError);
+      expect(() => torch.manualSeed(2 ** 64)).toThrow(RangeError);
+    }));
+  it('manualSeed takes seeds up to 2^64 as PyTorch (2^63 gives torch.manual_seed(2**63)\'s numbers)', () =>
+    scoped(() => {
+      torch.manualSeed(2 ** 63);
+      expect(torch.rand([2]).dataSync()).toEqual([0.49625658988952637, 0.7682217955589294]);
+    }));
   it('a disposed tensor where a tensor is optional -> DISPOSED, never silently "none"', () =>
     scoped(() => {
       const gone = (shape: number[]): torch.Tensor => {
