@@ -14,7 +14,8 @@ export type TorchErrorCode =
   | 'AUTOGRAD'
   | 'OUT_OF_MEMORY'
   | 'DISPOSED'
-  | 'NON_FINITE';
+  | 'NON_FINITE'
+  | 'NO_STATISTICS';
 
 /** An error raised by libtorch (or the addon), carrying libtorch's message and a machine-readable code. */
 export class TorchError extends Error {

@@ -20,4 +20,4 @@ export * as data from './data/index.js';
 export { save, load, restore, saveWeights, loadWeights, pytorchName, type SaveWeightsOptions, type LoadWeightsOptions, type Checkpoint, type SaveContents, type RestoreOptions, type CheckpointModel, type CheckpointOptimizer } from './checkpoint.js';
 export * as models from './models/index.js';
 export * as likelihoods from './likelihoods.js';
-export { Categorical, Bernoulli, Gaussian, type Likelihood, type LikelihoodReduction } from './likelihoods.js';
+export { Categorical, Bernoulli, Gaussian, type Likelihood, type LikelihoodReduction, type SampleableLikelihood } from './likelihoods.js';

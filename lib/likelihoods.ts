@@ -30,6 +30,20 @@ export interface Likelihood {
   sample(output: Tensor): Tensor;
 }
 
+/**
+ * What the second-order optimizers and fit() need of a likelihood: its loss, and samples from its predictive
+ * distribution (every Likelihood here has both).
+ */
+export interface SampleableLikelihood {
+  loss(output: Tensor, target: Tensor): Tensor;
+  sample(output: Tensor): Tensor;
+}
+
+/** Whether `x` has the loss() and sample() methods of a likelihood. */
+export function isSampleableLikelihood(x: unknown): x is SampleableLikelihood {
+  return x !== null && typeof x === 'object' && typeof (x as SampleableLikelihood).sample === 'function' && typeof (x as SampleableLikelihood).loss === 'function';
+}
+
 function T(x: unknown, name: string): Tensor {
   if (!(x instanceof Tensor)) throw typeError('a Tensor', name, x);
   return x;

@@ -206,10 +206,10 @@ export interface NativeBinding {
   tntUnpack(main: H, aux: H): [H, H];
   tntPack(factor: H, inverse: H, main: H, aux: H): void;
   tntPackedDirection(m: H, shape: number[], mains: H[], auxes: H[], blas: boolean): H;
-  tntPackedStep(params: H[], momentum: H[], shapes: number[][], mains: H[][], auxes: H[][], lr: number, momentumCoef: number, weightDecay: number, blas: boolean): { applied: number; skippedNonFinite: number };
+  tntPackedStep(params: H[], momentum: H[], shapes: number[][], mains: H[][], auxes: H[][], lr: number[], momentumCoef: number[], weightDecay: number[], blas: boolean): StepReport;
   // the same update from full matrices (Shampoo's step and direction, with its roots)
   tntDirection(m: H, shape: number[], inverses: H[]): H;
-  tntStep(params: H[], momentum: H[], shapes: number[][], inverses: H[][], lr: number, momentumCoef: number, weightDecay: number): { applied: number; skippedNonFinite: number };
+  tntStep(params: H[], momentum: H[], shapes: number[][], inverses: H[][], lr: number[], momentumCoef: number[], weightDecay: number[]): StepReport;
   // Shampoo (native/optim/shampoo.cc): TNT's shapes/factors layout; the step is tntStep with the roots
   shampooStatistics(grads: H[], shapes: number[][], factors: H[][], weight: number): { updated: number; skippedNonFinite: number };
   shampooRoots(shapes: number[][], factors: H[][], roots: H[][], eps: number, method: number): ShampooRootReport;
@@ -219,7 +219,18 @@ export interface NativeBinding {
   kfacStep(
     layers: { weight: H; bias: H | null; momentum: H; biasMomentum: H | null; invA: H; invG: H; lr: number; mu: number; wd: number }[],
     plain: { param: H; momentum: H; lr: number; mu: number; wd: number }[],
-  ): { applied: number; skippedNonFinite: number };
+  ): StepReport;
+}
+
+/**
+ * What a second-order step did: applied (1) or skipped (0, counted in skippedNonFinite), and why: reason 1 a gradient
+ * held NaN or Infinity, 2 a new momentum or parameter would have (a non-finite state, an overflowing update). A
+ * skipped step changes nothing.
+ */
+export interface StepReport {
+  applied: number;
+  skippedNonFinite: number;
+  reason: 0 | 1 | 2;
 }
 
 /** What shampooRoots did: roots computed (retries included), float64 retries, failures (last root kept),

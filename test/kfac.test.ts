@@ -207,8 +207,11 @@ describe('optim.KFAC', () => {
       const layer = new torch.nn.Linear(2, 2);
       const opt = new KFAC(layer, { lr: 0.1 });
       const x = torch.tensor([[1, 2], [3, 4]]);
+      const lik = new torch.Gaussian();
       torch.tidy(() => {
-        layer.call(x).sum().backward();
+        const out = layer.call(x);
+        opt.sampledBackward(out, lik); // a step needs statistics (NO_STATISTICS otherwise)
+        out.sum().backward();
         opt.step();
       });
       const snap = (): number[][] => [layer.weight, layer.bias!, opt.state.get(layer.weight)!.momentum as Tensor].map((t) => t.dataSync());
@@ -219,6 +222,7 @@ describe('optim.KFAC', () => {
       expect(snap()).toEqual(before);
       expect(opt.skippedSteps).toBe(1);
       const strict = new KFAC(layer, { lr: 0.1, onNonFinite: 'throw' });
+      torch.tidy(() => strict.sampledBackward(layer.call(x), lik));
       expect(() => strict.step()).toThrow(expect.objectContaining({ name: 'TorchError', code: 'NON_FINITE' }));
       // a non-finite input never reaches the statistics
       const A0 = opt.curvatureState(layer).A.dataSync();

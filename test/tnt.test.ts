@@ -174,6 +174,8 @@ describe('optim.TNT', () => {
         p.grad = g;
         g.dispose(); // the parameter holds its own reference
       };
+      const stat = torch.tensor([[1, 0.5], [-0.5, 2]]);
+      opt.updateStatistics([stat]); // a step needs statistics (NO_STATISTICS otherwise)
       setGrad([[1, 1], [1, 1]]);
       opt.step();
       const after1 = p.dataSync();
@@ -184,7 +186,9 @@ describe('optim.TNT', () => {
       expect((opt.state.get(p)!.momentum as Tensor).dataSync()).toEqual(mom);
       expect(opt.skippedSteps).toBe(1);
       const strict = new TNT([p], { lr: 0.1, onNonFinite: 'throw' });
-      expect(() => strict.step()).toThrow(expect.objectContaining({ name: 'TorchError', code: 'NON_FINITE' }));
+      strict.updateStatistics([stat]);
+      stat.dispose();
+      expect(() => strict.step()).toThrow(expect.objectContaining({ name: 'TorchError', code: 'NON_FINITE', message: expect.stringContaining('a gradient holds NaN') }));
       // a non-finite sampled gradient never reaches the statistics
       const inf = torch.tensor([[Infinity, 0], [0, 0]]);
       opt.updateStatistics([inf]);
@@ -211,6 +215,7 @@ describe('optim.TNT', () => {
         p.grad = g;
         g.dispose();
       }
+      opt.updateStatistics([w, b, s, conv].map((p) => p.grad));
       opt.step();
       expect(torch.tidy(() => opt.curvatureState(w)!.factors.map((f) => f.shape))).toEqual([[3, 3], [10]]);
       expect(torch.tidy(() => opt.curvatureState(b)!.shape)).toEqual([3]);

@@ -3,7 +3,7 @@
  *
  * The loop is the one of lib/optim/tnt.ts's doc comment, under tidy():
  *
- *     out = model.call(x); opt.sampledBackward(out, lik)   (TNT, KFAC: statistics from y ~ p(y | x), when due)
+ *     out = model.call(x); opt.beforeBackward(out, lik)    (TNT, KFAC: statistics from y ~ p(y | x), when due; as fit())
  *     lik.loss(out, target).backward(); opt.step(); opt.zeroGrad()
  *
  * Shampoo gathers its statistics from the true-label gradient inside step(); SGD-m and Adam are first order.
@@ -186,10 +186,12 @@ export async function trainRun(c: RunConfig): Promise<RunResult> {
     model.train();
 
     let warmStart: RunResult['warmStart'] = null;
-    if (c.warmBatches > 0 && (o instanceof TNT || o instanceof KFAC || o instanceof Shampoo)) {
+    // The same hooks as fit(): warmStart() where the optimizer has one, beforeBackward() every step.
+    const warmable = o as Optimizer<BaseOptions> & Partial<Pick<TNT, 'warmStart'>>;
+    if (c.warmBatches > 0 && typeof warmable.warmStart === 'function') {
       const warmLoader = new DataLoader<Tensor[]>(c.train, { batchSize: c.batchSize, shuffle: true, seed: c.seed + 1_000_003, transform: c.transform });
       const n = Math.min(c.warmBatches, warmLoader.length);
-      const batches = o instanceof Shampoo ? await o.warmStart(take(warmLoader, n, true), forward, lik) : await o.warmStart(take(warmLoader, n, false), forward, lik);
+      const batches = await warmable.warmStart(take(warmLoader, n, true), forward, lik);
       warmStart = { batches, ...clock() };
       c.onEvent?.({ type: 'warm-start', optimizer: c.optimizer, seed: c.seed, ...warmStart });
     }
@@ -216,7 +218,7 @@ export async function trainRun(c: RunConfig): Promise<RunResult> {
         try {
           loss = tidy(() => {
             const out = forward(x);
-            if (o instanceof TNT || o instanceof KFAC) o.sampledBackward(out, lik);
+            o.beforeBackward(out, lik); // TNT, KFAC: the sampled backward pass (when due); fit() makes the same call
             const l = lik.loss(out, target);
             l.backward();
             if (c.optimizer === 'sgd' && (c.hp.weightDecay ?? 0) > 0)

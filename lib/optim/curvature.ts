@@ -3,8 +3,13 @@
  * the moving-average weight of their statistics (the authors' max(1/(t+1), 1 - statDecay), or the plain running
  * mean during a warm start and 1 - statDecay after one), and the counters that say where a run stands.
  */
-import { is, typeError } from '../errors.js';
+import { TorchError, is, typeError } from '../errors.js';
+import type { Tensor } from '../tensor.js';
+import type { SampleableLikelihood } from '../likelihoods.js';
 import { Optimizer, type BaseOptions, type Params, type StateSchema } from './optimizer.js';
+
+/** Batches a warm start reads: tensors of inputs, or [inputs, targets, ...] (Shampoo needs the targets). */
+export type WarmStartBatches = Iterable<[Tensor, ...unknown[]] | Tensor> | AsyncIterable<[Tensor, ...unknown[]] | Tensor>;
 
 export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: number }> extends Optimizer<O> {
   /** T1: gather statistics every this many steps. */
@@ -64,6 +69,38 @@ export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: nu
       Object.assign(this, c);
       this.warmStarted = warm;
     };
+  }
+
+  /**
+   * Warm start: one pass over `batches` at the current weights, no updates; the statistics become the plain running
+   * mean over those batches. The same call for TNT, KFAC and Shampoo (which reads the targets and takes the
+   * likelihood's loss); fit()'s `warmStart` option and the experiment runner use it. Returns the batches folded in.
+   */
+  abstract warmStart(batches: WarmStartBatches, forward: (x: Tensor) => Tensor, likelihood: SampleableLikelihood): Promise<number>;
+
+  /**
+   * Throws a TorchError (code 'NO_STATISTICS') from step() when no statistics were ever gathered: the update would be
+   * momentum SGD scaled by 1/damping, silently. Called before the step changes anything.
+   */
+  protected requireStatistics(name: string): void {
+    if (this.statsUpdates > 0 || this.warmStarted) return;
+    throw new TorchError(
+      `${name}.step(): no curvature statistics have been gathered, so this step would be plain momentum SGD. ` +
+        'Call opt.sampledBackward(output, likelihood) after the forward pass and before loss.backward() ' +
+        '(or await opt.warmStart(batches, forward, likelihood) before training); fit() does both when given a `likelihood`.',
+      'NO_STATISTICS',
+    );
+  }
+
+  /**
+   * Counts a step the native update left undone (reason 1: a gradient held NaN or Infinity; 2: a new momentum or
+   * parameter would have, from a non-finite state or an overflowing update), or throws with `onNonFinite: 'throw'`.
+   */
+  protected skipStep(name: string, reason: number): void {
+    this.skippedSteps++;
+    if ((this as { onNonFinite?: string }).onNonFinite !== 'throw') return;
+    const why = reason === 2 ? 'the update (momentum or parameters) would hold NaN or Infinity' : 'a gradient holds NaN or Infinity';
+    throw new TorchError(`${name}: ${why} at step ${this.stepCount}; the step was not applied`, 'NON_FINITE');
   }
 
   /** Whether the step about to be taken gathers statistics (every `statsEvery` steps). */

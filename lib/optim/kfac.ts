@@ -251,6 +251,12 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
       this.capture.clear();
       return false;
     }
+    // An output holding NaN or Infinity has no predictive distribution to sample: skip (counted) instead of failing.
+    if (!tidy(() => output.detach().isfinite().all().item())) {
+      this.capture.clear();
+      this.skippedStatistics++;
+      return false;
+    }
     const recs = this.capture.records();
     if (recs.length === 0)
       throw new TorchError('KFAC.sampledBackward: no layer was recorded in the forward pass; call the model and its layers with .call(x) (forward hooks), and call sampledBackward after the forward pass of a step whose statistics are due', 'TORCH_ERROR');
@@ -323,10 +329,21 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
     return m._h;
   }
 
+  /** fit()'s hook: the sampled backward pass, when statistics are due. */
+  override beforeBackward(output: Tensor, likelihood?: SampleableLikelihood): boolean {
+    if (likelihood === undefined) throw new TypeError('KFAC.beforeBackward: KFAC samples from the predictive distribution: pass the likelihood (e.g. new Categorical())');
+    return this.sampledBackward(output, likelihood);
+  }
+
+  override get needsLikelihood(): boolean {
+    return true;
+  }
+
   /** Every group is updated by one native call, made for group 0. */
   protected stepGroup(_group: ParamGroup<KFACOptions>, index: number): void {
     if (index !== 0) return;
-    if (this.inversesDue() && (this.statsUpdates > 0 || this.warmStarted)) this.updateInverses();
+    this.requireStatistics('KFAC');
+    if (this.inversesDue()) this.updateInverses();
     const inLayer = new Set<Tensor>();
     const layers = this.layerList.map((l) => {
       const g = this.groupOf(l.weight);
@@ -341,10 +358,7 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
       g.params.filter((p) => !inLayer.has(p)).map((p) => ({ param: p._h, momentum: this.momentumOf(p), lr: g.lr, mu: g.momentum, wd: g.weightDecay })),
     );
     const r = native.kfacStep(layers, plain);
-    if (r.skippedNonFinite > 0) {
-      this.skippedSteps++;
-      if (this.onNonFinite === 'throw') throw new TorchError(`KFAC: a gradient holds NaN or Infinity at step ${this.stepCount}; the step was not applied`, 'NON_FINITE');
-    }
+    if (r.skippedNonFinite > 0) this.skipStep('KFAC', r.reason);
   }
 
   private layerOf(layer: AnyModule | string, what: string): Layer {

@@ -12,6 +12,7 @@ import { keep } from '../scope.js';
 import { enableGrad } from '../autograd.js';
 import { is, typeError } from '../errors.js';
 import { isFloating } from '../dtype.js';
+import type { SampleableLikelihood } from '../likelihoods.js';
 
 /** Per-parameter optimizer state: tensors owned by the optimizer, and numbers (such as Adam's `step`). */
 export type ParamState = Record<string, Tensor | number>;
@@ -123,6 +124,21 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
     const merged = { ...structuredClone(this.defaults), ...group, params } as ParamGroup<O>;
     this.checkOptions(merged, `${where}.`);
     this.paramGroups.push(merged);
+  }
+
+  /**
+   * Called by fit() (and the experiment runner) after the forward pass and before `loss.backward()`, with the model
+   * output and the likelihood the loss comes from. First-order optimizers, and Shampoo (whose statistics come from
+   * the real gradient), do nothing; TNT and KFAC run their sampled backward pass when statistics are due. Returns
+   * whether statistics were gathered. A hand-written loop calls `sampledBackward` (or this) itself.
+   */
+  beforeBackward(_output: Tensor, _likelihood?: SampleableLikelihood): boolean {
+    return false;
+  }
+
+  /** Whether `beforeBackward` needs a likelihood to sample from (TNT, KFAC): fit() then requires `likelihood`. */
+  get needsLikelihood(): boolean {
+    return false;
   }
 
   /**

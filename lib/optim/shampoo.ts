@@ -238,36 +238,35 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
     return loss;
   }
 
-  private stepSkipped = false;
-
-  private skip(): void {
-    this.skippedSteps++;
-    this.stepSkipped = true;
-    if (this.onNonFinite === 'throw') throw new TorchError(`Shampoo: a gradient holds NaN or Infinity at step ${this.stepCount}; the step was not applied`, 'NON_FINITE');
-  }
-
-  protected stepGroup(group: ParamGroup<ShampooOptions>, index: number): void {
-    if (index === 0) {
-      this.stepSkipped = false;
-      if (this.statisticsDue()) {
-        if (!this.updateStatistics(this.params.map((p) => p.grad))) return this.skip();
-      }
-      if (this.inversesDue() && (this.statsUpdates > 0 || this.warmStarted)) this.updateRoots();
+  /** Every group is updated by one native call, made for group 0, so a skipped step leaves every group as it was. */
+  protected stepGroup(_group: ParamGroup<ShampooOptions>, index: number): void {
+    if (index !== 0) return;
+    if (this.statisticsDue()) {
+      if (!this.updateStatistics(this.params.map((p) => p.grad))) return this.skipStep('Shampoo', 1);
     }
-    if (this.stepSkipped) return;
-    const cs = group.params.map((p) => this.curvatureOf(p, group.epsilon));
-    const moms = group.params.map((p) => {
-      const s = this.stateOf(p);
-      let m = s.momentum;
-      if (!(m instanceof Tensor)) {
-        m = keep(zerosLike(p));
-        s.momentum = m;
+    if (this.inversesDue() && (this.statsUpdates > 0 || this.warmStarted)) this.updateRoots();
+    const ps: number[] = [], moms: number[] = [], shapes: number[][] = [], roots: number[][] = [];
+    const lrs: number[] = [], mus: number[] = [], wds: number[] = [];
+    for (const g of this.paramGroups)
+      for (const p of g.params) {
+        const c = this.curvatureOf(p, g.epsilon);
+        const s = this.stateOf(p);
+        let m = s.momentum;
+        if (!(m instanceof Tensor)) {
+          m = keep(zerosLike(p));
+          s.momentum = m;
+        }
+        ps.push(p._h);
+        moms.push(m._h);
+        shapes.push(c.shape);
+        roots.push(c.roots.map((f) => f._h));
+        lrs.push(g.lr);
+        mus.push(g.momentum);
+        wds.push(g.weightDecay);
       }
-      return m._h;
-    });
-    // TNT's step: m <- mu m + g, p <- p (1 - lr wd) - lr (m x_1 R_1 ... x_k R_k), skipped on a non-finite gradient.
-    const r = native.tntStep(group.params.map((p) => p._h), moms, cs.map((c) => c.shape), cs.map((c) => c.roots.map((f) => f._h)), group.lr, group.momentum, group.weightDecay);
-    if (r.skippedNonFinite > 0) this.skip();
+    // TNT's step: m <- mu m + g, p <- p (1 - lr wd) - lr (m x_1 R_1 ... x_k R_k); all or nothing.
+    const r = native.tntStep(ps, moms, shapes, roots, lrs, mus, wds);
+    if (r.skippedNonFinite > 0) this.skipStep('Shampoo', r.reason);
   }
 
   /** The preconditioned direction m x_1 R_1 ... x_k R_k of a tensor shaped like `param`, with the current roots. */

@@ -53,11 +53,9 @@ import { TorchError, is, typeError } from '../errors.js';
 import { checkKnownOptions, type OptimizerStateDict, type ParamGroup, type Params } from './optimizer.js';
 import { CurvatureOptimizer } from './curvature.js';
 
+import { isSampleableLikelihood, type SampleableLikelihood } from '../likelihoods.js';
 /** What TNT needs of a likelihood (lib/likelihoods.ts): its loss and samples from its predictive distribution. */
-export interface SampleableLikelihood {
-  loss(output: Tensor, target: Tensor): Tensor;
-  sample(output: Tensor): Tensor;
-}
+export type { SampleableLikelihood };
 
 export interface TNTOptions {
   /** Learning rate. */
@@ -236,10 +234,15 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
    */
   sampledBackward(output: Tensor, likelihood: SampleableLikelihood, { force = false }: { force?: boolean } = {}): boolean {
     if (!(output instanceof Tensor)) throw typeError('a Tensor', 'output', output);
-    if (likelihood === null || typeof likelihood !== 'object' || typeof likelihood.sample !== 'function' || typeof likelihood.loss !== 'function')
-      throw typeError('a likelihood with sample() and loss()', 'likelihood', likelihood);
+    if (!isSampleableLikelihood(likelihood)) throw typeError('a likelihood with sample() and loss()', 'likelihood', likelihood);
     if (!force && !this.statisticsDue()) return false;
     const params = this.params;
+    // An output holding NaN or Infinity has no predictive distribution to sample: the statistics skip this batch
+    // (counted in skippedStatistics) instead of failing in the sampler.
+    if (!tidy(() => output.detach().isfinite().all().item())) {
+      this.skippedStatistics++;
+      return false;
+    }
     tidy(() => {
       const y = likelihood.sample(output);
       const loss = likelihood.loss(output, y);
@@ -282,37 +285,53 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
     }
   }
 
-  /** Refreshes the inverses when due, then updates every parameter from its `.grad` (momentum, preconditioning, decay). */
+  /** fit()'s hook: the sampled backward pass, when statistics are due. */
+  override beforeBackward(output: Tensor, likelihood?: SampleableLikelihood): boolean {
+    if (likelihood === undefined) throw new TypeError('TNT.beforeBackward: TNT samples from the predictive distribution: pass the likelihood (e.g. new Categorical())');
+    return this.sampledBackward(output, likelihood);
+  }
+
+  override get needsLikelihood(): boolean {
+    return true;
+  }
+
+  /**
+   * Refreshes the inverses when due, then updates every parameter from its `.grad` (momentum, preconditioning, decay),
+   * every group in one native call. Throws a TorchError 'NO_STATISTICS' when statistics were never gathered.
+   */
   override step<L = undefined>(closure?: () => L): L | undefined {
     const loss = super.step(closure);
     this.stepCount++;
     return loss;
   }
 
-  private stepSkipped = false;
-
-  protected stepGroup(group: ParamGroup<TNTOptions>, index: number): void {
-    if (index === 0) {
-      this.stepSkipped = false;
-      if (this.inversesDue() && (this.statsUpdates > 0 || this.warmStarted)) this.updateInverses();
-    }
-    if (this.stepSkipped) return;
-    const cs = group.params.map((p) => this.curvatureOf(p, group.damping));
-    const moms = group.params.map((p) => {
-      const s = this.stateOf(p);
-      let m = s.momentum;
-      if (!(m instanceof Tensor)) {
-        m = keep(zerosLike(p));
-        s.momentum = m;
+  /** Every group is updated by one native call, made for group 0, so a skipped step leaves every group as it was. */
+  protected stepGroup(_group: ParamGroup<TNTOptions>, index: number): void {
+    if (index !== 0) return;
+    this.requireStatistics('TNT');
+    if (this.inversesDue()) this.updateInverses();
+    const ps: number[] = [], moms: number[] = [], shapes: number[][] = [], mains: number[][] = [], auxes: number[][] = [];
+    const lrs: number[] = [], mus: number[] = [], wds: number[] = [];
+    for (const g of this.paramGroups)
+      for (const p of g.params) {
+        const c = this.curvatureOf(p, g.damping);
+        const s = this.stateOf(p);
+        let m = s.momentum;
+        if (!(m instanceof Tensor)) {
+          m = keep(zerosLike(p));
+          s.momentum = m;
+        }
+        ps.push(p._h);
+        moms.push(m._h);
+        shapes.push(c.shape);
+        mains.push(c.mains.map((f) => f._h));
+        auxes.push(c.auxes.map((f) => f._h));
+        lrs.push(g.lr);
+        mus.push(g.momentum);
+        wds.push(g.weightDecay);
       }
-      return m._h;
-    });
-    const r = native.tntPackedStep(group.params.map((p) => p._h), moms, cs.map((c) => c.shape), cs.map((c) => c.mains.map((f) => f._h)), cs.map((c) => c.auxes.map((f) => f._h)), group.lr, group.momentum, group.weightDecay, this.blasKernels);
-    if (r.skippedNonFinite > 0) {
-      this.skippedSteps++;
-      this.stepSkipped = true;
-      if (this.onNonFinite === 'throw') throw new TorchError(`TNT: a gradient holds NaN or Infinity at step ${this.stepCount}; the step was not applied`, 'NON_FINITE');
-    }
+    const r = native.tntPackedStep(ps, moms, shapes, mains, auxes, lrs, mus, wds, this.blasKernels);
+    if (r.skippedNonFinite > 0) this.skipStep('TNT', r.reason);
   }
 
   /** The preconditioned direction m x_1 A_1 ... x_k A_k of a tensor shaped like `param`, with the current inverses. */

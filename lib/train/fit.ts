@@ -10,6 +10,8 @@ import { Tensor } from '../tensor.js';
 import { tidy } from '../scope.js';
 import { noGrad } from '../autograd.js';
 import { TorchError, is, typeError } from '../errors.js';
+import { isSampleableLikelihood, type SampleableLikelihood } from '../likelihoods.js';
+import type { WarmStartBatches } from '../optim/curvature.js';
 import { barReporter, jsonReporter, silentReporter, type ProgressStream, type Reporter } from './progress.js';
 
 /** What fit() needs of a model (nn.Module has all of it): `call` (preferred) or `forward`, and the mode switches. */
@@ -31,6 +33,12 @@ export interface FitOptimizer {
   step(): unknown;
   zeroGrad(options?: { setToNone?: boolean }): void;
   readonly paramGroups?: readonly { params: readonly Tensor[] }[];
+  /** Called after the forward pass and before backward (TNT, KFAC: the sampled backward pass, when due). */
+  beforeBackward?(output: Tensor, likelihood?: SampleableLikelihood): unknown;
+  /** Whether beforeBackward needs `likelihood` (TNT, KFAC). */
+  readonly needsLikelihood?: boolean;
+  /** The second-order optimizers' warm start (fit()'s `warmStart` option). */
+  warmStart?(batches: WarmStartBatches, forward: (x: Tensor) => Tensor, likelihood: SampleableLikelihood): Promise<number>;
 }
 
 export type Metric = 'loss' | 'accuracy';
@@ -70,8 +78,24 @@ export interface FitOptions {
   /** Number of passes over `train` (a positive integer). */
   epochs: number;
   optimizer: FitOptimizer;
-  /** (output, target) -> a scalar loss tensor (e.g. nn.functional.crossEntropy). */
-  loss: (output: Tensor, target: Tensor) => Tensor;
+  /**
+   * (output, target) -> a scalar loss tensor (e.g. nn.functional.crossEntropy). Optional with `likelihood`, whose
+   * loss it then is.
+   */
+  loss?: (output: Tensor, target: Tensor) => Tensor;
+  /**
+   * The likelihood the loss comes from (Categorical for cross-entropy, Bernoulli for BCE with logits, Gaussian for
+   * squared error). Required by TNT and KFAC, which sample from it each step their statistics are due (the same
+   * sampled backward pass as the README's loop: `optimizer.beforeBackward(output, likelihood)` before
+   * `loss.backward()`); first-order optimizers and Shampoo only use its loss.
+   */
+  likelihood?: SampleableLikelihood;
+  /**
+   * Warm start of a second-order optimizer before the first epoch: this many batches of `train` (Infinity: one whole
+   * pass, the paper's) at the initial weights, no updates, or another batch source to read. Default 0 (none).
+   * Needs an optimizer with warmStart() and a `likelihood`.
+   */
+  warmStart?: number | BatchSource;
   /** Reported metrics: 'loss' always; 'accuracy' for classifiers (default ['loss']). */
   metrics?: Metric[];
   callbacks?: FitCallbacks;
@@ -127,6 +151,20 @@ function batchParts(batch: unknown, name: string): [Tensor, Tensor] {
   if (!Array.isArray(batch) || !(batch[0] instanceof Tensor) || !(batch[1] instanceof Tensor))
     throw typeError('a batch [inputs, targets] of Tensors', name, batch);
   return [batch[0], batch[1]];
+}
+
+/** The first `n` batches of a source (all of them for Infinity), for a warm start; a loader's batches stay its own. */
+function firstBatches(src: BatchSource, n: number): AsyncIterable<Tensor[]> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      if (n <= 0) return;
+      let k = 0;
+      for await (const b of src) {
+        yield b;
+        if (++k >= n) return;
+      }
+    },
+  };
 }
 
 /**
@@ -220,6 +258,10 @@ function reporterFor(progress: FitOptions['progress'], out: ProgressStream, ever
  * `optimizer.step()` and `optimizer.zeroGrad()`; then a turn of the event loop. After each epoch: validation on
  * `val` (model.eval(), no gradients), `scheduler.step()`, progress, `onEpochEnd`. Returns one HistoryEntry per epoch.
  *
+ * With a `likelihood`, every step calls `optimizer.beforeBackward(output, likelihood)` between the forward pass and
+ * backward: TNT and KFAC draw y ~ p(y | output) and gather their statistics there (when due), exactly as the README's
+ * hand-written loop; they refuse to train without one. `warmStart` runs the optimizer's warm start first.
+ *
  * A non-finite training loss stops training with a TorchError (code 'NON_FINITE') naming the epoch and step.
  * The loaders own their batches (fit() never disposes them).
  *
@@ -241,7 +283,29 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
   const opt = options.optimizer;
   if (opt === null || typeof opt !== 'object' || typeof opt.step !== 'function' || typeof opt.zeroGrad !== 'function')
     throw typeError('an optimizer (step, zeroGrad)', 'optimizer', opt);
-  const lossFn = is.function(options.loss, 'loss') as FitOptions['loss'];
+  const likelihood = options.likelihood;
+  if (likelihood !== undefined && !isSampleableLikelihood(likelihood))
+    throw typeError('a likelihood with loss() and sample() (e.g. new Categorical())', 'likelihood', likelihood);
+  if (opt.needsLikelihood === true && likelihood === undefined)
+    throw new TypeError(
+      `fit: ${opt.constructor?.name ?? 'the optimizer'} gathers its statistics by sampling from the model's predictive distribution: ` +
+        'pass `likelihood` (new Categorical() for cross-entropy, new Bernoulli() for BCE with logits, new Gaussian() for squared error)',
+    );
+  if (options.loss === undefined && likelihood === undefined) throw typeError('a loss function (or a likelihood)', 'loss', options.loss);
+  const lossFn: (o: Tensor, t: Tensor) => Tensor =
+    options.loss !== undefined ? (is.function(options.loss, 'loss') as (o: Tensor, t: Tensor) => Tensor) : (o, t) => likelihood!.loss(o, t);
+  const warm = options.warmStart ?? 0;
+  let warmSource: BatchSource | null = null;
+  if (typeof warm === 'number') {
+    if (warm !== Infinity) is.nonNegativeInteger(warm, 'warmStart');
+    if (warm > 0) warmSource = firstBatches(train, warm);
+  } else {
+    warmSource = checkSource(warm, 'warmStart');
+  }
+  if (warmSource !== null) {
+    if (typeof opt.warmStart !== 'function') throw new TypeError(`fit: warmStart needs an optimizer with warmStart() (TNT, KFAC, Shampoo), not ${opt.constructor?.name ?? typeof opt}`);
+    if (likelihood === undefined) throw new TypeError('fit: warmStart needs `likelihood` (the statistics are sampled from it)');
+  }
   const metrics = checkMetrics(options.metrics ?? ['loss']);
   const wantAccuracy = metrics.has('accuracy');
   const callbacks = options.callbacks ?? {};
@@ -268,7 +332,13 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
   const wasTraining = m.training;
   const history: HistoryEntry[] = [];
   signal?.throwIfAborted();
+  const before = typeof opt.beforeBackward === 'function' && likelihood !== undefined ? opt.beforeBackward.bind(opt) : null;
   try {
+    if (warmSource !== null) {
+      m.train(true);
+      await opt.warmStart!(warmSource as WarmStartBatches, forward, likelihood!);
+      signal?.throwIfAborted();
+    }
     for (let epoch = 1; epoch <= epochs; epoch++) {
       const started = performance.now();
       const steps = typeof train.length === 'number' ? train.length : null;
@@ -280,6 +350,7 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
         const b = sizeOf(x, y);
         const [l, c] = tidy(() => {
           const out = forward(x);
+          before?.(out, likelihood);
           const loss = scalarLoss(lossFn(out, y));
           loss.backward();
           return [loss.item(), wantAccuracy ? countCorrect(out, y) : 0];

@@ -16,7 +16,9 @@
 //                   damping; a factor that still fails keeps its last good inverse.
 //   kfacStep        m <- mu m + g for every parameter; a layer's [W | b] moves along (G + dG I)^-1 M (A + dA I)^-1,
 //                   every other parameter (BatchNorm scale and shift, ...) along m; p <- p (1 - lr wd) - lr dir.
-//                   A non-finite gradient anywhere skips the whole step (nothing, momentum included, changes).
+//                   A non-finite gradient anywhere skips the whole step (nothing, momentum included, changes),
+//                   and so does a new momentum or parameter that would not be finite (a NaN restored into the state,
+//                   an overflowing update): every write is computed before any is applied.
 #include <map>
 
 #include "optim_common.h"
@@ -81,6 +83,14 @@ TN_EXPORT(kfacStatistics) {
     at::Tensor a = a0->scalar_type() == A.scalar_type() ? *a0 : a0->to(A.scalar_type());
     at::Tensor g = g0->scalar_type() == G.scalar_type() ? *g0 : g0->to(G.scalar_type());
     double rows = static_cast<double>(a.size(0));
+    // Finite inputs can still overflow the factors (float32 a^T a, N g^T g): then the layer keeps its statistics.
+    at::Tensor asq = a.to(at::kDouble).square().sum(0);
+    if (bias) asq = at::cat({asq, at::ones({1}, asq.options())});
+    if (!FoldStaysFinite(A.diagonal(), asq, 1 - w, w / std::max(rows, 1.0), A.scalar_type()) ||
+        !FoldStaysFinite(G.diagonal(), g.to(at::kDouble).square().sum(0), 1 - w, w * n, G.scalar_type())) {
+      ++skipped;
+      continue;
+    }
     if (bias) {
       int64_t d = a.size(1);
       at::Tensor block = A.narrow(0, 0, d).narrow(1, 0, d);
@@ -192,16 +202,25 @@ TN_EXPORT(kfacStep) {
   // A non-finite gradient anywhere skips the whole step.
   auto finite_grad = [](at::Tensor* p) { return !p || !p->grad().defined() || AllFinite(p->grad()); };
   for (Napi::Object l : layers)
-    if (!finite_grad(Field(l, "weight")) || !finite_grad(Field(l, "bias", true))) return Report(info.Env(), {{"applied", 0}, {"skippedNonFinite", 1}});
+    if (!finite_grad(Field(l, "weight")) || !finite_grad(Field(l, "bias", true))) return Report(info.Env(), {{"applied", 0}, {"skippedNonFinite", 1}, {"reason", 1}});
   for (Napi::Object o : plain)
-    if (!finite_grad(Field(o, "param"))) return Report(info.Env(), {{"applied", 0}, {"skippedNonFinite", 1}});
+    if (!finite_grad(Field(o, "param"))) return Report(info.Env(), {{"applied", 0}, {"skippedNonFinite", 1}, {"reason", 1}});
 
-  auto momentum_step = [](at::Tensor& p, at::Tensor& m, double lr, double mu, double wd) {
+  // Every new momentum and parameter is computed first and applied only when all are finite (a NaN restored into
+  // a momentum or an inverse, or an overflowing update, skips the step as a non-finite gradient does).
+  StagedWrites writes;
+  bool finite = true;
+  auto stage = [&](at::Tensor& dst, at::Tensor v) { finite = writes.Stage(dst, std::move(v)) && finite; };
+  auto next_param = [](const at::Tensor& p, const at::Tensor& dir, double lr, double wd) {
+    at::Tensor next = wd != 0 ? p.mul(1 - lr * wd) : p.clone();
+    return next.add_(dir, -lr);
+  };
+  auto momentum_step = [&](at::Tensor& p, at::Tensor& m, double lr, double mu, double wd) {
     const at::Tensor& g = p.grad();
     if (!g.defined()) return;
-    m.mul_(mu).add_(g);
-    if (wd != 0) p.mul_(1 - lr * wd);
-    p.add_(m, -lr);
+    at::Tensor mn = m.mul(mu).add_(g);
+    stage(p, next_param(p, mn, lr, wd));
+    stage(m, std::move(mn));
   };
 
   for (Napi::Object l : layers) {
@@ -215,22 +234,25 @@ TN_EXPORT(kfacStep) {
       if (b) momentum_step(*b, *mb, lr, mu, wd);
       continue;
     }
-    mW.mul_(mu).add_(W.grad());
-    at::Tensor M = mW.reshape({W.size(0), -1});
+    at::Tensor mWn = mW.mul(mu).add_(W.grad());
+    at::Tensor M = mWn.reshape({W.size(0), -1});
+    at::Tensor mbn;
     if (b) {
-      if (b->grad().defined()) mb->mul_(mu).add_(b->grad());
-      else mb->mul_(mu);  // the bias's gradient is zero when the loss does not reach it
-      M = at::cat({M, mb->unsqueeze(1)}, 1);
+      // the bias's gradient is zero when the loss does not reach it
+      mbn = b->grad().defined() ? mb->mul(mu).add_(b->grad()) : mb->mul(mu);
+      M = at::cat({M, mbn.unsqueeze(1)}, 1);
     }
     at::Tensor D = at::mm(at::mm(*Field(l, "invG"), M), *Field(l, "invA"));
     int64_t cols = W.numel() / W.size(0);
-    if (wd != 0) W.mul_(1 - lr * wd);
-    W.add_(D.narrow(1, 0, cols).reshape(W.sizes()), -lr);
+    stage(W, next_param(W, D.narrow(1, 0, cols).reshape(W.sizes()), lr, wd));
+    stage(mW, std::move(mWn));
     if (b) {
-      if (wd != 0) b->mul_(1 - lr * wd);
-      b->add_(D.select(1, cols), -lr);
+      stage(*b, next_param(*b, D.select(1, cols), lr, wd));
+      stage(*mb, std::move(mbn));
     }
   }
   for (Napi::Object o : plain) momentum_step(*Field(o, "param"), *Field(o, "momentum"), NumField(o, "lr"), NumField(o, "mu"), NumField(o, "wd"));
-  return Report(info.Env(), {{"applied", 1}, {"skippedNonFinite", 0}});
+  if (!finite) return Report(info.Env(), {{"applied", 0}, {"skippedNonFinite", 1}, {"reason", 2}});
+  writes.Commit();
+  return Report(info.Env(), {{"applied", 1}, {"skippedNonFinite", 0}, {"reason", 0}});
 }

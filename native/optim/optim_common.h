@@ -3,6 +3,8 @@
 // TorchError.
 #pragma once
 
+#include <cmath>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,6 +64,40 @@ inline at::Tensor Matricize(const at::Tensor& g, int64_t i) {
 }
 
 inline bool AllFinite(const at::Tensor& t) { return at::isfinite(t).all().item<bool>(); }
+
+// The writes of one optimizer step, computed before any is applied, so that a step is all or nothing: a non-finite
+// value anywhere (a NaN restored into the momentum or an inverse, an update that overflows) leaves every parameter
+// and every buffer as it was. Costs one extra copy of the tensors written while the step runs.
+class StagedWrites {
+ public:
+  // Records dst <- value (value must not alias dst); false when value holds NaN or Infinity.
+  bool Stage(at::Tensor& dst, at::Tensor value) {
+    bool finite = AllFinite(value);
+    writes_.emplace_back(&dst, std::move(value));
+    return finite;
+  }
+  void Commit() {
+    for (auto& w : writes_) w.first->copy_(w.second);
+    writes_.clear();
+  }
+
+ private:
+  std::vector<std::pair<at::Tensor*, at::Tensor>> writes_;
+};
+
+// Whether folding a statistic S = X X^T / ... into a moving average keeps it finite:
+//   H <- keep * H + scale * X X^T,  X with rows x_r,
+// given diag(H) (`hdiag`) and the rows' sums of squares (`rowsq`, = diag(X X^T)). For a symmetric positive
+// semi-definite H every entry is bounded by the largest diagonal entry (|s_ij| <= sqrt(s_ii s_jj)), so bounding the
+// new diagonal, computed in float64, bounds every entry. Half the dtype's largest value leaves room for rounding.
+inline bool FoldStaysFinite(const at::Tensor& hdiag, const at::Tensor& rowsq, double keep, double scale, at::ScalarType dtype) {
+  if (hdiag.numel() == 0 || rowsq.numel() == 0) return true;
+  double limit = dtype == at::kDouble ? std::numeric_limits<double>::max() / 2 : static_cast<double>(std::numeric_limits<float>::max()) / 2;
+  at::Tensor h = hdiag.to(at::kDouble).abs().max();
+  at::Tensor s = rowsq.to(at::kDouble).max();
+  double bound = keep * h.item<double>() + scale * s.item<double>();
+  return std::isfinite(bound) && bound <= limit;
+}
 
 // { key: number, ... } for a phase's report.
 inline Napi::Object Report(Napi::Env env, std::initializer_list<std::pair<const char*, double>> kv) {

@@ -90,6 +90,17 @@ TN_EXPORT(shampooStatistics) {
   for (at::Tensor* g : gs)
     if (g && !AllFinite(*g)) ++bad;
   if (bad > 0) return Report(info.Env(), {{"updated", 0}, {"skippedNonFinite", bad}});
+  // A finite gradient can still overflow its statistics (float32 g g^T): then nothing is folded in either.
+  for (size_t p = 0; p < ps.size(); ++p) {
+    if (!gs[p] || ps[p].shape.empty()) continue;
+    at::Tensor g = gs[p]->reshape(ps[p].shape);
+    for (size_t i = 0; i < ps[p].shape.size(); ++i) {
+      const at::Tensor& H = *ps[p].factors[i];
+      at::Tensor rowsq = Matricize(g, static_cast<int64_t>(i)).to(at::kDouble).square().sum(1);
+      if (!FoldStaysFinite(H.dim() == 1 ? H : H.diagonal(), rowsq, 1 - w, w, H.scalar_type())) ++bad;
+    }
+  }
+  if (bad > 0) return Report(info.Env(), {{"updated", 0}, {"skippedNonFinite", bad}});
   double updated = 0;
   for (size_t p = 0; p < ps.size(); ++p) {
     if (!gs[p] || ps[p].shape.empty()) continue;

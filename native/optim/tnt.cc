@@ -211,25 +211,45 @@ at::Tensor PackedPrecondition(const at::Tensor& m, const Packed& p, bool blas) {
 }
 
 
-// m <- mu m + g; p <- p (1 - lr wd) - lr direction(i, m) for every parameter with a gradient; the whole step is
-// skipped (nothing touched, momentum included) when any gradient holds a non-finite value.
+// Per-parameter hyperparameters of a step (each parameter carries its group's).
+struct Hyper {
+  double lr, mu, wd;
+};
+
+std::vector<Hyper> Hypers(const Napi::CallbackInfo& info, size_t i, size_t n) {
+  std::vector<Hyper> out;
+  Napi::Array lr = info[i].As<Napi::Array>(), mu = info[i + 1].As<Napi::Array>(), wd = info[i + 2].As<Napi::Array>();
+  if (lr.Length() != n || mu.Length() != n || wd.Length() != n) throw std::invalid_argument("TNT: hyperparameter lists differ in length from the parameter list");
+  for (uint32_t k = 0; k < n; ++k)
+    out.push_back({lr.Get(k).As<Napi::Number>().DoubleValue(), mu.Get(k).As<Napi::Number>().DoubleValue(), wd.Get(k).As<Napi::Number>().DoubleValue()});
+  return out;
+}
+
+// m <- mu m + g; p <- p (1 - lr wd) - lr direction(i, m) for every parameter with a gradient. All or nothing: the
+// whole step is skipped (nothing touched, momentum included) when a gradient holds a non-finite value (reason 1) or
+// when a new momentum or parameter would (reason 2: a NaN in the momentum or the inverses, an overflowing update).
 template <class Direction>
 Napi::Object MomentumStep(Napi::Env env, const std::vector<at::Tensor*>& params, const std::vector<at::Tensor*>& moms,
-                          double lr, double mu, double wd, Direction direction) {
+                          const std::vector<Hyper>& hyper, Direction direction) {
   for (at::Tensor* p : params) {
     const at::Tensor& g = p->grad();
-    if (g.defined() && !AllFinite(g)) return Report(env, {{"applied", 0}, {"skippedNonFinite", 1}});
+    if (g.defined() && !AllFinite(g)) return Report(env, {{"applied", 0}, {"skippedNonFinite", 1}, {"reason", 1}});
   }
+  StagedWrites writes;
   for (size_t i = 0; i < params.size(); ++i) {
     at::Tensor& p = *params[i];
     const at::Tensor& g = p.grad();
     if (!g.defined()) continue;
-    moms[i]->mul_(mu).add_(g);
-    at::Tensor dir = direction(i, *moms[i]);
-    if (wd != 0) p.mul_(1 - lr * wd);
-    p.add_(dir.reshape(p.sizes()), -lr);
+    const Hyper& h = hyper[i];
+    at::Tensor m = moms[i]->mul(h.mu).add_(g);
+    at::Tensor dir = direction(i, m);
+    at::Tensor next = h.wd != 0 ? p.mul(1 - h.lr * h.wd) : p.clone();
+    next.add_(dir.reshape(p.sizes()), -h.lr);
+    if (!writes.Stage(*moms[i], std::move(m)) || !writes.Stage(p, std::move(next)))
+      return Report(env, {{"applied", 0}, {"skippedNonFinite", 1}, {"reason", 2}});
   }
-  return Report(env, {{"applied", 1}, {"skippedNonFinite", 0}});
+  writes.Commit();
+  return Report(env, {{"applied", 1}, {"skippedNonFinite", 0}, {"reason", 0}});
 }
 
 }  // namespace
@@ -255,6 +275,17 @@ TN_EXPORT(tntStatistics) {
       continue;
     }
     at::Tensor g = g0->reshape(ps[p].shape);
+    // A finite gradient can still overflow its statistics (float32 g g^T): then none of its factors takes it.
+    bool fits = true;
+    for (size_t i = 0; i < ps[p].shape.size() && fits; ++i) {
+      const at::Tensor& P = *ps[p].main[i];
+      at::Tensor rowsq = Matricize(g, static_cast<int64_t>(i)).to(at::kDouble).square().sum(1);
+      fits = FoldStaysFinite(IsFull(P) ? *ps[p].aux[i] : P, rowsq, 1 - w, w, P.scalar_type());
+    }
+    if (!fits) {
+      ++skipped;
+      continue;
+    }
     for (size_t i = 0; i < ps[p].shape.size(); ++i) {
       at::Tensor& P = *ps[p].main[i];
       at::Tensor& hd = *ps[p].aux[i];
@@ -486,17 +517,16 @@ TN_EXPORT(tntPackedDirection) {
   return Wrap(info, PackedPrecondition(m, p, blas).reshape(m.sizes()).to(m.scalar_type()).clone());
 }
 
-// tntPackedStep(params[], momentum[], shapes[][], mains[][], auxes[][], lr, mu, weightDecay, blas)
-//   -> { applied, skippedNonFinite }
+// tntPackedStep(params[], momentum[], shapes[][], mains[][], auxes[][], lr[], mu[], weightDecay[], blas)
+//   -> { applied, skippedNonFinite, reason (0 applied, 1 gradient, 2 update) }
 TN_EXPORT(tntPackedStep) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor*> params = HandleList(info.Env(), info[0]);
   std::vector<at::Tensor*> moms = HandleList(info.Env(), info[1]);
   std::vector<Packed> ps = PackedParams(info, 2);
-  double lr = Num(info, 5), mu = Num(info, 6), wd = Num(info, 7);
   bool blas = Bool(info, 8, true);
   if (params.size() != moms.size() || params.size() != ps.size()) throw std::invalid_argument("TNT: parameter, momentum and state lists differ in length");
-  return MomentumStep(info.Env(), params, moms, lr, mu, wd,
+  return MomentumStep(info.Env(), params, moms, Hypers(info, 5, params.size()),
                       [&](size_t i, const at::Tensor& m) { return PackedPrecondition(m, ps[i], blas); });
 }
 
@@ -510,14 +540,13 @@ TN_EXPORT(tntDirection) {
   return Wrap(info, Precondition(m, inv, shape).reshape(m.sizes()).clone());
 }
 
-// tntStep(params[], momentum[], shapes[][], inverses[][], lr, mu, weightDecay) -> { applied, skippedNonFinite }
+// tntStep(params[], momentum[], shapes[][], inverses[][], lr[], mu[], weightDecay[]) -> { applied, skippedNonFinite, reason }
 TN_EXPORT(tntStep) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor*> params = HandleList(info.Env(), info[0]);
   std::vector<at::Tensor*> moms = HandleList(info.Env(), info[1]);
   std::vector<Param> ps = Params(info, 2, "TNT");  // (shapes, inverses)
-  double lr = Num(info, 4), mu = Num(info, 5), wd = Num(info, 6);
   if (params.size() != moms.size() || params.size() != ps.size()) throw std::invalid_argument("TNT: parameter, momentum and inverse lists differ in length");
-  return MomentumStep(info.Env(), params, moms, lr, mu, wd,
+  return MomentumStep(info.Env(), params, moms, Hypers(info, 4, params.size()),
                       [&](size_t i, const at::Tensor& m) { return Precondition(m, ps[i].factors, ps[i].shape); });
 }
