@@ -365,7 +365,9 @@ describe('invalid arguments', () => {
       },
       "fit: none of the optimizer's parameters belong to the model",
     ],
-    ['evaluate loss', () => evaluate(model, train, { loss: undefined as never }), 'Expected a function for loss but received undefined of type undefined'],
+    ['evaluate loss', () => evaluate(model, train, { loss: undefined as never }), 'Expected a loss function (or a likelihood) for loss but received undefined of type undefined'],
+    ['evaluate loss type', () => evaluate(model, train, { loss: 3 as never }), 'Expected a function for loss but received 3 of type number'],
+    ['evaluate likelihood', () => evaluate(model, train, { likelihood: {} as never }), 'Expected a likelihood with loss() and sample() (e.g. new Categorical()) for likelihood but received [object Object] of type object'],
   ];
   for (const [name, fn, message] of cases) it(name, async () => void (await expect(fn()).rejects.toThrow(message)));
   it('a non-scalar loss', async () => {

@@ -112,7 +112,9 @@ export interface FitOptions {
 }
 
 export interface EvaluateOptions {
-  loss: (output: Tensor, target: Tensor) => Tensor;
+  /** (output, target) -> a scalar loss tensor; optional with `likelihood`, whose loss it then is. */
+  loss?: (output: Tensor, target: Tensor) => Tensor;
+  likelihood?: SampleableLikelihood;
   metrics?: Metric[];
   signal?: AbortSignal;
 }
@@ -151,6 +153,14 @@ function batchParts(batch: unknown, name: string): [Tensor, Tensor] {
   if (!Array.isArray(batch) || !(batch[0] instanceof Tensor) || !(batch[1] instanceof Tensor))
     throw typeError('a batch [inputs, targets] of Tensors', name, batch);
   return [batch[0], batch[1]];
+}
+
+/** The loss function: `loss`, or the likelihood's loss without one. */
+function lossOf(loss: unknown, likelihood: unknown): (o: Tensor, t: Tensor) => Tensor {
+  if (loss !== undefined) return is.function(loss, 'loss') as (o: Tensor, t: Tensor) => Tensor;
+  if (likelihood === undefined) throw typeError('a loss function (or a likelihood)', 'loss', loss);
+  if (!isSampleableLikelihood(likelihood)) throw typeError('a likelihood with loss() and sample() (e.g. new Categorical())', 'likelihood', likelihood);
+  return (o, t) => likelihood.loss(o, t);
 }
 
 /** The first `n` batches of a source (all of them for Infinity), for a warm start; a loader's batches stay its own. */
@@ -207,12 +217,12 @@ export async function evaluate(model: FitModel, data: BatchSource, options: Eval
   const m = checkModel(model);
   checkSource(data, 'data');
   if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
-  is.function(options.loss, 'loss');
+  const lossFn = lossOf(options.loss, options.likelihood);
   const metrics = checkMetrics(options.metrics ?? ['loss']);
   const wasTraining = m.training;
   m.eval();
   try {
-    return await evaluateIn(m, data, options.loss, metrics.has('accuracy'), options.signal);
+    return await evaluateIn(m, data, lossFn, metrics.has('accuracy'), options.signal);
   } finally {
     if (wasTraining !== undefined) m.train(wasTraining);
   }
@@ -291,9 +301,7 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
       `fit: ${opt.constructor?.name ?? 'the optimizer'} gathers its statistics by sampling from the model's predictive distribution: ` +
         'pass `likelihood` (new Categorical() for cross-entropy, new Bernoulli() for BCE with logits, new Gaussian() for squared error)',
     );
-  if (options.loss === undefined && likelihood === undefined) throw typeError('a loss function (or a likelihood)', 'loss', options.loss);
-  const lossFn: (o: Tensor, t: Tensor) => Tensor =
-    options.loss !== undefined ? (is.function(options.loss, 'loss') as (o: Tensor, t: Tensor) => Tensor) : (o, t) => likelihood!.loss(o, t);
+  const lossFn = lossOf(options.loss, likelihood);
   const warm = options.warmStart ?? 0;
   let warmSource: BatchSource | null = null;
   if (typeof warm === 'number') {
