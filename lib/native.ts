@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readCpuinfo, runtimeEnvironment } from './runtime-env.js';
-import { TorchError } from './errors.js';
+import { TorchError, FREED_MESSAGES } from './errors.js';
 
 /** A native tensor handle. */
 export type Handle = number;
@@ -23,7 +23,8 @@ export interface OpCodes {
 
 export interface NativeBinding {
   // lifecycle and settings
-  init(torchError: new (message: string, code: string) => Error): void;
+  /** `disposedReasons[k]` is the DISPOSED message for a disposed wrapper's handle -2 - k (errors.ts FREED). */
+  init(torchError: new (message: string, code: string) => Error, disposedReasons: readonly string[]): void;
   dispose(h: H): boolean;
   disposeMany(hs: H[]): number;
   isLive(h: H): boolean;
@@ -34,6 +35,8 @@ export interface NativeBinding {
   manualSeed(seed: number): void;
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
+  /** Throws TorchError('DEVICE_UNAVAILABLE') for a CUDA device this libtorch or machine does not have. */
+  checkDevice(device: string): void;
   versions(): { torch: string; parallel: string; blas?: string; blasCore?: string };
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
@@ -284,7 +287,7 @@ function load(): NativeBinding {
 Object.assign(process.env, runtimeEnvironment(process.env, readCpuinfo()));
 
 export const native: NativeBinding = load();
-native.init(TorchError);
+native.init(TorchError, FREED_MESSAGES);
 // The addon defaults libtorch to every core; TENSORNORMAL_NUM_THREADS overrides that (the test runner sets 1 per
 // worker process, since OpenMP threads spinning in several processes on 2 cores slow everything down).
 if (process.env.TENSORNORMAL_NUM_THREADS) {
