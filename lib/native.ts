@@ -262,7 +262,10 @@ function candidates(): string[] {
 /** Why an addon file did not load, in words (exported for tests). */
 export function explain(file: string, err: Error): string {
   const m = String(err.message);
-  if (/ENOENT|Cannot find module/.test(m)) return `${file}: not built yet (run \`npm run build:native\`)`;
+  // Installing builds the addon (or picks a prebuild that loads) in the package's install script; with scripts
+  // skipped (`npm install --ignore-scripts`, some CI caches) neither file exists, and `npm rebuild` runs the script.
+  if (/ENOENT|Cannot find module/.test(m))
+    return `${file}: not built. The install script builds it and did not run (npm install --ignore-scripts?): run \`npm rebuild tensornormal\` (in a clone of the repository: \`npm run build:native\`)`;
   if (/libtorch|libc10|libtorch_cpu|libtorch_cuda/.test(m) && /cannot open shared object/.test(m))
     return `${file}: libtorch was not found at run time (${m.split('\n')[0]}). Install it (Debian: apt-get install libtorch-dev libopenblas0-pthread) or add its lib folder to LD_LIBRARY_PATH`;
   if (/undefined symbol|version `.*' not found|wrong ELF/.test(m))
