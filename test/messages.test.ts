@@ -319,6 +319,21 @@ describe('wrong argument types and non-integers: TypeError / RangeError naming t
           expect(e, name).toBeInstanceOf(type);
           expect(e.message, name).toBe(message);
         }
+        // the neighbours that checked already: each names its argument for 1.7, NaN and Infinity
+        const neighbours: [string, (v: number) => unknown][] = [
+          ['dim', (v) => m.squeeze(v)], ['dim', (v) => m.unsqueeze(v)], ['dim', (v) => m.softmax(v)], ['dim', (v) => m.cumsum(v)],
+          ['dim', (v) => m.sum(v)], ['dim', (v) => m.argmax(v)], ['dim', (v) => m.select(v, 0)], ['index', (v) => m.select(0, v)],
+          ['length', (v) => m.narrow(1, 0, v)], ['chunks', (v) => m.chunk(v)], ['splitSize', (v) => m.split(v)], ['dim0', (v) => m.transpose(v, 1)],
+          ['startDim', (v) => m.flatten(v)], ['k', (v) => m.topk(v)], ['diagonal', (v) => m.triu(v)], ['n', (v) => torch.eye(v)],
+          ['n', (v) => torch.randperm(v)], ['steps', (v) => torch.linspace(0, 1, v)], ['numSamples', (v) => torch.multinomial(torch.ones(3), v)],
+          ['dim', (v) => torch.cat([m, m], v)], ['inFeatures', (v) => new nn.Linear(v, 2)], ['correction', (v) => m.var(0, { correction: v })],
+        ];
+        for (const [arg, fn] of neighbours)
+          for (const v of [1.7, NaN, Infinity]) {
+            const e = thrown(() => fn(v));
+            expect(e instanceof RangeError || e instanceof TypeError, `${arg} ${v}: ${e.message}`).toBe(true);
+            expect(e.message, `${arg} ${v}`).toMatch(new RegExp(`^Expected .* for ${arg} but received ${v} of type number$`));
+          }
         // what still works: negative dims for flip and permute, roll without dims (flattened, as torch.roll)
         expect(m.flip(-1).toArray()).toEqual([[2, 1, 0], [5, 4, 3]]);
         expect(m.permute(-1, -2).shape).toEqual([3, 2]);
