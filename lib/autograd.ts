@@ -1,7 +1,7 @@
 /** torch.autograd: grad(), noGrad(), enableGrad(), and a float64 finite-difference gradcheck. */
 import { native } from './native.js';
 import { Tensor, wrap, backwardPass } from './tensor.js';
-import { typeError } from './errors.js';
+import { is, typeError } from './errors.js';
 
 export interface GradOptions {
   gradOutputs?: (Tensor | null)[] | Tensor | null;
@@ -19,6 +19,7 @@ function list(x: Tensor | Tensor[], name: string): Tensor[] {
 
 /** Gradients of `outputs` with respect to `inputs`, without touching `.grad` (torch.autograd.grad). */
 export function grad(outputs: Tensor | Tensor[], inputs: Tensor | Tensor[], options: GradOptions = {}): (Tensor | null)[] {
+  options = is.options(options);
   const outs = list(outputs, 'outputs');
   const ins = list(inputs, 'inputs');
   let gos: number[] | null = null;
@@ -70,7 +71,8 @@ export interface GradcheckOptions {
  * (what backward computes) at every input element. Inputs must be float64 tensors with requiresGrad.
  * Returns the largest absolute error; throws with details when a difference exceeds atol + rtol * |numeric|.
  */
-export function gradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: Tensor[], { eps = 1e-6, atol = 1e-6, rtol = 1e-4 }: GradcheckOptions = {}): number {
+export function gradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: Tensor[], options: GradcheckOptions = {}): number {
+  const { eps = 1e-6, atol = 1e-6, rtol = 1e-4 } = is.options(options);
   if (!Array.isArray(inputs)) throw typeError('an array of Tensors', 'inputs', inputs);
   for (const [i, x] of inputs.entries()) {
     if (!(x instanceof Tensor)) throw typeError('a Tensor', `inputs[${i}]`, x);

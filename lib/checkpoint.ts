@@ -247,7 +247,8 @@ export interface RestoreOptions {
  *
  *   const { epoch } = restore('ckpt.safetensors', { model, optimizer });
  */
-export function restore(path: string, { model, optimizer, restoreRng = true }: RestoreOptions = {}): Record<string, unknown> {
+export function restore(path: string, options: RestoreOptions = {}): Record<string, unknown> {
+  const { model, optimizer, restoreRng = true } = is.options(options);
   if (model !== undefined && (model === null || typeof model.loadStateDict !== 'function'))
     throw typeError('a model with loadStateDict()', 'model', model);
   if (optimizer !== undefined && (optimizer === null || typeof optimizer.loadStateDict !== 'function'))
@@ -307,7 +308,8 @@ export interface SaveWeightsOptions {
  *
  * Written atomically, as save(). For training state (optimizer, RNG, user values) use save().
  */
-export function saveWeights(path: string, model: CheckpointModel, { names = 'pytorch' }: SaveWeightsOptions = {}): void {
+export function saveWeights(path: string, model: CheckpointModel, options: SaveWeightsOptions = {}): void {
+  const { names = 'pytorch' } = is.options(options);
   is.string(path, 'path');
   if (model === null || typeof model !== 'object' || typeof model.stateDict !== 'function') throw typeError('a model with stateDict()', 'model', model);
   is.oneOf(names, 'names', ['pytorch', 'tensornormal'] as const);
@@ -341,7 +343,8 @@ export interface LoadWeightsOptions {
  *
  *   loadWeights('resnet32.safetensors', model);
  */
-export function loadWeights(path: string, model: CheckpointModel, { strict = true }: LoadWeightsOptions = {}): void {
+export function loadWeights(path: string, model: CheckpointModel, options: LoadWeightsOptions = {}): void {
+  const { strict = true } = is.options(options);
   is.string(path, 'path');
   if (model === null || typeof model !== 'object' || typeof model.loadStateDict !== 'function' || typeof model.stateDict !== 'function')
     throw typeError('a model with stateDict() and loadStateDict()', 'model', model);

@@ -20,11 +20,10 @@ function finish(t: Tensor, opts: TensorOptions): Tensor {
   return t;
 }
 
-function optsOf(opts: TensorOptions | undefined, name = 'options'): TensorOptions {
-  if (opts === undefined) return {};
-  if (opts === null || typeof opts !== 'object') throw typeError('an options object', name, opts);
-  if (opts.device !== undefined) checkDevice(opts.device);
-  return opts;
+function optsOf<O extends TensorOptions>(opts: O | undefined, name = 'options'): O {
+  const o = is.options(opts, name);
+  if (o.device !== undefined) checkDevice(o.device);
+  return o;
 }
 
 function flatten(data: unknown, shape: number[], out: unknown[], depth: number): void {
@@ -132,6 +131,7 @@ function sizeArgs(args: unknown[]): { shape: number[]; opts: TensorOptions } {
   let opts: TensorOptions = {};
   let rest = args;
   const last = args[args.length - 1];
+  if (last === null && args.length > 1) throw typeError('an options object', 'options', last);
   if (last !== null && typeof last === 'object' && !Array.isArray(last)) {
     opts = optsOf(last as TensorOptions);
     rest = args.slice(0, -1);
@@ -155,6 +155,7 @@ export const rand = (...size: SizeArgs): Tensor => make('rand', size);
 export const randn = (...size: SizeArgs): Tensor => make('randn', size);
 
 export function full(size: number[], fillValue: number | boolean, opts: TensorOptions = {}): Tensor {
+  opts = optsOf(opts);
   if (typeof fillValue !== 'number' && typeof fillValue !== 'boolean') throw typeError('a number or boolean', 'fillValue', fillValue);
   const dtype = opts.dtype ?? (typeof fillValue === 'boolean' ? 'bool' : 'float32');
   return make('full', [size, { ...opts, dtype }], dtype, +fillValue);
@@ -167,12 +168,13 @@ export function randint(low: number, high: number | number[], size?: number[] | 
     lo = 0;
     hi = low;
     shape = high;
-    if (size && !Array.isArray(size)) opts = size;
+    if (size !== undefined) opts = size as TensorOptions;
   } else {
     hi = high;
     if (!Array.isArray(size)) throw typeError('an array of non-negative integers', 'size', size);
     shape = size;
   }
+  opts = optsOf(opts);
   is.integer(lo, 'low');
   is.integer(hi, 'high');
   for (const [v, name] of [[lo, 'low'], [hi, 'high']] as const)
@@ -182,25 +184,31 @@ export function randint(low: number, high: number | number[], size?: number[] | 
 }
 
 export function randperm(n: number, opts: TensorOptions = {}): Tensor {
-  return finish(wrap(native.factory('randperm', [], dtypeCode(opts.dtype ?? 'int64'), opts.device, is.nonNegativeInteger(n, 'n'))), opts);
+  is.nonNegativeInteger(n, 'n');
+  opts = optsOf(opts);
+  return finish(wrap(native.factory('randperm', [], dtypeCode(opts.dtype ?? 'int64'), opts.device, n)), opts);
 }
 
 export function eye(n: number, m?: number | TensorOptions, opts: TensorOptions = {}): Tensor {
-  if (typeof m === 'object') {
+  if (m !== null && typeof m === 'object') {
     opts = m;
     m = undefined;
   }
   is.nonNegativeInteger(n, 'n');
   const cols = m === undefined ? n : is.nonNegativeInteger(m, 'm');
-  return finish(wrap(native.factory('eye', [n, cols], dtypeCode(opts.dtype ?? 'float32'), optsOf(opts).device)), opts);
+  opts = optsOf(opts);
+  return finish(wrap(native.factory('eye', [n, cols], dtypeCode(opts.dtype ?? 'float32'), opts.device)), opts);
 }
 
 /** [start, end) in steps: arange(end), arange(start, end), arange(start, end, step). int64 when every argument is an integer. */
 export function arange(start: number, end?: number | TensorOptions, step?: number | TensorOptions, opts: TensorOptions = {}): Tensor {
   const nums: number[] = [];
-  for (const a of [start, end, step]) {
+  const args: [unknown, string][] = [[start, 'start'], [end, 'end'], [step, 'step']];
+  for (const [a, name] of args) {
     if (typeof a === 'number') nums.push(a);
-    else if (a !== undefined && a !== null && typeof a === 'object') opts = a;
+    else if (a !== null && typeof a === 'object' && !Array.isArray(a)) opts = a as TensorOptions;
+    // a string or a null where a number or the options go would otherwise be skipped: arange(0, '5') is not arange(0)
+    else if (a !== undefined) throw typeError('a number or an options object', name, a);
   }
   let [s, e, st] = nums.length === 1 ? [0, nums[0]!, 1] : nums.length === 2 ? [nums[0]!, nums[1]!, 1] : [nums[0]!, nums[1]!, nums[2]!];
   is.finite(s, 'start');
@@ -209,10 +217,12 @@ export function arange(start: number, end?: number | TensorOptions, step?: numbe
   if (st === 0) throw rangeError('a non-zero number', 'step', st);
   if ((e - s) / st < 0) throw new RangeError(`arange(): upper bound and larger bound inconsistent with step sign (start ${s}, end ${e}, step ${st})`);
   const allInt = [s, e, st].every(Number.isInteger);
-  return finish(wrap(native.arange(s, e, st, dtypeCode(opts.dtype ?? (allInt ? 'int64' : 'float32')), optsOf(opts).device)), opts);
+  opts = optsOf(opts);
+  return finish(wrap(native.arange(s, e, st, dtypeCode(opts.dtype ?? (allInt ? 'int64' : 'float32')), opts.device)), opts);
 }
 
 export function linspace(start: number, end: number, steps: number, opts: TensorOptions = {}): Tensor {
+  opts = optsOf(opts);
   return finish(
     wrap(native.linspace(is.finite(start, 'start'), is.finite(end, 'end'), is.nonNegativeInteger(steps, 'steps'), dtypeCode(opts.dtype ?? 'float32'), optsOf(opts).device)),
     opts,
@@ -221,6 +231,7 @@ export function linspace(start: number, end: number, steps: number, opts: Tensor
 
 function likeOpts(t: Tensor, opts: TensorOptions): TensorOptions {
   if (!(t instanceof Tensor)) throw typeError('a Tensor', 'input', t);
+  opts = optsOf(opts);
   return { dtype: opts.dtype ?? t.dtype, device: opts.device ?? t.device, requiresGrad: opts.requiresGrad };
 }
 // likeOpts runs first: it checks that `t` is a Tensor before t.shape is read.

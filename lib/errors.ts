@@ -8,6 +8,7 @@ export type TorchErrorCode =
   | 'SHAPE_MISMATCH'
   | 'DTYPE_MISMATCH'
   | 'DEVICE_MISMATCH'
+  | 'DEVICE_UNAVAILABLE'
   | 'INDEX_OUT_OF_RANGE'
   | 'NOT_POSITIVE_DEFINITE'
   | 'SINGULAR'
@@ -25,6 +26,55 @@ export class TorchError extends Error {
     this.name = 'TorchError';
     this.code = code as TorchErrorCode;
   }
+}
+
+/**
+ * Why a tensor was freed. A disposed Tensor keeps the reason as its (negative) handle, -2 - reason, at no cost;
+ * the addon turns it into the DISPOSED error's message (FREED_MESSAGES, handed over at load by native.ts).
+ */
+export const FREED = {
+  /** dispose(), torch.dispose(), `using` */
+  dispose: 0,
+  /** the end of the tidy() scope that made it */
+  tidy: 1,
+  /** a DataLoader advancing to its next batch (or the loop ending) */
+  dataLoader: 2,
+  /** an optimizer's state replaced (loadStateDict) or freed (dispose) */
+  optimizerState: 3,
+  /** a .grad wrapper: the gradient replaced, or its tensor disposed */
+  grad: 4,
+  /** a gradient hook returning */
+  hook: 5,
+  /** its Module disposed, or the tensor replaced by Module.to() */
+  module: 6,
+  /** handed over to a Parameter (new Parameter(t), registerParameter(name, t)) */
+  handedOver: 7,
+} as const;
+export type FreedReason = (typeof FREED)[keyof typeof FREED];
+
+const GONE = 'it cannot be used any more';
+/** The DISPOSED message for each FREED reason, in order. */
+export const FREED_MESSAGES: readonly string[] = [
+  `tensor was disposed: ${GONE}`,
+  `tensor was disposed at the end of the tidy() scope that created it: ${GONE}. Return it from the tidy() callback ` +
+    `(it then belongs to the enclosing scope) or call keep() on it (t.keep(), torch.keep(t)) to use it after the scope`,
+  `tensor was a DataLoader batch, disposed when the loop advanced to the next batch (or ended): ${GONE}. ` +
+    `The loader owns its batches: call keep() on a batch tensor (it is then yours to dispose) or clone() it to use it later`,
+  `tensor was optimizer state, disposed when the optimizer's state was replaced (loadStateDict) or freed (dispose): ${GONE}. ` +
+    `clone() state read from stateDict() that must outlive it`,
+  `tensor was a .grad, disposed when its tensor's gradient was replaced (or its tensor disposed): ${GONE}. ` +
+    `clone() a gradient to keep it, or read .grad again`,
+  `tensor was disposed when the gradient hook that received or created it returned: ${GONE}. ` +
+    `clone() and keep() what must outlive the hook`,
+  `tensor was owned by a Module and disposed with it (Module.dispose()) or replaced by Module.to(): ${GONE}. ` +
+    `Read the module's parameters and buffers again, or clone() what must outlive the module`,
+  `tensor was handed over to a Parameter (new Parameter(t), registerParameter(name, t)), which took its storage: ${GONE}. ` +
+    `Use the Parameter, or pass t.clone() to keep t`,
+];
+
+/** The DISPOSED message for a disposed tensor's handle (-2 - reason). */
+export function disposedMessage(handle: number): string {
+  return FREED_MESSAGES[-2 - handle] ?? FREED_MESSAGES[0]!;
 }
 
 function describe(value: unknown): string {
@@ -108,6 +158,15 @@ export const is = {
     if (typeof value !== 'string' || !(choices as readonly string[]).includes(value))
       throw (typeof value === 'string' ? rangeError : typeError)(`one of ${choices.map((c) => `'${c}'`).join(', ')}`, name, value);
     return value as T;
+  },
+  /**
+   * An options argument: undefined gives `{}`; anything but a plain object (null, a number, a string, an array)
+   * is a TypeError naming the argument, where destructuring would say "Cannot destructure 'null'".
+   */
+  options<T extends object>(value: T | undefined | null, name = 'options'): T {
+    if (value === undefined) return {} as T;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw typeError('an options object', name, value);
+    return value;
   },
   function(value: unknown, name: string): (...args: never[]) => unknown {
     if (typeof value !== 'function') throw typeError('a function', name, value);

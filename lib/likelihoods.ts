@@ -49,7 +49,7 @@ function T(x: unknown, name: string): Tensor {
   return x;
 }
 function reductionOf(o: { reduction?: LikelihoodReduction } | undefined): LikelihoodReduction {
-  return is.oneOf(o?.reduction ?? 'mean', 'reduction', ['mean', 'sum', 'none'] as const);
+  return is.oneOf(is.options(o).reduction ?? 'mean', 'reduction', ['mean', 'sum', 'none'] as const);
 }
 function batched(x: Tensor, name: string): number {
   if (x.ndim < 1) throw new RangeError(`Expected ${name} with a batch dimension (at least 1-d) but received a 0-d tensor`);

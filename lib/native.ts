@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readCpuinfo, runtimeEnvironment } from './runtime-env.js';
-import { TorchError } from './errors.js';
+import { TorchError, FREED_MESSAGES } from './errors.js';
 
 /** A native tensor handle. */
 export type Handle = number;
@@ -23,7 +23,8 @@ export interface OpCodes {
 
 export interface NativeBinding {
   // lifecycle and settings
-  init(torchError: new (message: string, code: string) => Error): void;
+  /** `disposedReasons[k]` is the DISPOSED message for a disposed wrapper's handle -2 - k (errors.ts FREED). */
+  init(torchError: new (message: string, code: string) => Error, disposedReasons: readonly string[]): void;
   dispose(h: H): boolean;
   disposeMany(hs: H[]): number;
   isLive(h: H): boolean;
@@ -34,6 +35,8 @@ export interface NativeBinding {
   manualSeed(seed: number): void;
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
+  /** Throws TorchError('DEVICE_UNAVAILABLE') for a CUDA device this libtorch or machine does not have. */
+  checkDevice(device: string): void;
   versions(): { torch: string; parallel: string; blas?: string; blasCore?: string };
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
@@ -270,7 +273,10 @@ function candidates(): string[] {
 /** Why an addon file did not load, in words (exported for tests). */
 export function explain(file: string, err: Error): string {
   const m = String(err.message);
-  if (/ENOENT|Cannot find module/.test(m)) return `${file}: not built yet (run \`npm run build:native\`)`;
+  // Installing builds the addon (or picks a prebuild that loads) in the package's install script; with scripts
+  // skipped (`npm install --ignore-scripts`, some CI caches) neither file exists, and `npm rebuild` runs the script.
+  if (/ENOENT|Cannot find module/.test(m))
+    return `${file}: not built. The install script builds it and did not run (npm install --ignore-scripts?): run \`npm rebuild tensornormal\` (in a clone of the repository: \`npm run build:native\`)`;
   if (/libtorch|libc10|libtorch_cpu|libtorch_cuda/.test(m) && /cannot open shared object/.test(m))
     return `${file}: libtorch was not found at run time (${m.split('\n')[0]}). Install it (Debian: apt-get install libtorch-dev libopenblas0-pthread) or add its lib folder to LD_LIBRARY_PATH`;
   if (/undefined symbol|version `.*' not found|wrong ELF/.test(m))
@@ -295,7 +301,7 @@ function load(): NativeBinding {
 Object.assign(process.env, runtimeEnvironment(process.env, readCpuinfo()));
 
 export const native: NativeBinding = load();
-native.init(TorchError);
+native.init(TorchError, FREED_MESSAGES);
 // The addon defaults libtorch to every core; TENSORNORMAL_NUM_THREADS overrides that (the test runner sets 1 per
 // worker process, since OpenMP threads spinning in several processes on 2 cores slow everything down).
 if (process.env.TENSORNORMAL_NUM_THREADS) {

@@ -8,13 +8,15 @@
  * still referenced can be collected before it is registered because the pending list holds it.
  */
 import { native, type Handle } from './native.js';
-import { typeError } from './errors.js';
+import { typeError, FREED, type FreedReason } from './errors.js';
 
 /** The minimum a scope needs of a tensor (implemented by Tensor). */
 export interface Owned {
   _h: Handle;
   _kept: boolean;
   dispose(): void;
+  /** dispose(), recording why (the DISPOSED error says it) */
+  _free(reason: FreedReason): void;
 }
 
 const registry = new FinalizationRegistry<Handle>((h) => {
@@ -68,6 +70,11 @@ export function tidy<T>(name: string, fn: () => T): T;
 export function tidy<T>(a: string | (() => T), b?: () => T): T {
   const fn = typeof a === 'function' ? a : b;
   if (typeof fn !== 'function') throw typeError('a function', 'fn', typeof a === 'string' ? b : a);
+  return scoped(fn, FREED.tidy);
+}
+
+/** @internal tidy() whose disposals record `reason` (a gradient hook's scope says so in the DISPOSED error). */
+export function scoped<T>(fn: () => T, reason: FreedReason): T {
   const outer = scope;
   const mine: Owned[] = [];
   scope = mine;
@@ -76,12 +83,12 @@ export function tidy<T>(a: string | (() => T), b?: () => T): T {
     result = fn();
   } catch (err) {
     scope = outer;
-    for (const t of mine) if (!t._kept) t.dispose();
+    for (const t of mine) if (!t._kept) t._free(reason);
     throw err;
   }
   scope = outer;
   if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
-    for (const t of mine) if (!t._kept) t.dispose();
+    for (const t of mine) if (!t._kept) t._free(reason);
     throw new TypeError('tidy() is synchronous: fn returned a Promise. Call tidy() inside the async function, once per step.');
   }
   const out = new Set<Owned>();
@@ -90,7 +97,7 @@ export function tidy<T>(a: string | (() => T), b?: () => T): T {
     if (t._kept) continue;
     if (out.has(t)) {
       if (outer !== null) outer.push(t);
-    } else t.dispose();
+    } else t._free(reason);
   }
   return result;
 }

@@ -3,8 +3,8 @@
  * in-place methods end in `_` and return `this`.
  */
 import { native, opcodes, type Handle } from './native.js';
-import { track, tidy, type Owned } from './scope.js';
-import { is, typeError, rangeError } from './errors.js';
+import { track, scoped, type Owned } from './scope.js';
+import { is, typeError, rangeError, FREED, type FreedReason } from './errors.js';
 import { dtypeCode, dtypeName, viewBytes, type DType, type TypedArrayFor } from './dtype.js';
 import { formatTensor } from './format.js';
 
@@ -21,6 +21,8 @@ const DEVICE_RE = /^(cpu|cuda)(:\d+)?$/;
 export function checkDevice(device: unknown, name = 'device'): Device {
   if (typeof device !== 'string') throw typeError(`a device ('cpu', 'cuda' or 'cuda:N')`, name, device);
   if (!DEVICE_RE.test(device)) throw rangeError(`a device ('cpu', 'cuda' or 'cuda:N')`, name, device);
+  // a CUDA device this build or machine lacks: TorchError('DEVICE_UNAVAILABLE') before anything is allocated
+  if (device !== 'cpu' && !device.startsWith('cpu:')) native.checkDevice(device);
   return device as Device;
 }
 
@@ -47,6 +49,20 @@ function shapeArgs(args: (number | number[])[], name = 'shape'): number[] {
   if (!Array.isArray(s) || s.some((d) => typeof d !== 'number' || !Number.isInteger(d) || d < -1))
     throw typeError('a shape (integers, -1 for one inferred size)', name, s);
   return s as number[];
+}
+/** Dimensions as rest arguments or one array (permute(1, 0), flip([0, -1])): integers, negative ones from the end. */
+function dimList(args: unknown[], name: string): number[] {
+  const d = args.length === 1 && Array.isArray(args[0]) ? args[0] : args;
+  return is.intArray(d, name);
+}
+/** An integer or an array of integers, as an array. */
+function intOrInts(x: unknown, name: string): number[] {
+  if (typeof x === 'number') return [is.integer(x, name)];
+  if (!Array.isArray(x)) throw typeError('an integer or an array of integers', name, x);
+  return is.intArray(x, name);
+}
+function optInt(x: unknown, name: string): number | null {
+  return x === undefined || x === null ? null : is.integer(x, name);
 }
 function tensorArg(t: unknown, name: string): Tensor {
   if (!(t instanceof Tensor)) throw typeError('a Tensor', name, t);
@@ -104,7 +120,7 @@ export function onBackwardPassEnd(cb: () => void): void {
 }
 
 export class Tensor implements Owned {
-  /** @internal native handle; -1 once disposed */
+  /** @internal native handle; once disposed, -2 - the reason (errors.ts FREED), which the DISPOSED error states */
   _h: Handle;
   /** @internal excluded from tidy scopes */
   _kept = false;
@@ -120,15 +136,19 @@ export class Tensor implements Owned {
   // ------------------------------------------------------------ lifecycle
   /** Frees the native tensor now. Idempotent. */
   dispose(): void {
+    this._free(FREED.dispose);
+  }
+  /** @internal dispose(), recording why: the DISPOSED error of a later use says it. */
+  _free(reason: FreedReason): void {
     if (this._h < 0) return;
     if (this._grad !== null) {
-      this._grad.dispose();
+      this._grad._free(FREED.grad);
       this._grad = null;
     }
     native.dispose(this._h);
-    // -2, not -1: native code reads -1 in an optional slot as "no tensor", and a disposed tensor passed there
-    // must be an error (DISPOSED), not silently absent
-    this._h = -2;
+    // -2 and below, never -1: native code reads -1 in an optional slot as "no tensor", and a disposed tensor passed
+    // there must be an error (DISPOSED), not silently absent
+    this._h = -2 - reason;
   }
   [Symbol.dispose](): void {
     this.dispose();
@@ -201,13 +221,13 @@ export class Tensor implements Owned {
     const h = native.grad(this._h, cached === null ? -1 : cached._h);
     if (h === null) {
       if (cached !== null) {
-        cached.dispose();
+        cached._free(FREED.grad);
         this._grad = null;
       }
       return null;
     }
     if (cached !== null && h === cached._h) return cached;
-    if (cached !== null) cached.dispose();
+    if (cached !== null) cached._free(FREED.grad);
     const g = new Tensor(h);
     g._kept = true;
     this._grad = g;
@@ -225,7 +245,7 @@ export class Tensor implements Owned {
     native.setGrad(this._h, g === null ? -1 : g._h);
     // the cached wrapper of the replaced gradient is this tensor's to free
     if (this._grad !== null && this._grad !== g) {
-      this._grad.dispose();
+      this._grad._free(FREED.grad);
       this._grad = null;
     }
   }
@@ -311,6 +331,7 @@ export class Tensor implements Owned {
   // ------------------------------------------------------------ autograd
   /** Accumulates gradients of this tensor into the leaves' `.grad`. A non-scalar tensor needs `gradient`. */
   backward(gradient?: Tensor | null, options: BackwardOptions = {}): void {
+    options = is.options(options);
     if (gradient !== undefined && gradient !== null && !(gradient instanceof Tensor)) throw typeError('a Tensor', 'gradient', gradient);
     backwardPass(() => native.backward(this._h, gradient ? gradient._h : -1, options.retainGraph === true, options.createGraph === true));
   }
@@ -336,7 +357,7 @@ export class Tensor implements Owned {
     if (typeof hook !== 'function') throw typeError('a function', 'hook', hook);
     let handle: TensorHookHandle | null = null;
     const position = native.registerHook(this._h, (gh: Handle): Handle =>
-      tidy(() => {
+      scoped(() => {
         const grad = new Tensor(gh);
         if (handle !== null && !handle.active) return -1;
         const r = hook(grad);
@@ -344,7 +365,7 @@ export class Tensor implements Owned {
         if (!(r instanceof Tensor)) throw typeError('a Tensor or nothing', 'the value returned by the hook', r);
         if (r.isDisposed) throw new TypeError('the tensor returned by the hook was disposed');
         return native.alias(r._h); // a handle the addon takes over
-      }),
+      }, FREED.hook),
     );
     handle = new TensorHookHandle(this, position);
     return handle;
@@ -391,7 +412,8 @@ export class Tensor implements Owned {
   logicalOr(other: Tensor): Tensor { return this.bin(B.logicalOr!, other); }
   logicalXor(other: Tensor): Tensor { return this.bin(B.logicalXor!, other); }
   /** True when both have the same shape and values within the tolerances (as torch.allclose). */
-  allclose(other: Tensor, { rtol = 1e-5, atol = 1e-8, equalNan = false } = {}): boolean {
+  allclose(other: Tensor, options: { rtol?: number; atol?: number; equalNan?: boolean } = {}): boolean {
+    const { rtol = 1e-5, atol = 1e-8, equalNan = false } = is.options(options);
     if (!(other instanceof Tensor)) throw typeError('a Tensor', 'other', other);
     return native.allclose(this._h, other._h, rtol, atol, equalNan);
   }
@@ -429,7 +451,8 @@ export class Tensor implements Owned {
   silu(): Tensor { return this.un(U.silu!); }
   softplus(): Tensor { return this.un(U.softplus!); }
   logSigmoid(): Tensor { return this.un(U.logSigmoid!); }
-  gelu({ approximate = 'none' }: { approximate?: 'none' | 'tanh' } = {}): Tensor {
+  gelu(options: { approximate?: 'none' | 'tanh' } = {}): Tensor {
+    const { approximate = 'none' } = is.options(options);
     return wrap(native.gelu(this._h, is.oneOf(approximate, 'approximate', ['none', 'tanh']) === 'tanh'));
   }
   leakyRelu(negativeSlope = 0.01): Tensor { return wrap(native.leakyRelu(this._h, is.finite(negativeSlope, 'negativeSlope'))); }
@@ -514,41 +537,43 @@ export class Tensor implements Owned {
   max(dim: number, keepdim?: boolean): [Tensor, Tensor];
   max(dim?: number, keepdim = false): Tensor | [Tensor, Tensor] {
     if (dim === undefined) return wrap(native.max(this._h));
-    const [v, i] = native.maxDim(this._h, is.integer(dim, 'dim'), keepdim);
+    const [v, i] = native.maxDim(this._h, is.integer(dim, 'dim'), is.boolean(keepdim, 'keepdim'));
     return [wrap(v), wrap(i)];
   }
   min(): Tensor;
   min(dim: number, keepdim?: boolean): [Tensor, Tensor];
   min(dim?: number, keepdim = false): Tensor | [Tensor, Tensor] {
     if (dim === undefined) return wrap(native.min(this._h));
-    const [v, i] = native.minDim(this._h, is.integer(dim, 'dim'), keepdim);
+    const [v, i] = native.minDim(this._h, is.integer(dim, 'dim'), is.boolean(keepdim, 'keepdim'));
     return [wrap(v), wrap(i)];
   }
-  argmax(dim?: number | null, keepdim = false): Tensor { return wrap(native.argmax(this._h, normDim(dim), keepdim)); }
-  argmin(dim?: number | null, keepdim = false): Tensor { return wrap(native.argmin(this._h, normDim(dim), keepdim)); }
+  argmax(dim?: number | null, keepdim = false): Tensor { return wrap(native.argmax(this._h, normDim(dim), is.boolean(keepdim, 'keepdim'))); }
+  argmin(dim?: number | null, keepdim = false): Tensor { return wrap(native.argmin(this._h, normDim(dim), is.boolean(keepdim, 'keepdim'))); }
   /**
    * Variance over `dim` (all elements by default): the sum of squared deviations over N - `correction`; 1
    * (default) is Bessel's correction, 0 the population variance (PyTorch's `correction`, any non-negative integer).
    */
-  var(dim?: number | number[] | null, { correction = 1, keepdim = false }: { correction?: number; keepdim?: boolean } = {}): Tensor {
+  var(dim?: number | number[] | null, options: { correction?: number; keepdim?: boolean } = {}): Tensor {
+    const { correction = 1, keepdim = false } = is.options(options);
     return wrap(native.var(this._h, dimsArg(dim), is.nonNegativeInteger(correction, 'correction'), is.boolean(keepdim, 'keepdim')));
   }
   /** Standard deviation: the square root of `var` with the same options. */
-  std(dim?: number | number[] | null, { correction = 1, keepdim = false }: { correction?: number; keepdim?: boolean } = {}): Tensor {
+  std(dim?: number | number[] | null, options: { correction?: number; keepdim?: boolean } = {}): Tensor {
+    const { correction = 1, keepdim = false } = is.options(options);
     return wrap(native.std(this._h, dimsArg(dim), is.nonNegativeInteger(correction, 'correction'), is.boolean(keepdim, 'keepdim')));
   }
   /** p-norm over all elements or over `dim` (p = 2 by default; Infinity for the max norm). */
   norm(p = 2, dim?: number | number[] | null, keepdim = false): Tensor {
-    return wrap(native.norm(this._h, is.number(p, 'p'), dimsArg(dim), keepdim));
+    return wrap(native.norm(this._h, is.number(p, 'p'), dimsArg(dim), is.boolean(keepdim, 'keepdim')));
   }
   cumsum(dim: number): Tensor { return wrap(native.cumsum(this._h, is.integer(dim, 'dim'))); }
   cumprod(dim: number): Tensor { return wrap(native.cumprod(this._h, is.integer(dim, 'dim'))); }
   sort(dim = -1, descending = false): [Tensor, Tensor] {
-    const [v, i] = native.sort(this._h, is.integer(dim, 'dim'), descending);
+    const [v, i] = native.sort(this._h, is.integer(dim, 'dim'), is.boolean(descending, 'descending'));
     return [wrap(v), wrap(i)];
   }
   topk(k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] {
-    const [v, i] = native.topk(this._h, is.nonNegativeInteger(k, 'k'), is.integer(dim, 'dim'), largest, sorted);
+    const [v, i] = native.topk(this._h, is.nonNegativeInteger(k, 'k'), is.integer(dim, 'dim'), is.boolean(largest, 'largest'), is.boolean(sorted, 'sorted'));
     return [wrap(v), wrap(i)];
   }
 
@@ -577,7 +602,7 @@ export class Tensor implements Owned {
   transpose(dim0: number, dim1: number): Tensor {
     return wrap(native.transpose(this._h, is.integer(dim0, 'dim0'), is.integer(dim1, 'dim1')));
   }
-  permute(...dims: (number | number[])[]): Tensor { return wrap(native.permute(this._h, shapeArgs(dims, 'dims'))); }
+  permute(...dims: (number | number[])[]): Tensor { return wrap(native.permute(this._h, dimList(dims, 'dims'))); }
   squeeze(dim?: number): Tensor { return wrap(native.squeeze(this._h, normDim(dim))); }
   unsqueeze(dim: number): Tensor { return wrap(native.unsqueeze(this._h, is.integer(dim, 'dim'))); }
   flatten(startDim = 0, endDim = -1): Tensor {
@@ -603,7 +628,7 @@ export class Tensor implements Owned {
   }
   /** Python's t[start:end:step] along `dim`. */
   slice(dim: number, start?: number | null, end?: number | null, step = 1): Tensor {
-    return wrap(native.slice(this._h, is.integer(dim, 'dim'), start ?? null, end ?? null, is.positiveInteger(step, 'step')));
+    return wrap(native.slice(this._h, is.integer(dim, 'dim'), optInt(start, 'start'), optInt(end, 'end'), is.positiveInteger(step, 'step')));
   }
   /**
    * Basic indexing, one spec per leading dimension: `t.index(0)` is t[0], `t.index(null, [1, 3])` is t[:, 1:3],
@@ -672,11 +697,18 @@ export class Tensor implements Owned {
   tril(diagonal = 0): Tensor { return wrap(native.tril(this._h, is.integer(diagonal, 'diagonal'))); }
   triu(diagonal = 0): Tensor { return wrap(native.triu(this._h, is.integer(diagonal, 'diagonal'))); }
   diag(diagonal = 0): Tensor { return wrap(native.diag(this._h, is.integer(diagonal, 'diagonal'))); }
-  diagonal(offset = 0, dim1 = 0, dim2 = 1): Tensor { return wrap(native.diagonal(this._h, offset, dim1, dim2)); }
+  diagonal(offset = 0, dim1 = 0, dim2 = 1): Tensor {
+    return wrap(native.diagonal(this._h, is.integer(offset, 'offset'), is.integer(dim1, 'dim1'), is.integer(dim2, 'dim2')));
+  }
   trace(): Tensor { return wrap(native.trace(this._h)); }
-  flip(...dims: (number | number[])[]): Tensor { return wrap(native.flip(this._h, shapeArgs(dims, 'dims'))); }
-  roll(shifts: number | number[], dims: number | number[]): Tensor {
-    return wrap(native.roll(this._h, typeof shifts === 'number' ? [shifts] : shifts, typeof dims === 'number' ? [dims] : dims));
+  flip(...dims: (number | number[])[]): Tensor { return wrap(native.flip(this._h, dimList(dims, 'dims'))); }
+  /** Rolls along `dims` by `shifts` (as many of each); without dims, the flattened tensor rolls and keeps its shape (torch.roll). */
+  roll(shifts: number | number[], dims?: number | number[] | null): Tensor {
+    const s = intOrInts(shifts, 'shifts');
+    const d = dims === undefined || dims === null ? [] : intOrInts(dims, 'dims');
+    if (d.length === 0 ? s.length !== 1 : s.length !== d.length)
+      throw new RangeError(`roll: shifts (${s.length}) and dims (${d.length}) must have the same number of entries (one shift without dims)`);
+    return wrap(native.roll(this._h, s, d));
   }
 }
 

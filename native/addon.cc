@@ -145,12 +145,21 @@ void ThrowTorchError(Napi::Env env, const std::string& message, const char* code
 }
 
 // ---------------------------------------------------------------- argument helpers
+void ThrowDisposed(Napi::Env env, double h) {
+  State* s = env.GetInstanceData<State>();
+  if (s && h <= -2 && h == static_cast<double>(static_cast<int64_t>(h))) {
+    const uint64_t k = static_cast<uint64_t>(-2 - static_cast<int64_t>(h));
+    if (k < s->disposed_reasons.size()) ThrowTorchError(env, s->disposed_reasons[k], "DISPOSED");
+  }
+  ThrowTorchError(env, "tensor was disposed: it cannot be used any more", "DISPOSED");
+}
+
 at::Tensor& T(const Napi::CallbackInfo& info, size_t i) {
   napi_value v = info[i];
   double h = -1;
   if (napi_get_value_double(info.Env(), v, &h) != napi_ok) throw Napi::TypeError::New(info.Env(), "expected a tensor");
   at::Tensor* t = GetState(info.Env()).table.TryGet(h);
-  if (!t) ThrowTorchError(info.Env(), "tensor was disposed: it cannot be used any more", "DISPOSED");
+  if (!t) ThrowDisposed(info.Env(), h);
   return *t;
 }
 
@@ -171,11 +180,20 @@ double Num(const Napi::CallbackInfo& info, size_t i) {
   return d;
 }
 
-int64_t Int(const Napi::CallbackInfo& info, size_t i) {
-  int64_t v = 0;
-  if (napi_get_value_int64(info.Env(), info[i], &v) != napi_ok) throw Napi::TypeError::New(info.Env(), "expected an integer");
-  return v;
+// A double that is an integer in int64 range: napi_get_value_int64 alone truncates 1.7 to 1 and reads NaN and
+// Infinity as 0, which would silently change the argument.
+static int64_t CheckedInt(Napi::Env env, napi_value v) {
+  double d = 0;
+  if (napi_get_value_double(env, v, &d) != napi_ok) throw Napi::TypeError::New(env, "expected an integer");
+  // 2^63 itself does not fit: the largest double below it does
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != static_cast<double>(static_cast<int64_t>(d))) {
+    Napi::Value shown = Napi::Value(env, v).ToString();
+    throw Napi::RangeError::New(env, "expected an integer but received " + shown.As<Napi::String>().Utf8Value());
+  }
+  return static_cast<int64_t>(d);
 }
+
+int64_t Int(const Napi::CallbackInfo& info, size_t i) { return CheckedInt(info.Env(), info[i]); }
 
 bool Bool(const Napi::CallbackInfo& info, size_t i, bool dflt) {
   if (i >= info.Length() || info[i].IsUndefined() || info[i].IsNull()) return dflt;
@@ -188,7 +206,7 @@ std::vector<int64_t> Ints(const Napi::CallbackInfo& info, size_t i) {
   Napi::Array a = info[i].As<Napi::Array>();
   uint32_t n = a.Length();
   out.reserve(n);
-  for (uint32_t k = 0; k < n; ++k) out.push_back(a.Get(k).As<Napi::Number>().Int64Value());
+  for (uint32_t k = 0; k < n; ++k) out.push_back(CheckedInt(info.Env(), a.Get(k)));
   return out;
 }
 
@@ -199,8 +217,9 @@ std::vector<at::Tensor> Tensors(const Napi::CallbackInfo& info, size_t i) {
   out.reserve(n);
   auto& table = GetState(info.Env()).table;
   for (uint32_t k = 0; k < n; ++k) {
-    at::Tensor* t = table.TryGet(a.Get(k).As<Napi::Number>().DoubleValue());
-    if (!t) ThrowTorchError(info.Env(), "tensor was disposed: it cannot be used any more", "DISPOSED");
+    const double h = a.Get(k).As<Napi::Number>().DoubleValue();
+    at::Tensor* t = table.TryGet(h);
+    if (!t) ThrowDisposed(info.Env(), h);
     out.push_back(*t);
   }
   return out;
@@ -244,9 +263,29 @@ int DtypeCode(at::ScalarType t) {
   }
 }
 
+at::Device ParseDevice(Napi::Env env, const std::string& name) {
+  at::Device d(name);
+  if (d.is_cuda()) {
+    // Checked here rather than left to libtorch, whose messages for this ("Could not run 'aten::empty' with
+    // arguments from the 'CUDA' backend", "Torch not compiled with CUDA enabled") do not say what to do.
+    if (!at::hasCUDA())
+      ThrowTorchError(env,
+                      "CUDA is not available: this libtorch was built without CUDA, or no CUDA GPU and driver were "
+                      "found (device '" + name + "' asked for). Use device 'cpu', or build tensornormal against a CUDA "
+                      "libtorch (see the README, GPU); torch.cuda.isAvailable() tells beforehand",
+                      "DEVICE_UNAVAILABLE");
+    const int64_t n = at::detail::getCUDAHooks().getNumGPUs();
+    if (d.has_index() && d.index() >= n)
+      ThrowTorchError(env, "CUDA device " + std::to_string(d.index()) + " is not available: this machine has " +
+                               std::to_string(n) + " CUDA device(s) (cuda:0 to cuda:" + std::to_string(n - 1) + ")",
+                      "DEVICE_UNAVAILABLE");
+  }
+  return d;
+}
+
 at::Device Dev(const Napi::CallbackInfo& info, size_t i) {
   if (i >= info.Length() || info[i].IsUndefined() || info[i].IsNull()) return at::Device(at::kCPU);
-  return at::Device(info[i].As<Napi::String>().Utf8Value());
+  return ParseDevice(info.Env(), info[i].As<Napi::String>().Utf8Value());
 }
 
 at::TensorOptions Opts(const Napi::CallbackInfo& info, size_t dtype_i, size_t device_i) {
@@ -288,6 +327,11 @@ using namespace tn;
 TN_EXPORT(init) {
   State& s = GetState(info.Env());
   if (info.Length() > 0 && info[0].IsFunction()) s.torch_error = Napi::Persistent(info[0].As<Napi::Function>());
+  if (info.Length() > 1 && info[1].IsArray()) {
+    Napi::Array a = info[1].As<Napi::Array>();
+    s.disposed_reasons.clear();
+    for (uint32_t k = 0; k < a.Length(); ++k) s.disposed_reasons.push_back(a.Get(k).ToString().Utf8Value());
+  }
   return info.Env().Undefined();
 }
 
@@ -342,6 +386,13 @@ TN_EXPORT(manualSeed) {
 }
 
 TN_EXPORT(cudaIsAvailable) { return Napi::Boolean::New(info.Env(), at::hasCUDA()); }
+
+// checkDevice(name): throws what creating a tensor there would (DEVICE_UNAVAILABLE for a CUDA device this build or
+// machine lacks), so that multi-step operations (Module.to) fail before they change anything.
+TN_EXPORT(checkDevice) {
+  ParseDevice(info.Env(), info[0].As<Napi::String>().Utf8Value());
+  return info.Env().Undefined();
+}
 
 TN_EXPORT(cudaDeviceCount) {
   return Napi::Number::New(info.Env(), at::hasCUDA() ? static_cast<double>(at::detail::getCUDAHooks().getNumGPUs()) : 0.0);

@@ -57,6 +57,8 @@ struct State {
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   // A JS exception thrown by a gradient hook inside backward(), boxed as { error }; the entry point rethrows it.
   Napi::ObjectReference hook_error;
+  // Why a tensor was freed, by the negative handle its JS wrapper keeps (-2 - k is reason k; handed over by init()).
+  std::vector<std::string> disposed_reasons;
   ~State();
 };
 
@@ -68,12 +70,15 @@ State& GetState(napi_env env);
 // Converts a libtorch / std exception into a JS TorchError with a code and libtorch's message.
 [[noreturn]] void ThrowTorchError(Napi::Env env, const std::string& message, const char* code = nullptr);
 const char* ClassifyError(const std::string& message);
+// Throws TorchError('DISPOSED') for a handle that is not a live tensor, saying why it was freed when the handle
+// is a disposed wrapper's reason code (see lib/scope.ts FREED).
+[[noreturn]] void ThrowDisposed(Napi::Env env, double handle);
 
 // ---- argument helpers (the TypeScript layer validates; these are the last line) ----
 at::Tensor& T(const Napi::CallbackInfo& info, size_t i);
 at::Tensor OptT(const Napi::CallbackInfo& info, size_t i);  // undefined / null / -1 -> undefined tensor
 double Num(const Napi::CallbackInfo& info, size_t i);
-int64_t Int(const Napi::CallbackInfo& info, size_t i);
+int64_t Int(const Napi::CallbackInfo& info, size_t i);  // an integral number in int64 range, else a RangeError
 bool Bool(const Napi::CallbackInfo& info, size_t i, bool dflt = false);
 std::vector<int64_t> Ints(const Napi::CallbackInfo& info, size_t i);
 std::vector<at::Tensor> Tensors(const Napi::CallbackInfo& info, size_t i);
@@ -81,6 +86,8 @@ c10::optional<int64_t> OptInt(const Napi::CallbackInfo& info, size_t i);
 at::ScalarType Dtype(int code);
 int DtypeCode(at::ScalarType t);
 at::Device Dev(const Napi::CallbackInfo& info, size_t i);  // undefined -> cpu
+// A device by name; a CUDA device this libtorch or machine does not have is a TorchError('DEVICE_UNAVAILABLE').
+at::Device ParseDevice(Napi::Env env, const std::string& name);
 at::TensorOptions Opts(const Napi::CallbackInfo& info, size_t dtype_i, size_t device_i);
 int64_t Reduction(const Napi::CallbackInfo& info, size_t i);  // 0 none, 1 mean, 2 sum
 

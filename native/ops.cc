@@ -491,7 +491,7 @@ TN_EXPORT(indexTensors) {
       continue;
     }
     at::Tensor* t = table.TryGet(h);
-    if (!t) ThrowTorchError(info.Env(), "tensor was disposed: it cannot be used any more", "DISPOSED");
+    if (!t) ThrowDisposed(info.Env(), h);
     list.push_back(*t);
   }
   return Wrap(info, at::index(T(info, 0), list));

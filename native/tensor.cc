@@ -110,7 +110,7 @@ TN_EXPORT(to) {
   at::Tensor& t = T(info, 0);
   int64_t dc = Int(info, 1);
   at::ScalarType dt = dc < 0 ? t.scalar_type() : Dtype(static_cast<int>(dc));
-  at::Device dev = (info.Length() > 2 && info[2].IsString()) ? at::Device(info[2].As<Napi::String>().Utf8Value()) : t.device();
+  at::Device dev = (info.Length() > 2 && info[2].IsString()) ? ParseDevice(info.Env(), info[2].As<Napi::String>().Utf8Value()) : t.device();
   return Wrap(info, t.to(dev, dt, /*non_blocking=*/false, /*copy=*/Bool(info, 3)));
 }
 TN_EXPORT(clone) { return Wrap(info, T(info, 0).clone()); }
@@ -180,7 +180,7 @@ TN_EXPORT(autogradGrad) {
         gos.emplace_back();
       } else {
         at::Tensor* g = GetState(info.Env()).table.TryGet(h);
-        if (!g) ThrowTorchError(info.Env(), "tensor was disposed: it cannot be used any more", "DISPOSED");
+        if (!g) ThrowDisposed(info.Env(), h);
         gos.push_back(*g);
       }
     }

@@ -21,7 +21,9 @@ describe('loading the addon', () => {
     const r = importDist({ TENSORNORMAL_ADDON: '/nonexistent/tensornormal.node' });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('tensornormal: the native addon could not be loaded.');
-    expect(r.stderr).toContain('/nonexistent/tensornormal.node: not built yet (run `npm run build:native`)');
+    expect(r.stderr).toContain(
+      '/nonexistent/tensornormal.node: not built. The install script builds it and did not run (npm install --ignore-scripts?): run `npm rebuild tensornormal` (in a clone of the repository: `npm run build:native`)',
+    );
   });
 
   it('reports a file that is not an addon with the loader\'s own reason', () => {
@@ -42,7 +44,9 @@ describe('loading the addon', () => {
     expect(explain(f, new Error('/p/tensornormal.node: undefined symbol: _ZN2at4_ops3add4callE'))).toBe(
       "/p/tensornormal.node: built against another libtorch or C++ ABI (/p/tensornormal.node: undefined symbol: _ZN2at4_ops3add4callE); rebuild with `npm run build:native`",
     );
-    expect(explain(f, new Error("Cannot find module '/p/tensornormal.node'"))).toBe('/p/tensornormal.node: not built yet (run `npm run build:native`)');
+    expect(explain(f, new Error("Cannot find module '/p/tensornormal.node'"))).toBe(
+      '/p/tensornormal.node: not built. The install script builds it and did not run (npm install --ignore-scripts?): run `npm rebuild tensornormal` (in a clone of the repository: `npm run build:native`)',
+    );
   });
 
   it('the install step uses a prebuild that loads, and builds from source when it does not (TENSORNORMAL_SKIP_BUILD aside)', () => {

@@ -409,7 +409,9 @@ describe('invalid arguments', () => {
       expectTorchError(() => F.linear(torch.zeros(2, 3), torch.zeros(4, 5)), 'SHAPE_MISMATCH', 'mat1 and mat2 shapes cannot be multiplied (2x3 and 5x4)');
       expectTorchError(() => F.maxPool2d(x(), 3, { padding: 2 }), 'SHAPE_MISMATCH', 'pad should be at most half of kernel size, but got pad=2 and kernel_size=3');
       expectTorchError(() => F.crossEntropy(torch.zeros(2, 3), torch.tensor([0, 5], { dtype: 'int64' })), 'INDEX_OUT_OF_RANGE', 'Target 5 is out of bounds.');
-      expectTorchError(() => F.crossEntropy(torch.zeros(2, 3), torch.tensor([0, 1])), 'DTYPE_MISMATCH', 'expected scalar type Long but found Float');
+      // libtorch's message, then the fix (test/messages.test.ts covers nllLoss and the other dtypes)
+      expectTorchError(() => F.crossEntropy(torch.zeros(2, 3), torch.tensor([0, 1])), 'DTYPE_MISMATCH',
+        "expected scalar type Long but found Float. crossEntropy: target holds class indices and must be int64, but it is float32: create it with { dtype: 'int64' } (torch.tensor(labels, { dtype: 'int64' })) or convert it with target.long(); a floating-point target of the same shape as the input holds class probabilities instead");
       expectTorchError(() => F.mseLoss(torch.zeros(2, 3), torch.zeros(3, 2)), 'SHAPE_MISMATCH',
         'The size of tensor a (3) must match the size of tensor b (2) at non-singleton dimension 1');
       expectTorchError(() => torch.multinomial(torch.tensor([0.5, 0.5]), 3), 'SHAPE_MISMATCH', 'cannot sample n_sample > prob_dist.size(-1) samples without replacement');

@@ -4,7 +4,7 @@
  */
 import { native } from '../native.js';
 import { Tensor, wrap } from '../tensor.js';
-import { is, typeError } from '../errors.js';
+import { is, typeError, FREED } from '../errors.js';
 import { dtypeCode } from '../dtype.js';
 import { tidy } from '../scope.js';
 import { TensorDataset } from './dataset.js';
@@ -143,7 +143,7 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
 
 /** Disposes the batch tensors the caller did not keep(). */
 function release(batch: Tensor[]): void {
-  for (const t of batch) if (!t._kept) t.dispose();
+  for (const t of batch) if (!t._kept) t._free(FREED.dataLoader);
 }
 
 /**

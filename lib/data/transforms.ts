@@ -75,7 +75,8 @@ export interface RandomCropOptions {
  *
  *   data.transforms.randomCrop(32, { padding: 4 })   // the usual CIFAR augmentation
  */
-export function randomCrop(size: number | number[], { padding = 0, fill = 0 }: RandomCropOptions = {}): Transform {
+export function randomCrop(size: number | number[], options: RandomCropOptions = {}): Transform {
+  const { padding = 0, fill = 0 } = is.options(options);
   const [h, w] = typeof size === 'number' ? [size, size] : Array.isArray(size) && size.length === 2 ? size : [NaN, NaN];
   if (!Number.isInteger(h) || !Number.isInteger(w) || h! <= 0 || w! <= 0) throw typeError('a positive integer or [height, width]', 'size', size);
   const pads = typeof padding === 'number' ? [padding, padding, padding, padding] : Array.isArray(padding) && padding.length === 2 ? [padding[0], padding[1], padding[0], padding[1]] : padding;
@@ -111,7 +112,8 @@ export function randomCrop(size: number | number[], { padding = 0, fill = 0 }: R
  *
  *   data.transforms.resize(16)   // 28x28 Fashion-MNIST -> 16x16
  */
-export function resize(size: number | number[], { antialias = true }: { antialias?: boolean } = {}): Transform {
+export function resize(size: number | number[], options: { antialias?: boolean } = {}): Transform {
+  const { antialias = true } = is.options(options);
   if (typeof size === 'number') is.positiveInteger(size, 'size');
   else if (!Array.isArray(size) || size.length !== 2 || size.some((v) => typeof v !== 'number' || !Number.isInteger(v) || v <= 0))
     throw typeError('a positive integer or [height, width]', 'size', size);

@@ -44,7 +44,8 @@ export interface MlpOptions {
  *
  *   const net = models.mlp([256, 20, 20, 20, 20, 20, 10], { activation: 'tanh' }); // the paper's Figure 1 network
  */
-export function mlp(widths: number[], { activation = 'relu', bias = true }: MlpOptions = {}): Sequential {
+export function mlp(widths: number[], options: MlpOptions = {}): Sequential {
+  const { activation = 'relu', bias = true } = is.options(options);
   const w = checkWidths(widths);
   const act = activationFactory(activation);
   is.boolean(bias, 'bias');
@@ -69,7 +70,8 @@ export const AUTOENCODER_WIDTHS = {
  * `autoencoder('faces')` is 625-2000-1000-500-30-500-1000-2000-625 (train with Gaussian, squared error).
  * PyTorch's default Linear initialisation, as the paper's reference code.
  */
-export function autoencoder(widths: number[] | readonly number[] | 'mnist' | 'faces', { activation = 'relu' }: { activation?: ActivationSpec } = {}): Sequential {
+export function autoencoder(widths: number[] | readonly number[] | 'mnist' | 'faces', options: { activation?: ActivationSpec } = {}): Sequential {
+  const { activation = 'relu' } = is.options(options);
   const w = checkWidths(typeof widths === 'string' ? [...AUTOENCODER_WIDTHS[is.oneOf(widths, 'widths', ['mnist', 'faces'] as const)]] : widths);
   const act = activationFactory(activation);
   const code = w.indexOf(Math.min(...w.slice(1, -1))); // position of the code width (the first narrowest hidden width)

@@ -65,7 +65,8 @@ export class ResNet extends Module {
   readonly layer2: Sequential;
   readonly layer3: Sequential;
   readonly linear: Linear;
-  constructor(blocks: [number, number, number], { numClasses = 10, inChannels = 3 }: { numClasses?: number; inChannels?: number } = {}) {
+  constructor(blocks: [number, number, number], options: { numClasses?: number; inChannels?: number } = {}) {
+    const { numClasses = 10, inChannels = 3 } = is.options(options);
     super();
     is.positiveInteger(numClasses, 'numClasses');
     let inPlanes = 16;
@@ -97,6 +98,7 @@ export class ResNet extends Module {
 }
 
 /** ResNet32 for CIFAR (5 blocks per stage, 464,154 parameters with 10 classes). */
-export function resnet32({ numClasses = 10, inChannels = 3 }: { numClasses?: number; inChannels?: number } = {}): ResNet {
+export function resnet32(options: { numClasses?: number; inChannels?: number } = {}): ResNet {
+  const { numClasses = 10, inChannels = 3 } = is.options(options);
   return new ResNet([5, 5, 5], { numClasses, inChannels });
 }

@@ -23,7 +23,8 @@ export interface SmallCnnOptions {
  * Input (N, inChannels, s, s) -> logits (N, numClasses); 421,738 parameters for 28x28 and 10 classes.
  * This standard architecture reaches about 90% test accuracy on Fashion-MNIST within a few epochs of SGD or Adam.
  */
-export function smallCnn({ numClasses = 10, inChannels = 1, imageSize = 28 }: SmallCnnOptions = {}): Sequential {
+export function smallCnn(options: SmallCnnOptions = {}): Sequential {
+  const { numClasses = 10, inChannels = 1, imageSize = 28 } = is.options(options);
   is.positiveInteger(numClasses, 'numClasses');
   is.positiveInteger(inChannels, 'inChannels');
   if (is.positiveInteger(imageSize, 'imageSize') % 4 !== 0) throw rangeError('a positive multiple of 4', 'imageSize', imageSize);

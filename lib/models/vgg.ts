@@ -25,7 +25,8 @@ export const VGG16_CONFIG: readonly (number | 'M')[] = [64, 64, 'M', 128, 128, '
 export class VGG extends Module {
   readonly features: Sequential;
   readonly classifier: Sequential;
-  constructor(config: readonly (number | 'M')[], { numClasses = 100, inChannels = 3, hidden = 4096 }: { numClasses?: number; inChannels?: number; hidden?: number } = {}) {
+  constructor(config: readonly (number | 'M')[], options: { numClasses?: number; inChannels?: number; hidden?: number } = {}) {
+    const { numClasses = 100, inChannels = 3, hidden = 4096 } = is.options(options);
     super();
     is.positiveInteger(numClasses, 'numClasses');
     is.positiveInteger(hidden, 'hidden');
@@ -50,6 +51,7 @@ export class VGG extends Module {
 }
 
 /** VGG16-BN for CIFAR: input (N, 3, 32, 32) -> logits (N, numClasses); 100 classes by default (CIFAR-100, as the paper). */
-export function vgg16bn({ numClasses = 100, inChannels = 3 }: { numClasses?: number; inChannels?: number } = {}): VGG {
+export function vgg16bn(options: { numClasses?: number; inChannels?: number } = {}): VGG {
+  const { numClasses = 100, inChannels = 3 } = is.options(options);
   return new VGG(VGG16_CONFIG, { numClasses, inChannels });
 }

@@ -29,7 +29,8 @@ export class Tanh extends Module {
 /** x * Phi(x) with Phi the standard normal CDF ('none', default), or its tanh approximation ('tanh'). */
 export class GELU extends Module {
   readonly approximate: 'none' | 'tanh';
-  constructor({ approximate = 'none' }: { approximate?: 'none' | 'tanh' } = {}) {
+  constructor(options: { approximate?: 'none' | 'tanh' } = {}) {
+    const { approximate = 'none' } = is.options(options);
     super();
     this.approximate = is.oneOf(approximate, 'approximate', ['none', 'tanh'] as const);
   }

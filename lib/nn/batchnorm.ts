@@ -41,7 +41,8 @@ export abstract class BatchNormBase extends Module {
   declare runningVar: Tensor | null;
   declare numBatchesTracked: Tensor | null;
 
-  constructor(numFeatures: number, { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true, dtype, device }: BatchNormOptions = {}) {
+  constructor(numFeatures: number, options: BatchNormOptions = {}) {
+    const { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true, dtype, device } = is.options(options);
     super();
     this.numFeatures = is.positiveInteger(numFeatures, 'numFeatures');
     this.eps = is.positive(eps, 'eps');

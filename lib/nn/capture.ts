@@ -51,7 +51,8 @@ export class LayerCapture {
   private readonly recs = new Map<AnyModule, CapturedLayer>();
   private handles: RemovableHandle[];
 
-  constructor(model: AnyModule, { filter = (m) => m instanceof Linear || m instanceof Conv2d }: CaptureOptions = {}) {
+  constructor(model: AnyModule, options: CaptureOptions = {}) {
+    const { filter = (m: AnyModule) => m instanceof Linear || m instanceof Conv2d } = is.options(options);
     if (!(model instanceof Module)) throw typeError('a Module', 'model', model);
     is.function(filter, 'filter');
     this.layers = model.namedModules().filter(([n, m]) => filter(m, n));
@@ -89,7 +90,8 @@ export class LayerCapture {
    * touched. The graph is retained by default so that the real loss can be backpropagated afterwards through the same
    * forward pass. A layer the loss does not depend on gets zeros. The returned tensors are the caller's.
    */
-  outputGrads(loss: Tensor, { retainGraph = true, createGraph = false }: { retainGraph?: boolean; createGraph?: boolean } = {}): Map<string, Tensor> {
+  outputGrads(loss: Tensor, options: { retainGraph?: boolean; createGraph?: boolean } = {}): Map<string, Tensor> {
+    const { retainGraph = true, createGraph = false } = is.options(options);
     if (!(loss instanceof Tensor)) throw typeError('a Tensor', 'loss', loss);
     const recs = this.records();
     if (recs.length === 0) throw new Error('captureOutputs: no forward pass has been recorded');
@@ -121,5 +123,6 @@ export class LayerCapture {
 
 /** Starts recording the inputs and outputs of a model's Linear and Conv2d layers (or those `filter` picks). */
 export function captureOutputs(model: AnyModule, options: CaptureOptions = {}): LayerCapture {
+  options = is.options(options);
   return new LayerCapture(model, options);
 }

@@ -52,6 +52,7 @@ export class Conv2d extends Module {
   declare bias: Parameter | null;
 
   constructor(inChannels: number, outChannels: number, kernelSize: number | number[], o: Conv2dOptions = {}) {
+    o = is.options(o);
     super();
     this.inChannels = is.positiveInteger(inChannels, 'inChannels');
     this.outChannels = is.positiveInteger(outChannels, 'outChannels');

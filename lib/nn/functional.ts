@@ -1,7 +1,7 @@
 /** torch.nn.functional: layers and losses as functions of tensors. */
 import { native } from '../native.js';
 import { Tensor, wrap } from '../tensor.js';
-import { is, typeError } from '../errors.js';
+import { is, typeError, TorchError } from '../errors.js';
 
 export type Reduction = 'none' | 'mean' | 'sum';
 const RED: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
@@ -50,6 +50,7 @@ export interface Conv2dOptions {
 }
 /** 2-d convolution: x (N, C, H, W), weight (out, C/groups, kh, kw). */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2dOptions = {}): Tensor {
+  o = is.options(o);
   return wrap(
     native.conv2d(T(x, 'input')._h, T(weight, 'weight')._h, optT(bias, 'bias'), pair(o.stride ?? 1, 'stride', 1), pair(o.padding ?? 0, 'padding'),
       pair(o.dilation ?? 1, 'dilation', 1), is.positiveInteger(o.groups ?? 1, 'groups')),
@@ -64,11 +65,13 @@ export interface PoolOptions {
   countIncludePad?: boolean;
 }
 export function maxPool2d(x: Tensor, kernelSize: number | number[], o: PoolOptions = {}): Tensor {
+  o = is.options(o);
   const k = pair(kernelSize, 'kernelSize', 1);
   return wrap(native.maxPool2d(T(x, 'input')._h, k, o.stride == null ? k : pair(o.stride, 'stride', 1), pair(o.padding ?? 0, 'padding'),
     pair(o.dilation ?? 1, 'dilation', 1), o.ceilMode === true));
 }
 export function avgPool2d(x: Tensor, kernelSize: number | number[], o: PoolOptions = {}): Tensor {
+  o = is.options(o);
   const k = pair(kernelSize, 'kernelSize', 1);
   return wrap(native.avgPool2d(T(x, 'input')._h, k, o.stride == null ? k : pair(o.stride, 'stride', 1), pair(o.padding ?? 0, 'padding'),
     o.ceilMode === true, o.countIncludePad !== false));
@@ -86,6 +89,7 @@ export interface BatchNormOptions {
 }
 /** Batch normalisation over dim 1; running statistics (when given) are updated in place while training. */
 export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, o: BatchNormOptions = {}): Tensor {
+  o = is.options(o);
   return wrap(native.batchNorm(T(x, 'input')._h, optT(runningMean, 'runningMean'), optT(runningVar, 'runningVar'), optT(o.weight, 'weight'),
     optT(o.bias, 'bias'), o.training === true, is.inRange(o.momentum ?? 0.1, 'momentum', 0, 1), is.positive(o.eps ?? 1e-5, 'eps')));
 }
@@ -101,10 +105,12 @@ export function embedding(indices: Tensor, weight: Tensor): Tensor {
 }
 /** Sliding local blocks (im2col): x (N, C, H, W) -> (N, C*kh*kw, L). */
 export function unfold(x: Tensor, kernelSize: number | number[], o: { dilation?: number | number[]; padding?: number | number[]; stride?: number | number[] } = {}): Tensor {
+  o = is.options(o);
   return wrap(native.unfold(T(x, 'input')._h, pair(kernelSize, 'kernelSize', 1), pair(o.dilation ?? 1, 'dilation', 1), pair(o.padding ?? 0, 'padding'), pair(o.stride ?? 1, 'stride', 1)));
 }
 /** Resizes (N, C, H, W) images to `size`; 'bilinear' with antialias matches torchvision's Resize. */
-export function interpolate(x: Tensor, size: number | number[], { mode = 'bilinear', alignCorners = false, antialias = false }: { mode?: 'nearest' | 'bilinear'; alignCorners?: boolean; antialias?: boolean } = {}): Tensor {
+export function interpolate(x: Tensor, size: number | number[], options: { mode?: 'nearest' | 'bilinear'; alignCorners?: boolean; antialias?: boolean } = {}): Tensor {
+  const { mode = 'bilinear', alignCorners = false, antialias = false } = is.options(options);
   is.oneOf(mode, 'mode', ['nearest', 'bilinear'] as const);
   return wrap(native.interpolate(T(x, 'input')._h, pair(size, 'size', 1), mode === 'nearest' ? 0 : antialias ? 2 : 1, alignCorners));
 }
@@ -120,25 +126,58 @@ export interface LossOptions {
   weight?: Tensor | null;
 }
 /** Cross-entropy on logits (N, C) with class indices (N) (or probabilities (N, C)). */
-export function crossEntropy(input: Tensor, target: Tensor, o: LossOptions & { ignoreIndex?: number; labelSmoothing?: number } = {}): Tensor {
-  return wrap(native.crossEntropy(T(input, 'input')._h, T(target, 'target')._h, optT(o.weight, 'weight'), red(o.reduction ?? 'mean'),
-    is.integer(o.ignoreIndex ?? -100, 'ignoreIndex'), is.inRange(o.labelSmoothing ?? 0, 'labelSmoothing', 0, 1)));
+/**
+ * libtorch's error for class-index targets that are not int64, with what to do: labels made from JS numbers are
+ * float32 unless asked otherwise (a float target of the input's shape is fine: it holds class probabilities).
+ */
+function withTargetHint<R>(fn: string, target: Tensor, call: () => R): R {
+  try {
+    return call();
+  } catch (err) {
+    const dtype = target.isDisposed ? 'int64' : target.dtype;
+    if (!(err instanceof TorchError) || err.code !== 'DTYPE_MISMATCH' || dtype === 'int64') throw err;
+    const probabilities = fn === 'crossEntropy' ? '; a floating-point target of the same shape as the input holds class probabilities instead' : '';
+    throw new TorchError(
+      `${err.message}. ${fn}: target holds class indices and must be int64, but it is ${dtype}: create it with ` +
+        `{ dtype: 'int64' } (torch.tensor(labels, { dtype: 'int64' })) or convert it with target.long()${probabilities}`,
+      'DTYPE_MISMATCH',
+    );
+  }
 }
+/**
+ * Cross-entropy of logits `input` (N, C) or (N, C, d1, ...) against class indices (int64, (N) or (N, d1, ...)) or
+ * class probabilities (floating point, the input's shape), as torch.nn.functional.cross_entropy.
+ */
+export function crossEntropy(input: Tensor, target: Tensor, o: LossOptions & { ignoreIndex?: number; labelSmoothing?: number } = {}): Tensor {
+  o = is.options(o);
+  const x = T(input, 'input'), t = T(target, 'target'), w = optT(o.weight, 'weight'), r = red(o.reduction ?? 'mean');
+  const ignore = is.integer(o.ignoreIndex ?? -100, 'ignoreIndex'), smoothing = is.inRange(o.labelSmoothing ?? 0, 'labelSmoothing', 0, 1);
+  return withTargetHint('crossEntropy', t, () => wrap(native.crossEntropy(x._h, t._h, w, r, ignore, smoothing)));
+}
+/** Negative log-likelihood of log-probabilities `input` (N, C) against class indices (int64). */
 export function nllLoss(input: Tensor, target: Tensor, o: LossOptions & { ignoreIndex?: number } = {}): Tensor {
-  return wrap(native.nllLoss(T(input, 'input')._h, T(target, 'target')._h, optT(o.weight, 'weight'), red(o.reduction ?? 'mean'), is.integer(o.ignoreIndex ?? -100, 'ignoreIndex')));
+  o = is.options(o);
+  const x = T(input, 'input'), t = T(target, 'target'), w = optT(o.weight, 'weight'), r = red(o.reduction ?? 'mean');
+  const ignore = is.integer(o.ignoreIndex ?? -100, 'ignoreIndex');
+  return withTargetHint('nllLoss', t, () => wrap(native.nllLoss(x._h, t._h, w, r, ignore)));
 }
 export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, o: LossOptions & { posWeight?: Tensor | null } = {}): Tensor {
+  o = is.options(o);
   return wrap(native.bceWithLogits(T(input, 'input')._h, T(target, 'target')._h, optT(o.weight, 'weight'), optT(o.posWeight, 'posWeight'), red(o.reduction ?? 'mean')));
 }
 export function binaryCrossEntropy(input: Tensor, target: Tensor, o: LossOptions = {}): Tensor {
+  o = is.options(o);
   return wrap(native.bce(T(input, 'input')._h, T(target, 'target')._h, optT(o.weight, 'weight'), red(o.reduction ?? 'mean')));
 }
 export function mseLoss(input: Tensor, target: Tensor, o: { reduction?: Reduction } = {}): Tensor {
+  o = is.options(o);
   return wrap(native.mseLoss(T(input, 'input')._h, T(target, 'target')._h, red(o.reduction ?? 'mean')));
 }
 export function l1Loss(input: Tensor, target: Tensor, o: { reduction?: Reduction } = {}): Tensor {
+  o = is.options(o);
   return wrap(native.l1Loss(T(input, 'input')._h, T(target, 'target')._h, red(o.reduction ?? 'mean')));
 }
 export function smoothL1Loss(input: Tensor, target: Tensor, o: { reduction?: Reduction; beta?: number } = {}): Tensor {
+  o = is.options(o);
   return wrap(native.smoothL1Loss(T(input, 'input')._h, T(target, 'target')._h, red(o.reduction ?? 'mean'), is.nonNegative(o.beta ?? 1, 'beta')));
 }

@@ -81,14 +81,16 @@ export interface KaimingOptions {
 }
 
 /** He initialisation: U(-bound, bound) with bound = gain * sqrt(3 / fan) (torch.nn.init.kaiming_uniform_). */
-export function kaimingUniform_(tensor: Tensor, { a = 0, mode = 'fan_in', nonlinearity = 'leaky_relu' }: KaimingOptions = {}): Tensor {
+export function kaimingUniform_(tensor: Tensor, options: KaimingOptions = {}): Tensor {
+  const { a = 0, mode = 'fan_in', nonlinearity = 'leaky_relu' } = is.options(options);
   if (isEmpty(T(tensor))) return tensor;
   const std = calculateGain(nonlinearity, a) / Math.sqrt(fan(tensor, mode));
   const bound = Math.sqrt(3) * std; // U(-b, b) has standard deviation b / sqrt(3)
   return noGrad(() => tensor.uniform_(-bound, bound));
 }
 /** He initialisation: N(0, std^2) with std = gain / sqrt(fan) (torch.nn.init.kaiming_normal_). */
-export function kaimingNormal_(tensor: Tensor, { a = 0, mode = 'fan_in', nonlinearity = 'leaky_relu' }: KaimingOptions = {}): Tensor {
+export function kaimingNormal_(tensor: Tensor, options: KaimingOptions = {}): Tensor {
+  const { a = 0, mode = 'fan_in', nonlinearity = 'leaky_relu' } = is.options(options);
   if (isEmpty(T(tensor))) return tensor;
   const std = calculateGain(nonlinearity, a) / Math.sqrt(fan(tensor, mode));
   return noGrad(() => tensor.normal_(0, std));

@@ -35,7 +35,8 @@ export class Linear extends Module {
   declare weight: Parameter;
   declare bias: Parameter | null;
 
-  constructor(inFeatures: number, outFeatures: number, { bias = true, dtype, device }: LinearOptions = {}) {
+  constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
+    const { bias = true, dtype, device } = is.options(options);
     super();
     this.inFeatures = is.nonNegativeInteger(inFeatures, 'inFeatures');
     this.outFeatures = is.nonNegativeInteger(outFeatures, 'outFeatures');

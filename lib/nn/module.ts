@@ -26,7 +26,7 @@ import { Tensor, checkDevice, type Device } from '../tensor.js';
 import { native } from '../native.js';
 import { noGrad, isGradEnabled } from '../autograd.js';
 import { dispose } from '../scope.js';
-import { TorchError, is, typeError } from '../errors.js';
+import { TorchError, is, typeError, FREED } from '../errors.js';
 import { dtypeCode, isFloating, DTYPES, type DType } from '../dtype.js';
 import { addIndent } from './repr.js';
 import { BackwardHookCall } from './backward_hook.js';
@@ -45,7 +45,7 @@ export class Parameter extends Tensor {
     is.boolean(requiresGrad, 'requiresGrad');
     super(native.detach(data._h));
     this._kept = true;
-    data.dispose();
+    data._free(FREED.handedOver);
     if (requiresGrad) native.setRequiresGrad(this._h, true);
   }
   toString(): string {
@@ -196,7 +196,8 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
    * Adds (or replaces, or with null clears) a buffer: state that is not a parameter (BatchNorm's running statistics).
    * The module takes ownership. Non-persistent buffers are left out of stateDict().
    */
-  registerBuffer(name: string, tensor: Tensor | null, { persistent = true }: { persistent?: boolean } = {}): Tensor | null {
+  registerBuffer(name: string, tensor: Tensor | null, options: { persistent?: boolean } = {}): Tensor | null {
+    const { persistent = true } = is.options(options);
     this._checkName(name, 'buffer');
     if (tensor !== null && !(tensor instanceof Tensor)) throw typeError('a Tensor or null', 'tensor', tensor);
     if (is.boolean(persistent, 'persistent')) this._nonPersistent.delete(name);
@@ -271,7 +272,8 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
 
   // ------------------------------------------------------------ traversal
   /** This module and every descendant, depth first, each once, with dotted names ('' for this one). */
-  namedModules({ prefix = '', removeDuplicate = true }: { prefix?: string; removeDuplicate?: boolean } = {}): [string, AnyModule][] {
+  namedModules(options: { prefix?: string; removeDuplicate?: boolean } = {}): [string, AnyModule][] {
+    const { prefix = '', removeDuplicate = true } = is.options(options);
     const out: [string, AnyModule][] = [];
     const memo = new Set<AnyModule>();
     const visit = (m: AnyModule, p: string): void => {
@@ -320,16 +322,20 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     return out;
   }
   /** Parameters with dotted names as PyTorch (`0.weight`, `layer1.0.conv1.weight`), each shared one once. */
-  namedParameters({ prefix = '', recurse = true }: { prefix?: string; recurse?: boolean } = {}): [string, Parameter][] {
+  namedParameters(options: { prefix?: string; recurse?: boolean } = {}): [string, Parameter][] {
+    const { prefix = '', recurse = true } = is.options(options);
     return this._namedTensors((m) => m._parameters, prefix, recurse);
   }
-  parameters({ recurse = true }: { recurse?: boolean } = {}): Parameter[] {
+  parameters(options: { recurse?: boolean } = {}): Parameter[] {
+    const { recurse = true } = is.options(options);
     return this.namedParameters({ recurse }).map(([, p]) => p);
   }
-  namedBuffers({ prefix = '', recurse = true }: { prefix?: string; recurse?: boolean } = {}): [string, Tensor][] {
+  namedBuffers(options: { prefix?: string; recurse?: boolean } = {}): [string, Tensor][] {
+    const { prefix = '', recurse = true } = is.options(options);
     return this._namedTensors((m) => m._buffers, prefix, recurse);
   }
-  buffers({ recurse = true }: { recurse?: boolean } = {}): Tensor[] {
+  buffers(options: { recurse?: boolean } = {}): Tensor[] {
+    const { recurse = true } = is.options(options);
     return this.namedBuffers({ recurse }).map(([, b]) => b);
   }
 
@@ -359,7 +365,8 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     return this;
   }
   /** Clears every parameter's gradient: sets it to null (default), or zeroes it in place with {setToNone: false}. */
-  zeroGrad({ setToNone = true }: { setToNone?: boolean } = {}): void {
+  zeroGrad(options: { setToNone?: boolean } = {}): void {
+    const { setToNone = true } = is.options(options);
     is.boolean(setToNone, 'setToNone');
     for (const p of this.parameters()) {
       if (setToNone) p.grad = null;
@@ -379,7 +386,7 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     let dtype: DType | undefined;
     let device: Device | undefined;
     if (typeof target === 'string') {
-      if (DEVICE_RE.test(target)) device = target as Device;
+      if (DEVICE_RE.test(target)) device = checkDevice(target);
       else {
         dtypeCode(target, 'target');
         dtype = target as DType;
@@ -423,7 +430,7 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
           nb = convert(b);
           nb._kept = true;
           done.set(b, nb);
-          b.dispose();
+          b._free(FREED.module);
         }
         m._buffers.set(n, nb);
       }
@@ -444,7 +451,8 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
    * owned by the caller (`dispose(sd)` frees them); with {keepVars: true} they are the module's own tensors (not to
    * be disposed).
    */
-  stateDict({ prefix = '', keepVars = false }: { prefix?: string; keepVars?: boolean } = {}): StateDict {
+  stateDict(options: { prefix?: string; keepVars?: boolean } = {}): StateDict {
+    const { prefix = '', keepVars = false } = is.options(options);
     const out: StateDict = new Map();
     const save = (m: AnyModule, p: string): void => {
       m._sync();
@@ -466,7 +474,8 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
    *   	Unexpected key(s) in state_dict: "3.weight".
    *   	size mismatch for 0.weight: copying a param with shape [4, 3] from checkpoint, the shape in current model is [5, 3].
    */
-  loadStateDict(stateDict: Map<string, Tensor> | Record<string, Tensor>, { strict = true }: { strict?: boolean } = {}): LoadStateDictResult {
+  loadStateDict(stateDict: Map<string, Tensor> | Record<string, Tensor>, options: { strict?: boolean } = {}): LoadStateDictResult {
+    const { strict = true } = is.options(options);
     is.boolean(strict, 'strict');
     let given: Map<string, unknown>;
     if (stateDict instanceof Map) given = stateDict as Map<string, unknown>;
@@ -557,8 +566,8 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
   /** Frees every parameter and buffer of this module and its descendants (with their gradients) and drops hooks. */
   dispose(): void {
     for (const m of this.modules()) {
-      for (const p of m._parameters.values()) p?.dispose();
-      for (const b of m._buffers.values()) b?.dispose();
+      for (const p of m._parameters.values()) p?._free(FREED.module);
+      for (const b of m._buffers.values()) b?._free(FREED.module);
       m._forwardPreHooks.clear();
       m._forwardHooks.clear();
       m._backwardHooks.clear();

@@ -22,7 +22,8 @@ export class MaxPool2d extends Module {
   readonly padding: number | number[];
   readonly dilation: number | number[];
   readonly ceilMode: boolean;
-  constructor(kernelSize: number | number[], { stride = null, padding = 0, dilation = 1, ceilMode = false }: MaxPool2dOptions = {}) {
+  constructor(kernelSize: number | number[], options: MaxPool2dOptions = {}) {
+    const { stride = null, padding = 0, dilation = 1, ceilMode = false } = is.options(options);
     super();
     F.pair(kernelSize, 'kernelSize', 1);
     if (stride !== null) F.pair(stride, 'stride', 1);
@@ -57,7 +58,8 @@ export class AvgPool2d extends Module {
   readonly padding: number | number[];
   readonly ceilMode: boolean;
   readonly countIncludePad: boolean;
-  constructor(kernelSize: number | number[], { stride = null, padding = 0, ceilMode = false, countIncludePad = true }: AvgPool2dOptions = {}) {
+  constructor(kernelSize: number | number[], options: AvgPool2dOptions = {}) {
+    const { stride = null, padding = 0, ceilMode = false, countIncludePad = true } = is.options(options);
     super();
     F.pair(kernelSize, 'kernelSize', 1);
     if (stride !== null) F.pair(stride, 'stride', 1);

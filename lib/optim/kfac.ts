@@ -243,7 +243,8 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
    * retained, `.grad` untouched) and folds inputs and output gradients into A and G. Does nothing (returns false)
    * when statistics are not due this step, unless `force` (which needs the layers to have been recorded).
    */
-  sampledBackward(output: Tensor, likelihood: SampleableLikelihood, { force = false }: { force?: boolean } = {}): boolean {
+  sampledBackward(output: Tensor, likelihood: SampleableLikelihood, options: { force?: boolean } = {}): boolean {
+    const { force = false } = is.options(options);
     if (!(output instanceof Tensor)) throw typeError('a Tensor', 'output', output);
     if (likelihood === null || typeof likelihood !== 'object' || typeof likelihood.sample !== 'function' || typeof likelihood.loss !== 'function')
       throw typeError('a likelihood with sample() and loss()', 'likelihood', likelihood);

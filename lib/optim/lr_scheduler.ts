@@ -119,7 +119,8 @@ export abstract class LRScheduler {
 export class StepLR extends LRScheduler {
   stepSize: number;
   gamma: number;
-  constructor(optimizer: Optimizer<BaseOptions>, { stepSize, gamma = 0.1, lastEpoch = -1 }: { stepSize: number; gamma?: number; lastEpoch?: number }) {
+  constructor(optimizer: Optimizer<BaseOptions>, options: { stepSize: number; gamma?: number; lastEpoch?: number }) {
+    const { stepSize, gamma = 0.1, lastEpoch = -1 } = is.options(options);
     is.positiveInteger(stepSize, 'stepSize');
     is.finite(gamma, 'gamma');
     super(optimizer, lastEpoch);
@@ -142,7 +143,8 @@ export class StepLR extends LRScheduler {
 export class MultiStepLR extends LRScheduler {
   milestones: number[];
   gamma: number;
-  constructor(optimizer: Optimizer<BaseOptions>, { milestones, gamma = 0.1, lastEpoch = -1 }: { milestones: number[]; gamma?: number; lastEpoch?: number }) {
+  constructor(optimizer: Optimizer<BaseOptions>, options: { milestones: number[]; gamma?: number; lastEpoch?: number }) {
+    const { milestones, gamma = 0.1, lastEpoch = -1 } = is.options(options);
     if (!Array.isArray(milestones) || milestones.some((m) => typeof m !== 'number' || !Number.isInteger(m) || m < 0))
       throw typeError('an array of non-negative integers', 'milestones', milestones);
     is.finite(gamma, 'gamma');
@@ -165,7 +167,8 @@ export class MultiStepLR extends LRScheduler {
 export class CosineAnnealingLR extends LRScheduler {
   tMax: number;
   etaMin: number;
-  constructor(optimizer: Optimizer<BaseOptions>, { tMax, etaMin = 0, lastEpoch = -1 }: { tMax: number; etaMin?: number; lastEpoch?: number }) {
+  constructor(optimizer: Optimizer<BaseOptions>, options: { tMax: number; etaMin?: number; lastEpoch?: number }) {
+    const { tMax, etaMin = 0, lastEpoch = -1 } = is.options(options);
     is.positiveInteger(tMax, 'tMax');
     is.nonNegative(etaMin, 'etaMin');
     super(optimizer, lastEpoch);
@@ -191,8 +194,9 @@ export class LambdaLR extends LRScheduler {
   lrLambdas: ((epoch: number) => number)[];
   constructor(
     optimizer: Optimizer<BaseOptions>,
-    { lrLambda, lastEpoch = -1 }: { lrLambda: ((epoch: number) => number) | ((epoch: number) => number)[]; lastEpoch?: number },
+    options: { lrLambda: ((epoch: number) => number) | ((epoch: number) => number)[]; lastEpoch?: number },
   ) {
+    const { lrLambda, lastEpoch = -1 } = is.options(options);
     super(optimizer, lastEpoch);
     const n = optimizer.paramGroups.length;
     if (Array.isArray(lrLambda)) {

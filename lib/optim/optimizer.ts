@@ -10,7 +10,7 @@
 import { Tensor } from '../tensor.js';
 import { keep } from '../scope.js';
 import { enableGrad } from '../autograd.js';
-import { is, typeError } from '../errors.js';
+import { is, typeError, FREED } from '../errors.js';
 import { isFloating } from '../dtype.js';
 import type { SampleableLikelihood } from '../likelihoods.js';
 
@@ -156,7 +156,8 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
    * Clears the gradients of every parameter: by default sets them to null (frees them, and the next backward
    * allocates fresh ones), or with `setToNone: false` fills them with zeros in place.
    */
-  zeroGrad({ setToNone = true }: { setToNone?: boolean } = {}): void {
+  zeroGrad(options: { setToNone?: boolean } = {}): void {
+    const { setToNone = true } = is.options(options);
     is.boolean(setToNone, 'setToNone');
     for (const g of this.paramGroups)
       for (const p of g.params) {
@@ -288,7 +289,7 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
   }
 
   private disposeState(): void {
-    for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) v.dispose();
+    for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) v._free(FREED.optimizerState);
     this.state.clear();
   }
 

@@ -232,7 +232,8 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
    * the sampled loss with respect to every parameter (graph retained, `.grad` untouched) and folds the result into
    * the statistics. Does nothing (returns false) when statistics are not due this step, unless `force`.
    */
-  sampledBackward(output: Tensor, likelihood: SampleableLikelihood, { force = false }: { force?: boolean } = {}): boolean {
+  sampledBackward(output: Tensor, likelihood: SampleableLikelihood, options: { force?: boolean } = {}): boolean {
+    const { force = false } = is.options(options);
     if (!(output instanceof Tensor)) throw typeError('a Tensor', 'output', output);
     if (!isSampleableLikelihood(likelihood)) throw typeError('a likelihood with sample() and loss()', 'likelihood', likelihood);
     if (!force && !this.statisticsDue()) return false;

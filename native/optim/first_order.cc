@@ -16,7 +16,8 @@ std::vector<at::Tensor> Slots(const Napi::CallbackInfo& info, size_t i, bool all
   for (uint32_t k = 0; k < a.Length(); ++k) {
     double h = a.Get(k).As<Napi::Number>().DoubleValue();
     at::Tensor* t = h < 0 ? nullptr : table.TryGet(h);
-    if (!t && !(allow_missing && h < 0)) ThrowTorchError(info.Env(), "tensor was disposed: it cannot be used any more", "DISPOSED");
+    // -1 is "no tensor yet"; a disposed wrapper's handle (-2 and below) is an error, not a missing buffer
+    if (!t && !(allow_missing && h == -1)) ThrowDisposed(info.Env(), h);
     out.push_back(t ? *t : at::Tensor());
   }
   return out;

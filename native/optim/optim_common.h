@@ -22,8 +22,9 @@ inline std::vector<int64_t> IntsOf(Napi::Value v) {
 
 // The tensor behind a handle; a disposed one is a DISPOSED TorchError.
 inline at::Tensor* Handle(Napi::Env env, Napi::Value v) {
-  at::Tensor* t = GetState(env).table.TryGet(v.As<Napi::Number>().DoubleValue());
-  if (!t) ThrowTorchError(env, "tensor was disposed: it cannot be used any more", "DISPOSED");
+  const double h = v.As<Napi::Number>().DoubleValue();
+  at::Tensor* t = GetState(env).table.TryGet(h);
+  if (!t) ThrowDisposed(env, h);
   return t;
 }
 
