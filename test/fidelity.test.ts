@@ -10,6 +10,7 @@ import { TNT } from '../lib/optim/tnt.js';
 import { Shampoo } from '../lib/optim/shampoo.js';
 import { KFAC } from '../lib/optim/kfac.js';
 import { Tensor } from '../lib/tensor.js';
+import { native } from '../lib/native.js';
 import { noLeak } from './support/helpers.js';
 import { relErr } from './support/dense.js';
 
@@ -263,6 +264,33 @@ describe('the authors\' rules, step by step', () => {
     expect(due(false)).toEqual([0, 6, 12]);
     expect(due(true)).toEqual([0, 2, 4, 6, 12]);
     m.dispose();
+  });
+
+  it('the native statistics apply H <- keep H + weight S on every path (BLAS, libtorch ops, diagonal factors)', async () => {
+    await noLeak(() => {
+      const g = [0.3, -1.2, 0.7, 0.1, 0.9, -0.4, 1.5, -0.8, 0.2, 0.6, -0.1, 1.1]; // a (3, 4) gradient
+      const S0 = [0, 1, 2].map((i) => [0, 1, 2].map((j) => [0, 1, 2, 3].reduce((s, k) => s + g[i * 4 + k]! * g[j * 4 + k]!, 0)));
+      const S1diag = [0, 1, 2, 3].map((k) => [0, 1, 2].reduce((s, i) => s + g[i * 4 + k]! ** 2, 0));
+      const H0 = [[2, 0.5, -0.3], [0.5, 1.5, 0.2], [-0.3, 0.2, 3]], h1 = [0.4, 0.8, 1.2, 1.6];
+      const want0 = H0.flatMap((r, i) => r.map((v, j) => 0.9 * v + 0.5 * S0[i]![j]!));
+      const want1 = h1.map((v, k) => 0.9 * v + 0.5 * S1diag[k]!);
+      const gt = torch.tensor(g, { shape: [3, 4], ...f64 });
+      for (const blas of native.tntBlasAvailable() ? [true, false] : [false]) {
+        const P = torch.zeros([3, 3], f64), hd = torch.zeros([3], f64), d1 = torch.tensor(h1, f64), a1 = torch.ones([4], f64);
+        torch.tidy(() => native.tntPack(torch.tensor(H0, f64)._h, torch.eye(3, f64)._h, P._h, hd._h));
+        native.tntStatistics([gt._h], [[3, 4]], [[P._h, d1._h]], [[hd._h, a1._h]], 0.5, blas, 0.9);
+        const [H, A] = torch.tidy(() => native.tntUnpack(P._h, hd._h).map((x) => new Tensor(x).dataSync() as number[]));
+        expect(relErr(H!, want0), `blas ${blas}`).toBeLessThan(1e-15);
+        expect(A).toEqual([1, 0, 0, 0, 1, 0, 0, 0, 1]);
+        expect(relErr(d1.dataSync(), want1)).toBeLessThan(1e-15);
+        torch.dispose([P, hd, d1, a1]);
+      }
+      const F0 = torch.tensor(H0, f64), F1 = torch.tensor(h1, f64);
+      native.shampooStatistics([gt._h], [[3, 4]], [[F0._h, F1._h]], 0.5, 0.9);
+      expect(relErr(F0.dataSync(), want0)).toBeLessThan(1e-15);
+      expect(relErr(F1.dataSync(), want1)).toBeLessThan(1e-15);
+      torch.dispose([gt, F0, F1]);
+    });
   });
 
   it('rejects bad values of the new options', () => {

@@ -4,8 +4,8 @@
 // (tntStep: momentum, mode products with the root matrices, decoupled weight decay, non-finite skip).
 //
 //   shampooStatistics  H_i <- keep H_i + w mat_i(G) mat_i(G)^T, keep = 1 - w unless given (one addmm per factor; a
-//                      diagonal factor keeps the diagonal), all or nothing: a non-finite value in any gradient leaves every factor untouched,
-//                      since that step will be skipped.
+//                      diagonal factor keeps the diagonal), all or nothing: a non-finite value in any gradient
+//                      leaves every factor untouched, since that step will be skipped.
 //   shampooRoots       R_i = (H_i + eps I)^(-1/(2k)), same-size factors of all parameters batched together, either
 //                        eigh:   H = Q diag(l) Q^T, R = Q diag((max(l, 0) + eps)^(-1/(2k))) Q^T  (one batched eigh
 //                                per size; items carry their own exponent)

@@ -237,7 +237,8 @@ Napi::Object MomentumStep(Napi::Env env, const std::vector<at::Tensor*>& params,
 // tntBlasAvailable() -> whether the packed kernels can call the BLAS (cblas_?syrk, cblas_?symm) directly
 TN_EXPORT(tntBlasAvailable) { return Napi::Boolean::New(info.Env(), GetBlas().ok()); }
 
-// tntStatistics(grads[], shapes[][], mains[][], auxes[][], weight, blas, keep = 1 - weight) -> { updated, skippedNonFinite }
+// tntStatistics(grads[], shapes[][], mains[][], auxes[][], weight, blas, keep = 1 - weight)
+//   -> { updated, skippedNonFinite }
 TN_EXPORT(tntStatistics) {
   at::NoGradGuard no_grad;
   Napi::Array grads = info[0].As<Napi::Array>();
