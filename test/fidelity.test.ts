@@ -4,11 +4,11 @@
 // ones). Every parameter after every step and every factor must agree within a relative error of 1e-10, and each
 // authors' case must differ from its default counterpart by far more, so that a mode that ignored its option fails.
 import { readFileSync } from 'node:fs';
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, expectTypeOf } from 'vitest';
 import * as torch from '../lib/index.js';
-import { TNT } from '../lib/optim/tnt.js';
-import { Shampoo } from '../lib/optim/shampoo.js';
-import { KFAC } from '../lib/optim/kfac.js';
+import { TNT, type TNTConfig } from '../lib/optim/tnt.js';
+import { Shampoo, type ShampooConfig } from '../lib/optim/shampoo.js';
+import { KFAC, type KFACConfig } from '../lib/optim/kfac.js';
 import { Tensor } from '../lib/tensor.js';
 import { native } from '../lib/native.js';
 import { noLeak } from './support/helpers.js';
@@ -295,9 +295,13 @@ describe('the authors\' rules, step by step', () => {
 
   it('rejects bad values of the new options', () => {
     const m = model();
-    expect(() => new TNT(m.parameters(), { lr: 0.1, statistics: 'paper' as never })).toThrow(/statistics/);
-    expect(() => new Shampoo(m.parameters(), { lr: 0.1, earlyRefresh: 1 as never })).toThrow(/earlyRefresh/);
-    expect(() => new KFAC(m, { lr: 0.1, convScaling: 'sum' as never })).toThrow(/convScaling/);
+    expect(() => new TNT(m.parameters(), { lr: 0.1, statistics: 'paper' as never })).toThrow(new RangeError(`Expected one of 'convex', 'authors' for statistics but received "paper" of type string`));
+    expect(() => new KFAC(m, { lr: 0.1, statistics: null as never })).toThrow(new TypeError(`Expected one of 'convex', 'authors' for statistics but received null of type null`));
+    expect(() => new Shampoo(m.parameters(), { lr: 0.1, earlyRefresh: 1 as never })).toThrow(new TypeError('Expected a boolean for earlyRefresh but received 1 of type number'));
+    expect(() => new KFAC(m, { lr: 0.1, convScaling: 'sum' as never })).toThrow(new RangeError(`Expected one of 'kfc', 'authors' for convScaling but received "sum" of type string`));
+    expectTypeOf<TNTConfig['statistics']>().toEqualTypeOf<'convex' | 'authors' | undefined>();
+    expectTypeOf<ShampooConfig['earlyRefresh']>().toEqualTypeOf<boolean | undefined>();
+    expectTypeOf<KFACConfig['convScaling']>().toEqualTypeOf<'kfc' | 'authors' | undefined>();
     m.dispose();
   });
 });
