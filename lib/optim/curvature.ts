@@ -14,7 +14,9 @@
  *   after a warm start no statistics at step 0, then H <- statDecay H + (1 - statDecay) S.
  * - KFAC (utils_kfac.py, kfac_update): after a warm start the same as 'convex' (statistics are folded at step 0
  *   with weight 1 - statDecay); without one the convex weight max(1/(i+1), 1 - statDecay) with i the iteration
- *   (their `kfac-no-max-no-LM` branch). With statsEvery = 1 that is 'convex' exactly.
+ *   (their `kfac-no-max-no-LM` branch, which their driver never reaches: kfac_if_inverse exits for it). With
+ *   statsEvery = 1 that is 'convex' exactly.
+ * Every run of the paper used a warm start (utils_git/jupyter_functions.py names only '-warmStart' algorithms).
  */
 import { is, typeError } from '../errors.js';
 import { Optimizer, type BaseOptions, type Params, type StateSchema } from './optimizer.js';
