@@ -203,7 +203,7 @@ export interface NativeBinding {
   // of its i-th factor (full: P with A in the upper triangle and H's strict lower triangle, and diag(H); diagonal:
   // diag(H) and diag(A)). `blas` lets the packed kernels call cblas_?syrk / cblas_?symm where they exist.
   tntBlasAvailable(): boolean;
-  tntStatistics(grads: H[], shapes: number[][], mains: H[][], auxes: H[][], weight: number, blas: boolean): { updated: number; skippedNonFinite: number };
+  tntStatistics(grads: H[], shapes: number[][], mains: H[][], auxes: H[][], weight: number, blas: boolean, keep?: number): { updated: number; skippedNonFinite: number };
   tntNormalizedFactors(shapes: number[][], mains: H[][], auxes: H[][]): H[][];
   tntInverses(shapes: number[][], mains: H[][], auxes: H[][], eps: number, method: number): TntInverseReport;
   tntUnpack(main: H, aux: H): [H, H];
@@ -214,10 +214,10 @@ export interface NativeBinding {
   tntDirection(m: H, shape: number[], inverses: H[]): H;
   tntStep(params: H[], momentum: H[], shapes: number[][], inverses: H[][], lr: number[], momentumCoef: number[], weightDecay: number[]): StepReport;
   // Shampoo (native/optim/shampoo.cc): TNT's shapes/factors layout; the step is tntStep with the roots
-  shampooStatistics(grads: H[], shapes: number[][], factors: H[][], weight: number): { updated: number; skippedNonFinite: number };
+  shampooStatistics(grads: H[], shapes: number[][], factors: H[][], weight: number, keep?: number): { updated: number; skippedNonFinite: number };
   shampooRoots(shapes: number[][], factors: H[][], roots: H[][], eps: number, method: number): ShampooRootReport;
   // KFAC (native/optim/kfac.cc): one entry per Linear / Conv2d layer
-  kfacStatistics(layers: { a: H | null; g: H | null; A: H; G: H; bias: boolean; batch: number }[], weight: number): { updated: number; skippedNonFinite: number };
+  kfacStatistics(layers: { a: H | null; g: H | null; A: H; G: H; bias: boolean; batch: number; aDivisor?: number; gScale?: number }[], weight: number, keep?: number): { updated: number; skippedNonFinite: number };
   kfacInverses(layers: { A: H; G: H; invA: H; invG: H; damping: number }[], piCorrection: boolean): TntInverseReport;
   kfacStep(
     layers: { weight: H; bias: H | null; momentum: H; biasMomentum: H | null; invA: H; invG: H; lr: number; mu: number; wd: number }[],

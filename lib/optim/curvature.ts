@@ -1,7 +1,22 @@
 /**
- * What the three second-order optimizers (TNT, Shampoo, KFAC) share: the T1/T2 schedule with the first-T2 rule,
- * the moving-average weight of their statistics (the authors' max(1/(t+1), 1 - statDecay), or the plain running
- * mean during a warm start and 1 - statDecay after one), and the counters that say where a run stands.
+ * What the three second-order optimizers (TNT, Shampoo, KFAC) share: the T1/T2 schedule (with or without the
+ * first-T2 rule), the moving-average rule of their statistics, and the counters that say where a run stands.
+ *
+ * Moving average, `statistics: 'convex'` (the default): H <- (1 - w) H + w S, with w the plain running-mean weight
+ * 1/(j+1) for the j-th batch of a warm start, 1 - statDecay after a warm start, and max(1/(t+1), 1 - statDecay)
+ * without one, t the number of statistics updates so far (from 0): a weighted mean of the statistics seen, whose
+ * weights sum to 1.
+ *
+ * `statistics: 'authors'` is the rule of the authors' code (renyiryry/tnt_neurips_2021), `params['i']` there being
+ * the iteration, i.e. `stepCount` here, not the number of statistics updates:
+ * - TNT and Shampoo (utils_shampoo.py, shampoo_kron_matrices_per_variable): without a warm start
+ *   H <- statDecay H + max(1/(i+1), 1 - statDecay) S, not convex (the weights sum to 1.4 at i = 1 with T1 = 1);
+ *   after a warm start no statistics at step 0, then H <- statDecay H + (1 - statDecay) S.
+ * - KFAC (utils_kfac.py, kfac_update): after a warm start the same as 'convex' (statistics are folded at step 0
+ *   with weight 1 - statDecay); without one the convex weight max(1/(i+1), 1 - statDecay) with i the iteration
+ *   (their `kfac-no-max-no-LM` branch, which their driver never reaches: kfac_if_inverse exits for it). With
+ *   statsEvery = 1 that is 'convex' exactly.
+ * Every run of the paper used a warm start (utils_git/jupyter_functions.py names only '-warmStart' algorithms).
  */
 import { TorchError, is, typeError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
@@ -10,12 +25,26 @@ import { Optimizer, type BaseOptions, type Params, type StateSchema } from './op
 
 /** Batches a warm start reads: tensors of inputs, or [inputs, targets, ...] (Shampoo needs the targets). */
 export type WarmStartBatches = Iterable<[Tensor, ...unknown[]] | Tensor> | AsyncIterable<[Tensor, ...unknown[]] | Tensor>;
+/** The moving-average rule of the statistics (see the file comment). */
+export type StatisticsRule = 'convex' | 'authors';
+
+/** The schedule options every curvature optimizer takes (each documents its defaults). */
+export interface CurvatureSchedule {
+  statsEvery: unknown;
+  inverseEvery: unknown;
+  statistics?: unknown;
+  earlyRefresh?: unknown;
+}
 
 export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: number }> extends Optimizer<O> {
   /** T1: gather statistics every this many steps. */
   readonly statsEvery: number;
   /** T2: refresh the inverses (roots) every this many steps, a multiple of T1. */
   readonly inverseEvery: number;
+  /** The moving-average rule: 'convex' (default) or the authors' (see the file comment). */
+  readonly statistics: StatisticsRule;
+  /** The first-T2 rule: while fewer than T2 steps have run, refresh the inverses every T1 steps (default true). */
+  readonly earlyRefresh: boolean;
   /** Steps taken (calls of step() that reached the update, skipped ones included). */
   stepCount = 0;
   /** Statistics updates so far (t in the moving-average weight). */
@@ -27,13 +56,21 @@ export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: nu
   /** Batches folded in so far while warmStart() runs; -1 otherwise. */
   protected warmCount = -1;
 
-  constructor(params: Params<O>, defaults: O, schedule: { statsEvery: unknown; inverseEvery: unknown }) {
+  constructor(params: Params<O>, defaults: O, schedule: CurvatureSchedule) {
     super(params, defaults);
     this.statsEvery = is.positiveInteger(schedule.statsEvery, 'statsEvery');
     this.inverseEvery = is.positiveInteger(schedule.inverseEvery, 'inverseEvery');
     if (this.inverseEvery % this.statsEvery !== 0)
       throw new RangeError(`Expected inverseEvery (${schedule.inverseEvery}) to be a multiple of statsEvery (${schedule.statsEvery})`);
+    this.statistics = is.oneOf(schedule.statistics === undefined ? 'convex' : schedule.statistics, 'statistics', ['convex', 'authors'] as const);
+    this.earlyRefresh = is.boolean(schedule.earlyRefresh === undefined ? true : schedule.earlyRefresh, 'earlyRefresh');
   }
+
+  /**
+   * How `statistics: 'authors'` reads for this optimizer: whether its weight without a warm start is convex (KFAC)
+   * or added to statDecay H (TNT, Shampoo), and whether step 0 after a warm start gathers nothing (TNT, Shampoo).
+   */
+  protected authorsRule = { convex: false, skipStepZeroAfterWarmStart: true };
 
   /**
    * Statistics left out because they held NaN or Infinity: TNT's updates that left out a parameter whose sampled
@@ -103,22 +140,37 @@ export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: nu
     throw new TorchError(`${name}: ${why} at step ${this.stepCount}; the step was not applied`, 'NON_FINITE');
   }
 
-  /** Whether the step about to be taken gathers statistics (every `statsEvery` steps). */
+  /**
+   * Whether the step about to be taken gathers statistics: every `statsEvery` steps, except step 0 after a warm
+   * start with TNT's and Shampoo's `statistics: 'authors'`.
+   */
   statisticsDue(): boolean {
+    if (this.statistics === 'authors' && this.authorsRule.skipStepZeroAfterWarmStart && this.warmStarted && this.stepCount === 0) return false;
     return this.stepCount % this.statsEvery === 0;
   }
 
-  /** Whether the step about to be taken refreshes the inverses (every `inverseEvery` steps, or `statsEvery` before that). */
+  /**
+   * Whether the step about to be taken refreshes the inverses: every `inverseEvery` steps, and with `earlyRefresh`
+   * every `statsEvery` steps while fewer than `inverseEvery` have run.
+   */
   inversesDue(): boolean {
     const t = this.stepCount;
-    return t % this.inverseEvery === 0 || (t < this.inverseEvery && t % this.statsEvery === 0);
+    return t % this.inverseEvery === 0 || (this.earlyRefresh && t < this.inverseEvery && t % this.statsEvery === 0);
   }
 
-  /** The moving-average weight of the next statistics update. */
-  statisticsWeight(): number {
-    if (this.warmCount >= 0) return 1 / (this.warmCount + 1);
+  /** The next statistics update's H <- keep H + weight S (see the file comment for the rules). */
+  statisticsCoefficients(): { keep: number; weight: number } {
+    const convex = (w: number): { keep: number; weight: number } => ({ keep: 1 - w, weight: w });
+    if (this.warmCount >= 0) return convex(1 / (this.warmCount + 1));
     const decay = this.paramGroups[0]!.statDecay;
-    if (this.warmStarted) return 1 - decay;
-    return Math.max(1 / (this.statsUpdates + 1), 1 - decay);
+    if (this.warmStarted) return this.statistics === 'authors' ? { keep: decay, weight: 1 - decay } : convex(1 - decay);
+    if (this.statistics === 'convex') return convex(Math.max(1 / (this.statsUpdates + 1), 1 - decay));
+    const w = Math.max(1 / (this.stepCount + 1), 1 - decay);
+    return this.authorsRule.convex ? convex(w) : { keep: decay, weight: w };
+  }
+
+  /** The weight of the new statistics in the next update (statisticsCoefficients().weight). */
+  statisticsWeight(): number {
+    return this.statisticsCoefficients().weight;
   }
 }

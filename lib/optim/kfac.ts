@@ -7,10 +7,15 @@
  *     G = E[g g^T]                  g: the gradient w.r.t. the layer output under the SAMPLED loss (y drawn from the
  *                                   model's own predictive distribution), of each example (N x the batch-mean gradient)
  *
- * both as moving averages, weight max(1/(t+1), 1 - statDecay) (plain 1 - statDecay after `warmStart`), as TNT. For a
- * convolution with L output locations, A averages over examples and locations, G averages over examples and SUMS
- * over locations, so A (x) G is exactly KFC's Omega (x) Gamma (which sums in Omega and averages in Gamma): the factor
- * L sits in G so that A's homogeneous entry stays 1, as for a Linear layer.
+ * both as moving averages, weight max(1/(t+1), 1 - statDecay) (plain 1 - statDecay after `warmStart`), as TNT
+ * (`statistics: 'authors'`: the same after a warm start, as the authors' kfac_update, which also folds step 0's
+ * statistics; without one t is the step, not the count of statistics updates). For a convolution with L output
+ * locations (`convScaling: 'kfc'`, the default), A averages over examples and locations, G averages over examples
+ * and SUMS over locations, so A (x) G is exactly KFC's Omega (x) Gamma (which sums in Omega and averages in Gamma):
+ * the factor L sits in G so that A's homogeneous entry stays 1, as for a Linear layer. `convScaling: 'authors'`
+ * puts it in A as the authors' code (utils.py get_A_A_T_kfac_v2: A sums over locations and averages over examples,
+ * homogeneous entry L; utils_kfac.py get_g_g_T: G averages over examples and locations): the same A (x) G, but
+ * the damped factors, and so the direction, differ (A + sqrt(lambda) I with A L times larger).
  *
  * Damping lambda is split over the two factors, as the paper's notes: the direction of the layer is
  *
@@ -33,7 +38,8 @@
  * mean over the batch (every lib likelihood's default). Grouped convolutions are not supported.
  *
  * Options (defaults): lr (required), damping 0.03 (the paper's CNN value, from KFAC-Pytorch; it tuned 0.3 for the MNIST
- * autoencoder), momentum 0.9, weightDecay 0, statDecay 0.9; statsEvery 1, inverseEvery 20, factorDtype 'float32',
+ * autoencoder), momentum 0.9, weightDecay 0, statDecay 0.9; statsEvery 1, inverseEvery 20, earlyRefresh true (the
+ * first-T2 rule, as the authors' KFAC), statistics 'convex', convScaling 'kfc', factorDtype 'float32',
  * piCorrection false, onNonFinite 'skip'.
  *
  * @example
@@ -60,7 +66,7 @@ import { Conv2d } from '../nn/conv2d.js';
 import { captureOutputs, type LayerCapture } from '../nn/capture.js';
 import * as F from '../nn/functional.js';
 import { checkKnownOptions, type OptimizerStateDict, type ParamGroup } from './optimizer.js';
-import { CurvatureOptimizer } from './curvature.js';
+import { CurvatureOptimizer, type StatisticsRule } from './curvature.js';
 import type { SampleableLikelihood } from './tnt.js';
 
 export interface KFACOptions {
@@ -87,6 +93,12 @@ export interface KFACConfig {
   piCorrection?: boolean;
   /** What a non-finite gradient does: skip the step and count it (default), or throw. */
   onNonFinite?: 'skip' | 'throw';
+  /** Moving-average rule: 'convex' (default) or 'authors' (see the file comment and lib/optim/curvature.ts). */
+  statistics?: StatisticsRule;
+  /** The first-T2 rule: inverses every `statsEvery` steps while fewer than `inverseEvery` have run. Default true. */
+  earlyRefresh?: boolean;
+  /** Where a conv layer's L locations go: 'kfc' (default; G sums over them) or 'authors' (A sums over them). */
+  convScaling?: 'kfc' | 'authors';
 }
 
 /** One layer's recorded forward pass: its input (values) and the gradient of the sampled loss w.r.t. its output. */
@@ -97,7 +109,7 @@ export interface KFACLayerRecord {
 }
 
 const OPTIONS = ['lr', 'damping', 'momentum', 'weightDecay', 'statDecay'] as const;
-const CONFIG = ['statsEvery', 'inverseEvery', 'factorDtype', 'piCorrection', 'onNonFinite'] as const;
+const CONFIG = ['statsEvery', 'inverseEvery', 'factorDtype', 'piCorrection', 'onNonFinite', 'statistics', 'earlyRefresh', 'convScaling'] as const;
 
 interface Layer {
   name: string;
@@ -131,6 +143,8 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
   readonly factorDtype: 'float32' | 'float64';
   readonly piCorrection: boolean;
   readonly onNonFinite: 'skip' | 'throw';
+  /** Where a conv layer's locations go: 'kfc' (G sums over them) or 'authors' (A sums over them). */
+  readonly convScaling: 'kfc' | 'authors';
   /** The forward-hook recorder of the model's Linear and Conv2d layers. */
   readonly capture: LayerCapture;
   private readonly layerList: Layer[];
@@ -142,12 +156,15 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
     if (!(model instanceof Module)) throw typeError('a Module', 'model', model);
     checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'KFAC');
     if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
-    const { statsEvery = 1, inverseEvery = 20, factorDtype = 'float32', piCorrection = false, onNonFinite = 'skip', ...rest } = options;
-    super(model.parameters(), { damping: 0.03, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as KFACOptions, { statsEvery, inverseEvery });
+    const { statsEvery = 1, inverseEvery = 20, factorDtype = 'float32', piCorrection = false, onNonFinite = 'skip', statistics, earlyRefresh, convScaling = 'kfc', ...rest } = options;
+    super(model.parameters(), { damping: 0.03, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as KFACOptions, { statsEvery, inverseEvery, statistics, earlyRefresh });
     this.model = model;
     this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
     this.piCorrection = is.boolean(piCorrection, 'piCorrection');
     this.onNonFinite = is.oneOf(onNonFinite, 'onNonFinite', ['skip', 'throw'] as const);
+    this.convScaling = is.oneOf(convScaling, 'convScaling', ['kfc', 'authors'] as const);
+    // The authors' KFAC keeps its convex weight and folds step 0's statistics after a warm start (kfac_update).
+    this.authorsRule = { convex: true, skipStepZeroAfterWarmStart: false };
 
     const found = model.namedModules().filter((e): e is [string, Linear | Conv2d] => e[1] instanceof Linear || e[1] instanceof Conv2d);
     for (const [name, m] of found)
@@ -215,6 +232,9 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
           a = patches.transpose(1, 2).reshape([-1, patches.shape[1]!]);
           g = (r.outputGrad.ndim === 3 ? r.outputGrad.unsqueeze(0) : r.outputGrad).flatten(2).transpose(1, 2).reshape([-1, out]);
           batch = patches.shape[0]!;
+          // The authors' scaling: A = (1/N) sum over examples and locations, G = N / L sum (of batch-mean gradients).
+          if (this.convScaling === 'authors')
+            return { a: a._h, g: g._h, A: layer.A._h, G: layer.G._h, bias: layer.bias !== null, batch, aDivisor: batch, gScale: batch / patches.shape[2]! };
         } else {
           const din = layer.weight.shape[1]!;
           a = r.input.reshape([-1, din]);
@@ -223,7 +243,8 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
         }
         return { a: a._h, g: g._h, A: layer.A._h, G: layer.G._h, bias: layer.bias !== null, batch };
       });
-      const r = native.kfacStatistics(entries, this.statisticsWeight());
+      const { keep, weight } = this.statisticsCoefficients();
+      const r = native.kfacStatistics(entries, weight, keep);
       this.skippedStatistics += r.skippedNonFinite;
     });
     if (this.warmCount >= 0) this.warmCount++;

@@ -16,15 +16,20 @@
  * same-size factor of the model into one native call. Unlike TNT's factors, H_i are not normalised: epsilon is
  * absolute.
  *
- * Moving-average weight, warm start, schedule (including the first-T2 rule), factor shapes (`maxFactorDim`,
+ * Moving-average weight (`statistics: 'convex' | 'authors'`), warm start, schedule, factor shapes (`maxFactorDim`,
  * `convFactors`), momentum, decoupled weight decay, the non-finite skip and the state dict are TNT's (lib/optim/tnt.ts).
+ * The roots follow the first-T2 rule by default (every `statsEvery` steps while fewer than `inverseEvery` have run),
+ * as the authors' CIFAR Shampoo (`shampoo-allVariables-filterFlattening-warmStart`); `earlyRefresh: false` computes
+ * them only every `inverseEvery` steps from step 0, as their MNIST/FACES Shampoo (`...-warmStart-lessInverse`,
+ * utils_shampoo.py, shampoo_inversion_per_variable).
  * A diagonal factor (dimension above `maxFactorDim`) takes the elementwise root. A failed root is retried in float64,
  * then keeps its last good value (see `lastRootReport`). A step whose gradient holds NaN or Infinity changes nothing,
  * statistics included.
  *
  * Options (defaults): lr (required), epsilon 1e-4 (Gupta et al.'s value; the paper tuned 3e-4 on MNIST and used
- * 0.01 on CIFAR), momentum 0.9, weightDecay 0, statDecay 0.9; statsEvery 1, inverseEvery 20, rootMethod 'eigh',
- * factorDtype 'float32', maxFactorDim 4096, convFactors 'merge', onNonFinite 'skip'.
+ * 0.01 on CIFAR), momentum 0.9, weightDecay 0, statDecay 0.9; statsEvery 1, inverseEvery 20, earlyRefresh true,
+ * statistics 'convex', rootMethod 'eigh', factorDtype 'float32', maxFactorDim 4096, convFactors 'merge',
+ * onNonFinite 'skip'.
  *
  * @example
  *   const opt = new optim.Shampoo(model.parameters(), { lr: 3e-4, epsilon: 3e-4 });
@@ -42,7 +47,7 @@ import { eye, zeros, zerosLike } from '../creation.js';
 import { grad as autogradGrad } from '../autograd.js';
 import { TorchError, is, typeError } from '../errors.js';
 import { checkKnownOptions, type OptimizerStateDict, type ParamGroup, type Params } from './optimizer.js';
-import { CurvatureOptimizer } from './curvature.js';
+import { CurvatureOptimizer, type StatisticsRule } from './curvature.js';
 
 export interface ShampooOptions {
   /** Learning rate. */
@@ -72,13 +77,18 @@ export interface ShampooConfig {
   convFactors?: 'merge' | 'full';
   /** What a non-finite gradient does: skip the step and count it (default), or throw. */
   onNonFinite?: 'skip' | 'throw';
+  /** Moving-average rule: 'convex' (default) or 'authors' (their code's; see lib/optim/curvature.ts). */
+  statistics?: StatisticsRule;
+  /** The first-T2 rule: roots every `statsEvery` steps while fewer than `inverseEvery` have run. Default true;
+   *  false: every `inverseEvery` steps from step 0 (the authors' MNIST Shampoo). */
+  earlyRefresh?: boolean;
 }
 
 /** The loss of a warm-start batch from the model output and the batch's targets (true labels). */
 export type WarmStartLoss = ((output: Tensor, target: Tensor) => Tensor) | { loss(output: Tensor, target: Tensor): Tensor };
 
 const OPTIONS = ['lr', 'epsilon', 'momentum', 'weightDecay', 'statDecay'] as const;
-const CONFIG = ['statsEvery', 'inverseEvery', 'rootMethod', 'factorDtype', 'maxFactorDim', 'convFactors', 'onNonFinite'] as const;
+const CONFIG = ['statsEvery', 'inverseEvery', 'rootMethod', 'factorDtype', 'maxFactorDim', 'convFactors', 'onNonFinite', 'statistics', 'earlyRefresh'] as const;
 
 interface Curvature {
   shape: number[];
@@ -99,8 +109,8 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
   constructor(params: Params<ShampooOptions>, options: Partial<ShampooOptions> & { lr: number } & ShampooConfig) {
     checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'Shampoo');
     if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
-    const { statsEvery = 1, inverseEvery = 20, rootMethod = 'eigh', factorDtype = 'float32', maxFactorDim = 4096, convFactors = 'merge', onNonFinite = 'skip', ...rest } = options;
-    super(params, { epsilon: 1e-4, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as ShampooOptions, { statsEvery, inverseEvery });
+    const { statsEvery = 1, inverseEvery = 20, rootMethod = 'eigh', factorDtype = 'float32', maxFactorDim = 4096, convFactors = 'merge', onNonFinite = 'skip', statistics, earlyRefresh, ...rest } = options;
+    super(params, { epsilon: 1e-4, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as ShampooOptions, { statsEvery, inverseEvery, statistics, earlyRefresh });
     this.rootMethod = is.oneOf(rootMethod, 'rootMethod', ['eigh', 'newton'] as const);
     this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
     this.maxFactorDim = is.positiveInteger(maxFactorDim, 'maxFactorDim');
@@ -172,7 +182,8 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
         throw new RangeError(`updateStatistics: grads[${i}] has shape [${gs.join(', ')}] but parameter ${i} has shape [${ps.join(', ')}]`);
       return g._h;
     });
-    const r = native.shampooStatistics(hs, shapes, factors, this.statisticsWeight());
+    const { keep, weight } = this.statisticsCoefficients();
+    const r = native.shampooStatistics(hs, shapes, factors, weight, keep);
     if (r.skippedNonFinite > 0) return false;
     if (this.warmCount >= 0) this.warmCount++;
     else this.statsUpdates++;

@@ -11,10 +11,14 @@
  *     m    <- momentum m + grad
  *     W    <- W (1 - lr weightDecay) - lr (m x_1 A_1 x_2 ... x_k A_k)                       (eq. 3, 4)
  *
- * The moving-average weight is w = max(1/(t+1), 1 - statDecay) on the t-th statistics update (t from 0), as the
- * authors' code, so early statistics are not shrunk toward zero; after `warmStart()` it is the plain 1 - statDecay
- * from the warm-start mean. While fewer than `inverseEvery` steps have run, inverses are refreshed every
- * `statsEvery` steps (the first-T2 rule).
+ * The moving-average weight (`statistics: 'convex'`, the default) is w = max(1/(t+1), 1 - statDecay) on the t-th
+ * statistics update (t from 0), so early statistics are not shrunk toward zero; after `warmStart()` it is the plain
+ * 1 - statDecay from the warm-start mean. `statistics: 'authors'` is the authors' code instead
+ * (utils_shampoo.py, shampoo_kron_matrices_per_variable): without a warm start H_i <- statDecay H_i +
+ * max(1/(i+1), 1 - statDecay) G^(i), i the step (not the count of statistics updates), which is not a convex
+ * combination; after a warm start nothing is gathered at step 0. While fewer than `inverseEvery` steps have run,
+ * inverses are refreshed every `statsEvery` steps (the first-T2 rule, as the authors' TNT; `earlyRefresh: false`
+ * turns it off).
  *
  * Factor shapes: a Linear weight (out, in) has two factors; a bias or any 1-d tensor one (full d x d); a conv
  * weight (out, in, kh, kw) three, (out, in, kh*kw) (`convFactors: 'full'` gives four); scalars are not
@@ -51,7 +55,7 @@ import { eye, zeros, zerosLike } from '../creation.js';
 import { grad as autogradGrad } from '../autograd.js';
 import { TorchError, is, typeError } from '../errors.js';
 import { checkKnownOptions, type OptimizerStateDict, type ParamGroup, type Params } from './optimizer.js';
-import { CurvatureOptimizer } from './curvature.js';
+import { CurvatureOptimizer, type StatisticsRule } from './curvature.js';
 
 import { isSampleableLikelihood, type SampleableLikelihood } from '../likelihoods.js';
 /** What TNT needs of a likelihood (lib/likelihoods.ts): its loss and samples from its predictive distribution. */
@@ -87,12 +91,16 @@ export interface TNTConfig {
   factorShape?: (param: Tensor) => number[];
   /** What a non-finite gradient does: skip the step and count it (default), or throw. */
   onNonFinite?: 'skip' | 'throw';
+  /** Moving-average rule: 'convex' (default) or 'authors' (their code's; see the file comment). */
+  statistics?: StatisticsRule;
+  /** The first-T2 rule: inverses every `statsEvery` steps while fewer than `inverseEvery` have run. Default true. */
+  earlyRefresh?: boolean;
   /** CPU: call the BLAS's syrk/symm on the packed state where it exports them (default true); false: libtorch ops. */
   blasKernels?: boolean;
 }
 
 const OPTIONS = ['lr', 'damping', 'momentum', 'weightDecay', 'statDecay'] as const;
-const CONFIG = ['statsEvery', 'inverseEvery', 'factorDtype', 'inverseMethod', 'maxFactorDim', 'convFactors', 'factorShape', 'onNonFinite', 'blasKernels'] as const;
+const CONFIG = ['statsEvery', 'inverseEvery', 'factorDtype', 'inverseMethod', 'maxFactorDim', 'convFactors', 'factorShape', 'onNonFinite', 'blasKernels', 'statistics', 'earlyRefresh'] as const;
 
 /** A parameter's packed curvature state (see the file comment and native/optim/tnt.cc). */
 interface Curvature {
@@ -119,8 +127,8 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
   constructor(params: Params<TNTOptions>, options: Partial<TNTOptions> & { lr: number } & TNTConfig) {
     checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'TNT');
     if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
-    const { statsEvery = 1, inverseEvery = 20, factorDtype = 'float32', inverseMethod = 'cholesky', maxFactorDim = 4096, convFactors = 'merge', factorShape, onNonFinite = 'skip', blasKernels = true, ...rest } = options;
-    super(params, { damping: 0.1, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as TNTOptions, { statsEvery, inverseEvery });
+    const { statsEvery = 1, inverseEvery = 20, factorDtype = 'float32', inverseMethod = 'cholesky', maxFactorDim = 4096, convFactors = 'merge', factorShape, onNonFinite = 'skip', blasKernels = true, statistics, earlyRefresh, ...rest } = options;
+    super(params, { damping: 0.1, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as TNTOptions, { statsEvery, inverseEvery, statistics, earlyRefresh });
     this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
     this.inverseMethod = is.oneOf(inverseMethod, 'inverseMethod', ['cholesky', 'lu'] as const);
     this.maxFactorDim = is.positiveInteger(maxFactorDim, 'maxFactorDim');
@@ -209,7 +217,8 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
         throw new RangeError(`updateStatistics: sampledGrads[${i}] has shape [${gs.join(', ')}] but parameter ${i} has shape [${ps.join(', ')}]`);
       return g._h;
     });
-    const r = native.tntStatistics(hs, shapes, mains, auxes, this.statisticsWeight(), this.blasKernels);
+    const { keep, weight } = this.statisticsCoefficients();
+    const r = native.tntStatistics(hs, shapes, mains, auxes, weight, this.blasKernels, keep);
     this.skippedStatistics += r.skippedNonFinite;
     if (this.warmCount >= 0) this.warmCount++;
     else this.statsUpdates++;

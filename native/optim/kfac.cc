@@ -3,13 +3,14 @@
 // update direction is (G + dG I)^-1 M (A + dA I)^-1, M the layer's momentum as an (out, in [+1]) matrix. Three
 // native phases, each one call for every layer:
 //
-//   kfacStatistics  A <- (1 - w) A + w / R  [a 1]^T [a 1]   over the R rows of the layer input a (examples, and for a
-//                                                            conv every spatial location: an unfolded patch)
-//                   G <- (1 - w) G + w N    g^T g           over the rows of the output gradient g of a batch-mean
-//                                                            loss (1/N of the per-example gradient; N the batch size)
-//                   The homogeneous coordinate is folded in without building [a 1]: the last row and column of A
-//                   get the column sums of a and the corner R. A layer whose a or g holds a non-finite value is
-//                   left out (and counted).
+//   kfacStatistics  A <- keep A + w / D  [a 1]^T [a 1]   over the R rows of the layer input a (examples, and for a
+//                                                          conv every spatial location: an unfolded patch)
+//                   G <- keep G + w s    g^T g           over the rows of the output gradient g of a batch-mean
+//                                                          loss (1/N of the per-example gradient; N the batch size)
+//                   keep = 1 - w unless given; D = R and s = N unless a layer gives aDivisor and gScale (the
+//                   authors' conv factors: D = N, s = N / L for L locations). The homogeneous coordinate is folded
+//                   in without building [a 1]: the last row and column of A get the column sums of a and the
+//                   corner R. A layer whose a or g holds a non-finite value is left out (and counted).
 //   kfacInverses    (A + dA I)^-1 and (G + dG I)^-1, dA = pi sqrt(lambda), dG = sqrt(lambda) / pi (pi = 1 unless
 //                   pi-corrected: pi^2 = (tr A / dim A) / (tr G / dim G)). Same-size factors of every layer are
 //                   factorised as one batched Cholesky; a failure is retried in float64, then with 10x, 100x, 1000x
@@ -57,12 +58,14 @@ std::vector<Napi::Object> Objects(const Napi::CallbackInfo& info, size_t i) {
 
 }  // namespace
 
-// kfacStatistics(layers: { a, g, A, G, bias, batch }[], weight) -> { updated, skippedNonFinite }
+// kfacStatistics(layers: { a, g, A, G, bias, batch, aDivisor?, gScale? }[], weight, keep = 1 - weight)
+//   -> { updated, skippedNonFinite }
 //   a (R, in) rows of layer input (patches), g (R', out) rows of output gradient, A (in [+1])^2, G out^2.
 TN_EXPORT(kfacStatistics) {
   at::NoGradGuard no_grad;
   std::vector<Napi::Object> layers = Objects(info, 0);
   double w = Num(info, 1);
+  double keep = KeepFactor(info, 2, w);
   double updated = 0, skipped = 0;
   for (Napi::Object l : layers) {
     at::Tensor* a0 = Field(l, "a", true);
@@ -83,29 +86,32 @@ TN_EXPORT(kfacStatistics) {
     at::Tensor a = a0->scalar_type() == A.scalar_type() ? *a0 : a0->to(A.scalar_type());
     at::Tensor g = g0->scalar_type() == G.scalar_type() ? *g0 : g0->to(G.scalar_type());
     double rows = static_cast<double>(a.size(0));
+    Napi::Value dv = l.Get("aDivisor"), sv = l.Get("gScale");
+    double div = dv.IsNumber() ? dv.As<Napi::Number>().DoubleValue() : rows;
+    double gs = sv.IsNumber() ? sv.As<Napi::Number>().DoubleValue() : n;
     // Finite inputs can still overflow the factors (float32 a^T a, N g^T g): then the layer keeps its statistics.
     at::Tensor asq = a.to(at::kDouble).square().sum(0);
-    if (bias) asq = at::cat({asq, at::ones({1}, asq.options())});
-    if (!FoldStaysFinite(A.diagonal(), asq, 1 - w, w / std::max(rows, 1.0), A.scalar_type()) ||
-        !FoldStaysFinite(G.diagonal(), g.to(at::kDouble).square().sum(0), 1 - w, w * n, G.scalar_type())) {
+    if (bias) asq = at::cat({asq, at::full({1}, rows, asq.options())});
+    if (!FoldStaysFinite(A.diagonal(), asq, keep, w / div, A.scalar_type()) ||
+        !FoldStaysFinite(G.diagonal(), g.to(at::kDouble).square().sum(0), keep, w * gs, G.scalar_type())) {
       ++skipped;
       continue;
     }
     if (bias) {
       int64_t d = a.size(1);
       at::Tensor block = A.narrow(0, 0, d).narrow(1, 0, d);
-      block.addmm_(a.t(), a, 1 - w, w / rows);
-      at::Tensor s = a.sum(0) * (w / rows);
+      block.addmm_(a.t(), a, keep, w / div);
+      at::Tensor s = a.sum(0) * (w / div);
       at::Tensor col = A.narrow(0, 0, d).select(1, d);
       at::Tensor row = A.select(0, d).narrow(0, 0, d);
-      col.mul_(1 - w).add_(s);
-      row.mul_(1 - w).add_(s);
+      col.mul_(keep).add_(s);
+      row.mul_(keep).add_(s);
       at::Tensor corner = A.select(0, d).select(0, d);
-      corner.mul_(1 - w).add_(w);
+      corner.mul_(keep).add_(w * rows / div);
     } else {
-      A.addmm_(a.t(), a, 1 - w, w / rows);
+      A.addmm_(a.t(), a, keep, w / div);
     }
-    G.addmm_(g.t(), g, 1 - w, w * n);
+    G.addmm_(g.t(), g, keep, w * gs);
     ++updated;
   }
   return Report(info.Env(), {{"updated", updated}, {"skippedNonFinite", skipped}});

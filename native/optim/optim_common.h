@@ -100,6 +100,13 @@ inline bool FoldStaysFinite(const at::Tensor& hdiag, const at::Tensor& rowsq, do
   return std::isfinite(bound) && bound <= limit;
 }
 
+// The factor on the old statistics of a moving-average update H <- keep H + w S: argument i when it is a number,
+// else 1 - w (the convex average). The authors' rule without a warm start is not convex (lib/optim/curvature.ts).
+inline double KeepFactor(const Napi::CallbackInfo& info, size_t i, double w) {
+  if (i >= info.Length() || !info[i].IsNumber()) return 1 - w;
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
 // { key: number, ... } for a phase's report.
 inline Napi::Object Report(Napi::Env env, std::initializer_list<std::pair<const char*, double>> kv) {
   Napi::Object o = Napi::Object::New(env);

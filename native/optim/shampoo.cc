@@ -3,9 +3,9 @@
 // prod_i (H_i + eps I)^(-1/(2k)) for a parameter with k factors. Two native phases; the step itself is TNT's
 // (tntStep: momentum, mode products with the root matrices, decoupled weight decay, non-finite skip).
 //
-//   shampooStatistics  H_i <- (1 - w) H_i + w mat_i(G) mat_i(G)^T (one addmm per factor; a diagonal factor keeps the
-//                      diagonal), all or nothing: a non-finite value in any gradient leaves every factor untouched,
-//                      since that step will be skipped.
+//   shampooStatistics  H_i <- keep H_i + w mat_i(G) mat_i(G)^T, keep = 1 - w unless given (one addmm per factor; a
+//                      diagonal factor keeps the diagonal), all or nothing: a non-finite value in any gradient
+//                      leaves every factor untouched, since that step will be skipped.
 //   shampooRoots       R_i = (H_i + eps I)^(-1/(2k)), same-size factors of all parameters batched together, either
 //                        eigh:   H = Q diag(l) Q^T, R = Q diag((max(l, 0) + eps)^(-1/(2k))) Q^T  (one batched eigh
 //                                per size; items carry their own exponent)
@@ -72,12 +72,14 @@ at::Tensor EighRoot(const at::Tensor& a, const at::Tensor& expo, double eps) {
 
 }  // namespace
 
-// shampooStatistics(grads[] (handle or -1), shapes[][], factors[][], weight) -> { updated, skippedNonFinite }
+// shampooStatistics(grads[] (handle or -1), shapes[][], factors[][], weight, keep = 1 - weight)
+//   -> { updated, skippedNonFinite }
 TN_EXPORT(shampooStatistics) {
   at::NoGradGuard no_grad;
   Napi::Array grads = info[0].As<Napi::Array>();
   std::vector<Param> ps = Params(info, 1, "Shampoo");
   double w = Num(info, 3);
+  double keep = KeepFactor(info, 4, w);
   if (grads.Length() != ps.size()) throw std::invalid_argument("Shampoo: gradient list length differs from the parameter list");
   std::vector<at::Tensor*> gs(ps.size(), nullptr);
   for (size_t p = 0; p < ps.size(); ++p) {
@@ -97,7 +99,7 @@ TN_EXPORT(shampooStatistics) {
     for (size_t i = 0; i < ps[p].shape.size(); ++i) {
       const at::Tensor& H = *ps[p].factors[i];
       at::Tensor rowsq = Matricize(g, static_cast<int64_t>(i)).to(at::kDouble).square().sum(1);
-      if (!FoldStaysFinite(H.dim() == 1 ? H : H.diagonal(), rowsq, 1 - w, w, H.scalar_type())) ++bad;
+      if (!FoldStaysFinite(H.dim() == 1 ? H : H.diagonal(), rowsq, keep, w, H.scalar_type())) ++bad;
     }
   }
   if (bad > 0) return Report(info.Env(), {{"updated", 0}, {"skippedNonFinite", bad}});
@@ -109,8 +111,8 @@ TN_EXPORT(shampooStatistics) {
       at::Tensor& H = *ps[p].factors[i];
       at::Tensor m = Matricize(g, static_cast<int64_t>(i));
       if (m.scalar_type() != H.scalar_type()) m = m.to(H.scalar_type());
-      if (H.dim() == 1) H.mul_(1 - w).add_(m.square().sum(1), w);
-      else H.addmm_(m, m.t(), 1 - w, w);
+      if (H.dim() == 1) H.mul_(keep).add_(m.square().sum(1), w);
+      else H.addmm_(m, m.t(), keep, w);
     }
     ++updated;
   }

@@ -8,10 +8,10 @@
 // Both matrices are symmetric, so this holds all of H_i and A_i in d^2 + d numbers instead of 2 d^2. A diagonal
 // factor (d > maxFactorDim) is P = diag(H_i) and h = diag(A_i), two vectors of d.
 //
-//   tntStatistics  H_i <- (1 - w) H_i + w mat_i(G) mat_i(G)^T. On the CPU with a BLAS that exports cblas_?syrk
-//                  (OpenBLAS: Debian's libtorch), one symmetric rank-k update of P's lower triangle folded into
-//                  the moving average (half the flops of a GEMM; h and P's diagonal are swapped around it);
-//                  elsewhere (CUDA, MKL builds) a GEMM and a masked update.
+//   tntStatistics  H_i <- keep H_i + w mat_i(G) mat_i(G)^T, keep = 1 - w unless given. On the CPU with a BLAS
+//                  that exports cblas_?syrk (OpenBLAS: Debian's libtorch), one symmetric rank-k update of P's lower
+//                  triangle folded into the moving average (half the flops of a GEMM; h and P's diagonal are swapped
+//                  around it); elsewhere (CUDA, MKL builds) a GEMM and a masked update.
 //   tntInverses    eq. (5): c0 = (tr(H_1) / prod_j d_j)^(1/k), U_i = H_i / (c0^(k-1) prod_{j!=i} d_j), then
 //                  (U_i + eps I)^-1 by Cholesky (or LU), same-size factors of all parameters stacked into one
 //                  batched factorisation. A failed factorisation is retried in float64, then with 10x, 100x,
@@ -257,13 +257,15 @@ Napi::Object MomentumStep(Napi::Env env, const std::vector<at::Tensor*>& params,
 // tntBlasAvailable() -> whether the packed kernels can call the BLAS (cblas_?syrk, cblas_?symm) directly
 TN_EXPORT(tntBlasAvailable) { return Napi::Boolean::New(info.Env(), GetBlas().ok()); }
 
-// tntStatistics(grads[], shapes[][], mains[][], auxes[][], weight, blas) -> { updated, skippedNonFinite }
+// tntStatistics(grads[], shapes[][], mains[][], auxes[][], weight, blas, keep = 1 - weight)
+//   -> { updated, skippedNonFinite }
 TN_EXPORT(tntStatistics) {
   at::NoGradGuard no_grad;
   Napi::Array grads = info[0].As<Napi::Array>();
   std::vector<Packed> ps = PackedParams(info, 1);
   double w = Num(info, 4);
   bool blas = Bool(info, 5, true);
+  double keep = KeepFactor(info, 6, w);
   if (grads.Length() != ps.size()) throw std::invalid_argument("TNT: gradient list length differs from the parameter list");
   double updated = 0, skipped = 0;
   for (size_t p = 0; p < ps.size(); ++p) {
@@ -280,7 +282,7 @@ TN_EXPORT(tntStatistics) {
     for (size_t i = 0; i < ps[p].shape.size() && fits; ++i) {
       const at::Tensor& P = *ps[p].main[i];
       at::Tensor rowsq = Matricize(g, static_cast<int64_t>(i)).to(at::kDouble).square().sum(1);
-      fits = FoldStaysFinite(IsFull(P) ? *ps[p].aux[i] : P, rowsq, 1 - w, w, P.scalar_type());
+      fits = FoldStaysFinite(IsFull(P) ? *ps[p].aux[i] : P, rowsq, keep, w, P.scalar_type());
     }
     if (!fits) {
       ++skipped;
@@ -292,18 +294,18 @@ TN_EXPORT(tntStatistics) {
       at::Tensor m = Matricize(g, static_cast<int64_t>(i));
       if (m.scalar_type() != P.scalar_type()) m = m.to(P.scalar_type());
       if (!IsFull(P)) {
-        P.mul_(1 - w).add_(m.square().sum(1), w);
+        P.mul_(keep).add_(m.square().sum(1), w);
       } else if (BlasFor(P, blas)) {
         // ?syrk updates the lower triangle with the diagonal: put diag(H) there for the update, then A's back.
         at::Tensor a_diag = P.diagonal().clone();
         P.diagonal().copy_(hd);
-        SyrkLower(P, m, w, 1 - w);
+        SyrkLower(P, m, w, keep);
         hd.copy_(P.diagonal());
         P.diagonal().copy_(a_diag);
       } else {
         at::Tensor s = at::mm(m, m.t());
-        hd.mul_(1 - w).add_(s.diagonal(), w);
-        at::Tensor lower = at::tril(P, -1).mul_(1 - w).add_(at::tril(s, -1), w);
+        hd.mul_(keep).add_(s.diagonal(), w);
+        at::Tensor lower = at::tril(P, -1).mul_(keep).add_(at::tril(s, -1), w);
         P.copy_(at::triu(P).add_(lower));
       }
     }
