@@ -53,11 +53,16 @@ Napi::Value CallHook(JsHook& hook, State& st, const std::initializer_list<napi_v
   try {
     return hook.fn.Call(args);
   } catch (const Napi::Error& e) {
-    Napi::Env env(hook.env);
-    // A reference can hold an object only: box the thrown value.
-    Napi::Object box = Napi::Object::New(env);
-    box.Set("error", e.Value());
-    st.hook_error = Napi::Persistent(box);
+    // A reference can hold an object only: box the thrown value. In an environment being torn down (a worker
+    // terminated inside the hook) nothing can be created: the backward then just fails, and no JS sees it.
+    try {
+      Napi::Env env(hook.env);
+      Napi::Object box = Napi::Object::New(env);
+      box.Set("error", e.Value());
+      st.hook_error = Napi::Persistent(box);
+    } catch (const Napi::Error&) {
+      throw std::runtime_error("a gradient hook was interrupted: the JavaScript environment is shutting down");
+    }
     throw std::runtime_error("a gradient hook threw an exception");
   }
 }
