@@ -12,6 +12,7 @@ export type TorchErrorCode =
   | 'NOT_POSITIVE_DEFINITE'
   | 'SINGULAR'
   | 'AUTOGRAD'
+  | 'DISTRIBUTED'
   | 'OUT_OF_MEMORY'
   | 'DISPOSED'
   | 'NON_FINITE';

@@ -57,6 +57,8 @@ struct State {
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   // A JS exception thrown by a gradient hook inside backward(), boxed as { error }; the entry point rethrows it.
   Napi::ObjectReference hook_error;
+  // The distributed process group of this environment (native/distributed.cc's DistState), made on first use.
+  std::shared_ptr<void> dist;
   ~State();
 };
 

@@ -1,0 +1,337 @@
+// distributed: c10d process group and collectives, DDP, DistributedSampler, the launcher, distributed optimizer
+// statistics, failures, and a mixed Node/Python group. Ranks are child processes on 127.0.0.1 running
+// test/support/dist-worker.mjs against the transpiled library.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as torch from '../lib/index.js';
+import { distributed as dist, data, TorchError } from '../lib/index.js';
+import { addonPath, repoRoot, transpileLib } from './support/transpile-lib.js';
+import { noLeak } from './support/helpers.js';
+
+let work: string;
+let lib: string;
+const worker = join(repoRoot, 'test', 'support', 'dist-worker.mjs');
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'tn-dist-'));
+  transpileLib(work);
+  lib = join(work, 'lib', 'index.js');
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** A TCP port nobody listens on now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface RankResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  lines: Record<string, unknown>[];
+  stderr: string;
+}
+
+/** Runs `cmd args` as `world` ranks (or the given rank list) and collects their JSON lines; kills all after `limitMs`. */
+async function runRanks(world: number, argv: string[], opts: { limitMs?: number; env?: Record<string, string>; ranks?: number[]; cmd?: (rank: number) => [string, string[]] } = {}): Promise<RankResult[]> {
+  const port = await freePort();
+  const ranks = opts.ranks ?? Array.from({ length: world }, (_, r) => r);
+  const children: ChildProcess[] = [];
+  const results = ranks.map((rank) => {
+    const [cmd, a] = opts.cmd?.(rank) ?? [process.execPath, [worker, ...argv]];
+    const child = spawn(cmd, a, {
+      env: {
+        ...process.env, TENSORNORMAL_ADDON: addonPath, TN_LIB: lib, OMP_NUM_THREADS: '1', TENSORNORMAL_NUM_THREADS: '1',
+        RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), ...opts.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    const r: RankResult = { code: null, signal: null, lines: [], stderr: '' };
+    let buf = '';
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      buf += s;
+      const parts = buf.split('\n');
+      buf = parts.pop()!;
+      for (const l of parts) if (l.startsWith('{')) r.lines.push(JSON.parse(l) as Record<string, unknown>);
+    });
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (r.stderr += s));
+    return new Promise<RankResult>((resolve) => child.on('close', (code, signal) => resolve(Object.assign(r, { code, signal }))));
+  });
+  const timer = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), opts.limitMs ?? 45_000);
+  try {
+    return await Promise.all(results);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function line(r: RankResult, key: string): Record<string, unknown> {
+  const l = r.lines.find((x) => key in x);
+  if (l === undefined) throw new Error(`rank output has no "${key}" line; exit ${r.code}/${r.signal}; stderr:\n${r.stderr}`);
+  return l;
+}
+
+// ------------------------------------------------------------------ collectives
+describe('collectives over Gloo', () => {
+  it('allReduce (sum, avg, max, min, product), broadcast, allGather, reduceScatter, barrier for every dtype, 3 ranks', async () => {
+    const W = 3;
+    const rs = await runRanks(W, ['collectives']);
+    const small = (dtype: string, rank: number, i: number): number =>
+      dtype === 'bool' ? (rank + i) % 2 : dtype === 'uint8' || dtype === 'int8' ? rank + 1 + i : (rank + 1) * (i + 1);
+    const mm = (dtype: string, rank: number, i: number): number => (dtype === 'bool' ? (rank + i) % 2 : (rank * 7 + i * 3) % 5);
+    const ranks = [0, 1, 2];
+    for (const r of rs) {
+      const { res, ticks } = line(r, 'res') as { res: Record<string, Record<string, number[] | number[][]>> & { big: { min: number; max: number }; bytes: number; leaked: number }; ticks: number };
+      expect(r.code, r.stderr).toBe(0);
+      for (const dtype of torch.DTYPES) {
+        const got = res[dtype]!;
+        const idx = [0, 1, 2, 3];
+        const boolish = (v: number): number => (dtype === 'bool' ? (v !== 0 ? 1 : 0) : v);
+        expect(got.sum, `${dtype} sum`).toEqual(idx.map((i) => boolish(ranks.reduce((a, k) => a + small(dtype, k, i), 0))));
+        expect(got.product, `${dtype} product`).toEqual(idx.map((i) => boolish(ranks.reduce((a, k) => a * small(dtype, k, i), 1))));
+        expect(got.max, `${dtype} max`).toEqual(idx.map((i) => Math.max(...ranks.map((k) => mm(dtype, k, i)))));
+        expect(got.min, `${dtype} min`).toEqual(idx.map((i) => Math.min(...ranks.map((k) => mm(dtype, k, i)))));
+        if (got.avg !== undefined) {
+          const want = idx.map((i) => ranks.reduce((a, k) => a + small(dtype, k, i), 0) / W);
+          (got.avg as number[]).forEach((v, i) => expect(v, `${dtype} avg`).toBeCloseTo(want[i]!, dtype.endsWith('16') ? 1 : 6));
+        } else expect(['float32', 'float64', 'float16', 'bfloat16']).not.toContain(dtype);
+        expect(got.broadcast, `${dtype} broadcast`).toEqual(idx.map((i) => (dtype === 'bool' ? 1 : 10 + i)));
+        expect(got.allGather, `${dtype} allGather`).toEqual(ranks.map((k) => idx.map((i) => (dtype === 'bool' ? k % 2 : k + i))));
+        const me = line(r, 'res').rank as number;
+        expect(got.reduceScatter, `${dtype} reduceScatter`).toEqual(
+          idx.map((i) => boolish(ranks.reduce((a, k) => a + (dtype === 'bool' ? (k === me ? 1 : 0) : (me + 1) * (i + 1) + k), 0))),
+        );
+      }
+      expect(res.big).toEqual({ min: 6, max: 6 });
+      expect(res.leaked).toBe(0);
+      expect(res.bytes).toBeGreaterThan(8 << 20); // the 8 MiB all-reduce at least
+      expect(ticks, 'the event loop ran while the 8 MiB all-reduce was in flight').toBeGreaterThan(0);
+    }
+  }, 60_000);
+});
+
+describe('initProcessGroup and collectives in one process (world size 1) and misuse', () => {
+  it('rejects collectives before initProcessGroup with a TorchError DISTRIBUTED', async () => {
+    expect(dist.isAvailable()).toBe(true);
+    expect(dist.isInitialized()).toBe(false);
+    const t = torch.ones([2]);
+    await expect(dist.allReduce(t)).rejects.toMatchObject({ code: 'DISTRIBUTED', message: expect.stringContaining('not initialized') });
+    expect(() => dist.getRank()).toThrow(TorchError);
+    t.dispose();
+  });
+
+  it('a one-rank group over tcp:// and file://; checks its arguments', async () => {
+    const port = await freePort();
+    await dist.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 1, timeout: 10_000 });
+    try {
+      expect([dist.getRank(), dist.getWorldSize(), dist.getBackend()]).toEqual([0, 1, 'gloo']);
+      await expect(dist.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 1 })).rejects.toMatchObject({ code: 'DISTRIBUTED', message: expect.stringContaining('twice') });
+      await noLeak(async () => {
+        const t = torch.tensor([1.5, -2], { dtype: 'float64' });
+        await dist.allReduce(t, 'avg');
+        expect(t.toArray()).toEqual([1.5, -2]);
+        const i = torch.tensor([3, 4], { dtype: 'int32' });
+        await expect(dist.allReduce(i, 'avg')).rejects.toThrow(new TypeError("allReduce: op 'avg' needs a floating-point tensor, but it is int32"));
+        await expect(dist.allReduce(t, 'mean' as never)).rejects.toThrow(RangeError);
+        await expect(dist.allReduce([1] as never)).rejects.toThrow(new TypeError('Expected a Tensor for tensor but received [1] of type array'));
+        const nc = torch.tidy(() => torch.ones([2, 3]).t());
+        await expect(dist.allReduce(nc)).rejects.toThrow('tensor must be contiguous');
+        await expect(dist.broadcast(t, 1)).rejects.toThrow(RangeError);
+        await expect(dist.allGather([t, t], t)).rejects.toThrow('it needs one per rank (1)');
+        await expect(dist.allGather([i], t)).rejects.toThrow('allGather: tensorList[0] is int32 [2] but tensor is float64 [2]');
+        await dist.barrier();
+        for (const x of [t, i, nc]) x.dispose();
+      });
+    } finally {
+      await dist.destroyProcessGroup();
+    }
+    expect(dist.isInitialized()).toBe(false);
+    const file = join(work, 'rendezvous');
+    await dist.initProcessGroup({ initMethod: `file://${file}`, rank: 0, worldSize: 1, timeout: 10_000 });
+    const t = torch.ones([3]);
+    await dist.allReduce(t, 'max');
+    expect(t.toArray()).toEqual([1, 1, 1]);
+    t.dispose();
+    await dist.destroyProcessGroup();
+  });
+
+  it('argument errors name the argument', async () => {
+    await expect(dist.initProcessGroup({ backend: 'mpi' as never, rank: 0, worldSize: 1 })).rejects.toThrow(RangeError);
+    await expect(dist.initProcessGroup({ initMethod: 'udp://x', rank: 0, worldSize: 1 })).rejects.toThrow("Expected 'env://', 'tcp://host:port' or 'file:///path' for initMethod");
+    await expect(dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1', rank: 0, worldSize: 1 })).rejects.toThrow(RangeError);
+    await expect(dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1:1', rank: 2, worldSize: 2 })).rejects.toThrow('Expected a rank below worldSize (2) for rank but received 2');
+    await expect(dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1:1', rank: 0, worldSize: 0 })).rejects.toThrow(RangeError);
+    await expect(dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1:1', rank: 0, worldSize: 1, timeout: -1 })).rejects.toThrow(RangeError);
+    const keys = ['RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'] as const;
+    const saved = keys.map((k) => process.env[k]);
+    try {
+      delete process.env.RANK;
+      delete process.env.MASTER_ADDR;
+      process.env.WORLD_SIZE = '2';
+      await expect(dist.initProcessGroup()).rejects.toThrow('rank is not set (pass rank or set RANK)');
+      process.env.RANK = '0';
+      await expect(dist.initProcessGroup()).rejects.toThrow("initMethod 'env://' needs MASTER_ADDR");
+      process.env.RANK = 'x';
+      await expect(dist.initProcessGroup()).rejects.toThrow('environment variable RANK');
+    } finally {
+      keys.forEach((k, i) => {
+        if (saved[i] === undefined) delete process.env[k];
+        else process.env[k] = saved[i];
+      });
+    }
+    if (!dist.isNcclAvailable()) await expect(dist.initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1 })).rejects.toMatchObject({ code: 'DISTRIBUTED' });
+    expect(dist.isInitialized()).toBe(false);
+  });
+
+  it('a rendezvous the other ranks never join rejects with DISTRIBUTED after the timeout', async () => {
+    const port = await freePort();
+    const t0 = Date.now();
+    await expect(dist.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 2, timeout: 1500 })).rejects.toMatchObject({ code: 'DISTRIBUTED' });
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(dist.isInitialized()).toBe(false);
+  });
+});
+
+// ------------------------------------------------------------------ failures
+describe('failures', () => {
+  it('a rank SIGKILLed in the middle of all-reduces: the others get a TorchError DISTRIBUTED, no hang, no crash', async () => {
+    const rs = await runRanks(3, ['kill', '1'], { env: { TN_TIMEOUT: '10000' } });
+    expect(rs[1]!.signal).toBe('SIGKILL');
+    for (const r of [rs[0]!, rs[2]!]) {
+      expect(r.code, r.stderr).toBe(0);
+      const { error, ms } = line(r, 'error') as { error: { code: string; isTorchError: boolean; message: string }; ms: number };
+      expect(error).toMatchObject({ code: 'DISTRIBUTED', isTorchError: true });
+      expect(error.message).toMatch(/allReduce failed on rank \d/);
+      expect(ms).toBeLessThan(12_000);
+      expect(line(r, 'after').after).toBe('DISTRIBUTED');
+    }
+  }, 60_000);
+
+  it('a rank that stops calling collectives: the others time out with DISTRIBUTED', async () => {
+    const rs = await runRanks(2, ['silent', '1'], { env: { TN_TIMEOUT: '2000' } });
+    const r = rs[0]!;
+    expect(r.code, r.stderr).toBe(0);
+    const { error, ms } = line(r, 'error') as { error: { code: string; message: string }; ms: number };
+    expect(error.code).toBe('DISTRIBUTED');
+    expect(ms).toBeGreaterThanOrEqual(1500);
+    expect(ms).toBeLessThan(10_000);
+  }, 60_000);
+});
+
+// ------------------------------------------------------------------ launcher
+describe('tensornormal run', () => {
+  const cli = (): string => join(work, 'lib', 'cli.js');
+  function run(argv: string[], limitMs = 45_000): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+    return new Promise((resolve) => {
+      const t0 = Date.now();
+      const child = spawn(process.execPath, [cli(), 'run', ...argv], {
+        env: { ...process.env, TENSORNORMAL_ADDON: addonPath, TN_LIB: lib, TN_TIMEOUT: '20000', OMP_NUM_THREADS: undefined },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '', stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+      child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr, ms: Date.now() - t0 });
+      });
+    });
+  }
+
+  it('sets the rank variables and prefixes every line with its rank', async () => {
+    const port = await freePort();
+    const r = await run(['--nproc-per-node', '3', '--master-port', String(port), worker, 'launcher']);
+    expect(r.code, r.stderr).toBe(0);
+    for (const rank of [0, 1, 2]) {
+      const l = r.stdout.split('\n').find((x) => x.startsWith(`[rank ${rank}]: {`));
+      expect(l, r.stdout).toBeDefined();
+      const env = (JSON.parse(l!.slice(`[rank ${rank}]: `.length)) as { env: Record<string, string> }).env;
+      expect(env).toEqual({ RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: '3', LOCAL_WORLD_SIZE: '3', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), OMP_NUM_THREADS: '1' });
+      expect(r.stderr).toContain(`[rank ${rank}]: stderr line from ${rank}\n`);
+    }
+  }, 60_000);
+
+  it('two nodes of two processes each: global ranks from --node-rank, one group of four', async () => {
+    const port = await freePort();
+    const common = ['--nnodes', '2', '--nproc-per-node', '2', '--master-addr', '127.0.0.1', '--master-port', String(port)];
+    const [a, b] = await Promise.all([run([...common, '--node-rank', '0', worker, 'launcher', 'none']), run([...common, '--node-rank', '1', worker, 'launcher', 'none'])]);
+    for (const r of [a!, b!]) expect(r.code, r.stderr).toBe(0);
+    // ranks 0-1 on node 0, 2-3 on node 1, and the all-reduce of ones saw all four
+    expect(a!.stdout).toContain('[rank 1]: {"rank":1,"sum":[4,4]}');
+    expect(b!.stdout).toContain('[rank 3]: {"rank":3,"sum":[4,4]}');
+  }, 60_000);
+
+  it('a failing rank stops the others and its status is the launcher\'s', async () => {
+    const port = await freePort();
+    const r = await run(['--nproc-per-node', '3', '--master-port', String(port), worker, 'launcher', '2', '7']);
+    expect(r.code, r.stdout + r.stderr).toBe(7);
+    expect(r.stderr).toContain('tensornormal run: rank 2 exited with status 7; stopping the other ranks');
+    expect(r.ms).toBeLessThan(30_000); // not the 60 s the others would wait
+  }, 60_000);
+
+  it('usage errors', async () => {
+    const r = await run(['--nproc-per-node', '0', 'x.js']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--nproc-per-node expects a positive integer but received "0"');
+    expect((await run(['--nnodes', '2', '--node-rank', '2', 'x.js'])).stderr).toContain('--node-rank 2 must be below --nnodes 2');
+    expect((await run(['--bogus', '1', 'x.js'])).stderr).toContain('unknown option --bogus');
+    expect((await run([])).stderr).toContain('missing the script to run');
+    const h = await run(['--help']);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toContain('Usage: tensornormal run');
+  }, 60_000);
+});
+
+// ------------------------------------------------------------------ DistributedSampler
+describe('data.DistributedSampler', () => {
+  it('gives disjoint equal shards covering the dataset, a new order per epoch, PyTorch padding', () => {
+    for (const [n, W] of [[10, 3], [12, 4], [7, 2]] as const) {
+      const shards = Array.from({ length: W }, (_, r) => new data.DistributedSampler(n, { numReplicas: W, rank: r, seed: 3 }));
+      for (const s of shards) s.setEpoch(1);
+      const idx = shards.map((s) => Array.from(s.indices()));
+      const per = Math.ceil(n / W);
+      for (const x of idx) expect(x.length).toBe(per);
+      const all = idx.flat();
+      expect(new Set(all).size).toBe(n); // every sample; the padding repeats some
+      const pad = per * W - n;
+      // without padding the shards are disjoint
+      if (pad === 0) expect(all.length).toBe(new Set(all).size);
+      shards[0]!.setEpoch(2);
+      const e2 = Array.from(shards[0]!.indices());
+      expect(e2).not.toEqual(idx[0]);
+    }
+    const plain = new data.DistributedSampler(5, { numReplicas: 2, rank: 1, shuffle: false });
+    expect(Array.from(plain.indices())).toEqual([1, 3, 0]); // PyTorch: [0..4] + pad [0] -> rank 1 takes 1, 3, 0
+    const dropped = new data.DistributedSampler(5, { numReplicas: 2, rank: 1, shuffle: false, dropLast: true });
+    expect(Array.from(dropped.indices())).toEqual([1, 3]);
+    expect(() => new data.DistributedSampler(5, { numReplicas: 2, rank: 2 })).toThrow('Expected a rank in [0, 1] for rank but received 2');
+  });
+
+  it('drives a DataLoader: batches come from this rank\'s shard only', async () => {
+    await noLeak(() => {
+      const ds = new data.TensorDataset(torch.tidy(() => torch.arange(10, { dtype: 'float64' }).reshape([10, 1])), torch.arange(10));
+      const sampler = new data.DistributedSampler(ds, { numReplicas: 2, rank: 0, shuffle: false });
+      const loader = new data.DataLoader(ds, { batchSize: 2, sampler });
+      expect(loader.length).toBe(3);
+      const seen: number[] = [];
+      for (const [, y] of loader) seen.push(...(y.toArray() as number[]));
+      expect(seen).toEqual([0, 2, 4, 6, 8]);
+      expect(() => new data.DataLoader(ds, { sampler, shuffle: true })).toThrow('sampler and shuffle are mutually exclusive');
+      ds.tensors.forEach((t) => t.dispose());
+    });
+  });
+});
+
