@@ -204,6 +204,69 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
   });
 });
 
+// ------------------------------------------------------------------ data parallel training equals one process
+type Weights = number[][];
+function maxRelErr(a: Weights, b: Weights): number {
+  let num = 0, den = 0;
+  a.forEach((w, i) => w.forEach((v, j) => {
+    num = Math.max(num, Math.abs(v - b[i]![j]!));
+    den = Math.max(den, Math.abs(v));
+  }));
+  return num / den;
+}
+async function trainRun(world: number, argv: string[]): Promise<{ weights: Weights; bytes: number; stats: { gradient: number; factors: number } | null }[]> {
+  const rs = await runRanks(world, ['train', ...argv]);
+  return rs.map((r) => {
+    expect(r.code, r.stderr).toBe(0);
+    return line(r, 'weights') as never;
+  });
+}
+
+describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel err <= 1e-10)', () => {
+  for (const opt of ['sgd', 'adam', 'tnt', 'kfac', 'shampoo']) {
+    it(opt, async () => {
+      const [ref] = await trainRun(1, [opt, 'single']);
+      const modes = opt === 'tnt' || opt === 'kfac' ? ['ddp', 'sharded'] : opt === 'sgd' ? ['ddp', 'nosync'] : ['ddp'];
+      for (const mode of modes) {
+        const ranks = await trainRun(2, [opt, mode]);
+        for (const r of ranks) {
+          expect(maxRelErr(ref!.weights, r.weights), `${opt} ${mode}`).toBeLessThanOrEqual(1e-10);
+          // and training moved the weights away from the start
+          expect(maxRelErr(ref!.weights, (await initialWeights())), 'weights moved').toBeGreaterThan(1e-3);
+        }
+        if (opt === 'tnt') {
+          // one sampled gradient per statistics step (5 steps), plus the inverses when sharded
+          const { gradient, factors } = ranks[0]!.stats!;
+          expect(gradient).toBe((6 * 5 + 5 + 5 * 3 + 3) * 8);
+          expect(factors).toBe((5 * 5 + 6 * 6 + 5 * 5 + 3 * 3 + 5 * 5 + 3 * 3) * 8); // d^2 per dimension of W1, b1, W2, b2
+          if (mode === 'ddp') expect(ranks[0]!.bytes).toBe(5 * gradient);
+          else expect(ranks[0]!.bytes).toBeGreaterThan(5 * gradient);
+        }
+      }
+    }, 60_000);
+  }
+
+  it('TNT with inverses sharded over 4 ranks (B/4 each) equals 1 process', async () => {
+    const [ref] = await trainRun(1, ['tnt', 'single']);
+    for (const r of await trainRun(4, ['tnt', 'sharded'])) expect(maxRelErr(ref!.weights, r.weights)).toBeLessThanOrEqual(1e-10);
+  }, 60_000);
+
+  it('checkpoint: rank 0 writes after step 3, every rank restores, the resumed run ends where the whole run does', async () => {
+    for (const opt of ['tnt', 'adam']) {
+      const path = join(work, `ckpt-${opt}.safetensors`);
+      const whole = await trainRun(2, [opt, 'ddp', '5', 'save', path]);
+      const resumed = await trainRun(2, [opt, 'ddp', '5', 'resume', path]);
+      for (const r of resumed) expect(maxRelErr(whole[0]!.weights, r.weights), opt).toBeLessThanOrEqual(1e-12);
+    }
+  }, 60_000);
+});
+
+let initial: Weights | null = null;
+async function initialWeights(): Promise<Weights> {
+  if (initial === null) [{ weights: initial }] = (await trainRun(1, ['sgd', 'single', '0'])) as [{ weights: Weights }];
+  return initial;
+}
+
 // ------------------------------------------------------------------ failures
 describe('failures', () => {
   it('a rank SIGKILLed in the middle of all-reduces: the others get a TorchError DISTRIBUTED, no hang, no crash', async () => {

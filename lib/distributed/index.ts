@@ -272,3 +272,6 @@ export async function barrier(): Promise<void> {
   info();
   await native.distBarrier();
 }
+
+export { withoutGradientSync } from './state.js';
+export { CurvatureSync, type CurvatureSyncOptions } from './curvature.js';

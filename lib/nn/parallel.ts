@@ -7,6 +7,7 @@ import { is, typeError, TorchError } from '../errors.js';
 import { zeros } from '../creation.js';
 import { tidy } from '../scope.js';
 import * as dist from '../distributed/index.js';
+import { gradientSyncSuppressed } from '../distributed/state.js';
 import type { DType } from '../dtype.js';
 
 export interface DistributedDataParallelOptions {
@@ -136,7 +137,7 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
 
   /** Gradient hook: copies the gradient the parameter will hold after accumulation into its bucket slot. */
   private _onGrad(p: Parameter, g: Tensor): void {
-    if (this._noSync > 0) return;
+    if (this._noSync > 0 || gradientSyncSuppressed()) return;
     const where = this._where.get(p);
     if (where === undefined) return;
     const b = this._buckets[where[0]]!;

@@ -326,7 +326,7 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
   /** Every group is updated by one native call, made for group 0. */
   protected stepGroup(_group: ParamGroup<KFACOptions>, index: number): void {
     if (index !== 0) return;
-    if (this.inversesDue() && (this.statsUpdates > 0 || this.warmStarted)) this.updateInverses();
+    if (!this.inversesRefreshed && this.inversesDue() && (this.statsUpdates > 0 || this.warmStarted)) this.updateInverses();
     const inLayer = new Set<Tensor>();
     const layers = this.layerList.map((l) => {
       const g = this.groupOf(l.weight);

@@ -294,7 +294,7 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
   protected stepGroup(group: ParamGroup<TNTOptions>, index: number): void {
     if (index === 0) {
       this.stepSkipped = false;
-      if (this.inversesDue() && (this.statsUpdates > 0 || this.warmStarted)) this.updateInverses();
+      if (!this.inversesRefreshed && this.inversesDue() && (this.statsUpdates > 0 || this.warmStarted)) this.updateInverses();
     }
     if (this.stepSkipped) return;
     const cs = group.params.map((p) => this.curvatureOf(p, group.damping));

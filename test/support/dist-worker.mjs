@@ -105,6 +105,91 @@ const scenarios = {
     process.exit(0);
   },
 
+  // `train <optimizer> <mode> [steps] [ckpt]`: a float64 MLP trained on a global batch of B = 8 examples per step.
+  // mode 'single': one process, the whole batch, the optimizer's own API (the reference);
+  // 'ddp' / 'sharded' / 'nosync': DDP over the group, each rank its B / W rows ('sharded': inverses sharded;
+  // 'nosync': two micro-batches per step, the first under noSync). Every number (weights, data, the likelihood's
+  // "samples") is a fixed function of indices, so the runs differ only by how the work is split.
+  // With ckpt: 'save' writes a checkpoint (rank 0) after step 3; 'resume' restores it and runs the remaining steps.
+  async train() {
+    const [optName, mode, stepsArg, ckptMode, ckptPath] = args;
+    const steps = Number(stepsArg ?? 5);
+    const B = 8, D = 6, H = 5, K = 3;
+    const single = mode === 'single';
+    if (!single) await dist.initProcessGroup({ timeout });
+    const W = single ? 1 : dist.getWorldSize(), rank = single ? 0 : dist.getRank();
+    const f = (a, b, c) => Math.sin(a * 12.9898 + b * 78.233 + c * 37.719) * 0.5;
+    const mat = (rows, cols, seed, scale = 1) => torch.tensor(Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => scale * f(i + seed, j, seed))), { dtype: 'float64' });
+    const model = new torch.nn.Sequential(new torch.nn.Linear(D, H, { dtype: 'float64' }), new torch.nn.Tanh(), new torch.nn.Linear(H, K, { dtype: 'float64' }));
+    torch.noGrad(() => {
+      // rank 0's initial weights differ from the others': DDP's broadcast must make them equal
+      const off = single ? 0 : rank * 0.3;
+      model.parameters().forEach((p, i) => {
+        const v = tensorLike(p.shape, 100 + i, 0.4);
+        p.copy_(v.add(off));
+        v.dispose();
+      });
+    });
+    function tensorLike(shape, seed, scale) {
+      return shape.length === 2 ? mat(shape[0], shape[1], seed, scale) : torch.tensor(Array.from({ length: shape[0] }, (_, j) => scale * f(j, seed, 7)), { dtype: 'float64' });
+    }
+    const ddp = single ? null : await torch.nn.parallel.DistributedDataParallel.create(model, { bucketCapMB: 0.0002 });
+    const net = ddp ?? model;
+    const opts = { lr: 0.1, statsEvery: 1, inverseEvery: 2, factorDtype: 'float64', damping: 0.1 };
+    const opt = optName === 'sgd' ? new torch.optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 })
+      : optName === 'adam' ? new torch.optim.Adam(model.parameters(), { lr: 0.01 })
+      : optName === 'tnt' ? new torch.optim.TNT(model.parameters(), opts)
+      : optName === 'kfac' ? new torch.optim.KFAC(model, opts)
+      : new torch.optim.Shampoo(model.parameters(), { lr: 0.1, statsEvery: 1, inverseEvery: 2, factorDtype: 'float64' });
+    const curv = ['tnt', 'kfac', 'shampoo'].includes(optName);
+    const sync = !single && curv ? new dist.CurvatureSync(opt, { inverses: mode === 'sharded' && optName !== 'shampoo' ? 'sharded' : 'replicated' }) : null;
+    let start = 0;
+    if (ckptMode === 'resume') {
+      const meta = torch.restore(ckptPath, { model, optimizer: opt });
+      start = meta.step;
+      if (ddp) await ddp.ready;
+    }
+    const rows = (s) => Array.from({ length: B / W }, (_, k) => rank * (B / W) + k);
+    const mse = (out, y) => out.sub(y).pow(2).sum(1).mean().mul(0.5);
+    for (let s = start; s < steps; s++) {
+      const idx = rows(s);
+      const xs = torch.tensor(idx.map((i) => Array.from({ length: D }, (_, j) => f(i, j, s))), { dtype: 'float64' });
+      const ys = torch.tensor(idx.map((i) => Array.from({ length: K }, (_, j) => f(i, j + 50, s))), { dtype: 'float64' });
+      const noise = torch.tensor(idx.map((i) => Array.from({ length: K }, (_, j) => f(i, j + 90, s))), { dtype: 'float64' });
+      // a Gaussian likelihood whose "sample" for example i is fixed by i (the same whichever rank holds it)
+      const lik = { sample: (out) => out.detach().add(noise), loss: mse };
+      opt.zeroGrad();
+      if (mode === 'nosync') {
+        const h = B / W / 2;
+        await ddp.noSync(async () => {
+          torch.tidy(() => mse(ddp.call(xs.narrow(0, 0, h)), ys.narrow(0, 0, h)).mul(0.5).backward());
+        });
+        torch.tidy(() => mse(ddp.call(xs.narrow(0, h, h)), ys.narrow(0, h, h)).mul(0.5).backward());
+        await ddp.synchronize();
+        opt.step();
+      } else {
+        const out = net.call(xs);
+        if (optName === 'tnt' || optName === 'kfac') {
+          if (sync) await sync.sampledBackward(out, lik);
+          else opt.sampledBackward(out, lik);
+        }
+        torch.tidy(() => mse(out, ys).backward());
+        out.dispose();
+        if (ddp) await ddp.synchronize();
+        if (sync) await sync.step();
+        else opt.step();
+      }
+      for (const t of [xs, ys, noise]) t.dispose();
+      if (ckptMode === 'save' && s === 2) {
+        if (rank === 0) torch.save(ckptPath, { model, optimizer: opt, step: s + 1 });
+        if (!single) await dist.barrier();
+      }
+    }
+    const weights = model.parameters().map((p) => Array.from(p.reshape([-1]).toArray()));
+    out({ weights, bytes: sync ? sync.bytes : 0, stats: sync ? sync.statisticsBytes() : null });
+    if (!single) await dist.destroyProcessGroup();
+  },
+
   // For the launcher: prints, and fails with status FAIL_STATUS on rank FAIL_RANK.
   async launcher() {
     const env = ['RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'OMP_NUM_THREADS'];
