@@ -2,7 +2,7 @@
 // statistics, failures, and a mixed Node/Python group. Ranks are child processes on 127.0.0.1 running
 // test/support/dist-worker.mjs against the transpiled library.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -263,9 +263,39 @@ describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel er
 
 let initial: Weights | null = null;
 async function initialWeights(): Promise<Weights> {
-  if (initial === null) [{ weights: initial }] = (await trainRun(1, ['sgd', 'single', '0'])) as [{ weights: Weights }];
+  if (initial === null) initial = (await trainRun(1, ['sgd', 'single', '0']))[0]!.weights;
   return initial;
 }
+
+// ------------------------------------------------------------------ Python interoperability
+const python = '/usr/bin/python3';
+const hasTorch = spawnSync(python, ['-c', 'import torch.distributed as d; assert d.is_available() and d.is_gloo_available()']).status === 0;
+const pyRank = join(repoRoot, 'test', 'support', 'dist_python_rank.py');
+
+describe.skipIf(!hasTorch)('a Node rank and a Python torch.distributed rank in one Gloo group', () => {
+  for (const nodeRank of [0, 1]) {
+    it(`collectives, with the Node rank as rank ${nodeRank}`, async () => {
+      const rs = await runRanks(2, ['interop'], { cmd: (r) => (r === nodeRank ? [process.execPath, [worker, 'interop']] : [python, [pyRank, 'collectives']]) });
+      const want = { allReduce: [3, 30], max: [2, 7], broadcast: [1.5, -1], allGather: [[0, 0, 5], [1, 2, 5]] };
+      for (const r of rs) {
+        expect(r.code, r.stderr).toBe(0);
+        expect(line(r, 'allReduce')).toMatchObject(want);
+      }
+    }, 60_000);
+
+    it(`DistributedDataParallel (Node) and torch DistributedDataParallel (Python) train to the same weights, Node rank ${nodeRank}`, async () => {
+      const [ref] = await trainRun(1, ['sgd', 'single']);
+      const rs = await runRanks(2, [], { cmd: (r) => (r === nodeRank ? [process.execPath, [worker, 'train', 'sgd', 'ddp']] : [python, [pyRank, 'train']]) });
+      const [a, b] = rs.map((r) => {
+        expect(r.code, r.stderr).toBe(0);
+        return (line(r, 'weights') as { weights: Weights }).weights;
+      });
+      // the same collectives (verify_params, broadcast_coalesced, bucket all-reduces, the bucket rebuild) in the same order
+      expect(maxRelErr(a!, b!)).toBeLessThanOrEqual(1e-12);
+      expect(maxRelErr(ref!.weights, a!)).toBeLessThanOrEqual(1e-12);
+    }, 60_000);
+  }
+});
 
 // ------------------------------------------------------------------ failures
 describe('failures', () => {

@@ -4,8 +4,10 @@
 import { Tensor } from '../tensor.js';
 import { Module, type AnyModule, type Parameter } from './module.js';
 import { is, typeError, TorchError } from '../errors.js';
-import { zeros } from '../creation.js';
+import { zeros, tensor } from '../creation.js';
 import { tidy } from '../scope.js';
+import { cat } from '../ops.js';
+import { noGrad } from '../autograd.js';
 import * as dist from '../distributed/index.js';
 import { gradientSyncSuppressed } from '../distributed/state.js';
 import type { DType } from '../dtype.js';
@@ -67,6 +69,9 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
   private readonly _seen = new Set<Parameter>();
   private readonly _hooks: { remove(): void }[] = [];
   private _noSync = 0;
+  private readonly _index = new Map<Parameter, number>();
+  private _readyOrder: number[] = [];
+  private _rebuilt = false;
   private _next = 0; // the next bucket to launch
 
   constructor(module: Module<I, O>, options: DistributedDataParallelOptions = {}) {
@@ -93,46 +98,104 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
     return ddp;
   }
 
-  private _makeBuckets(): void {
-    const cap = this.bucketCapMB * 1024 * 1024;
-    const params = this.module.parameters().filter((p) => p.requiresGrad).reverse();
-    // One bucket holds one dtype and one device (a flat buffer); within that, reverse registration order.
-    let cur: { key: string; params: Parameter[]; bytes: number } | null = null;
-    const groups: { key: string; params: Parameter[] }[] = [];
-    for (const p of params) {
+  /** The parameters DDP reduces (PyTorch's _build_params_for_reducer): those requiring grad, in module order. */
+  private _params(): Parameter[] {
+    return this.module.parameters().filter((p) => p.requiresGrad);
+  }
+
+  /**
+   * PyTorch's compute_bucket_assignment_by_size (torch/csrc/distributed/c10d/reducer.cpp): walks the parameters in
+   * `order`, one accumulating bucket per dtype and device, closing a bucket once it reaches the current size limit
+   * (the limits advance per dtype: first bucket, then the rest). Without an explicit order the buckets are sorted by
+   * their smallest parameter index.
+   */
+  private static _assign(params: Parameter[], order: number[], limits: number[], sortByIndex: boolean): number[][] {
+    const open = new Map<string, { idx: number[]; size: number; limit: number }>();
+    const out: number[][] = [];
+    for (const i of order) {
+      const p = params[i]!;
       const key = `${p.dtype}@${p.device}`;
-      const bytes = p.numel() * bytesOf(p.dtype);
-      if (cur === null || cur.key !== key || (cur.bytes > 0 && cur.bytes + bytes > cap)) {
-        cur = { key, params: [], bytes: 0 };
-        groups.push(cur);
+      let b = open.get(key);
+      if (b === undefined) {
+        b = { idx: [], size: 0, limit: 0 };
+        open.set(key, b);
       }
-      cur.params.push(p);
-      cur.bytes += bytes;
+      b.idx.push(i);
+      b.size += p.numel() * bytesOf(p.dtype);
+      if (b.size >= limits[Math.min(b.limit, limits.length - 1)]!) {
+        out.push(b.idx);
+        open.set(key, { idx: [], size: 0, limit: b.limit + 1 });
+      }
     }
-    for (const g of groups) {
+    for (const b of open.values()) if (b.idx.length > 0) out.push(b.idx);
+    if (sortByIndex) out.sort((x, y) => Math.min(...x) - Math.min(...y));
+    return out;
+  }
+
+  /** Replaces the buckets by `assignment` (lists of parameter indices, in launch order). */
+  private _setBuckets(assignment: number[][]): void {
+    for (const b of this._buckets) b.flat.dispose();
+    this._buckets.length = 0;
+    this._where.clear();
+    const params = this._params();
+    for (const idx of assignment) {
+      const ps = idx.map((i) => params[i]!);
       const offsets: number[] = [];
       let n = 0;
-      for (const p of g.params) {
+      for (const p of ps) {
         offsets.push(n);
         n += p.numel();
       }
-      const p0 = g.params[0]!;
-      const flat = zeros([n], { dtype: p0.dtype, device: p0.device });
+      const flat = zeros([n], { dtype: ps[0]!.dtype, device: ps[0]!.device });
       flat._kept = true;
-      const b: Bucket = { params: g.params, offsets, flat, ready: 0, launched: null };
-      g.params.forEach((p, i) => this._where.set(p, [this._buckets.length, i]));
-      this._buckets.push(b);
-    }
-    for (const p of params) {
-      this._hooks.push(p.registerHook((g) => this._onGrad(p, g)));
+      ps.forEach((p, i) => this._where.set(p, [this._buckets.length, i]));
+      this._buckets.push({ params: ps, offsets, flat, ready: 0, launched: null });
     }
   }
 
+  private _makeBuckets(): void {
+    // As PyTorch's DDP (find_unused_parameters=False): the first iteration reduces one bucket per dtype, parameters
+    // in index order; after it the buckets are rebuilt in the order the gradients became ready (_rebuild).
+    const params = this._params();
+    this._setBuckets(DistributedDataParallel._assign(params, params.map((_, i) => i), [Number.MAX_SAFE_INTEGER], true).reverse());
+    params.forEach((p, i) => {
+      this._hooks.push(p.registerHook((g) => this._onGrad(p, g)));
+      this._index.set(p, i);
+    });
+  }
+
+  /**
+   * What PyTorch's DDP constructor communicates, in its order, so that Node and Python ranks can share a group:
+   * verify_params_across_processes (an all-gather of the parameter count, a broadcast of every parameter's sizes
+   * and strides from rank 0) and _sync_module_states (rank 0's parameters and buffers, flattened per dtype:
+   * broadcast_coalesced).
+   */
   private async _broadcastState(): Promise<void> {
-    const pending: Promise<void>[] = [];
-    for (const p of this.module.parameters()) pending.push(dist.broadcast(p, 0));
-    for (const b of this.module.buffers()) pending.push(dist.broadcast(b, 0));
-    await Promise.all(pending);
+    const params = this._params();
+    const W = dist.getWorldSize();
+    const count = tensor([params.length], { dtype: 'int64' });
+    const counts = Array.from({ length: W }, () => zeros([1], { dtype: 'int64' }));
+    try {
+      await dist.allGather(counts, count);
+      const got = counts.map((c) => c.item());
+      if (got.some((c) => c !== params.length))
+        throw new TorchError(`DistributedDataParallel: the ranks have different numbers of parameters requiring grad (${got.join(', ')})`, 'DISTRIBUTED');
+    } finally {
+      for (const t of [count, ...counts]) t.dispose();
+    }
+    const meta = params.flatMap((p) => [...p.shape, ...p.stride()]);
+    if (meta.length > 0) {
+      const m = tensor(meta, { dtype: 'int64' });
+      try {
+        await dist.broadcast(m, 0);
+        const theirs = m.toArray() as number[];
+        if (theirs.some((v, i) => v !== meta[i]))
+          throw new TorchError("DistributedDataParallel: this rank's parameter shapes (or strides) differ from rank 0's", 'DISTRIBUTED');
+      } finally {
+        m.dispose();
+      }
+    }
+    await broadcastCoalesced([...this.module.parameters(), ...this.module.buffers()], 250 * 1024 * 1024);
   }
 
   /** Gradient hook: copies the gradient the parameter will hold after accumulation into its bucket slot. */
@@ -145,14 +208,17 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
       throw new Error('DistributedDataParallel: a gradient arrived for a bucket already being reduced: call `await ddp.synchronize()` after each backward (or run the extra backward inside ddp.noSync())');
     const i = where[1];
     const old = p.grad; // the engine adds g to it after this hook
+    const scale = 1 / dist.getWorldSize();
     tidy(() => {
       const slot = b.flat.narrow(0, b.offsets[i]!, p.numel());
       const total = old === null ? g.reshape([-1]) : old.reshape([-1]).add(g.reshape([-1]));
-      slot.copy_(total);
+      // PyTorch's reducer multiplies by 1 / world size while copying into the bucket, then all-reduces the sum
+      slot.copy_(total.mul(scale));
     });
     if (!this._seen.has(p)) {
       this._seen.add(p);
       b.ready++;
+      if (!this._rebuilt) this._readyOrder.push(this._index.get(p)!);
     }
     this._launchReady();
   }
@@ -161,7 +227,7 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
     while (this._next < this._buckets.length) {
       const b = this._buckets[this._next]!;
       if (b.ready < b.params.length) return;
-      b.launched = dist.allReduce(b.flat, 'avg');
+      b.launched = dist.allReduce(b.flat, 'sum');
       b.launched.catch(() => undefined); // awaited in synchronize()
       this._next++;
     }
@@ -183,7 +249,7 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
           const slot = b.flat.narrow(0, b.offsets[i]!, p.numel());
           const g = p.grad;
           if (g === null) slot.zero_();
-          else slot.copy_(g.reshape([-1]));
+          else slot.copy_(g.reshape([-1]).mul(1 / dist.getWorldSize()));
         });
         this._seen.add(p);
         b.ready++;
@@ -210,7 +276,8 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
           });
         });
       }
-      if (this.broadcastBuffers) await Promise.all(this.module.buffers().map((t) => dist.broadcast(t, 0)));
+      if (!this._rebuilt && this._readyOrder.length > 0) await this._rebuild();
+      if (this.broadcastBuffers && this.module.buffers().length > 0) await broadcastCoalesced(this.module.buffers(), 250 * 1024 * 1024);
     } finally {
       for (const b of this._buckets) {
         b.launched = null;
@@ -219,6 +286,42 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
       this._seen.clear();
       this._next = 0;
     }
+  }
+
+  /**
+   * PyTorch's Reducer::rebuild_buckets after the first iteration: buckets of bucketCapMB (the first 1 MiB) in the
+   * order the gradients became ready, and rank 0's assignment adopted by all (sync_bucket_indices: a broadcast of
+   * the indices and the bucket count, int32, then of the bucket sizes).
+   */
+  private async _rebuild(): Promise<void> {
+    this._rebuilt = true;
+    const params = this._params();
+    const order = [...this._readyOrder, ...params.map((_, i) => i).filter((i) => !this._readyOrder.includes(i))];
+    const mine = DistributedDataParallel._assign(params, order, [1024 * 1024, this.bucketCapMB * 1024 * 1024], false);
+    const flat = [...mine.flat(), mine.length];
+    const indices = tensor(flat, { dtype: 'int32' });
+    let assignment: number[][];
+    try {
+      await dist.broadcast(indices, 0);
+      const got = indices.toArray() as number[];
+      const n = got[got.length - 1]!;
+      const sizes = tensor(mine.map((b) => b.length).concat(new Array(Math.max(0, n - mine.length)).fill(0)).slice(0, n), { dtype: 'int32' });
+      try {
+        await dist.broadcast(sizes, 0);
+        const ls = sizes.toArray() as number[];
+        assignment = [];
+        let k = 0;
+        for (const l of ls) {
+          assignment.push(got.slice(k, k + l));
+          k += l;
+        }
+      } finally {
+        sizes.dispose();
+      }
+    } finally {
+      indices.dispose();
+    }
+    this._setBuckets(assignment);
   }
 
   /**
@@ -262,6 +365,48 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
 
   extraRepr(): string {
     return `bucketCapMB=${this.bucketCapMB}, buckets=${this._buckets.length}`;
+  }
+}
+
+// c10::ScalarType's numbering: broadcast_coalesced groups tensors by it (torch/csrc/utils/tensor_flatten.cpp).
+const SCALAR_TYPE: Record<string, number> = { uint8: 0, int8: 1, int16: 2, int32: 3, int64: 4, float16: 5, float32: 6, float64: 7, bool: 11, bfloat16: 15 };
+
+/**
+ * PyTorch's broadcast_coalesced from rank 0: tensors grouped by dtype (a group is sent once it reaches `limit`
+ * bytes; the rest in dtype order), each group flattened into one broadcast, then copied back.
+ */
+async function broadcastCoalesced(tensors: Tensor[], limit: number): Promise<void> {
+  const groups: Tensor[][] = [];
+  const open = new Map<string, { ts: Tensor[]; size: number }>();
+  for (const t of tensors) {
+    const key = `${t.device}:${String(SCALAR_TYPE[t.dtype] ?? 99).padStart(3, '0')}`;
+    const g = open.get(key) ?? { ts: [], size: 0 };
+    open.set(key, g);
+    g.ts.push(t);
+    g.size += t.numel() * bytesOf(t.dtype);
+    if (g.size >= limit) {
+      groups.push(g.ts);
+      open.set(key, { ts: [], size: 0 });
+    }
+  }
+  for (const key of [...open.keys()].sort()) if (open.get(key)!.ts.length > 0) groups.push(open.get(key)!.ts);
+  for (const g of groups) {
+    const flat = tidy(() => cat(g.map((t) => t.detach().reshape([-1]))));
+    try {
+      await dist.broadcast(flat, 0);
+      let off = 0;
+      noGrad(() =>
+        tidy(() => {
+          for (const t of g) {
+            const n = t.numel();
+            t.copy_(flat.narrow(0, off, n).view(t.shape));
+            off += n;
+          }
+        }),
+      );
+    } finally {
+      flat.dispose();
+    }
   }
 }
 

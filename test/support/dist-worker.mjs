@@ -190,6 +190,23 @@ const scenarios = {
     if (!single) await dist.destroyProcessGroup();
   },
 
+  // The Node side of test/support/dist_python_rank.py's `collectives`: the same calls in the same order.
+  async interop() {
+    await dist.initProcessGroup({ timeout });
+    const rank = dist.getRank(), W = dist.getWorldSize();
+    const a = torch.tensor([rank + 1, 10 * (rank + 1)], { dtype: 'float64' });
+    await dist.allReduce(a);
+    const b = torch.tensor([rank * 3 - 1, 7 - rank], { dtype: 'int64' });
+    await dist.allReduce(b, 'max');
+    const c = torch.tensor([0.5 + rank, -rank], { dtype: 'float32' });
+    await dist.broadcast(c, 1);
+    const g = Array.from({ length: W }, () => torch.zeros([3], { dtype: 'int32' }));
+    await dist.allGather(g, torch.tensor([rank, rank * 2, 5], { dtype: 'int32' }));
+    await dist.barrier();
+    out({ allReduce: a.toArray(), max: b.toArray(), broadcast: c.toArray(), allGather: g.map((x) => x.toArray()) });
+    await dist.destroyProcessGroup();
+  },
+
   // For the launcher: prints, and fails with status FAIL_STATUS on rank FAIL_RANK.
   async launcher() {
     const env = ['RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'OMP_NUM_THREADS'];
