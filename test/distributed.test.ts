@@ -246,6 +246,14 @@ describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel er
     }, 60_000);
   }
 
+  it('fit() drives DDP: a DataLoader with a DistributedSampler on 2 ranks equals one process, 2 epochs', async () => {
+    const [ref] = (await runRanks(1, ['fit', 'single'])).map((r) => line(r, 'weights') as { weights: Weights });
+    for (const r of await runRanks(2, ['fit', 'ddp'])) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(maxRelErr(ref!.weights, (line(r, 'weights') as { weights: Weights }).weights)).toBeLessThanOrEqual(1e-10);
+    }
+  }, 60_000);
+
   it('TNT with inverses sharded over 4 ranks (B/4 each) equals 1 process', async () => {
     const [ref] = await trainRun(1, ['tnt', 'single']);
     for (const r of await trainRun(4, ['tnt', 'sharded'])) expect(maxRelErr(ref!.weights, r.weights)).toBeLessThanOrEqual(1e-10);
@@ -309,6 +317,17 @@ describe('failures', () => {
       expect(error.message).toMatch(/allReduce failed on rank \d/);
       expect(ms).toBeLessThan(12_000);
       expect(line(r, 'after').after).toBe('DISTRIBUTED');
+    }
+  }, 60_000);
+
+  it('a rank SIGKILLed in the middle of a DDP backward: synchronize() rejects on the others with DISTRIBUTED', async () => {
+    const rs = await runRanks(3, ['ddpkill'], { env: { TN_TIMEOUT: '10000' } });
+    expect(rs[1]!.signal).toBe('SIGKILL');
+    for (const r of [rs[0]!, rs[2]!]) {
+      expect(r.code, r.stderr).toBe(0);
+      const { error, ms } = line(r, 'error') as { error: { code: string; isTorchError: boolean }; ms: number };
+      expect(error).toMatchObject({ code: 'DISTRIBUTED', isTorchError: true });
+      expect(ms).toBeLessThan(12_000);
     }
   }, 60_000);
 

@@ -85,6 +85,32 @@ const scenarios = {
     process.exitCode = 0;
   },
 
+  // DDP training where rank 1 SIGKILLs itself in the middle of step 3's backward (from a gradient hook).
+  async ddpkill() {
+    await dist.initProcessGroup({ timeout });
+    const rank = dist.getRank();
+    const model = new torch.nn.Sequential(new torch.nn.Linear(64, 64), new torch.nn.Tanh(), new torch.nn.Linear(64, 64));
+    const ddp = await torch.nn.parallel.DistributedDataParallel.create(model, { bucketCapMB: 0.01 });
+    const opt = new torch.optim.SGD(ddp.parameters(), { lr: 0.01 });
+    const t0 = Date.now();
+    try {
+      for (let step = 0; step < 100; step++) {
+        opt.zeroGrad();
+        torch.tidy(() => {
+          const x = torch.ones([8, 64]);
+          const out = ddp.call(x);
+          if (rank === 1 && step === 3) out.registerHook(() => process.kill(process.pid, 'SIGKILL'));
+          out.pow(2).mean().backward();
+        });
+        await ddp.synchronize();
+        opt.step();
+      }
+      out({ error: null });
+    } catch (e) {
+      out({ error: { code: e.code, message: e.message, isTorchError: e instanceof torch.TorchError }, ms: Date.now() - t0 });
+    }
+  },
+
   // Rank SILENT_RANK stops calling collectives (alive, sockets open): the others time out.
   async silent() {
     await dist.initProcessGroup({ timeout });
@@ -187,6 +213,28 @@ const scenarios = {
     }
     const weights = model.parameters().map((p) => Array.from(p.reshape([-1]).toArray()));
     out({ weights, bytes: sync ? sync.bytes : 0, stats: sync ? sync.statisticsBytes() : null });
+    if (!single) await dist.destroyProcessGroup();
+  },
+
+  // fit() over a DataLoader: `fit single` (one process, batches of 8) or `fit ddp` (DDP + DistributedSampler,
+  // batches of 8 / W): the same global batches, so the same weights after 2 epochs.
+  async fit() {
+    const single = args[0] === 'single';
+    if (!single) await dist.initProcessGroup({ timeout });
+    const W = single ? 1 : dist.getWorldSize();
+    const f = (a, b) => Math.sin(a * 12.9898 + b * 78.233) * 0.5;
+    const x = torch.tensor(Array.from({ length: 32 }, (_, i) => Array.from({ length: 4 }, (_, j) => f(i, j))), { dtype: 'float64' });
+    const y = torch.tensor(Array.from({ length: 32 }, (_, i) => Array.from({ length: 2 }, (_, j) => f(i, j + 9))), { dtype: 'float64' });
+    const ds = new torch.data.TensorDataset(x, y);
+    const model = new torch.nn.Sequential(new torch.nn.Linear(4, 3, { dtype: 'float64' }), new torch.nn.Tanh(), new torch.nn.Linear(3, 2, { dtype: 'float64' }));
+    torch.noGrad(() => model.parameters().forEach((p, i) => p.copy_(torch.tidy(() => torch.ones(p.shape, { dtype: 'float64' }).mul(0.1 * (i + 1)).add(torch.arange(p.numel(), { dtype: 'float64' }).reshape(p.shape).mul(0.05))))));
+    const sampler = single ? undefined : new torch.data.DistributedSampler(ds, { shuffle: false });
+    const loader = new torch.data.DataLoader(ds, { batchSize: 8 / W, sampler });
+    const net = single ? model : await torch.nn.parallel.DistributedDataParallel.create(model);
+    const opt = new torch.optim.SGD(model.parameters(), { lr: 0.2, momentum: 0.5 });
+    const mse = (o, t) => torch.tidy(() => o.sub(t).pow(2).mean());
+    await torch.fit(net, { train: loader, epochs: 2, optimizer: opt, loss: mse, progress: 'none' });
+    out({ weights: model.parameters().map((p) => Array.from(p.reshape([-1]).toArray())) });
     if (!single) await dist.destroyProcessGroup();
   },
 
