@@ -8,7 +8,7 @@
  * Reports steps/s, time per epoch (60 steps: 60,000 images at batch 1000), bytes each rank hands to collectives
  * per step, and an alpha-beta model of the all-reduce cost at 8, 64 and 512 ranks on 10 and 100 Gb/s networks.
  *
- *   node bench/distributed.mjs [--steps 20] [--write]    (--write: bench/distributed-results.md)
+ *   node bench/distributed.mjs [--steps 20] [--only 4,5] [--write]    (--write: bench/distributed-results.md)
  *
  * Inputs are random [0, 1) images: the timings do not depend on the pixels.
  */
@@ -117,11 +117,15 @@ const configs = [
   { name: 'KFAC (T2=5), 2 ranks, inverses sharded', opt: 'kfac', mode: 'ddp', inverses: 'sharded', T2: 5 },
 ];
 
+// --only 4,5: run some configurations (indices into the list above), e.g. to repeat a comparison
+const only = flag('only', null)?.split(',').map(Number);
+const chosen = only ? configs.filter((_, i) => only.includes(i)) : configs;
+
 const MiB = 1024 * 1024;
 const rows = [];
 let params = 0;
 let tntStats = null;
-for (const c of configs) {
+for (const c of chosen) {
   process.stderr.write(`${c.name} ...\n`);
   const r = await run(c);
   params = r.params;

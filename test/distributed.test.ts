@@ -167,6 +167,38 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
     await dist.destroyProcessGroup();
   });
 
+  it('DistributedDataParallel and CurvatureSync check their arguments', async () => {
+    const model = new torch.nn.Linear(3, 2);
+    expect(() => new torch.nn.parallel.DistributedDataParallel(model)).toThrow(expect.objectContaining({ code: 'DISTRIBUTED', message: expect.stringContaining('initProcessGroup') }));
+    const port = await freePort();
+    await dist.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 1, timeout: 10_000 });
+    try {
+      expect(() => new torch.nn.parallel.DistributedDataParallel({} as never)).toThrow('Expected a Module for module');
+      expect(() => new torch.nn.parallel.DistributedDataParallel(model, { bucketCapMB: 0 })).toThrow(RangeError);
+      const ddp = new torch.nn.parallel.DistributedDataParallel(model);
+      const x = torch.ones([1, 3]);
+      expect(() => ddp.call(x)).toThrow("rank 0's parameters have not arrived yet");
+      await ddp.ready;
+      torch.tidy(() => ddp.call(x).sum().backward());
+      await ddp.synchronize();
+      expect(model.weight.grad!.toArray()).toEqual([[1, 1, 1], [1, 1, 1]]); // W = 1: the gradient itself
+      expect(ddp.stateDict().has('module.weight')).toBe(true);
+      const tnt = new torch.optim.TNT(model.parameters(), { lr: 0.1 });
+      expect(new dist.CurvatureSync(tnt).inverses).toBe('sharded');
+      const sh = new torch.optim.Shampoo(model.parameters(), { lr: 0.1 });
+      expect(new dist.CurvatureSync(sh).inverses).toBe('replicated');
+      expect(() => new dist.CurvatureSync(sh, { inverses: 'sharded' })).toThrow("inverses 'sharded' is implemented for TNT and KFAC");
+      expect(() => new dist.CurvatureSync(tnt, { inverses: 'all' as never })).toThrow(RangeError);
+      expect(() => new dist.CurvatureSync(new torch.optim.SGD(model.parameters(), { lr: 1 }) as never)).toThrow('Expected a TNT, KFAC or Shampoo optimizer');
+      await expect(new dist.CurvatureSync(sh).sampledBackward(x, new torch.Bernoulli())).rejects.toThrow('Shampoo has no sampled backward');
+      x.dispose();
+      ddp.dispose();
+      for (const o of [tnt, sh]) o.dispose?.();
+    } finally {
+      await dist.destroyProcessGroup();
+    }
+  });
+
   it('argument errors name the argument', async () => {
     await expect(dist.initProcessGroup({ backend: 'mpi' as never, rank: 0, worldSize: 1 })).rejects.toThrow(RangeError);
     await expect(dist.initProcessGroup({ initMethod: 'udp://x', rank: 0, worldSize: 1 })).rejects.toThrow("Expected 'env://', 'tcp://host:port' or 'file:///path' for initMethod");

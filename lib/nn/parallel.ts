@@ -34,10 +34,12 @@ interface Bucket {
  *
  * - At construction the parameters and buffers of rank 0 are broadcast to every rank (`await ddp.ready`, or build
  *   it with `await DistributedDataParallel.create(module)`; forward() throws until then).
- * - Gradients are averaged in buckets of `bucketCapMB` MiB, filled in reverse parameter order (the order backward
- *   produces them). A gradient hook on each parameter copies its gradient into its bucket; a full bucket starts its
- *   asynchronous all-reduce while backward goes on computing the earlier layers' gradients (overlap).
- *   Buckets start in index order on every rank, so all ranks issue the same collectives in the same order.
+ * - Gradients are averaged in buckets, as PyTorch's reducer: one bucket per dtype in the first backward, then
+ *   buckets rebuilt in the order the gradients became ready (the first 1 MiB, the others `bucketCapMB` MiB). A
+ *   gradient hook on each parameter copies its gradient / W into its bucket; a full bucket starts its asynchronous
+ *   all-reduce while backward goes on computing the earlier layers' gradients (overlap). Buckets start in index
+ *   order on every rank, so all ranks issue the same collectives in the same order. The collectives are PyTorch
+ *   DDP's, one for one, so Node and Python ranks can train one model together.
  * - `await ddp.synchronize()` after backward (before `optimizer.step()`) waits for the buckets, starts any not
  *   started (parameters that got no gradient contribute zeros), and writes the averages into `.grad`.
  * - `ddp.noSync(fn)` runs fn (forward + backward of a micro-batch) without communication: gradients accumulate
