@@ -474,6 +474,9 @@ describe('data.DistributedSampler', () => {
       for (const [, y] of loader) seen.push(...(y.toArray() as number[]));
       expect(seen).toEqual([0, 2, 4, 6, 8]);
       expect(() => new data.DataLoader(ds, { sampler, shuffle: true })).toThrow('sampler and shuffle are mutually exclusive');
+      expect(() => new data.DataLoader(ds, { sampler: {} as never })).toThrow('Expected a sampler (an object with indices()) for sampler');
+      const bad = new data.DataLoader(ds, { sampler: { length: 1, indices: () => Int32Array.of(10) } });
+      expect(() => [...bad]).toThrow('sampler index 10 is out of range for a dataset of 10 samples');
       ds.tensors.forEach((t) => t.dispose());
     });
   });
