@@ -182,6 +182,14 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
       torch.tidy(() => ddp.call(x).sum().backward());
       await ddp.synchronize();
       expect(model.weight.grad!.toArray()).toEqual([[1, 1, 1], [1, 1, 1]]); // W = 1: the gradient itself
+      // later steps (buckets rebuilt after the first) hold no more native tensors than before
+      await noLeak(async () => {
+        for (let k = 0; k < 3; k++) {
+          torch.tidy(() => ddp.call(x).sum().backward());
+          await ddp.synchronize();
+        }
+      });
+      expect(model.weight.grad!.toArray()).toEqual([[4, 4, 4], [4, 4, 4]]); // accumulated: 1 + 3 backwards
       expect(ddp.stateDict().has('module.weight')).toBe(true);
       const tnt = new torch.optim.TNT(model.parameters(), { lr: 0.1 });
       expect(new dist.CurvatureSync(tnt).inverses).toBe('sharded');
