@@ -434,6 +434,13 @@ describe('tensornormal run', () => {
     expect(r.ms).toBeLessThan(30_000); // not the 60 s the others would wait
   }, 60_000);
 
+  it('a rank killed by a signal: the launcher exits with 128 + the signal number', async () => {
+    const port = await freePort();
+    const r = await run(['--nproc-per-node', '2', '--master-port', String(port), worker, 'kill', '1']);
+    expect(r.code, r.stdout + r.stderr).toBe(128 + 9);
+    expect(r.stderr).toContain('tensornormal run: rank 1 exited with signal SIGKILL; stopping the other ranks');
+  }, 60_000);
+
   it('usage errors', async () => {
     const r = await run(['--nproc-per-node', '0', 'x.js']);
     expect(r.code).toBe(2);
