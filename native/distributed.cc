@@ -285,14 +285,21 @@ Napi::Value Launch(Napi::Env env, std::shared_ptr<Group> g, const char* what, st
   p->tensors = std::move(held);
   p->after = std::move(after);
   Napi::Promise promise = p->deferred.Promise();
+  // The thread-safe function exists before the work does, so a completion always has somewhere to go.
   try {
-    p->work = launch();
+    p->tsfn = Tsfn::New(env, "tensornormal:collective", 0, 1, p);
   } catch (...) {
     delete p;
     throw;
   }
+  try {
+    p->work = launch();
+  } catch (...) {
+    p->tsfn.Release();  // no call was queued: Settle will not run
+    delete p;
+    throw;
+  }
   g->pending++;
-  p->tsfn = Tsfn::New(env, "tensornormal:collective", 0, 1, p);
   c10::intrusive_ptr<c10::ivalue::Future> fut = p->work->getFuture();
   fut->addCallback([p](c10::ivalue::Future& f) {
     if (f.hasError()) {
