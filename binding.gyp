@@ -12,6 +12,7 @@
         "native/ops.cc",
         "native/nn.cc",
         "native/hooks.cc",
+        "native/distributed.cc",
         "<!@(ls native/optim/*.cc)"
       ],
       "include_dirs": [

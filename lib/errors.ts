@@ -13,6 +13,7 @@ export type TorchErrorCode =
   | 'NOT_POSITIVE_DEFINITE'
   | 'SINGULAR'
   | 'AUTOGRAD'
+  | 'DISTRIBUTED'
   | 'OUT_OF_MEMORY'
   | 'DISPOSED'
   | 'NON_FINITE'

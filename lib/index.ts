@@ -17,6 +17,7 @@ export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export { fit, evaluate, type FitModel, type FitOptions, type HistoryEntry, type BatchSource, type Metric } from './train/index.js';
 export * as data from './data/index.js';
+export * as distributed from './distributed/index.js';
 export { save, load, restore, saveWeights, loadWeights, pytorchName, type SaveWeightsOptions, type LoadWeightsOptions, type Checkpoint, type SaveContents, type RestoreOptions, type CheckpointModel, type CheckpointOptimizer } from './checkpoint.js';
 export * as models from './models/index.js';
 export * as likelihoods from './likelihoods.js';

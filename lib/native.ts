@@ -219,6 +219,16 @@ export interface NativeBinding {
   // KFAC (native/optim/kfac.cc): one entry per Linear / Conv2d layer
   kfacStatistics(layers: { a: H | null; g: H | null; A: H; G: H; bias: boolean; batch: number; aDivisor?: number; gScale?: number }[], weight: number, keep?: number): { updated: number; skippedNonFinite: number };
   kfacInverses(layers: { A: H; G: H; invA: H; invG: H; damping: number }[], piCorrection: boolean): TntInverseReport;
+  // distributed (native/distributed.cc): c10d process group of this environment; collectives settle on the JS thread
+  distAvailable(): boolean;
+  distNcclAvailable(): boolean;
+  distInit(o: { backend: string; store: 'tcp' | 'file'; host?: string; port?: number; path?: string; rank: number; worldSize: number; timeout: number }): Promise<void>;
+  distInfo(): { rank: number; worldSize: number; backend: string; pending: number; bytes: number; timeout: number } | null;
+  distAllReduce(h: H, op: string): Promise<void>;
+  distBroadcast(h: H, src: number): Promise<void>;
+  distAllGather(outs: H[], h: H): Promise<void>;
+  distBarrier(): Promise<void>;
+  distDestroy(): Promise<void>;
   kfacStep(
     layers: { weight: H; bias: H | null; momentum: H; biasMomentum: H | null; invA: H; invG: H; lr: number; mu: number; wd: number }[],
     plain: { param: H; momentum: H; lr: number; mu: number; wd: number }[],

@@ -59,6 +59,8 @@ struct State {
   Napi::ObjectReference hook_error;
   // Why a tensor was freed, by the negative handle its JS wrapper keeps (-2 - k is reason k; handed over by init()).
   std::vector<std::string> disposed_reasons;
+  // The distributed process group of this environment (native/distributed.cc's DistState), made on first use.
+  std::shared_ptr<void> dist;
   ~State();
 };
 

@@ -17,10 +17,17 @@ if [ -z "$INC" ]; then
   INC=$D/root/usr/include
 fi
 echo "libtorch $(grep -E "define TORCH_VERSION_(MAJOR|MINOR)" -h $INC/torch/csrc/api/include/torch/version.h | awk '{print $3}' | paste -sd.)"
+# native/distributed.cc's Gloo path needs Gloo's headers (libgloo-dev), taken alone so that no other header of
+# this machine's libtorch is picked up.
+GLOO=()
+if [ -f /usr/include/gloo/context.h ]; then
+  mkdir -p /tmp/tn-gloo-only && ln -sfn /usr/include/gloo /tmp/tn-gloo-only/gloo
+  GLOO=(-DTN_HAVE_GLOO -DUSE_C10D_GLOO -I/tmp/tn-gloo-only)
+fi
 fail=0
 for f in native/*.cc native/optim/*.cc; do
   if g++ -std=c++17 -fsyntax-only -DNAPI_VERSION=8 -DNODE_ADDON_API_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED \
-      -I"$INC" -I"$INC/torch/csrc/api/include" -Inode_modules/node-addon-api -Inode_modules/node-api-headers/include -Inative "$f" 2>/tmp/tn-hdr.err; then
+      -I"$INC" -I"$INC/torch/csrc/api/include" -Inode_modules/node-addon-api -Inode_modules/node-api-headers/include -Inative "${GLOO[@]}" "$f" 2>/tmp/tn-hdr.err; then
     echo "ok   $f"
   else
     echo "FAIL $f"; grep -E 'error' /tmp/tn-hdr.err | head -5; fail=1

@@ -43,5 +43,9 @@ node -e "import('./dist/index.js').then(t => console.log('cuda available:', t.cu
 log "CUDA tests"
 npx vitest run test/cuda.test.ts 2>&1 | tee "$OUT/cuda-tests.log" | tail -25
 
+log "distributed: one-rank Gloo and NCCL groups (NCCL where the CUDA libtorch ships its headers and NCCL)"
+grep -E "tensornormal: distributed" "$OUT/build.log" | tee -a "$OUT/gpu-check.log"
+node scripts/nccl-check.mjs 2>&1 | tee -a "$OUT/gpu-check.log"
+
 log "TNT on CUDA vs CPU (autoencoder, batch 1000)"
 node bench/tnt-device.mjs 2>&1 | tee -a "$OUT/gpu-check.log"

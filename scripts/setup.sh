@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(libtorch-dev libopenblas0-pthread python3-torch build-essential cmake dataset-fashion-mnist)
+# libgloo-dev: the Gloo headers that c10d's ProcessGroupGloo.hpp includes (distributed training).
+PKGS=(libtorch-dev libgloo-dev libopenblas0-pthread python3-torch build-essential cmake dataset-fashion-mnist)
 
 missing=()
 for p in "${PKGS[@]}"; do

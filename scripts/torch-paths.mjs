@@ -35,7 +35,12 @@ const p = prefix();
 const what = process.argv[2];
 if (what === 'include') console.log([p.include, join(p.include, 'torch/csrc/api/include')].join(' '));
 else if (what === 'libdir') console.log(p.lib);
-else if (what === 'defines') console.log(`_GLIBCXX_USE_CXX11_ABI=${p.abi}`);
+else if (what === 'defines') {
+  // Gloo's c10d process group (native/distributed.cc) needs c10d's and Gloo's headers (Debian: libgloo-dev).
+  const gloo = existsSync(join(p.include, 'torch/csrc/distributed/c10d/ProcessGroupGloo.hpp')) &&
+    [p.include, '/usr/include', '/usr/local/include'].some((d) => existsSync(join(d, 'gloo/context.h')));
+  console.log([`_GLIBCXX_USE_CXX11_ABI=${p.abi}`, ...(gloo ? ['TN_HAVE_GLOO', 'USE_C10D_GLOO'] : [])].join(' '));
+}
 else if (what === 'libs') console.log(`-L${p.lib} -Wl,-rpath,${p.lib} -ltorch -ltorch_cpu -lc10`);
 else {
   console.error('usage: node scripts/torch-paths.mjs include|libdir|libs|defines');

@@ -432,7 +432,7 @@ describe('command line', () => {
 
   it('bad flags: a message naming the flag, the way to the help, exit code 2', async () => {
     const cases: [string[], string][] = [
-      [['frobnicate'], 'tensornormal: unknown command "frobnicate" (expected: experiment)'],
+      [['frobnicate'], 'tensornormal: unknown command "frobnicate" (expected: experiment, run)'],
       [['experiment', 'mlp'], 'tensornormal experiment: unknown experiment "mlp" (expected one of autoencoder, cnn, similarity)'],
       [['experiment', 'autoencoder', '--bogus'], 'tensornormal experiment autoencoder: unknown flag --bogus'],
       [['experiment', 'autoencoder', '--seeds', 'x'], 'tensornormal experiment autoencoder: --seeds expects a positive integer but received "x"'],

@@ -24,6 +24,17 @@ export interface DataLoaderOptions {
   dropLast?: boolean;
   /** Applied to the inputs (the dataset's first tensor) of each batch, [B, ...] -> [B, ...]. See data.transforms. */
   transform?: (inputs: Tensor) => Tensor;
+  /**
+   * Where the sample indices come from instead of shuffle/seed, e.g. a data.DistributedSampler (each rank its
+   * shard). Its `indices()` is read at the start of every epoch.
+   */
+  sampler?: Sampler;
+}
+
+/** A source of sample indices for a DataLoader: `indices()` gives one epoch's order. */
+export interface Sampler {
+  readonly length: number;
+  indices(): Int32Array;
 }
 
 /**
@@ -47,12 +58,17 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
   readonly seed: number | undefined;
   readonly dropLast: boolean;
   readonly transform: ((inputs: Tensor) => Tensor) | undefined;
+  readonly sampler: Sampler | undefined;
   private _epoch = 0;
 
   constructor(dataset: TensorDataset<T>, options: DataLoaderOptions = {}) {
     if (!(dataset instanceof TensorDataset)) throw typeError('a TensorDataset (or a dataset from data.fashionMnist, data.cifar10, ...)', 'dataset', dataset);
     if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
-    const { batchSize = 1, shuffle = false, seed, dropLast = false, transform } = options;
+    const { batchSize = 1, shuffle = false, seed, dropLast = false, transform, sampler } = options;
+    if (sampler !== undefined && (sampler === null || typeof sampler !== 'object' || typeof sampler.indices !== 'function'))
+      throw typeError('a sampler (an object with indices())', 'sampler', sampler);
+    if (sampler !== undefined && shuffle) throw new TypeError('DataLoader: sampler and shuffle are mutually exclusive (the sampler decides the order)');
+    this.sampler = sampler;
     this.dataset = dataset;
     this.batchSize = is.positiveInteger(batchSize, 'batchSize');
     this.shuffle = is.boolean(shuffle, 'shuffle');
@@ -68,7 +84,7 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
 
   /** Number of batches in an epoch. */
   get length(): number {
-    const n = this.dataset.length;
+    const n = this.sampler !== undefined ? this.sampler.length : this.dataset.length;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
@@ -82,6 +98,13 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
 
   /** The sample order of an epoch, as an int64 tensor [N] the caller disposes. */
   private order(epoch: number): Tensor {
+    if (this.sampler !== undefined) {
+      const idx = this.sampler.indices();
+      if (!(idx instanceof Int32Array)) throw typeError('an Int32Array from sampler.indices()', 'sampler.indices()', idx);
+      const n = this.dataset.length;
+      for (const i of idx) if (i < 0 || i >= n) throw new RangeError(`sampler index ${i} is out of range for a dataset of ${n} samples`);
+      return wrap(native.fromBuffer(idx, [idx.length], dtypeCode('int32')));
+    }
     const n = this.dataset.length;
     if (!this.shuffle) return wrap(native.arange(0, n, 1, dtypeCode('int64'), null));
     let seed = this.seed;
@@ -97,9 +120,9 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
 
   *[Symbol.iterator](): Generator<T, void, undefined> {
     const epoch = this._epoch++;
-    const n = this.dataset.length;
-    const batches = this.length;
     const order = this.order(epoch);
+    const n = order.shape[0]!;
+    const batches = this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
     let current: Tensor[] = [];
     try {
       for (let b = 0; b < batches; b++) {

@@ -59,6 +59,7 @@ Commands:
   experiment autoencoder   the paper's autoencoder experiment (Figure 2)
   experiment cnn           the paper's CNN experiment (Figure 3), scaled to a small machine
   experiment similarity    cosine similarity of each method's direction to a block-Fisher direction (Figure 1)
+  run                      start the ranks of a distributed job, as torchrun (\`tensornormal run --help\`)
 
 Options:
   -h, --help               this help (and \`tensornormal experiment <name> --help\` for an experiment's flags)
@@ -318,7 +319,7 @@ export function parseCommand(argv: string[]): Command {
   const [first, second, ...rest] = argv;
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') return { kind: 'help', text: MAIN_HELP };
   if (first === '-v' || first === '--version') return { kind: 'version' };
-  if (first !== 'experiment') fail('', `unknown command ${JSON.stringify(first)} (expected: experiment)`);
+  if (first !== 'experiment') fail('', `unknown command ${JSON.stringify(first)} (expected: experiment, run)`);
   if (second === undefined || second === '-h' || second === '--help') return { kind: 'help', text: MAIN_HELP };
   if (!(EXPERIMENTS as readonly string[]).includes(second))
     fail('experiment', `unknown experiment ${JSON.stringify(second)} (expected one of ${EXPERIMENTS.join(', ')})`);
@@ -406,6 +407,7 @@ async function version(): Promise<string> {
 
 /** Runs the command line; resolves to the exit code (0 done, 1 the experiment failed, 2 a usage mistake). */
 export async function main(argv: string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  if (argv[0] === 'run') return (await import('../distributed/launch.js')).runCommand(argv.slice(1), io);
   let cmd: Command;
   try {
     cmd = parseCommand(argv);

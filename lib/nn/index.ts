@@ -13,4 +13,5 @@ export { Dropout } from './dropout.js';
 export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, type MaxPool2dOptions, type AvgPool2dOptions } from './pooling.js';
 export { Flatten } from './flatten.js';
 export { Sequential, ModuleList } from './container.js';
+export * as parallel from './parallel.js';
 export { captureOutputs, LayerCapture, type CapturedLayer, type CaptureOptions } from './capture.js';

@@ -53,6 +53,11 @@ export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: nu
   warmStarted = false;
   /** Steps skipped because a gradient held NaN or Infinity. */
   skippedSteps = 0;
+  /**
+   * True while distributed.CurvatureSync has refreshed the inverses itself (sharded across ranks and broadcast):
+   * step() then keeps them instead of recomputing. @internal
+   */
+  inversesRefreshed = false;
   /** Batches folded in so far while warmStart() runs; -1 otherwise. */
   protected warmCount = -1;
 

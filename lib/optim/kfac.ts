@@ -365,7 +365,7 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
   protected stepGroup(_group: ParamGroup<KFACOptions>, index: number): void {
     if (index !== 0) return;
     this.requireStatistics('KFAC');
-    if (this.inversesDue()) this.updateInverses();
+    if (!this.inversesRefreshed && this.inversesDue()) this.updateInverses(); // CurvatureSync may have refreshed them
     const inLayer = new Set<Tensor>();
     const layers = this.layerList.map((l) => {
       const g = this.groupOf(l.weight);

@@ -319,7 +319,7 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
   protected stepGroup(_group: ParamGroup<TNTOptions>, index: number): void {
     if (index !== 0) return;
     this.requireStatistics('TNT');
-    if (this.inversesDue()) this.updateInverses();
+    if (!this.inversesRefreshed && this.inversesDue()) this.updateInverses(); // CurvatureSync may have refreshed them
     const ps: number[] = [], moms: number[] = [], shapes: number[][] = [], mains: number[][] = [], auxes: number[][] = [];
     const lrs: number[] = [], mus: number[] = [], wds: number[] = [];
     for (const g of this.paramGroups)

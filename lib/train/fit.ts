@@ -23,6 +23,8 @@ export interface FitModel {
   parameters(): Iterable<Tensor>;
   /** Read to restore the model's mode when fit() returns (nn.Module has it). */
   training?: boolean;
+  /** Awaited after each backward, before the optimizer step: nn.parallel.DistributedDataParallel's gradient averaging. */
+  synchronize?(): Promise<void>;
 }
 
 /** Batches `[inputs, targets, ...]`: an array, a data.DataLoader (which owns and frees its batches), or an async iterable. */
@@ -364,6 +366,7 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
           return [loss.item(), wantAccuracy ? countCorrect(out, y) : 0];
         });
         step++;
+        if (typeof m.synchronize === 'function') await m.synchronize();
         if (!Number.isFinite(l)) {
           opt.zeroGrad();
           throw new TorchError(`fit: the training loss is ${l} at epoch ${epoch}, step ${step}`, 'NON_FINITE');

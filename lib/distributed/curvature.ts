@@ -1,0 +1,236 @@
+/**
+ * distributed.CurvatureSync: TNT, KFAC and Shampoo over a process group, with statistics equal to the
+ * single-process statistics of the global batch (every rank holding an equal share of it).
+ *
+ * What travels, per statistics step, and why:
+ * - TNT all-reduces (averages) the batch-mean *sampled gradient* before it is folded into the factors. The factors
+ *   are quadratic in that gradient (G G^T and G^T G of its matricizations), so the mean of per-rank factors is not
+ *   the factor of the mean gradient; the gradient itself is linear in the examples, so its rank average is exactly
+ *   the global batch mean. Bytes: sum_i numel(W_i) per step (one gradient). All-reducing factors would cost
+ *   sum_i sum_k d_ik^2 (e.g. 1000^2 + 784^2 for a 1000x784 layer, 2.1x its 784k weights) and be wrong.
+ * - KFAC all-reduces its factors A and G after folding the local batch in: A and G are means over examples of
+ *   outer products (linear in the per-example terms), and the previous moving average is identical on every rank,
+ *   so the rank average of (1 - w) A + w A_r is (1 - w) A + w mean_r A_r, the global-batch statistic. Bytes:
+ *   sum over layers of (d_in + 1)^2 + d_out^2 per statistics step (the per-example activations and output
+ *   gradients, B (d_in + d_out) numbers, would be larger for B >~ d).
+ * - Shampoo's statistics come from the gradient, which DistributedDataParallel has already averaged: nothing more.
+ *
+ * Inverses (TNT, KFAC): `inverses: 'replicated'` computes every inverse on every rank (no bytes, W-fold redundant
+ * work); `'sharded'` assigns each factor's inverse to one rank (largest first, to the least loaded rank, the same
+ * plan on every rank), computes it there and broadcasts it (bytes: the inverses). bench/distributed.mjs measures
+ * both: sharded was faster (TNT T2=5 on 2 ranks: 414-783 ms against 446-1162 ms per step), so it is the default.
+ *
+ *   const ddp = await nn.parallel.DistributedDataParallel.create(model);
+ *   const opt = new optim.TNT(ddp.parameters(), { lr: 0.1 });
+ *   const sync = new distributed.CurvatureSync(opt);
+ *   const out = ddp.call(x);
+ *   await sync.sampledBackward(out, lik);       // instead of opt.sampledBackward
+ *   tidy(() => lossFn(out, y).backward());
+ *   await ddp.synchronize();
+ *   await sync.step();                          // instead of opt.step()
+ */
+import { Tensor } from '../tensor.js';
+import { TNT, KFAC, Shampoo, type SampleableLikelihood } from '../optim/index.js';
+import { grad as autogradGrad } from '../autograd.js';
+import { cat } from '../ops.js';
+import { tidy, keep } from '../scope.js';
+import { native } from '../native.js';
+import { is, typeError } from '../errors.js';
+import type { TntInverseReport } from '../native.js';
+import { allReduce, broadcast, getRank, getWorldSize } from './index.js';
+import { withoutGradientSync } from './state.js';
+
+export interface CurvatureSyncOptions {
+  /**
+   * Where inverses are computed: one rank each, then broadcast ('sharded', the default for TNT and KFAC), or on every
+   * rank ('replicated', Shampoo's only choice).
+   */
+  inverses?: 'replicated' | 'sharded';
+}
+
+type Curvature = { shape: number[]; mains: Tensor[]; auxes: Tensor[] };
+type KfacLayer = { A: Tensor; G: Tensor; invA: Tensor; invG: Tensor; weight: Tensor };
+
+const elementBytes = (t: Tensor): number => (t.dtype === 'float64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
+
+/** Averages `tensors` over the ranks in place, one all-reduce per dtype (concatenated). */
+async function averageInPlace(tensors: Tensor[]): Promise<void> {
+  const byType = new Map<string, Tensor[]>();
+  for (const t of tensors) byType.set(t.dtype, [...(byType.get(t.dtype) ?? []), t]);
+  await Promise.all(
+    [...byType.values()].map(async (ts) => {
+      const flat = tidy(() => cat(ts.map((t) => t.reshape([-1]))));
+      try {
+        await allReduce(flat, 'avg');
+        let off = 0;
+        tidy(() => {
+          for (const t of ts) {
+            const n = t.numel();
+            t.copy_(flat.narrow(0, off, n).view(t.shape));
+            off += n;
+          }
+        });
+      } finally {
+        flat.dispose();
+      }
+    }),
+  );
+}
+
+export class CurvatureSync {
+  readonly optimizer: TNT | KFAC | Shampoo;
+  readonly inverses: 'replicated' | 'sharded';
+  /** Bytes this rank handed to collectives for statistics and inverses so far. */
+  bytes = 0;
+
+  constructor(optimizer: TNT | KFAC | Shampoo, options: CurvatureSyncOptions = {}) {
+    if (!(optimizer instanceof TNT || optimizer instanceof KFAC || optimizer instanceof Shampoo)) throw typeError('a TNT, KFAC or Shampoo optimizer', 'optimizer', optimizer);
+    if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
+    this.optimizer = optimizer;
+    // sharded by default where it exists: faster in every TNT and 3 of 4 KFAC runs of bench/distributed.mjs (README)
+    this.inverses = is.oneOf(options.inverses ?? (optimizer instanceof Shampoo ? 'replicated' : 'sharded'), 'inverses', ['replicated', 'sharded'] as const);
+    if (this.inverses === 'sharded' && optimizer instanceof Shampoo)
+      throw new TypeError("CurvatureSync: inverses 'sharded' is implemented for TNT and KFAC; Shampoo computes its roots on every rank");
+  }
+
+  /**
+   * The distributed sampled backward pass (TNT, KFAC): as the optimizer's sampledBackward, with the statistics of
+   * the global batch. Call it on every rank at the same steps. Resolves to whether statistics were due.
+   */
+  async sampledBackward(output: Tensor, likelihood: SampleableLikelihood, { force = false }: { force?: boolean } = {}): Promise<boolean> {
+    const opt = this.optimizer;
+    if (opt instanceof Shampoo) throw new TypeError('CurvatureSync.sampledBackward: Shampoo has no sampled backward (its statistics come from the DDP-averaged gradient in step())');
+    if (!(output instanceof Tensor)) throw typeError('a Tensor', 'output', output);
+    if (likelihood === null || typeof likelihood !== 'object' || typeof likelihood.sample !== 'function' || typeof likelihood.loss !== 'function')
+      throw typeError('a likelihood with sample() and loss()', 'likelihood', likelihood);
+    if (opt instanceof KFAC) {
+      if (!withoutGradientSync(() => opt.sampledBackward(output, likelihood, { force }))) return false;
+      const layers = kfacLayers(opt);
+      const fs = layers.flatMap((l) => [l.A, l.G]);
+      this.bytes += fs.reduce((a, t) => a + t.numel() * elementBytes(t), 0);
+      await averageInPlace(fs);
+      return true;
+    }
+    if (!force && !opt.statisticsDue()) return false;
+    const params = opt.params;
+    const raw = tidy(() => {
+      const y = likelihood.sample(output);
+      const loss = likelihood.loss(output, y);
+      const gs = withoutGradientSync(() => autogradGrad(loss, params, { retainGraph: true, allowUnused: true }));
+      for (const g of gs) if (g !== null) keep(g);
+      return gs;
+    });
+    // (a parameter without a gradient has none on every rank: same model, same graph)
+    const grads = raw.filter((g): g is Tensor => g !== null);
+    try {
+      this.bytes += grads.reduce((a, t) => a + t.numel() * elementBytes(t), 0);
+      await averageInPlace(grads);
+      opt.updateStatistics(raw);
+    } finally {
+      for (const g of grads) g.dispose();
+    }
+    return true;
+  }
+
+  /**
+   * The optimizer's step, with sharded inverses refreshed first when they are due. Call it on every rank after
+   * `await ddp.synchronize()`.
+   */
+  async step(): Promise<void> {
+    const opt = this.optimizer;
+    const due = opt.inversesDue() && (opt.statsUpdates > 0 || opt.warmStarted);
+    if (this.inverses === 'sharded' && due) {
+      if (opt instanceof TNT) await this.tntSharded(opt);
+      else if (opt instanceof KFAC) await this.kfacSharded(opt);
+      opt.inversesRefreshed = true;
+    }
+    try {
+      opt.step();
+    } finally {
+      opt.inversesRefreshed = false;
+    }
+  }
+
+  /** Bytes per statistics step of the two TNT choices (gradient vs factors), and KFAC's factors. */
+  statisticsBytes(): { gradient: number; factors: number } {
+    const opt = this.optimizer;
+    if (opt instanceof KFAC) {
+      const fs = kfacLayers(opt).flatMap((l) => [l.A, l.G]);
+      return { gradient: opt.params.reduce((a, p) => a + p.numel() * elementBytes(p), 0), factors: fs.reduce((a, t) => a + t.numel() * elementBytes(t), 0) };
+    }
+    const params = opt.params;
+    let factors = 0;
+    for (const p of params) {
+      const b = p.dtype === 'float64' ? 8 : 4;
+      const shape = opt instanceof TNT ? tntCurvature(opt, p).shape : p.shape;
+      for (const d of shape) factors += d * d * b;
+    }
+    return { gradient: params.reduce((a, p) => a + p.numel() * elementBytes(p), 0), factors };
+  }
+
+  private plan(costs: number[]): number[] {
+    const W = getWorldSize();
+    const load = new Array<number>(W).fill(0);
+    const owner = new Array<number>(costs.length).fill(0);
+    const order = costs.map((c, i) => [c, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+    for (const [c, i] of order) {
+      let best = 0;
+      for (let r = 1; r < W; r++) if (load[r]! < load[best]!) best = r;
+      owner[i] = best;
+      load[best]! += c;
+    }
+    return owner;
+  }
+
+  private async tntSharded(opt: TNT): Promise<void> {
+    const rank = getRank();
+    const items: { p: Tensor; damping: number; c: Curvature }[] = [];
+    for (const g of opt.paramGroups) for (const p of g.params) items.push({ p, damping: g.damping, c: tntCurvature(opt, p, g.damping) });
+    const owner = this.plan(items.map(({ c }) => c.shape.reduce((a, d) => a + d ** 3, 0)));
+    const total: TntInverseReport = { inverted: 0, retriedFloat64: 0, retriedDamping: 0, failed: 0, skippedNonFinite: 0 };
+    const byDamping = new Map<number, Curvature[]>();
+    items.forEach((it, i) => {
+      if (owner[i] === rank) byDamping.set(it.damping, [...(byDamping.get(it.damping) ?? []), it.c]);
+    });
+    for (const [damping, cs] of byDamping) {
+      const r = native.tntInverses(cs.map((c) => c.shape), cs.map((c) => c.mains.map((f) => f._h)), cs.map((c) => c.auxes.map((f) => f._h)), damping, opt.inverseMethod === 'lu' ? 1 : 0);
+      for (const k of Object.keys(total) as (keyof TntInverseReport)[]) total[k] += r[k];
+    }
+    opt.lastInverseReport = total;
+    const sends: Promise<void>[] = [];
+    items.forEach((it, i) => {
+      for (const t of [...it.c.mains, ...it.c.auxes]) {
+        this.bytes += t.numel() * elementBytes(t);
+        sends.push(broadcast(t, owner[i]!));
+      }
+    });
+    await Promise.all(sends);
+  }
+
+  private async kfacSharded(opt: KFAC): Promise<void> {
+    const rank = getRank();
+    const layers = kfacLayers(opt);
+    const owner = this.plan(layers.map((l) => l.A.shape[0]! ** 3 + l.G.shape[0]! ** 3));
+    const groupOf = (p: Tensor): number => opt.paramGroups.find((g) => g.params.includes(p))!.damping;
+    const mine = layers.filter((_, i) => owner[i] === rank);
+    if (mine.length > 0)
+      opt.lastInverseReport = native.kfacInverses(mine.map((l) => ({ A: l.A._h, G: l.G._h, invA: l.invA._h, invG: l.invG._h, damping: groupOf(l.weight) })), opt.piCorrection);
+    const sends: Promise<void>[] = [];
+    layers.forEach((l, i) => {
+      for (const t of [l.invA, l.invG]) {
+        this.bytes += t.numel() * elementBytes(t);
+        sends.push(broadcast(t, owner[i]!));
+      }
+    });
+    await Promise.all(sends);
+  }
+}
+
+// The optimizers' own state (read and written in place; never disposed here).
+function kfacLayers(opt: KFAC): KfacLayer[] {
+  return (opt as unknown as { layerList: KfacLayer[] }).layerList;
+}
+function tntCurvature(opt: TNT, p: Tensor, damping?: number): Curvature {
+  const d = damping ?? opt.paramGroups.find((g) => g.params.includes(p))!.damping;
+  return (opt as unknown as { curvatureOf(p: Tensor, d: number): Curvature }).curvatureOf(p, d);
+}

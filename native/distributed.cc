@@ -1,0 +1,488 @@
+// Distributed collectives on libtorch's c10d (ProcessGroupGloo; ProcessGroupNCCL where the build has it).
+//
+// One process group per Node environment (State::dist). Everything that can wait on the network runs off the JS
+// thread: the rendezvous (store connection + Gloo full mesh) on a libuv worker (Napi::AsyncWorker), a collective
+// on Gloo's own threads. A collective's completion is a c10::ivalue::Future callback (on a Gloo thread) that hands
+// over to the JS thread through a thread-safe function, where the promise settles. The tensors of a collective are
+// held (at::Tensor copies) until it completes; the caller must not write them meanwhile.
+//
+// The rendezvous reproduces torch.distributed.init_process_group's (torch/distributed/distributed_c10d.py, 1.13):
+// TCPStore (rank 0 hosts it, multi-tenant) or FileStore -> PrefixStore("default_pg") -> ProcessGroupGloo on
+// PrefixStore("0"), then the store-based barrier on key "store_based_barrier_key:1" and the group's sequence number.
+// With the same layout, a Python rank and a Node rank can join one group.
+#include "common.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <sstream>
+
+#if defined(TN_HAVE_GLOO)
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if defined(TN_HAVE_NCCL)
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#endif
+
+using namespace tn;
+
+namespace {
+
+Napi::Value MakeTorchError(Napi::Env env, const std::string& message, const char* code) {
+  std::string msg = message;
+  auto cut = msg.find("\nException raised from");
+  if (cut != std::string::npos) msg.resize(cut);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  State& s = GetState(env);
+  if (!s.torch_error.IsEmpty())
+    return s.torch_error.New({Napi::String::New(env, msg), Napi::String::New(env, code)});
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  return e.Value();
+}
+
+}  // namespace
+
+#if defined(TN_HAVE_GLOO)
+
+namespace {
+
+// The collectives tensornormal calls exist with the same signatures on ProcessGroupGloo / ProcessGroupNCCL in
+// libtorch 1.13 (where they derive from ProcessGroup) and 2.x (where they derive from Backend), so the group is
+// held as its concrete class and no version guard is needed here.
+struct Group {
+  std::string backend;
+  int rank = 0, size = 1;
+  std::chrono::milliseconds timeout{0};
+  c10::intrusive_ptr<c10d::Store> store;  // the "default_pg"-prefixed store (user key/values, barrier)
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#if defined(TN_HAVE_NCCL)
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+#endif
+  std::atomic<int64_t> pending{0};
+  std::atomic<int64_t> bytes{0};  // payload bytes this rank handed to collectives (see distStats)
+
+  template <typename F> c10::intrusive_ptr<c10d::Work> Call(F f) {
+#if defined(TN_HAVE_NCCL)
+    if (nccl) return f(*nccl);
+#endif
+    return f(*gloo);
+  }
+};
+
+struct DistState {
+  std::mutex mu;
+  std::shared_ptr<Group> group;
+  bool initializing = false;
+};
+
+DistState& Dist(Napi::Env env) {
+  State& s = GetState(env);
+  if (!s.dist) s.dist = std::make_shared<DistState>();
+  return *static_cast<DistState*>(s.dist.get());
+}
+
+std::shared_ptr<Group> Current(Napi::Env env) {
+  DistState& d = Dist(env);
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (!d.group)
+    ThrowTorchError(env, "the default process group is not initialized: call distributed.initProcessGroup() first",
+                    "DISTRIBUTED");
+  return d.group;
+}
+
+std::string Str(Napi::Object o, const char* k, const std::string& dflt = "") {
+  Napi::Value v = o.Get(k);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : dflt;
+}
+int64_t Int64(Napi::Object o, const char* k, int64_t dflt) {
+  Napi::Value v = o.Get(k);
+  return v.IsNumber() ? v.As<Napi::Number>().Int64Value() : dflt;
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
+}
+
+// ---------------------------------------------------------------- rendezvous (off the JS thread)
+class InitWorker : public Napi::AsyncWorker {
+ public:
+  InitWorker(Napi::Env env, Napi::Object o)
+      : Napi::AsyncWorker(env, "tensornormal:initProcessGroup"), deferred_(Napi::Promise::Deferred::New(env)) {
+    backend_ = Str(o, "backend", "gloo");
+    store_kind_ = Str(o, "store", "tcp");
+    host_ = Str(o, "host", "127.0.0.1");
+    port_ = Int64(o, "port", 29500);
+    path_ = Str(o, "path");
+    rank_ = static_cast<int>(Int64(o, "rank", 0));
+    size_ = static_cast<int>(Int64(o, "worldSize", 1));
+    timeout_ = std::chrono::milliseconds(Int64(o, "timeout", 30 * 60 * 1000));
+    ifname_ = Str(o, "ifname");
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      auto g = std::make_shared<Group>();
+      g->backend = backend_;
+      g->rank = rank_;
+      g->size = size_;
+      g->timeout = timeout_;
+      c10::intrusive_ptr<c10d::Store> base;
+      if (store_kind_ == "file") {
+        base = c10::make_intrusive<c10d::FileStore>(path_, size_);
+      } else {
+        c10d::TCPStoreOptions so;
+        so.port = static_cast<std::uint16_t>(port_);
+        so.isServer = rank_ == 0;
+        so.numWorkers = static_cast<std::size_t>(size_);
+        so.waitWorkers = true;
+        so.timeout = timeout_;
+        so.multiTenant = true;
+        base = c10::make_intrusive<c10d::TCPStore>(host_, so);
+      }
+      base->setTimeout(timeout_);
+      g->store = c10::make_intrusive<c10d::PrefixStore>("default_pg", base);
+      auto pg_store = c10::make_intrusive<c10d::PrefixStore>("0", g->store);
+      if (backend_ == "nccl") {
+#if defined(TN_HAVE_NCCL)
+        auto opts = c10d::ProcessGroupNCCL::Options::create();
+        opts->timeout = timeout_;
+        g->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(pg_store, rank_, size_, opts);
+#else
+        throw std::invalid_argument(
+            "DISTRIBUTED: backend 'nccl' is not available: this build of tensornormal has no NCCL (it needs a CUDA "
+            "libtorch built with NCCL and its c10d headers); use backend 'gloo'");
+#endif
+      } else {
+        auto opts = c10d::ProcessGroupGloo::Options::create(timeout_);
+        // As torch.distributed: GLOO_SOCKET_IFNAME names the interfaces (comma-separated); else the device is the
+        // host's name. A loopback master means a one-machine group: bind to 127.0.0.1 (the host name may resolve to
+        // an address that is not reachable in a container).
+        std::string ifs = ifname_;
+        if (ifs.empty()) {
+          const char* e = std::getenv("GLOO_SOCKET_IFNAME");
+          if (e) ifs = e;
+        }
+        if (!ifs.empty()) {
+          std::stringstream ss(ifs);
+          std::string name;
+          while (std::getline(ss, name, ','))
+            if (!name.empty()) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+        } else if (store_kind_ != "file" && IsLoopback(host_)) {
+          opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+        } else {
+          opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+        }
+        opts->threads = static_cast<int>(opts->devices.size() * 2);
+        g->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(pg_store, rank_, size_, opts);
+      }
+      // torch.distributed's _store_based_barrier: every rank adds 1 and waits until the count is the world size.
+      const std::string key = "store_based_barrier_key:1";
+      g->store->add(key, 1);
+      auto start = std::chrono::steady_clock::now();
+      while (g->store->add(key, 0) != size_) {
+        if (std::chrono::steady_clock::now() - start > timeout_)
+          throw std::runtime_error("DISTRIBUTED: timed out initializing the process group in the store-based barrier");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+#if defined(TN_HAVE_NCCL)
+      if (g->nccl) g->nccl->setSequenceNumberForGroup();
+#endif
+      if (g->gloo) g->gloo->setSequenceNumberForGroup();
+      group_ = std::move(g);
+    } catch (const c10::Error& e) {
+      SetError(e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    DistState& d = Dist(env);
+    {
+      std::lock_guard<std::mutex> lock(d.mu);
+      d.initializing = false;
+      d.group = group_;
+    }
+    deferred_.Resolve(env.Undefined());
+  }
+  void OnError(const Napi::Error& e) override {
+    Napi::Env env = Env();
+    DistState& d = Dist(env);
+    {
+      std::lock_guard<std::mutex> lock(d.mu);
+      d.initializing = false;
+    }
+    std::string msg = e.Message();
+    if (msg.rfind("DISTRIBUTED: ", 0) == 0) msg = msg.substr(13);
+    deferred_.Reject(MakeTorchError(env, "initProcessGroup failed: " + msg, "DISTRIBUTED"));
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string backend_, store_kind_, host_, path_, ifname_;
+  int64_t port_ = 0;
+  int rank_ = 0, size_ = 1;
+  std::chrono::milliseconds timeout_{0};
+  std::shared_ptr<Group> group_;
+};
+
+// ---------------------------------------------------------------- completion on the JS thread
+struct Pending;
+void Settle(Napi::Env env, Napi::Function, Pending* p, void*);
+using Tsfn = Napi::TypedThreadSafeFunction<Pending, void, Settle>;
+
+struct Pending {
+  Napi::Promise::Deferred deferred;
+  Tsfn tsfn;
+  std::shared_ptr<Group> group;
+  c10::intrusive_ptr<c10d::Work> work;
+  std::vector<at::Tensor> tensors;  // kept alive until completion
+  std::function<void()> after;      // runs on success, before the promise resolves (e.g. AVG's division)
+  std::string what;                 // the collective's name, for messages
+  std::string error;                // set by the Gloo thread before it hands over
+  explicit Pending(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+};
+
+void Settle(Napi::Env env, Napi::Function, Pending* p, void*) {
+  std::unique_ptr<Pending> own(p);
+  p->group->pending--;
+  if (env == nullptr) return;  // environment torn down
+  Napi::HandleScope scope(env);
+  if (p->error.empty() && p->after) {
+    try {
+      p->after();
+    } catch (const std::exception& e) {
+      p->error = e.what();
+    }
+  }
+  if (!p->error.empty()) {
+    std::string m = p->error;
+    auto cut = m.find("\nException raised from");
+    if (cut != std::string::npos) m.resize(cut);
+    p->deferred.Reject(MakeTorchError(env, p->what + " failed on rank " + std::to_string(p->group->rank) + ": " + m,
+                                      "DISTRIBUTED"));
+  } else {
+    p->deferred.Resolve(env.Undefined());
+  }
+  p->work.reset();
+  p->tensors.clear();
+}
+
+// Launches `launch` (which returns the c10d work) and returns the promise of its completion.
+template <typename L>
+Napi::Value Launch(Napi::Env env, std::shared_ptr<Group> g, const char* what, std::vector<at::Tensor> held, L launch,
+                   std::function<void()> after = nullptr) {
+  auto* p = new Pending(env);
+  p->group = g;
+  p->what = what;
+  p->tensors = std::move(held);
+  p->after = std::move(after);
+  Napi::Promise promise = p->deferred.Promise();
+  // The thread-safe function exists before the work does, so a completion always has somewhere to go.
+  try {
+    p->tsfn = Tsfn::New(env, "tensornormal:collective", 0, 1, p);
+  } catch (...) {
+    delete p;
+    throw;
+  }
+  try {
+    p->work = launch();
+  } catch (...) {
+    p->tsfn.Release();  // no call was queued: Settle will not run
+    delete p;
+    throw;
+  }
+  g->pending++;
+  c10::intrusive_ptr<c10::ivalue::Future> fut = p->work->getFuture();
+  fut->addCallback([p](c10::ivalue::Future& f) {
+    if (f.hasError()) {
+      p->error = f.tryRetrieveErrorMessage();
+      if (p->error.empty()) p->error = "unknown error";
+    }
+    // Settle() frees p on the JS thread, possibly before BlockingCall returns here: use a copy of the handle.
+    Tsfn tsfn = p->tsfn;
+    tsfn.BlockingCall();
+    tsfn.Release();
+  });
+  return promise;
+}
+
+at::Tensor Checked(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  at::Tensor t = T(info, i);
+  if (!t.is_contiguous())
+    throw std::invalid_argument(std::string(what) + ": tensors must be contiguous (call .contiguous() first)");
+  if (t.is_sparse()) throw std::invalid_argument(std::string(what) + ": sparse tensors are not supported");
+  return t;
+}
+
+c10d::ReduceOp Op(const std::string& s) {
+  if (s == "sum" || s == "avg") return c10d::ReduceOp(c10d::ReduceOp::SUM);
+  if (s == "max") return c10d::ReduceOp(c10d::ReduceOp::MAX);
+  if (s == "min") return c10d::ReduceOp(c10d::ReduceOp::MIN);
+  if (s == "product") return c10d::ReduceOp(c10d::ReduceOp::PRODUCT);
+  throw std::invalid_argument("unknown reduce op " + s);
+}
+
+}  // namespace
+
+TN_EXPORT(distAvailable) { return Napi::Boolean::New(info.Env(), true); }
+
+TN_EXPORT(distNcclAvailable) {
+#if defined(TN_HAVE_NCCL)
+  return Napi::Boolean::New(info.Env(), true);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
+// distInit({ backend, store: 'tcp'|'file', host, port, path, rank, worldSize, timeout, ifname }) -> Promise<void>
+TN_EXPORT(distInit) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "distInit: expected an options object");
+  DistState& d = Dist(env);
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    if (d.group || d.initializing)
+      ThrowTorchError(env, "trying to initialize the default process group twice", "DISTRIBUTED");
+    d.initializing = true;
+  }
+  auto* w = new InitWorker(env, info[0].As<Napi::Object>());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// distInfo() -> { rank, worldSize, backend, pending, bytes } | null
+TN_EXPORT(distInfo) {
+  Napi::Env env = info.Env();
+  DistState& d = Dist(env);
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (!d.group) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rank", d.group->rank);
+  o.Set("worldSize", d.group->size);
+  o.Set("backend", d.group->backend);
+  o.Set("pending", static_cast<double>(d.group->pending.load()));
+  o.Set("bytes", static_cast<double>(d.group->bytes.load()));
+  o.Set("timeout", static_cast<double>(d.group->timeout.count()));
+  return o;
+}
+
+// distAllReduce(h, op) -> Promise<void>: in place; 'avg' is a sum divided by the world size (Gloo has no AVG).
+TN_EXPORT(distAllReduce) {
+  auto g = Current(info.Env());
+  at::Tensor t = Checked(info, 0, "allReduce");
+  std::string op = info[1].As<Napi::String>().Utf8Value();
+  c10d::AllreduceOptions o;
+  o.reduceOp = Op(op);
+  o.timeout = g->timeout;
+  g->bytes += t.numel() * t.element_size();
+  std::function<void()> after;
+  if (op == "avg") {
+    int n = g->size;
+    after = [t, n]() mutable { t.div_(n); };
+  }
+  return Launch(info.Env(), g, "allReduce", {t}, [&]() {
+    std::vector<at::Tensor> ts{t};
+    return g->Call([&](auto& pg) { return pg.allreduce(ts, o); });
+  }, after);
+}
+
+// distBroadcast(h, src) -> Promise<void>: in place.
+TN_EXPORT(distBroadcast) {
+  auto g = Current(info.Env());
+  at::Tensor t = Checked(info, 0, "broadcast");
+  int64_t src = Int(info, 1);
+  if (src < 0 || src >= g->size)
+    throw std::out_of_range("broadcast: src " + std::to_string(src) + " is out of range for world size " +
+                            std::to_string(g->size));
+  c10d::BroadcastOptions o;
+  o.rootRank = src;
+  o.rootTensor = 0;
+  o.timeout = g->timeout;
+  g->bytes += t.numel() * t.element_size();
+  return Launch(info.Env(), g, "broadcast", {t}, [&]() {
+    std::vector<at::Tensor> ts{t};
+    return g->Call([&](auto& pg) { return pg.broadcast(ts, o); });
+  });
+}
+
+// distAllGather(outHandles[], h) -> Promise<void>: outHandles[r] receives rank r's tensor.
+TN_EXPORT(distAllGather) {
+  auto g = Current(info.Env());
+  std::vector<at::Tensor> outs = Tensors(info, 0);
+  at::Tensor t = Checked(info, 1, "allGather");
+  if (static_cast<int>(outs.size()) != g->size)
+    throw std::invalid_argument("allGather: the output list has " + std::to_string(outs.size()) +
+                                " tensors; it needs one per rank (world size " + std::to_string(g->size) + ")");
+  for (auto& o : outs) {
+    if (!o.is_contiguous()) throw std::invalid_argument("allGather: output tensors must be contiguous");
+    if (o.sizes() != t.sizes() || o.scalar_type() != t.scalar_type())
+      throw std::invalid_argument("allGather: every output tensor must have the input's shape and dtype");
+  }
+  c10d::AllgatherOptions o;
+  o.timeout = g->timeout;
+  g->bytes += t.numel() * t.element_size() * (g->size - 1);
+  std::vector<at::Tensor> held = outs;
+  held.push_back(t);
+  return Launch(info.Env(), g, "allGather", held, [&]() {
+    std::vector<std::vector<at::Tensor>> os{outs};
+    std::vector<at::Tensor> is{t};
+    return g->Call([&](auto& pg) { return pg.allgather(os, is, o); });
+  });
+}
+
+// distBarrier() -> Promise<void>
+TN_EXPORT(distBarrier) {
+  auto g = Current(info.Env());
+  c10d::BarrierOptions o;
+  o.timeout = g->timeout;
+  return Launch(info.Env(), g, "barrier", {}, [&]() { return g->Call([&](auto& pg) { return pg.barrier(o); }); });
+}
+
+// distDestroy() -> Promise<void>: drops the group; its threads are joined off the JS thread.
+TN_EXPORT(distDestroy) {
+  Napi::Env env = info.Env();
+  DistState& d = Dist(env);
+  std::shared_ptr<Group> g;
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    g = std::move(d.group);
+    d.group.reset();
+  }
+  class Worker : public Napi::AsyncWorker {
+   public:
+    Worker(Napi::Env env, std::shared_ptr<Group> g)
+        : Napi::AsyncWorker(env, "tensornormal:destroyProcessGroup"), deferred(Napi::Promise::Deferred::New(env)),
+          g(std::move(g)) {}
+    void Execute() override { g.reset(); }
+    void OnOK() override { deferred.Resolve(Env().Undefined()); }
+    Napi::Promise::Deferred deferred;
+    std::shared_ptr<Group> g;
+  };
+  auto* w = new Worker(env, std::move(g));
+  Napi::Promise p = w->deferred.Promise();
+  w->Queue();
+  return p;
+}
+
+#else  // no Gloo headers at build time
+
+TN_EXPORT(distAvailable) { return Napi::Boolean::New(info.Env(), false); }
+TN_EXPORT(distNcclAvailable) { return Napi::Boolean::New(info.Env(), false); }
+TN_EXPORT(distInit) {
+  ThrowTorchError(info.Env(),
+                  "distributed is not available: tensornormal was built without c10d/Gloo headers (install "
+                  "libgloo-dev and rebuild)",
+                  "DISTRIBUTED");
+}
+TN_EXPORT(distInfo) { return info.Env().Null(); }
+
+#endif
