@@ -1,4 +1,5 @@
 // Module init, per-environment state, the tensor handle table and the helpers every entry point uses.
+#include <algorithm>
 #include <unordered_set>
 
 #include "common.h"
@@ -49,16 +50,47 @@ bool TensorTable::Release(double handle) {
   at::Tensor* t = TryGet(handle);
   if (!t) return false;
   uint64_t slot = static_cast<uint64_t>(handle) & kSlotMask;
+  // A dropped tensor's storage may live on in an autograd graph (a saved activation of the output that a user
+  // still holds) or in a view: keep those bytes reported to V8, or a loop that drops graph-holding outputs grows
+  // by gigabytes while V8 sees a few bytes per output and never collects them.
+  c10::weak_intrusive_ptr<c10::StorageImpl> weak(c10::intrusive_ptr<c10::StorageImpl>{});
+  if (bytes_[slot] > 0 && t->has_storage()) weak = t->storage().getWeakStorageImpl();
   *t = at::Tensor();
   pending_bytes -= bytes_[slot];
+  if (!weak.expired()) {
+    const c10::StorageImpl* key = weak._unsafe_get_target();
+    if (retained_.find(key) == retained_.end()) {
+      retained_.emplace(key, Retained{std::move(weak), bytes_[slot]});
+      retained_bytes_ += bytes_[slot];
+      pending_bytes += bytes_[slot];
+    }
+  }
   bytes_[slot] = 0;
+  // Amortised O(1): sweep when the list doubled, or every 4096 releases so that freed graphs stop counting.
+  if (++releases_since_sweep_ >= 4096 || retained_.size() >= sweep_at_) SweepRetained();
   gens_[slot] = (gens_[slot] + 1) & 0x7fffffff;
   free_.push_back(static_cast<uint32_t>(slot));
   --live_;
   return true;
 }
 
+void TensorTable::SweepRetained() {
+  for (auto it = retained_.begin(); it != retained_.end();) {
+    if (it->second.storage.expired()) {
+      retained_bytes_ -= it->second.bytes;
+      pending_bytes -= it->second.bytes;
+      it = retained_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  releases_since_sweep_ = 0;
+  sweep_at_ = std::max<size_t>(64, 2 * retained_.size());
+}
+
 void TensorTable::Clear() {
+  retained_.clear();
+  retained_bytes_ = 0;
   slots_.clear();
   gens_.clear();
   bytes_.clear();
@@ -313,6 +345,8 @@ TN_EXPORT(isLive) {
 
 TN_EXPORT(memory) {
   State& s = GetState(info.Env());
+  s.table.SweepRetained();
+  FlushExternalMemory(info.Env(), s, true);
   std::unordered_set<const void*> seen;  // storage shared by views counts once
   int64_t bytes = 0;
   s.table.ForEach([&](const at::Tensor& t) {
@@ -323,6 +357,7 @@ TN_EXPORT(memory) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("tensors", Napi::Number::New(info.Env(), static_cast<double>(s.table.live())));
   o.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(bytes)));
+  o.Set("retainedBytes", Napi::Number::New(info.Env(), static_cast<double>(s.table.retained_bytes())));
   o.Set("externalBytes", Napi::Number::New(info.Env(), static_cast<double>(s.table.tracked_bytes + s.table.pending_bytes)));
   return o;
 }
