@@ -14,3 +14,4 @@ export { MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, type MaxPool2dOptions, type Av
 export { Flatten } from './flatten.js';
 export { Sequential, ModuleList } from './container.js';
 export { captureOutputs, LayerCapture, type CapturedLayer, type CaptureOptions } from './capture.js';
+export { L1Loss, MSELoss, SmoothL1Loss, CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss } from './loss.js';
