@@ -30,6 +30,7 @@ export interface NativeBinding {
   memory(): { tensors: number; bytes: number; retainedBytes: number; externalBytes: number };
   liveCount(): number;
   setNumThreads(n: number): void;
+  lowerThreadPriority(delta: number): number | null;
   getNumThreads(): number;
   manualSeed(seed: number): void;
   cudaIsAvailable(): boolean;

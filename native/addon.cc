@@ -8,6 +8,14 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 
 #include <dlfcn.h>
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#include <cerrno>
+#include <cstring>
 
 #include <mutex>
 #include <thread>
@@ -369,6 +377,26 @@ TN_EXPORT(setNumThreads) {
   return info.Env().Undefined();
 }
 TN_EXPORT(getNumThreads) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+
+// lowerThreadPriority(delta): adds delta (>= 0) to the calling thread's nice value, up to 19 (Linux: nice is per
+// thread, and threads it creates later, such as its OpenMP team, inherit it). Returns the new nice value, or null
+// where the platform has no per-thread priority.
+TN_EXPORT(lowerThreadPriority) {
+#if defined(__linux__)
+  int delta = static_cast<int>(Int(info, 0));
+  if (delta < 0) throw std::invalid_argument("lowerThreadPriority: delta must be >= 0");
+  id_t tid = static_cast<id_t>(syscall(SYS_gettid));
+  errno = 0;
+  int cur = getpriority(PRIO_PROCESS, tid);
+  if (cur == -1 && errno != 0) throw std::runtime_error(std::string("getpriority failed: ") + std::strerror(errno));
+  int nice = std::min(19, cur + delta);
+  if (setpriority(PRIO_PROCESS, tid, nice) != 0)
+    throw std::runtime_error(std::string("setpriority failed: ") + std::strerror(errno));
+  return Napi::Number::New(info.Env(), nice);
+#else
+  return info.Env().Null();
+#endif
+}
 
 TN_EXPORT(manualSeed) {
   // a double in [0, 2^64) (the TypeScript side checks): seeds above 2^63 are valid in PyTorch too

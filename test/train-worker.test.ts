@@ -125,10 +125,22 @@ describe('train.inWorker', () => {
     t.dispose(wrong.parameters());
   });
 
+  it.runIf(process.platform === 'linux')('the job runs at a lower priority than the server (nice + 10 by default, as asked, or the same)', async () => {
+    const { getPriority } = await import('node:os');
+    const mine = getPriority(); // this process's main thread
+    const run = async (nice?: number): Promise<number> =>
+      ((await t.train.inWorker(JOB, { workerData: { lib, mode: 'nice' }, ...(nice === undefined ? {} : { nice }) }).done) as { nice: number }).nice;
+    expect(await run()).toBe(Math.min(19, mine + 10));
+    expect(await run(3)).toBe(Math.min(19, mine + 3));
+    expect(await run(0)).toBe(mine);
+  });
+
   it('invalid arguments', () => {
     expect(() => t.train.inWorker(42 as never)).toThrow(new TypeError(
       "Expected the job module's URL (new URL('./job.js', import.meta.url)) or file path for job but received 42 of type number"));
     expect(() => t.train.inWorker(JOB, { graceMs: -1 })).toThrow(RangeError);
+    expect(() => t.train.inWorker(JOB, { nice: 20 })).toThrow(new RangeError('Expected an integer in [0, 19] for nice but received 20'));
+    expect(() => t.train.inWorker(JOB, { nice: 1.5 })).toThrow(new RangeError('Expected an integer for nice but received 1.5 of type number'));
     expect(() => t.train.inWorker(JOB, { serve: {} as never })).toThrow(TypeError);
     const m = makeModel(t, 1);
     const trainer = Object.create(t.train.Trainer.prototype) as Lib.train.Trainer;

@@ -8,13 +8,16 @@
  * with the acknowledgements and are reused.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { native } from '../native.js';
 import { layoutOf, namedTensors, packInto, type SnapshotModel } from './snapshot.js';
 import type { FitCallbacks } from './fit.js';
 import type { FromWorker, JobContext, PublishOptions, ToWorker, WorkerError } from './worker.js';
 
 const port = parentPort;
 if (port === null) throw new Error('tensornormal job-runner: this module runs in a worker started by train.inWorker()');
-const { job, data } = workerData as { job: string; data: unknown };
+const { job, data, nice } = workerData as { job: string; data: unknown; nice: number };
+// Before the job's first parallel region: the OpenMP threads this thread starts inherit the lower priority.
+if (nice !== 0) native.lowerThreadPriority(nice);
 
 const controller = new AbortController();
 let version = 0;

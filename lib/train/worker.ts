@@ -78,6 +78,12 @@ export interface InWorkerOptions {
   env?: Record<string, string | undefined>;
   /** V8 heap limits of the worker. */
   resourceLimits?: ResourceLimits;
+  /**
+   * How much lower the training thread's priority is than the server's (Linux: added to its nice value, capped at
+   * 19; the OpenMP threads it starts inherit it; 0 to 19, default 10). When requests and training compete for the
+   * cores, the serving thread runs first and training takes every cycle it leaves. 0: the same priority.
+   */
+  nice?: number;
   /** A name for the worker thread (shown in inspectors). */
   name?: string;
 }
@@ -133,10 +139,12 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (this.serve !== undefined && (this.serve === null || typeof this.serve.stateDict !== 'function'))
       throw typeError('a model with stateDict() (an nn.Module)', 'serve', this.serve);
     this.graceMs = is.nonNegative(options.graceMs ?? 10_000, 'graceMs');
+    const nice = is.integer(options.nice ?? 10, 'nice');
+    if (nice < 0 || nice > 19) throw new RangeError(`Expected an integer in [0, 19] for nice but received ${nice}`);
     if (!existsSync(fileURLToPath(RUNNER)))
       throw new Error(`train.inWorker needs the compiled library: ${fileURLToPath(RUNNER)} is missing (run \`npm run build:ts\`)`);
     this.worker = new Worker(RUNNER, {
-      workerData: { job: jobUrl, data: options.workerData },
+      workerData: { job: jobUrl, data: options.workerData, nice },
       ...(options.env !== undefined ? { env: options.env } : {}),
       ...(options.resourceLimits !== undefined ? { resourceLimits: options.resourceLimits } : {}),
       ...(options.name !== undefined ? { name: options.name } : {}),

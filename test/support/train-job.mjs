@@ -23,6 +23,12 @@ const finalWeights = (model) => model.parameters().map((p) => Array.from(p.toTyp
 export default async function train(ctx) {
   const { lib, mode, seed = 1, epochs = 3 } = ctx.workerData;
   const t = await import(lib);
+  if (mode === 'nice') {
+    // this thread's nice value: field 19 of /proc/thread-self/stat (after the parenthesised name)
+    const { readFileSync } = await import('node:fs');
+    const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+    return { nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
+  }
   if (mode === 'throw') {
     // a shape error deep in a step: reaches the main thread as a TorchError with its code and this stack
     t.tidy(() => t.zeros(2, 3).matmul(t.zeros(2, 3)));
