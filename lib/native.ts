@@ -31,6 +31,7 @@ export interface NativeBinding {
   liveCount(): number;
   setNumThreads(n: number): void;
   lowerThreadPriority(delta: number): number | null;
+  shutdownBlasThreads(): boolean;
   getNumThreads(): number;
   manualSeed(seed: number): void;
   cudaIsAvailable(): boolean;

@@ -398,6 +398,17 @@ TN_EXPORT(lowerThreadPriority) {
 #endif
 }
 
+// shutdownBlasThreads(): stops OpenBLAS's thread pool (pthread builds); the next multi-threaded BLAS call starts a
+// new one from the thread that makes it, and the new threads inherit that thread's priority. Must not run while
+// another thread is inside a multi-threaded BLAS call. Returns false where the BLAS has no such pool.
+TN_EXPORT(shutdownBlasThreads) {
+  using Fn = int (*)();
+  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "blas_thread_shutdown_"));
+  if (fn == nullptr) return Napi::Boolean::New(info.Env(), false);
+  fn();
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 TN_EXPORT(manualSeed) {
   // a double in [0, 2^64) (the TypeScript side checks): seeds above 2^63 are valid in PyTorch too
   at::manual_seed(static_cast<uint64_t>(Num(info, 0)));

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { TorchError, type TorchErrorCode, is, typeError } from '../errors.js';
 import { tidy } from '../scope.js';
 import { noGrad } from '../autograd.js';
+import { native } from '../native.js';
 import type { FitCallbacks } from './fit.js';
 import { loadSnapshot, type SnapshotModel, type WeightEntry, type WeightsSnapshot } from './snapshot.js';
 
@@ -84,6 +85,13 @@ export interface InWorkerOptions {
    * cores, the serving thread runs first and training takes every cycle it leaves. 0: the same priority.
    */
   nice?: number;
+  /**
+   * 'worker' (default, with nice > 0): OpenBLAS's thread pool is restarted when the first trainer starts, so that
+   * its next user, the job, creates the matmul helper threads and they inherit the job's lower priority (OpenBLAS
+   * keeps one process-wide pool; at the server's priority its helpers take the cores from requests during every
+   * large matmul of training). 'shared': leave the pool alone. See the README for the caveat.
+   */
+  blasThreads?: 'worker' | 'shared';
   /** A name for the worker thread (shown in inspectors). */
   name?: string;
 }
@@ -111,6 +119,7 @@ function reviveError(e: WorkerError): Error {
 }
 
 const RUNNER = new URL('./job-runner.js', import.meta.url);
+let running = 0; // trainers whose worker has not exited
 
 /**
  * A training job running in a worker thread. Events: 'progress' (whatever the job sent), 'weights' (a
@@ -143,6 +152,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (nice < 0 || nice > 19) throw new RangeError(`Expected an integer in [0, 19] for nice but received ${nice}`);
     if (!existsSync(fileURLToPath(RUNNER)))
       throw new Error(`train.inWorker needs the compiled library: ${fileURLToPath(RUNNER)} is missing (run \`npm run build:ts\`)`);
+    const blas = is.oneOf(options.blasThreads ?? 'worker', 'blasThreads', ['worker', 'shared'] as const);
+    // Only with no other trainer alive: the restart must not meet a BLAS call in progress on another thread (this
+    // thread is here, not in one).
+    if (blas === 'worker' && nice > 0 && running === 0) native.shutdownBlasThreads();
+    running++;
     this.worker = new Worker(RUNNER, {
       workerData: { job: jobUrl, data: options.workerData, nice },
       ...(options.env !== undefined ? { env: options.env } : {}),
@@ -173,6 +187,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     this.exitPromise = new Promise((res) => {
       this.worker.on('exit', (code) => {
         this.exited = true;
+        running--;
         fail(new Error(`the training worker exited (code ${code}) before its job finished`));
         this.emit('exit', code);
         res(code);
