@@ -8,7 +8,7 @@
  * Training throughput (steps/s while the requests run, and in the seconds after them with the server idle) is
  * compared with a dedicated process that only trains.
  *
- *   npm run build:ts && node bench/service.mjs [--requests 2000] [--concurrency 8] [--rows none,worker-adam,...]
+ *   npm run build:ts && node bench/service.mjs [--requests 2000] [--concurrency 8] [--repeat 3] [--rows none,worker-adam,...]
  *
  * Each row is a fresh server process; this process is the load generator (keep-alive connections). Prints a
  * markdown table. The machine's cores are shared with whatever else runs: rerun on a quiet machine before quoting.
@@ -170,32 +170,46 @@ async function main() {
   const rows = arg('rows', 'none,worker-adam,worker-tnt').split(',');
   const dedicatedSeconds = Number(arg('dedicated-seconds', 8));
   const idleSeconds = Number(arg('idle-seconds', 8));
-  const results = [];
-  for (const mode of rows) {
-    const s = child(['server', mode]);
-    const { port } = await s.next();
-    const r = await load(port, requests, concurrency);
-    s.p.stdin.write(JSON.stringify({ stop: true, from: r.from, to: r.to, idle: mode === 'none' ? 0 : idleSeconds }) + '\n');
-    const stats = await s.next();
-    results.push({ mode, ...r, ...stats });
-    process.stderr.write(`${mode}: p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(1)} ms; ${stats.during?.toFixed(2)} steps/s during, ${stats.idle?.toFixed(2)} after; snapshot loads ${stats.loads} of ${stats.loadMs?.toFixed(1)} ms\n`);
+  const repeat = Number(arg('repeat', 1));
+  const runs = new Map(rows.map((m) => [m, []]));
+  for (let k = 0; k < repeat; k++) {
+    for (const mode of rows) {
+      const s = child(['server', mode]);
+      const { port } = await s.next();
+      const r = await load(port, requests, concurrency);
+      s.p.stdin.write(JSON.stringify({ stop: true, from: r.from, to: r.to, idle: mode === 'none' ? 0 : idleSeconds }) + '\n');
+      const stats = await s.next();
+      runs.get(mode).push({ ...r, ...stats });
+      process.stderr.write(`${mode}: p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(1)} ms; ${stats.during?.toFixed(2)} steps/s during, ${stats.idle?.toFixed(2)} after; snapshot loads ${stats.loads} of ${stats.loadMs?.toFixed(1)} ms\n`);
+    }
   }
+  // with repeats: the median of each number over the runs, and the range of p99 and max
+  const median = (xs) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
+  const results = rows.map((mode) => {
+    const rs = runs.get(mode);
+    const m = (k) => median(rs.map((r) => r[k]));
+    const range = (k) => (rs.length > 1 ? ` (${Math.min(...rs.map((r) => r[k])).toFixed(1)}-${Math.max(...rs.map((r) => r[k])).toFixed(1)})` : '');
+    return { mode, p50: m('p50'), p99: m('p99'), max: m('max'), during: m('during'), idle: m('idle'), p99Range: range('p99'), maxRange: range('max') };
+  });
   const dedicatedRate = {};
   for (const opt of new Set(rows.filter((m) => m !== 'none').map((m) => m.split('-')[1]))) {
-    const d = child(['dedicated', opt, String(dedicatedSeconds)]);
-    const r = await d.next();
-    dedicatedRate[opt] = r.rate;
-    process.stderr.write(`dedicated ${opt}: ${r.rate.toFixed(2)} steps/s\n`);
+    const rates = [];
+    for (let k = 0; k < repeat; k++) {
+      const d = child(['dedicated', opt, String(dedicatedSeconds)]);
+      rates.push((await d.next()).rate);
+    }
+    dedicatedRate[opt] = median(rates);
+    process.stderr.write(`dedicated ${opt}: ${rates.map((r) => r.toFixed(2)).join(', ')} steps/s\n`);
   }
   const base = results.find((r) => r.mode === 'none');
   const label = { none: 'nothing trains', same: 'same thread', worker: 'train.inWorker' };
-  console.log(`${requests} requests at concurrency ${concurrency}; ${cpus().length} cores (${cpus()[0]?.model}); Node ${process.version}; ${new Date().toISOString().slice(0, 16)}Z\n`);
+  console.log(`${requests} requests at concurrency ${concurrency}${repeat > 1 ? `; median of ${repeat} runs (range)` : ''}; ${cpus().length} cores (${cpus()[0]?.model}); Node ${process.version}; ${new Date().toISOString().slice(0, 16)}Z\n`);
   console.log('| Training | Optimizer | p50 | p99 | max | p99 / no-training p99 | steps/s during the requests | steps/s after them | dedicated process | after / dedicated |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
     const [where, opt] = r.mode.split('-');
     const rates = opt ? `${r.during.toFixed(2)} | ${r.idle.toFixed(2)} | ${dedicatedRate[opt].toFixed(2)} | ${((100 * r.idle) / dedicatedRate[opt]).toFixed(0)}%` : '— | — | — | —';
-    console.log(`| ${label[where]} | ${opt ?? '—'} | ${r.p50.toFixed(1)} ms | ${r.p99.toFixed(1)} ms | ${r.max.toFixed(1)} ms | ${base ? (r.p99 / base.p99).toFixed(2) + 'x' : ''} | ${rates} |`);
+    console.log(`| ${label[where]} | ${opt ?? '—'} | ${r.p50.toFixed(1)} ms | ${r.p99.toFixed(1)} ms${r.p99Range} | ${r.max.toFixed(1)} ms${r.maxRange} | ${base ? (r.p99 / base.p99).toFixed(2) + 'x' : ''} | ${rates} |`);
   }
 }
 

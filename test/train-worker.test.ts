@@ -1,4 +1,4 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, expectTypeOf, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,18 @@ beforeAll(async () => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const flatParams = (m: Lib.nn.Module): number[][] => m.parameters().map((p) => Array.from(p.toTypedArray() as Float64Array));
+
+describe('types', () => {
+  it('the public API', () => {
+    expectTypeOf<typeof Lib.train.inWorker>().returns.toEqualTypeOf<Lib.train.Trainer>();
+    expectTypeOf<Lib.train.Trainer['done']>().toEqualTypeOf<Promise<unknown>>();
+    expectTypeOf<ReturnType<Lib.train.Trainer['weights']>>().toEqualTypeOf<Lib.train.WeightsSnapshot | null>();
+    expectTypeOf<Lib.train.JobContext['publish']>().returns.toEqualTypeOf<number>();
+    expectTypeOf<Parameters<Lib.train.Trainer['loadInto']>[0]>().toEqualTypeOf<Lib.train.SnapshotModel>();
+    expectTypeOf<ReturnType<typeof Lib.leaks>>().toEqualTypeOf<Lib.LeakSite[]>();
+    expectTypeOf<ReturnType<typeof Lib.memory>>().toEqualTypeOf<Lib.MemoryInfo>();
+  });
+});
 
 describe('train.inWorker', () => {
   it('trains with fit() and Adam in a worker; snapshots update the serving model in place; the final one equals the worker’s weights', async () => {
@@ -142,6 +154,7 @@ describe('train.inWorker', () => {
     expect(() => t.train.inWorker(JOB, { nice: 20 })).toThrow(new RangeError('Expected an integer in [0, 19] for nice but received 20'));
     expect(() => t.train.inWorker(JOB, { nice: 1.5 })).toThrow(new RangeError('Expected an integer for nice but received 1.5 of type number'));
     expect(() => t.train.inWorker(JOB, { serve: {} as never })).toThrow(TypeError);
+    expect(() => t.train.inWorker(JOB, { blasThreads: 'all' as never })).toThrow(new RangeError("Expected one of 'worker', 'shared' for blasThreads but received \"all\" of type string"));
     const m = makeModel(t, 1);
     const trainer = Object.create(t.train.Trainer.prototype) as Lib.train.Trainer;
     expect(trainer.loadInto(m, null)).toBe(null);
