@@ -2,7 +2,7 @@ import { describe, it, expect, expectTypeOf, beforeAll, afterAll } from 'vitest'
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { addonPath, transpileLib } from './support/transpile-lib.js';
 import type * as Lib from '../lib/index.js';
 
@@ -108,6 +108,22 @@ describe('train.inWorker', () => {
     expect(code).toBe(0); // it stopped by itself, well within the grace period
     expect(exits).toEqual([0]);
     t.dispose(served.parameters());
+  });
+
+  it('cancel() terminates a job that ignores the signal after graceMs; done still rejects with an AbortError', async () => {
+    const trainer = t.train.inWorker(JOB, { workerData: { lib, mode: 'stubborn' }, graceMs: 200 });
+    await new Promise((resolve) => trainer.once('progress', resolve));
+    const t0 = performance.now();
+    const code = await trainer.cancel();
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(150);
+    expect(code).toBe(1); // terminated
+    await expect(trainer.done).rejects.toMatchObject({ name: 'AbortError', message: 'training was cancelled' });
+  });
+
+  it("a job path relative to the working directory works as a string", async () => {
+    const rel = fileURLToPath(JOB).replace(process.cwd() + '/', '');
+    const trainer = t.train.inWorker(rel, { workerData: { lib, mode: 'nice' } });
+    expect(await trainer.done).toHaveProperty('nice');
   });
 
   it("an error in the job rejects done with this thread's TorchError, its code and the worker's stack; 'error' fires", async () => {

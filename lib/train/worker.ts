@@ -14,7 +14,8 @@
 import { EventEmitter } from 'node:events';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { resolve as resolvePath } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { TorchError, type TorchErrorCode, is, typeError } from '../errors.js';
 import { tidy } from '../scope.js';
 import { noGrad } from '../autograd.js';
@@ -137,12 +138,13 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   private exited = false;
   private readonly exitPromise: Promise<number>;
   private settled = false;
+  private cancelReason: string | null = null;
 
   /** @internal use train.inWorker() */
   constructor(job: URL | string, options: InWorkerOptions = {}) {
     super();
     if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
-    const jobUrl = typeof job === 'string' ? (job.startsWith('file:') ? job : new URL(job, 'file://').href) : job instanceof URL ? job.href : null;
+    const jobUrl = typeof job === 'string' ? (job.startsWith('file:') ? job : pathToFileURL(resolvePath(job)).href) : job instanceof URL ? job.href : null;
     if (jobUrl === null) throw typeError("the job module's URL (new URL('./job.js', import.meta.url)) or file path", 'job', job);
     this.serve = options.serve;
     if (this.serve !== undefined && (this.serve === null || typeof this.serve.stateDict !== 'function'))
@@ -188,7 +190,12 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       this.worker.on('exit', (code) => {
         this.exited = true;
         running--;
-        fail(new Error(`the training worker exited (code ${code}) before its job finished`));
+        if (this.cancelReason !== null) {
+          // terminated after the grace period: still the cancellation the caller asked for
+          const abort = new Error(this.cancelReason);
+          abort.name = 'AbortError';
+          fail(abort);
+        } else fail(new Error(`the training worker exited (code ${code}) before its job finished`));
         this.emit('exit', code);
         res(code);
       });
@@ -243,6 +250,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   async cancel(reason?: string): Promise<number> {
     if (reason !== undefined) is.string(reason, 'reason');
     if (!this.exited) {
+      this.cancelReason ??= reason ?? 'training was cancelled';
       this.worker.postMessage({ type: 'cancel', reason } satisfies ToWorker);
       const timer = setTimeout(() => void this.worker.terminate(), this.graceMs);
       timer.unref();

@@ -29,6 +29,11 @@ export default async function train(ctx) {
     const stat = readFileSync('/proc/thread-self/stat', 'utf8');
     return { nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
   }
+  if (mode === 'stubborn') {
+    // never looks at ctx.signal: cancel() has to terminate it
+    ctx.progress('started');
+    for (;;) await new Promise((r) => setTimeout(r, 5));
+  }
   if (mode === 'throw') {
     // a shape error deep in a step: reaches the main thread as a TorchError with its code and this stack
     t.tidy(() => t.zeros(2, 3).matmul(t.zeros(2, 3)));
