@@ -5,7 +5,7 @@ import * as torch from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { noLeak } from './support/helpers.js';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -381,6 +381,32 @@ describe('leak tracing', () => {
       torch.dispose(held);
       torch.traceLeaks(false);
       process.off('warning', onWarning);
+    }
+  });
+
+  it('TENSORNORMAL_DEBUG_LEAKS=1 traces from the start (a child process)', () => {
+    const work = mkdtempSync(join(tmpdir(), 'tn-leaks-'));
+    try {
+      transpileLib(work);
+      const child = join(work, 'child.mjs');
+      const leakyLine = 'function leaky() { for (let i = 0; i < 7; i++) kept.push(t.ones(3)); }';
+      writeFileSync(child, [
+        `const t = await import(${JSON.stringify(pathToFileURL(join(work, 'lib', 'index.js')).href)});`,
+        'const kept = [];',
+        leakyLine,
+        'leaky();',
+        't.zeros(2).dispose();',
+        'process.stdout.write(JSON.stringify(t.leaks()));',
+      ].join('\n'));
+      const run = (env: Record<string, string>): { site: string; count: number }[] => {
+        const r = spawnSync(process.execPath, [child], { env: { ...process.env, TENSORNORMAL_ADDON: addonPath, ...env }, encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        return JSON.parse(r.stdout) as { site: string; count: number }[];
+      };
+      expect(run({ TENSORNORMAL_DEBUG_LEAKS: '1' })).toEqual([{ site: `at leaky (${pathToFileURL(child).href}:3:${leakyLine.indexOf('ones(3)') + 1})`, count: 7 }]);
+      expect(run({ TENSORNORMAL_DEBUG_LEAKS: '' })).toEqual([]);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
     }
   });
 
