@@ -32,6 +32,7 @@ export interface NativeBinding {
   setNumThreads(n: number): void;
   lowerThreadPriority(delta: number): number | null;
   shutdownBlasThreads(): boolean;
+  raiseMallocThresholds(): boolean;
   getNumThreads(): number;
   manualSeed(seed: number): void;
   cudaIsAvailable(): boolean;

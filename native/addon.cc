@@ -15,6 +15,9 @@
 #endif
 
 #include <cerrno>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <cstring>
 
 #include <mutex>
@@ -407,6 +410,20 @@ TN_EXPORT(shutdownBlasThreads) {
   if (fn == nullptr) return Napi::Boolean::New(info.Env(), false);
   fn();
   return Napi::Boolean::New(info.Env(), true);
+}
+
+// raiseMallocThresholds(): glibc malloc serves allocations up to 32 MiB (its largest mmap threshold on 64-bit,
+// half a heap) from its arenas and keeps up to 256 MiB of free memory at the top of a heap instead of unmapping
+// it. A training job frees and reallocates megabytes every step; each munmap (and each fault on fresh pages)
+// takes the process's memory-map lock, and a page fault on the serving thread then waits behind a low-priority
+// thread holding it. Process-wide; returns false where the allocator is not glibc's.
+TN_EXPORT(raiseMallocThresholds) {
+#if defined(__GLIBC__)
+  bool ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1;
+  return Napi::Boolean::New(info.Env(), ok);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
 }
 
 TN_EXPORT(manualSeed) {

@@ -170,6 +170,7 @@ describe('train.inWorker', () => {
     expect(() => t.train.inWorker(JOB, { nice: 20 })).toThrow(new RangeError('Expected an integer in [0, 19] for nice but received 20'));
     expect(() => t.train.inWorker(JOB, { nice: 1.5 })).toThrow(new RangeError('Expected an integer for nice but received 1.5 of type number'));
     expect(() => t.train.inWorker(JOB, { serve: {} as never })).toThrow(TypeError);
+    expect(() => t.train.inWorker(JOB, { tuneMalloc: 1 as never })).toThrow(new TypeError('Expected a boolean for tuneMalloc but received 1 of type number'));
     expect(() => t.train.inWorker(JOB, { blasThreads: 'all' as never })).toThrow(new RangeError("Expected one of 'worker', 'shared' for blasThreads but received \"all\" of type string"));
     const m = makeModel(t, 1);
     const trainer = Object.create(t.train.Trainer.prototype) as Lib.train.Trainer;

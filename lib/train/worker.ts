@@ -93,6 +93,13 @@ export interface InWorkerOptions {
    * large matmul of training). 'shared': leave the pool alone. See the README for the caveat.
    */
   blasThreads?: 'worker' | 'shared';
+  /**
+   * true (default, with nice > 0): raise glibc malloc's mmap and trim thresholds (32 MiB, 256 MiB) for the process,
+   * so that the job's per-step buffers are reused instead of mapped and unmapped: an munmap holds the process's
+   * memory-map lock, and the server's thread can wait for it behind the low-priority job. Freed memory then goes
+   * back to the system later (RSS stays nearer its peak).
+   */
+  tuneMalloc?: boolean;
   /** A name for the worker thread (shown in inspectors). */
   name?: string;
 }
@@ -158,6 +165,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     // Only with no other trainer alive: the restart must not meet a BLAS call in progress on another thread (this
     // thread is here, not in one).
     if (blas === 'worker' && nice > 0 && running === 0) native.shutdownBlasThreads();
+    if (is.boolean(options.tuneMalloc ?? true, 'tuneMalloc') && nice > 0) native.raiseMallocThresholds();
     running++;
     this.worker = new Worker(RUNNER, {
       workerData: { job: jobUrl, data: options.workerData, nice },
