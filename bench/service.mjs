@@ -55,7 +55,7 @@ async function server(mode) {
   if (where === 'same' || where === 'dedicated') {
     finished = job.default(inProcessCtx({ optimizer, publishEvery: 1e9 })); // on this thread, between requests
   } else if (where === 'worker') {
-    trainer = torch.train.inWorker(new URL('./service-job.mjs', import.meta.url), { workerData: { optimizer, publishEvery: Number(process.env.BENCH_PUBLISH_EVERY ?? 10) }, nice: Number(process.env.BENCH_NICE ?? 10) });
+    trainer = torch.train.inWorker(new URL('./service-job.mjs', import.meta.url), { workerData: { optimizer, publishEvery: Number(process.env.BENCH_PUBLISH_EVERY ?? 10) }, nice: Number(process.env.BENCH_NICE ?? 10), tuneMalloc: process.env.BENCH_TUNE_MALLOC === '1' });
     trainer.on('progress', (p) => stepTimes.push(p.t));
     trainer.on('weights', (s) => {
       const t0 = performance.now();

@@ -94,10 +94,11 @@ export interface InWorkerOptions {
    */
   blasThreads?: 'worker' | 'shared';
   /**
-   * true (default, with nice > 0): raise glibc malloc's mmap and trim thresholds (32 MiB, 256 MiB) for the process,
-   * so that the job's per-step buffers are reused instead of mapped and unmapped: an munmap holds the process's
-   * memory-map lock, and the server's thread can wait for it behind the low-priority job. Freed memory then goes
-   * back to the system later (RSS stays nearer its peak).
+   * true: raise glibc malloc's mmap and trim thresholds (32 MiB, 256 MiB) for the process, so that the job's
+   * per-step buffers are reused instead of mapped and unmapped (an munmap holds the process's memory-map lock, which
+   * the server's thread can then wait for behind the low-priority job). Default false: on this project's shared VM
+   * its effect on the worst request was within the noise (see the README). Freed memory then goes back to the
+   * system later (RSS stays nearer its peak).
    */
   tuneMalloc?: boolean;
   /** A name for the worker thread (shown in inspectors). */
@@ -165,7 +166,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     // Only with no other trainer alive: the restart must not meet a BLAS call in progress on another thread (this
     // thread is here, not in one).
     if (blas === 'worker' && nice > 0 && running === 0) native.shutdownBlasThreads();
-    if (is.boolean(options.tuneMalloc ?? true, 'tuneMalloc') && nice > 0) native.raiseMallocThresholds();
+    if (is.boolean(options.tuneMalloc ?? false, 'tuneMalloc')) native.raiseMallocThresholds();
     running++;
     this.worker = new Worker(RUNNER, {
       workerData: { job: jobUrl, data: options.workerData, nice },
