@@ -184,7 +184,10 @@ async function main() {
     }
   }
   // with repeats: the median of each number over the runs, and the range of p99 and max
-  const median = (xs) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
+  const median = (xs) => {
+    const v = [...xs].sort((a, b) => a - b), m = v.length >> 1;
+    return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+  };
   const results = rows.map((mode) => {
     const rs = runs.get(mode);
     const m = (k) => median(rs.map((r) => r[k]));
