@@ -7,7 +7,7 @@
 export { Tensor, type Device, type Scalar, type NestedArray, type IndexSpec, type BackwardOptions, type TensorHook, type TensorHookHandle } from './tensor.js';
 export { TorchError, type TorchErrorCode } from './errors.js';
 export { type DType, DTYPES } from './dtype.js';
-export { tidy, keep, dispose, memory, liveTensors } from './scope.js';
+export { tidy, keep, dispose, memory, liveTensors, leaks, traceLeaks, type MemoryInfo, type LeakSite } from './scope.js';
 export * from './creation.js';
 export * from './ops.js';
 export { grad, noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd.js';
@@ -16,6 +16,7 @@ export * as linalg from './linalg.js';
 export * as nn from './nn/index.js';
 export * as optim from './optim/index.js';
 export { fit, evaluate, type FitModel, type FitOptions, type HistoryEntry, type BatchSource, type Metric } from './train/index.js';
+export * as train from './train/index.js';
 export * as data from './data/index.js';
 export * as distributed from './distributed/index.js';
 export { save, load, restore, saveWeights, loadWeights, pytorchName, type SaveWeightsOptions, type LoadWeightsOptions, type Checkpoint, type SaveContents, type RestoreOptions, type CheckpointModel, type CheckpointOptimizer } from './checkpoint.js';

@@ -28,9 +28,12 @@ export interface NativeBinding {
   dispose(h: H): boolean;
   disposeMany(hs: H[]): number;
   isLive(h: H): boolean;
-  memory(): { tensors: number; bytes: number; externalBytes: number };
+  memory(): { tensors: number; bytes: number; retainedBytes: number; externalBytes: number };
   liveCount(): number;
   setNumThreads(n: number): void;
+  lowerThreadPriority(delta: number): number | null;
+  shutdownBlasThreads(): boolean;
+  raiseMallocThresholds(): boolean;
   getNumThreads(): number;
   manualSeed(seed: number): void;
   cudaIsAvailable(): boolean;
@@ -62,6 +65,8 @@ export interface NativeBinding {
   sameTensor(a: H, b: H): boolean;
   dataPtr(h: H): number;
   toBuffer(h: H): ArrayBuffer;
+  copyToBuffer(h: H, span: Uint8Array): void;
+  copyFromBuffer_(h: H, span: Uint8Array): void;
   item(h: H): number | boolean;
   to(h: H, dtype: number, device: Opt<string>, copy: boolean): H;
   clone(h: H): H;

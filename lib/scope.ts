@@ -36,8 +36,76 @@ function flushPending(): void {
 
 let scope: Owned[] | null = null;
 
+// ---------------------------------------------------------------- leak tracing (off unless asked for)
+/** Live tensors created at one place in the caller's code (see leaks()). */
+export interface LeakSite {
+  /** The first stack frame outside tensornormal ("at train (file:///app/job.js:12:19)"), or '<unknown>'. */
+  site: string;
+  /** Live tensors created there. */
+  count: number;
+}
+
+// handle -> creation site, for every tensor created while tracing; pruned of dead handles as it grows
+let traced: Map<number, string> | null = null;
+let pruneAt = 1024;
+let warnAt = 10_000;
+const LIB_DIR = new URL('.', import.meta.url).href;
+
+function creationSite(): string {
+  const stack = new Error().stack ?? '';
+  for (const line of stack.split('\n').slice(1)) {
+    const l = line.trim();
+    if (l.includes(LIB_DIR) || l.includes(LIB_DIR.replace('file://', '')) || l.startsWith('at new Tensor')) continue;
+    if (l.includes('node:internal')) continue;
+    return l;
+  }
+  return '<unknown>';
+}
+
+function pruneTraced(): void {
+  if (traced === null) return;
+  for (const h of traced.keys()) if (!native.isLive(h)) traced.delete(h);
+  pruneAt = Math.max(1024, 2 * traced.size);
+  // a count that keeps growing is a leak until proven otherwise: say where the tensors come from
+  if (traced.size >= warnAt) {
+    warnAt *= 2;
+    const top = leaks().slice(0, 3).map((s) => `${s.count} from ${s.site}`).join('; ');
+    process.emitWarning(`${traced.size} traced tensors are alive and the count keeps growing: ${top}`, 'TensorLeakWarning');
+  }
+}
+
+/** Starts (or stops) recording where each new tensor is created. TENSORNORMAL_DEBUG_LEAKS=1 starts it at load. */
+export function traceLeaks(on = true): void {
+  if (typeof on !== 'boolean') throw typeError('a boolean', 'on', on);
+  if (on && traced === null) traced = new Map();
+  if (!on) traced = null;
+}
+
+/**
+ * Live tensors grouped by where they were created (tensors created while tracing was on), most first. Needs
+ * tracing: TENSORNORMAL_DEBUG_LEAKS=1, traceLeaks() or memory({ trace: true }); empty otherwise.
+ */
+export function leaks(): LeakSite[] {
+  if (traced === null) return [];
+  const counts = new Map<string, number>();
+  for (const [h, site] of traced) {
+    if (!native.isLive(h)) {
+      traced.delete(h);
+      continue;
+    }
+    counts.set(site, (counts.get(site) ?? 0) + 1);
+  }
+  return [...counts].map(([site, count]) => ({ site, count })).sort((a, b) => b.count - a.count);
+}
+
+if (process.env.TENSORNORMAL_DEBUG_LEAKS === '1') traced = new Map();
+
 /** Called by every Tensor constructor. */
 export function track(t: Owned): void {
+  if (traced !== null) {
+    traced.set(t._h, creationSite());
+    if (traced.size >= pruneAt) pruneTraced();
+  }
   if (scope !== null) scope.push(t);
   pending.push(t);
   if (pending.length >= FLUSH_AT) flushPending();
@@ -116,10 +184,32 @@ export function dispose(value: unknown): void {
   for (const t of found) t.dispose();
 }
 
-/** Live native tensors and their bytes (storage shared by views counted once). */
-export function memory(): { tensors: number; bytes: number } {
+export interface MemoryInfo {
+  /** Live native tensors (not disposed, not yet collected). */
+  tensors: number;
+  /** Their storage bytes (storage shared by views counted once). */
+  bytes: number;
+  /**
+   * Bytes of storages whose tensors are gone but that something still keeps alive: an autograd graph held by a
+   * live tensor (an activation saved for backward), or a view. They are reported to V8 with the live bytes, so
+   * that dropped outputs that hold graphs are collected.
+   */
+  retainedBytes: number;
+  /** With tracing on: live tensors grouped by creation site (leaks()). */
+  sites?: LeakSite[];
+}
+
+/**
+ * Live native tensors and their bytes. `memory({ trace: true })` also starts recording where tensors are created
+ * (as TENSORNORMAL_DEBUG_LEAKS=1 does); while tracing, the result lists live tensors by creation site.
+ */
+export function memory(options: { trace?: boolean } = {}): MemoryInfo {
+  if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
+  if (options.trace !== undefined) traceLeaks(options.trace);
   const m = native.memory();
-  return { tensors: m.tensors, bytes: m.bytes };
+  const out: MemoryInfo = { tensors: m.tensors, bytes: m.bytes, retainedBytes: m.retainedBytes };
+  if (traced !== null) out.sites = leaks();
+  return out;
 }
 
 /** Number of live native tensors in this environment (cheap; tests compare it before and after). */

@@ -260,6 +260,14 @@ export class Tensor implements Owned {
     const d = this.dtype;
     return viewBytes(native.toBuffer(this._h), d);
   }
+  /** @internal Writes the values, contiguous in this dtype, into `span` (exactly numel * element size bytes): weight snapshots. */
+  _copyTo(span: Uint8Array): void {
+    native.copyToBuffer(this._h, span);
+  }
+  /** @internal Reads the values from `span` into this tensor, in place and outside autograd. */
+  _copyFrom(span: Uint8Array): void {
+    native.copyFromBuffer_(this._h, span);
+  }
   /** A copy of the data as a flat array of numbers (booleans for bool tensors). */
   dataSync(): number[] {
     const d = this.dtype;

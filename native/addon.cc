@@ -1,4 +1,5 @@
 // Module init, per-environment state, the tensor handle table and the helpers every entry point uses.
+#include <algorithm>
 #include <unordered_set>
 
 #include "common.h"
@@ -7,6 +8,17 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 
 #include <dlfcn.h>
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#include <cerrno>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+#include <cstring>
 
 #include <mutex>
 #include <thread>
@@ -49,16 +61,47 @@ bool TensorTable::Release(double handle) {
   at::Tensor* t = TryGet(handle);
   if (!t) return false;
   uint64_t slot = static_cast<uint64_t>(handle) & kSlotMask;
+  // A dropped tensor's storage may live on in an autograd graph (a saved activation of the output that a user
+  // still holds) or in a view: keep those bytes reported to V8, or a loop that drops graph-holding outputs grows
+  // by gigabytes while V8 sees a few bytes per output and never collects them.
+  c10::weak_intrusive_ptr<c10::StorageImpl> weak(c10::intrusive_ptr<c10::StorageImpl>{});
+  if (bytes_[slot] > 0 && t->has_storage()) weak = t->storage().getWeakStorageImpl();
   *t = at::Tensor();
   pending_bytes -= bytes_[slot];
+  if (!weak.expired()) {
+    const c10::StorageImpl* key = weak._unsafe_get_target();
+    if (retained_.find(key) == retained_.end()) {
+      retained_.emplace(key, Retained{std::move(weak), bytes_[slot]});
+      retained_bytes_ += bytes_[slot];
+      pending_bytes += bytes_[slot];
+    }
+  }
   bytes_[slot] = 0;
+  // Amortised O(1): sweep when the list doubled, or every 4096 releases so that freed graphs stop counting.
+  if (++releases_since_sweep_ >= 4096 || retained_.size() >= sweep_at_) SweepRetained();
   gens_[slot] = (gens_[slot] + 1) & 0x7fffffff;
   free_.push_back(static_cast<uint32_t>(slot));
   --live_;
   return true;
 }
 
+void TensorTable::SweepRetained() {
+  for (auto it = retained_.begin(); it != retained_.end();) {
+    if (it->second.storage.expired()) {
+      retained_bytes_ -= it->second.bytes;
+      pending_bytes -= it->second.bytes;
+      it = retained_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  releases_since_sweep_ = 0;
+  sweep_at_ = std::max<size_t>(64, 2 * retained_.size());
+}
+
 void TensorTable::Clear() {
+  retained_.clear();
+  retained_bytes_ = 0;
   slots_.clear();
   gens_.clear();
   bytes_.clear();
@@ -357,6 +400,8 @@ TN_EXPORT(isLive) {
 
 TN_EXPORT(memory) {
   State& s = GetState(info.Env());
+  s.table.SweepRetained();
+  FlushExternalMemory(info.Env(), s, true);
   std::unordered_set<const void*> seen;  // storage shared by views counts once
   int64_t bytes = 0;
   s.table.ForEach([&](const at::Tensor& t) {
@@ -367,6 +412,7 @@ TN_EXPORT(memory) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("tensors", Napi::Number::New(info.Env(), static_cast<double>(s.table.live())));
   o.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(bytes)));
+  o.Set("retainedBytes", Napi::Number::New(info.Env(), static_cast<double>(s.table.retained_bytes())));
   o.Set("externalBytes", Napi::Number::New(info.Env(), static_cast<double>(s.table.tracked_bytes + s.table.pending_bytes)));
   return o;
 }
@@ -378,6 +424,51 @@ TN_EXPORT(setNumThreads) {
   return info.Env().Undefined();
 }
 TN_EXPORT(getNumThreads) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+
+// lowerThreadPriority(delta): adds delta (>= 0) to the calling thread's nice value, up to 19 (Linux: nice is per
+// thread, and threads it creates later, such as its OpenMP team, inherit it). Returns the new nice value, or null
+// where the platform has no per-thread priority.
+TN_EXPORT(lowerThreadPriority) {
+#if defined(__linux__)
+  int delta = static_cast<int>(Int(info, 0));
+  if (delta < 0) throw std::invalid_argument("lowerThreadPriority: delta must be >= 0");
+  id_t tid = static_cast<id_t>(syscall(SYS_gettid));
+  errno = 0;
+  int cur = getpriority(PRIO_PROCESS, tid);
+  if (cur == -1 && errno != 0) throw std::runtime_error(std::string("getpriority failed: ") + std::strerror(errno));
+  int nice = std::min(19, cur + delta);
+  if (setpriority(PRIO_PROCESS, tid, nice) != 0)
+    throw std::runtime_error(std::string("setpriority failed: ") + std::strerror(errno));
+  return Napi::Number::New(info.Env(), nice);
+#else
+  return info.Env().Null();
+#endif
+}
+
+// shutdownBlasThreads(): stops OpenBLAS's thread pool (pthread builds); the next multi-threaded BLAS call starts a
+// new one from the thread that makes it, and the new threads inherit that thread's priority. Must not run while
+// another thread is inside a multi-threaded BLAS call. Returns false where the BLAS has no such pool.
+TN_EXPORT(shutdownBlasThreads) {
+  using Fn = int (*)();
+  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "blas_thread_shutdown_"));
+  if (fn == nullptr) return Napi::Boolean::New(info.Env(), false);
+  fn();
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// raiseMallocThresholds(): glibc malloc serves allocations up to 32 MiB (its largest mmap threshold on 64-bit,
+// half a heap) from its arenas and keeps up to 256 MiB of free memory at the top of a heap instead of unmapping
+// it. A training job frees and reallocates megabytes every step; each munmap (and each fault on fresh pages)
+// takes the process's memory-map lock, and a page fault on the serving thread then waits behind a low-priority
+// thread holding it. Process-wide; returns false where the allocator is not glibc's.
+TN_EXPORT(raiseMallocThresholds) {
+#if defined(__GLIBC__)
+  bool ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1;
+  return Napi::Boolean::New(info.Env(), ok);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
 
 TN_EXPORT(manualSeed) {
   // a double in [0, 2^64) (the TypeScript side checks): seeds above 2^63 are valid in PyTorch too

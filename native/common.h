@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <unordered_map>
 #include <memory>
 #include <thread>
 #include <string>
@@ -31,6 +32,10 @@ class TensorTable {
   size_t live() const { return live_; }
   int64_t pending_bytes = 0;                  // external-memory delta not yet reported to V8
   int64_t tracked_bytes = 0;                  // bytes reported to V8 so far
+  // Bytes of storages whose tensors were released while something else (an autograd graph's saved tensors, a view)
+  // still keeps them alive; they stay reported to V8 until they are freed (see Release and SweepRetained).
+  int64_t retained_bytes() const { return retained_bytes_; }
+  void SweepRetained();
   template <typename F> void ForEach(F f) const {
     for (size_t i = 0; i < slots_.size(); ++i)
       if (slots_[i].defined()) f(slots_[i]);
@@ -45,6 +50,14 @@ class TensorTable {
   std::vector<int64_t> bytes_;
   std::vector<uint32_t> free_;
   size_t live_ = 0;
+  struct Retained {
+    c10::weak_intrusive_ptr<c10::StorageImpl> storage;  // a weak reference keeps the address from being reused
+    int64_t bytes;
+  };
+  std::unordered_map<const c10::StorageImpl*, Retained> retained_;
+  int64_t retained_bytes_ = 0;
+  size_t sweep_at_ = 64;
+  uint32_t releases_since_sweep_ = 0;
 };
 
 struct State {

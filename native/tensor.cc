@@ -94,6 +94,35 @@ TN_EXPORT(toBuffer) {
   return buf;
 }
 
+// Weight snapshots (lib/train/worker.ts): one copy between a tensor and a span of a (possibly shared or
+// transferable) buffer, with no intermediate tensor or ArrayBuffer. The span is exactly numel * element size bytes.
+static at::Tensor BufferView(const Napi::CallbackInfo& info, size_t i, const at::Tensor& like) {
+  Napi::TypedArray ta = info[i].As<Napi::TypedArray>();
+  size_t need = static_cast<size_t>(like.numel()) * like.element_size();
+  if (ta.ByteLength() != need)
+    throw std::invalid_argument("buffer span holds " + std::to_string(ta.ByteLength()) + " bytes but the tensor has " + std::to_string(need));
+  void* data = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  return at::from_blob(data, like.sizes(), at::TensorOptions().dtype(like.scalar_type()));
+}
+
+// copyToBuffer(h, uint8Span): the tensor's values, contiguous, into the span
+TN_EXPORT(copyToBuffer) {
+  at::Tensor t = T(info, 0).detach();
+  at::Tensor dst = BufferView(info, 1, t);
+  if (t.numel()) dst.copy_(t);
+  return info.Env().Undefined();
+}
+
+// copyFromBuffer_(h, uint8Span): the span's values into the tensor, in place and outside autograd (a parameter
+// keeps its identity, grad and optimizer state)
+TN_EXPORT(copyFromBuffer_) {
+  at::Tensor& t = T(info, 0);
+  at::Tensor src = BufferView(info, 1, t);
+  at::NoGradGuard no_grad;
+  if (t.numel()) t.copy_(src);
+  return info.Env().Undefined();
+}
+
 TN_EXPORT(item) {
   at::Tensor& t = T(info, 0);
   if (t.numel() != 1)

@@ -15,3 +15,4 @@ export { Flatten } from './flatten.js';
 export { Sequential, ModuleList } from './container.js';
 export * as parallel from './parallel.js';
 export { captureOutputs, LayerCapture, type CapturedLayer, type CaptureOptions } from './capture.js';
+export { L1Loss, MSELoss, SmoothL1Loss, CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss } from './loss.js';

@@ -1,0 +1,122 @@
+/**
+ * The worker side of train.inWorker(): the worker thread's entry module. It imports the job module, runs its
+ * training function with a JobContext, and speaks the message protocol of lib/train/worker.ts: progress, weight
+ * snapshots (each a transferred ArrayBuffer), the result or the error; cancel and snapshot acknowledgements back.
+ *
+ * At most one snapshot is in flight: a snapshot published while the main thread has not taken the previous one is
+ * held and replaces any older held one, so a busy main thread never makes snapshots pile up. Buffers come back
+ * with the acknowledgements and are reused.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { native } from '../native.js';
+import { layoutOf, namedTensors, packInto, type SnapshotModel } from './snapshot.js';
+import type { FitCallbacks } from './fit.js';
+import type { FromWorker, JobContext, PublishOptions, ToWorker, WorkerError } from './worker.js';
+
+const port = parentPort;
+if (port === null) throw new Error('tensornormal job-runner: this module runs in a worker started by train.inWorker()');
+const { job, data, nice } = workerData as { job: string; data: unknown; nice: number };
+// Before the job's first parallel region: the OpenMP threads this thread starts inherit the lower priority.
+if (nice !== 0) native.lowerThreadPriority(nice);
+
+const controller = new AbortController();
+let version = 0;
+let outstanding = 0;
+let held: Extract<FromWorker, { type: 'weights' }> | null = null;
+const pool: ArrayBuffer[] = [];
+
+function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(msg, transfer);
+}
+
+function sendWeights(msg: Extract<FromWorker, { type: 'weights' }>): void {
+  outstanding++;
+  post(msg, msg.buffer.byteLength > 0 ? [msg.buffer] : []);
+}
+
+port.on('message', (msg: ToWorker) => {
+  if (msg.type === 'cancel') {
+    controller.abort(new DOMException(msg.reason ?? 'training was cancelled', 'AbortError'));
+  } else if (msg.type === 'taken') {
+    outstanding = Math.max(0, outstanding - 1);
+    if (msg.buffer !== undefined && pool.length < 2) pool.push(msg.buffer);
+    if (held !== null && outstanding === 0) {
+      const h = held;
+      held = null;
+      sendWeights(h);
+    }
+  }
+});
+
+function takeBuffer(byteLength: number): ArrayBuffer {
+  const i = pool.findIndex((b) => b.byteLength === byteLength);
+  if (i >= 0) return pool.splice(i, 1)[0]!;
+  return new ArrayBuffer(byteLength);
+}
+
+function publish(model: SnapshotModel, options: PublishOptions = {}): number {
+  if (options === null || typeof options !== 'object') throw new TypeError('publish: expected an options object');
+  const step = options.step ?? null;
+  if (step !== null && (typeof step !== 'number' || !Number.isFinite(step)))
+    throw new TypeError(`publish: expected a finite number for step but received ${String(step)} of type ${typeof step}`);
+  const tensors = namedTensors(model, 'publish');
+  const { entries, byteLength } = layoutOf(tensors);
+  const buffer = takeBuffer(byteLength);
+  packInto(tensors, entries, buffer);
+  const msg = { type: 'weights' as const, version: ++version, step, info: options.info ?? null, time: Date.now(), entries, buffer };
+  if (outstanding === 0) sendWeights(msg);
+  else {
+    if (held !== null && pool.length < 2) pool.push(held.buffer);
+    held = msg;
+  }
+  return msg.version;
+}
+
+function callbacks(model: SnapshotModel, { publishEvery = 100, progressEvery = 10 }: { publishEvery?: number; progressEvery?: number } = {}): FitCallbacks {
+  for (const [k, v] of [['publishEvery', publishEvery], ['progressEvery', progressEvery]] as const)
+    if (!Number.isInteger(v) || v < 0) throw new TypeError(`callbacks: expected a non-negative integer for ${k} but received ${String(v)}`);
+  let steps = 0;
+  return {
+    onBatchEnd(b) {
+      steps++;
+      if (progressEvery > 0 && steps % progressEvery === 0) post({ type: 'progress', data: { kind: 'step', steps, ...b } });
+      if (publishEvery > 0 && steps % publishEvery === 0) publish(model, { step: steps });
+    },
+    onEpochEnd(entry) {
+      post({ type: 'progress', data: { kind: 'epoch', steps, ...entry } });
+      publish(model, { step: steps, info: { epoch: entry.epoch } });
+    },
+  };
+}
+
+function serializeError(err: unknown): WorkerError {
+  if (err instanceof Error || (err !== null && typeof err === 'object' && 'message' in err)) {
+    const e = err as Error & { code?: unknown };
+    return { name: String(e.name ?? 'Error'), message: String(e.message), stack: typeof e.stack === 'string' ? e.stack : undefined, code: typeof e.code === 'string' ? e.code : undefined };
+  }
+  return { name: 'Error', message: `the training job threw a non-Error value: ${String(err)}` };
+}
+
+const ctx: JobContext = {
+  workerData: data,
+  signal: controller.signal,
+  progress: (value) => post({ type: 'progress', data: value }),
+  publish,
+  callbacks,
+};
+
+try {
+  const mod = (await import(job)) as { default?: unknown; train?: unknown };
+  const fn = typeof mod.default === 'function' ? mod.default : mod.train;
+  if (typeof fn !== 'function') throw new TypeError(`train.inWorker: ${job} exports neither a default function nor train(ctx)`);
+  const result = await (fn as (c: JobContext) => unknown)(ctx);
+  if (held !== null) {
+    const h = held;
+    held = null;
+    sendWeights(h);
+  }
+  post({ type: 'done', result });
+} catch (err) {
+  post({ type: 'error', error: serializeError(err) });
+}
+port.unref(); // nothing more to receive: the worker exits once the job's own handles are closed

@@ -1,0 +1,301 @@
+/**
+ * Training in a worker thread while the main thread serves: `train.inWorker(jobUrl, options)` starts a
+ * `worker_threads` worker that runs a job module and returns a Trainer on the main thread, with progress events,
+ * cancellation, and weight snapshots published by the job that can update a serving model in place.
+ *
+ * Why a worker: a training step (an Adam step on a large batch, a TNT inverse refresh) takes tens to hundreds of
+ * milliseconds of CPU; fit() yields between steps, but a request arriving during a step waits for it. In a worker
+ * the step runs on another thread and the main thread only pays for copying a snapshot into the serving model.
+ *
+ * Weights travel as one ArrayBuffer per snapshot, transferred (not copied) from the worker; the copy into the
+ * serving model's parameters is the only copy on the main thread. When the next snapshot arrives the previous
+ * buffer is transferred back for reuse, so a snapshot is valid until the next 'weights' event.
+ */
+import { EventEmitter } from 'node:events';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
+import { existsSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { TorchError, type TorchErrorCode, is, typeError } from '../errors.js';
+import { tidy } from '../scope.js';
+import { noGrad } from '../autograd.js';
+import { native } from '../native.js';
+import type { FitCallbacks } from './fit.js';
+import { loadSnapshot, type SnapshotModel, type WeightEntry, type WeightsSnapshot } from './snapshot.js';
+
+export interface PublishOptions {
+  /** A step count to tag the snapshot with (`snapshot.step`). */
+  step?: number;
+  /** Any structured-cloneable value to send with the snapshot (`snapshot.info`). */
+  info?: unknown;
+}
+
+/** What a job's training function receives in the worker. */
+export interface JobContext {
+  /** The `workerData` option given to inWorker() (structured-cloned). */
+  readonly workerData: unknown;
+  /** Aborted by trainer.cancel(); pass it to fit({ signal }) or check it between steps. */
+  readonly signal: AbortSignal;
+  /** Sends any structured-cloneable value to the main thread as a 'progress' event. */
+  progress(data: unknown): void;
+  /**
+   * Packs the model's stateDict into one buffer (one copy) and transfers it to the main thread as a 'weights'
+   * event. If the previous snapshot has not been taken yet, this one is held and sent when it has (replacing any
+   * older held one). Returns the snapshot's version.
+   */
+  publish(model: SnapshotModel, options?: PublishOptions): number;
+  /**
+   * fit() callbacks that send progress every `progressEvery` steps (default 10) and after each epoch, and publish
+   * the model every `publishEvery` steps (default 100; 0 for epochs only) and after each epoch.
+   */
+  callbacks(model: SnapshotModel, options?: { publishEvery?: number; progressEvery?: number }): FitCallbacks;
+}
+
+/** @internal an error as it crosses the thread boundary */
+export interface WorkerError {
+  name: string;
+  message: string;
+  stack?: string | undefined;
+  code?: string | undefined;
+}
+
+/** @internal messages from the worker */
+export type FromWorker =
+  | { type: 'progress'; data: unknown }
+  | { type: 'weights'; version: number; step: number | null; info: unknown; time: number; entries: WeightEntry[]; buffer: ArrayBuffer }
+  | { type: 'done'; result: unknown }
+  | { type: 'error'; error: WorkerError };
+
+/** @internal messages to the worker */
+export type ToWorker = { type: 'cancel'; reason?: string } | { type: 'taken'; buffer?: ArrayBuffer };
+
+export interface InWorkerOptions {
+  /** Passed to the job as `ctx.workerData` (structured-cloned). */
+  workerData?: unknown;
+  /** A model on this thread to keep updated: every snapshot is copied into it (under noGrad) as it arrives. */
+  serve?: SnapshotModel;
+  /** How long cancel() waits for the job to stop at its next step before terminating the worker (ms, default 10000). */
+  graceMs?: number;
+  /** Environment variables of the worker (default: this process's, shared). */
+  env?: Record<string, string | undefined>;
+  /** V8 heap limits of the worker. */
+  resourceLimits?: ResourceLimits;
+  /**
+   * How much lower the training thread's priority is than the server's (Linux: added to its nice value, capped at
+   * 19; the OpenMP threads it starts inherit it; 0 to 19, default 10). When requests and training compete for the
+   * cores, the serving thread runs first and training takes every cycle it leaves. 0: the same priority.
+   */
+  nice?: number;
+  /**
+   * 'worker' (default, with nice > 0): OpenBLAS's thread pool is restarted when the first trainer starts, so that
+   * its next user, the job, creates the matmul helper threads and they inherit the job's lower priority (OpenBLAS
+   * keeps one process-wide pool; at the server's priority its helpers take the cores from requests during every
+   * large matmul of training). 'shared': leave the pool alone. See the README for the caveat.
+   */
+  blasThreads?: 'worker' | 'shared';
+  /**
+   * true: raise glibc malloc's mmap and trim thresholds (32 MiB, 256 MiB) for the process, so that the job's
+   * per-step buffers are reused instead of mapped and unmapped (an munmap holds the process's memory-map lock, which
+   * the server's thread can then wait for behind the low-priority job). Default false: on this project's shared VM
+   * its effect on the worst request was within the noise (see the README). Freed memory then goes back to the
+   * system later (RSS stays nearer its peak).
+   */
+  tuneMalloc?: boolean;
+  /** A name for the worker thread (shown in inspectors). */
+  name?: string;
+}
+
+export interface TrainerEvents {
+  progress: [data: unknown];
+  weights: [snapshot: WeightsSnapshot];
+  error: [error: Error];
+  exit: [code: number];
+}
+
+/** The worker's error as an Error of this thread: TorchError (with its code), TypeError, RangeError or Error, with the worker's stack. */
+function reviveError(e: WorkerError): Error {
+  let err: Error;
+  if (e.name === 'TorchError') err = new TorchError(e.message, (e.code ?? 'TORCH_ERROR') as TorchErrorCode);
+  else if (e.name === 'TypeError') err = new TypeError(e.message);
+  else if (e.name === 'RangeError') err = new RangeError(e.message);
+  else {
+    err = new Error(e.message);
+    if (e.name !== 'Error') err.name = e.name;
+    if (e.code !== undefined) (err as Error & { code?: string }).code = e.code;
+  }
+  if (e.stack !== undefined) err.stack = e.stack;
+  return err;
+}
+
+const RUNNER = new URL('./job-runner.js', import.meta.url);
+let running = 0; // trainers whose worker has not exited
+
+/**
+ * A training job running in a worker thread. Events: 'progress' (whatever the job sent), 'weights' (a
+ * WeightsSnapshot, after it was loaded into `serve`), 'error' (only emitted when someone listens; `done` rejects
+ * with the same error), 'exit' (the worker's exit code).
+ */
+export class Trainer extends EventEmitter<TrainerEvents> {
+  /** The underlying worker. */
+  readonly worker: Worker;
+  /** Resolves with what the job's function returned; rejects with its error (its stack is the worker's), or an AbortError after cancel(). */
+  readonly done: Promise<unknown>;
+  private latest: WeightsSnapshot | null = null;
+  private readonly serve: SnapshotModel | undefined;
+  private readonly graceMs: number;
+  private exited = false;
+  private readonly exitPromise: Promise<number>;
+  private settled = false;
+  private cancelReason: string | null = null;
+
+  /** @internal use train.inWorker() */
+  constructor(job: URL | string, options: InWorkerOptions = {}) {
+    super();
+    if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
+    const jobUrl = typeof job === 'string' ? (job.startsWith('file:') ? job : pathToFileURL(resolvePath(job)).href) : job instanceof URL ? job.href : null;
+    if (jobUrl === null) throw typeError("the job module's URL (new URL('./job.js', import.meta.url)) or file path", 'job', job);
+    this.serve = options.serve;
+    if (this.serve !== undefined && (this.serve === null || typeof this.serve.stateDict !== 'function'))
+      throw typeError('a model with stateDict() (an nn.Module)', 'serve', this.serve);
+    this.graceMs = is.nonNegative(options.graceMs ?? 10_000, 'graceMs');
+    const nice = is.integer(options.nice ?? 10, 'nice');
+    if (nice < 0 || nice > 19) throw new RangeError(`Expected an integer in [0, 19] for nice but received ${nice}`);
+    if (!existsSync(fileURLToPath(RUNNER)))
+      throw new Error(`train.inWorker needs the compiled library: ${fileURLToPath(RUNNER)} is missing (run \`npm run build:ts\`)`);
+    const blas = is.oneOf(options.blasThreads ?? 'worker', 'blasThreads', ['worker', 'shared'] as const);
+    // Only with no other trainer alive: the restart must not meet a BLAS call in progress on another thread (this
+    // thread is here, not in one).
+    if (blas === 'worker' && nice > 0 && running === 0) native.shutdownBlasThreads();
+    if (is.boolean(options.tuneMalloc ?? false, 'tuneMalloc')) native.raiseMallocThresholds();
+    running++;
+    this.worker = new Worker(RUNNER, {
+      workerData: { job: jobUrl, data: options.workerData, nice },
+      ...(options.env !== undefined ? { env: options.env } : {}),
+      ...(options.resourceLimits !== undefined ? { resourceLimits: options.resourceLimits } : {}),
+      ...(options.name !== undefined ? { name: options.name } : {}),
+    });
+    let resolve!: (v: unknown) => void, reject!: (e: Error) => void;
+    this.done = new Promise((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.done.catch(() => {}); // observed through done or 'error'; never an unhandled rejection
+    const fail = (err: Error): void => {
+      if (this.settled) return;
+      this.settled = true;
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      reject(err);
+    };
+    this.worker.on('message', (msg: FromWorker) => {
+      if (msg.type === 'progress') this.emit('progress', msg.data);
+      else if (msg.type === 'weights') this.onWeights(msg);
+      else if (msg.type === 'done') {
+        this.settled = true;
+        resolve(msg.result);
+      } else if (msg.type === 'error') fail(reviveError(msg.error));
+    });
+    this.worker.on('error', (err) => fail(err instanceof Error ? err : new Error(String(err))));
+    this.exitPromise = new Promise((res) => {
+      this.worker.on('exit', (code) => {
+        this.exited = true;
+        running--;
+        if (this.cancelReason !== null) {
+          // terminated after the grace period: still the cancellation the caller asked for
+          const abort = new Error(this.cancelReason);
+          abort.name = 'AbortError';
+          fail(abort);
+        } else fail(new Error(`the training worker exited (code ${code}) before its job finished`));
+        this.emit('exit', code);
+        res(code);
+      });
+    });
+  }
+
+  private onWeights(msg: Extract<FromWorker, { type: 'weights' }>): void {
+    const snapshot: WeightsSnapshot = { version: msg.version, step: msg.step, info: msg.info, time: msg.time, entries: msg.entries, buffer: msg.buffer };
+    const previous = this.latest;
+    this.latest = snapshot;
+    let loadError: Error | null = null;
+    if (this.serve !== undefined) {
+      try {
+        this.loadInto(this.serve, snapshot);
+      } catch (err) {
+        loadError = err as Error;
+      }
+    }
+    // hand the superseded buffer back for reuse (it is detached here from then on)
+    const back = previous !== null && previous.buffer.byteLength === snapshot.buffer.byteLength && previous.buffer.byteLength > 0 ? previous.buffer : undefined;
+    if (!this.exited) this.worker.postMessage({ type: 'taken', buffer: back } satisfies ToWorker, back ? [back] : []);
+    if (loadError !== null) {
+      // a serving model that does not match the job's is a programming error: stop training and report it
+      if (this.listenerCount('error') > 0) this.emit('error', loadError);
+      void this.cancel(loadError.message);
+      return;
+    }
+    this.emit('weights', snapshot);
+  }
+
+  /** The newest snapshot (valid until the next 'weights' event), or null before the first. */
+  weights(): WeightsSnapshot | null {
+    return this.latest;
+  }
+
+  /**
+   * Copies a snapshot (default: the newest) into `model`'s parameters and buffers in place, under noGrad.
+   * Returns the snapshot's version, or null when there is none yet. Throws RangeError when the model does not
+   * match (names, dtypes, shapes).
+   */
+  loadInto(model: SnapshotModel, snapshot: WeightsSnapshot | null = this.latest): number | null {
+    if (snapshot === null) return null;
+    noGrad(() => tidy(() => loadSnapshot(model, snapshot)));
+    return snapshot.version;
+  }
+
+  /**
+   * Asks the job to stop (aborts `ctx.signal`); terminates the worker if it has not exited after `graceMs`.
+   * Resolves with the worker's exit code once it has exited; `done` rejects with an AbortError unless the job
+   * finished first.
+   */
+  async cancel(reason?: string): Promise<number> {
+    if (reason !== undefined) is.string(reason, 'reason');
+    if (!this.exited) {
+      this.cancelReason ??= reason ?? 'training was cancelled';
+      this.worker.postMessage({ type: 'cancel', reason } satisfies ToWorker);
+      const timer = setTimeout(() => void this.worker.terminate(), this.graceMs);
+      timer.unref();
+      const code = await this.exitPromise;
+      clearTimeout(timer);
+      return code;
+    }
+    return this.exitPromise;
+  }
+
+  /** Stops the worker now (no grace); `done` rejects unless the job had finished. */
+  async terminate(): Promise<number> {
+    if (!this.exited) await this.worker.terminate();
+    return this.exitPromise;
+  }
+}
+
+/**
+ * Starts a training job in a worker thread. The job module's default export (or its `train` export) is an async
+ * function receiving a JobContext; what it returns resolves `trainer.done`.
+ *
+ *   // job.js
+ *   import { fit, nn, optim } from 'tensornormal';
+ *   export default async function (ctx) {
+ *     const model = makeModel();
+ *     await fit(model, { ..., signal: ctx.signal, callbacks: ctx.callbacks(model, { publishEvery: 50 }) });
+ *     ctx.publish(model);
+ *     return { done: true };
+ *   }
+ *
+ *   // server.js
+ *   const served = makeModel();
+ *   const trainer = train.inWorker(new URL('./job.js', import.meta.url), { serve: served });
+ *   trainer.on('progress', (p) => console.log(p));
+ *   // requests use `served` (under noGrad); each snapshot is copied into it between two requests
+ */
+export function inWorker(job: URL | string, options: InWorkerOptions = {}): Trainer {
+  return new Trainer(job, options);
+}

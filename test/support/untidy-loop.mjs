@@ -1,0 +1,27 @@
+// Child process of test/memory.test.ts: 2000 steps of a loop that never disposes or tidies what it keeps, run
+// without --expose-gc so that only the V8 heuristics fed by the reported external memory can free the tensors.
+// Each step trains an MLP (forward, loss, backward, Adam) and, as a service's predict() written with tidy() but
+// without noGrad() would, computes an output whose autograd graph holds the hidden activations after tidy()
+// disposed their tensors. Prints one JSON line: the RSS at step 100 and its maximum after.
+const t = await import(process.argv[2]);
+const steps = Number(process.argv[3] ?? 2000);
+t.manualSeed(0);
+const F = t.nn.functional;
+const model = new t.nn.Sequential(new t.nn.Linear(784, 512), new t.nn.ReLU(), new t.nn.Linear(512, 512), new t.nn.ReLU(), new t.nn.Linear(512, 10));
+const opt = new t.optim.Adam(model.parameters(), { lr: 1e-4 });
+const x = t.rand([128, 784]);
+const y = t.randint(0, 10, [128]);
+const predict = (input) => t.tidy(() => model.call(input));
+let rss100 = 0, maxRss = 0;
+for (let s = 1; s <= steps; s++) {
+  const loss = F.crossEntropy(model.call(x), y);
+  loss.backward();
+  opt.step();
+  opt.zeroGrad();
+  predict(x).argmax(1);
+  const rss = process.memoryUsage().rss;
+  if (s === 100) rss100 = rss;
+  if (s > 100) maxRss = Math.max(maxRss, rss);
+  if (s % 50 === 0) await new Promise((r) => setImmediate(r));
+}
+process.stdout.write(JSON.stringify({ rss100, maxRss, retained: t.memory().retainedBytes }) + '\n');

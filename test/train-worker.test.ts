@@ -1,0 +1,180 @@
+import { describe, it, expect, expectTypeOf, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { addonPath, transpileLib } from './support/transpile-lib.js';
+import type * as Lib from '../lib/index.js';
+
+// train.inWorker runs lib/train/job-runner in a worker thread, and a worker cannot run TypeScript: this file uses
+// the library transpiled to JavaScript, on both threads (only that copy is loaded here, so its TorchError is the
+// class the addon throws).
+process.env.TENSORNORMAL_ADDON = addonPath;
+const JOB = new URL('./support/train-job.mjs', import.meta.url);
+let work: string;
+let t: typeof Lib;
+let lib: string;
+let makeModel: (t: typeof Lib, seed: number) => Lib.nn.Sequential;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'tn-train-worker-'));
+  transpileLib(work);
+  lib = pathToFileURL(join(work, 'lib', 'index.js')).href;
+  t = (await import(lib)) as typeof Lib;
+  ({ makeModel } = (await import(JOB.href)) as { makeModel: typeof makeModel });
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const flatParams = (m: Lib.nn.Module): number[][] => m.parameters().map((p) => Array.from(p.toTypedArray() as Float64Array));
+
+describe('types', () => {
+  it('the public API', () => {
+    expectTypeOf<typeof Lib.train.inWorker>().returns.toEqualTypeOf<Lib.train.Trainer>();
+    expectTypeOf<Lib.train.Trainer['done']>().toEqualTypeOf<Promise<unknown>>();
+    expectTypeOf<ReturnType<Lib.train.Trainer['weights']>>().toEqualTypeOf<Lib.train.WeightsSnapshot | null>();
+    expectTypeOf<Lib.train.JobContext['publish']>().returns.toEqualTypeOf<number>();
+    expectTypeOf<Parameters<Lib.train.Trainer['loadInto']>[0]>().toEqualTypeOf<Lib.train.SnapshotModel>();
+    expectTypeOf<ReturnType<typeof Lib.leaks>>().toEqualTypeOf<Lib.LeakSite[]>();
+    expectTypeOf<ReturnType<typeof Lib.memory>>().toEqualTypeOf<Lib.MemoryInfo>();
+  });
+});
+
+describe('train.inWorker', () => {
+  it('trains with fit() and Adam in a worker; snapshots update the serving model in place; the final one equals the worker’s weights', async () => {
+    const served = makeModel(t, 99); // a different initialisation: only snapshots can make it equal the job's
+    const params = served.parameters();
+    const handles = params.map((p) => p._h);
+    const live0 = t.liveTensors();
+    const trainer = t.train.inWorker(JOB, { workerData: { lib, mode: 'fit', seed: 1, epochs: 3 }, serve: served });
+    const progress: { kind: string; steps: number }[] = [];
+    const versions: number[] = [];
+    const predictions: number[] = [];
+    trainer.on('progress', (p) => progress.push(p as { kind: string; steps: number }));
+    trainer.on('weights', (s) => {
+      versions.push(s.version);
+      // the serving model answers between snapshots (no gradients, nothing left behind)
+      predictions.push(t.noGrad(() => t.tidy(() => served.call(t.ones([1, 4], { dtype: 'float64' })).sum().item())));
+    });
+    const result = (await trainer.done) as { losses: number[]; weights: number[][]; live: number };
+    expect(await trainer.cancel()).toBe(0); // already finished: resolves with the exit code
+    // 3 epochs of 8 steps: progress every 2 steps and per epoch; a snapshot every 4 steps, per epoch, and the final one
+    expect(progress.filter((p) => p.kind === 'step').map((p) => p.steps)).toEqual([2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24]);
+    expect(progress.filter((p) => p.kind === 'epoch').map((p) => p.steps)).toEqual([8, 16, 24]);
+    expect(versions.length).toBeGreaterThanOrEqual(2);
+    expect(versions).toEqual([...versions].sort((a, b) => a - b));
+    expect(versions.at(-1)).toBe(3 * 2 + 3 + 1); // every snapshot published arrived, the last one last
+    expect(trainer.weights()!.info).toBe('final');
+    expect(trainer.weights()!.step).toBe(24);
+    // the serving model holds exactly the worker's final weights, in the same parameter tensors
+    expect(flatParams(served)).toEqual(result.weights);
+    expect(served.parameters().map((p) => p._h)).toEqual(handles);
+    expect(served.parameters().every((p) => p.requiresGrad)).toBe(true);
+    expect(predictions.length).toBe(versions.length);
+    expect(result.losses[2]).toBeLessThan(result.losses[0]!);
+    expect(result.live).toBe(0); // the job leaked nothing in its own thread
+    expect(t.liveTensors()).toBe(live0); // loading snapshots created nothing on this one
+    // loadInto() into another model of the same architecture gives the same weights
+    const other = makeModel(t, 5);
+    expect(trainer.loadInto(other)).toBe(versions.at(-1));
+    expect(flatParams(other)).toEqual(result.weights);
+    t.dispose([served.parameters(), other.parameters()]);
+  });
+
+  it('trains with TNT in its own loop (sampled backward, inverse refreshes) and publishes every 3 steps', async () => {
+    const served = makeModel(t, 7);
+    const trainer = t.train.inWorker(JOB, { workerData: { lib, mode: 'tnt', seed: 2, epochs: 2 }, serve: served });
+    let lastLoss = Infinity, firstLoss = Infinity;
+    trainer.on('progress', (p) => {
+      const { steps, loss } = p as { steps: number; loss: number };
+      if (steps === 1) firstLoss = loss;
+      lastLoss = loss;
+    });
+    const result = (await trainer.done) as { steps: number; weights: number[][] };
+    expect(result.steps).toBe(16);
+    expect(lastLoss).toBeLessThan(firstLoss);
+    expect(flatParams(served)).toEqual(result.weights);
+    expect(trainer.weights()!.step).toBe(16);
+    t.dispose(served.parameters());
+  });
+
+  it('cancel() aborts ctx.signal: the job stops at its next step, done rejects with an AbortError, the worker exits', async () => {
+    const served = makeModel(t, 3);
+    const trainer = t.train.inWorker(JOB, { workerData: { lib, mode: 'forever' }, serve: served });
+    const exits: number[] = [];
+    trainer.on('exit', (c) => exits.push(c));
+    await new Promise((resolve) => trainer.once('weights', resolve));
+    const code = await trainer.cancel('shutting down');
+    await expect(trainer.done).rejects.toMatchObject({ name: 'AbortError', message: 'shutting down' });
+    expect(code).toBe(0); // it stopped by itself, well within the grace period
+    expect(exits).toEqual([0]);
+    t.dispose(served.parameters());
+  });
+
+  it('cancel() terminates a job that ignores the signal after graceMs; done still rejects with an AbortError', async () => {
+    const trainer = t.train.inWorker(JOB, { workerData: { lib, mode: 'stubborn' }, graceMs: 200 });
+    await new Promise((resolve) => trainer.once('progress', resolve));
+    const t0 = performance.now();
+    const code = await trainer.cancel();
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(150);
+    expect(code).toBe(1); // terminated
+    await expect(trainer.done).rejects.toMatchObject({ name: 'AbortError', message: 'training was cancelled' });
+  });
+
+  it("a job path relative to the working directory works as a string", async () => {
+    const rel = fileURLToPath(JOB).replace(process.cwd() + '/', '');
+    const trainer = t.train.inWorker(rel, { workerData: { lib, mode: 'nice' } });
+    expect(await trainer.done).toHaveProperty('nice');
+  });
+
+  it("an error in the job rejects done with this thread's TorchError, its code and the worker's stack; 'error' fires", async () => {
+    const trainer = t.train.inWorker(JOB, { workerData: { lib, mode: 'throw' } });
+    const seen: Error[] = [];
+    trainer.on('error', (e) => seen.push(e));
+    const err = (await trainer.done.catch((e: unknown) => e)) as Error & { code?: string };
+    expect(err).toBeInstanceOf(t.TorchError);
+    expect(err.code).toBe('SHAPE_MISMATCH');
+    expect(err.message).toMatch(/mat1 and mat2 shapes cannot be multiplied/);
+    expect(err.stack).toContain('train-job.mjs');
+    expect(seen).toEqual([err]);
+    // a job-level TypeError/RangeError keeps its class too
+    const bad = t.train.inWorker(JOB, { workerData: { lib, mode: 'nope' } });
+    await expect(bad.done).rejects.toThrow(new RangeError('unknown mode nope'));
+  });
+
+  it('a serving model that does not match the snapshots is reported (RangeError) and training is cancelled', async () => {
+    const wrong = new t.nn.Sequential(new t.nn.Linear(4, 8, { dtype: 'float64' }), new t.nn.Tanh(), new t.nn.Linear(8, 2, { dtype: 'float64' }));
+    const before = flatParams(wrong);
+    const trainer = t.train.inWorker(JOB, { workerData: { lib, mode: 'forever' }, serve: wrong });
+    const errors: Error[] = [];
+    trainer.on('error', (e) => errors.push(e));
+    await expect(trainer.done).rejects.toMatchObject({ name: 'AbortError' });
+    expect(errors[0]).toEqual(new RangeError("loadInto: '2.weight' is float64 [3, 8] in the snapshot but float64 [2, 8] in the model"));
+    expect(flatParams(wrong)).toEqual(before); // nothing was copied
+    t.dispose(wrong.parameters());
+  });
+
+  it.runIf(process.platform === 'linux')('the job runs at a lower priority than the server (nice + 10 by default, as asked, or the same)', async () => {
+    const { getPriority } = await import('node:os');
+    const mine = getPriority(); // this process's main thread
+    const run = async (nice?: number): Promise<number> =>
+      ((await t.train.inWorker(JOB, { workerData: { lib, mode: 'nice' }, ...(nice === undefined ? {} : { nice }) }).done) as { nice: number }).nice;
+    expect(await run()).toBe(Math.min(19, mine + 10));
+    expect(await run(3)).toBe(Math.min(19, mine + 3));
+    expect(await run(0)).toBe(mine);
+  });
+
+  it('invalid arguments', () => {
+    expect(() => t.train.inWorker(42 as never)).toThrow(new TypeError(
+      "Expected the job module's URL (new URL('./job.js', import.meta.url)) or file path for job but received 42 of type number"));
+    expect(() => t.train.inWorker(JOB, { graceMs: -1 })).toThrow(RangeError);
+    expect(() => t.train.inWorker(JOB, { nice: 20 })).toThrow(new RangeError('Expected an integer in [0, 19] for nice but received 20'));
+    expect(() => t.train.inWorker(JOB, { nice: 1.5 })).toThrow(new RangeError('Expected an integer for nice but received 1.5 of type number'));
+    expect(() => t.train.inWorker(JOB, { serve: {} as never })).toThrow(TypeError);
+    expect(() => t.train.inWorker(JOB, { tuneMalloc: 1 as never })).toThrow(new TypeError('Expected a boolean for tuneMalloc but received 1 of type number'));
+    expect(() => t.train.inWorker(JOB, { blasThreads: 'all' as never })).toThrow(new RangeError("Expected one of 'worker', 'shared' for blasThreads but received \"all\" of type string"));
+    const m = makeModel(t, 1);
+    const trainer = Object.create(t.train.Trainer.prototype) as Lib.train.Trainer;
+    expect(trainer.loadInto(m, null)).toBe(null);
+    t.dispose(m.parameters());
+  });
+});
