@@ -255,25 +255,79 @@ export function restore(path: string, options: RestoreOptions = {}): Record<stri
     throw typeError('an optimizer with loadStateDict()', 'optimizer', optimizer);
   is.boolean(restoreRng, 'restoreRng');
   const ckpt = load(path);
+  // All or nothing: what can be checked without changing anything is checked first (the RNG state, the optimizer
+  // section's presence); then the model, the optimizer and the RNG are loaded in turn, and a failure of any of
+  // them (a wrong shape, another optimizer's state) puts back what was already loaded, from snapshots taken first.
+  const undo: (() => void)[] = [];
   try {
+    if (optimizer !== undefined && ckpt.optimizerStateDict === null) throw new Error(`${path} holds no optimizer state`);
+    const rng = restoreRng ? ckpt.rngState : null;
+    if (rng !== null) {
+      const why = native.checkRngState(rng._h);
+      if (why !== '') throw new RangeError(`${path} is not a valid tensornormal checkpoint: ${why}`);
+    }
     if (model !== undefined) {
       // Hand the weights over in the container the model's own stateDict() uses.
       const wantsMap = tidy(() => model.stateDict() instanceof Map);
+      const before = tidy(() => cloneTensors(model.stateDict()));
+      undo.push(() => model.loadStateDict(before as never), () => disposeTensors(before));
       model.loadStateDict(wantsMap ? ckpt.modelStateDict : Object.fromEntries(ckpt.modelStateDict));
     }
     if (optimizer !== undefined) {
-      if (ckpt.optimizerStateDict === null) throw new Error(`${path} holds no optimizer state`);
+      const before = tidy(() => cloneTensors(optimizer.stateDict()));
+      undo.push(() => optimizer.loadStateDict(before as never), () => disposeTensors(before));
       optimizer.loadStateDict(ckpt.optimizerStateDict as never);
     }
-    if (restoreRng && ckpt.rngState !== null) native.setRngState(ckpt.rngState._h);
+    if (rng !== null) {
+      const before = wrap(native.getRngState());
+      undo.push(() => native.setRngState(before._h), () => before.dispose());
+      native.setRngState(rng._h);
+    }
   } catch (err) {
+    // put back in reverse order, then free the snapshots (each undo pair: restore, free)
+    for (let i = undo.length - 2; i >= 0; i -= 2) {
+      try {
+        undo[i]!();
+      } catch {
+        // a snapshot of the object's own state loads back; nothing sensible is left to do if it does not
+      }
+    }
+    for (let i = 1; i < undo.length; i += 2) undo[i]!();
     ckpt.dispose();
-    throw err;
+    throw namingFile(err, path);
   }
+  for (let i = 1; i < undo.length; i += 2) undo[i]!();
   const returned = new Set<Tensor>();
   collectTensors(ckpt.meta, returned);
   for (const t of ckpt.tensors.values()) if (!returned.has(t)) t.dispose();
   return ckpt.meta;
+}
+
+/** The error, its message prefixed with the checkpoint's path when it does not name it already (class and code kept). */
+function namingFile(err: unknown, path: string): unknown {
+  if (err instanceof Error && !err.message.includes(path)) {
+    try {
+      err.message = `restore(${path}): ${err.message}`;
+    } catch {
+      // a frozen error keeps its message
+    }
+  }
+  return err;
+}
+
+/** A copy of a state dict (Map, object, arrays) whose tensors are clones; other values as they are. */
+function cloneTensors(value: unknown): unknown {
+  if (value instanceof Tensor) return value.detach().clone();
+  if (value instanceof Map) return new Map([...value].map(([k, v]) => [k, cloneTensors(v)]));
+  if (Array.isArray(value)) return value.map(cloneTensors);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, cloneTensors(v)]));
+  return value;
+}
+
+function disposeTensors(value: unknown): void {
+  const ts = new Set<Tensor>();
+  collectTensors(value, ts);
+  for (const t of ts) t.dispose();
 }
 
 function collectTensors(value: unknown, into: Set<Tensor>): void {

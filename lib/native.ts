@@ -186,6 +186,7 @@ export interface NativeBinding {
   normal_(h: H, mean: number, std: number): void;
   getRngState(): H;
   setRngState(h: H): void;
+  checkRngState(h: H): string;
   // linear algebra
   cholesky(h: H, upper: boolean): H;
   choleskyEx(h: H, upper: boolean): [H, H];

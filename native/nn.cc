@@ -1,4 +1,8 @@
 // Functional layers, losses, sampling and linear algebra.
+#include <cmath>
+#include <cstring>
+#include <string>
+
 #include "common.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -88,10 +92,61 @@ TN_EXPORT(getRngState) {
   std::lock_guard<std::mutex> lock(gen.mutex());
   return Wrap(info, gen.get_state());
 }
+namespace {
+// The byte layout of libtorch's CPU generator state (ATen/CPUGeneratorImpl.cpp, CPUGeneratorImplStateLegacy and
+// CPUGeneratorImplState, the same in 1.13 and 2.x): set_state() copies it in without checking the Mersenne Twister's
+// position, and random() then reads state[next++] for `left - 1` calls before it regenerates: a crafted `left` or
+// `next` makes it read (and, through next_state, write) past the 624 words. Everything set_state trusts is checked here.
+constexpr size_t kMtWords = 624;
+struct LegacyRngState {
+  uint64_t the_initial_seed;
+  int32_t left;
+  int32_t seeded;
+  uint64_t next;
+  uint64_t state[kMtWords];
+  double normal_x, normal_y, normal_rho;
+  int32_t normal_is_valid;
+};
+struct RngState {
+  LegacyRngState legacy;
+  float next_float_normal_sample;
+  bool is_next_float_normal_sample_valid;
+};
+
+// "" when `t` is a CPU generator state set_state() can take safely, else why not.
+std::string CheckRngState(const at::Tensor& t) {
+  if (t.scalar_type() != at::kByte || t.dim() != 1 || !t.device().is_cpu())
+    return "the RNG state must be a CPU uint8 vector (torch.get_rng_state())";
+  size_t n = static_cast<size_t>(t.numel());
+  if (n != sizeof(LegacyRngState) && n != sizeof(RngState))
+    return "the RNG state has " + std::to_string(n) + " bytes, not " + std::to_string(sizeof(RngState)) + " (or the legacy " +
+           std::to_string(sizeof(LegacyRngState)) + ")";
+  RngState s{};
+  at::Tensor c = t.contiguous();
+  std::memcpy(&s, c.data_ptr<uint8_t>(), n);
+  const LegacyRngState& l = s.legacy;
+  // After each draw left + next == 625 (a fresh seed has left 1, and the next draw regenerates the state).
+  if (l.left < 1 || l.left > static_cast<int32_t>(kMtWords) || l.next > kMtWords || (l.left != 1 && l.left + l.next != kMtWords + 1))
+    return "the RNG state's Mersenne Twister position is invalid (left " + std::to_string(l.left) + ", next " + std::to_string(l.next) +
+           "): it would read past the generator's 624 words";
+  if (l.normal_is_valid && !(std::isfinite(l.normal_x) && std::isfinite(l.normal_rho)))
+    return "the RNG state's cached normal sample is not finite";
+  if (n == sizeof(RngState) && s.is_next_float_normal_sample_valid && !std::isfinite(s.next_float_normal_sample))
+    return "the RNG state's cached float normal sample is not finite";
+  return "";
+}
+}  // namespace
+
+// checkRngState(t) -> "" or why libtorch's CPU generator must not take it
+TN_EXPORT(checkRngState) { return Napi::String::New(info.Env(), CheckRngState(T(info, 0))); }
+
 TN_EXPORT(setRngState) {
+  const at::Tensor& t = T(info, 0);
+  std::string bad = CheckRngState(t);
+  if (!bad.empty()) throw Napi::RangeError::New(info.Env(), bad);
   at::Generator gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(T(info, 0));
+  gen.set_state(t);
   return info.Env().Undefined();
 }
 
