@@ -294,6 +294,16 @@ describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel er
     }
   }, 60_000);
 
+  it('fit() drives TNT across ranks through distributed.CurvatureSync: 2 ranks equal one process, 2 epochs', async () => {
+    const [ref] = (await runRanks(1, ['fit', 'single', 'tnt'])).map((r) => line(r, 'weights') as { weights: Weights });
+    const init = 0.1; // the first weight before training (see dist-worker.mjs): TNT moved it
+    expect(Math.abs(ref!.weights[0]![0]! - init)).toBeGreaterThan(1e-3);
+    for (const r of await runRanks(2, ['fit', 'ddp', 'tnt'])) {
+      expect(r.code, r.stderr).toBe(0);
+      expect(maxRelErr(ref!.weights, (line(r, 'weights') as { weights: Weights }).weights)).toBeLessThanOrEqual(1e-10);
+    }
+  }, 60_000);
+
   it('TNT with inverses sharded over 4 ranks (B/4 each) equals 1 process', async () => {
     const [ref] = await trainRun(1, ['tnt', 'single']);
     for (const r of await trainRun(4, ['tnt', 'sharded'])) expect(maxRelErr(ref!.weights, r.weights)).toBeLessThanOrEqual(1e-10);

@@ -139,6 +139,14 @@ describe('fit() with second-order optimizers', () => {
     await expect(fit(m, { train: data, epochs: 1, optimizer: sgd, likelihood: new Categorical(), warmStart: -1, ...quiet })).rejects.toThrow(
       'Expected a non-negative integer for warmStart but received -1',
     );
+    // under DDP (a model with synchronize()), a bare TNT would precondition each replica with its own shard
+    const ddpLike = Object.assign(model(), { synchronize: async () => undefined });
+    const tnt = new optim.TNT(ddpLike.parameters(), { lr: 0.1 });
+    await expect(fit(ddpLike, { train: data, epochs: 1, optimizer: tnt, likelihood: new Categorical(), ...quiet })).rejects.toThrow(
+      'fit: under DistributedDataParallel TNT must gather its statistics over every rank: pass `new distributed.CurvatureSync(optimizer)`',
+    );
+    tnt.dispose();
+    ddpLike.dispose();
     // a likelihood alone is the loss: SGD trains on its cross-entropy
     const h = await fit(m, { train: data, epochs: 1, optimizer: sgd, likelihood: new Categorical(), ...quiet });
     expect(Number.isFinite(h[0]!.trainLoss)).toBe(true);

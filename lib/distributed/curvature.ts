@@ -59,7 +59,8 @@ async function averageInPlace(tensors: Tensor[]): Promise<void> {
   for (const t of tensors) byType.set(t.dtype, [...(byType.get(t.dtype) ?? []), t]);
   await Promise.all(
     [...byType.values()].map(async (ts) => {
-      const flat = tidy(() => cat(ts.map((t) => t.reshape([-1]))));
+      // kept: a caller's tidy() (fit()'s step) may end while the all-reduce is in flight
+      const flat = tidy(() => keep(cat(ts.map((t) => t.reshape([-1])))));
       try {
         await allReduce(flat, 'avg');
         let off = 0;
@@ -80,6 +81,8 @@ async function averageInPlace(tensors: Tensor[]): Promise<void> {
 export class CurvatureSync {
   readonly optimizer: TNT | KFAC | Shampoo;
   readonly inverses: 'replicated' | 'sharded';
+  /** Marks an optimizer whose statistics are gathered over the process group (fit() checks it under DDP). */
+  readonly distributed = true;
   /** Bytes this rank handed to collectives for statistics and inverses so far. */
   bytes = 0;
 
@@ -130,6 +133,26 @@ export class CurvatureSync {
       for (const g of grads) g.dispose();
     }
     return true;
+  }
+
+  /** The optimizer's parameter groups (so that fit() can take a CurvatureSync as its optimizer). */
+  get paramGroups(): TNT['paramGroups'] | KFAC['paramGroups'] | Shampoo['paramGroups'] {
+    return this.optimizer.paramGroups;
+  }
+
+  zeroGrad(options?: { setToNone?: boolean }): void {
+    this.optimizer.zeroGrad(options);
+  }
+
+  /** fit()'s hook: the distributed sampled backward pass (TNT, KFAC); nothing for Shampoo. fit() awaits it before step(). */
+  beforeBackward(output: Tensor, likelihood?: SampleableLikelihood): Promise<boolean> {
+    if (this.optimizer instanceof Shampoo) return Promise.resolve(false);
+    if (likelihood === undefined) return Promise.reject(new TypeError('CurvatureSync.beforeBackward: TNT and KFAC sample from the predictive distribution: pass the likelihood'));
+    return this.sampledBackward(output, likelihood);
+  }
+
+  get needsLikelihood(): boolean {
+    return !(this.optimizer instanceof Shampoo);
   }
 
   /**

@@ -39,6 +39,8 @@ export interface FitOptimizer {
   beforeBackward?(output: Tensor, likelihood?: SampleableLikelihood): unknown;
   /** Whether beforeBackward needs `likelihood` (TNT, KFAC). */
   readonly needsLikelihood?: boolean;
+  /** True for distributed.CurvatureSync: statistics over the process group (required for TNT and KFAC under DDP). */
+  readonly distributed?: boolean;
   /** The second-order optimizers' warm start (fit()'s `warmStart` option). */
   warmStart?(batches: WarmStartBatches, forward: (x: Tensor) => Tensor, likelihood: SampleableLikelihood): Promise<number>;
 }
@@ -304,6 +306,11 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
         'pass `likelihood` (new Categorical() for cross-entropy, new Bernoulli() for BCE with logits, new Gaussian() for squared error)',
     );
   const lossFn = lossOf(options.loss, likelihood);
+  if (typeof (m as { synchronize?: unknown }).synchronize === 'function' && opt.needsLikelihood === true && opt.distributed !== true)
+    throw new TypeError(
+      `fit: under DistributedDataParallel ${opt.constructor?.name ?? 'this optimizer'} must gather its statistics over every rank: ` +
+        'pass `new distributed.CurvatureSync(optimizer)` as the optimizer (otherwise each replica preconditions with its own shard and they drift apart)',
+    );
   const warm = options.warmStart ?? 0;
   let warmSource: BatchSource | null = null;
   if (typeof warm === 'number') {
@@ -358,20 +365,25 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
         signal?.throwIfAborted();
         const [x, y] = batchParts(batch, 'train batch');
         const b = sizeOf(x, y);
+        let pending: unknown = undefined;
         const [l, c] = tidy(() => {
           const out = forward(x);
-          before?.(out, likelihood);
+          pending = before?.(out, likelihood);
+          // a distributed optimizer (distributed.CurvatureSync) returns a promise: its collective finishes below
+          if (pending instanceof Promise) pending.catch(() => undefined);
           const loss = scalarLoss(lossFn(out, y));
           loss.backward();
           return [loss.item(), wantAccuracy ? countCorrect(out, y) : 0];
         });
         step++;
+        if (pending instanceof Promise) await pending;
         if (typeof m.synchronize === 'function') await m.synchronize();
         if (!Number.isFinite(l)) {
           opt.zeroGrad();
           throw new TorchError(`fit: the training loss is ${l} at epoch ${epoch}, step ${step}`, 'NON_FINITE');
         }
-        opt.step();
+        const stepped = opt.step();
+        if (stepped instanceof Promise) await stepped;
         opt.zeroGrad();
         lossSum += l * b;
         correct += c;

@@ -231,9 +231,22 @@ const scenarios = {
     const sampler = single ? undefined : new torch.data.DistributedSampler(ds, { shuffle: false });
     const loader = new torch.data.DataLoader(ds, { batchSize: 8 / W, sampler });
     const net = single ? model : await torch.nn.parallel.DistributedDataParallel.create(model);
-    const opt = new torch.optim.SGD(model.parameters(), { lr: 0.2, momentum: 0.5 });
     const mse = (o, t) => torch.tidy(() => o.sub(t).pow(2).mean());
-    await torch.fit(net, { train: loader, epochs: 2, optimizer: opt, loss: mse, progress: 'none' });
+    if (args[1] === 'tnt') {
+      // fit() with TNT through distributed.CurvatureSync: a Gaussian likelihood whose "samples" are a fixed function
+      // of each example's output, so that a rank's share of the batch draws what one process draws for it
+      const lik = {
+        loss: (o, t) => torch.tidy(() => o.sub(t).pow(2).sum().mul(0.5 / o.shape[0])),
+        sample: (o) => torch.tidy(() => o.detach().add(o.detach().mul(37).sin().mul(0.3))),
+      };
+      const tnt = new torch.optim.TNT(model.parameters(), { lr: 0.01, damping: 0.1, statsEvery: 1, inverseEvery: 2 });
+      const opt = single ? tnt : new dist.CurvatureSync(tnt);
+      await torch.fit(net, { train: loader, epochs: 2, optimizer: opt, likelihood: lik, progress: 'none' });
+      tnt.dispose();
+    } else {
+      const opt = new torch.optim.SGD(model.parameters(), { lr: 0.2, momentum: 0.5 });
+      await torch.fit(net, { train: loader, epochs: 2, optimizer: opt, loss: mse, progress: 'none' });
+    }
     out({ weights: model.parameters().map((p) => Array.from(p.reshape([-1]).toArray())) });
     if (!single) await dist.destroyProcessGroup();
   },
