@@ -9,11 +9,12 @@
  * Error naming it. The writer replaces the file atomically: it writes a temporary file in the same folder, flushes
  * it to disk, renames it over the target and flushes the folder, so a crash mid-save leaves the old file intact.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { endianness } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { native } from './native.js';
+import { openRegular, saveTarget } from './fsutil.js';
 import { Tensor, wrap } from './tensor.js';
 import { dtypeCode, type DType } from './dtype.js';
 import { is, typeError } from './errors.js';
@@ -27,6 +28,12 @@ const ITEMSIZE: Record<DType, number> = { float64: 8, float32: 4, float16: 2, bf
 
 /** The reference implementation refuses headers above 100 MB (safetensors/src/tensor.rs MAX_HEADER_SIZE). */
 const MAX_HEADER = 100_000_000;
+/**
+ * The most tensors a file may hold: 100,000. A checkpoint of a 1,000-layer model with its optimizer state holds a
+ * few thousand; each tensor costs a native allocation, so a header listing a million empty ones is refused before
+ * any is made (it parses in well under a second within the 100 MB header limit).
+ */
+export const MAX_TENSORS = 100_000;
 
 function checkHost(): void {
   // Tensors are copied byte for byte; a big-endian host would need a byte swap per element.
@@ -67,8 +74,10 @@ export function writeSafetensors(path: string, entries: Iterable<[string, Tensor
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(head.length));
 
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  // Through a symbolic link to its target (the link stays); never over a device, FIFO, directory or socket.
+  const target = saveTarget(path, 'safetensors');
+  const dir = dirname(target);
+  const tmp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fd = openSync(tmp, 'wx', 0o644);
   let done = false;
   try {
@@ -78,7 +87,7 @@ export function writeSafetensors(path: string, entries: Iterable<[string, Tensor
     fsyncSync(fd);
     closeSync(fd);
     done = true;
-    renameSync(tmp, path);
+    renameSync(tmp, target);
   } catch (err) {
     if (!done) closeSync(fd);
     try {
@@ -133,16 +142,10 @@ export function readSafetensors(path: string): SafetensorsFile {
   checkHost();
   is.string(path, 'path');
   const bad = (what: string): Error => new Error(`${path} is not a valid safetensors file: ${what}`);
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new Error(`cannot read ${path}: ${e.code === 'ENOENT' ? 'file not found' : e.message}`);
-  }
+  // a regular file only (a FIFO would hang the open, /dev/zero never ends); fstat's size bounds every read
+  const { fd, size } = openRegular(path, 'safetensors');
   const tensors = new Map<string, Tensor>();
   try {
-    const size = fstatSync(fd).size;
     if (size < 8) throw bad(`the file has ${size} bytes, fewer than the 8 of the header length`);
     const prefix = Buffer.alloc(8);
     readExactly(fd, prefix, 0);
@@ -179,6 +182,7 @@ export function readSafetensors(path: string): SafetensorsFile {
         }
         continue;
       }
+      if (entries.length >= MAX_TENSORS) throw bad(`the header lists more than ${MAX_TENSORS} tensors (the limit of this reader)`);
       entries.push(entry(name, info, dataLen, bad));
     }
     // The data must be covered exactly: no overlaps, no holes, nothing after the last tensor.

@@ -3,7 +3,8 @@
  * label byte(s) followed by 3072 pixel bytes: the 1024 red values of the 32x32 image row by row, then green, then
  * blue, which is already the [3, 32, 32] layout of torchvision's ToTensor.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readRegular } from '../fsutil.js';
 import { join } from 'node:path';
 import { is } from '../errors.js';
 import { imageDataset, readMaybeGzip } from './files.js';
@@ -37,6 +38,9 @@ export interface CifarOptions {
   split?: 'train' | 'test';
 }
 
+/** The most a (gzipped) CIFAR file may inflate to: 256 MiB, above the 60,000 records of CIFAR-100's train file (184 MB). */
+const MAX_CIFAR_FILE = 256 * 2 ** 20;
+
 /** `root` itself when it holds the files, else its standard sub-folder. */
 function folder(root: string, sub: string, probe: string, reader: string): string {
   if (existsSync(join(root, probe))) return root;
@@ -47,7 +51,7 @@ function folder(root: string, sub: string, probe: string, reader: string): strin
 /** Class names from the archive's text file when it has the expected count, else the published list. */
 function classNames(file: string, fallback: readonly string[]): readonly string[] {
   if (!existsSync(file)) return fallback;
-  const names = readFileSync(file, 'utf8').split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
+  const names = readRegular(file, 'cifar').toString('utf8').split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
   return names.length === fallback.length ? names : fallback;
 }
 
@@ -58,7 +62,7 @@ function classNames(file: string, fallback: readonly string[]): readonly string[
 function readRecords(files: string[], labelBytes: number, reader: string): { pixels: Uint8Array; labels: Uint8Array[]; starts: number[] } {
   const record = labelBytes + PIXELS;
   const bufs = files.map((f) => {
-    const b = readMaybeGzip(f, reader);
+    const b = readMaybeGzip(f, reader, MAX_CIFAR_FILE);
     if (b.length === 0) throw new Error(`${reader}: ${f} is empty`);
     if (b.length % record !== 0)
       throw new Error(`${reader}: ${f} is truncated or not a CIFAR binary file: its ${b.length} bytes are not a whole number of ${record}-byte records`);

@@ -1,34 +1,29 @@
 /** File helpers shared by the dataset readers: reading (gzip or raw), and turning bytes into an ImageDataset. */
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import { native } from '../native.js';
 import { wrap, type Tensor } from '../tensor.js';
 import { dtypeCode } from '../dtype.js';
+import { gunzipCapped, readRegular } from '../fsutil.js';
 import { ImageDataset } from './dataset.js';
 
-/** Reads a whole file; a missing or unreadable file gives an Error naming it. */
+/**
+ * Reads a whole regular file; a missing or unreadable file, or one that is not a regular file (a directory, a FIFO,
+ * a device such as /dev/zero), gives an Error naming it. At most the size the file had when opened is read.
+ */
 export function readBytes(file: string, reader: string): Uint8Array {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? 'file not found' : e.code === 'EISDIR' ? 'is a directory, not a file' : e.message;
-    throw new Error(`${reader}: cannot read ${file}: ${why}`);
-  }
+  return readRegular(file, reader);
 }
 
 /** gzip streams start with 1f 8b (RFC 1952 section 2.3.1). */
 export const isGzip = (b: Uint8Array): boolean => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 
-/** Returns the file's bytes, decompressed when they are gzip (detected by magic bytes, not by the name). */
-export function readMaybeGzip(file: string, reader: string): Uint8Array {
+/**
+ * Returns the file's bytes, decompressed when they are gzip (detected by magic bytes, not by the name), to at most
+ * `maxBytes` (a longer output is a 'gzip bomb' error naming the file).
+ */
+export function readMaybeGzip(file: string, reader: string, maxBytes: number): Uint8Array {
   const raw = readBytes(file, reader);
   if (!isGzip(raw)) return raw;
-  try {
-    return gunzipSync(raw);
-  } catch (err) {
-    throw new Error(`${reader}: ${file} is a corrupt or truncated gzip file (${(err as Error).message})`);
-  }
+  return gunzipCapped(raw, maxBytes, file, reader);
 }
 
 /**

@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { is } from '../errors.js';
-import { checkLabels, imageDataset, readMaybeGzip } from './files.js';
+import { checkLabels, imageDataset, isGzip, readBytes } from './files.js';
+import { MAX_INFLATED, gunzipCapped, gunzipHead } from '../fsutil.js';
 import type { ImageDataset } from './dataset.js';
 
 export type IdxType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
@@ -23,11 +24,27 @@ export interface IdxArray {
   data: Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
 }
 
-/** Reads an IDX file (raw or gzipped). Bad magic, a wrong size or trailing bytes give an Error naming the file. */
+/** The bytes an IDX header says its file holds (header and data), or null when the header is incomplete or unknown. */
+function declaredBytes(head: Uint8Array): number | null {
+  if (head.length < 4 || head[0] !== 0 || head[1] !== 0 || TYPES[head[2]!] === undefined) return null;
+  const ndim = head[3]!;
+  if (head.length < 4 + 4 * ndim) return null;
+  const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  let count = 1;
+  for (let d = 0; d < ndim; d++) count *= dv.getUint32(4 + 4 * d, false);
+  return 4 + 4 * ndim + count * TYPES[head[2]!]![1];
+}
+
+/**
+ * Reads an IDX file (raw or gzipped). Bad magic, a wrong size or trailing bytes give an Error naming the file; so
+ * does anything but a regular file. A gzipped file is inflated to at most the size its header declares (and never
+ * above 2 GiB): a gzip bomb stops there. Bad magic, a wrong size or trailing bytes give an Error naming the file. */
 export function readIdx(file: string, reader = 'readIdx'): IdxArray {
   is.string(file, 'file');
-  const b = readMaybeGzip(file, reader);
   const bad = (what: string): Error => new Error(`${reader}: ${file} is not a valid IDX file: ${what}`);
+  const raw = readBytes(file, reader);
+  // gzip: inflate no more than the header declares (the header comes from the first inflated bytes)
+  const b = isGzip(raw) ? gunzipCapped(raw, declaredBytes(gunzipHead(raw, 4 + 4 * 255)) ?? MAX_INFLATED, file, reader) : raw;
   if (b.length < 4) throw bad(`it has only ${b.length} bytes`);
   const entry = TYPES[b[2]!];
   if (b[0] !== 0 || b[1] !== 0 || entry === undefined)
