@@ -13,6 +13,7 @@
         "native/nn.cc",
         "native/hooks.cc",
         "native/distributed.cc",
+        "native/jit.cc",
         "<!@(ls native/optim/*.cc)"
       ],
       "include_dirs": [

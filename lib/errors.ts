@@ -17,7 +17,8 @@ export type TorchErrorCode =
   | 'OUT_OF_MEMORY'
   | 'DISPOSED'
   | 'NON_FINITE'
-  | 'NO_STATISTICS';
+  | 'NO_STATISTICS'
+  | 'BAD_FILE';
 
 /** An error raised by libtorch (or the addon), carrying libtorch's message and a machine-readable code. */
 export class TorchError extends Error {

@@ -187,6 +187,15 @@ export interface NativeBinding {
   getRngState(): H;
   setRngState(h: H): void;
   checkRngState(h: H): string;
+  // TorchScript (native/jit.cc): modules by integer handle, per environment
+  jitLoad(path: string): number;
+  jitSave(m: number, path: string): void;
+  jitForward(m: number, inputs: H[]): unknown;
+  jitNamedParameters(m: number): [string, H][];
+  jitNamedBuffers(m: number): [string, H][];
+  jitTrain(m: number, mode: boolean): void;
+  jitIsTraining(m: number): boolean;
+  jitDispose(m: number): void;
   // linear algebra
   cholesky(h: H, upper: boolean): H;
   choleskyEx(h: H, upper: boolean): [H, H];

@@ -74,6 +74,8 @@ struct State {
   std::vector<std::string> disposed_reasons;
   // The distributed process group of this environment (native/distributed.cc's DistState), made on first use.
   std::shared_ptr<void> dist;
+  // The TorchScript modules of this environment (native/jit.cc's JitState), made on first use.
+  std::shared_ptr<void> jit;
   ~State();
 };
 

@@ -30,6 +30,16 @@
 
 using namespace tn;
 
+// libtorch 2.4+ asks TCPStore for its libuv backend by default, which Debian's libtorch (2.6) is built without
+// ("use_libuv was requested but PyTorch was build without libuv support"); 1.13 has no such option. The classic
+// backend speaks the same protocol.
+template <class O>
+auto DisableLibuv(O& o, int) -> decltype(o.useLibUV = false, void()) {
+  o.useLibUV = false;
+}
+template <class O>
+void DisableLibuv(O&, long) {}
+
 namespace {
 
 Napi::Value MakeTorchError(Napi::Env env, const std::string& message, const char* code) {
@@ -143,6 +153,7 @@ class InitWorker : public Napi::AsyncWorker {
         so.waitWorkers = true;
         so.timeout = timeout_;
         so.multiTenant = true;
+        DisableLibuv(so, 0);
         base = c10::make_intrusive<c10d::TCPStore>(host_, so);
       }
       base->setTimeout(timeout_);

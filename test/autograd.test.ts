@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import * as torch from '../lib/index.js';
-import { expectClose, noLeak } from './support/helpers.js';
+import { expectClose, libtorchSays, noLeak } from './support/helpers.js';
 import { T, rnd, nd } from './support/reference.js';
 
 const F = torch.nn.functional;
@@ -344,7 +344,10 @@ describe('invalid arguments and autograd errors', () => {
     scoped(() => {
       const x = f64([1], true);
       expectTorchError(() => torch.grad(x.mul(2).sum(), f64([1], true)), null,
-        'One of the differentiated Tensors appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior.');
+        libtorchSays(
+          'One of the differentiated Tensors appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior.',
+          'element 0of the differentiated Tensors appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior.',
+        ));
     }));
   it('TypeErrors and RangeErrors from the TypeScript checks', () =>
     scoped(() => {

@@ -53,7 +53,9 @@ async function runRanks(world: number, argv: string[], opts: { limitMs?: number;
     const child = spawn(cmd, a, {
       env: {
         ...process.env, TENSORNORMAL_ADDON: addonPath, TN_LIB: lib, OMP_NUM_THREADS: '1', TENSORNORMAL_NUM_THREADS: '1',
-        RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), ...opts.env,
+        RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
+        USE_LIBUV: '0', // a Python torch 2.4+ rank asks its TCPStore for libuv otherwise, which Debian 13's build lacks
+        ...opts.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

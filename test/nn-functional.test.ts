@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import * as torch from '../lib/index.js';
-import { expectClose, noLeak } from './support/helpers.js';
+import { expectClose, libtorchSays, noLeak } from './support/helpers.js';
 import { T, expectNd, rnd, nd, matmul, reduce, sumOf, meanOf, varOf, type Nd } from './support/reference.js';
 
 const F = torch.nn.functional;
@@ -407,7 +407,8 @@ describe('invalid arguments', () => {
       expectTorchError(() => F.conv2d(x(), torch.zeros(4, 3, 9, 9)), 'SHAPE_MISMATCH',
         "Calculated padded input size per channel: (5 x 5). Kernel size: (9 x 9). Kernel size can't be greater than actual input size");
       expectTorchError(() => F.linear(torch.zeros(2, 3), torch.zeros(4, 5)), 'SHAPE_MISMATCH', 'mat1 and mat2 shapes cannot be multiplied (2x3 and 5x4)');
-      expectTorchError(() => F.maxPool2d(x(), 3, { padding: 2 }), 'SHAPE_MISMATCH', 'pad should be at most half of kernel size, but got pad=2 and kernel_size=3');
+      expectTorchError(() => F.maxPool2d(x(), 3, { padding: 2 }), 'SHAPE_MISMATCH',
+        libtorchSays('pad should be at most half of kernel size, but got pad=2 and kernel_size=3', 'pad should be at most half of effective kernel size, but got pad=2, kernel_size=3 and dilation=1'));
       expectTorchError(() => F.crossEntropy(torch.zeros(2, 3), torch.tensor([0, 5], { dtype: 'int64' })), 'INDEX_OUT_OF_RANGE', 'Target 5 is out of bounds.');
       // libtorch's message, then the fix (test/messages.test.ts covers nllLoss and the other dtypes)
       expectTorchError(() => F.crossEntropy(torch.zeros(2, 3), torch.tensor([0, 1])), 'DTYPE_MISMATCH',

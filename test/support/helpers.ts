@@ -1,6 +1,6 @@
 /** Shared test helpers: numeric comparison against references and the live-tensor leak check. */
 import { expect } from 'vitest';
-import { Tensor, liveTensors, type NestedArray } from '../../lib/index.js';
+import { Tensor, liveTensors, versions, type NestedArray } from '../../lib/index.js';
 
 function flat(x: NestedArray<number> | number[] | Float64Array): number[] {
   if (typeof x === 'number') return [x];
@@ -54,4 +54,12 @@ export function lcg(seed = 1): () => number {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return s / 4294967296 - 0.5;
   };
+}
+
+/**
+ * libtorch's own wording of a message, which changed between the versions the project builds against (Debian 12's
+ * 1.13 and Debian 13's 2.6; scripts/test-debian13.sh runs the suite on the latter): `old` up to 1.13, `current` from 2.x.
+ */
+export function libtorchSays(old: string, current: string): string {
+  return Number(versions().torch.split('.')[0]) >= 2 ? current : old;
 }

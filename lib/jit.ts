@@ -1,0 +1,181 @@
+/**
+ * TorchScript interop: `jit.load(path)` opens a module Python wrote with `torch.jit.script(m).save(path)` (or
+ * `torch.jit.trace(m, x).save(path)`), and the returned ScriptModule trains like an nn.Module: its parameters are
+ * tensors aliasing the module's own (any optimizer, TNT included, updates them in place), `call(...inputs)` runs the
+ * TorchScript forward with autograd, `train()`/`eval()` switch its mode, `stateDict()`/`loadStateDict()` use the
+ * module's dotted names, and `save(path)` writes a TorchScript archive Python, C++ or any TorchScript runtime loads.
+ *
+ *   const m = jit.load('resnet.pt');                        // from Python: torch.jit.script(model).save('resnet.pt')
+ *   const opt = new optim.TNT(m.parameters(), { lr: 1e-3 });
+ *   // ... train with m.call(x), as any model (fit() too) ...
+ *   m.save('resnet-finetuned.pt');                          // Python: torch.jit.load('resnet-finetuned.pt')
+ *
+ * Security: a TorchScript archive holds TorchScript code, which libtorch compiles and runs in its own interpreter
+ * (no Python, no imports), and constants read by TorchScript's restricted unpickler (tensors and TorchScript types
+ * only, no arbitrary globals). It is still code: a module's forward can use every TorchScript op, including ones
+ * that read or write files (torch.save, torch.load inside the module) — load TorchScript from sources you would run.
+ */
+import { native } from './native.js';
+import { Tensor, wrap } from './tensor.js';
+import { noGrad } from './autograd.js';
+import { TorchError, is, typeError } from './errors.js';
+import { closeSync } from 'node:fs';
+import { openRegular, saveTarget } from './fsutil.js';
+import { DTYPES, dtypeCode, isFloating, type DType } from './dtype.js';
+
+/** What a TorchScript forward returns here: tensors, numbers and booleans, and (nested) arrays of them; null for None. */
+export type ScriptValue = Tensor | number | boolean | null | ScriptValue[];
+
+function fromNative(v: unknown): ScriptValue {
+  if (typeof v === 'number') return wrap(v);
+  if (v === null) return null;
+  if (Array.isArray(v)) return v.map(fromNative);
+  return (v as { value: number | boolean }).value;
+}
+
+/** A TorchScript module, loaded with jit.load. Free it with dispose() (its parameters and buffers go with it). */
+export class ScriptModule {
+  private handle: number | null;
+  private readonly params: [string, Tensor][];
+  private readonly bufs: [string, Tensor][];
+
+  /** @internal */
+  constructor(handle: number) {
+    this.handle = handle;
+    const take = (pairs: [string, number][]): [string, Tensor][] => pairs.map(([n, h]) => [n, wrap(h).keep()]);
+    this.params = take(native.jitNamedParameters(handle));
+    this.bufs = take(native.jitNamedBuffers(handle));
+  }
+
+  private get h(): number {
+    if (this.handle === null) throw new TorchError('the TorchScript module was disposed: it cannot be used any more', 'DISPOSED');
+    return this.handle;
+  }
+
+  /** Runs the TorchScript forward on tensor inputs (autograd records unless under noGrad). */
+  call(...inputs: Tensor[]): ScriptValue {
+    inputs.forEach((x, i) => {
+      if (!(x instanceof Tensor)) throw typeError('a Tensor', `inputs[${i}]`, x);
+    });
+    return fromNative(native.jitForward(this.h, inputs.map((x) => x._h)));
+  }
+
+  /** The same as call() (nn.Module's name for it). */
+  forward(...inputs: Tensor[]): ScriptValue {
+    return this.call(...inputs);
+  }
+
+  /** Parameters by dotted name ('layer1.0.conv1.weight'), the module's own tensors: do not dispose them. */
+  namedParameters(): [string, Tensor][] {
+    void this.h;
+    return this.params.map(([n, t]) => [n, t]);
+  }
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, t]) => t);
+  }
+  namedBuffers(): [string, Tensor][] {
+    void this.h;
+    return this.bufs.map(([n, t]) => [n, t]);
+  }
+  buffers(): Tensor[] {
+    return this.namedBuffers().map(([, t]) => t);
+  }
+
+  get training(): boolean {
+    return native.jitIsTraining(this.h);
+  }
+  train(mode = true): this {
+    native.jitTrain(this.h, is.boolean(mode, 'mode'));
+    return this;
+  }
+  eval(): this {
+    return this.train(false);
+  }
+
+  /**
+   * Converts floating-point parameters and buffers to a dtype (the module's tensors keep their identity, so an
+   * optimizer built before still holds them). Devices other than the CPU are not supported for TorchScript modules yet.
+   */
+  to(target: DType | { dtype?: DType; device?: string }): this {
+    const t = typeof target === 'string' ? { dtype: target } : target;
+    if (t === null || typeof t !== 'object') throw typeError('a dtype or {dtype}', 'target', target);
+    if (t.device !== undefined && t.device !== 'cpu') throw new TorchError(`ScriptModule.to: device '${t.device}' is not supported for TorchScript modules here (CPU only)`, 'DEVICE_UNAVAILABLE');
+    if (t.dtype === undefined) return this;
+    const dtype = DTYPES[dtypeCode(t.dtype, 'dtype')]!;
+    if (!isFloating(dtype)) throw new TypeError(`ScriptModule.to only accepts floating point dtypes, but got desired dtype=${t.dtype}`);
+    for (const [, p] of [...this.params, ...this.bufs]) {
+      if (!isFloating(p.dtype) || p.dtype === dtype) continue;
+      const values = p.detach();
+      const data = values.to(dtype);
+      native.setData(p._h, data._h);
+      values.dispose();
+      data.dispose();
+    }
+    return this;
+  }
+  double(): this {
+    return this.to('float64');
+  }
+  float(): this {
+    return this.to('float32');
+  }
+
+  /** Parameters and buffers by name: new detached tensors sharing the module's storage, the caller's to dispose. */
+  stateDict(): Map<string, Tensor> {
+    return new Map([...this.params, ...this.bufs].map(([n, t]) => [n, t.detach()]));
+  }
+
+  /** Copies a state dict in (names and shapes must match; nothing is copied when anything is wrong). */
+  loadStateDict(sd: Map<string, Tensor> | Record<string, Tensor>, { strict = true }: { strict?: boolean } = {}): void {
+    const given = sd instanceof Map ? sd : sd !== null && typeof sd === 'object' ? new Map(Object.entries(sd)) : null;
+    if (given === null) throw typeError('a Map or a record of name -> Tensor', 'stateDict', sd);
+    const own = new Map([...this.params, ...this.bufs]);
+    const errors: string[] = [];
+    const missing = [...own.keys()].filter((k) => !given.has(k));
+    const unexpected = [...given.keys()].filter((k) => !own.has(k));
+    if (strict && missing.length) errors.push(`Missing key(s) in state_dict: ${missing.map((k) => `"${k}"`).join(', ')}.`);
+    if (strict && unexpected.length) errors.push(`Unexpected key(s) in state_dict: ${unexpected.map((k) => `"${k}"`).join(', ')}.`);
+    for (const [k, src] of given) {
+      if (!(src instanceof Tensor)) throw typeError('a Tensor', `stateDict["${k}"]`, src);
+      const t = own.get(k);
+      if (t && (src.ndim !== t.ndim || src.shape.some((d, i) => d !== t.shape[i])))
+        errors.push(`size mismatch for ${k}: copying a param with shape [${src.shape.join(', ')}] from checkpoint, the shape in current model is [${t.shape.join(', ')}].`);
+    }
+    if (errors.length) throw new TorchError(`Error(s) in loading state_dict for ScriptModule:\n\t${errors.join('\n\t')}`, 'TORCH_ERROR');
+    noGrad(() => {
+      for (const [k, src] of given) own.get(k)?.copy_(src);
+    });
+  }
+
+  /** Writes the module (code, parameters and buffers as they are now) as a TorchScript archive; through a symlink to its target. */
+  save(path: string): void {
+    is.string(path, 'path');
+    native.jitSave(this.h, saveTarget(path, 'ScriptModule.save'));
+  }
+
+  get isDisposed(): boolean {
+    return this.handle === null;
+  }
+
+  /** Frees the module and its parameter and buffer tensors. */
+  dispose(): void {
+    if (this.handle === null) return;
+    for (const [, t] of [...this.params, ...this.bufs]) t.dispose();
+    native.jitDispose(this.handle);
+    this.handle = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/**
+ * Loads a TorchScript archive (torch.jit.script(m).save / torch.jit.trace(m, x).save in Python) onto the CPU. A file
+ * that is not one is a TorchError (code 'BAD_FILE') naming it; see the file comment for what loading executes.
+ */
+export function load(path: string): ScriptModule {
+  is.string(path, 'path');
+  closeSync(openRegular(path, 'jit.load').fd); // a regular file only: a FIFO would hang libtorch's reader
+  return new ScriptModule(native.jitLoad(path));
+}
