@@ -25,6 +25,11 @@ export function runtimeEnvironment(env: NodeJS.ProcessEnv, cpuinfo: string | und
   if (core !== undefined) out.OPENBLAS_CORETYPE = core;
   if (!env.OMP_WAIT_POLICY && !env.GOMP_SPINCOUNT) out.OMP_WAIT_POLICY = 'PASSIVE';
   if (!env.OPENBLAS_THREAD_TIMEOUT && !env.GOTO_THREAD_TIMEOUT) out.OPENBLAS_THREAD_TIMEOUT = '4';
+  // Debian 13's libtorch links MPI and with it UCX, whose memory hooks (libucm) patch mmap/munmap in every loaded
+  // library from a constructor run inside our dlopen: one run of the suite there crashed in V8's allocator while the
+  // addon registered (a segfault in napi_create_function, UCX's handler printing the trace). tensornormal never
+  // uses UCX (Gloo speaks TCP); without its memory events the hooks are not installed.
+  if (!env.UCX_MEM_EVENTS) out.UCX_MEM_EVENTS = 'no';
   return out;
 }
 

@@ -23,9 +23,9 @@ describe('runtime environment of the native libraries', () => {
     expect(chooseOpenblasCore({ OPENBLAS_CORETYPE: 'Zen' }, spr)).toBeUndefined();
     expect(chooseOpenblasCore({ TENSORNORMAL_OPENBLAS_CORETYPE: 'auto' }, spr)).toBeUndefined();
     expect(chooseOpenblasCore({ TENSORNORMAL_OPENBLAS_CORETYPE: 'Haswell' }, spr)).toBe('Haswell');
-    expect(runtimeEnvironment({}, spr)).toEqual({ OPENBLAS_CORETYPE: 'SkylakeX', OMP_WAIT_POLICY: 'PASSIVE', OPENBLAS_THREAD_TIMEOUT: '4' });
-    expect(runtimeEnvironment({ OMP_WAIT_POLICY: 'ACTIVE', OPENBLAS_THREAD_TIMEOUT: '10' }, sandy)).toEqual({});
-    expect(runtimeEnvironment({ GOMP_SPINCOUNT: '1000' }, haswell)).toEqual({ OPENBLAS_CORETYPE: 'Haswell', OPENBLAS_THREAD_TIMEOUT: '4' });
+    expect(runtimeEnvironment({}, spr)).toEqual({ OPENBLAS_CORETYPE: 'SkylakeX', OMP_WAIT_POLICY: 'PASSIVE', OPENBLAS_THREAD_TIMEOUT: '4', UCX_MEM_EVENTS: 'no' });
+    expect(runtimeEnvironment({ OMP_WAIT_POLICY: 'ACTIVE', OPENBLAS_THREAD_TIMEOUT: '10', UCX_MEM_EVENTS: 'yes' }, sandy)).toEqual({});
+    expect(runtimeEnvironment({ GOMP_SPINCOUNT: '1000' }, haswell)).toEqual({ OPENBLAS_CORETYPE: 'Haswell', OPENBLAS_THREAD_TIMEOUT: '4', UCX_MEM_EVENTS: 'no' });
     expect(runtimeEnvironment({ TENSORNORMAL_RUNTIME_ENV: 'off' }, spr)).toEqual({});
   });
 
