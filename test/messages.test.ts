@@ -186,6 +186,7 @@ describe('options arguments: null or a non-object is a TypeError naming the argu
         ['zeros', (o) => torch.zeros(2, o)],
         ['full', (o) => torch.full([2], 1, o)],
         ['randint', (o) => torch.randint(0, 5, [2], o)],
+        ['fashionMnist', (o) => data.fashionMnist(o)],
         ['randint(high, size, options)', (o) => torch.randint(5, [2], o)],
         ['randperm', (o) => torch.randperm(3, o)],
         ['eye', (o) => torch.eye(2, 2, o)],

@@ -123,7 +123,8 @@ function mnistFiles(root: string, split: 'train' | 'test', classes: readonly str
  *   const train = data.fashionMnist();                 // train.images [60000, 1, 28, 28]
  *   const test = data.fashionMnist({ split: 'test' });
  */
-export function fashionMnist({ root = FASHION_MNIST_ROOT, split = 'train' }: MnistFilesOptions = {}): ImageDataset {
+export function fashionMnist(options: MnistFilesOptions = {}): ImageDataset {
+  const { root = FASHION_MNIST_ROOT, split = 'train' } = is.options(options);
   is.string(root, 'root');
   is.oneOf(split, 'split', ['train', 'test'] as const);
   const hint = root === FASHION_MNIST_ROOT ? ' (install the Debian package dataset-fashion-mnist, or pass the folder as root)' : '';
