@@ -17,6 +17,7 @@
  */
 import { native } from './native.js';
 import { Tensor, wrap } from './tensor.js';
+import { dispose, tidy } from './scope.js';
 import { noGrad } from './autograd.js';
 import { TorchError, is, typeError } from './errors.js';
 import { closeSync } from 'node:fs';
@@ -178,4 +179,52 @@ export function load(path: string): ScriptModule {
   is.string(path, 'path');
   closeSync(openRegular(path, 'jit.load').fd); // a regular file only: a FIFO would hang libtorch's reader
   return new ScriptModule(native.jitLoad(path));
+}
+
+/** What jit.trace needs of a model (every nn.Module has it). */
+export interface TraceableModel {
+  call?(...inputs: Tensor[]): unknown;
+  forward?(...inputs: Tensor[]): unknown;
+  namedParameters(): [string, Tensor][];
+  namedBuffers?(): [string, Tensor][];
+}
+
+/**
+ * Turns a model of this library into a TorchScript module with libtorch's tracer (as torch.jit.trace): the model's
+ * forward runs once on `exampleInputs` while every op it dispatches is recorded; its parameters and buffers become
+ * the module's attributes (names with '_' for '.', e.g. '0_weight'). The result runs here (`call`) and, saved with
+ * `save(path)`, in Python (`torch.jit.load`) or any TorchScript runtime. As with any trace, control flow that depends
+ * on the data is frozen to the path the example took; put the model in eval() first unless training behaviour
+ * (dropout, batch statistics) is what you want recorded.
+ */
+export function trace(model: TraceableModel, exampleInputs: Tensor | Tensor[]): ScriptModule {
+  if (model === null || typeof model !== 'object' || typeof model.namedParameters !== 'function') throw typeError('a model (an nn.Module)', 'model', model);
+  const inputs = Array.isArray(exampleInputs) ? exampleInputs : [exampleInputs];
+  inputs.forEach((x, i) => {
+    if (!(x instanceof Tensor)) throw typeError('a Tensor', `exampleInputs[${i}]`, x);
+  });
+  const forward = typeof model.call === 'function' ? model.call.bind(model) : typeof model.forward === 'function' ? model.forward.bind(model) : null;
+  if (forward === null) throw typeError('a model with call() or forward()', 'model', model);
+  const params = model.namedParameters();
+  const buffers = typeof model.namedBuffers === 'function' ? model.namedBuffers() : [];
+  const entries = [...params.map(([n, t]) => [n, t, true] as const), ...buffers.map(([n, t]) => [n, t, false] as const)];
+  const outs: Tensor[] = [];
+  const h = native.jitTrace(
+    entries.map(([n]) => n.replace(/\./g, '_')),
+    entries.map(([, t]) => t._h),
+    inputs.map((x) => x._h),
+    (...hs: number[]) => {
+      const r = tidy(() => forward(...hs.map((x) => wrap(x))));
+      const list = Array.isArray(r) ? r : [r];
+      if (!list.every((t) => t instanceof Tensor)) {
+        dispose(list.filter((t): t is Tensor => t instanceof Tensor));
+        throw new TypeError('jit.trace: the forward must return a Tensor or an array of Tensors');
+      }
+      outs.push(...(list as Tensor[]));
+      return Array.isArray(r) ? (list as Tensor[]).map((t) => t._h) : (r as Tensor)._h;
+    },
+    entries.map(([, , p]) => p),
+  );
+  dispose(outs);
+  return new ScriptModule(h);
 }

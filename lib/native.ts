@@ -196,6 +196,7 @@ export interface NativeBinding {
   jitTrain(m: number, mode: boolean): void;
   jitIsTraining(m: number): boolean;
   jitDispose(m: number): void;
+  jitTrace(names: string[], tensors: H[], inputs: H[], forward: (...inputs: H[]) => H | H[], isParameter: boolean[]): number;
   // linear algebra
   cholesky(h: H, upper: boolean): H;
   choleskyEx(h: H, upper: boolean): [H, H];

@@ -6,6 +6,7 @@
 // one. Loading runs TorchScript's own deserializer: the archive's code is TorchScript (compiled, run by its
 // interpreter), its constants are unpickled by TorchScript's restricted unpickler, which rebuilds tensors and
 // TorchScript types only and imports no Python globals (there is no Python here to import them into).
+#include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/script.h>
 
 #include <unordered_map>
@@ -128,4 +129,69 @@ TN_EXPORT(jitIsTraining) { return Napi::Boolean::New(info.Env(), Mod(info, 0).is
 TN_EXPORT(jitDispose) {
   Jit(info.Env()).modules.erase(static_cast<uint32_t>(Int(info, 0)));
   return info.Env().Undefined();
+}
+
+// jitTrace(names[], tensors[], inputs[], fn) -> module handle. libtorch's tracer runs fn (the JS forward, called on
+// this thread with the traced inputs' handles; it returns a tensor handle or an array of them) and records every
+// ATen op it dispatches into a graph; `tensors` (the model's parameters and buffers, named `names`) become
+// attributes of a new module "TracedModule", so the graph reads them from `self`, as torch.jit.trace does.
+TN_EXPORT(jitTrace) {
+  Napi::Env env = info.Env();
+  Napi::Array names = info[0].As<Napi::Array>();
+  std::vector<at::Tensor> tensors = Tensors(info, 1);
+  std::vector<at::Tensor> inputs = Tensors(info, 2);
+  if (!info[3].IsFunction()) throw Napi::TypeError::New(env, "jitTrace: forward must be a function");
+  Napi::Function fn = info[3].As<Napi::Function>();
+  Napi::Array isParam = info[4].As<Napi::Array>();
+  if (names.Length() != tensors.size() || isParam.Length() != tensors.size()) throw std::invalid_argument("jitTrace: names and tensors differ in length");
+  torch::jit::Module m("__torch__.TracedModule");
+  for (uint32_t k = 0; k < names.Length(); ++k) {
+    std::string n = names.Get(k).As<Napi::String>().Utf8Value();
+    if (isParam.Get(k).ToBoolean().Value()) m.register_parameter(n, tensors[k], /*is_buffer=*/false);
+    else m.register_buffer(n, tensors[k]);
+  }
+  State& st = GetState(env);
+  std::vector<double> made;  // handles given to JS, released after the trace
+  auto traced = [&](torch::jit::Stack in) -> torch::jit::Stack {
+    std::vector<napi_value> args;
+    for (auto& v : in) {
+      double h = st.table.Put(v.toTensor());
+      made.push_back(h);
+      args.push_back(Napi::Number::New(env, h));
+    }
+    Napi::Value r = fn.Call(args);
+    torch::jit::Stack out;
+    auto take = [&](Napi::Value v) {
+      at::Tensor* t = v.IsNumber() ? st.table.TryGet(v.As<Napi::Number>().DoubleValue()) : nullptr;
+      if (!t) throw std::invalid_argument("jit.trace: the forward must return a Tensor or an array of Tensors");
+      out.emplace_back(*t);
+    };
+    if (r.IsArray()) {
+      Napi::Array a = r.As<Napi::Array>();
+      std::vector<c10::IValue> items;
+      for (uint32_t k = 0; k < a.Length(); ++k) take(a.Get(k));
+      if (out.size() > 1) {
+        std::vector<c10::IValue> elems(out.begin(), out.end());
+        out.clear();
+        out.emplace_back(c10::ivalue::Tuple::create(std::move(elems)));
+      }
+    } else {
+      take(r);
+    }
+    return out;
+  };
+  torch::jit::Stack stack(inputs.begin(), inputs.end());
+  std::shared_ptr<torch::jit::tracer::TracingState> state;
+  try {
+    state = torch::jit::tracer::trace(std::move(stack), traced, [](const at::Tensor&) { return std::string(); },
+                                      /*strict=*/true, /*force_outplace=*/false, &m).first;
+  } catch (...) {
+    for (double h : made) st.table.Release(h);
+    throw;
+  }
+  for (double h : made) st.table.Release(h);
+  auto graph = state->graph;
+  auto fnc = m._ivalue()->compilation_unit()->create_function(c10::QualifiedName(*m.type()->name(), "forward"), graph);
+  m.type()->addMethod(fnc);
+  return Napi::Number::New(env, Put(env, std::move(m)));
 }

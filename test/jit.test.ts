@@ -141,6 +141,37 @@ describe.skipIf(!hasTorch)('jit: TorchScript from and to PyTorch', () => {
     });
   });
 
+  it('jit.trace: a library model becomes TorchScript that Python loads and runs to the same outputs', async () => {
+    await noLeak(() => {
+      torch.manualSeed(3);
+      const model = new torch.nn.Sequential(new torch.nn.Linear(3, 5), new torch.nn.Tanh(), new torch.nn.Linear(5, 2)).double();
+      const x = torch.randn([4, 3], { dtype: 'float64' });
+      const traced = jit.trace(model.eval(), x);
+      expect(traced.namedParameters().map(([n]) => n)).toEqual(['0_weight', '0_bias', '2_weight', '2_bias']);
+      const ours = torch.noGrad(() => torch.tidy(() => (model.call(x) as Tensor).dataSync() as number[]));
+      const here = torch.tidy(() => (traced.call(x) as Tensor).dataSync() as number[]);
+      expect(here).toEqual(ours);
+      const file = join(dir, 'traced-here.pt');
+      traced.save(file);
+      const input = join(dir, 'traced-input.json');
+      writeFileSync(input, JSON.stringify(x.toArray()));
+      const r = spawnSync(python, [script, 'run', file, input], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(maxRelErr(flat((JSON.parse(r.stdout) as { outputs: number[][] }).outputs), ours)).toBeLessThan(1e-12);
+      // the trace holds the weights it was given (the attributes alias the model's tensors)
+      expect(traced.parameters()[0]!.dataSync()).toEqual(model.parameters()[0]!.dataSync());
+      traced.dispose();
+      // a forward that throws: the trace is abandoned, the error reaches the caller, nothing leaks
+      const bad = { namedParameters: () => model.namedParameters(), call: () => { throw new RangeError('from forward'); } };
+      expect(() => jit.trace(bad, x)).toThrow('from forward');
+      const notTensor = { namedParameters: () => model.namedParameters(), call: () => 42 };
+      expect(() => jit.trace(notTensor as never, x)).toThrow('jit.trace: the forward must return a Tensor or an array of Tensors');
+      expect(() => jit.trace(model, 3 as never)).toThrow('Expected a Tensor for exampleInputs[0] but received 3 of type number');
+      model.dispose();
+      x.dispose();
+    });
+  });
+
   it('stateDict / loadStateDict / to(float32)', async () => {
     await noLeak(() => {
       const a = jit.load(join(dir, 'resnet.pt'));

@@ -5,7 +5,8 @@
                             DIR/traced.pt (torch.jit.trace of a small MLP), DIR/not-a-module.pt (a pickled state
                             dict, torch.save) and DIR/ref.json: the inputs, each module's outputs, and the resnet's
                             weights after 20 Adam steps (lr 1e-2) on (x, y) with MSE in train mode.
-  jit_models.py check FILE  loads FILE with torch.jit.load and prints {outputs (eval, on ref's x), params} as JSON.
+  jit_models.py check FILE REF  loads FILE with torch.jit.load and prints {outputs (eval, on REF's x), params}.
+  jit_models.py run FILE X      the same on the float64 input in the JSON file X (a traced tensornormal model).
 """
 import json
 import sys
@@ -95,6 +96,12 @@ def main():
             "xc": xc.tolist(), "control": oc.tolist(), "steps": steps,
             "xt": xt.tolist(), "traced": mlp(xt).tolist(),
         }, open(f"{d}/ref.json", "w"))
+    elif sys.argv[1] == "run":
+        m = torch.jit.load(sys.argv[2])
+        m.eval()
+        with torch.no_grad():
+            out = m(torch.tensor(json.load(open(sys.argv[3])), dtype=torch.float64))
+        print(json.dumps({"outputs": out.tolist(), "params": params(m)}))
     else:
         m = torch.jit.load(sys.argv[2])
         ref = json.load(open(sys.argv[3]))
