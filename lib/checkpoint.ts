@@ -11,7 +11,10 @@
  * version, the model's tensor names, and the optimizer state and user values with each tensor replaced by
  * {"$tn": "tensor", "name": ...}. Loading parses JSON only; nothing in a checkpoint is executed.
  */
+import { closeSync, readSync } from 'node:fs';
 import { native } from './native.js';
+import { openRegular } from './fsutil.js';
+import { loadPickledStateDict } from './pickle.js';
 import { Tensor, wrap } from './tensor.js';
 import { is, typeError } from './errors.js';
 import { tidy } from './scope.js';
@@ -388,8 +391,25 @@ export interface LoadWeightsOptions {
   strict?: boolean;
 }
 
+function isZip(path: string): boolean {
+  const { fd, size } = openRegular(path, 'loadWeights');
+  try {
+    const b = Buffer.alloc(Math.min(4, size));
+    readSync(fd, b, 0, b.length, 0);
+    return b.length === 4 && b.readUInt32LE(0) === 0x04034b50;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function pickled(path: string): { modelStateDict: Map<string, Tensor>; dispose(): void } {
+  const modelStateDict = loadPickledStateDict(path);
+  return { modelStateDict, dispose: () => modelStateDict.forEach((t) => t.dispose()) };
+}
+
 /**
- * Loads weights into a model from a safetensors file: one written by saveWeights(), by save() (its model
+ * Loads weights into a model from a safetensors file, or from a `torch.save(model.state_dict())` file (.pt/.pth,
+ * read by lib/pickle.ts without executing anything): one written by saveWeights(), by save() (its model
  * weights), or by Python (`safetensors.torch.save_file(model.state_dict(), path)`). A file name that is not the
  * model's own stateDict name is matched to the weight whose PyTorch name (pytorchName) it is, so `running_mean`
  * fills `runningMean`. Mismatches are reported by the model's loadStateDict (missing, unexpected and mis-shaped
@@ -403,7 +423,8 @@ export function loadWeights(path: string, model: CheckpointModel, options: LoadW
   if (model === null || typeof model !== 'object' || typeof model.loadStateDict !== 'function' || typeof model.stateDict !== 'function')
     throw typeError('a model with stateDict() and loadStateDict()', 'model', model);
   is.boolean(strict, 'strict');
-  const ckpt = load(path);
+  // a torch.save(model.state_dict()) file (a zip: 'PK') is read by the restricted reader of lib/pickle.ts
+  const ckpt = isZip(path) ? pickled(path) : load(path);
   try {
     const [own, wantsMap] = tidy(() => {
       const sd = model.stateDict();

@@ -20,6 +20,7 @@ export * as train from './train/index.js';
 export * as data from './data/index.js';
 export * as distributed from './distributed/index.js';
 export * as jit from './jit.js';
+export { loadPickledStateDict } from './pickle.js';
 export { save, load, restore, saveWeights, loadWeights, pytorchName, type SaveWeightsOptions, type LoadWeightsOptions, type Checkpoint, type SaveContents, type RestoreOptions, type CheckpointModel, type CheckpointOptimizer } from './checkpoint.js';
 export * as models from './models/index.js';
 export * as likelihoods from './likelihoods.js';

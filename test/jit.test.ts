@@ -4,7 +4,7 @@
 // traced model run here; bad files are errors naming them.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../lib/index.js';
@@ -169,6 +169,29 @@ describe.skipIf(!hasTorch)('jit: TorchScript from and to PyTorch', () => {
       expect(() => jit.trace(model, 3 as never)).toThrow('Expected a Tensor for exampleInputs[0] but received 3 of type number');
       model.dispose();
       x.dispose();
+    });
+  });
+
+  it('torch.save(state_dict) files: read exactly, loadWeights fills a library model, a code-running pickle is refused', async () => {
+    await noLeak(() => {
+      const sd = torch.loadPickledStateDict(join(dir, 'not-a-module.pt'));
+      const m = jit.load(join(dir, 'resnet.pt'));
+      for (const [n, p] of m.namedParameters()) expect(sd.get(n)!.dataSync(), n).toEqual(p.dataSync());
+      expect(sd.get('bn.num_batches_tracked')!.dtype).toBe('int64');
+      torch.dispose([...sd.values()]);
+      m.dispose();
+      // the MLP Python traced, as a library model: same outputs as PyTorch's
+      const mlp = new torch.nn.Sequential(new torch.nn.Linear(3, 5), new torch.nn.Tanh(), new torch.nn.Linear(5, 2));
+      torch.loadWeights(join(dir, 'mlp-state.pt'), mlp);
+      const xt = torch.tensor(ref.xt);
+      const out = torch.noGrad(() => torch.tidy(() => (mlp.call(xt) as Tensor).dataSync() as number[]));
+      expect(maxRelErr(out, flat(ref.traced))).toBeLessThan(1e-5);
+      xt.dispose();
+      mlp.dispose();
+      const evil = join(dir, 'evil.pt');
+      expect(() => torch.loadPickledStateDict(evil)).toThrow(`${evil} is not a torch.save state dict tensornormal reads: the global posix.system is not allowed (nothing in the file is executed)`);
+      expect(existsSync(join(dir, 'pwned'))).toBe(false);
+      expect(() => torch.loadPickledStateDict(join(dir, 'resnet.pt'))).toThrow('is not a torch.save state dict tensornormal reads');
     });
   });
 

@@ -3,7 +3,8 @@
   jit_models.py make DIR    writes DIR/resnet.pt (a scripted ResNet-style model, float64, BatchNorm, a residual
                             block), DIR/control.pt (scripted control flow: a data-dependent loop and branch),
                             DIR/traced.pt (torch.jit.trace of a small MLP), DIR/not-a-module.pt (a pickled state
-                            dict, torch.save) and DIR/ref.json: the inputs, each module's outputs, and the resnet's
+                            dict, torch.save), DIR/mlp-state.pt (the MLP's state dict), DIR/evil.pt (a pickle that
+                            would run `touch DIR/pwned` in Python's torch.load) and DIR/ref.json: the inputs, each module's outputs, and the resnet's
                             weights after 20 Adam steps (lr 1e-2) on (x, y) with MSE in train mode.
   jit_models.py check FILE REF  loads FILE with torch.jit.load and prints {outputs (eval, on REF's x), params}.
   jit_models.py run FILE X      the same on the float64 input in the JSON file X (a traced tensornormal model).
@@ -59,6 +60,15 @@ class Control(nn.Module):
         return x, steps
 
 
+class Evil:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.path}",))
+
+
 def params(m):
     return {n: p.detach().reshape(-1).tolist() for n, p in m.named_parameters()}
 
@@ -91,6 +101,9 @@ def main():
         xt = torch.randn(4, 3)
         torch.jit.trace(mlp, xt).save(f"{d}/traced.pt")
         torch.save(net.state_dict(), f"{d}/not-a-module.pt")
+        torch.save(mlp.state_dict(), f"{d}/mlp-state.pt")
+        # a pickle that runs a command when Python loads it (torch.load(weights_only=False)): must be refused
+        torch.save({"w": torch.ones(2), "x": Evil(f"{d}/pwned")}, f"{d}/evil.pt")
         json.dump({
             "x": x.tolist(), "y": y.tolist(), "outEval": out_eval, "adam20": params(t),
             "xc": xc.tolist(), "control": oc.tolist(), "steps": steps,
