@@ -65,6 +65,17 @@ describe('gzip is inflated no further than the header declares', () => {
     // nothing near the 64 MiB the stream expands to was allocated
     expect(process.memoryUsage().rss - rss0).toBeLessThan(32 * 2 ** 20);
   });
+  it('a gzipped file with a bad IDX header is refused from its first bytes, without inflating the rest (2.5 GiB here)', () => {
+    const file = join(dir, 'badmagic-idx1-ubyte.gz');
+    // gzip members concatenate (RFC 1952 2.2): 40 copies of 64 MiB of zeros inflate to 2.5 GiB, over the 2 GiB cap.
+    const zeros = gzipSync(Buffer.alloc(64 * 2 ** 20), { level: 9 });
+    writeFileSync(file, Buffer.concat([gzipSync(Buffer.from([1, 2, 3, 4])), ...Array.from({ length: 40 }, () => zeros)]));
+    const rss0 = process.memoryUsage().rss;
+    const t0 = Date.now();
+    expect(() => data.readIdx(file)).toThrow(`readIdx: ${file} is not a valid IDX file: bad magic number 0x01020304`);
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(64 * 2 ** 20);
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
   it('an honest gzipped IDX file still reads, and a truncated one says so', () => {
     const file = join(dir, 'ok-idx1-ubyte.gz');
     writeFileSync(file, gzipSync(Buffer.concat([idxHeader([3]), Buffer.from([7, 8, 9])])));
