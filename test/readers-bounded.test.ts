@@ -74,7 +74,7 @@ describe('gzip is inflated no further than the header declares', () => {
     const t0 = Date.now();
     expect(() => data.readIdx(file)).toThrow(`readIdx: ${file} is not a valid IDX file: bad magic number 0x01020304`);
     expect(process.memoryUsage().rss - rss0).toBeLessThan(64 * 2 ** 20);
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(3000); // 4.5 s when it inflated 2 GiB
   });
   it('an honest gzipped IDX file still reads, and a truncated one says so', () => {
     const file = join(dir, 'ok-idx1-ubyte.gz');
