@@ -100,6 +100,26 @@ describe('safetensors headers are bounded', () => {
       expect(() => load(file)).toThrow(`${file} is not a valid safetensors file: the header lists more than ${MAX_TENSORS} tensors`);
       expect(performance.now() - t0).toBeLessThan(10_000);
     });
+    // Counted before the JSON is parsed: the same entries with broken JSON at the end still say 'more than ... tensors'.
+    const broken = join(dir, 'million-broken.safetensors');
+    const bhead = Buffer.from(`{${parts.join(',')},"x":}`);
+    len.writeBigUInt64LE(BigInt(bhead.length));
+    writeFileSync(broken, Buffer.concat([len, bhead]));
+    expect(() => load(broken)).toThrow(`${broken} is not a valid safetensors file: the header lists more than ${MAX_TENSORS} tensors`);
+  });
+  it('the entry count skips strings: names and metadata holding commas, braces and escaped quotes still load', () => {
+    const file = join(dir, 'tricky.safetensors');
+    const head = Buffer.from(JSON.stringify({ __metadata__: { 'a,b': '},{"x":1,', c: 'd\\",' }, 'w,{': { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(head.length));
+    writeFileSync(file, Buffer.concat([len, head, Buffer.from(new Float32Array([2.5]).buffer)]));
+    const ck = load(file);
+    try {
+      expect(ck.tensors.get('w,{')!.dataSync()).toEqual([2.5]);
+      expect(ck.metadata).toEqual({ 'a,b': '},{"x":1,', c: 'd\\",' });
+    } finally {
+      ck.dispose();
+    }
   });
 });
 
