@@ -162,6 +162,9 @@ export function readSafetensors(path: string): SafetensorsFile {
       throw bad('the header is not UTF-8');
     }
     if (!text.startsWith('{')) throw bad('the header does not start with a JSON object');
+    // Count the entries before JSON.parse: a 59 MB header of a million empty tensors took 4.5 s and 370 MB to parse,
+    // the scan 0.4 s and nothing. (__metadata__ is the one entry that is not a tensor.)
+    if (topLevelEntries(text, MAX_TENSORS + 2) > MAX_TENSORS + 1) throw bad(`the header lists more than ${MAX_TENSORS} tensors (the limit of this reader)`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -232,6 +235,24 @@ function entry(name: string, info: unknown, dataLen: number, bad: (what: string)
   if (!Number.isSafeInteger(need) || need !== end - begin)
     throw bad(`tensor '${name}' has ${end - begin} bytes of data but ${dtype} [${shape.join(', ')}] needs ${need}`);
   return { name, dtype: dt, shape: shape as number[], begin, end };
+}
+
+/** How many members the JSON object `text` has at its top level (commas at depth 1, plus one), counting up to `stop`. */
+function topLevelEntries(text: string, stop: number): number {
+  let depth = 0;
+  let inString = false;
+  let n = 1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c && depth === 1 && ++n >= stop) return n;
+  }
+  return n;
 }
 
 function readExactly(fd: number, buf: Uint8Array, position: number): void {

@@ -65,6 +65,17 @@ describe('gzip is inflated no further than the header declares', () => {
     // nothing near the 64 MiB the stream expands to was allocated
     expect(process.memoryUsage().rss - rss0).toBeLessThan(32 * 2 ** 20);
   });
+  it('a gzipped file with a bad IDX header is refused from its first bytes, without inflating the rest (2.5 GiB here)', () => {
+    const file = join(dir, 'badmagic-idx1-ubyte.gz');
+    // gzip members concatenate (RFC 1952 2.2): 40 copies of 64 MiB of zeros inflate to 2.5 GiB, over the 2 GiB cap.
+    const zeros = gzipSync(Buffer.alloc(64 * 2 ** 20), { level: 9 });
+    writeFileSync(file, Buffer.concat([gzipSync(Buffer.from([1, 2, 3, 4])), ...Array.from({ length: 40 }, () => zeros)]));
+    const rss0 = process.memoryUsage().rss;
+    const t0 = Date.now();
+    expect(() => data.readIdx(file)).toThrow(`readIdx: ${file} is not a valid IDX file: bad magic number 0x01020304`);
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(64 * 2 ** 20);
+    expect(Date.now() - t0).toBeLessThan(3000); // 4.5 s when it inflated 2 GiB
+  });
   it('an honest gzipped IDX file still reads, and a truncated one says so', () => {
     const file = join(dir, 'ok-idx1-ubyte.gz');
     writeFileSync(file, gzipSync(Buffer.concat([idxHeader([3]), Buffer.from([7, 8, 9])])));
@@ -89,6 +100,26 @@ describe('safetensors headers are bounded', () => {
       expect(() => load(file)).toThrow(`${file} is not a valid safetensors file: the header lists more than ${MAX_TENSORS} tensors`);
       expect(performance.now() - t0).toBeLessThan(10_000);
     });
+    // Counted before the JSON is parsed: the same entries with broken JSON at the end still say 'more than ... tensors'.
+    const broken = join(dir, 'million-broken.safetensors');
+    const bhead = Buffer.from(`{${parts.join(',')},"x":}`);
+    len.writeBigUInt64LE(BigInt(bhead.length));
+    writeFileSync(broken, Buffer.concat([len, bhead]));
+    expect(() => load(broken)).toThrow(`${broken} is not a valid safetensors file: the header lists more than ${MAX_TENSORS} tensors`);
+  });
+  it('the entry count skips strings: names and metadata holding commas, braces and escaped quotes still load', () => {
+    const file = join(dir, 'tricky.safetensors');
+    const head = Buffer.from(JSON.stringify({ __metadata__: { 'a,b': '},{"x":1,', c: 'd\\",' }, 'w,{': { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(head.length));
+    writeFileSync(file, Buffer.concat([len, head, Buffer.from(new Float32Array([2.5]).buffer)]));
+    const ck = load(file);
+    try {
+      expect(ck.tensors.get('w,{')!.dataSync()).toEqual([2.5]);
+      expect(ck.metadata).toEqual({ 'a,b': '},{"x":1,', c: 'd\\",' });
+    } finally {
+      ck.dispose();
+    }
   });
 });
 

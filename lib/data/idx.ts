@@ -44,7 +44,13 @@ export function readIdx(file: string, reader = 'readIdx'): IdxArray {
   const bad = (what: string): Error => new Error(`${reader}: ${file} is not a valid IDX file: ${what}`);
   const raw = readBytes(file, reader);
   // gzip: inflate no more than the header declares (the header comes from the first inflated bytes)
-  const b = isGzip(raw) ? gunzipCapped(raw, declaredBytes(gunzipHead(raw, 4 + 4 * 255)) ?? MAX_INFLATED, file, reader) : raw;
+  let b: Uint8Array = raw;
+  if (isGzip(raw)) {
+    const head = gunzipHead(raw, 4 + 4 * 255);
+    const declared = declaredBytes(head);
+    // A bad or cut-short header is reported from the first inflated bytes alone: nothing more is inflated.
+    b = declared === null ? head : gunzipCapped(raw, Math.min(declared, MAX_INFLATED), file, reader);
+  }
   if (b.length < 4) throw bad(`it has only ${b.length} bytes`);
   const entry = TYPES[b[2]!];
   if (b[0] !== 0 || b[1] !== 0 || entry === undefined)
