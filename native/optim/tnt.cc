@@ -28,6 +28,7 @@
 #include <limits>
 #include <map>
 
+#include "kronecker/inverse.h"
 #include "optim_common.h"
 
 using namespace tn;
@@ -396,7 +397,7 @@ TN_EXPORT(tntInverses) {
   std::vector<Packed> ps = PackedParams(info, 0);
   double eps = Num(info, 3);
   int64_t method = Int(info, 4);
-  double inverted = 0, retried64 = 0, retriedDamping = 0, failed = 0, skipped = 0;
+  kronecker::InverseCounts counts;
 
   struct Item {
     const Packed* p;
@@ -411,46 +412,31 @@ TN_EXPORT(tntInverses) {
     if (k == 0) continue;
     Normalization n = Normalize(p);
     if (!n.finite) {
-      ++skipped;
+      ++counts.skipped;
       continue;
     }
     if (n.negative) {  // impossible for statistics (a sum of squares); only a corrupted state gets here
-      failed += static_cast<double>(k);
+      counts.failed += static_cast<double>(k);
       continue;
     }
     bool finite = true;
     for (size_t i = 0; i < k && finite; ++i) finite = AllFinite(*p.main[i]) && AllFinite(*p.aux[i]);
     if (!finite) {
-      ++skipped;
+      ++counts.skipped;
       continue;
     }
     for (size_t i = 0; i < k; ++i) {
       if (!IsFull(*p.main[i])) {
         at::Tensor u = n.denom[i] > 0 ? *p.main[i] / n.denom[i] : at::zeros_like(*p.main[i]);
         p.aux[i]->copy_((u + eps).reciprocal());
-        ++inverted;
+        ++counts.inverted;
         continue;
       }
       groups[{p.shape[i], static_cast<int>(p.main[i]->scalar_type())}].push_back({&p, i, n.denom[i]});
     }
   }
 
-  auto factorize = [&](const at::Tensor& a, at::Tensor& inv_out, at::Tensor& info_out) {
-    if (method == 1) {
-      auto r = at::linalg_inv_ex(a);
-      inv_out = std::get<0>(r);
-      info_out = std::get<1>(r);
-    } else {
-      auto r = at::linalg_cholesky_ex(a);
-      info_out = std::get<1>(r);
-      // cholesky_inverse throws on the garbage factor of a failed element: give those the identity (their
-      // result is discarded by the status check below).
-      std::vector<int64_t> mask_shape = info_out.dim() == 0 ? std::vector<int64_t>{1, 1} : std::vector<int64_t>{info_out.size(0), 1, 1};
-      at::Tensor good = info_out.eq(0).reshape(mask_shape);
-      at::Tensor l = at::where(good, std::get<0>(r), at::eye(a.size(-1), a.options()));
-      inv_out = at::cholesky_inverse(l);
-    }
-  };
+  const kronecker::Method how = method == 1 ? kronecker::Method::kLu : kronecker::Method::kCholesky;
   // A's upper triangle into P, H's strict lower triangle left as it is.
   auto store = [](at::Tensor& P, const at::Tensor& A) { P.copy_(at::triu(A.to(P.scalar_type())).add_(at::tril(P, -1))); };
 
@@ -469,41 +455,21 @@ TN_EXPORT(tntInverses) {
         at::Tensor u = NormalizedFactor(*items[b].p, items[b].i, items[b].denom);
         a[static_cast<int64_t>(b)].copy_(u).diagonal().add_(eps);
       }
-      at::Tensor inv, status;
-      factorize(a, inv, status);
+      kronecker::BatchInverse bi = kronecker::InvertBatch(a, how);
       a.reset();
-      at::Tensor ok = status.eq(0) & at::isfinite(inv).flatten(1).all(1);
-      auto okv = ok.to(at::kBool).cpu();
-      const bool* okp = okv.data_ptr<bool>();
       for (size_t b = 0; b < items.size(); ++b) {
         at::Tensor& P = *items[b].p->main[items[b].i];
-        if (okp[b]) {
-          store(P, inv[static_cast<int64_t>(b)]);
-          ++inverted;
+        if (bi.ok[b]) {
+          store(P, bi.inv[static_cast<int64_t>(b)]);
+          ++counts.inverted;
           continue;
         }
-        // Retry this factor alone: float64 first, then with more damping.
-        at::Tensor u64 = NormalizedFactor(*items[b].p, items[b].i, items[b].denom).to(at::kDouble);
-        at::Tensor eye64 = at::eye(d, u64.options());
-        bool done = false;
-        for (int r = 0; r <= 3 && !done; ++r) {
-          double damp = eps * std::pow(10.0, r);
-          at::Tensor i1, s1;
-          factorize(u64 + eye64 * damp, i1, s1);
-          if (s1.item<int64_t>() == 0 && AllFinite(i1)) {
-            store(P, i1);
-            done = true;
-            if (r == 0) ++retried64;
-            else ++retriedDamping;
-            ++inverted;
-          }
-        }
-        if (!done) ++failed;  // the last good inverse stays
+        kronecker::RetryAlone(NormalizedFactor(*items[b].p, items[b].i, items[b].denom), eps, how, counts,
+                              [&](const at::Tensor& inv) { store(P, inv); });
       }
     }
   }
-  return Report(info.Env(), {{"inverted", inverted}, {"retriedFloat64", retried64}, {"retriedDamping", retriedDamping},
-                             {"failed", failed}, {"skippedNonFinite", skipped}});
+  return counts.ToReport(info.Env());
 }
 
 // tntPackedDirection(tensor, shape[], mains[], auxes[], blas) -> preconditioned copy in the tensor's dtype
