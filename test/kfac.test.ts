@@ -5,6 +5,7 @@ import { describe, it, expect, expectTypeOf } from 'vitest';
 import * as torch from '../lib/index.js';
 import { KFAC } from '../lib/optim/kfac.js';
 import { Tensor } from '../lib/tensor.js';
+import { native } from '../lib/native.js';
 import { lcg, noLeak } from './support/helpers.js';
 import { type Mat, kron, solve, relErr } from './support/dense.js';
 
@@ -311,6 +312,38 @@ describe('optim.KFAC', () => {
       a.dispose();
       b.dispose();
       torch.dispose(xs);
+    });
+  });
+
+  it('kfacInverses retries a failed factor in float64, then with 10x..1000x damping, else keeps the last inverse', async () => {
+    await noLeak(() => {
+      const f32 = (m: number[][]): Tensor => torch.tensor(m, { dtype: 'float32' });
+      // damping 1e-6: each factor gets sqrt(1e-6) = 1e-3 on its diagonal (no pi correction).
+      // A = diag(1, -0.005): 1e-3 (float32, then float64) leaves it indefinite, 10x (1e-2) gives diag(1.01, 0.005).
+      const A = f32([[1, 0], [0, -0.005]]);
+      const G = f32([[2, 0], [0, 2]]);
+      const invA = f32([[7, 0], [0, 7]]);
+      const invG = f32([[7, 0], [0, 7]]);
+      // B = diag(1, -5): indefinite even with 1000x damping (1): its last inverse stays.
+      const B = f32([[1, 0], [0, -5]]);
+      const invB = f32([[3, 0], [0, 3]]);
+      const invG2 = f32([[3, 0], [0, 3]]);
+      const rep = native.kfacInverses(
+        [
+          { A: A._h, G: G._h, invA: invA._h, invG: invG._h, damping: 1e-6 },
+          { A: B._h, G: G._h, invA: invB._h, invG: invG2._h, damping: 1e-6 },
+        ],
+        false,
+      );
+      expect(rep).toEqual({ inverted: 3, retriedFloat64: 0, retriedDamping: 1, failed: 1, skippedNonFinite: 0 });
+      // within 1e-5 relative (float32 results of a float64 factorisation)
+      const close = (t: Tensor, want: number[]): void =>
+        (t.toArray() as number[][]).flat().forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want[i]!))));
+      close(invA, [1 / 1.01, 0, 0, 200]);
+      close(invG, [1 / 2.001, 0, 0, 1 / 2.001]);
+      close(invG2, [1 / 2.001, 0, 0, 1 / 2.001]);
+      expect(invB.toArray()).toEqual([[3, 0], [0, 3]]);
+      for (const t of [A, G, invA, invG, B, invB, invG2]) t.dispose();
     });
   });
 

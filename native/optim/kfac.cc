@@ -22,6 +22,7 @@
 //                   an overflowing update): every write is computed before any is applied.
 #include <map>
 
+#include "kronecker/inverse.h"
 #include "optim_common.h"
 
 using namespace tn;
@@ -123,7 +124,7 @@ TN_EXPORT(kfacInverses) {
   at::NoGradGuard no_grad;
   std::vector<Napi::Object> layers = Objects(info, 0);
   bool pi_correction = Bool(info, 1);
-  double inverted = 0, retried64 = 0, retriedDamping = 0, failed = 0, skipped = 0;
+  kronecker::InverseCounts counts;
 
   struct Item {
     at::Tensor f;      // factor
@@ -136,7 +137,7 @@ TN_EXPORT(kfacInverses) {
     at::Tensor& G = *Field(l, "G");
     double root = std::sqrt(NumField(l, "damping"));
     if (!AllFinite(A) || !AllFinite(G)) {
-      ++skipped;
+      ++counts.skipped;
       continue;
     }
     double pi = 1;
@@ -149,16 +150,6 @@ TN_EXPORT(kfacInverses) {
     groups[{G.size(0), static_cast<int>(G.scalar_type())}].push_back({G, root / pi, Field(l, "invG")});
   }
 
-  auto factorize = [](const at::Tensor& a, at::Tensor& inv_out, at::Tensor& info_out) {
-    auto r = at::linalg_cholesky_ex(a);
-    info_out = std::get<1>(r);
-    // cholesky_inverse throws on the garbage factor of a failed element: give those the identity (their result is
-    // discarded by the status check).
-    std::vector<int64_t> mask_shape = info_out.dim() == 0 ? std::vector<int64_t>{1, 1} : std::vector<int64_t>{info_out.size(0), 1, 1};
-    at::Tensor good = info_out.eq(0).reshape(mask_shape);
-    inv_out = at::cholesky_inverse(at::where(good, std::get<0>(r), at::eye(a.size(-1), a.options())));
-  };
-
   for (auto& [key, items] : groups) {
     int64_t d = key.first;
     std::vector<at::Tensor> fs;
@@ -168,35 +159,19 @@ TN_EXPORT(kfacInverses) {
     at::Tensor batch = at::stack(fs);
     at::Tensor eye = at::eye(d, batch.options());
     at::Tensor a = batch + eye * at::tensor(dv, batch.options()).view({-1, 1, 1});
-    at::Tensor inv, status;
-    factorize(a, inv, status);
-    auto okv = (status.eq(0) & at::isfinite(inv).flatten(1).all(1)).cpu();
-    const bool* okp = okv.data_ptr<bool>();
+    kronecker::BatchInverse bi = kronecker::InvertBatch(a, kronecker::Method::kCholesky);
     for (size_t b = 0; b < items.size(); ++b) {
-      if (okp[b]) {
-        items[b].dest->copy_(inv[static_cast<int64_t>(b)]);
-        ++inverted;
+      at::Tensor* dest = items[b].dest;
+      if (bi.ok[b]) {
+        dest->copy_(bi.inv[static_cast<int64_t>(b)]);
+        ++counts.inverted;
         continue;
       }
-      at::Tensor f64 = items[b].f.to(at::kDouble);
-      at::Tensor eye64 = at::eye(d, f64.options());
-      bool done = false;
-      for (int r = 0; r <= 3 && !done; ++r) {
-        at::Tensor i1, s1;
-        factorize(f64 + eye64 * (items[b].damp * std::pow(10.0, r)), i1, s1);
-        if (s1.item<int64_t>() == 0 && AllFinite(i1)) {
-          items[b].dest->copy_(i1);
-          done = true;
-          ++inverted;
-          if (r == 0) ++retried64;
-          else ++retriedDamping;
-        }
-      }
-      if (!done) ++failed;  // the last good inverse stays
+      kronecker::RetryAlone(items[b].f, items[b].damp, kronecker::Method::kCholesky, counts,
+                            [&](const at::Tensor& inv) { dest->copy_(inv); });
     }
   }
-  return Report(info.Env(), {{"inverted", inverted}, {"retriedFloat64", retried64}, {"retriedDamping", retriedDamping},
-                             {"failed", failed}, {"skippedNonFinite", skipped}});
+  return counts.ToReport(info.Env());
 }
 
 // kfacStep(layers: { weight, bias?, momentum, biasMomentum?, invA, invG, lr, mu, wd }[],

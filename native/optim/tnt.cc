@@ -28,10 +28,14 @@
 #include <limits>
 #include <map>
 
+#include "kronecker/blas.h"
+#include "kronecker/inverse.h"
+#include "kronecker/momentum.h"
 #include "optim_common.h"
 
 using namespace tn;
 using namespace tn::optim;
+using namespace tn::optim::kronecker;
 
 namespace {
 
@@ -103,83 +107,6 @@ at::Tensor UnpackA(const at::Tensor& P) {
   return u + u.t() + at::diag(P.diagonal());
 }
 
-// ---- BLAS entry points, looked up in the process (the BLAS libtorch itself was linked against) ----
-enum CblasOrder { kRowMajor = 101 };
-enum CblasUplo { kUpper = 121, kLower = 122 };
-enum CblasTranspose { kNoTrans = 111, kTrans = 112 };
-enum CblasSide { kLeft = 141, kRight = 142 };
-using SsyrkFn = void (*)(int, int, int, int, int, float, const float*, int, float, float*, int);
-using DsyrkFn = void (*)(int, int, int, int, int, double, const double*, int, double, double*, int);
-using SsymmFn = void (*)(int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
-using DsymmFn = void (*)(int, int, int, int, int, double, const double*, int, const double*, int, double, double*, int);
-
-struct Blas {
-  SsyrkFn ssyrk = nullptr;
-  DsyrkFn dsyrk = nullptr;
-  SsymmFn ssymm = nullptr;
-  DsymmFn dsymm = nullptr;
-  bool ok() const { return ssyrk && dsyrk && ssymm && dsymm; }
-};
-
-const Blas& GetBlas() {
-  static const Blas blas = [] {
-    Blas b;
-    b.ssyrk = reinterpret_cast<SsyrkFn>(dlsym(RTLD_DEFAULT, "cblas_ssyrk"));
-    b.dsyrk = reinterpret_cast<DsyrkFn>(dlsym(RTLD_DEFAULT, "cblas_dsyrk"));
-    b.ssymm = reinterpret_cast<SsymmFn>(dlsym(RTLD_DEFAULT, "cblas_ssymm"));
-    b.dsymm = reinterpret_cast<DsymmFn>(dlsym(RTLD_DEFAULT, "cblas_dsymm"));
-    return b;
-  }();
-  return blas;
-}
-
-// Whether this tensor's packed kernels can go through the BLAS directly.
-bool BlasFor(const at::Tensor& t, bool want) {
-  return want && t.device().is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble) && GetBlas().ok();
-}
-
-int I(int64_t v) {
-  if (v > std::numeric_limits<int>::max()) throw std::invalid_argument("TNT: a dimension is too large for the BLAS");
-  return static_cast<int>(v);
-}
-
-// P's lower triangle (diagonal included) <- beta P + alpha M M^T (M: d x n) by ?syrk. M is any strided view: a
-// contiguous M is passed as is, a transposed contiguous one as its transpose with 'T', others are copied.
-void SyrkLower(at::Tensor& P, const at::Tensor& M, double alpha, double beta) {
-  const Blas& b = GetBlas();
-  int d = I(M.size(0)), n = I(M.size(1));
-  at::Tensor src = M;
-  int trans = kNoTrans, lda = n;
-  if (M.is_contiguous()) {
-    trans = kNoTrans;
-    lda = n;
-  } else if (M.t().is_contiguous()) {
-    src = M.t();
-    trans = kTrans;
-    lda = d;
-  } else {
-    src = M.contiguous();
-  }
-  if (P.scalar_type() == at::kFloat)
-    b.ssyrk(kRowMajor, kLower, trans, d, n, static_cast<float>(alpha), src.data_ptr<float>(), lda, static_cast<float>(beta), P.data_ptr<float>(), d);
-  else
-    b.dsyrk(kRowMajor, kLower, trans, d, n, alpha, src.data_ptr<double>(), lda, beta, P.data_ptr<double>(), d);
-}
-
-// out = A X (side left, X: d x n) or X A (side right, X: n x d), A symmetric read from P's upper triangle.
-at::Tensor SymmUpper(const at::Tensor& P, const at::Tensor& X, bool left) {
-  const Blas& b = GetBlas();
-  at::Tensor x = X.contiguous();
-  at::Tensor out = at::empty(x.sizes(), x.options());
-  int m = I(x.size(0)), n = I(x.size(1));
-  int d = I(P.size(0));
-  if (P.scalar_type() == at::kFloat)
-    b.ssymm(kRowMajor, left ? kLeft : kRight, kUpper, m, n, 1.0f, P.data_ptr<float>(), d, x.data_ptr<float>(), n, 0.0f, out.data_ptr<float>(), n);
-  else
-    b.dsymm(kRowMajor, left ? kLeft : kRight, kUpper, m, n, 1.0, P.data_ptr<double>(), d, x.data_ptr<double>(), n, 0.0, out.data_ptr<double>(), n);
-  return out;
-}
-
 // X x_1 A_1 ... x_k A_k from the packed state; the result has the factor dtype.
 at::Tensor PackedPrecondition(const at::Tensor& m, const Packed& p, bool blas) {
   size_t k = p.shape.size();
@@ -210,47 +137,6 @@ at::Tensor PackedPrecondition(const at::Tensor& m, const Packed& p, bool blas) {
   return x;
 }
 
-
-// Per-parameter hyperparameters of a step (each parameter carries its group's).
-struct Hyper {
-  double lr, mu, wd;
-};
-
-std::vector<Hyper> Hypers(const Napi::CallbackInfo& info, size_t i, size_t n) {
-  std::vector<Hyper> out;
-  Napi::Array lr = info[i].As<Napi::Array>(), mu = info[i + 1].As<Napi::Array>(), wd = info[i + 2].As<Napi::Array>();
-  if (lr.Length() != n || mu.Length() != n || wd.Length() != n) throw std::invalid_argument("TNT: hyperparameter lists differ in length from the parameter list");
-  for (uint32_t k = 0; k < n; ++k)
-    out.push_back({lr.Get(k).As<Napi::Number>().DoubleValue(), mu.Get(k).As<Napi::Number>().DoubleValue(), wd.Get(k).As<Napi::Number>().DoubleValue()});
-  return out;
-}
-
-// m <- mu m + g; p <- p (1 - lr wd) - lr direction(i, m) for every parameter with a gradient. All or nothing: the
-// whole step is skipped (nothing touched, momentum included) when a gradient holds a non-finite value (reason 1) or
-// when a new momentum or parameter would (reason 2: a NaN in the momentum or the inverses, an overflowing update).
-template <class Direction>
-Napi::Object MomentumStep(Napi::Env env, const std::vector<at::Tensor*>& params, const std::vector<at::Tensor*>& moms,
-                          const std::vector<Hyper>& hyper, Direction direction) {
-  for (at::Tensor* p : params) {
-    const at::Tensor& g = p->grad();
-    if (g.defined() && !AllFinite(g)) return Report(env, {{"applied", 0}, {"skippedNonFinite", 1}, {"reason", 1}});
-  }
-  StagedWrites writes;
-  for (size_t i = 0; i < params.size(); ++i) {
-    at::Tensor& p = *params[i];
-    const at::Tensor& g = p.grad();
-    if (!g.defined()) continue;
-    const Hyper& h = hyper[i];
-    at::Tensor m = moms[i]->mul(h.mu).add_(g);
-    at::Tensor dir = direction(i, m);
-    at::Tensor next = h.wd != 0 ? p.mul(1 - h.lr * h.wd) : p.clone();
-    next.add_(dir.reshape(p.sizes()), -h.lr);
-    if (!writes.Stage(*moms[i], std::move(m)) || !writes.Stage(p, std::move(next)))
-      return Report(env, {{"applied", 0}, {"skippedNonFinite", 1}, {"reason", 2}});
-  }
-  writes.Commit();
-  return Report(env, {{"applied", 1}, {"skippedNonFinite", 0}, {"reason", 0}});
-}
 
 }  // namespace
 
@@ -396,7 +282,7 @@ TN_EXPORT(tntInverses) {
   std::vector<Packed> ps = PackedParams(info, 0);
   double eps = Num(info, 3);
   int64_t method = Int(info, 4);
-  double inverted = 0, retried64 = 0, retriedDamping = 0, failed = 0, skipped = 0;
+  kronecker::InverseCounts counts;
 
   struct Item {
     const Packed* p;
@@ -411,46 +297,31 @@ TN_EXPORT(tntInverses) {
     if (k == 0) continue;
     Normalization n = Normalize(p);
     if (!n.finite) {
-      ++skipped;
+      ++counts.skipped;
       continue;
     }
     if (n.negative) {  // impossible for statistics (a sum of squares); only a corrupted state gets here
-      failed += static_cast<double>(k);
+      counts.failed += static_cast<double>(k);
       continue;
     }
     bool finite = true;
     for (size_t i = 0; i < k && finite; ++i) finite = AllFinite(*p.main[i]) && AllFinite(*p.aux[i]);
     if (!finite) {
-      ++skipped;
+      ++counts.skipped;
       continue;
     }
     for (size_t i = 0; i < k; ++i) {
       if (!IsFull(*p.main[i])) {
         at::Tensor u = n.denom[i] > 0 ? *p.main[i] / n.denom[i] : at::zeros_like(*p.main[i]);
         p.aux[i]->copy_((u + eps).reciprocal());
-        ++inverted;
+        ++counts.inverted;
         continue;
       }
       groups[{p.shape[i], static_cast<int>(p.main[i]->scalar_type())}].push_back({&p, i, n.denom[i]});
     }
   }
 
-  auto factorize = [&](const at::Tensor& a, at::Tensor& inv_out, at::Tensor& info_out) {
-    if (method == 1) {
-      auto r = at::linalg_inv_ex(a);
-      inv_out = std::get<0>(r);
-      info_out = std::get<1>(r);
-    } else {
-      auto r = at::linalg_cholesky_ex(a);
-      info_out = std::get<1>(r);
-      // cholesky_inverse throws on the garbage factor of a failed element: give those the identity (their
-      // result is discarded by the status check below).
-      std::vector<int64_t> mask_shape = info_out.dim() == 0 ? std::vector<int64_t>{1, 1} : std::vector<int64_t>{info_out.size(0), 1, 1};
-      at::Tensor good = info_out.eq(0).reshape(mask_shape);
-      at::Tensor l = at::where(good, std::get<0>(r), at::eye(a.size(-1), a.options()));
-      inv_out = at::cholesky_inverse(l);
-    }
-  };
+  const kronecker::Method how = method == 1 ? kronecker::Method::kLu : kronecker::Method::kCholesky;
   // A's upper triangle into P, H's strict lower triangle left as it is.
   auto store = [](at::Tensor& P, const at::Tensor& A) { P.copy_(at::triu(A.to(P.scalar_type())).add_(at::tril(P, -1))); };
 
@@ -469,41 +340,21 @@ TN_EXPORT(tntInverses) {
         at::Tensor u = NormalizedFactor(*items[b].p, items[b].i, items[b].denom);
         a[static_cast<int64_t>(b)].copy_(u).diagonal().add_(eps);
       }
-      at::Tensor inv, status;
-      factorize(a, inv, status);
+      kronecker::BatchInverse bi = kronecker::InvertBatch(a, how);
       a.reset();
-      at::Tensor ok = status.eq(0) & at::isfinite(inv).flatten(1).all(1);
-      auto okv = ok.to(at::kBool).cpu();
-      const bool* okp = okv.data_ptr<bool>();
       for (size_t b = 0; b < items.size(); ++b) {
         at::Tensor& P = *items[b].p->main[items[b].i];
-        if (okp[b]) {
-          store(P, inv[static_cast<int64_t>(b)]);
-          ++inverted;
+        if (bi.ok[b]) {
+          store(P, bi.inv[static_cast<int64_t>(b)]);
+          ++counts.inverted;
           continue;
         }
-        // Retry this factor alone: float64 first, then with more damping.
-        at::Tensor u64 = NormalizedFactor(*items[b].p, items[b].i, items[b].denom).to(at::kDouble);
-        at::Tensor eye64 = at::eye(d, u64.options());
-        bool done = false;
-        for (int r = 0; r <= 3 && !done; ++r) {
-          double damp = eps * std::pow(10.0, r);
-          at::Tensor i1, s1;
-          factorize(u64 + eye64 * damp, i1, s1);
-          if (s1.item<int64_t>() == 0 && AllFinite(i1)) {
-            store(P, i1);
-            done = true;
-            if (r == 0) ++retried64;
-            else ++retriedDamping;
-            ++inverted;
-          }
-        }
-        if (!done) ++failed;  // the last good inverse stays
+        kronecker::RetryAlone(NormalizedFactor(*items[b].p, items[b].i, items[b].denom), eps, how, counts,
+                              [&](const at::Tensor& inv) { store(P, inv); });
       }
     }
   }
-  return Report(info.Env(), {{"inverted", inverted}, {"retriedFloat64", retried64}, {"retriedDamping", retriedDamping},
-                             {"failed", failed}, {"skippedNonFinite", skipped}});
+  return counts.ToReport(info.Env());
 }
 
 // tntPackedDirection(tensor, shape[], mains[], auxes[], blas) -> preconditioned copy in the tensor's dtype
