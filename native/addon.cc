@@ -170,13 +170,37 @@ const char* ClassifyError(const std::string& m) {
   return "TORCH_ERROR";
 }
 
+// The code of the libtorch exception being handled (ThrowTorchError is called from Guarded's catch blocks), by its
+// type first: c10::IndexError, c10::LinAlgError and c10::OutOfMemoryError (all in libtorch 1.13 and 2.x) say what
+// went wrong whatever the message's wording. c10::TypeError, ValueError and NotImplementedError are raised for too
+// many kinds of fault to name one code, so those, plain c10::Error and calls outside a catch block fall back to
+// the message (ClassifyError). A LinAlgError is NOT_POSITIVE_DEFINITE or SINGULAR by its message, else the message
+// decides as usual (e.g. an eigensolver that failed to converge stays TORCH_ERROR).
+static const char* ClassifyCurrentException(const std::string& msg) {
+  if (std::current_exception()) {
+    try {
+      throw;
+    } catch (const c10::IndexError&) {
+      return "INDEX_OUT_OF_RANGE";
+    } catch (const c10::OutOfMemoryError&) {
+      return "OUT_OF_MEMORY";
+    } catch (const c10::LinAlgError&) {
+      if (msg.find("positive-definite") != std::string::npos || msg.find("positive definite") != std::string::npos)
+        return "NOT_POSITIVE_DEFINITE";
+      if (msg.find("singular") != std::string::npos) return "SINGULAR";
+    } catch (...) {
+    }
+  }
+  return ClassifyError(msg);
+}
+
 void ThrowTorchError(Napi::Env env, const std::string& message, const char* code) {
   std::string msg = message;
   // libtorch appends "Exception raised from ..." context lines; keep the first paragraph a user needs.
   auto cut = msg.find("\nException raised from");
   if (cut != std::string::npos) msg.resize(cut);
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-  const char* c = code ? code : ClassifyError(msg);
+  const char* c = code ? code : ClassifyCurrentException(msg);
   State* s = env.GetInstanceData<State>();
   if (s && !s->torch_error.IsEmpty()) {
     Napi::Object err = s->torch_error.New({Napi::String::New(env, msg), Napi::String::New(env, c)});

@@ -95,7 +95,7 @@ void UnaryInplace(int code, at::Tensor& t) {
   throw std::invalid_argument("unknown in-place unary op " + std::to_string(code));
 }
 
-const char* kBinary[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt",
+constexpr const char* kBinary[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt",
                          "le", "gt", "ge", "atan2", "remainder", "fmod", "logicalAnd", "logicalOr", "logicalXor",
                          "floorDivide", "matmul", "mm", "bmm", "outer", "dot", "mv", "rsub", "rdiv", "rpow",
                          "bitwiseAnd", "bitwiseOr", "bitwiseXor", "xlogy", "hypot", "copysign", "kron"};
@@ -246,7 +246,7 @@ at::Tensor Reduce(int code, const at::Tensor& t, const std::vector<int64_t>& dim
 }
 
 template <size_t N>
-Napi::Object CodeMap(Napi::Env env, const char* (&names)[N]) {
+Napi::Object CodeMap(Napi::Env env, const char* const (&names)[N]) {
   Napi::Object o = Napi::Object::New(env);
   for (size_t i = 0; i < N; ++i) o.Set(names[i], Napi::Number::New(env, static_cast<double>(i)));
   return o;
@@ -271,7 +271,12 @@ TN_EXPORT(unary_) {
 }
 // Integer floor division, remainder and fmod divide with the CPU's instruction, which traps (SIGFPE, the process
 // dies; Python PyTorch dies the same way) on the type's minimum divided by -1. Refuse that case first.
-bool IsIntegerDivision(int code) { return code == 14 || code == 15 || code == 19; }
+constexpr bool SameName(const char* a, const char* b) { return *a == *b && (*a == '\0' || SameName(a + 1, b + 1)); }
+enum BinaryCode : int { kRemainder = 14, kFmod = 15, kFloorDivide = 19 };
+static_assert(SameName(kBinary[kRemainder], "remainder") && SameName(kBinary[kFmod], "fmod") &&
+                  SameName(kBinary[kFloorDivide], "floorDivide"),
+              "BinaryCode out of step with kBinary");
+bool IsIntegerDivision(int code) { return code == kRemainder || code == kFmod || code == kFloorDivide; }
 
 int64_t MinOf(at::ScalarType t) {
   switch (t) {
