@@ -1,21 +1,11 @@
 import { describe, it, expect } from 'vitest';
 import * as torch from '../lib/index.js';
 import { native } from '../lib/native.js';
-import { libtorchSays, noLeak } from './support/helpers.js';
+import { libtorchSays, noLeak, thrown } from './support/helpers.js';
 
 /** Runs fn inside tidy and checks that no tensor outlives it. */
 const scoped = (fn: () => void): Promise<void> => noLeak(() => torch.tidy(fn));
 
-/** The error fn throws (fails the test when it does not throw). */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(Error);
-    return e as Error;
-  }
-  return expect.fail('expected fn to throw');
-}
 
 function expectTorchError(fn: () => unknown, code: torch.TorchErrorCode, message: string | RegExp): torch.TorchError {
   const e = thrown(fn);

@@ -8,21 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../lib/index.js';
 import { native } from '../lib/native.js';
-import { noLeak } from './support/helpers.js';
+import { noLeak, thrown } from './support/helpers.js';
 
 const { nn, optim, data } = torch;
 const F = nn.functional;
 
-/** The error fn throws (fails the test when it does not throw). */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(Error);
-    return e as Error;
-  }
-  return expect.fail('expected fn to throw');
-}
 
 function disposedError(fn: () => unknown): string {
   const e = thrown(fn);

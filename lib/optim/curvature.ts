@@ -19,9 +19,11 @@
  * Every run of the paper used a warm start (utils_git/jupyter_functions.py names only '-warmStart' algorithms).
  */
 import { TorchError, is, typeError } from '../errors.js';
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
+import { keep } from '../scope.js';
+import { zerosLike } from '../creation.js';
 import type { SampleableLikelihood } from '../likelihoods.js';
-import { Optimizer, type BaseOptions, type Params, type StateSchema } from './optimizer.js';
+import { Optimizer, type BaseOptions, type ParamGroup, type Params, type StateSchema } from './optimizer.js';
 
 /** Batches a warm start reads: tensors of inputs, or [inputs, targets, ...] (Shampoo needs the targets). */
 export type WarmStartBatches = Iterable<[Tensor, ...unknown[]] | Tensor> | AsyncIterable<[Tensor, ...unknown[]] | Tensor>;
@@ -143,6 +145,31 @@ export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: nu
     if ((this as { onNonFinite?: string }).onNonFinite !== 'throw') return;
     const why = reason === 2 ? 'the update (momentum or parameters) would hold NaN or Infinity' : 'a gradient holds NaN or Infinity';
     throw new TorchError(`${name}: ${why} at step ${this.stepCount}; the step was not applied`, 'NON_FINITE');
+  }
+
+  /**
+   * The arguments of a one-call native step over every group: each parameter's handle, its momentum buffer (made on
+   * first use) and its group's lr, momentum and weight decay; `each` collects the optimizer's own state per parameter.
+   */
+  protected stepArguments(each: (p: Tensor, group: ParamGroup<O>) => void): { params: number[]; momenta: number[]; lr: number[]; mu: number[]; wd: number[] } {
+    const out = { params: [] as number[], momenta: [] as number[], lr: [] as number[], mu: [] as number[], wd: [] as number[] };
+    for (const g of this.paramGroups)
+      for (const p of g.params) {
+        const s = this.stateOf(p);
+        let m = s.momentum;
+        if (!(m instanceof Tensor)) {
+          m = keep(zerosLike(p));
+          s.momentum = m;
+        }
+        each(p, g);
+        const h = g as unknown as { momentum: number; weightDecay: number };
+        out.params.push(p._h);
+        out.momenta.push(m._h);
+        out.lr.push(g.lr);
+        out.mu.push(h.momentum);
+        out.wd.push(h.weightDecay);
+      }
+    return out;
   }
 
   /**

@@ -256,27 +256,14 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
       if (!this.updateStatistics(this.params.map((p) => p.grad))) return this.skipStep('Shampoo', 1);
     }
     if (this.inversesDue() && (this.statsUpdates > 0 || this.warmStarted)) this.updateRoots();
-    const ps: number[] = [], moms: number[] = [], shapes: number[][] = [], roots: number[][] = [];
-    const lrs: number[] = [], mus: number[] = [], wds: number[] = [];
-    for (const g of this.paramGroups)
-      for (const p of g.params) {
-        const c = this.curvatureOf(p, g.epsilon);
-        const s = this.stateOf(p);
-        let m = s.momentum;
-        if (!(m instanceof Tensor)) {
-          m = keep(zerosLike(p));
-          s.momentum = m;
-        }
-        ps.push(p._h);
-        moms.push(m._h);
-        shapes.push(c.shape);
-        roots.push(c.roots.map((f) => f._h));
-        lrs.push(g.lr);
-        mus.push(g.momentum);
-        wds.push(g.weightDecay);
-      }
+    const shapes: number[][] = [], roots: number[][] = [];
+    const a = this.stepArguments((p, g) => {
+      const c = this.curvatureOf(p, g.epsilon);
+      shapes.push(c.shape);
+      roots.push(c.roots.map((f) => f._h));
+    });
     // TNT's step: m <- mu m + g, p <- p (1 - lr wd) - lr (m x_1 R_1 ... x_k R_k); all or nothing.
-    const r = native.tntStep(ps, moms, shapes, roots, lrs, mus, wds);
+    const r = native.tntStep(a.params, a.momenta, shapes, roots, a.lr, a.mu, a.wd);
     if (r.skippedNonFinite > 0) this.skipStep('Shampoo', r.reason);
   }
 

@@ -320,27 +320,14 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
     if (index !== 0) return;
     this.requireStatistics('TNT');
     if (!this.inversesRefreshed && this.inversesDue()) this.updateInverses(); // CurvatureSync may have refreshed them
-    const ps: number[] = [], moms: number[] = [], shapes: number[][] = [], mains: number[][] = [], auxes: number[][] = [];
-    const lrs: number[] = [], mus: number[] = [], wds: number[] = [];
-    for (const g of this.paramGroups)
-      for (const p of g.params) {
-        const c = this.curvatureOf(p, g.damping);
-        const s = this.stateOf(p);
-        let m = s.momentum;
-        if (!(m instanceof Tensor)) {
-          m = keep(zerosLike(p));
-          s.momentum = m;
-        }
-        ps.push(p._h);
-        moms.push(m._h);
-        shapes.push(c.shape);
-        mains.push(c.mains.map((f) => f._h));
-        auxes.push(c.auxes.map((f) => f._h));
-        lrs.push(g.lr);
-        mus.push(g.momentum);
-        wds.push(g.weightDecay);
-      }
-    const r = native.tntPackedStep(ps, moms, shapes, mains, auxes, lrs, mus, wds, this.blasKernels);
+    const shapes: number[][] = [], mains: number[][] = [], auxes: number[][] = [];
+    const a = this.stepArguments((p, g) => {
+      const c = this.curvatureOf(p, g.damping);
+      shapes.push(c.shape);
+      mains.push(c.mains.map((f) => f._h));
+      auxes.push(c.auxes.map((f) => f._h));
+    });
+    const r = native.tntPackedStep(a.params, a.momenta, shapes, mains, auxes, a.lr, a.mu, a.wd, this.blasKernels);
     if (r.skippedNonFinite > 0) this.skipStep('TNT', r.reason);
   }
 

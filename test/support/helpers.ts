@@ -63,3 +63,14 @@ export function lcg(seed = 1): () => number {
 export function libtorchSays(old: string, current: string): string {
   return Number(versions().torch.split('.')[0]) >= 2 ? current : old;
 }
+
+/** The error fn throws (fails the test when it does not throw). */
+export function thrown(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(Error);
+    return e as Error;
+  }
+  return expect.fail('expected fn to throw');
+}
