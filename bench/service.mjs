@@ -8,7 +8,9 @@
  * Training throughput (steps/s while the requests run, and in the seconds after them with the server idle) is
  * compared with a dedicated process that only trains.
  *
- *   npm run build:ts && node bench/service.mjs [--requests 2000] [--concurrency 8] [--repeat 3] [--rows none,worker-adam,...]
+ *   npm run build:ts && node bench/service.mjs [--requests 2000] [--concurrency 8] [--warmup 200] [--repeat 3]
+ *     [--rows none,worker-adam,...] [--dump DIR]
+ *   BENCH_INVERSE_EVERY=1 (TNT refreshes its inverses every step), BENCH_NICE, BENCH_PUBLISH_EVERY, BENCH_TUNE_MALLOC
  *
  * Each row is a fresh server process; this process is the load generator (keep-alive connections). Prints a
  * markdown table. The machine's cores are shared with whatever else runs: rerun on a quiet machine before quoting.
@@ -47,20 +49,28 @@ async function server(mode) {
   let served = job.makeModel();
   served.eval();
   let trainer = null, loadMs = [];
+  // --dump: what the server's thread did (GC pauses, snapshot loads), to line up with the slow requests
+  const events = [];
+  const { PerformanceObserver } = await import('node:perf_hooks');
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) events.push({ what: 'gc', kind: e.detail?.kind, t: e.startTime + performance.timeOrigin, ms: e.duration });
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
   const inProcessCtx = (data) => ({
     workerData: data, signal: controller.signal, publish: () => 0, callbacks: () => ({}),
     progress: (p) => stepTimes.push(p.t),
   });
   let finished = null;
   if (where === 'same' || where === 'dedicated') {
-    finished = job.default(inProcessCtx({ optimizer, publishEvery: 1e9 })); // on this thread, between requests
+    finished = job.default(inProcessCtx({ optimizer, publishEvery: 1e9, inverseEvery: Number(process.env.BENCH_INVERSE_EVERY ?? 20) })); // on this thread, between requests
   } else if (where === 'worker') {
-    trainer = torch.train.inWorker(new URL('./service-job.mjs', import.meta.url), { workerData: { optimizer, publishEvery: Number(process.env.BENCH_PUBLISH_EVERY ?? 10) }, nice: Number(process.env.BENCH_NICE ?? 10), tuneMalloc: process.env.BENCH_TUNE_MALLOC === '1' });
+    trainer = torch.train.inWorker(new URL('./service-job.mjs', import.meta.url), { workerData: { optimizer, publishEvery: Number(process.env.BENCH_PUBLISH_EVERY ?? 10), inverseEvery: Number(process.env.BENCH_INVERSE_EVERY ?? 20) }, nice: Number(process.env.BENCH_NICE ?? 10), tuneMalloc: process.env.BENCH_TUNE_MALLOC === '1' });
     trainer.on('progress', (p) => stepTimes.push(p.t));
     trainer.on('weights', (s) => {
       const t0 = performance.now();
       trainer.loadInto(served, s);
       loadMs.push(performance.now() - t0);
+      events.push({ what: 'load', t: t0 + performance.timeOrigin, ms: performance.now() - t0 });
     });
     finished = trainer.done;
   }
@@ -86,7 +96,7 @@ async function server(mode) {
       controller.abort();
       if (trainer) await trainer.cancel();
       else if (finished) await finished;
-      say({ during: during / ((cmd.to - cmd.from) / 1000), idle: idle / ((idleTo - idleFrom) / 1000), loadMs: loadMs.length ? loadMs.reduce((a, b) => a + b) / loadMs.length : null, loads: loadMs.length });
+      say({ during: during / ((cmd.to - cmd.from) / 1000), idle: idle / ((idleTo - idleFrom) / 1000), loadMs: loadMs.length ? loadMs.reduce((a, b) => a + b) / loadMs.length : null, loads: loadMs.length, events, stepTimes });
       srv.close();
       process.exit(0);
     }
@@ -127,9 +137,8 @@ function child(args) {
   return { p, next };
 }
 
-async function load(port, requests, concurrency) {
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const lat = [];
+async function load(port, requests, concurrency, agent) {
+  const lat = [], log = [];
   let issued = 0;
   const one = () =>
     new Promise((resolve, reject) => {
@@ -138,6 +147,7 @@ async function load(port, requests, concurrency) {
         res.resume();
         res.on('end', () => {
           lat.push(performance.now() - t0);
+          log.push({ i: log.length, t: t0 + performance.timeOrigin, ms: performance.now() - t0 });
           resolve();
         });
       });
@@ -152,10 +162,27 @@ async function load(port, requests, concurrency) {
     }
   }));
   const to = performance.now() + performance.timeOrigin;
-  agent.destroy();
   lat.sort((a, b) => a - b);
   const q = (p) => lat[Math.min(lat.length - 1, Math.ceil(p * lat.length) - 1)];
-  return { p50: q(0.5), p99: q(0.99), max: lat[lat.length - 1], from, to };
+  return { p50: q(0.5), p99: q(0.99), max: lat[lat.length - 1], from, to, log };
+}
+
+/**
+ * --dump DIR: writes DIR/<mode>-<k>.json (every request's start time and latency, the server thread's GC pauses
+ * and snapshot loads, the job's step end times) and prints, for the 5 slowest requests, what overlapped them.
+ */
+async function dumpRun(dir, mode, k, r, stats) {
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  mkdirSync(dir, { recursive: true });
+  const { events = [], stepTimes = [] } = stats;
+  writeFileSync(`${dir}/${mode}-${k}.json`, JSON.stringify({ requests: r.log, events, stepTimes }));
+  const slow = [...r.log].sort((a, b) => b.ms - a.ms).slice(0, 5);
+  for (const q of slow) {
+    const end = q.t + q.ms;
+    const over = events.filter((e) => e.t < end && e.t + e.ms > q.t).map((e) => `${e.what}${e.kind !== undefined ? e.kind : ''} ${e.ms.toFixed(1)}ms`);
+    const steps = stepTimes.map((t, i) => (i > 0 ? { s: stepTimes[i - 1], e: t } : null)).filter((s) => s && s.s < end && s.e > q.t).map((s) => `step ${(s.e - s.s).toFixed(0)}ms`);
+    process.stderr.write(`  slow #${q.i} at +${(q.t - r.from).toFixed(0)}ms: ${q.ms.toFixed(1)} ms; overlaps: ${[...over, ...steps].join(', ') || 'nothing recorded'}\n`);
+  }
 }
 
 async function main() {
@@ -171,15 +198,27 @@ async function main() {
   const dedicatedSeconds = Number(arg('dedicated-seconds', 8));
   const idleSeconds = Number(arg('idle-seconds', 8));
   const repeat = Number(arg('repeat', 1));
+  // The first requests to a fresh server open the connections and run the forward for the first time (V8 compiles
+  // the handler, OpenBLAS sizes its buffers): 20-36 ms with or without training (--dump showed the slowest requests
+  // of every row among the first 30). They are not what serving beside training costs, so a warm-up of `--warmup`
+  // requests (default 200) opens the connections the measured requests then reuse, and is not counted.
+  const warmup = Number(arg('warmup', 200));
+  const dump = arg('dump', null); // a folder: every request and the server's events of each run, as JSON
   const runs = new Map(rows.map((m) => [m, []]));
   for (let k = 0; k < repeat; k++) {
     for (const mode of rows) {
       const s = child(['server', mode]);
       const { port } = await s.next();
-      const r = await load(port, requests, concurrency);
+      // keep-alive connections, opened by the warm-up (not measured: connections, the first forwards, JIT) and
+      // reused by the measured requests
+      const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+      if (warmup > 0) await load(port, warmup, concurrency, agent);
+      const r = await load(port, requests, concurrency, agent);
+      agent.destroy();
       s.p.stdin.write(JSON.stringify({ stop: true, from: r.from, to: r.to, idle: mode === 'none' ? 0 : idleSeconds }) + '\n');
       const stats = await s.next();
       runs.get(mode).push({ ...r, ...stats });
+      if (dump) dumpRun(dump, mode, k, r, stats);
       process.stderr.write(`${mode}: p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(1)} ms; ${stats.during?.toFixed(2)} steps/s during, ${stats.idle?.toFixed(2)} after; snapshot loads ${stats.loads} of ${stats.loadMs?.toFixed(1)} ms\n`);
     }
   }
@@ -206,7 +245,7 @@ async function main() {
   }
   const base = results.find((r) => r.mode === 'none');
   const label = { none: 'nothing trains', same: 'same thread', worker: 'train.inWorker' };
-  console.log(`${requests} requests at concurrency ${concurrency}${repeat > 1 ? `; median of ${repeat} runs (range)` : ''}; ${cpus().length} cores (${cpus()[0]?.model}); Node ${process.version}; ${new Date().toISOString().slice(0, 16)}Z\n`);
+  console.log(`${requests} requests at concurrency ${concurrency} after ${warmup} unmeasured warm-up requests${repeat > 1 ? `; median of ${repeat} runs (range)` : ''}; ${cpus().length} cores (${cpus()[0]?.model}); Node ${process.version}; ${new Date().toISOString().slice(0, 16)}Z\n`);
   console.log('| Training | Optimizer | p50 | p99 | max | p99 / no-training p99 | steps/s during the requests | steps/s after them | dedicated process | after / dedicated |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
