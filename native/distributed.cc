@@ -6,10 +6,14 @@
 // over to the JS thread through a thread-safe function, where the promise settles. The tensors of a collective are
 // held (at::Tensor copies) until it completes; the caller must not write them meanwhile.
 //
-// The rendezvous reproduces torch.distributed.init_process_group's (torch/distributed/distributed_c10d.py, 1.13):
-// TCPStore (rank 0 hosts it, multi-tenant) or FileStore -> PrefixStore("default_pg") -> ProcessGroupGloo on
-// PrefixStore("0"), then the store-based barrier on key "store_based_barrier_key:1" and the group's sequence number.
-// With the same layout, a Python rank and a Node rank can join one group.
+// The rendezvous reproduces torch.distributed.init_process_group's (torch/distributed/distributed_c10d.py) for the
+// libtorch it is built against, so that a Python rank of the same PyTorch and a Node rank can join one group:
+//   1.x:  TCPStore (rank 0 hosts it, multi-tenant) or FileStore -> PrefixStore("default_pg") -> the backend on
+//         PrefixStore("0"), then the store-based barrier on "store_based_barrier_key:1", then the sequence number.
+//   2.x:  the group name is followed by "/" and each backend gets a per-device prefix (a ProcessGroup holds one
+//         backend per device type): PrefixStore("default_pg") -> PrefixStore("0/") -> PrefixStore("cpu/") for
+//         Gloo, "cuda/" for NCCL; the sequence number; the barrier (on "store_based_barrier_key:0", with its
+//         ":last_worker" key) only in 2.0, or where TORCH_DIST_INIT_BARRIER=1 asks for it (2.1 and later).
 #include "common.h"
 
 #include <atomic>
@@ -17,6 +21,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #if defined(TN_HAVE_GLOO)
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
@@ -119,6 +124,18 @@ bool IsLoopback(const std::string& host) {
 }
 
 // ---------------------------------------------------------------- rendezvous (off the JS thread)
+// torch.distributed's _store_based_barrier: every rank adds 1 to `key` and waits until the count is the world size;
+// 2.x's also sets `key:last_worker` from the last rank to arrive (its Python ranks wait for that key).
+void StoreBarrier(c10d::Store& store, const std::string& key, int size, std::chrono::milliseconds timeout, bool lastWorker) {
+  if (store.add(key, 1) == size && lastWorker) store.set(key + ":last_worker", std::vector<uint8_t>{'1'});
+  auto start = std::chrono::steady_clock::now();
+  while (store.add(key, 0) != size) {
+    if (std::chrono::steady_clock::now() - start > timeout)
+      throw std::runtime_error("DISTRIBUTED: timed out initializing the process group in the store-based barrier");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
 class InitWorker : public Napi::AsyncWorker {
  public:
   InitWorker(Napi::Env env, Napi::Object o)
@@ -158,7 +175,12 @@ class InitWorker : public Napi::AsyncWorker {
       }
       base->setTimeout(timeout_);
       g->store = c10::make_intrusive<c10d::PrefixStore>("default_pg", base);
+#if TORCH_VERSION_MAJOR >= 2
+      auto pg_store = c10::make_intrusive<c10d::PrefixStore>(
+          backend_ == "nccl" ? "cuda/" : "cpu/", c10::make_intrusive<c10d::PrefixStore>("0/", g->store));
+#else
       auto pg_store = c10::make_intrusive<c10d::PrefixStore>("0", g->store);
+#endif
       if (backend_ == "nccl") {
 #if defined(TN_HAVE_NCCL)
         auto opts = c10d::ProcessGroupNCCL::Options::create();
@@ -192,19 +214,22 @@ class InitWorker : public Napi::AsyncWorker {
         opts->threads = static_cast<int>(opts->devices.size() * 2);
         g->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(pg_store, rank_, size_, opts);
       }
-      // torch.distributed's _store_based_barrier: every rank adds 1 and waits until the count is the world size.
-      const std::string key = "store_based_barrier_key:1";
-      g->store->add(key, 1);
-      auto start = std::chrono::steady_clock::now();
-      while (g->store->add(key, 0) != size_) {
-        if (std::chrono::steady_clock::now() - start > timeout_)
-          throw std::runtime_error("DISTRIBUTED: timed out initializing the process group in the store-based barrier");
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
+#if TORCH_VERSION_MAJOR >= 2
+      // 2.x: the sequence number as the backend is made, then the optional barrier
 #if defined(TN_HAVE_NCCL)
       if (g->nccl) g->nccl->setSequenceNumberForGroup();
 #endif
       if (g->gloo) g->gloo->setSequenceNumberForGroup();
+      const char* want = std::getenv("TORCH_DIST_INIT_BARRIER");
+      const bool barrier = TORCH_VERSION_MINOR == 0 || (want != nullptr && std::string(want) == "1");
+      if (barrier) StoreBarrier(*g->store, "store_based_barrier_key:0", size_, timeout_, true);
+#else
+      StoreBarrier(*g->store, "store_based_barrier_key:1", size_, timeout_, false);
+#if defined(TN_HAVE_NCCL)
+      if (g->nccl) g->nccl->setSequenceNumberForGroup();
+#endif
+      if (g->gloo) g->gloo->setSequenceNumberForGroup();
+#endif
       group_ = std::move(g);
     } catch (const c10::Error& e) {
       SetError(e.what_without_backtrace());

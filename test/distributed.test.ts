@@ -329,10 +329,12 @@ async function initialWeights(): Promise<Weights> {
 
 // ------------------------------------------------------------------ Python interoperability
 const python = '/usr/bin/python3';
-const hasTorch = spawnSync(python, ['-c', 'import torch.distributed as d; assert d.is_available() and d.is_gloo_available()']).status === 0;
-// The rendezvous (store keys, group prefixes) is PyTorch 1.13's: a Python torch 2.x rank names its store keys
-// differently ('/default_pg/0//cpu//0/1'), so mixed groups are tested, and supported, with libtorch 1.13 (Debian 12).
-const sameRendezvous = torch.versions().torch.startsWith('1.');
+const pyTorch = spawnSync(python, ['-c', 'import torch, torch.distributed as d; assert d.is_available() and d.is_gloo_available(); print(torch.__version__)'], { encoding: 'utf8' });
+const hasTorch = pyTorch.status === 0;
+// The rendezvous (store keys, group prefixes, the init barrier) follows the PyTorch the addon is built against: 1.x
+// (Debian 12) and 2.x (Debian 13: '/default_pg/0//cpu//0/1') differ, so the Python rank must be the same major
+// version (Debian's python3-torch is the libtorch the addon links).
+const sameRendezvous = hasTorch && pyTorch.stdout.trim().split('.')[0] === torch.versions().torch.split('.')[0];
 const pyRank = join(repoRoot, 'test', 'support', 'dist_python_rank.py');
 
 describe.skipIf(!hasTorch || !sameRendezvous)('a Node rank and a Python torch.distributed rank in one Gloo group', () => {
@@ -343,6 +345,17 @@ describe.skipIf(!hasTorch || !sameRendezvous)('a Node rank and a Python torch.di
       for (const r of rs) {
         expect(r.code, r.stderr).toBe(0);
         expect(line(r, 'allReduce')).toMatchObject(want);
+      }
+    }, 60_000);
+
+    it(`collectives with TORCH_DIST_INIT_BARRIER=1 (the init barrier 2.x runs only when asked), Node rank ${nodeRank}`, async () => {
+      const rs = await runRanks(2, ['interop'], {
+        env: { TORCH_DIST_INIT_BARRIER: '1' },
+        cmd: (r) => (r === nodeRank ? [process.execPath, [worker, 'interop']] : [python, [pyRank, 'collectives']]),
+      });
+      for (const r of rs) {
+        expect(r.code, r.stderr).toBe(0);
+        expect(line(r, 'allReduce')).toMatchObject({ allReduce: [3, 30], max: [2, 7] });
       }
     }, 60_000);
 
