@@ -1,12 +1,12 @@
 /** torch.nn.functional: layers and losses as functions of tensors. */
 import { native } from '../native.js';
+import { LOSS_REDUCTION, type LossReduction, type LossReductionCode } from '../opcodes.js';
 import { Tensor, wrap } from '../tensor.js';
 import { is, typeError, TorchError } from '../errors.js';
 
-export type Reduction = 'none' | 'mean' | 'sum';
-const RED: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
-function red(r: unknown): number {
-  return RED[is.oneOf(r, 'reduction', ['none', 'mean', 'sum'] as const)];
+export type Reduction = LossReduction;
+function red(r: unknown): LossReductionCode {
+  return LOSS_REDUCTION[is.oneOf(r, 'reduction', ['none', 'mean', 'sum'] as const)];
 }
 function T(x: unknown, name: string): Tensor {
   if (!(x instanceof Tensor)) throw typeError('a Tensor', name, x);
