@@ -75,6 +75,7 @@ export type OpTables = Record<string, Record<string, number>>;
  */
 export function checkOpcodes(actual: unknown, expected: OpTables = OPCODES): void {
   const diffs: string[] = [];
+  const show = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v));
   const isTable = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!isTable(actual)) {
     diffs.push(`the addon's op tables are ${actual === null ? 'null' : typeof actual}, not an object`);
@@ -88,10 +89,10 @@ export function checkOpcodes(actual: unknown, expected: OpTables = OPCODES): voi
       }
       for (const [name, code] of Object.entries(ours)) {
         if (!Object.hasOwn(theirs, name)) diffs.push(`${family}.${name} is missing from the addon`);
-        else if (theirs[name] !== code) diffs.push(`${family}.${name} is ${String(theirs[name])} in the addon but ${code} in lib/opcodes.ts`);
+        else if (theirs[name] !== code) diffs.push(`${family}.${name} is ${show(theirs[name])} in the addon but ${code} in lib/opcodes.ts`);
       }
       for (const name of Object.keys(theirs))
-        if (!Object.hasOwn(ours, name)) diffs.push(`${family}.${name} (${String(theirs[name])}) is in the addon but not in lib/opcodes.ts`);
+        if (!Object.hasOwn(ours, name)) diffs.push(`${family}.${name} (${show(theirs[name])}) is in the addon but not in lib/opcodes.ts`);
     }
     for (const family of Object.keys(actual))
       if (!Object.hasOwn(expected, family)) diffs.push(`family ${family} is in the addon but not in lib/opcodes.ts`);

@@ -76,25 +76,25 @@ export class SGD extends Optimizer<SGDOptions> {
     const params = group.params;
     if (params.length === 0) return;
     const momentumBuffer: number[] = [], initialize: boolean[] = [];
-    const made: [Tensor, Tensor][] = [];
-    for (const p of params) {
-      const b = this.state.get(p)?.momentumBuffer;
-      if (b instanceof Tensor) {
-        momentumBuffer.push(b._h);
-        initialize.push(false);
-      } else if (group.momentum !== 0 && p.grad !== null) {
-        // PyTorch makes the buffer on a parameter's first step with momentum as a clone of that step's direction
-        // (the gradient after maximize and weight decay), not zeros: the native step copies the direction in.
-        const nb = keep(zerosLike(p));
-        made.push([p, nb]);
-        momentumBuffer.push(nb._h);
-        initialize.push(true);
-      } else {
-        momentumBuffer.push(-1);
-        initialize.push(false);
-      }
-    }
+    const made: [Tensor, Tensor][] = []; // buffers made for this step: state once it succeeds, freed if it throws
     try {
+      for (const p of params) {
+        const b = this.state.get(p)?.momentumBuffer;
+        if (b instanceof Tensor) {
+          momentumBuffer.push(b._h);
+          initialize.push(false);
+        } else if (group.momentum !== 0 && p.grad !== null) {
+          // PyTorch makes the buffer on a parameter's first step with momentum as a clone of that step's
+          // direction (the gradient after maximize and weight decay), not zeros: the native step copies it in.
+          const nb = keep(zerosLike(p));
+          made.push([p, nb]);
+          momentumBuffer.push(nb._h);
+          initialize.push(true);
+        } else {
+          momentumBuffer.push(-1);
+          initialize.push(false);
+        }
+      }
       native.sgdStep(
         params.map((p) => p._h),
         { momentumBuffer, initialize },
