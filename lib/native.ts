@@ -12,6 +12,7 @@ import {
   checkOpcodes,
   type BinaryCode,
   type FactoryCode,
+  type InterpolateCode,
   type LossReductionCode,
   type OpTables,
   type ReduceCode,
@@ -206,7 +207,7 @@ export interface NativeBinding {
   dropout(x: H, p: number, training: boolean): H;
   embedding(w: H, idx: H): H;
   unfold(x: H, k: number[], d: number[], p: number[], s: number[]): H;
-  interpolate(x: H, size: number[], mode: number, alignCorners: boolean): H;
+  interpolate(x: H, size: number[], mode: InterpolateCode, alignCorners: boolean): H;
   // losses (reduction: a code of lib/opcodes.ts LOSS_REDUCTION)
   crossEntropy(x: H, t: H, w: Opt<H>, reduction: LossReductionCode, ignoreIndex: number, labelSmoothing: number): H;
   nllLoss(x: H, t: H, w: Opt<H>, reduction: LossReductionCode, ignoreIndex: number): H;

@@ -1,7 +1,8 @@
 /**
  * The op tables of the native boundary, typed: the TypeScript side of native/opcodes.h. A family of ops shares one
- * native entry point (`unary`, `binary`, `reduce`, `factory`, the losses' reduction argument) and picks its op by a
- * code; these constants give each code its name, so `UNARY.exq` or `factory('zero', ...)` fails to compile.
+ * native entry point (`unary`, `binary`, `reduce`, `factory`, the losses' reduction, interpolate's mode) and picks
+ * its op by a code; these constants give each code its name, so `UNARY.exq` or `factory('zero', ...)` fails to
+ * compile.
  *
  * The addon exports its own tables (`native.opcodes()`, generated from the X-macro lists in native/opcodes.h), and
  * lib/native.ts checks at load that they equal these, name for name and code for code: an addon built from another
@@ -41,12 +42,16 @@ export const FACTORY = {
 /** A loss's `reduction` option. */
 export const LOSS_REDUCTION = { none: 0, mean: 1, sum: 2 } as const;
 
+/** nn.functional.interpolate's `mode`, with antialias as its own mode (libtorch's separate kernel). */
+export const INTERPOLATE = { nearest: 0, bilinear: 1, bilinearAntialias: 2 } as const;
+
 export type UnaryOp = keyof typeof UNARY;
 export type UnaryInplaceOp = keyof typeof UNARY_INPLACE;
 export type BinaryOp = keyof typeof BINARY;
 export type ReduceOp = keyof typeof REDUCE;
 export type FactoryKind = keyof typeof FACTORY;
 export type LossReduction = keyof typeof LOSS_REDUCTION;
+export type InterpolateMode = keyof typeof INTERPOLATE;
 
 export type UnaryCode = (typeof UNARY)[UnaryOp];
 export type UnaryInplaceCode = (typeof UNARY_INPLACE)[UnaryInplaceOp];
@@ -54,6 +59,7 @@ export type BinaryCode = (typeof BINARY)[BinaryOp];
 export type ReduceCode = (typeof REDUCE)[ReduceOp];
 export type FactoryCode = (typeof FACTORY)[FactoryKind];
 export type LossReductionCode = (typeof LOSS_REDUCTION)[LossReduction];
+export type InterpolateCode = (typeof INTERPOLATE)[InterpolateMode];
 
 /** Every family, under the name `native.opcodes()` gives it. */
 export const OPCODES = {
@@ -63,6 +69,7 @@ export const OPCODES = {
   reduce: REDUCE,
   factory: FACTORY,
   reduction: LOSS_REDUCTION,
+  interpolate: INTERPOLATE,
 } as const;
 
 /** What `native.opcodes()` returns: each family's name -> code map. */

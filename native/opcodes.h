@@ -50,14 +50,18 @@
 // at::Reduction's, which the native side does not rely on.
 #define TN_LOSS_REDUCTIONS(X) X(None, "none") X(Mean, "mean") X(Sum, "sum")
 
+// nn.functional.interpolate's modes (native `interpolate`); antialias is its own mode, as libtorch's own kernel.
+#define TN_INTERPOLATE_MODES(X) X(Nearest, "nearest") X(Bilinear, "bilinear") X(BilinearAntialias, "bilinearAntialias")
+
 // The families, as they appear in `opcodes()` and lib/opcodes.ts: X(Enum, LIST, "family").
-#define TN_OP_FAMILIES(X)                           \
-  X(UnaryOp, TN_UNARY_OPS, "unary")                 \
+#define TN_OP_FAMILIES(X)                                \
+  X(UnaryOp, TN_UNARY_OPS, "unary")                      \
   X(UnaryInplaceOp, TN_UNARY_INPLACE_OPS, "unaryInplace") \
-  X(BinaryOp, TN_BINARY_OPS, "binary")              \
-  X(ReduceOp, TN_REDUCE_OPS, "reduce")              \
-  X(FactoryKind, TN_FACTORY_KINDS, "factory")       \
-  X(LossReduction, TN_LOSS_REDUCTIONS, "reduction")
+  X(BinaryOp, TN_BINARY_OPS, "binary")                   \
+  X(ReduceOp, TN_REDUCE_OPS, "reduce")                   \
+  X(FactoryKind, TN_FACTORY_KINDS, "factory")            \
+  X(LossReduction, TN_LOSS_REDUCTIONS, "reduction")      \
+  X(InterpolateMode, TN_INTERPOLATE_MODES, "interpolate")
 
 namespace tn::ops {
 

@@ -8,6 +8,7 @@ import { native } from '../lib/native.js';
 import {
   BINARY,
   FACTORY,
+  INTERPOLATE,
   LOSS_REDUCTION,
   OPCODES,
   REDUCE,
@@ -37,6 +38,7 @@ describe('op tables', () => {
     expect([BINARY.remainder, BINARY.fmod, BINARY.floorDivide, BINARY.kron]).toEqual([14, 15, 19, 35]);
     expect([UNARY_INPLACE.zero_, REDUCE.countNonzero, FACTORY.eye]).toEqual([0, 9, 8]);
     expect(LOSS_REDUCTION).toEqual({ none: 0, mean: 1, sum: 2 });
+    expect(INTERPOLATE).toEqual({ nearest: 0, bilinear: 1, bilinearAntialias: 2 });
     // every family's codes are 0..n-1, each once
     for (const [family, table] of Object.entries(OPCODES))
       expect(Object.values(table).sort((a, b) => a - b), family).toEqual([...Object.keys(table).keys()]);
@@ -108,6 +110,8 @@ describe('op tables', () => {
         [() => native.factory(9 as never, [2], 0, null), 'unknown factory code 9'],
         // before the table, any reduction but 0 and 2 silently meant 'mean'
         [() => native.mseLoss(x._h, x._h, 3 as never), 'unknown reduction code 3'],
+        // before the table, any mode but 0 and 1 silently meant antialiased bilinear
+        [() => native.interpolate(x._h, [2, 2], 3 as never, false), 'unknown interpolate code 3'],
         // the scalar and in-place forms refuse, by name, the ops of the binary table they lack
         [() => native.binaryScalar(BINARY.matmul, x._h, 2), 'op matmul does not take a scalar'],
         [() => native.binary_(BINARY.eq, x._h, x._h), 'op eq has no in-place form'],
