@@ -1,5 +1,6 @@
 /** Tensor creation: from JS data, factories, ranges, random, and *Like variants. */
 import { native } from './native.js';
+import { FACTORY, type FactoryKind } from './opcodes.js';
 import { Tensor, wrap, checkDevice, type Device, type NestedArray } from './tensor.js';
 import { dtypeCode, dtypeOfTypedArray, type DType } from './dtype.js';
 import { is, typeError, rangeError } from './errors.js';
@@ -140,9 +141,9 @@ function sizeArgs(args: unknown[]): { shape: number[]; opts: TensorOptions } {
   return { shape: is.shape(shape, 'size'), opts };
 }
 
-function make(kind: string, args: unknown[], defaultDtype: DType = 'float32', a?: number, b?: number): Tensor {
+function make(kind: FactoryKind, args: unknown[], defaultDtype: DType = 'float32', a?: number, b?: number): Tensor {
   const { shape, opts } = sizeArgs(args);
-  return finish(wrap(native.factory(kind, shape, dtypeCode(opts.dtype ?? defaultDtype), opts.device, a, b)), opts);
+  return finish(wrap(native.factory(FACTORY[kind], shape, dtypeCode(opts.dtype ?? defaultDtype), opts.device, a, b)), opts);
 }
 
 type SizeArgs = (number | number[] | TensorOptions)[];
@@ -186,7 +187,7 @@ export function randint(low: number, high: number | number[], size?: number[] | 
 export function randperm(n: number, opts: TensorOptions = {}): Tensor {
   is.nonNegativeInteger(n, 'n');
   opts = optsOf(opts);
-  return finish(wrap(native.factory('randperm', [], dtypeCode(opts.dtype ?? 'int64'), opts.device, n)), opts);
+  return finish(wrap(native.factory(FACTORY.randperm, [], dtypeCode(opts.dtype ?? 'int64'), opts.device, n)), opts);
 }
 
 export function eye(n: number, m?: number | TensorOptions, opts: TensorOptions = {}): Tensor {
@@ -197,7 +198,7 @@ export function eye(n: number, m?: number | TensorOptions, opts: TensorOptions =
   is.nonNegativeInteger(n, 'n');
   const cols = m === undefined ? n : is.nonNegativeInteger(m, 'm');
   opts = optsOf(opts);
-  return finish(wrap(native.factory('eye', [n, cols], dtypeCode(opts.dtype ?? 'float32'), opts.device)), opts);
+  return finish(wrap(native.factory(FACTORY.eye, [n, cols], dtypeCode(opts.dtype ?? 'float32'), opts.device)), opts);
 }
 
 /** [start, end) in steps: arange(end), arange(start, end), arange(start, end, step). int64 when every argument is an integer. */

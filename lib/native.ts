@@ -8,17 +8,54 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readCpuinfo, runtimeEnvironment } from './runtime-env.js';
 import { TorchError, FREED_MESSAGES } from './errors.js';
+import {
+  checkOpcodes,
+  type BinaryCode,
+  type FactoryCode,
+  type InterpolateCode,
+  type LossReductionCode,
+  type OpTables,
+  type ReduceCode,
+  type UnaryCode,
+  type UnaryInplaceCode,
+} from './opcodes.js';
 
 /** A native tensor handle. */
 export type Handle = number;
 type H = Handle;
 type Opt<T> = T | undefined | null;
 
-export interface OpCodes {
-  unary: Record<string, number>;
-  unaryInplace: Record<string, number>;
-  binary: Record<string, number>;
-  reduce: Record<string, number>;
+/** sgdStep's per-parameter state: the optimizer's momentum buffers (-1: none) and which of them the step sets
+ *  to its direction (PyTorch's first-step clone) rather than updates. */
+export interface SgdStepState {
+  momentumBuffer: H[];
+  initialize: boolean[];
+}
+export interface SgdStepOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  maximize: boolean;
+}
+/** adamStep's per-parameter state, one entry per parameter that has a gradient (maxExpAvgSq only with amsgrad). */
+export interface AdamStepState {
+  expAvg: H[];
+  expAvgSq: H[];
+  maxExpAvgSq: H[] | null;
+  steps: number[];
+}
+export interface AdamStepOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  amsgrad: boolean;
+  /** AdamW's decoupled weight decay. */
+  decoupled: boolean;
+  maximize: boolean;
 }
 
 export interface NativeBinding {
@@ -44,10 +81,11 @@ export interface NativeBinding {
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
   throwForTest(kind: 'c10' | 'std' | 'alloc'): never;
-  opcodes(): OpCodes;
+  /** The op tables of native/opcodes.h; checked against lib/opcodes.ts when this file loads the addon. */
+  opcodes(): OpTables;
   // creation
   fromBuffer(data: ArrayBufferView, shape: number[], dtype: number, device?: string): H;
-  factory(kind: string, shape: number[], dtype: number, device: Opt<string>, a?: number, b?: number): H;
+  factory(kind: FactoryCode, shape: number[], dtype: number, device: Opt<string>, a?: number, b?: number): H;
   arange(start: number, end: number, step: number, dtype: number, device: Opt<string>): H;
   linspace(start: number, end: number, steps: number, dtype: number, device: Opt<string>): H;
   // properties and data
@@ -85,12 +123,12 @@ export interface NativeBinding {
   hookIdentity(hs: H[], fn: (grads: H[]) => H[] | -1, materialize: boolean): H[];
   autogradGrad(outputs: H[], inputs: H[], gradOutputs: H[] | null, retainGraph: number, createGraph: boolean, allowUnused: boolean): (H | null)[];
   // element-wise
-  unary(code: number, h: H): H;
-  unary_(code: number, h: H): void;
-  binary(code: number, a: H, b: H, alpha?: number): H;
-  binaryScalar(code: number, a: H, s: number | boolean, alpha?: number): H;
-  binary_(code: number, a: H, b: H, alpha?: number): void;
-  binaryScalar_(code: number, a: H, s: number, alpha?: number): void;
+  unary(code: UnaryCode, h: H): H;
+  unary_(code: UnaryInplaceCode, h: H): void;
+  binary(code: BinaryCode, a: H, b: H, alpha?: number): H;
+  binaryScalar(code: BinaryCode, a: H, s: number | boolean, alpha?: number): H;
+  binary_(code: BinaryCode, a: H, b: H, alpha?: number): void;
+  binaryScalar_(code: BinaryCode, a: H, s: number, alpha?: number): void;
   where(cond: H, a: H, b: H): H;
   clamp(h: H, min: Opt<number>, max: Opt<number>): H;
   clamp_(h: H, min: Opt<number>, max: Opt<number>): void;
@@ -106,7 +144,7 @@ export interface NativeBinding {
   gelu(h: H, tanh: boolean): H;
   allclose(a: H, b: H, rtol: number, atol: number, equalNan: boolean): boolean;
   // reductions
-  reduce(code: number, h: H, dims: number[] | null, keepdim: boolean): H;
+  reduce(code: ReduceCode, h: H, dims: number[] | null, keepdim: boolean): H;
   var(h: H, dims: number[] | null, correction: number, keepdim: boolean): H;
   std(h: H, dims: number[] | null, correction: number, keepdim: boolean): H;
   norm(h: H, p: number, dims: number[] | null, keepdim: boolean): H;
@@ -169,15 +207,15 @@ export interface NativeBinding {
   dropout(x: H, p: number, training: boolean): H;
   embedding(w: H, idx: H): H;
   unfold(x: H, k: number[], d: number[], p: number[], s: number[]): H;
-  interpolate(x: H, size: number[], mode: number, alignCorners: boolean): H;
-  // losses (reduction: 0 none, 1 mean, 2 sum)
-  crossEntropy(x: H, t: H, w: Opt<H>, reduction: number, ignoreIndex: number, labelSmoothing: number): H;
-  nllLoss(x: H, t: H, w: Opt<H>, reduction: number, ignoreIndex: number): H;
-  bceWithLogits(x: H, t: H, w: Opt<H>, posWeight: Opt<H>, reduction: number): H;
-  bce(x: H, t: H, w: Opt<H>, reduction: number): H;
-  mseLoss(x: H, t: H, reduction: number): H;
-  l1Loss(x: H, t: H, reduction: number): H;
-  smoothL1Loss(x: H, t: H, reduction: number, beta: number): H;
+  interpolate(x: H, size: number[], mode: InterpolateCode, alignCorners: boolean): H;
+  // losses (reduction: a code of lib/opcodes.ts LOSS_REDUCTION)
+  crossEntropy(x: H, t: H, w: Opt<H>, reduction: LossReductionCode, ignoreIndex: number, labelSmoothing: number): H;
+  nllLoss(x: H, t: H, w: Opt<H>, reduction: LossReductionCode, ignoreIndex: number): H;
+  bceWithLogits(x: H, t: H, w: Opt<H>, posWeight: Opt<H>, reduction: LossReductionCode): H;
+  bce(x: H, t: H, w: Opt<H>, reduction: LossReductionCode): H;
+  mseLoss(x: H, t: H, reduction: LossReductionCode): H;
+  l1Loss(x: H, t: H, reduction: LossReductionCode): H;
+  smoothL1Loss(x: H, t: H, reduction: LossReductionCode, beta: number): H;
   // sampling
   bernoulli(p: H, prob?: number): H;
   multinomial(p: H, n: number, replacement: boolean): H;
@@ -211,10 +249,11 @@ export interface NativeBinding {
   det(h: H): H;
   slogdet(h: H): [H, H];
   matrixNorm(h: H, ord: string): H;
-  // first-order optimizers (native/optim/first_order.cc): one call per step for every parameter
-  sgdStep(params: H[], buffers: H[], lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, maximize: boolean): H[];
-  adamStep(params: H[], expAvg: H[], expAvgSq: H[], maxExpAvgSq: H[] | null, steps: number[], lr: number, beta1: number, beta2: number,
-    eps: number, weightDecay: number, amsgrad: boolean, decoupled: boolean, maximize: boolean): void;
+  // first-order optimizers (native/optim/first_order.cc): one call per step for every parameter; the state's
+  // tensors belong to the TypeScript optimizer and are updated in place. A missing or ill-typed field of state or
+  // options is a TypeError naming it.
+  sgdStep(params: H[], state: SgdStepState, options: SgdStepOptions): void;
+  adamStep(params: H[], state: AdamStepState, options: AdamStepOptions): void;
   // TNT (native/optim/tnt.cc): shapes[p] is parameter p's factor shape; mains[p][i] / auxes[p][i] the packed state
   // of its i-th factor (full: P with A in the upper triangle and H's strict lower triangle, and diag(H); diagonal:
   // diag(H) and diag(A)). `blas` lets the packed kernels call cblas_?syrk / cblas_?symm where they exist.
@@ -334,4 +373,5 @@ if (process.env.TENSORNORMAL_NUM_THREADS) {
   const n = Number(process.env.TENSORNORMAL_NUM_THREADS);
   if (Number.isInteger(n) && n > 0) native.setNumThreads(n);
 }
-export const opcodes: OpCodes = native.opcodes();
+// An addon built from another revision of native/opcodes.h would run the wrong ops: refuse it, naming the entries.
+checkOpcodes(native.opcodes());

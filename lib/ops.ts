@@ -1,5 +1,6 @@
 /** Free-function forms of tensor ops (torch.add, torch.cat, ...), sampling, and process-wide settings. */
 import { native } from './native.js';
+import { BINARY } from './opcodes.js';
 import { Tensor, wrap, type Device, type Scalar } from './tensor.js';
 import { is, typeError } from './errors.js';
 import { scalarTensor } from './creation.js';
@@ -35,7 +36,7 @@ export const div = (a: Tensor, b: Tensor | Scalar): Tensor => input(a).div(b);
 export const pow = (a: Tensor | number, b: Tensor | Scalar): Tensor => {
   if (a instanceof Tensor) return a.pow(b);
   if (!(b instanceof Tensor)) throw typeError('a Tensor', 'exponent', b);
-  return wrap(native.binaryScalar(native.opcodes().binary.rpow!, b._h, a));
+  return wrap(native.binaryScalar(BINARY.rpow, b._h, a));
 };
 export const matmul = (a: Tensor, b: Tensor): Tensor => input(a).matmul(b);
 export const mm = (a: Tensor, b: Tensor): Tensor => input(a).mm(b);

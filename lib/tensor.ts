@@ -2,16 +2,12 @@
  * The Tensor class: a thin JS object holding a native handle. Methods follow PyTorch's names in camelCase;
  * in-place methods end in `_` and return `this`.
  */
-import { native, opcodes, type Handle } from './native.js';
+import { native, type Handle } from './native.js';
+import { UNARY as U, UNARY_INPLACE as UI, BINARY as B, REDUCE as R, type BinaryCode, type ReduceCode, type UnaryCode } from './opcodes.js';
 import { track, scoped, type Owned } from './scope.js';
 import { is, typeError, rangeError, FREED, type FreedReason } from './errors.js';
 import { dtypeCode, dtypeName, viewBytes, type DType, type TypedArrayFor } from './dtype.js';
 import { formatTensor } from './format.js';
-
-const U = opcodes.unary;
-const UI = opcodes.unaryInplace;
-const B = opcodes.binary;
-const R = opcodes.reduce;
 
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
 export type Scalar = number | boolean;
@@ -380,13 +376,13 @@ export class Tensor implements Owned {
   }
 
   // ------------------------------------------------------------ element-wise arithmetic
-  private bin(code: number, other: Tensor | Scalar, alpha?: number): Tensor {
+  private bin(code: BinaryCode, other: Tensor | Scalar, alpha?: number): Tensor {
     if (alpha !== undefined) is.number(alpha, 'alpha');
     if (other instanceof Tensor) return wrap(native.binary(code, this._h, other._h, alpha));
     operand(other);
     return wrap(native.binaryScalar(code, this._h, other, alpha));
   }
-  private bin_(code: number, other: Tensor | Scalar, alpha?: number): this {
+  private bin_(code: BinaryCode, other: Tensor | Scalar, alpha?: number): this {
     if (alpha !== undefined) is.number(alpha, 'alpha');
     if (other instanceof Tensor) native.binary_(code, this._h, other._h, alpha);
     else {
@@ -395,30 +391,30 @@ export class Tensor implements Owned {
     }
     return this;
   }
-  add(other: Tensor | Scalar, alpha?: number): Tensor { return this.bin(B.add!, other, alpha); }
-  sub(other: Tensor | Scalar, alpha?: number): Tensor { return this.bin(B.sub!, other, alpha); }
-  mul(other: Tensor | Scalar): Tensor { return this.bin(B.mul!, other); }
-  div(other: Tensor | Scalar): Tensor { return this.bin(B.div!, other); }
-  pow(exponent: Tensor | Scalar): Tensor { return this.bin(B.pow!, exponent); }
-  remainder(other: Tensor | Scalar): Tensor { return this.bin(B.remainder!, other); }
-  fmod(other: Tensor | Scalar): Tensor { return this.bin(B.fmod!, other); }
-  floorDivide(other: Tensor | Scalar): Tensor { return this.bin(B.floorDivide!, other); }
-  maximum(other: Tensor): Tensor { return this.bin(B.maximum!, other); }
-  minimum(other: Tensor): Tensor { return this.bin(B.minimum!, other); }
-  atan2(other: Tensor): Tensor { return this.bin(B.atan2!, other); }
-  xlogy(other: Tensor | Scalar): Tensor { return this.bin(B.xlogy!, other); }
+  add(other: Tensor | Scalar, alpha?: number): Tensor { return this.bin(B.add, other, alpha); }
+  sub(other: Tensor | Scalar, alpha?: number): Tensor { return this.bin(B.sub, other, alpha); }
+  mul(other: Tensor | Scalar): Tensor { return this.bin(B.mul, other); }
+  div(other: Tensor | Scalar): Tensor { return this.bin(B.div, other); }
+  pow(exponent: Tensor | Scalar): Tensor { return this.bin(B.pow, exponent); }
+  remainder(other: Tensor | Scalar): Tensor { return this.bin(B.remainder, other); }
+  fmod(other: Tensor | Scalar): Tensor { return this.bin(B.fmod, other); }
+  floorDivide(other: Tensor | Scalar): Tensor { return this.bin(B.floorDivide, other); }
+  maximum(other: Tensor): Tensor { return this.bin(B.maximum, other); }
+  minimum(other: Tensor): Tensor { return this.bin(B.minimum, other); }
+  atan2(other: Tensor): Tensor { return this.bin(B.atan2, other); }
+  xlogy(other: Tensor | Scalar): Tensor { return this.bin(B.xlogy, other); }
   /** other - this */
-  rsub(other: Tensor | Scalar, alpha?: number): Tensor { return this.bin(B.rsub!, other, alpha); }
+  rsub(other: Tensor | Scalar, alpha?: number): Tensor { return this.bin(B.rsub, other, alpha); }
 
-  eq(other: Tensor | Scalar): Tensor { return this.bin(B.eq!, other); }
-  ne(other: Tensor | Scalar): Tensor { return this.bin(B.ne!, other); }
-  lt(other: Tensor | Scalar): Tensor { return this.bin(B.lt!, other); }
-  le(other: Tensor | Scalar): Tensor { return this.bin(B.le!, other); }
-  gt(other: Tensor | Scalar): Tensor { return this.bin(B.gt!, other); }
-  ge(other: Tensor | Scalar): Tensor { return this.bin(B.ge!, other); }
-  logicalAnd(other: Tensor): Tensor { return this.bin(B.logicalAnd!, other); }
-  logicalOr(other: Tensor): Tensor { return this.bin(B.logicalOr!, other); }
-  logicalXor(other: Tensor): Tensor { return this.bin(B.logicalXor!, other); }
+  eq(other: Tensor | Scalar): Tensor { return this.bin(B.eq, other); }
+  ne(other: Tensor | Scalar): Tensor { return this.bin(B.ne, other); }
+  lt(other: Tensor | Scalar): Tensor { return this.bin(B.lt, other); }
+  le(other: Tensor | Scalar): Tensor { return this.bin(B.le, other); }
+  gt(other: Tensor | Scalar): Tensor { return this.bin(B.gt, other); }
+  ge(other: Tensor | Scalar): Tensor { return this.bin(B.ge, other); }
+  logicalAnd(other: Tensor): Tensor { return this.bin(B.logicalAnd, other); }
+  logicalOr(other: Tensor): Tensor { return this.bin(B.logicalOr, other); }
+  logicalXor(other: Tensor): Tensor { return this.bin(B.logicalXor, other); }
   /** True when both have the same shape and values within the tolerances (as torch.allclose). */
   allclose(other: Tensor, options: { rtol?: number; atol?: number; equalNan?: boolean } = {}): boolean {
     const { rtol = 1e-5, atol = 1e-8, equalNan = false } = is.options(options);
@@ -426,39 +422,39 @@ export class Tensor implements Owned {
     return native.allclose(this._h, other._h, rtol, atol, equalNan);
   }
 
-  private un(code: number): Tensor { return wrap(native.unary(code, this._h)); }
-  neg(): Tensor { return this.un(U.neg!); }
-  abs(): Tensor { return this.un(U.abs!); }
-  exp(): Tensor { return this.un(U.exp!); }
-  log(): Tensor { return this.un(U.log!); }
-  log2(): Tensor { return this.un(U.log2!); }
-  log10(): Tensor { return this.un(U.log10!); }
-  log1p(): Tensor { return this.un(U.log1p!); }
-  expm1(): Tensor { return this.un(U.expm1!); }
-  sqrt(): Tensor { return this.un(U.sqrt!); }
-  rsqrt(): Tensor { return this.un(U.rsqrt!); }
-  sign(): Tensor { return this.un(U.sign!); }
-  square(): Tensor { return this.un(U.square!); }
-  reciprocal(): Tensor { return this.un(U.reciprocal!); }
-  floor(): Tensor { return this.un(U.floor!); }
-  ceil(): Tensor { return this.un(U.ceil!); }
-  round(): Tensor { return this.un(U.round!); }
-  trunc(): Tensor { return this.un(U.trunc!); }
-  frac(): Tensor { return this.un(U.frac!); }
-  sin(): Tensor { return this.un(U.sin!); }
-  cos(): Tensor { return this.un(U.cos!); }
-  tan(): Tensor { return this.un(U.tan!); }
-  erf(): Tensor { return this.un(U.erf!); }
-  logicalNot(): Tensor { return this.un(U.logicalNot!); }
-  isnan(): Tensor { return this.un(U.isnan!); }
-  isfinite(): Tensor { return this.un(U.isfinite!); }
-  isinf(): Tensor { return this.un(U.isinf!); }
-  relu(): Tensor { return this.un(U.relu!); }
-  sigmoid(): Tensor { return this.un(U.sigmoid!); }
-  tanh(): Tensor { return this.un(U.tanh!); }
-  silu(): Tensor { return this.un(U.silu!); }
-  softplus(): Tensor { return this.un(U.softplus!); }
-  logSigmoid(): Tensor { return this.un(U.logSigmoid!); }
+  private un(code: UnaryCode): Tensor { return wrap(native.unary(code, this._h)); }
+  neg(): Tensor { return this.un(U.neg); }
+  abs(): Tensor { return this.un(U.abs); }
+  exp(): Tensor { return this.un(U.exp); }
+  log(): Tensor { return this.un(U.log); }
+  log2(): Tensor { return this.un(U.log2); }
+  log10(): Tensor { return this.un(U.log10); }
+  log1p(): Tensor { return this.un(U.log1p); }
+  expm1(): Tensor { return this.un(U.expm1); }
+  sqrt(): Tensor { return this.un(U.sqrt); }
+  rsqrt(): Tensor { return this.un(U.rsqrt); }
+  sign(): Tensor { return this.un(U.sign); }
+  square(): Tensor { return this.un(U.square); }
+  reciprocal(): Tensor { return this.un(U.reciprocal); }
+  floor(): Tensor { return this.un(U.floor); }
+  ceil(): Tensor { return this.un(U.ceil); }
+  round(): Tensor { return this.un(U.round); }
+  trunc(): Tensor { return this.un(U.trunc); }
+  frac(): Tensor { return this.un(U.frac); }
+  sin(): Tensor { return this.un(U.sin); }
+  cos(): Tensor { return this.un(U.cos); }
+  tan(): Tensor { return this.un(U.tan); }
+  erf(): Tensor { return this.un(U.erf); }
+  logicalNot(): Tensor { return this.un(U.logicalNot); }
+  isnan(): Tensor { return this.un(U.isnan); }
+  isfinite(): Tensor { return this.un(U.isfinite); }
+  isinf(): Tensor { return this.un(U.isinf); }
+  relu(): Tensor { return this.un(U.relu); }
+  sigmoid(): Tensor { return this.un(U.sigmoid); }
+  tanh(): Tensor { return this.un(U.tanh); }
+  silu(): Tensor { return this.un(U.silu); }
+  softplus(): Tensor { return this.un(U.softplus); }
+  logSigmoid(): Tensor { return this.un(U.logSigmoid); }
   gelu(options: { approximate?: 'none' | 'tanh' } = {}): Tensor {
     const { approximate = 'none' } = is.options(options);
     return wrap(native.gelu(this._h, is.oneOf(approximate, 'approximate', ['none', 'tanh']) === 'tanh'));
@@ -476,11 +472,11 @@ export class Tensor implements Owned {
   clampMax(max: number): Tensor { return this.clamp(null, max); }
 
   // ------------------------------------------------------------ in-place (optimizers use these)
-  add_(other: Tensor | Scalar, alpha?: number): this { return this.bin_(B.add!, other, alpha); }
-  sub_(other: Tensor | Scalar, alpha?: number): this { return this.bin_(B.sub!, other, alpha); }
-  mul_(other: Tensor | Scalar): this { return this.bin_(B.mul!, other); }
-  div_(other: Tensor | Scalar): this { return this.bin_(B.div!, other); }
-  pow_(exponent: Tensor | Scalar): this { return this.bin_(B.pow!, exponent); }
+  add_(other: Tensor | Scalar, alpha?: number): this { return this.bin_(B.add, other, alpha); }
+  sub_(other: Tensor | Scalar, alpha?: number): this { return this.bin_(B.sub, other, alpha); }
+  mul_(other: Tensor | Scalar): this { return this.bin_(B.mul, other); }
+  div_(other: Tensor | Scalar): this { return this.bin_(B.div, other); }
+  pow_(exponent: Tensor | Scalar): this { return this.bin_(B.pow, exponent); }
   clamp_(min?: number | null, max?: number | null): this { native.clamp_(this._h, optNumber(min, 'min'), optNumber(max, 'max')); return this; }
   copy_(src: Tensor): this {
     if (!(src instanceof Tensor)) throw typeError('a Tensor', 'src', src);
@@ -488,16 +484,16 @@ export class Tensor implements Owned {
     return this;
   }
   fill_(value: Scalar): this { operand(value, 'value'); native.fill_(this._h, value); return this; }
-  zero_(): this { native.unary_(UI.zero_!, this._h); return this; }
-  neg_(): this { native.unary_(UI.neg_!, this._h); return this; }
-  abs_(): this { native.unary_(UI.abs_!, this._h); return this; }
-  exp_(): this { native.unary_(UI.exp_!, this._h); return this; }
-  log_(): this { native.unary_(UI.log_!, this._h); return this; }
-  sqrt_(): this { native.unary_(UI.sqrt_!, this._h); return this; }
-  relu_(): this { native.unary_(UI.relu_!, this._h); return this; }
-  sigmoid_(): this { native.unary_(UI.sigmoid_!, this._h); return this; }
-  tanh_(): this { native.unary_(UI.tanh_!, this._h); return this; }
-  reciprocal_(): this { native.unary_(UI.reciprocal_!, this._h); return this; }
+  zero_(): this { native.unary_(UI.zero_, this._h); return this; }
+  neg_(): this { native.unary_(UI.neg_, this._h); return this; }
+  abs_(): this { native.unary_(UI.abs_, this._h); return this; }
+  exp_(): this { native.unary_(UI.exp_, this._h); return this; }
+  log_(): this { native.unary_(UI.log_, this._h); return this; }
+  sqrt_(): this { native.unary_(UI.sqrt_, this._h); return this; }
+  relu_(): this { native.unary_(UI.relu_, this._h); return this; }
+  sigmoid_(): this { native.unary_(UI.sigmoid_, this._h); return this; }
+  tanh_(): this { native.unary_(UI.tanh_, this._h); return this; }
+  reciprocal_(): this { native.unary_(UI.reciprocal_, this._h); return this; }
   /** this += value * t1 * t2 */
   addcmul_(t1: Tensor, t2: Tensor, value = 1): this {
     native.addcmul_(this._h, tensorArg(t1, 'tensor1')._h, tensorArg(t2, 'tensor2')._h, is.number(value, 'value'));
@@ -516,7 +512,7 @@ export class Tensor implements Owned {
       const d = end.sub(this);
       try {
         d.mul_(weight);
-        native.binary_(B.add!, this._h, d._h);
+        native.binary_(B.add, this._h, d._h);
       } finally {
         d.dispose();
       }
@@ -529,17 +525,17 @@ export class Tensor implements Owned {
   normal_(mean = 0, std = 1): this { native.normal_(this._h, mean, is.nonNegative(std, 'std')); return this; }
 
   // ------------------------------------------------------------ reductions
-  private red(code: number, dim: number | number[] | undefined | null, keepdim: boolean): Tensor {
+  private red(code: ReduceCode, dim: number | number[] | undefined | null, keepdim: boolean): Tensor {
     return wrap(native.reduce(code, this._h, dimsArg(dim), is.boolean(keepdim, 'keepdim')));
   }
-  sum(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.sum!, dim, keepdim); }
-  mean(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.mean!, dim, keepdim); }
-  amax(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.amax!, dim, keepdim); }
-  amin(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.amin!, dim, keepdim); }
-  prod(dim?: number | null, keepdim = false): Tensor { return this.red(R.prod!, dim, keepdim); }
-  all(dim?: number | null, keepdim = false): Tensor { return this.red(R.all!, dim, keepdim); }
-  any(dim?: number | null, keepdim = false): Tensor { return this.red(R.any!, dim, keepdim); }
-  logsumexp(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.logsumexp!, dim, keepdim); }
+  sum(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.sum, dim, keepdim); }
+  mean(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.mean, dim, keepdim); }
+  amax(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.amax, dim, keepdim); }
+  amin(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.amin, dim, keepdim); }
+  prod(dim?: number | null, keepdim = false): Tensor { return this.red(R.prod, dim, keepdim); }
+  all(dim?: number | null, keepdim = false): Tensor { return this.red(R.all, dim, keepdim); }
+  any(dim?: number | null, keepdim = false): Tensor { return this.red(R.any, dim, keepdim); }
+  logsumexp(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.logsumexp, dim, keepdim); }
   /** Without dim: the largest value (0-d). With dim: [values, indices]. */
   max(): Tensor;
   max(dim: number, keepdim?: boolean): [Tensor, Tensor];
@@ -586,12 +582,12 @@ export class Tensor implements Owned {
   }
 
   // ------------------------------------------------------------ matrix products
-  matmul(other: Tensor): Tensor { return this.bin(B.matmul!, tensorArg(other, 'other')); }
-  mm(other: Tensor): Tensor { return this.bin(B.mm!, tensorArg(other, 'other')); }
-  bmm(other: Tensor): Tensor { return this.bin(B.bmm!, tensorArg(other, 'other')); }
-  mv(vec: Tensor): Tensor { return this.bin(B.mv!, tensorArg(vec, 'vec')); }
-  dot(other: Tensor): Tensor { return this.bin(B.dot!, tensorArg(other, 'other')); }
-  outer(other: Tensor): Tensor { return this.bin(B.outer!, tensorArg(other, 'other')); }
+  matmul(other: Tensor): Tensor { return this.bin(B.matmul, tensorArg(other, 'other')); }
+  mm(other: Tensor): Tensor { return this.bin(B.mm, tensorArg(other, 'other')); }
+  bmm(other: Tensor): Tensor { return this.bin(B.bmm, tensorArg(other, 'other')); }
+  mv(vec: Tensor): Tensor { return this.bin(B.mv, tensorArg(vec, 'vec')); }
+  dot(other: Tensor): Tensor { return this.bin(B.dot, tensorArg(other, 'other')); }
+  outer(other: Tensor): Tensor { return this.bin(B.outer, tensorArg(other, 'other')); }
   /** Transpose of a matrix (0-d and 1-d tensors come back as they are). */
   /** Transpose of a matrix (a 0-d or 1-d tensor is returned as is); PyTorch's t(), which refuses more than 2 dims. */
   t(): Tensor {

@@ -3,6 +3,7 @@
 #include <unordered_set>
 
 #include "common.h"
+#include "opcodes.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -361,10 +362,12 @@ at::TensorOptions Opts(const Napi::CallbackInfo& info, size_t dtype_i, size_t de
 }
 
 int64_t Reduction(const Napi::CallbackInfo& info, size_t i) {
-  int64_t r = Int(info, i);
-  if (r == 0) return at::Reduction::None;
-  if (r == 2) return at::Reduction::Sum;
-  return at::Reduction::Mean;
+  switch (ops::OpCode<ops::LossReduction>(Int(info, i))) {
+    case ops::LossReduction::None: return at::Reduction::None;
+    case ops::LossReduction::Mean: return at::Reduction::Mean;
+    case ops::LossReduction::Sum: return at::Reduction::Sum;
+  }
+  throw std::invalid_argument("unknown reduction");  // unreachable: OpCode checked the code
 }
 
 Napi::Value Wrap(const Napi::CallbackInfo& info, at::Tensor t) {

@@ -106,7 +106,7 @@ at::Device Dev(const Napi::CallbackInfo& info, size_t i);  // undefined -> cpu
 // A device by name; a CUDA device this libtorch or machine does not have is a TorchError('DEVICE_UNAVAILABLE').
 at::Device ParseDevice(Napi::Env env, const std::string& name);
 at::TensorOptions Opts(const Napi::CallbackInfo& info, size_t dtype_i, size_t device_i);
-int64_t Reduction(const Napi::CallbackInfo& info, size_t i);  // 0 none, 1 mean, 2 sum
+int64_t Reduction(const Napi::CallbackInfo& info, size_t i);  // a code of opcodes.h TN_LOSS_REDUCTIONS -> at::Reduction
 
 Napi::Value Wrap(const Napi::CallbackInfo& info, at::Tensor t);  // undefined tensor -> null
 Napi::Value WrapAll(const Napi::CallbackInfo& info, const std::vector<at::Tensor>& ts);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common.h"
+#include "opcodes.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <mutex>
@@ -37,15 +38,19 @@ TN_EXPORT(dropout) { return Wrap(info, at::dropout(T(info, 0), Num(info, 1), Boo
 TN_EXPORT(embedding) { return Wrap(info, at::embedding(T(info, 0), T(info, 1))); }
 // unfold(x, kernel[], dilation[], padding[], stride[]) -> (N, C*kh*kw, L), as torch.nn.functional.unfold
 TN_EXPORT(unfold) { return Wrap(info, at::im2col(T(info, 0), Ints(info, 1), Ints(info, 2), Ints(info, 3), Ints(info, 4))); }
-// interpolate(x, size[], mode: 0 nearest 1 bilinear 2 bilinear-antialias, alignCorners)
+// interpolate(x, size[], mode (a code of the interpolate table), alignCorners)
 TN_EXPORT(interpolate) {
   at::Tensor& x = T(info, 0);
   std::vector<int64_t> size = Ints(info, 1);
-  int64_t mode = Int(info, 2);
+  const ops::InterpolateMode mode = ops::OpCode<ops::InterpolateMode>(Int(info, 2));
   bool ac = Bool(info, 3);
-  if (mode == 0) return Wrap(info, at::upsample_nearest2d(x, size, c10::nullopt, c10::nullopt));
-  if (mode == 1) return Wrap(info, at::upsample_bilinear2d(x, size, ac, c10::nullopt, c10::nullopt));
-  return Wrap(info, at::_upsample_bilinear2d_aa(x, size, ac, c10::nullopt, c10::nullopt));
+  switch (mode) {
+    case ops::InterpolateMode::Nearest: return Wrap(info, at::upsample_nearest2d(x, size, c10::nullopt, c10::nullopt));
+    case ops::InterpolateMode::Bilinear: return Wrap(info, at::upsample_bilinear2d(x, size, ac, c10::nullopt, c10::nullopt));
+    case ops::InterpolateMode::BilinearAntialias:
+      return Wrap(info, at::_upsample_bilinear2d_aa(x, size, ac, c10::nullopt, c10::nullopt));
+  }
+  throw std::invalid_argument("unknown interpolate mode");  // unreachable: OpCode checked the code
 }
 
 // ---------------------------------------------------------------- losses

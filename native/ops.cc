@@ -1,10 +1,12 @@
-// Element-wise, reduction, shape and indexing ops. Families of ops share one entry point and an op code (the
-// code lists are exported as `opcodes` so lib/ops.ts never hard-codes a number).
+// Element-wise, reduction, shape and indexing ops. Families of ops share one entry point and an op code; the
+// code lists are the tables of native/opcodes.h, exported as `opcodes` and checked against lib/opcodes.ts at load.
 #include <limits>
 
 #include "common.h"
+#include "opcodes.h"
 
 using namespace tn;
+using namespace tn::ops;
 
 namespace {
 
@@ -21,130 +23,113 @@ c10::optional<at::Scalar> OptS(const Napi::CallbackInfo& info, size_t i) {
   return S(info, i);
 }
 
-const char* kUnary[] = {"neg", "abs", "exp", "log", "sqrt", "rsqrt", "sign", "relu", "sigmoid", "tanh",
-                        "gelu", "sin", "cos", "log1p", "expm1", "square", "reciprocal", "floor", "ceil", "round",
-                        "trunc", "logicalNot", "isnan", "isfinite", "isinf", "silu", "erf", "log2", "log10",
-                        "softplus", "logSigmoid", "bitwiseNot", "frac", "tan", "asin", "acos", "atan", "sinh", "cosh",
-                        "mish", "selu"};
-at::Tensor Unary(int code, const at::Tensor& t) {
-  switch (code) {
-    case 0: return at::neg(t);
-    case 1: return at::abs(t);
-    case 2: return at::exp(t);
-    case 3: return at::log(t);
-    case 4: return at::sqrt(t);
-    case 5: return at::rsqrt(t);
-    case 6: return at::sign(t);
-    case 7: return at::relu(t);
-    case 8: return at::sigmoid(t);
-    case 9: return at::tanh(t);
-    case 10: return at::gelu(t);
-    case 11: return at::sin(t);
-    case 12: return at::cos(t);
-    case 13: return at::log1p(t);
-    case 14: return at::expm1(t);
-    case 15: return at::square(t);
-    case 16: return at::reciprocal(t);
-    case 17: return at::floor(t);
-    case 18: return at::ceil(t);
-    case 19: return at::round(t);
-    case 20: return at::trunc(t);
-    case 21: return at::logical_not(t);
-    case 22: return at::isnan(t);
-    case 23: return at::isfinite(t);
-    case 24: return at::isinf(t);
-    case 25: return at::silu(t);
-    case 26: return at::erf(t);
-    case 27: return at::log2(t);
-    case 28: return at::log10(t);
-    case 29: return at::softplus(t);
-    case 30: return at::log_sigmoid(t);
-    case 31: return at::bitwise_not(t);
-    case 32: return at::frac(t);
-    case 33: return at::tan(t);
-    case 34: return at::asin(t);
-    case 35: return at::acos(t);
-    case 36: return at::atan(t);
-    case 37: return at::sinh(t);
-    case 38: return at::cosh(t);
-    case 39: return at::mish(t);
-    case 40: return at::selu(t);
+at::Tensor Unary(UnaryOp op, const at::Tensor& t) {
+  switch (op) {
+    case UnaryOp::Neg: return at::neg(t);
+    case UnaryOp::Abs: return at::abs(t);
+    case UnaryOp::Exp: return at::exp(t);
+    case UnaryOp::Log: return at::log(t);
+    case UnaryOp::Sqrt: return at::sqrt(t);
+    case UnaryOp::Rsqrt: return at::rsqrt(t);
+    case UnaryOp::Sign: return at::sign(t);
+    case UnaryOp::Relu: return at::relu(t);
+    case UnaryOp::Sigmoid: return at::sigmoid(t);
+    case UnaryOp::Tanh: return at::tanh(t);
+    case UnaryOp::Gelu: return at::gelu(t);
+    case UnaryOp::Sin: return at::sin(t);
+    case UnaryOp::Cos: return at::cos(t);
+    case UnaryOp::Log1p: return at::log1p(t);
+    case UnaryOp::Expm1: return at::expm1(t);
+    case UnaryOp::Square: return at::square(t);
+    case UnaryOp::Reciprocal: return at::reciprocal(t);
+    case UnaryOp::Floor: return at::floor(t);
+    case UnaryOp::Ceil: return at::ceil(t);
+    case UnaryOp::Round: return at::round(t);
+    case UnaryOp::Trunc: return at::trunc(t);
+    case UnaryOp::LogicalNot: return at::logical_not(t);
+    case UnaryOp::Isnan: return at::isnan(t);
+    case UnaryOp::Isfinite: return at::isfinite(t);
+    case UnaryOp::Isinf: return at::isinf(t);
+    case UnaryOp::Silu: return at::silu(t);
+    case UnaryOp::Erf: return at::erf(t);
+    case UnaryOp::Log2: return at::log2(t);
+    case UnaryOp::Log10: return at::log10(t);
+    case UnaryOp::Softplus: return at::softplus(t);
+    case UnaryOp::LogSigmoid: return at::log_sigmoid(t);
+    case UnaryOp::BitwiseNot: return at::bitwise_not(t);
+    case UnaryOp::Frac: return at::frac(t);
+    case UnaryOp::Tan: return at::tan(t);
+    case UnaryOp::Asin: return at::asin(t);
+    case UnaryOp::Acos: return at::acos(t);
+    case UnaryOp::Atan: return at::atan(t);
+    case UnaryOp::Sinh: return at::sinh(t);
+    case UnaryOp::Cosh: return at::cosh(t);
+    case UnaryOp::Mish: return at::mish(t);
+    case UnaryOp::Selu: return at::selu(t);
   }
-  throw std::invalid_argument("unknown unary op " + std::to_string(code));
+  throw std::invalid_argument("unknown unary op");  // unreachable: OpCode checked the code
 }
 
-const char* kUnaryInplace[] = {"zero_", "neg_", "abs_", "exp_", "log_", "sqrt_", "relu_", "sigmoid_", "tanh_",
-                               "sign_", "reciprocal_", "square_", "floor_", "round_"};
-void UnaryInplace(int code, at::Tensor& t) {
-  switch (code) {
-    case 0: t.zero_(); return;
-    case 1: t.neg_(); return;
-    case 2: t.abs_(); return;
-    case 3: t.exp_(); return;
-    case 4: t.log_(); return;
-    case 5: t.sqrt_(); return;
-    case 6: t.relu_(); return;
-    case 7: t.sigmoid_(); return;
-    case 8: t.tanh_(); return;
-    case 9: t.sign_(); return;
-    case 10: t.reciprocal_(); return;
-    case 11: t.square_(); return;
-    case 12: t.floor_(); return;
-    case 13: t.round_(); return;
+void UnaryInplace(UnaryInplaceOp op, at::Tensor& t) {
+  switch (op) {
+    case UnaryInplaceOp::Zero: t.zero_(); return;
+    case UnaryInplaceOp::Neg: t.neg_(); return;
+    case UnaryInplaceOp::Abs: t.abs_(); return;
+    case UnaryInplaceOp::Exp: t.exp_(); return;
+    case UnaryInplaceOp::Log: t.log_(); return;
+    case UnaryInplaceOp::Sqrt: t.sqrt_(); return;
+    case UnaryInplaceOp::Relu: t.relu_(); return;
+    case UnaryInplaceOp::Sigmoid: t.sigmoid_(); return;
+    case UnaryInplaceOp::Tanh: t.tanh_(); return;
+    case UnaryInplaceOp::Sign: t.sign_(); return;
+    case UnaryInplaceOp::Reciprocal: t.reciprocal_(); return;
+    case UnaryInplaceOp::Square: t.square_(); return;
+    case UnaryInplaceOp::Floor: t.floor_(); return;
+    case UnaryInplaceOp::Round: t.round_(); return;
   }
-  throw std::invalid_argument("unknown in-place unary op " + std::to_string(code));
+  throw std::invalid_argument("unknown in-place unary op");  // unreachable: OpCode checked the code
 }
 
-constexpr const char* kBinary[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt",
-                         "le", "gt", "ge", "atan2", "remainder", "fmod", "logicalAnd", "logicalOr", "logicalXor",
-                         "floorDivide", "matmul", "mm", "bmm", "outer", "dot", "mv", "rsub", "rdiv", "rpow",
-                         "bitwiseAnd", "bitwiseOr", "bitwiseXor", "xlogy", "hypot", "copysign", "kron"};
-at::Tensor Binary(int code, const at::Tensor& a, const at::Tensor& b, const at::Scalar& alpha) {
-  switch (code) {
-    case 0: return at::add(a, b, alpha);
-    case 1: return at::sub(a, b, alpha);
-    case 2: return at::mul(a, b);
-    case 3: return at::div(a, b);
-    case 4: return at::pow(a, b);
-    case 5: return at::maximum(a, b);
-    case 6: return at::minimum(a, b);
-    case 7: return at::eq(a, b);
-    case 8: return at::ne(a, b);
-    case 9: return at::lt(a, b);
-    case 10: return at::le(a, b);
-    case 11: return at::gt(a, b);
-    case 12: return at::ge(a, b);
-    case 13: return at::atan2(a, b);
-    case 14: return at::remainder(a, b);
-    case 15: return at::fmod(a, b);
-    case 16: return at::logical_and(a, b);
-    case 17: return at::logical_or(a, b);
-    case 18: return at::logical_xor(a, b);
-    case 19: return at::div(a, b, "floor");
-    case 20: return at::matmul(a, b);
-    case 21: return at::mm(a, b);
-    case 22: return at::bmm(a, b);
-    case 23: return at::outer(a, b);
-    case 24: return at::dot(a, b);
-    case 25: return at::mv(a, b);
-    case 26: return at::sub(b, a, alpha);
-    case 27: return at::div(b, a);
-    case 28: return at::pow(b, a);
-    case 29: return at::bitwise_and(a, b);
-    case 30: return at::bitwise_or(a, b);
-    case 31: return at::bitwise_xor(a, b);
-    case 32: return at::xlogy(a, b);
-    case 33: return at::hypot(a, b);
-    case 34: return at::copysign(a, b);
-    case 35: return at::kron(a, b);
+at::Tensor Binary(BinaryOp op, const at::Tensor& a, const at::Tensor& b, const at::Scalar& alpha) {
+  switch (op) {
+    case BinaryOp::Add: return at::add(a, b, alpha);
+    case BinaryOp::Sub: return at::sub(a, b, alpha);
+    case BinaryOp::Mul: return at::mul(a, b);
+    case BinaryOp::Div: return at::div(a, b);
+    case BinaryOp::Pow: return at::pow(a, b);
+    case BinaryOp::Maximum: return at::maximum(a, b);
+    case BinaryOp::Minimum: return at::minimum(a, b);
+    case BinaryOp::Eq: return at::eq(a, b);
+    case BinaryOp::Ne: return at::ne(a, b);
+    case BinaryOp::Lt: return at::lt(a, b);
+    case BinaryOp::Le: return at::le(a, b);
+    case BinaryOp::Gt: return at::gt(a, b);
+    case BinaryOp::Ge: return at::ge(a, b);
+    case BinaryOp::Atan2: return at::atan2(a, b);
+    case BinaryOp::Remainder: return at::remainder(a, b);
+    case BinaryOp::Fmod: return at::fmod(a, b);
+    case BinaryOp::LogicalAnd: return at::logical_and(a, b);
+    case BinaryOp::LogicalOr: return at::logical_or(a, b);
+    case BinaryOp::LogicalXor: return at::logical_xor(a, b);
+    case BinaryOp::FloorDivide: return at::div(a, b, "floor");
+    case BinaryOp::Matmul: return at::matmul(a, b);
+    case BinaryOp::Mm: return at::mm(a, b);
+    case BinaryOp::Bmm: return at::bmm(a, b);
+    case BinaryOp::Outer: return at::outer(a, b);
+    case BinaryOp::Dot: return at::dot(a, b);
+    case BinaryOp::Mv: return at::mv(a, b);
+    case BinaryOp::Rsub: return at::sub(b, a, alpha);
+    case BinaryOp::Rdiv: return at::div(b, a);
+    case BinaryOp::Rpow: return at::pow(b, a);
+    case BinaryOp::BitwiseAnd: return at::bitwise_and(a, b);
+    case BinaryOp::BitwiseOr: return at::bitwise_or(a, b);
+    case BinaryOp::BitwiseXor: return at::bitwise_xor(a, b);
+    case BinaryOp::Xlogy: return at::xlogy(a, b);
+    case BinaryOp::Hypot: return at::hypot(a, b);
+    case BinaryOp::Copysign: return at::copysign(a, b);
+    case BinaryOp::Kron: return at::kron(a, b);
   }
-  throw std::invalid_argument("unknown binary op " + std::to_string(code));
-}
-
-// The name of a binary op code for an error message; a raw native call may pass any number.
-std::string BinaryName(int code) {
-  constexpr int n = static_cast<int>(sizeof(kBinary) / sizeof(kBinary[0]));
-  return code >= 0 && code < n ? std::string(kBinary[code]) : "code " + std::to_string(code);
+  throw std::invalid_argument("unknown binary op");  // unreachable: OpCode checked the code
 }
 
 // A scalar operand as Python passes one to add/sub/mul/div: a 0-dim "wrapped number" tensor, which takes part in
@@ -155,60 +140,63 @@ at::Tensor Wrapped(const at::Scalar& s, const at::Tensor& like) {
   return t;
 }
 
-at::Tensor BinaryScalar(int code, const at::Tensor& a, const at::Scalar& s, const at::Scalar& alpha) {
-  switch (code) {
-    case 0: return at::add(a, Wrapped(s, a), alpha);
-    case 1: return at::sub(a, Wrapped(s, a), alpha);
-    case 2: return at::mul(a, Wrapped(s, a));
-    case 3: return at::div(a, Wrapped(s, a));
-    case 4: return at::pow(a, s);
-    case 5: return at::clamp_min(a, s);
-    case 6: return at::clamp_max(a, s);
-    case 7: return at::eq(a, s);
-    case 8: return at::ne(a, s);
-    case 9: return at::lt(a, s);
-    case 10: return at::le(a, s);
-    case 11: return at::gt(a, s);
-    case 12: return at::ge(a, s);
-    case 14: return at::remainder(a, s);
-    case 15: return at::fmod(a, s);
+at::Tensor BinaryScalar(BinaryOp op, const at::Tensor& a, const at::Scalar& s, const at::Scalar& alpha) {
+  switch (op) {
+    case BinaryOp::Add: return at::add(a, Wrapped(s, a), alpha);
+    case BinaryOp::Sub: return at::sub(a, Wrapped(s, a), alpha);
+    case BinaryOp::Mul: return at::mul(a, Wrapped(s, a));
+    case BinaryOp::Div: return at::div(a, Wrapped(s, a));
+    case BinaryOp::Pow: return at::pow(a, s);
+    case BinaryOp::Maximum: return at::clamp_min(a, s);
+    case BinaryOp::Minimum: return at::clamp_max(a, s);
+    case BinaryOp::Eq: return at::eq(a, s);
+    case BinaryOp::Ne: return at::ne(a, s);
+    case BinaryOp::Lt: return at::lt(a, s);
+    case BinaryOp::Le: return at::le(a, s);
+    case BinaryOp::Gt: return at::gt(a, s);
+    case BinaryOp::Ge: return at::ge(a, s);
+    case BinaryOp::Remainder: return at::remainder(a, s);
+    case BinaryOp::Fmod: return at::fmod(a, s);
     // div.Scalar_mode wraps the scalar like a Python number: int64 // 2.5 is float32, as in PyTorch
-    case 19: return at::div(a, s, "floor");
-    case 26: return at::rsub(a, s, alpha);
-    case 27: return at::mul(at::reciprocal(a), s);
-    case 28: return at::pow(s, a);
-    case 29: return at::bitwise_and(a, s);
-    case 30: return at::bitwise_or(a, s);
-    case 31: return at::bitwise_xor(a, s);
-    case 32: return at::xlogy(a, s);
+    case BinaryOp::FloorDivide: return at::div(a, s, "floor");
+    case BinaryOp::Rsub: return at::rsub(a, s, alpha);
+    case BinaryOp::Rdiv: return at::mul(at::reciprocal(a), s);
+    case BinaryOp::Rpow: return at::pow(s, a);
+    case BinaryOp::BitwiseAnd: return at::bitwise_and(a, s);
+    case BinaryOp::BitwiseOr: return at::bitwise_or(a, s);
+    case BinaryOp::BitwiseXor: return at::bitwise_xor(a, s);
+    case BinaryOp::Xlogy: return at::xlogy(a, s);
+    default: break;
   }
-  throw std::invalid_argument("op " + BinaryName(code) + " does not take a scalar");
+  throw std::invalid_argument(std::string("op ") + OpName(op) + " does not take a scalar");
 }
 
-void BinaryInplace(int code, at::Tensor& a, const at::Tensor& b, const at::Scalar& alpha) {
-  switch (code) {
-    case 0: a.add_(b, alpha); return;
-    case 1: a.sub_(b, alpha); return;
-    case 2: a.mul_(b); return;
-    case 3: a.div_(b); return;
-    case 4: a.pow_(b); return;
-    case 5: at::maximum_out(a, a, b); return;
-    case 6: at::minimum_out(a, a, b); return;
+void BinaryInplace(BinaryOp op, at::Tensor& a, const at::Tensor& b, const at::Scalar& alpha) {
+  switch (op) {
+    case BinaryOp::Add: a.add_(b, alpha); return;
+    case BinaryOp::Sub: a.sub_(b, alpha); return;
+    case BinaryOp::Mul: a.mul_(b); return;
+    case BinaryOp::Div: a.div_(b); return;
+    case BinaryOp::Pow: a.pow_(b); return;
+    case BinaryOp::Maximum: at::maximum_out(a, a, b); return;
+    case BinaryOp::Minimum: at::minimum_out(a, a, b); return;
+    default: break;
   }
-  throw std::invalid_argument("op " + BinaryName(code) + " has no in-place form");
+  throw std::invalid_argument(std::string("op ") + OpName(op) + " has no in-place form");
 }
 
-void BinaryScalarInplace(int code, at::Tensor& a, const at::Scalar& s, const at::Scalar& alpha) {
-  switch (code) {
-    case 0: a.add_(s, alpha); return;
-    case 1: a.sub_(s, alpha); return;
-    case 2: a.mul_(s); return;
-    case 3: a.div_(s); return;
-    case 4: a.pow_(s); return;
-    case 5: a.clamp_min_(s); return;
-    case 6: a.clamp_max_(s); return;
+void BinaryScalarInplace(BinaryOp op, at::Tensor& a, const at::Scalar& s, const at::Scalar& alpha) {
+  switch (op) {
+    case BinaryOp::Add: a.add_(s, alpha); return;
+    case BinaryOp::Sub: a.sub_(s, alpha); return;
+    case BinaryOp::Mul: a.mul_(s); return;
+    case BinaryOp::Div: a.div_(s); return;
+    case BinaryOp::Pow: a.pow_(s); return;
+    case BinaryOp::Maximum: a.clamp_min_(s); return;
+    case BinaryOp::Minimum: a.clamp_max_(s); return;
+    default: break;
   }
-  throw std::invalid_argument("op " + BinaryName(code) + " has no in-place scalar form");
+  throw std::invalid_argument(std::string("op ") + OpName(op) + " has no in-place scalar form");
 }
 
 std::vector<int64_t> AllDims(const at::Tensor& t) {
@@ -217,38 +205,38 @@ std::vector<int64_t> AllDims(const at::Tensor& t) {
   return d;
 }
 
-const char* kReduce[] = {"sum", "mean", "amax", "amin", "prod", "all", "any", "logsumexp", "nansum", "countNonzero"};
-at::Tensor Reduce(int code, const at::Tensor& t, const std::vector<int64_t>& dims, bool all, bool keepdim) {
-  switch (code) {
-    case 0: return all ? (keepdim ? at::sum(t, AllDims(t), true) : at::sum(t)) : at::sum(t, dims, keepdim);
-    case 1: return all ? (keepdim ? at::mean(t, AllDims(t), true) : at::mean(t)) : at::mean(t, dims, keepdim);
-    case 2: return at::amax(t, all ? std::vector<int64_t>{} : dims, keepdim);
-    case 3: return at::amin(t, all ? std::vector<int64_t>{} : dims, keepdim);
-    case 4:
+at::Tensor Reduce(ReduceOp op, const at::Tensor& t, const std::vector<int64_t>& dims, bool all, bool keepdim) {
+  switch (op) {
+    case ReduceOp::Sum: return all ? (keepdim ? at::sum(t, AllDims(t), true) : at::sum(t)) : at::sum(t, dims, keepdim);
+    case ReduceOp::Mean: return all ? (keepdim ? at::mean(t, AllDims(t), true) : at::mean(t)) : at::mean(t, dims, keepdim);
+    case ReduceOp::Amax: return at::amax(t, all ? std::vector<int64_t>{} : dims, keepdim);
+    case ReduceOp::Amin: return at::amin(t, all ? std::vector<int64_t>{} : dims, keepdim);
+    case ReduceOp::Prod:
       if (all) return at::prod(t);
       if (dims.size() != 1) throw std::invalid_argument("prod takes a single dim");
       return at::prod(t, dims[0], keepdim);
-    case 5:
+    case ReduceOp::All:
       if (all) return at::all(t);
       if (dims.size() != 1) throw std::invalid_argument("all takes a single dim");
       return at::all(t, dims[0], keepdim);
-    case 6:
+    case ReduceOp::Any:
       if (all) return at::any(t);
       if (dims.size() != 1) throw std::invalid_argument("any takes a single dim");
       return at::any(t, dims[0], keepdim);
-    case 7: {
+    case ReduceOp::Logsumexp: {
       return at::logsumexp(t, all ? AllDims(t) : dims, keepdim);
     }
-    case 8: return all ? at::nansum(t) : at::nansum(t, dims, keepdim);
-    case 9: return all ? at::count_nonzero(t) : at::count_nonzero(t, dims);
+    case ReduceOp::Nansum: return all ? at::nansum(t) : at::nansum(t, dims, keepdim);
+    case ReduceOp::CountNonzero: return all ? at::count_nonzero(t) : at::count_nonzero(t, dims);
   }
-  throw std::invalid_argument("unknown reduction " + std::to_string(code));
+  throw std::invalid_argument("unknown reduction");  // unreachable: OpCode checked the code
 }
 
-template <size_t N>
-Napi::Object CodeMap(Napi::Env env, const char* const (&names)[N]) {
+// One family's name -> code map.
+template <typename E>
+Napi::Object CodeMap(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
-  for (size_t i = 0; i < N; ++i) o.Set(names[i], Napi::Number::New(env, static_cast<double>(i)));
+  for (int i = 0; i < OpTable<E>::kCount; ++i) o.Set(OpTable<E>::kNames[i], Napi::Number::New(env, i));
   return o;
 }
 
@@ -256,27 +244,23 @@ Napi::Object CodeMap(Napi::Env env, const char* const (&names)[N]) {
 
 TN_EXPORT(opcodes) {
   Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("unary", CodeMap(info.Env(), kUnary));
-  o.Set("unaryInplace", CodeMap(info.Env(), kUnaryInplace));
-  o.Set("binary", CodeMap(info.Env(), kBinary));
-  o.Set("reduce", CodeMap(info.Env(), kReduce));
+#define TN_OP_FAMILY_MAP(Enum, LIST, family) o.Set(family, CodeMap<Enum>(info.Env()));
+  TN_OP_FAMILIES(TN_OP_FAMILY_MAP)
+#undef TN_OP_FAMILY_MAP
   return o;
 }
 
 // ---------------------------------------------------------------- element-wise families
-TN_EXPORT(unary) { return Wrap(info, Unary(static_cast<int>(Int(info, 0)), T(info, 1))); }
+TN_EXPORT(unary) { return Wrap(info, Unary(OpCode<UnaryOp>(Int(info, 0)), T(info, 1))); }
 TN_EXPORT(unary_) {
-  UnaryInplace(static_cast<int>(Int(info, 0)), T(info, 1));
+  UnaryInplace(OpCode<UnaryInplaceOp>(Int(info, 0)), T(info, 1));
   return info.Env().Undefined();
 }
 // Integer floor division, remainder and fmod divide with the CPU's instruction, which traps (SIGFPE, the process
 // dies; Python PyTorch dies the same way) on the type's minimum divided by -1. Refuse that case first.
-constexpr bool SameName(const char* a, const char* b) { return *a == *b && (*a == '\0' || SameName(a + 1, b + 1)); }
-enum BinaryCode : int { kRemainder = 14, kFmod = 15, kFloorDivide = 19 };
-static_assert(SameName(kBinary[kRemainder], "remainder") && SameName(kBinary[kFmod], "fmod") &&
-                  SameName(kBinary[kFloorDivide], "floorDivide"),
-              "BinaryCode out of step with kBinary");
-bool IsIntegerDivision(int code) { return code == kRemainder || code == kFmod || code == kFloorDivide; }
+bool IsIntegerDivision(BinaryOp op) {
+  return op == BinaryOp::Remainder || op == BinaryOp::Fmod || op == BinaryOp::FloorDivide;
+}
 
 int64_t MinOf(at::ScalarType t) {
   switch (t) {
@@ -288,54 +272,54 @@ int64_t MinOf(at::ScalarType t) {
   }
 }
 
-void CheckIntegerDivision(int code, const at::Tensor& a, const at::Tensor& b, at::ScalarType rt) {
-  if (!IsIntegerDivision(code) || !at::isIntegralType(rt, /*includeBool=*/false) || MinOf(rt) == 0) return;
+void CheckIntegerDivision(BinaryOp op, const at::Tensor& a, const at::Tensor& b, at::ScalarType rt) {
+  if (!IsIntegerDivision(op) || !at::isIntegralType(rt, /*includeBool=*/false) || MinOf(rt) == 0) return;
   at::NoGradGuard no_grad;
   const int64_t lo = MinOf(rt);
   if ((a.to(rt).eq(lo) & b.to(rt).eq(-1)).any().item<bool>())
-    throw std::overflow_error(std::string(kBinary[code]) + ": integer overflow: the smallest " +
+    throw std::overflow_error(std::string(OpName(op)) + ": integer overflow: the smallest " +
                               c10::toString(rt) + " value (" + std::to_string(lo) +
                               ") divided by -1 does not fit in " + c10::toString(rt));
 }
 
-void CheckIntegerDivision(int code, const at::Tensor& a, const at::Scalar& s, at::ScalarType rt) {
-  if (!IsIntegerDivision(code) || !s.isIntegral(false) || s.toLong() != -1) return;
-  CheckIntegerDivision(code, a, at::scalar_tensor(s, at::TensorOptions().dtype(at::kLong)), rt);
+void CheckIntegerDivision(BinaryOp op, const at::Tensor& a, const at::Scalar& s, at::ScalarType rt) {
+  if (!IsIntegerDivision(op) || !s.isIntegral(false) || s.toLong() != -1) return;
+  CheckIntegerDivision(op, a, at::scalar_tensor(s, at::TensorOptions().dtype(at::kLong)), rt);
 }
 
 // binary(code, a, b, alpha?)
 TN_EXPORT(binary) {
   at::Scalar alpha = info.Length() > 3 && info[3].IsNumber() ? S(info, 3) : at::Scalar(1);
-  const int code = static_cast<int>(Int(info, 0));
+  const BinaryOp op = OpCode<BinaryOp>(Int(info, 0));
   const at::Tensor& a = T(info, 1);
   const at::Tensor& b = T(info, 2);
-  if (IsIntegerDivision(code)) CheckIntegerDivision(code, a, b, at::result_type(a, b));
-  return Wrap(info, Binary(code, a, b, alpha));
+  if (IsIntegerDivision(op)) CheckIntegerDivision(op, a, b, at::result_type(a, b));
+  return Wrap(info, Binary(op, a, b, alpha));
 }
 TN_EXPORT(binaryScalar) {
   at::Scalar alpha = info.Length() > 3 && info[3].IsNumber() ? S(info, 3) : at::Scalar(1);
-  const int code = static_cast<int>(Int(info, 0));
+  const BinaryOp op = OpCode<BinaryOp>(Int(info, 0));
   const at::Tensor& a = T(info, 1);
   const at::Scalar s = S(info, 2);
-  if (IsIntegerDivision(code)) CheckIntegerDivision(code, a, s, at::result_type(a, s));
-  return Wrap(info, BinaryScalar(code, a, s, alpha));
+  if (IsIntegerDivision(op)) CheckIntegerDivision(op, a, s, at::result_type(a, s));
+  return Wrap(info, BinaryScalar(op, a, s, alpha));
 }
 TN_EXPORT(binary_) {
   at::Scalar alpha = info.Length() > 3 && info[3].IsNumber() ? S(info, 3) : at::Scalar(1);
-  const int code = static_cast<int>(Int(info, 0));
+  const BinaryOp op = OpCode<BinaryOp>(Int(info, 0));
   at::Tensor& a = T(info, 1);
   const at::Tensor& b = T(info, 2);
-  if (IsIntegerDivision(code)) CheckIntegerDivision(code, a, b, a.scalar_type());
-  BinaryInplace(code, a, b, alpha);
+  if (IsIntegerDivision(op)) CheckIntegerDivision(op, a, b, a.scalar_type());
+  BinaryInplace(op, a, b, alpha);
   return info.Env().Undefined();
 }
 TN_EXPORT(binaryScalar_) {
   at::Scalar alpha = info.Length() > 3 && info[3].IsNumber() ? S(info, 3) : at::Scalar(1);
-  const int code = static_cast<int>(Int(info, 0));
+  const BinaryOp op = OpCode<BinaryOp>(Int(info, 0));
   at::Tensor& a = T(info, 1);
   const at::Scalar s = S(info, 2);
-  if (IsIntegerDivision(code)) CheckIntegerDivision(code, a, s, a.scalar_type());
-  BinaryScalarInplace(code, a, s, alpha);
+  if (IsIntegerDivision(op)) CheckIntegerDivision(op, a, s, a.scalar_type());
+  BinaryScalarInplace(op, a, s, alpha);
   return info.Env().Undefined();
 }
 
@@ -385,7 +369,7 @@ TN_EXPORT(allclose) {
 // reduce(code, h, dims | null, keepdim)
 TN_EXPORT(reduce) {
   bool all = !info[2].IsArray();
-  return Wrap(info, Reduce(static_cast<int>(Int(info, 0)), T(info, 1), Ints(info, 2), all, Bool(info, 3)));
+  return Wrap(info, Reduce(OpCode<ReduceOp>(Int(info, 0)), T(info, 1), Ints(info, 2), all, Bool(info, 3)));
 }
 // var(h, dims | null, correction, keepdim) / std(...)
 // Variance with any non-negative integer correction (N - correction in the denominator), over dims (all when

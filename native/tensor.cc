@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common.h"
+#include "opcodes.h"
 
 using namespace tn;
 
@@ -24,21 +25,23 @@ TN_EXPORT(fromBuffer) {
   return Wrap(info, t);
 }
 
-// full-style factories: (kind, shape, dtype, device, a, b)
+// full-style factories: (kind (a code of the factory table), shape, dtype, device, a, b)
 TN_EXPORT(factory) {
-  std::string kind = info[0].As<Napi::String>().Utf8Value();
+  const ops::FactoryKind kind = ops::OpCode<ops::FactoryKind>(Int(info, 0));
   std::vector<int64_t> shape = Ints(info, 1);
   at::TensorOptions o = Opts(info, 2, 3);
-  if (kind == "zeros") return Wrap(info, at::zeros(shape, o));
-  if (kind == "ones") return Wrap(info, at::ones(shape, o));
-  if (kind == "empty") return Wrap(info, at::empty(shape, o));
-  if (kind == "full") return Wrap(info, at::full(shape, Num(info, 4), o));
-  if (kind == "rand") return Wrap(info, at::rand(shape, o));
-  if (kind == "randn") return Wrap(info, at::randn(shape, o));
-  if (kind == "randint") return Wrap(info, at::randint(Int(info, 4), Int(info, 5), shape, o));
-  if (kind == "randperm") return Wrap(info, at::randperm(Int(info, 4), o));
-  if (kind == "eye") return Wrap(info, at::eye(shape.at(0), shape.at(1), o));
-  throw std::invalid_argument("unknown factory " + kind);
+  switch (kind) {
+    case ops::FactoryKind::Zeros: return Wrap(info, at::zeros(shape, o));
+    case ops::FactoryKind::Ones: return Wrap(info, at::ones(shape, o));
+    case ops::FactoryKind::Empty: return Wrap(info, at::empty(shape, o));
+    case ops::FactoryKind::Full: return Wrap(info, at::full(shape, Num(info, 4), o));
+    case ops::FactoryKind::Rand: return Wrap(info, at::rand(shape, o));
+    case ops::FactoryKind::Randn: return Wrap(info, at::randn(shape, o));
+    case ops::FactoryKind::Randint: return Wrap(info, at::randint(Int(info, 4), Int(info, 5), shape, o));
+    case ops::FactoryKind::Randperm: return Wrap(info, at::randperm(Int(info, 4), o));
+    case ops::FactoryKind::Eye: return Wrap(info, at::eye(shape.at(0), shape.at(1), o));
+  }
+  throw std::invalid_argument("unknown factory");  // unreachable: OpCode checked the code
 }
 
 // arange(start, end, step, dtype, device) / linspace(start, end, steps, dtype, device)

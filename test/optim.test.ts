@@ -4,7 +4,9 @@ import { describe, it, expect, expectTypeOf } from 'vitest';
 import { readFileSync } from 'node:fs';
 import * as torch from '../lib/index.js';
 import { optim, Tensor } from '../lib/index.js';
-import { noLeak } from './support/helpers.js';
+import { native, type AdamStepState } from '../lib/native.js';
+import { TorchError } from '../lib/index.js';
+import { expectClose, noLeak } from './support/helpers.js';
 
 type Flat = Record<string, number[]>;
 interface Case {
@@ -324,6 +326,47 @@ describe('Optimizer base', () => {
     });
   });
 
+  it("SGD makes each momentum buffer itself, lazily, as the first step's direction (not zeros), and the native step updates it in place", async () => {
+    await noLeak(() => {
+      // loss = |w|² / 2, so g = w. maximize and weight decay 0.1: d = -g + 0.1 w = -0.9 w
+      const w = torch.tensor([1, 2], { dtype: 'float64', requiresGrad: true });
+      const opt = new optim.SGD([w], { lr: 0.1, momentum: 0.9, dampening: 0.5, weightDecay: 0.1, maximize: true });
+      const step = (): void => {
+        torch.tidy(() => w.pow(2).sum().div(2).backward());
+        opt.step();
+        opt.zeroGrad();
+      };
+      step();
+      // b1 = d1 = [-0.9, -1.8] (PyTorch's clone of d_p; a zero buffer would give (1 - 0.5) d1); w = w - 0.1 b1
+      const buf = opt.state.get(w)!.momentumBuffer as Tensor;
+      expectClose(buf, [-0.9, -1.8], { atol: 1e-15, rtol: 0 });
+      expectClose(w, [1.09, 2.18], { atol: 1e-15, rtol: 0 });
+      step();
+      // d2 = -0.9 [1.09, 2.18]; b2 = 0.9 b1 + 0.5 d2 = [-1.3005, -2.601], the same tensor updated in place
+      expect(opt.state.get(w)!.momentumBuffer).toBe(buf);
+      expectClose(buf, [-1.3005, -2.601], { atol: 1e-15, rtol: 0 });
+      expectClose(w, [1.09 + 0.13005, 2.18 + 0.2601], { atol: 1e-15, rtol: 0 });
+      opt.dispose();
+      w.dispose();
+    });
+  });
+
+  it('a failed SGD step keeps none of the buffers it made', async () => {
+    await noLeak(() => {
+      const a = torch.tensor([1, 2], { dtype: 'float64', requiresGrad: true });
+      const b = torch.tensor([3], { dtype: 'float64', requiresGrad: true });
+      const opt = new optim.SGD([a, b], { lr: 0.1, momentum: 0.9 });
+      torch.tidy(() => a.sum().add(b.sum()).backward());
+      b.dispose();
+      expect(() => opt.step()).toThrow(expect.objectContaining({ code: 'DISPOSED' }));
+      expect(opt.state.size).toBe(0);
+      expectClose(a, [1, 2], { atol: 0, rtol: 0 });
+      a.grad = null;
+      opt.dispose();
+      a.dispose();
+    });
+  });
+
   it('has typed options and groups', () => {
     expectTypeOf<ConstructorParameters<typeof optim.Adam>[1]>().toEqualTypeOf<Partial<optim.AdamOptions> | undefined>();
     expectTypeOf<optim.SGD['paramGroups'][number]['momentum']>().toEqualTypeOf<number>();
@@ -361,6 +404,52 @@ describe('invalid arguments', () => {
     ['closure', () => new optim.SGD([w], { lr: 0.1 }).step(5 as never), 'Expected a function for closure but received 5 of type number'],
   ];
   for (const [name, fn, message] of cases) it(name, () => expect(fn).toThrow(message));
+
+  // The native steps read their state and options objects with checked getters: a missing or ill-typed field is a
+  // TypeError naming it (a raw native call; the optimizers above validate first).
+  describe('native step arguments', () => {
+    const sgdOptions = { lr: 0.1, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false };
+    const adamOptions = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, amsgrad: false, decoupled: false, maximize: false };
+    const adamState = (): AdamStepState => ({ expAvg: [w._h], expAvgSq: [w._h], maxExpAvgSq: null, steps: [1] });
+    const typeErrors: [string, () => unknown, string][] = [
+      ['sgdStep options field missing', () => native.sgdStep([w._h], { momentumBuffer: [-1], initialize: [false] }, { ...sgdOptions, maximize: undefined } as never),
+        'sgdStep: Expected a boolean for options.maximize but received undefined of type undefined'],
+      ['sgdStep options field ill-typed', () => native.sgdStep([w._h], { momentumBuffer: [-1], initialize: [false] }, { ...sgdOptions, lr: '0.1' } as never),
+        'sgdStep: Expected a number for options.lr but received "0.1" of type string'],
+      ['sgdStep state', () => native.sgdStep([w._h], null as never, sgdOptions), 'sgdStep: Expected an object for state but received null of type null'],
+      ['sgdStep state element', () => native.sgdStep([w._h], { momentumBuffer: [-1], initialize: [1] } as never, sgdOptions),
+        'sgdStep: Expected a boolean for state.initialize[0] but received 1 of type number'],
+      ['sgdStep params', () => native.sgdStep(w._h as never, { momentumBuffer: [-1], initialize: [false] }, sgdOptions), 'sgdStep: Expected an array of tensor handles for params'],
+      ['adamStep options', () => native.adamStep([w._h], adamState(), [] as never), 'adamStep: Expected an object for options but received an array of type array'],
+      ['adamStep options field missing', () => native.adamStep([w._h], adamState(), { ...adamOptions, decoupled: undefined } as never),
+        'adamStep: Expected a boolean for options.decoupled but received undefined of type undefined'],
+      ['adamStep steps element', () => native.adamStep([w._h], { ...adamState(), steps: ['1'] } as never, adamOptions),
+        'adamStep: Expected a number for state.steps[0] but received "1" of type string'],
+      ['adamStep amsgrad without maxExpAvgSq', () => native.adamStep([w._h], adamState(), { ...adamOptions, amsgrad: true }),
+        'adamStep: Expected an array of numbers for state.maxExpAvgSq but received null of type null'],
+    ];
+    for (const [name, fn, message] of typeErrors)
+      it(name, () => {
+        expect(fn).toThrow(TypeError);
+        expect(fn).toThrow(message);
+      });
+    it('state that does not fit the parameters is a TorchError', () => {
+      expect(() => native.adamStep([w._h], { ...adamState(), steps: [] }, adamOptions)).toThrow('adamStep: state lists do not match the parameter list');
+      expect(() => native.sgdStep([w._h], { momentumBuffer: [], initialize: [] }, sgdOptions)).toThrow('sgdStep: state lists do not match the parameter list');
+      torch.tidy(() => w.sum().backward());
+      // with momentum, the optimizer must hand over a buffer: the native step makes none
+      const e = (() => {
+        try {
+          native.sgdStep([w._h], { momentumBuffer: [-1], initialize: [false] }, { ...sgdOptions, momentum: 0.9 });
+        } catch (err) {
+          return err;
+        }
+      })();
+      expect(e).toBeInstanceOf(TorchError);
+      expect((e as Error).message).toBe('sgdStep: parameter 0 has no momentum buffer');
+      w.grad = null;
+    });
+  });
   it('raises TypeError for wrong types and RangeError for values out of range', () => {
     expect(() => new optim.SGD([w], { lr: 'a' as never })).toThrow(TypeError);
     expect(() => new optim.SGD([w], { lr: -1 })).toThrow(RangeError);

@@ -3,6 +3,7 @@
  * by one indexSelect per dataset tensor with a slice of the epoch's index permutation, never sample by sample.
  */
 import { native } from '../native.js';
+import { FACTORY } from '../opcodes.js';
 import { Tensor, wrap } from '../tensor.js';
 import { is, typeError, FREED } from '../errors.js';
 import { dtypeCode } from '../dtype.js';
@@ -110,7 +111,7 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
     let seed = this.seed;
     if (seed === undefined) {
       // a fresh seed per epoch from libtorch's generator, so the epoch number is not needed to vary the order
-      const s = wrap(native.factory('randint', [], dtypeCode('int64'), null, 0, 2 ** 31));
+      const s = wrap(native.factory(FACTORY.randint, [], dtypeCode('int64'), null, 0, 2 ** 31));
       seed = s.item();
       s.dispose();
       epoch = 0;

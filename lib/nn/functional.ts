@@ -1,12 +1,12 @@
 /** torch.nn.functional: layers and losses as functions of tensors. */
 import { native } from '../native.js';
+import { INTERPOLATE, LOSS_REDUCTION, type LossReduction, type LossReductionCode } from '../opcodes.js';
 import { Tensor, wrap } from '../tensor.js';
 import { is, typeError, TorchError } from '../errors.js';
 
-export type Reduction = 'none' | 'mean' | 'sum';
-const RED: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
-function red(r: unknown): number {
-  return RED[is.oneOf(r, 'reduction', ['none', 'mean', 'sum'] as const)];
+export type Reduction = LossReduction;
+function red(r: unknown): LossReductionCode {
+  return LOSS_REDUCTION[is.oneOf(r, 'reduction', ['none', 'mean', 'sum'] as const)];
 }
 function T(x: unknown, name: string): Tensor {
   if (!(x instanceof Tensor)) throw typeError('a Tensor', name, x);
@@ -112,7 +112,7 @@ export function unfold(x: Tensor, kernelSize: number | number[], o: { dilation?:
 export function interpolate(x: Tensor, size: number | number[], options: { mode?: 'nearest' | 'bilinear'; alignCorners?: boolean; antialias?: boolean } = {}): Tensor {
   const { mode = 'bilinear', alignCorners = false, antialias = false } = is.options(options);
   is.oneOf(mode, 'mode', ['nearest', 'bilinear'] as const);
-  return wrap(native.interpolate(T(x, 'input')._h, pair(size, 'size', 1), mode === 'nearest' ? 0 : antialias ? 2 : 1, alignCorners));
+  return wrap(native.interpolate(T(x, 'input')._h, pair(size, 'size', 1), INTERPOLATE[mode === 'nearest' ? 'nearest' : antialias ? 'bilinearAntialias' : 'bilinear'], alignCorners));
 }
 /** Constant padding; `pad` lists (left, right) pairs from the last dimension backwards, as torch.nn.functional.pad. */
 export function pad(x: Tensor, padding: number[], value = 0): Tensor {

@@ -78,8 +78,11 @@ export abstract class AdamBase extends Optimizer<AdamOptions> {
     }
     if (params.length === 0) return;
     const [beta1, beta2] = group.betas;
-    native.adamStep(params, m, v, group.amsgrad ? vmax : null, steps, group.lr, beta1, beta2, group.eps, group.weightDecay,
-      group.amsgrad, this.decoupled, group.maximize);
+    native.adamStep(
+      params,
+      { expAvg: m, expAvgSq: v, maxExpAvgSq: group.amsgrad ? vmax : null, steps },
+      { lr: group.lr, beta1, beta2, eps: group.eps, weightDecay: group.weightDecay, amsgrad: group.amsgrad, decoupled: this.decoupled, maximize: group.maximize },
+    );
   }
 }
 

@@ -1,9 +1,11 @@
 /**
  * Stochastic gradient descent with optional momentum, Nesterov momentum and L2 weight decay (torch.optim.SGD,
- * PyTorch 1.13's update rule). The update of a whole group runs in one native call (native/optim/first_order.cc).
+ * PyTorch 1.13's update rule). The update of a whole group runs in one native call (native/optim/first_order.cc),
+ * which updates the momentum buffers this class makes.
  */
 import { native } from '../native.js';
-import { Tensor, wrap } from '../tensor.js';
+import { Tensor } from '../tensor.js';
+import { zerosLike } from '../creation.js';
 import { keep } from '../scope.js';
 import { is } from '../errors.js';
 import { Optimizer, checkKnownOptions, type ParamGroup, type Params, type StateSchema } from './optimizer.js';
@@ -73,23 +75,35 @@ export class SGD extends Optimizer<SGDOptions> {
   protected stepGroup(group: ParamGroup<SGDOptions>): void {
     const params = group.params;
     if (params.length === 0) return;
-    const bufs = params.map((p) => {
-      const b = this.state.get(p)?.momentumBuffer;
-      return b instanceof Tensor ? b._h : -1;
-    });
-    const out = native.sgdStep(
-      params.map((p) => p._h),
-      bufs,
-      group.lr,
-      group.momentum,
-      group.dampening,
-      group.weightDecay,
-      group.nesterov,
-      group.maximize,
-    );
-    // New buffers (first step with momentum: a clone of the gradient, as PyTorch) become optimizer state.
-    out.forEach((h, i) => {
-      if (h >= 0 && h !== bufs[i]) this.stateOf(params[i]!).momentumBuffer = keep(wrap(h));
-    });
+    const momentumBuffer: number[] = [], initialize: boolean[] = [];
+    const made: [Tensor, Tensor][] = []; // buffers made for this step: state once it succeeds, freed if it throws
+    try {
+      for (const p of params) {
+        const b = this.state.get(p)?.momentumBuffer;
+        if (b instanceof Tensor) {
+          momentumBuffer.push(b._h);
+          initialize.push(false);
+        } else if (group.momentum !== 0 && p.grad !== null) {
+          // PyTorch makes the buffer on a parameter's first step with momentum as a clone of that step's
+          // direction (the gradient after maximize and weight decay), not zeros: the native step copies it in.
+          const nb = keep(zerosLike(p));
+          made.push([p, nb]);
+          momentumBuffer.push(nb._h);
+          initialize.push(true);
+        } else {
+          momentumBuffer.push(-1);
+          initialize.push(false);
+        }
+      }
+      native.sgdStep(
+        params.map((p) => p._h),
+        { momentumBuffer, initialize },
+        { lr: group.lr, momentum: group.momentum, dampening: group.dampening, weightDecay: group.weightDecay, nesterov: group.nesterov, maximize: group.maximize },
+      );
+    } catch (err) {
+      for (const [, b] of made) b.dispose();
+      throw err;
+    }
+    for (const [p, b] of made) this.stateOf(p).momentumBuffer = b;
   }
 }

@@ -1,86 +1,98 @@
 // SGD and Adam/AdamW updates of every parameter in one native call per step (PyTorch 1.13's single-tensor
 // update rules, torch/optim/sgd.py and adam.py / adamw.py). Parameters without a gradient are skipped.
-#include "common.h"
+#include "../options.h"
 
 using namespace tn;
 
 namespace {
 
 // Copies of the tensors behind the handles (an undefined tensor for -1 where allowed), never pointers into the
-// handle table: wrapping a new tensor (a momentum buffer) may grow the table and move every slot.
-std::vector<at::Tensor> Slots(const Napi::CallbackInfo& info, size_t i, bool allow_missing) {
+// handle table, which may grow and move its slots while a step runs.
+std::vector<at::Tensor> Slots(Napi::Env env, const std::vector<double>& handles, bool allow_missing) {
   std::vector<at::Tensor> out;
-  if (i >= info.Length() || !info[i].IsArray()) return out;
-  Napi::Array a = info[i].As<Napi::Array>();
-  auto& table = GetState(info.Env()).table;
-  for (uint32_t k = 0; k < a.Length(); ++k) {
-    double h = a.Get(k).As<Napi::Number>().DoubleValue();
+  out.reserve(handles.size());
+  auto& table = GetState(env).table;
+  for (double h : handles) {
     at::Tensor* t = h < 0 ? nullptr : table.TryGet(h);
-    // -1 is "no tensor yet"; a disposed wrapper's handle (-2 and below) is an error, not a missing buffer
-    if (!t && !(allow_missing && h == -1)) ThrowDisposed(info.Env(), h);
+    // -1 is "no tensor"; a disposed wrapper's handle (-2 and below) is an error, not a missing buffer
+    if (!t && !(allow_missing && h == -1)) ThrowDisposed(env, h);
     out.push_back(t ? *t : at::Tensor());
   }
   return out;
 }
 
+std::vector<at::Tensor> Params(const Napi::CallbackInfo& info, const char* who) {
+  if (info.Length() < 1 || !info[0].IsArray())
+    throw Napi::TypeError::New(info.Env(), std::string(who) + ": Expected an array of tensor handles for params");
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<double> handles;
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    Napi::Value v = a.Get(k);
+    if (!v.IsNumber())
+      throw Napi::TypeError::New(info.Env(), std::string(who) + ": Expected a tensor handle for params[" + std::to_string(k) + "]");
+    handles.push_back(v.As<Napi::Number>().DoubleValue());
+  }
+  return Slots(info.Env(), handles, false);
+}
+
 }  // namespace
 
-// sgdStep(params[], momentumBuffers[] (-1: none yet), lr, momentum, dampening, weightDecay, nesterov, maximize)
-//   -> momentum buffer handles (the given one, a new one made on the first step, or -1)
+// sgdStep(params[], state { momentumBuffer[] (-1: none), initialize[] },
+//         options { lr, momentum, dampening, weightDecay, nesterov, maximize })
+// The buffers belong to the optimizer (lib/optim/sgd.ts makes them); with momentum, a parameter's buffer is set to
+// its first step's direction where initialize[i] (PyTorch's clone of d_p), and updated in place after that.
 TN_EXPORT(sgdStep) {
   at::NoGradGuard no_grad;
-  auto params = Slots(info, 0, false);
-  auto bufs = Slots(info, 1, true);
-  double lr = Num(info, 2), momentum = Num(info, 3), dampening = Num(info, 4), wd = Num(info, 5);
-  bool nesterov = Bool(info, 6), maximize = Bool(info, 7);
-  Napi::Array out = Napi::Array::New(info.Env(), params.size());
-  Napi::Array given = info[1].As<Napi::Array>();
+  auto params = Params(info, "sgdStep");
+  ObjectArg state(info, 1, "sgdStep", "state");
+  ObjectArg options(info, 2, "sgdStep", "options");
+  auto bufs = Slots(info.Env(), state.Numbers("momentumBuffer"), true);
+  std::vector<bool> initialize = state.Booleans("initialize");
+  const double lr = options.Number("lr"), momentum = options.Number("momentum"), dampening = options.Number("dampening"),
+               wd = options.Number("weightDecay");
+  const bool nesterov = options.Boolean("nesterov"), maximize = options.Boolean("maximize");
+  if (bufs.size() != params.size() || initialize.size() != params.size())
+    throw std::invalid_argument("sgdStep: state lists do not match the parameter list");
   for (size_t i = 0; i < params.size(); ++i) {
     at::Tensor& p = params[i];
     const at::Tensor& g = p.grad();
-    Napi::Value keep = given.Get(static_cast<uint32_t>(i));
-    if (!g.defined()) {
-      out.Set(static_cast<uint32_t>(i), keep);
-      continue;
-    }
+    if (!g.defined()) continue;
     at::Tensor d = maximize ? g.neg() : g;
     if (wd != 0) d = d.add(p, wd);
     if (momentum != 0) {
-      if (!bufs[i].defined()) {
-        bufs[i] = d.clone().detach();
-        out.Set(static_cast<uint32_t>(i), Wrap(info, bufs[i]));
-      } else {
-        bufs[i].mul_(momentum).add_(d, 1 - dampening);
-        out.Set(static_cast<uint32_t>(i), keep);
-      }
-      d = nesterov ? d.add(bufs[i], momentum) : bufs[i];
-    } else {
-      out.Set(static_cast<uint32_t>(i), keep);
+      at::Tensor& buf = bufs[i];
+      if (!buf.defined()) throw std::invalid_argument("sgdStep: parameter " + std::to_string(i) + " has no momentum buffer");
+      if (initialize[i]) buf.copy_(d);
+      else buf.mul_(momentum).add_(d, 1 - dampening);
+      d = nesterov ? d.add(buf, momentum) : buf;
     }
     p.add_(d, -lr);
   }
-  return out;
+  return info.Env().Undefined();
 }
 
-// adamStep(params[], expAvg[], expAvgSq[], maxExpAvgSq[] | null, steps[], lr, beta1, beta2, eps, weightDecay,
-//          amsgrad, decoupled (AdamW), maximize)
+// adamStep(params[], state { expAvg[], expAvgSq[], maxExpAvgSq[] | null, steps[] },
+//          options { lr, beta1, beta2, eps, weightDecay, amsgrad, decoupled (AdamW), maximize })
 TN_EXPORT(adamStep) {
   at::NoGradGuard no_grad;
-  auto params = Slots(info, 0, false);
-  auto m = Slots(info, 1, false);
-  auto v = Slots(info, 2, false);
-  bool amsgrad = Bool(info, 10);
-  auto vmax = amsgrad ? Slots(info, 3, false) : std::vector<at::Tensor>();
-  Napi::Array steps = info[4].As<Napi::Array>();
-  double lr = Num(info, 5), beta1 = Num(info, 6), beta2 = Num(info, 7), eps = Num(info, 8), wd = Num(info, 9);
-  bool decoupled = Bool(info, 11), maximize = Bool(info, 12);
-  if (m.size() != params.size() || v.size() != params.size() || (amsgrad && vmax.size() != params.size()) || steps.Length() != params.size())
+  auto params = Params(info, "adamStep");
+  ObjectArg state(info, 1, "adamStep", "state");
+  ObjectArg options(info, 2, "adamStep", "options");
+  const double lr = options.Number("lr"), beta1 = options.Number("beta1"), beta2 = options.Number("beta2"),
+               eps = options.Number("eps"), wd = options.Number("weightDecay");
+  const bool amsgrad = options.Boolean("amsgrad"), decoupled = options.Boolean("decoupled"),
+             maximize = options.Boolean("maximize");
+  auto m = Slots(info.Env(), state.Numbers("expAvg"), false);
+  auto v = Slots(info.Env(), state.Numbers("expAvgSq"), false);
+  auto vmax = amsgrad ? Slots(info.Env(), state.Numbers("maxExpAvgSq"), false) : std::vector<at::Tensor>();
+  std::vector<double> steps = state.Numbers("steps");
+  if (m.size() != params.size() || v.size() != params.size() || (amsgrad && vmax.size() != params.size()) || steps.size() != params.size())
     throw std::invalid_argument("adamStep: state lists do not match the parameter list");
   for (size_t i = 0; i < params.size(); ++i) {
     at::Tensor& p = params[i];
     const at::Tensor& g0 = p.grad();
     if (!g0.defined()) continue;
-    double step = steps.Get(static_cast<uint32_t>(i)).As<Napi::Number>().DoubleValue();
+    const double step = steps[i];
     at::Tensor g = maximize ? g0.neg() : g0;
     if (wd != 0) {
       if (decoupled) p.mul_(1 - lr * wd);

@@ -18,7 +18,7 @@ class WorkerTorchError extends Error {
   }
 }
 native.init(WorkerTorchError);
-const { binary, reduce } = native.opcodes();
+const { binary, reduce, factory } = native.opcodes();
 const FLOAT64 = 1; // dtype code shared with lib/dtype.ts
 
 /**
@@ -33,7 +33,7 @@ function compute({ n, seed, rounds }) {
   let liveMax = 0;
   for (let r = 0; r < rounds; r++) {
     const A = native.fromBuffer(a, [n, n], FLOAT64);
-    const B = native.factory('ones', [n, n], FLOAT64, null);
+    const B = native.factory(factory.ones, [n, n], FLOAT64, null);
     const C = native.binary(binary.matmul, A, B);
     const s = native.reduce(reduce.sum, C, null, false);
     total = native.item(s);
@@ -49,7 +49,7 @@ parentPort.on('message', (msg) => {
     if (msg.kind === 'compute') parentPort.postMessage({ ok: true, ...compute(msg) });
     else if (msg.kind === 'hold') {
       // tensors left alive when the worker is terminated: the environment's cleanup must free them
-      for (let k = 0; k < msg.count; k++) held.push(native.factory('randn', [256, 256], FLOAT64, null));
+      for (let k = 0; k < msg.count; k++) held.push(native.factory(factory.randn, [256, 256], FLOAT64, null));
       parentPort.postMessage({ ok: true, live: native.liveCount() });
     } else if (msg.kind === 'hook') {
       // a gradient hook (a JS function held by the autograd graph): y = x * x, the hook doubles dL/dy
