@@ -26,12 +26,12 @@ import {
   UsageError,
   type ExperimentResult,
   type RunResult,
-} from '../lib/experiments/index.js';
-import { openblasThreads } from '../lib/experiments/cli.js';
+} from '../experiments/index.js';
+import { openblasThreads } from '../experiments/cli.js';
 import { readCpuinfo } from '../lib/runtime-env.js';
 import { noLeak } from './support/helpers.js';
 import * as torch from '../lib/index.js';
-import { runFisherSimilarity, tntMethod } from '../lib/experiments/fisher-similarity.js';
+import { runFisherSimilarity, tntMethod } from '../experiments/fisher-similarity.js';
 
 /** A stream that records what is written; `isTTY` as given. */
 function sink(isTTY = false): { write(s: string): boolean; isTTY: boolean; columns: number; text: string } {
@@ -428,6 +428,15 @@ describe('command line', () => {
       expect(h.code).toBe(0);
       for (const f of list) expect(h.out, `${name} --${f}`).toMatch(new RegExp(`^ {2}(-h, )?--${f}\\b`, 'm'));
     }
+  });
+
+  it('`run` is the library\'s launcher (distributed.runCommand): its help, and its usage errors with exit code 2', async () => {
+    const h = await run(['run', '--help']);
+    expect(h.code).toBe(0);
+    expect(h.out).toMatch(/^Usage: tensornormal run \[options\] script\.js/);
+    const bad = await run(['run', '--nproc-per-node', '0', 'x.js']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/^tensornormal run: .*\nRun 'tensornormal run --help' for the options\.\n$/);
   });
 
   it('bad flags: a message naming the flag, the way to the help, exit code 2', async () => {
