@@ -227,7 +227,7 @@ async function startPair(opts, python) {
       sides[key] = null;
       info[key] = { error: err.message };
       if (key === 'python') python.unavailable = `Python side unavailable: ${err.message}`;
-      else throw new Error(`Node side unavailable: ${err.message}`);
+      else throw new Error(`Node side unavailable: ${err.message}`, { cause: err });
     }
   }
   return { sides, info };

@@ -32,7 +32,7 @@ const model = torch.models.autoencoder([784, 256, 32, 256, 784]);
 const ddp = await nn.parallel.DistributedDataParallel.create(model);
 const lik = new torch.Bernoulli();
 const opt = optimizer === 'tnt' ? new optim.TNT(model.parameters(), { lr: 1e-4, damping: 0.1, inverseEvery: 20 }) : new optim.SGD(model.parameters(), { lr: 3e-3, momentum: 0.9 });
-// (the experiment's settings, lib/experiments/autoencoder.ts: the loss is summed over the 784 pixels)
+// (the experiment's settings, experiments/autoencoder.ts: the loss is summed over the 784 pixels)
 const sync = optimizer === 'tnt' ? new dist.CurvatureSync(opt) : null;
 let start = 0;
 if (process.argv.includes('--resume')) start = torch.restore(ckpt, { model, optimizer: opt }).epoch;

@@ -211,7 +211,7 @@ export function arange(start: number, end?: number | TensorOptions, step?: numbe
     // a string or a null where a number or the options go would otherwise be skipped: arange(0, '5') is not arange(0)
     else if (a !== undefined) throw typeError('a number or an options object', name, a);
   }
-  let [s, e, st] = nums.length === 1 ? [0, nums[0]!, 1] : nums.length === 2 ? [nums[0]!, nums[1]!, 1] : [nums[0]!, nums[1]!, nums[2]!];
+  const [s, e, st] = nums.length === 1 ? [0, nums[0]!, 1] : nums.length === 2 ? [nums[0]!, nums[1]!, 1] : [nums[0]!, nums[1]!, nums[2]!];
   is.finite(s, 'start');
   is.finite(e, 'end');
   is.finite(st, 'step');

@@ -29,7 +29,7 @@ export function openRegular(path: string, who: string): { fd: number; size: numb
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new Error(`${who}: cannot read ${path}: ${e.code === 'ENOENT' ? 'file not found' : e.code === 'EISDIR' ? 'is a directory, not a file' : e.message}`);
+    throw new Error(`${who}: cannot read ${path}: ${e.code === 'ENOENT' ? 'file not found' : e.code === 'EISDIR' ? 'is a directory, not a file' : e.message}`, { cause: err });
   }
   const s = fstatSync(fd);
   if (!s.isFile()) {
@@ -72,8 +72,8 @@ export function gunzipCapped(raw: Uint8Array, cap: number, path: string, who: st
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError)
-      throw new Error(`${who}: ${path} inflates to more than ${limit} bytes, more than its contents can be (a gzip bomb, or trailing data)`);
-    throw new Error(`${who}: ${path} is a corrupt or truncated gzip file (${e.message})`);
+      throw new Error(`${who}: ${path} inflates to more than ${limit} bytes, more than its contents can be (a gzip bomb, or trailing data)`, { cause: err });
+    throw new Error(`${who}: ${path} is a corrupt or truncated gzip file (${e.message})`, { cause: err });
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * The CommonJS entry points (`require('tensornormal')`, index.cts and experiments/index.cts) load the ES modules
+ * The CommonJS entry points (`require('tensornormal')`: index.cts) load the ES modules
  * themselves through Node's require(esm) (unflagged from Node 20.19 and 22.12), so that CommonJS and ESM callers
  * share one copy of the library: one Tensor class, one TorchError class, one addon state. A second, CommonJS build
  * would give a process two of each (the dual-package hazard: a tensor from one fails `instanceof Tensor` in the

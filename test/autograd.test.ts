@@ -1,28 +1,12 @@
 import { describe, it, expect } from 'vitest';
 import * as torch from '../lib/index.js';
-import { expectClose, libtorchSays, noLeak } from './support/helpers.js';
+import { expectClose, libtorchSays, scoped, expectTorchError } from './support/helpers.js';
 import { T, rnd, nd } from './support/reference.js';
 
 const F = torch.nn.functional;
 const L = torch.linalg;
 const { gradcheck } = torch.autograd;
 type Tn = torch.Tensor;
-
-/** Runs fn inside tidy and checks that no tensor outlives it. */
-const scoped = (fn: () => void): Promise<void> => noLeak(() => torch.tidy(fn));
-
-function expectTorchError(fn: () => unknown, code: torch.TorchErrorCode | null, message: string | RegExp): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(torch.TorchError);
-  if (code !== null) expect((err as torch.TorchError).code).toBe(code);
-  if (typeof message === 'string') expect((err as Error).message).toBe(message);
-  else expect((err as Error).message).toMatch(message);
-}
 
 /** A float64 leaf requiring grad, with LCG values in [lo, hi). */
 const leaf = (shape: number[], seed: number, lo = -1, hi = 1): Tn => T(rnd(shape, seed, lo, hi), { requiresGrad: true });

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import * as torch from '../lib/index.js';
-import { expectClose, noLeak } from './support/helpers.js';
+import { expectClose, scoped } from './support/helpers.js';
 
 /**
  * PyTorch's CPU generator after manual_seed, printed by test/reference/creation_rng.py
@@ -14,9 +14,6 @@ const RNG = {
   randn_f64: [-1.251400130741154, -1.884067517741636, 0.4457424104093978],
   randint_5_9: [[7, 7, 7], [5, 8, 7]],
 };
-
-/** Runs fn, disposing every tensor it creates, and checks nothing leaks. */
-const scoped = (fn: () => void): Promise<void> => noLeak(() => torch.tidy(fn));
 
 describe('tensor() from nested arrays', () => {
   it('infers the shape and gives float32 for numbers', () =>

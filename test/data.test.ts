@@ -395,6 +395,9 @@ describe('DataLoader', () => {
       expect(epochOrder(b)).toEqual(e1);
       b.setEpoch(0);
       expect(epochOrder(b)).toEqual(e0);
+      // data.permutation is the loader's order, for any seed and epoch
+      expect(Array.from(data.permutation(50, 42, 0))).toEqual(e0);
+      expect(Array.from(data.permutation(50, 42, 1))).toEqual(e1);
       expect(epochOrder(new data.DataLoader(ds, { batchSize: 8, shuffle: true, seed: 43 }))).not.toEqual(e0);
       // without a seed the order comes from libtorch's generator
       torch.manualSeed(7);
@@ -489,6 +492,11 @@ describe('DataLoader', () => {
     expect(() => new data.DataLoader([ds.tensors[0]] as unknown as data.TensorDataset)).toThrow(/^Expected a TensorDataset \(or a dataset from data\.fashionMnist, data\.cifar10, \.\.\.\) for dataset but received/);
     expect(() => new data.DataLoader(ds).setEpoch(-2)).toThrow('Expected a non-negative integer for epoch but received -2 of type number');
     ds.dispose();
+    expect(() => data.permutation(-1, 0, 0)).toThrow(new RangeError('Expected a non-negative integer for n but received -1 of type number'));
+    expect(() => data.permutation(3, 0.5, 0)).toThrow(new RangeError('Expected a non-negative integer for seed but received 0.5 of type number'));
+    expect(() => data.permutation(3, 2 ** 53, 0)).toThrow(new RangeError('Expected a safe integer for seed but received 9007199254740992'));
+    expect(() => data.permutation(3, 0, '1' as unknown as number)).toThrow(new TypeError('Expected a non-negative integer for epoch but received "1" of type string'));
+    expect(Array.from(data.permutation(0, 0, 0))).toEqual([]);
   });
 });
 

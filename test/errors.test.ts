@@ -1,10 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import * as torch from '../lib/index.js';
 import { native } from '../lib/native.js';
-import { libtorchSays, noLeak, thrown } from './support/helpers.js';
-
-/** Runs fn inside tidy and checks that no tensor outlives it. */
-const scoped = (fn: () => void): Promise<void> => noLeak(() => torch.tidy(fn));
+import { libtorchSays, thrown, scoped } from './support/helpers.js';
 
 
 function expectTorchError(fn: () => unknown, code: torch.TorchErrorCode, message: string | RegExp): torch.TorchError {

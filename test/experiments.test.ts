@@ -3,7 +3,7 @@
 // figures), the time budget, the grid, progress output, and the command line's parsing and errors.
 import { describe, it, expect } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
@@ -26,12 +26,12 @@ import {
   UsageError,
   type ExperimentResult,
   type RunResult,
-} from '../lib/experiments/index.js';
-import { openblasThreads } from '../lib/experiments/cli.js';
+} from '../experiments/index.js';
+import { openblasThreads } from '../experiments/cli.js';
 import { readCpuinfo } from '../lib/runtime-env.js';
-import { noLeak } from './support/helpers.js';
+import { noLeak, withTempDir } from './support/helpers.js';
 import * as torch from '../lib/index.js';
-import { runFisherSimilarity, tntMethod } from '../lib/experiments/fisher-similarity.js';
+import { runFisherSimilarity, tntMethod } from '../experiments/fisher-similarity.js';
 
 /** A stream that records what is written; `isTTY` as given. */
 function sink(isTTY = false): { write(s: string): boolean; isTTY: boolean; columns: number; text: string } {
@@ -220,8 +220,7 @@ describe('PNG and SVG figures', () => {
 
 describe('tensornormal experiment autoencoder, end to end', () => {
   it('writes results.json, one JSON per run, figure.svg and figure.png; frees every tensor', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tn-exp-'));
-    try {
+    await withTempDir('tn-exp-', async (dir) => {
       const argv = ['experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '784,32,8,32,784', '--limit', '256', '--batch', '64', '--seeds', '2', '--epochs', '2', '--optimizers', 'tnt,adam', '--warm-batches', '2', '--log-every', '1', '--out', dir];
       const { code, out, err } = await noLeak(() => run(argv));
       expect(err).toBe('');
@@ -270,14 +269,11 @@ describe('tensornormal experiment autoencoder, end to end', () => {
       expect(svg).toContain('>process time (s)</text>');
       const png = pngInfo(readFileSync(join(dir, 'figure.png')));
       expect([png.width, png.height]).toEqual([2 * 800, 2 * (300 + 24)]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('--time-budget stops each run after the step that passes it; --grid records its candidates and choice', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tn-exp-'));
-    try {
+    await withTempDir('tn-exp-', async (dir) => {
       const argv = ['experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '784,16,784', '--limit', '128', '--batch', '64', '--seeds', '1', '--epochs', '3', '--optimizers', 'adam', '--grid', '--grid-epochs', '1', '--time-budget', '0.000001', '--out', dir];
       const { code, err } = await run(argv);
       expect(err).toBe('');
@@ -293,14 +289,11 @@ describe('tensornormal experiment autoencoder, end to end', () => {
       expect(g.chosen).toEqual(best.hp);
       expect(r.hyperparameters.adam).toEqual(best.hp);
       expect(r.runs[0]!.hyperparameters).toEqual(best.hp);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('a run that diverges stops and is recorded as diverged; the others go on', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tn-exp-'));
-    try {
+    await withTempDir('tn-exp-', async (dir) => {
       const argv = ['experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '784,16,784', '--limit', '128', '--batch', '64', '--seeds', '1', '--epochs', '2', '--optimizers', 'tnt,adam,kfac', '--set', 'tnt.lr=1e30', '--set', 'adam.lr=1e30', '--warm-batches', '1', '--out', dir];
       const { code, err } = await noLeak(() => run(argv));
       expect(err).toBe('');
@@ -312,14 +305,11 @@ describe('tensornormal experiment autoencoder, end to end', () => {
       expect(adam).toMatchObject({ stoppedBy: 'diverged', divergedAt: 2, steps: 2, epochs: [] });
       expect(kfac).toMatchObject({ stoppedBy: 'epochs', divergedAt: null, error: null, steps: 4 });
       expect(readFileSync(join(dir, 'figure.svg'), 'utf8')).toContain('</svg>');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('on a terminal: a progress line with optimizer, seed, epoch, step, loss, elapsed and ETA', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tn-exp-'));
-    try {
+    await withTempDir('tn-exp-', async (dir) => {
       const { code, out } = await run(['experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '784,16,784', '--limit', '64', '--batch', '32', '--seeds', '1', '--epochs', '1', '--optimizers', 'tnt', '--out', dir], true);
       expect(code).toBe(0);
       expect(out).toMatch(/\rrun 1\/1 TNT seed 0 \| epoch 1\/1 \[[=> ]+\] \d\/2 \| loss [\d.]+ \| \d+s elapsed, ETA \d+s/);
@@ -327,16 +317,13 @@ describe('tensornormal experiment autoencoder, end to end', () => {
       expect(out).toMatch(/TNT seed 0 epoch 1\/1 {2}loss [\d.]+/);
       expect(out).toContain('loss@epoch 1');
       expect(out).toContain('results.json, figure.svg, figure.png');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe('tensornormal experiment cnn, end to end', () => {
   it('records training loss and validation error per epoch, decays the learning rate, draws four panels', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tn-exp-'));
-    try {
+    await withTempDir('tn-exp-', async (dir) => {
       const argv = ['experiment', 'cnn', '--model', 'small-cnn', '--limit', '96', '--val-limit', '50', '--batch', '32', '--seeds', '1', '--epochs', '2', '--optimizers', 'tnt,sgd', '--warm-batches', '1', '--out', dir];
       const { code, err } = await noLeak(() => run(argv));
       expect(err).toBe('');
@@ -366,9 +353,7 @@ describe('tensornormal experiment cnn, end to end', () => {
       expect(svg).toContain('>validation error</text>');
       const png = pngInfo(readFileSync(join(dir, 'figure.png')));
       expect([png.width, png.height]).toEqual([2 * 800, 2 * (600 + 24)]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
@@ -430,6 +415,15 @@ describe('command line', () => {
     }
   });
 
+  it('`run` is the library\'s launcher (distributed.runCommand): its help, and its usage errors with exit code 2', async () => {
+    const h = await run(['run', '--help']);
+    expect(h.code).toBe(0);
+    expect(h.out).toMatch(/^Usage: tensornormal run \[options\] script\.js/);
+    const bad = await run(['run', '--nproc-per-node', '0', 'x.js']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/^tensornormal run: .*\nRun 'tensornormal run --help' for the options\.\n$/);
+  });
+
   it('bad flags: a message naming the flag, the way to the help, exit code 2', async () => {
     const cases: [string[], string][] = [
       [['frobnicate'], 'tensornormal: unknown command "frobnicate" (expected: experiment, run)'],
@@ -485,8 +479,7 @@ describe('command line', () => {
   });
 
   it('--threads 1 in a fresh process: OpenBLAS single-threaded, recorded in results.json; KFAC\'s inverses run', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tn-exp-threads-'));
-    try {
+    return withTempDir('tn-exp-threads-', (dir) => {
       const env = { ...process.env };
       delete env.OPENBLAS_NUM_THREADS;
       delete env.GOTO_NUM_THREADS;
@@ -499,9 +492,7 @@ describe('command line', () => {
       expect(t.openblasSetByCli).toBe(chosen);
       if (chosen) expect(t.openblas).toBe('1');
       expect(r.runs[0]!.stoppedBy).toBe('epochs');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('a failing experiment exits with code 1 and says why', async () => {

@@ -1,14 +1,13 @@
 // Tensor hooks (registerHook) and module backward hooks, against hand-computed gradients and PyTorch's semantics.
 import { describe, it, expect, expectTypeOf } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { once } from 'node:events';
 import * as torch from '../lib/index.js';
 import { nn, Tensor } from '../lib/index.js';
-import { expectClose, noLeak } from './support/helpers.js';
+import { expectClose, noLeak, withTempDir } from './support/helpers.js';
 import { addonPath, transpileLib } from './support/transpile-lib.js';
 
 type M = number[][];
@@ -589,8 +588,7 @@ describe('module backward hooks: pre-hooks, ownership, errors, passes that stop 
 
 describe('hooks in a worker thread', () => {
   it('the compiled library runs tensor and module hooks in a worker; a hook error is that worker’s, and nothing leaks', async () => {
-    const work = mkdtempSync(join(tmpdir(), 'tn-hooks-'));
-    try {
+    await withTempDir('tn-hooks-', async (work) => {
       transpileLib(work);
       const code = `
         const { parentPort, workerData } = require('node:worker_threads');
@@ -616,9 +614,7 @@ describe('hooks in a worker thread', () => {
       const [reply] = (await once(w, 'message')) as [unknown];
       expect(reply).toEqual({ go: [-1], gx: [-1, 1], error: [true, 'from the worker'], live: 0 });
       await w.terminate();
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
+    });
   });
 });
 

@@ -1,25 +1,9 @@
 import { describe, it, expect } from 'vitest';
 import * as torch from '../lib/index.js';
-import { noLeak } from './support/helpers.js';
+import { scoped, expectTorchError } from './support/helpers.js';
 import { T, expectNd, rnd, nd, matmul, permute, type Nd } from './support/reference.js';
 
 const L = torch.linalg;
-
-/** Runs fn inside tidy and checks that no tensor outlives it. */
-const scoped = (fn: () => void): Promise<void> => noLeak(() => torch.tidy(fn));
-
-function expectTorchError(fn: () => unknown, code: torch.TorchErrorCode | null, message: string | RegExp): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(torch.TorchError);
-  if (code !== null) expect((err as torch.TorchError).code).toBe(code);
-  if (typeof message === 'string') expect((err as Error).message).toBe(message);
-  else expect((err as Error).message).toMatch(message);
-}
 
 /** A random orthogonal matrix: modified Gram-Schmidt, run twice for float64 orthogonality, on LCG columns. */
 function orthogonal(n: number, seed: number): Nd {

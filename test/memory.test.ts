@@ -3,10 +3,9 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as torch from '../lib/index.js';
 import { native } from '../lib/native.js';
-import { noLeak } from './support/helpers.js';
+import { noLeak, expectTorchError, withTempDir } from './support/helpers.js';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { addonPath, transpileLib } from './support/transpile-lib.js';
@@ -21,15 +20,7 @@ const gc = runInNewContext('gc') as () => void;
 const macrotask = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function expectDisposedError(fn: () => unknown): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(torch.TorchError);
-  expect((err as torch.TorchError).code).toBe('DISPOSED');
-  expect((err as Error).message).toBe('tensor was disposed: it cannot be used any more');
+  expectTorchError(fn, 'DISPOSED', 'tensor was disposed: it cannot be used any more');
 }
 
 describe('dispose', () => {
@@ -329,8 +320,7 @@ describe('bytes kept alive by autograd graphs', () => {
   it('a loop without tidy() for 2000 steps, whose outputs hold graphs, stays bounded without --expose-gc', () => {
     // Measured on this machine: the RSS grows by 70 MB after step 100 with the retained bytes reported, by 2.1 GB
     // without (V8 saw 40 bytes per dropped output and did not collect them).
-    const work = mkdtempSync(join(tmpdir(), 'tn-untidy-'));
-    try {
+    return withTempDir('tn-untidy-', (work) => {
       transpileLib(work);
       const r = spawnSync(process.execPath, [fileURLToPath(new URL('./support/untidy-loop.mjs', import.meta.url)), pathToFileURL(join(work, 'lib', 'index.js')).href, '2000'], {
         env: { ...process.env, TENSORNORMAL_ADDON: addonPath, TENSORNORMAL_NUM_THREADS: '1' },
@@ -339,9 +329,7 @@ describe('bytes kept alive by autograd graphs', () => {
       expect(r.status, r.stderr).toBe(0);
       const { rss100, maxRss } = JSON.parse(r.stdout) as { rss100: number; maxRss: number };
       expect(maxRss - rss100).toBeLessThan(400 * MiB);
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
+    });
   });
 });
 
@@ -393,8 +381,7 @@ describe('leak tracing', () => {
   });
 
   it('TENSORNORMAL_DEBUG_LEAKS=1 traces from the start (a child process)', () => {
-    const work = mkdtempSync(join(tmpdir(), 'tn-leaks-'));
-    try {
+    return withTempDir('tn-leaks-', (work) => {
       transpileLib(work);
       const child = join(work, 'child.mjs');
       const leakyLine = 'function leaky() { for (let i = 0; i < 7; i++) kept.push(t.ones(3)); }';
@@ -413,9 +400,7 @@ describe('leak tracing', () => {
       };
       expect(run({ TENSORNORMAL_DEBUG_LEAKS: '1' })).toEqual([{ site: `at leaky (${pathToFileURL(child).href}:3:${leakyLine.indexOf('ones(3)') + 1})`, count: 7 }]);
       expect(run({ TENSORNORMAL_DEBUG_LEAKS: '' })).toEqual([]);
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
+    });
   });
 
   it('invalid arguments', () => {

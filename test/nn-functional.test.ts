@@ -1,25 +1,9 @@
 import { describe, it, expect } from 'vitest';
 import * as torch from '../lib/index.js';
-import { expectClose, libtorchSays, noLeak } from './support/helpers.js';
+import { expectClose, libtorchSays, scoped, expectTorchError } from './support/helpers.js';
 import { T, expectNd, rnd, nd, matmul, reduce, sumOf, meanOf, varOf, type Nd } from './support/reference.js';
 
 const F = torch.nn.functional;
-
-/** Runs fn inside tidy and checks that no tensor outlives it. */
-const scoped = (fn: () => void): Promise<void> => noLeak(() => torch.tidy(fn));
-
-function expectTorchError(fn: () => unknown, code: torch.TorchErrorCode, message: string | RegExp): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(torch.TorchError);
-  expect((err as torch.TorchError).code).toBe(code);
-  if (typeof message === 'string') expect((err as Error).message).toBe(message);
-  else expect((err as Error).message).toMatch(message);
-}
 
 const at4 = (a: Nd, i: number, j: number, k: number, l: number): number =>
   a.data[((i * a.shape[1]! + j) * a.shape[2]! + k) * a.shape[3]! + l]!;

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import * as torch from '../lib/index.js';
 import { Tensor } from '../lib/index.js';
 import { pyFloat } from '../lib/nn/repr.js';
-import { expectClose, noLeak, lcg } from './support/helpers.js';
+import { expectClose, noLeak } from './support/helpers.js';
 
 const { nn } = torch;
 
@@ -15,14 +15,6 @@ class Net extends nn.Module {
   forward(x: Tensor): Tensor {
     return torch.tidy(() => this.fc2.call(this.act.call(this.fc1.call(x))).mul(this.scale));
   }
-}
-
-function fill(t: Tensor, seed: number): void {
-  const r = lcg(seed);
-  const vals = Array.from({ length: t.numel() }, () => r());
-  const src = torch.tensor(vals, { shape: t.shape, dtype: t.dtype });
-  torch.noGrad(() => t.copy_(src));
-  src.dispose();
 }
 
 describe('Parameter', () => {

@@ -1,26 +1,9 @@
 import { describe, it, expect } from 'vitest';
 import * as torch from '../lib/index.js';
-import { expectClose, noLeak } from './support/helpers.js';
+import { expectClose, scoped, expectTorchError } from './support/helpers.js';
 import {
   T, expectNd, rnd, nd, map1, map2, reduce, matmul, permute, sub, sumOf, meanOf, varOf, erf, type Nd,
 } from './support/reference.js';
-
-/** Runs fn inside tidy and checks that no tensor outlives it. */
-const scoped = (fn: () => void): Promise<void> => noLeak(() => torch.tidy(fn));
-
-/** Asserts that fn throws a TorchError with this code and message. */
-function expectTorchError(fn: () => unknown, code: torch.TorchErrorCode, message: string | RegExp): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(torch.TorchError);
-  expect((err as torch.TorchError).code).toBe(code);
-  if (typeof message === 'string') expect((err as Error).message).toBe(message);
-  else expect((err as Error).message).toMatch(message);
-}
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 const TIGHT = { atol: 1e-12, rtol: 1e-12 };

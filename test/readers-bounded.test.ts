@@ -7,7 +7,6 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, syml
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import * as torch from '../lib/index.js';
 import { data, nn, save, load } from '../lib/index.js';
 import { MAX_TENSORS } from '../lib/serialize.js';
 import { noLeak } from './support/helpers.js';

@@ -8,8 +8,8 @@ import { Shampoo } from '../lib/optim/shampoo.js';
 import { Tensor } from '../lib/tensor.js';
 import { lcg, noLeak } from './support/helpers.js';
 import { type Mat, kron, relErr } from './support/dense.js';
+import { prod, contraction } from './support/tnt-reference.js';
 
-const prod = (a: number[]): number => a.reduce((x, y) => x * y, 1);
 
 /** Cyclic Jacobi eigenvalue algorithm: S = V diag(values) V^T for a symmetric S. */
 function jacobiEigen(S: Mat): { values: number[]; vectors: Mat } {
@@ -57,15 +57,6 @@ const rootOf = (H: Mat, eps: number, k: number): Mat => spectralFn(H, (l) => (Ma
 
 function matmul(a: Mat, b: Mat): Mat {
   return a.map((row) => b[0]!.map((_, j) => row.reduce((s, v, k) => s + v * b[k]![j]!, 0)));
-}
-/** G^(i) of a row-major tensor g of `shape`, by matricising explicitly. */
-function contraction(g: number[], shape: number[], mode: number): Mat {
-  const d = shape[mode]!;
-  const inner = prod(shape.slice(mode + 1));
-  const outer = prod(shape.slice(0, mode));
-  const rows: number[][] = Array.from({ length: d }, () => []);
-  for (let o = 0; o < outer; o++) for (let a = 0; a < d; a++) for (let i = 0; i < inner; i++) rows[a]!.push(g[(o * d + a) * inner + i]!);
-  return rows.map((ra) => rows.map((rb) => ra.reduce((s, v, k) => s + v * rb[k]!, 0)));
 }
 /** A Wishart-like SPD matrix B B^T / m with a spread spectrum (columns of B scaled from 0.05 to 2). */
 function wishart(d: number, rnd: () => number): Mat {

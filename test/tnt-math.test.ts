@@ -4,42 +4,8 @@ import { describe, it, expect } from 'vitest';
 import * as torch from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { lcg, noLeak } from './support/helpers.js';
-import { kron, solve, relErr } from './support/dense.js';
-
-const prod = (a: number[]): number => a.reduce((x, y) => x * y, 1);
-
-function strides(shape: number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
-function multiIndex(flat: number, shape: number[]): number[] {
-  const idx: number[] = [];
-  for (let i = shape.length - 1; i >= 0; i--) {
-    idx.unshift(flat % shape[i]!);
-    flat = Math.floor(flat / shape[i]!);
-  }
-  return idx;
-}
-
-/** G^(i)[a][b] = sum over all indices with index_i = a (resp. b) and equal other indices. */
-function contraction(g: Float64Array, shape: number[], mode: number): number[][] {
-  const d = shape[mode]!;
-  const out = Array.from({ length: d }, () => new Array<number>(d).fill(0));
-  const st = strides(shape);
-  for (let f = 0; f < g.length; f++) {
-    const idx = multiIndex(f, shape);
-    const a = idx[mode]!;
-    for (let b = 0; b < d; b++) out[a]![b]! += g[f]! * g[f + (b - a) * st[mode]!]!;
-  }
-  return out;
-}
-
-
+import { relErr } from './support/dense.js';
+import { prod, contractionByIndex, movingAverage, normalizedFactors, damped, kronSolve } from './support/tnt-reference.js';
 
 
 describe('TNT kernels against a dense float64 re-derivation', () => {
@@ -73,10 +39,7 @@ describe('TNT kernels against a dense float64 re-derivation', () => {
           for (let t = 0; t < 4; t++) {
             const g = new Float64Array(n).map(() => rnd() * (1 + t));
             const w = Math.max(1 / (t + 1), 1 - statDecay);
-            for (let i = 0; i < k; i++) {
-              const c = contraction(g, shape, i);
-              for (let a = 0; a < shape[i]!; a++) for (let b = 0; b < shape[i]!; b++) ref[i]![a]![b] = (1 - w) * ref[i]![a]![b]! + w * c[a]![b]!;
-            }
+            for (let i = 0; i < k; i++) ref[i] = movingAverage(ref[i]!, contractionByIndex(g, shape, i), w);
             const gt = torch.tensor(g, { shape });
             native.tntStatistics([gt._h], [shape], [mains], [auxes], w, blas);
             gt.dispose();
@@ -91,7 +54,7 @@ describe('TNT kernels against a dense float64 re-derivation', () => {
           // eq. (5)
           const tr = ref[0]!.reduce((s, row, a) => s + row[a]!, 0);
           const c0 = (tr / n) ** (1 / k);
-          const U = ref.map((H, i) => H.map((row) => row.map((v) => v / (c0 ** (k - 1) * (n / shape[i]!)))));
+          const U = normalizedFactors(ref, shape);
           for (let i = 0; i < k; i++) expect(U[i]!.reduce((s, row, a) => s + row[a]!, 0)).toBeCloseTo(c0 * shape[i]!, 10);
           const us = native.tntNormalizedFactors([shape], [mains], [auxes])[0]!.map((h) => new torch.Tensor(h));
           for (let i = 0; i < k; i++) expect(relErr(us[i]!.dataSync(), U[i]!.flat())).toBeLessThan(1e-12);
@@ -102,10 +65,8 @@ describe('TNT kernels against a dense float64 re-derivation', () => {
           expect(report).toMatchObject({ inverted: k, failed: 0 });
           // the inverses leave the statistics in the same buffer as they were
           for (let i = 0; i < k; i++) expect(relErr(unpack(state[i]![0], state[i]![1])[0], ref[i]!.flat())).toBeLessThan(1e-12);
-          let K = [[1]];
-          for (let i = 0; i < k; i++) K = kron(K, U[i]!.map((row, a) => row.map((v, b) => v + (a === b ? eps : 0))));
           const m = new Float64Array(n).map(() => rnd());
-          const want = solve(K, Array.from(m));
+          const want = kronSolve(U.map((Ui) => damped(Ui, eps)), Array.from(m));
           const mt = torch.tensor(m, { shape });
           const dir = new torch.Tensor(native.tntPackedDirection(mt._h, shape, mains, auxes, blas));
           expect(relErr(dir.dataSync(), want)).toBeLessThan(1e-10);
@@ -167,7 +128,7 @@ describe('TNT kernels against a dense float64 re-derivation', () => {
       const inv1 = torch.ones([4], { dtype: 'float64' });
       const gt = torch.tensor(g, { shape });
       native.tntStatistics([gt._h], [shape], [[full._h, diag._h]], [[fullDiag._h, inv1._h]], 1, true);
-      const c1 = contraction(g, shape, 1);
+      const c1 = contractionByIndex(g, shape, 1);
       expect(relErr(diag.dataSync(), c1.map((row, a) => row[a]!))).toBeLessThan(1e-14);
       expect(inv1.dataSync()).toEqual([1, 1, 1, 1]);
       native.tntInverses([shape], [[full._h, diag._h]], [[fullDiag._h, inv1._h]], 0.1, 0);

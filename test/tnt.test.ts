@@ -6,20 +6,8 @@ import { native } from '../lib/native.js';
 import { TNT } from '../lib/optim/tnt.js';
 import { Tensor } from '../lib/tensor.js';
 import { lcg, noLeak } from './support/helpers.js';
-import { type Mat, kron, solve } from './support/dense.js';
-
-const prod = (a: number[]): number => a.reduce((x, y) => x * y, 1);
-const eyeM = (d: number): Mat => Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (i === j ? 1 : 0)));
-
-/** G^(i) of a row-major tensor g of `shape`, by matricising explicitly. */
-function contraction(g: number[], shape: number[], mode: number): Mat {
-  const d = shape[mode]!;
-  const inner = prod(shape.slice(mode + 1));
-  const outer = prod(shape.slice(0, mode));
-  const rows: number[][] = Array.from({ length: d }, () => []);
-  for (let o = 0; o < outer; o++) for (let a = 0; a < d; a++) for (let i = 0; i < inner; i++) rows[a]!.push(g[(o * d + a) * inner + i]!);
-  return rows.map((ra) => rows.map((rb) => ra.reduce((s, v, k) => s + v * rb[k]!, 0)));
-}
+import { type Mat } from './support/dense.js';
+import { prod, eye, contraction, movingAverage, normalizedFactors, damped, kronSolve } from './support/tnt-reference.js';
 
 /** A Gaussian likelihood whose "samples" are fixed draws, so both implementations see the same sampled gradients. */
 function fixedGaussian(noise: () => number): { loss(o: Tensor, y: Tensor): Tensor; sample(o: Tensor): Tensor } {
@@ -56,7 +44,7 @@ describe('optim.TNT', () => {
 
       // reference state
       const H: Mat[][] = shapes.map((s) => s.map((d) => Array.from({ length: d }, () => new Array<number>(d).fill(0))));
-      let A: Mat[][] = shapes.map((s) => s.map((d) => eyeM(d).map((row) => row.map((v) => v * eps))));
+      let A: Mat[][] = shapes.map((s) => s.map((d) => eye(d).map((row) => row.map((v) => v * eps))));
       const m: number[][] = shapes.map((s) => new Array<number>(prod(s)).fill(0));
       let statsCount = 0;
 
@@ -69,30 +57,20 @@ describe('optim.TNT', () => {
           const w = Math.max(1 / (statsCount + 1), 0.1);
           sg.forEach((g, p) => {
             const gv = g!.dataSync();
-            shapes[p]!.forEach((_, i) => {
-              const c = contraction(gv, shapes[p]!, i);
-              H[p]![i] = H[p]![i]!.map((row, a) => row.map((v, b) => (1 - w) * v + w * c[a]![b]!));
-            });
+            shapes[p]!.forEach((_, i) => (H[p]![i] = movingAverage(H[p]![i]!, contraction(gv, shapes[p]!, i), w)));
           });
           torch.dispose(sg);
           statsCount++;
         }
         if (t % T2 === 0 || (t < T2 && t % T1 === 0)) {
-          A = shapes.map((s, p) => {
-            const k = s.length, n = prod(s);
-            const tr = H[p]![0]!.reduce((acc, row, a) => acc + row[a]!, 0);
-            const c0 = (tr / n) ** (1 / k);
-            return s.map((d, i) => H[p]![i]!.map((row, a) => row.map((v, b) => v / (c0 ** (k - 1) * (n / d)) + (a === b ? eps : 0))));
-          });
+          A = shapes.map((s, p) => normalizedFactors(H[p]!, s).map((U) => damped(U, eps)));
         }
         const rl = torch.tidy(() => rout.sub(target).square().sum().mul(0.5 / 8));
         const rg = torch.grad(rl, rps);
         rps.forEach((_, p) => {
           const g = rg[p]!.dataSync();
           m[p] = m[p]!.map((v, k) => mu * v + g[k]!);
-          let K: Mat = [[1]];
-          for (const a of A[p]!) K = kron(K, a);
-          const dir = solve(K, m[p]!);
+          const dir = kronSolve(A[p]!, m[p]!);
           refPs[p] = refPs[p]!.map((v, k) => v * (1 - lr * wd) - lr * dir[k]!);
         });
         torch.dispose([rps, rout, rl, rg]);

@@ -4,10 +4,10 @@
 // the whole process ("terminate called after throwing an instance of 'Napi::Error'") within the first few workers.
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addonPath, transpileLib } from './support/transpile-lib.js';
+import { withTempDir } from './support/helpers.js';
 
 const JOB = `
 import { parentPort, workerData } from 'node:worker_threads';
@@ -61,8 +61,7 @@ console.log('ALIVE ' + done + ' ' + inHook);
 
 describe('worker termination', () => {
   it('terminating 50 busy workers (training, inside gradient hooks) never aborts the process', () => {
-    const work = mkdtempSync(join(tmpdir(), 'tn-term-'));
-    try {
+    return withTempDir('tn-term-', (work) => {
       transpileLib(work);
       writeFileSync(join(work, 'job.mjs'), JOB);
       writeFileSync(join(work, 'driver.mjs'), DRIVER);
@@ -75,8 +74,6 @@ describe('worker termination', () => {
       expect({ status: r.status, signal: r.signal }).toEqual({ status: 0, signal: null });
       // every worker ended, and the 24 hook workers (kinds 3 and 4 of 4, 50 workers) were each stopped inside a hook
       expect(r.stdout.trim()).toBe('ALIVE 50 24');
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
+    });
   });
 });

@@ -9,7 +9,7 @@
  *   train.dispose();
  */
 export { TensorDataset, ImageDataset } from './dataset.js';
-export { DataLoader, type DataLoaderOptions, type Sampler } from './loader.js';
+export { DataLoader, permutation, type DataLoaderOptions, type Sampler } from './loader.js';
 export { DistributedSampler, type DistributedSamplerOptions } from './distributed.js';
 export { readIdx, fashionMnist, mnist, FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, DIGIT_CLASSES, type IdxArray, type IdxType, type MnistFilesOptions } from './idx.js';
 export { mnistDigits } from './mnist-digits.js';

@@ -43,7 +43,7 @@ export function mnistDigits(): ImageDataset {
     try {
       values = (JSON.parse(readFileSync(file, 'utf8')) as { data?: unknown }).data;
     } catch (err) {
-      throw new Error(`mnistDigits: cannot read ${file}: ${(err as Error).message}`);
+      throw new Error(`mnistDigits: cannot read ${file}: ${(err as Error).message}`, { cause: err });
     }
     if (!Array.isArray(values) || values.length % (SIDE * SIDE) !== 0)
       throw new Error(`mnistDigits: ${file} does not hold a whole number of 28x28 images (expected {"data": [...]} with a multiple of 784 values)`);

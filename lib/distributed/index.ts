@@ -274,4 +274,5 @@ export async function barrier(): Promise<void> {
 }
 
 export { withoutGradientSync } from './state.js';
+export { runCommand } from './launch.js';
 export { CurvatureSync, type CurvatureSyncOptions } from './curvature.js';

@@ -164,8 +164,11 @@ function prefixLines(stream: NodeJS.ReadableStream, out: Output, prefix: string)
   });
 }
 
-/** `tensornormal run ...`: returns the exit status. */
-export async function runCommand(argv: string[], io: { stdout: Output; stderr: Output }): Promise<number> {
+/**
+ * `tensornormal run ...` as a function (torch.distributed.run.main): `argv` is what follows `run`; resolves to the
+ * exit status (2 for a usage mistake, the message on `io.stderr`).
+ */
+export async function runCommand(argv: string[], io: { stdout: Output; stderr: Output } = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   let o: LaunchOptions | 'help';
   try {
     o = parseRunArgs(argv);

@@ -68,10 +68,8 @@ export type ForwardHook<M = AnyModule, I extends unknown[] = any[], O = any> = (
  * an input that is not a tensor requiring grad) and the gradients with respect to its outputs; may return
  * replacement input gradients. PyTorch's `register_full_backward_hook`.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type BackwardHook<M = AnyModule> = (module: M, gradInput: (Tensor | null)[], gradOutput: (Tensor | null)[]) => (Tensor | null)[] | void;
 /** Called during backward with the gradients with respect to the module's outputs; may return replacements. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type BackwardPreHook<M = AnyModule> = (module: M, gradOutput: (Tensor | null)[]) => (Tensor | null)[] | void;
 
 let nextHookId = 0;
@@ -408,7 +406,7 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     const convert = (t: Tensor): Tensor => t.to({ dtype: dtype !== undefined && isFloating(t.dtype) ? dtype : undefined, device });
     const done = new Map<Tensor, Tensor>(); // keeps shared tensors shared
     for (const m of this.modules()) {
-      for (const [n, p] of m._parameters) {
+      for (const [, p] of m._parameters) {
         if (p === null || !wants(p)) continue;
         if (done.has(p)) continue; // shared with a module converted already
         const values = p.detach();

@@ -175,10 +175,10 @@ const scenarios = {
       start = meta.step;
       if (ddp) await ddp.ready;
     }
-    const rows = (s) => Array.from({ length: B / W }, (_, k) => rank * (B / W) + k);
+    const rows = () => Array.from({ length: B / W }, (_, k) => rank * (B / W) + k);
     const mse = (out, y) => out.sub(y).pow(2).sum(1).mean().mul(0.5);
     for (let s = start; s < steps; s++) {
-      const idx = rows(s);
+      const idx = rows();
       const xs = torch.tensor(idx.map((i) => Array.from({ length: D }, (_, j) => f(i, j, s))), { dtype: 'float64' });
       const ys = torch.tensor(idx.map((i) => Array.from({ length: K }, (_, j) => f(i, j + 50, s))), { dtype: 'float64' });
       const noise = torch.tensor(idx.map((i) => Array.from({ length: K }, (_, j) => f(i, j + 90, s))), { dtype: 'float64' });

@@ -1,6 +1,9 @@
-/** Shared test helpers: numeric comparison against references and the live-tensor leak check. */
+/** Shared test helpers: numeric comparison against references, the live-tensor leak check, expected errors. */
 import { expect } from 'vitest';
-import { Tensor, liveTensors, versions, type NestedArray } from '../../lib/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Tensor, TorchError, liveTensors, tidy, versions, type NestedArray, type TorchErrorCode } from '../../lib/index.js';
 
 function flat(x: NestedArray<number> | number[] | Float64Array): number[] {
   if (typeof x === 'number') return [x];
@@ -45,6 +48,33 @@ export async function noLeak<T>(fn: () => T | Promise<T>): Promise<T> {
   const r = await fn();
   expect(liveTensors() - before, 'live native tensors leaked').toBe(0);
   return r;
+}
+
+/** Runs fn inside tidy and checks that no tensor outlives it. */
+export const scoped = (fn: () => void): Promise<void> => noLeak(() => tidy(fn));
+
+/** Asserts that fn throws a TorchError with this code (null: any code) and message (a string: exactly that). */
+export function expectTorchError(fn: () => unknown, code: TorchErrorCode | null, message: string | RegExp): void {
+  let err: unknown;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(TorchError);
+  if (code !== null) expect((err as TorchError).code).toBe(code);
+  if (typeof message === 'string') expect((err as Error).message).toBe(message);
+  else expect((err as Error).message).toMatch(message);
+}
+
+/** Runs fn with a fresh folder under the system's temporary folder (named from `prefix`), removed afterwards. */
+export async function withTempDir<T>(prefix: string, fn: (dir: string) => T | Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    return await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** A deterministic pseudo-random stream for building reference inputs (independent of libtorch's RNG). */

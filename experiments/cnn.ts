@@ -13,23 +13,15 @@
  * Learning-rate decay x0.1 as the paper, scaled to the run's length: the second-order methods every 40% of the
  * steps (every 40 of 100 epochs), the first-order ones every 30% (every 60 of 200 epochs).
  */
-import { tidy, keep } from '../scope.js';
-import { Tensor } from '../tensor.js';
-import { tensor } from '../creation.js';
-import { noGrad } from '../autograd.js';
-import { TensorDataset, type ImageDataset } from '../data/dataset.js';
-import { DataLoader, permutation } from '../data/loader.js';
-import { fashionMnist, FASHION_MNIST_ROOT } from '../data/idx.js';
-import { cifar10, cifar100 } from '../data/cifar.js';
-import * as transforms from '../data/transforms.js';
-import { ResNet } from '../models/resnet.js';
-import { vgg16bn } from '../models/vgg.js';
-import { smallCnn } from '../models/smallcnn.js';
-import { Categorical } from '../likelihoods.js';
-import * as F from '../nn/functional.js';
-import type { AnyModule } from '../nn/module.js';
+import { tidy, keep, Tensor, tensor, noGrad, data, models, nn, Categorical } from 'tensornormal';
 import { OPTIMIZERS, type Hyper, type OptimizerName } from './run.js';
 import { runExperiment, type ExperimentEvent, type ExperimentResult } from './experiment.js';
+
+const { TensorDataset, DataLoader, permutation, fashionMnist, FASHION_MNIST_ROOT, cifar10, cifar100, transforms } = data;
+const { ResNet, vgg16bn, smallCnn } = models;
+const F = nn.functional;
+type ImageDataset = data.ImageDataset;
+type AnyModule = nn.AnyModule;
 
 export const CNN_DEFAULTS: Record<OptimizerName, Hyper> = {
   tnt: { lr: 1e-4, damping: 0.01, weightDecay: 10, statsEvery: 10, inverseEvery: 100 },

@@ -8,18 +8,13 @@
  * Warm start (TNT, KFAC, Shampoo): the statistics start as the plain mean over one pass of the training set at the
  * initial weights, as the paper; `warmBatches` bounds the number of batches of that pass.
  */
-import { tidy, keep } from '../scope.js';
-import { Tensor } from '../tensor.js';
-import { tensor } from '../creation.js';
-import { TensorDataset } from '../data/dataset.js';
-import { fashionMnist, FASHION_MNIST_ROOT } from '../data/idx.js';
-import { mnistDigits } from '../data/mnist-digits.js';
-import { permutation } from '../data/loader.js';
-import { autoencoder, AUTOENCODER_WIDTHS } from '../models/mlp.js';
-import { Bernoulli } from '../likelihoods.js';
-import type { ImageDataset } from '../data/dataset.js';
+import { tidy, keep, Tensor, tensor, data, models, Bernoulli } from 'tensornormal';
 import { OPTIMIZERS, type Hyper, type OptimizerName } from './run.js';
 import { runExperiment, type ExperimentEvent, type ExperimentResult } from './experiment.js';
+
+const { TensorDataset, fashionMnist, FASHION_MNIST_ROOT, mnistDigits, permutation } = data;
+const { autoencoder, AUTOENCODER_WIDTHS } = models;
+type ImageDataset = data.ImageDataset;
 
 /** The paper's tuned values for the MNIST autoencoder (implementation-notes.md; the authors' demo notebook). */
 export const AUTOENCODER_DEFAULTS: Record<OptimizerName, Hyper> = {

@@ -123,9 +123,9 @@ export function chartDrawing(panels: Panel[], { width = 320, height = 240, colum
     let [y0, y1] = p.yRange ? [tx(p.yRange[0]), tx(p.yRange[1])] : [Math.min(...ys), Math.max(...ys)];
     if (!Number.isFinite(y0) || !Number.isFinite(y1)) [y0, y1] = [0, 1];
     if (!(y1 > y0)) [y0, y1] = [y0 - 1, y1 + 1];
-    let x0 = xs.length > 0 ? Math.min(...xs) : 0;
+    const x0 = xs.length > 0 ? Math.min(...xs) : 0;
     let x1 = xs.length > 0 ? Math.max(...xs) : 1;
-    if (!(x1 > x0)) [x0, x1] = [x0, x0 + 1];
+    if (!(x1 > x0)) x1 = x0 + 1;
     const pw = width - m.l - m.r, ph = height - m.t - m.b;
     const clip: Clip = { x: ox + m.l, y: oy + m.t, w: pw, h: ph };
     const sx = (v: number): number => ox + m.l + ((v - x0) / (x1 - x0)) * pw;

@@ -6,6 +6,7 @@
  *   tensornormal experiment similarity [flags]     Figure 1: cosine similarity to block-Fisher directions
  *
  * Parsing and help need nothing native: the library (and libtorch) is loaded only when an experiment starts.
+ * The package's bin (lib/cli.ts) runs `tensornormal run` itself and everything else through `main`.
  * Bad flags print a message naming the flag and exit with code 2; a failed experiment exits with code 1.
  */
 import { parseArgs } from 'node:util';
@@ -16,7 +17,10 @@ import type { AutoencoderExperimentOptions } from './autoencoder.js';
 import type { CnnExperimentOptions, CnnDataset, CnnModel } from './cnn.js';
 import type { ExperimentEvent } from './experiment.js';
 import { progressReporter, type Output } from './progress.js';
-import { readCpuinfo, runtimeEnvironment } from '../runtime-env.js';
+import { createRequire } from 'node:module';
+// the library's environment choices, from the subpath that does not load the addon (OPENBLAS_NUM_THREADS must be
+// set before it loads)
+import { readCpuinfo, runtimeEnvironment } from 'tensornormal/runtime-env';
 
 /** A command-line mistake: the message says which flag and why; the process exits with code 2. */
 export class UsageError extends Error {
@@ -398,16 +402,14 @@ export interface CliIO {
   stderr: Output;
 }
 
-async function version(): Promise<string> {
-  const { readFileSync } = await import('node:fs');
-  const { fileURLToPath } = await import('node:url');
-  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
-  return pkg.version;
+function version(): string {
+  // the package's own package.json through its "exports" (the same from experiments/ and from dist/experiments/)
+  return (createRequire(import.meta.url)('tensornormal/package.json') as { version: string }).version;
 }
 
 /** Runs the command line; resolves to the exit code (0 done, 1 the experiment failed, 2 a usage mistake). */
 export async function main(argv: string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
-  if (argv[0] === 'run') return (await import('../distributed/launch.js')).runCommand(argv.slice(1), io);
+  if (argv[0] === 'run') return (await import('tensornormal')).distributed.runCommand(argv.slice(1), io);
   let cmd: Command;
   try {
     cmd = parseCommand(argv);
@@ -422,7 +424,7 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     return 0;
   }
   if (cmd.kind === 'version') {
-    io.stdout.write(`${await version()}\n`);
+    io.stdout.write(`${version()}\n`);
     return 0;
   }
   try {
@@ -430,7 +432,7 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     // native is imported before it).
     const openblas = openblasThreads(cmd.threads ?? envThreads(process.env), process.env, readCpuinfo());
     if (openblas !== undefined) process.env.OPENBLAS_NUM_THREADS = openblas;
-    const { setNumThreads, getNumThreads, versions } = await import('../ops.js');
+    const { setNumThreads, getNumThreads, versions } = await import('tensornormal');
     if (cmd.threads !== undefined) setNumThreads(cmd.threads);
     const threadInfo = {
       torch: getNumThreads(),
@@ -460,7 +462,7 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
 }
 
 async function similarity(cmd: Extract<Command, { kind: 'similarity' }>, io: CliIO, json: boolean): Promise<number> {
-  const torch = await import('../index.js');
+  const torch = await import('tensornormal');
   const { runFisherSimilarity } = await import('./fisher-similarity.js');
   const { lineChart } = await import('./svg.js');
   const { lineChartPng } = await import('./png.js');

@@ -18,20 +18,17 @@
  * validation loss and error; every `logEvery` steps a (step, epoch, process time, wall time, loss) point whose loss
  * is the mean of the minibatch losses since the previous point.
  */
-import { Tensor } from '../tensor.js';
-import { tidy } from '../scope.js';
-import { manualSeed } from '../ops.js';
-import { noGrad } from '../autograd.js';
-import type { AnyModule } from '../nn/module.js';
-import { DataLoader } from '../data/loader.js';
-import type { TensorDataset } from '../data/dataset.js';
-import type { Optimizer, BaseOptions } from '../optim/optimizer.js';
-import { SGD } from '../optim/sgd.js';
-import { AdamW } from '../optim/adamw.js';
-import { TNT, type SampleableLikelihood } from '../optim/tnt.js';
-import { Shampoo } from '../optim/shampoo.js';
-import { KFAC } from '../optim/kfac.js';
+import { Tensor, tidy, manualSeed, noGrad, data, optim, type nn, type SampleableLikelihood } from 'tensornormal';
 import { OPTIMIZER_LABELS, type Hyper, type OptimizerName } from './hyper.js';
+
+const { DataLoader } = data;
+const { SGD, AdamW, TNT, Shampoo, KFAC } = optim;
+type DataLoader<T extends Tensor[]> = data.DataLoader<T>;
+type TensorDataset = data.TensorDataset;
+type AnyModule = nn.AnyModule;
+type Optimizer<O extends optim.BaseOptions> = optim.Optimizer<O>;
+type BaseOptions = optim.BaseOptions;
+type TNT = optim.TNT;
 
 export { OPTIMIZERS, OPTIMIZER_LABELS, HYPER_KEYS, type OptimizerName, type Hyper } from './hyper.js';
 

@@ -25,14 +25,10 @@
  * so the damped Kronecker product's mean eigenvalue is (1 + γ) times the undamped one's (TNT: per parameter
  * tensor; KFAC: over A and G; Shampoo: over H_1, H_2 before the root).
  */
-import { Tensor } from '../tensor.js';
-import { tidy, keep, dispose } from '../scope.js';
-import { zeros, tensor, eye } from '../creation.js';
-import { manualSeed, cat, einsum, multinomial } from '../ops.js';
-import { grad, noGrad } from '../autograd.js';
-import * as linalg from '../linalg.js';
-import * as F from '../nn/functional.js';
-import { TNT } from '../optim/tnt.js';
+import { Tensor, tidy, keep, dispose, zeros, tensor, eye, manualSeed, cat, einsum, multinomial, grad, noGrad, linalg, nn, optim } from 'tensornormal';
+
+const F = nn.functional;
+const { TNT } = optim;
 
 export interface SimilarityOptions {
   iterations?: number;
