@@ -283,7 +283,7 @@ describe('external memory accounting', () => {
       await macrotask();
       peak = Math.max(peak, torch.memory().tensors - base);
     }
-    expect(peak).toBeLessThan(16);
+    expect(peak).toBeLessThan(24); // measured 3-17 (GC timing under load); unreported, all 32 stay alive
     for (let round = 0; round < 10 && torch.memory().tensors > base; round++) {
       gc();
       await macrotask();
