@@ -33,10 +33,4 @@ export default defineConfig(
       'no-restricted-imports': ['error', { patterns: [{ group: ['../lib', '../lib/*', '**/lib/**'], message: "The experiments use the library's public API only: import from 'tensornormal'." }] }],
     },
   },
-  {
-    // Issue 15: lib/optim is being reworked on another branch; its two unused imports (zerosLike, TorchError in
-    // shampoo.ts and tnt.ts) are left to that branch. After the merge, delete this block (the rule is an error).
-    files: ['lib/optim/**/*.ts'],
-    rules: { '@typescript-eslint/no-unused-vars': ['warn', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }] },
-  },
 );

@@ -260,20 +260,20 @@ export interface NativeBinding {
   tntBlasAvailable(): boolean;
   tntStatistics(grads: H[], shapes: number[][], mains: H[][], auxes: H[][], weight: number, blas: boolean, keep?: number): { updated: number; skippedNonFinite: number };
   tntNormalizedFactors(shapes: number[][], mains: H[][], auxes: H[][]): H[][];
-  tntInverses(shapes: number[][], mains: H[][], auxes: H[][], eps: number, method: number): TntInverseReport;
+  tntInverses(shapes: number[][], mains: H[][], auxes: H[][], eps: number, method: number): InverseReport;
   tntUnpack(main: H, aux: H): [H, H];
   tntPack(factor: H, inverse: H, main: H, aux: H): void;
   tntPackedDirection(m: H, shape: number[], mains: H[], auxes: H[], blas: boolean): H;
   tntPackedStep(params: H[], momentum: H[], shapes: number[][], mains: H[][], auxes: H[][], lr: number[], momentumCoef: number[], weightDecay: number[], blas: boolean): StepReport;
   // the same update from full matrices (Shampoo's step and direction, with its roots)
   tntDirection(m: H, shape: number[], inverses: H[]): H;
-  tntStep(params: H[], momentum: H[], shapes: number[][], inverses: H[][], lr: number[], momentumCoef: number[], weightDecay: number[]): StepReport;
-  // Shampoo (native/optim/shampoo.cc): TNT's shapes/factors layout; the step is tntStep with the roots
+  kroneckerStep(params: H[], momentum: H[], shapes: number[][], inverses: H[][], lr: number[], momentumCoef: number[], weightDecay: number[]): StepReport;
+  // Shampoo (native/optim/shampoo.cc): TNT's shapes/factors layout; the step is kroneckerStep with the roots
   shampooStatistics(grads: H[], shapes: number[][], factors: H[][], weight: number, keep?: number): { updated: number; skippedNonFinite: number };
   shampooRoots(shapes: number[][], factors: H[][], roots: H[][], eps: number, method: number): ShampooRootReport;
   // KFAC (native/optim/kfac.cc): one entry per Linear / Conv2d layer
   kfacStatistics(layers: { a: H | null; g: H | null; A: H; G: H; bias: boolean; batch: number; aDivisor?: number; gScale?: number }[], weight: number, keep?: number): { updated: number; skippedNonFinite: number };
-  kfacInverses(layers: { A: H; G: H; invA: H; invG: H; damping: number }[], piCorrection: boolean): TntInverseReport;
+  kfacInverses(layers: { A: H; G: H; invA: H; invG: H; damping: number }[], piCorrection: boolean): InverseReport;
   // distributed (native/distributed.cc): c10d process group of this environment; collectives settle on the JS thread
   distAvailable(): boolean;
   distNcclAvailable(): boolean;
@@ -313,13 +313,17 @@ export interface ShampooRootReport {
   newtonIterations: number;
 }
 
-export interface TntInverseReport {
+/** What an inverse refresh of the Kronecker family (TNT, KFAC) did: factors inverted (retries included), float64
+ * retries, extra-damping retries, failures (last good inverse kept), factors skipped as non-finite. */
+export interface InverseReport {
   inverted: number;
   retriedFloat64: number;
   retriedDamping: number;
   failed: number;
   skippedNonFinite: number;
 }
+/** @deprecated the name from before KFAC and Shampoo shared it: {@link InverseReport}. */
+export type TntInverseReport = InverseReport;
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Package root: lib/ in development (vitest runs the sources), dist/ once compiled; both sit one level down. */

@@ -36,7 +36,7 @@ import { cat } from '../ops.js';
 import { tidy, keep } from '../scope.js';
 import { native } from '../native.js';
 import { is, typeError } from '../errors.js';
-import type { TntInverseReport } from '../native.js';
+import type { InverseReport } from '../native.js';
 import { allReduce, broadcast, getRank, getWorldSize } from './index.js';
 import { withoutGradientSync } from './state.js';
 
@@ -210,14 +210,14 @@ export class CurvatureSync {
     const items: { p: Tensor; damping: number; c: Curvature }[] = [];
     for (const g of opt.paramGroups) for (const p of g.params) items.push({ p, damping: g.damping, c: tntCurvature(opt, p, g.damping) });
     const owner = this.plan(items.map(({ c }) => c.shape.reduce((a, d) => a + d ** 3, 0)));
-    const total: TntInverseReport = { inverted: 0, retriedFloat64: 0, retriedDamping: 0, failed: 0, skippedNonFinite: 0 };
+    const total: InverseReport = { inverted: 0, retriedFloat64: 0, retriedDamping: 0, failed: 0, skippedNonFinite: 0 };
     const byDamping = new Map<number, Curvature[]>();
     items.forEach((it, i) => {
       if (owner[i] === rank) byDamping.set(it.damping, [...(byDamping.get(it.damping) ?? []), it.c]);
     });
     for (const [damping, cs] of byDamping) {
       const r = native.tntInverses(cs.map((c) => c.shape), cs.map((c) => c.mains.map((f) => f._h)), cs.map((c) => c.auxes.map((f) => f._h)), damping, opt.inverseMethod === 'lu' ? 1 : 0);
-      for (const k of Object.keys(total) as (keyof TntInverseReport)[]) total[k] += r[k];
+      for (const k of Object.keys(total) as (keyof InverseReport)[]) total[k] += r[k];
     }
     opt.lastInverseReport = total;
     const sends: Promise<void>[] = [];

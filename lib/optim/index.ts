@@ -14,3 +14,4 @@ export * as lrScheduler from './lr_scheduler.js';
 export { Shampoo, type ShampooOptions, type ShampooConfig, type WarmStartLoss } from './shampoo.js';
 export { KFAC, type KFACOptions, type KFACConfig, type KFACLayerRecord } from './kfac.js';
 export { TNT, type TNTOptions, type TNTConfig, type SampleableLikelihood } from './tnt.js';
+export type { InverseReport, TntInverseReport } from '../native.js';

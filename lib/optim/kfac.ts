@@ -54,7 +54,7 @@
  *     opt.zeroGrad();
  *   });
  */
-import { native, type TntInverseReport } from '../native.js';
+import { native, type InverseReport } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { keep, tidy } from '../scope.js';
 import { eye, zeros, zerosLike } from '../creation.js';
@@ -150,7 +150,7 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
   private readonly layerList: Layer[];
   private readonly byModule = new Map<AnyModule, Layer>();
   /** What the last inverse refresh did (retries, failures). */
-  lastInverseReport: TntInverseReport | null = null;
+  lastInverseReport: InverseReport | null = null;
 
   constructor(model: AnyModule, options: Partial<KFACOptions> & { lr: number } & KFACConfig) {
     if (!(model instanceof Module)) throw typeError('a Module', 'model', model);
@@ -252,7 +252,7 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
   }
 
   /** Recomputes every (A + dA I)^-1 and (G + dG I)^-1 from the current statistics: batched Cholesky, natively. */
-  updateInverses(): TntInverseReport {
+  updateInverses(): InverseReport {
     const entries = this.layerList.map((l) => ({ A: l.A._h, G: l.G._h, invA: l.invA._h, invG: l.invG._h, damping: this.groupOf(l.weight).damping }));
     this.lastInverseReport = native.kfacInverses(entries, this.piCorrection);
     return this.lastInverseReport;

@@ -43,9 +43,9 @@
 import { native, type ShampooRootReport } from '../native.js';
 import { Tensor, wrap } from '../tensor.js';
 import { keep, tidy } from '../scope.js';
-import { eye, zeros, zerosLike } from '../creation.js';
+import { eye, zeros } from '../creation.js';
 import { grad as autogradGrad } from '../autograd.js';
-import { TorchError, is, typeError } from '../errors.js';
+import { is, typeError } from '../errors.js';
 import { checkKnownOptions, type OptimizerStateDict, type ParamGroup, type Params } from './optimizer.js';
 import { CurvatureOptimizer, type StatisticsRule } from './curvature.js';
 
@@ -263,7 +263,7 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
       roots.push(c.roots.map((f) => f._h));
     });
     // TNT's step: m <- mu m + g, p <- p (1 - lr wd) - lr (m x_1 R_1 ... x_k R_k); all or nothing.
-    const r = native.tntStep(a.params, a.momenta, shapes, roots, a.lr, a.mu, a.wd);
+    const r = native.kroneckerStep(a.params, a.momenta, shapes, roots, a.lr, a.mu, a.wd);
     if (r.skippedNonFinite > 0) this.skipStep('Shampoo', r.reason);
   }
 

@@ -48,12 +48,12 @@
  *     opt.zeroGrad();
  *   });
  */
-import { native, type TntInverseReport } from '../native.js';
+import { native, type InverseReport } from '../native.js';
 import { Tensor, wrap } from '../tensor.js';
 import { keep, tidy } from '../scope.js';
-import { eye, zeros, zerosLike } from '../creation.js';
+import { eye, zeros } from '../creation.js';
 import { grad as autogradGrad } from '../autograd.js';
-import { TorchError, is, typeError } from '../errors.js';
+import { is, typeError } from '../errors.js';
 import { checkKnownOptions, type OptimizerStateDict, type ParamGroup, type Params } from './optimizer.js';
 import { CurvatureOptimizer, type StatisticsRule } from './curvature.js';
 
@@ -122,7 +122,7 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
   private readonly factorShapeFn?: (param: Tensor) => number[];
   private readonly curvature = new Map<Tensor, Curvature>();
   /** What the last inverse refresh did (retries, failures). */
-  lastInverseReport: TntInverseReport | null = null;
+  lastInverseReport: InverseReport | null = null;
 
   constructor(params: Params<TNTOptions>, options: Partial<TNTOptions> & { lr: number } & TNTConfig) {
     checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'TNT');
@@ -225,12 +225,12 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
   }
 
   /** Recomputes every (U_i + damping I)^-1 from the current statistics: batched Cholesky (or LU), natively. */
-  updateInverses(): TntInverseReport {
-    const total: TntInverseReport = { inverted: 0, retriedFloat64: 0, retriedDamping: 0, failed: 0, skippedNonFinite: 0 };
+  updateInverses(): InverseReport {
+    const total: InverseReport = { inverted: 0, retriedFloat64: 0, retriedDamping: 0, failed: 0, skippedNonFinite: 0 };
     for (const g of this.paramGroups) {
       const cs = g.params.map((p) => this.curvatureOf(p, g.damping));
       const r = native.tntInverses(cs.map((c) => c.shape), cs.map((c) => c.mains.map((f) => f._h)), cs.map((c) => c.auxes.map((f) => f._h)), g.damping, this.inverseMethod === 'lu' ? 1 : 0);
-      for (const k of Object.keys(total) as (keyof TntInverseReport)[]) total[k] += r[k];
+      for (const k of Object.keys(total) as (keyof InverseReport)[]) total[k] += r[k];
     }
     this.lastInverseReport = total;
     return total;

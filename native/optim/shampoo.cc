@@ -1,7 +1,7 @@
 // Shampoo (Gupta, Koren & Singer 2018; Anil et al. 2020), as the TNT paper ran it as a baseline: TNT's moving
 // average of the mode contractions, but of the EMPIRICAL gradient (the true-label .grad), and the preconditioner
 // prod_i (H_i + eps I)^(-1/(2k)) for a parameter with k factors. Two native phases; the step itself is TNT's
-// (tntStep: momentum, mode products with the root matrices, decoupled weight decay, non-finite skip).
+// (kroneckerStep: momentum, mode products with the root matrices, decoupled weight decay, non-finite skip).
 //
 //   shampooStatistics  H_i <- keep H_i + w mat_i(G) mat_i(G)^T, keep = 1 - w unless given (one addmm per factor; a
 //                      diagonal factor keeps the diagonal), all or nothing: a non-finite value in any gradient

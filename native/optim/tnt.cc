@@ -19,7 +19,7 @@
 //   tntPackedStep  m <- mu m + g; p <- p (1 - lr wd) - lr (m x_1 A_1 x_2 ... x_k A_k), the mode products by
 //                  cblas_?symm on P's upper triangle where available (else from a full copy of A_i), skipped
 //                  entirely (and reported) when any gradient holds a non-finite value.
-//   tntStep        the same update from full (unpacked) matrices: Shampoo's step, with its roots.
+//   kroneckerStep        the same update from full (unpacked) matrices: Shampoo's step, with its roots.
 //
 // Factor shapes come from TypeScript (lib/optim/tnt.ts): a parameter's gradient is viewed as `shape`
 // (e.g. conv weights (out, in, kh*kw)); an empty shape means the parameter is not preconditioned.
@@ -393,8 +393,8 @@ TN_EXPORT(tntDirection) {
   return Wrap(info, Precondition(m, inv, shape).reshape(m.sizes()).clone());
 }
 
-// tntStep(params[], momentum[], shapes[][], inverses[][], lr[], mu[], weightDecay[]) -> { applied, skippedNonFinite, reason }
-TN_EXPORT(tntStep) {
+// kroneckerStep(params[], momentum[], shapes[][], inverses[][], lr[], mu[], weightDecay[]) -> { applied, skippedNonFinite, reason }
+TN_EXPORT(kroneckerStep) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor*> params = HandleList(info.Env(), info[0]);
   std::vector<at::Tensor*> moms = HandleList(info.Env(), info[1]);
