@@ -16,7 +16,10 @@ export default defineConfig(
     rules: {
       // A leading underscore marks a deliberately unused name: a callback's parameter kept for its position
       // (`(_c, x) => ...`), an option taken out of a rest spread (`const { params: _ignored, ...options } = g`).
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
     },
   },
   {
@@ -30,7 +33,17 @@ export default defineConfig(
     // The experiments are an application of the library: the public API ('tensornormal', its subpaths) only.
     files: ['experiments/**/*.ts', 'experiments/**/*.cts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['../lib', '../lib/*', '**/lib/**'], message: "The experiments use the library's public API only: import from 'tensornormal'." }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../lib', '../lib/*', '**/lib/**'],
+              message: "The experiments use the library's public API only: import from 'tensornormal'.",
+            },
+          ],
+        },
+      ],
     },
   },
 );

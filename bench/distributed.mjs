@@ -45,9 +45,12 @@ if (process.env.TN_BENCH_RANK !== undefined) {
   const lik = new torch.Bernoulli();
   const net = ddpMode ? await torch.nn.parallel.DistributedDataParallel.create(model) : model;
   const o = { lr: 0.01, statsEvery: 1, inverseEvery: T2 ?? 20 };
-  const opt = optName === 'sgd' ? new torch.optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 })
-    : optName === 'tnt' ? new torch.optim.TNT(model.parameters(), o)
-    : new torch.optim.KFAC(model, o);
+  const opt =
+    optName === 'sgd'
+      ? new torch.optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 })
+      : optName === 'tnt'
+        ? new torch.optim.TNT(model.parameters(), o)
+        : new torch.optim.KFAC(model, o);
   const curv = optName !== 'sgd';
   const sync = ddpMode && curv ? new dist.CurvatureSync(opt, { inverses }) : null;
   const times = [];
@@ -71,7 +74,10 @@ if (process.env.TN_BENCH_RANK !== undefined) {
   const bytes = ddpMode ? (dist.bytesCommunicated() - bytes0) / STEPS : 0;
   const stats = sync ? sync.statisticsBytes() : null;
   const params = model.parameters().reduce((a, p) => a + p.numel(), 0);
-  if (!ddpMode || dist.getRank() === 0) process.stdout.write(JSON.stringify({ meanMs: times.reduce((a, b) => a + b, 0) / times.length, bytes, stats, params }) + '\n');
+  if (!ddpMode || dist.getRank() === 0)
+    process.stdout.write(
+      JSON.stringify({ meanMs: times.reduce((a, b) => a + b, 0) / times.length, bytes, stats, params }) + '\n',
+    );
   if (ddpMode) await dist.destroyProcessGroup();
   process.exit(0);
 }
@@ -91,16 +97,28 @@ async function run(cfg) {
   const W = cfg.mode === 'single' ? 1 : 2;
   const port = await freePort();
   const outs = await Promise.all(
-    Array.from({ length: W }, (_, rank) =>
-      new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
-          env: { ...process.env, TN_BENCH_RANK: JSON.stringify(cfg), RANK: String(rank), WORLD_SIZE: String(W), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), OMP_NUM_THREADS: W === 1 ? '2' : '1' },
-          stdio: ['ignore', 'pipe', 'inherit'],
-        });
-        let s = '';
-        child.stdout.on('data', (d) => (s += d));
-        child.on('close', (code) => (code === 0 ? resolve(s) : reject(new Error(`${JSON.stringify(cfg)} rank ${rank} exited with ${code}`))));
-      }),
+    Array.from(
+      { length: W },
+      (_, rank) =>
+        new Promise((resolve, reject) => {
+          const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+            env: {
+              ...process.env,
+              TN_BENCH_RANK: JSON.stringify(cfg),
+              RANK: String(rank),
+              WORLD_SIZE: String(W),
+              MASTER_ADDR: '127.0.0.1',
+              MASTER_PORT: String(port),
+              OMP_NUM_THREADS: W === 1 ? '2' : '1',
+            },
+            stdio: ['ignore', 'pipe', 'inherit'],
+          });
+          let s = '';
+          child.stdout.on('data', (d) => (s += d));
+          child.on('close', (code) =>
+            code === 0 ? resolve(s) : reject(new Error(`${JSON.stringify(cfg)} rank ${rank} exited with ${code}`)),
+          );
+        }),
     ),
   );
   return JSON.parse(outs.find((s) => s.trim() !== '').trim());
@@ -110,7 +128,13 @@ const configs = [
   { name: 'SGD-m, 1 process x 2 threads', opt: 'sgd', mode: 'single' },
   { name: 'SGD-m, 2 ranks x 1 thread (DDP)', opt: 'sgd', mode: 'ddp' },
   { name: 'TNT (T2=20), 1 process x 2 threads', opt: 'tnt', mode: 'single', T2: 20 },
-  { name: 'TNT (T2=20), 2 ranks x 1 thread, inverses replicated', opt: 'tnt', mode: 'ddp', inverses: 'replicated', T2: 20 },
+  {
+    name: 'TNT (T2=20), 2 ranks x 1 thread, inverses replicated',
+    opt: 'tnt',
+    mode: 'ddp',
+    inverses: 'replicated',
+    T2: 20,
+  },
   { name: 'TNT (T2=5), 2 ranks, inverses replicated', opt: 'tnt', mode: 'ddp', inverses: 'replicated', T2: 5 },
   { name: 'TNT (T2=5), 2 ranks, inverses sharded', opt: 'tnt', mode: 'ddp', inverses: 'sharded', T2: 5 },
   { name: 'KFAC (T2=5), 2 ranks, inverses replicated', opt: 'kfac', mode: 'ddp', inverses: 'replicated', T2: 5 },
@@ -130,7 +154,9 @@ for (const c of chosen) {
   const r = await run(c);
   params = r.params;
   if (c.opt === 'tnt' && r.stats) tntStats = r.stats;
-  rows.push(`| ${c.name} | ${r.meanMs.toFixed(0)} ms | ${(1000 / r.meanMs).toFixed(2)} | ${((60 * r.meanMs) / 1000).toFixed(1)} s | ${c.mode === 'single' ? '—' : `${(r.bytes / MiB).toFixed(2)} MiB`} |`);
+  rows.push(
+    `| ${c.name} | ${r.meanMs.toFixed(0)} ms | ${(1000 / r.meanMs).toFixed(2)} | ${((60 * r.meanMs) / 1000).toFixed(1)} s | ${c.mode === 'single' ? '—' : `${(r.bytes / MiB).toFixed(2)} MiB`} |`,
+  );
 }
 
 // Alpha-beta model of a ring all-reduce of n bytes over W ranks: 2 (W - 1) alpha + 2 (W - 1) / W * n / beta.
@@ -140,10 +166,12 @@ const model = [];
 for (const W of [8, 64, 512])
   for (const gbps of [10, 100]) {
     const beta = (gbps * 1e9) / 8;
-    const ring = 2 * (W - 1) * alpha + (2 * (W - 1) / W) * gradBytes / beta;
+    const ring = 2 * (W - 1) * alpha + (((2 * (W - 1)) / W) * gradBytes) / beta;
     // two-level tree (recursive halving/doubling): 2 log2(W) alpha + the same bandwidth term
-    const tree = 2 * Math.log2(W) * alpha + (2 * (W - 1) / W) * gradBytes / beta;
-    model.push(`| ${W} | ${gbps} Gb/s | ${(ring * 1000).toFixed(1)} ms | ${(tree * 1000).toFixed(1)} ms | ${((2 * tree) * 1000).toFixed(1)} ms |`);
+    const tree = 2 * Math.log2(W) * alpha + (((2 * (W - 1)) / W) * gradBytes) / beta;
+    model.push(
+      `| ${W} | ${gbps} Gb/s | ${(ring * 1000).toFixed(1)} ms | ${(tree * 1000).toFixed(1)} ms | ${(2 * tree * 1000).toFixed(1)} ms |`,
+    );
   }
 
 const text = `<!-- Written by \`node bench/distributed.mjs --write\`. -->

@@ -66,7 +66,10 @@ export const CNN_SHAPES = [
 export function cnnWeights() {
   const next = generator(19890101);
   return CNN_SHAPES.map(([name, shape, fanIn]) =>
-    fanIn !== null ? uniformTensor(name, shape, fanIn, next) : { name, shape, data: new Float32Array(shape[0]).fill(name.endsWith('weight') ? 1 : 0) });
+    fanIn !== null
+      ? uniformTensor(name, shape, fanIn, next)
+      : { name, shape, data: new Float32Array(shape[0]).fill(name.endsWith('weight') ? 1 : 0) },
+  );
 }
 
 let mnistModule;
@@ -141,15 +144,25 @@ export function readFixture(jsonPath) {
   const { bin, tensors } = JSON.parse(readFileSync(jsonPath, 'utf8'));
   const buf = readFileSync(bin);
   const all = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-  return tensors.map((t) => ({ name: t.name, shape: t.shape, data: all.subarray(t.offset, t.offset + t.shape.reduce((a, b) => a * b, 1)) }));
+  return tensors.map((t) => ({
+    name: t.name,
+    shape: t.shape,
+    data: all.subarray(t.offset, t.offset + t.shape.reduce((a, b) => a * b, 1)),
+  }));
 }
 
 /** Writes every fixture into a fresh temporary folder; `cleanup()` removes it. */
 export function makeFixtures(source) {
   const dir = mkdtempSync(join(tmpdir(), 'tensornormal-bench-'));
   const paths = {
-    autoencoder: { weights: writeFixture(dir, 'ae-weights', autoencoderWeights()), data: writeFixture(dir, 'ae-data', autoencoderData(source)) },
-    cnn: { weights: writeFixture(dir, 'cnn-weights', cnnWeights()), data: writeFixture(dir, 'cnn-data', cnnData(source)) },
+    autoencoder: {
+      weights: writeFixture(dir, 'ae-weights', autoencoderWeights()),
+      data: writeFixture(dir, 'ae-data', autoencoderData(source)),
+    },
+    cnn: {
+      weights: writeFixture(dir, 'cnn-weights', cnnWeights()),
+      data: writeFixture(dir, 'cnn-data', cnnData(source)),
+    },
   };
   return { dir, paths, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -48,15 +48,28 @@ const USAGE = `usage: npm run bench -- [--cases a,b] [--reps N] [--steps N] [--w
 cases: ${CASES.map((c) => c.name).join(', ')} (groups: ops, train)`;
 
 function parseArgs(argv) {
-  const o = { json: false, check: false, threads: 2, pythonEnv: 'same', reps: null, steps: null, warmup: null, cases: null, data: null, write: null, cap: null,
-    python: process.env.TENSORNORMAL_BENCH_PYTHON || '/usr/bin/python3' };
+  const o = {
+    json: false,
+    check: false,
+    threads: 2,
+    pythonEnv: 'same',
+    reps: null,
+    steps: null,
+    warmup: null,
+    cases: null,
+    data: null,
+    write: null,
+    cap: null,
+    python: process.env.TENSORNORMAL_BENCH_PYTHON || '/usr/bin/python3',
+  };
   const value = (i, name) => {
     if (i + 1 >= argv.length) fail(`${name} needs a value`);
     return argv[i + 1];
   };
   const positive = (v, name) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) fail(`Expected a positive integer for ${name} but received ${JSON.stringify(v)}`);
+    if (!Number.isInteger(n) || n < 1)
+      fail(`Expected a positive integer for ${name} but received ${JSON.stringify(v)}`);
     return n;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -68,7 +81,11 @@ function parseArgs(argv) {
     else if (a === '--help' || a === '-h') {
       console.log(USAGE);
       process.exit(0);
-    } else if (a === '--cases') o.cases = value(i++, a).split(',').map((s) => s.trim()).filter(Boolean);
+    } else if (a === '--cases')
+      o.cases = value(i++, a)
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     else if (a === '--reps') o.reps = positive(value(i++, a), a);
     else if (a === '--steps') o.steps = positive(value(i++, a), a);
     else if (a === '--warmup') o.warmup = positive(value(i++, a), a);
@@ -77,11 +94,12 @@ function parseArgs(argv) {
     else if (a === '--python') o.python = value(i++, a);
     else if (a === '--python-env') {
       o.pythonEnv = value(i++, a);
-      if (!['same', 'default'].includes(o.pythonEnv)) fail(`Expected 'same' or 'default' for --python-env but received ${JSON.stringify(o.pythonEnv)}`);
-    }
-    else if (a === '--data') {
+      if (!['same', 'default'].includes(o.pythonEnv))
+        fail(`Expected 'same' or 'default' for --python-env but received ${JSON.stringify(o.pythonEnv)}`);
+    } else if (a === '--data') {
       o.data = value(i++, a);
-      if (!['mnist', 'random'].includes(o.data)) fail(`Expected 'mnist' or 'random' for --data but received ${JSON.stringify(o.data)}`);
+      if (!['mnist', 'random'].includes(o.data))
+        fail(`Expected 'mnist' or 'random' for --data but received ${JSON.stringify(o.data)}`);
     } else fail(`unknown argument ${JSON.stringify(a)}\n${USAGE}`);
   }
   return o;
@@ -97,7 +115,8 @@ function selectCases(names) {
   const out = [];
   for (const n of names) {
     const found = n === 'ops' || n === 'train' ? CASES.filter((c) => c.group === n) : CASES.filter((c) => c.name === n);
-    if (found.length === 0) fail(`unknown case ${JSON.stringify(n)}; cases: ${CASES.map((c) => c.name).join(', ')} (groups: ops, train)`);
+    if (found.length === 0)
+      fail(`unknown case ${JSON.stringify(n)}; cases: ${CASES.map((c) => c.name).join(', ')} (groups: ops, train)`);
     for (const c of found) if (!out.includes(c)) out.push(c);
   }
   return out;
@@ -114,7 +133,9 @@ class Side {
     this.pending = null;
     this.exited = null;
     this.child = spawn(command, args, { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child.on('error', (err) => this.onExit(err.code === 'ENOENT' ? `${command} was not found` : String(err.message)));
+    this.child.on('error', (err) =>
+      this.onExit(err.code === 'ENOENT' ? `${command} was not found` : String(err.message)),
+    );
     this.child.on('exit', (code, signal) => this.onExit(signal ? `killed by ${signal}` : `exited with code ${code}`));
     this.child.stdin.on('error', () => {}); // a dead worker's closed pipe is reported by 'exit'
     let buf = '';
@@ -152,19 +173,29 @@ class Side {
     if (p !== null) {
       clearTimeout(p.timer);
       const tail = this.stderr.trim().split('\n').slice(-6).join('\n    ');
-      p.reject(Object.assign(new Error(`the ${this.label} worker ${why}${tail ? `:\n    ${tail}` : ''}`), { crashed: true }));
+      p.reject(
+        Object.assign(new Error(`the ${this.label} worker ${why}${tail ? `:\n    ${tail}` : ''}`), { crashed: true }),
+      );
     }
   }
 
   /** Sends a request; resolves with the reply, rejects on a crash or after `timeoutS` (and kills the worker). */
   request(obj, timeoutS) {
-    if (this.exited !== null) return Promise.reject(new Error(this.fatal ?? `the ${this.label} worker is not running (${this.exited})`));
+    if (this.exited !== null)
+      return Promise.reject(new Error(this.fatal ?? `the ${this.label} worker is not running (${this.exited})`));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending = null;
-        this.kill();
-        reject(Object.assign(new Error(`timed out after ${Math.round(timeoutS)} s (the case's time cap)`), { timedOut: true }));
-      }, Math.max(1, timeoutS) * 1000);
+      const timer = setTimeout(
+        () => {
+          this.pending = null;
+          this.kill();
+          reject(
+            Object.assign(new Error(`timed out after ${Math.round(timeoutS)} s (the case's time cap)`), {
+              timedOut: true,
+            }),
+          );
+        },
+        Math.max(1, timeoutS) * 1000,
+      );
       this.pending = { resolve, reject, timer };
       this.child.stdin.write(`${JSON.stringify(obj)}\n`);
     });
@@ -186,8 +217,15 @@ class Side {
 }
 
 const nodeSide = () => new Side('Node', process.execPath, ['--expose-gc', join(here, 'node', 'worker.mjs')]);
-const pythonSide = (python, pythonEnv) => new Side('Python', python, ['-u', '-B', join(here, 'python', 'worker.py')],
-  pythonEnv === 'default' ? Object.fromEntries(Object.entries(process.env).filter(([k]) => !(k in runtimeEnv))) : process.env);
+const pythonSide = (python, pythonEnv) =>
+  new Side(
+    'Python',
+    python,
+    ['-u', '-B', join(here, 'python', 'worker.py')],
+    pythonEnv === 'default'
+      ? Object.fromEntries(Object.entries(process.env).filter(([k]) => !(k in runtimeEnv)))
+      : process.env,
+  );
 
 // ------------------------------------------------------------------------------------------------ helpers
 const median = (xs) => {
@@ -240,7 +278,16 @@ async function runCase(c, opts, fixtures, python) {
   const left = () => (deadline - Date.now()) / 1000;
   const reps = opts.reps ?? c.reps;
   const count = c.kind === 'train' ? (opts.steps ?? c.steps) : c.iters;
-  const result = { name: c.name, title: c.title, unit: c.unit, group: c.group, reps, count, node: { runs: [] }, python: { runs: [] } };
+  const result = {
+    name: c.name,
+    title: c.title,
+    unit: c.unit,
+    group: c.group,
+    reps,
+    count,
+    node: { runs: [] },
+    python: { runs: [] },
+  };
   const { sides, info } = await startPair(opts, python);
   result.versions = { node: info.node, python: info.python };
   if (sides.python === null) result.python.error = python.unavailable;
@@ -305,7 +352,8 @@ async function runCase(c, opts, fixtures, python) {
       result[key].error ??= err.message;
     }
     const bye = await side.quit();
-    if (key === 'node' && bye?.liveTensors) result.node.leak = `${bye.liveTensors} tensors still live after disposing everything`;
+    if (key === 'node' && bye?.liveTensors)
+      result.node.leak = `${bye.liveTensors} tensors still live after disposing everything`;
   }
 
   for (const key of ['node', 'python']) result[key].median = median(result[key].runs);
@@ -314,10 +362,13 @@ async function runCase(c, opts, fixtures, python) {
 }
 
 function caseLine(r) {
-  const side = (s) => (s.skip ? s.skip : s.median !== null ? fmtTime(s.median, r.unit) : `failed: ${s.error ?? 'no runs'}`);
-  const lines = [`${r.name.padEnd(12)} node ${side(r.node)} | python ${side(r.python)} | node/python ${fmtRatio(r.ratio)}`
-    + `  (${r.node.runs.length}/${r.python.runs.length} runs; peak RSS ${fmtBytes(r.node.peakRssBytes)} / ${fmtBytes(r.python.peakRssBytes)}`
-    + `${r.group === 'train' ? `; optimizer state ${fmtBytes(r.node.stateBytes)} / ${fmtBytes(r.python.stateBytes)}` : ''})`];
+  const side = (s) =>
+    s.skip ? s.skip : s.median !== null ? fmtTime(s.median, r.unit) : `failed: ${s.error ?? 'no runs'}`;
+  const lines = [
+    `${r.name.padEnd(12)} node ${side(r.node)} | python ${side(r.python)} | node/python ${fmtRatio(r.ratio)}` +
+      `  (${r.node.runs.length}/${r.python.runs.length} runs; peak RSS ${fmtBytes(r.node.peakRssBytes)} / ${fmtBytes(r.python.peakRssBytes)}` +
+      `${r.group === 'train' ? `; optimizer state ${fmtBytes(r.node.stateBytes)} / ${fmtBytes(r.python.stateBytes)}` : ''})`,
+  ];
   lines.push(`             node: ${r.node.impl ?? '—'}; python: ${r.python.impl ?? '—'}`);
   for (const key of ['node', 'python']) {
     if (r[key].capped) lines.push(`             ${key}: ${r[key].capped}`);
@@ -330,29 +381,47 @@ function caseLine(r) {
 // ------------------------------------------------------------------------------------------------ table
 function markdown(results, meta) {
   const out = [];
-  out.push(`Measured ${meta.date} on ${meta.cpu} (${meta.cores} cores, ${meta.memGiB} GiB), ${meta.threads} intra-op thread${meta.threads > 1 ? 's' : ''} `
-    + `on each side; Node ${meta.node} with tensornormal (libtorch ${meta.torchNode ?? '?'}), Python ${meta.python ?? '?'} with torch ${meta.torchPython ?? '?'}; `
-    + `OpenBLAS kernels: ${meta.blasNode ?? '?'} (Node) / ${meta.blasPython ?? '?'} (Python); native-library environment `
-    + `(lib/runtime-env.ts): ${Object.entries(meta.runtimeEnv).map(([k, v]) => `${k}=${v}`).join(' ') || 'none'} `
-    + `${meta.pythonEnv === 'same' ? 'on both sides' : 'on the Node side only (Python with its defaults)'}; inputs: ${meta.data}.`);
+  out.push(
+    `Measured ${meta.date} on ${meta.cpu} (${meta.cores} cores, ${meta.memGiB} GiB), ${meta.threads} intra-op thread${meta.threads > 1 ? 's' : ''} ` +
+      `on each side; Node ${meta.node} with tensornormal (libtorch ${meta.torchNode ?? '?'}), Python ${meta.python ?? '?'} with torch ${meta.torchPython ?? '?'}; ` +
+      `OpenBLAS kernels: ${meta.blasNode ?? '?'} (Node) / ${meta.blasPython ?? '?'} (Python); native-library environment ` +
+      `(lib/runtime-env.ts): ${
+        Object.entries(meta.runtimeEnv)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ') || 'none'
+      } ` +
+      `${meta.pythonEnv === 'same' ? 'on both sides' : 'on the Node side only (Python with its defaults)'}; inputs: ${meta.data}.`,
+  );
   out.push('');
   out.push('| Case | Node | PyTorch | Node / PyTorch | Peak RSS (Node / PyTorch) | Optimizer state (Node / PyTorch) |');
   out.push('|---|---:|---:|---:|---:|---:|');
   for (const r of results) {
-    const cell = (s) => (s.skip ? s.skip.replace(/ \(.*$/, '') : s.median !== null ? fmtTime(s.median, r.unit) : 'failed');
+    const cell = (s) =>
+      s.skip ? s.skip.replace(/ \(.*$/, '') : s.median !== null ? fmtTime(s.median, r.unit) : 'failed';
     const state = r.group === 'train' ? `${fmtBytes(r.node.stateBytes)} / ${fmtBytes(r.python.stateBytes)}` : '—';
-    out.push(`| ${r.title} | ${cell(r.node)} | ${cell(r.python)} | ${fmtRatio(r.ratio)} | ${fmtBytes(r.node.peakRssBytes)} / ${fmtBytes(r.python.peakRssBytes)} | ${state} |`);
+    out.push(
+      `| ${r.title} | ${cell(r.node)} | ${cell(r.python)} | ${fmtRatio(r.ratio)} | ${fmtBytes(r.node.peakRssBytes)} / ${fmtBytes(r.python.peakRssBytes)} | ${state} |`,
+    );
   }
   out.push('');
-  out.push('Times are medians over alternating Node and Python runs, each side in its own process. Per-op rows: time per '
-    + 'iteration of a tight loop. Training rows: forward, backward and optimizer step on a batch of 1000 (autoencoder) or '
-    + '128 (CNN); a run times its steps after a warm-up and reports the median step; TNT rows report the mean over 100 '
-    + 'steps, which amortises the statistics (every T1 steps) and inverses (every T2 steps). Node / PyTorch below 1 '
-    + 'means Node is faster. Peak RSS is the whole process (libtorch, the interpreter and the data); optimizer state '
-    + 'sums numel x element size over the optimizer\'s state tensors.');
-  const overrides = [['reps', meta.reps], ['steps', meta.steps], ['warmup', meta.warmup]].filter(([, v]) => v !== null);
+  out.push(
+    'Times are medians over alternating Node and Python runs, each side in its own process. Per-op rows: time per ' +
+      'iteration of a tight loop. Training rows: forward, backward and optimizer step on a batch of 1000 (autoencoder) or ' +
+      '128 (CNN); a run times its steps after a warm-up and reports the median step; TNT rows report the mean over 100 ' +
+      'steps, which amortises the statistics (every T1 steps) and inverses (every T2 steps). Node / PyTorch below 1 ' +
+      'means Node is faster. Peak RSS is the whole process (libtorch, the interpreter and the data); optimizer state ' +
+      "sums numel x element size over the optimizer's state tensors.",
+  );
+  const overrides = [
+    ['reps', meta.reps],
+    ['steps', meta.steps],
+    ['warmup', meta.warmup],
+  ].filter(([, v]) => v !== null);
   if (overrides.length > 0)
-    out.push('', `Not the default settings: ${overrides.map(([k, v]) => `--${k} ${v}`).join(' ')} (the defaults are 7 runs of each per-op loop; 3 runs of 20 steps after 3 warm-up steps per training case; TNT: 2 runs of 100 steps after the first T2 steps).`);
+    out.push(
+      '',
+      `Not the default settings: ${overrides.map(([k, v]) => `--${k} ${v}`).join(' ')} (the defaults are 7 runs of each per-op loop; 3 runs of 20 steps after 3 warm-up steps per training case; TNT: 2 runs of 100 steps after the first T2 steps).`,
+    );
   return out.join('\n');
 }
 
@@ -361,15 +430,26 @@ async function runChecks(opts, fixtures, python) {
   const TOL = 1e-4; // float32 on the same libtorch and thread count: the two sides should agree far closer than this
   const results = [];
   let failed = false;
-  const wanted = opts.cases === null ? CHECKS : CHECKS.filter((c) => opts.cases.some((n) => c.name === n || c.name === `check-${n}` || c.name.startsWith(`check-${n}-`)));
-  if (wanted.length === 0) fail(`no check matches --cases ${opts.cases.join(',')}; checks: ${CHECKS.map((c) => c.name.slice(6)).join(', ')} (or ae, cnn)`);
+  const wanted =
+    opts.cases === null
+      ? CHECKS
+      : CHECKS.filter((c) =>
+          opts.cases.some((n) => c.name === n || c.name === `check-${n}` || c.name.startsWith(`check-${n}-`)),
+        );
+  if (wanted.length === 0)
+    fail(
+      `no check matches --cases ${opts.cases.join(',')}; checks: ${CHECKS.map((c) => c.name.slice(6)).join(', ')} (or ae, cnn)`,
+    );
   for (const c of wanted) {
     const res = { name: c.name, node: null, python: null, status: 'ok' };
     const { sides } = await startPair(opts, python);
     try {
       if (sides.python === null) throw new Error(python.unavailable); // nothing to compare against: a failure
       for (const key of ['node', 'python']) {
-        const r = await sides[key].request({ cmd: 'setup', case: { ...c, kind: 'train' }, fixtures: fixtures.paths[c.model], seed: 0 }, 300);
+        const r = await sides[key].request(
+          { cmd: 'setup', case: { ...c, kind: 'train' }, fixtures: fixtures.paths[c.model], seed: 0 },
+          300,
+        );
         if (!r.ok) throw Object.assign(new Error(r.skip ?? r.error), { skip: Boolean(r.skip) });
       }
       for (const key of ['node', 'python']) {
@@ -390,7 +470,15 @@ async function runChecks(opts, fixtures, python) {
     for (const s of Object.values(sides)) await s?.quit();
     results.push(res);
     if (res.node && res.python) {
-      log(`${c.name.padEnd(15)} ${res.status.padEnd(4)} ` + res.node.map((a, i) => `step ${i + 1}: ${a.toPrecision(8)} vs ${res.python[i].toPrecision(8)} (rel ${res.relErr[i].toExponential(1)})`).join('; '));
+      log(
+        `${c.name.padEnd(15)} ${res.status.padEnd(4)} ` +
+          res.node
+            .map(
+              (a, i) =>
+                `step ${i + 1}: ${a.toPrecision(8)} vs ${res.python[i].toPrecision(8)} (rel ${res.relErr[i].toExponential(1)})`,
+            )
+            .join('; '),
+      );
     } else log(`${c.name.padEnd(15)} ${res.status}: ${res.message}`);
   }
   return { results, failed, tolerance: TOL };
@@ -431,7 +519,9 @@ async function main() {
   };
 
   if (opts.check) {
-    log(`check: same initial weights and ${data} batch on both sides, ${opts.threads} threads; first ${CHECKS[0].steps} losses must agree to 1e-4 relative`);
+    log(
+      `check: same initial weights and ${data} batch on both sides, ${opts.threads} threads; first ${CHECKS[0].steps} losses must agree to 1e-4 relative`,
+    );
     const { results, failed, tolerance } = await runChecks(opts, fixtures, python);
     if (opts.json) console.log(JSON.stringify({ meta, check: { tolerance, results } }, null, 2));
     log(failed ? 'check: FAILED' : 'check: passed');
@@ -439,7 +529,9 @@ async function main() {
     return;
   }
 
-  log(`bench: ${cases.length} case(s), ${opts.threads} intra-op threads per side, inputs ${data}; Node and Python runs alternate`);
+  log(
+    `bench: ${cases.length} case(s), ${opts.threads} intra-op threads per side, inputs ${data}; Node and Python runs alternate`,
+  );
   const results = [];
   for (const c of cases) {
     const r = await runCase(c, opts, fixtures, python);
@@ -448,8 +540,10 @@ async function main() {
     meta.python ??= r.versions.python?.python ?? null;
     meta.blasNode ??= r.versions.node?.blasCore ?? null;
     meta.blasPython ??= r.versions.python?.blasCore ?? null;
-    if (r.versions.node?.threads !== undefined && r.versions.node.threads !== opts.threads) log(`warning: Node runs ${r.versions.node.threads} threads, not ${opts.threads}`);
-    if (r.versions.python?.threads !== undefined && r.versions.python.threads !== opts.threads) log(`warning: Python runs ${r.versions.python.threads} threads, not ${opts.threads}`);
+    if (r.versions.node?.threads !== undefined && r.versions.node.threads !== opts.threads)
+      log(`warning: Node runs ${r.versions.node.threads} threads, not ${opts.threads}`);
+    if (r.versions.python?.threads !== undefined && r.versions.python.threads !== opts.threads)
+      log(`warning: Python runs ${r.versions.python.threads} threads, not ${opts.threads}`);
     delete r.versions;
     results.push(r);
     log(caseLine(r));
@@ -468,11 +562,15 @@ async function main() {
   else {
     log('');
     log(table);
-    log(write ? '\n(written to bench/results.md)' : '\n(bench/results.md left as it was: a partial run; pass --write to replace it)');
+    log(
+      write
+        ? '\n(written to bench/results.md)'
+        : '\n(bench/results.md left as it was: a partial run; pass --write to replace it)',
+    );
   }
 }
 
 main().catch((err) => {
-  console.error(`bench: ${process.env.BENCH_DEBUG ? err.stack : err.message ?? err}`);
+  console.error(`bench: ${process.env.BENCH_DEBUG ? err.stack : (err.message ?? err)}`);
   process.exit(1);
 });

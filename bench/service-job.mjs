@@ -12,14 +12,22 @@ export function makeModel() {
 }
 
 export default async function train(ctx) {
-  const { optimizer = 'adam', batch = 1024, publishEvery = 10, maxSteps = Infinity, threads, inverseEvery = 20 } = ctx.workerData ?? {};
+  const {
+    optimizer = 'adam',
+    batch = 1024,
+    publishEvery = 10,
+    maxSteps = Infinity,
+    threads,
+    inverseEvery = 20,
+  } = ctx.workerData ?? {};
   if (threads !== undefined) torch.setNumThreads(threads);
   const model = makeModel();
   const x = torch.tidy(() => torch.rand([batch, 784]));
   const lik = new torch.Bernoulli();
-  const opt = optimizer === 'tnt'
-    ? new torch.optim.TNT(model.parameters(), { lr: 1e-4, damping: 0.1, inverseEvery }) // T1 = 1, T2 = 20 (the defaults)
-    : new torch.optim.Adam(model.parameters(), { lr: 1e-3 });
+  const opt =
+    optimizer === 'tnt'
+      ? new torch.optim.TNT(model.parameters(), { lr: 1e-4, damping: 0.1, inverseEvery }) // T1 = 1, T2 = 20 (the defaults)
+      : new torch.optim.Adam(model.parameters(), { lr: 1e-3 });
   let steps = 0;
   try {
     while (steps < maxSteps) {

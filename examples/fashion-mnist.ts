@@ -32,7 +32,12 @@ const trainSet = data.fashionMnist({ root: values.root, split: 'train' });
 const testSet = data.fashionMnist({ root: values.root, split: 'test' });
 // Fashion-MNIST's training-set pixel mean and standard deviation (of the [0, 1] images)
 const normalize = data.transforms.normalize([0.286], [0.353]);
-const train = new data.DataLoader(trainSet, { batchSize: Number(values.batch), shuffle: true, seed, transform: normalize });
+const train = new data.DataLoader(trainSet, {
+  batchSize: Number(values.batch),
+  shuffle: true,
+  seed,
+  transform: normalize,
+});
 const test = new data.DataLoader(testSet, { batchSize: 1000, transform: normalize });
 
 const model = models.smallCnn();

@@ -14,7 +14,9 @@ export interface JobData {
   publishEvery: number;
 }
 
-export default async function trainDigits(ctx: train.JobContext): Promise<{ epochs: number; trainLoss: number | null }> {
+export default async function trainDigits(
+  ctx: train.JobContext,
+): Promise<{ epochs: number; trainLoss: number | null }> {
   const { optimizer, epochs, publishEvery } = ctx.workerData as JobData;
   const digits = data.mnistDigits();
   const flat = digits.images.reshape(-1, 784);
@@ -25,8 +27,14 @@ export default async function trainDigits(ctx: train.JobContext): Promise<{ epoc
     if (optimizer === 'adam') {
       const opt = new optim.Adam(model.parameters(), { lr: 1e-3 });
       const history = await fit(model, {
-        train: loader, epochs, optimizer: opt, loss: (out, y) => nn.functional.crossEntropy(out, y), metrics: ['loss', 'accuracy'],
-        progress: 'none', signal: ctx.signal, callbacks: ctx.callbacks(model, { publishEvery, progressEvery: 10 }),
+        train: loader,
+        epochs,
+        optimizer: opt,
+        loss: (out, y) => nn.functional.crossEntropy(out, y),
+        metrics: ['loss', 'accuracy'],
+        progress: 'none',
+        signal: ctx.signal,
+        callbacks: ctx.callbacks(model, { publishEvery, progressEvery: 10 }),
       });
       opt.dispose();
       return { epochs: history.length, trainLoss: history.at(-1)?.trainLoss ?? null };
@@ -34,7 +42,8 @@ export default async function trainDigits(ctx: train.JobContext): Promise<{ epoc
     // TNT: the sampled backward pass feeds its statistics, then the real loss; fit() does not drive that loop
     const opt = new optim.TNT(model.parameters(), { lr: 0.01, damping: 0.1 });
     const lik = new Categorical();
-    let steps = 0, loss = 0;
+    let steps = 0,
+      loss = 0;
     for (let epoch = 1; epoch <= epochs; epoch++) {
       for await (const [x, y] of loader) {
         ctx.signal.throwIfAborted();

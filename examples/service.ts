@@ -26,7 +26,11 @@ served.eval();
 const digits = data.mnistDigits(); // for /predict?index=N
 let progress: unknown = null;
 
-const jobData: JobData = { optimizer: values.optimizer === 'tnt' ? 'tnt' : 'adam', epochs: Number(values.epochs), publishEvery: Number(values['publish-every']) };
+const jobData: JobData = {
+  optimizer: values.optimizer === 'tnt' ? 'tnt' : 'adam',
+  epochs: Number(values.epochs),
+  publishEvery: Number(values['publish-every']),
+};
 const trainer = train.inWorker(new URL('./service-job.js', import.meta.url), { workerData: jobData, serve: served });
 trainer.on('progress', (p) => (progress = p));
 trainer.done.then(
@@ -39,7 +43,10 @@ function classify(pixels: Tensor): { digit: number; probabilities: number[] } {
   return noGrad(() =>
     tidy(() => {
       const p = served.call(pixels.reshape(1, 784)).softmax(1).reshape(10);
-      return { digit: p.argmax().item(), probabilities: (p.dataSync() as number[]).map((v) => Math.round(v * 1e4) / 1e4) };
+      return {
+        digit: p.argmax().item(),
+        probabilities: (p.dataSync() as number[]).map((v) => Math.round(v * 1e4) / 1e4),
+      };
     }),
   );
 }
@@ -60,7 +67,10 @@ const server = createServer(async (req, res) => {
   try {
     if (url.pathname === '/status') {
       const w = trainer.weights();
-      return send(res, 200, { progress, snapshot: w && { version: w.version, step: w.step, ageMs: Date.now() - w.time } });
+      return send(res, 200, {
+        progress,
+        snapshot: w && { version: w.version, step: w.step, ageMs: Date.now() - w.time },
+      });
     }
     if (url.pathname !== '/predict') return send(res, 404, { error: 'try /predict or /status' });
     if (req.method === 'POST') {
@@ -75,7 +85,8 @@ const server = createServer(async (req, res) => {
       }
     }
     const index = Number(url.searchParams.get('index') ?? 0);
-    if (!Number.isInteger(index) || index < 0 || index >= digits.length) return send(res, 400, { error: `index must be an integer in [0, ${digits.length})` });
+    if (!Number.isInteger(index) || index < 0 || index >= digits.length)
+      return send(res, 400, { error: `index must be an integer in [0, ${digits.length})` });
     const [x, y] = digits.get(index);
     try {
       return send(res, 200, { label: y.item(), ...classify(x) });
@@ -88,7 +99,9 @@ const server = createServer(async (req, res) => {
   }
 });
 
-server.listen(Number(values.port), () => console.log(`serving on http://localhost:${values.port} (training with ${jobData.optimizer} in a worker)`));
+server.listen(Number(values.port), () =>
+  console.log(`serving on http://localhost:${values.port} (training with ${jobData.optimizer} in a worker)`),
+);
 
 process.on('SIGINT', async () => {
   server.close();

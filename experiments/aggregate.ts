@@ -40,13 +40,15 @@ export interface AggregateCurve {
 export function interpolate(xs: number[], ys: number[], x: number): number {
   const n = xs.length;
   if (n === 0 || !(x >= xs[0]! && x <= xs[n - 1]!)) return NaN;
-  let lo = 0, hi = n - 1;
+  let lo = 0,
+    hi = n - 1;
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1;
     if (xs[mid]! <= x) lo = mid;
     else hi = mid;
   }
-  const x0 = xs[lo]!, x1 = xs[hi]!;
+  const x0 = xs[lo]!,
+    x1 = xs[hi]!;
   if (x1 === x0) return ys[lo]!;
   const t = (x - x0) / (x1 - x0);
   return ys[lo]! + t * (ys[hi]! - ys[lo]!);
@@ -64,7 +66,11 @@ function combine(x: number[], columns: number[][], runs: number): AggregateCurve
 export function aggregateAligned(curves: { x: number[]; y: number[] }[]): AggregateCurve {
   if (curves.length === 0) return { x: [], mean: [], std: [], sem: [], runs: 0 };
   const len = Math.min(...curves.map((c) => c.x.length));
-  return combine(curves[0]!.x.slice(0, len), curves.map((c) => c.y.slice(0, len)), curves.length);
+  return combine(
+    curves[0]!.x.slice(0, len),
+    curves.map((c) => c.y.slice(0, len)),
+    curves.length,
+  );
 }
 
 /**
@@ -79,5 +85,9 @@ export function aggregateInterpolated(curves: { x: number[]; y: number[] }[], po
   if (!(t1 >= t0)) return { x: [], mean: [], std: [], sem: [], runs: usable.length };
   const n = t1 > t0 ? Math.max(2, points) : 1;
   const x = Array.from({ length: n }, (_, i) => (n === 1 ? t0 : t0 + ((t1 - t0) * i) / (n - 1)));
-  return combine(x, usable.map((c) => x.map((t) => interpolate(c.x, c.y, t))), usable.length);
+  return combine(
+    x,
+    usable.map((c) => x.map((t) => interpolate(c.x, c.y, t))),
+    usable.length,
+  );
 }

@@ -55,8 +55,12 @@ export interface AutoencoderExperimentOptions {
 }
 
 /** The training images of `dataset` as [N, 784] rows in [0, 1], a seeded subset of `limit` rows if asked. */
-export function autoencoderData(dataset: 'fashion-mnist' | 'mnist-digits', { root, limit }: { root?: string; limit?: number } = {}): Tensor {
-  const ds: ImageDataset = dataset === 'fashion-mnist' ? fashionMnist({ root: root ?? FASHION_MNIST_ROOT, split: 'train' }) : mnistDigits();
+export function autoencoderData(
+  dataset: 'fashion-mnist' | 'mnist-digits',
+  { root, limit }: { root?: string; limit?: number } = {},
+): Tensor {
+  const ds: ImageDataset =
+    dataset === 'fashion-mnist' ? fashionMnist({ root: root ?? FASHION_MNIST_ROOT, split: 'train' }) : mnistDigits();
   try {
     return keep(
       tidy(() => {
@@ -85,13 +89,23 @@ export async function runAutoencoderExperiment(o: AutoencoderExperimentOptions =
   const x = autoencoderData(dataset, { root: o.root, limit: o.limit });
   try {
     if (x.shape[1] !== widths[0] || widths[widths.length - 1] !== widths[0])
-      throw new RangeError(`Expected widths that start and end with the image size ${x.shape[1]} but received ${widths.join(',')}`);
+      throw new RangeError(
+        `Expected widths that start and end with the image size ${x.shape[1]} but received ${widths.join(',')}`,
+      );
     const train = new TensorDataset(x);
     const stepsPerEpoch = Math.ceil(x.shape[0]! / batchSize);
-    const hyperparameters = Object.fromEntries(OPTIMIZERS.map((k) => [k, { ...AUTOENCODER_DEFAULTS[k], ...(o.overrides?.[k] ?? {}) }])) as Record<OptimizerName, Hyper>;
+    const hyperparameters = Object.fromEntries(
+      OPTIMIZERS.map((k) => [k, { ...AUTOENCODER_DEFAULTS[k], ...(o.overrides?.[k] ?? {}) }]),
+    ) as Record<OptimizerName, Hyper>;
     const warmBatches = o.warmBatches ?? Infinity;
     const logEvery = o.logEvery ?? Math.max(1, Math.floor(stepsPerEpoch / 20));
-    const gridOpt = o.grid ? { budget: (typeof o.grid === 'object' ? o.grid.budget : undefined) ?? 60, epochs: (typeof o.grid === 'object' ? o.grid.epochs : undefined) ?? 1, seed: 1000 } : null;
+    const gridOpt = o.grid
+      ? {
+          budget: (typeof o.grid === 'object' ? o.grid.budget : undefined) ?? 60,
+          epochs: (typeof o.grid === 'object' ? o.grid.epochs : undefined) ?? 1,
+          seed: 1000,
+        }
+      : null;
     const title = `${dataset === 'fashion-mnist' ? 'Fashion-MNIST' : 'MNIST digits'} autoencoder`;
     return await runExperiment({
       experiment: 'autoencoder',

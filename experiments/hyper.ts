@@ -7,7 +7,13 @@ export const OPTIMIZERS = ['tnt', 'kfac', 'shampoo', 'adam', 'sgd'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
 
 /** Names in figures and tables, as the paper's. */
-export const OPTIMIZER_LABELS: Record<OptimizerName, string> = { tnt: 'TNT', kfac: 'KFAC', shampoo: 'Shampoo', adam: 'Adam', sgd: 'SGD-m' };
+export const OPTIMIZER_LABELS: Record<OptimizerName, string> = {
+  tnt: 'TNT',
+  kfac: 'KFAC',
+  shampoo: 'Shampoo',
+  adam: 'Adam',
+  sgd: 'SGD-m',
+};
 
 /**
  * Hyperparameters of one optimizer. `damping` is each method's damping as the authors' code calls it

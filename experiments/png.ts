@@ -49,7 +49,8 @@ export class Raster {
   private blend(i: number, rgb: [number, number, number], a: number): void {
     if (a <= 0) return;
     if (a > 1) a = 1;
-    const d = this.data, k = i * 3;
+    const d = this.data,
+      k = i * 3;
     d[k] = Math.round(d[k]! + (rgb[0] - d[k]!) * a);
     d[k + 1] = Math.round(d[k + 1]! + (rgb[1] - d[k + 1]!) * a);
     d[k + 2] = Math.round(d[k + 2]! + (rgb[2] - d[k + 2]!) * a);
@@ -63,7 +64,13 @@ export class Raster {
       for (let py = by0; py < by1; py++) for (let px = bx0; px < bx1; px++) this.blend(py * this.width + px, rgb, 1);
     }
     if (stroke) {
-      const pts: [number, number][] = [[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]];
+      const pts: [number, number][] = [
+        [x, y],
+        [x + w, y],
+        [x + w, y + h],
+        [x, y + h],
+        [x, y],
+      ];
       this.polyline(pts, stroke, 1);
     }
   }
@@ -71,23 +78,40 @@ export class Raster {
   /** An anti-aliased polyline of the given width (drawing units); overlapping segments are painted once. */
   polyline(points: [number, number][], color: string, width: number, clip?: Clip): void {
     if (points.length === 0) return;
-    const s = this.scale, half = (width * s) / 2, rgb = parseColor(color);
+    const s = this.scale,
+      half = (width * s) / 2,
+      rgb = parseColor(color);
     const [bx0, by0, bx1, by1] = this.bounds(clip);
     const mask = this.mask;
-    let mx0 = Infinity, my0 = Infinity, mx1 = -Infinity, my1 = -Infinity;
+    let mx0 = Infinity,
+      my0 = Infinity,
+      mx1 = -Infinity,
+      my1 = -Infinity;
     const segs = points.length === 1 ? [[points[0]!, points[0]!]] : points.slice(1).map((p, i) => [points[i]!, p]);
     for (const [[ax0, ay0], [bxx, byy]] of segs as [[number, number], [number, number]][]) {
-      const ax = ax0 * s, ay = ay0 * s, bx = bxx * s, by = byy * s;
-      const x0 = Math.max(bx0, Math.floor(Math.min(ax, bx) - half - 1)), x1 = Math.min(bx1, Math.ceil(Math.max(ax, bx) + half + 1));
-      const y0 = Math.max(by0, Math.floor(Math.min(ay, by) - half - 1)), y1 = Math.min(by1, Math.ceil(Math.max(ay, by) + half + 1));
+      const ax = ax0 * s,
+        ay = ay0 * s,
+        bx = bxx * s,
+        by = byy * s;
+      const x0 = Math.max(bx0, Math.floor(Math.min(ax, bx) - half - 1)),
+        x1 = Math.min(bx1, Math.ceil(Math.max(ax, bx) + half + 1));
+      const y0 = Math.max(by0, Math.floor(Math.min(ay, by) - half - 1)),
+        y1 = Math.min(by1, Math.ceil(Math.max(ay, by) + half + 1));
       if (x0 >= x1 || y0 >= y1) continue;
-      mx0 = Math.min(mx0, x0); my0 = Math.min(my0, y0); mx1 = Math.max(mx1, x1); my1 = Math.max(my1, y1);
-      const dx = bx - ax, dy = by - ay, len2 = dx * dx + dy * dy;
+      mx0 = Math.min(mx0, x0);
+      my0 = Math.min(my0, y0);
+      mx1 = Math.max(mx1, x1);
+      my1 = Math.max(my1, y1);
+      const dx = bx - ax,
+        dy = by - ay,
+        len2 = dx * dx + dy * dy;
       for (let py = y0; py < y1; py++)
         for (let px = x0; px < x1; px++) {
-          const cx = px + 0.5 - ax, cy = py + 0.5 - ay;
+          const cx = px + 0.5 - ax,
+            cy = py + 0.5 - ay;
           const t = len2 > 0 ? Math.min(1, Math.max(0, (cx * dx + cy * dy) / len2)) : 0;
-          const ex = cx - t * dx, ey = cy - t * dy;
+          const ex = cx - t * dx,
+            ey = cy - t * dy;
           const cov = Math.min(1, Math.max(0, half + 0.5 - Math.sqrt(ex * ex + ey * ey)));
           const i = py * this.width + px;
           if (cov > mask[i]!) mask[i] = cov;
@@ -106,10 +130,12 @@ export class Raster {
   /** A polygon filled by the even-odd rule with the given opacity, anti-aliased by 4 sub-scanlines per row. */
   polygon(points: [number, number][], color: string, opacity: number, clip?: Clip): void {
     if (points.length < 3) return;
-    const s = this.scale, rgb = parseColor(color);
+    const s = this.scale,
+      rgb = parseColor(color);
     const [bx0, by0, bx1, by1] = this.bounds(clip);
     const P = points.map(([x, y]) => [x * s, y * s] as const);
-    const ymin = Math.max(by0, Math.floor(Math.min(...P.map((p) => p[1])))), ymax = Math.min(by1, Math.ceil(Math.max(...P.map((p) => p[1]))));
+    const ymin = Math.max(by0, Math.floor(Math.min(...P.map((p) => p[1])))),
+      ymax = Math.min(by1, Math.ceil(Math.max(...P.map((p) => p[1]))));
     const row = new Float32Array(this.width);
     const SUB = 4;
     for (let py = ymin; py < ymax; py++) {
@@ -118,14 +144,17 @@ export class Raster {
         const y = py + (k + 0.5) / SUB;
         const xs: number[] = [];
         for (let i = 0; i < P.length; i++) {
-          const [x1, y1] = P[i]!, [x2, y2] = P[(i + 1) % P.length]!;
+          const [x1, y1] = P[i]!,
+            [x2, y2] = P[(i + 1) % P.length]!;
           if ((y1 <= y && y2 > y) || (y2 <= y && y1 > y)) xs.push(x1 + ((y - y1) / (y2 - y1)) * (x2 - x1));
         }
         xs.sort((a, b) => a - b);
         for (let j = 0; j + 1 < xs.length; j += 2) {
-          const xa = Math.max(bx0, xs[j]!), xb = Math.min(bx1, xs[j + 1]!);
+          const xa = Math.max(bx0, xs[j]!),
+            xb = Math.min(bx1, xs[j + 1]!);
           if (xb <= xa) continue;
-          for (let px = Math.floor(xa); px < Math.ceil(xb); px++) row[px]! += (Math.min(xb, px + 1) - Math.max(xa, px)) / SUB;
+          for (let px = Math.floor(xa); px < Math.ceil(xb); px++)
+            row[px]! += (Math.min(xb, px + 1) - Math.max(xa, px)) / SUB;
         }
       }
       for (let px = bx0; px < bx1; px++) if (row[px]! > 0) this.blend(py * this.width + px, rgb, row[px]! * opacity);
@@ -137,15 +166,29 @@ export class Raster {
    * pixel is an integer multiple of the image pixel, chosen so that a size-11 label is about as wide as in the SVG.
    * `rotate`: the text runs bottom to top about (x, y), as SVG's rotate(-90).
    */
-  text(x: number, y: number, str: string, { anchor = 'start', size = 11, rotate = false, color = '#000' }: { anchor?: 'start' | 'middle' | 'end'; size?: number; rotate?: boolean; color?: string } = {}): void {
-    const s = this.scale, k = Math.max(1, Math.round((size * s) / 11)), rgb = parseColor(color);
+  text(
+    x: number,
+    y: number,
+    str: string,
+    {
+      anchor = 'start',
+      size = 11,
+      rotate = false,
+      color = '#000',
+    }: { anchor?: 'start' | 'middle' | 'end'; size?: number; rotate?: boolean; color?: string } = {},
+  ): void {
+    const s = this.scale,
+      k = Math.max(1, Math.round((size * s) / 11)),
+      rgb = parseColor(color);
     const chars = [...str];
     const w = (chars.length * GLYPH_ADVANCE - 1) * k;
     const u0 = anchor === 'start' ? 0 : anchor === 'middle' ? -w / 2 : -w;
-    const cx = x * s, cy = y * s;
+    const cx = x * s,
+      cy = y * s;
     chars.forEach((ch, ci) => {
       for (const [gx, gy] of glyph(ch)) {
-        const u = Math.round(u0 + (ci * GLYPH_ADVANCE + gx) * k), v = (gy - GLYPH_ASCENT) * k;
+        const u = Math.round(u0 + (ci * GLYPH_ADVANCE + gx) * k),
+          v = (gy - GLYPH_ASCENT) * k;
         for (let a = 0; a < k; a++)
           for (let b = 0; b < k; b++) {
             // text frame (u right, v down) -> image; rotate(-90): (u, v) -> (v, -u)
@@ -161,11 +204,28 @@ export class Raster {
   draw(d: Drawing): this {
     for (const sh of d.shapes) {
       switch (sh.type) {
-        case 'rect': this.rect(sh.x, sh.y, sh.w, sh.h, sh.fill, sh.stroke); break;
-        case 'line': this.polyline([[sh.x1, sh.y1], [sh.x2, sh.y2]], sh.stroke, sh.width); break;
-        case 'polyline': this.polyline(sh.points, sh.stroke, sh.width, sh.clip); break;
-        case 'polygon': this.polygon(sh.points, sh.fill, sh.opacity, sh.clip); break;
-        case 'text': this.text(sh.x, sh.y, sh.text, { anchor: sh.anchor, size: sh.size, rotate: sh.rotate }); break;
+        case 'rect':
+          this.rect(sh.x, sh.y, sh.w, sh.h, sh.fill, sh.stroke);
+          break;
+        case 'line':
+          this.polyline(
+            [
+              [sh.x1, sh.y1],
+              [sh.x2, sh.y2],
+            ],
+            sh.stroke,
+            sh.width,
+          );
+          break;
+        case 'polyline':
+          this.polyline(sh.points, sh.stroke, sh.width, sh.clip);
+          break;
+        case 'polygon':
+          this.polygon(sh.points, sh.fill, sh.opacity, sh.clip);
+          break;
+        case 'text':
+          this.text(sh.x, sh.y, sh.text, { anchor: sh.anchor, size: sh.size, rotate: sh.rotate });
+          break;
       }
     }
     return this;
@@ -207,7 +267,10 @@ function chunk(type: string, body: Uint8Array): Buffer {
 export function encodePng(width: number, height: number, rgb: Uint8Array): Buffer {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1)
     throw new RangeError(`Expected positive integer PNG dimensions but received ${width} x ${height}`);
-  if (rgb.length !== width * height * 3) throw new RangeError(`Expected ${width * height * 3} RGB bytes for ${width} x ${height} but received ${rgb.length}`);
+  if (rgb.length !== width * height * 3)
+    throw new RangeError(
+      `Expected ${width * height * 3} RGB bytes for ${width} x ${height} but received ${rgb.length}`,
+    );
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
@@ -215,7 +278,8 @@ export function encodePng(width: number, height: number, rgb: Uint8Array): Buffe
   ihdr[9] = 2; // colour type: RGB
   // compression, filter and interlace methods: 0
   const raw = Buffer.alloc(height * (width * 3 + 1));
-  for (let y = 0; y < height; y++) Buffer.from(rgb.buffer, rgb.byteOffset + y * width * 3, width * 3).copy(raw, y * (width * 3 + 1) + 1); // filter 0
+  for (let y = 0; y < height; y++)
+    Buffer.from(rgb.buffer, rgb.byteOffset + y * width * 3, width * 3).copy(raw, y * (width * 3 + 1) + 1); // filter 0
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', ihdr),

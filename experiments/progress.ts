@@ -22,10 +22,15 @@ export interface ProgressReporter {
 export function duration(s: number | null): string {
   if (s === null || !Number.isFinite(s)) return '?';
   const t = Math.max(0, Math.round(s));
-  return t >= 3600 ? `${Math.floor(t / 3600)}h${String(Math.floor(t / 60) % 60).padStart(2, '0')}m` : t >= 60 ? `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s` : `${t}s`;
+  return t >= 3600
+    ? `${Math.floor(t / 3600)}h${String(Math.floor(t / 60) % 60).padStart(2, '0')}m`
+    : t >= 60
+      ? `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s`
+      : `${t}s`;
 }
 
-const num = (x: number | null | undefined, d = 4): string => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
+const num = (x: number | null | undefined, d = 4): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d);
 
 function hp(h: Record<string, number | undefined>): string {
   return Object.entries(h)
@@ -80,12 +85,18 @@ export function progressReporter(out: Output, json: boolean): ProgressReporter {
         case 'epoch': {
           if (e.phase === 'grid') return;
           const val = e.valError !== undefined ? `  val loss ${num(e.valLoss)}  val error ${num(e.valError)}` : '';
-          line(`${who} seed ${e.seed} epoch ${e.epoch}/${e.epochs}  loss ${num(e.loss)}${val}  ${e.cpu.toFixed(1)} s process time`);
+          line(
+            `${who} seed ${e.seed} epoch ${e.epoch}/${e.epochs}  loss ${num(e.loss)}${val}  ${e.cpu.toFixed(1)} s process time`,
+          );
           break;
         }
         case 'run-end': {
           const why = e.stoppedBy === 'epochs' ? '' : e.stoppedBy === 'time-budget' ? ' (time budget)' : ' (diverged)';
-          line(e.phase === 'grid' ? `  -> loss ${num(e.loss)}${why}, ${e.cpu.toFixed(1)} s` : `${who} seed ${e.seed} done: loss ${num(e.loss)}${why}, ${e.cpu.toFixed(1)} s process time`);
+          line(
+            e.phase === 'grid'
+              ? `  -> loss ${num(e.loss)}${why}, ${e.cpu.toFixed(1)} s`
+              : `${who} seed ${e.seed} done: loss ${num(e.loss)}${why}, ${e.cpu.toFixed(1)} s process time`,
+          );
           break;
         }
         case 'grid-chosen':

@@ -39,11 +39,29 @@ export function makeOptimizer(name: OptimizerName, model: AnyModule, hp: Hyper):
   const schedule = { statsEvery: hp.statsEvery ?? 1, inverseEvery: hp.inverseEvery ?? 20 };
   switch (name) {
     case 'tnt':
-      return new TNT(params, { lr: hp.lr, damping: hp.damping ?? 0.1, momentum: hp.momentum ?? 0.9, weightDecay: wd, ...schedule });
+      return new TNT(params, {
+        lr: hp.lr,
+        damping: hp.damping ?? 0.1,
+        momentum: hp.momentum ?? 0.9,
+        weightDecay: wd,
+        ...schedule,
+      });
     case 'kfac':
-      return new KFAC(model, { lr: hp.lr, damping: hp.damping ?? 0.03, momentum: hp.momentum ?? 0.9, weightDecay: wd, ...schedule });
+      return new KFAC(model, {
+        lr: hp.lr,
+        damping: hp.damping ?? 0.03,
+        momentum: hp.momentum ?? 0.9,
+        weightDecay: wd,
+        ...schedule,
+      });
     case 'shampoo':
-      return new Shampoo(params, { lr: hp.lr, epsilon: hp.damping ?? 1e-4, momentum: hp.momentum ?? 0.9, weightDecay: wd, ...schedule });
+      return new Shampoo(params, {
+        lr: hp.lr,
+        epsilon: hp.damping ?? 1e-4,
+        momentum: hp.momentum ?? 0.9,
+        weightDecay: wd,
+        ...schedule,
+      });
     case 'adam':
       // AdamW's decay is the decoupled one; with weightDecay 0 it is Adam.
       return new AdamW(params, { lr: hp.lr, eps: hp.damping ?? 1e-8, weightDecay: wd });
@@ -173,20 +191,34 @@ export async function trainRun(c: RunConfig): Promise<RunResult> {
     const o = opt;
     const lik = c.likelihood;
     const autoencoder = c.train.tensors.length === 1;
-    const loader = new DataLoader<Tensor[]>(c.train, { batchSize: c.batchSize, shuffle: true, seed: c.seed, transform: c.transform });
+    const loader = new DataLoader<Tensor[]>(c.train, {
+      batchSize: c.batchSize,
+      shuffle: true,
+      seed: c.seed,
+      transform: c.transform,
+    });
     const stepsPerEpoch = loader.length;
     const totalSteps = stepsPerEpoch * c.epochs;
     const forward = (x: Tensor): Tensor => model.call(x) as Tensor;
     const excluded = { cpu: 0, wall: 0 };
-    const cpu0 = cpuSeconds(), wall0 = performance.now() / 1000;
-    const clock = (): { cpu: number; wall: number } => ({ cpu: cpuSeconds() - cpu0 - excluded.cpu, wall: performance.now() / 1000 - wall0 - excluded.wall });
+    const cpu0 = cpuSeconds(),
+      wall0 = performance.now() / 1000;
+    const clock = (): { cpu: number; wall: number } => ({
+      cpu: cpuSeconds() - cpu0 - excluded.cpu,
+      wall: performance.now() / 1000 - wall0 - excluded.wall,
+    });
     model.train();
 
     let warmStart: RunResult['warmStart'] = null;
     // The same hooks as fit(): warmStart() where the optimizer has one, beforeBackward() every step.
     const warmable = o as Optimizer<BaseOptions> & Partial<Pick<TNT, 'warmStart'>>;
     if (c.warmBatches > 0 && typeof warmable.warmStart === 'function') {
-      const warmLoader = new DataLoader<Tensor[]>(c.train, { batchSize: c.batchSize, shuffle: true, seed: c.seed + 1_000_003, transform: c.transform });
+      const warmLoader = new DataLoader<Tensor[]>(c.train, {
+        batchSize: c.batchSize,
+        shuffle: true,
+        seed: c.seed + 1_000_003,
+        transform: c.transform,
+      });
       const n = Math.min(c.warmBatches, warmLoader.length);
       const batches = await warmable.warmStart(take(warmLoader, n, true), forward, lik);
       warmStart = { batches, ...clock() };
@@ -202,15 +234,18 @@ export async function trainRun(c: RunConfig): Promise<RunResult> {
     let error: string | null = null;
     const decayAt = [...(c.lrDecay?.at ?? [])].sort((a, b) => a - b);
     let decays = 0;
-    let window = 0, windowN = 0;
+    let window = 0,
+      windowN = 0;
     outer: for (let e = 0; e < c.epochs; e++) {
-      let sum = 0, n = 0;
+      let sum = 0,
+        n = 0;
       for (const batch of loader) {
         while (decays < decayAt.length && step >= decayAt[decays]! * totalSteps) {
           for (const g of o.paramGroups) g.lr *= c.lrDecay!.factor;
           decays++;
         }
-        const x = batch[0]!, target = autoencoder ? batch[0]! : batch[1]!;
+        const x = batch[0]!,
+          target = autoencoder ? batch[0]! : batch[1]!;
         let loss: number;
         try {
           loss = tidy(() => {
@@ -254,8 +289,20 @@ export async function trainRun(c: RunConfig): Promise<RunResult> {
         }
         const perStep = (t.wall - trainStart.wall) / step;
         let eta: number | null = perStep * (totalSteps - step);
-        if (c.timeBudget !== undefined) eta = Math.min(eta, Math.max(0, c.timeBudget - t.cpu) * (t.wall / Math.max(t.cpu, 1e-9)));
-        c.onEvent?.({ type: 'step', optimizer: c.optimizer, seed: c.seed, epoch: e + 1, epochs: c.epochs, step: n, steps: stepsPerEpoch, loss: sum / n, ...t, eta });
+        if (c.timeBudget !== undefined)
+          eta = Math.min(eta, Math.max(0, c.timeBudget - t.cpu) * (t.wall / Math.max(t.cpu, 1e-9)));
+        c.onEvent?.({
+          type: 'step',
+          optimizer: c.optimizer,
+          seed: c.seed,
+          epoch: e + 1,
+          epochs: c.epochs,
+          step: n,
+          steps: stepsPerEpoch,
+          loss: sum / n,
+          ...t,
+          eta,
+        });
         if (c.timeBudget !== undefined && t.cpu >= c.timeBudget) {
           stoppedBy = 'time-budget';
           if (windowN > 0) points.push({ step, epoch: e + n / stepsPerEpoch, ...t, loss: window / windowN });
@@ -265,7 +312,8 @@ export async function trainRun(c: RunConfig): Promise<RunResult> {
       const t = clock();
       const rec: EpochRecord = { epoch: e + 1, loss: sum / n, ...t, steps: n, lr: o.paramGroups[0]!.lr };
       if (c.validate) {
-        const v0 = cpuSeconds(), w0 = performance.now() / 1000;
+        const v0 = cpuSeconds(),
+          w0 = performance.now() / 1000;
         model.eval();
         const v = c.validate(model);
         model.train();

@@ -43,7 +43,15 @@ export type Shape =
   | { type: 'line'; x1: number; y1: number; x2: number; y2: number; stroke: string; width: number }
   | { type: 'polyline'; points: [number, number][]; stroke: string; width: number; clip?: Clip }
   | { type: 'polygon'; points: [number, number][]; fill: string; opacity: number; clip?: Clip }
-  | { type: 'text'; x: number; y: number; text: string; anchor: 'start' | 'middle' | 'end'; size: number; rotate?: boolean };
+  | {
+      type: 'text';
+      x: number;
+      y: number;
+      text: string;
+      anchor: 'start' | 'middle' | 'end';
+      size: number;
+      rotate?: boolean;
+    };
 
 /** A laid-out chart: `rotate` text runs bottom to top (SVG rotate(-90) about its anchor point). */
 export interface Drawing {
@@ -102,10 +110,12 @@ export function chartDrawing(panels: Panel[], { width = 320, height = 240, colum
   const cols = Math.max(1, Math.min(columns, panels.length));
   const rows = Math.ceil(panels.length / cols);
   const legendH = 24;
-  const W = cols * width, H = rows * height + legendH;
+  const W = cols * width,
+    H = rows * height + legendH;
   const shapes: Shape[] = [{ type: 'rect', x: 0, y: 0, w: W, h: H, fill: 'white' }];
   panels.forEach((p, pi) => {
-    const ox = (pi % cols) * width, oy = Math.floor(pi / cols) * height;
+    const ox = (pi % cols) * width,
+      oy = Math.floor(pi / cols) * height;
     const tx = (v: number): number => (p.logY ? Math.log10(Math.max(v, 1e-300)) : v);
     const xs = p.series.flatMap((s) => s.x).filter(Number.isFinite);
     // The y range covers the lines and their bands; on a log axis a band's lower edge counts down to a tenth of the
@@ -126,34 +136,68 @@ export function chartDrawing(panels: Panel[], { width = 320, height = 240, colum
     const x0 = xs.length > 0 ? Math.min(...xs) : 0;
     let x1 = xs.length > 0 ? Math.max(...xs) : 1;
     if (!(x1 > x0)) x1 = x0 + 1;
-    const pw = width - m.l - m.r, ph = height - m.t - m.b;
+    const pw = width - m.l - m.r,
+      ph = height - m.t - m.b;
     const clip: Clip = { x: ox + m.l, y: oy + m.t, w: pw, h: ph };
     const sx = (v: number): number => ox + m.l + ((v - x0) / (x1 - x0)) * pw;
     // values far outside the axis are pinned just beyond it (the clip hides them), so coordinates stay small
-    const sy = (v: number): number => oy + m.t + (1 - (Math.min(Math.max(tx(v), y0 - (y1 - y0)), y1 + (y1 - y0)) - y0) / (y1 - y0)) * ph;
+    const sy = (v: number): number =>
+      oy + m.t + (1 - (Math.min(Math.max(tx(v), y0 - (y1 - y0)), y1 + (y1 - y0)) - y0) / (y1 - y0)) * ph;
     shapes.push({ type: 'text', x: ox + m.l + pw / 2, y: oy + 16, text: p.title, anchor: 'middle', size: 13 });
     shapes.push({ type: 'rect', x: ox + m.l, y: oy + m.t, w: pw, h: ph, stroke: '#333' });
     for (const t of niceTicks(x0, x1)) {
-      shapes.push({ type: 'line', x1: sx(t), y1: oy + m.t + ph, x2: sx(t), y2: oy + m.t + ph + 4, stroke: '#333', width: 1 });
+      shapes.push({
+        type: 'line',
+        x1: sx(t),
+        y1: oy + m.t + ph,
+        x2: sx(t),
+        y2: oy + m.t + ph + 4,
+        stroke: '#333',
+        width: 1,
+      });
       shapes.push({ type: 'text', x: sx(t), y: oy + m.t + ph + 15, text: fmt(t), anchor: 'middle', size: 11 });
     }
     const yt = p.logY ? logTicks(y0, y1) : niceTicks(y0, y1);
     for (const t of yt) {
       if (tx(t) < y0 - 1e-9 || tx(t) > y1 + 1e-9) continue;
-      shapes.push({ type: 'line', x1: ox + m.l - 4, y1: sy(t), x2: ox + m.l + pw, y2: sy(t), stroke: '#ddd', width: 1 });
+      shapes.push({
+        type: 'line',
+        x1: ox + m.l - 4,
+        y1: sy(t),
+        x2: ox + m.l + pw,
+        y2: sy(t),
+        stroke: '#ddd',
+        width: 1,
+      });
       shapes.push({ type: 'text', x: ox + m.l - 6, y: sy(t) + 4, text: fmt(t), anchor: 'end', size: 11 });
     }
     shapes.push({ type: 'text', x: ox + m.l + pw / 2, y: oy + height - 6, text: p.xLabel, anchor: 'middle', size: 11 });
-    shapes.push({ type: 'text', x: ox + 14, y: oy + m.t + ph / 2, text: p.yLabel, anchor: 'middle', size: 11, rotate: true });
+    shapes.push({
+      type: 'text',
+      x: ox + 14,
+      y: oy + m.t + ph / 2,
+      text: p.yLabel,
+      anchor: 'middle',
+      size: 11,
+      rotate: true,
+    });
     for (const s of p.series) {
       const c = color(s.name);
-      const idx = s.x.map((_, i) => i).filter((i) => Number.isFinite(s.x[i]) && Number.isFinite(s.y[i]) && (!p.logY || s.y[i]! > 0));
+      const idx = s.x
+        .map((_, i) => i)
+        .filter((i) => Number.isFinite(s.x[i]) && Number.isFinite(s.y[i]) && (!p.logY || s.y[i]! > 0));
       if (s.band) {
         const up = idx.map((i): [number, number] => [sx(s.x[i]!), sy(s.y[i]! + (s.band![i] ?? 0))]);
         const dn = idx.map((i): [number, number] => [sx(s.x[i]!), sy(s.y[i]! - (s.band![i] ?? 0))]).reverse();
         if (idx.length > 1) shapes.push({ type: 'polygon', points: [...up, ...dn], fill: c, opacity: 0.18, clip });
       }
-      shapes.push({ type: 'polyline', points: idx.map((i): [number, number] => [sx(s.x[i]!), sy(s.y[i]!)]), stroke: c, width: 1.5, clip });
+      shapes.push({
+        type: 'polyline',
+        points: idx.map((i): [number, number] => [sx(s.x[i]!), sy(s.y[i]!)]),
+        stroke: c,
+        width: 1.5,
+        clip,
+      });
     }
   });
   let lx = 10;
@@ -191,7 +235,9 @@ export function toSvg(d: Drawing): string {
       case 'text': {
         const size = s.size !== 11 ? ` font-size="${s.size}"` : '';
         const anchor = s.anchor !== 'start' ? ` text-anchor="${s.anchor}"` : '';
-        const pos = s.rotate ? `transform="translate(${n1(s.x)},${n1(s.y)}) rotate(-90)"` : `x="${n1(s.x)}" y="${n1(s.y)}"`;
+        const pos = s.rotate
+          ? `transform="translate(${n1(s.x)},${n1(s.y)}) rotate(-90)"`
+          : `x="${n1(s.x)}" y="${n1(s.y)}"`;
         return `<text ${pos}${anchor}${size}>${esc(s.text)}</text>`;
       }
     }

@@ -13,19 +13,25 @@ export interface GradOptions {
 
 function list(x: Tensor | Tensor[], name: string): Tensor[] {
   const arr = Array.isArray(x) ? x : [x];
-  if (arr.length === 0 || arr.some((t) => !(t instanceof Tensor))) throw typeError('a Tensor or a non-empty array of Tensors', name, x);
+  if (arr.length === 0 || arr.some((t) => !(t instanceof Tensor)))
+    throw typeError('a Tensor or a non-empty array of Tensors', name, x);
   return arr;
 }
 
 /** Gradients of `outputs` with respect to `inputs`, without touching `.grad` (torch.autograd.grad). */
-export function grad(outputs: Tensor | Tensor[], inputs: Tensor | Tensor[], options: GradOptions = {}): (Tensor | null)[] {
+export function grad(
+  outputs: Tensor | Tensor[],
+  inputs: Tensor | Tensor[],
+  options: GradOptions = {},
+): (Tensor | null)[] {
   options = is.options(options);
   const outs = list(outputs, 'outputs');
   const ins = list(inputs, 'inputs');
   let gos: number[] | null = null;
   if (options.gradOutputs !== undefined && options.gradOutputs !== null) {
     const g = Array.isArray(options.gradOutputs) ? options.gradOutputs : [options.gradOutputs];
-    if (g.length !== outs.length) throw new RangeError(`grad(): gradOutputs has ${g.length} entries for ${outs.length} outputs`);
+    if (g.length !== outs.length)
+      throw new RangeError(`grad(): gradOutputs has ${g.length} entries for ${outs.length} outputs`);
     gos = g.map((t, i) => {
       if (t === null) return -1;
       if (!(t instanceof Tensor)) throw typeError('a Tensor or null', `gradOutputs[${i}]`, t);
@@ -33,7 +39,16 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor | Tensor[], opti
     });
   }
   const retain = options.retainGraph === undefined ? -1 : options.retainGraph ? 1 : 0;
-  const res = backwardPass(() => native.autogradGrad(outs.map((t) => t._h), ins.map((t) => t._h), gos, retain, options.createGraph === true, options.allowUnused === true));
+  const res = backwardPass(() =>
+    native.autogradGrad(
+      outs.map((t) => t._h),
+      ins.map((t) => t._h),
+      gos,
+      retain,
+      options.createGraph === true,
+      options.allowUnused === true,
+    ),
+  );
   return res.map((h) => (h === null ? null : wrap(h)));
 }
 
@@ -71,7 +86,11 @@ export interface GradcheckOptions {
  * (what backward computes) at every input element. Inputs must be float64 tensors with requiresGrad.
  * Returns the largest absolute error; throws with details when a difference exceeds atol + rtol * |numeric|.
  */
-export function gradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: Tensor[], options: GradcheckOptions = {}): number {
+export function gradcheck(
+  fn: (...inputs: Tensor[]) => Tensor,
+  inputs: Tensor[],
+  options: GradcheckOptions = {},
+): number {
   const { eps = 1e-6, atol = 1e-6, rtol = 1e-4 } = is.options(options);
   if (!Array.isArray(inputs)) throw typeError('an array of Tensors', 'inputs', inputs);
   for (const [i, x] of inputs.entries()) {
@@ -131,7 +150,9 @@ export function gradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: Tensor[],
         if (err > atol + rtol * Math.abs(numeric)) {
           flat.dispose();
           base.dispose();
-          throw new Error(`gradcheck(): input ${i} element ${k}: analytic ${a[k]} vs numeric ${numeric} (error ${err})`);
+          throw new Error(
+            `gradcheck(): input ${i} element ${k}: analytic ${a[k]} vs numeric ${numeric} (error ${err})`,
+          );
         }
       }
       flat.dispose();

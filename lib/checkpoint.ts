@@ -72,7 +72,10 @@ function encode(value: unknown, path: string, out: Map<string, Tensor>, depth = 
   if (typeof value === 'bigint') return { [MARK]: 'bigint', value: value.toString() };
   if (value instanceof Tensor) {
     if (value.isDisposed) throw new TypeError(`save(): ${path} is a disposed tensor`);
-    if (out.has(path)) throw new RangeError(`save(): two values would be stored as the tensor '${path}' (keys with dots collide with nesting)`);
+    if (out.has(path))
+      throw new RangeError(
+        `save(): two values would be stored as the tensor '${path}' (keys with dots collide with nesting)`,
+      );
     out.set(path, value);
     return { [MARK]: 'tensor', name: path };
   }
@@ -80,13 +83,17 @@ function encode(value: unknown, path: string, out: Map<string, Tensor>, depth = 
   if (value instanceof Map) {
     const entries: Json[] = [];
     for (const [k, v] of value) {
-      if (typeof k !== 'string' && typeof k !== 'number') throw typeError('string or number keys', `${path} (a Map)`, k);
+      if (typeof k !== 'string' && typeof k !== 'number')
+        throw typeError('string or number keys', `${path} (a Map)`, k);
       const e = encode(v, `${path}.${k}`, out, depth + 1);
       if (e !== undefined) entries.push([k, e]);
     }
     return { [MARK]: 'map', entries };
   }
-  if (typeof value === 'object' && (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)) {
+  if (
+    typeof value === 'object' &&
+    (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)
+  ) {
     const obj: { [k: string]: Json } = {};
     for (const [k, v] of Object.entries(value)) {
       if (k === MARK) throw new TypeError(`save(): ${path} has the key '${MARK}', which checkpoints reserve`);
@@ -112,20 +119,24 @@ function decode(value: unknown, tensors: Map<string, Tensor>, bad: (what: string
     switch (obj[MARK]) {
       case 'tensor': {
         const t = typeof obj.name === 'string' ? tensors.get(obj.name) : undefined;
-        if (t === undefined) throw bad(`the metadata refers to a tensor ${JSON.stringify(obj.name)} that the file does not hold`);
+        if (t === undefined)
+          throw bad(`the metadata refers to a tensor ${JSON.stringify(obj.name)} that the file does not hold`);
         return t;
       }
       case 'number':
-        if (obj.value !== 'NaN' && obj.value !== 'Infinity' && obj.value !== '-Infinity') throw bad(`bad number ${JSON.stringify(obj.value)} in the metadata`);
+        if (obj.value !== 'NaN' && obj.value !== 'Infinity' && obj.value !== '-Infinity')
+          throw bad(`bad number ${JSON.stringify(obj.value)} in the metadata`);
         return Number(obj.value);
       case 'bigint':
-        if (typeof obj.value !== 'string' || !/^-?\d+$/.test(obj.value)) throw bad(`bad bigint ${JSON.stringify(obj.value)} in the metadata`);
+        if (typeof obj.value !== 'string' || !/^-?\d+$/.test(obj.value))
+          throw bad(`bad bigint ${JSON.stringify(obj.value)} in the metadata`);
         return BigInt(obj.value);
       case 'map': {
         if (!Array.isArray(obj.entries)) throw bad('a Map in the metadata has no entries');
         const m = new Map<unknown, unknown>();
         for (const e of obj.entries) {
-          if (!Array.isArray(e) || e.length !== 2 || (typeof e[0] !== 'string' && typeof e[0] !== 'number')) throw bad('a Map entry in the metadata is not [key, value]');
+          if (!Array.isArray(e) || e.length !== 2 || (typeof e[0] !== 'string' && typeof e[0] !== 'number'))
+            throw bad('a Map entry in the metadata is not [key, value]');
           m.set(e[0], decode(e[1], tensors, bad, depth + 1));
         }
         return m;
@@ -154,7 +165,8 @@ function setOwn(obj: object, k: string, v: unknown): void {
  */
 export function save(path: string, contents: SaveContents): void {
   is.string(path, 'path');
-  if (contents === null || typeof contents !== 'object') throw typeError('an object {model, optimizer, ...meta}', 'contents', contents);
+  if (contents === null || typeof contents !== 'object')
+    throw typeError('an object {model, optimizer, ...meta}', 'contents', contents);
   const { model, optimizer, ...meta } = contents;
   if (model !== undefined && (model === null || typeof model.stateDict !== 'function'))
     throw typeError('a model with stateDict()', 'model', model);
@@ -179,10 +191,19 @@ export function save(path: string, contents: SaveContents): void {
     const metaJson = encode(meta, 'meta', others);
     others.set(RNG, wrap(native.getRngState()));
     for (const [name, t] of others) {
-      if (tensors.has(name)) throw new RangeError(`save(): the model has a tensor named '${name}', which the checkpoint needs for its own state`);
+      if (tensors.has(name))
+        throw new RangeError(
+          `save(): the model has a tensor named '${name}', which the checkpoint needs for its own state`,
+        );
       tensors.set(name, t);
     }
-    const doc = { version: VERSION, model: modelNames, optimizer: optimizerJson ?? null, meta: metaJson ?? {}, rng: RNG };
+    const doc = {
+      version: VERSION,
+      model: modelNames,
+      optimizer: optimizerJson ?? null,
+      meta: metaJson ?? {},
+      rng: RNG,
+    };
     writeSafetensors(path, tensors, { format: 'pt', tensornormal: JSON.stringify(doc) });
   });
 }
@@ -204,16 +225,27 @@ export function load(path: string): Checkpoint {
     const bad = (what: string): Error => new Error(`${path} is not a valid tensornormal checkpoint: ${what}`);
     const raw = metadata.tensornormal;
     if (raw === undefined)
-      return { tensors, modelStateDict: new Map(tensors), optimizerStateDict: null, meta: {}, rngState: null, metadata, dispose };
+      return {
+        tensors,
+        modelStateDict: new Map(tensors),
+        optimizerStateDict: null,
+        meta: {},
+        rngState: null,
+        metadata,
+        dispose,
+      };
     let doc: Record<string, unknown>;
     try {
       doc = JSON.parse(raw) as Record<string, unknown>;
     } catch (err) {
       throw bad(`its "tensornormal" metadata is not valid JSON (${(err as Error).message})`);
     }
-    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw bad('its "tensornormal" metadata is not an object');
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+      throw bad('its "tensornormal" metadata is not an object');
     if (typeof doc.version !== 'number' || doc.version > VERSION)
-      throw bad(`it has format version ${JSON.stringify(doc.version)}; this tensornormal reads version ${VERSION} (update tensornormal)`);
+      throw bad(
+        `it has format version ${JSON.stringify(doc.version)}; this tensornormal reads version ${VERSION} (update tensornormal)`,
+      );
     const modelStateDict = new Map<string, Tensor>();
     if (doc.model !== null && doc.model !== undefined) {
       if (!Array.isArray(doc.model)) throw bad('the list of model tensors is not an array');
@@ -223,12 +255,20 @@ export function load(path: string): Checkpoint {
         modelStateDict.set(name as string, t);
       }
     }
-    const optimizerStateDict = (doc.optimizer === null || doc.optimizer === undefined ? null : decode(doc.optimizer, tensors, bad)) as Checkpoint['optimizerStateDict'];
-    if (optimizerStateDict !== null && (typeof optimizerStateDict !== 'object' || !('state' in optimizerStateDict) || !Array.isArray(optimizerStateDict.paramGroups)))
+    const optimizerStateDict = (
+      doc.optimizer === null || doc.optimizer === undefined ? null : decode(doc.optimizer, tensors, bad)
+    ) as Checkpoint['optimizerStateDict'];
+    if (
+      optimizerStateDict !== null &&
+      (typeof optimizerStateDict !== 'object' ||
+        !('state' in optimizerStateDict) ||
+        !Array.isArray(optimizerStateDict.paramGroups))
+    )
       throw bad('the optimizer state is not {state, paramGroups}');
     const meta = decode(doc.meta ?? {}, tensors, bad) as Record<string, unknown>;
     const rngState = typeof doc.rng === 'string' ? (tensors.get(doc.rng) ?? null) : null;
-    if (rngState !== null && (rngState.dtype !== 'uint8' || rngState.ndim !== 1)) throw bad(`the RNG state is ${rngState.dtype} [${rngState.shape.join(', ')}], not a uint8 vector`);
+    if (rngState !== null && (rngState.dtype !== 'uint8' || rngState.ndim !== 1))
+      throw bad(`the RNG state is ${rngState.dtype} [${rngState.shape.join(', ')}], not a uint8 vector`);
     return { tensors, modelStateDict, optimizerStateDict, meta, rngState, metadata, dispose };
   } catch (err) {
     dispose();
@@ -263,7 +303,8 @@ export function restore(path: string, options: RestoreOptions = {}): Record<stri
   // them (a wrong shape, another optimizer's state) puts back what was already loaded, from snapshots taken first.
   const undo: (() => void)[] = [];
   try {
-    if (optimizer !== undefined && ckpt.optimizerStateDict === null) throw new Error(`${path} holds no optimizer state`);
+    if (optimizer !== undefined && ckpt.optimizerStateDict === null)
+      throw new Error(`${path} holds no optimizer state`);
     const rng = restoreRng ? ckpt.rngState : null;
     if (rng !== null) {
       const why = native.checkRngState(rng._h);
@@ -273,17 +314,26 @@ export function restore(path: string, options: RestoreOptions = {}): Record<stri
       // Hand the weights over in the container the model's own stateDict() uses.
       const wantsMap = tidy(() => model.stateDict() instanceof Map);
       const before = tidy(() => cloneTensors(model.stateDict()));
-      undo.push(() => model.loadStateDict(before as never), () => disposeTensors(before));
+      undo.push(
+        () => model.loadStateDict(before as never),
+        () => disposeTensors(before),
+      );
       model.loadStateDict(wantsMap ? ckpt.modelStateDict : Object.fromEntries(ckpt.modelStateDict));
     }
     if (optimizer !== undefined) {
       const before = tidy(() => cloneTensors(optimizer.stateDict()));
-      undo.push(() => optimizer.loadStateDict(before as never), () => disposeTensors(before));
+      undo.push(
+        () => optimizer.loadStateDict(before as never),
+        () => disposeTensors(before),
+      );
       optimizer.loadStateDict(ckpt.optimizerStateDict as never);
     }
     if (rng !== null) {
       const before = wrap(native.getRngState());
-      undo.push(() => native.setRngState(before._h), () => before.dispose());
+      undo.push(
+        () => native.setRngState(before._h),
+        () => before.dispose(),
+      );
       native.setRngState(rng._h);
     }
   } catch (err) {
@@ -323,7 +373,8 @@ function cloneTensors(value: unknown): unknown {
   if (value instanceof Tensor) return value.detach().clone();
   if (value instanceof Map) return new Map([...value].map(([k, v]) => [k, cloneTensors(v)]));
   if (Array.isArray(value)) return value.map(cloneTensors);
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, cloneTensors(v)]));
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, cloneTensors(v)]));
   return value;
 }
 
@@ -348,7 +399,10 @@ function collectTensors(value: unknown, into: Set<Tensor>): void {
  */
 export function pytorchName(name: string): string {
   is.string(name, 'name');
-  return name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/([A-Z])([A-Z][a-z])/g, '$1_$2').toLowerCase();
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/([A-Z])([A-Z][a-z])/g, '$1_$2')
+    .toLowerCase();
 }
 
 export interface SaveWeightsOptions {
@@ -368,7 +422,8 @@ export interface SaveWeightsOptions {
 export function saveWeights(path: string, model: CheckpointModel, options: SaveWeightsOptions = {}): void {
   const { names = 'pytorch' } = is.options(options);
   is.string(path, 'path');
-  if (model === null || typeof model !== 'object' || typeof model.stateDict !== 'function') throw typeError('a model with stateDict()', 'model', model);
+  if (model === null || typeof model !== 'object' || typeof model.stateDict !== 'function')
+    throw typeError('a model with stateDict()', 'model', model);
   is.oneOf(names, 'names', ['pytorch', 'tensornormal'] as const);
   tidy(() => {
     const sd = model.stateDict();
@@ -378,7 +433,8 @@ export function saveWeights(path: string, model: CheckpointModel, options: SaveW
       if (!(t instanceof Tensor)) throw typeError('a Tensor', `model.stateDict()['${name}']`, t);
       const key = names === 'pytorch' ? pytorchName(name) : name;
       const clash = from.get(key);
-      if (clash !== undefined) throw new RangeError(`saveWeights(): '${clash}' and '${name}' both have the PyTorch name '${key}'`);
+      if (clash !== undefined)
+        throw new RangeError(`saveWeights(): '${clash}' and '${name}' both have the PyTorch name '${key}'`);
       from.set(key, name);
       tensors.set(key, t);
     }
@@ -420,7 +476,12 @@ function pickled(path: string): { modelStateDict: Map<string, Tensor>; dispose()
 export function loadWeights(path: string, model: CheckpointModel, options: LoadWeightsOptions = {}): void {
   const { strict = true } = is.options(options);
   is.string(path, 'path');
-  if (model === null || typeof model !== 'object' || typeof model.loadStateDict !== 'function' || typeof model.stateDict !== 'function')
+  if (
+    model === null ||
+    typeof model !== 'object' ||
+    typeof model.loadStateDict !== 'function' ||
+    typeof model.stateDict !== 'function'
+  )
     throw typeError('a model with stateDict() and loadStateDict()', 'model', model);
   is.boolean(strict, 'strict');
   // a torch.save(model.state_dict()) file (a zip: 'PK') is read by the restricted reader of lib/pickle.ts

@@ -1,13 +1,30 @@
 /** dtype names, their native codes (shared with native/addon.cc Dtype()) and their TypedArrays. */
 import { rangeError, typeError } from './errors.js';
 
-export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'bool' | 'float16' | 'bfloat16' | 'uint8' | 'int8' | 'int16';
+export type DType =
+  'float32' | 'float64' | 'int32' | 'int64' | 'bool' | 'float16' | 'bfloat16' | 'uint8' | 'int8' | 'int16';
 
-export const DTYPES: readonly DType[] = ['float32', 'float64', 'int32', 'int64', 'bool', 'float16', 'bfloat16', 'uint8', 'int8', 'int16'];
+export const DTYPES: readonly DType[] = [
+  'float32',
+  'float64',
+  'int32',
+  'int64',
+  'bool',
+  'float16',
+  'bfloat16',
+  'uint8',
+  'int8',
+  'int16',
+];
 
 /** PyTorch spellings accepted as aliases. */
 const ALIASES: Record<string, DType> = {
-  float: 'float32', double: 'float64', int: 'int32', long: 'int64', half: 'float16', short: 'int16',
+  float: 'float32',
+  double: 'float64',
+  int: 'int32',
+  long: 'int64',
+  half: 'float16',
+  short: 'int16',
 };
 
 export function dtypeCode(dtype: unknown, name = 'dtype'): number {
@@ -24,21 +41,33 @@ export function dtypeName(code: number): DType {
   return d;
 }
 
-export const isFloating = (d: DType): boolean => d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
+export const isFloating = (d: DType): boolean =>
+  d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 
-export type TypedArrayFor = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Int16Array | Uint16Array;
+export type TypedArrayFor =
+  Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Int16Array | Uint16Array;
 
 /** Reads a tensor's raw bytes as the TypedArray of its dtype (float16/bfloat16 come as raw Uint16 bits). */
 export function viewBytes(buf: ArrayBuffer, dtype: DType): TypedArrayFor {
   switch (dtype) {
-    case 'float32': return new Float32Array(buf);
-    case 'float64': return new Float64Array(buf);
-    case 'int32': return new Int32Array(buf);
-    case 'int64': return new BigInt64Array(buf);
-    case 'bool': case 'uint8': return new Uint8Array(buf);
-    case 'int8': return new Int8Array(buf);
-    case 'int16': return new Int16Array(buf);
-    case 'float16': case 'bfloat16': return new Uint16Array(buf);
+    case 'float32':
+      return new Float32Array(buf);
+    case 'float64':
+      return new Float64Array(buf);
+    case 'int32':
+      return new Int32Array(buf);
+    case 'int64':
+      return new BigInt64Array(buf);
+    case 'bool':
+    case 'uint8':
+      return new Uint8Array(buf);
+    case 'int8':
+      return new Int8Array(buf);
+    case 'int16':
+      return new Int16Array(buf);
+    case 'float16':
+    case 'bfloat16':
+      return new Uint16Array(buf);
   }
 }
 

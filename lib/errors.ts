@@ -83,7 +83,11 @@ function describe(value: unknown): string {
   let shown: string;
   try {
     shown =
-      typeof value === 'string' || Array.isArray(value) ? JSON.stringify(value) : typeof value === 'bigint' ? `${value}n` : String(value);
+      typeof value === 'string' || Array.isArray(value)
+        ? JSON.stringify(value)
+        : typeof value === 'bigint'
+          ? `${value}n`
+          : String(value);
   } catch {
     shown = Object.prototype.toString.call(value);
   }
@@ -158,7 +162,11 @@ export const is = {
   },
   oneOf<T extends string>(value: unknown, name: string, choices: readonly T[]): T {
     if (typeof value !== 'string' || !(choices as readonly string[]).includes(value))
-      throw (typeof value === 'string' ? rangeError : typeError)(`one of ${choices.map((c) => `'${c}'`).join(', ')}`, name, value);
+      throw (typeof value === 'string' ? rangeError : typeError)(
+        `one of ${choices.map((c) => `'${c}'`).join(', ')}`,
+        name,
+        value,
+      );
     return value as T;
   },
   /**
@@ -167,7 +175,8 @@ export const is = {
    */
   options<T extends object>(value: T | undefined | null, name = 'options'): T {
     if (value === undefined) return {} as T;
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw typeError('an options object', name, value);
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      throw typeError('an options object', name, value);
     return value;
   },
   function(value: unknown, name: string): (...args: never[]) => unknown {
@@ -178,7 +187,8 @@ export const is = {
   shape(value: unknown, name: string): number[] {
     if (!Array.isArray(value)) throw typeError('an array of non-negative integers', name, value);
     for (const d of value)
-      if (typeof d !== 'number' || !Number.isInteger(d) || d < 0) throw rangeError('an array of non-negative integers', name, value);
+      if (typeof d !== 'number' || !Number.isInteger(d) || d < 0)
+        throw rangeError('an array of non-negative integers', name, value);
     return value as number[];
   },
   intArray(value: unknown, name: string): number[] {

@@ -68,7 +68,10 @@ class Formatter {
   sciMode = false;
   maxWidth = 1;
 
-  constructor(private readonly floating: boolean, values: Value[]) {
+  constructor(
+    private readonly floating: boolean,
+    values: Value[],
+  ) {
     if (!floating) {
       for (const v of values) this.maxWidth = Math.max(this.maxWidth, pyStr(v).length);
       return;

@@ -3,7 +3,17 @@
  * exhaust the process: only regular files are read (a FIFO would block the open or the read forever, /dev/zero never
  * ends, a directory is no file), the size fstat reports bounds every read, and gzip is inflated under a cap.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readSync,
+  realpathSync,
+  statSync,
+  type Stats,
+} from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 
 /** What a file system entry is, in words, for messages. */
@@ -29,7 +39,10 @@ export function openRegular(path: string, who: string): { fd: number; size: numb
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new Error(`${who}: cannot read ${path}: ${e.code === 'ENOENT' ? 'file not found' : e.code === 'EISDIR' ? 'is a directory, not a file' : e.message}`, { cause: err });
+    throw new Error(
+      `${who}: cannot read ${path}: ${e.code === 'ENOENT' ? 'file not found' : e.code === 'EISDIR' ? 'is a directory, not a file' : e.message}`,
+      { cause: err },
+    );
   }
   const s = fstatSync(fd);
   if (!s.isFile()) {
@@ -72,7 +85,10 @@ export function gunzipCapped(raw: Uint8Array, cap: number, path: string, who: st
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError)
-      throw new Error(`${who}: ${path} inflates to more than ${limit} bytes, more than its contents can be (a gzip bomb, or trailing data)`, { cause: err });
+      throw new Error(
+        `${who}: ${path} inflates to more than ${limit} bytes, more than its contents can be (a gzip bomb, or trailing data)`,
+        { cause: err },
+      );
     throw new Error(`${who}: ${path} is a corrupt or truncated gzip file (${e.message})`, { cause: err });
   }
 }
@@ -86,7 +102,10 @@ export function gunzipHead(raw: Uint8Array, want: number): Buffer {
     const prefix = raw.subarray(0, Math.min(take, raw.length));
     let out: Buffer;
     try {
-      out = gunzipSync(prefix, { finishFlush: 2 /* Z_SYNC_FLUSH: what a prefix gives, without the trailer */, maxOutputLength: Math.max(want, take * DEFLATE_MAX_RATIO) });
+      out = gunzipSync(prefix, {
+        finishFlush: 2 /* Z_SYNC_FLUSH: what a prefix gives, without the trailer */,
+        maxOutputLength: Math.max(want, take * DEFLATE_MAX_RATIO),
+      });
     } catch {
       out = Buffer.alloc(0);
     }
@@ -111,10 +130,15 @@ export function saveTarget(path: string, who: string): string {
     try {
       target = realpathSync(path);
     } catch {
-      throw new Error(`${who}: ${path} is a symbolic link whose target does not exist (a dangling link is not written through)`);
+      throw new Error(
+        `${who}: ${path} is a symbolic link whose target does not exist (a dangling link is not written through)`,
+      );
     }
   }
   const s = target === path ? l : statSync(target);
-  if (!s.isFile()) throw new Error(`${who}: refusing to replace ${target === path ? path : `${target} (the target of ${path})`}: it is ${kindOf(s)}, not a regular file`);
+  if (!s.isFile())
+    throw new Error(
+      `${who}: refusing to replace ${target === path ? path : `${target} (the target of ${path})`}: it is ${kindOf(s)}, not a regular file`,
+    );
   return target;
 }

@@ -49,7 +49,8 @@ export class ScriptModule {
   }
 
   private get h(): number {
-    if (this.handle === null) throw new TorchError('the TorchScript module was disposed: it cannot be used any more', 'DISPOSED');
+    if (this.handle === null)
+      throw new TorchError('the TorchScript module was disposed: it cannot be used any more', 'DISPOSED');
     return this.handle;
   }
 
@@ -58,7 +59,12 @@ export class ScriptModule {
     inputs.forEach((x, i) => {
       if (!(x instanceof Tensor)) throw typeError('a Tensor', `inputs[${i}]`, x);
     });
-    return fromNative(native.jitForward(this.h, inputs.map((x) => x._h)));
+    return fromNative(
+      native.jitForward(
+        this.h,
+        inputs.map((x) => x._h),
+      ),
+    );
   }
 
   /** The same as call() (nn.Module's name for it). */
@@ -100,10 +106,15 @@ export class ScriptModule {
   to(target: DType | { dtype?: DType; device?: string }): this {
     const t = typeof target === 'string' ? { dtype: target } : target;
     if (t === null || typeof t !== 'object') throw typeError('a dtype or {dtype}', 'target', target);
-    if (t.device !== undefined && t.device !== 'cpu') throw new TorchError(`ScriptModule.to: device '${t.device}' is not supported for TorchScript modules here (CPU only)`, 'DEVICE_UNAVAILABLE');
+    if (t.device !== undefined && t.device !== 'cpu')
+      throw new TorchError(
+        `ScriptModule.to: device '${t.device}' is not supported for TorchScript modules here (CPU only)`,
+        'DEVICE_UNAVAILABLE',
+      );
     if (t.dtype === undefined) return this;
     const dtype = DTYPES[dtypeCode(t.dtype, 'dtype')]!;
-    if (!isFloating(dtype)) throw new TypeError(`ScriptModule.to only accepts floating point dtypes, but got desired dtype=${t.dtype}`);
+    if (!isFloating(dtype))
+      throw new TypeError(`ScriptModule.to only accepts floating point dtypes, but got desired dtype=${t.dtype}`);
     for (const [, p] of [...this.params, ...this.bufs]) {
       if (!isFloating(p.dtype) || p.dtype === dtype) continue;
       const values = p.detach();
@@ -134,15 +145,20 @@ export class ScriptModule {
     const errors: string[] = [];
     const missing = [...own.keys()].filter((k) => !given.has(k));
     const unexpected = [...given.keys()].filter((k) => !own.has(k));
-    if (strict && missing.length) errors.push(`Missing key(s) in state_dict: ${missing.map((k) => `"${k}"`).join(', ')}.`);
-    if (strict && unexpected.length) errors.push(`Unexpected key(s) in state_dict: ${unexpected.map((k) => `"${k}"`).join(', ')}.`);
+    if (strict && missing.length)
+      errors.push(`Missing key(s) in state_dict: ${missing.map((k) => `"${k}"`).join(', ')}.`);
+    if (strict && unexpected.length)
+      errors.push(`Unexpected key(s) in state_dict: ${unexpected.map((k) => `"${k}"`).join(', ')}.`);
     for (const [k, src] of given) {
       if (!(src instanceof Tensor)) throw typeError('a Tensor', `stateDict["${k}"]`, src);
       const t = own.get(k);
       if (t && (src.ndim !== t.ndim || src.shape.some((d, i) => d !== t.shape[i])))
-        errors.push(`size mismatch for ${k}: copying a param with shape [${src.shape.join(', ')}] from checkpoint, the shape in current model is [${t.shape.join(', ')}].`);
+        errors.push(
+          `size mismatch for ${k}: copying a param with shape [${src.shape.join(', ')}] from checkpoint, the shape in current model is [${t.shape.join(', ')}].`,
+        );
     }
-    if (errors.length) throw new TorchError(`Error(s) in loading state_dict for ScriptModule:\n\t${errors.join('\n\t')}`, 'TORCH_ERROR');
+    if (errors.length)
+      throw new TorchError(`Error(s) in loading state_dict for ScriptModule:\n\t${errors.join('\n\t')}`, 'TORCH_ERROR');
     noGrad(() => {
       for (const [k, src] of given) own.get(k)?.copy_(src);
     });
@@ -198,16 +214,25 @@ export interface TraceableModel {
  * (dropout, batch statistics) is what you want recorded.
  */
 export function trace(model: TraceableModel, exampleInputs: Tensor | Tensor[]): ScriptModule {
-  if (model === null || typeof model !== 'object' || typeof model.namedParameters !== 'function') throw typeError('a model (an nn.Module)', 'model', model);
+  if (model === null || typeof model !== 'object' || typeof model.namedParameters !== 'function')
+    throw typeError('a model (an nn.Module)', 'model', model);
   const inputs = Array.isArray(exampleInputs) ? exampleInputs : [exampleInputs];
   inputs.forEach((x, i) => {
     if (!(x instanceof Tensor)) throw typeError('a Tensor', `exampleInputs[${i}]`, x);
   });
-  const forward = typeof model.call === 'function' ? model.call.bind(model) : typeof model.forward === 'function' ? model.forward.bind(model) : null;
+  const forward =
+    typeof model.call === 'function'
+      ? model.call.bind(model)
+      : typeof model.forward === 'function'
+        ? model.forward.bind(model)
+        : null;
   if (forward === null) throw typeError('a model with call() or forward()', 'model', model);
   const params = model.namedParameters();
   const buffers = typeof model.namedBuffers === 'function' ? model.namedBuffers() : [];
-  const entries = [...params.map(([n, t]) => [n, t, true] as const), ...buffers.map(([n, t]) => [n, t, false] as const)];
+  const entries = [
+    ...params.map(([n, t]) => [n, t, true] as const),
+    ...buffers.map(([n, t]) => [n, t, false] as const),
+  ];
   const outs: Tensor[] = [];
   const h = native.jitTrace(
     entries.map(([n]) => n.replace(/\./g, '_')),

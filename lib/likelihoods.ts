@@ -41,7 +41,12 @@ export interface SampleableLikelihood {
 
 /** Whether `x` has the loss() and sample() methods of a likelihood. */
 export function isSampleableLikelihood(x: unknown): x is SampleableLikelihood {
-  return x !== null && typeof x === 'object' && typeof (x as SampleableLikelihood).sample === 'function' && typeof (x as SampleableLikelihood).loss === 'function';
+  return (
+    x !== null &&
+    typeof x === 'object' &&
+    typeof (x as SampleableLikelihood).sample === 'function' &&
+    typeof (x as SampleableLikelihood).loss === 'function'
+  );
 }
 
 function T(x: unknown, name: string): Tensor {
@@ -52,16 +57,25 @@ function reductionOf(o: { reduction?: LikelihoodReduction } | undefined): Likeli
   return is.oneOf(is.options(o).reduction ?? 'mean', 'reduction', ['mean', 'sum', 'none'] as const);
 }
 function batched(x: Tensor, name: string): number {
-  if (x.ndim < 1) throw new RangeError(`Expected ${name} with a batch dimension (at least 1-d) but received a 0-d tensor`);
+  if (x.ndim < 1)
+    throw new RangeError(`Expected ${name} with a batch dimension (at least 1-d) but received a 0-d tensor`);
   return x.shape[0]!;
 }
 function sameShape(output: Tensor, target: Tensor): void {
-  const a = output.shape, b = target.shape;
+  const a = output.shape,
+    b = target.shape;
   if (a.length !== b.length || a.some((d, i) => d !== b[i]))
-    throw new RangeError(`Expected target of the output's shape [${a.join(', ')}] but received shape [${b.join(', ')}]`);
+    throw new RangeError(
+      `Expected target of the output's shape [${a.join(', ')}] but received shape [${b.join(', ')}]`,
+    );
 }
 /** Sums a per-element loss over everything but dim 0, then reduces over the batch. */
-function perExample(elementwise: () => Tensor, sumAll: () => Tensor, n: number, reduction: LikelihoodReduction): Tensor {
+function perExample(
+  elementwise: () => Tensor,
+  sumAll: () => Tensor,
+  n: number,
+  reduction: LikelihoodReduction,
+): Tensor {
   if (reduction === 'none') {
     const e = elementwise();
     try {
@@ -91,13 +105,15 @@ export class Categorical implements Likelihood {
   loss(output: Tensor, target: Tensor, options?: { reduction?: LikelihoodReduction }): Tensor {
     T(output, 'output');
     T(target, 'target');
-    if (output.ndim !== 2) throw new RangeError(`Expected output of shape (N, C) but received shape [${output.shape.join(', ')}]`);
+    if (output.ndim !== 2)
+      throw new RangeError(`Expected output of shape (N, C) but received shape [${output.shape.join(', ')}]`);
     return F.crossEntropy(output, target, { reduction: reductionOf(options) });
   }
   /** One class index per row, drawn with probabilities softmax(z): int64 (N). */
   sample(output: Tensor): Tensor {
     T(output, 'output');
-    if (output.ndim !== 2) throw new RangeError(`Expected output of shape (N, C) but received shape [${output.shape.join(', ')}]`);
+    if (output.ndim !== 2)
+      throw new RangeError(`Expected output of shape (N, C) but received shape [${output.shape.join(', ')}]`);
     return noGrad(() => {
       const p = output.softmax(1);
       const idx = multinomial(p, 1, true);

@@ -11,17 +11,20 @@ function T(x: unknown, name = 'A'): Tensor {
 function upperOf(options: { upper?: boolean } | undefined): boolean {
   return is.boolean(is.options(options).upper ?? false, 'upper');
 }
-const uploOf = (options: { uplo?: 'L' | 'U' } | undefined): boolean => is.oneOf(is.options(options).uplo ?? 'L', 'uplo', ['L', 'U'] as const) === 'U';
+const uploOf = (options: { uplo?: 'L' | 'U' } | undefined): boolean =>
+  is.oneOf(is.options(options).uplo ?? 'L', 'uplo', ['L', 'U'] as const) === 'U';
 
 /** Lower (or upper) Cholesky factor of an SPD matrix; throws TorchError NOT_POSITIVE_DEFINITE otherwise. */
-export const cholesky = (A: Tensor, options?: { upper?: boolean }): Tensor => wrap(native.cholesky(T(A)._h, upperOf(options)));
+export const cholesky = (A: Tensor, options?: { upper?: boolean }): Tensor =>
+  wrap(native.cholesky(T(A)._h, upperOf(options)));
 /** Cholesky without throwing: `info` is 0 on success, else the order of the leading minor that is not positive definite. */
 export function choleskyEx(A: Tensor, options?: { upper?: boolean }): { L: Tensor; info: Tensor } {
   const [l, i] = native.choleskyEx(T(A)._h, upperOf(options));
   return { L: wrap(l), info: wrap(i) };
 }
 /** Inverse of A from its Cholesky factor L (torch.cholesky_inverse). */
-export const choleskyInverse = (L: Tensor, options?: { upper?: boolean }): Tensor => wrap(native.choleskyInverse(T(L, 'L')._h, upperOf(options)));
+export const choleskyInverse = (L: Tensor, options?: { upper?: boolean }): Tensor =>
+  wrap(native.choleskyInverse(T(L, 'L')._h, upperOf(options)));
 /** Solves A X = B from A's Cholesky factor L. */
 export const choleskySolve = (B: Tensor, L: Tensor, options?: { upper?: boolean }): Tensor =>
   wrap(native.choleskySolve(T(B, 'B')._h, T(L, 'L')._h, upperOf(options)));
@@ -32,7 +35,8 @@ export function eigh(A: Tensor, options?: { uplo?: 'L' | 'U' }): { eigenvalues: 
   const [v, q] = native.eigh(T(A)._h, uploOf(options));
   return { eigenvalues: wrap(v), eigenvectors: wrap(q) };
 }
-export const eigvalsh = (A: Tensor, options?: { uplo?: 'L' | 'U' }): Tensor => wrap(native.eigvalsh(T(A)._h, uploOf(options)));
+export const eigvalsh = (A: Tensor, options?: { uplo?: 'L' | 'U' }): Tensor =>
+  wrap(native.eigvalsh(T(A)._h, uploOf(options)));
 export function svd(A: Tensor, options?: { fullMatrices?: boolean }): { U: Tensor; S: Tensor; Vh: Tensor } {
   const fullMatrices = is.boolean(is.options(options).fullMatrices ?? true, 'fullMatrices');
   const [u, s, vh] = native.svd(T(A)._h, fullMatrices);
@@ -48,4 +52,5 @@ export function slogdet(A: Tensor): { sign: Tensor; logabsdet: Tensor } {
   const [s, l] = native.slogdet(T(A)._h);
   return { sign: wrap(s), logabsdet: wrap(l) };
 }
-export const matrixNorm = (A: Tensor, ord: 'fro' | 'nuc' = 'fro'): Tensor => wrap(native.matrixNorm(T(A)._h, is.oneOf(ord, 'ord', ['fro', 'nuc'] as const)));
+export const matrixNorm = (A: Tensor, ord: 'fro' | 'nuc' = 'fro'): Tensor =>
+  wrap(native.matrixNorm(T(A)._h, is.oneOf(ord, 'ord', ['fro', 'nuc'] as const)));

@@ -121,7 +121,14 @@ export interface NativeBinding {
   registerHook(h: H, fn: (grad: H) => H): number;
   removeHook(h: H, position: number): void;
   hookIdentity(hs: H[], fn: (grads: H[]) => H[] | -1, materialize: boolean): H[];
-  autogradGrad(outputs: H[], inputs: H[], gradOutputs: H[] | null, retainGraph: number, createGraph: boolean, allowUnused: boolean): (H | null)[];
+  autogradGrad(
+    outputs: H[],
+    inputs: H[],
+    gradOutputs: H[] | null,
+    retainGraph: number,
+    createGraph: boolean,
+    allowUnused: boolean,
+  ): (H | null)[];
   // element-wise
   unary(code: UnaryCode, h: H): H;
   unary_(code: UnaryInplaceCode, h: H): void;
@@ -202,7 +209,16 @@ export interface NativeBinding {
   maxPool2d(x: H, k: number[], s: number[], p: number[], d: number[], ceil: boolean): H;
   avgPool2d(x: H, k: number[], s: number[], p: number[], ceil: boolean, countIncludePad: boolean): H;
   adaptiveAvgPool2d(x: H, out: number[]): H;
-  batchNorm(x: H, mean: Opt<H>, variance: Opt<H>, w: Opt<H>, b: Opt<H>, training: boolean, momentum: number, eps: number): H;
+  batchNorm(
+    x: H,
+    mean: Opt<H>,
+    variance: Opt<H>,
+    w: Opt<H>,
+    b: Opt<H>,
+    training: boolean,
+    momentum: number,
+    eps: number,
+  ): H;
   layerNorm(x: H, shape: number[], w: Opt<H>, b: Opt<H>, eps: number): H;
   dropout(x: H, p: number, training: boolean): H;
   embedding(w: H, idx: H): H;
@@ -234,7 +250,13 @@ export interface NativeBinding {
   jitTrain(m: number, mode: boolean): void;
   jitIsTraining(m: number): boolean;
   jitDispose(m: number): void;
-  jitTrace(names: string[], tensors: H[], inputs: H[], forward: (...inputs: H[]) => H | H[], isParameter: boolean[]): number;
+  jitTrace(
+    names: string[],
+    tensors: H[],
+    inputs: H[],
+    forward: (...inputs: H[]) => H | H[],
+    isParameter: boolean[],
+  ): number;
   // linear algebra
   cholesky(h: H, upper: boolean): H;
   choleskyEx(h: H, upper: boolean): [H, H];
@@ -258,34 +280,105 @@ export interface NativeBinding {
   // of its i-th factor (full: P with A in the upper triangle and H's strict lower triangle, and diag(H); diagonal:
   // diag(H) and diag(A)). `blas` lets the packed kernels call cblas_?syrk / cblas_?symm where they exist.
   tntBlasAvailable(): boolean;
-  tntStatistics(grads: H[], shapes: number[][], mains: H[][], auxes: H[][], weight: number, blas: boolean, keep?: number): { updated: number; skippedNonFinite: number };
+  tntStatistics(
+    grads: H[],
+    shapes: number[][],
+    mains: H[][],
+    auxes: H[][],
+    weight: number,
+    blas: boolean,
+    keep?: number,
+  ): { updated: number; skippedNonFinite: number };
   tntNormalizedFactors(shapes: number[][], mains: H[][], auxes: H[][]): H[][];
   tntInverses(shapes: number[][], mains: H[][], auxes: H[][], eps: number, method: number): InverseReport;
   tntUnpack(main: H, aux: H): [H, H];
   tntPack(factor: H, inverse: H, main: H, aux: H): void;
   tntPackedDirection(m: H, shape: number[], mains: H[], auxes: H[], blas: boolean): H;
-  tntPackedStep(params: H[], momentum: H[], shapes: number[][], mains: H[][], auxes: H[][], lr: number[], momentumCoef: number[], weightDecay: number[], blas: boolean): StepReport;
+  tntPackedStep(
+    params: H[],
+    momentum: H[],
+    shapes: number[][],
+    mains: H[][],
+    auxes: H[][],
+    lr: number[],
+    momentumCoef: number[],
+    weightDecay: number[],
+    blas: boolean,
+  ): StepReport;
   // the same update from full matrices (Shampoo's step and direction, with its roots)
   tntDirection(m: H, shape: number[], inverses: H[]): H;
-  kroneckerStep(params: H[], momentum: H[], shapes: number[][], inverses: H[][], lr: number[], momentumCoef: number[], weightDecay: number[]): StepReport;
+  kroneckerStep(
+    params: H[],
+    momentum: H[],
+    shapes: number[][],
+    inverses: H[][],
+    lr: number[],
+    momentumCoef: number[],
+    weightDecay: number[],
+  ): StepReport;
   // Shampoo (native/optim/shampoo.cc): TNT's shapes/factors layout; the step is kroneckerStep with the roots
-  shampooStatistics(grads: H[], shapes: number[][], factors: H[][], weight: number, keep?: number): { updated: number; skippedNonFinite: number };
+  shampooStatistics(
+    grads: H[],
+    shapes: number[][],
+    factors: H[][],
+    weight: number,
+    keep?: number,
+  ): { updated: number; skippedNonFinite: number };
   shampooRoots(shapes: number[][], factors: H[][], roots: H[][], eps: number, method: number): ShampooRootReport;
   // KFAC (native/optim/kfac.cc): one entry per Linear / Conv2d layer
-  kfacStatistics(layers: { a: H | null; g: H | null; A: H; G: H; bias: boolean; batch: number; aDivisor?: number; gScale?: number }[], weight: number, keep?: number): { updated: number; skippedNonFinite: number };
+  kfacStatistics(
+    layers: {
+      a: H | null;
+      g: H | null;
+      A: H;
+      G: H;
+      bias: boolean;
+      batch: number;
+      aDivisor?: number;
+      gScale?: number;
+    }[],
+    weight: number,
+    keep?: number,
+  ): { updated: number; skippedNonFinite: number };
   kfacInverses(layers: { A: H; G: H; invA: H; invG: H; damping: number }[], piCorrection: boolean): InverseReport;
   // distributed (native/distributed.cc): c10d process group of this environment; collectives settle on the JS thread
   distAvailable(): boolean;
   distNcclAvailable(): boolean;
-  distInit(o: { backend: string; store: 'tcp' | 'file'; host?: string; port?: number; path?: string; rank: number; worldSize: number; timeout: number }): Promise<void>;
-  distInfo(): { rank: number; worldSize: number; backend: string; pending: number; bytes: number; timeout: number } | null;
+  distInit(o: {
+    backend: string;
+    store: 'tcp' | 'file';
+    host?: string;
+    port?: number;
+    path?: string;
+    rank: number;
+    worldSize: number;
+    timeout: number;
+  }): Promise<void>;
+  distInfo(): {
+    rank: number;
+    worldSize: number;
+    backend: string;
+    pending: number;
+    bytes: number;
+    timeout: number;
+  } | null;
   distAllReduce(h: H, op: string): Promise<void>;
   distBroadcast(h: H, src: number): Promise<void>;
   distAllGather(outs: H[], h: H): Promise<void>;
   distBarrier(): Promise<void>;
   distDestroy(): Promise<void>;
   kfacStep(
-    layers: { weight: H; bias: H | null; momentum: H; biasMomentum: H | null; invA: H; invG: H; lr: number; mu: number; wd: number }[],
+    layers: {
+      weight: H;
+      bias: H | null;
+      momentum: H;
+      biasMomentum: H | null;
+      invA: H;
+      invG: H;
+      lr: number;
+      mu: number;
+      wd: number;
+    }[],
     plain: { param: H; momentum: H; lr: number; mu: number; wd: number }[],
   ): StepReport;
 }

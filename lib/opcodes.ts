@@ -10,33 +10,130 @@
  */
 
 export const UNARY = {
-  neg: 0, abs: 1, exp: 2, log: 3, sqrt: 4, rsqrt: 5, sign: 6, relu: 7, sigmoid: 8, tanh: 9, gelu: 10, sin: 11,
-  cos: 12, log1p: 13, expm1: 14, square: 15, reciprocal: 16, floor: 17, ceil: 18, round: 19, trunc: 20,
-  logicalNot: 21, isnan: 22, isfinite: 23, isinf: 24, silu: 25, erf: 26, log2: 27, log10: 28, softplus: 29,
-  logSigmoid: 30, bitwiseNot: 31, frac: 32, tan: 33, asin: 34, acos: 35, atan: 36, sinh: 37, cosh: 38, mish: 39,
+  neg: 0,
+  abs: 1,
+  exp: 2,
+  log: 3,
+  sqrt: 4,
+  rsqrt: 5,
+  sign: 6,
+  relu: 7,
+  sigmoid: 8,
+  tanh: 9,
+  gelu: 10,
+  sin: 11,
+  cos: 12,
+  log1p: 13,
+  expm1: 14,
+  square: 15,
+  reciprocal: 16,
+  floor: 17,
+  ceil: 18,
+  round: 19,
+  trunc: 20,
+  logicalNot: 21,
+  isnan: 22,
+  isfinite: 23,
+  isinf: 24,
+  silu: 25,
+  erf: 26,
+  log2: 27,
+  log10: 28,
+  softplus: 29,
+  logSigmoid: 30,
+  bitwiseNot: 31,
+  frac: 32,
+  tan: 33,
+  asin: 34,
+  acos: 35,
+  atan: 36,
+  sinh: 37,
+  cosh: 38,
+  mish: 39,
   selu: 40,
 } as const;
 
 export const UNARY_INPLACE = {
-  zero_: 0, neg_: 1, abs_: 2, exp_: 3, log_: 4, sqrt_: 5, relu_: 6, sigmoid_: 7, tanh_: 8, sign_: 9,
-  reciprocal_: 10, square_: 11, floor_: 12, round_: 13,
+  zero_: 0,
+  neg_: 1,
+  abs_: 2,
+  exp_: 3,
+  log_: 4,
+  sqrt_: 5,
+  relu_: 6,
+  sigmoid_: 7,
+  tanh_: 8,
+  sign_: 9,
+  reciprocal_: 10,
+  square_: 11,
+  floor_: 12,
+  round_: 13,
 } as const;
 
 /** Also the codes of `binaryScalar`, `binary_` and `binaryScalar_`, which refuse the ops they lack by name. */
 export const BINARY = {
-  add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12,
-  atan2: 13, remainder: 14, fmod: 15, logicalAnd: 16, logicalOr: 17, logicalXor: 18, floorDivide: 19, matmul: 20,
-  mm: 21, bmm: 22, outer: 23, dot: 24, mv: 25, rsub: 26, rdiv: 27, rpow: 28, bitwiseAnd: 29, bitwiseOr: 30,
-  bitwiseXor: 31, xlogy: 32, hypot: 33, copysign: 34, kron: 35,
+  add: 0,
+  sub: 1,
+  mul: 2,
+  div: 3,
+  pow: 4,
+  maximum: 5,
+  minimum: 6,
+  eq: 7,
+  ne: 8,
+  lt: 9,
+  le: 10,
+  gt: 11,
+  ge: 12,
+  atan2: 13,
+  remainder: 14,
+  fmod: 15,
+  logicalAnd: 16,
+  logicalOr: 17,
+  logicalXor: 18,
+  floorDivide: 19,
+  matmul: 20,
+  mm: 21,
+  bmm: 22,
+  outer: 23,
+  dot: 24,
+  mv: 25,
+  rsub: 26,
+  rdiv: 27,
+  rpow: 28,
+  bitwiseAnd: 29,
+  bitwiseOr: 30,
+  bitwiseXor: 31,
+  xlogy: 32,
+  hypot: 33,
+  copysign: 34,
+  kron: 35,
 } as const;
 
 export const REDUCE = {
-  sum: 0, mean: 1, amax: 2, amin: 3, prod: 4, all: 5, any: 6, logsumexp: 7, nansum: 8, countNonzero: 9,
+  sum: 0,
+  mean: 1,
+  amax: 2,
+  amin: 3,
+  prod: 4,
+  all: 5,
+  any: 6,
+  logsumexp: 7,
+  nansum: 8,
+  countNonzero: 9,
 } as const;
 
 /** `native.factory`'s kinds (torch.zeros, torch.ones, ...). */
 export const FACTORY = {
-  zeros: 0, ones: 1, empty: 2, full: 3, rand: 4, randn: 5, randint: 6, randperm: 7, eye: 8,
+  zeros: 0,
+  ones: 1,
+  empty: 2,
+  full: 3,
+  rand: 4,
+  randn: 5,
+  randint: 6,
+  randperm: 7,
+  eye: 8,
 } as const;
 
 /** A loss's `reduction` option. */
@@ -82,8 +179,9 @@ export type OpTables = Record<string, Record<string, number>>;
  */
 export function checkOpcodes(actual: unknown, expected: OpTables = OPCODES): void {
   const diffs: string[] = [];
-  const show = (v: unknown): string => (typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v));
-  const isTable = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const show = (v: unknown): string => (typeof v === 'number' ? String(v) : (JSON.stringify(v) ?? String(v)));
+  const isTable = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!isTable(actual)) {
     diffs.push(`the addon's op tables are ${actual === null ? 'null' : typeof actual}, not an object`);
   } else {
@@ -96,10 +194,12 @@ export function checkOpcodes(actual: unknown, expected: OpTables = OPCODES): voi
       }
       for (const [name, code] of Object.entries(ours)) {
         if (!Object.hasOwn(theirs, name)) diffs.push(`${family}.${name} is missing from the addon`);
-        else if (theirs[name] !== code) diffs.push(`${family}.${name} is ${show(theirs[name])} in the addon but ${code} in lib/opcodes.ts`);
+        else if (theirs[name] !== code)
+          diffs.push(`${family}.${name} is ${show(theirs[name])} in the addon but ${code} in lib/opcodes.ts`);
       }
       for (const name of Object.keys(theirs))
-        if (!Object.hasOwn(ours, name)) diffs.push(`${family}.${name} (${show(theirs[name])}) is in the addon but not in lib/opcodes.ts`);
+        if (!Object.hasOwn(ours, name))
+          diffs.push(`${family}.${name} (${show(theirs[name])}) is in the addon but not in lib/opcodes.ts`);
     }
     for (const family of Object.keys(actual))
       if (!Object.hasOwn(expected, family)) diffs.push(`family ${family} is in the addon but not in lib/opcodes.ts`);

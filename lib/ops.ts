@@ -24,8 +24,13 @@ function asTensor(x: Tensor | Scalar, like: Tensor | null, other: Tensor | Scala
   if (like === null) {
     // two numbers: bool if both are booleans, float32 if either is fractional, else int64
     const both = [x, other];
-    dtype = both.every((v) => typeof v === 'boolean') ? 'bool' : both.some((v) => typeof v === 'number' && !Number.isInteger(v)) ? 'float32' : 'int64';
-  } else dtype = typeof x === 'boolean' ? 'bool' : !Number.isInteger(x) && !isFloating(like.dtype) ? 'float32' : like.dtype;
+    dtype = both.every((v) => typeof v === 'boolean')
+      ? 'bool'
+      : both.some((v) => typeof v === 'number' && !Number.isInteger(v))
+        ? 'float32'
+        : 'int64';
+  } else
+    dtype = typeof x === 'boolean' ? 'bool' : !Number.isInteger(x) && !isFloating(like.dtype) ? 'float32' : like.dtype;
   return scalarTensor(x, { dtype, device });
 }
 
@@ -57,13 +62,15 @@ export const mean = (a: Tensor, dim?: number | number[] | null, keepdim = false)
 export const reshape = (a: Tensor, shape: number[]): Tensor => input(a).reshape(shape);
 export const transpose = (a: Tensor, d0: number, d1: number): Tensor => input(a).transpose(d0, d1);
 export const flatten = (a: Tensor, start = 0, end = -1): Tensor => input(a).flatten(start, end);
-export const allclose = (a: Tensor, b: Tensor, opts?: { rtol?: number; atol?: number; equalNan?: boolean }): boolean => input(a).allclose(b, opts);
+export const allclose = (a: Tensor, b: Tensor, opts?: { rtol?: number; atol?: number; equalNan?: boolean }): boolean =>
+  input(a).allclose(b, opts);
 
 /** Elementwise choice: cond ? a : b (numbers become 0-d tensors of the other operand's dtype). */
 export function where(cond: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
   if (!(cond instanceof Tensor)) throw typeError('a bool Tensor', 'condition', cond);
   const like = a instanceof Tensor ? a : b instanceof Tensor ? b : null;
-  const ta = asTensor(a, like, b, cond.device), tb = asTensor(b, like, a, cond.device);
+  const ta = asTensor(a, like, b, cond.device),
+    tb = asTensor(b, like, a, cond.device);
   try {
     return wrap(native.where(cond._h, ta._h, tb._h));
   } finally {
@@ -73,10 +80,20 @@ export function where(cond: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Ten
 }
 
 export function cat(list: Tensor[], dim = 0): Tensor {
-  return wrap(native.cat(tensors(list, 'tensors').map((t) => t._h), is.integer(dim, 'dim')));
+  return wrap(
+    native.cat(
+      tensors(list, 'tensors').map((t) => t._h),
+      is.integer(dim, 'dim'),
+    ),
+  );
 }
 export function stack(list: Tensor[], dim = 0): Tensor {
-  return wrap(native.stack(tensors(list, 'tensors').map((t) => t._h), is.integer(dim, 'dim')));
+  return wrap(
+    native.stack(
+      tensors(list, 'tensors').map((t) => t._h),
+      is.integer(dim, 'dim'),
+    ),
+  );
 }
 /** Contraction over `dims` (a number n: the last n of a with the first n of b; or [dimsA, dimsB]). */
 export function tensordot(a: Tensor, b: Tensor, dims: number | [number[], number[]] = 2): Tensor {
@@ -86,7 +103,10 @@ export function tensordot(a: Tensor, b: Tensor, dims: number | [number[], number
   if (typeof dims === 'number') {
     is.nonNegativeInteger(dims, 'dims');
     const na = a.ndim;
-    if (dims > na || dims > b.ndim) throw new RangeError(`tensordot expects dims (${dims}) <= the number of dimensions of a (${na}) and of b (${b.ndim})`);
+    if (dims > na || dims > b.ndim)
+      throw new RangeError(
+        `tensordot expects dims (${dims}) <= the number of dimensions of a (${na}) and of b (${b.ndim})`,
+      );
     da = Array.from({ length: dims }, (_, i) => na - dims + i);
     db = Array.from({ length: dims }, (_, i) => i);
   } else if (Array.isArray(dims) && dims.length === 2) {
@@ -96,7 +116,12 @@ export function tensordot(a: Tensor, b: Tensor, dims: number | [number[], number
   return wrap(native.tensordot(a._h, b._h, da, db));
 }
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
-  return wrap(native.einsum(is.string(equation, 'equation'), tensors(operands, 'operands').map((t) => t._h)));
+  return wrap(
+    native.einsum(
+      is.string(equation, 'equation'),
+      tensors(operands, 'operands').map((t) => t._h),
+    ),
+  );
 }
 
 // ---------------------------------------------------------------- sampling
@@ -109,23 +134,31 @@ export function bernoulli(p: Tensor, prob?: number): Tensor {
 /** Draws `numSamples` category indices per row of non-negative weights. */
 export function multinomial(probs: Tensor, numSamples: number, replacement = false): Tensor {
   if (!(probs instanceof Tensor)) throw typeError('a Tensor', 'input', probs);
-  return wrap(native.multinomial(probs._h, is.positiveInteger(numSamples, 'numSamples'), is.boolean(replacement, 'replacement')));
+  return wrap(
+    native.multinomial(probs._h, is.positiveInteger(numSamples, 'numSamples'), is.boolean(replacement, 'replacement')),
+  );
 }
 /** Normal samples with elementwise mean and std (either may be a number). */
 export function normal(mean: Tensor | number, std: Tensor | number): Tensor {
-  const mt = mean instanceof Tensor, st = std instanceof Tensor;
-  if (!mt && !st) throw new TypeError('normal(): at least one of mean and std must be a Tensor (use randn for a shape)');
+  const mt = mean instanceof Tensor,
+    st = std instanceof Tensor;
+  if (!mt && !st)
+    throw new TypeError('normal(): at least one of mean and std must be a Tensor (use randn for a shape)');
   if (!mt) is.finite(mean, 'mean');
   if (!st) is.nonNegative(std, 'std');
-  return wrap(native.normal(mt, st, mt ? (mean as Tensor)._h : (mean as number), st ? (std as Tensor)._h : (std as number)));
+  return wrap(
+    native.normal(mt, st, mt ? (mean as Tensor)._h : (mean as number), st ? (std as Tensor)._h : (std as number)),
+  );
 }
 
 // ---------------------------------------------------------------- settings
 /** Seeds libtorch's CPU (and CUDA) generators: runs become reproducible. */
 export function manualSeed(seed: number): void {
-  if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0) throw typeError('a non-negative integer', 'seed', seed);
+  if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0)
+    throw typeError('a non-negative integer', 'seed', seed);
   // PyTorch takes a uint64 seed and raises "Overflow when unpacking long" above it
-  if (seed >= 2 ** 64) throw new RangeError(`manualSeed: seed ${seed} does not fit in 64 bits (PyTorch: Overflow when unpacking long)`);
+  if (seed >= 2 ** 64)
+    throw new RangeError(`manualSeed: seed ${seed} does not fit in 64 bits (PyTorch: Overflow when unpacking long)`);
   native.manualSeed(seed);
 }
 /** Intra-op threads used by libtorch (process-wide). The default is every core. */

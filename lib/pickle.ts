@@ -16,8 +16,15 @@ import { MAX_INFLATED, readRegular } from './fsutil.js';
 import { is } from './errors.js';
 
 const STORAGE_DTYPES: Record<string, [DType, number]> = {
-  FloatStorage: ['float32', 4], DoubleStorage: ['float64', 8], HalfStorage: ['float16', 2], BFloat16Storage: ['bfloat16', 2],
-  LongStorage: ['int64', 8], IntStorage: ['int32', 4], ShortStorage: ['int16', 2], CharStorage: ['int8', 1], ByteStorage: ['uint8', 1],
+  FloatStorage: ['float32', 4],
+  DoubleStorage: ['float64', 8],
+  HalfStorage: ['float16', 2],
+  BFloat16Storage: ['bfloat16', 2],
+  LongStorage: ['int64', 8],
+  IntStorage: ['int32', 4],
+  ShortStorage: ['int16', 2],
+  CharStorage: ['int8', 1],
+  ByteStorage: ['uint8', 1],
   BoolStorage: ['bool', 1],
 };
 
@@ -38,7 +45,9 @@ function unzip(buf: Buffer, bad: (w: string) => Error): Map<string, Buffer> {
     const method = buf.readUInt16LE(p + 10);
     const csize = buf.readUInt32LE(p + 20);
     const usize = buf.readUInt32LE(p + 24);
-    const nameLen = buf.readUInt16LE(p + 28), extraLen = buf.readUInt16LE(p + 30), commentLen = buf.readUInt16LE(p + 32);
+    const nameLen = buf.readUInt16LE(p + 28),
+      extraLen = buf.readUInt16LE(p + 30),
+      commentLen = buf.readUInt16LE(p + 32);
     const local = buf.readUInt32LE(p + 42);
     const name = buf.toString('utf8', p + 46, p + 46 + nameLen);
     p += 46 + nameLen + extraLen + commentLen;
@@ -47,17 +56,26 @@ function unzip(buf: Buffer, bad: (w: string) => Error): Map<string, Buffer> {
     if (start + csize > buf.length) throw bad(`zip entry '${name}' goes past the end of the file (truncated)`);
     const raw = buf.subarray(start, start + csize);
     if (method === 0) out.set(name, raw);
-    else if (method === 8) out.set(name, inflateRawSync(raw, { maxOutputLength: Math.min(Math.max(1, usize), MAX_INFLATED) }));
+    else if (method === 8)
+      out.set(name, inflateRawSync(raw, { maxOutputLength: Math.min(Math.max(1, usize), MAX_INFLATED) }));
     else throw bad(`zip entry '${name}' uses compression method ${method}`);
   }
   return out;
 }
 
 class Global {
-  constructor(readonly module: string, readonly name: string) {}
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
 }
 class StorageRef {
-  constructor(readonly dtype: DType, readonly itemsize: number, readonly key: string, readonly numel: number) {}
+  constructor(
+    readonly dtype: DType,
+    readonly itemsize: number,
+    readonly key: string,
+    readonly numel: number,
+  ) {}
 }
 class Rebuilt {
   constructor(readonly value: unknown) {}
@@ -81,7 +99,8 @@ export function loadPickledStateDict(path: string): Map<string, Tensor> {
     const result = unpickle(entries.get(pklName)!, bad, (ref, offset, size, stride) => {
       const bytes = entries.get(`${prefix}data/${ref.key}`);
       if (bytes === undefined) throw bad(`storage '${ref.key}' is missing from the archive`);
-      if (bytes.length !== ref.numel * ref.itemsize) throw bad(`storage '${ref.key}' has ${bytes.length} bytes, not ${ref.numel} x ${ref.itemsize}`);
+      if (bytes.length !== ref.numel * ref.itemsize)
+        throw bad(`storage '${ref.key}' has ${bytes.length} bytes, not ${ref.numel} x ${ref.itemsize}`);
       const n = size.reduce((a, b) => a * b, 1);
       // contiguous (the layout of every tensor a state dict of an nn.Module holds, unless two share a storage)
       let expect = 1;
@@ -91,8 +110,12 @@ export function loadPickledStateDict(path: string): Map<string, Tensor> {
         expect *= size[j]!;
         return ok;
       });
-      if (!contiguous) throw bad(`a tensor of size [${size.join(', ')}] with strides [${stride.join(', ')}] (only contiguous tensors are read)`);
-      if (offset + n > ref.numel) throw bad(`a tensor of ${n} elements at offset ${offset} goes past its storage of ${ref.numel}`);
+      if (!contiguous)
+        throw bad(
+          `a tensor of size [${size.join(', ')}] with strides [${stride.join(', ')}] (only contiguous tensors are read)`,
+        );
+      if (offset + n > ref.numel)
+        throw bad(`a tensor of ${n} elements at offset ${offset} goes past its storage of ${ref.numel}`);
       const view = bytes.subarray(offset * ref.itemsize, (offset + n) * ref.itemsize);
       const t = wrap(native.fromBuffer(new Uint8Array(view), size, dtypeCode(ref.dtype)));
       made.push(t);
@@ -161,40 +184,82 @@ function unpickle(
   while (i < data.length) {
     const op = u8();
     switch (op) {
-      case 0x80: i++; break; // PROTO
-      case 0x95: i += 8; break; // FRAME
-      case 0x2e: { // STOP
+      case 0x80:
+        i++;
+        break; // PROTO
+      case 0x95:
+        i += 8;
+        break; // FRAME
+      case 0x2e: {
+        // STOP
         const v = stack.pop();
         return v instanceof Rebuilt ? v.value : v;
       }
-      case 0x63: { // GLOBAL
-        const module = line(), name = line();
+      case 0x63: {
+        // GLOBAL
+        const module = line(),
+          name = line();
         const key = `${module}.${name}`;
         const storage = module === 'torch' ? STORAGE_DTYPES[name] : undefined;
         if (storage) stack.push({ storage });
-        else if (['collections.OrderedDict', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter'].includes(key)) stack.push(new Global(module, name));
+        else if (
+          ['collections.OrderedDict', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter'].includes(
+            key,
+          )
+        )
+          stack.push(new Global(module, name));
         else throw bad(`the global ${key} is not allowed (nothing in the file is executed)`);
         break;
       }
-      case 0x51: { // BINPERSID: ('storage', storage_type, key, location, numel)
+      case 0x51: {
+        // BINPERSID: ('storage', storage_type, key, location, numel)
         const pid = stack.pop() as unknown[];
-        if (!Array.isArray(pid) || pid[0] !== 'storage' || typeof pid[1] !== 'object' || pid[1] === null || !('storage' in (pid[1] as object)))
+        if (
+          !Array.isArray(pid) ||
+          pid[0] !== 'storage' ||
+          typeof pid[1] !== 'object' ||
+          pid[1] === null ||
+          !('storage' in (pid[1] as object))
+        )
           throw bad('a persistent id that is not a tensor storage');
         const [dtype, itemsize] = (pid[1] as { storage: [DType, number] }).storage;
         stack.push(new StorageRef(dtype, itemsize, String(pid[2]), Number(pid[4])));
         break;
       }
-      case 0x28: stack.push(MARK); break; // MARK
-      case 0x29: stack.push([]); break; // EMPTY_TUPLE
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4a: stack.push(data.readInt32LE(i)); i += 4; break; // BININT
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(data.readUInt16LE(i)); i += 2; break; // BININT2
-      case 0x8a: { // LONG1
+      case 0x28:
+        stack.push(MARK);
+        break; // MARK
+      case 0x29:
+        stack.push([]);
+        break; // EMPTY_TUPLE
+      case 0x5d:
+        stack.push([]);
+        break; // EMPTY_LIST
+      case 0x7d:
+        stack.push(new Map());
+        break; // EMPTY_DICT
+      case 0x4e:
+        stack.push(null);
+        break; // NONE
+      case 0x88:
+        stack.push(true);
+        break; // NEWTRUE
+      case 0x89:
+        stack.push(false);
+        break; // NEWFALSE
+      case 0x4a:
+        stack.push(data.readInt32LE(i));
+        i += 4;
+        break; // BININT
+      case 0x4b:
+        stack.push(u8());
+        break; // BININT1
+      case 0x4d:
+        stack.push(data.readUInt16LE(i));
+        i += 2;
+        break; // BININT2
+      case 0x8a: {
+        // LONG1
         const n = u8();
         let v = 0n;
         for (let k = n - 1; k >= 0; k--) v = (v << 8n) | BigInt(data[i + k]!);
@@ -203,31 +268,86 @@ function unpickle(
         stack.push(Number(v));
         break;
       }
-      case 0x47: stack.push(data.readDoubleBE(i)); i += 8; break; // BINFLOAT
-      case 0x58: stack.push(str(u32())); break; // BINUNICODE
-      case 0x8c: stack.push(str(u8())); break; // SHORT_BINUNICODE
-      case 0x55: stack.push(str(u8())); break; // SHORT_BINSTRING
-      case 0x74: stack.push(popMark()); break; // TUPLE
-      case 0x85: stack.push([stack.pop()]); break; // TUPLE1
-      case 0x86: { const b = stack.pop(), a = stack.pop(); stack.push([a, b]); break; } // TUPLE2
-      case 0x87: { const c = stack.pop(), b = stack.pop(), a = stack.pop(); stack.push([a, b, c]); break; } // TUPLE3
-      case 0x71: memo.set(u8(), stack[stack.length - 1]); break; // BINPUT
-      case 0x72: memo.set(u32(), stack[stack.length - 1]); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, stack[stack.length - 1]); break; // MEMOIZE
-      case 0x68: stack.push(memo.get(u8())); break; // BINGET
-      case 0x6a: stack.push(memo.get(u32())); break; // LONG_BINGET
-      case 0x52: { const args = stack.pop(), f = stack.pop(); stack.push(call(f, args)); break; } // REDUCE
-      case 0x75: { // SETITEMS
+      case 0x47:
+        stack.push(data.readDoubleBE(i));
+        i += 8;
+        break; // BINFLOAT
+      case 0x58:
+        stack.push(str(u32()));
+        break; // BINUNICODE
+      case 0x8c:
+        stack.push(str(u8()));
+        break; // SHORT_BINUNICODE
+      case 0x55:
+        stack.push(str(u8()));
+        break; // SHORT_BINSTRING
+      case 0x74:
+        stack.push(popMark());
+        break; // TUPLE
+      case 0x85:
+        stack.push([stack.pop()]);
+        break; // TUPLE1
+      case 0x86: {
+        const b = stack.pop(),
+          a = stack.pop();
+        stack.push([a, b]);
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = stack.pop(),
+          b = stack.pop(),
+          a = stack.pop();
+        stack.push([a, b, c]);
+        break;
+      } // TUPLE3
+      case 0x71:
+        memo.set(u8(), stack[stack.length - 1]);
+        break; // BINPUT
+      case 0x72:
+        memo.set(u32(), stack[stack.length - 1]);
+        break; // LONG_BINPUT
+      case 0x94:
+        memo.set(memo.size, stack[stack.length - 1]);
+        break; // MEMOIZE
+      case 0x68:
+        stack.push(memo.get(u8()));
+        break; // BINGET
+      case 0x6a:
+        stack.push(memo.get(u32()));
+        break; // LONG_BINGET
+      case 0x52: {
+        const args = stack.pop(),
+          f = stack.pop();
+        stack.push(call(f, args));
+        break;
+      } // REDUCE
+      case 0x75: {
+        // SETITEMS
         const items = popMark();
         const d = stack[stack.length - 1];
         if (!(d instanceof Map)) throw bad('SETITEMS on something that is not a dict');
         for (let k = 0; k + 1 < items.length; k += 2) d.set(items[k], items[k + 1]);
         break;
       }
-      case 0x73: { const v = stack.pop(), k = stack.pop(); (stack[stack.length - 1] as Map<unknown, unknown>).set(k, v); break; } // SETITEM
-      case 0x65: { const items = popMark(); (stack[stack.length - 1] as unknown[]).push(...items); break; } // APPENDS
-      case 0x61: { const v = stack.pop(); (stack[stack.length - 1] as unknown[]).push(v); break; } // APPEND
-      case 0x62: stack.pop(); break; // BUILD: the state (an OrderedDict's _metadata) is not needed
+      case 0x73: {
+        const v = stack.pop(),
+          k = stack.pop();
+        (stack[stack.length - 1] as Map<unknown, unknown>).set(k, v);
+        break;
+      } // SETITEM
+      case 0x65: {
+        const items = popMark();
+        (stack[stack.length - 1] as unknown[]).push(...items);
+        break;
+      } // APPENDS
+      case 0x61: {
+        const v = stack.pop();
+        (stack[stack.length - 1] as unknown[]).push(v);
+        break;
+      } // APPEND
+      case 0x62:
+        stack.pop();
+        break; // BUILD: the state (an OrderedDict's _metadata) is not needed
       default:
         throw bad(`pickle opcode 0x${op.toString(16)} at byte ${i - 1} is not one a state dict uses`);
     }

@@ -40,7 +40,12 @@ export function chooseOpenblasCore(env: NodeJS.ProcessEnv, cpuinfo: string | und
   if (forced) return forced === 'auto' ? undefined : forced;
   const line = cpuinfo?.split('\n').find((l) => l.startsWith('flags'));
   if (line === undefined) return undefined;
-  const flags = new Set(line.slice(line.indexOf(':') + 1).trim().split(/\s+/));
+  const flags = new Set(
+    line
+      .slice(line.indexOf(':') + 1)
+      .trim()
+      .split(/\s+/),
+  );
   if (['avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) return 'SkylakeX';
   if (flags.has('avx2') && flags.has('fma')) return 'Haswell';
   return undefined;

@@ -69,8 +69,14 @@ function pruneTraced(): void {
   // a count that keeps growing is a leak until proven otherwise: say where the tensors come from
   if (traced.size >= warnAt) {
     warnAt *= 2;
-    const top = leaks().slice(0, 3).map((s) => `${s.count} from ${s.site}`).join('; ');
-    process.emitWarning(`${traced.size} traced tensors are alive and the count keeps growing: ${top}`, 'TensorLeakWarning');
+    const top = leaks()
+      .slice(0, 3)
+      .map((s) => `${s.count} from ${s.site}`)
+      .join('; ');
+    process.emitWarning(
+      `${traced.size} traced tensors are alive and the count keeps growing: ${top}`,
+      'TensorLeakWarning',
+    );
   }
 }
 
@@ -125,7 +131,8 @@ function collect(value: unknown, into: Set<Owned>, depth = 0): void {
   if (Array.isArray(value)) for (const v of value) collect(v, into, depth + 1);
   else if (value instanceof Map) for (const v of value.values()) collect(v, into, depth + 1);
   else if (value instanceof Set) for (const v of value) collect(v, into, depth + 1);
-  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, into, depth + 1);
+  else if (Object.getPrototypeOf(value) === Object.prototype)
+    for (const v of Object.values(value)) collect(v, into, depth + 1);
 }
 
 /**
@@ -157,7 +164,9 @@ export function scoped<T>(fn: () => T, reason: FreedReason): T {
   scope = outer;
   if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
     for (const t of mine) if (!t._kept) t._free(reason);
-    throw new TypeError('tidy() is synchronous: fn returned a Promise. Call tidy() inside the async function, once per step.');
+    throw new TypeError(
+      'tidy() is synchronous: fn returned a Promise. Call tidy() inside the async function, once per step.',
+    );
   }
   const out = new Set<Owned>();
   collect(result, out);

@@ -21,10 +21,30 @@ import { is, typeError } from './errors.js';
 
 /** safetensors dtype names of the dtypes tensornormal has. */
 const TO_FILE: Record<DType, string> = {
-  float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
+  float64: 'F64',
+  float32: 'F32',
+  float16: 'F16',
+  bfloat16: 'BF16',
+  int64: 'I64',
+  int32: 'I32',
+  int16: 'I16',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
 };
 const FROM_FILE: Record<string, DType> = Object.fromEntries(Object.entries(TO_FILE).map(([d, s]) => [s, d as DType]));
-const ITEMSIZE: Record<DType, number> = { float64: 8, float32: 4, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
+const ITEMSIZE: Record<DType, number> = {
+  float64: 8,
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
+};
 
 /** The reference implementation refuses headers above 100 MB (safetensors/src/tensor.rs MAX_HEADER_SIZE). */
 const MAX_HEADER = 100_000_000;
@@ -44,19 +64,25 @@ function checkHost(): void {
  * Writes tensors (in the given order) and string metadata to `path` as a safetensors file, atomically.
  * CUDA tensors are copied to the host; non-contiguous ones are made contiguous.
  */
-export function writeSafetensors(path: string, entries: Iterable<[string, Tensor]>, metadata: Record<string, string> = {}): void {
+export function writeSafetensors(
+  path: string,
+  entries: Iterable<[string, Tensor]>,
+  metadata: Record<string, string> = {},
+): void {
   checkHost();
   is.string(path, 'path');
   const list = [...entries];
   // No prototype: a tensor named "__proto__" must become a key like any other.
   const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   if (metadata === null || typeof metadata !== 'object') throw typeError('an object of strings', 'metadata', metadata);
-  for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw typeError('a string', `metadata.${k}`, v);
+  for (const [k, v] of Object.entries(metadata))
+    if (typeof v !== 'string') throw typeError('a string', `metadata.${k}`, v);
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   const seen = new Set<string>();
   for (const [name, t] of list) {
-    if (typeof name !== 'string' || name.length === 0 || name === '__metadata__') throw typeError('a non-empty tensor name other than __metadata__', 'name', name);
+    if (typeof name !== 'string' || name.length === 0 || name === '__metadata__')
+      throw typeError('a non-empty tensor name other than __metadata__', 'name', name);
     if (seen.has(name)) throw new RangeError(`safetensors: two tensors are named '${name}'`);
     seen.add(name);
     if (!(t instanceof Tensor)) throw typeError('a Tensor', name, t);
@@ -150,7 +176,8 @@ export function readSafetensors(path: string): SafetensorsFile {
     const prefix = Buffer.alloc(8);
     readExactly(fd, prefix, 0);
     const n = prefix.readBigUInt64LE(0);
-    if (n > BigInt(size - 8)) throw bad(`the header length ${n} goes beyond the end of the file (${size} bytes): truncated or not safetensors`);
+    if (n > BigInt(size - 8))
+      throw bad(`the header length ${n} goes beyond the end of the file (${size} bytes): truncated or not safetensors`);
     if (n > BigInt(MAX_HEADER)) throw bad(`the header length ${n} exceeds the ${MAX_HEADER}-byte limit`);
     const headLen = Number(n);
     const head = Buffer.alloc(headLen);
@@ -164,39 +191,50 @@ export function readSafetensors(path: string): SafetensorsFile {
     if (!text.startsWith('{')) throw bad('the header does not start with a JSON object');
     // Count the entries before JSON.parse: a 59 MB header of a million empty tensors took 4.5 s and 370 MB to parse,
     // the scan 0.4 s and nothing. (__metadata__ is the one entry that is not a tensor.)
-    if (topLevelEntries(text, MAX_TENSORS + 2) > MAX_TENSORS + 1) throw bad(`the header lists more than ${MAX_TENSORS} tensors (the limit of this reader)`);
+    if (topLevelEntries(text, MAX_TENSORS + 2) > MAX_TENSORS + 1)
+      throw bad(`the header lists more than ${MAX_TENSORS} tensors (the limit of this reader)`);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch (err) {
       throw bad(`the header is not valid JSON (${(err as Error).message})`);
     }
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw bad('the header is not a JSON object');
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw bad('the header is not a JSON object');
     const dataStart = 8 + headLen;
     const dataLen = size - dataStart;
     const metadata: Record<string, string> = {};
     const entries: Entry[] = [];
     for (const [name, info] of Object.entries(parsed as Record<string, unknown>)) {
       if (name === '__metadata__') {
-        if (info === null || typeof info !== 'object' || Array.isArray(info)) throw bad('__metadata__ is not an object of strings');
+        if (info === null || typeof info !== 'object' || Array.isArray(info))
+          throw bad('__metadata__ is not an object of strings');
         for (const [k, v] of Object.entries(info)) {
           if (typeof v !== 'string') throw bad(`__metadata__.${k} is not a string`);
           Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
         }
         continue;
       }
-      if (entries.length >= MAX_TENSORS) throw bad(`the header lists more than ${MAX_TENSORS} tensors (the limit of this reader)`);
+      if (entries.length >= MAX_TENSORS)
+        throw bad(`the header lists more than ${MAX_TENSORS} tensors (the limit of this reader)`);
       entries.push(entry(name, info, dataLen, bad));
     }
     // The data must be covered exactly: no overlaps, no holes, nothing after the last tensor.
     const sorted = entries.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);
     let pos = 0;
     for (const e of sorted) {
-      if (e.begin < pos) throw bad(`tensor '${e.name}' (bytes ${e.begin} to ${e.end}) overlaps the tensor before it (which ends at ${pos})`);
-      if (e.begin > pos) throw bad(`bytes ${pos} to ${e.begin} of the data belong to no tensor (a hole before '${e.name}')`);
+      if (e.begin < pos)
+        throw bad(
+          `tensor '${e.name}' (bytes ${e.begin} to ${e.end}) overlaps the tensor before it (which ends at ${pos})`,
+        );
+      if (e.begin > pos)
+        throw bad(`bytes ${pos} to ${e.begin} of the data belong to no tensor (a hole before '${e.name}')`);
       pos = e.end;
     }
-    if (pos !== dataLen) throw bad(`the tensors cover ${pos} bytes of data but the file holds ${dataLen} after the header${pos > dataLen ? '' : ' (trailing bytes)'}`);
+    if (pos !== dataLen)
+      throw bad(
+        `the tensors cover ${pos} bytes of data but the file holds ${dataLen} after the header${pos > dataLen ? '' : ' (trailing bytes)'}`,
+      );
     for (const e of sorted) {
       const bytes = Buffer.alloc(e.end - e.begin);
       readExactly(fd, bytes, dataStart + e.begin);
@@ -216,20 +254,27 @@ export function readSafetensors(path: string): SafetensorsFile {
 }
 
 function entry(name: string, info: unknown, dataLen: number, bad: (what: string) => Error): Entry {
-  if (info === null || typeof info !== 'object' || Array.isArray(info)) throw bad(`the entry of tensor '${name}' is not an object`);
+  if (info === null || typeof info !== 'object' || Array.isArray(info))
+    throw bad(`the entry of tensor '${name}' is not an object`);
   const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
   if (typeof dtype !== 'string') throw bad(`tensor '${name}' has no dtype`);
   const dt = Object.hasOwn(FROM_FILE, dtype) ? FROM_FILE[dtype] : undefined;
-  if (dt === undefined) throw bad(`tensor '${name}' has dtype '${dtype}', which tensornormal does not read (it reads ${Object.keys(FROM_FILE).join(', ')})`);
+  if (dt === undefined)
+    throw bad(
+      `tensor '${name}' has dtype '${dtype}', which tensornormal does not read (it reads ${Object.keys(FROM_FILE).join(', ')})`,
+    );
   const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-  if (!Array.isArray(shape) || !shape.every(isCount)) throw bad(`tensor '${name}' has shape ${JSON.stringify(shape)}, not an array of non-negative integers`);
+  if (!Array.isArray(shape) || !shape.every(isCount))
+    throw bad(`tensor '${name}' has shape ${JSON.stringify(shape)}, not an array of non-negative integers`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount))
     throw bad(`tensor '${name}' has data_offsets ${JSON.stringify(offsets)}, not [begin, end]`);
   const [begin, end] = offsets as [number, number];
-  if (begin > end || end > dataLen) throw bad(`tensor '${name}' has data_offsets [${begin}, ${end}] outside the ${dataLen} bytes of data`);
+  if (begin > end || end > dataLen)
+    throw bad(`tensor '${name}' has data_offsets [${begin}, ${end}] outside the ${dataLen} bytes of data`);
   // An empty tensor needs no bytes whatever its other dimensions, but libtorch still multiplies them out.
   const spread = (shape as number[]).reduce((a, b) => a * Math.max(b, 1), 1);
-  if (!Number.isSafeInteger(spread)) throw bad(`tensor '${name}' has shape [${shape.join(', ')}], whose dimensions multiply past 2^53`);
+  if (!Number.isSafeInteger(spread))
+    throw bad(`tensor '${name}' has shape [${shape.join(', ')}], whose dimensions multiply past 2^53`);
   const numel = (shape as number[]).reduce((a, b) => a * b, 1);
   const need = numel * ITEMSIZE[dt];
   if (!Number.isSafeInteger(need) || need !== end - begin)
@@ -245,7 +290,8 @@ function topLevelEntries(text: string, stop: number): number {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) depth++;

@@ -3,7 +3,15 @@
  * in-place methods end in `_` and return `this`.
  */
 import { native, type Handle } from './native.js';
-import { UNARY as U, UNARY_INPLACE as UI, BINARY as B, REDUCE as R, type BinaryCode, type ReduceCode, type UnaryCode } from './opcodes.js';
+import {
+  UNARY as U,
+  UNARY_INPLACE as UI,
+  BINARY as B,
+  REDUCE as R,
+  type BinaryCode,
+  type ReduceCode,
+  type UnaryCode,
+} from './opcodes.js';
 import { track, scoped, type Owned } from './scope.js';
 import { is, typeError, rangeError, FREED, type FreedReason } from './errors.js';
 import { dtypeCode, dtypeName, viewBytes, type DType, type TypedArrayFor } from './dtype.js';
@@ -83,7 +91,10 @@ export type TensorHook = (grad: Tensor) => Tensor | void | undefined | null;
 /** Returned by `registerHook`; `remove()` unregisters the hook (idempotent, and safe after the tensor is gone). */
 export class TensorHookHandle {
   /** @internal */ active = true;
-  /** @internal */ constructor(private readonly owner: Tensor, private readonly position: number) {}
+  /** @internal */ constructor(
+    private readonly owner: Tensor,
+    private readonly position: number,
+  ) {}
   remove(): void {
     if (!this.active) return;
     this.active = false;
@@ -167,7 +178,10 @@ export class Tensor implements Owned {
     if (dim === undefined) return s;
     is.integer(dim, 'dim');
     const d = dim < 0 ? dim + s.length : dim;
-    if (d < 0 || d >= s.length) throw new RangeError(`Dimension out of range (expected to be in range of [${-s.length}, ${s.length - 1}], but got ${dim})`);
+    if (d < 0 || d >= s.length)
+      throw new RangeError(
+        `Dimension out of range (expected to be in range of [${-s.length}, ${s.length - 1}], but got ${dim})`,
+      );
     return s[d]!;
   }
   get dtype(): DType {
@@ -234,9 +248,14 @@ export class Tensor implements Owned {
     if (g !== null && !g.isDisposed && !this.isDisposed) {
       // PyTorch's checks of `param.grad = g` (an optimizer would otherwise fail later, inside libtorch)
       const [gs, s] = [g.shape, this.shape];
-      if (gs.length !== s.length || gs.some((d, i) => d !== s[i])) throw new RangeError(`assigned grad has data of a different size: [${gs.join(', ')}] for a tensor of [${s.join(', ')}]`);
-      if (g.dtype !== this.dtype) throw new TypeError(`assigned grad has data of a different type: ${g.dtype} for a ${this.dtype} tensor`);
-      if (g.device !== this.device) throw new TypeError(`assigned grad has data on a different device: ${g.device} for a tensor on ${this.device}`);
+      if (gs.length !== s.length || gs.some((d, i) => d !== s[i]))
+        throw new RangeError(
+          `assigned grad has data of a different size: [${gs.join(', ')}] for a tensor of [${s.join(', ')}]`,
+        );
+      if (g.dtype !== this.dtype)
+        throw new TypeError(`assigned grad has data of a different type: ${g.dtype} for a ${this.dtype} tensor`);
+      if (g.device !== this.device)
+        throw new TypeError(`assigned grad has data on a different device: ${g.device} for a tensor on ${this.device}`);
     }
     native.setGrad(this._h, g === null ? -1 : g._h);
     // the cached wrapper of the replaced gradient is this tensor's to free
@@ -319,27 +338,58 @@ export class Tensor implements Owned {
     } else throw typeError('a dtype, a device or {dtype, device}', 'target', target);
     return wrap(native.to(this._h, dtype, device, copy));
   }
-  float(): Tensor { return this.to('float32'); }
-  double(): Tensor { return this.to('float64'); }
-  long(): Tensor { return this.to('int64'); }
-  int(): Tensor { return this.to('int32'); }
-  bool(): Tensor { return this.to('bool'); }
-  half(): Tensor { return this.to('float16'); }
-  cpu(): Tensor { return this.to('cpu'); }
-  cuda(index = 0): Tensor { return this.to(`cuda:${is.nonNegativeInteger(index, 'index')}`); }
-  clone(): Tensor { return wrap(native.clone(this._h)); }
-  contiguous(): Tensor { return wrap(native.contiguous(this._h)); }
-  detach(): Tensor { return wrap(native.detach(this._h)); }
-  detach_(): this { native.detach_(this._h); return this; }
+  float(): Tensor {
+    return this.to('float32');
+  }
+  double(): Tensor {
+    return this.to('float64');
+  }
+  long(): Tensor {
+    return this.to('int64');
+  }
+  int(): Tensor {
+    return this.to('int32');
+  }
+  bool(): Tensor {
+    return this.to('bool');
+  }
+  half(): Tensor {
+    return this.to('float16');
+  }
+  cpu(): Tensor {
+    return this.to('cpu');
+  }
+  cuda(index = 0): Tensor {
+    return this.to(`cuda:${is.nonNegativeInteger(index, 'index')}`);
+  }
+  clone(): Tensor {
+    return wrap(native.clone(this._h));
+  }
+  contiguous(): Tensor {
+    return wrap(native.contiguous(this._h));
+  }
+  detach(): Tensor {
+    return wrap(native.detach(this._h));
+  }
+  detach_(): this {
+    native.detach_(this._h);
+    return this;
+  }
 
   // ------------------------------------------------------------ autograd
   /** Accumulates gradients of this tensor into the leaves' `.grad`. A non-scalar tensor needs `gradient`. */
   backward(gradient?: Tensor | null, options: BackwardOptions = {}): void {
     options = is.options(options);
-    if (gradient !== undefined && gradient !== null && !(gradient instanceof Tensor)) throw typeError('a Tensor', 'gradient', gradient);
-    backwardPass(() => native.backward(this._h, gradient ? gradient._h : -1, options.retainGraph === true, options.createGraph === true));
+    if (gradient !== undefined && gradient !== null && !(gradient instanceof Tensor))
+      throw typeError('a Tensor', 'gradient', gradient);
+    backwardPass(() =>
+      native.backward(this._h, gradient ? gradient._h : -1, options.retainGraph === true, options.createGraph === true),
+    );
   }
-  retainGrad(): this { native.retainGrad(this._h); return this; }
+  retainGrad(): this {
+    native.retainGrad(this._h);
+    return this;
+  }
   /**
    * Registers `hook(grad)`, run each time the gradient with respect to this tensor is computed (by `backward()`
    * or `autograd.grad()`), before it flows on (or, for a leaf, before it is accumulated into `.grad`): PyTorch's
@@ -391,30 +441,74 @@ export class Tensor implements Owned {
     }
     return this;
   }
-  add(other: Tensor | Scalar, alpha?: number): Tensor { return this.bin(B.add, other, alpha); }
-  sub(other: Tensor | Scalar, alpha?: number): Tensor { return this.bin(B.sub, other, alpha); }
-  mul(other: Tensor | Scalar): Tensor { return this.bin(B.mul, other); }
-  div(other: Tensor | Scalar): Tensor { return this.bin(B.div, other); }
-  pow(exponent: Tensor | Scalar): Tensor { return this.bin(B.pow, exponent); }
-  remainder(other: Tensor | Scalar): Tensor { return this.bin(B.remainder, other); }
-  fmod(other: Tensor | Scalar): Tensor { return this.bin(B.fmod, other); }
-  floorDivide(other: Tensor | Scalar): Tensor { return this.bin(B.floorDivide, other); }
-  maximum(other: Tensor): Tensor { return this.bin(B.maximum, other); }
-  minimum(other: Tensor): Tensor { return this.bin(B.minimum, other); }
-  atan2(other: Tensor): Tensor { return this.bin(B.atan2, other); }
-  xlogy(other: Tensor | Scalar): Tensor { return this.bin(B.xlogy, other); }
+  add(other: Tensor | Scalar, alpha?: number): Tensor {
+    return this.bin(B.add, other, alpha);
+  }
+  sub(other: Tensor | Scalar, alpha?: number): Tensor {
+    return this.bin(B.sub, other, alpha);
+  }
+  mul(other: Tensor | Scalar): Tensor {
+    return this.bin(B.mul, other);
+  }
+  div(other: Tensor | Scalar): Tensor {
+    return this.bin(B.div, other);
+  }
+  pow(exponent: Tensor | Scalar): Tensor {
+    return this.bin(B.pow, exponent);
+  }
+  remainder(other: Tensor | Scalar): Tensor {
+    return this.bin(B.remainder, other);
+  }
+  fmod(other: Tensor | Scalar): Tensor {
+    return this.bin(B.fmod, other);
+  }
+  floorDivide(other: Tensor | Scalar): Tensor {
+    return this.bin(B.floorDivide, other);
+  }
+  maximum(other: Tensor): Tensor {
+    return this.bin(B.maximum, other);
+  }
+  minimum(other: Tensor): Tensor {
+    return this.bin(B.minimum, other);
+  }
+  atan2(other: Tensor): Tensor {
+    return this.bin(B.atan2, other);
+  }
+  xlogy(other: Tensor | Scalar): Tensor {
+    return this.bin(B.xlogy, other);
+  }
   /** other - this */
-  rsub(other: Tensor | Scalar, alpha?: number): Tensor { return this.bin(B.rsub, other, alpha); }
+  rsub(other: Tensor | Scalar, alpha?: number): Tensor {
+    return this.bin(B.rsub, other, alpha);
+  }
 
-  eq(other: Tensor | Scalar): Tensor { return this.bin(B.eq, other); }
-  ne(other: Tensor | Scalar): Tensor { return this.bin(B.ne, other); }
-  lt(other: Tensor | Scalar): Tensor { return this.bin(B.lt, other); }
-  le(other: Tensor | Scalar): Tensor { return this.bin(B.le, other); }
-  gt(other: Tensor | Scalar): Tensor { return this.bin(B.gt, other); }
-  ge(other: Tensor | Scalar): Tensor { return this.bin(B.ge, other); }
-  logicalAnd(other: Tensor): Tensor { return this.bin(B.logicalAnd, other); }
-  logicalOr(other: Tensor): Tensor { return this.bin(B.logicalOr, other); }
-  logicalXor(other: Tensor): Tensor { return this.bin(B.logicalXor, other); }
+  eq(other: Tensor | Scalar): Tensor {
+    return this.bin(B.eq, other);
+  }
+  ne(other: Tensor | Scalar): Tensor {
+    return this.bin(B.ne, other);
+  }
+  lt(other: Tensor | Scalar): Tensor {
+    return this.bin(B.lt, other);
+  }
+  le(other: Tensor | Scalar): Tensor {
+    return this.bin(B.le, other);
+  }
+  gt(other: Tensor | Scalar): Tensor {
+    return this.bin(B.gt, other);
+  }
+  ge(other: Tensor | Scalar): Tensor {
+    return this.bin(B.ge, other);
+  }
+  logicalAnd(other: Tensor): Tensor {
+    return this.bin(B.logicalAnd, other);
+  }
+  logicalOr(other: Tensor): Tensor {
+    return this.bin(B.logicalOr, other);
+  }
+  logicalXor(other: Tensor): Tensor {
+    return this.bin(B.logicalXor, other);
+  }
   /** True when both have the same shape and values within the tolerances (as torch.allclose). */
   allclose(other: Tensor, options: { rtol?: number; atol?: number; equalNan?: boolean } = {}): boolean {
     const { rtol = 1e-5, atol = 1e-8, equalNan = false } = is.options(options);
@@ -422,78 +516,201 @@ export class Tensor implements Owned {
     return native.allclose(this._h, other._h, rtol, atol, equalNan);
   }
 
-  private un(code: UnaryCode): Tensor { return wrap(native.unary(code, this._h)); }
-  neg(): Tensor { return this.un(U.neg); }
-  abs(): Tensor { return this.un(U.abs); }
-  exp(): Tensor { return this.un(U.exp); }
-  log(): Tensor { return this.un(U.log); }
-  log2(): Tensor { return this.un(U.log2); }
-  log10(): Tensor { return this.un(U.log10); }
-  log1p(): Tensor { return this.un(U.log1p); }
-  expm1(): Tensor { return this.un(U.expm1); }
-  sqrt(): Tensor { return this.un(U.sqrt); }
-  rsqrt(): Tensor { return this.un(U.rsqrt); }
-  sign(): Tensor { return this.un(U.sign); }
-  square(): Tensor { return this.un(U.square); }
-  reciprocal(): Tensor { return this.un(U.reciprocal); }
-  floor(): Tensor { return this.un(U.floor); }
-  ceil(): Tensor { return this.un(U.ceil); }
-  round(): Tensor { return this.un(U.round); }
-  trunc(): Tensor { return this.un(U.trunc); }
-  frac(): Tensor { return this.un(U.frac); }
-  sin(): Tensor { return this.un(U.sin); }
-  cos(): Tensor { return this.un(U.cos); }
-  tan(): Tensor { return this.un(U.tan); }
-  erf(): Tensor { return this.un(U.erf); }
-  logicalNot(): Tensor { return this.un(U.logicalNot); }
-  isnan(): Tensor { return this.un(U.isnan); }
-  isfinite(): Tensor { return this.un(U.isfinite); }
-  isinf(): Tensor { return this.un(U.isinf); }
-  relu(): Tensor { return this.un(U.relu); }
-  sigmoid(): Tensor { return this.un(U.sigmoid); }
-  tanh(): Tensor { return this.un(U.tanh); }
-  silu(): Tensor { return this.un(U.silu); }
-  softplus(): Tensor { return this.un(U.softplus); }
-  logSigmoid(): Tensor { return this.un(U.logSigmoid); }
+  private un(code: UnaryCode): Tensor {
+    return wrap(native.unary(code, this._h));
+  }
+  neg(): Tensor {
+    return this.un(U.neg);
+  }
+  abs(): Tensor {
+    return this.un(U.abs);
+  }
+  exp(): Tensor {
+    return this.un(U.exp);
+  }
+  log(): Tensor {
+    return this.un(U.log);
+  }
+  log2(): Tensor {
+    return this.un(U.log2);
+  }
+  log10(): Tensor {
+    return this.un(U.log10);
+  }
+  log1p(): Tensor {
+    return this.un(U.log1p);
+  }
+  expm1(): Tensor {
+    return this.un(U.expm1);
+  }
+  sqrt(): Tensor {
+    return this.un(U.sqrt);
+  }
+  rsqrt(): Tensor {
+    return this.un(U.rsqrt);
+  }
+  sign(): Tensor {
+    return this.un(U.sign);
+  }
+  square(): Tensor {
+    return this.un(U.square);
+  }
+  reciprocal(): Tensor {
+    return this.un(U.reciprocal);
+  }
+  floor(): Tensor {
+    return this.un(U.floor);
+  }
+  ceil(): Tensor {
+    return this.un(U.ceil);
+  }
+  round(): Tensor {
+    return this.un(U.round);
+  }
+  trunc(): Tensor {
+    return this.un(U.trunc);
+  }
+  frac(): Tensor {
+    return this.un(U.frac);
+  }
+  sin(): Tensor {
+    return this.un(U.sin);
+  }
+  cos(): Tensor {
+    return this.un(U.cos);
+  }
+  tan(): Tensor {
+    return this.un(U.tan);
+  }
+  erf(): Tensor {
+    return this.un(U.erf);
+  }
+  logicalNot(): Tensor {
+    return this.un(U.logicalNot);
+  }
+  isnan(): Tensor {
+    return this.un(U.isnan);
+  }
+  isfinite(): Tensor {
+    return this.un(U.isfinite);
+  }
+  isinf(): Tensor {
+    return this.un(U.isinf);
+  }
+  relu(): Tensor {
+    return this.un(U.relu);
+  }
+  sigmoid(): Tensor {
+    return this.un(U.sigmoid);
+  }
+  tanh(): Tensor {
+    return this.un(U.tanh);
+  }
+  silu(): Tensor {
+    return this.un(U.silu);
+  }
+  softplus(): Tensor {
+    return this.un(U.softplus);
+  }
+  logSigmoid(): Tensor {
+    return this.un(U.logSigmoid);
+  }
   gelu(options: { approximate?: 'none' | 'tanh' } = {}): Tensor {
     const { approximate = 'none' } = is.options(options);
     return wrap(native.gelu(this._h, is.oneOf(approximate, 'approximate', ['none', 'tanh']) === 'tanh'));
   }
-  leakyRelu(negativeSlope = 0.01): Tensor { return wrap(native.leakyRelu(this._h, is.finite(negativeSlope, 'negativeSlope'))); }
-  softmax(dim: number): Tensor { return wrap(native.softmax(this._h, is.integer(dim, 'dim'))); }
-  logSoftmax(dim: number): Tensor { return wrap(native.logSoftmax(this._h, is.integer(dim, 'dim'))); }
+  leakyRelu(negativeSlope = 0.01): Tensor {
+    return wrap(native.leakyRelu(this._h, is.finite(negativeSlope, 'negativeSlope')));
+  }
+  softmax(dim: number): Tensor {
+    return wrap(native.softmax(this._h, is.integer(dim, 'dim')));
+  }
+  logSoftmax(dim: number): Tensor {
+    return wrap(native.logSoftmax(this._h, is.integer(dim, 'dim')));
+  }
   clamp(min?: number | null, max?: number | null): Tensor {
     if (min != null) is.number(min, 'min');
     if (max != null) is.number(max, 'max');
     if (min == null && max == null) throw new TypeError('clamp needs at least one of min and max');
     return wrap(native.clamp(this._h, min, max));
   }
-  clampMin(min: number): Tensor { return this.clamp(min, null); }
-  clampMax(max: number): Tensor { return this.clamp(null, max); }
+  clampMin(min: number): Tensor {
+    return this.clamp(min, null);
+  }
+  clampMax(max: number): Tensor {
+    return this.clamp(null, max);
+  }
 
   // ------------------------------------------------------------ in-place (optimizers use these)
-  add_(other: Tensor | Scalar, alpha?: number): this { return this.bin_(B.add, other, alpha); }
-  sub_(other: Tensor | Scalar, alpha?: number): this { return this.bin_(B.sub, other, alpha); }
-  mul_(other: Tensor | Scalar): this { return this.bin_(B.mul, other); }
-  div_(other: Tensor | Scalar): this { return this.bin_(B.div, other); }
-  pow_(exponent: Tensor | Scalar): this { return this.bin_(B.pow, exponent); }
-  clamp_(min?: number | null, max?: number | null): this { native.clamp_(this._h, optNumber(min, 'min'), optNumber(max, 'max')); return this; }
+  add_(other: Tensor | Scalar, alpha?: number): this {
+    return this.bin_(B.add, other, alpha);
+  }
+  sub_(other: Tensor | Scalar, alpha?: number): this {
+    return this.bin_(B.sub, other, alpha);
+  }
+  mul_(other: Tensor | Scalar): this {
+    return this.bin_(B.mul, other);
+  }
+  div_(other: Tensor | Scalar): this {
+    return this.bin_(B.div, other);
+  }
+  pow_(exponent: Tensor | Scalar): this {
+    return this.bin_(B.pow, exponent);
+  }
+  clamp_(min?: number | null, max?: number | null): this {
+    native.clamp_(this._h, optNumber(min, 'min'), optNumber(max, 'max'));
+    return this;
+  }
   copy_(src: Tensor): this {
     if (!(src instanceof Tensor)) throw typeError('a Tensor', 'src', src);
     native.copy_(this._h, src._h);
     return this;
   }
-  fill_(value: Scalar): this { operand(value, 'value'); native.fill_(this._h, value); return this; }
-  zero_(): this { native.unary_(UI.zero_, this._h); return this; }
-  neg_(): this { native.unary_(UI.neg_, this._h); return this; }
-  abs_(): this { native.unary_(UI.abs_, this._h); return this; }
-  exp_(): this { native.unary_(UI.exp_, this._h); return this; }
-  log_(): this { native.unary_(UI.log_, this._h); return this; }
-  sqrt_(): this { native.unary_(UI.sqrt_, this._h); return this; }
-  relu_(): this { native.unary_(UI.relu_, this._h); return this; }
-  sigmoid_(): this { native.unary_(UI.sigmoid_, this._h); return this; }
-  tanh_(): this { native.unary_(UI.tanh_, this._h); return this; }
-  reciprocal_(): this { native.unary_(UI.reciprocal_, this._h); return this; }
+  fill_(value: Scalar): this {
+    operand(value, 'value');
+    native.fill_(this._h, value);
+    return this;
+  }
+  zero_(): this {
+    native.unary_(UI.zero_, this._h);
+    return this;
+  }
+  neg_(): this {
+    native.unary_(UI.neg_, this._h);
+    return this;
+  }
+  abs_(): this {
+    native.unary_(UI.abs_, this._h);
+    return this;
+  }
+  exp_(): this {
+    native.unary_(UI.exp_, this._h);
+    return this;
+  }
+  log_(): this {
+    native.unary_(UI.log_, this._h);
+    return this;
+  }
+  sqrt_(): this {
+    native.unary_(UI.sqrt_, this._h);
+    return this;
+  }
+  relu_(): this {
+    native.unary_(UI.relu_, this._h);
+    return this;
+  }
+  sigmoid_(): this {
+    native.unary_(UI.sigmoid_, this._h);
+    return this;
+  }
+  tanh_(): this {
+    native.unary_(UI.tanh_, this._h);
+    return this;
+  }
+  reciprocal_(): this {
+    native.unary_(UI.reciprocal_, this._h);
+    return this;
+  }
   /** this += value * t1 * t2 */
   addcmul_(t1: Tensor, t2: Tensor, value = 1): this {
     native.addcmul_(this._h, tensorArg(t1, 'tensor1')._h, tensorArg(t2, 'tensor2')._h, is.number(value, 'value'));
@@ -521,21 +738,43 @@ export class Tensor implements Owned {
     native.lerp_(this._h, end._h, is.number(weight, 'weight'));
     return this;
   }
-  uniform_(from = 0, to = 1): this { native.uniform_(this._h, is.finite(from, 'from'), is.finite(to, 'to')); return this; }
-  normal_(mean = 0, std = 1): this { native.normal_(this._h, mean, is.nonNegative(std, 'std')); return this; }
+  uniform_(from = 0, to = 1): this {
+    native.uniform_(this._h, is.finite(from, 'from'), is.finite(to, 'to'));
+    return this;
+  }
+  normal_(mean = 0, std = 1): this {
+    native.normal_(this._h, mean, is.nonNegative(std, 'std'));
+    return this;
+  }
 
   // ------------------------------------------------------------ reductions
   private red(code: ReduceCode, dim: number | number[] | undefined | null, keepdim: boolean): Tensor {
     return wrap(native.reduce(code, this._h, dimsArg(dim), is.boolean(keepdim, 'keepdim')));
   }
-  sum(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.sum, dim, keepdim); }
-  mean(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.mean, dim, keepdim); }
-  amax(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.amax, dim, keepdim); }
-  amin(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.amin, dim, keepdim); }
-  prod(dim?: number | null, keepdim = false): Tensor { return this.red(R.prod, dim, keepdim); }
-  all(dim?: number | null, keepdim = false): Tensor { return this.red(R.all, dim, keepdim); }
-  any(dim?: number | null, keepdim = false): Tensor { return this.red(R.any, dim, keepdim); }
-  logsumexp(dim?: number | number[] | null, keepdim = false): Tensor { return this.red(R.logsumexp, dim, keepdim); }
+  sum(dim?: number | number[] | null, keepdim = false): Tensor {
+    return this.red(R.sum, dim, keepdim);
+  }
+  mean(dim?: number | number[] | null, keepdim = false): Tensor {
+    return this.red(R.mean, dim, keepdim);
+  }
+  amax(dim?: number | number[] | null, keepdim = false): Tensor {
+    return this.red(R.amax, dim, keepdim);
+  }
+  amin(dim?: number | number[] | null, keepdim = false): Tensor {
+    return this.red(R.amin, dim, keepdim);
+  }
+  prod(dim?: number | null, keepdim = false): Tensor {
+    return this.red(R.prod, dim, keepdim);
+  }
+  all(dim?: number | null, keepdim = false): Tensor {
+    return this.red(R.all, dim, keepdim);
+  }
+  any(dim?: number | null, keepdim = false): Tensor {
+    return this.red(R.any, dim, keepdim);
+  }
+  logsumexp(dim?: number | number[] | null, keepdim = false): Tensor {
+    return this.red(R.logsumexp, dim, keepdim);
+  }
   /** Without dim: the largest value (0-d). With dim: [values, indices]. */
   max(): Tensor;
   max(dim: number, keepdim?: boolean): [Tensor, Tensor];
@@ -551,70 +790,135 @@ export class Tensor implements Owned {
     const [v, i] = native.minDim(this._h, is.integer(dim, 'dim'), is.boolean(keepdim, 'keepdim'));
     return [wrap(v), wrap(i)];
   }
-  argmax(dim?: number | null, keepdim = false): Tensor { return wrap(native.argmax(this._h, normDim(dim), is.boolean(keepdim, 'keepdim'))); }
-  argmin(dim?: number | null, keepdim = false): Tensor { return wrap(native.argmin(this._h, normDim(dim), is.boolean(keepdim, 'keepdim'))); }
+  argmax(dim?: number | null, keepdim = false): Tensor {
+    return wrap(native.argmax(this._h, normDim(dim), is.boolean(keepdim, 'keepdim')));
+  }
+  argmin(dim?: number | null, keepdim = false): Tensor {
+    return wrap(native.argmin(this._h, normDim(dim), is.boolean(keepdim, 'keepdim')));
+  }
   /**
    * Variance over `dim` (all elements by default): the sum of squared deviations over N - `correction`; 1
    * (default) is Bessel's correction, 0 the population variance (PyTorch's `correction`, any non-negative integer).
    */
   var(dim?: number | number[] | null, options: { correction?: number; keepdim?: boolean } = {}): Tensor {
     const { correction = 1, keepdim = false } = is.options(options);
-    return wrap(native.var(this._h, dimsArg(dim), is.nonNegativeInteger(correction, 'correction'), is.boolean(keepdim, 'keepdim')));
+    return wrap(
+      native.var(
+        this._h,
+        dimsArg(dim),
+        is.nonNegativeInteger(correction, 'correction'),
+        is.boolean(keepdim, 'keepdim'),
+      ),
+    );
   }
   /** Standard deviation: the square root of `var` with the same options. */
   std(dim?: number | number[] | null, options: { correction?: number; keepdim?: boolean } = {}): Tensor {
     const { correction = 1, keepdim = false } = is.options(options);
-    return wrap(native.std(this._h, dimsArg(dim), is.nonNegativeInteger(correction, 'correction'), is.boolean(keepdim, 'keepdim')));
+    return wrap(
+      native.std(
+        this._h,
+        dimsArg(dim),
+        is.nonNegativeInteger(correction, 'correction'),
+        is.boolean(keepdim, 'keepdim'),
+      ),
+    );
   }
   /** p-norm over all elements or over `dim` (p = 2 by default; Infinity for the max norm). */
   norm(p = 2, dim?: number | number[] | null, keepdim = false): Tensor {
     return wrap(native.norm(this._h, is.number(p, 'p'), dimsArg(dim), is.boolean(keepdim, 'keepdim')));
   }
-  cumsum(dim: number): Tensor { return wrap(native.cumsum(this._h, is.integer(dim, 'dim'))); }
-  cumprod(dim: number): Tensor { return wrap(native.cumprod(this._h, is.integer(dim, 'dim'))); }
+  cumsum(dim: number): Tensor {
+    return wrap(native.cumsum(this._h, is.integer(dim, 'dim')));
+  }
+  cumprod(dim: number): Tensor {
+    return wrap(native.cumprod(this._h, is.integer(dim, 'dim')));
+  }
   sort(dim = -1, descending = false): [Tensor, Tensor] {
     const [v, i] = native.sort(this._h, is.integer(dim, 'dim'), is.boolean(descending, 'descending'));
     return [wrap(v), wrap(i)];
   }
   topk(k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] {
-    const [v, i] = native.topk(this._h, is.nonNegativeInteger(k, 'k'), is.integer(dim, 'dim'), is.boolean(largest, 'largest'), is.boolean(sorted, 'sorted'));
+    const [v, i] = native.topk(
+      this._h,
+      is.nonNegativeInteger(k, 'k'),
+      is.integer(dim, 'dim'),
+      is.boolean(largest, 'largest'),
+      is.boolean(sorted, 'sorted'),
+    );
     return [wrap(v), wrap(i)];
   }
 
   // ------------------------------------------------------------ matrix products
-  matmul(other: Tensor): Tensor { return this.bin(B.matmul, tensorArg(other, 'other')); }
-  mm(other: Tensor): Tensor { return this.bin(B.mm, tensorArg(other, 'other')); }
-  bmm(other: Tensor): Tensor { return this.bin(B.bmm, tensorArg(other, 'other')); }
-  mv(vec: Tensor): Tensor { return this.bin(B.mv, tensorArg(vec, 'vec')); }
-  dot(other: Tensor): Tensor { return this.bin(B.dot, tensorArg(other, 'other')); }
-  outer(other: Tensor): Tensor { return this.bin(B.outer, tensorArg(other, 'other')); }
+  matmul(other: Tensor): Tensor {
+    return this.bin(B.matmul, tensorArg(other, 'other'));
+  }
+  mm(other: Tensor): Tensor {
+    return this.bin(B.mm, tensorArg(other, 'other'));
+  }
+  bmm(other: Tensor): Tensor {
+    return this.bin(B.bmm, tensorArg(other, 'other'));
+  }
+  mv(vec: Tensor): Tensor {
+    return this.bin(B.mv, tensorArg(vec, 'vec'));
+  }
+  dot(other: Tensor): Tensor {
+    return this.bin(B.dot, tensorArg(other, 'other'));
+  }
+  outer(other: Tensor): Tensor {
+    return this.bin(B.outer, tensorArg(other, 'other'));
+  }
   /** Transpose of a matrix (0-d and 1-d tensors come back as they are). */
   /** Transpose of a matrix (a 0-d or 1-d tensor is returned as is); PyTorch's t(), which refuses more than 2 dims. */
   t(): Tensor {
-    if (this.ndim > 2) throw new RangeError(`t() expects a tensor with <= 2 dimensions, but self is ${this.ndim}D (use transpose(dim0, dim1) or mT)`);
+    if (this.ndim > 2)
+      throw new RangeError(
+        `t() expects a tensor with <= 2 dimensions, but self is ${this.ndim}D (use transpose(dim0, dim1) or mT)`,
+      );
     return this.ndim < 2 ? this.alias() : this.transpose(0, 1);
   }
   /** Transpose of the last two dimensions. */
-  get mT(): Tensor { return this.transpose(-2, -1); }
+  get mT(): Tensor {
+    return this.transpose(-2, -1);
+  }
   /** A second handle to this very tensor (shares storage and autograd identity). */
-  alias(): Tensor { return wrap(native.alias(this._h)); }
+  alias(): Tensor {
+    return wrap(native.alias(this._h));
+  }
 
   // ------------------------------------------------------------ shapes
-  reshape(...shape: (number | number[])[]): Tensor { return wrap(native.reshape(this._h, shapeArgs(shape))); }
-  view(...shape: (number | number[])[]): Tensor { return wrap(native.view(this._h, shapeArgs(shape))); }
-  viewAs(other: Tensor): Tensor { return wrap(native.view(this._h, other.shape)); }
+  reshape(...shape: (number | number[])[]): Tensor {
+    return wrap(native.reshape(this._h, shapeArgs(shape)));
+  }
+  view(...shape: (number | number[])[]): Tensor {
+    return wrap(native.view(this._h, shapeArgs(shape)));
+  }
+  viewAs(other: Tensor): Tensor {
+    return wrap(native.view(this._h, other.shape));
+  }
   transpose(dim0: number, dim1: number): Tensor {
     return wrap(native.transpose(this._h, is.integer(dim0, 'dim0'), is.integer(dim1, 'dim1')));
   }
-  permute(...dims: (number | number[])[]): Tensor { return wrap(native.permute(this._h, dimList(dims, 'dims'))); }
-  squeeze(dim?: number): Tensor { return wrap(native.squeeze(this._h, normDim(dim))); }
-  unsqueeze(dim: number): Tensor { return wrap(native.unsqueeze(this._h, is.integer(dim, 'dim'))); }
+  permute(...dims: (number | number[])[]): Tensor {
+    return wrap(native.permute(this._h, dimList(dims, 'dims')));
+  }
+  squeeze(dim?: number): Tensor {
+    return wrap(native.squeeze(this._h, normDim(dim)));
+  }
+  unsqueeze(dim: number): Tensor {
+    return wrap(native.unsqueeze(this._h, is.integer(dim, 'dim')));
+  }
   flatten(startDim = 0, endDim = -1): Tensor {
     return wrap(native.flatten(this._h, is.integer(startDim, 'startDim'), is.integer(endDim, 'endDim')));
   }
-  expand(...shape: (number | number[])[]): Tensor { return wrap(native.expand(this._h, shapeArgs(shape))); }
-  expandAs(other: Tensor): Tensor { return wrap(native.expand(this._h, other.shape)); }
-  repeat(...reps: (number | number[])[]): Tensor { return wrap(native.repeat(this._h, shapeArgs(reps, 'repeats'))); }
+  expand(...shape: (number | number[])[]): Tensor {
+    return wrap(native.expand(this._h, shapeArgs(shape)));
+  }
+  expandAs(other: Tensor): Tensor {
+    return wrap(native.expand(this._h, other.shape));
+  }
+  repeat(...reps: (number | number[])[]): Tensor {
+    return wrap(native.repeat(this._h, shapeArgs(reps, 'repeats')));
+  }
   split(splitSize: number | number[], dim = 0): Tensor[] {
     if (typeof splitSize === 'number') is.positiveInteger(splitSize, 'splitSize');
     else is.shape(splitSize, 'splitSize');
@@ -623,16 +927,33 @@ export class Tensor implements Owned {
   chunk(chunks: number, dim = 0): Tensor[] {
     return native.chunk(this._h, is.positiveInteger(chunks, 'chunks'), is.integer(dim, 'dim')).map(wrap);
   }
-  unbind(dim = 0): Tensor[] { return native.unbind(this._h, is.integer(dim, 'dim')).map(wrap); }
+  unbind(dim = 0): Tensor[] {
+    return native.unbind(this._h, is.integer(dim, 'dim')).map(wrap);
+  }
   narrow(dim: number, start: number, length: number): Tensor {
-    return wrap(native.narrow(this._h, is.integer(dim, 'dim'), is.integer(start, 'start'), is.nonNegativeInteger(length, 'length')));
+    return wrap(
+      native.narrow(
+        this._h,
+        is.integer(dim, 'dim'),
+        is.integer(start, 'start'),
+        is.nonNegativeInteger(length, 'length'),
+      ),
+    );
   }
   select(dim: number, index: number): Tensor {
     return wrap(native.select(this._h, is.integer(dim, 'dim'), is.integer(index, 'index')));
   }
   /** Python's t[start:end:step] along `dim`. */
   slice(dim: number, start?: number | null, end?: number | null, step = 1): Tensor {
-    return wrap(native.slice(this._h, is.integer(dim, 'dim'), optInt(start, 'start'), optInt(end, 'end'), is.positiveInteger(step, 'step')));
+    return wrap(
+      native.slice(
+        this._h,
+        is.integer(dim, 'dim'),
+        optInt(start, 'start'),
+        optInt(end, 'end'),
+        is.positiveInteger(step, 'step'),
+      ),
+    );
   }
   /**
    * Basic indexing, one spec per leading dimension: `t.index(0)` is t[0], `t.index(null, [1, 3])` is t[:, 1:3],
@@ -645,7 +966,8 @@ export class Tensor implements Owned {
     // As PyTorch's applySlicing: numbers select and slices narrow right away; tensor indices are gathered, one
     // entry per indexed dimension (-1 for a dimension left whole), and applied together by one advanced index, so
     // several index tensors pair up elementwise and the result's indexed dimensions land where PyTorch puts them.
-    const consumes = (s: IndexSpec): number => (s instanceof Tensor && s.dtype === 'bool' ? Math.max(s.ndim, 1) : s === '...' ? 0 : 1);
+    const consumes = (s: IndexSpec): number =>
+      s instanceof Tensor && s.dtype === 'bool' ? Math.max(s.ndim, 1) : s === '...' ? 0 : 1;
     let cur: Tensor = this.alias();
     const picks: Handle[] = [];
     let advanced = false;
@@ -691,28 +1013,60 @@ export class Tensor implements Owned {
     }
     return cur;
   }
-  indexSelect(dim: number, index: Tensor): Tensor { return wrap(native.indexSelect(this._h, is.integer(dim, 'dim'), tensorArg(index, 'index')._h)); }
-  gather(dim: number, index: Tensor): Tensor { return wrap(native.gather(this._h, is.integer(dim, 'dim'), tensorArg(index, 'index')._h)); }
-  scatter(dim: number, index: Tensor, src: Tensor): Tensor { return wrap(native.scatter(this._h, is.integer(dim, 'dim'), tensorArg(index, 'index')._h, tensorArg(src, 'src')._h)); }
-  scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor { return wrap(native.scatterAdd(this._h, is.integer(dim, 'dim'), tensorArg(index, 'index')._h, tensorArg(src, 'src')._h)); }
-  maskedFill(mask: Tensor, value: Scalar): Tensor { operand(value, 'value'); return wrap(native.maskedFill(this._h, tensorArg(mask, 'mask')._h, value)); }
-  maskedSelect(mask: Tensor): Tensor { return wrap(native.maskedSelect(this._h, tensorArg(mask, 'mask')._h)); }
-  nonzero(): Tensor { return wrap(native.nonzero(this._h)); }
-  tril(diagonal = 0): Tensor { return wrap(native.tril(this._h, is.integer(diagonal, 'diagonal'))); }
-  triu(diagonal = 0): Tensor { return wrap(native.triu(this._h, is.integer(diagonal, 'diagonal'))); }
-  diag(diagonal = 0): Tensor { return wrap(native.diag(this._h, is.integer(diagonal, 'diagonal'))); }
-  diagonal(offset = 0, dim1 = 0, dim2 = 1): Tensor {
-    return wrap(native.diagonal(this._h, is.integer(offset, 'offset'), is.integer(dim1, 'dim1'), is.integer(dim2, 'dim2')));
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return wrap(native.indexSelect(this._h, is.integer(dim, 'dim'), tensorArg(index, 'index')._h));
   }
-  trace(): Tensor { return wrap(native.trace(this._h)); }
-  flip(...dims: (number | number[])[]): Tensor { return wrap(native.flip(this._h, dimList(dims, 'dims'))); }
+  gather(dim: number, index: Tensor): Tensor {
+    return wrap(native.gather(this._h, is.integer(dim, 'dim'), tensorArg(index, 'index')._h));
+  }
+  scatter(dim: number, index: Tensor, src: Tensor): Tensor {
+    return wrap(
+      native.scatter(this._h, is.integer(dim, 'dim'), tensorArg(index, 'index')._h, tensorArg(src, 'src')._h),
+    );
+  }
+  scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor {
+    return wrap(
+      native.scatterAdd(this._h, is.integer(dim, 'dim'), tensorArg(index, 'index')._h, tensorArg(src, 'src')._h),
+    );
+  }
+  maskedFill(mask: Tensor, value: Scalar): Tensor {
+    operand(value, 'value');
+    return wrap(native.maskedFill(this._h, tensorArg(mask, 'mask')._h, value));
+  }
+  maskedSelect(mask: Tensor): Tensor {
+    return wrap(native.maskedSelect(this._h, tensorArg(mask, 'mask')._h));
+  }
+  nonzero(): Tensor {
+    return wrap(native.nonzero(this._h));
+  }
+  tril(diagonal = 0): Tensor {
+    return wrap(native.tril(this._h, is.integer(diagonal, 'diagonal')));
+  }
+  triu(diagonal = 0): Tensor {
+    return wrap(native.triu(this._h, is.integer(diagonal, 'diagonal')));
+  }
+  diag(diagonal = 0): Tensor {
+    return wrap(native.diag(this._h, is.integer(diagonal, 'diagonal')));
+  }
+  diagonal(offset = 0, dim1 = 0, dim2 = 1): Tensor {
+    return wrap(
+      native.diagonal(this._h, is.integer(offset, 'offset'), is.integer(dim1, 'dim1'), is.integer(dim2, 'dim2')),
+    );
+  }
+  trace(): Tensor {
+    return wrap(native.trace(this._h));
+  }
+  flip(...dims: (number | number[])[]): Tensor {
+    return wrap(native.flip(this._h, dimList(dims, 'dims')));
+  }
   /** Rolls along `dims` by `shifts` (as many of each); without dims, the flattened tensor rolls and keeps its shape (torch.roll). */
   roll(shifts: number | number[], dims?: number | number[] | null): Tensor {
     const s = intOrInts(shifts, 'shifts');
     const d = dims === undefined || dims === null ? [] : intOrInts(dims, 'dims');
     if (d.length === 0 ? s.length !== 1 : s.length !== d.length)
-      throw new RangeError(`roll: shifts (${s.length}) and dims (${d.length}) must have the same number of entries (one shift without dims)`);
+      throw new RangeError(
+        `roll: shifts (${s.length}) and dims (${d.length}) must have the same number of entries (one shift without dims)`,
+      );
     return wrap(native.roll(this._h, s, d));
   }
 }
-

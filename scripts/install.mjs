@@ -19,18 +19,26 @@ if (existsSync(pre)) {
       console.log(`tensornormal: using prebuild ${f}`);
       process.exit(0);
     } catch (err) {
-      console.log(`tensornormal: prebuild ${f} does not load here (${String(err.message).split('\n')[0]}); building from source`);
+      console.log(
+        `tensornormal: prebuild ${f} does not load here (${String(err.message).split('\n')[0]}); building from source`,
+      );
     }
   }
 }
 
 const cmakeJs = join(root, 'node_modules', '.bin', 'cmake-js');
-const r = spawnSync(existsSync(cmakeJs) ? cmakeJs : 'npx', existsSync(cmakeJs) ? ['compile'] : ['cmake-js', 'compile'], {
-  cwd: root,
-  stdio: 'inherit',
-});
+const r = spawnSync(
+  existsSync(cmakeJs) ? cmakeJs : 'npx',
+  existsSync(cmakeJs) ? ['compile'] : ['cmake-js', 'compile'],
+  {
+    cwd: root,
+    stdio: 'inherit',
+  },
+);
 if (r.status !== 0) {
-  console.error('tensornormal: native build failed. Needs cmake, a C++17 compiler and libtorch ' +
-    '(Debian: apt-get install libtorch-dev libopenblas0-pthread build-essential cmake), or LIBTORCH / Torch_DIR set.');
+  console.error(
+    'tensornormal: native build failed. Needs cmake, a C++17 compiler and libtorch ' +
+      '(Debian: apt-get install libtorch-dev libopenblas0-pthread build-essential cmake), or LIBTORCH / Torch_DIR set.',
+  );
   process.exit(r.status ?? 1);
 }

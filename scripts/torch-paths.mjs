@@ -19,10 +19,21 @@ function fromTorchDir(torchDir) {
 }
 
 function prefix() {
-  if (process.env.LIBTORCH) return { include: join(process.env.LIBTORCH, 'include'), lib: join(process.env.LIBTORCH, 'lib'), abi: process.env.TORCH_CXX11_ABI ?? '1' };
+  if (process.env.LIBTORCH)
+    return {
+      include: join(process.env.LIBTORCH, 'include'),
+      lib: join(process.env.LIBTORCH, 'lib'),
+      abi: process.env.TORCH_CXX11_ABI ?? '1',
+    };
   if (process.env.Torch_DIR) return fromTorchDir(process.env.Torch_DIR);
   try {
-    const out = execFileSync('python3', ['-c', 'import torch, os; print(os.path.dirname(torch.__file__), int(torch._C._GLIBCXX_USE_CXX11_ABI))'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const out = execFileSync(
+      'python3',
+      ['-c', 'import torch, os; print(os.path.dirname(torch.__file__), int(torch._C._GLIBCXX_USE_CXX11_ABI))'],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    )
+      .toString()
+      .trim();
     const [dir, abi] = out.split(' ');
     if (dir && existsSync(join(dir, 'include'))) return { include: join(dir, 'include'), lib: join(dir, 'lib'), abi };
   } catch {
@@ -37,11 +48,11 @@ if (what === 'include') console.log([p.include, join(p.include, 'torch/csrc/api/
 else if (what === 'libdir') console.log(p.lib);
 else if (what === 'defines') {
   // Gloo's c10d process group (native/distributed.cc) needs c10d's and Gloo's headers (Debian: libgloo-dev).
-  const gloo = existsSync(join(p.include, 'torch/csrc/distributed/c10d/ProcessGroupGloo.hpp')) &&
+  const gloo =
+    existsSync(join(p.include, 'torch/csrc/distributed/c10d/ProcessGroupGloo.hpp')) &&
     [p.include, '/usr/include', '/usr/local/include'].some((d) => existsSync(join(d, 'gloo/context.h')));
   console.log([`_GLIBCXX_USE_CXX11_ABI=${p.abi}`, ...(gloo ? ['TN_HAVE_GLOO', 'USE_C10D_GLOO'] : [])].join(' '));
-}
-else if (what === 'libs') console.log(`-L${p.lib} -Wl,-rpath,${p.lib} -ltorch -ltorch_cpu -lc10`);
+} else if (what === 'libs') console.log(`-L${p.lib} -Wl,-rpath,${p.lib} -ltorch -ltorch_cpu -lc10`);
 else {
   console.error('usage: node scripts/torch-paths.mjs include|libdir|libs|defines');
   process.exit(2);

@@ -27,14 +27,21 @@ function patchTensor(path: string, name: string, patch: (bytes: DataView) => voi
 }
 
 /** The CPU generator state layout (CPUGeneratorImplStateLegacy): seed u64, left i32, seeded i32, next u64, 624 u64, ... */
-const LEFT = 8, NEXT = 16, NORMAL_X = 16 + 8 + 624 * 8, NORMAL_RHO = NORMAL_X + 16, NORMAL_VALID = NORMAL_X + 24;
+const LEFT = 8,
+  NEXT = 16,
+  NORMAL_X = 16 + 8 + 624 * 8,
+  NORMAL_RHO = NORMAL_X + 16,
+  NORMAL_VALID = NORMAL_X + 24;
 
 function setup(): { model: nn.Sequential; opt: optim.Adam; path: string } {
   torch.manualSeed(1);
   const model = new nn.Sequential(new nn.Linear(3, 4), new nn.ReLU(), new nn.Linear(4, 2));
   const opt = new optim.Adam(model.parameters(), { lr: 0.1 });
   torch.tidy(() => {
-    model.call(torch.randn([5, 3])).sum().backward();
+    model
+      .call(torch.randn([5, 3]))
+      .sum()
+      .backward();
     opt.step();
     opt.zeroGrad();
   });
@@ -56,11 +63,23 @@ function peekRandom(): number[] {
 
 describe('restore() with a crafted RNG state', () => {
   const crafted: [string, (d: DataView) => void, string][] = [
-    ['left beyond the state', (d) => d.setInt32(LEFT, 100_000, true), 'Mersenne Twister position is invalid (left 100000'],
+    [
+      'left beyond the state',
+      (d) => d.setInt32(LEFT, 100_000, true),
+      'Mersenne Twister position is invalid (left 100000',
+    ],
     ['left negative', (d) => d.setInt32(LEFT, -5, true), 'Mersenne Twister position is invalid (left -5'],
     ['next beyond the state', (d) => d.setBigUint64(NEXT, 10_000n, true), 'Mersenne Twister position is invalid'],
-    ['left + next past the end', (d) => (d.setInt32(LEFT, 600, true), d.setBigUint64(NEXT, 600n, true)), 'it would read past the generator'],
-    ['a NaN cached normal sample', (d) => (d.setInt32(NORMAL_VALID, 1, true), d.setFloat64(NORMAL_RHO, NaN, true)), 'cached normal sample is not finite'],
+    [
+      'left + next past the end',
+      (d) => (d.setInt32(LEFT, 600, true), d.setBigUint64(NEXT, 600n, true)),
+      'it would read past the generator',
+    ],
+    [
+      'a NaN cached normal sample',
+      (d) => (d.setInt32(NORMAL_VALID, 1, true), d.setFloat64(NORMAL_RHO, NaN, true)),
+      'cached normal sample is not finite',
+    ],
   ];
   for (const [name, patch, message] of crafted)
     it(`${name}: refused before anything changes, naming the file`, async () => {

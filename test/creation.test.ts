@@ -12,16 +12,25 @@ const RNG = {
   randint_0_10: [0, 4, 1, 2, 5, 5],
   rand_f64: [0.279380429906404, 0.27369371365176565, 0.8620929614176255],
   randn_f64: [-1.251400130741154, -1.884067517741636, 0.4457424104093978],
-  randint_5_9: [[7, 7, 7], [5, 8, 7]],
+  randint_5_9: [
+    [7, 7, 7],
+    [5, 8, 7],
+  ],
 };
 
 describe('tensor() from nested arrays', () => {
   it('infers the shape and gives float32 for numbers', () =>
     scoped(() => {
-      const t = torch.tensor([[1, 2, 3], [4, 5, 6]]);
+      const t = torch.tensor([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]);
       expect(t.shape).toEqual([2, 3]);
       expect(t.dtype).toBe('float32');
-      expect(t.toArray()).toEqual([[1, 2, 3], [4, 5, 6]]);
+      expect(t.toArray()).toEqual([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]);
       // float32 storage: 0.1 is stored as the nearest float32
       expect(torch.tensor([0.1]).item()).toBe(Math.fround(0.1));
     }));
@@ -49,9 +58,15 @@ describe('tensor() from nested arrays', () => {
     }));
   it('gives bool for booleans', () =>
     scoped(() => {
-      const t = torch.tensor([[true, false], [false, true]]);
+      const t = torch.tensor([
+        [true, false],
+        [false, true],
+      ]);
       expect(t.dtype).toBe('bool');
-      expect(t.toArray()).toEqual([[true, false], [false, true]]);
+      expect(t.toArray()).toEqual([
+        [true, false],
+        [false, true],
+      ]);
       expect(Array.from(t.toTypedArray() as Uint8Array)).toEqual([1, 0, 0, 1]);
       // numbers cast to bool: non-zero is true
       expect(torch.tensor([0, 2, -0.5], { dtype: 'bool' }).toArray()).toEqual([false, true, true]);
@@ -79,7 +94,11 @@ describe('tensor() from nested arrays', () => {
     }));
   it('takes a shape option to reshape flat data', () =>
     scoped(() => {
-      expect(torch.tensor([1, 2, 3, 4, 5, 6], { shape: [3, 2] }).toArray()).toEqual([[1, 2], [3, 4], [5, 6]]);
+      expect(torch.tensor([1, 2, 3, 4, 5, 6], { shape: [3, 2] }).toArray()).toEqual([
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ]);
     }));
 });
 
@@ -99,7 +118,10 @@ describe('tensor() from TypedArrays and scalars', () => {
         const t = torch.tensor(data, { shape: [2, 3] });
         expect(t.dtype).toBe(dtype);
         expect(t.shape).toEqual([2, 3]);
-        expect(t.toArray()).toEqual([[1, 2, 3], [4, 5, 6]]);
+        expect(t.toArray()).toEqual([
+          [1, 2, 3],
+          [4, 5, 6],
+        ]);
       }
       expect(torch.tensor(new Float32Array([1, 2, 3])).shape).toEqual([3]);
     }));
@@ -140,7 +162,10 @@ describe('tensor() from TypedArrays and scalars', () => {
 describe('factories', () => {
   it('zeros, ones and empty take sizes as varargs or an array', () =>
     scoped(() => {
-      expect(torch.zeros(2, 3).toArray()).toEqual([[0, 0, 0], [0, 0, 0]]);
+      expect(torch.zeros(2, 3).toArray()).toEqual([
+        [0, 0, 0],
+        [0, 0, 0],
+      ]);
       expect(torch.zeros([2, 3]).shape).toEqual([2, 3]);
       expect(torch.ones([2], { dtype: 'int32' }).toArray()).toEqual([1, 1]);
       expect(torch.ones(2, 2, { dtype: 'float64' }).dtype).toBe('float64');
@@ -157,15 +182,28 @@ describe('factories', () => {
   it('full takes its dtype from the fill value', () =>
     scoped(() => {
       const f = torch.full([2, 2], 7.25);
-      expect([f.dtype, f.toArray()]).toEqual(['float32', [[7.25, 7.25], [7.25, 7.25]]]);
+      expect([f.dtype, f.toArray()]).toEqual([
+        'float32',
+        [
+          [7.25, 7.25],
+          [7.25, 7.25],
+        ],
+      ]);
       const b = torch.full([2], true);
       expect([b.dtype, b.toArray()]).toEqual(['bool', [true, true]]);
       expect(torch.full([3], -4, { dtype: 'int64' }).toArray()).toEqual([-4, -4, -4]);
     }));
   it('eye makes square and rectangular identities', () =>
     scoped(() => {
-      expect(torch.eye(3).toArray()).toEqual([[1, 0, 0], [0, 1, 0], [0, 0, 1]]);
-      expect(torch.eye(2, 3).toArray()).toEqual([[1, 0, 0], [0, 1, 0]]);
+      expect(torch.eye(3).toArray()).toEqual([
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+      ]);
+      expect(torch.eye(2, 3).toArray()).toEqual([
+        [1, 0, 0],
+        [0, 1, 0],
+      ]);
       expect(torch.eye(2, { dtype: 'float64' }).dtype).toBe('float64');
     }));
   it('arange: int64 for integer arguments, float32 otherwise, end excluded', () =>
@@ -179,18 +217,30 @@ describe('factories', () => {
       // ceil((1 - 0) / 0.1) = 10 elements, k * 0.1 in float32
       const g = torch.arange(0, 1, 0.1);
       expect(g.numel()).toBe(10);
-      expectClose(g, Array.from({ length: 10 }, (_, k) => k * 0.1), { atol: 1e-7, rtol: 1e-6 });
+      expectClose(
+        g,
+        Array.from({ length: 10 }, (_, k) => k * 0.1),
+        { atol: 1e-7, rtol: 1e-6 },
+      );
       expect(torch.arange(0, 3, { dtype: 'float64' }).dtype).toBe('float64');
     }));
   it('linspace includes both ends', () =>
     scoped(() => {
       const t = torch.linspace(-1, 2, 7);
       expect(t.dtype).toBe('float32');
-      expectClose(t, Array.from({ length: 7 }, (_, k) => -1 + (k * 3) / 6), { atol: 1e-7, rtol: 1e-6 });
+      expectClose(
+        t,
+        Array.from({ length: 7 }, (_, k) => -1 + (k * 3) / 6),
+        { atol: 1e-7, rtol: 1e-6 },
+      );
       expect(torch.linspace(0, 1, 1).toArray()).toEqual([0]);
       expect(torch.linspace(0, 1, 0).shape).toEqual([0]);
       const d = torch.linspace(0, 1, 11, { dtype: 'float64' });
-      expectClose(d, Array.from({ length: 11 }, (_, k) => k / 10), { atol: 1e-15, rtol: 0 });
+      expectClose(
+        d,
+        Array.from({ length: 11 }, (_, k) => k / 10),
+        { atol: 1e-15, rtol: 0 },
+      );
     }));
 });
 
@@ -257,7 +307,14 @@ describe('*Like variants', () => {
     scoped(() => {
       const base = torch.ones([2, 3], { dtype: 'float64' });
       const z = torch.zerosLike(base);
-      expect([z.shape, z.dtype, z.toArray()]).toEqual([[2, 3], 'float64', [[0, 0, 0], [0, 0, 0]]]);
+      expect([z.shape, z.dtype, z.toArray()]).toEqual([
+        [2, 3],
+        'float64',
+        [
+          [0, 0, 0],
+          [0, 0, 0],
+        ],
+      ]);
       const o = torch.onesLike(base, { dtype: 'int32' });
       expect([o.dtype, o.dataSync()]).toEqual(['int32', [1, 1, 1, 1, 1, 1]]);
       const f = torch.fullLike(base, 2.5);
@@ -321,10 +378,19 @@ describe('properties and data access', () => {
       expect(torch.tensor([true]).toTypedArray()).toBeInstanceOf(Uint8Array);
       expect(torch.tensor([1], { dtype: 'float16' }).toTypedArray()).toBeInstanceOf(Uint16Array);
       // a non-contiguous view comes out in logical (row-major) order
-      const t = torch.tensor([[1, 2, 3], [4, 5, 6]]).t();
+      const t = torch
+        .tensor([
+          [1, 2, 3],
+          [4, 5, 6],
+        ])
+        .t();
       expect(t.isContiguous()).toBe(false);
       expect(Array.from(t.toTypedArray() as Float32Array)).toEqual([1, 4, 2, 5, 3, 6]);
-      expect(t.toArray()).toEqual([[1, 4], [2, 5], [3, 6]]);
+      expect(t.toArray()).toEqual([
+        [1, 4],
+        [2, 5],
+        [3, 6],
+      ]);
     }));
 });
 
@@ -347,27 +413,37 @@ describe('invalid arguments', () => {
       new TypeError('Expected numbers, booleans or bigints for data but received "a" of type string'),
     );
     expect(() => torch.tensor(new Uint16Array(2) as never)).toThrow(TypeError);
-    expect(() => torch.tensor(new Uint16Array(2) as never)).toThrow(/^Expected a Float32Array, .* for data but received/);
+    expect(() => torch.tensor(new Uint16Array(2) as never)).toThrow(
+      /^Expected a Float32Array, .* for data but received/,
+    );
   });
   it('negative or fractional sizes -> RangeError naming size / shape', () => {
     expect(() => torch.zeros([-1, 2])).toThrow(
       new RangeError('Expected an array of non-negative integers for size but received [-1,2] of type array'),
     );
-    expect(() => torch.ones(2.5)).toThrow(new RangeError('Expected an array of non-negative integers for size but received [2.5] of type array'));
+    expect(() => torch.ones(2.5)).toThrow(
+      new RangeError('Expected an array of non-negative integers for size but received [2.5] of type array'),
+    );
     expect(() => torch.tensor([1, 2], { shape: [-2] })).toThrow(
       new RangeError('Expected an array of non-negative integers for shape but received [-2] of type array'),
     );
     expect(() => torch.tensor(new Float32Array(6), { shape: [4, 3] })).toThrow(
       new RangeError('tensor(): shape [4, 3] needs 12 elements but data has 6'),
     );
-    expect(() => torch.eye(-1)).toThrow(new RangeError('Expected a non-negative integer for n but received -1 of type number'));
-    expect(() => torch.linspace(0, 1, -1)).toThrow(new RangeError('Expected a non-negative integer for steps but received -1 of type number'));
+    expect(() => torch.eye(-1)).toThrow(
+      new RangeError('Expected a non-negative integer for n but received -1 of type number'),
+    );
+    expect(() => torch.linspace(0, 1, -1)).toThrow(
+      new RangeError('Expected a non-negative integer for steps but received -1 of type number'),
+    );
   });
   it('unknown dtype -> RangeError, non-string dtype -> TypeError', () => {
     expect(() => torch.zeros([2], { dtype: 'float128' as torch.DType })).toThrow(
       new RangeError(`Expected ${DTYPE_LIST} for dtype but received "float128" of type string`),
     );
-    expect(() => torch.tensor([1], { dtype: 5 as never })).toThrow(new TypeError(`Expected ${DTYPE_LIST} for dtype but received 5 of type number`));
+    expect(() => torch.tensor([1], { dtype: 5 as never })).toThrow(
+      new TypeError(`Expected ${DTYPE_LIST} for dtype but received 5 of type number`),
+    );
   });
   it('unknown device -> RangeError, non-string device -> TypeError', () => {
     expect(() => torch.zeros([2], { device: 'tpu' as torch.Device })).toThrow(
@@ -378,17 +454,33 @@ describe('invalid arguments', () => {
     );
   });
   it('bad ranges and fill values', () => {
-    expect(() => torch.arange(0, 5, 0)).toThrow(new RangeError('Expected a non-zero number for step but received 0 of type number'));
+    expect(() => torch.arange(0, 5, 0)).toThrow(
+      new RangeError('Expected a non-zero number for step but received 0 of type number'),
+    );
     expect(() => torch.arange(5, 0, 1)).toThrow(RangeError);
-    expect(() => torch.arange(0, Infinity)).toThrow(new RangeError('Expected a finite number for end but received Infinity of type number'));
-    expect(() => torch.randint(5, 5, [2])).toThrow(new RangeError('Expected an integer above low (5) for high but received 5 of type number'));
-    expect(() => torch.randint(0, 1.5, [2])).toThrow(new RangeError('Expected an integer for high but received 1.5 of type number'));
-    expect(() => torch.full([2], 'a' as never)).toThrow(new TypeError('Expected a number or boolean for fillValue but received "a" of type string'));
-    expect(() => torch.manualSeed(-1)).toThrow(new TypeError('Expected a non-negative integer for seed but received -1 of type number'));
+    expect(() => torch.arange(0, Infinity)).toThrow(
+      new RangeError('Expected a finite number for end but received Infinity of type number'),
+    );
+    expect(() => torch.randint(5, 5, [2])).toThrow(
+      new RangeError('Expected an integer above low (5) for high but received 5 of type number'),
+    );
+    expect(() => torch.randint(0, 1.5, [2])).toThrow(
+      new RangeError('Expected an integer for high but received 1.5 of type number'),
+    );
+    expect(() => torch.full([2], 'a' as never)).toThrow(
+      new TypeError('Expected a number or boolean for fillValue but received "a" of type string'),
+    );
+    expect(() => torch.manualSeed(-1)).toThrow(
+      new TypeError('Expected a non-negative integer for seed but received -1 of type number'),
+    );
   });
   it('*Like of a non-tensor -> TypeError naming input', () => {
-    expect(() => torch.zerosLike(null as never)).toThrow(new TypeError('Expected a Tensor for input but received null of type null'));
-    expect(() => torch.onesLike(5 as never)).toThrow(new TypeError('Expected a Tensor for input but received 5 of type number'));
+    expect(() => torch.zerosLike(null as never)).toThrow(
+      new TypeError('Expected a Tensor for input but received null of type null'),
+    );
+    expect(() => torch.onesLike(5 as never)).toThrow(
+      new TypeError('Expected a Tensor for input but received 5 of type number'),
+    );
   });
   it('requiresGrad must be a boolean, and only floating tensors can require grad', () =>
     scoped(() => {
@@ -410,6 +502,8 @@ describe('invalid arguments', () => {
       const t = torch.ones(2);
       expect(() => t.item()).toThrow(new torch.TorchError('a Tensor with 2 elements cannot be converted to a scalar'));
       expect(() => t.item()).toThrow(torch.TorchError);
-      expect(() => t.size(5)).toThrow(new RangeError('Dimension out of range (expected to be in range of [-1, 0], but got 5)'));
+      expect(() => t.size(5)).toThrow(
+        new RangeError('Dimension out of range (expected to be in range of [-1, 0], but got 5)'),
+      );
     }));
 });

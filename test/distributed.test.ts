@@ -44,7 +44,16 @@ interface RankResult {
 }
 
 /** Runs `cmd args` as `world` ranks (or the given rank list) and collects their JSON lines; kills all after `limitMs`. */
-async function runRanks(world: number, argv: string[], opts: { limitMs?: number; env?: Record<string, string>; ranks?: number[]; cmd?: (rank: number) => [string, string[]] } = {}): Promise<RankResult[]> {
+async function runRanks(
+  world: number,
+  argv: string[],
+  opts: {
+    limitMs?: number;
+    env?: Record<string, string>;
+    ranks?: number[];
+    cmd?: (rank: number) => [string, string[]];
+  } = {},
+): Promise<RankResult[]> {
   const port = await freePort();
   const ranks = opts.ranks ?? Array.from({ length: world }, (_, r) => r);
   const children: ChildProcess[] = [];
@@ -52,8 +61,15 @@ async function runRanks(world: number, argv: string[], opts: { limitMs?: number;
     const [cmd, a] = opts.cmd?.(rank) ?? [process.execPath, [worker, ...argv]];
     const child = spawn(cmd, a, {
       env: {
-        ...process.env, TENSORNORMAL_ADDON: addonPath, TN_LIB: lib, OMP_NUM_THREADS: '1', TENSORNORMAL_NUM_THREADS: '1',
-        RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
+        ...process.env,
+        TENSORNORMAL_ADDON: addonPath,
+        TN_LIB: lib,
+        OMP_NUM_THREADS: '1',
+        TENSORNORMAL_NUM_THREADS: '1',
+        RANK: String(rank),
+        WORLD_SIZE: String(world),
+        MASTER_ADDR: '127.0.0.1',
+        MASTER_PORT: String(port),
         USE_LIBUV: '0', // a Python torch 2.4+ rank asks its TCPStore for libuv otherwise, which Debian 13's build lacks
         ...opts.env,
       },
@@ -69,7 +85,9 @@ async function runRanks(world: number, argv: string[], opts: { limitMs?: number;
       for (const l of parts) if (l.startsWith('{')) r.lines.push(JSON.parse(l) as Record<string, unknown>);
     });
     child.stderr!.setEncoding('utf8').on('data', (s: string) => (r.stderr += s));
-    return new Promise<RankResult>((resolve) => child.on('close', (code, signal) => resolve(Object.assign(r, { code, signal }))));
+    return new Promise<RankResult>((resolve) =>
+      child.on('close', (code, signal) => resolve(Object.assign(r, { code, signal }))),
+    );
   });
   const timer = setTimeout(() => children.forEach((c) => c.kill('SIGKILL')), opts.limitMs ?? 45_000);
   try {
@@ -81,7 +99,8 @@ async function runRanks(world: number, argv: string[], opts: { limitMs?: number;
 
 function line(r: RankResult, key: string): Record<string, unknown> {
   const l = r.lines.find((x) => key in x);
-  if (l === undefined) throw new Error(`rank output has no "${key}" line; exit ${r.code}/${r.signal}; stderr:\n${r.stderr}`);
+  if (l === undefined)
+    throw new Error(`rank output has no "${key}" line; exit ${r.code}/${r.signal}; stderr:\n${r.stderr}`);
   return l;
 }
 
@@ -92,28 +111,46 @@ describe('collectives over Gloo', () => {
     const rs = await runRanks(W, ['collectives']);
     const small = (dtype: string, rank: number, i: number): number =>
       dtype === 'bool' ? (rank + i) % 2 : dtype === 'uint8' || dtype === 'int8' ? rank + 1 + i : (rank + 1) * (i + 1);
-    const mm = (dtype: string, rank: number, i: number): number => (dtype === 'bool' ? (rank + i) % 2 : (rank * 7 + i * 3) % 5);
+    const mm = (dtype: string, rank: number, i: number): number =>
+      dtype === 'bool' ? (rank + i) % 2 : (rank * 7 + i * 3) % 5;
     const ranks = [0, 1, 2];
     for (const r of rs) {
-      const { res, ticks } = line(r, 'res') as { res: Record<string, Record<string, number[] | number[][]>> & { big: { min: number; max: number }; bytes: number; leaked: number }; ticks: number };
+      const { res, ticks } = line(r, 'res') as {
+        res: Record<string, Record<string, number[] | number[][]>> & {
+          big: { min: number; max: number };
+          bytes: number;
+          leaked: number;
+        };
+        ticks: number;
+      };
       expect(r.code, r.stderr).toBe(0);
       for (const dtype of torch.DTYPES) {
         const got = res[dtype]!;
         const idx = [0, 1, 2, 3];
         const boolish = (v: number): number => (dtype === 'bool' ? (v !== 0 ? 1 : 0) : v);
-        expect(got.sum, `${dtype} sum`).toEqual(idx.map((i) => boolish(ranks.reduce((a, k) => a + small(dtype, k, i), 0))));
-        expect(got.product, `${dtype} product`).toEqual(idx.map((i) => boolish(ranks.reduce((a, k) => a * small(dtype, k, i), 1))));
+        expect(got.sum, `${dtype} sum`).toEqual(
+          idx.map((i) => boolish(ranks.reduce((a, k) => a + small(dtype, k, i), 0))),
+        );
+        expect(got.product, `${dtype} product`).toEqual(
+          idx.map((i) => boolish(ranks.reduce((a, k) => a * small(dtype, k, i), 1))),
+        );
         expect(got.max, `${dtype} max`).toEqual(idx.map((i) => Math.max(...ranks.map((k) => mm(dtype, k, i)))));
         expect(got.min, `${dtype} min`).toEqual(idx.map((i) => Math.min(...ranks.map((k) => mm(dtype, k, i)))));
         if (got.avg !== undefined) {
           const want = idx.map((i) => ranks.reduce((a, k) => a + small(dtype, k, i), 0) / W);
-          (got.avg as number[]).forEach((v, i) => expect(v, `${dtype} avg`).toBeCloseTo(want[i]!, dtype.endsWith('16') ? 1 : 6));
+          (got.avg as number[]).forEach((v, i) =>
+            expect(v, `${dtype} avg`).toBeCloseTo(want[i]!, dtype.endsWith('16') ? 1 : 6),
+          );
         } else expect(['float32', 'float64', 'float16', 'bfloat16']).not.toContain(dtype);
         expect(got.broadcast, `${dtype} broadcast`).toEqual(idx.map((i) => (dtype === 'bool' ? 1 : 10 + i)));
-        expect(got.allGather, `${dtype} allGather`).toEqual(ranks.map((k) => idx.map((i) => (dtype === 'bool' ? k % 2 : k + i))));
+        expect(got.allGather, `${dtype} allGather`).toEqual(
+          ranks.map((k) => idx.map((i) => (dtype === 'bool' ? k % 2 : k + i))),
+        );
         const me = line(r, 'res').rank as number;
         expect(got.reduceScatter, `${dtype} reduceScatter`).toEqual(
-          idx.map((i) => boolish(ranks.reduce((a, k) => a + (dtype === 'bool' ? (k === me ? 1 : 0) : (me + 1) * (i + 1) + k), 0))),
+          idx.map((i) =>
+            boolish(ranks.reduce((a, k) => a + (dtype === 'bool' ? (k === me ? 1 : 0) : (me + 1) * (i + 1) + k), 0)),
+          ),
         );
       }
       expect(res.big).toEqual({ min: 6, max: 6 });
@@ -129,7 +166,10 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
     expect(dist.isAvailable()).toBe(true);
     expect(dist.isInitialized()).toBe(false);
     const t = torch.ones([2]);
-    await expect(dist.allReduce(t)).rejects.toMatchObject({ code: 'DISTRIBUTED', message: expect.stringContaining('not initialized') });
+    await expect(dist.allReduce(t)).rejects.toMatchObject({
+      code: 'DISTRIBUTED',
+      message: expect.stringContaining('not initialized'),
+    });
     expect(() => dist.getRank()).toThrow(TorchError);
     t.dispose();
   });
@@ -139,20 +179,28 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
     await dist.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 1, timeout: 10_000 });
     try {
       expect([dist.getRank(), dist.getWorldSize(), dist.getBackend()]).toEqual([0, 1, 'gloo']);
-      await expect(dist.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 1 })).rejects.toMatchObject({ code: 'DISTRIBUTED', message: expect.stringContaining('twice') });
+      await expect(
+        dist.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 1 }),
+      ).rejects.toMatchObject({ code: 'DISTRIBUTED', message: expect.stringContaining('twice') });
       await noLeak(async () => {
         const t = torch.tensor([1.5, -2], { dtype: 'float64' });
         await dist.allReduce(t, 'avg');
         expect(t.toArray()).toEqual([1.5, -2]);
         const i = torch.tensor([3, 4], { dtype: 'int32' });
-        await expect(dist.allReduce(i, 'avg')).rejects.toThrow(new TypeError("allReduce: op 'avg' needs a floating-point tensor, but it is int32"));
+        await expect(dist.allReduce(i, 'avg')).rejects.toThrow(
+          new TypeError("allReduce: op 'avg' needs a floating-point tensor, but it is int32"),
+        );
         await expect(dist.allReduce(t, 'mean' as never)).rejects.toThrow(RangeError);
-        await expect(dist.allReduce([1] as never)).rejects.toThrow(new TypeError('Expected a Tensor for tensor but received [1] of type array'));
+        await expect(dist.allReduce([1] as never)).rejects.toThrow(
+          new TypeError('Expected a Tensor for tensor but received [1] of type array'),
+        );
         const nc = torch.tidy(() => torch.ones([2, 3]).t());
         await expect(dist.allReduce(nc)).rejects.toThrow('tensor must be contiguous');
         await expect(dist.broadcast(t, 1)).rejects.toThrow(RangeError);
         await expect(dist.allGather([t, t], t)).rejects.toThrow('it needs one per rank (1)');
-        await expect(dist.allGather([i], t)).rejects.toThrow('allGather: tensorList[0] is int32 [2] but tensor is float64 [2]');
+        await expect(dist.allGather([i], t)).rejects.toThrow(
+          'allGather: tensorList[0] is int32 [2] but tensor is float64 [2]',
+        );
         await dist.barrier();
         for (const x of [t, i, nc]) x.dispose();
       });
@@ -171,7 +219,9 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
 
   it('DistributedDataParallel and CurvatureSync check their arguments', async () => {
     const model = new torch.nn.Linear(3, 2);
-    expect(() => new torch.nn.parallel.DistributedDataParallel(model)).toThrow(expect.objectContaining({ code: 'DISTRIBUTED', message: expect.stringContaining('initProcessGroup') }));
+    expect(() => new torch.nn.parallel.DistributedDataParallel(model)).toThrow(
+      expect.objectContaining({ code: 'DISTRIBUTED', message: expect.stringContaining('initProcessGroup') }),
+    );
     const port = await freePort();
     await dist.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 1, timeout: 10_000 });
     try {
@@ -183,7 +233,10 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
       await ddp.ready;
       torch.tidy(() => ddp.call(x).sum().backward());
       await ddp.synchronize();
-      expect(model.weight.grad!.toArray()).toEqual([[1, 1, 1], [1, 1, 1]]); // W = 1: the gradient itself
+      expect(model.weight.grad!.toArray()).toEqual([
+        [1, 1, 1],
+        [1, 1, 1],
+      ]); // W = 1: the gradient itself
       // later steps (buckets rebuilt after the first) hold no more native tensors than before
       await noLeak(async () => {
         for (let k = 0; k < 3; k++) {
@@ -191,16 +244,25 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
           await ddp.synchronize();
         }
       });
-      expect(model.weight.grad!.toArray()).toEqual([[4, 4, 4], [4, 4, 4]]); // accumulated: 1 + 3 backwards
+      expect(model.weight.grad!.toArray()).toEqual([
+        [4, 4, 4],
+        [4, 4, 4],
+      ]); // accumulated: 1 + 3 backwards
       expect(ddp.stateDict().has('module.weight')).toBe(true);
       const tnt = new torch.optim.TNT(model.parameters(), { lr: 0.1 });
       expect(new dist.CurvatureSync(tnt).inverses).toBe('sharded');
       const sh = new torch.optim.Shampoo(model.parameters(), { lr: 0.1 });
       expect(new dist.CurvatureSync(sh).inverses).toBe('replicated');
-      expect(() => new dist.CurvatureSync(sh, { inverses: 'sharded' })).toThrow("inverses 'sharded' is implemented for TNT and KFAC");
+      expect(() => new dist.CurvatureSync(sh, { inverses: 'sharded' })).toThrow(
+        "inverses 'sharded' is implemented for TNT and KFAC",
+      );
       expect(() => new dist.CurvatureSync(tnt, { inverses: 'all' as never })).toThrow(RangeError);
-      expect(() => new dist.CurvatureSync(new torch.optim.SGD(model.parameters(), { lr: 1 }) as never)).toThrow('Expected a TNT, KFAC or Shampoo optimizer');
-      await expect(new dist.CurvatureSync(sh).sampledBackward(x, new torch.Bernoulli())).rejects.toThrow('Shampoo has no sampled backward');
+      expect(() => new dist.CurvatureSync(new torch.optim.SGD(model.parameters(), { lr: 1 }) as never)).toThrow(
+        'Expected a TNT, KFAC or Shampoo optimizer',
+      );
+      await expect(new dist.CurvatureSync(sh).sampledBackward(x, new torch.Bernoulli())).rejects.toThrow(
+        'Shampoo has no sampled backward',
+      );
       x.dispose();
       ddp.dispose();
       for (const o of [tnt, sh]) o.dispose?.();
@@ -211,11 +273,21 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
 
   it('argument errors name the argument', async () => {
     await expect(dist.initProcessGroup({ backend: 'mpi' as never, rank: 0, worldSize: 1 })).rejects.toThrow(RangeError);
-    await expect(dist.initProcessGroup({ initMethod: 'udp://x', rank: 0, worldSize: 1 })).rejects.toThrow("Expected 'env://', 'tcp://host:port' or 'file:///path' for initMethod");
-    await expect(dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1', rank: 0, worldSize: 1 })).rejects.toThrow(RangeError);
-    await expect(dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1:1', rank: 2, worldSize: 2 })).rejects.toThrow('Expected a rank below worldSize (2) for rank but received 2');
-    await expect(dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1:1', rank: 0, worldSize: 0 })).rejects.toThrow(RangeError);
-    await expect(dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1:1', rank: 0, worldSize: 1, timeout: -1 })).rejects.toThrow(RangeError);
+    await expect(dist.initProcessGroup({ initMethod: 'udp://x', rank: 0, worldSize: 1 })).rejects.toThrow(
+      "Expected 'env://', 'tcp://host:port' or 'file:///path' for initMethod",
+    );
+    await expect(dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1', rank: 0, worldSize: 1 })).rejects.toThrow(
+      RangeError,
+    );
+    await expect(dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1:1', rank: 2, worldSize: 2 })).rejects.toThrow(
+      'Expected a rank below worldSize (2) for rank but received 2',
+    );
+    await expect(dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1:1', rank: 0, worldSize: 0 })).rejects.toThrow(
+      RangeError,
+    );
+    await expect(
+      dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1:1', rank: 0, worldSize: 1, timeout: -1 }),
+    ).rejects.toThrow(RangeError);
     const keys = ['RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'] as const;
     const saved = keys.map((k) => process.env[k]);
     try {
@@ -233,14 +305,19 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
         else process.env[k] = saved[i];
       });
     }
-    if (!dist.isNcclAvailable()) await expect(dist.initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1 })).rejects.toMatchObject({ code: 'DISTRIBUTED' });
+    if (!dist.isNcclAvailable())
+      await expect(dist.initProcessGroup({ backend: 'nccl', rank: 0, worldSize: 1 })).rejects.toMatchObject({
+        code: 'DISTRIBUTED',
+      });
     expect(dist.isInitialized()).toBe(false);
   });
 
   it('a rendezvous the other ranks never join rejects with DISTRIBUTED after the timeout', async () => {
     const port = await freePort();
     const t0 = Date.now();
-    await expect(dist.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 2, timeout: 1500 })).rejects.toMatchObject({ code: 'DISTRIBUTED' });
+    await expect(
+      dist.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 2, timeout: 1500 }),
+    ).rejects.toMatchObject({ code: 'DISTRIBUTED' });
     expect(Date.now() - t0).toBeLessThan(15_000);
     expect(dist.isInitialized()).toBe(false);
   });
@@ -249,14 +326,20 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
 // ------------------------------------------------------------------ data parallel training equals one process
 type Weights = number[][];
 function maxRelErr(a: Weights, b: Weights): number {
-  let num = 0, den = 0;
-  a.forEach((w, i) => w.forEach((v, j) => {
-    num = Math.max(num, Math.abs(v - b[i]![j]!));
-    den = Math.max(den, Math.abs(v));
-  }));
+  let num = 0,
+    den = 0;
+  a.forEach((w, i) =>
+    w.forEach((v, j) => {
+      num = Math.max(num, Math.abs(v - b[i]![j]!));
+      den = Math.max(den, Math.abs(v));
+    }),
+  );
   return num / den;
 }
-async function trainRun(world: number, argv: string[]): Promise<{ weights: Weights; bytes: number; stats: { gradient: number; factors: number } | null }[]> {
+async function trainRun(
+  world: number,
+  argv: string[],
+): Promise<{ weights: Weights; bytes: number; stats: { gradient: number; factors: number } | null }[]> {
   const rs = await runRanks(world, ['train', ...argv]);
   return rs.map((r) => {
     expect(r.code, r.stderr).toBe(0);
@@ -266,26 +349,31 @@ async function trainRun(world: number, argv: string[]): Promise<{ weights: Weigh
 
 describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel err <= 1e-10)', () => {
   for (const opt of ['sgd', 'adam', 'tnt', 'kfac', 'shampoo']) {
-    it(opt, async () => {
-      const [ref] = await trainRun(1, [opt, 'single']);
-      const modes = opt === 'tnt' || opt === 'kfac' ? ['ddp', 'sharded'] : opt === 'sgd' ? ['ddp', 'nosync'] : ['ddp'];
-      for (const mode of modes) {
-        const ranks = await trainRun(2, [opt, mode]);
-        for (const r of ranks) {
-          expect(maxRelErr(ref!.weights, r.weights), `${opt} ${mode}`).toBeLessThanOrEqual(1e-10);
-          // and training moved the weights away from the start
-          expect(maxRelErr(ref!.weights, (await initialWeights())), 'weights moved').toBeGreaterThan(1e-3);
+    it(
+      opt,
+      async () => {
+        const [ref] = await trainRun(1, [opt, 'single']);
+        const modes =
+          opt === 'tnt' || opt === 'kfac' ? ['ddp', 'sharded'] : opt === 'sgd' ? ['ddp', 'nosync'] : ['ddp'];
+        for (const mode of modes) {
+          const ranks = await trainRun(2, [opt, mode]);
+          for (const r of ranks) {
+            expect(maxRelErr(ref!.weights, r.weights), `${opt} ${mode}`).toBeLessThanOrEqual(1e-10);
+            // and training moved the weights away from the start
+            expect(maxRelErr(ref!.weights, await initialWeights()), 'weights moved').toBeGreaterThan(1e-3);
+          }
+          if (opt === 'tnt') {
+            // one sampled gradient per statistics step (5 steps), plus the inverses when sharded
+            const { gradient, factors } = ranks[0]!.stats!;
+            expect(gradient).toBe((6 * 5 + 5 + 5 * 3 + 3) * 8);
+            expect(factors).toBe((5 * 5 + 6 * 6 + 5 * 5 + 3 * 3 + 5 * 5 + 3 * 3) * 8); // d^2 per dimension of W1, b1, W2, b2
+            if (mode === 'ddp') expect(ranks[0]!.bytes).toBe(5 * gradient);
+            else expect(ranks[0]!.bytes).toBeGreaterThan(5 * gradient);
+          }
         }
-        if (opt === 'tnt') {
-          // one sampled gradient per statistics step (5 steps), plus the inverses when sharded
-          const { gradient, factors } = ranks[0]!.stats!;
-          expect(gradient).toBe((6 * 5 + 5 + 5 * 3 + 3) * 8);
-          expect(factors).toBe((5 * 5 + 6 * 6 + 5 * 5 + 3 * 3 + 5 * 5 + 3 * 3) * 8); // d^2 per dimension of W1, b1, W2, b2
-          if (mode === 'ddp') expect(ranks[0]!.bytes).toBe(5 * gradient);
-          else expect(ranks[0]!.bytes).toBeGreaterThan(5 * gradient);
-        }
-      }
-    }, 60_000);
+      },
+      60_000,
+    );
   }
 
   it('fit() drives DDP: a DataLoader with a DistributedSampler on 2 ranks equals one process, 2 epochs', async () => {
@@ -308,7 +396,8 @@ describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel er
 
   it('TNT with inverses sharded over 4 ranks (B/4 each) equals 1 process', async () => {
     const [ref] = await trainRun(1, ['tnt', 'single']);
-    for (const r of await trainRun(4, ['tnt', 'sharded'])) expect(maxRelErr(ref!.weights, r.weights)).toBeLessThanOrEqual(1e-10);
+    for (const r of await trainRun(4, ['tnt', 'sharded']))
+      expect(maxRelErr(ref!.weights, r.weights)).toBeLessThanOrEqual(1e-10);
   }, 60_000);
 
   it('checkpoint: rank 0 writes after step 3, every rank restores, the resumed run ends where the whole run does', async () => {
@@ -329,7 +418,14 @@ async function initialWeights(): Promise<Weights> {
 
 // ------------------------------------------------------------------ Python interoperability
 const python = '/usr/bin/python3';
-const pyTorch = spawnSync(python, ['-c', 'import torch, torch.distributed as d; assert d.is_available() and d.is_gloo_available(); print(torch.__version__)'], { encoding: 'utf8' });
+const pyTorch = spawnSync(
+  python,
+  [
+    '-c',
+    'import torch, torch.distributed as d; assert d.is_available() and d.is_gloo_available(); print(torch.__version__)',
+  ],
+  { encoding: 'utf8' },
+);
 const hasTorch = pyTorch.status === 0;
 // The rendezvous (store keys, group prefixes, the init barrier) follows the PyTorch the addon is built against: 1.x
 // (Debian 12) and 2.x (Debian 13: '/default_pg/0//cpu//0/1') differ, so the Python rank must be the same major
@@ -337,41 +433,57 @@ const hasTorch = pyTorch.status === 0;
 const sameRendezvous = hasTorch && pyTorch.stdout.trim().split('.')[0] === torch.versions().torch.split('.')[0];
 const pyRank = join(repoRoot, 'test', 'support', 'dist_python_rank.py');
 
-describe.skipIf(!hasTorch || !sameRendezvous)('a Node rank and a Python torch.distributed rank in one Gloo group', () => {
-  for (const nodeRank of [0, 1]) {
-    it(`collectives, with the Node rank as rank ${nodeRank}`, async () => {
-      const rs = await runRanks(2, ['interop'], { cmd: (r) => (r === nodeRank ? [process.execPath, [worker, 'interop']] : [python, [pyRank, 'collectives']]) });
-      const want = { allReduce: [3, 30], max: [2, 7], broadcast: [1.5, -1], allGather: [[0, 0, 5], [1, 2, 5]] };
-      for (const r of rs) {
-        expect(r.code, r.stderr).toBe(0);
-        expect(line(r, 'allReduce')).toMatchObject(want);
-      }
-    }, 60_000);
+describe.skipIf(!hasTorch || !sameRendezvous)(
+  'a Node rank and a Python torch.distributed rank in one Gloo group',
+  () => {
+    for (const nodeRank of [0, 1]) {
+      it(`collectives, with the Node rank as rank ${nodeRank}`, async () => {
+        const rs = await runRanks(2, ['interop'], {
+          cmd: (r) => (r === nodeRank ? [process.execPath, [worker, 'interop']] : [python, [pyRank, 'collectives']]),
+        });
+        const want = {
+          allReduce: [3, 30],
+          max: [2, 7],
+          broadcast: [1.5, -1],
+          allGather: [
+            [0, 0, 5],
+            [1, 2, 5],
+          ],
+        };
+        for (const r of rs) {
+          expect(r.code, r.stderr).toBe(0);
+          expect(line(r, 'allReduce')).toMatchObject(want);
+        }
+      }, 60_000);
 
-    it(`collectives with TORCH_DIST_INIT_BARRIER=1 (the init barrier 2.x runs only when asked), Node rank ${nodeRank}`, async () => {
-      const rs = await runRanks(2, ['interop'], {
-        env: { TORCH_DIST_INIT_BARRIER: '1' },
-        cmd: (r) => (r === nodeRank ? [process.execPath, [worker, 'interop']] : [python, [pyRank, 'collectives']]),
-      });
-      for (const r of rs) {
-        expect(r.code, r.stderr).toBe(0);
-        expect(line(r, 'allReduce')).toMatchObject({ allReduce: [3, 30], max: [2, 7] });
-      }
-    }, 60_000);
+      it(`collectives with TORCH_DIST_INIT_BARRIER=1 (the init barrier 2.x runs only when asked), Node rank ${nodeRank}`, async () => {
+        const rs = await runRanks(2, ['interop'], {
+          env: { TORCH_DIST_INIT_BARRIER: '1' },
+          cmd: (r) => (r === nodeRank ? [process.execPath, [worker, 'interop']] : [python, [pyRank, 'collectives']]),
+        });
+        for (const r of rs) {
+          expect(r.code, r.stderr).toBe(0);
+          expect(line(r, 'allReduce')).toMatchObject({ allReduce: [3, 30], max: [2, 7] });
+        }
+      }, 60_000);
 
-    it(`DistributedDataParallel (Node) and torch DistributedDataParallel (Python) train to the same weights, Node rank ${nodeRank}`, async () => {
-      const [ref] = await trainRun(1, ['sgd', 'single']);
-      const rs = await runRanks(2, [], { cmd: (r) => (r === nodeRank ? [process.execPath, [worker, 'train', 'sgd', 'ddp']] : [python, [pyRank, 'train']]) });
-      const [a, b] = rs.map((r) => {
-        expect(r.code, r.stderr).toBe(0);
-        return (line(r, 'weights') as { weights: Weights }).weights;
-      });
-      // the same collectives (verify_params, broadcast_coalesced, bucket all-reduces, the bucket rebuild) in the same order
-      expect(maxRelErr(a!, b!)).toBeLessThanOrEqual(1e-12);
-      expect(maxRelErr(ref!.weights, a!)).toBeLessThanOrEqual(1e-12);
-    }, 60_000);
-  }
-});
+      it(`DistributedDataParallel (Node) and torch DistributedDataParallel (Python) train to the same weights, Node rank ${nodeRank}`, async () => {
+        const [ref] = await trainRun(1, ['sgd', 'single']);
+        const rs = await runRanks(2, [], {
+          cmd: (r) =>
+            r === nodeRank ? [process.execPath, [worker, 'train', 'sgd', 'ddp']] : [python, [pyRank, 'train']],
+        });
+        const [a, b] = rs.map((r) => {
+          expect(r.code, r.stderr).toBe(0);
+          return (line(r, 'weights') as { weights: Weights }).weights;
+        });
+        // the same collectives (verify_params, broadcast_coalesced, bucket all-reduces, the bucket rebuild) in the same order
+        expect(maxRelErr(a!, b!)).toBeLessThanOrEqual(1e-12);
+        expect(maxRelErr(ref!.weights, a!)).toBeLessThanOrEqual(1e-12);
+      }, 60_000);
+    }
+  },
+);
 
 // ------------------------------------------------------------------ failures
 describe('failures', () => {
@@ -380,7 +492,10 @@ describe('failures', () => {
     expect(rs[1]!.signal).toBe('SIGKILL');
     for (const r of [rs[0]!, rs[2]!]) {
       expect(r.code, r.stderr).toBe(0);
-      const { error, ms } = line(r, 'error') as { error: { code: string; isTorchError: boolean; message: string }; ms: number };
+      const { error, ms } = line(r, 'error') as {
+        error: { code: string; isTorchError: boolean; message: string };
+        ms: number;
+      };
       expect(error).toMatchObject({ code: 'DISTRIBUTED', isTorchError: true });
       expect(error.message).toMatch(/allReduce failed on rank \d/);
       expect(ms).toBeLessThan(12_000);
@@ -413,14 +528,24 @@ describe('failures', () => {
 // ------------------------------------------------------------------ launcher
 describe('tensornormal run', () => {
   const cli = (): string => join(work, 'lib', 'cli.js');
-  function run(argv: string[], limitMs = 45_000): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  function run(
+    argv: string[],
+    limitMs = 45_000,
+  ): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
     return new Promise((resolve) => {
       const t0 = Date.now();
       const child = spawn(process.execPath, [cli(), 'run', ...argv], {
-        env: { ...process.env, TENSORNORMAL_ADDON: addonPath, TN_LIB: lib, TN_TIMEOUT: '20000', OMP_NUM_THREADS: undefined },
+        env: {
+          ...process.env,
+          TENSORNORMAL_ADDON: addonPath,
+          TN_LIB: lib,
+          TN_TIMEOUT: '20000',
+          OMP_NUM_THREADS: undefined,
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
-      let stdout = '', stderr = '';
+      let stdout = '',
+        stderr = '';
       child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
       child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
       const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
@@ -439,22 +564,42 @@ describe('tensornormal run', () => {
       const l = r.stdout.split('\n').find((x) => x.startsWith(`[rank ${rank}]: {`));
       expect(l, r.stdout).toBeDefined();
       const env = (JSON.parse(l!.slice(`[rank ${rank}]: `.length)) as { env: Record<string, string> }).env;
-      expect(env).toEqual({ RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: '3', LOCAL_WORLD_SIZE: '3', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), OMP_NUM_THREADS: '1' });
+      expect(env).toEqual({
+        RANK: String(rank),
+        LOCAL_RANK: String(rank),
+        WORLD_SIZE: '3',
+        LOCAL_WORLD_SIZE: '3',
+        MASTER_ADDR: '127.0.0.1',
+        MASTER_PORT: String(port),
+        OMP_NUM_THREADS: '1',
+      });
       expect(r.stderr).toContain(`[rank ${rank}]: stderr line from ${rank}\n`);
     }
   }, 60_000);
 
   it('two nodes of two processes each: global ranks from --node-rank, one group of four', async () => {
     const port = await freePort();
-    const common = ['--nnodes', '2', '--nproc-per-node', '2', '--master-addr', '127.0.0.1', '--master-port', String(port)];
-    const [a, b] = await Promise.all([run([...common, '--node-rank', '0', worker, 'launcher', 'none']), run([...common, '--node-rank', '1', worker, 'launcher', 'none'])]);
+    const common = [
+      '--nnodes',
+      '2',
+      '--nproc-per-node',
+      '2',
+      '--master-addr',
+      '127.0.0.1',
+      '--master-port',
+      String(port),
+    ];
+    const [a, b] = await Promise.all([
+      run([...common, '--node-rank', '0', worker, 'launcher', 'none']),
+      run([...common, '--node-rank', '1', worker, 'launcher', 'none']),
+    ]);
     for (const r of [a!, b!]) expect(r.code, r.stderr).toBe(0);
     // ranks 0-1 on node 0, 2-3 on node 1, and the all-reduce of ones saw all four
     expect(a!.stdout).toContain('[rank 1]: {"rank":1,"sum":[4,4]}');
     expect(b!.stdout).toContain('[rank 3]: {"rank":3,"sum":[4,4]}');
   }, 60_000);
 
-  it('a failing rank stops the others and its status is the launcher\'s', async () => {
+  it("a failing rank stops the others and its status is the launcher's", async () => {
     const port = await freePort();
     const r = await run(['--nproc-per-node', '3', '--master-port', String(port), worker, 'launcher', '2', '7']);
     expect(r.code, r.stdout + r.stderr).toBe(7);
@@ -473,7 +618,9 @@ describe('tensornormal run', () => {
     const r = await run(['--nproc-per-node', '0', 'x.js']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--nproc-per-node expects a positive integer but received "0"');
-    expect((await run(['--nnodes', '2', '--node-rank', '2', 'x.js'])).stderr).toContain('--node-rank 2 must be below --nnodes 2');
+    expect((await run(['--nnodes', '2', '--node-rank', '2', 'x.js'])).stderr).toContain(
+      '--node-rank 2 must be below --nnodes 2',
+    );
     expect((await run(['--bogus', '1', 'x.js'])).stderr).toContain('unknown option --bogus');
     expect((await run([])).stderr).toContain('missing the script to run');
     const h = await run(['--help']);
@@ -485,8 +632,15 @@ describe('tensornormal run', () => {
 // ------------------------------------------------------------------ DistributedSampler
 describe('data.DistributedSampler', () => {
   it('gives disjoint equal shards covering the dataset, a new order per epoch, PyTorch padding', () => {
-    for (const [n, W] of [[10, 3], [12, 4], [7, 2]] as const) {
-      const shards = Array.from({ length: W }, (_, r) => new data.DistributedSampler(n, { numReplicas: W, rank: r, seed: 3 }));
+    for (const [n, W] of [
+      [10, 3],
+      [12, 4],
+      [7, 2],
+    ] as const) {
+      const shards = Array.from(
+        { length: W },
+        (_, r) => new data.DistributedSampler(n, { numReplicas: W, rank: r, seed: 3 }),
+      );
       for (const s of shards) s.setEpoch(1);
       const idx = shards.map((s) => Array.from(s.indices()));
       const per = Math.ceil(n / W);
@@ -504,24 +658,32 @@ describe('data.DistributedSampler', () => {
     expect(Array.from(plain.indices())).toEqual([1, 3, 0]); // PyTorch: [0..4] + pad [0] -> rank 1 takes 1, 3, 0
     const dropped = new data.DistributedSampler(5, { numReplicas: 2, rank: 1, shuffle: false, dropLast: true });
     expect(Array.from(dropped.indices())).toEqual([1, 3]);
-    expect(() => new data.DistributedSampler(5, { numReplicas: 2, rank: 2 })).toThrow('Expected a rank in [0, 1] for rank but received 2');
+    expect(() => new data.DistributedSampler(5, { numReplicas: 2, rank: 2 })).toThrow(
+      'Expected a rank in [0, 1] for rank but received 2',
+    );
   });
 
-  it('drives a DataLoader: batches come from this rank\'s shard only', async () => {
+  it("drives a DataLoader: batches come from this rank's shard only", async () => {
     await noLeak(() => {
-      const ds = new data.TensorDataset(torch.tidy(() => torch.arange(10, { dtype: 'float64' }).reshape([10, 1])), torch.arange(10));
+      const ds = new data.TensorDataset(
+        torch.tidy(() => torch.arange(10, { dtype: 'float64' }).reshape([10, 1])),
+        torch.arange(10),
+      );
       const sampler = new data.DistributedSampler(ds, { numReplicas: 2, rank: 0, shuffle: false });
       const loader = new data.DataLoader(ds, { batchSize: 2, sampler });
       expect(loader.length).toBe(3);
       const seen: number[] = [];
       for (const [, y] of loader) seen.push(...(y.toArray() as number[]));
       expect(seen).toEqual([0, 2, 4, 6, 8]);
-      expect(() => new data.DataLoader(ds, { sampler, shuffle: true })).toThrow('sampler and shuffle are mutually exclusive');
-      expect(() => new data.DataLoader(ds, { sampler: {} as never })).toThrow('Expected a sampler (an object with indices()) for sampler');
+      expect(() => new data.DataLoader(ds, { sampler, shuffle: true })).toThrow(
+        'sampler and shuffle are mutually exclusive',
+      );
+      expect(() => new data.DataLoader(ds, { sampler: {} as never })).toThrow(
+        'Expected a sampler (an object with indices()) for sampler',
+      );
       const bad = new data.DataLoader(ds, { sampler: { length: 1, indices: () => Int32Array.of(10) } });
       expect(() => [...bad]).toThrow('sampler index 10 is out of range for a dataset of 10 samples');
       ds.tensors.forEach((t) => t.dispose());
     });
   });
 });
-

@@ -47,7 +47,8 @@ function sink(isTTY = false): { write(s: string): boolean; isTTY: boolean; colum
 }
 
 async function run(argv: string[], tty = false): Promise<{ code: number; out: string; err: string }> {
-  const stdout = sink(tty), stderr = sink();
+  const stdout = sink(tty),
+    stderr = sink();
   const code = await main(argv, { stdout, stderr });
   return { code, out: stdout.text, err: stderr.text };
 }
@@ -57,7 +58,8 @@ function pngInfo(buf: Buffer): { width: number; height: number; pixels: Buffer }
   expect([...buf.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   let off = 8;
   const idat: Buffer[] = [];
-  let width = 0, height = 0;
+  let width = 0,
+    height = 0;
   const types: string[] = [];
   while (off < buf.length) {
     const len = buf.readUInt32BE(off);
@@ -184,8 +186,24 @@ describe('PNG and SVG figures', () => {
 
   it('Raster: lines, translucent polygons and text land where drawn', () => {
     const r = new Raster(20, 10, 1);
-    r.polyline([[0, 5], [20, 5]], '#ff0000', 1);
-    r.polygon([[0, 0], [4, 0], [4, 4], [0, 4]], '#0000ff', 0.5);
+    r.polyline(
+      [
+        [0, 5],
+        [20, 5],
+      ],
+      '#ff0000',
+      1,
+    );
+    r.polygon(
+      [
+        [0, 0],
+        [4, 0],
+        [4, 4],
+        [0, 4],
+      ],
+      '#0000ff',
+      0.5,
+    );
     const px = (x: number, y: number): number[] => [...r.data.subarray((y * 20 + x) * 3, (y * 20 + x) * 3 + 3)];
     expect(px(10, 4)[0]).toBeGreaterThan(200); // the line's row (y 4..5 covers pixel row 4 half, 5 half)
     expect(px(10, 8)).toEqual([255, 255, 255]);
@@ -203,7 +221,12 @@ describe('PNG and SVG figures', () => {
       xLabel: 'epoch',
       yLabel: 'training loss',
       logY: true,
-      series: ['TNT', 'Adam', 'SGD-m'].map((name, i) => ({ name, x: [1, 2, 3], y: [100 - i, 80 - i, 70 - i], band: [150, 1, 1] })),
+      series: ['TNT', 'Adam', 'SGD-m'].map((name, i) => ({
+        name,
+        x: [1, 2, 3],
+        y: [100 - i, 80 - i, 70 - i],
+        band: [150, 1, 1],
+      })),
     }));
     const svg = lineChart(panels, { columns: 2 });
     expect(svg.match(/<polyline /g)).toHaveLength(6);
@@ -221,20 +244,56 @@ describe('PNG and SVG figures', () => {
 describe('tensornormal experiment autoencoder, end to end', () => {
   it('writes results.json, one JSON per run, figure.svg and figure.png; frees every tensor', async () => {
     await withTempDir('tn-exp-', async (dir) => {
-      const argv = ['experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '784,32,8,32,784', '--limit', '256', '--batch', '64', '--seeds', '2', '--epochs', '2', '--optimizers', 'tnt,adam', '--warm-batches', '2', '--log-every', '1', '--out', dir];
+      const argv = [
+        'experiment',
+        'autoencoder',
+        '--dataset',
+        'mnist-digits',
+        '--widths',
+        '784,32,8,32,784',
+        '--limit',
+        '256',
+        '--batch',
+        '64',
+        '--seeds',
+        '2',
+        '--epochs',
+        '2',
+        '--optimizers',
+        'tnt,adam',
+        '--warm-batches',
+        '2',
+        '--log-every',
+        '1',
+        '--out',
+        dir,
+      ];
       const { code, out, err } = await noLeak(() => run(argv));
       expect(err).toBe('');
       expect(code).toBe(0);
       // JSON lines when stdout is not a terminal
-      const events = out.trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+      const events = out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { event: string });
       expect(events.filter((e) => e.event === 'run-end')).toHaveLength(4);
       expect(events.filter((e) => e.event === 'warm-start')).toHaveLength(2);
       expect(events[events.length - 1]!.event).toBe('summary');
 
       const r = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as ExperimentResult;
       expect(r.experiment).toBe('autoencoder');
-      expect(r.config).toMatchObject({ dataset: 'mnist-digits', samples: 256, widths: [784, 32, 8, 32, 784], batchSize: 64, epochs: 2, warmBatches: 2 });
-      expect(r.hyperparameters).toEqual({ tnt: { lr: 1e-4, damping: 0.1, statsEvery: 1, inverseEvery: 20 }, adam: { lr: 1e-4, damping: 1e-4 } });
+      expect(r.config).toMatchObject({
+        dataset: 'mnist-digits',
+        samples: 256,
+        widths: [784, 32, 8, 32, 784],
+        batchSize: 64,
+        epochs: 2,
+        warmBatches: 2,
+      });
+      expect(r.hyperparameters).toEqual({
+        tnt: { lr: 1e-4, damping: 0.1, statsEvery: 1, inverseEvery: 20 },
+        adam: { lr: 1e-4, damping: 1e-4 },
+      });
       expect(r.grid).toBeNull();
       expect(r.runs.map((x) => `${x.optimizer}${x.seed}`)).toEqual(['tnt0', 'tnt1', 'adam0', 'adam1']);
       for (const x of r.runs) {
@@ -257,7 +316,12 @@ describe('tensornormal experiment autoencoder, end to end', () => {
       expect(r.summary.tnt!.lossAtEpoch).toBeCloseTo(ms.mean, 10);
       expect(r.summary.adam!.cpuPerEpoch).toBeGreaterThan(0);
 
-      expect(readdirSync(join(dir, 'runs')).sort()).toEqual(['adam-seed0.json', 'adam-seed1.json', 'tnt-seed0.json', 'tnt-seed1.json']);
+      expect(readdirSync(join(dir, 'runs')).sort()).toEqual([
+        'adam-seed0.json',
+        'adam-seed1.json',
+        'tnt-seed0.json',
+        'tnt-seed1.json',
+      ]);
       const one = JSON.parse(readFileSync(join(dir, 'runs', 'tnt-seed1.json'), 'utf8')) as RunResult;
       expect(one).toMatchObject({ optimizer: 'tnt', seed: 1, label: 'TNT' });
       // the figure: two panels (per epoch, per process time), one line and one band per optimizer
@@ -274,7 +338,31 @@ describe('tensornormal experiment autoencoder, end to end', () => {
 
   it('--time-budget stops each run after the step that passes it; --grid records its candidates and choice', async () => {
     await withTempDir('tn-exp-', async (dir) => {
-      const argv = ['experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '784,16,784', '--limit', '128', '--batch', '64', '--seeds', '1', '--epochs', '3', '--optimizers', 'adam', '--grid', '--grid-epochs', '1', '--time-budget', '0.000001', '--out', dir];
+      const argv = [
+        'experiment',
+        'autoencoder',
+        '--dataset',
+        'mnist-digits',
+        '--widths',
+        '784,16,784',
+        '--limit',
+        '128',
+        '--batch',
+        '64',
+        '--seeds',
+        '1',
+        '--epochs',
+        '3',
+        '--optimizers',
+        'adam',
+        '--grid',
+        '--grid-epochs',
+        '1',
+        '--time-budget',
+        '0.000001',
+        '--out',
+        dir,
+      ];
       const { code, err } = await run(argv);
       expect(err).toBe('');
       expect(code).toBe(0);
@@ -283,7 +371,15 @@ describe('tensornormal experiment autoencoder, end to end', () => {
       expect(r.runs[0]).toMatchObject({ stoppedBy: 'time-budget', steps: 1, epochs: [] });
       const g = r.grid!.byOptimizer.adam!;
       expect(g.candidates.map((c) => [c.hp.lr, c.hp.damping])).toEqual([
-        [3e-5, 3e-5], [3e-5, 1e-4], [3e-5, 3e-4], [1e-4, 3e-5], [1e-4, 1e-4], [1e-4, 3e-4], [3e-4, 3e-5], [3e-4, 1e-4], [3e-4, 3e-4],
+        [3e-5, 3e-5],
+        [3e-5, 1e-4],
+        [3e-5, 3e-4],
+        [1e-4, 3e-5],
+        [1e-4, 1e-4],
+        [1e-4, 3e-4],
+        [3e-4, 3e-5],
+        [3e-4, 1e-4],
+        [3e-4, 3e-4],
       ]);
       const best = g.candidates.reduce((a, b) => (b.loss < a.loss ? b : a));
       expect(g.chosen).toEqual(best.hp);
@@ -294,7 +390,32 @@ describe('tensornormal experiment autoencoder, end to end', () => {
 
   it('a run that diverges stops and is recorded as diverged; the others go on', async () => {
     await withTempDir('tn-exp-', async (dir) => {
-      const argv = ['experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '784,16,784', '--limit', '128', '--batch', '64', '--seeds', '1', '--epochs', '2', '--optimizers', 'tnt,adam,kfac', '--set', 'tnt.lr=1e30', '--set', 'adam.lr=1e30', '--warm-batches', '1', '--out', dir];
+      const argv = [
+        'experiment',
+        'autoencoder',
+        '--dataset',
+        'mnist-digits',
+        '--widths',
+        '784,16,784',
+        '--limit',
+        '128',
+        '--batch',
+        '64',
+        '--seeds',
+        '1',
+        '--epochs',
+        '2',
+        '--optimizers',
+        'tnt,adam,kfac',
+        '--set',
+        'tnt.lr=1e30',
+        '--set',
+        'adam.lr=1e30',
+        '--warm-batches',
+        '1',
+        '--out',
+        dir,
+      ];
       const { code, err } = await noLeak(() => run(argv));
       expect(err).toBe('');
       expect(code).toBe(0);
@@ -310,9 +431,33 @@ describe('tensornormal experiment autoencoder, end to end', () => {
 
   it('on a terminal: a progress line with optimizer, seed, epoch, step, loss, elapsed and ETA', async () => {
     await withTempDir('tn-exp-', async (dir) => {
-      const { code, out } = await run(['experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '784,16,784', '--limit', '64', '--batch', '32', '--seeds', '1', '--epochs', '1', '--optimizers', 'tnt', '--out', dir], true);
+      const { code, out } = await run(
+        [
+          'experiment',
+          'autoencoder',
+          '--dataset',
+          'mnist-digits',
+          '--widths',
+          '784,16,784',
+          '--limit',
+          '64',
+          '--batch',
+          '32',
+          '--seeds',
+          '1',
+          '--epochs',
+          '1',
+          '--optimizers',
+          'tnt',
+          '--out',
+          dir,
+        ],
+        true,
+      );
       expect(code).toBe(0);
-      expect(out).toMatch(/\rrun 1\/1 TNT seed 0 \| epoch 1\/1 \[[=> ]+\] \d\/2 \| loss [\d.]+ \| \d+s elapsed, ETA \d+s/);
+      expect(out).toMatch(
+        /\rrun 1\/1 TNT seed 0 \| epoch 1\/1 \[[=> ]+\] \d\/2 \| loss [\d.]+ \| \d+s elapsed, ETA \d+s/,
+      );
       expect(out).toContain('TNT seed 0: warm start over 2 batches');
       expect(out).toMatch(/TNT seed 0 epoch 1\/1 {2}loss [\d.]+/);
       expect(out).toContain('loss@epoch 1');
@@ -324,13 +469,46 @@ describe('tensornormal experiment autoencoder, end to end', () => {
 describe('tensornormal experiment cnn, end to end', () => {
   it('records training loss and validation error per epoch, decays the learning rate, draws four panels', async () => {
     await withTempDir('tn-exp-', async (dir) => {
-      const argv = ['experiment', 'cnn', '--model', 'small-cnn', '--limit', '96', '--val-limit', '50', '--batch', '32', '--seeds', '1', '--epochs', '2', '--optimizers', 'tnt,sgd', '--warm-batches', '1', '--out', dir];
+      const argv = [
+        'experiment',
+        'cnn',
+        '--model',
+        'small-cnn',
+        '--limit',
+        '96',
+        '--val-limit',
+        '50',
+        '--batch',
+        '32',
+        '--seeds',
+        '1',
+        '--epochs',
+        '2',
+        '--optimizers',
+        'tnt,sgd',
+        '--warm-batches',
+        '1',
+        '--out',
+        dir,
+      ];
       const { code, err } = await noLeak(() => run(argv));
       expect(err).toBe('');
       expect(code).toBe(0);
       const r = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as ExperimentResult;
-      expect(r.config).toMatchObject({ dataset: 'fashion-mnist', model: 'small-cnn', samples: 96, validationSamples: 50, batchSize: 32 });
-      expect(r.hyperparameters.tnt).toEqual({ lr: 1e-4, damping: 0.01, weightDecay: 10, statsEvery: 10, inverseEvery: 100 });
+      expect(r.config).toMatchObject({
+        dataset: 'fashion-mnist',
+        model: 'small-cnn',
+        samples: 96,
+        validationSamples: 50,
+        batchSize: 32,
+      });
+      expect(r.hyperparameters.tnt).toEqual({
+        lr: 1e-4,
+        damping: 0.01,
+        weightDecay: 10,
+        statsEvery: 10,
+        inverseEvery: 100,
+      });
       for (const x of r.runs) {
         expect(x.epochs).toHaveLength(2);
         for (const e of x.epochs) {
@@ -360,8 +538,33 @@ describe('tensornormal experiment cnn, end to end', () => {
 describe('command line', () => {
   it('parses the autoencoder flags into the experiment options', () => {
     const c = parseCommand([
-      'experiment', 'autoencoder', '--dataset', 'fashion-mnist', '--optimizers', 'tnt,KFAC,SGD-m', '--seeds', '3', '--epochs', '5', '--time-budget', '300',
-      '--out', 'results/ae', '--grid', '--grid-budget', '20', '--batch', '1000', '--threads', '2', '--set', 'tnt.lr=3e-4', '--set', 'kfac.inverseEvery=10', '--warm-batches', '0',
+      'experiment',
+      'autoencoder',
+      '--dataset',
+      'fashion-mnist',
+      '--optimizers',
+      'tnt,KFAC,SGD-m',
+      '--seeds',
+      '3',
+      '--epochs',
+      '5',
+      '--time-budget',
+      '300',
+      '--out',
+      'results/ae',
+      '--grid',
+      '--grid-budget',
+      '20',
+      '--batch',
+      '1000',
+      '--threads',
+      '2',
+      '--set',
+      'tnt.lr=3e-4',
+      '--set',
+      'kfac.inverseEvery=10',
+      '--warm-batches',
+      '0',
     ]);
     expect(c).toEqual({
       kind: 'autoencoder',
@@ -380,11 +583,31 @@ describe('command line', () => {
         overrides: { tnt: { lr: 3e-4 }, kfac: { inverseEvery: 10 } },
       },
     });
-    expect(parseCommand(['experiment', 'autoencoder'])).toEqual({ kind: 'autoencoder', out: 'results/autoencoder', threads: undefined, json: false, options: {} });
+    expect(parseCommand(['experiment', 'autoencoder'])).toEqual({
+      kind: 'autoencoder',
+      out: 'results/autoencoder',
+      threads: undefined,
+      json: false,
+      options: {},
+    });
   });
 
   it('parses the cnn and similarity flags', () => {
-    expect(parseCommand(['experiment', 'cnn', '--data', '/d', '--model', 'vgg16bn', '--dataset', 'cifar100', '--val-limit', '500', '--json'])).toMatchObject({
+    expect(
+      parseCommand([
+        'experiment',
+        'cnn',
+        '--data',
+        '/d',
+        '--model',
+        'vgg16bn',
+        '--dataset',
+        'cifar100',
+        '--val-limit',
+        '500',
+        '--json',
+      ]),
+    ).toMatchObject({
       kind: 'cnn',
       json: true,
       out: 'results/cnn',
@@ -392,9 +615,21 @@ describe('command line', () => {
     });
     expect(parseCommand(['experiment', 'similarity', '--iterations', '50', '--optimizers', 'tnt,sgd'])).toMatchObject({
       kind: 'similarity',
-      options: { iterations: 50, gamma: 3, lr: 0.1, batch: 100, seed: 0, every: 10, optimizers: ['tnt', 'sgd'], fisherEstimator: 'per-example', tntStatistics: 'batch-mean' },
+      options: {
+        iterations: 50,
+        gamma: 3,
+        lr: 0.1,
+        batch: 100,
+        seed: 0,
+        every: 10,
+        optimizers: ['tnt', 'sgd'],
+        fisherEstimator: 'per-example',
+        tntStatistics: 'batch-mean',
+      },
     });
-    expect(parseCommand(['experiment', 'similarity', '--fisher-estimator', 'batch-mean', '--tnt-statistics', 'per-example'])).toMatchObject({
+    expect(
+      parseCommand(['experiment', 'similarity', '--fisher-estimator', 'batch-mean', '--tnt-statistics', 'per-example']),
+    ).toMatchObject({
       options: { fisherEstimator: 'batch-mean', tntStatistics: 'per-example' },
     });
   });
@@ -404,9 +639,64 @@ describe('command line', () => {
     expect(top.code).toBe(0);
     expect(top.out).toContain('experiment autoencoder');
     const flags: Record<string, string[]> = {
-      autoencoder: ['dataset', 'data', 'widths', 'optimizers', 'seeds', 'epochs', 'time-budget', 'batch', 'limit', 'warm-batches', 'set', 'grid', 'grid-budget', 'grid-epochs', 'log-every', 'out', 'threads', 'json', 'help'],
-      cnn: ['data', 'dataset', 'model', 'val-limit', 'optimizers', 'seeds', 'epochs', 'time-budget', 'batch', 'limit', 'warm-batches', 'set', 'grid', 'grid-budget', 'grid-epochs', 'log-every', 'out', 'threads', 'json', 'help'],
-      similarity: ['iterations', 'gamma', 'lr', 'batch', 'seed', 'every', 'optimizers', 'fisher-estimator', 'tnt-statistics', 'out', 'threads', 'json', 'help'],
+      autoencoder: [
+        'dataset',
+        'data',
+        'widths',
+        'optimizers',
+        'seeds',
+        'epochs',
+        'time-budget',
+        'batch',
+        'limit',
+        'warm-batches',
+        'set',
+        'grid',
+        'grid-budget',
+        'grid-epochs',
+        'log-every',
+        'out',
+        'threads',
+        'json',
+        'help',
+      ],
+      cnn: [
+        'data',
+        'dataset',
+        'model',
+        'val-limit',
+        'optimizers',
+        'seeds',
+        'epochs',
+        'time-budget',
+        'batch',
+        'limit',
+        'warm-batches',
+        'set',
+        'grid',
+        'grid-budget',
+        'grid-epochs',
+        'log-every',
+        'out',
+        'threads',
+        'json',
+        'help',
+      ],
+      similarity: [
+        'iterations',
+        'gamma',
+        'lr',
+        'batch',
+        'seed',
+        'every',
+        'optimizers',
+        'fisher-estimator',
+        'tnt-statistics',
+        'out',
+        'threads',
+        'json',
+        'help',
+      ],
     };
     for (const [name, list] of Object.entries(flags)) {
       const h = await run(['experiment', name, '--help']);
@@ -415,7 +705,7 @@ describe('command line', () => {
     }
   });
 
-  it('`run` is the library\'s launcher (distributed.runCommand): its help, and its usage errors with exit code 2', async () => {
+  it("`run` is the library's launcher (distributed.runCommand): its help, and its usage errors with exit code 2", async () => {
     const h = await run(['run', '--help']);
     expect(h.code).toBe(0);
     expect(h.out).toMatch(/^Usage: tensornormal run \[options\] script\.js/);
@@ -427,27 +717,81 @@ describe('command line', () => {
   it('bad flags: a message naming the flag, the way to the help, exit code 2', async () => {
     const cases: [string[], string][] = [
       [['frobnicate'], 'tensornormal: unknown command "frobnicate" (expected: experiment, run)'],
-      [['experiment', 'mlp'], 'tensornormal experiment: unknown experiment "mlp" (expected one of autoencoder, cnn, similarity)'],
+      [
+        ['experiment', 'mlp'],
+        'tensornormal experiment: unknown experiment "mlp" (expected one of autoencoder, cnn, similarity)',
+      ],
       [['experiment', 'autoencoder', '--bogus'], 'tensornormal experiment autoencoder: unknown flag --bogus'],
-      [['experiment', 'autoencoder', '--seeds', 'x'], 'tensornormal experiment autoencoder: --seeds expects a positive integer but received "x"'],
-      [['experiment', 'autoencoder', '--seeds', '0'], 'tensornormal experiment autoencoder: --seeds expects a positive integer but received "0"'],
-      [['experiment', 'autoencoder', '--time-budget=-5'], 'tensornormal experiment autoencoder: --time-budget expects a positive number but received "-5"'],
-      [['experiment', 'autoencoder', '--time-budget', '-5'], 'tensornormal experiment autoencoder: --time-budget needs a value (write --time-budget=VALUE for a value that starts with a dash)'],
+      [
+        ['experiment', 'autoencoder', '--seeds', 'x'],
+        'tensornormal experiment autoencoder: --seeds expects a positive integer but received "x"',
+      ],
+      [
+        ['experiment', 'autoencoder', '--seeds', '0'],
+        'tensornormal experiment autoencoder: --seeds expects a positive integer but received "0"',
+      ],
+      [
+        ['experiment', 'autoencoder', '--time-budget=-5'],
+        'tensornormal experiment autoencoder: --time-budget expects a positive number but received "-5"',
+      ],
+      [
+        ['experiment', 'autoencoder', '--time-budget', '-5'],
+        'tensornormal experiment autoencoder: --time-budget needs a value (write --time-budget=VALUE for a value that starts with a dash)',
+      ],
       [['experiment', 'autoencoder', '--epochs'], 'tensornormal experiment autoencoder: --epochs needs a value'],
-      [['experiment', 'autoencoder', '--grid=yes'], 'tensornormal experiment autoencoder: --grid does not take a value'],
-      [['experiment', 'autoencoder', '--dataset', 'cifar10'], 'tensornormal experiment autoencoder: --dataset expects one of fashion-mnist, mnist-digits but received "cifar10"'],
-      [['experiment', 'autoencoder', '--optimizers', 'tnt,lbfgs'], 'tensornormal experiment autoencoder: --optimizers: unknown optimizer "lbfgs" (expected names from tnt,kfac,shampoo,adam,sgd)'],
-      [['experiment', 'autoencoder', '--widths', '784,a,784'], 'tensornormal experiment autoencoder: --widths (entry 2) expects a positive integer but received "a"'],
-      [['experiment', 'autoencoder', '--widths', '784,784'], 'tensornormal experiment autoencoder: --widths expects at least three comma-separated widths (input, code, output) but received "784,784"'],
-      [['experiment', 'autoencoder', '--set', 'tnt.lr'], 'tensornormal experiment autoencoder: --set expects OPTIMIZER.KEY=VALUE (e.g. tnt.lr=3e-4) but received "tnt.lr"'],
-      [['experiment', 'autoencoder', '--set', 'tnt.beta=1'], 'tensornormal experiment autoencoder: --set: unknown key "beta" in "tnt.beta=1" (expected one of lr, damping, weightDecay, momentum, statsEvery, inverseEvery)'],
-      [['experiment', 'autoencoder', '--set', 'tnt.inverseEvery=2.5'], 'tensornormal experiment autoencoder: --set tnt.inverseEvery expects a positive integer but received "2.5"'],
-      [['experiment', 'autoencoder', '--grid-budget', '10'], 'tensornormal experiment autoencoder: --grid-budget and --grid-epochs need --grid'],
+      [
+        ['experiment', 'autoencoder', '--grid=yes'],
+        'tensornormal experiment autoencoder: --grid does not take a value',
+      ],
+      [
+        ['experiment', 'autoencoder', '--dataset', 'cifar10'],
+        'tensornormal experiment autoencoder: --dataset expects one of fashion-mnist, mnist-digits but received "cifar10"',
+      ],
+      [
+        ['experiment', 'autoencoder', '--optimizers', 'tnt,lbfgs'],
+        'tensornormal experiment autoencoder: --optimizers: unknown optimizer "lbfgs" (expected names from tnt,kfac,shampoo,adam,sgd)',
+      ],
+      [
+        ['experiment', 'autoencoder', '--widths', '784,a,784'],
+        'tensornormal experiment autoencoder: --widths (entry 2) expects a positive integer but received "a"',
+      ],
+      [
+        ['experiment', 'autoencoder', '--widths', '784,784'],
+        'tensornormal experiment autoencoder: --widths expects at least three comma-separated widths (input, code, output) but received "784,784"',
+      ],
+      [
+        ['experiment', 'autoencoder', '--set', 'tnt.lr'],
+        'tensornormal experiment autoencoder: --set expects OPTIMIZER.KEY=VALUE (e.g. tnt.lr=3e-4) but received "tnt.lr"',
+      ],
+      [
+        ['experiment', 'autoencoder', '--set', 'tnt.beta=1'],
+        'tensornormal experiment autoencoder: --set: unknown key "beta" in "tnt.beta=1" (expected one of lr, damping, weightDecay, momentum, statsEvery, inverseEvery)',
+      ],
+      [
+        ['experiment', 'autoencoder', '--set', 'tnt.inverseEvery=2.5'],
+        'tensornormal experiment autoencoder: --set tnt.inverseEvery expects a positive integer but received "2.5"',
+      ],
+      [
+        ['experiment', 'autoencoder', '--grid-budget', '10'],
+        'tensornormal experiment autoencoder: --grid-budget and --grid-epochs need --grid',
+      ],
       [['experiment', 'autoencoder', 'extra'], 'tensornormal experiment autoencoder: unexpected argument "extra"'],
-      [['experiment', 'cnn', '--dataset', 'cifar10'], 'tensornormal experiment cnn: --dataset cifar10 needs --data DIR (the folder of the CIFAR binary files)'],
-      [['experiment', 'cnn', '--model', 'resnet50'], 'tensornormal experiment cnn: --model expects one of resnet32, resnet20, resnet8, vgg16bn, small-cnn but received "resnet50"'],
-      [['experiment', 'similarity', '--optimizers', 'tnt,bfgs'], 'tensornormal experiment similarity: --optimizers: unknown optimizer "bfgs" (expected names from tnt,kfac,shampoo,adam,sgd)'],
-      [['experiment', 'similarity', '--fisher-estimator', 'mean'], 'tensornormal experiment similarity: --fisher-estimator expects one of per-example, batch-mean but received "mean"'],
+      [
+        ['experiment', 'cnn', '--dataset', 'cifar10'],
+        'tensornormal experiment cnn: --dataset cifar10 needs --data DIR (the folder of the CIFAR binary files)',
+      ],
+      [
+        ['experiment', 'cnn', '--model', 'resnet50'],
+        'tensornormal experiment cnn: --model expects one of resnet32, resnet20, resnet8, vgg16bn, small-cnn but received "resnet50"',
+      ],
+      [
+        ['experiment', 'similarity', '--optimizers', 'tnt,bfgs'],
+        'tensornormal experiment similarity: --optimizers: unknown optimizer "bfgs" (expected names from tnt,kfac,shampoo,adam,sgd)',
+      ],
+      [
+        ['experiment', 'similarity', '--fisher-estimator', 'mean'],
+        'tensornormal experiment similarity: --fisher-estimator expects one of per-example, batch-mean but received "mean"',
+      ],
     ];
     for (const [argv, message] of cases) {
       const r = await run(argv);
@@ -459,7 +803,7 @@ describe('command line', () => {
     expect(() => parseCommand(['experiment', 'autoencoder', '--limit', '1.5'])).toThrow(UsageError);
   });
 
-  it('--threads sets OpenBLAS\'s threads too, unless the user set them or OpenBLAS picks (or runs Prescott) kernels itself', () => {
+  it("--threads sets OpenBLAS's threads too, unless the user set them or OpenBLAS picks (or runs Prescott) kernels itself", () => {
     const spr = 'flags\t\t: fpu sse sse2 fma avx avx2 avx512f avx512dq avx512cd avx512bw avx512vl\n';
     const sandy = 'flags\t\t: fpu sse sse2 ssse3 sse4_2 avx\n';
     expect(openblasThreads(1, {}, spr)).toBe('1');
@@ -478,15 +822,44 @@ describe('command line', () => {
     expect(openblasThreads(1, { TENSORNORMAL_OPENBLAS_CORETYPE: 'Haswell' }, sandy)).toBe('1');
   });
 
-  it('--threads 1 in a fresh process: OpenBLAS single-threaded, recorded in results.json; KFAC\'s inverses run', () => {
+  it("--threads 1 in a fresh process: OpenBLAS single-threaded, recorded in results.json; KFAC's inverses run", () => {
     return withTempDir('tn-exp-threads-', (dir) => {
       const env = { ...process.env };
       delete env.OPENBLAS_NUM_THREADS;
       delete env.GOTO_NUM_THREADS;
-      const argv = ['dist/cli.js', 'experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '784,64,8,64,784', '--limit', '512', '--batch', '128', '--seeds', '1', '--epochs', '1', '--optimizers', 'kfac', '--set', 'kfac.inverseEvery=1', '--threads', '1', '--out', dir];
+      const argv = [
+        'dist/cli.js',
+        'experiment',
+        'autoencoder',
+        '--dataset',
+        'mnist-digits',
+        '--widths',
+        '784,64,8,64,784',
+        '--limit',
+        '512',
+        '--batch',
+        '128',
+        '--seeds',
+        '1',
+        '--epochs',
+        '1',
+        '--optimizers',
+        'kfac',
+        '--set',
+        'kfac.inverseEvery=1',
+        '--threads',
+        '1',
+        '--out',
+        dir,
+      ];
       execFileSync(process.execPath, argv, { env, encoding: 'utf8' });
       const r = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as ExperimentResult;
-      const t = r.config.threads as { torch: number; openblas: string | null; openblasSetByCli: boolean; openblasCoretype: string | null };
+      const t = r.config.threads as {
+        torch: number;
+        openblas: string | null;
+        openblasSetByCli: boolean;
+        openblasCoretype: string | null;
+      };
       expect(t.torch).toBe(1);
       const chosen = openblasThreads(1, env, readCpuinfo()) !== undefined;
       expect(t.openblasSetByCli).toBe(chosen);
@@ -496,7 +869,20 @@ describe('command line', () => {
   });
 
   it('a failing experiment exits with code 1 and says why', async () => {
-    const r = await run(['experiment', 'autoencoder', '--dataset', 'mnist-digits', '--widths', '100,10,100', '--epochs', '1', '--seeds', '1', '--out', join(tmpdir(), 'tn-never')]);
+    const r = await run([
+      'experiment',
+      'autoencoder',
+      '--dataset',
+      'mnist-digits',
+      '--widths',
+      '100,10,100',
+      '--epochs',
+      '1',
+      '--seeds',
+      '1',
+      '--out',
+      join(tmpdir(), 'tn-never'),
+    ]);
     expect(r.code).toBe(1);
     expect(r.err).toContain('Expected widths that start and end with the image size 784 but received 100,10,100');
   });
@@ -515,7 +901,12 @@ describe('Figure 1: similarity to the block-Fisher direction', () => {
     await noLeak(() => {
       const data = tiny();
       try {
-        const r = runFisherSimilarity({ ...base, batchSize: 8, data, extraMethods: [tntMethod(0.1, 'batch-mean', 'TNT (js)')] });
+        const r = runFisherSimilarity({
+          ...base,
+          batchSize: 8,
+          data,
+          extraMethods: [tntMethod(0.1, 'batch-mean', 'TNT (js)')],
+        });
         expect(r.options).toMatchObject({ fisherEstimator: 'per-example', tntStatistics: 'batch-mean' });
         for (let l = 0; l < 3; l++) {
           expect(r.cosine.TNT![l]!.length).toBe(6);
@@ -523,11 +914,15 @@ describe('Figure 1: similarity to the block-Fisher direction', () => {
         }
         // B = 1: B Ḡ Ḡ^T is the per-example outer product, so the trajectory and every cosine are the same
         const one = (o: object) => runFisherSimilarity({ ...base, batchSize: 1, data, ...o });
-        const a = one({}), b = one({ fisherEstimator: 'batch-mean', tntStatistics: 'per-example' });
+        const a = one({}),
+          b = one({ fisherEstimator: 'batch-mean', tntStatistics: 'per-example' });
         expect(b.options).toMatchObject({ fisherEstimator: 'batch-mean', tntStatistics: 'per-example' });
         a.loss.forEach((v, i) => expect(b.loss[i]).toBeCloseTo(v, 6));
         for (const n of Object.keys(a.cosine))
-          for (let l = 0; l < 3; l++) a.cosine[n]![l]!.forEach((c, i) => expect(Math.abs(c - b.cosine[n]![l]![i]!), `${n} l=${l}`).toBeLessThan(1e-4));
+          for (let l = 0; l < 3; l++)
+            a.cosine[n]![l]!.forEach((c, i) =>
+              expect(Math.abs(c - b.cosine[n]![l]![i]!), `${n} l=${l}`).toBeLessThan(1e-4),
+            );
         // B = 8: the options change the trajectory (block Fisher) and the TNT statistics, nothing else
         const c = runFisherSimilarity({ ...base, batchSize: 8, data, tntStatistics: 'per-example' });
         expect(c.loss).toEqual(r.loss);
@@ -536,7 +931,9 @@ describe('Figure 1: similarity to the block-Fisher direction', () => {
         const d = runFisherSimilarity({ ...base, batchSize: 8, data, fisherEstimator: 'batch-mean' });
         expect(d.loss[0]).toBe(r.loss[0]);
         expect(Math.abs(d.loss.at(-1)! - r.loss.at(-1)!)).toBeGreaterThan(1e-6);
-        expect(() => runFisherSimilarity({ ...base, data, fisherEstimator: 'mean' as never })).toThrow(/fisherEstimator/);
+        expect(() => runFisherSimilarity({ ...base, data, fisherEstimator: 'mean' as never })).toThrow(
+          /fisherEstimator/,
+        );
       } finally {
         torch.dispose([data.x, data.y]);
       }
@@ -546,12 +943,16 @@ describe('Figure 1: similarity to the block-Fisher direction', () => {
   it('per-example and batch-mean TNT statistics agree in expectation (sampled gradients have mean zero)', async () => {
     await noLeak(() => {
       torch.manualSeed(5);
-      const B = 4, inW = 3, out = 3;
+      const B = 4,
+        inW = 3,
+        out = 3;
       const x = torch.tidy(() => torch.cat([torch.randn([B, inW]), torch.ones([B, 1])], 1).keep());
       const p = torch.tidy(() => torch.randn([B, out]).mul(1.5).softmax(1).keep());
       const m = torch.randn([out, inW + 1]);
-      const pe = tntMethod(1, 'per-example'), bm = tntMethod(1, 'batch-mean');
-      const cosine = (a: torch.Tensor, b: torch.Tensor) => torch.tidy(() => a.flatten().dot(b.flatten()).item() / (a.norm().item() * b.norm().item()));
+      const pe = tntMethod(1, 'per-example'),
+        bm = tntMethod(1, 'batch-mean');
+      const cosine = (a: torch.Tensor, b: torch.Tensor) =>
+        torch.tidy(() => a.flatten().dot(b.flatten()).item() / (a.norm().item() * b.norm().item()));
       const cos: number[] = [];
       try {
         for (let k = 0; k < 4000; k++) {

@@ -31,9 +31,18 @@ const makers: [string, Make][] = [
 ];
 
 /** The README's loop, written out by hand, with the same RNG draws as fit(). */
-async function handLoop(make: Make, data: Tensor[][], lik: Likelihood, epochs: number, warm: number): Promise<number[]> {
+async function handLoop(
+  make: Make,
+  data: Tensor[][],
+  lik: Likelihood,
+  epochs: number,
+  warm: number,
+): Promise<number[]> {
   const m = model();
-  const opt = make(m) as optim.Optimizer & { sampledBackward?: (o: Tensor, l: Likelihood) => boolean; warmStart?: (b: Tensor[][], f: (x: Tensor) => Tensor, l: Likelihood) => Promise<number> };
+  const opt = make(m) as optim.Optimizer & {
+    sampledBackward?: (o: Tensor, l: Likelihood) => boolean;
+    warmStart?: (b: Tensor[][], f: (x: Tensor) => Tensor, l: Likelihood) => Promise<number>;
+  };
   torch.manualSeed(11);
   if (warm > 0) await opt.warmStart!(data.slice(0, warm), (x) => m.call(x) as Tensor, lik);
   for (let e = 0; e < epochs; e++)
@@ -62,7 +71,14 @@ describe('fit() with second-order optimizers', () => {
           const m = model();
           const opt = make(m);
           torch.manualSeed(11);
-          const history = await fit(m, { train: data, epochs: 2, optimizer: opt, likelihood: lik, warmStart: warm, ...quiet });
+          const history = await fit(m, {
+            train: data,
+            epochs: 2,
+            optimizer: opt,
+            likelihood: lik,
+            warmStart: warm,
+            ...quiet,
+          });
           const got = m.parameters().flatMap((p) => p.dataSync() as number[]);
           expect(got).toEqual(want); // bit-identical: the same calls in the same order
           expect(history).toHaveLength(2);
@@ -84,7 +100,14 @@ describe('fit() with second-order optimizers', () => {
     let warmed = -1;
     const orig = opt.warmStart.bind(opt);
     opt.warmStart = async (b, f, l) => (warmed = await orig(b, f, l));
-    await fit(m, { train: data, epochs: 1, optimizer: opt, likelihood: new Categorical(), warmStart: Infinity, ...quiet });
+    await fit(m, {
+      train: data,
+      epochs: 1,
+      optimizer: opt,
+      likelihood: new Categorical(),
+      warmStart: Infinity,
+      ...quiet,
+    });
     expect(warmed).toBe(3);
     opt.dispose();
     m.dispose();
@@ -95,7 +118,9 @@ describe('fit() with second-order optimizers', () => {
     const data = batches(1, 4, 1);
     const m = model();
     for (const opt of [new optim.TNT(m.parameters(), { lr: 0.01 }), new optim.KFAC(m, { lr: 0.01 })]) {
-      await expect(fit(m, { train: data, epochs: 1, optimizer: opt, loss: nn.functional.crossEntropy, ...quiet })).rejects.toThrow(
+      await expect(
+        fit(m, { train: data, epochs: 1, optimizer: opt, loss: nn.functional.crossEntropy, ...quiet }),
+      ).rejects.toThrow(
         `fit: ${opt.constructor.name} gathers its statistics by sampling from the model's predictive distribution: pass \`likelihood\``,
       );
       const before = m.parameters().map((p) => p.dataSync());
@@ -110,7 +135,9 @@ describe('fit() with second-order optimizers', () => {
       });
       expect(err).toBeInstanceOf(TorchError);
       expect((err as TorchError).code).toBe('NO_STATISTICS');
-      expect((err as TorchError).message).toContain('Call opt.sampledBackward(output, likelihood) after the forward pass and before loss.backward()');
+      expect((err as TorchError).message).toContain(
+        'Call opt.sampledBackward(output, likelihood) after the forward pass and before loss.backward()',
+      );
       expect(m.parameters().map((p) => p.dataSync())).toEqual(before); // nothing moved
       expect(opt.stepCount).toBe(0);
       opt.zeroGrad();
@@ -132,17 +159,21 @@ describe('fit() with second-order optimizers', () => {
     await expect(fit(m, { train: data, epochs: 1, optimizer: sgd, likelihood: {} as never, ...quiet })).rejects.toThrow(
       'Expected a likelihood with loss() and sample() (e.g. new Categorical()) for likelihood but received [object Object] of type object',
     );
-    await expect(fit(m, { train: data, epochs: 1, optimizer: sgd, ...quiet })).rejects.toThrow('Expected a loss function (or a likelihood) for loss but received undefined');
-    await expect(fit(m, { train: data, epochs: 1, optimizer: sgd, likelihood: new Categorical(), warmStart: 1, ...quiet })).rejects.toThrow(
-      'fit: warmStart needs an optimizer with warmStart() (TNT, KFAC, Shampoo), not SGD',
+    await expect(fit(m, { train: data, epochs: 1, optimizer: sgd, ...quiet })).rejects.toThrow(
+      'Expected a loss function (or a likelihood) for loss but received undefined',
     );
-    await expect(fit(m, { train: data, epochs: 1, optimizer: sgd, likelihood: new Categorical(), warmStart: -1, ...quiet })).rejects.toThrow(
-      'Expected a non-negative integer for warmStart but received -1',
-    );
+    await expect(
+      fit(m, { train: data, epochs: 1, optimizer: sgd, likelihood: new Categorical(), warmStart: 1, ...quiet }),
+    ).rejects.toThrow('fit: warmStart needs an optimizer with warmStart() (TNT, KFAC, Shampoo), not SGD');
+    await expect(
+      fit(m, { train: data, epochs: 1, optimizer: sgd, likelihood: new Categorical(), warmStart: -1, ...quiet }),
+    ).rejects.toThrow('Expected a non-negative integer for warmStart but received -1');
     // under DDP (a model with synchronize()), a bare TNT would precondition each replica with its own shard
     const ddpLike = Object.assign(model(), { synchronize: async () => undefined });
     const tnt = new optim.TNT(ddpLike.parameters(), { lr: 0.1 });
-    await expect(fit(ddpLike, { train: data, epochs: 1, optimizer: tnt, likelihood: new Categorical(), ...quiet })).rejects.toThrow(
+    await expect(
+      fit(ddpLike, { train: data, epochs: 1, optimizer: tnt, likelihood: new Categorical(), ...quiet }),
+    ).rejects.toThrow(
       'fit: under DistributedDataParallel TNT must gather its statistics over every rank: pass `new distributed.CurvatureSync(optimizer)`',
     );
     tnt.dispose();

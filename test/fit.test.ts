@@ -21,7 +21,10 @@ class Mlp implements FitModel {
   constructor(inputs: number, hidden: number, outputs: number, seed = 1) {
     const r = lcg(seed);
     const init = (shape: number[], fanIn: number): Tensor =>
-      torch.tensor(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (2 * r()) / Math.sqrt(fanIn)), { shape, requiresGrad: true });
+      torch.tensor(
+        Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (2 * r()) / Math.sqrt(fanIn)),
+        { shape, requiresGrad: true },
+      );
     this.w1 = init([hidden, inputs], inputs);
     this.b1 = init([hidden], inputs);
     this.w2 = init([outputs, hidden], hidden);
@@ -29,7 +32,9 @@ class Mlp implements FitModel {
   }
   forward(x: Tensor): Tensor {
     this.onForward?.(this.training, torch.isGradEnabled());
-    return torch.tidy(() => torch.nn.functional.linear(torch.nn.functional.linear(x, this.w1, this.b1).relu(), this.w2, this.b2));
+    return torch.tidy(() =>
+      torch.nn.functional.linear(torch.nn.functional.linear(x, this.w1, this.b1).relu(), this.w2, this.b2),
+    );
   }
   train(mode = true): this {
     this.training = mode;
@@ -121,7 +126,15 @@ describe('fit', () => {
       const val = blobs(4, 50, 4, 2);
       const model = new Mlp(4, 16, 2);
       const optimizer = new optim.SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
-      const history = await fit(model, { train, val, epochs: 4, optimizer, loss: crossEntropy, metrics: ['loss', 'accuracy'], ...quiet });
+      const history = await fit(model, {
+        train,
+        val,
+        epochs: 4,
+        optimizer,
+        loss: crossEntropy,
+        metrics: ['loss', 'accuracy'],
+        ...quiet,
+      });
       expect(history.map((h) => h.epoch)).toEqual([1, 2, 3, 4]);
       for (const h of history) {
         expect(h.seconds).toBeGreaterThan(0);
@@ -196,7 +209,23 @@ describe('fit', () => {
         },
         ...quiet,
       });
-      expect(batches).toEqual(['1.1', '1.2', '1.3', '1.4', '1.5', '2.1', '2.2', '2.3', '2.4', '2.5', '3.1', '3.2', '3.3', '3.4', '3.5']);
+      expect(batches).toEqual([
+        '1.1',
+        '1.2',
+        '1.3',
+        '1.4',
+        '1.5',
+        '2.1',
+        '2.2',
+        '2.3',
+        '2.4',
+        '2.5',
+        '3.1',
+        '3.2',
+        '3.3',
+        '3.4',
+        '3.5',
+      ]);
       expect(epochs).toEqual(history);
       expect(history[0]!.trainAccuracy).toBeNull();
       expect(history[0]!.valLoss).toBeNull();
@@ -227,7 +256,16 @@ describe('fit', () => {
       expect(steps).toBe(13);
       expect(model.w1.grad).toBeNull();
       // an already aborted signal: nothing runs
-      await expect(fit(model, { train, epochs: 1, optimizer, loss: crossEntropy, signal: AbortSignal.abort(new Error('stop')), ...quiet })).rejects.toThrow('stop');
+      await expect(
+        fit(model, {
+          train,
+          epochs: 1,
+          optimizer,
+          loss: crossEntropy,
+          signal: AbortSignal.abort(new Error('stop')),
+          ...quiet,
+        }),
+      ).rejects.toThrow('stop');
       optimizer.dispose();
       model.dispose();
       torch.dispose(train);
@@ -240,10 +278,14 @@ describe('fit', () => {
       const model = new Mlp(2, 4, 2);
       const optimizer = new optim.SGD(model.parameters(), { lr: 0.1 });
       let calls = 0;
-      const loss = (o: Tensor, y: Tensor): Tensor => (++calls === 2 ? torch.tidy(() => crossEntropy(o, y).div(0)) : crossEntropy(o, y));
+      const loss = (o: Tensor, y: Tensor): Tensor =>
+        ++calls === 2 ? torch.tidy(() => crossEntropy(o, y).div(0)) : crossEntropy(o, y);
       const err = await fit(model, { train, epochs: 1, optimizer, loss, ...quiet }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TorchError);
-      expect(err).toMatchObject({ code: 'NON_FINITE', message: 'fit: the training loss is Infinity at epoch 1, step 2' });
+      expect(err).toMatchObject({
+        code: 'NON_FINITE',
+        message: 'fit: the training loss is Infinity at epoch 1, step 2',
+      });
       expect(model.w1.grad).toBeNull();
       optimizer.dispose();
       model.dispose();
@@ -256,15 +298,59 @@ describe('fit', () => {
     const model = new Mlp(2, 4, 2);
     const optimizer = new optim.SGD(model.parameters(), { lr: 0.1 });
     const lines: string[] = [];
-    await fit(model, { train, epochs: 2, optimizer, loss: crossEntropy, metrics: ['loss', 'accuracy'], logEvery: 2, output: { write: (s: string) => lines.push(s) } });
-    const events = lines.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(events.map((e) => `${e.event}:${e.epoch}.${e.step ?? ''}`)).toEqual(['step:1.2', 'step:1.4', 'epoch:1.', 'step:2.2', 'step:2.4', 'epoch:2.']);
-    expect(Object.keys(events[0]!)).toEqual(['event', 'epoch', 'epochs', 'step', 'steps', 'loss', 'accuracy', 'samplesPerSecond', 'eta']);
+    await fit(model, {
+      train,
+      epochs: 2,
+      optimizer,
+      loss: crossEntropy,
+      metrics: ['loss', 'accuracy'],
+      logEvery: 2,
+      output: { write: (s: string) => lines.push(s) },
+    });
+    const events = lines
+      .join('')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.map((e) => `${e.event}:${e.epoch}.${e.step ?? ''}`)).toEqual([
+      'step:1.2',
+      'step:1.4',
+      'epoch:1.',
+      'step:2.2',
+      'step:2.4',
+      'epoch:2.',
+    ]);
+    expect(Object.keys(events[0]!)).toEqual([
+      'event',
+      'epoch',
+      'epochs',
+      'step',
+      'steps',
+      'loss',
+      'accuracy',
+      'samplesPerSecond',
+      'eta',
+    ]);
     expect(events[0]).toMatchObject({ epochs: 2, steps: 5 });
-    expect(Object.keys(events[2]!)).toEqual(['event', 'epoch', 'trainLoss', 'trainAccuracy', 'valLoss', 'valAccuracy', 'seconds', 'epochs']);
+    expect(Object.keys(events[2]!)).toEqual([
+      'event',
+      'epoch',
+      'trainLoss',
+      'trainAccuracy',
+      'valLoss',
+      'valAccuracy',
+      'seconds',
+      'epochs',
+    ]);
 
     const screen: string[] = [];
-    await fit(model, { train, epochs: 1, optimizer, loss: crossEntropy, output: { isTTY: true, columns: 100, write: (s: string) => screen.push(s) } });
+    await fit(model, {
+      train,
+      epochs: 1,
+      optimizer,
+      loss: crossEntropy,
+      output: { isTTY: true, columns: 100, write: (s: string) => screen.push(s) },
+    });
     const text = screen.join('');
     expect(text).toMatch(/\repoch 1\/1 \[=+\] 5\/5 loss \d\.\d{4} \d+ samples\/s ETA 0s/);
     expect(text.endsWith('\n')).toBe(true);
@@ -324,7 +410,10 @@ describe('fit', () => {
     // wait for all of it, so the test still fails for a loop that does not yield.
     const bound = 4 * (stepP99 + idleP99) + 5;
     expect(bound, `bound ${bound.toFixed(2)} ms against fit() taking ${fitMs.toFixed(0)} ms`).toBeLessThan(fitMs / 3);
-    expect(busyP99, `p99 latency ${busyP99.toFixed(2)} ms, step p99 ${stepP99.toFixed(2)} ms, idle p99 ${idleP99.toFixed(2)} ms`).toBeLessThan(bound);
+    expect(
+      busyP99,
+      `p99 latency ${busyP99.toFixed(2)} ms, step p99 ${stepP99.toFixed(2)} ms, idle p99 ${idleP99.toFixed(2)} ms`,
+    ).toBeLessThan(bound);
     // The loop's own delay monitor agrees: the loop is never blocked much longer than a step.
     expect(eldP99, `event-loop delay p99 ${eldP99.toFixed(2)} ms`).toBeLessThan(4 * stepP99 + 5);
     expect(history).toHaveLength(4);
@@ -340,18 +429,66 @@ describe('invalid arguments', () => {
   const optimizer = new optim.SGD(model.parameters(), { lr: 0.1 });
   const base = { train, epochs: 1, optimizer, loss: crossEntropy, ...quiet };
   const cases: [string, () => Promise<unknown>, string][] = [
-    ['model', () => fit(null as never, base), 'Expected a model (call or forward, train, eval, parameters) for model but received null of type null'],
-    ['model train', () => fit({ forward: () => null } as never, base), 'Expected a model with train() for model but received [object Object] of type object'],
-    ['epochs', () => fit(model, { ...base, epochs: 0 }), 'Expected a positive integer for epochs but received 0 of type number'],
-    ['train', () => fit(model, { ...base, train: 5 as never }), 'Expected an iterable of [inputs, targets] batches (e.g. a data.DataLoader) for train but received 5 of type number'],
-    ['optimizer', () => fit(model, { ...base, optimizer: {} as never }), 'Expected an optimizer (step, zeroGrad) for optimizer but received [object Object] of type object'],
-    ['loss', () => fit(model, { ...base, loss: 'mse' as never }), 'Expected a function for loss but received "mse" of type string'],
-    ['metrics', () => fit(model, { ...base, metrics: ['f1' as never] }), "Expected one of 'loss', 'accuracy' for metrics[0] but received \"f1\" of type string"],
-    ['progress', () => fit(model, { ...base, progress: 'loud' as never }), "Expected one of 'auto', 'bar', 'json', 'none' for progress but received \"loud\" of type string"],
-    ['logEvery', () => fit(model, { ...base, logEvery: 0 }), 'Expected a positive integer for logEvery but received 0 of type number'],
-    ['signal', () => fit(model, { ...base, signal: {} as never }), 'Expected an AbortSignal for signal but received [object Object] of type object'],
-    ['batch', () => fit(model, { ...base, train: [[1, 2]] as never }), 'Expected a batch [inputs, targets] of Tensors for train batch but received [1,2] of type array'],
-    ['loss result', () => fit(model, { ...base, loss: () => 3 as never }), 'Expected a Tensor from the loss function for loss result but received 3 of type number'],
+    [
+      'model',
+      () => fit(null as never, base),
+      'Expected a model (call or forward, train, eval, parameters) for model but received null of type null',
+    ],
+    [
+      'model train',
+      () => fit({ forward: () => null } as never, base),
+      'Expected a model with train() for model but received [object Object] of type object',
+    ],
+    [
+      'epochs',
+      () => fit(model, { ...base, epochs: 0 }),
+      'Expected a positive integer for epochs but received 0 of type number',
+    ],
+    [
+      'train',
+      () => fit(model, { ...base, train: 5 as never }),
+      'Expected an iterable of [inputs, targets] batches (e.g. a data.DataLoader) for train but received 5 of type number',
+    ],
+    [
+      'optimizer',
+      () => fit(model, { ...base, optimizer: {} as never }),
+      'Expected an optimizer (step, zeroGrad) for optimizer but received [object Object] of type object',
+    ],
+    [
+      'loss',
+      () => fit(model, { ...base, loss: 'mse' as never }),
+      'Expected a function for loss but received "mse" of type string',
+    ],
+    [
+      'metrics',
+      () => fit(model, { ...base, metrics: ['f1' as never] }),
+      "Expected one of 'loss', 'accuracy' for metrics[0] but received \"f1\" of type string",
+    ],
+    [
+      'progress',
+      () => fit(model, { ...base, progress: 'loud' as never }),
+      "Expected one of 'auto', 'bar', 'json', 'none' for progress but received \"loud\" of type string",
+    ],
+    [
+      'logEvery',
+      () => fit(model, { ...base, logEvery: 0 }),
+      'Expected a positive integer for logEvery but received 0 of type number',
+    ],
+    [
+      'signal',
+      () => fit(model, { ...base, signal: {} as never }),
+      'Expected an AbortSignal for signal but received [object Object] of type object',
+    ],
+    [
+      'batch',
+      () => fit(model, { ...base, train: [[1, 2]] as never }),
+      'Expected a batch [inputs, targets] of Tensors for train batch but received [1,2] of type array',
+    ],
+    [
+      'loss result',
+      () => fit(model, { ...base, loss: () => 3 as never }),
+      'Expected a Tensor from the loss function for loss result but received 3 of type number',
+    ],
     ['empty', () => fit(model, { ...base, train: [] }), 'fit: train gave no batches in epoch 1'],
     [
       'foreign optimizer',
@@ -365,13 +502,27 @@ describe('invalid arguments', () => {
       },
       "fit: none of the optimizer's parameters belong to the model",
     ],
-    ['evaluate loss', () => evaluate(model, train, { loss: undefined as never }), 'Expected a loss function (or a likelihood) for loss but received undefined of type undefined'],
-    ['evaluate loss type', () => evaluate(model, train, { loss: 3 as never }), 'Expected a function for loss but received 3 of type number'],
-    ['evaluate likelihood', () => evaluate(model, train, { likelihood: {} as never }), 'Expected a likelihood with loss() and sample() (e.g. new Categorical()) for likelihood but received [object Object] of type object'],
+    [
+      'evaluate loss',
+      () => evaluate(model, train, { loss: undefined as never }),
+      'Expected a loss function (or a likelihood) for loss but received undefined of type undefined',
+    ],
+    [
+      'evaluate loss type',
+      () => evaluate(model, train, { loss: 3 as never }),
+      'Expected a function for loss but received 3 of type number',
+    ],
+    [
+      'evaluate likelihood',
+      () => evaluate(model, train, { likelihood: {} as never }),
+      'Expected a likelihood with loss() and sample() (e.g. new Categorical()) for likelihood but received [object Object] of type object',
+    ],
   ];
   for (const [name, fn, message] of cases) it(name, async () => void (await expect(fn()).rejects.toThrow(message)));
   it('a non-scalar loss', async () => {
-    await expect(fit(model, { ...base, loss: (o) => o.mul(1) })).rejects.toThrow('the loss function must return a scalar tensor, but returned shape [2, 2]');
+    await expect(fit(model, { ...base, loss: (o) => o.mul(1) })).rejects.toThrow(
+      'the loss function must return a scalar tensor, but returned shape [2, 2]',
+    );
     optimizer.zeroGrad();
   });
 });

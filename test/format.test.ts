@@ -25,13 +25,17 @@ const EXPECTED: Record<string, string> = {
   empty_2d: 'tensor([], size=(0, 3))',
   empty_int64: 'tensor([], dtype=torch.int64)',
   summarised_1d: 'tensor([   0.,    1.,    2.,  ...,  998.,  999., 1000.])',
-  summarised_2d: 'tensor([[0.0000e+00, 1.2500e-01, 2.5000e-01,  ..., 5.8750e+00, 6.0000e+00,\n         6.1250e+00],\n        [6.2500e+00, 6.3750e+00, 6.5000e+00,  ..., 1.2125e+01, 1.2250e+01,\n         1.2375e+01],\n        [1.2500e+01, 1.2625e+01, 1.2750e+01,  ..., 1.8375e+01, 1.8500e+01,\n         1.8625e+01],\n        ...,\n        [2.3125e+02, 2.3138e+02, 2.3150e+02,  ..., 2.3712e+02, 2.3725e+02,\n         2.3738e+02],\n        [2.3750e+02, 2.3762e+02, 2.3775e+02,  ..., 2.4338e+02, 2.4350e+02,\n         2.4362e+02],\n        [2.4375e+02, 2.4388e+02, 2.4400e+02,  ..., 2.4962e+02, 2.4975e+02,\n         2.4988e+02]])',
-  three_d: 'tensor([[[0.0000, 0.2500, 0.5000, 0.7500],\n         [1.0000, 1.2500, 1.5000, 1.7500],\n         [2.0000, 2.2500, 2.5000, 2.7500]],\n\n        [[3.0000, 3.2500, 3.5000, 3.7500],\n         [4.0000, 4.2500, 4.5000, 4.7500],\n         [5.0000, 5.2500, 5.5000, 5.7500]]])',
-  line_wrap: 'tensor([0.0000, 0.0417, 0.0833, 0.1250, 0.1667, 0.2083, 0.2500, 0.2917, 0.3333,\n        0.3750, 0.4167, 0.4583, 0.5000, 0.5417, 0.5833, 0.6250, 0.6667, 0.7083,\n        0.7500, 0.7917, 0.8333, 0.8750, 0.9167, 0.9583, 1.0000])',
+  summarised_2d:
+    'tensor([[0.0000e+00, 1.2500e-01, 2.5000e-01,  ..., 5.8750e+00, 6.0000e+00,\n         6.1250e+00],\n        [6.2500e+00, 6.3750e+00, 6.5000e+00,  ..., 1.2125e+01, 1.2250e+01,\n         1.2375e+01],\n        [1.2500e+01, 1.2625e+01, 1.2750e+01,  ..., 1.8375e+01, 1.8500e+01,\n         1.8625e+01],\n        ...,\n        [2.3125e+02, 2.3138e+02, 2.3150e+02,  ..., 2.3712e+02, 2.3725e+02,\n         2.3738e+02],\n        [2.3750e+02, 2.3762e+02, 2.3775e+02,  ..., 2.4338e+02, 2.4350e+02,\n         2.4362e+02],\n        [2.4375e+02, 2.4388e+02, 2.4400e+02,  ..., 2.4962e+02, 2.4975e+02,\n         2.4988e+02]])',
+  three_d:
+    'tensor([[[0.0000, 0.2500, 0.5000, 0.7500],\n         [1.0000, 1.2500, 1.5000, 1.7500],\n         [2.0000, 2.2500, 2.5000, 2.7500]],\n\n        [[3.0000, 3.2500, 3.5000, 3.7500],\n         [4.0000, 4.2500, 4.5000, 4.7500],\n         [5.0000, 5.2500, 5.5000, 5.7500]]])',
+  line_wrap:
+    'tensor([0.0000, 0.0417, 0.0833, 0.1250, 0.1667, 0.2083, 0.2500, 0.2917, 0.3333,\n        0.3750, 0.4167, 0.4583, 0.5000, 0.5417, 0.5833, 0.6250, 0.6667, 0.7083,\n        0.7500, 0.7917, 0.8333, 0.8750, 0.9167, 0.9583, 1.0000])',
   nan_inf: 'tensor([nan, 1., inf, -inf])',
   half_even_tie: 'tensor([1.0312, 0.5000])',
   large_int_sci: 'tensor([1.0000e+09, 2.0000e+00])',
-  suffix_wrap: 'tensor([0.0000, 0.1429, 0.2857, 0.4286, 0.5714, 0.7143, 0.8571, 1.0000, 1.1429],\n       dtype=torch.float64, requires_grad=True)',
+  suffix_wrap:
+    'tensor([0.0000, 0.1429, 0.2857, 0.4286, 0.5714, 0.7143, 0.8571, 1.0000, 1.1429],\n       dtype=torch.float64, requires_grad=True)',
 };
 
 const range = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
@@ -41,7 +45,11 @@ function build(name: string): torch.Tensor[] {
   const x = torch.tensor([1.0, 2.5], { requiresGrad: true });
   const made: Record<string, () => torch.Tensor> = {
     int_mode: () => torch.tensor([1.0, 2.0, -3.0]),
-    fixed: () => torch.tensor([[1.5, -2.25], [3.125, 0.1]]),
+    fixed: () =>
+      torch.tensor([
+        [1.5, -2.25],
+        [3.125, 0.1],
+      ]),
     scientific: () => torch.tensor([1e-5, 1.0, 12345.678]),
     negative: () => torch.tensor([-0.5, -12.75, 3.0]),
     bool: () => torch.tensor([true, false, true]),
@@ -64,7 +72,11 @@ function build(name: string): torch.Tensor[] {
     nan_inf: () => torch.tensor([NaN, 1.0, Infinity, -Infinity]),
     half_even_tie: () => torch.tensor([1.03125, 0.5]),
     large_int_sci: () => torch.tensor([1e9, 2.0]),
-    suffix_wrap: () => torch.tensor(range(9, (i) => i / 7), { dtype: 'float64', requiresGrad: true }),
+    suffix_wrap: () =>
+      torch.tensor(
+        range(9, (i) => i / 7),
+        { dtype: 'float64', requiresGrad: true },
+      ),
   };
   const f = made[name];
   if (!f) throw new Error(`no builder for case ${name}`);
@@ -91,7 +103,10 @@ describe('toString() equals PyTorch repr()', () => {
   it('util.inspect and template strings use the same text', async () => {
     const { inspect } = await import('node:util');
     await noLeak(() => {
-      const t = torch.tensor([[1.5, -2.25], [3.125, 0.1]]);
+      const t = torch.tensor([
+        [1.5, -2.25],
+        [3.125, 0.1],
+      ]);
       expect(inspect(t)).toBe(EXPECTED.fixed);
       expect(`${t}`).toBe(EXPECTED.fixed);
       t.dispose();

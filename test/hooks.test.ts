@@ -14,8 +14,21 @@ type M = number[][];
 type Seen = { gradInput: (number[] | M | null)[]; gradOutput: (number[] | M | null)[] };
 const ref = JSON.parse(readFileSync(new URL('./reference/backward_hooks.json', import.meta.url), 'utf8')) as {
   mlp: {
-    x: M; target: M;
-    layers: Record<'0' | '2', { weight: M; bias: number[]; input: M; gradInput: (M | null)[]; gradOutput: M[]; weightGrad: M; kfacA: M; kfacG: M }>;
+    x: M;
+    target: M;
+    layers: Record<
+      '0' | '2',
+      {
+        weight: M;
+        bias: number[];
+        input: M;
+        gradInput: (M | null)[];
+        gradOutput: M[];
+        weightGrad: M;
+        kfacA: M;
+        kfacG: M;
+      }
+    >;
   };
   shared: { weight: M; bias: number[]; x: M; calls: Seen[]; xGrad: M };
   multi_input: { a: number[]; b: number[]; c: number[]; seen: Seen[]; grads: number[][] };
@@ -23,7 +36,8 @@ const ref = JSON.parse(readFileSync(new URL('./reference/backward_hooks.json', i
 };
 const torchMajor = Number(torch.versions().torch.split('.')[0]);
 
-const f64 = (v: number[] | number[][], requiresGrad = false): Tensor => torch.tensor(v, { dtype: 'float64', requiresGrad });
+const f64 = (v: number[] | number[][], requiresGrad = false): Tensor =>
+  torch.tensor(v, { dtype: 'float64', requiresGrad });
 
 describe('Tensor.registerHook', () => {
   it('sees the gradient of an intermediate tensor, and a returned tensor replaces it downstream', async () => {
@@ -165,7 +179,9 @@ describe('Tensor.registerHook', () => {
           expect(() => y.sum().backward()).toThrow(message);
         });
       const c = f64([1]);
-      expect(() => c.registerHook(() => undefined)).toThrow(/cannot register a hook on a (tensor|variable) that doesn't require gradient/);
+      expect(() => c.registerHook(() => undefined)).toThrow(
+        /cannot register a hook on a (tensor|variable) that doesn't require gradient/,
+      );
       expect(() => x.registerHook(3 as never)).toThrow(TypeError);
       torch.dispose([x, c]);
     });
@@ -192,18 +208,28 @@ describe('Tensor.registerHook', () => {
 
 describe('module backward hooks', () => {
   // y = x W^T + b with L = sum(y^2) / 2: dL/dy = y, dL/dx = y W, dL/dW = y^T x (computed by hand below)
-  const W = [[1, -2, 0.5], [0.25, 3, -1]];
+  const W = [
+    [1, -2, 0.5],
+    [0.25, 3, -1],
+  ];
   const B = [0.5, -1];
-  const X = [[1, 2, 3], [-1, 0.5, 2], [0, -3, 1], [2, 2, -2]];
+  const X = [
+    [1, 2, 3],
+    [-1, 0.5, 2],
+    [0, -3, 1],
+    [2, 2, -2],
+  ];
   const Y = X.map((r) => W.map((w, o) => w.reduce((s, v, k) => s + v * r[k]!, B[o]!)));
   const YW = Y.map((y) => W[0]!.map((_, k) => y.reduce((s, v, o) => s + v * W[o]![k]!, 0)));
   const YtX = W.map((_, o) => W[0]!.map((_, k) => Y.reduce((s, y, n) => s + y[o]! * X[n]![k]!, 0)));
   const layer = (): nn.Linear => {
     const lin = new nn.Linear(3, 2, { dtype: 'float64' });
-    torch.tidy(() => torch.noGrad(() => {
-      lin.weight.copy_(f64(W));
-      lin.bias!.copy_(f64(B));
-    }));
+    torch.tidy(() =>
+      torch.noGrad(() => {
+        lin.weight.copy_(f64(W));
+        lin.bias!.copy_(f64(B));
+      }),
+    );
     return lin;
   };
   const lossOf = (y: Tensor): Tensor => y.square().sum().div(2);
@@ -245,8 +271,14 @@ describe('module backward hooks', () => {
         return [gi!.mul(0)];
       });
       torch.tidy(() => lossOf(lin.call(x)).backward());
-      close(go, flat(Y).map((v) => 2 * v));
-      close(lin.weight.grad!.dataSync(), flat(YtX).map((v) => 2 * v));
+      close(
+        go,
+        flat(Y).map((v) => 2 * v),
+      );
+      close(
+        lin.weight.grad!.dataSync(),
+        flat(YtX).map((v) => 2 * v),
+      );
       close(x.grad!.dataSync(), new Array(12).fill(0));
       lin.dispose();
       x.dispose();
@@ -271,7 +303,8 @@ describe('module backward hooks', () => {
     await noLeak(() => {
       const net = new nn.Sequential(layer(), new nn.Tanh(), new nn.Linear(2, 2, { dtype: 'float64' }));
       const first = net.at(0) as nn.Linear;
-      let a: Tensor | null = null, g: Tensor | null = null;
+      let a: Tensor | null = null,
+        g: Tensor | null = null;
       first.registerForwardHook((_m, [inp]) => void (a = torch.keep((inp as Tensor).clone())));
       first.registerFullBackwardHook((_m, _gi, [go]) => void (g = torch.keep(go!.clone())));
       const x = f64(X);
@@ -332,7 +365,8 @@ describe('backward hooks on a whole model', () => {
         const seen: string[] = [];
         if (withHooks)
           for (const [name, m] of model.namedModules())
-            if (name !== '') m.registerFullBackwardHook((_m, gi, go) => void seen.push(`${name}:${gi.length}:${go.length}`));
+            if (name !== '')
+              m.registerFullBackwardHook((_m, gi, go) => void seen.push(`${name}:${gi.length}:${go.length}`));
         const x = torch.rand([4, 1, 28, 28]);
         const y = torch.tensor([1, 0, 3, 9], { dtype: 'int64' });
         torch.tidy(() => torch.nn.functional.crossEntropy(model.call(x), y).backward());
@@ -341,7 +375,8 @@ describe('backward hooks on a whole model', () => {
         model.dispose();
         return { grads, seen };
       };
-      const plain = run(false), hooked = run(true);
+      const plain = run(false),
+        hooked = run(true);
       expect(hooked.grads).toEqual(plain.grads);
       expect(hooked.seen.length).toBeGreaterThan(5);
       expect(new Set(hooked.seen).size).toBe(hooked.seen.length); // once each
@@ -352,13 +387,16 @@ describe('backward hooks on a whole model', () => {
 describe('module backward hooks against PyTorch 1.13 (test/reference/backward_hooks.py)', () => {
   const linear = (w: M, b: number[]): nn.Linear => {
     const lin = new nn.Linear(w[0]!.length, w.length, { dtype: 'float64' });
-    torch.tidy(() => torch.noGrad(() => {
-      lin.weight.copy_(f64(w));
-      lin.bias!.copy_(f64(b));
-    }));
+    torch.tidy(() =>
+      torch.noGrad(() => {
+        lin.weight.copy_(f64(w));
+        lin.bias!.copy_(f64(b));
+      }),
+    );
     return lin;
   };
-  const values = (gs: (Tensor | null)[]): (number[] | M | null)[] => gs.map((g) => (g === null ? null : (g.toArray() as number[] | M)));
+  const values = (gs: (Tensor | null)[]): (number[] | M | null)[] =>
+    gs.map((g) => (g === null ? null : (g.toArray() as number[] | M)));
   const expectSeen = (got: Seen[], want: Seen[]): void => {
     expect(got.length).toBe(want.length);
     got.forEach((s, k) => {
@@ -376,23 +414,40 @@ describe('module backward hooks against PyTorch 1.13 (test/reference/backward_ho
   it("an MLP: each Linear's input, gradInput ([null] for the first), gradOutput and KFAC's factors A = a^T a / N, G = N g^T g", async () => {
     await noLeak(() => {
       const r = ref.mlp;
-      const l1 = linear(r.layers['0'].weight, r.layers['0'].bias), l2 = linear(r.layers['2'].weight, r.layers['2'].bias);
+      const l1 = linear(r.layers['0'].weight, r.layers['0'].bias),
+        l2 = linear(r.layers['2'].weight, r.layers['2'].bias);
       const net = new nn.Sequential(l1, new nn.Tanh(), l2);
-      const got = new Map<string, { a: Tensor; g: Tensor; gradInput: (number[] | M | null)[]; gradOutput: (number[] | M | null)[] }>();
-      for (const [name, layer] of [['0', l1], ['2', l2]] as const) {
+      const got = new Map<
+        string,
+        { a: Tensor; g: Tensor; gradInput: (number[] | M | null)[]; gradOutput: (number[] | M | null)[] }
+      >();
+      for (const [name, layer] of [
+        ['0', l1],
+        ['2', l2],
+      ] as const) {
         let a: Tensor | null = null;
         layer.registerForwardHook((_m, [inp]) => void (a = torch.keep((inp as Tensor).detach())));
-        layer.registerFullBackwardHook((_m, gi, go) =>
-          void got.set(name, { a: a!, g: torch.keep(go[0]!.clone()), gradInput: values(gi), gradOutput: values(go) }));
+        layer.registerFullBackwardHook(
+          (_m, gi, go) =>
+            void got.set(name, { a: a!, g: torch.keep(go[0]!.clone()), gradInput: values(gi), gradOutput: values(go) }),
+        );
       }
-      const x = f64(r.x), target = f64(r.target);
+      const x = f64(r.x),
+        target = f64(r.target);
       torch.tidy(() => nn.functional.mseLoss(net.call(x), target).backward());
       const n = r.x.length;
-      for (const [name, layer] of [['0', l1], ['2', l2]] as const) {
-        const want = r.layers[name], have = got.get(name)!;
+      for (const [name, layer] of [
+        ['0', l1],
+        ['2', l2],
+      ] as const) {
+        const want = r.layers[name],
+          have = got.get(name)!;
         const tol = { atol: 1e-12, rtol: 1e-12 };
         expectClose(have.a, want.input, tol);
-        expectSeen([{ gradInput: have.gradInput, gradOutput: have.gradOutput }], [{ gradInput: want.gradInput, gradOutput: want.gradOutput }]);
+        expectSeen(
+          [{ gradInput: have.gradInput, gradOutput: have.gradOutput }],
+          [{ gradInput: want.gradInput, gradOutput: want.gradOutput }],
+        );
         expectClose(layer.weight.grad!, want.weightGrad, tol);
         torch.tidy(() => {
           expectClose(have.a.t().matmul(have.a).div(n), want.kfacA, tol);
@@ -442,7 +497,13 @@ describe('module backward hooks against PyTorch 1.13 (test/reference/backward_ho
         return [gi[0]!.mul(2), gi[1]!.neg(), gi[2]!];
       });
       const [a, b, c] = [f64(r.a, true), f64(r.b, true), f64(r.c, true)];
-      torch.tidy(() => m.call(a, b, c).mul(f64([1, 2, 3])).sum().backward());
+      torch.tidy(() =>
+        m
+          .call(a, b, c)
+          .mul(f64([1, 2, 3]))
+          .sum()
+          .backward(),
+      );
       expectSeen(seen, r.seen);
       [a, b, c].forEach((t, i) => expect(t.grad!.dataSync()).toEqual(r.grads[i]));
       torch.dispose([a, b, c]);
@@ -495,7 +556,12 @@ describe('module backward hooks: pre-hooks, ownership, errors, passes that stop 
         const [o1, o2] = m.call(a);
         o1!.sum().add(o2!.sum().mul(2)).backward();
       });
-      expect(pre).toEqual([[[1, 1], [2, 2]]]);
+      expect(pre).toEqual([
+        [
+          [1, 1],
+          [2, 2],
+        ],
+      ]);
       expect(seenByHook).toEqual([null, [20, 20]]);
       expect(a.grad!.dataSync()).toEqual([60, 60]);
       a.dispose();
@@ -512,9 +578,17 @@ describe('module backward hooks: pre-hooks, ownership, errors, passes that stop 
       }
       const m = new Table();
       let got: (number[] | null)[][] = [];
-      m.registerFullBackwardHook((_m, gi, go) => void (got = [gi.map((g) => g && g.dataSync()), go.map((g) => g && g.dataSync())]));
+      m.registerFullBackwardHook(
+        (_m, gi, go) => void (got = [gi.map((g) => g && g.dataSync()), go.map((g) => g && g.dataSync())]),
+      );
       const x = f64([5, 5]);
-      torch.tidy(() => m.call(x).mul(f64([3, 4])).sum().backward());
+      torch.tidy(() =>
+        m
+          .call(x)
+          .mul(f64([3, 4]))
+          .sum()
+          .backward(),
+      );
       expect(m.w.isDisposed).toBe(false);
       expect(m.w.grad!.dataSync()).toEqual([3, 4]);
       expect(got).toEqual([[null], [[3, 4]]]);
@@ -529,7 +603,8 @@ describe('module backward hooks: pre-hooks, ownership, errors, passes that stop 
       const net = new nn.Sequential(lin, new nn.Tanh());
       const x = f64([[1, 2, 3]], true);
       class Refused extends Error {}
-      let fire = true, calls = 0;
+      let fire = true,
+        calls = 0;
       net.registerFullBackwardHook(() => {
         calls++;
         if (fire) throw new Refused('refused');
@@ -558,7 +633,9 @@ describe('module backward hooks: pre-hooks, ownership, errors, passes that stop 
       const lin = new nn.Linear(3, 2, { dtype: 'float64' });
       const x = f64([[1, 2, 3]], true);
       const h = lin.registerFullBackwardHook((_m, [gi]) => [gi!.sum()]);
-      expect(() => torch.tidy(() => lin.call(x).sum().backward())).toThrow(/hook has changed the size of value: expected \[1, 3\] but got \[\]/);
+      expect(() => torch.tidy(() => lin.call(x).sum().backward())).toThrow(
+        /hook has changed the size of value: expected \[1, 3\] but got \[\]/,
+      );
       h.remove();
       const data = f64([[1, 2, 3]]);
       lin.registerFullBackwardHook(() => [torch.zeros([1, 3], { dtype: 'float64' })]);
@@ -610,7 +687,11 @@ describe('hooks in a worker thread', () => {
           lin.dispose(); x.dispose();
           parentPort.postMessage({ go, gx, error, live: t.memory().tensors });
         });`;
-      const w = new Worker(code, { eval: true, workerData: { lib: pathToFileURL(join(work, 'lib', 'index.js')).href }, env: { ...process.env, TENSORNORMAL_ADDON: addonPath } });
+      const w = new Worker(code, {
+        eval: true,
+        workerData: { lib: pathToFileURL(join(work, 'lib', 'index.js')).href },
+        env: { ...process.env, TENSORNORMAL_ADDON: addonPath },
+      });
       const [reply] = (await once(w, 'message')) as [unknown];
       expect(reply).toEqual({ go: [-1], gx: [-1, 1], error: [true, 'from the worker'], live: 0 });
       await w.terminate();

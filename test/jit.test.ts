@@ -38,7 +38,7 @@ beforeAll(() => {
 });
 afterAll(() => dir && rmSync(dir, { recursive: true, force: true }));
 
-const flat = (v: unknown): number[] => (Array.isArray(v) ? v.flat(Infinity as 1) as number[] : [v as number]);
+const flat = (v: unknown): number[] => (Array.isArray(v) ? (v.flat(Infinity as 1) as number[]) : [v as number]);
 function maxRelErr(a: number[], b: number[]): number {
   expect(a.length).toBe(b.length);
   let m = 0;
@@ -61,7 +61,9 @@ describe.skipIf(!hasTorch)('jit: TorchScript from and to PyTorch', () => {
       expect(m.training).toBe(true);
       m.eval();
       expect(m.training).toBe(false);
-      const out = torch.tidy(() => (m.call(torch.tensor(ref.x, { dtype: 'float64' })) as Tensor).dataSync() as number[]);
+      const out = torch.tidy(
+        () => (m.call(torch.tensor(ref.x, { dtype: 'float64' })) as Tensor).dataSync() as number[],
+      );
       expect(maxRelErr(out, flat(ref.outEval))).toBeLessThan(1e-12);
       m.dispose();
       expect(() => m.parameters()).toThrow(expect.objectContaining({ code: 'DISPOSED' }));
@@ -72,7 +74,8 @@ describe.skipIf(!hasTorch)('jit: TorchScript from and to PyTorch', () => {
     await noLeak(() => {
       const m = jit.load(join(dir, 'resnet.pt'));
       const opt = new optim.Adam(m.parameters(), { lr: 1e-2 });
-      const x = torch.tensor(ref.x, { dtype: 'float64' }), y = torch.tensor(ref.y, { dtype: 'float64' });
+      const x = torch.tensor(ref.x, { dtype: 'float64' }),
+        y = torch.tensor(ref.y, { dtype: 'float64' });
       m.train();
       for (let i = 0; i < 20; i++)
         torch.tidy(() => {
@@ -80,7 +83,8 @@ describe.skipIf(!hasTorch)('jit: TorchScript from and to PyTorch', () => {
           (m.call(x) as Tensor).sub(y).pow(2).mean().backward();
           opt.step();
         });
-      for (const [n, p] of m.namedParameters()) expect(maxRelErr(p.dataSync() as number[], ref.adam20[n]!), n).toBeLessThan(1e-9);
+      for (const [n, p] of m.namedParameters())
+        expect(maxRelErr(p.dataSync() as number[], ref.adam20[n]!), n).toBeLessThan(1e-9);
       const file = join(dir, 'adam.pt');
       m.save(file);
       m.eval();
@@ -98,7 +102,8 @@ describe.skipIf(!hasTorch)('jit: TorchScript from and to PyTorch', () => {
     await noLeak(() => {
       const m = jit.load(join(dir, 'resnet.pt'));
       const opt = new optim.TNT(m.parameters(), { lr: 0.05, damping: 0.1, inverseEvery: 5 });
-      const x = torch.tensor(ref.x, { dtype: 'float64' }), y = torch.tensor(ref.y, { dtype: 'float64' });
+      const x = torch.tensor(ref.x, { dtype: 'float64' }),
+        y = torch.tensor(ref.y, { dtype: 'float64' });
       const lik = new Gaussian();
       const losses: number[] = [];
       for (let i = 0; i < 20; i++)
@@ -127,7 +132,8 @@ describe.skipIf(!hasTorch)('jit: TorchScript from and to PyTorch', () => {
   it('scripted control flow (a data-dependent loop and branch) and a traced model run here as in PyTorch', async () => {
     await noLeak(() => {
       const c = jit.load(join(dir, 'control.pt'));
-      const xc = torch.tensor(ref.xc), xt = torch.tensor(ref.xt);
+      const xc = torch.tensor(ref.xc),
+        xt = torch.tensor(ref.xt);
       const [out, steps] = c.call(xc) as [Tensor, number];
       expect(steps).toBe(ref.steps);
       expect(maxRelErr(out.dataSync() as number[], flat(ref.control))).toBeLessThan(1e-5);
@@ -144,7 +150,11 @@ describe.skipIf(!hasTorch)('jit: TorchScript from and to PyTorch', () => {
   it('jit.trace: a library model becomes TorchScript that Python loads and runs to the same outputs', async () => {
     await noLeak(() => {
       torch.manualSeed(3);
-      const model = new torch.nn.Sequential(new torch.nn.Linear(3, 5), new torch.nn.Tanh(), new torch.nn.Linear(5, 2)).double();
+      const model = new torch.nn.Sequential(
+        new torch.nn.Linear(3, 5),
+        new torch.nn.Tanh(),
+        new torch.nn.Linear(5, 2),
+      ).double();
       const x = torch.randn([4, 3], { dtype: 'float64' });
       const traced = jit.trace(model.eval(), x);
       expect(traced.namedParameters().map(([n]) => n)).toEqual(['0_weight', '0_bias', '2_weight', '2_bias']);
@@ -162,11 +172,20 @@ describe.skipIf(!hasTorch)('jit: TorchScript from and to PyTorch', () => {
       expect(traced.parameters()[0]!.dataSync()).toEqual(model.parameters()[0]!.dataSync());
       traced.dispose();
       // a forward that throws: the trace is abandoned, the error reaches the caller, nothing leaks
-      const bad = { namedParameters: () => model.namedParameters(), call: () => { throw new RangeError('from forward'); } };
+      const bad = {
+        namedParameters: () => model.namedParameters(),
+        call: () => {
+          throw new RangeError('from forward');
+        },
+      };
       expect(() => jit.trace(bad, x)).toThrow('from forward');
       const notTensor = { namedParameters: () => model.namedParameters(), call: () => 42 };
-      expect(() => jit.trace(notTensor as never, x)).toThrow('jit.trace: the forward must return a Tensor or an array of Tensors');
-      expect(() => jit.trace(model, 3 as never)).toThrow('Expected a Tensor for exampleInputs[0] but received 3 of type number');
+      expect(() => jit.trace(notTensor as never, x)).toThrow(
+        'jit.trace: the forward must return a Tensor or an array of Tensors',
+      );
+      expect(() => jit.trace(model, 3 as never)).toThrow(
+        'Expected a Tensor for exampleInputs[0] but received 3 of type number',
+      );
       model.dispose();
       x.dispose();
     });
@@ -189,9 +208,13 @@ describe.skipIf(!hasTorch)('jit: TorchScript from and to PyTorch', () => {
       xt.dispose();
       mlp.dispose();
       const evil = join(dir, 'evil.pt');
-      expect(() => torch.loadPickledStateDict(evil)).toThrow(`${evil} is not a torch.save state dict tensornormal reads: the global posix.system is not allowed (nothing in the file is executed)`);
+      expect(() => torch.loadPickledStateDict(evil)).toThrow(
+        `${evil} is not a torch.save state dict tensornormal reads: the global posix.system is not allowed (nothing in the file is executed)`,
+      );
       expect(existsSync(join(dir, 'pwned'))).toBe(false);
-      expect(() => torch.loadPickledStateDict(join(dir, 'resnet.pt'))).toThrow('is not a torch.save state dict tensornormal reads');
+      expect(() => torch.loadPickledStateDict(join(dir, 'resnet.pt'))).toThrow(
+        'is not a torch.save state dict tensornormal reads',
+      );
     });
   });
 
@@ -232,7 +255,11 @@ describe.skipIf(!hasTorch)('jit: TorchScript from and to PyTorch', () => {
       expect((err as TorchError).code).toBe('BAD_FILE');
       expect((err as Error).message.startsWith(`${f} is not a TorchScript file libtorch can load: `)).toBe(true);
     }
-    expect(() => jit.load(join(dir, 'missing.pt'))).toThrow(`jit.load: cannot read ${join(dir, 'missing.pt')}: file not found`);
-    expect(() => jit.load('/dev/zero')).toThrow('jit.load: cannot read /dev/zero: it is a character device, not a regular file');
+    expect(() => jit.load(join(dir, 'missing.pt'))).toThrow(
+      `jit.load: cannot read ${join(dir, 'missing.pt')}: file not found`,
+    );
+    expect(() => jit.load('/dev/zero')).toThrow(
+      'jit.load: cannot read /dev/zero: it is a character device, not a regular file',
+    );
   });
 });

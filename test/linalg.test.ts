@@ -42,7 +42,8 @@ function choleskyRef(a: Nd): Nd {
 
 /** Gaussian elimination with partial pivoting: X with A X = B. */
 function solveRef(a: Nd, b: Nd): Nd {
-  const n = a.shape[0]!, m = b.shape[1]!;
+  const n = a.shape[0]!,
+    m = b.shape[1]!;
   const A = Array.from({ length: n }, (_, i) => a.data.slice(i * n, (i + 1) * n));
   const B = Array.from({ length: n }, (_, i) => b.data.slice(i * m, (i + 1) * m));
   for (let c = 0; c < n; c++) {
@@ -78,7 +79,9 @@ describe('the reference matrices', () => {
   it('Q is orthogonal and A is symmetric', () => {
     const qtq = matmul(permute(Q, [1, 0]), Q);
     qtq.data.forEach((v, k) => expect(Math.abs(v - (k % 6 === 0 ? 1 : 0))).toBeLessThan(1e-14));
-    expect(maxAbs({ shape: A.shape, data: A.data.map((v, k) => v - A.data[(k % 5) * 5 + Math.floor(k / 5)]!) })).toBeLessThan(1e-12);
+    expect(
+      maxAbs({ shape: A.shape, data: A.data.map((v, k) => v - A.data[(k % 5) * 5 + Math.floor(k / 5)]!) }),
+    ).toBeLessThan(1e-12);
   });
 });
 
@@ -128,7 +131,11 @@ describe('inv, solve, eigh, det', () => {
     scoped(() => {
       const ai = L.inv(T(A));
       expectNd(ai, AINV, { atol: 1e-9, rtol: 0 });
-      expectNd(T(A).matmul(ai), nd([5, 5], (_, [i, j]) => (i === j ? 1 : 0)), { atol: 1e-11, rtol: 0 });
+      expectNd(
+        T(A).matmul(ai),
+        nd([5, 5], (_, [i, j]) => (i === j ? 1 : 0)),
+        { atol: 1e-11, rtol: 0 },
+      );
     }));
   it('solve on the SPD matrix and on a general non-symmetric matrix', () =>
     scoped(() => {
@@ -146,7 +153,11 @@ describe('inv, solve, eigh, det', () => {
       const { eigenvalues, eigenvectors } = L.eigh(T(A));
       expectNd(eigenvalues, { shape: [5], data: LAMBDA }, { atol: 1e-11, rtol: 1e-12 });
       const v = eigenvectors;
-      expectNd(v.mT.matmul(v), nd([5, 5], (_, [i, j]) => (i === j ? 1 : 0)), { atol: 1e-13, rtol: 0 });
+      expectNd(
+        v.mT.matmul(v),
+        nd([5, 5], (_, [i, j]) => (i === j ? 1 : 0)),
+        { atol: 1e-13, rtol: 0 },
+      );
       expectNd(T(A).matmul(v), mulCols(v.dataSync(), LAMBDA), { atol: 1e-11, rtol: 0 });
       // each eigenvector is +-the column of Q with the same eigenvalue (the eigenvalues are well separated)
       const vd = v.dataSync();
@@ -164,7 +175,11 @@ describe('inv, solve, eigh, det', () => {
       expectNd(L.det(T(A)), { shape: [], data: [prod] }, { atol: 0, rtol: 1e-10 });
       const { sign, logabsdet } = L.slogdet(T(A));
       expect(sign.item()).toBe(1);
-      expectNd(logabsdet, { shape: [], data: [LAMBDA.reduce((s, l) => s + Math.log(l), 0)] }, { atol: 1e-12, rtol: 1e-12 });
+      expectNd(
+        logabsdet,
+        { shape: [], data: [LAMBDA.reduce((s, l) => s + Math.log(l), 0)] },
+        { atol: 1e-12, rtol: 1e-12 },
+      );
     }));
 });
 
@@ -178,39 +193,102 @@ describe('invalid arguments', () => {
   it('an indefinite matrix -> TorchError NOT_POSITIVE_DEFINITE; choleskyEx reports it in info', () =>
     scoped(() => {
       const indefinite = spectral(orthogonal(4, 13), [3, -0.5, 2, 1]);
-      expectTorchError(() => L.cholesky(T(indefinite)), 'NOT_POSITIVE_DEFINITE',
-        /^linalg\.cholesky: The factorization could not be completed because the input is not positive-definite \(the leading minor of order [1-4] is not positive-definite\)\.$/);
-      const diag = torch.tensor([[2, 0, 0], [0, -1, 0], [0, 0, 3]], { dtype: 'float64' });
-      expectTorchError(() => L.cholesky(diag), 'NOT_POSITIVE_DEFINITE',
-        'linalg.cholesky: The factorization could not be completed because the input is not positive-definite (the leading minor of order 2 is not positive-definite).');
+      expectTorchError(
+        () => L.cholesky(T(indefinite)),
+        'NOT_POSITIVE_DEFINITE',
+        /^linalg\.cholesky: The factorization could not be completed because the input is not positive-definite \(the leading minor of order [1-4] is not positive-definite\)\.$/,
+      );
+      const diag = torch.tensor(
+        [
+          [2, 0, 0],
+          [0, -1, 0],
+          [0, 0, 3],
+        ],
+        { dtype: 'float64' },
+      );
+      expectTorchError(
+        () => L.cholesky(diag),
+        'NOT_POSITIVE_DEFINITE',
+        'linalg.cholesky: The factorization could not be completed because the input is not positive-definite (the leading minor of order 2 is not positive-definite).',
+      );
       expect(L.choleskyEx(diag).info.item()).toBe(2);
       expect(L.choleskyEx(T(A)).info.item()).toBe(0);
       const batch = torch.stack([torch.eye(3, { dtype: 'float64' }), diag]);
-      expectTorchError(() => L.cholesky(batch), 'NOT_POSITIVE_DEFINITE',
-        'linalg.cholesky: (Batch element 1): The factorization could not be completed because the input is not positive-definite (the leading minor of order 2 is not positive-definite).');
+      expectTorchError(
+        () => L.cholesky(batch),
+        'NOT_POSITIVE_DEFINITE',
+        'linalg.cholesky: (Batch element 1): The factorization could not be completed because the input is not positive-definite (the leading minor of order 2 is not positive-definite).',
+      );
     }));
   it('a singular matrix -> TorchError SINGULAR', () =>
     scoped(() => {
-      const s = torch.tensor([[1, 2], [2, 4]], { dtype: 'float64' });
-      expectTorchError(() => L.inv(s), 'SINGULAR', 'linalg.inv: The diagonal element 2 is zero, the inversion could not be completed because the input matrix is singular.');
-      expectTorchError(() => L.solve(s, torch.ones([2, 1], { dtype: 'float64' })), 'SINGULAR', 'torch.linalg.solve: The solver failed because the input matrix is singular.');
+      const s = torch.tensor(
+        [
+          [1, 2],
+          [2, 4],
+        ],
+        { dtype: 'float64' },
+      );
+      expectTorchError(
+        () => L.inv(s),
+        'SINGULAR',
+        'linalg.inv: The diagonal element 2 is zero, the inversion could not be completed because the input matrix is singular.',
+      );
+      expectTorchError(
+        () => L.solve(s, torch.ones([2, 1], { dtype: 'float64' })),
+        'SINGULAR',
+        'torch.linalg.solve: The solver failed because the input matrix is singular.',
+      );
     }));
   it('shape and dtype errors keep libtorch messages', () =>
     scoped(() => {
-      expectTorchError(() => L.cholesky(torch.zeros(2, 3)), null, 'linalg.cholesky: A must be batches of square matrices, but they are 2 by 3 matrices');
-      expectTorchError(() => L.inv(torch.zeros(2, 3)), null, 'linalg.inv: A must be batches of square matrices, but they are 2 by 3 matrices');
-      expectTorchError(() => L.eigh(torch.zeros(2, 3)), null, 'linalg.eigh: A must be batches of square matrices, but they are 2 by 3 matrices');
-      expectTorchError(() => L.solve(torch.eye(2), torch.ones(3)), 'SHAPE_MISMATCH', 'linalg.solve: Incompatible shapes of A and B for the equation AX = B (2x2 and 3x1)');
-      expectTorchError(() => L.solve(torch.eye(2), torch.ones([2], { dtype: 'float64' })), 'DTYPE_MISMATCH',
-        'linalg.solve: Expected A and B to have the same dtype, but found A of type Float and B of type Double instead');
-      expectTorchError(() => L.cholesky(torch.eye(2, { dtype: 'int64' })), null, 'linalg.cholesky: Expected a floating point or complex tensor as input. Got Long');
+      expectTorchError(
+        () => L.cholesky(torch.zeros(2, 3)),
+        null,
+        'linalg.cholesky: A must be batches of square matrices, but they are 2 by 3 matrices',
+      );
+      expectTorchError(
+        () => L.inv(torch.zeros(2, 3)),
+        null,
+        'linalg.inv: A must be batches of square matrices, but they are 2 by 3 matrices',
+      );
+      expectTorchError(
+        () => L.eigh(torch.zeros(2, 3)),
+        null,
+        'linalg.eigh: A must be batches of square matrices, but they are 2 by 3 matrices',
+      );
+      expectTorchError(
+        () => L.solve(torch.eye(2), torch.ones(3)),
+        'SHAPE_MISMATCH',
+        'linalg.solve: Incompatible shapes of A and B for the equation AX = B (2x2 and 3x1)',
+      );
+      expectTorchError(
+        () => L.solve(torch.eye(2), torch.ones([2], { dtype: 'float64' })),
+        'DTYPE_MISMATCH',
+        'linalg.solve: Expected A and B to have the same dtype, but found A of type Float and B of type Double instead',
+      );
+      expectTorchError(
+        () => L.cholesky(torch.eye(2, { dtype: 'int64' })),
+        null,
+        'linalg.cholesky: Expected a floating point or complex tensor as input. Got Long',
+      );
     }));
   it('non-tensor arguments -> TypeError naming the argument', () =>
     scoped(() => {
-      expect(() => L.cholesky('x' as never)).toThrow(new TypeError('Expected a Tensor for A but received "x" of type string'));
-      expect(() => L.inv(null as never)).toThrow(new TypeError('Expected a Tensor for A but received null of type null'));
-      expect(() => L.solve(torch.eye(2), 'b' as never)).toThrow(new TypeError('Expected a Tensor for B but received "b" of type string'));
-      expect(() => L.choleskyInverse(5 as never)).toThrow(new TypeError('Expected a Tensor for L but received 5 of type number'));
-      expect(() => L.eigh([[1]] as never)).toThrow(new TypeError('Expected a Tensor for A but received [[1]] of type array'));
+      expect(() => L.cholesky('x' as never)).toThrow(
+        new TypeError('Expected a Tensor for A but received "x" of type string'),
+      );
+      expect(() => L.inv(null as never)).toThrow(
+        new TypeError('Expected a Tensor for A but received null of type null'),
+      );
+      expect(() => L.solve(torch.eye(2), 'b' as never)).toThrow(
+        new TypeError('Expected a Tensor for B but received "b" of type string'),
+      );
+      expect(() => L.choleskyInverse(5 as never)).toThrow(
+        new TypeError('Expected a Tensor for L but received 5 of type number'),
+      );
+      expect(() => L.eigh([[1]] as never)).toThrow(
+        new TypeError('Expected a Tensor for A but received [[1]] of type array'),
+      );
     }));
 });

@@ -9,10 +9,14 @@ import { explain, packageRoot } from '../lib/native.js';
 
 const dist = join(packageRoot, 'dist', 'index.js');
 const importDist = (env: Record<string, string>): { status: number | null; stderr: string } => {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import(${JSON.stringify(dist)}).then(() => console.log('loaded'))`], {
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--input-type=module', '-e', `import(${JSON.stringify(dist)}).then(() => console.log('loaded'))`],
+    {
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+    },
+  );
   return { status: r.status, stderr: r.stderr };
 };
 
@@ -26,7 +30,7 @@ describe('loading the addon', () => {
     );
   });
 
-  it('reports a file that is not an addon with the loader\'s own reason', () => {
+  it("reports a file that is not an addon with the loader's own reason", () => {
     const dir = mkdtempSync(join(tmpdir(), 'tn-loader-'));
     const bad = join(dir, 'tensornormal.node');
     writeFileSync(bad, 'not an ELF file');
@@ -36,13 +40,13 @@ describe('loading the addon', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('classifies the dynamic loader\'s messages: libtorch missing, another libtorch or ABI', () => {
+  it("classifies the dynamic loader's messages: libtorch missing, another libtorch or ABI", () => {
     const f = '/p/tensornormal.node';
     expect(explain(f, new Error('libtorch_cpu.so: cannot open shared object file: No such file or directory'))).toBe(
       '/p/tensornormal.node: libtorch was not found at run time (libtorch_cpu.so: cannot open shared object file: No such file or directory). Install it (Debian: apt-get install libtorch-dev libopenblas0-pthread) or add its lib folder to LD_LIBRARY_PATH',
     );
     expect(explain(f, new Error('/p/tensornormal.node: undefined symbol: _ZN2at4_ops3add4callE'))).toBe(
-      "/p/tensornormal.node: built against another libtorch or C++ ABI (/p/tensornormal.node: undefined symbol: _ZN2at4_ops3add4callE); rebuild with `npm run build:native`",
+      '/p/tensornormal.node: built against another libtorch or C++ ABI (/p/tensornormal.node: undefined symbol: _ZN2at4_ops3add4callE); rebuild with `npm run build:native`',
     );
     expect(explain(f, new Error("Cannot find module '/p/tensornormal.node'"))).toBe(
       '/p/tensornormal.node: not built. The install script builds it and did not run (npm install --ignore-scripts?): run `npm rebuild tensornormal` (in a clone of the repository: `npm run build:native`)',
@@ -58,12 +62,18 @@ describe('loading the addon', () => {
     mkdirSync(pre, { recursive: true });
     copyFileSync(join(packageRoot, 'build', 'Release', 'tensornormal.node'), join(pre, 'tensornormal.node'));
     symlinkSync(join(packageRoot, 'node_modules'), join(dir, 'node_modules'));
-    const good = spawnSync(process.execPath, [join(dir, 'scripts', 'install.mjs')], { encoding: 'utf8', env: { ...process.env, TENSORNORMAL_SKIP_BUILD: '' } });
+    const good = spawnSync(process.execPath, [join(dir, 'scripts', 'install.mjs')], {
+      encoding: 'utf8',
+      env: { ...process.env, TENSORNORMAL_SKIP_BUILD: '' },
+    });
     expect(good.status, good.stderr).toBe(0);
     expect(good.stdout).toContain('tensornormal: using prebuild tensornormal.node');
     // a prebuild that does not load: said, then the source build runs (here it fails fast: no CMakeLists.txt)
     writeFileSync(join(pre, 'tensornormal.node'), 'broken');
-    const broken = spawnSync(process.execPath, [join(dir, 'scripts', 'install.mjs')], { encoding: 'utf8', env: { ...process.env, TENSORNORMAL_SKIP_BUILD: '' } });
+    const broken = spawnSync(process.execPath, [join(dir, 'scripts', 'install.mjs')], {
+      encoding: 'utf8',
+      env: { ...process.env, TENSORNORMAL_SKIP_BUILD: '' },
+    });
     expect(broken.stdout).toMatch(/prebuild tensornormal\.node does not load here \(.*\); building from source/);
     expect(broken.status).not.toBe(0);
     expect(broken.stderr).toContain('tensornormal: native build failed. Needs cmake, a C++17 compiler and libtorch');

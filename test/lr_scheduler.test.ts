@@ -35,7 +35,8 @@ function setup(): { a: Tensor; b: Tensor; opt: optim.SGD; dispose(): void } {
 function expectRates(got: number[], want: number[], what: string): void {
   expect(got.length).toBe(want.length);
   got.forEach((g, i) => {
-    if (!(Math.abs(g - want[i]!) <= 1e-15 + 1e-12 * Math.abs(want[i]!))) expect.fail(`${what} group ${i}: got ${g}, PyTorch ${want[i]}`);
+    if (!(Math.abs(g - want[i]!) <= 1e-15 + 1e-12 * Math.abs(want[i]!)))
+      expect.fail(`${what} group ${i}: got ${g}, PyTorch ${want[i]}`);
   });
 }
 
@@ -64,8 +65,14 @@ describe('schedules match PyTorch 1.13', () => {
 
 // Two schedulers over one optimizer, and a rate changed by hand after the 8th step (lr_schedules.py's CHAINED and MANUAL)
 const MANY: Record<string, [(opt: optim.SGD) => optim.lrScheduler.LRScheduler[], number | null]> = {
-  chain_step_multistep: [(opt) => [new StepLR(opt, { stepSize: 3, gamma: 0.5 }), new MultiStepLR(opt, { milestones: [5], gamma: 0.1 })], null],
-  chain_cosine_step: [(opt) => [new CosineAnnealingLR(opt, { tMax: 10, etaMin: 0.001 }), new StepLR(opt, { stepSize: 4, gamma: 0.5 })], null],
+  chain_step_multistep: [
+    (opt) => [new StepLR(opt, { stepSize: 3, gamma: 0.5 }), new MultiStepLR(opt, { milestones: [5], gamma: 0.1 })],
+    null,
+  ],
+  chain_cosine_step: [
+    (opt) => [new CosineAnnealingLR(opt, { tMax: 10, etaMin: 0.001 }), new StepLR(opt, { stepSize: 4, gamma: 0.5 })],
+    null,
+  ],
   manual_step: [(opt) => [new StepLR(opt, { stepSize: 3, gamma: 0.5 })], 8],
   manual_cosine: [(opt) => [new CosineAnnealingLR(opt, { tMax: 10, etaMin: 0.001 })], 8],
 };
@@ -89,7 +96,9 @@ describe('chained schedulers and rates changed by hand follow PyTorch 1.13', () 
   }
   it('the chained case composes the factors: StepLR halves at 3, 6, 9 and MultiStepLR divides by 10 at 5', () => {
     const w = ref.cases.chain_step_multistep!.map((r) => r[0]!);
-    [0.1, 0.1, 0.1, 0.05, 0.05, 0.005, 0.0025, 0.0025, 0.0025, 0.00125].forEach((v, k) => expect(w[k]).toBeCloseTo(v, 15));
+    [0.1, 0.1, 0.1, 0.05, 0.05, 0.005, 0.0025, 0.0025, 0.0025, 0.00125].forEach((v, k) =>
+      expect(w[k]).toBeCloseTo(v, 15),
+    );
   });
 });
 
@@ -103,7 +112,11 @@ describe('state', () => {
     expect(sd).not.toHaveProperty('optimizer');
     const osd = s.opt.stateDict();
     expect(osd.paramGroups[1]).toMatchObject({ initialLr: 0.02 });
-    expectRates(osd.paramGroups.map((g) => g.lr as number), ref.cases.multistep![9]!, 'optimizer state dict');
+    expectRates(
+      osd.paramGroups.map((g) => g.lr as number),
+      ref.cases.multistep![9]!,
+      'optimizer state dict',
+    );
 
     // resume: a new optimizer loads its state (with initialLr), a scheduler built with lastEpoch continues
     const t = setup();
@@ -144,7 +157,9 @@ describe('state', () => {
     other.loadStateDict(sd);
     other.step();
     expectRates(other.getLastLr(), ref.cases.lambda![2]!, 'LambdaLR resumed');
-    expect(() => other.loadStateDict({ ...sd, lrLambdas: [] } as never)).toThrow("stateDict: unknown key 'lrLambdas' for LambdaLR");
+    expect(() => other.loadStateDict({ ...sd, lrLambdas: [] } as never)).toThrow(
+      "stateDict: unknown key 'lrLambdas' for LambdaLR",
+    );
     s.dispose();
   });
 
@@ -168,15 +183,51 @@ describe('state', () => {
 describe('invalid arguments', () => {
   const s = setup();
   const cases: [string, () => unknown, string][] = [
-    ['optimizer', () => new StepLR({} as never, { stepSize: 1 }), 'Expected an Optimizer for optimizer but received [object Object] of type object'],
-    ['stepSize', () => new StepLR(s.opt, { stepSize: 0 }), 'Expected a positive integer for stepSize but received 0 of type number'],
-    ['gamma', () => new StepLR(s.opt, { stepSize: 2, gamma: NaN }), 'Expected a finite number for gamma but received NaN of type number'],
-    ['milestones', () => new MultiStepLR(s.opt, { milestones: [1, -2] }), 'Expected an array of non-negative integers for milestones but received [1,-2] of type array'],
-    ['tMax', () => new CosineAnnealingLR(s.opt, { tMax: 1.5 }), 'Expected a positive integer for tMax but received 1.5 of type number'],
-    ['etaMin', () => new CosineAnnealingLR(s.opt, { tMax: 3, etaMin: -1 }), 'Expected a non-negative number for etaMin but received -1 of type number'],
-    ['lrLambda', () => new LambdaLR(s.opt, { lrLambda: 3 as never }), 'Expected a function for lrLambda but received 3 of type number'],
-    ['lrLambdas count', () => new LambdaLR(s.opt, { lrLambda: [LAMBDAS[0]!] }), 'Expected 2 lrLambdas (one per parameter group) but received 1'],
-    ['lastEpoch', () => new StepLR(s.opt, { stepSize: 1, lastEpoch: -2 }), 'Expected an integer ≥ -1 for lastEpoch but received -2 of type number'],
+    [
+      'optimizer',
+      () => new StepLR({} as never, { stepSize: 1 }),
+      'Expected an Optimizer for optimizer but received [object Object] of type object',
+    ],
+    [
+      'stepSize',
+      () => new StepLR(s.opt, { stepSize: 0 }),
+      'Expected a positive integer for stepSize but received 0 of type number',
+    ],
+    [
+      'gamma',
+      () => new StepLR(s.opt, { stepSize: 2, gamma: NaN }),
+      'Expected a finite number for gamma but received NaN of type number',
+    ],
+    [
+      'milestones',
+      () => new MultiStepLR(s.opt, { milestones: [1, -2] }),
+      'Expected an array of non-negative integers for milestones but received [1,-2] of type array',
+    ],
+    [
+      'tMax',
+      () => new CosineAnnealingLR(s.opt, { tMax: 1.5 }),
+      'Expected a positive integer for tMax but received 1.5 of type number',
+    ],
+    [
+      'etaMin',
+      () => new CosineAnnealingLR(s.opt, { tMax: 3, etaMin: -1 }),
+      'Expected a non-negative number for etaMin but received -1 of type number',
+    ],
+    [
+      'lrLambda',
+      () => new LambdaLR(s.opt, { lrLambda: 3 as never }),
+      'Expected a function for lrLambda but received 3 of type number',
+    ],
+    [
+      'lrLambdas count',
+      () => new LambdaLR(s.opt, { lrLambda: [LAMBDAS[0]!] }),
+      'Expected 2 lrLambdas (one per parameter group) but received 1',
+    ],
+    [
+      'lastEpoch',
+      () => new StepLR(s.opt, { stepSize: 1, lastEpoch: -2 }),
+      'Expected an integer ≥ -1 for lastEpoch but received -2 of type number',
+    ],
     [
       'resume without initialLr',
       () => {
@@ -189,7 +240,11 @@ describe('invalid arguments', () => {
       },
       "param 'initialLr' is not specified in paramGroups[0] when resuming an optimizer (lastEpoch 3)",
     ],
-    ['loadStateDict', () => new StepLR(s.opt, { stepSize: 1 }).loadStateDict({ lastEpoch: 1, baseLrs: [0.1], lastLr: [0.1, 0.1] }), 'Expected an array of 2 numbers (one per parameter group) for stateDict.baseLrs but received [0.1] of type array'],
+    [
+      'loadStateDict',
+      () => new StepLR(s.opt, { stepSize: 1 }).loadStateDict({ lastEpoch: 1, baseLrs: [0.1], lastLr: [0.1, 0.1] }),
+      'Expected an array of 2 numbers (one per parameter group) for stateDict.baseLrs but received [0.1] of type array',
+    ],
   ];
   for (const [name, fn, message] of cases) it(name, () => expect(fn).toThrow(message));
 });

@@ -96,7 +96,9 @@ describe('tidy', () => {
       const o = torch.tidy(() => ({ w: torch.ones(1).neg(), nested: { deep: [torch.ones(1).mul(5)] } }));
       const m = torch.tidy(() => new Map([['k', torch.ones(1).add(9)]]));
       expect(torch.liveTensors()).toBe(before + 6);
-      expect([a!.item(), b!.item(), o.w.item(), o.nested.deep[0]!.item(), m.get('k')!.item()]).toEqual([1, 2, -1, 5, 10]);
+      expect([a!.item(), b!.item(), o.w.item(), o.nested.deep[0]!.item(), m.get('k')!.item()]).toEqual([
+        1, 2, -1, 5, 10,
+      ]);
       torch.dispose([t, a, b, o, m.get('k')]);
     }));
   it('nests: a tensor returned by an inner scope belongs to the outer one', () =>
@@ -149,9 +151,15 @@ describe('tidy', () => {
           made = torch.ones(2);
           return made;
         }),
-      ).toThrow(new TypeError('tidy() is synchronous: fn returned a Promise. Call tidy() inside the async function, once per step.'));
+      ).toThrow(
+        new TypeError(
+          'tidy() is synchronous: fn returned a Promise. Call tidy() inside the async function, once per step.',
+        ),
+      );
       expect(made!.isDisposed).toBe(true);
-      expect(() => torch.tidy('named', 5 as never)).toThrow(new TypeError('Expected a function for fn but received 5 of type number'));
+      expect(() => torch.tidy('named', 5 as never)).toThrow(
+        new TypeError('Expected a function for fn but received 5 of type number'),
+      );
     }));
   it('takes a name as the first argument', () =>
     noLeak(() => {
@@ -185,7 +193,8 @@ describe('a long training loop', () => {
     torch.manualSeed(0);
     const w = torch.randn([4, 8], { requiresGrad: true });
     const b = torch.zeros([4], { requiresGrad: true });
-    const x = torch.randn(16, 8), y = torch.randn(16, 4);
+    const x = torch.randn(16, 8),
+      y = torch.randn(16, 4);
     const step = (): number =>
       torch.tidy(() => {
         const loss = F.mseLoss(F.linear(x, w, b), y);
@@ -204,7 +213,8 @@ describe('a long training loop', () => {
     gc();
     const live0 = torch.liveTensors();
     const rss0 = process.memoryUsage().rss;
-    let last = 0, rssHalf = 0;
+    let last = 0,
+      rssHalf = 0;
     for (let i = 0; i < 98000; i++) {
       last = step();
       if (i % 10000 === 0) expect(torch.liveTensors()).toBe(live0);
@@ -215,7 +225,8 @@ describe('a long training loop', () => {
     }
     gc();
     const rssEnd = process.memoryUsage().rss;
-    const grownMiB = (rssEnd - rss0) / 2 ** 20, secondHalfMiB = (rssEnd - rssHalf) / 2 ** 20;
+    const grownMiB = (rssEnd - rss0) / 2 ** 20,
+      secondHalfMiB = (rssEnd - rssHalf) / 2 ** 20;
     expect(torch.liveTensors()).toBe(live0);
     // Measured on a quiet machine: 4 to 9 MiB in all, a plateau reached early (V8 growing its heap by a page set,
     // malloc arenas), not a slope; once 39 MiB in all while 7 agents shared the two cores. So the bound is on the
@@ -322,10 +333,18 @@ describe('bytes kept alive by autograd graphs', () => {
     // without (V8 saw 40 bytes per dropped output and did not collect them).
     return withTempDir('tn-untidy-', (work) => {
       transpileLib(work);
-      const r = spawnSync(process.execPath, [fileURLToPath(new URL('./support/untidy-loop.mjs', import.meta.url)), pathToFileURL(join(work, 'lib', 'index.js')).href, '2000'], {
-        env: { ...process.env, TENSORNORMAL_ADDON: addonPath, TENSORNORMAL_NUM_THREADS: '1' },
-        encoding: 'utf8',
-      });
+      const r = spawnSync(
+        process.execPath,
+        [
+          fileURLToPath(new URL('./support/untidy-loop.mjs', import.meta.url)),
+          pathToFileURL(join(work, 'lib', 'index.js')).href,
+          '2000',
+        ],
+        {
+          env: { ...process.env, TENSORNORMAL_ADDON: addonPath, TENSORNORMAL_NUM_THREADS: '1' },
+          encoding: 'utf8',
+        },
+      );
       expect(r.status, r.stderr).toBe(0);
       const { rss100, maxRss } = JSON.parse(r.stdout) as { rss100: number; maxRss: number };
       expect(maxRss - rss100).toBeLessThan(400 * MiB);
@@ -347,7 +366,8 @@ describe('leak tracing', () => {
       const src = readFileSync(here, 'utf8').split('\n');
       const line = (tag: string): number => src.findIndex((l) => l.includes(`// ${tag}`)) + 1;
       const at = (tag: string): string => `${here}:${line(tag)}:`;
-      const of = (tag: string): number => sites.filter((s) => s.site.includes(at(tag))).reduce((n, s) => n + s.count, 0);
+      const of = (tag: string): number =>
+        sites.filter((s) => s.site.includes(at(tag))).reduce((n, s) => n + s.count, 0);
       expect(of('LINE_A')).toBe(5);
       expect(of('LINE_B')).toBe(6);
       expect(of('LINE_C')).toBe(1);
@@ -372,7 +392,9 @@ describe('leak tracing', () => {
       for (let i = 0; i < 17_000; i++) held.push(torch.zeros(1));
       await macrotask(); // process warnings are emitted on the next tick
       const w = warnings.find((x) => x.name === 'TensorLeakWarning');
-      expect(w?.message).toMatch(/^\d+ traced tensors are alive and the count keeps growing: \d+ from .*memory\.test\.ts:\d+:\d+/);
+      expect(w?.message).toMatch(
+        /^\d+ traced tensors are alive and the count keeps growing: \d+ from .*memory\.test\.ts:\d+:\d+/,
+      );
     } finally {
       torch.dispose(held);
       torch.traceLeaks(false);
@@ -385,26 +407,36 @@ describe('leak tracing', () => {
       transpileLib(work);
       const child = join(work, 'child.mjs');
       const leakyLine = 'function leaky() { for (let i = 0; i < 7; i++) kept.push(t.ones(3)); }';
-      writeFileSync(child, [
-        `const t = await import(${JSON.stringify(pathToFileURL(join(work, 'lib', 'index.js')).href)});`,
-        'const kept = [];',
-        leakyLine,
-        'leaky();',
-        't.zeros(2).dispose();',
-        'process.stdout.write(JSON.stringify(t.leaks()));',
-      ].join('\n'));
+      writeFileSync(
+        child,
+        [
+          `const t = await import(${JSON.stringify(pathToFileURL(join(work, 'lib', 'index.js')).href)});`,
+          'const kept = [];',
+          leakyLine,
+          'leaky();',
+          't.zeros(2).dispose();',
+          'process.stdout.write(JSON.stringify(t.leaks()));',
+        ].join('\n'),
+      );
       const run = (env: Record<string, string>): { site: string; count: number }[] => {
-        const r = spawnSync(process.execPath, [child], { env: { ...process.env, TENSORNORMAL_ADDON: addonPath, ...env }, encoding: 'utf8' });
+        const r = spawnSync(process.execPath, [child], {
+          env: { ...process.env, TENSORNORMAL_ADDON: addonPath, ...env },
+          encoding: 'utf8',
+        });
         expect(r.status, r.stderr).toBe(0);
         return JSON.parse(r.stdout) as { site: string; count: number }[];
       };
-      expect(run({ TENSORNORMAL_DEBUG_LEAKS: '1' })).toEqual([{ site: `at leaky (${pathToFileURL(child).href}:3:${leakyLine.indexOf('ones(3)') + 1})`, count: 7 }]);
+      expect(run({ TENSORNORMAL_DEBUG_LEAKS: '1' })).toEqual([
+        { site: `at leaky (${pathToFileURL(child).href}:3:${leakyLine.indexOf('ones(3)') + 1})`, count: 7 },
+      ]);
       expect(run({ TENSORNORMAL_DEBUG_LEAKS: '' })).toEqual([]);
     });
   });
 
   it('invalid arguments', () => {
-    expect(() => torch.traceLeaks('yes' as never)).toThrow(new TypeError('Expected a boolean for on but received "yes" of type string'));
+    expect(() => torch.traceLeaks('yes' as never)).toThrow(
+      new TypeError('Expected a boolean for on but received "yes" of type string'),
+    );
     expect(() => torch.memory(null as never)).toThrow(TypeError);
   });
 });

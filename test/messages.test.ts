@@ -13,7 +13,6 @@ import { noLeak, thrown } from './support/helpers.js';
 const { nn, optim, data } = torch;
 const F = nn.functional;
 
-
 function disposedError(fn: () => unknown): string {
   const e = thrown(fn);
   expect(e).toBeInstanceOf(torch.TorchError);
@@ -25,7 +24,10 @@ describe('crossEntropy / nllLoss with labels that are not int64', () => {
   it("float32, float64 and int32 class indices: DTYPE_MISMATCH whose message says { dtype: 'int64' }", () =>
     noLeak(() =>
       torch.tidy(() => {
-        const logits = torch.tensor([[2, 0, -1], [0.5, 1, 0]]);
+        const logits = torch.tensor([
+          [2, 0, -1],
+          [0.5, 1, 0],
+        ]);
         for (const dtype of ['float32', 'float64', 'int32'] as const) {
           const labels = torch.tensor([0, 2], { dtype });
           for (const [name, loss] of [
@@ -47,18 +49,25 @@ describe('crossEntropy / nllLoss with labels that are not int64', () => {
       }),
     ));
 
-  it('int64 indices and float class probabilities (the input\'s shape) still work, with PyTorch\'s values', () =>
+  it("int64 indices and float class probabilities (the input's shape) still work, with PyTorch's values", () =>
     noLeak(() =>
       torch.tidy(() => {
-        const z = [[2, 0, -1], [0.5, 1, 0]];
+        const z = [
+          [2, 0, -1],
+          [0.5, 1, 0],
+        ];
         const logits = torch.tensor(z, { dtype: 'float64' });
         const lse = z.map((r) => Math.log(r.reduce((a, v) => a + Math.exp(v), 0)));
         // indices: mean of lse - z[target]
         const idx = F.crossEntropy(logits, torch.tensor([0, 2], { dtype: 'int64' })).item();
         expect(idx).toBeCloseTo((lse[0]! - 2 + lse[1]! - 0) / 2, 12);
         // probabilities: mean over rows of -sum_c p_c log softmax_c
-        const p = [[0.25, 0.75, 0], [0.5, 0, 0.5]];
-        const want = p.map((r, i) => -r.reduce((a, pc, c) => a + pc * (z[i]![c]! - lse[i]!), 0)).reduce((a, b) => a + b) / 2;
+        const p = [
+          [0.25, 0.75, 0],
+          [0.5, 0, 0.5],
+        ];
+        const want =
+          p.map((r, i) => -r.reduce((a, pc, c) => a + pc * (z[i]![c]! - lse[i]!), 0)).reduce((a, b) => a + b) / 2;
         expect(F.crossEntropy(logits, torch.tensor(p, { dtype: 'float64' })).item()).toBeCloseTo(want, 12);
       }),
     ));
@@ -81,7 +90,9 @@ describe('a DISPOSED error says what freed the tensor and what to do', () => {
       leaked = torch.ones(3);
     });
     const m = disposedError(() => leaked!.add(1));
-    expect(m).toMatch(/^tensor was disposed at the end of the tidy\(\) scope that created it: it cannot be used any more\. /);
+    expect(m).toMatch(
+      /^tensor was disposed at the end of the tidy\(\) scope that created it: it cannot be used any more\. /,
+    );
     expect(m).toContain('keep()');
     expect(m).toContain('Return it from the tidy() callback');
     // as a second operand and inside a list of tensors as well
@@ -92,7 +103,9 @@ describe('a DISPOSED error says what freed the tensor and what to do', () => {
 
     const data = torch.zeros(2);
     const p = new nn.Parameter(data);
-    expect(disposedError(() => data.sum())).toMatch(/^tensor was handed over to a Parameter .*Use the Parameter, or pass t\.clone\(\) to keep t$/);
+    expect(disposedError(() => data.sum())).toMatch(
+      /^tensor was handed over to a Parameter .*Use the Parameter, or pass t\.clone\(\) to keep t$/,
+    );
     p.dispose();
   });
 
@@ -107,7 +120,9 @@ describe('a DISPOSED error says what freed the tensor and what to do', () => {
         else if (kept === null) kept = x.keep();
       }
       const m = disposedError(() => first!.sum());
-      expect(m).toMatch(/^tensor was a DataLoader batch, disposed when the loop advanced to the next batch \(or ended\)/);
+      expect(m).toMatch(
+        /^tensor was a DataLoader batch, disposed when the loop advanced to the next batch \(or ended\)/,
+      );
       expect(m).toContain('call keep() on a batch tensor');
       expect(kept!.dataSync()).toEqual([2, 3]); // keep() still works as documented
       kept!.dispose();
@@ -117,19 +132,28 @@ describe('a DISPOSED error says what freed the tensor and what to do', () => {
       torch.tidy(() => w.mul(3).sum().backward());
       const g = w.grad!;
       w.dispose();
-      expect(disposedError(() => g.sum())).toMatch(/^tensor was a \.grad, disposed when its tensor's gradient was replaced \(or its tensor disposed\).*clone\(\) a gradient/);
+      expect(disposedError(() => g.sum())).toMatch(
+        /^tensor was a \.grad, disposed when its tensor's gradient was replaced \(or its tensor disposed\).*clone\(\) a gradient/,
+      );
     });
   });
 
-  it('optimizer state after loadStateDict, module tensors after Module.dispose() or Module.to(), a hook\'s gradient', async () => {
+  it("optimizer state after loadStateDict, module tensors after Module.dispose() or Module.to(), a hook's gradient", async () => {
     await noLeak(() => {
       const lin = new nn.Linear(2, 1);
       const opt = new optim.SGD(lin.parameters(), { lr: 0.1, momentum: 0.9 });
-      torch.tidy(() => lin.call(torch.ones([1, 2])).sum().backward());
+      torch.tidy(() =>
+        lin
+          .call(torch.ones([1, 2]))
+          .sum()
+          .backward(),
+      );
       opt.step();
       const buf = opt.state.get(lin.weight)!.momentumBuffer as torch.Tensor;
       opt.loadStateDict(opt.stateDict());
-      expect(disposedError(() => buf.sum())).toMatch(/^tensor was optimizer state, disposed when the optimizer's state was replaced \(loadStateDict\)/);
+      expect(disposedError(() => buf.sum())).toMatch(
+        /^tensor was optimizer state, disposed when the optimizer's state was replaced \(loadStateDict\)/,
+      );
 
       // an optimizer state tensor disposed by hand is an error at the next step, not a silently restarted momentum
       const fresh = opt.state.get(lin.weight)!.momentumBuffer as torch.Tensor;
@@ -140,7 +164,9 @@ describe('a DISPOSED error says what freed the tensor and what to do', () => {
       const bn = new nn.BatchNorm1d(2);
       const mean = bn.runningMean!;
       bn.to('float64');
-      expect(disposedError(() => mean.sum())).toMatch(/^tensor was owned by a Module and disposed with it \(Module\.dispose\(\)\) or replaced by Module\.to\(\)/);
+      expect(disposedError(() => mean.sum())).toMatch(
+        /^tensor was owned by a Module and disposed with it \(Module\.dispose\(\)\) or replaced by Module\.to\(\)/,
+      );
       const weight = lin.weight;
       lin.dispose();
       expect(disposedError(() => weight.sum())).toContain('owned by a Module');
@@ -153,7 +179,9 @@ describe('a DISPOSED error says what freed the tensor and what to do', () => {
         seen = g;
       });
       torch.tidy(() => y.sum().backward());
-      expect(disposedError(() => seen!.sum())).toMatch(/^tensor was disposed when the gradient hook that received or created it returned: .*clone\(\) and keep\(\)/);
+      expect(disposedError(() => seen!.sum())).toMatch(
+        /^tensor was disposed when the gradient hook that received or created it returned: .*clone\(\) and keep\(\)/,
+      );
       torch.dispose([x, y]);
     });
   });
@@ -163,14 +191,21 @@ describe('options arguments: null or a non-object is a TypeError naming the argu
   it('every function and method that takes an options object', async () => {
     await noLeak(() => {
       const t = torch.ones([2, 2]);
-      const spd = torch.tensor([[2, 1], [1, 2]], { dtype: 'float64' });
+      const spd = torch.tensor(
+        [
+          [2, 1],
+          [1, 2],
+        ],
+        { dtype: 'float64' },
+      );
       const img = torch.ones([1, 1, 4, 4]);
       const w = torch.ones([1, 1, 1, 1]);
       const lin = new nn.Linear(2, 2);
       const opt = new optim.SGD(lin.parameters(), { lr: 0.1 });
       const ds = new data.TensorDataset(torch.ones([2, 1]), torch.zeros([2], { dtype: 'int64' }));
       const dir = mkdtempSync(join(tmpdir(), 'tn-messages-'));
-      const logits = torch.zeros([2, 3]), y = torch.tensor([0, 1], { dtype: 'int64' });
+      const logits = torch.zeros([2, 3]),
+        y = torch.tensor([0, 1], { dtype: 'int64' });
       const cases: [string, (o: never) => unknown][] = [
         ['tensor', (o) => torch.tensor([1], o)],
         ['zeros', (o) => torch.zeros(2, o)],
@@ -281,29 +316,144 @@ describe('wrong argument types and non-integers: TypeError / RangeError naming t
       torch.tidy(() => {
         const m = torch.arange(0, 6, 1).reshape(2, 3);
         const cases: [string, () => unknown, typeof TypeError | typeof RangeError, string][] = [
-          ['randperm string', () => torch.randperm('3' as never), TypeError, 'Expected a non-negative integer for n but received "3" of type string'],
-          ['randperm fraction', () => torch.randperm(2.5), RangeError, 'Expected a non-negative integer for n but received 2.5 of type number'],
-          ['randperm dtype string', () => torch.randperm(3, 'int32' as never), TypeError, 'Expected an options object for options but received "int32" of type string'],
-          ['roll string shifts', () => m.roll('1' as never, 0), TypeError, 'Expected an integer or an array of integers for shifts but received "1" of type string'],
-          ['roll fraction', () => m.roll(1.5, 0), RangeError, 'Expected an integer for shifts but received 1.5 of type number'],
-          ['roll string dims', () => m.roll(1, '0' as never), TypeError, 'Expected an integer or an array of integers for dims but received "0" of type string'],
-          ['roll mismatched', () => m.roll([1, 2], [0]), RangeError, 'roll: shifts (2) and dims (1) must have the same number of entries (one shift without dims)'],
-          ['flip fraction', () => m.flip(0.5), TypeError, 'Expected an array of integers for dims but received [0.5] of type array'],
-          ['permute string', () => m.permute('1' as never, 0), TypeError, 'Expected an array of integers for dims but received ["1",0] of type array'],
-          ['diagonal fraction', () => m.diagonal(1.7), RangeError, 'Expected an integer for offset but received 1.7 of type number'],
-          ['diagonal NaN dim', () => m.diagonal(0, NaN), RangeError, 'Expected an integer for dim1 but received NaN of type number'],
-          ['slice fractional start', () => m.slice(1, 0.5), RangeError, 'Expected an integer for start but received 0.5 of type number'],
-          ['slice Infinity end', () => m.slice(1, 0, Infinity), RangeError, 'Expected an integer for end but received Infinity of type number'],
-          ['argmax keepdim string', () => m.argmax(0, 'yes' as never), TypeError, 'Expected a boolean for keepdim but received "yes" of type string'],
-          ['sort descending number', () => m.sort(0, 1 as never), TypeError, 'Expected a boolean for descending but received 1 of type number'],
-          ['topk fraction', () => m.topk(1.5), RangeError, 'Expected a non-negative integer for k but received 1.5 of type number'],
-          ['topk largest string', () => m.topk(1, -1, 'no' as never), TypeError, 'Expected a boolean for largest but received "no" of type string'],
-          ['max keepdim number', () => m.max(0, 1 as never), TypeError, 'Expected a boolean for keepdim but received 1 of type number'],
-          ['arange string end', () => torch.arange(0, '5' as never), TypeError, 'Expected a number or an options object for end but received "5" of type string'],
-          ['tril fraction', () => m.tril(0.5), RangeError, 'Expected an integer for diagonal but received 0.5 of type number'],
-          ['linalg.eigh uplo', () => torch.linalg.eigh(torch.eye(2), { uplo: 'X' as never }), RangeError, "Expected one of 'L', 'U' for uplo but received \"X\" of type string"],
-          ['linalg.cholesky upper', () => torch.linalg.cholesky(torch.eye(2), { upper: 1 as never }), TypeError, 'Expected a boolean for upper but received 1 of type number'],
-          ['zeros null options', () => torch.zeros(2, null as never), TypeError, 'Expected an options object for options but received null of type null'],
+          [
+            'randperm string',
+            () => torch.randperm('3' as never),
+            TypeError,
+            'Expected a non-negative integer for n but received "3" of type string',
+          ],
+          [
+            'randperm fraction',
+            () => torch.randperm(2.5),
+            RangeError,
+            'Expected a non-negative integer for n but received 2.5 of type number',
+          ],
+          [
+            'randperm dtype string',
+            () => torch.randperm(3, 'int32' as never),
+            TypeError,
+            'Expected an options object for options but received "int32" of type string',
+          ],
+          [
+            'roll string shifts',
+            () => m.roll('1' as never, 0),
+            TypeError,
+            'Expected an integer or an array of integers for shifts but received "1" of type string',
+          ],
+          [
+            'roll fraction',
+            () => m.roll(1.5, 0),
+            RangeError,
+            'Expected an integer for shifts but received 1.5 of type number',
+          ],
+          [
+            'roll string dims',
+            () => m.roll(1, '0' as never),
+            TypeError,
+            'Expected an integer or an array of integers for dims but received "0" of type string',
+          ],
+          [
+            'roll mismatched',
+            () => m.roll([1, 2], [0]),
+            RangeError,
+            'roll: shifts (2) and dims (1) must have the same number of entries (one shift without dims)',
+          ],
+          [
+            'flip fraction',
+            () => m.flip(0.5),
+            TypeError,
+            'Expected an array of integers for dims but received [0.5] of type array',
+          ],
+          [
+            'permute string',
+            () => m.permute('1' as never, 0),
+            TypeError,
+            'Expected an array of integers for dims but received ["1",0] of type array',
+          ],
+          [
+            'diagonal fraction',
+            () => m.diagonal(1.7),
+            RangeError,
+            'Expected an integer for offset but received 1.7 of type number',
+          ],
+          [
+            'diagonal NaN dim',
+            () => m.diagonal(0, NaN),
+            RangeError,
+            'Expected an integer for dim1 but received NaN of type number',
+          ],
+          [
+            'slice fractional start',
+            () => m.slice(1, 0.5),
+            RangeError,
+            'Expected an integer for start but received 0.5 of type number',
+          ],
+          [
+            'slice Infinity end',
+            () => m.slice(1, 0, Infinity),
+            RangeError,
+            'Expected an integer for end but received Infinity of type number',
+          ],
+          [
+            'argmax keepdim string',
+            () => m.argmax(0, 'yes' as never),
+            TypeError,
+            'Expected a boolean for keepdim but received "yes" of type string',
+          ],
+          [
+            'sort descending number',
+            () => m.sort(0, 1 as never),
+            TypeError,
+            'Expected a boolean for descending but received 1 of type number',
+          ],
+          [
+            'topk fraction',
+            () => m.topk(1.5),
+            RangeError,
+            'Expected a non-negative integer for k but received 1.5 of type number',
+          ],
+          [
+            'topk largest string',
+            () => m.topk(1, -1, 'no' as never),
+            TypeError,
+            'Expected a boolean for largest but received "no" of type string',
+          ],
+          [
+            'max keepdim number',
+            () => m.max(0, 1 as never),
+            TypeError,
+            'Expected a boolean for keepdim but received 1 of type number',
+          ],
+          [
+            'arange string end',
+            () => torch.arange(0, '5' as never),
+            TypeError,
+            'Expected a number or an options object for end but received "5" of type string',
+          ],
+          [
+            'tril fraction',
+            () => m.tril(0.5),
+            RangeError,
+            'Expected an integer for diagonal but received 0.5 of type number',
+          ],
+          [
+            'linalg.eigh uplo',
+            () => torch.linalg.eigh(torch.eye(2), { uplo: 'X' as never }),
+            RangeError,
+            "Expected one of 'L', 'U' for uplo but received \"X\" of type string",
+          ],
+          [
+            'linalg.cholesky upper',
+            () => torch.linalg.cholesky(torch.eye(2), { upper: 1 as never }),
+            TypeError,
+            'Expected a boolean for upper but received 1 of type number',
+          ],
+          [
+            'zeros null options',
+            () => torch.zeros(2, null as never),
+            TypeError,
+            'Expected an options object for options but received null of type null',
+          ],
         ];
         for (const [name, fn, type, message] of cases) {
           const e = thrown(fn);
@@ -312,24 +462,51 @@ describe('wrong argument types and non-integers: TypeError / RangeError naming t
         }
         // the neighbours that checked already: each names its argument for 1.7, NaN and Infinity
         const neighbours: [string, (v: number) => unknown][] = [
-          ['dim', (v) => m.squeeze(v)], ['dim', (v) => m.unsqueeze(v)], ['dim', (v) => m.softmax(v)], ['dim', (v) => m.cumsum(v)],
-          ['dim', (v) => m.sum(v)], ['dim', (v) => m.argmax(v)], ['dim', (v) => m.select(v, 0)], ['index', (v) => m.select(0, v)],
-          ['length', (v) => m.narrow(1, 0, v)], ['chunks', (v) => m.chunk(v)], ['splitSize', (v) => m.split(v)], ['dim0', (v) => m.transpose(v, 1)],
-          ['startDim', (v) => m.flatten(v)], ['k', (v) => m.topk(v)], ['diagonal', (v) => m.triu(v)], ['n', (v) => torch.eye(v)],
-          ['n', (v) => torch.randperm(v)], ['steps', (v) => torch.linspace(0, 1, v)], ['numSamples', (v) => torch.multinomial(torch.ones(3), v)],
-          ['dim', (v) => torch.cat([m, m], v)], ['inFeatures', (v) => new nn.Linear(v, 2)], ['correction', (v) => m.var(0, { correction: v })],
+          ['dim', (v) => m.squeeze(v)],
+          ['dim', (v) => m.unsqueeze(v)],
+          ['dim', (v) => m.softmax(v)],
+          ['dim', (v) => m.cumsum(v)],
+          ['dim', (v) => m.sum(v)],
+          ['dim', (v) => m.argmax(v)],
+          ['dim', (v) => m.select(v, 0)],
+          ['index', (v) => m.select(0, v)],
+          ['length', (v) => m.narrow(1, 0, v)],
+          ['chunks', (v) => m.chunk(v)],
+          ['splitSize', (v) => m.split(v)],
+          ['dim0', (v) => m.transpose(v, 1)],
+          ['startDim', (v) => m.flatten(v)],
+          ['k', (v) => m.topk(v)],
+          ['diagonal', (v) => m.triu(v)],
+          ['n', (v) => torch.eye(v)],
+          ['n', (v) => torch.randperm(v)],
+          ['steps', (v) => torch.linspace(0, 1, v)],
+          ['numSamples', (v) => torch.multinomial(torch.ones(3), v)],
+          ['dim', (v) => torch.cat([m, m], v)],
+          ['inFeatures', (v) => new nn.Linear(v, 2)],
+          ['correction', (v) => m.var(0, { correction: v })],
         ];
         for (const [arg, fn] of neighbours)
           for (const v of [1.7, NaN, Infinity]) {
             const e = thrown(() => fn(v));
             expect(e instanceof RangeError || e instanceof TypeError, `${arg} ${v}: ${e.message}`).toBe(true);
-            expect(e.message, `${arg} ${v}`).toMatch(new RegExp(`^Expected .* for ${arg} but received ${v} of type number$`));
+            expect(e.message, `${arg} ${v}`).toMatch(
+              new RegExp(`^Expected .* for ${arg} but received ${v} of type number$`),
+            );
           }
         // what still works: negative dims for flip and permute, roll without dims (flattened, as torch.roll)
-        expect(m.flip(-1).toArray()).toEqual([[2, 1, 0], [5, 4, 3]]);
+        expect(m.flip(-1).toArray()).toEqual([
+          [2, 1, 0],
+          [5, 4, 3],
+        ]);
         expect(m.permute(-1, -2).shape).toEqual([3, 2]);
-        expect(m.roll(1).toArray()).toEqual([[5, 0, 1], [2, 3, 4]]);
-        expect(m.roll([1, -1], [0, 1]).toArray()).toEqual([[4, 5, 3], [1, 2, 0]]);
+        expect(m.roll(1).toArray()).toEqual([
+          [5, 0, 1],
+          [2, 3, 4],
+        ]);
+        expect(m.roll([1, -1], [0, 1]).toArray()).toEqual([
+          [4, 5, 3],
+          [1, 2, 0],
+        ]);
         expect(m.diagonal(1).toArray()).toEqual([1, 5]);
       }),
     ));
@@ -338,12 +515,19 @@ describe('wrong argument types and non-integers: TypeError / RangeError naming t
     noLeak(() =>
       torch.tidy(() => {
         const m = torch.arange(0, 9, 1).reshape(3, 3);
-        for (const [v, shown] of [[1.7, '1.7'], [NaN, 'NaN'], [Infinity, 'Infinity'], [2 ** 63, '9223372036854776000']] as const) {
+        for (const [v, shown] of [
+          [1.7, '1.7'],
+          [NaN, 'NaN'],
+          [Infinity, 'Infinity'],
+          [2 ** 63, '9223372036854776000'],
+        ] as const) {
           const e = thrown(() => native.diagonal(m._h, v, 0, 1));
           expect(e).toBeInstanceOf(RangeError);
           expect(e.message).toBe(`expected an integer but received ${shown}`);
           // an integer array (a shape, dims) as well
-          expect(() => native.reshape(m._h, [v, 1])).toThrow(new RangeError(`expected an integer but received ${shown}`));
+          expect(() => native.reshape(m._h, [v, 1])).toThrow(
+            new RangeError(`expected an integer but received ${shown}`),
+          );
         }
         expect(() => native.diagonal(m._h, 'x' as never, 0, 1)).toThrow(new TypeError('expected an integer'));
         // integers still pass, up to the int64 range: an offset of -2^63 is libtorch's to judge (an empty diagonal)

@@ -28,9 +28,23 @@ describe('mlp and autoencoders', () => {
       const net = models.mlp([256, 20, 20, 20, 20, 20, 10], { activation: 'tanh' });
       expect(count(net)).toBe(fcCount([256, 20, 20, 20, 20, 20, 10]));
       expect(count(net)).toBe(7030); // 256*20+20 + 4*(20*20+20) + 20*10+10
-      expect([...net].map((m) => m.constructor.name)).toEqual(['Linear', 'Tanh', 'Linear', 'Tanh', 'Linear', 'Tanh', 'Linear', 'Tanh', 'Linear', 'Tanh', 'Linear']);
+      expect([...net].map((m) => m.constructor.name)).toEqual([
+        'Linear',
+        'Tanh',
+        'Linear',
+        'Tanh',
+        'Linear',
+        'Tanh',
+        'Linear',
+        'Tanh',
+        'Linear',
+        'Tanh',
+        'Linear',
+      ]);
       const custom = models.mlp([3, 4, 2], { activation: () => new nn.GELU({ approximate: 'tanh' }), bias: false });
-      expect(String(custom)).toBe('Sequential(\n  (0): Linear(in_features=3, out_features=4, bias=False)\n  (1): GELU(approximate=\'tanh\')\n  (2): Linear(in_features=4, out_features=2, bias=False)\n)');
+      expect(String(custom)).toBe(
+        "Sequential(\n  (0): Linear(in_features=3, out_features=4, bias=False)\n  (1): GELU(approximate='tanh')\n  (2): Linear(in_features=4, out_features=2, bias=False)\n)",
+      );
       net.dispose();
       custom.dispose();
     });
@@ -56,7 +70,12 @@ describe('mlp and autoencoders', () => {
       // 784*1000+1000 + 1000*500+500 + 500*250+250 + 250*30+30 + 30*250+250 + 250*500+500 + 500*1000+1000 + 1000*784+784
       expect(count(mnist)).toBe(2837314);
       expect([...mnist].filter((m) => m instanceof nn.ReLU).length).toBe(6);
-      expect(mnist.namedParameters().map(([n]) => n).filter((n) => n.endsWith('weight'))).toEqual(['0.weight', '2.weight', '4.weight', '6.weight', '7.weight', '9.weight', '11.weight', '13.weight']);
+      expect(
+        mnist
+          .namedParameters()
+          .map(([n]) => n)
+          .filter((n) => n.endsWith('weight')),
+      ).toEqual(['0.weight', '2.weight', '4.weight', '6.weight', '7.weight', '9.weight', '11.weight', '13.weight']);
       const x = torch.rand([3, 784]);
       trainStep(mnist, x, [3, 784]);
       x.dispose();
@@ -76,12 +95,26 @@ describe('resnet32', () => {
       const net = models.resnet32();
       // conv1 432 + bn1 32; stage 1: 5 x (2*2304 + 64); stage 2: (4608 + 9216 + 128) + 4 x (2*9216 + 128);
       // stage 3: (18432 + 36864 + 256) + 4 x (2*36864 + 256); linear 64*10 + 10
-      expect(count(net)).toBe(432 + 32 + 5 * (2 * 2304 + 64) + (4608 + 9216 + 128) + 4 * (2 * 9216 + 128) + (18432 + 36864 + 256) + 4 * (2 * 36864 + 256) + 650);
+      expect(count(net)).toBe(
+        432 +
+          32 +
+          5 * (2 * 2304 + 64) +
+          (4608 + 9216 + 128) +
+          4 * (2 * 9216 + 128) +
+          (18432 + 36864 + 256) +
+          4 * (2 * 36864 + 256) +
+          650,
+      );
       expect(count(net)).toBe(464154);
       const names = net.namedParameters().map(([n]) => n);
       expect(names.slice(0, 4)).toEqual(['conv1.weight', 'bn1.weight', 'bn1.bias', 'layer1.0.conv1.weight']);
       expect(names.slice(-2)).toEqual(['linear.weight', 'linear.bias']);
-      expect(net.namedParameters().filter(([n]) => n.includes('conv')).every(([, p]) => p.ndim === 4)).toBe(true);
+      expect(
+        net
+          .namedParameters()
+          .filter(([n]) => n.includes('conv'))
+          .every(([, p]) => p.ndim === 4),
+      ).toBe(true);
       expect(net.namedBuffers().length).toBe(31 * 3); // 31 BatchNorms: running mean, variance, batch count
       expect(String(net.layer2.at(0))).toContain('(shortcut): PadShortcut(stride=2, pad_channels=8)');
       expect(String(net.layer2.at(1))).toContain('(shortcut): Identity()');
@@ -121,7 +154,9 @@ describe('vgg16bn', () => {
     await noLeak(() => {
       torch.manualSeed(8);
       const net = models.vgg16bn();
-      let c = 3, convs = 0, bns = 0;
+      let c = 3,
+        convs = 0,
+        bns = 0;
       for (const v of models.VGG16_CONFIG) {
         if (v === 'M') continue;
         convs += c * v * 9 + v;
@@ -143,8 +178,13 @@ describe('vgg16bn', () => {
         ].join('\n'),
       );
       expect([...net.stateDict({ keepVars: true }).keys()].slice(0, 7)).toEqual([
-        'features.0.weight', 'features.0.bias', 'features.1.weight', 'features.1.bias',
-        'features.1.runningMean', 'features.1.runningVar', 'features.1.numBatchesTracked',
+        'features.0.weight',
+        'features.0.bias',
+        'features.1.weight',
+        'features.1.bias',
+        'features.1.runningMean',
+        'features.1.runningVar',
+        'features.1.numBatchesTracked',
       ]);
       const conv = net.features.at(14) as torch.nn.Conv2d; // 128 -> 256 (after conv, bn, relu x4 and a pool)
       expect(conv.weight.shape).toEqual([256, 128, 3, 3]);
@@ -180,13 +220,21 @@ describe('smallCnn', () => {
       });
       torch.dispose([x, one]);
       net.dispose();
-      expect(() => models.smallCnn({ imageSize: 30 })).toThrow(new RangeError('Expected a positive multiple of 4 for imageSize but received 30 of type number'));
+      expect(() => models.smallCnn({ imageSize: 30 })).toThrow(
+        new RangeError('Expected a positive multiple of 4 for imageSize but received 30 of type number'),
+      );
     });
   });
 
   it('rejects bad widths and activations', () => {
-    expect(() => models.mlp([3])).toThrow(new TypeError('Expected an array of at least two positive integers for widths but received [3] of type array'));
-    expect(() => models.mlp([3, 2], { activation: 'swish' as never })).toThrow(new RangeError("Expected one of 'relu', 'tanh', 'sigmoid', 'gelu' for activation but received \"swish\" of type string"));
+    expect(() => models.mlp([3])).toThrow(
+      new TypeError('Expected an array of at least two positive integers for widths but received [3] of type array'),
+    );
+    expect(() => models.mlp([3, 2], { activation: 'swish' as never })).toThrow(
+      new RangeError(
+        "Expected one of 'relu', 'tanh', 'sigmoid', 'gelu' for activation but received \"swish\" of type string",
+      ),
+    );
     expect(() => models.autoencoder('cifar' as never)).toThrow(RangeError);
   });
 });

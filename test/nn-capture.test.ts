@@ -14,7 +14,10 @@ const F = nn.functional;
 function data(shape: number[], seed: number, scale = 2): Tensor {
   const r = lcg(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return torch.tensor(Array.from({ length: n }, () => r() * scale), { shape });
+  return torch.tensor(
+    Array.from({ length: n }, () => r() * scale),
+    { shape },
+  );
 }
 
 describe('captureOutputs', () => {
@@ -105,7 +108,9 @@ describe('captureOutputs', () => {
       }
       const m = new TwoHeads();
       const cap = nn.captureOutputs(m);
-      expect(() => cap.outputGrads(3 as never)).toThrow(new TypeError('Expected a Tensor for loss but received 3 of type number'));
+      expect(() => cap.outputGrads(3 as never)).toThrow(
+        new TypeError('Expected a Tensor for loss but received 3 of type number'),
+      );
       const x = data([4, 3], 6);
       torch.tidy(() => {
         const loss = m.call(x).sum();
@@ -128,7 +133,9 @@ describe('captureOutputs', () => {
       torch.tidy(() => void m.call(x));
       expect(cap.records()).toEqual([]);
       expect(m.used._forwardHooks.size).toBe(0);
-      expect(() => nn.captureOutputs({} as never)).toThrow(new TypeError('Expected a Module for model but received [object Object] of type object'));
+      expect(() => nn.captureOutputs({} as never)).toThrow(
+        new TypeError('Expected a Module for model but received [object Object] of type object'),
+      );
       x.dispose();
       m.dispose();
     });

@@ -35,7 +35,11 @@ function meanStd(a: number[]): [number, number] {
 
 /** Reference conv2d with explicit left/right paddings per spatial dim. */
 function conv2dRef(
-  x: number[], xs: number[], w: number[], ws: number[], b: number[] | null,
+  x: number[],
+  xs: number[],
+  w: number[],
+  ws: number[],
+  b: number[] | null,
   o: { stride: number[]; padL: number[]; padR: number[]; dilation: number[]; groups: number },
 ): { y: number[]; shape: number[] } {
   const [N, C, H, W] = xs as [number, number, number, number];
@@ -68,13 +72,17 @@ describe('Linear', () => {
   it('computes x W^T + b', async () => {
     await noLeak(() => {
       const lin = new nn.Linear(4, 5);
-      const w = vals(20, 1), b = vals(5, 2), x = vals(12, 3, 4);
+      const w = vals(20, 1),
+        b = vals(5, 2),
+        x = vals(12, 3, 4);
       setValues(lin.weight, w);
       setValues(lin.bias!, b);
       const xt = torch.tensor(x, { shape: [3, 4] });
       const y = lin.call(xt);
       const want: number[] = [];
-      for (let n = 0; n < 3; n++) for (let o = 0; o < 5; o++) want.push(b[o]! + [0, 1, 2, 3].reduce((s, i) => s + x[n * 4 + i]! * w[o * 4 + i]!, 0));
+      for (let n = 0; n < 3; n++)
+        for (let o = 0; o < 5; o++)
+          want.push(b[o]! + [0, 1, 2, 3].reduce((s, i) => s + x[n * 4 + i]! * w[o * 4 + i]!, 0));
       expect(y.shape).toEqual([3, 5]);
       expectClose(y, Float64Array.from(want), { atol: 1e-6 });
       const noBias = new nn.Linear(4, 5, { bias: false });
@@ -96,7 +104,7 @@ describe('Linear', () => {
       expect(Math.max(...w.map(Math.abs))).toBeGreaterThan(bound * 0.999); // 120000 draws reach the edge
       const [m, s] = meanStd(w);
       // U(-b, b): sd b/sqrt(3); the sample sd's relative sd is sqrt(4/45/n) * 3 / 2 ~ 1.3e-3 here, allow 5 of them
-      expect(Math.abs(m)).toBeLessThan(5 * (bound / Math.sqrt(3)) / Math.sqrt(w.length));
+      expect(Math.abs(m)).toBeLessThan((5 * (bound / Math.sqrt(3))) / Math.sqrt(w.length));
       expect(Math.abs(s / (bound / Math.sqrt(3)) - 1)).toBeLessThan(0.0065);
       const b = lin.bias!.dataSync();
       expect(Math.max(...b.map(Math.abs))).toBeLessThanOrEqual(bound);
@@ -111,12 +119,20 @@ describe('Conv2d', () => {
     await noLeak(() => {
       const conv = new nn.Conv2d(4, 6, [3, 2], { stride: [2, 1], padding: [1, 0], dilation: [1, 2], groups: 2 });
       expect(conv.weight.shape).toEqual([6, 2, 3, 2]);
-      const w = vals(72, 4), b = vals(6, 5), x = vals(2 * 4 * 7 * 6, 6, 2);
+      const w = vals(72, 4),
+        b = vals(6, 5),
+        x = vals(2 * 4 * 7 * 6, 6, 2);
       setValues(conv.weight, w);
       setValues(conv.bias!, b);
       const xt = torch.tensor(x, { shape: [2, 4, 7, 6] });
       const y = conv.call(xt);
-      const ref = conv2dRef(x, [2, 4, 7, 6], w, [6, 2, 3, 2], b, { stride: [2, 1], padL: [1, 0], padR: [1, 0], dilation: [1, 2], groups: 2 });
+      const ref = conv2dRef(x, [2, 4, 7, 6], w, [6, 2, 3, 2], b, {
+        stride: [2, 1],
+        padL: [1, 0],
+        padR: [1, 0],
+        dilation: [1, 2],
+        groups: 2,
+      });
       expect(y.shape).toEqual(ref.shape);
       expectClose(y, Float64Array.from(ref.y), { atol: 1e-5 });
       torch.dispose([xt, y]);
@@ -127,12 +143,19 @@ describe('Conv2d', () => {
   it("pads 'same' asymmetrically for an even kernel (the extra row and column at the end) and differentiates through it", async () => {
     await noLeak(() => {
       const conv = new nn.Conv2d(2, 3, 4, { padding: 'same', bias: false, dtype: 'float64' });
-      const w = vals(3 * 2 * 16, 7), x = vals(2 * 5 * 5, 8, 2);
+      const w = vals(3 * 2 * 16, 7),
+        x = vals(2 * 5 * 5, 8, 2);
       setValues(conv.weight, w);
       const xt = torch.tensor(x, { shape: [1, 2, 5, 5], dtype: 'float64', requiresGrad: true });
       const y = conv.call(xt);
       // total padding 3 per dim: 1 before, 2 after
-      const ref = conv2dRef(x, [1, 2, 5, 5], w, [3, 2, 4, 4], null, { stride: [1, 1], padL: [1, 1], padR: [2, 2], dilation: [1, 1], groups: 1 });
+      const ref = conv2dRef(x, [1, 2, 5, 5], w, [3, 2, 4, 4], null, {
+        stride: [1, 1],
+        padL: [1, 1],
+        padR: [2, 2],
+        dilation: [1, 1],
+        groups: 1,
+      });
       expect(y.shape).toEqual([1, 3, 5, 5]);
       expectClose(y, Float64Array.from(ref.y), { atol: 1e-12 });
       expect(torch.autograd.gradcheck((inp) => conv.call(inp), [xt])).toBeLessThan(1e-6);
@@ -157,11 +180,19 @@ describe('Conv2d', () => {
   });
 
   it('rejects bad arguments', () => {
-    expect(() => new nn.Conv2d(3, 4, 3, { groups: 2 })).toThrow(new RangeError('in_channels must be divisible by groups'));
-    expect(() => new nn.Conv2d(4, 3, 3, { groups: 2 })).toThrow(new RangeError('out_channels must be divisible by groups'));
-    expect(() => new nn.Conv2d(4, 4, 3, { padding: 'same', stride: 2 })).toThrow(new RangeError("padding='same' is not supported for strided convolutions"));
+    expect(() => new nn.Conv2d(3, 4, 3, { groups: 2 })).toThrow(
+      new RangeError('in_channels must be divisible by groups'),
+    );
+    expect(() => new nn.Conv2d(4, 3, 3, { groups: 2 })).toThrow(
+      new RangeError('out_channels must be divisible by groups'),
+    );
+    expect(() => new nn.Conv2d(4, 4, 3, { padding: 'same', stride: 2 })).toThrow(
+      new RangeError("padding='same' is not supported for strided convolutions"),
+    );
     expect(() => new nn.Conv2d(4, 4, 0)).toThrow(new RangeError('Expected kernelSize to be >= 1 but received 0'));
-    expect(() => new nn.Conv2d(0, 4, 3)).toThrow(new RangeError('Expected a positive integer for inChannels but received 0 of type number'));
+    expect(() => new nn.Conv2d(0, 4, 3)).toThrow(
+      new RangeError('Expected a positive integer for inChannels but received 0 of type number'),
+    );
     expect(() => new nn.Conv2d(4, 4, 3, { padding: 'full' as never })).toThrow(TypeError);
   });
 });
@@ -176,7 +207,15 @@ function channelStats(x: number[], shape: number[]): [number[], number[], number
   const ss = groups.map((g, c) => g.reduce((s, v) => s + (v - mean[c]!) ** 2, 0));
   return [mean, ss.map((s, c) => s / groups[c]!.length), ss.map((s, c) => s / (groups[c]!.length - 1))];
 }
-function normRef(x: number[], shape: number[], mean: number[], variance: number[], w: number[], b: number[], eps: number): Float64Array {
+function normRef(
+  x: number[],
+  shape: number[],
+  mean: number[],
+  variance: number[],
+  w: number[],
+  b: number[],
+  eps: number,
+): Float64Array {
   const C = shape[1]!;
   const inner = shape.slice(2).reduce((a, b2) => a * b2, 1);
   return Float64Array.from(x, (v, k) => {
@@ -193,22 +232,26 @@ describe('BatchNorm', () => {
       expect(bn.runningVar!.dataSync()).toEqual([1, 1, 1]);
       expect(bn.weight!.dataSync()).toEqual([1, 1, 1]);
       expect(bn.bias!.dataSync()).toEqual([0, 0, 0]);
-      const w = [1.5, -0.5, 2], b = [0.1, 0.2, -0.3];
+      const w = [1.5, -0.5, 2],
+        b = [0.1, 0.2, -0.3];
       setValues(bn.weight!, w);
       setValues(bn.bias!, b);
-      const x1 = vals(18, 9, 4), x2 = vals(18, 10, 3).map((v) => v + 1);
+      const x1 = vals(18, 9, 4),
+        x2 = vals(18, 10, 3).map((v) => v + 1);
       const [m1, v1, u1] = channelStats(x1, [6, 3]);
       const [m2, , u2] = channelStats(x2, [6, 3]);
       const t1 = torch.tensor(x1, { shape: [6, 3] });
       const y1 = bn.call(t1);
       expectClose(y1, normRef(x1, [6, 3], m1, v1, w, b, 1e-3), { atol: 1e-5 });
-      const rm1 = m1.map((m) => 0.8 * 0 + 0.2 * m), rv1 = u1.map((u) => 0.8 * 1 + 0.2 * u);
+      const rm1 = m1.map((m) => 0.8 * 0 + 0.2 * m),
+        rv1 = u1.map((u) => 0.8 * 1 + 0.2 * u);
       expectClose(bn.runningMean!, Float64Array.from(rm1), { atol: 1e-6 });
       expectClose(bn.runningVar!, Float64Array.from(rv1), { atol: 1e-6 });
       expect(bn.numBatchesTracked!.item()).toBe(1);
       const t2 = torch.tensor(x2, { shape: [6, 3] });
       torch.tidy(() => void bn.call(t2));
-      const rm2 = rm1.map((r, c) => 0.8 * r + 0.2 * m2[c]!), rv2 = rv1.map((r, c) => 0.8 * r + 0.2 * u2[c]!);
+      const rm2 = rm1.map((r, c) => 0.8 * r + 0.2 * m2[c]!),
+        rv2 = rv1.map((r, c) => 0.8 * r + 0.2 * u2[c]!);
       expect(bn.numBatchesTracked!.item()).toBe(2);
       bn.eval();
       const y3 = bn.call(t1);
@@ -221,21 +264,36 @@ describe('BatchNorm', () => {
 
   it('momentum null keeps a cumulative average; trackRunningStats false always uses batch statistics; affine false has no parameters', async () => {
     await noLeak(() => {
-      const x1 = vals(12, 11, 2), x2 = vals(12, 12, 2).map((v) => v - 0.5);
+      const x1 = vals(12, 11, 2),
+        x2 = vals(12, 12, 2).map((v) => v - 0.5);
       const [m1, v1, u1] = channelStats(x1, [4, 3]);
       const [m2, , u2] = channelStats(x2, [4, 3]);
-      const t1 = torch.tensor(x1, { shape: [4, 3] }), t2 = torch.tensor(x2, { shape: [4, 3] });
+      const t1 = torch.tensor(x1, { shape: [4, 3] }),
+        t2 = torch.tensor(x2, { shape: [4, 3] });
       const cum = new nn.BatchNorm1d(3, { momentum: null });
       torch.tidy(() => {
         cum.call(t1);
         cum.call(t2);
       });
-      expectClose(cum.runningMean!, Float64Array.from(m1, (m, c) => (m + m2[c]!) / 2), { atol: 1e-6 });
-      expectClose(cum.runningVar!, Float64Array.from(u1, (u, c) => (u + u2[c]!) / 2), { atol: 1e-6 });
+      expectClose(
+        cum.runningMean!,
+        Float64Array.from(m1, (m, c) => (m + m2[c]!) / 2),
+        { atol: 1e-6 },
+      );
+      expectClose(
+        cum.runningVar!,
+        Float64Array.from(u1, (u, c) => (u + u2[c]!) / 2),
+        { atol: 1e-6 },
+      );
       const free = new nn.BatchNorm1d(3, { trackRunningStats: false, affine: false });
       expect(free.parameters().length).toBe(0);
       expect(free.buffers().length).toBe(0);
-      expect([free.runningMean, free.runningVar, free.numBatchesTracked, free.weight]).toEqual([null, null, null, null]);
+      expect([free.runningMean, free.runningVar, free.numBatchesTracked, free.weight]).toEqual([
+        null,
+        null,
+        null,
+        null,
+      ]);
       free.eval();
       const y = free.call(t1);
       expectClose(y, normRef(x1, [4, 3], m1, v1, [1, 1, 1], [0, 0, 0], 1e-5), { atol: 1e-5 });
@@ -247,14 +305,21 @@ describe('BatchNorm', () => {
 
   it('BatchNorm1d on (N, C, L) and BatchNorm2d on (N, C, H, W) normalise over every dim but C', async () => {
     await noLeak(() => {
-      for (const [Cls, shape] of [[nn.BatchNorm1d, [2, 3, 4]], [nn.BatchNorm2d, [2, 3, 2, 3]]] as const) {
+      for (const [Cls, shape] of [
+        [nn.BatchNorm1d, [2, 3, 4]],
+        [nn.BatchNorm2d, [2, 3, 2, 3]],
+      ] as const) {
         const bn = new Cls(3);
         const x = vals(prod([...shape]), 13, 3);
         const [m, v, u] = channelStats(x, [...shape]);
         const t = torch.tensor(x, { shape: [...shape] });
         const y = bn.call(t);
         expectClose(y, normRef(x, [...shape], m, v, [1, 1, 1], [0, 0, 0], 1e-5), { atol: 1e-5 });
-        expectClose(bn.runningVar!, Float64Array.from(u, (s) => 0.9 + 0.1 * s), { atol: 1e-6 });
+        expectClose(
+          bn.runningVar!,
+          Float64Array.from(u, (s) => 0.9 + 0.1 * s),
+          { atol: 1e-6 },
+        );
         torch.dispose([t, y]);
         bn.dispose();
       }
@@ -273,15 +338,23 @@ describe('BatchNorm', () => {
   });
 
   it('rejects inputs of the wrong rank and single values per channel', () => {
-    const bn2 = new nn.BatchNorm2d(3), bn1 = new nn.BatchNorm1d(3);
-    const flat = torch.zeros([1, 3]), img = torch.zeros([2, 3, 1, 1]);
+    const bn2 = new nn.BatchNorm2d(3),
+      bn1 = new nn.BatchNorm1d(3);
+    const flat = torch.zeros([1, 3]),
+      img = torch.zeros([2, 3, 1, 1]);
     expect(() => bn2.call(flat)).toThrow(new RangeError('expected 4D input (got 2D input)'));
     expect(() => bn1.call(img)).toThrow(new RangeError('expected 2D or 3D input (got 4D input)'));
-    expect(() => bn1.call(flat)).toThrow(new RangeError('Expected more than 1 value per channel when training, got input size [1, 3]'));
+    expect(() => bn1.call(flat)).toThrow(
+      new RangeError('Expected more than 1 value per channel when training, got input size [1, 3]'),
+    );
     bn1.eval();
     torch.dispose(bn1.call(flat)); // fine with running statistics
-    expect(() => new nn.BatchNorm2d(3, { momentum: 2 })).toThrow(new RangeError('Expected a number in [0, 1] for momentum but received 2 of type number'));
-    expect(() => new nn.BatchNorm2d(3, { eps: 0 })).toThrow(new RangeError('Expected a positive number for eps but received 0 of type number'));
+    expect(() => new nn.BatchNorm2d(3, { momentum: 2 })).toThrow(
+      new RangeError('Expected a number in [0, 1] for momentum but received 2 of type number'),
+    );
+    expect(() => new nn.BatchNorm2d(3, { eps: 0 })).toThrow(
+      new RangeError('Expected a positive number for eps but received 0 of type number'),
+    );
     torch.dispose([flat, img]);
     bn1.dispose();
     bn2.dispose();
@@ -302,10 +375,18 @@ describe('activations, dropout, flatten, identity', () => {
       check(new nn.Sigmoid(), (v) => 1 / (1 + Math.exp(-v)));
       check(new nn.Tanh(), Math.tanh);
       // x * Phi(x) with Phi from normal tables: Phi(0.5) = 0.6914624612740131, Phi(1) = 0.8413447460685429, Phi(2) = 0.9772498680518208
-      const phi: Record<number, number> = { 0: 0.5, 0.5: 0.6914624612740131, 1: 0.8413447460685429, 2: 0.9772498680518208 };
+      const phi: Record<number, number> = {
+        0: 0.5,
+        0.5: 0.6914624612740131,
+        1: 0.8413447460685429,
+        2: 0.9772498680518208,
+      };
       const Phi = (v: number): number => (v >= 0 ? phi[v]! : 1 - phi[-v]!);
       check(new nn.GELU(), (v) => v * Phi(v));
-      check(new nn.GELU({ approximate: 'tanh' }), (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))));
+      check(
+        new nn.GELU({ approximate: 'tanh' }),
+        (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))),
+      );
       x.dispose();
     });
   });
@@ -313,7 +394,8 @@ describe('activations, dropout, flatten, identity', () => {
   it('Dropout zeroes a fraction p and rescales the rest while training, and passes values in evaluation', async () => {
     await noLeak(() => {
       torch.manualSeed(3);
-      const n = 20000, p = 0.3;
+      const n = 20000,
+        p = 0.3;
       const x = torch.ones([n]);
       const d = new nn.Dropout(p);
       const y = d.call(x);
@@ -325,7 +407,9 @@ describe('activations, dropout, flatten, identity', () => {
       d.eval();
       const z = d.call(x);
       expect(z.dataSync().every((e) => e === 1)).toBe(true);
-      expect(() => new nn.Dropout(1.5)).toThrow(new RangeError('Expected a number in [0, 1] for p but received 1.5 of type number'));
+      expect(() => new nn.Dropout(1.5)).toThrow(
+        new RangeError('Expected a number in [0, 1] for p but received 1.5 of type number'),
+      );
       torch.dispose([x, y, z]);
     });
   });
@@ -333,8 +417,14 @@ describe('activations, dropout, flatten, identity', () => {
   it('Flatten and Identity', async () => {
     await noLeak(() => {
       const x = torch.randn([2, 3, 4, 5]);
-      const a = new nn.Flatten().call(x), b = new nn.Flatten(0, 1).call(x), c = new nn.Identity().call(x);
-      expect([a.shape, b.shape, c.shape]).toEqual([[2, 60], [6, 4, 5], [2, 3, 4, 5]]);
+      const a = new nn.Flatten().call(x),
+        b = new nn.Flatten(0, 1).call(x),
+        c = new nn.Identity().call(x);
+      expect([a.shape, b.shape, c.shape]).toEqual([
+        [2, 60],
+        [6, 4, 5],
+        [2, 3, 4, 5],
+      ]);
       expect(c).not.toBe(x);
       expect(c.dataSync()).toEqual(x.dataSync());
       torch.dispose([x, a, b, c]);
@@ -354,7 +444,8 @@ describe('pooling', () => {
           const win: (number | null)[] = [];
           for (let a = 0; a < k; a++)
             for (let b2 = 0; b2 < k; b2++) {
-              const h = i * s - p + a, w = j * s - p + b2;
+              const h = i * s - p + a,
+                w = j * s - p + b2;
               win.push(h < 0 || h >= 5 || w < 0 || w >= 5 ? null : x[at(shape, 0, c, h, w)]!);
             }
           res.push([win]);
@@ -367,9 +458,16 @@ describe('pooling', () => {
       const t = torch.tensor(x, { shape });
       const y = new nn.MaxPool2d(3, { stride: 2, padding: 1 }).call(t);
       expect(y.shape).toEqual([1, 2, 3, 3]);
-      expectClose(y, Float64Array.from(windows(3, 2, 1, 3), ([w]) => Math.max(...(w!.filter((v) => v !== null) as number[]))));
-      const floor = new nn.MaxPool2d(2).call(t), ceil = new nn.MaxPool2d(2, { ceilMode: true }).call(t);
-      expect([floor.shape, ceil.shape]).toEqual([[1, 2, 2, 2], [1, 2, 3, 3]]);
+      expectClose(
+        y,
+        Float64Array.from(windows(3, 2, 1, 3), ([w]) => Math.max(...(w!.filter((v) => v !== null) as number[]))),
+      );
+      const floor = new nn.MaxPool2d(2).call(t),
+        ceil = new nn.MaxPool2d(2, { ceilMode: true }).call(t);
+      expect([floor.shape, ceil.shape]).toEqual([
+        [1, 2, 2, 2],
+        [1, 2, 3, 3],
+      ]);
       // ceil mode's last window holds the clipped 5th row/column only
       const corner = ceil.index(0, 0, 2, 2);
       expectClose(corner, [x[at(shape, 0, 0, 4, 4)]!]);
@@ -384,23 +482,34 @@ describe('pooling', () => {
       const exc = new nn.AvgPool2d(3, { stride: 2, padding: 1, countIncludePad: false }).call(t);
       const wins = windows(3, 2, 1, 3).map(([w]) => w!);
       const sum = (w: (number | null)[]): number => w.reduce<number>((s, v) => s + (v ?? 0), 0);
-      expectClose(inc, Float64Array.from(wins, (w) => sum(w) / 9));
-      expectClose(exc, Float64Array.from(wins, (w) => sum(w) / w.filter((v) => v !== null).length));
+      expectClose(
+        inc,
+        Float64Array.from(wins, (w) => sum(w) / 9),
+      );
+      expectClose(
+        exc,
+        Float64Array.from(wins, (w) => sum(w) / w.filter((v) => v !== null).length),
+      );
       torch.dispose([t, inc, exc]);
     });
   });
 
   it('AdaptiveAvgPool2d averages bins [floor(i * in / out), ceil((i + 1) * in / out))', async () => {
     await noLeak(() => {
-      const H = 5, W = 7, oh = 3, ow = 4;
+      const H = 5,
+        W = 7,
+        oh = 3,
+        ow = 4;
       const xv = vals(H * W, 16, 5);
       const t = torch.tensor(xv, { shape: [1, 1, H, W] });
       const y = new nn.AdaptiveAvgPool2d([oh, ow]).call(t);
       const want: number[] = [];
       for (let i = 0; i < oh; i++)
         for (let j = 0; j < ow; j++) {
-          const h0 = Math.floor((i * H) / oh), h1 = Math.ceil(((i + 1) * H) / oh);
-          const w0 = Math.floor((j * W) / ow), w1 = Math.ceil(((j + 1) * W) / ow);
+          const h0 = Math.floor((i * H) / oh),
+            h1 = Math.ceil(((i + 1) * H) / oh);
+          const w0 = Math.floor((j * W) / ow),
+            w1 = Math.ceil(((j + 1) * W) / ow);
           let s = 0;
           for (let h = h0; h < h1; h++) for (let w = w0; w < w1; w++) s += xv[h * W + w]!;
           want.push(s / ((h1 - h0) * (w1 - w0)));
@@ -415,7 +524,9 @@ describe('pooling', () => {
 
 describe('nn.init', () => {
   it('calculateGain and fans follow PyTorch', () => {
-    expect(['linear', 'conv2d', 'sigmoid'].map((n) => init.calculateGain(n as torch.nn.init.Nonlinearity))).toEqual([1, 1, 1]);
+    expect(['linear', 'conv2d', 'sigmoid'].map((n) => init.calculateGain(n as torch.nn.init.Nonlinearity))).toEqual([
+      1, 1, 1,
+    ]);
     expect(init.calculateGain('tanh')).toBe(5 / 3);
     expect(init.calculateGain('relu')).toBe(Math.SQRT2);
     expect(init.calculateGain('leaky_relu')).toBeCloseTo(Math.sqrt(2 / 1.0001), 15);
@@ -425,8 +536,12 @@ describe('nn.init', () => {
     const t = torch.empty([6, 4, 3, 2]);
     expect(init.calculateFanInAndFanOut(t)).toEqual([24, 36]);
     const v = torch.empty([5]);
-    expect(() => init.calculateFanInAndFanOut(v)).toThrow(new RangeError('Fan in and fan out can not be computed for tensor with fewer than 2 dimensions'));
-    expect(() => init.kaimingNormal_(t, { mode: 'fan_avg' as never })).toThrow(new RangeError("Expected one of 'fan_in', 'fan_out' for mode but received \"fan_avg\" of type string"));
+    expect(() => init.calculateFanInAndFanOut(v)).toThrow(
+      new RangeError('Fan in and fan out can not be computed for tensor with fewer than 2 dimensions'),
+    );
+    expect(() => init.kaimingNormal_(t, { mode: 'fan_avg' as never })).toThrow(
+      new RangeError("Expected one of 'fan_in', 'fan_out' for mode but received \"fan_avg\" of type string"),
+    );
     torch.dispose([t, v]);
   });
 
@@ -445,8 +560,8 @@ describe('nn.init', () => {
       expect(Math.abs(sdOf() / Math.sqrt(2 / 384) - 1)).toBeLessThan(5 / Math.sqrt(2 * n));
       const maxAbs = (): number => Math.max(...p.dataSync().map(Math.abs));
       init.kaimingUniform_(p, { nonlinearity: 'tanh' });
-      expect(maxAbs()).toBeLessThanOrEqual(((5 / 3) * Math.sqrt(3)) / Math.sqrt(128) * (1 + 1e-6));
-      expect(maxAbs()).toBeGreaterThan(((5 / 3) * Math.sqrt(3)) / Math.sqrt(128) * 0.999);
+      expect(maxAbs()).toBeLessThanOrEqual((((5 / 3) * Math.sqrt(3)) / Math.sqrt(128)) * (1 + 1e-6));
+      expect(maxAbs()).toBeGreaterThan((((5 / 3) * Math.sqrt(3)) / Math.sqrt(128)) * 0.999);
       init.xavierUniform_(p, 2);
       expect(maxAbs()).toBeLessThanOrEqual(2 * Math.sqrt(6 / 384) * (1 + 1e-6));
       expect(maxAbs()).toBeGreaterThan(2 * Math.sqrt(6 / 384) * 0.999);

@@ -32,7 +32,10 @@ const LOSSES = {
 };
 
 /** The module of a case, its tensor options (weight, posWeight) made float64 tensors. */
-function build(c: Case, reduction: 'none' | 'mean' | 'sum'): torch.nn.Module<[torch.Tensor, torch.Tensor], torch.Tensor> {
+function build(
+  c: Case,
+  reduction: 'none' | 'mean' | 'sum',
+): torch.nn.Module<[torch.Tensor, torch.Tensor], torch.Tensor> {
   const o: Record<string, unknown> = { reduction };
   for (const [k, v] of Object.entries(c.options)) o[k] = Array.isArray(v) ? torch.tensor(v, { dtype: 'float64' }) : v;
   return new (LOSSES[c.module] as new (o: unknown) => torch.nn.Module<[torch.Tensor, torch.Tensor], torch.Tensor>)(o);
@@ -48,7 +51,11 @@ describe('loss modules match PyTorch', () => {
           const criterion = build(c, reduction);
           expect(String(criterion)).toBe(c.repr);
           const loss = criterion.call(x, y);
-          expectClose(loss, typeof c[reduction] === 'number' ? [c[reduction] as number] : (c[reduction] as number[][]), { atol: 1e-12, rtol: 1e-10 });
+          expectClose(
+            loss,
+            typeof c[reduction] === 'number' ? [c[reduction] as number] : (c[reduction] as number[][]),
+            { atol: 1e-12, rtol: 1e-10 },
+          );
           if (reduction === 'mean') {
             loss.backward();
             expectClose(x.grad!, c.grad, { atol: 1e-12, rtol: 1e-10 });
@@ -82,21 +89,43 @@ describe('loss modules as modules', () => {
     torch.manualSeed(0);
     const model = new nn.Linear(2, 2, { dtype: 'float64' });
     const criterion = new nn.CrossEntropyLoss();
-    const x = torch.tensor([[1, 0], [0, 1], [1, 0.2], [0.1, 1]], { dtype: 'float64' });
+    const x = torch.tensor(
+      [
+        [1, 0],
+        [0, 1],
+        [1, 0.2],
+        [0.1, 1],
+      ],
+      { dtype: 'float64' },
+    );
     const y = torch.tensor([0, 1, 0, 1], { dtype: 'int64' });
     const opt = new torch.optim.SGD(model.parameters(), { lr: 1 });
-    const history = await torch.fit(model, { train: [[x, y]], epochs: 20, optimizer: opt, loss: (o, t) => criterion.call(o, t), progress: 'none' });
+    const history = await torch.fit(model, {
+      train: [[x, y]],
+      epochs: 20,
+      optimizer: opt,
+      loss: (o, t) => criterion.call(o, t),
+      progress: 'none',
+    });
     expect(history[19]!.trainLoss).toBeLessThan(history[0]!.trainLoss / 4);
     torch.dispose([model.parameters(), x, y]);
     opt.dispose();
   });
 
   it('invalid arguments', () => {
-    expect(() => new nn.MSELoss({ reduction: 'avg' as never })).toThrow(new RangeError("Expected one of 'none', 'mean', 'sum' for reduction but received \"avg\" of type string"));
-    expect(() => new nn.CrossEntropyLoss({ labelSmoothing: 1.5 })).toThrow(new RangeError('Expected a number in [0, 1] for labelSmoothing but received 1.5 of type number'));
+    expect(() => new nn.MSELoss({ reduction: 'avg' as never })).toThrow(
+      new RangeError("Expected one of 'none', 'mean', 'sum' for reduction but received \"avg\" of type string"),
+    );
+    expect(() => new nn.CrossEntropyLoss({ labelSmoothing: 1.5 })).toThrow(
+      new RangeError('Expected a number in [0, 1] for labelSmoothing but received 1.5 of type number'),
+    );
     expect(() => new nn.CrossEntropyLoss({ ignoreIndex: 0.5 })).toThrow(RangeError);
-    expect(() => new nn.NLLLoss({ weight: [1, 2] as never })).toThrow(new TypeError('Expected a Tensor for weight but received [1,2] of type array'));
-    expect(() => new nn.SmoothL1Loss({ beta: -1 })).toThrow(new RangeError('Expected a non-negative number for beta but received -1 of type number'));
+    expect(() => new nn.NLLLoss({ weight: [1, 2] as never })).toThrow(
+      new TypeError('Expected a Tensor for weight but received [1,2] of type array'),
+    );
+    expect(() => new nn.SmoothL1Loss({ beta: -1 })).toThrow(
+      new RangeError('Expected a non-negative number for beta but received -1 of type number'),
+    );
     const c = new nn.CrossEntropyLoss();
     const x = torch.zeros(3, 4);
     const y = torch.tensor([0, 1, 7], { dtype: 'int64' });

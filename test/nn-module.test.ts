@@ -33,7 +33,9 @@ describe('Parameter', () => {
       const q = new nn.Parameter(p.clone(), false);
       expect(q.requiresGrad).toBe(false);
       expect(String(p).startsWith('Parameter containing:\ntensor([7., 7., 7.]')).toBe(true);
-      expect(() => new nn.Parameter([1] as never)).toThrow(new TypeError('Expected a Tensor for data but received [1] of type array'));
+      expect(() => new nn.Parameter([1] as never)).toThrow(
+        new TypeError('Expected a Tensor for data but received [1] of type array'),
+      );
       torch.dispose([p, q, alias]);
     });
   });
@@ -107,7 +109,14 @@ describe('registration and traversal', () => {
       expect(m.namedBuffers().map(([n]) => n)).toEqual(['stat', 'scratch']);
       expect(m.buffers()[0]).toBe(m.stat);
       // stateDict is not deduplicated (as PyTorch) and leaves non-persistent buffers out
-      expect([...m.stateDict({ keepVars: true }).keys()]).toEqual(['w', 'stat', 'a.weight', 'a.bias', 'b.weight', 'b.bias']);
+      expect([...m.stateDict({ keepVars: true }).keys()]).toEqual([
+        'w',
+        'stat',
+        'a.weight',
+        'a.bias',
+        'b.weight',
+        'b.bias',
+      ]);
       m.dispose();
     });
   });
@@ -128,10 +137,16 @@ describe('registration and traversal', () => {
     expect(() => net.registerParameter('', z())).toThrow(new RangeError('parameter name can\'t be empty string ""'));
     expect(() => net.registerBuffer('a.b', z())).toThrow(new RangeError('buffer name can\'t contain ".", got: a.b'));
     expect(() => net.registerModule('fc1', null)).not.toThrow(); // replacing a module with null is fine
-    expect(() => net.registerBuffer('scale', z())).toThrow(new RangeError("attribute 'scale' already exists (as a parameter)"));
+    expect(() => net.registerBuffer('scale', z())).toThrow(
+      new RangeError("attribute 'scale' already exists (as a parameter)"),
+    );
     expect(() => net.registerParameter('training', z())).toThrow(new RangeError("attribute 'training' already exists"));
-    expect(() => net.registerModule('forward', new nn.ReLU())).toThrow(new RangeError("attribute 'forward' already exists"));
-    expect(() => net.registerModule('x', {} as never)).toThrow(new TypeError('Expected a Module or null for module but received [object Object] of type object'));
+    expect(() => net.registerModule('forward', new nn.ReLU())).toThrow(
+      new RangeError("attribute 'forward' already exists"),
+    );
+    expect(() => net.registerModule('x', {} as never)).toThrow(
+      new TypeError('Expected a Module or null for module but received [object Object] of type object'),
+    );
     net.dispose();
   });
 });
@@ -170,7 +185,10 @@ describe('modes, gradients and conversion', () => {
     await noLeak(() => {
       const lin = new nn.Linear(2, 2);
       const net = new nn.Sequential(lin, new nn.BatchNorm1d(2), lin);
-      const x = torch.tensor([[1, 2], [0.5, -1]]);
+      const x = torch.tensor([
+        [1, 2],
+        [0.5, -1],
+      ]);
       const y32 = torch.tidy(() => net.eval().call(x));
       const w0 = lin.weight;
       torch.tidy(() => net.call(x).sum().backward());
@@ -190,12 +208,18 @@ describe('modes, gradients and conversion', () => {
       expect(net.parameters().every((p) => p.dtype === 'float64' && p.requiresGrad && p.isLeaf)).toBe(true);
       expect(lin.weight.grad!.dtype).toBe('float64'); // gradients come along
       const bn = net.at(1) as torch.nn.BatchNorm1d;
-      expect([bn.runningMean!.dtype, bn.runningVar!.dtype, bn.numBatchesTracked!.dtype]).toEqual(['float64', 'float64', 'int64']);
+      expect([bn.runningMean!.dtype, bn.runningVar!.dtype, bn.numBatchesTracked!.dtype]).toEqual([
+        'float64',
+        'float64',
+        'int64',
+      ]);
       expect(net.parameters().length).toBe(4); // the twice-used Linear still shares one weight
       const x64 = x.double();
       const y64 = torch.tidy(() => net.call(x64));
       expectClose(y64, y32.toArray() as number[][], { atol: 1e-6 });
-      expect(() => net.to('int64')).toThrow(new TypeError('nn.Module.to only accepts floating point dtypes, but got desired dtype=int64'));
+      expect(() => net.to('int64')).toThrow(
+        new TypeError('nn.Module.to only accepts floating point dtypes, but got desired dtype=int64'),
+      );
       expect(() => net.to('tpu' as never)).toThrow(RangeError);
       torch.dispose([x, y32, x64, y64]);
       net.dispose();
@@ -208,7 +232,15 @@ describe('stateDict and loadStateDict', () => {
     await noLeak(() => {
       const net = new nn.Sequential(new nn.Linear(3, 2), new nn.BatchNorm1d(2));
       const sd = net.stateDict();
-      expect([...sd.keys()]).toEqual(['0.weight', '0.bias', '1.weight', '1.bias', '1.runningMean', '1.runningVar', '1.numBatchesTracked']);
+      expect([...sd.keys()]).toEqual([
+        '0.weight',
+        '0.bias',
+        '1.weight',
+        '1.bias',
+        '1.runningMean',
+        '1.runningVar',
+        '1.numBatchesTracked',
+      ]);
       const w = sd.get('0.weight')!;
       expect(w.requiresGrad).toBe(false);
       expect(w).not.toBe((net.at(0) as torch.nn.Linear).weight);
@@ -279,9 +311,14 @@ describe('stateDict and loadStateDict', () => {
       }
       sd.get('0.weight')!.dispose();
       sd.set('0.weight', torch.ones([4, 3]));
-      expect(m.loadStateDict(sd, { strict: false })).toEqual({ missingKeys: ['1.weight', '1.bias'], unexpectedKeys: ['3.weight'] });
+      expect(m.loadStateDict(sd, { strict: false })).toEqual({
+        missingKeys: ['1.weight', '1.bias'],
+        unexpectedKeys: ['3.weight'],
+      });
       expect((m.at(0) as torch.nn.Linear).bias!.dataSync()).toEqual([1, 1, 1, 1]);
-      expect(() => m.loadStateDict({ '0.weight': 3 } as never)).toThrow(new TypeError('Expected a Tensor for stateDict["0.weight"] but received 3 of type number'));
+      expect(() => m.loadStateDict({ '0.weight': 3 } as never)).toThrow(
+        new TypeError('Expected a Tensor for stateDict["0.weight"] but received 3 of type number'),
+      );
       torch.dispose(sd);
       m.dispose();
     });
@@ -292,10 +329,18 @@ describe('toString', () => {
   it('prints a tree as PyTorch does', () => {
     const s = new nn.Sequential(new nn.Linear(784, 10), new nn.ReLU());
     expect(String(s)).toBe('Sequential(\n  (0): Linear(in_features=784, out_features=10, bias=True)\n  (1): ReLU()\n)');
-    const nested = new nn.Sequential(new Map<string, torch.nn.AnyModule>([
-      ['block', new nn.Sequential(new nn.Conv2d(3, 16, 3, { stride: 2, padding: 1, dilation: 2, bias: false }), new nn.BatchNorm2d(16))],
-      ['pool', new nn.MaxPool2d(2)],
-    ]));
+    const nested = new nn.Sequential(
+      new Map<string, torch.nn.AnyModule>([
+        [
+          'block',
+          new nn.Sequential(
+            new nn.Conv2d(3, 16, 3, { stride: 2, padding: 1, dilation: 2, bias: false }),
+            new nn.BatchNorm2d(16),
+          ),
+        ],
+        ['pool', new nn.MaxPool2d(2)],
+      ]),
+    );
     expect(String(nested)).toBe(
       [
         'Sequential(',
@@ -309,9 +354,18 @@ describe('toString', () => {
     );
     // The strings below were printed by PyTorch 1.13 for the same constructors.
     const cases: [torch.nn.AnyModule, string][] = [
-      [new nn.Conv2d(4, 8, [3, 5], { padding: 'same', groups: 2 }), 'Conv2d(4, 8, kernel_size=(3, 5), stride=(1, 1), padding=same, groups=2)'],
-      [new nn.BatchNorm1d(5, { momentum: null, affine: false }), 'BatchNorm1d(5, eps=1e-05, momentum=None, affine=False, track_running_stats=True)'],
-      [new nn.MaxPool2d([3, 3], { stride: 1, padding: 1 }), 'MaxPool2d(kernel_size=(3, 3), stride=1, padding=1, dilation=1, ceil_mode=False)'],
+      [
+        new nn.Conv2d(4, 8, [3, 5], { padding: 'same', groups: 2 }),
+        'Conv2d(4, 8, kernel_size=(3, 5), stride=(1, 1), padding=same, groups=2)',
+      ],
+      [
+        new nn.BatchNorm1d(5, { momentum: null, affine: false }),
+        'BatchNorm1d(5, eps=1e-05, momentum=None, affine=False, track_running_stats=True)',
+      ],
+      [
+        new nn.MaxPool2d([3, 3], { stride: 1, padding: 1 }),
+        'MaxPool2d(kernel_size=(3, 3), stride=1, padding=1, dilation=1, ceil_mode=False)',
+      ],
       [new nn.AvgPool2d(2), 'AvgPool2d(kernel_size=2, stride=2, padding=0)'],
       [new nn.AdaptiveAvgPool2d(1), 'AdaptiveAvgPool2d(output_size=1)'],
       [new nn.AdaptiveAvgPool2d([2, 3]), 'AdaptiveAvgPool2d(output_size=(2, 3))'],
@@ -332,7 +386,17 @@ describe('toString', () => {
   });
 
   it('formats floats as Python repr', () => {
-    expect([1e-5, 0.1, 1, 0, 1e-4, 1.5e-7, 1e16, 123456.5, -2.5e-5].map(pyFloat)).toEqual(['1e-05', '0.1', '1.0', '0.0', '0.0001', '1.5e-07', '1e+16', '123456.5', '-2.5e-05']);
+    expect([1e-5, 0.1, 1, 0, 1e-4, 1.5e-7, 1e16, 123456.5, -2.5e-5].map(pyFloat)).toEqual([
+      '1e-05',
+      '0.1',
+      '1.0',
+      '0.0',
+      '0.0001',
+      '1.5e-07',
+      '1e+16',
+      '123456.5',
+      '-2.5e-05',
+    ]);
   });
 });
 
@@ -354,7 +418,9 @@ describe('containers', () => {
       expect(same).not.toBe(x);
       expect(same.dataSync()).toEqual(x.dataSync());
       expect(() => seq.at(3)).toThrow(new RangeError('index 3 is out of range for Sequential of length 3'));
-      expect(() => new nn.Sequential(3 as never)).toThrow(new TypeError('Expected a Module for Sequential entry 0 but received 3 of type number'));
+      expect(() => new nn.Sequential(3 as never)).toThrow(
+        new TypeError('Expected a Module for Sequential entry 0 but received 3 of type number'),
+      );
       torch.dispose([x, y, same]);
       seq.dispose();
     });
@@ -375,8 +441,17 @@ describe('containers', () => {
     }
     const s = new Stack();
     s.blocks.append(new nn.Linear(2, 2));
-    expect(s.namedParameters().map(([n]) => n)).toEqual(['blocks.0.weight', 'blocks.0.bias', 'blocks.1.weight', 'blocks.1.bias', 'blocks.2.weight', 'blocks.2.bias']);
-    expect(() => s.blocks.call()).toThrow(new TypeError('ModuleList has no forward(): iterate over it in the parent module'));
+    expect(s.namedParameters().map(([n]) => n)).toEqual([
+      'blocks.0.weight',
+      'blocks.0.bias',
+      'blocks.1.weight',
+      'blocks.1.bias',
+      'blocks.2.weight',
+      'blocks.2.bias',
+    ]);
+    expect(() => s.blocks.call()).toThrow(
+      new TypeError('ModuleList has no forward(): iterate over it in the parent module'),
+    );
     s.dispose();
   });
 });

@@ -17,11 +17,17 @@ function setGrad(p: Tensor, value: number): void {
 
 /** Every parameter and momentum buffer, as numbers. */
 function snapshot(opt: Curv, params: Tensor[]): number[][] {
-  return [...params.map((p) => p.dataSync() as number[]), ...params.map((p) => (opt.state.get(p)?.momentum as Tensor | undefined)?.dataSync() as number[])];
+  return [
+    ...params.map((p) => p.dataSync() as number[]),
+    ...params.map((p) => (opt.state.get(p)?.momentum as Tensor | undefined)?.dataSync() as number[]),
+  ];
 }
 
 /** A Linear layer with one step taken (statistics gathered), ready for a second. */
-function trained(kind: 'TNT' | 'KFAC' | 'Shampoo', options: Record<string, unknown> = {}): { layer: nn.Linear; opt: Curv; x: Tensor } {
+function trained(
+  kind: 'TNT' | 'KFAC' | 'Shampoo',
+  options: Record<string, unknown> = {},
+): { layer: nn.Linear; opt: Curv; x: Tensor } {
   torch.manualSeed(0);
   const layer = new nn.Linear(3, 2);
   const x = torch.randn([4, 3]);
@@ -61,7 +67,9 @@ describe('non-finite safety covers the update', () => {
         expect(snapshot(opt, params)).toEqual(before); // the weight too, though its own momentum was finite
         expect(opt.skippedSteps).toBe(1);
         (opt as { onNonFinite: string }).onNonFinite = 'throw';
-        expect(() => opt.step()).toThrow(`${kind}: the update (momentum or parameters) would hold NaN or Infinity at step 2; the step was not applied`);
+        expect(() => opt.step()).toThrow(
+          `${kind}: the update (momentum or parameters) would hold NaN or Infinity at step 2; the step was not applied`,
+        );
         expect(snapshot(opt, params)).toEqual(before);
         opt.zeroGrad();
         opt.dispose();
@@ -118,7 +126,8 @@ describe('non-finite safety covers the update', () => {
     await noLeak(() => {
       const { layer, opt, x } = trained('TNT');
       const tnt = opt as optim.TNT;
-      const factors = (): number[][] => torch.tidy(() => tnt.curvatureState(layer.weight)!.factors.map((f) => f.dataSync() as number[]));
+      const factors = (): number[][] =>
+        torch.tidy(() => tnt.curvatureState(layer.weight)!.factors.map((f) => f.dataSync() as number[]));
       const f0 = factors();
       const huge = torch.full([2, 3], 1e20); // finite, but its square is not in float32
       const ok = torch.full([2], 1);
@@ -129,7 +138,9 @@ describe('non-finite safety covers the update', () => {
 
       const sh = new optim.Shampoo(layer.parameters(), { lr: 0.1 });
       expect(sh.updateStatistics([huge, ok])).toBe(false);
-      expect(torch.tidy(() => sh.params.every((p) => sh.curvatureState(p)!.factors.every((f) => f.isfinite().all().item())))).toBe(true);
+      expect(
+        torch.tidy(() => sh.params.every((p) => sh.curvatureState(p)!.factors.every((f) => f.isfinite().all().item()))),
+      ).toBe(true);
 
       const kfac = new optim.KFAC(layer, { lr: 0.1 });
       const A0 = kfac.curvatureState(layer).A.dataSync();

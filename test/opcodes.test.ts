@@ -41,7 +41,10 @@ describe('op tables', () => {
     expect(INTERPOLATE).toEqual({ nearest: 0, bilinear: 1, bilinearAntialias: 2 });
     // every family's codes are 0..n-1, each once
     for (const [family, table] of Object.entries(OPCODES))
-      expect(Object.values(table).sort((a, b) => a - b), family).toEqual([...Object.keys(table).keys()]);
+      expect(
+        Object.values(table).sort((a, b) => a - b),
+        family,
+      ).toEqual([...Object.keys(table).keys()]);
     expect(() => checkOpcodes(native.opcodes())).not.toThrow();
   });
 
@@ -50,7 +53,8 @@ describe('op tables', () => {
     swapped.unary!.exp = 3;
     swapped.unary!.log = 2;
     expect(() => checkOpcodes(swapped)).toThrow(
-      PREFIX + 'unary.exp is 3 in the addon but 2 in lib/opcodes.ts; unary.log is 2 in the addon but 3 in lib/opcodes.ts',
+      PREFIX +
+        'unary.exp is 3 in the addon but 2 in lib/opcodes.ts; unary.log is 2 in the addon but 3 in lib/opcodes.ts',
     );
 
     const renamed = copy();
@@ -69,10 +73,14 @@ describe('op tables', () => {
 
     const stringCode = copy();
     (stringCode.factory as Record<string, unknown>).zeros = '0';
-    expect(() => checkOpcodes(stringCode)).toThrow(PREFIX + 'factory.zeros is "0" in the addon but 0 in lib/opcodes.ts');
+    expect(() => checkOpcodes(stringCode)).toThrow(
+      PREFIX + 'factory.zeros is "0" in the addon but 0 in lib/opcodes.ts',
+    );
 
     expect(() => checkOpcodes(null)).toThrow(PREFIX + "the addon's op tables are null, not an object");
-    expect(() => checkOpcodes(copy(), { unary: { neg: 0 } })).toThrow(/unary\.abs \(1\) is in the addon but not in lib\/opcodes\.ts/);
+    expect(() => checkOpcodes(copy(), { unary: { neg: 0 } })).toThrow(
+      /unary\.abs \(1\) is in the addon but not in lib\/opcodes\.ts/,
+    );
   });
 
   it('op names are types: a typo does not compile', () => {

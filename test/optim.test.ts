@@ -40,8 +40,10 @@ interface Problem {
   dispose(): void;
 }
 function problem(): Problem {
-  const f64 = (k: string, requiresGrad = false): Tensor => torch.tensor(ref.data[k]!, { dtype: 'float64', requiresGrad });
-  const X = f64('X'), Y = f64('Y');
+  const f64 = (k: string, requiresGrad = false): Tensor =>
+    torch.tensor(ref.data[k]!, { dtype: 'float64', requiresGrad });
+  const X = f64('X'),
+    Y = f64('Y');
   const P = Object.fromEntries(NAMES.map((n) => [n, f64(n, true)])) as Record<Name, Tensor>;
   return {
     X,
@@ -62,7 +64,10 @@ function build(c: Case, P: Record<Name, Tensor>): optim.Optimizer<optim.BaseOpti
     params: unknown,
     options: Record<string, unknown>,
   ) => optim.Optimizer<optim.BaseOptions>;
-  const params = c.groups === null ? NAMES.map((n) => P[n]) : c.groups.map(([names, g]) => ({ params: names.map((n) => P[n as Name]), ...camel(g) }));
+  const params =
+    c.groups === null
+      ? NAMES.map((n) => P[n])
+      : c.groups.map(([names, g]) => ({ params: names.map((n) => P[n as Name]), ...camel(g) }));
   return new Ctor(params, camel(c.options));
 }
 
@@ -83,7 +88,8 @@ function expectParams(P: Record<Name, Tensor>, want: Flat, what: string): void {
     const exp = want[n]!;
     expect(got.length).toBe(exp.length);
     got.forEach((v, i) => {
-      if (!(Math.abs(v - exp[i]!) <= 1e-10 + 1e-10 * Math.abs(exp[i]!))) expect.fail(`${what} ${n}[${i}]: got ${v}, PyTorch ${exp[i]}`);
+      if (!(Math.abs(v - exp[i]!) <= 1e-10 + 1e-10 * Math.abs(exp[i]!)))
+        expect.fail(`${what} ${n}[${i}]: got ${v}, PyTorch ${exp[i]}`);
     });
   }
 }
@@ -120,14 +126,30 @@ describe('Optimizer base', () => {
         for (let k = 0; k < 5; k++) trainStep(opt, pr, c.negate);
         const sd = opt.stateDict();
         // parameters become their positions over all groups, in order
-        expect(sd.paramGroups.map((g) => g.params)).toEqual(c.groups === null ? [[0, 1, 2, 3, 4]] : [[0, 1], [2, 3, 4]]);
+        expect(sd.paramGroups.map((g) => g.params)).toEqual(
+          c.groups === null
+            ? [[0, 1, 2, 3, 4]]
+            : [
+                [0, 1],
+                [2, 3, 4],
+              ],
+        );
         // u (index 4) has no gradient, so no state; sgd_groups' second group has no momentum, so no buffers
         expect(Object.keys(sd.state)).toEqual(name === 'sgd_groups' ? ['0', '1'] : ['0', '1', '2', '3']);
         if (c.optimizer === 'SGD') {
           expect(Object.keys(sd.state[0]!)).toEqual(['momentumBuffer']);
-          expect(sd.paramGroups[1]).toMatchObject({ lr: 0.05, momentum: 0, weightDecay: 0.1, nesterov: false, maximize: false, dampening: 0 });
+          expect(sd.paramGroups[1]).toMatchObject({
+            lr: 0.05,
+            momentum: 0,
+            weightDecay: 0.1,
+            nesterov: false,
+            maximize: false,
+            dampening: 0,
+          });
         } else {
-          expect(Object.keys(sd.state[0]!).sort()).toEqual(c.options.amsgrad ? ['expAvg', 'expAvgSq', 'maxExpAvgSq', 'step'] : ['expAvg', 'expAvgSq', 'step']);
+          expect(Object.keys(sd.state[0]!).sort()).toEqual(
+            c.options.amsgrad ? ['expAvg', 'expAvgSq', 'maxExpAvgSq', 'step'] : ['expAvg', 'expAvgSq', 'step'],
+          );
           expect(sd.state[2]!.step).toBe(5);
         }
         // a second problem at the same point (copies of the parameters) continues from the loaded state
@@ -158,18 +180,26 @@ describe('Optimizer base', () => {
       trainStep(opt, pr, false);
       const sd = opt.stateDict();
       const other = new optim.Adam([pr.P.W1, pr.P.b1, pr.P.W2, pr.P.b2]);
-      expect(() => other.loadStateDict(sd)).toThrow('loaded state dict has 2 parameter groups, but the optimizer has 1');
+      expect(() => other.loadStateDict(sd)).toThrow(
+        'loaded state dict has 2 parameter groups, but the optimizer has 1',
+      );
       const small = new optim.Adam([{ params: [pr.P.W1] }, { params: [pr.P.W2, pr.P.b2] }]);
-      expect(() => small.loadStateDict(sd)).toThrow("loaded state dict's parameter group 0 has 2 parameters, but the optimizer's group has 1");
+      expect(() => small.loadStateDict(sd)).toThrow(
+        "loaded state dict's parameter group 0 has 2 parameters, but the optimizer's group has 1",
+      );
       // same sizes, other shapes: b1 [4] and W1 [4, 3] swapped
       const swapped = new optim.Adam([{ params: [pr.P.b1, pr.P.W1] }, { params: [pr.P.W2, pr.P.b2] }]);
-      expect(() => swapped.loadStateDict(sd)).toThrow('loaded state dict: state[0].expAvg has shape [4, 3] but parameter 0 has shape [4]');
+      expect(() => swapped.loadStateDict(sd)).toThrow(
+        'loaded state dict: state[0].expAvg has shape [4, 3] but parameter 0 has shape [4]',
+      );
       expect(swapped.state.size).toBe(0);
       expect(swapped.paramGroups[1]!.lr).toBe(1e-3);
-      expect(() => swapped.loadStateDict({ state: {}, paramGroups: [{ params: [0, 1] }, { params: [2, 3], lr: -1 }] })).toThrow(
-        'Expected a non-negative number for stateDict.paramGroups[1].lr but received -1 of type number',
+      expect(() =>
+        swapped.loadStateDict({ state: {}, paramGroups: [{ params: [0, 1] }, { params: [2, 3], lr: -1 }] }),
+      ).toThrow('Expected a non-negative number for stateDict.paramGroups[1].lr but received -1 of type number');
+      expect(() => opt.loadStateDict(null as never)).toThrow(
+        'Expected an optimizer state dict ({state, paramGroups}) for stateDict but received null of type null',
       );
-      expect(() => opt.loadStateDict(null as never)).toThrow('Expected an optimizer state dict ({state, paramGroups}) for stateDict but received null of type null');
       // a valid load replaces group options with the saved ones
       swapped.loadStateDict({ state: {}, paramGroups: [{ params: [0, 1] }, { params: [2, 3], lr: 0.25 }] });
       expect(swapped.paramGroups[1]!.lr).toBe(0.25);
@@ -189,19 +219,34 @@ describe('Optimizer base', () => {
       trainStep(sgd, pr, false);
       trainStep(adam, pr, false);
       const before = (adam.state.get(pr.P.W1)!.expAvg as Tensor).dataSync();
-      expect(() => adam.loadStateDict(sgd.stateDict())).toThrow("loaded state dict: state[0] lacks 'step', which every Adam state has");
+      expect(() => adam.loadStateDict(sgd.stateDict())).toThrow(
+        "loaded state dict: state[0] lacks 'step', which every Adam state has",
+      );
       expect(() => sgd.loadStateDict(adam.stateDict())).toThrow(
         "loaded state dict: state[0] has 'step', which SGD does not keep (it keeps momentumBuffer)",
       );
       const sd = adam.stateDict();
-      const bad = (patch: Record<string, unknown>) => ({ ...sd, state: { ...sd.state, 0: { ...sd.state[0]!, ...patch } } }) as never;
-      expect(() => adam.loadStateDict(bad({ step: NaN }))).toThrow('loaded state dict: state[0].step must be a non-negative integer but is NaN');
-      expect(() => adam.loadStateDict(bad({ step: -1 }))).toThrow('state[0].step must be a non-negative integer but is -1');
-      expect(() => adam.loadStateDict(bad({ step: 1.5 }))).toThrow('state[0].step must be a non-negative integer but is 1.5');
-      expect(() => adam.loadStateDict(bad({ expAvg: 3 }))).toThrow('Expected a Tensor for stateDict.state[0].expAvg but received 3 of type number');
-      expect(() => adam.loadStateDict(bad({ momentumBuffer: sd.state[0]!.expAvg }))).toThrow("state[0] has 'momentumBuffer', which Adam does not keep");
+      const bad = (patch: Record<string, unknown>) =>
+        ({ ...sd, state: { ...sd.state, 0: { ...sd.state[0]!, ...patch } } }) as never;
+      expect(() => adam.loadStateDict(bad({ step: NaN }))).toThrow(
+        'loaded state dict: state[0].step must be a non-negative integer but is NaN',
+      );
+      expect(() => adam.loadStateDict(bad({ step: -1 }))).toThrow(
+        'state[0].step must be a non-negative integer but is -1',
+      );
+      expect(() => adam.loadStateDict(bad({ step: 1.5 }))).toThrow(
+        'state[0].step must be a non-negative integer but is 1.5',
+      );
+      expect(() => adam.loadStateDict(bad({ expAvg: 3 }))).toThrow(
+        'Expected a Tensor for stateDict.state[0].expAvg but received 3 of type number',
+      );
+      expect(() => adam.loadStateDict(bad({ momentumBuffer: sd.state[0]!.expAvg }))).toThrow(
+        "state[0] has 'momentumBuffer', which Adam does not keep",
+      );
       const ints = torch.zeros([4, 3], { dtype: 'int64' });
-      expect(() => adam.loadStateDict(bad({ expAvg: ints }))).toThrow('loaded state dict: state[0].expAvg has dtype int64; optimizer state is floating point');
+      expect(() => adam.loadStateDict(bad({ expAvg: ints }))).toThrow(
+        'loaded state dict: state[0].expAvg has dtype int64; optimizer state is floating point',
+      );
       ints.dispose();
       // nothing changed, and the optimizer still steps from its own state
       expect((adam.state.get(pr.P.W1)!.expAvg as Tensor).dataSync()).toEqual(before);
@@ -236,7 +281,11 @@ describe('Optimizer base', () => {
       const l0 = torch.noGrad(() => opt.step(closure));
       expect(calls).toBe(1);
       expect(Math.abs(l0! - ref.cases.sgd_plain!.losses[0]!)).toBeLessThanOrEqual(1e-12);
-      expectParams({ ...pr.P, u: pr.P.u }, { ...ref.cases.sgd_plain!.params[0]!, u: ref.data.u as number[] }, 'closure step:');
+      expectParams(
+        { ...pr.P, u: pr.P.u },
+        { ...ref.cases.sgd_plain!.params[0]!, u: ref.data.u as number[] },
+        'closure step:',
+      );
       expect(opt.step()).toBeUndefined();
       opt.zeroGrad();
       opt.dispose();
@@ -258,7 +307,9 @@ describe('Optimizer base', () => {
       opt.zeroGrad();
       expect(w.grad).toBeNull();
       opt.zeroGrad(); // no gradient: nothing to do
-      expect(() => opt.zeroGrad({ setToNone: 1 as never })).toThrow('Expected a boolean for setToNone but received 1 of type number');
+      expect(() => opt.zeroGrad({ setToNone: 1 as never })).toThrow(
+        'Expected a boolean for setToNone but received 1 of type number',
+      );
       w.dispose();
     });
   });
@@ -268,13 +319,25 @@ describe('Optimizer base', () => {
       const a = torch.ones([2, 2], { requiresGrad: true });
       const b = torch.ones([3], { requiresGrad: true });
       const c = torch.ones([1], { requiresGrad: true });
-      const opt = new optim.Adam([{ params: [a] }, { params: b, lr: 0.5, betas: [0.5, 0.6] }], { lr: 0.01, weightDecay: 0.1 });
-      expect(opt.defaults).toEqual({ lr: 0.01, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1, amsgrad: false, maximize: false });
+      const opt = new optim.Adam([{ params: [a] }, { params: b, lr: 0.5, betas: [0.5, 0.6] }], {
+        lr: 0.01,
+        weightDecay: 0.1,
+      });
+      expect(opt.defaults).toEqual({
+        lr: 0.01,
+        betas: [0.9, 0.999],
+        eps: 1e-8,
+        weightDecay: 0.1,
+        amsgrad: false,
+        maximize: false,
+      });
       expect(opt.paramGroups[0]).toMatchObject({ lr: 0.01, betas: [0.9, 0.999], weightDecay: 0.1 });
       expect(opt.paramGroups[1]).toMatchObject({ lr: 0.5, betas: [0.5, 0.6], weightDecay: 0.1, params: [b] });
       opt.addParamGroup({ params: [c], eps: 0.1 });
       expect(opt.paramGroups[2]).toMatchObject({ lr: 0.01, eps: 0.1 });
-      expect(() => opt.addParamGroup({ params: [a] })).toThrow('some parameters appear in more than one parameter group');
+      expect(() => opt.addParamGroup({ params: [a] })).toThrow(
+        'some parameters appear in more than one parameter group',
+      );
       torch.tidy(() => a.sum().add(b.sum()).add(c.sum()).backward());
       opt.step();
       const s = opt.state.get(a)!;
@@ -294,7 +357,12 @@ describe('Optimizer base', () => {
     await noLeak(() => {
       const w = torch.tensor([2, -4], { dtype: 'float64', requiresGrad: true });
       const opt = new optim.AdamW([w], { lr: 0.1, weightDecay: 0.5 });
-      torch.tidy(() => w.mul(torch.tensor([1, 1], { dtype: 'float64' })).sum().backward()); // g = [1, 1]
+      torch.tidy(() =>
+        w
+          .mul(torch.tensor([1, 1], { dtype: 'float64' }))
+          .sum()
+          .backward(),
+      ); // g = [1, 1]
       opt.step();
       // w (1 - lr wd) - lr m/(sqrt v + eps) with m/sqrt(v) = 1 after bias correction
       const want = [2 * 0.95 - 0.1 / (1 + 1e-8), -4 * 0.95 - 0.1 / (1 + 1e-8)];
@@ -378,30 +446,118 @@ describe('Optimizer base', () => {
 describe('invalid arguments', () => {
   const w = torch.zeros([2], { requiresGrad: true }).keep();
   const cases: [string, () => unknown, string][] = [
-    ['SGD lr', () => new optim.SGD([w], { lr: -1 }), 'Expected a non-negative number for lr but received -1 of type number'],
-    ['SGD lr missing', () => new optim.SGD([w], {} as never), 'Expected a non-negative number for lr but received undefined of type undefined'],
-    ['SGD momentum', () => new optim.SGD([w], { lr: 0.1, momentum: -0.5 }), 'Expected a non-negative number for momentum but received -0.5 of type number'],
-    ['SGD weightDecay', () => new optim.SGD([w], { lr: 0.1, weightDecay: -1 }), 'Expected a non-negative number for weightDecay but received -1 of type number'],
-    ['SGD dampening', () => new optim.SGD([w], { lr: 0.1, dampening: NaN }), 'Expected a finite number for dampening but received NaN of type number'],
-    ['SGD nesterov', () => new optim.SGD([w], { lr: 0.1, nesterov: true }), 'Nesterov momentum requires a momentum and zero dampening (momentum is 0, dampening is 0)'],
-    ['SGD nesterov dampening', () => new optim.SGD([w], { lr: 0.1, momentum: 0.9, dampening: 0.1, nesterov: true }), 'Nesterov momentum requires a momentum and zero dampening (momentum is 0.9, dampening is 0.1)'],
-    ['SGD maximize', () => new optim.SGD([w], { lr: 0.1, maximize: 'yes' as never }), "Expected a boolean for maximize but received \"yes\" of type string"],
-    ['SGD unknown', () => new optim.SGD([w], { lr: 0.1, weight_decay: 0.1 } as never), "SGD: unknown option 'weight_decay' (expected one of lr, momentum, dampening, weightDecay, nesterov, maximize)"],
-    ['group lr', () => new optim.SGD([{ params: [w], lr: -2 }], { lr: 0.1 }), 'Expected a non-negative number for paramGroups[0].lr but received -2 of type number'],
-    ['Adam lr', () => new optim.Adam([w], { lr: -1 }), 'Expected a non-negative number for lr but received -1 of type number'],
-    ['Adam eps', () => new optim.Adam([w], { eps: -1e-8 }), 'Expected a non-negative number for eps but received -1e-8 of type number'],
-    ['Adam beta1', () => new optim.Adam([w], { betas: [1, 0.999] }), 'Expected a number in [0, 1) for betas[0] but received 1 of type number'],
-    ['Adam beta2', () => new optim.Adam([w], { betas: [0.9, -0.1] }), 'Expected a number in [0, 1) for betas[1] but received -0.1 of type number'],
-    ['Adam betas', () => new optim.Adam([w], { betas: [0.9] as never }), 'Expected an array of two numbers for betas but received [0.9] of type array'],
-    ['Adam weightDecay', () => new optim.Adam([w], { weightDecay: -0.1 }), 'Expected a non-negative number for weightDecay but received -0.1 of type number'],
-    ['AdamW amsgrad', () => new optim.AdamW([w], { amsgrad: 1 as never }), 'Expected a boolean for amsgrad but received 1 of type number'],
-    ['AdamW unknown', () => new optim.AdamW([w], { momentum: 0.9 } as never), "AdamW: unknown option 'momentum' (expected one of lr, betas, eps, weightDecay, amsgrad, maximize)"],
+    [
+      'SGD lr',
+      () => new optim.SGD([w], { lr: -1 }),
+      'Expected a non-negative number for lr but received -1 of type number',
+    ],
+    [
+      'SGD lr missing',
+      () => new optim.SGD([w], {} as never),
+      'Expected a non-negative number for lr but received undefined of type undefined',
+    ],
+    [
+      'SGD momentum',
+      () => new optim.SGD([w], { lr: 0.1, momentum: -0.5 }),
+      'Expected a non-negative number for momentum but received -0.5 of type number',
+    ],
+    [
+      'SGD weightDecay',
+      () => new optim.SGD([w], { lr: 0.1, weightDecay: -1 }),
+      'Expected a non-negative number for weightDecay but received -1 of type number',
+    ],
+    [
+      'SGD dampening',
+      () => new optim.SGD([w], { lr: 0.1, dampening: NaN }),
+      'Expected a finite number for dampening but received NaN of type number',
+    ],
+    [
+      'SGD nesterov',
+      () => new optim.SGD([w], { lr: 0.1, nesterov: true }),
+      'Nesterov momentum requires a momentum and zero dampening (momentum is 0, dampening is 0)',
+    ],
+    [
+      'SGD nesterov dampening',
+      () => new optim.SGD([w], { lr: 0.1, momentum: 0.9, dampening: 0.1, nesterov: true }),
+      'Nesterov momentum requires a momentum and zero dampening (momentum is 0.9, dampening is 0.1)',
+    ],
+    [
+      'SGD maximize',
+      () => new optim.SGD([w], { lr: 0.1, maximize: 'yes' as never }),
+      'Expected a boolean for maximize but received "yes" of type string',
+    ],
+    [
+      'SGD unknown',
+      () => new optim.SGD([w], { lr: 0.1, weight_decay: 0.1 } as never),
+      "SGD: unknown option 'weight_decay' (expected one of lr, momentum, dampening, weightDecay, nesterov, maximize)",
+    ],
+    [
+      'group lr',
+      () => new optim.SGD([{ params: [w], lr: -2 }], { lr: 0.1 }),
+      'Expected a non-negative number for paramGroups[0].lr but received -2 of type number',
+    ],
+    [
+      'Adam lr',
+      () => new optim.Adam([w], { lr: -1 }),
+      'Expected a non-negative number for lr but received -1 of type number',
+    ],
+    [
+      'Adam eps',
+      () => new optim.Adam([w], { eps: -1e-8 }),
+      'Expected a non-negative number for eps but received -1e-8 of type number',
+    ],
+    [
+      'Adam beta1',
+      () => new optim.Adam([w], { betas: [1, 0.999] }),
+      'Expected a number in [0, 1) for betas[0] but received 1 of type number',
+    ],
+    [
+      'Adam beta2',
+      () => new optim.Adam([w], { betas: [0.9, -0.1] }),
+      'Expected a number in [0, 1) for betas[1] but received -0.1 of type number',
+    ],
+    [
+      'Adam betas',
+      () => new optim.Adam([w], { betas: [0.9] as never }),
+      'Expected an array of two numbers for betas but received [0.9] of type array',
+    ],
+    [
+      'Adam weightDecay',
+      () => new optim.Adam([w], { weightDecay: -0.1 }),
+      'Expected a non-negative number for weightDecay but received -0.1 of type number',
+    ],
+    [
+      'AdamW amsgrad',
+      () => new optim.AdamW([w], { amsgrad: 1 as never }),
+      'Expected a boolean for amsgrad but received 1 of type number',
+    ],
+    [
+      'AdamW unknown',
+      () => new optim.AdamW([w], { momentum: 0.9 } as never),
+      "AdamW: unknown option 'momentum' (expected one of lr, betas, eps, weightDecay, amsgrad, maximize)",
+    ],
     ['empty', () => new optim.Adam([]), 'optimizer got an empty parameter list'],
-    ['one tensor', () => new optim.Adam(w as never), 'Expected an iterable of Tensors or of parameter groups ({params, ...options}) for params but received'],
-    ['not a tensor', () => new optim.Adam([{ params: [w, 3 as never] }]), 'Expected a Tensor for paramGroups[0].params[1] but received 3 of type number'],
+    [
+      'one tensor',
+      () => new optim.Adam(w as never),
+      'Expected an iterable of Tensors or of parameter groups ({params, ...options}) for params but received',
+    ],
+    [
+      'not a tensor',
+      () => new optim.Adam([{ params: [w, 3 as never] }]),
+      'Expected a Tensor for paramGroups[0].params[1] but received 3 of type number',
+    ],
     ['duplicate', () => new optim.Adam([w, w]), 'paramGroups[0] contains a parameter more than once'],
-    ['non-leaf', () => torch.tidy(() => new optim.Adam([w.mul(2)])), "paramGroups[0].params[0]: can't optimize a non-leaf Tensor"],
-    ['closure', () => new optim.SGD([w], { lr: 0.1 }).step(5 as never), 'Expected a function for closure but received 5 of type number'],
+    [
+      'non-leaf',
+      () => torch.tidy(() => new optim.Adam([w.mul(2)])),
+      "paramGroups[0].params[0]: can't optimize a non-leaf Tensor",
+    ],
+    [
+      'closure',
+      () => new optim.SGD([w], { lr: 0.1 }).step(5 as never),
+      'Expected a function for closure but received 5 of type number',
+    ],
   ];
   for (const [name, fn, message] of cases) it(name, () => expect(fn).toThrow(message));
 
@@ -409,24 +565,68 @@ describe('invalid arguments', () => {
   // TypeError naming it (a raw native call; the optimizers above validate first).
   describe('native step arguments', () => {
     const sgdOptions = { lr: 0.1, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false };
-    const adamOptions = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, amsgrad: false, decoupled: false, maximize: false };
+    const adamOptions = {
+      lr: 0.1,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weightDecay: 0,
+      amsgrad: false,
+      decoupled: false,
+      maximize: false,
+    };
     const adamState = (): AdamStepState => ({ expAvg: [w._h], expAvgSq: [w._h], maxExpAvgSq: null, steps: [1] });
     const typeErrors: [string, () => unknown, string][] = [
-      ['sgdStep options field missing', () => native.sgdStep([w._h], { momentumBuffer: [-1], initialize: [false] }, { ...sgdOptions, maximize: undefined } as never),
-        'sgdStep: Expected a boolean for options.maximize but received undefined of type undefined'],
-      ['sgdStep options field ill-typed', () => native.sgdStep([w._h], { momentumBuffer: [-1], initialize: [false] }, { ...sgdOptions, lr: '0.1' } as never),
-        'sgdStep: Expected a number for options.lr but received "0.1" of type string'],
-      ['sgdStep state', () => native.sgdStep([w._h], null as never, sgdOptions), 'sgdStep: Expected an object for state but received null of type null'],
-      ['sgdStep state element', () => native.sgdStep([w._h], { momentumBuffer: [-1], initialize: [1] } as never, sgdOptions),
-        'sgdStep: Expected a boolean for state.initialize[0] but received 1 of type number'],
-      ['sgdStep params', () => native.sgdStep(w._h as never, { momentumBuffer: [-1], initialize: [false] }, sgdOptions), 'sgdStep: Expected an array of tensor handles for params'],
-      ['adamStep options', () => native.adamStep([w._h], adamState(), [] as never), 'adamStep: Expected an object for options but received an array of type array'],
-      ['adamStep options field missing', () => native.adamStep([w._h], adamState(), { ...adamOptions, decoupled: undefined } as never),
-        'adamStep: Expected a boolean for options.decoupled but received undefined of type undefined'],
-      ['adamStep steps element', () => native.adamStep([w._h], { ...adamState(), steps: ['1'] } as never, adamOptions),
-        'adamStep: Expected a number for state.steps[0] but received "1" of type string'],
-      ['adamStep amsgrad without maxExpAvgSq', () => native.adamStep([w._h], adamState(), { ...adamOptions, amsgrad: true }),
-        'adamStep: Expected an array of numbers for state.maxExpAvgSq but received null of type null'],
+      [
+        'sgdStep options field missing',
+        () =>
+          native.sgdStep([w._h], { momentumBuffer: [-1], initialize: [false] }, {
+            ...sgdOptions,
+            maximize: undefined,
+          } as never),
+        'sgdStep: Expected a boolean for options.maximize but received undefined of type undefined',
+      ],
+      [
+        'sgdStep options field ill-typed',
+        () =>
+          native.sgdStep([w._h], { momentumBuffer: [-1], initialize: [false] }, { ...sgdOptions, lr: '0.1' } as never),
+        'sgdStep: Expected a number for options.lr but received "0.1" of type string',
+      ],
+      [
+        'sgdStep state',
+        () => native.sgdStep([w._h], null as never, sgdOptions),
+        'sgdStep: Expected an object for state but received null of type null',
+      ],
+      [
+        'sgdStep state element',
+        () => native.sgdStep([w._h], { momentumBuffer: [-1], initialize: [1] } as never, sgdOptions),
+        'sgdStep: Expected a boolean for state.initialize[0] but received 1 of type number',
+      ],
+      [
+        'sgdStep params',
+        () => native.sgdStep(w._h as never, { momentumBuffer: [-1], initialize: [false] }, sgdOptions),
+        'sgdStep: Expected an array of tensor handles for params',
+      ],
+      [
+        'adamStep options',
+        () => native.adamStep([w._h], adamState(), [] as never),
+        'adamStep: Expected an object for options but received an array of type array',
+      ],
+      [
+        'adamStep options field missing',
+        () => native.adamStep([w._h], adamState(), { ...adamOptions, decoupled: undefined } as never),
+        'adamStep: Expected a boolean for options.decoupled but received undefined of type undefined',
+      ],
+      [
+        'adamStep steps element',
+        () => native.adamStep([w._h], { ...adamState(), steps: ['1'] } as never, adamOptions),
+        'adamStep: Expected a number for state.steps[0] but received "1" of type string',
+      ],
+      [
+        'adamStep amsgrad without maxExpAvgSq',
+        () => native.adamStep([w._h], adamState(), { ...adamOptions, amsgrad: true }),
+        'adamStep: Expected an array of numbers for state.maxExpAvgSq but received null of type null',
+      ],
     ];
     for (const [name, fn, message] of typeErrors)
       it(name, () => {
@@ -434,8 +634,12 @@ describe('invalid arguments', () => {
         expect(fn).toThrow(message);
       });
     it('state that does not fit the parameters is a TorchError', () => {
-      expect(() => native.adamStep([w._h], { ...adamState(), steps: [] }, adamOptions)).toThrow('adamStep: state lists do not match the parameter list');
-      expect(() => native.sgdStep([w._h], { momentumBuffer: [], initialize: [] }, sgdOptions)).toThrow('sgdStep: state lists do not match the parameter list');
+      expect(() => native.adamStep([w._h], { ...adamState(), steps: [] }, adamOptions)).toThrow(
+        'adamStep: state lists do not match the parameter list',
+      );
+      expect(() => native.sgdStep([w._h], { momentumBuffer: [], initialize: [] }, sgdOptions)).toThrow(
+        'sgdStep: state lists do not match the parameter list',
+      );
       torch.tidy(() => w.sum().backward());
       // with momentum, the optimizer must hand over a buffer: the native step makes none
       const e = (() => {

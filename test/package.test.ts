@@ -28,10 +28,14 @@ function node(args: string[], addon = true): { status: number | null; stdout: st
 }
 
 beforeAll(() => {
-  if (!existsSync(join(packageRoot, 'dist', 'index.cjs'))) throw new Error('dist/ is not built: run `npm run build:ts` first');
+  if (!existsSync(join(packageRoot, 'dist', 'index.cjs')))
+    throw new Error('dist/ is not built: run `npm run build:ts` first');
   dir = mkdtempSync(join(tmpdir(), 'tn-package-'));
   // --ignore-scripts: the prepare script would rebuild dist/ (the caller did); the tarball is what `npm publish` sends
-  const r = spawnSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], { cwd: packageRoot, encoding: 'utf8' });
+  const r = spawnSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], {
+    cwd: packageRoot,
+    encoding: 'utf8',
+  });
   expect(r.status, r.stderr).toBe(0);
   packed = (JSON.parse(r.stdout) as Packed[])[0]!;
   // A consumer project with the package unpacked where `npm install ./tensornormal-*.tgz --ignore-scripts` puts it
@@ -41,7 +45,9 @@ beforeAll(() => {
   installed = join(dir, 'consumer', 'node_modules', 'tensornormal');
   mkdirSync(installed, { recursive: true });
   writeFileSync(join(dir, 'consumer', 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
-  const x = spawnSync('tar', ['-xzf', join(dir, packed.filename), '-C', installed, '--strip-components=1'], { encoding: 'utf8' });
+  const x = spawnSync('tar', ['-xzf', join(dir, packed.filename), '-C', installed, '--strip-components=1'], {
+    encoding: 'utf8',
+  });
   expect(x.status, x.stderr).toBe(0);
 }, 120_000);
 
@@ -52,13 +58,28 @@ afterAll(() => {
 describe('the packed package', () => {
   it('ships a LICENSE (MIT) and the CommonJS entry points', () => {
     const files = new Set(packed.files.map((f) => f.path));
-    for (const f of ['LICENSE', 'package.json', 'README.md', 'dist/index.js', 'dist/index.cjs', 'dist/experiments/index.cjs', 'dist/require-esm.cjs'])
+    for (const f of [
+      'LICENSE',
+      'package.json',
+      'README.md',
+      'dist/index.js',
+      'dist/index.cjs',
+      'dist/experiments/index.cjs',
+      'dist/require-esm.cjs',
+    ])
       expect(files.has(f), f).toBe(true);
     const license = readFileSync(join(installed, 'LICENSE'), 'utf8');
     expect(license).toMatch(/^MIT License\n\nCopyright \(c\) 2026 the tensornormal authors\n/);
-    const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as { license: string; exports: Record<string, Record<string, string>> };
+    const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
+      license: string;
+      exports: Record<string, Record<string, string>>;
+    };
     expect(pkg.license).toBe('MIT');
-    expect(pkg.exports['.']).toEqual({ types: './dist/index.d.ts', import: './dist/index.js', require: './dist/index.cjs' });
+    expect(pkg.exports['.']).toEqual({
+      types: './dist/index.d.ts',
+      import: './dist/index.js',
+      require: './dist/index.cjs',
+    });
   });
 
   it('every source map points at sources inside the package', () => {
@@ -96,7 +117,11 @@ describe('the packed package', () => {
     expect(r.stderr).toContain('tensornormal is an ES module, and this Node.js');
     expect(r.stderr).toContain("const torch = await import('tensornormal')");
     // the way it points to works in the same process set-up
-    const ok = node(['--no-experimental-require-module', '-e', "import('tensornormal').then((t) => console.log(t.ones(3).sum().item()))"]);
+    const ok = node([
+      '--no-experimental-require-module',
+      '-e',
+      "import('tensornormal').then((t) => console.log(t.ones(3).sum().item()))",
+    ]);
     expect(ok.stdout.trim(), ok.stderr).toBe('3');
   });
 
@@ -106,7 +131,9 @@ describe('the packed package', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain('tensornormal: the native addon could not be loaded.');
     const at = join(installed, 'build', 'Release', 'tensornormal.node');
-    expect(r.stderr).toContain(`${at}: not built. The install script builds it and did not run (npm install --ignore-scripts?): run \`npm rebuild tensornormal\``);
+    expect(r.stderr).toContain(
+      `${at}: not built. The install script builds it and did not run (npm install --ignore-scripts?): run \`npm rebuild tensornormal\``,
+    );
     // require() reports the same error, not a require(esm) one
     const c = node(['-e', "require('tensornormal')"], false);
     expect(c.stderr).toContain('run `npm rebuild tensornormal`');

@@ -60,7 +60,9 @@ describe('gzip is inflated no further than the header declares', () => {
     expect(bomb.length).toBeLessThan(2 ** 17);
     writeFileSync(file, bomb);
     const rss0 = process.memoryUsage().rss;
-    expect(() => data.readIdx(file)).toThrow(`readIdx: ${file} inflates to more than 18 bytes, more than its contents can be (a gzip bomb, or trailing data)`);
+    expect(() => data.readIdx(file)).toThrow(
+      `readIdx: ${file} inflates to more than 18 bytes, more than its contents can be (a gzip bomb, or trailing data)`,
+    );
     // nothing near the 64 MiB the stream expands to was allocated
     expect(process.memoryUsage().rss - rss0).toBeLessThan(32 * 2 ** 20);
   });
@@ -68,7 +70,10 @@ describe('gzip is inflated no further than the header declares', () => {
     const file = join(dir, 'badmagic-idx1-ubyte.gz');
     // gzip members concatenate (RFC 1952 2.2): 40 copies of 64 MiB of zeros inflate to 2.5 GiB, over the 2 GiB cap.
     const zeros = gzipSync(Buffer.alloc(64 * 2 ** 20), { level: 9 });
-    writeFileSync(file, Buffer.concat([gzipSync(Buffer.from([1, 2, 3, 4])), ...Array.from({ length: 40 }, () => zeros)]));
+    writeFileSync(
+      file,
+      Buffer.concat([gzipSync(Buffer.from([1, 2, 3, 4])), ...Array.from({ length: 40 }, () => zeros)]),
+    );
     const rss0 = process.memoryUsage().rss;
     const t0 = Date.now();
     expect(() => data.readIdx(file)).toThrow(`readIdx: ${file} is not a valid IDX file: bad magic number 0x01020304`);
@@ -81,7 +86,9 @@ describe('gzip is inflated no further than the header declares', () => {
     expect(Array.from(data.readIdx(file).data)).toEqual([7, 8, 9]);
     const short = join(dir, 'short-idx1-ubyte.gz');
     writeFileSync(short, gzipSync(Buffer.concat([idxHeader([5]), Buffer.from([1, 2])])));
-    expect(() => data.readIdx(short)).toThrow(`readIdx: ${short} is not a valid IDX file: truncated: shape [5] needs 13 bytes but the file has 10`);
+    expect(() => data.readIdx(short)).toThrow(
+      `readIdx: ${short} is not a valid IDX file: truncated: shape [5] needs 13 bytes but the file has 10`,
+    );
   });
 });
 
@@ -96,7 +103,9 @@ describe('safetensors headers are bounded', () => {
     writeFileSync(file, Buffer.concat([len, head]));
     await noLeak(() => {
       const t0 = performance.now();
-      expect(() => load(file)).toThrow(`${file} is not a valid safetensors file: the header lists more than ${MAX_TENSORS} tensors`);
+      expect(() => load(file)).toThrow(
+        `${file} is not a valid safetensors file: the header lists more than ${MAX_TENSORS} tensors`,
+      );
       expect(performance.now() - t0).toBeLessThan(10_000);
     });
     // Counted before the JSON is parsed: the same entries with broken JSON at the end still say 'more than ... tensors'.
@@ -104,11 +113,18 @@ describe('safetensors headers are bounded', () => {
     const bhead = Buffer.from(`{${parts.join(',')},"x":}`);
     len.writeBigUInt64LE(BigInt(bhead.length));
     writeFileSync(broken, Buffer.concat([len, bhead]));
-    expect(() => load(broken)).toThrow(`${broken} is not a valid safetensors file: the header lists more than ${MAX_TENSORS} tensors`);
+    expect(() => load(broken)).toThrow(
+      `${broken} is not a valid safetensors file: the header lists more than ${MAX_TENSORS} tensors`,
+    );
   });
   it('the entry count skips strings: names and metadata holding commas, braces and escaped quotes still load', () => {
     const file = join(dir, 'tricky.safetensors');
-    const head = Buffer.from(JSON.stringify({ __metadata__: { 'a,b': '},{"x":1,', c: 'd\\",' }, 'w,{': { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }));
+    const head = Buffer.from(
+      JSON.stringify({
+        __metadata__: { 'a,b': '},{"x":1,', c: 'd\\",' },
+        'w,{': { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+      }),
+    );
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(head.length));
     writeFileSync(file, Buffer.concat([len, head, Buffer.from(new Float32Array([2.5]).buffer)]));
@@ -127,13 +143,19 @@ describe('save() and special files', () => {
   it('refuses to replace a device node, a FIFO or a directory, which stay as they were', async () => {
     await noLeak(() => {
       const m = model();
-      expect(() => save('/dev/null', { model: m })).toThrow('safetensors: refusing to replace /dev/null: it is a character device, not a regular file');
+      expect(() => save('/dev/null', { model: m })).toThrow(
+        'safetensors: refusing to replace /dev/null: it is a character device, not a regular file',
+      );
       expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
-      expect(() => save(fifo, { model: m })).toThrow(`safetensors: refusing to replace ${fifo}: it is a FIFO (named pipe), not a regular file`);
+      expect(() => save(fifo, { model: m })).toThrow(
+        `safetensors: refusing to replace ${fifo}: it is a FIFO (named pipe), not a regular file`,
+      );
       expect(lstatSync(fifo).isFIFO()).toBe(true);
       const sub = join(dir, 'a-folder');
       mkdirSync(sub);
-      expect(() => save(sub, { model: m })).toThrow(`safetensors: refusing to replace ${sub}: it is a directory, not a regular file`);
+      expect(() => save(sub, { model: m })).toThrow(
+        `safetensors: refusing to replace ${sub}: it is a directory, not a regular file`,
+      );
       m.dispose();
     });
   });
@@ -152,7 +174,9 @@ describe('save() and special files', () => {
       ck.dispose();
       const dangling = join(dir, 'dangling.safetensors');
       symlinkSync(join(dir, 'nowhere', 'x.safetensors'), dangling);
-      expect(() => save(dangling, { model: m })).toThrow(`safetensors: ${dangling} is a symbolic link whose target does not exist`);
+      expect(() => save(dangling, { model: m })).toThrow(
+        `safetensors: ${dangling} is a symbolic link whose target does not exist`,
+      );
       m.dispose();
     });
   });

@@ -10,7 +10,6 @@ import { lcg, noLeak } from './support/helpers.js';
 import { type Mat, kron, relErr } from './support/dense.js';
 import { prod, contraction } from './support/tnt-reference.js';
 
-
 /** Cyclic Jacobi eigenvalue algorithm: S = V diag(values) V^T for a symmetric S. */
 function jacobiEigen(S: Mat): { values: number[]; vectors: Mat } {
   const n = S.length;
@@ -26,19 +25,23 @@ function jacobiEigen(S: Mat): { values: number[]; vectors: Mat } {
         if (A[p]![q] === 0) continue;
         const theta = (A[q]![q]! - A[p]![p]!) / (2 * A[p]![q]!);
         const t = (theta >= 0 ? 1 : -1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1), s = t * c;
+        const c = 1 / Math.sqrt(t * t + 1),
+          s = t * c;
         for (let k = 0; k < n; k++) {
-          const akp = A[k]![p]!, akq = A[k]![q]!;
+          const akp = A[k]![p]!,
+            akq = A[k]![q]!;
           A[k]![p] = c * akp - s * akq;
           A[k]![q] = s * akp + c * akq;
         }
         for (let k = 0; k < n; k++) {
-          const apk = A[p]![k]!, aqk = A[q]![k]!;
+          const apk = A[p]![k]!,
+            aqk = A[q]![k]!;
           A[p]![k] = c * apk - s * aqk;
           A[q]![k] = s * apk + c * aqk;
         }
         for (let k = 0; k < n; k++) {
-          const vkp = V[k]![p]!, vkq = V[k]![q]!;
+          const vkp = V[k]![p]!,
+            vkq = V[k]![q]!;
           V[k]![p] = c * vkp - s * vkq;
           V[k]![q] = s * vkp + c * vkq;
         }
@@ -51,7 +54,9 @@ function jacobiEigen(S: Mat): { values: number[]; vectors: Mat } {
 function spectralFn(S: Mat, f: (l: number) => number): Mat {
   const { values, vectors: V } = jacobiEigen(S);
   const n = S.length;
-  return Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => values.reduce((s, l, k) => s + V[i]![k]! * f(l) * V[j]![k]!, 0)));
+  return Array.from({ length: n }, (_, i) =>
+    Array.from({ length: n }, (_, j) => values.reduce((s, l, k) => s + V[i]![k]! * f(l) * V[j]![k]!, 0)),
+  );
 }
 const rootOf = (H: Mat, eps: number, k: number): Mat => spectralFn(H, (l) => (Math.max(l, 0) + eps) ** (-1 / (2 * k)));
 
@@ -85,15 +90,28 @@ describe('Shampoo roots against a float64 Jacobi eigendecomposition', () => {
         const want = H.map((h) => rootOf(h, eps, k));
         // and the reference really is a -1/(2k) power: R^(2k) (H + eps I) = I
         const Rpow = Array.from({ length: 2 * k - 1 }).reduce<Mat>((acc) => matmul(acc, want[0]!), want[0]!);
-        const ident = matmul(Rpow, H[0]!.map((r, i) => r.map((v, j) => v + (i === j ? eps : 0))));
-        expect(relErr(ident.flat(), ident.map((r, i) => r.map((_, j) => (i === j ? 1 : 0))).flat())).toBeLessThan(1e-10);
-        for (const [dtype, tol] of [['float64', 1e-10], ['float32', 1e-3]] as const)
-          for (const [method, code] of [['eigh', 0], ['newton', 1]] as const) {
+        const ident = matmul(
+          Rpow,
+          H[0]!.map((r, i) => r.map((v, j) => v + (i === j ? eps : 0))),
+        );
+        expect(relErr(ident.flat(), ident.map((r, i) => r.map((_, j) => (i === j ? 1 : 0))).flat())).toBeLessThan(
+          1e-10,
+        );
+        for (const [dtype, tol] of [
+          ['float64', 1e-10],
+          ['float32', 1e-3],
+        ] as const)
+          for (const [method, code] of [
+            ['eigh', 0],
+            ['newton', 1],
+          ] as const) {
             const factors = H.map((h) => torch.tensor(h, { dtype }));
             const roots = shape.map((d) => torch.zeros([d, d], { dtype }));
             const r = native.shampooRoots([shape], [factors.map((f) => f._h)], [roots.map((t) => t._h)], eps, code);
             expect(r, `${dtype} ${method}`).toMatchObject({ computed: k, failed: 0, skippedNonFinite: 0 });
-            roots.forEach((t, i) => expect(relErr(t.dataSync(), want[i]!.flat()), `${dtype} ${method} factor ${i}`).toBeLessThan(tol));
+            roots.forEach((t, i) =>
+              expect(relErr(t.dataSync(), want[i]!.flat()), `${dtype} ${method} factor ${i}`).toBeLessThan(tol),
+            );
             torch.dispose([factors, roots]);
           }
       });
@@ -114,16 +132,34 @@ describe('Shampoo roots against a float64 Jacobi eigendecomposition', () => {
 
   it('skips non-finite factors, and keeps the last root when even float64 fails', async () => {
     await noLeak(() => {
-      const nan = torch.tensor([[NaN, 0], [0, 1]], { dtype: 'float64' });
+      const nan = torch.tensor(
+        [
+          [NaN, 0],
+          [0, 1],
+        ],
+        { dtype: 'float64' },
+      );
       const root = torch.eye(2, { dtype: 'float64' });
-      expect(native.shampooRoots([[2]], [[nan._h]], [[root._h]], 0.1, 0)).toMatchObject({ computed: 0, skippedNonFinite: 1 });
+      expect(native.shampooRoots([[2]], [[nan._h]], [[root._h]], 0.1, 0)).toMatchObject({
+        computed: 0,
+        skippedNonFinite: 1,
+      });
       expect(root.dataSync()).toEqual([1, 0, 0, 1]);
       // H + eps I indefinite: Newton's iteration diverges in float32 and float64 alike; eigh clamps the -5 to 0.
-      const indefinite = torch.tensor([[1, 0], [0, -5]]);
+      const indefinite = torch.tensor([
+        [1, 0],
+        [0, -5],
+      ]);
       const r32 = torch.eye(2);
-      expect(native.shampooRoots([[2]], [[indefinite._h]], [[r32._h]], 0.1, 1)).toMatchObject({ computed: 0, failed: 1 });
+      expect(native.shampooRoots([[2]], [[indefinite._h]], [[r32._h]], 0.1, 1)).toMatchObject({
+        computed: 0,
+        failed: 1,
+      });
       expect(r32.dataSync()).toEqual([1, 0, 0, 1]);
-      expect(native.shampooRoots([[2]], [[indefinite._h]], [[r32._h]], 0.1, 0)).toMatchObject({ computed: 1, failed: 0 });
+      expect(native.shampooRoots([[2]], [[indefinite._h]], [[r32._h]], 0.1, 0)).toMatchObject({
+        computed: 1,
+        failed: 0,
+      });
       expect(r32.dataSync()).toEqual([1.1 ** -0.5, 0, 0, 0.1 ** -0.5].map((v) => expect.closeTo(v, 5)));
       torch.dispose([nan, root, indefinite, r32]);
     });
@@ -132,13 +168,26 @@ describe('Shampoo roots against a float64 Jacobi eigendecomposition', () => {
 
 function mlp(seed: number): Tensor[] {
   const r = lcg(seed);
-  const t = (shape: number[]): Tensor => torch.tensor(Array.from({ length: prod(shape) }, () => r()), { shape, dtype: 'float64', requiresGrad: true });
+  const t = (shape: number[]): Tensor =>
+    torch.tensor(
+      Array.from({ length: prod(shape) }, () => r()),
+      { shape, dtype: 'float64', requiresGrad: true },
+    );
   return [t([4, 3]), t([4]), t([2, 4]), t([2])];
 }
 function forward(ps: Tensor[], x: Tensor): Tensor {
-  return torch.tidy(() => torch.nn.functional.linear(torch.nn.functional.linear(x, ps[0]!, ps[1]!).tanh(), ps[2]!, ps[3]!));
+  return torch.tidy(() =>
+    torch.nn.functional.linear(torch.nn.functional.linear(x, ps[0]!, ps[1]!).tanh(), ps[2]!, ps[3]!),
+  );
 }
-const mse = (o: Tensor, y: Tensor): Tensor => torch.tidy(() => o.sub(y).square().sum().mul(0.5 / o.shape[0]!));
+const mse = (o: Tensor, y: Tensor): Tensor =>
+  torch.tidy(() =>
+    o
+      .sub(y)
+      .square()
+      .sum()
+      .mul(0.5 / o.shape[0]!),
+  );
 
 describe('optim.Shampoo', () => {
   for (const rootMethod of ['eigh', 'newton'] as const)
@@ -146,16 +195,37 @@ describe('optim.Shampoo', () => {
       await noLeak(async () => {
         const rx = lcg(5);
         const batch = (): [Tensor, Tensor] => [
-          torch.tensor(Array.from({ length: 24 }, () => rx()), { shape: [8, 3], dtype: 'float64' }),
-          torch.tensor(Array.from({ length: 16 }, () => rx()), { shape: [8, 2], dtype: 'float64' }),
+          torch.tensor(
+            Array.from({ length: 24 }, () => rx()),
+            { shape: [8, 3], dtype: 'float64' },
+          ),
+          torch.tensor(
+            Array.from({ length: 16 }, () => rx()),
+            { shape: [8, 2], dtype: 'float64' },
+          ),
         ];
         const warm = [batch(), batch()];
         const [x, target] = batch();
         const ps = mlp(1);
         const shapes = ps.map((p) => p.shape);
         let refPs = ps.map((p) => p.dataSync());
-        const lr = 0.05, eps = 1e-3, mu = 0.9, wd = 0.01, T1 = 1, T2 = 2, decay = 0.9;
-        const opt = new Shampoo(ps, { lr, epsilon: eps, momentum: mu, weightDecay: wd, statsEvery: T1, inverseEvery: T2, factorDtype: 'float64', rootMethod });
+        const lr = 0.05,
+          eps = 1e-3,
+          mu = 0.9,
+          wd = 0.01,
+          T1 = 1,
+          T2 = 2,
+          decay = 0.9;
+        const opt = new Shampoo(ps, {
+          lr,
+          epsilon: eps,
+          momentum: mu,
+          weightDecay: wd,
+          statsEvery: T1,
+          inverseEvery: T2,
+          factorDtype: 'float64',
+          rootMethod,
+        });
 
         const gradsAt = (vals: number[][], xb: Tensor, yb: Tensor): number[][] => {
           const rps = vals.map((v, i) => torch.tensor(v, { shape: shapes[i]!, dtype: 'float64', requiresGrad: true }));
@@ -167,27 +237,36 @@ describe('optim.Shampoo', () => {
           return res;
         };
         // reference warm start: the plain mean of the contractions over the batches
-        const H: Mat[][] = shapes.map((s) => s.map((d) => Array.from({ length: d }, () => new Array<number>(d).fill(0))));
+        const H: Mat[][] = shapes.map((s) =>
+          s.map((d) => Array.from({ length: d }, () => new Array<number>(d).fill(0))),
+        );
         for (const [xb, yb] of warm) {
-          gradsAt(refPs, xb, yb).forEach((g, p) => shapes[p]!.forEach((_, i) => {
-            const c = contraction(g, shapes[p]!, i);
-            H[p]![i] = H[p]![i]!.map((row, a) => row.map((v, b) => v + c[a]![b]! / warm.length));
-          }));
+          gradsAt(refPs, xb, yb).forEach((g, p) =>
+            shapes[p]!.forEach((_, i) => {
+              const c = contraction(g, shapes[p]!, i);
+              H[p]![i] = H[p]![i]!.map((row, a) => row.map((v, b) => v + c[a]![b]! / warm.length));
+            }),
+          );
         }
         let R = shapes.map((s, p) => s.map((_, i) => rootOf(H[p]![i]!, eps, s.length)));
         const m = shapes.map((s) => new Array<number>(prod(s)).fill(0));
 
         expect(await opt.warmStart(warm, (xb) => forward(ps, xb), mse)).toBe(2);
-        opt.curvatureState(ps[0]!)!.factors.forEach((f, i) => expect(relErr(f.dataSync(), H[0]![i]!.flat())).toBeLessThan(1e-12));
+        opt
+          .curvatureState(ps[0]!)!
+          .factors.forEach((f, i) => expect(relErr(f.dataSync(), H[0]![i]!.flat())).toBeLessThan(1e-12));
 
         for (let t = 0; t < 5; t++) {
           const g = gradsAt(refPs, x, target);
           if (t % T1 === 0)
-            g.forEach((gv, p) => shapes[p]!.forEach((_, i) => {
-              const c = contraction(gv, shapes[p]!, i);
-              H[p]![i] = H[p]![i]!.map((row, a) => row.map((v, b) => decay * v + (1 - decay) * c[a]![b]!));
-            }));
-          if (t % T2 === 0 || (t < T2 && t % T1 === 0)) R = shapes.map((s, p) => s.map((_, i) => rootOf(H[p]![i]!, eps, s.length)));
+            g.forEach((gv, p) =>
+              shapes[p]!.forEach((_, i) => {
+                const c = contraction(gv, shapes[p]!, i);
+                H[p]![i] = H[p]![i]!.map((row, a) => row.map((v, b) => decay * v + (1 - decay) * c[a]![b]!));
+              }),
+            );
+          if (t % T2 === 0 || (t < T2 && t % T1 === 0))
+            R = shapes.map((s, p) => s.map((_, i) => rootOf(H[p]![i]!, eps, s.length)));
           refPs = refPs.map((v, p) => {
             m[p] = m[p]!.map((mv, j) => mu * mv + g[p]![j]!);
             let K: Mat = [[1]];
@@ -201,7 +280,11 @@ describe('optim.Shampoo', () => {
             opt.step();
             opt.zeroGrad();
           });
-          ps.forEach((p, i) => expect(relErr(p.dataSync(), refPs[i]!), `step ${t} parameter ${i}`).toBeLessThan(rootMethod === 'eigh' ? 1e-10 : 1e-7));
+          ps.forEach((p, i) =>
+            expect(relErr(p.dataSync(), refPs[i]!), `step ${t} parameter ${i}`).toBeLessThan(
+              rootMethod === 'eigh' ? 1e-10 : 1e-7,
+            ),
+          );
         }
         expect(opt.stepCount).toBe(5);
         expect(opt.statsUpdates).toBe(5);
@@ -213,21 +296,47 @@ describe('optim.Shampoo', () => {
 
   it('skips a step whose gradient is not finite, keeping parameters, momentum and statistics, or throws when asked', async () => {
     await noLeak(() => {
-      const p = torch.tensor([[1, 2], [3, 4]], { requiresGrad: true });
+      const p = torch.tensor(
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        { requiresGrad: true },
+      );
       const q = torch.tensor([1, -1], { requiresGrad: true });
       const opt = new Shampoo([p, q], { lr: 0.1 });
       const setGrads = (a: number[][], b: number[]): void => {
-        const ga = torch.tensor(a), gb = torch.tensor(b);
+        const ga = torch.tensor(a),
+          gb = torch.tensor(b);
         p.grad = ga;
         q.grad = gb;
         torch.dispose([ga, gb]);
       };
-      setGrads([[1, 0.5], [0.25, 1]], [1, 2]);
+      setGrads(
+        [
+          [1, 0.5],
+          [0.25, 1],
+        ],
+        [1, 2],
+      );
       opt.step();
-      const snap = (): number[][] => [p, q, opt.state.get(p)!.momentum as Tensor, ...opt.curvatureState(p)!.factors, ...opt.curvatureState(q)!.factors].map((t) => t.dataSync());
+      const snap = (): number[][] =>
+        [
+          p,
+          q,
+          opt.state.get(p)!.momentum as Tensor,
+          ...opt.curvatureState(p)!.factors,
+          ...opt.curvatureState(q)!.factors,
+        ].map((t) => t.dataSync());
       const before = snap();
       // q's gradient is finite, p's is not: nothing at all changes (q's statistics included)
-      setGrads([[NaN, 1], [1, 1]], [3, 4]);
+      setGrads(
+        [
+          [NaN, 1],
+          [1, 1],
+        ],
+        [3, 4],
+      );
       opt.step();
       expect(snap()).toEqual(before);
       expect(opt.skippedSteps).toBe(1);
@@ -269,7 +378,10 @@ describe('optim.Shampoo', () => {
   it('a resumed run continues identically from stateDict()', async () => {
     await noLeak(() => {
       const rx = lcg(3);
-      const x = torch.tensor(Array.from({ length: 24 }, () => rx()), { shape: [8, 3], dtype: 'float64' });
+      const x = torch.tensor(
+        Array.from({ length: 24 }, () => rx()),
+        { shape: [8, 3], dtype: 'float64' },
+      );
       const run = (ps: Tensor[], opt: Shampoo, steps: number): void => {
         for (let t = 0; t < steps; t++)
           torch.tidy(() => {
@@ -278,7 +390,8 @@ describe('optim.Shampoo', () => {
             opt.zeroGrad();
           });
       };
-      const a = mlp(2), b = mlp(2);
+      const a = mlp(2),
+        b = mlp(2);
       const cfg = { lr: 0.05, statsEvery: 1, inverseEvery: 3, factorDtype: 'float64' as const };
       const optA = new Shampoo(a, cfg);
       run(a, optA, 4);
@@ -286,7 +399,9 @@ describe('optim.Shampoo', () => {
       const optB = new Shampoo(b, cfg);
       optB.loadStateDict(optA.stateDict());
       optA.loadStateDict(optA.stateDict()); // its own factors and momentum: copied before the old ones are freed
-      expect(() => optA.loadStateDict({ ...optA.stateDict(), shampoo: { statsUpdates: 2.5 } })).toThrow('Expected a non-negative integer for stateDict.shampoo.statsUpdates but received 2.5');
+      expect(() => optA.loadStateDict({ ...optA.stateDict(), shampoo: { statsUpdates: 2.5 } })).toThrow(
+        'Expected a non-negative integer for stateDict.shampoo.statsUpdates but received 2.5',
+      );
       run(a, optA, 4);
       run(b, optB, 4);
       a.forEach((p, i) => expect(b[i]!.dataSync()).toEqual(p.dataSync()));
@@ -299,24 +414,46 @@ describe('optim.Shampoo', () => {
 
   it('is exported as optim.Shampoo with typed options', () => {
     expectTypeOf(torch.optim.Shampoo).toEqualTypeOf<typeof Shampoo>();
-    expectTypeOf<ConstructorParameters<typeof Shampoo>[1]['rootMethod']>().toEqualTypeOf<'eigh' | 'newton' | undefined>();
+    expectTypeOf<ConstructorParameters<typeof Shampoo>[1]['rootMethod']>().toEqualTypeOf<
+      'eigh' | 'newton' | undefined
+    >();
     expectTypeOf<ConstructorParameters<typeof Shampoo>[1]>().toHaveProperty('lr').toEqualTypeOf<number>();
   });
 
   it('rejects bad hyperparameters and arguments with clear errors', async () => {
     const p = torch.zeros([2, 2], { requiresGrad: true });
-    expect(() => new Shampoo([p], { lr: -1 })).toThrow(new RangeError('Expected a non-negative number for lr but received -1 of type number'));
-    expect(() => new Shampoo([p], { lr: 0.1, epsilon: 0 })).toThrow(new RangeError('Expected a positive number for epsilon but received 0 of type number'));
-    expect(() => new Shampoo([p], { lr: 0.1, momentum: 1 })).toThrow(new RangeError('Expected a number in [0, 1) for momentum but received 1 of type number'));
-    expect(() => new Shampoo([p], { lr: 0.1, statDecay: -0.1 })).toThrow(new RangeError('Expected a number in [0, 1) for statDecay but received -0.1 of type number'));
-    expect(() => new Shampoo([p], { lr: 0.1, weightDecay: -1 })).toThrow(new RangeError('Expected a non-negative number for weightDecay but received -1 of type number'));
-    expect(() => new Shampoo([p], { lr: 0.1, statsEvery: 3, inverseEvery: 10 })).toThrow(new RangeError('Expected inverseEvery (10) to be a multiple of statsEvery (3)'));
-    expect(() => new Shampoo([p], { lr: 0.1, inverseEvery: 0 })).toThrow(new RangeError('Expected a positive integer for inverseEvery but received 0 of type number'));
-    expect(() => new Shampoo([p], { lr: 0.1, rootMethod: 'svd' as 'eigh' })).toThrow(new RangeError("Expected one of 'eigh', 'newton' for rootMethod but received \"svd\" of type string"));
-    expect(() => new Shampoo([p], { lr: 0.1, maxFactorDim: 0 })).toThrow(new RangeError('Expected a positive integer for maxFactorDim but received 0 of type number'));
+    expect(() => new Shampoo([p], { lr: -1 })).toThrow(
+      new RangeError('Expected a non-negative number for lr but received -1 of type number'),
+    );
+    expect(() => new Shampoo([p], { lr: 0.1, epsilon: 0 })).toThrow(
+      new RangeError('Expected a positive number for epsilon but received 0 of type number'),
+    );
+    expect(() => new Shampoo([p], { lr: 0.1, momentum: 1 })).toThrow(
+      new RangeError('Expected a number in [0, 1) for momentum but received 1 of type number'),
+    );
+    expect(() => new Shampoo([p], { lr: 0.1, statDecay: -0.1 })).toThrow(
+      new RangeError('Expected a number in [0, 1) for statDecay but received -0.1 of type number'),
+    );
+    expect(() => new Shampoo([p], { lr: 0.1, weightDecay: -1 })).toThrow(
+      new RangeError('Expected a non-negative number for weightDecay but received -1 of type number'),
+    );
+    expect(() => new Shampoo([p], { lr: 0.1, statsEvery: 3, inverseEvery: 10 })).toThrow(
+      new RangeError('Expected inverseEvery (10) to be a multiple of statsEvery (3)'),
+    );
+    expect(() => new Shampoo([p], { lr: 0.1, inverseEvery: 0 })).toThrow(
+      new RangeError('Expected a positive integer for inverseEvery but received 0 of type number'),
+    );
+    expect(() => new Shampoo([p], { lr: 0.1, rootMethod: 'svd' as 'eigh' })).toThrow(
+      new RangeError("Expected one of 'eigh', 'newton' for rootMethod but received \"svd\" of type string"),
+    );
+    expect(() => new Shampoo([p], { lr: 0.1, maxFactorDim: 0 })).toThrow(
+      new RangeError('Expected a positive integer for maxFactorDim but received 0 of type number'),
+    );
     expect(() => new Shampoo([p], { lr: 0.1, damping: 0.1 } as never)).toThrow("Shampoo: unknown option 'damping'");
     const opt = new Shampoo([p], { lr: 0.1 });
-    expect(() => opt.updateStatistics([])).toThrow('updateStatistics: expected 1 gradients (one per parameter) but received 0');
+    expect(() => opt.updateStatistics([])).toThrow(
+      'updateStatistics: expected 1 gradients (one per parameter) but received 0',
+    );
     await expect(opt.warmStart([], (x) => x, 42 as never)).rejects.toThrow(TypeError);
     await expect(opt.warmStart([], (x) => x, mse)).rejects.toThrow('warmStart: batches yielded no usable batch');
     opt.dispose();

@@ -5,10 +5,19 @@ import { expectClose, noLeak } from './support/helpers.js';
 describe('smoke', () => {
   it('adds, multiplies and differentiates', async () => {
     await noLeak(() => {
-      const a = torch.tensor([[1, 2], [3, 4]], { requiresGrad: true });
+      const a = torch.tensor(
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        { requiresGrad: true },
+      );
       const y = torch.tidy(() => a.mul(a).sum());
       y.backward();
-      expectClose(a.grad!, [[2, 4], [6, 8]]);
+      expectClose(a.grad!, [
+        [2, 4],
+        [6, 8],
+      ]);
       y.dispose();
       a.dispose();
     });

@@ -5,8 +5,14 @@ import * as torch from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { lcg, noLeak } from './support/helpers.js';
 import { relErr } from './support/dense.js';
-import { prod, contractionByIndex, movingAverage, normalizedFactors, damped, kronSolve } from './support/tnt-reference.js';
-
+import {
+  prod,
+  contractionByIndex,
+  movingAverage,
+  normalizedFactors,
+  damped,
+  kronSolve,
+} from './support/tnt-reference.js';
 
 describe('TNT kernels against a dense float64 re-derivation', () => {
   // The state is packed (native/optim/tnt.cc): per full factor one d x d buffer P (A_i in the upper triangle with
@@ -14,7 +20,10 @@ describe('TNT kernels against a dense float64 re-derivation', () => {
   // are checked against the same re-derivation.
   const paths = native.tntBlasAvailable() ? [true, false] : [false];
   // P for a fresh factor: inverse I / damping in the upper triangle, zero statistics.
-  const fresh = (d: number, damping = 1): [torch.Tensor, torch.Tensor] => [torch.tidy(() => torch.eye(d, { dtype: 'float64' }).mul(1 / damping)), torch.zeros([d], { dtype: 'float64' })];
+  const fresh = (d: number, damping = 1): [torch.Tensor, torch.Tensor] => [
+    torch.tidy(() => torch.eye(d, { dtype: 'float64' }).mul(1 / damping)),
+    torch.zeros([d], { dtype: 'float64' }),
+  ];
   const unpack = (P: torch.Tensor, h: torch.Tensor): [number[], number[]] => {
     const [H, A] = native.tntUnpack(P._h, h._h).map((x) => new torch.Tensor(x));
     const out: [number[], number[]] = [H!.dataSync(), A!.dataSync()];
@@ -55,7 +64,8 @@ describe('TNT kernels against a dense float64 re-derivation', () => {
           const tr = ref[0]!.reduce((s, row, a) => s + row[a]!, 0);
           const c0 = (tr / n) ** (1 / k);
           const U = normalizedFactors(ref, shape);
-          for (let i = 0; i < k; i++) expect(U[i]!.reduce((s, row, a) => s + row[a]!, 0)).toBeCloseTo(c0 * shape[i]!, 10);
+          for (let i = 0; i < k; i++)
+            expect(U[i]!.reduce((s, row, a) => s + row[a]!, 0)).toBeCloseTo(c0 * shape[i]!, 10);
           const us = native.tntNormalizedFactors([shape], [mains], [auxes])[0]!.map((h) => new torch.Tensor(h));
           for (let i = 0; i < k; i++) expect(relErr(us[i]!.dataSync(), U[i]!.flat())).toBeLessThan(1e-12);
           torch.dispose(us);
@@ -64,9 +74,13 @@ describe('TNT kernels against a dense float64 re-derivation', () => {
           const report = native.tntInverses([shape], [mains], [auxes], eps, 0);
           expect(report).toMatchObject({ inverted: k, failed: 0 });
           // the inverses leave the statistics in the same buffer as they were
-          for (let i = 0; i < k; i++) expect(relErr(unpack(state[i]![0], state[i]![1])[0], ref[i]!.flat())).toBeLessThan(1e-12);
+          for (let i = 0; i < k; i++)
+            expect(relErr(unpack(state[i]![0], state[i]![1])[0], ref[i]!.flat())).toBeLessThan(1e-12);
           const m = new Float64Array(n).map(() => rnd());
-          const want = kronSolve(U.map((Ui) => damped(Ui, eps)), Array.from(m));
+          const want = kronSolve(
+            U.map((Ui) => damped(Ui, eps)),
+            Array.from(m),
+          );
           const mt = torch.tensor(m, { shape });
           const dir = new torch.Tensor(native.tntPackedDirection(mt._h, shape, mains, auxes, blas));
           expect(relErr(dir.dataSync(), want)).toBeLessThan(1e-10);
@@ -87,27 +101,35 @@ describe('TNT kernels against a dense float64 re-derivation', () => {
         const a = Array.from({ length: d }, () => Array.from({ length: d }, () => rnd()));
         return a.map((row, i) => row.map((v, j) => v + a[j]![i]!));
       };
-      const Hm = sym(), Am = sym();
-      const H = torch.tensor(Hm, { dtype: 'float64' }), A = torch.tensor(Am, { dtype: 'float64' });
+      const Hm = sym(),
+        Am = sym();
+      const H = torch.tensor(Hm, { dtype: 'float64' }),
+        A = torch.tensor(Am, { dtype: 'float64' });
       const [P, h] = fresh(d);
       native.tntPack(H._h, A._h, P._h, h._h);
       const [H2, A2] = unpack(P, h);
       expect(H2).toEqual(Hm.flat());
       expect(A2).toEqual(Am.flat());
       // float32, a (3, 40) gradient: factor 0 sees a 3 x 40 matricisation, factor 1 its transpose (both BLAS layouts)
-      const g = torch.tensor(Array.from({ length: 120 }, () => rnd()), { shape: [3, 40] });
+      const g = torch.tensor(
+        Array.from({ length: 120 }, () => rnd()),
+        { shape: [3, 40] },
+      );
       const results = paths.map((blas) => {
         const st = [3, 40].map((e) => [torch.tidy(() => torch.eye(e).mul(2)), torch.zeros([e])] as const);
         native.tntStatistics([g._h], [[3, 40]], [st.map((x) => x[0]._h)], [st.map((x) => x[1]._h)], 1, blas);
         native.tntStatistics([g._h], [[3, 40]], [st.map((x) => x[0]._h)], [st.map((x) => x[1]._h)], 0.5, blas);
-        const out = st.map(([P1, h1]) => torch.tidy(() => native.tntUnpack(P1._h, h1._h).map((x) => new torch.Tensor(x).dataSync() as number[])));
+        const out = st.map(([P1, h1]) =>
+          torch.tidy(() => native.tntUnpack(P1._h, h1._h).map((x) => new torch.Tensor(x).dataSync() as number[])),
+        );
         torch.dispose(st.flat());
         return out;
       });
       const G = Array.from({ length: 3 }, (_, i) => g.dataSync().slice(i * 40, i * 40 + 40));
       const want0 = G.flatMap((r) => G.map((q) => r.reduce((s, v, j) => s + v * q[j]!, 0)));
       for (const r of results) {
-        const [H0, A0] = r[0]!, [H1, A1] = r[1]!;
+        const [H0, A0] = r[0]!,
+          [H1, A1] = r[1]!;
         expect(relErr(H0!, want0)).toBeLessThan(1e-6);
         expect(A0).toEqual([2, 0, 0, 0, 2, 0, 0, 0, 2]);
         expect(A1!.filter((v) => v !== 0).length).toBe(40);
@@ -129,7 +151,12 @@ describe('TNT kernels against a dense float64 re-derivation', () => {
       const gt = torch.tensor(g, { shape });
       native.tntStatistics([gt._h], [shape], [[full._h, diag._h]], [[fullDiag._h, inv1._h]], 1, true);
       const c1 = contractionByIndex(g, shape, 1);
-      expect(relErr(diag.dataSync(), c1.map((row, a) => row[a]!))).toBeLessThan(1e-14);
+      expect(
+        relErr(
+          diag.dataSync(),
+          c1.map((row, a) => row[a]!),
+        ),
+      ).toBeLessThan(1e-14);
       expect(inv1.dataSync()).toEqual([1, 1, 1, 1]);
       native.tntInverses([shape], [[full._h, diag._h]], [[fullDiag._h, inv1._h]], 0.1, 0);
       const tr = c1.reduce((s, row, a) => s + row[a]!, 0);
@@ -145,28 +172,68 @@ describe('TNT kernels against a dense float64 re-derivation', () => {
       // statistics [[1, 0.5], [0.5, 2]] with inverse I
       const packed = (Hm: number[][], Am: number[][]): [torch.Tensor, torch.Tensor] => {
         const [P, h] = fresh(2);
-        torch.tidy(() => native.tntPack(torch.tensor(Hm, { dtype: 'float64' })._h, torch.tensor(Am, { dtype: 'float64' })._h, P._h, h._h));
+        torch.tidy(() =>
+          native.tntPack(
+            torch.tensor(Hm, { dtype: 'float64' })._h,
+            torch.tensor(Am, { dtype: 'float64' })._h,
+            P._h,
+            h._h,
+          ),
+        );
         return [P, h];
       };
-      const I2 = [[1, 0], [0, 1]];
-      const [P, h] = packed([[1, 0.5], [0.5, 2]], I2);
+      const I2 = [
+        [1, 0],
+        [0, 1],
+      ];
+      const [P, h] = packed(
+        [
+          [1, 0.5],
+          [0.5, 2],
+        ],
+        I2,
+      );
       const bad = torch.tensor([NaN, 1], { dtype: 'float64' });
       const r = native.tntStatistics([bad._h], [[2]], [[P._h]], [[h._h]], 0.5, true);
       expect(r).toEqual({ updated: 0, skippedNonFinite: 1 });
-      expect(unpack(P, h)).toEqual([[1, 0.5, 0.5, 2], [1, 0, 0, 1]]);
+      expect(unpack(P, h)).toEqual([
+        [1, 0.5, 0.5, 2],
+        [1, 0, 0, 1],
+      ]);
       // An indefinite factor (impossible from statistics, but reachable through loadStateDict) cannot be
       // factorised even with 1000x damping: the previous inverse stays.
       // U = H / 2c0 has diagonal (745.4, -74.5): still indefinite after adding 1000 * eps = 1.
-      const indefinite = packed([[1e6, 0], [0, -1e5]], I2);
+      const indefinite = packed(
+        [
+          [1e6, 0],
+          [0, -1e5],
+        ],
+        I2,
+      );
       const rep = native.tntInverses([[2]], [[indefinite[0]._h]], [[indefinite[1]._h]], 1e-3, 0);
       expect(rep).toMatchObject({ failed: 1, inverted: 0 });
       expect(unpack(...indefinite)[1]).toEqual([1, 0, 0, 1]);
       // a negative trace is refused outright
-      const negative = packed([[-1, 0], [0, -1]], I2);
-      expect(native.tntInverses([[2]], [[negative[0]._h]], [[negative[1]._h]], 1e-3, 0)).toMatchObject({ failed: 1, inverted: 0 });
+      const negative = packed(
+        [
+          [-1, 0],
+          [0, -1],
+        ],
+        I2,
+      );
+      expect(native.tntInverses([[2]], [[negative[0]._h]], [[negative[1]._h]], 1e-3, 0)).toMatchObject({
+        failed: 1,
+        inverted: 0,
+      });
       expect(unpack(...negative)[1]).toEqual([1, 0, 0, 1]);
       // a slightly indefinite factor is rescued by more damping, and says so
-      const slight = packed([[1, 0], [0, -0.001]], I2);
+      const slight = packed(
+        [
+          [1, 0],
+          [0, -0.001],
+        ],
+        I2,
+      );
       const rep2 = native.tntInverses([[2]], [[slight[0]._h]], [[slight[1]._h]], 1e-3, 0);
       expect(rep2).toMatchObject({ failed: 0, inverted: 1, retriedDamping: 1 });
       torch.dispose([P, h, bad, indefinite, negative, slight]);

@@ -25,7 +25,8 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-const flatParams = (m: Lib.nn.Module): number[][] => m.parameters().map((p) => Array.from(p.toTypedArray() as Float64Array));
+const flatParams = (m: Lib.nn.Module): number[][] =>
+  m.parameters().map((p) => Array.from(p.toTypedArray() as Float64Array));
 
 describe('types', () => {
   it('the public API', () => {
@@ -53,12 +54,23 @@ describe('train.inWorker', () => {
     trainer.on('weights', (s) => {
       versions.push(s.version);
       // the serving model answers between snapshots (no gradients, nothing left behind)
-      predictions.push(t.noGrad(() => t.tidy(() => served.call(t.ones([1, 4], { dtype: 'float64' })).sum().item())));
+      predictions.push(
+        t.noGrad(() =>
+          t.tidy(() =>
+            served
+              .call(t.ones([1, 4], { dtype: 'float64' }))
+              .sum()
+              .item(),
+          ),
+        ),
+      );
     });
     const result = (await trainer.done) as { losses: number[]; weights: number[][]; live: number };
     expect(await trainer.cancel()).toBe(0); // already finished: resolves with the exit code
     // 3 epochs of 8 steps: progress every 2 steps and per epoch; a snapshot every 4 steps, per epoch, and the final one
-    expect(progress.filter((p) => p.kind === 'step').map((p) => p.steps)).toEqual([2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24]);
+    expect(progress.filter((p) => p.kind === 'step').map((p) => p.steps)).toEqual([
+      2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
+    ]);
     expect(progress.filter((p) => p.kind === 'epoch').map((p) => p.steps)).toEqual([8, 16, 24]);
     expect(versions.length).toBeGreaterThanOrEqual(2);
     expect(versions).toEqual([...versions].sort((a, b) => a - b));
@@ -83,7 +95,8 @@ describe('train.inWorker', () => {
   it('trains with TNT in its own loop (sampled backward, inverse refreshes) and publishes every 3 steps', async () => {
     const served = makeModel(t, 7);
     const trainer = t.train.inWorker(JOB, { workerData: { lib, mode: 'tnt', seed: 2, epochs: 2 }, serve: served });
-    let lastLoss = Infinity, firstLoss = Infinity;
+    let lastLoss = Infinity,
+      firstLoss = Infinity;
     trainer.on('progress', (p) => {
       const { steps, loss } = p as { steps: number; loss: number };
       if (steps === 1) firstLoss = loss;
@@ -120,7 +133,7 @@ describe('train.inWorker', () => {
     await expect(trainer.done).rejects.toMatchObject({ name: 'AbortError', message: 'training was cancelled' });
   });
 
-  it("a job path relative to the working directory works as a string", async () => {
+  it('a job path relative to the working directory works as a string', async () => {
     const rel = fileURLToPath(JOB).replace(process.cwd() + '/', '');
     const trainer = t.train.inWorker(rel, { workerData: { lib, mode: 'nice' } });
     expect(await trainer.done).toHaveProperty('nice');
@@ -142,36 +155,59 @@ describe('train.inWorker', () => {
   });
 
   it('a serving model that does not match the snapshots is reported (RangeError) and training is cancelled', async () => {
-    const wrong = new t.nn.Sequential(new t.nn.Linear(4, 8, { dtype: 'float64' }), new t.nn.Tanh(), new t.nn.Linear(8, 2, { dtype: 'float64' }));
+    const wrong = new t.nn.Sequential(
+      new t.nn.Linear(4, 8, { dtype: 'float64' }),
+      new t.nn.Tanh(),
+      new t.nn.Linear(8, 2, { dtype: 'float64' }),
+    );
     const before = flatParams(wrong);
     const trainer = t.train.inWorker(JOB, { workerData: { lib, mode: 'forever' }, serve: wrong });
     const errors: Error[] = [];
     trainer.on('error', (e) => errors.push(e));
     await expect(trainer.done).rejects.toMatchObject({ name: 'AbortError' });
-    expect(errors[0]).toEqual(new RangeError("loadInto: '2.weight' is float64 [3, 8] in the snapshot but float64 [2, 8] in the model"));
+    expect(errors[0]).toEqual(
+      new RangeError("loadInto: '2.weight' is float64 [3, 8] in the snapshot but float64 [2, 8] in the model"),
+    );
     expect(flatParams(wrong)).toEqual(before); // nothing was copied
     t.dispose(wrong.parameters());
   });
 
-  it.runIf(process.platform === 'linux')('the job runs at a lower priority than the server (nice + 10 by default, as asked, or the same)', async () => {
-    const { getPriority } = await import('node:os');
-    const mine = getPriority(); // this process's main thread
-    const run = async (nice?: number): Promise<number> =>
-      ((await t.train.inWorker(JOB, { workerData: { lib, mode: 'nice' }, ...(nice === undefined ? {} : { nice }) }).done) as { nice: number }).nice;
-    expect(await run()).toBe(Math.min(19, mine + 10));
-    expect(await run(3)).toBe(Math.min(19, mine + 3));
-    expect(await run(0)).toBe(mine);
-  });
+  it.runIf(process.platform === 'linux')(
+    'the job runs at a lower priority than the server (nice + 10 by default, as asked, or the same)',
+    async () => {
+      const { getPriority } = await import('node:os');
+      const mine = getPriority(); // this process's main thread
+      const run = async (nice?: number): Promise<number> =>
+        (
+          (await t.train.inWorker(JOB, { workerData: { lib, mode: 'nice' }, ...(nice === undefined ? {} : { nice }) })
+            .done) as { nice: number }
+        ).nice;
+      expect(await run()).toBe(Math.min(19, mine + 10));
+      expect(await run(3)).toBe(Math.min(19, mine + 3));
+      expect(await run(0)).toBe(mine);
+    },
+  );
 
   it('invalid arguments', () => {
-    expect(() => t.train.inWorker(42 as never)).toThrow(new TypeError(
-      "Expected the job module's URL (new URL('./job.js', import.meta.url)) or file path for job but received 42 of type number"));
+    expect(() => t.train.inWorker(42 as never)).toThrow(
+      new TypeError(
+        "Expected the job module's URL (new URL('./job.js', import.meta.url)) or file path for job but received 42 of type number",
+      ),
+    );
     expect(() => t.train.inWorker(JOB, { graceMs: -1 })).toThrow(RangeError);
-    expect(() => t.train.inWorker(JOB, { nice: 20 })).toThrow(new RangeError('Expected an integer in [0, 19] for nice but received 20'));
-    expect(() => t.train.inWorker(JOB, { nice: 1.5 })).toThrow(new RangeError('Expected an integer for nice but received 1.5 of type number'));
+    expect(() => t.train.inWorker(JOB, { nice: 20 })).toThrow(
+      new RangeError('Expected an integer in [0, 19] for nice but received 20'),
+    );
+    expect(() => t.train.inWorker(JOB, { nice: 1.5 })).toThrow(
+      new RangeError('Expected an integer for nice but received 1.5 of type number'),
+    );
     expect(() => t.train.inWorker(JOB, { serve: {} as never })).toThrow(TypeError);
-    expect(() => t.train.inWorker(JOB, { tuneMalloc: 1 as never })).toThrow(new TypeError('Expected a boolean for tuneMalloc but received 1 of type number'));
-    expect(() => t.train.inWorker(JOB, { blasThreads: 'all' as never })).toThrow(new RangeError("Expected one of 'worker', 'shared' for blasThreads but received \"all\" of type string"));
+    expect(() => t.train.inWorker(JOB, { tuneMalloc: 1 as never })).toThrow(
+      new TypeError('Expected a boolean for tuneMalloc but received 1 of type number'),
+    );
+    expect(() => t.train.inWorker(JOB, { blasThreads: 'all' as never })).toThrow(
+      new RangeError("Expected one of 'worker', 'shared' for blasThreads but received \"all\" of type string"),
+    );
     const m = makeModel(t, 1);
     const trainer = Object.create(t.train.Trainer.prototype) as Lib.train.Trainer;
     expect(trainer.loadInto(m, null)).toBe(null);

@@ -65,11 +65,15 @@ describe('worker termination', () => {
       transpileLib(work);
       writeFileSync(join(work, 'job.mjs'), JOB);
       writeFileSync(join(work, 'driver.mjs'), DRIVER);
-      const r = spawnSync(process.execPath, [join(work, 'driver.mjs'), join(work, 'job.mjs'), new URL(`file://${join(work, 'lib', 'index.js')}`).href], {
-        env: { ...process.env, TENSORNORMAL_ADDON: addonPath, TENSORNORMAL_NUM_THREADS: '1' },
-        encoding: 'utf8',
-        timeout: 110_000,
-      });
+      const r = spawnSync(
+        process.execPath,
+        [join(work, 'driver.mjs'), join(work, 'job.mjs'), new URL(`file://${join(work, 'lib', 'index.js')}`).href],
+        {
+          env: { ...process.env, TENSORNORMAL_ADDON: addonPath, TENSORNORMAL_NUM_THREADS: '1' },
+          encoding: 'utf8',
+          timeout: 110_000,
+        },
+      );
       expect(r.stderr).not.toContain('terminate called');
       expect({ status: r.status, signal: r.signal }).toEqual({ status: 0, signal: null });
       // every worker ended, and the 24 hook workers (kinds 3 and 4 of 4, 50 workers) were each stopped inside a hook

@@ -37,11 +37,20 @@ describe('worker_threads', () => {
     const mainLive = torch.liveTensors();
     const [w1, w2] = await Promise.all([start(), start()]);
     try {
-      const jobs = [w1.ask({ kind: 'compute', n: 48, seed: 1, rounds: 300 }), w2.ask({ kind: 'compute', n: 32, seed: 5, rounds: 300 })];
+      const jobs = [
+        w1.ask({ kind: 'compute', n: 48, seed: 1, rounds: 300 }),
+        w2.ask({ kind: 'compute', n: 32, seed: 5, rounds: 300 }),
+      ];
       // meanwhile the main thread keeps computing with the TypeScript API
       let mainTotal = 0;
       for (let r = 0; r < 300; r++)
-        mainTotal = torch.tidy(() => torch.ones(16, 16, { dtype: 'float64' }).matmul(torch.full([16, 16], 2, { dtype: 'float64' })).sum().item());
+        mainTotal = torch.tidy(() =>
+          torch
+            .ones(16, 16, { dtype: 'float64' })
+            .matmul(torch.full([16, 16], 2, { dtype: 'float64' }))
+            .sum()
+            .item(),
+        );
       const [r1, r2] = await Promise.all(jobs);
       expect(mainTotal).toBe(16 * 16 * 32);
       expect(r1).toEqual({ ok: true, live0: 0, liveMax: 4, liveAfter: 0, total: expectedTotal(48, 1) });
@@ -58,10 +67,18 @@ describe('worker_threads', () => {
     const w = await start();
     try {
       expect(await w.ask({ kind: 'throw', which: 'c10' })).toEqual({
-        ok: false, ownClass: true, name: 'TorchError', code: 'TORCH_ERROR', message: 'test failure from c10',
+        ok: false,
+        ownClass: true,
+        name: 'TorchError',
+        code: 'TORCH_ERROR',
+        message: 'test failure from c10',
       });
       expect(await w.ask({ kind: 'throw', which: 'alloc' })).toEqual({
-        ok: false, ownClass: true, name: 'TorchError', code: 'OUT_OF_MEMORY', message: 'out of memory',
+        ok: false,
+        ownClass: true,
+        name: 'TorchError',
+        code: 'OUT_OF_MEMORY',
+        message: 'out of memory',
       });
       // the worker is still usable after its errors
       expect((await w.ask({ kind: 'compute', n: 4, seed: 2, rounds: 1 })).total).toBe(expectedTotal(4, 2));
@@ -92,7 +109,9 @@ describe('worker_threads', () => {
         parentPort.postMessage({ w0, w, live: t.memory().tensors });
       });`;
     const workers = [1, 2].map((seed) => new Worker(code, { eval: true, workerData: { dist, seed } }));
-    const replies = (await Promise.all(workers.map((w) => once(w, 'message')))) as [{ w0: number; w: number; live: number }][];
+    const replies = (await Promise.all(workers.map((w) => once(w, 'message')))) as [
+      { w0: number; w: number; live: number },
+    ][];
     // gradient descent on mean((w x - 3 x)^2): w - 3 shrinks by 1 - 2 lr mean(x^2) per step
     const m2 = Array.from({ length: 16 }, (_, i) => (-1 + (2 * i) / 15) ** 2).reduce((a, b) => a + b) / 16;
     for (const [r] of replies) {

@@ -18,11 +18,13 @@ function fromFixture(path) {
 
 /** Copies fixture weights, in order, into a module's parameters (shapes must match). */
 function loadInto(params, weights) {
-  if (params.length !== weights.length) throw new Error(`model has ${params.length} parameters, the fixture ${weights.length}`);
+  if (params.length !== weights.length)
+    throw new Error(`model has ${params.length} parameters, the fixture ${weights.length}`);
   torch.noGrad(() => {
     params.forEach((p, i) => {
       const w = weights[i];
-      if (p.shape.join() !== w.shape.join()) throw new Error(`parameter ${i}: fixture shape [${w.shape}] but the model has [${p.shape}]`);
+      if (p.shape.join() !== w.shape.join())
+        throw new Error(`parameter ${i}: fixture shape [${w.shape}] but the model has [${p.shape}]`);
       p.copy_(w);
     });
   });
@@ -39,7 +41,8 @@ function fromModule(model, weights, impl) {
 
 /** The paper's autoencoder: Linear layers, ReLU after each except the narrowest (the code) and the last (logits). */
 function autoencoder(weights, widths) {
-  if (typeof torch.models?.autoencoder === 'function') return fromModule(torch.models.autoencoder(widths), weights, 'models.autoencoder');
+  if (typeof torch.models?.autoencoder === 'function')
+    return fromModule(torch.models.autoencoder(widths), weights, 'models.autoencoder');
   const layers = [];
   for (let l = 0; l + 1 < widths.length; l++) {
     const w = weights.get(`layers.${l}.weight`).requiresGrad_(true);
@@ -66,12 +69,25 @@ function autoencoder(weights, widths) {
  * Linear(128, 10); BatchNorm in training mode (batch statistics, running statistics updated).
  */
 function smallCnn(weights) {
-  if (typeof torch.models?.smallCnn === 'function') return fromModule(torch.models.smallCnn(), weights, 'models.smallCnn');
+  if (typeof torch.models?.smallCnn === 'function')
+    return fromModule(torch.models.smallCnn(), weights, 'models.smallCnn');
   const p = (name) => weights.get(name).requiresGrad_(true);
-  const params = ['0.weight', '1.weight', '1.bias', '4.weight', '5.weight', '5.bias', '9.weight', '9.bias', '11.weight', '11.bias'].map(p);
+  const params = [
+    '0.weight',
+    '1.weight',
+    '1.bias',
+    '4.weight',
+    '5.weight',
+    '5.bias',
+    '9.weight',
+    '9.bias',
+    '11.weight',
+    '11.bias',
+  ].map(p);
   const [c1, bn1w, bn1b, c2, bn2w, bn2b, f1w, f1b, f2w, f2b] = params;
   const running = [torch.zeros([32]), torch.ones([32]), torch.zeros([64]), torch.ones([64])].map((t) => t.keep());
-  const bn = (x, i, weight, bias) => F.batchNorm(x, running[2 * i], running[2 * i + 1], { weight, bias, training: true, momentum: 0.1, eps: 1e-5 });
+  const bn = (x, i, weight, bias) =>
+    F.batchNorm(x, running[2 * i], running[2 * i + 1], { weight, bias, training: true, momentum: 0.1, eps: 1e-5 });
   return {
     impl: 'nn.functional',
     parameters: params,

@@ -9,7 +9,18 @@ import { native } from '../../dist/native.js';
 /** Thrown when a case needs something the library does not have yet; the runner prints it as a skip. */
 export class Unavailable extends Error {}
 
-const ELEMENT_SIZE = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
+const ELEMENT_SIZE = {
+  float32: 4,
+  float64: 8,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
+};
 
 /** Sum of numel * element size over every tensor reachable from `value` (state objects, arrays, Maps). */
 export function tensorBytes(value, seen = new Set()) {
@@ -17,7 +28,8 @@ export function tensorBytes(value, seen = new Set()) {
   seen.add(value);
   if (value instanceof torch.Tensor) return value.isDisposed ? 0 : value.numel() * (ELEMENT_SIZE[value.dtype] ?? 4);
   let total = 0;
-  const values = value instanceof Map ? value.values() : Array.isArray(value) || value instanceof Set ? value : Object.values(value);
+  const values =
+    value instanceof Map ? value.values() : Array.isArray(value) || value instanceof Set ? value : Object.values(value);
   for (const v of values) total += tensorBytes(v, seen);
   return total;
 }
@@ -32,9 +44,19 @@ class FusedSGD {
   }
   step() {
     const { lr, momentum, weightDecay } = this.hyper;
-    const out = native.sgdStep(this.params.map((p) => p._h), this.buffers.map((b) => (b === null ? -1 : b._h)), lr, momentum, 0, weightDecay, false, false);
+    const out = native.sgdStep(
+      this.params.map((p) => p._h),
+      this.buffers.map((b) => (b === null ? -1 : b._h)),
+      lr,
+      momentum,
+      0,
+      weightDecay,
+      false,
+      false,
+    );
     out.forEach((h, i) => {
-      if (h >= 0 && (this.buffers[i] === null || this.buffers[i]._h !== h)) this.buffers[i] = new torch.Tensor(h).keep();
+      if (h >= 0 && (this.buffers[i] === null || this.buffers[i]._h !== h))
+        this.buffers[i] = new torch.Tensor(h).keep();
     });
   }
   zeroGrad() {
@@ -61,8 +83,21 @@ class FusedAdam {
   step() {
     const { lr, eps, betas, weightDecay } = this.hyper;
     this.steps = this.steps.map((s) => s + 1);
-    native.adamStep(this.params.map((p) => p._h), this.expAvg.map((t) => t._h), this.expAvgSq.map((t) => t._h), null, this.steps,
-      lr, betas[0], betas[1], eps, weightDecay, false, false, false);
+    native.adamStep(
+      this.params.map((p) => p._h),
+      this.expAvg.map((t) => t._h),
+      this.expAvgSq.map((t) => t._h),
+      null,
+      this.steps,
+      lr,
+      betas[0],
+      betas[1],
+      eps,
+      weightDecay,
+      false,
+      false,
+      false,
+    );
   }
   zeroGrad() {
     for (const p of this.params) p.grad = null;
@@ -129,17 +164,30 @@ export function makeOptimizer(name, params, h, likelihood) {
   const o = torch.optim;
   if (name === 'sgd') {
     const hyper = { lr: h.lr, momentum: h.momentum, weightDecay: h.weightDecay ?? 0 };
-    return typeof o?.SGD === 'function' ? new LibraryOptimizer(new o.SGD(params, hyper), 'optim.SGD') : new FusedSGD(params, hyper);
+    return typeof o?.SGD === 'function'
+      ? new LibraryOptimizer(new o.SGD(params, hyper), 'optim.SGD')
+      : new FusedSGD(params, hyper);
   }
   if (name === 'adam') {
     const hyper = { lr: h.lr, eps: h.eps, weightDecay: h.weightDecay ?? 0 };
-    return typeof o?.Adam === 'function' ? new LibraryOptimizer(new o.Adam(params, hyper), 'optim.Adam') : new FusedAdam(params, hyper);
+    return typeof o?.Adam === 'function'
+      ? new LibraryOptimizer(new o.Adam(params, hyper), 'optim.Adam')
+      : new FusedAdam(params, hyper);
   }
   if (name === 'tnt') {
-    if (typeof o?.TNT !== 'function') throw new Unavailable('TNT not available yet (torch.optim.TNT is not exported by the library)');
+    if (typeof o?.TNT !== 'function')
+      throw new Unavailable('TNT not available yet (torch.optim.TNT is not exported by the library)');
     const Lik = torch[likelihood];
-    if (typeof Lik !== 'function') throw new Unavailable(`TNT not available yet (the library has no ${likelihood} likelihood)`);
-    const opt = new o.TNT(params, { lr: h.lr, damping: h.eps, momentum: h.momentum, weightDecay: h.weightDecay ?? 0, statsEvery: h.T1, inverseEvery: h.T2 });
+    if (typeof Lik !== 'function')
+      throw new Unavailable(`TNT not available yet (the library has no ${likelihood} likelihood)`);
+    const opt = new o.TNT(params, {
+      lr: h.lr,
+      damping: h.eps,
+      momentum: h.momentum,
+      weightDecay: h.weightDecay ?? 0,
+      statsEvery: h.T1,
+      inverseEvery: h.T2,
+    });
     try {
       return new LibraryTNT(opt, new Lik());
     } catch (err) {

@@ -17,7 +17,13 @@ try {
   ({ Unavailable } = await import('./optimizers.mjs'));
 } catch (err) {
   const hint = /Cannot find module .*dist/.test(String(err?.message)) ? ' (run `npm run build:ts` first)' : '';
-  reply({ ok: false, fatal: `the library could not be loaded${hint}: ${String(err?.message ?? err).split('\n').slice(0, 4).join(' | ')}` });
+  reply({
+    ok: false,
+    fatal: `the library could not be loaded${hint}: ${String(err?.message ?? err)
+      .split('\n')
+      .slice(0, 4)
+      .join(' | ')}`,
+  });
   process.exit(3);
 }
 
@@ -31,7 +37,8 @@ const median = (xs) => {
 class Loop {
   constructor(op) {
     if (op === 'add1') {
-      const a = torch.tensor([1]).keep(), b = torch.tensor([2]).keep();
+      const a = torch.tensor([1]).keep(),
+        b = torch.tensor([2]).keep();
       this.owned = [a, b];
       this.body = (n) => {
         for (let i = 0; i < n; i++) a.add(b).dispose();
@@ -47,7 +54,8 @@ class Loop {
         }
       };
     } else if (op === 'matmul512') {
-      const a = torch.rand([512, 512]).keep(), b = torch.rand([512, 512]).keep();
+      const a = torch.rand([512, 512]).keep(),
+        b = torch.rand([512, 512]).keep();
       this.owned = [a, b];
       this.body = (n) => {
         for (let i = 0; i < n; i++) a.matmul(b).dispose();
@@ -77,7 +85,8 @@ class Train {
   }
   run(warmup, count) {
     for (let i = 0; i < warmup; i++) this.problem.step();
-    const times = [], losses = [];
+    const times = [],
+      losses = [];
     const tAll = performance.now();
     for (let i = 0; i < count; i++) {
       const t0 = performance.now();
@@ -104,11 +113,20 @@ for await (const line of rl) {
     switch (req.cmd) {
       case 'hello':
         torch.setNumThreads(req.threads);
-        reply({ ok: true, torch: torch.versions().torch, blasCore: torch.versions().blasCore ?? null, threads: torch.getNumThreads(), node: process.version });
+        reply({
+          ok: true,
+          torch: torch.versions().torch,
+          blasCore: torch.versions().blasCore ?? null,
+          threads: torch.getNumThreads(),
+          node: process.version,
+        });
         break;
       case 'setup':
         torch.manualSeed(req.seed ?? 0);
-        bench = req.case.kind === 'loop' ? new Loop(req.case.op) : new Train(req.case, await new Problem(req.case, req.fixtures).init());
+        bench =
+          req.case.kind === 'loop'
+            ? new Loop(req.case.op)
+            : new Train(req.case, await new Problem(req.case, req.fixtures).init());
         torch.manualSeed(req.seed ?? 0);
         reply({ ok: true, impl: bench.impl, liveTensors: torch.liveTensors() });
         break;
@@ -121,7 +139,12 @@ for await (const line of rl) {
         break;
       case 'stats':
         // maxRSS is in kilobytes.
-        reply({ ok: true, peakRssBytes: process.resourceUsage().maxRSS * 1024, stateBytes: bench?.stateBytes() ?? 0, liveTensors: torch.liveTensors() });
+        reply({
+          ok: true,
+          peakRssBytes: process.resourceUsage().maxRSS * 1024,
+          stateBytes: bench?.stateBytes() ?? 0,
+          liveTensors: torch.liveTensors(),
+        });
         break;
       case 'quit': {
         bench?.dispose();
@@ -136,6 +159,7 @@ for await (const line of rl) {
     }
   } catch (err) {
     if (err instanceof Unavailable) reply({ ok: false, skip: err.message });
-    else reply({ ok: false, error: `${err?.name ?? 'Error'}: ${err?.message ?? err}`, trace: String(err?.stack ?? '') });
+    else
+      reply({ ok: false, error: `${err?.name ?? 'Error'}: ${err?.message ?? err}`, trace: String(err?.stack ?? '') });
   }
 }

@@ -20,11 +20,15 @@ export class TensorDataset<T extends Tensor[] = Tensor[]> {
     if (tensors.length === 0) throw new TypeError('TensorDataset needs at least one tensor');
     tensors.forEach((t, k) => {
       if (!(t instanceof Tensor)) throw typeError('a Tensor', `tensors[${k}]`, t);
-      if (t.ndim === 0) throw new RangeError(`TensorDataset: tensors[${k}] is 0-d; every tensor needs a first (sample) dimension`);
+      if (t.ndim === 0)
+        throw new RangeError(`TensorDataset: tensors[${k}] is 0-d; every tensor needs a first (sample) dimension`);
     });
     const n = tensors[0]!.shape[0]!;
     tensors.forEach((t, k) => {
-      if (t.shape[0] !== n) throw new RangeError(`Size mismatch between tensors: tensors[0] has ${n} samples but tensors[${k}] has ${t.shape[0]}`);
+      if (t.shape[0] !== n)
+        throw new RangeError(
+          `Size mismatch between tensors: tensors[0] has ${n} samples but tensors[${k}] has ${t.shape[0]}`,
+        );
     });
     this.tensors = tensors;
   }

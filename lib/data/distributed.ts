@@ -45,7 +45,12 @@ export class DistributedSampler {
   private _epoch = 0;
 
   constructor(dataset: number | { length: number }, options: DistributedSamplerOptions = {}) {
-    const n = typeof dataset === 'number' ? dataset : dataset !== null && typeof dataset === 'object' ? dataset.length : undefined;
+    const n =
+      typeof dataset === 'number'
+        ? dataset
+        : dataset !== null && typeof dataset === 'object'
+          ? dataset.length
+          : undefined;
     if (typeof n !== 'number') throw typeError('a dataset or its length', 'dataset', dataset);
     this.datasetLength = is.nonNegativeInteger(n, 'dataset length');
     if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
@@ -56,7 +61,9 @@ export class DistributedSampler {
     this.shuffle = is.boolean(shuffle, 'shuffle');
     this.seed = is.nonNegativeInteger(seed, 'seed');
     this.dropLast = is.boolean(dropLast, 'dropLast');
-    this.numSamples = this.dropLast ? Math.floor(this.datasetLength / this.numReplicas) : Math.ceil(this.datasetLength / this.numReplicas);
+    this.numSamples = this.dropLast
+      ? Math.floor(this.datasetLength / this.numReplicas)
+      : Math.ceil(this.datasetLength / this.numReplicas);
   }
 
   get length(): number {

@@ -30,7 +30,12 @@ export function readMaybeGzip(file: string, reader: string, maxBytes: number): U
  * Builds an ImageDataset from uint8 pixels laid out [N, C, H, W] and uint8 labels: images become float32 / 255
  * exactly as torchvision's ToTensor (`img.float().div(255)`), labels int64. The tensors are kept (exempt from tidy).
  */
-export function imageDataset(pixels: Uint8Array, shape: [number, number, number, number], labels: Uint8Array, classes: readonly string[]): ImageDataset {
+export function imageDataset(
+  pixels: Uint8Array,
+  shape: [number, number, number, number],
+  labels: Uint8Array,
+  classes: readonly string[],
+): ImageDataset {
   const u8 = dtypeCode('uint8');
   let images: Tensor | null = null;
   let targets: Tensor | null = null;
@@ -54,7 +59,16 @@ export function imageDataset(pixels: Uint8Array, shape: [number, number, number,
 }
 
 /** Throws when a label is not a class index, naming the file and the first bad sample. */
-export function checkLabels(labels: Uint8Array, numClasses: number, file: string, reader: string, what = 'label'): void {
+export function checkLabels(
+  labels: Uint8Array,
+  numClasses: number,
+  file: string,
+  reader: string,
+  what = 'label',
+): void {
   for (let i = 0; i < labels.length; i++)
-    if (labels[i]! >= numClasses) throw new Error(`${reader}: ${file}: ${what} ${labels[i]} of sample ${i} is not a class index (0 to ${numClasses - 1})`);
+    if (labels[i]! >= numClasses)
+      throw new Error(
+        `${reader}: ${file}: ${what} ${labels[i]} of sample ${i} is not a class index (0 to ${numClasses - 1})`,
+      );
 }

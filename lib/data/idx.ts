@@ -14,7 +14,12 @@ export type IdxType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float6
 
 /** The IDX type byte and the element size of each type. */
 const TYPES: Record<number, [IdxType, number]> = {
-  0x08: ['uint8', 1], 0x09: ['int8', 1], 0x0b: ['int16', 2], 0x0c: ['int32', 4], 0x0d: ['float32', 4], 0x0e: ['float64', 8],
+  0x08: ['uint8', 1],
+  0x09: ['int8', 1],
+  0x0b: ['int16', 2],
+  0x0c: ['int32', 4],
+  0x0d: ['float32', 4],
+  0x0e: ['float64', 8],
 };
 
 export interface IdxArray {
@@ -54,28 +59,49 @@ export function readIdx(file: string, reader = 'readIdx'): IdxArray {
   if (b.length < 4) throw bad(`it has only ${b.length} bytes`);
   const entry = TYPES[b[2]!];
   if (b[0] !== 0 || b[1] !== 0 || entry === undefined)
-    throw bad(`bad magic number 0x${[...b.subarray(0, 4)].map((x) => x.toString(16).padStart(2, '0')).join('')} (expected 0x0000TTDD with type TT in 08, 09, 0b, 0c, 0d, 0e)`);
+    throw bad(
+      `bad magic number 0x${[...b.subarray(0, 4)].map((x) => x.toString(16).padStart(2, '0')).join('')} (expected 0x0000TTDD with type TT in 08, 09, 0b, 0c, 0d, 0e)`,
+    );
   const [type, size] = entry;
   const ndim = b[3]!;
   const start = 4 + 4 * ndim;
-  if (ndim === 0 || b.length < start) throw bad(`the header declares ${ndim} dimensions but the file ends after ${b.length} bytes`);
+  if (ndim === 0 || b.length < start)
+    throw bad(`the header declares ${ndim} dimensions but the file ends after ${b.length} bytes`);
   const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const shape: number[] = [];
   for (let d = 0; d < ndim; d++) shape.push(view.getUint32(4 + 4 * d, false));
   const count = shape.reduce((a, c) => a * c, 1);
   const need = start + count * size;
-  if (b.length < need) throw bad(`truncated: shape [${shape.join(', ')}] needs ${need} bytes but the file has ${b.length}`);
-  if (b.length > need) throw bad(`shape [${shape.join(', ')}] needs ${need} bytes but the file has ${b.length} (${b.length - need} extra)`);
+  if (b.length < need)
+    throw bad(`truncated: shape [${shape.join(', ')}] needs ${need} bytes but the file has ${b.length}`);
+  if (b.length > need)
+    throw bad(
+      `shape [${shape.join(', ')}] needs ${need} bytes but the file has ${b.length} (${b.length - need} extra)`,
+    );
   const body = b.subarray(start, need);
   let data: IdxArray['data'];
   if (type === 'uint8') data = body;
   else if (type === 'int8') data = new Int8Array(body.buffer, body.byteOffset, count);
   else {
-    const out = type === 'int16' ? new Int16Array(count) : type === 'int32' ? new Int32Array(count) : type === 'float32' ? new Float32Array(count) : new Float64Array(count);
+    const out =
+      type === 'int16'
+        ? new Int16Array(count)
+        : type === 'int32'
+          ? new Int32Array(count)
+          : type === 'float32'
+            ? new Float32Array(count)
+            : new Float64Array(count);
     const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
     for (let i = 0; i < count; i++) {
       const o = i * size;
-      out[i] = type === 'int16' ? dv.getInt16(o, false) : type === 'int32' ? dv.getInt32(o, false) : type === 'float32' ? dv.getFloat32(o, false) : dv.getFloat64(o, false);
+      out[i] =
+        type === 'int16'
+          ? dv.getInt16(o, false)
+          : type === 'int32'
+            ? dv.getInt32(o, false)
+            : type === 'float32'
+              ? dv.getFloat32(o, false)
+              : dv.getFloat64(o, false);
     }
     data = out;
   }
@@ -89,7 +115,18 @@ export interface MnistFilesOptions {
 }
 
 /** Fashion-MNIST's classes, in label order (github.com/zalandoresearch/fashion-mnist, "Labels"). */
-export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'] as const;
+export const FASHION_MNIST_CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+] as const;
 
 /** Where Debian's dataset-fashion-mnist package installs the files. */
 export const FASHION_MNIST_ROOT = '/usr/share/datasets/fashion-mnist';
@@ -103,18 +140,29 @@ function findIdx(root: string, name: string, reader: string, hint: string): stri
  * Reads an MNIST-layout folder (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...) as an
  * ImageDataset: images float32 [N, 1, 28, 28] in [0, 1], labels int64 [N].
  */
-function mnistFiles(root: string, split: 'train' | 'test', classes: readonly string[], reader: string, hint = ''): ImageDataset {
+function mnistFiles(
+  root: string,
+  split: 'train' | 'test',
+  classes: readonly string[],
+  reader: string,
+  hint = '',
+): ImageDataset {
   const prefix = split === 'train' ? 'train' : 't10k';
   const imgFile = findIdx(root, `${prefix}-images-idx3-ubyte`, reader, hint);
   const labFile = findIdx(root, `${prefix}-labels-idx1-ubyte`, reader, hint);
   const img = readIdx(imgFile, reader);
   const lab = readIdx(labFile, reader);
   if (img.type !== 'uint8' || img.shape.length !== 3)
-    throw new Error(`${reader}: ${imgFile}: expected uint8 images [N, rows, cols] but the file holds ${img.type} [${img.shape.join(', ')}]`);
+    throw new Error(
+      `${reader}: ${imgFile}: expected uint8 images [N, rows, cols] but the file holds ${img.type} [${img.shape.join(', ')}]`,
+    );
   if (lab.type !== 'uint8' || lab.shape.length !== 1)
-    throw new Error(`${reader}: ${labFile}: expected uint8 labels [N] but the file holds ${lab.type} [${lab.shape.join(', ')}]`);
+    throw new Error(
+      `${reader}: ${labFile}: expected uint8 labels [N] but the file holds ${lab.type} [${lab.shape.join(', ')}]`,
+    );
   const [n, h, w] = img.shape as [number, number, number];
-  if (lab.shape[0] !== n) throw new Error(`${reader}: ${labFile} has ${lab.shape[0]} labels but ${imgFile} has ${n} images`);
+  if (lab.shape[0] !== n)
+    throw new Error(`${reader}: ${labFile} has ${lab.shape[0]} labels but ${imgFile} has ${n} images`);
   checkLabels(lab.data as Uint8Array, classes.length, labFile, reader);
   return imageDataset(img.data as Uint8Array, [n, 1, h, w], lab.data as Uint8Array, classes);
 }
@@ -133,7 +181,10 @@ export function fashionMnist(options: MnistFilesOptions = {}): ImageDataset {
   const { root = FASHION_MNIST_ROOT, split = 'train' } = is.options(options);
   is.string(root, 'root');
   is.oneOf(split, 'split', ['train', 'test'] as const);
-  const hint = root === FASHION_MNIST_ROOT ? ' (install the Debian package dataset-fashion-mnist, or pass the folder as root)' : '';
+  const hint =
+    root === FASHION_MNIST_ROOT
+      ? ' (install the Debian package dataset-fashion-mnist, or pass the folder as root)'
+      : '';
   return mnistFiles(root, split, FASHION_MNIST_CLASSES, 'fashionMnist', hint);
 }
 

@@ -11,7 +11,24 @@
 export { TensorDataset, ImageDataset } from './dataset.js';
 export { DataLoader, permutation, type DataLoaderOptions, type Sampler } from './loader.js';
 export { DistributedSampler, type DistributedSamplerOptions } from './distributed.js';
-export { readIdx, fashionMnist, mnist, FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, DIGIT_CLASSES, type IdxArray, type IdxType, type MnistFilesOptions } from './idx.js';
+export {
+  readIdx,
+  fashionMnist,
+  mnist,
+  FASHION_MNIST_CLASSES,
+  FASHION_MNIST_ROOT,
+  DIGIT_CLASSES,
+  type IdxArray,
+  type IdxType,
+  type MnistFilesOptions,
+} from './idx.js';
 export { mnistDigits } from './mnist-digits.js';
-export { cifar10, cifar100, CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, CIFAR100_COARSE_CLASSES, type CifarOptions } from './cifar.js';
+export {
+  cifar10,
+  cifar100,
+  CIFAR10_CLASSES,
+  CIFAR100_FINE_CLASSES,
+  CIFAR100_COARSE_CLASSES,
+  type CifarOptions,
+} from './cifar.js';
 export * as transforms from './transforms.js';

@@ -63,12 +63,17 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
   private _epoch = 0;
 
   constructor(dataset: TensorDataset<T>, options: DataLoaderOptions = {}) {
-    if (!(dataset instanceof TensorDataset)) throw typeError('a TensorDataset (or a dataset from data.fashionMnist, data.cifar10, ...)', 'dataset', dataset);
+    if (!(dataset instanceof TensorDataset))
+      throw typeError('a TensorDataset (or a dataset from data.fashionMnist, data.cifar10, ...)', 'dataset', dataset);
     if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
     const { batchSize = 1, shuffle = false, seed, dropLast = false, transform, sampler } = options;
-    if (sampler !== undefined && (sampler === null || typeof sampler !== 'object' || typeof sampler.indices !== 'function'))
+    if (
+      sampler !== undefined &&
+      (sampler === null || typeof sampler !== 'object' || typeof sampler.indices !== 'function')
+    )
       throw typeError('a sampler (an object with indices())', 'sampler', sampler);
-    if (sampler !== undefined && shuffle) throw new TypeError('DataLoader: sampler and shuffle are mutually exclusive (the sampler decides the order)');
+    if (sampler !== undefined && shuffle)
+      throw new TypeError('DataLoader: sampler and shuffle are mutually exclusive (the sampler decides the order)');
     this.sampler = sampler;
     this.dataset = dataset;
     this.batchSize = is.positiveInteger(batchSize, 'batchSize');
@@ -101,9 +106,11 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
   private order(epoch: number): Tensor {
     if (this.sampler !== undefined) {
       const idx = this.sampler.indices();
-      if (!(idx instanceof Int32Array)) throw typeError('an Int32Array from sampler.indices()', 'sampler.indices()', idx);
+      if (!(idx instanceof Int32Array))
+        throw typeError('an Int32Array from sampler.indices()', 'sampler.indices()', idx);
       const n = this.dataset.length;
-      for (const i of idx) if (i < 0 || i >= n) throw new RangeError(`sampler index ${i} is out of range for a dataset of ${n} samples`);
+      for (const i of idx)
+        if (i < 0 || i >= n) throw new RangeError(`sampler index ${i} is out of range for a dataset of ${n} samples`);
       return wrap(native.fromBuffer(idx, [idx.length], dtypeCode('int32')));
     }
     const n = this.dataset.length;
@@ -183,7 +190,10 @@ export function permutation(n: number, seed: number, epoch: number): Int32Array 
   is.nonNegativeInteger(seed, 'seed');
   if (!Number.isSafeInteger(seed)) throw new RangeError(`Expected a safe integer for seed but received ${seed}`);
   is.nonNegativeInteger(epoch, 'epoch');
-  let a = seed >>> 0, b = Math.floor(seed / 2 ** 32) >>> 0, c = epoch >>> 0, d = 1;
+  let a = seed >>> 0,
+    b = Math.floor(seed / 2 ** 32) >>> 0,
+    c = epoch >>> 0,
+    d = 1;
   const next = (): number => {
     let t = (a + b) >>> 0;
     a = b ^ (b >>> 9);

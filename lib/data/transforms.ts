@@ -15,7 +15,8 @@ export type Transform = (images: Tensor) => Tensor;
 
 function images(x: unknown, who: string): [number, number, number, number] {
   if (!(x instanceof Tensor)) throw typeError('a Tensor', 'images', x);
-  if (x.ndim !== 4) throw new RangeError(`${who}: expected a batch of images [N, C, H, W] but got shape [${x.shape.join(', ')}]`);
+  if (x.ndim !== 4)
+    throw new RangeError(`${who}: expected a batch of images [N, C, H, W] but got shape [${x.shape.join(', ')}]`);
   return x.shape as [number, number, number, number];
 }
 
@@ -31,11 +32,14 @@ export function normalize(mean: number[], std: number[]): Transform {
   if (!Array.isArray(std) || std.length === 0 || std.some((v) => typeof v !== 'number' || !Number.isFinite(v)))
     throw typeError('a non-empty array of finite numbers', 'std', std);
   if (std.some((v) => v <= 0)) throw rangeError('positive numbers', 'std', std);
-  if (mean.length !== std.length) throw new RangeError(`normalize: mean has ${mean.length} values but std has ${std.length}`);
-  const m = mean.slice(), s = std.slice();
+  if (mean.length !== std.length)
+    throw new RangeError(`normalize: mean has ${mean.length} values but std has ${std.length}`);
+  const m = mean.slice(),
+    s = std.slice();
   return (x: Tensor): Tensor => {
     const [, c] = images(x, 'normalize');
-    if (m.length !== 1 && m.length !== c) throw new RangeError(`normalize: ${m.length} mean/std values for images with ${c} channels`);
+    if (m.length !== 1 && m.length !== c)
+      throw new RangeError(`normalize: ${m.length} mean/std values for images with ${c} channels`);
     return tidy(() => {
       const opts = { dtype: x.dtype, device: x.device, shape: [1, m.length, 1, 1] };
       return x.sub(tensor(m, opts)).div(tensor(s, opts));
@@ -78,27 +82,48 @@ export interface RandomCropOptions {
 export function randomCrop(size: number | number[], options: RandomCropOptions = {}): Transform {
   const { padding = 0, fill = 0 } = is.options(options);
   const [h, w] = typeof size === 'number' ? [size, size] : Array.isArray(size) && size.length === 2 ? size : [NaN, NaN];
-  if (!Number.isInteger(h) || !Number.isInteger(w) || h! <= 0 || w! <= 0) throw typeError('a positive integer or [height, width]', 'size', size);
-  const pads = typeof padding === 'number' ? [padding, padding, padding, padding] : Array.isArray(padding) && padding.length === 2 ? [padding[0], padding[1], padding[0], padding[1]] : padding;
-  if (!Array.isArray(pads) || pads.length !== 4 || pads.some((v) => typeof v !== 'number' || !Number.isInteger(v) || v < 0))
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h! <= 0 || w! <= 0)
+    throw typeError('a positive integer or [height, width]', 'size', size);
+  const pads =
+    typeof padding === 'number'
+      ? [padding, padding, padding, padding]
+      : Array.isArray(padding) && padding.length === 2
+        ? [padding[0], padding[1], padding[0], padding[1]]
+        : padding;
+  if (
+    !Array.isArray(pads) ||
+    pads.length !== 4 ||
+    pads.some((v) => typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+  )
     throw typeError('a non-negative integer, [leftRight, topBottom] or [left, top, right, bottom]', 'padding', padding);
   const [left, top, right, bottom] = pads as [number, number, number, number];
   is.finite(fill, 'fill');
-  const th = h!, tw = w!;
+  const th = h!,
+    tw = w!;
   return (x: Tensor): Tensor => {
     const [n, c, H, W] = images(x, 'randomCrop');
-    const ph = H + top + bottom, pw = W + left + right;
+    const ph = H + top + bottom,
+      pw = W + left + right;
     if (th > ph || tw > pw)
-      throw new RangeError(`randomCrop: required crop size [${th}, ${tw}] is larger than the padded image size [${ph}, ${pw}]`);
+      throw new RangeError(
+        `randomCrop: required crop size [${th}, ${tw}] is larger than the padded image size [${ph}, ${pw}]`,
+      );
     return tidy(() => {
       const padded = left + top + right + bottom > 0 ? pad(x, [left, right, top, bottom], fill) : x;
-      const offsets = (range: number): Tensor => (range === 1 ? zeros([n], { dtype: 'int64', device: x.device }) : randint(0, range, [n], { device: x.device }));
+      const offsets = (range: number): Tensor =>
+        range === 1 ? zeros([n], { dtype: 'int64', device: x.device }) : randint(0, range, [n], { device: x.device });
       const tops = offsets(ph - th + 1);
       const lefts = offsets(pw - tw + 1);
       // Gather rows tops[i] .. tops[i] + th - 1 of each image, then columns lefts[i] .. lefts[i] + tw - 1.
-      const rows = tops.view(n, 1, 1, 1).add(arange(th, { device: x.device }).view(1, 1, th, 1)).expand(n, c, th, pw);
+      const rows = tops
+        .view(n, 1, 1, 1)
+        .add(arange(th, { device: x.device }).view(1, 1, th, 1))
+        .expand(n, c, th, pw);
       const band = padded.gather(2, rows);
-      const cols = lefts.view(n, 1, 1, 1).add(arange(tw, { device: x.device }).view(1, 1, 1, tw)).expand(n, c, th, tw);
+      const cols = lefts
+        .view(n, 1, 1, 1)
+        .add(arange(tw, { device: x.device }).view(1, 1, 1, tw))
+        .expand(n, c, th, tw);
       return band.gather(3, cols);
     });
   };
@@ -115,7 +140,11 @@ export function randomCrop(size: number | number[], options: RandomCropOptions =
 export function resize(size: number | number[], options: { antialias?: boolean } = {}): Transform {
   const { antialias = true } = is.options(options);
   if (typeof size === 'number') is.positiveInteger(size, 'size');
-  else if (!Array.isArray(size) || size.length !== 2 || size.some((v) => typeof v !== 'number' || !Number.isInteger(v) || v <= 0))
+  else if (
+    !Array.isArray(size) ||
+    size.length !== 2 ||
+    size.some((v) => typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+  )
     throw typeError('a positive integer or [height, width]', 'size', size);
   is.boolean(antialias, 'antialias');
   return (x: Tensor): Tensor => {

@@ -51,7 +51,8 @@ export interface CurvatureSyncOptions {
 type Curvature = { shape: number[]; mains: Tensor[]; auxes: Tensor[] };
 type KfacLayer = { A: Tensor; G: Tensor; invA: Tensor; invG: Tensor; weight: Tensor };
 
-const elementBytes = (t: Tensor): number => (t.dtype === 'float64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
+const elementBytes = (t: Tensor): number =>
+  t.dtype === 'float64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4;
 
 /** Averages `tensors` over the ranks in place, one all-reduce per dtype (concatenated). */
 async function averageInPlace(tensors: Tensor[]): Promise<void> {
@@ -87,24 +88,43 @@ export class CurvatureSync {
   bytes = 0;
 
   constructor(optimizer: TNT | KFAC | Shampoo, options: CurvatureSyncOptions = {}) {
-    if (!(optimizer instanceof TNT || optimizer instanceof KFAC || optimizer instanceof Shampoo)) throw typeError('a TNT, KFAC or Shampoo optimizer', 'optimizer', optimizer);
+    if (!(optimizer instanceof TNT || optimizer instanceof KFAC || optimizer instanceof Shampoo))
+      throw typeError('a TNT, KFAC or Shampoo optimizer', 'optimizer', optimizer);
     if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
     this.optimizer = optimizer;
     // sharded by default where it exists: faster in every TNT and 3 of 4 KFAC runs of bench/distributed.mjs (README)
-    this.inverses = is.oneOf(options.inverses ?? (optimizer instanceof Shampoo ? 'replicated' : 'sharded'), 'inverses', ['replicated', 'sharded'] as const);
+    this.inverses = is.oneOf(
+      options.inverses ?? (optimizer instanceof Shampoo ? 'replicated' : 'sharded'),
+      'inverses',
+      ['replicated', 'sharded'] as const,
+    );
     if (this.inverses === 'sharded' && optimizer instanceof Shampoo)
-      throw new TypeError("CurvatureSync: inverses 'sharded' is implemented for TNT and KFAC; Shampoo computes its roots on every rank");
+      throw new TypeError(
+        "CurvatureSync: inverses 'sharded' is implemented for TNT and KFAC; Shampoo computes its roots on every rank",
+      );
   }
 
   /**
    * The distributed sampled backward pass (TNT, KFAC): as the optimizer's sampledBackward, with the statistics of
    * the global batch. Call it on every rank at the same steps. Resolves to whether statistics were due.
    */
-  async sampledBackward(output: Tensor, likelihood: SampleableLikelihood, { force = false }: { force?: boolean } = {}): Promise<boolean> {
+  async sampledBackward(
+    output: Tensor,
+    likelihood: SampleableLikelihood,
+    { force = false }: { force?: boolean } = {},
+  ): Promise<boolean> {
     const opt = this.optimizer;
-    if (opt instanceof Shampoo) throw new TypeError('CurvatureSync.sampledBackward: Shampoo has no sampled backward (its statistics come from the DDP-averaged gradient in step())');
+    if (opt instanceof Shampoo)
+      throw new TypeError(
+        'CurvatureSync.sampledBackward: Shampoo has no sampled backward (its statistics come from the DDP-averaged gradient in step())',
+      );
     if (!(output instanceof Tensor)) throw typeError('a Tensor', 'output', output);
-    if (likelihood === null || typeof likelihood !== 'object' || typeof likelihood.sample !== 'function' || typeof likelihood.loss !== 'function')
+    if (
+      likelihood === null ||
+      typeof likelihood !== 'object' ||
+      typeof likelihood.sample !== 'function' ||
+      typeof likelihood.loss !== 'function'
+    )
       throw typeError('a likelihood with sample() and loss()', 'likelihood', likelihood);
     if (opt instanceof KFAC) {
       if (!withoutGradientSync(() => opt.sampledBackward(output, likelihood, { force }))) return false;
@@ -147,7 +167,12 @@ export class CurvatureSync {
   /** fit()'s hook: the distributed sampled backward pass (TNT, KFAC); nothing for Shampoo. fit() awaits it before step(). */
   beforeBackward(output: Tensor, likelihood?: SampleableLikelihood): Promise<boolean> {
     if (this.optimizer instanceof Shampoo) return Promise.resolve(false);
-    if (likelihood === undefined) return Promise.reject(new TypeError('CurvatureSync.beforeBackward: TNT and KFAC sample from the predictive distribution: pass the likelihood'));
+    if (likelihood === undefined)
+      return Promise.reject(
+        new TypeError(
+          'CurvatureSync.beforeBackward: TNT and KFAC sample from the predictive distribution: pass the likelihood',
+        ),
+      );
     return this.sampledBackward(output, likelihood);
   }
 
@@ -179,7 +204,10 @@ export class CurvatureSync {
     const opt = this.optimizer;
     if (opt instanceof KFAC) {
       const fs = kfacLayers(opt).flatMap((l) => [l.A, l.G]);
-      return { gradient: opt.params.reduce((a, p) => a + p.numel() * elementBytes(p), 0), factors: fs.reduce((a, t) => a + t.numel() * elementBytes(t), 0) };
+      return {
+        gradient: opt.params.reduce((a, p) => a + p.numel() * elementBytes(p), 0),
+        factors: fs.reduce((a, t) => a + t.numel() * elementBytes(t), 0),
+      };
     }
     const params = opt.params;
     let factors = 0;
@@ -208,7 +236,8 @@ export class CurvatureSync {
   private async tntSharded(opt: TNT): Promise<void> {
     const rank = getRank();
     const items: { p: Tensor; damping: number; c: Curvature }[] = [];
-    for (const g of opt.paramGroups) for (const p of g.params) items.push({ p, damping: g.damping, c: tntCurvature(opt, p, g.damping) });
+    for (const g of opt.paramGroups)
+      for (const p of g.params) items.push({ p, damping: g.damping, c: tntCurvature(opt, p, g.damping) });
     const owner = this.plan(items.map(({ c }) => c.shape.reduce((a, d) => a + d ** 3, 0)));
     const total: InverseReport = { inverted: 0, retriedFloat64: 0, retriedDamping: 0, failed: 0, skippedNonFinite: 0 };
     const byDamping = new Map<number, Curvature[]>();
@@ -216,7 +245,13 @@ export class CurvatureSync {
       if (owner[i] === rank) byDamping.set(it.damping, [...(byDamping.get(it.damping) ?? []), it.c]);
     });
     for (const [damping, cs] of byDamping) {
-      const r = native.tntInverses(cs.map((c) => c.shape), cs.map((c) => c.mains.map((f) => f._h)), cs.map((c) => c.auxes.map((f) => f._h)), damping, opt.inverseMethod === 'lu' ? 1 : 0);
+      const r = native.tntInverses(
+        cs.map((c) => c.shape),
+        cs.map((c) => c.mains.map((f) => f._h)),
+        cs.map((c) => c.auxes.map((f) => f._h)),
+        damping,
+        opt.inverseMethod === 'lu' ? 1 : 0,
+      );
       for (const k of Object.keys(total) as (keyof InverseReport)[]) total[k] += r[k];
     }
     opt.lastInverseReport = total;
@@ -237,7 +272,10 @@ export class CurvatureSync {
     const groupOf = (p: Tensor): number => opt.paramGroups.find((g) => g.params.includes(p))!.damping;
     const mine = layers.filter((_, i) => owner[i] === rank);
     if (mine.length > 0)
-      opt.lastInverseReport = native.kfacInverses(mine.map((l) => ({ A: l.A._h, G: l.G._h, invA: l.invA._h, invG: l.invG._h, damping: groupOf(l.weight) })), opt.piCorrection);
+      opt.lastInverseReport = native.kfacInverses(
+        mine.map((l) => ({ A: l.A._h, G: l.G._h, invA: l.invA._h, invG: l.invG._h, damping: groupOf(l.weight) })),
+        opt.piCorrection,
+      );
     const sends: Promise<void>[] = [];
     layers.forEach((l, i) => {
       for (const t of [l.invA, l.invG]) {

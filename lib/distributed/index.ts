@@ -47,7 +47,10 @@ function envInt(name: string): number | undefined {
   const v = process.env[name];
   if (v === undefined || v === '') return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`Expected a non-negative integer in the environment variable ${name} but received ${JSON.stringify(v)}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new RangeError(
+      `Expected a non-negative integer in the environment variable ${name} but received ${JSON.stringify(v)}`,
+    );
   return n;
 }
 
@@ -66,7 +69,11 @@ export function isInitialized(): boolean {
 
 function info(): NonNullable<ReturnType<typeof native.distInfo>> {
   const i = native.distAvailable() ? native.distInfo() : null;
-  if (i === null) throw new TorchError('the default process group is not initialized: call distributed.initProcessGroup() first', 'DISTRIBUTED');
+  if (i === null)
+    throw new TorchError(
+      'the default process group is not initialized: call distributed.initProcessGroup() first',
+      'DISTRIBUTED',
+    );
   return i;
 }
 /** This process's rank in the default group. */
@@ -105,12 +112,19 @@ export async function initProcessGroup(options: InitProcessGroupOptions = {}): P
   is.string(initMethod, 'initMethod');
   is.positiveInteger(timeout, 'timeout');
   if (!native.distAvailable())
-    throw new TorchError('distributed is not available: tensornormal was built without c10d/Gloo headers (install libgloo-dev and rebuild)', 'DISTRIBUTED');
+    throw new TorchError(
+      'distributed is not available: tensornormal was built without c10d/Gloo headers (install libgloo-dev and rebuild)',
+      'DISTRIBUTED',
+    );
   if (backend === 'nccl' && !native.distNcclAvailable())
-    throw new TorchError("backend 'nccl' is not available: this build has no NCCL (it needs a CUDA libtorch with NCCL); use backend 'gloo'", 'DISTRIBUTED');
+    throw new TorchError(
+      "backend 'nccl' is not available: this build has no NCCL (it needs a CUDA libtorch with NCCL); use backend 'gloo'",
+      'DISTRIBUTED',
+    );
   const rank = options.rank ?? envInt('RANK');
   const worldSize = options.worldSize ?? envInt('WORLD_SIZE');
-  if (worldSize === undefined) throw new TypeError('initProcessGroup: worldSize is not set (pass worldSize or set WORLD_SIZE)');
+  if (worldSize === undefined)
+    throw new TypeError('initProcessGroup: worldSize is not set (pass worldSize or set WORLD_SIZE)');
   if (rank === undefined) throw new TypeError('initProcessGroup: rank is not set (pass rank or set RANK)');
   is.positiveInteger(worldSize, 'worldSize');
   is.nonNegativeInteger(rank, 'rank');
@@ -122,8 +136,10 @@ export async function initProcessGroup(options: InitProcessGroupOptions = {}): P
   if (initMethod === 'env://') {
     host = process.env.MASTER_ADDR;
     const p = process.env.MASTER_PORT;
-    if (host === undefined || host === '') throw new TypeError("initProcessGroup: initMethod 'env://' needs MASTER_ADDR in the environment");
-    if (p === undefined || p === '') throw new TypeError("initProcessGroup: initMethod 'env://' needs MASTER_PORT in the environment");
+    if (host === undefined || host === '')
+      throw new TypeError("initProcessGroup: initMethod 'env://' needs MASTER_ADDR in the environment");
+    if (p === undefined || p === '')
+      throw new TypeError("initProcessGroup: initMethod 'env://' needs MASTER_PORT in the environment");
     port = Number(p);
     store = 'tcp';
   } else if (initMethod.startsWith('tcp://')) {
@@ -139,7 +155,8 @@ export async function initProcessGroup(options: InitProcessGroupOptions = {}): P
   } else {
     throw rangeError("'env://', 'tcp://host:port' or 'file:///path'", 'initMethod', initMethod);
   }
-  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw rangeError('a port in 1..65535', 'MASTER_PORT', port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535))
+    throw rangeError('a port in 1..65535', 'MASTER_PORT', port);
   await native.distInit({ backend, store, host, port, path, rank, worldSize, timeout });
 }
 
@@ -177,7 +194,10 @@ async function viaWider(t: Tensor, fn: (x: Tensor) => Promise<void>): Promise<vo
 
 function opArg(op: unknown, t: Tensor): ReduceOp {
   const o = is.oneOf(op, 'op', REDUCE_OPS);
-  if (o === 'avg' && !(t.dtype === 'float32' || t.dtype === 'float64' || t.dtype === 'float16' || t.dtype === 'bfloat16'))
+  if (
+    o === 'avg' &&
+    !(t.dtype === 'float32' || t.dtype === 'float64' || t.dtype === 'float16' || t.dtype === 'bfloat16')
+  )
     throw new TypeError(`allReduce: op 'avg' needs a floating-point tensor, but it is ${t.dtype}`);
   return o;
 }
@@ -211,11 +231,15 @@ export async function allGather(tensorList: Tensor[], tensor: Tensor): Promise<v
   const t = tensorArg(tensor, 'tensor');
   const { worldSize } = info();
   if (tensorList.length !== worldSize)
-    throw new RangeError(`allGather: tensorList has ${tensorList.length} tensors; it needs one per rank (${worldSize})`);
+    throw new RangeError(
+      `allGather: tensorList has ${tensorList.length} tensors; it needs one per rank (${worldSize})`,
+    );
   const outs = tensorList.map((o, i) => {
     const x = tensorArg(o, `tensorList[${i}]`);
     if (x.dtype !== t.dtype || x.shape.join() !== t.shape.join())
-      throw new TypeError(`allGather: tensorList[${i}] is ${x.dtype} [${x.shape}] but tensor is ${t.dtype} [${t.shape}]`);
+      throw new TypeError(
+        `allGather: tensorList[${i}] is ${x.dtype} [${x.shape}] but tensor is ${t.dtype} [${t.shape}]`,
+      );
     return x;
   });
   if (WIDER[t.dtype] !== undefined && !t.isCuda) {
@@ -223,7 +247,10 @@ export async function allGather(tensorList: Tensor[], tensor: Tensor): Promise<v
     const x = t.to(w);
     const wide = outs.map((o) => o.to(w));
     try {
-      await native.distAllGather(wide.map((o) => o._h), x._h);
+      await native.distAllGather(
+        wide.map((o) => o._h),
+        x._h,
+      );
       wide.forEach((o, i) => {
         const back = o.to(t.dtype);
         outs[i]!.copy_(back);
@@ -235,7 +262,10 @@ export async function allGather(tensorList: Tensor[], tensor: Tensor): Promise<v
     }
     return;
   }
-  await native.distAllGather(outs.map((o) => o._h), t._h);
+  await native.distAllGather(
+    outs.map((o) => o._h),
+    t._h,
+  );
 }
 
 /**
@@ -248,11 +278,15 @@ export async function reduceScatter(output: Tensor, inputList: Tensor[], op: Red
   if (!Array.isArray(inputList)) throw typeError('an array of Tensors', 'inputList', inputList);
   const { rank, worldSize } = info();
   if (inputList.length !== worldSize)
-    throw new RangeError(`reduceScatter: inputList has ${inputList.length} tensors; it needs one per rank (${worldSize})`);
+    throw new RangeError(
+      `reduceScatter: inputList has ${inputList.length} tensors; it needs one per rank (${worldSize})`,
+    );
   inputList.forEach((x, i) => {
     tensorArg(x, `inputList[${i}]`);
     if (x.dtype !== out.dtype || x.shape.join() !== out.shape.join())
-      throw new TypeError(`reduceScatter: inputList[${i}] is ${x.dtype} [${x.shape}] but output is ${out.dtype} [${out.shape}]`);
+      throw new TypeError(
+        `reduceScatter: inputList[${i}] is ${x.dtype} [${x.shape}] but output is ${out.dtype} [${out.shape}]`,
+      );
   });
   const o = opArg(op, out);
   const flat = tidy(() => cat(inputList.map((x) => x.reshape([-1]))));

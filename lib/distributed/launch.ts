@@ -55,8 +55,13 @@ export class LaunchUsageError extends Error {}
 export function parseRunArgs(argv: string[]): LaunchOptions | 'help' {
   const o = { nprocPerNode: 1, nnodes: 1, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: 29500 };
   const ints: Record<string, keyof typeof o> = {
-    '--nproc-per-node': 'nprocPerNode', '--nproc_per_node': 'nprocPerNode', '--nnodes': 'nnodes',
-    '--node-rank': 'nodeRank', '--node_rank': 'nodeRank', '--master-port': 'masterPort', '--master_port': 'masterPort',
+    '--nproc-per-node': 'nprocPerNode',
+    '--nproc_per_node': 'nprocPerNode',
+    '--nnodes': 'nnodes',
+    '--node-rank': 'nodeRank',
+    '--node_rank': 'nodeRank',
+    '--master-port': 'masterPort',
+    '--master_port': 'masterPort',
   };
   let i = 0;
   for (; i < argv.length; i++) {
@@ -79,18 +84,25 @@ export function parseRunArgs(argv: string[]): LaunchOptions | 'help' {
     const key = ints[a];
     if (key === undefined) throw new LaunchUsageError(`unknown option ${a}`);
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || (key !== 'nodeRank' && n < 1)) throw new LaunchUsageError(`${a} expects a ${key === 'nodeRank' ? 'non-negative' : 'positive'} integer but received ${JSON.stringify(value)}`);
+    if (!Number.isInteger(n) || n < 0 || (key !== 'nodeRank' && n < 1))
+      throw new LaunchUsageError(
+        `${a} expects a ${key === 'nodeRank' ? 'non-negative' : 'positive'} integer but received ${JSON.stringify(value)}`,
+      );
     (o as Record<string, number | string>)[key] = n;
   }
   const script = argv[i];
   if (script === undefined) throw new LaunchUsageError('missing the script to run');
-  if (o.nodeRank >= o.nnodes) throw new LaunchUsageError(`--node-rank ${o.nodeRank} must be below --nnodes ${o.nnodes}`);
+  if (o.nodeRank >= o.nnodes)
+    throw new LaunchUsageError(`--node-rank ${o.nodeRank} must be below --nnodes ${o.nnodes}`);
   if (o.masterPort > 65535) throw new LaunchUsageError(`--master-port must be at most 65535`);
   return { ...o, script, args: argv.slice(i + 1) };
 }
 
 /** Runs the ranks of this node; resolves with the exit status the launcher should have. */
-export function launch(o: LaunchOptions, io: { stdout: Output; stderr: Output } = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export function launch(
+  o: LaunchOptions,
+  io: { stdout: Output; stderr: Output } = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   const worldSize = o.nprocPerNode * o.nnodes;
   const children: ChildProcess[] = [];
   let failed: number | null = null;
@@ -136,7 +148,9 @@ export function launch(o: LaunchOptions, io: { stdout: Output; stderr: Output } 
         const status = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1);
         if (status !== 0 && failed === null) {
           failed = status;
-          io.stderr.write(`tensornormal run: rank ${rank} exited with ${signal ? `signal ${signal}` : `status ${code}`}; stopping the other ranks\n`);
+          io.stderr.write(
+            `tensornormal run: rank ${rank} exited with ${signal ? `signal ${signal}` : `status ${code}`}; stopping the other ranks\n`,
+          );
           stopOthers();
         }
         if (running === 0) {
@@ -168,7 +182,10 @@ function prefixLines(stream: NodeJS.ReadableStream, out: Output, prefix: string)
  * `tensornormal run ...` as a function (torch.distributed.run.main): `argv` is what follows `run`; resolves to the
  * exit status (2 for a usage mistake, the message on `io.stderr`).
  */
-export async function runCommand(argv: string[], io: { stdout: Output; stderr: Output } = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function runCommand(
+  argv: string[],
+  io: { stdout: Output; stderr: Output } = { stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
   let o: LaunchOptions | 'help';
   try {
     o = parseRunArgs(argv);

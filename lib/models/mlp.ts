@@ -18,15 +18,23 @@ function activationFactory(a: ActivationSpec): () => AnyModule {
     };
   }
   switch (is.oneOf(a, 'activation', ['relu', 'tanh', 'sigmoid', 'gelu'] as const)) {
-    case 'relu': return () => new ReLU();
-    case 'tanh': return () => new Tanh();
-    case 'sigmoid': return () => new Sigmoid();
-    case 'gelu': return () => new GELU();
+    case 'relu':
+      return () => new ReLU();
+    case 'tanh':
+      return () => new Tanh();
+    case 'sigmoid':
+      return () => new Sigmoid();
+    case 'gelu':
+      return () => new GELU();
   }
 }
 
 function checkWidths(widths: unknown): number[] {
-  if (!Array.isArray(widths) || widths.length < 2 || widths.some((w) => typeof w !== 'number' || !Number.isInteger(w) || w < 1))
+  if (
+    !Array.isArray(widths) ||
+    widths.length < 2 ||
+    widths.some((w) => typeof w !== 'number' || !Number.isInteger(w) || w < 1)
+  )
     throw typeError('an array of at least two positive integers', 'widths', widths);
   return widths;
 }
@@ -70,9 +78,16 @@ export const AUTOENCODER_WIDTHS = {
  * `autoencoder('faces')` is 625-2000-1000-500-30-500-1000-2000-625 (train with Gaussian, squared error).
  * PyTorch's default Linear initialisation, as the paper's reference code.
  */
-export function autoencoder(widths: number[] | readonly number[] | 'mnist' | 'faces', options: { activation?: ActivationSpec } = {}): Sequential {
+export function autoencoder(
+  widths: number[] | readonly number[] | 'mnist' | 'faces',
+  options: { activation?: ActivationSpec } = {},
+): Sequential {
   const { activation = 'relu' } = is.options(options);
-  const w = checkWidths(typeof widths === 'string' ? [...AUTOENCODER_WIDTHS[is.oneOf(widths, 'widths', ['mnist', 'faces'] as const)]] : widths);
+  const w = checkWidths(
+    typeof widths === 'string'
+      ? [...AUTOENCODER_WIDTHS[is.oneOf(widths, 'widths', ['mnist', 'faces'] as const)]]
+      : widths,
+  );
   const act = activationFactory(activation);
   const code = w.indexOf(Math.min(...w.slice(1, -1))); // position of the code width (the first narrowest hidden width)
   const layers: AnyModule[] = [];

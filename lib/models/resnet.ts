@@ -78,7 +78,11 @@ export class ResNet extends Module {
       }
       return new Sequential(...list);
     };
-    this.conv1 = new Conv2d(is.positiveInteger(inChannels, 'inChannels'), 16, 3, { stride: 1, padding: 1, bias: false });
+    this.conv1 = new Conv2d(is.positiveInteger(inChannels, 'inChannels'), 16, 3, {
+      stride: 1,
+      padding: 1,
+      bias: false,
+    });
     this.bn1 = new BatchNorm2d(16);
     this.layer1 = stage(16, is.positiveInteger(blocks[0], 'blocks[0]'), 1);
     this.layer2 = stage(32, is.positiveInteger(blocks[1], 'blocks[1]'), 2);

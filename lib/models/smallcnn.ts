@@ -27,7 +27,8 @@ export function smallCnn(options: SmallCnnOptions = {}): Sequential {
   const { numClasses = 10, inChannels = 1, imageSize = 28 } = is.options(options);
   is.positiveInteger(numClasses, 'numClasses');
   is.positiveInteger(inChannels, 'inChannels');
-  if (is.positiveInteger(imageSize, 'imageSize') % 4 !== 0) throw rangeError('a positive multiple of 4', 'imageSize', imageSize);
+  if (is.positiveInteger(imageSize, 'imageSize') % 4 !== 0)
+    throw rangeError('a positive multiple of 4', 'imageSize', imageSize);
   const s = imageSize / 4;
   return new Sequential(
     new Conv2d(inChannels, 32, 3, { padding: 1, bias: false }),

@@ -20,12 +20,34 @@ import { Sequential } from '../nn/container.js';
 import * as init from '../nn/init.js';
 
 /** VGG configuration "D" (16 weight layers): channel counts, 'M' for a max pool. */
-export const VGG16_CONFIG: readonly (number | 'M')[] = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'];
+export const VGG16_CONFIG: readonly (number | 'M')[] = [
+  64,
+  64,
+  'M',
+  128,
+  128,
+  'M',
+  256,
+  256,
+  256,
+  'M',
+  512,
+  512,
+  512,
+  'M',
+  512,
+  512,
+  512,
+  'M',
+];
 
 export class VGG extends Module {
   readonly features: Sequential;
   readonly classifier: Sequential;
-  constructor(config: readonly (number | 'M')[], options: { numClasses?: number; inChannels?: number; hidden?: number } = {}) {
+  constructor(
+    config: readonly (number | 'M')[],
+    options: { numClasses?: number; inChannels?: number; hidden?: number } = {},
+  ) {
     const { numClasses = 100, inChannels = 3, hidden = 4096 } = is.options(options);
     super();
     is.positiveInteger(numClasses, 'numClasses');
@@ -43,7 +65,13 @@ export class VGG extends Module {
       }
     }
     this.features = new Sequential(...layers);
-    this.classifier = new Sequential(new Linear(c, hidden), new ReLU(), new Linear(hidden, hidden), new ReLU(), new Linear(hidden, numClasses));
+    this.classifier = new Sequential(
+      new Linear(c, hidden),
+      new ReLU(),
+      new Linear(hidden, hidden),
+      new ReLU(),
+      new Linear(hidden, numClasses),
+    );
   }
   forward(x: Tensor): Tensor {
     return tidy(() => this.classifier.call(this.features.call(x).flatten(1)));

@@ -83,13 +83,19 @@ export class BackwardHookCall {
   setupOutputs<O>(out: O, keepIf: unknown[]): O {
     const isArray = Array.isArray(out);
     if (!(out instanceof Tensor) && !isArray)
-      throw new TypeError(`${this.name()}: backward hooks need forward to return a Tensor or an array (of Tensors and other values)`);
+      throw new TypeError(
+        `${this.name()}: backward hooks need forward to return a Tensor or an array (of Tensors and other values)`,
+      );
     const list: unknown[] = isArray ? (out as unknown[]) : [out];
     this.nOutputs = list.length;
     this.outputIndex = requiringGrad(list);
     if (this.outputIndex.length === 0) return out; // no gradient will flow back through this call: the hooks never run
     const raw = this.outputIndex.map((j) => list[j] as Tensor);
-    const views = native.hookIdentity(raw.map((t) => t._h), (gs) => this.onOutputGrads(gs), false);
+    const views = native.hookIdentity(
+      raw.map((t) => t._h),
+      (gs) => this.onOutputGrads(gs),
+      false,
+    );
     const replaced = list.slice();
     this.outputIndex.forEach((j, k) => (replaced[j] = wrap(views[k]!)));
     for (const t of raw) if (!t._kept && !keepIf.includes(t)) t.dispose(); // the views carry them on
@@ -112,7 +118,9 @@ export class BackwardHookCall {
         for (const hook of this.hooks) {
           const r = hook(this.module, gradInput, gradOutput);
           if (r !== undefined && r !== null && !(Array.isArray(r) && r.every((g) => g === null || g === undefined)))
-            throw new TypeError(`${this.name()}: no input of this call requires grad, so a backward hook must return nothing (or nulls)`);
+            throw new TypeError(
+              `${this.name()}: no input of this call requires grad, so a backward hook must return nothing (or nulls)`,
+            );
         }
       } else {
         this.release();
@@ -150,8 +158,11 @@ export class BackwardHookCall {
 
   private check(r: unknown, n: number, what: string, who: string): (Tensor | null)[] {
     if (!Array.isArray(r) || r.length !== n || r.some((t) => t !== null && !(t instanceof Tensor)))
-      throw new TypeError(`${this.name()}: a ${who} must return nothing or an array of ${n} Tensors or nulls (its new ${what})`);
-    if (r.some((t) => t !== null && (t as Tensor).isDisposed)) throw new TypeError(`${this.name()}: a ${who} returned a disposed tensor`);
+      throw new TypeError(
+        `${this.name()}: a ${who} must return nothing or an array of ${n} Tensors or nulls (its new ${what})`,
+      );
+    if (r.some((t) => t !== null && (t as Tensor).isDisposed))
+      throw new TypeError(`${this.name()}: a ${who} returned a disposed tensor`);
     return r as (Tensor | null)[];
   }
 

@@ -96,7 +96,8 @@ export abstract class BatchNormBase extends Module {
     if (useBatchStats) {
       const s = input.shape;
       const perChannel = s[0]! * s.slice(2).reduce((a, b) => a * b, 1);
-      if (perChannel === 1) throw new RangeError(`Expected more than 1 value per channel when training, got input size [${s.join(', ')}]`);
+      if (perChannel === 1)
+        throw new RangeError(`Expected more than 1 value per channel when training, got input size [${s.join(', ')}]`);
     }
     // Running statistics are read in evaluation mode and updated in training mode only when tracked.
     const track = !this.training || this.trackRunningStats;

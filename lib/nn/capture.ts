@@ -60,7 +60,8 @@ export class LayerCapture {
       m.registerForwardHook((module: AnyModule, input: unknown[], output: unknown) => {
         if (!this.enabled) return;
         const x = input[0];
-        if (!(x instanceof Tensor) || !(output instanceof Tensor)) throw new TypeError(`captureOutputs: layer '${name}' must take and return a Tensor`);
+        if (!(x instanceof Tensor) || !(output instanceof Tensor))
+          throw new TypeError(`captureOutputs: layer '${name}' must take and return a Tensor`);
         this.recs.get(module)?.input.dispose();
         this.recs.get(module)?.output.dispose();
         // keep(): the records outlive the tidy scope of the forward pass until clear().
@@ -95,7 +96,11 @@ export class LayerCapture {
     if (!(loss instanceof Tensor)) throw typeError('a Tensor', 'loss', loss);
     const recs = this.records();
     if (recs.length === 0) throw new Error('captureOutputs: no forward pass has been recorded');
-    const gs = grad(loss, recs.map((r) => r.output), { retainGraph: is.boolean(retainGraph, 'retainGraph'), createGraph, allowUnused: true });
+    const gs = grad(
+      loss,
+      recs.map((r) => r.output),
+      { retainGraph: is.boolean(retainGraph, 'retainGraph'), createGraph, allowUnused: true },
+    );
     const out = new Map<string, Tensor>();
     recs.forEach((r, i) => out.set(r.name, gs[i] ?? zerosLike(r.output)));
     return out;

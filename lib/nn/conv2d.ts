@@ -68,7 +68,8 @@ export class Conv2d extends Module {
       this.padding = 'valid';
       this.resolvedPadding = [0, 0];
     } else if (padding === 'same') {
-      if (this.stride.some((s) => s !== 1)) throw new RangeError("padding='same' is not supported for strided convolutions");
+      if (this.stride.some((s) => s !== 1))
+        throw new RangeError("padding='same' is not supported for strided convolutions");
       this.padding = 'same';
       const total = this.kernelSize.map((k, i) => this.dilation[i]! * (k - 1));
       this.resolvedPadding = total.map((t) => Math.floor(t / 2));
@@ -110,7 +111,8 @@ export class Conv2d extends Module {
 
   extraRepr(): string {
     let s = `${this.inChannels}, ${this.outChannels}, kernel_size=${pyRepr(this.kernelSize)}, stride=${pyRepr(this.stride)}`;
-    if (typeof this.padding === 'string') s += `, padding=${this.padding}`; // unquoted, as PyTorch prints it
+    if (typeof this.padding === 'string')
+      s += `, padding=${this.padding}`; // unquoted, as PyTorch prints it
     else if (this.padding.some((p) => p !== 0)) s += `, padding=${pyRepr(this.padding)}`;
     if (this.dilation.some((d) => d !== 1)) s += `, dilation=${pyRepr(this.dilation)}`;
     if (this.groups !== 1) s += `, groups=${this.groups}`;

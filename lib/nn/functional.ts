@@ -22,7 +22,8 @@ export function pair(v: number | number[], name: string, min = 0): number[] {
   if (!Array.isArray(arr) || arr.length !== 2 || arr.some((x) => typeof x !== 'number' || !Number.isInteger(x)))
     throw typeError(`an integer >= ${min} or a pair of them`, name, v);
   // the right type but out of range (a stride of 0, a negative padding): RangeError, as everywhere else
-  if (arr.some((x) => x < min)) throw new RangeError(`Expected ${name} to be >= ${min} but received ${JSON.stringify(v)}`);
+  if (arr.some((x) => x < min))
+    throw new RangeError(`Expected ${name} to be >= ${min} but received ${JSON.stringify(v)}`);
   return arr;
 }
 
@@ -52,8 +53,15 @@ export interface Conv2dOptions {
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2dOptions = {}): Tensor {
   o = is.options(o);
   return wrap(
-    native.conv2d(T(x, 'input')._h, T(weight, 'weight')._h, optT(bias, 'bias'), pair(o.stride ?? 1, 'stride', 1), pair(o.padding ?? 0, 'padding'),
-      pair(o.dilation ?? 1, 'dilation', 1), is.positiveInteger(o.groups ?? 1, 'groups')),
+    native.conv2d(
+      T(x, 'input')._h,
+      T(weight, 'weight')._h,
+      optT(bias, 'bias'),
+      pair(o.stride ?? 1, 'stride', 1),
+      pair(o.padding ?? 0, 'padding'),
+      pair(o.dilation ?? 1, 'dilation', 1),
+      is.positiveInteger(o.groups ?? 1, 'groups'),
+    ),
   );
 }
 
@@ -67,14 +75,30 @@ export interface PoolOptions {
 export function maxPool2d(x: Tensor, kernelSize: number | number[], o: PoolOptions = {}): Tensor {
   o = is.options(o);
   const k = pair(kernelSize, 'kernelSize', 1);
-  return wrap(native.maxPool2d(T(x, 'input')._h, k, o.stride == null ? k : pair(o.stride, 'stride', 1), pair(o.padding ?? 0, 'padding'),
-    pair(o.dilation ?? 1, 'dilation', 1), o.ceilMode === true));
+  return wrap(
+    native.maxPool2d(
+      T(x, 'input')._h,
+      k,
+      o.stride == null ? k : pair(o.stride, 'stride', 1),
+      pair(o.padding ?? 0, 'padding'),
+      pair(o.dilation ?? 1, 'dilation', 1),
+      o.ceilMode === true,
+    ),
+  );
 }
 export function avgPool2d(x: Tensor, kernelSize: number | number[], o: PoolOptions = {}): Tensor {
   o = is.options(o);
   const k = pair(kernelSize, 'kernelSize', 1);
-  return wrap(native.avgPool2d(T(x, 'input')._h, k, o.stride == null ? k : pair(o.stride, 'stride', 1), pair(o.padding ?? 0, 'padding'),
-    o.ceilMode === true, o.countIncludePad !== false));
+  return wrap(
+    native.avgPool2d(
+      T(x, 'input')._h,
+      k,
+      o.stride == null ? k : pair(o.stride, 'stride', 1),
+      pair(o.padding ?? 0, 'padding'),
+      o.ceilMode === true,
+      o.countIncludePad !== false,
+    ),
+  );
 }
 export function adaptiveAvgPool2d(x: Tensor, outputSize: number | number[]): Tensor {
   return wrap(native.adaptiveAvgPool2d(T(x, 'input')._h, pair(outputSize, 'outputSize', 1)));
@@ -88,13 +112,42 @@ export interface BatchNormOptions {
   eps?: number;
 }
 /** Batch normalisation over dim 1; running statistics (when given) are updated in place while training. */
-export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, o: BatchNormOptions = {}): Tensor {
+export function batchNorm(
+  x: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  o: BatchNormOptions = {},
+): Tensor {
   o = is.options(o);
-  return wrap(native.batchNorm(T(x, 'input')._h, optT(runningMean, 'runningMean'), optT(runningVar, 'runningVar'), optT(o.weight, 'weight'),
-    optT(o.bias, 'bias'), o.training === true, is.inRange(o.momentum ?? 0.1, 'momentum', 0, 1), is.positive(o.eps ?? 1e-5, 'eps')));
+  return wrap(
+    native.batchNorm(
+      T(x, 'input')._h,
+      optT(runningMean, 'runningMean'),
+      optT(runningVar, 'runningVar'),
+      optT(o.weight, 'weight'),
+      optT(o.bias, 'bias'),
+      o.training === true,
+      is.inRange(o.momentum ?? 0.1, 'momentum', 0, 1),
+      is.positive(o.eps ?? 1e-5, 'eps'),
+    ),
+  );
 }
-export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
-  return wrap(native.layerNorm(T(x, 'input')._h, is.shape(normalizedShape, 'normalizedShape'), optT(weight, 'weight'), optT(bias, 'bias'), is.positive(eps, 'eps')));
+export function layerNorm(
+  x: Tensor,
+  normalizedShape: number[],
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+): Tensor {
+  return wrap(
+    native.layerNorm(
+      T(x, 'input')._h,
+      is.shape(normalizedShape, 'normalizedShape'),
+      optT(weight, 'weight'),
+      optT(bias, 'bias'),
+      is.positive(eps, 'eps'),
+    ),
+  );
 }
 /** Zeroes elements with probability p while training and scales the rest by 1/(1-p). */
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
@@ -104,19 +157,43 @@ export function embedding(indices: Tensor, weight: Tensor): Tensor {
   return wrap(native.embedding(T(weight, 'weight')._h, T(indices, 'input')._h));
 }
 /** Sliding local blocks (im2col): x (N, C, H, W) -> (N, C*kh*kw, L). */
-export function unfold(x: Tensor, kernelSize: number | number[], o: { dilation?: number | number[]; padding?: number | number[]; stride?: number | number[] } = {}): Tensor {
+export function unfold(
+  x: Tensor,
+  kernelSize: number | number[],
+  o: { dilation?: number | number[]; padding?: number | number[]; stride?: number | number[] } = {},
+): Tensor {
   o = is.options(o);
-  return wrap(native.unfold(T(x, 'input')._h, pair(kernelSize, 'kernelSize', 1), pair(o.dilation ?? 1, 'dilation', 1), pair(o.padding ?? 0, 'padding'), pair(o.stride ?? 1, 'stride', 1)));
+  return wrap(
+    native.unfold(
+      T(x, 'input')._h,
+      pair(kernelSize, 'kernelSize', 1),
+      pair(o.dilation ?? 1, 'dilation', 1),
+      pair(o.padding ?? 0, 'padding'),
+      pair(o.stride ?? 1, 'stride', 1),
+    ),
+  );
 }
 /** Resizes (N, C, H, W) images to `size`; 'bilinear' with antialias matches torchvision's Resize. */
-export function interpolate(x: Tensor, size: number | number[], options: { mode?: 'nearest' | 'bilinear'; alignCorners?: boolean; antialias?: boolean } = {}): Tensor {
+export function interpolate(
+  x: Tensor,
+  size: number | number[],
+  options: { mode?: 'nearest' | 'bilinear'; alignCorners?: boolean; antialias?: boolean } = {},
+): Tensor {
   const { mode = 'bilinear', alignCorners = false, antialias = false } = is.options(options);
   is.oneOf(mode, 'mode', ['nearest', 'bilinear'] as const);
-  return wrap(native.interpolate(T(x, 'input')._h, pair(size, 'size', 1), INTERPOLATE[mode === 'nearest' ? 'nearest' : antialias ? 'bilinearAntialias' : 'bilinear'], alignCorners));
+  return wrap(
+    native.interpolate(
+      T(x, 'input')._h,
+      pair(size, 'size', 1),
+      INTERPOLATE[mode === 'nearest' ? 'nearest' : antialias ? 'bilinearAntialias' : 'bilinear'],
+      alignCorners,
+    ),
+  );
 }
 /** Constant padding; `pad` lists (left, right) pairs from the last dimension backwards, as torch.nn.functional.pad. */
 export function pad(x: Tensor, padding: number[], value = 0): Tensor {
-  if (!Array.isArray(padding) || padding.length % 2 !== 0) throw typeError('an even-length array of integers', 'pad', padding);
+  if (!Array.isArray(padding) || padding.length % 2 !== 0)
+    throw typeError('an even-length array of integers', 'pad', padding);
   return wrap(native.pad(T(x, 'input')._h, is.intArray(padding, 'pad'), is.finite(value, 'value')));
 }
 
@@ -136,7 +213,10 @@ function withTargetHint<R>(fn: string, target: Tensor, call: () => R): R {
   } catch (err) {
     const dtype = target.isDisposed ? 'int64' : target.dtype;
     if (!(err instanceof TorchError) || err.code !== 'DTYPE_MISMATCH' || dtype === 'int64') throw err;
-    const probabilities = fn === 'crossEntropy' ? '; a floating-point target of the same shape as the input holds class probabilities instead' : '';
+    const probabilities =
+      fn === 'crossEntropy'
+        ? '; a floating-point target of the same shape as the input holds class probabilities instead'
+        : '';
     throw new TorchError(
       `${err.message}. ${fn}: target holds class indices and must be int64, but it is ${dtype}: create it with ` +
         `{ dtype: 'int64' } (torch.tensor(labels, { dtype: 'int64' })) or convert it with target.long()${probabilities}`,
@@ -148,26 +228,51 @@ function withTargetHint<R>(fn: string, target: Tensor, call: () => R): R {
  * Cross-entropy of logits `input` (N, C) or (N, C, d1, ...) against class indices (int64, (N) or (N, d1, ...)) or
  * class probabilities (floating point, the input's shape), as torch.nn.functional.cross_entropy.
  */
-export function crossEntropy(input: Tensor, target: Tensor, o: LossOptions & { ignoreIndex?: number; labelSmoothing?: number } = {}): Tensor {
+export function crossEntropy(
+  input: Tensor,
+  target: Tensor,
+  o: LossOptions & { ignoreIndex?: number; labelSmoothing?: number } = {},
+): Tensor {
   o = is.options(o);
-  const x = T(input, 'input'), t = T(target, 'target'), w = optT(o.weight, 'weight'), r = red(o.reduction ?? 'mean');
-  const ignore = is.integer(o.ignoreIndex ?? -100, 'ignoreIndex'), smoothing = is.inRange(o.labelSmoothing ?? 0, 'labelSmoothing', 0, 1);
+  const x = T(input, 'input'),
+    t = T(target, 'target'),
+    w = optT(o.weight, 'weight'),
+    r = red(o.reduction ?? 'mean');
+  const ignore = is.integer(o.ignoreIndex ?? -100, 'ignoreIndex'),
+    smoothing = is.inRange(o.labelSmoothing ?? 0, 'labelSmoothing', 0, 1);
   return withTargetHint('crossEntropy', t, () => wrap(native.crossEntropy(x._h, t._h, w, r, ignore, smoothing)));
 }
 /** Negative log-likelihood of log-probabilities `input` (N, C) against class indices (int64). */
 export function nllLoss(input: Tensor, target: Tensor, o: LossOptions & { ignoreIndex?: number } = {}): Tensor {
   o = is.options(o);
-  const x = T(input, 'input'), t = T(target, 'target'), w = optT(o.weight, 'weight'), r = red(o.reduction ?? 'mean');
+  const x = T(input, 'input'),
+    t = T(target, 'target'),
+    w = optT(o.weight, 'weight'),
+    r = red(o.reduction ?? 'mean');
   const ignore = is.integer(o.ignoreIndex ?? -100, 'ignoreIndex');
   return withTargetHint('nllLoss', t, () => wrap(native.nllLoss(x._h, t._h, w, r, ignore)));
 }
-export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, o: LossOptions & { posWeight?: Tensor | null } = {}): Tensor {
+export function binaryCrossEntropyWithLogits(
+  input: Tensor,
+  target: Tensor,
+  o: LossOptions & { posWeight?: Tensor | null } = {},
+): Tensor {
   o = is.options(o);
-  return wrap(native.bceWithLogits(T(input, 'input')._h, T(target, 'target')._h, optT(o.weight, 'weight'), optT(o.posWeight, 'posWeight'), red(o.reduction ?? 'mean')));
+  return wrap(
+    native.bceWithLogits(
+      T(input, 'input')._h,
+      T(target, 'target')._h,
+      optT(o.weight, 'weight'),
+      optT(o.posWeight, 'posWeight'),
+      red(o.reduction ?? 'mean'),
+    ),
+  );
 }
 export function binaryCrossEntropy(input: Tensor, target: Tensor, o: LossOptions = {}): Tensor {
   o = is.options(o);
-  return wrap(native.bce(T(input, 'input')._h, T(target, 'target')._h, optT(o.weight, 'weight'), red(o.reduction ?? 'mean')));
+  return wrap(
+    native.bce(T(input, 'input')._h, T(target, 'target')._h, optT(o.weight, 'weight'), red(o.reduction ?? 'mean')),
+  );
 }
 export function mseLoss(input: Tensor, target: Tensor, o: { reduction?: Reduction } = {}): Tensor {
   o = is.options(o);
@@ -179,5 +284,12 @@ export function l1Loss(input: Tensor, target: Tensor, o: { reduction?: Reduction
 }
 export function smoothL1Loss(input: Tensor, target: Tensor, o: { reduction?: Reduction; beta?: number } = {}): Tensor {
   o = is.options(o);
-  return wrap(native.smoothL1Loss(T(input, 'input')._h, T(target, 'target')._h, red(o.reduction ?? 'mean'), is.nonNegative(o.beta ?? 1, 'beta')));
+  return wrap(
+    native.smoothL1Loss(
+      T(input, 'input')._h,
+      T(target, 'target')._h,
+      red(o.reduction ?? 'mean'),
+      is.nonNegative(o.beta ?? 1, 'beta'),
+    ),
+  );
 }

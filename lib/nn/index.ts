@@ -2,8 +2,17 @@
 export * as functional from './functional.js';
 export * as init from './init.js';
 export {
-  Module, Parameter, RemovableHandle,
-  type AnyModule, type ForwardHook, type ForwardPreHook, type BackwardHook, type BackwardPreHook, type LoadStateDictResult, type StateDict, type ModuleTarget,
+  Module,
+  Parameter,
+  RemovableHandle,
+  type AnyModule,
+  type ForwardHook,
+  type ForwardPreHook,
+  type BackwardHook,
+  type BackwardPreHook,
+  type LoadStateDictResult,
+  type StateDict,
+  type ModuleTarget,
 } from './module.js';
 export { Linear, Identity, type LinearOptions, type FactoryOptions } from './linear.js';
 export { Conv2d, type Conv2dOptions } from './conv2d.js';

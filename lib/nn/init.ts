@@ -10,8 +10,18 @@ import { noGrad } from '../autograd.js';
 import { is, typeError, rangeError } from '../errors.js';
 
 export type Nonlinearity =
-  | 'linear' | 'conv1d' | 'conv2d' | 'conv3d' | 'conv_transpose1d' | 'conv_transpose2d' | 'conv_transpose3d'
-  | 'sigmoid' | 'tanh' | 'relu' | 'leaky_relu' | 'selu';
+  | 'linear'
+  | 'conv1d'
+  | 'conv2d'
+  | 'conv3d'
+  | 'conv_transpose1d'
+  | 'conv_transpose2d'
+  | 'conv_transpose3d'
+  | 'sigmoid'
+  | 'tanh'
+  | 'relu'
+  | 'leaky_relu'
+  | 'selu';
 export type FanMode = 'fan_in' | 'fan_out';
 
 const LINEAR_FNS = ['linear', 'conv1d', 'conv2d', 'conv3d', 'conv_transpose1d', 'conv_transpose2d', 'conv_transpose3d'];
@@ -29,7 +39,11 @@ export function calculateGain(nonlinearity: Nonlinearity, param?: number): numbe
     return Math.sqrt(2 / (1 + slope * slope));
   }
   if (nonlinearity === 'selu') return 3 / 4; // torch's value, chosen for self-normalising networks
-  throw rangeError(`one of ${[...LINEAR_FNS, 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'selu'].map((s) => `'${s}'`).join(', ')}`, 'nonlinearity', nonlinearity);
+  throw rangeError(
+    `one of ${[...LINEAR_FNS, 'sigmoid', 'tanh', 'relu', 'leaky_relu', 'selu'].map((s) => `'${s}'`).join(', ')}`,
+    'nonlinearity',
+    nonlinearity,
+  );
 }
 
 function T(t: unknown): Tensor {
@@ -40,7 +54,8 @@ function T(t: unknown): Tensor {
 /** [fanIn, fanOut] = [size(1), size(0)] times the receptive field (the product of the remaining sizes). */
 export function calculateFanInAndFanOut(tensor: Tensor): [number, number] {
   const s = T(tensor).shape;
-  if (s.length < 2) throw new RangeError('Fan in and fan out can not be computed for tensor with fewer than 2 dimensions');
+  if (s.length < 2)
+    throw new RangeError('Fan in and fan out can not be computed for tensor with fewer than 2 dimensions');
   const receptive = s.slice(2).reduce((a, b) => a * b, 1);
   return [s[1]! * receptive, s[0]! * receptive];
 }

@@ -85,20 +85,34 @@ export class SmoothL1Loss extends Loss {
 export class CrossEntropyLoss extends WeightedLoss {
   readonly ignoreIndex: number;
   readonly labelSmoothing: number;
-  constructor({ weight = null, ignoreIndex = -100, reduction = 'mean', labelSmoothing = 0 }: { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction; labelSmoothing?: number } = {}) {
+  constructor({
+    weight = null,
+    ignoreIndex = -100,
+    reduction = 'mean',
+    labelSmoothing = 0,
+  }: { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction; labelSmoothing?: number } = {}) {
     super(weight, reduction);
     this.ignoreIndex = is.integer(ignoreIndex, 'ignoreIndex');
     this.labelSmoothing = is.inRange(labelSmoothing, 'labelSmoothing', 0, 1);
   }
   forward(input: Tensor, target: Tensor): Tensor {
-    return F.crossEntropy(input, target, { weight: this.weight, ignoreIndex: this.ignoreIndex, reduction: this.reduction, labelSmoothing: this.labelSmoothing });
+    return F.crossEntropy(input, target, {
+      weight: this.weight,
+      ignoreIndex: this.ignoreIndex,
+      reduction: this.reduction,
+      labelSmoothing: this.labelSmoothing,
+    });
   }
 }
 
 /** Negative log-likelihood of log-probabilities: -w[y] input[y]. Shapes and options as CrossEntropyLoss (no smoothing). */
 export class NLLLoss extends WeightedLoss {
   readonly ignoreIndex: number;
-  constructor({ weight = null, ignoreIndex = -100, reduction = 'mean' }: { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction } = {}) {
+  constructor({
+    weight = null,
+    ignoreIndex = -100,
+    reduction = 'mean',
+  }: { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction } = {}) {
     super(weight, reduction);
     this.ignoreIndex = is.integer(ignoreIndex, 'ignoreIndex');
   }
@@ -123,11 +137,19 @@ export class BCELoss extends WeightedLoss {
  */
 export class BCEWithLogitsLoss extends WeightedLoss {
   declare posWeight: Tensor | null;
-  constructor({ weight = null, reduction = 'mean', posWeight = null }: { weight?: Tensor | null; reduction?: Reduction; posWeight?: Tensor | null } = {}) {
+  constructor({
+    weight = null,
+    reduction = 'mean',
+    posWeight = null,
+  }: { weight?: Tensor | null; reduction?: Reduction; posWeight?: Tensor | null } = {}) {
     super(weight, reduction);
     this.registerBuffer('posWeight', optTensor(posWeight, 'posWeight'));
   }
   forward(input: Tensor, target: Tensor): Tensor {
-    return F.binaryCrossEntropyWithLogits(input, target, { weight: this.weight, posWeight: this.posWeight, reduction: this.reduction });
+    return F.binaryCrossEntropyWithLogits(input, target, {
+      weight: this.weight,
+      posWeight: this.posWeight,
+      reduction: this.reduction,
+    });
   }
 }

@@ -61,14 +61,22 @@ export type AnyModule = Module<any, any>;
 export type ForwardPreHook<M = AnyModule, I extends unknown[] = any[]> = (module: M, input: I) => I | Tensor | void;
 /** Called after forward; may return a replacement output. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type ForwardHook<M = AnyModule, I extends unknown[] = any[], O = any> = (module: M, input: I, output: O) => O | void;
+export type ForwardHook<M = AnyModule, I extends unknown[] = any[], O = any> = (
+  module: M,
+  input: I,
+  output: O,
+) => O | void;
 
 /**
  * Called during backward once the gradients with respect to the module's inputs are computed, with them (null for
  * an input that is not a tensor requiring grad) and the gradients with respect to its outputs; may return
  * replacement input gradients. PyTorch's `register_full_backward_hook`.
  */
-export type BackwardHook<M = AnyModule> = (module: M, gradInput: (Tensor | null)[], gradOutput: (Tensor | null)[]) => (Tensor | null)[] | void;
+export type BackwardHook<M = AnyModule> = (
+  module: M,
+  gradInput: (Tensor | null)[],
+  gradOutput: (Tensor | null)[],
+) => (Tensor | null)[] | void;
 /** Called during backward with the gradients with respect to the module's outputs; may return replacements. */
 export type BackwardPreHook<M = AnyModule> = (module: M, gradOutput: (Tensor | null)[]) => (Tensor | null)[] | void;
 
@@ -222,11 +230,18 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     if (name === '') throw new RangeError(`${kind} name can't be empty string ""`);
     if (name.includes('.')) throw new RangeError(`${kind} name can't contain ".", got: ${name}`);
     for (const k of ['parameter', 'buffer', 'module'] as const)
-      if (k !== kind && this._registry(k).has(name)) throw new RangeError(`attribute '${name}' already exists (as a ${k})`);
+      if (k !== kind && this._registry(k).has(name))
+        throw new RangeError(`attribute '${name}' already exists (as a ${k})`);
     if (this._registry(kind).has(name)) return;
     const own = Object.getOwnPropertyDescriptor(this, name);
     // An own data property may be claimed only when it is empty or holds this very value (a class field).
-    if (own !== undefined && !('value' in own && (own.value === undefined || own.value === null || own.value instanceof Module || own.value instanceof Parameter)))
+    if (
+      own !== undefined &&
+      !(
+        'value' in own &&
+        (own.value === undefined || own.value === null || own.value instanceof Module || own.value instanceof Parameter)
+      )
+    )
       throw new RangeError(`attribute '${name}' already exists`);
     if (own === undefined && name in this) throw new RangeError(`attribute '${name}' already exists`);
   }
@@ -305,7 +320,11 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     return this.namedChildren().map(([, m]) => m);
   }
 
-  private _namedTensors<T extends Tensor>(pick: (m: AnyModule) => Map<string, T | null>, prefix: string, recurse: boolean): [string, T][] {
+  private _namedTensors<T extends Tensor>(
+    pick: (m: AnyModule) => Map<string, T | null>,
+    prefix: string,
+    recurse: boolean,
+  ): [string, T][] {
     const mods: [string, AnyModule][] = recurse ? this.namedModules({ prefix }) : [[prefix, this]];
     if (!recurse) this._sync();
     const memo = new Set<T>();
@@ -398,12 +417,15 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     } else throw typeError('a dtype, a device or {dtype, device}', 'target', target);
     if (dtype !== undefined) {
       const canonical = DTYPES[dtypeCode(dtype)]!;
-      if (!isFloating(canonical)) throw new TypeError(`nn.Module.to only accepts floating point dtypes, but got desired dtype=${dtype}`);
+      if (!isFloating(canonical))
+        throw new TypeError(`nn.Module.to only accepts floating point dtypes, but got desired dtype=${dtype}`);
       dtype = canonical;
     }
     const wants = (t: Tensor): boolean =>
-      (dtype !== undefined && isFloating(t.dtype) && t.dtype !== dtype) || (device !== undefined && t.device !== device && !(device === 'cuda' && t.device === 'cuda:0'));
-    const convert = (t: Tensor): Tensor => t.to({ dtype: dtype !== undefined && isFloating(t.dtype) ? dtype : undefined, device });
+      (dtype !== undefined && isFloating(t.dtype) && t.dtype !== dtype) ||
+      (device !== undefined && t.device !== device && !(device === 'cuda' && t.device === 'cuda:0'));
+    const convert = (t: Tensor): Tensor =>
+      t.to({ dtype: dtype !== undefined && isFloating(t.dtype) ? dtype : undefined, device });
     const done = new Map<Tensor, Tensor>(); // keeps shared tensors shared
     for (const m of this.modules()) {
       for (const [, p] of m._parameters) {
@@ -455,7 +477,8 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     const save = (m: AnyModule, p: string): void => {
       m._sync();
       for (const [n, t] of m._parameters) if (t !== null) out.set(p + n, keepVars ? t : t.detach());
-      for (const [n, t] of m._buffers) if (t !== null && !m._nonPersistent.has(n)) out.set(p + n, keepVars ? t : t.detach());
+      for (const [n, t] of m._buffers)
+        if (t !== null && !m._nonPersistent.has(n)) out.set(p + n, keepVars ? t : t.detach());
       for (const [n, c] of m._modules) if (c !== null) save(c, `${p}${n}.`);
     };
     save(this, prefix);
@@ -472,7 +495,10 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
    *   	Unexpected key(s) in state_dict: "3.weight".
    *   	size mismatch for 0.weight: copying a param with shape [4, 3] from checkpoint, the shape in current model is [5, 3].
    */
-  loadStateDict(stateDict: Map<string, Tensor> | Record<string, Tensor>, options: { strict?: boolean } = {}): LoadStateDictResult {
+  loadStateDict(
+    stateDict: Map<string, Tensor> | Record<string, Tensor>,
+    options: { strict?: boolean } = {},
+  ): LoadStateDictResult {
     const { strict = true } = is.options(options);
     is.boolean(strict, 'strict');
     let given: Map<string, unknown>;
@@ -487,16 +513,24 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
     for (const [k, t] of own) {
       const src = given.get(k) as Tensor | undefined;
       if (src === undefined) continue;
-      const a = src.shape, b = t.shape;
+      const a = src.shape,
+        b = t.shape;
       if (a.length !== b.length || a.some((d, i) => d !== b[i]))
-        mismatch.push(`size mismatch for ${k}: copying a param with shape [${a.join(', ')}] from checkpoint, the shape in current model is [${b.join(', ')}].`);
+        mismatch.push(
+          `size mismatch for ${k}: copying a param with shape [${a.join(', ')}] from checkpoint, the shape in current model is [${b.join(', ')}].`,
+        );
     }
     const errors: string[] = [];
-    if (strict && missingKeys.length > 0) errors.push(`Missing key(s) in state_dict: ${missingKeys.map((k) => `"${k}"`).join(', ')}.`);
-    if (strict && unexpectedKeys.length > 0) errors.push(`Unexpected key(s) in state_dict: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}.`);
+    if (strict && missingKeys.length > 0)
+      errors.push(`Missing key(s) in state_dict: ${missingKeys.map((k) => `"${k}"`).join(', ')}.`);
+    if (strict && unexpectedKeys.length > 0)
+      errors.push(`Unexpected key(s) in state_dict: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}.`);
     errors.push(...mismatch);
     if (errors.length > 0)
-      throw new TorchError(`Error(s) in loading state_dict for ${this.constructor.name}:\n\t${errors.join('\n\t')}`, errors.length === mismatch.length ? 'SHAPE_MISMATCH' : 'TORCH_ERROR');
+      throw new TorchError(
+        `Error(s) in loading state_dict for ${this.constructor.name}:\n\t${errors.join('\n\t')}`,
+        errors.length === mismatch.length ? 'SHAPE_MISMATCH' : 'TORCH_ERROR',
+      );
     noGrad(() => {
       for (const [k, t] of own) {
         const src = given.get(k) as Tensor | undefined;
@@ -541,7 +575,9 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
    *
    *   lin.registerFullBackwardHook((m, [gx], [gy]) => { record(gy); });   // dL/dy of the layer's output
    */
-  registerFullBackwardHook(hook: (module: this, gradInput: (Tensor | null)[], gradOutput: (Tensor | null)[]) => (Tensor | null)[] | void): RemovableHandle {
+  registerFullBackwardHook(
+    hook: (module: this, gradInput: (Tensor | null)[], gradOutput: (Tensor | null)[]) => (Tensor | null)[] | void,
+  ): RemovableHandle {
     is.function(hook, 'hook');
     const h = new RemovableHandle(this._backwardHooks);
     this._backwardHooks.set(h.id, hook as unknown as BackwardHook);
@@ -553,7 +589,9 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
    * pass, with every output's gradient (null for an output the loss does not use). It may return replacements (an
    * array of the same length), which flow on and are the gradOutput the backward hooks see.
    */
-  registerFullBackwardPreHook(hook: (module: this, gradOutput: (Tensor | null)[]) => (Tensor | null)[] | void): RemovableHandle {
+  registerFullBackwardPreHook(
+    hook: (module: this, gradOutput: (Tensor | null)[]) => (Tensor | null)[] | void,
+  ): RemovableHandle {
     is.function(hook, 'hook');
     const h = new RemovableHandle(this._backwardPreHooks);
     this._backwardPreHooks.set(h.id, hook as unknown as BackwardPreHook);
@@ -607,4 +645,3 @@ function describeType(v: unknown): string {
   if (typeof v === 'object') return `an object of class ${(v as object).constructor?.name ?? 'Object'}`;
   return `a value of type ${typeof v}`;
 }
-

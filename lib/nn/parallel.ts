@@ -83,7 +83,11 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
     const { bucketCapMB = 25, broadcastBuffers = true } = options;
     this.bucketCapMB = is.positive(bucketCapMB, 'bucketCapMB');
     this.broadcastBuffers = is.boolean(broadcastBuffers, 'broadcastBuffers');
-    if (!dist.isInitialized()) throw new TorchError('DistributedDataParallel needs the default process group: call distributed.initProcessGroup() first', 'DISTRIBUTED');
+    if (!dist.isInitialized())
+      throw new TorchError(
+        'DistributedDataParallel needs the default process group: call distributed.initProcessGroup() first',
+        'DISTRIBUTED',
+      );
     this.registerModule('module', module as AnyModule);
     this._makeBuckets();
     this.ready = this._broadcastState().then(() => {
@@ -94,7 +98,10 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
   }
 
   /** Builds the wrapper and waits for rank 0's parameters to arrive. */
-  static async create<I extends unknown[], O>(module: Module<I, O>, options: DistributedDataParallelOptions = {}): Promise<DistributedDataParallel<I, O>> {
+  static async create<I extends unknown[], O>(
+    module: Module<I, O>,
+    options: DistributedDataParallelOptions = {},
+  ): Promise<DistributedDataParallel<I, O>> {
     const ddp = new DistributedDataParallel(module, options);
     await ddp.ready;
     return ddp;
@@ -159,7 +166,14 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
     // As PyTorch's DDP (find_unused_parameters=False): the first iteration reduces one bucket per dtype, parameters
     // in index order; after it the buckets are rebuilt in the order the gradients became ready (_rebuild).
     const params = this._params();
-    this._setBuckets(DistributedDataParallel._assign(params, params.map((_, i) => i), [Number.MAX_SAFE_INTEGER], true).reverse());
+    this._setBuckets(
+      DistributedDataParallel._assign(
+        params,
+        params.map((_, i) => i),
+        [Number.MAX_SAFE_INTEGER],
+        true,
+      ).reverse(),
+    );
     params.forEach((p, i) => {
       this._hooks.push(p.registerHook((g) => this._onGrad(p, g)));
       this._index.set(p, i);
@@ -181,7 +195,10 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
       await dist.allGather(counts, count);
       const got = counts.map((c) => c.item());
       if (got.some((c) => c !== params.length))
-        throw new TorchError(`DistributedDataParallel: the ranks have different numbers of parameters requiring grad (${got.join(', ')})`, 'DISTRIBUTED');
+        throw new TorchError(
+          `DistributedDataParallel: the ranks have different numbers of parameters requiring grad (${got.join(', ')})`,
+          'DISTRIBUTED',
+        );
     } finally {
       for (const t of [count, ...counts]) t.dispose();
     }
@@ -192,7 +209,10 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
         await dist.broadcast(m, 0);
         const theirs = m.toArray() as number[];
         if (theirs.some((v, i) => v !== meta[i]))
-          throw new TorchError("DistributedDataParallel: this rank's parameter shapes (or strides) differ from rank 0's", 'DISTRIBUTED');
+          throw new TorchError(
+            "DistributedDataParallel: this rank's parameter shapes (or strides) differ from rank 0's",
+            'DISTRIBUTED',
+          );
       } finally {
         m.dispose();
       }
@@ -207,7 +227,9 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
     if (where === undefined) return;
     const b = this._buckets[where[0]]!;
     if (b.launched !== null)
-      throw new Error('DistributedDataParallel: a gradient arrived for a bucket already being reduced: call `await ddp.synchronize()` after each backward (or run the extra backward inside ddp.noSync())');
+      throw new Error(
+        'DistributedDataParallel: a gradient arrived for a bucket already being reduced: call `await ddp.synchronize()` after each backward (or run the extra backward inside ddp.noSync())',
+      );
     const i = where[1];
     const old = p.grad; // the engine adds g to it after this hook
     const scale = 1 / dist.getWorldSize();
@@ -279,7 +301,8 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
         });
       }
       if (!this._rebuilt && this._readyOrder.length > 0) await this._rebuild();
-      if (this.broadcastBuffers && this.module.buffers().length > 0) await broadcastCoalesced(this.module.buffers(), 250 * 1024 * 1024);
+      if (this.broadcastBuffers && this.module.buffers().length > 0)
+        await broadcastCoalesced(this.module.buffers(), 250 * 1024 * 1024);
     } finally {
       for (const b of this._buckets) {
         b.launched = null;
@@ -307,7 +330,13 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
       await dist.broadcast(indices, 0);
       const got = indices.toArray() as number[];
       const n = got[got.length - 1]!;
-      const sizes = tensor(mine.map((b) => b.length).concat(new Array(Math.max(0, n - mine.length)).fill(0)).slice(0, n), { dtype: 'int32' });
+      const sizes = tensor(
+        mine
+          .map((b) => b.length)
+          .concat(new Array(Math.max(0, n - mine.length)).fill(0))
+          .slice(0, n),
+        { dtype: 'int32' },
+      );
       try {
         await dist.broadcast(sizes, 0);
         const ls = sizes.toArray() as number[];
@@ -347,7 +376,9 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
 
   forward(...inputs: I): O {
     if (!this._isReady)
-      throw new Error('DistributedDataParallel: rank 0\'s parameters have not arrived yet: `await ddp.ready` (or build it with `await DistributedDataParallel.create(module)`) before the first forward');
+      throw new Error(
+        "DistributedDataParallel: rank 0's parameters have not arrived yet: `await ddp.ready` (or build it with `await DistributedDataParallel.create(module)`) before the first forward",
+      );
     return this.module.call(...inputs);
   }
 
@@ -371,7 +402,18 @@ export class DistributedDataParallel<I extends unknown[] = [Tensor], O = Tensor>
 }
 
 // c10::ScalarType's numbering: broadcast_coalesced groups tensors by it (torch/csrc/utils/tensor_flatten.cpp).
-const SCALAR_TYPE: Record<string, number> = { uint8: 0, int8: 1, int16: 2, int32: 3, int64: 4, float16: 5, float32: 6, float64: 7, bool: 11, bfloat16: 15 };
+const SCALAR_TYPE: Record<string, number> = {
+  uint8: 0,
+  int8: 1,
+  int16: 2,
+  int32: 3,
+  int64: 4,
+  float16: 5,
+  float32: 6,
+  float64: 7,
+  bool: 11,
+  bfloat16: 15,
+};
 
 /**
  * PyTorch's broadcast_coalesced from rank 0: tensors grouped by dtype (a group is sent once it reaches `limit`
@@ -413,6 +455,11 @@ async function broadcastCoalesced(tensors: Tensor[], limit: number): Promise<voi
 }
 
 function bytesOf(d: DType): number {
-  return d === 'float64' || d === 'int64' ? 8 : d === 'float16' || d === 'bfloat16' || d === 'int16' ? 2 : d === 'bool' || d === 'uint8' || d === 'int8' ? 1 : 4;
+  return d === 'float64' || d === 'int64'
+    ? 8
+    : d === 'float16' || d === 'bfloat16' || d === 'int16'
+      ? 2
+      : d === 'bool' || d === 'uint8' || d === 'int8'
+        ? 1
+        : 4;
 }
-

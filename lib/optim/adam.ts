@@ -8,7 +8,14 @@ import { Tensor } from '../tensor.js';
 import { keep } from '../scope.js';
 import { zerosLike } from '../creation.js';
 import { is, typeError } from '../errors.js';
-import { Optimizer, checkKnownOptions, type ParamGroup, type ParamState, type Params, type StateSchema } from './optimizer.js';
+import {
+  Optimizer,
+  checkKnownOptions,
+  type ParamGroup,
+  type ParamState,
+  type Params,
+  type StateSchema,
+} from './optimizer.js';
 
 export interface AdamOptions {
   /** Learning rate γ (default 1e-3, ≥ 0). */
@@ -31,7 +38,12 @@ const KNOWN = ['lr', 'betas', 'eps', 'weightDecay', 'amsgrad', 'maximize'] as co
 export abstract class AdamBase extends Optimizer<AdamOptions> {
   protected abstract readonly decoupled: boolean;
 
-  constructor(params: Params<AdamOptions>, options: Partial<AdamOptions> | undefined, defaultWeightDecay: number, owner: string) {
+  constructor(
+    params: Params<AdamOptions>,
+    options: Partial<AdamOptions> | undefined,
+    defaultWeightDecay: number,
+    owner: string,
+  ) {
     checkKnownOptions(options, KNOWN, owner);
     const o = options ?? {};
     super(params, {
@@ -47,7 +59,8 @@ export abstract class AdamBase extends Optimizer<AdamOptions> {
   protected checkOptions(o: AdamOptions, prefix: string): void {
     is.nonNegative(o.lr, `${prefix}lr`);
     is.nonNegative(o.eps, `${prefix}eps`);
-    if (!Array.isArray(o.betas) || o.betas.length !== 2) throw typeError('an array of two numbers', `${prefix}betas`, o.betas);
+    if (!Array.isArray(o.betas) || o.betas.length !== 2)
+      throw typeError('an array of two numbers', `${prefix}betas`, o.betas);
     is.inRange(o.betas[0], `${prefix}betas[0]`, 0, 1, { hiOpen: true });
     is.inRange(o.betas[1], `${prefix}betas[1]`, 0, 1, { hiOpen: true });
     is.nonNegative(o.weightDecay, `${prefix}weightDecay`);
@@ -56,11 +69,19 @@ export abstract class AdamBase extends Optimizer<AdamOptions> {
   }
 
   protected override stateSchema(): StateSchema {
-    return { tensors: ['expAvg', 'expAvgSq', 'maxExpAvgSq'], counts: ['step'], required: ['step', 'expAvg', 'expAvgSq'] };
+    return {
+      tensors: ['expAvg', 'expAvgSq', 'maxExpAvgSq'],
+      counts: ['step'],
+      required: ['step', 'expAvg', 'expAvgSq'],
+    };
   }
 
   protected stepGroup(group: ParamGroup<AdamOptions>): void {
-    const params: number[] = [], m: number[] = [], v: number[] = [], vmax: number[] = [], steps: number[] = [];
+    const params: number[] = [],
+      m: number[] = [],
+      v: number[] = [],
+      vmax: number[] = [],
+      steps: number[] = [];
     for (const p of group.params) {
       if (p.grad === null) continue;
       let s: ParamState | undefined = this.state.get(p);
@@ -81,7 +102,16 @@ export abstract class AdamBase extends Optimizer<AdamOptions> {
     native.adamStep(
       params,
       { expAvg: m, expAvgSq: v, maxExpAvgSq: group.amsgrad ? vmax : null, steps },
-      { lr: group.lr, beta1, beta2, eps: group.eps, weightDecay: group.weightDecay, amsgrad: group.amsgrad, decoupled: this.decoupled, maximize: group.maximize },
+      {
+        lr: group.lr,
+        beta1,
+        beta2,
+        eps: group.eps,
+        weightDecay: group.weightDecay,
+        amsgrad: group.amsgrad,
+        decoupled: this.decoupled,
+        maximize: group.maximize,
+      },
     );
   }
 }

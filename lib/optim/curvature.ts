@@ -26,7 +26,8 @@ import type { SampleableLikelihood } from '../likelihoods.js';
 import { Optimizer, type BaseOptions, type ParamGroup, type Params, type StateSchema } from './optimizer.js';
 
 /** Batches a warm start reads: tensors of inputs, or [inputs, targets, ...] (Shampoo needs the targets). */
-export type WarmStartBatches = Iterable<[Tensor, ...unknown[]] | Tensor> | AsyncIterable<[Tensor, ...unknown[]] | Tensor>;
+export type WarmStartBatches =
+  Iterable<[Tensor, ...unknown[]] | Tensor> | AsyncIterable<[Tensor, ...unknown[]] | Tensor>;
 /** The moving-average rule of the statistics (see the file comment). */
 export type StatisticsRule = 'convex' | 'authors';
 
@@ -68,8 +69,13 @@ export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: nu
     this.statsEvery = is.positiveInteger(schedule.statsEvery, 'statsEvery');
     this.inverseEvery = is.positiveInteger(schedule.inverseEvery, 'inverseEvery');
     if (this.inverseEvery % this.statsEvery !== 0)
-      throw new RangeError(`Expected inverseEvery (${schedule.inverseEvery}) to be a multiple of statsEvery (${schedule.statsEvery})`);
-    this.statistics = is.oneOf(schedule.statistics === undefined ? 'convex' : schedule.statistics, 'statistics', ['convex', 'authors'] as const);
+      throw new RangeError(
+        `Expected inverseEvery (${schedule.inverseEvery}) to be a multiple of statsEvery (${schedule.statsEvery})`,
+      );
+    this.statistics = is.oneOf(schedule.statistics === undefined ? 'convex' : schedule.statistics, 'statistics', [
+      'convex',
+      'authors',
+    ] as const);
     this.earlyRefresh = is.boolean(schedule.earlyRefresh === undefined ? true : schedule.earlyRefresh, 'earlyRefresh');
   }
 
@@ -91,7 +97,13 @@ export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: nu
   }
 
   /** The counters a state dict carries (under the optimizer's own key: `tnt`, `shampoo`, `kfac`). */
-  protected counters(): { stepCount: number; statsUpdates: number; warmStarted: boolean; skippedSteps: number; skippedStatistics: number } {
+  protected counters(): {
+    stepCount: number;
+    statsUpdates: number;
+    warmStarted: boolean;
+    skippedSteps: number;
+    skippedStatistics: number;
+  } {
     const { stepCount, statsUpdates, warmStarted, skippedSteps, skippedStatistics } = this;
     return { stepCount, statsUpdates, warmStarted, skippedSteps, skippedStatistics };
   }
@@ -105,9 +117,15 @@ export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: nu
     if (t === null || typeof t !== 'object' || Array.isArray(t)) throw typeError('an object of counters', where, t);
     const r = t as Record<string, unknown>;
     const known = ['stepCount', 'statsUpdates', 'warmStarted', 'skippedSteps', 'skippedStatistics'];
-    for (const k of Object.keys(r)) if (!known.includes(k)) throw new RangeError(`${where} has '${k}', which is not one of ${known.join(', ')}`);
+    for (const k of Object.keys(r))
+      if (!known.includes(k)) throw new RangeError(`${where} has '${k}', which is not one of ${known.join(', ')}`);
     const n = (k: string): number => (r[k] === undefined ? 0 : is.nonNegativeInteger(r[k], `${where}.${k}`));
-    const c = { stepCount: n('stepCount'), statsUpdates: n('statsUpdates'), skippedSteps: n('skippedSteps'), skippedStatistics: n('skippedStatistics') };
+    const c = {
+      stepCount: n('stepCount'),
+      statsUpdates: n('statsUpdates'),
+      skippedSteps: n('skippedSteps'),
+      skippedStatistics: n('skippedStatistics'),
+    };
     const warm = r.warmStarted === undefined ? false : is.boolean(r.warmStarted, `${where}.warmStarted`);
     return () => {
       Object.assign(this, c);
@@ -120,7 +138,11 @@ export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: nu
    * mean over those batches. The same call for TNT, KFAC and Shampoo (which reads the targets and takes the
    * likelihood's loss); fit()'s `warmStart` option and the experiment runner use it. Returns the batches folded in.
    */
-  abstract warmStart(batches: WarmStartBatches, forward: (x: Tensor) => Tensor, likelihood: SampleableLikelihood): Promise<number>;
+  abstract warmStart(
+    batches: WarmStartBatches,
+    forward: (x: Tensor) => Tensor,
+    likelihood: SampleableLikelihood,
+  ): Promise<number>;
 
   /**
    * Throws a TorchError (code 'NO_STATISTICS') from step() when no statistics were ever gathered: the update would be
@@ -143,7 +165,10 @@ export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: nu
   protected skipStep(name: string, reason: number): void {
     this.skippedSteps++;
     if ((this as { onNonFinite?: string }).onNonFinite !== 'throw') return;
-    const why = reason === 2 ? 'the update (momentum or parameters) would hold NaN or Infinity' : 'a gradient holds NaN or Infinity';
+    const why =
+      reason === 2
+        ? 'the update (momentum or parameters) would hold NaN or Infinity'
+        : 'a gradient holds NaN or Infinity';
     throw new TorchError(`${name}: ${why} at step ${this.stepCount}; the step was not applied`, 'NON_FINITE');
   }
 
@@ -151,8 +176,20 @@ export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: nu
    * The arguments of a one-call native step over every group: each parameter's handle, its momentum buffer (made on
    * first use) and its group's lr, momentum and weight decay; `each` collects the optimizer's own state per parameter.
    */
-  protected stepArguments(each: (p: Tensor, group: ParamGroup<O>) => void): { params: number[]; momenta: number[]; lr: number[]; mu: number[]; wd: number[] } {
-    const out = { params: [] as number[], momenta: [] as number[], lr: [] as number[], mu: [] as number[], wd: [] as number[] };
+  protected stepArguments(each: (p: Tensor, group: ParamGroup<O>) => void): {
+    params: number[];
+    momenta: number[];
+    lr: number[];
+    mu: number[];
+    wd: number[];
+  } {
+    const out = {
+      params: [] as number[],
+      momenta: [] as number[],
+      lr: [] as number[],
+      mu: [] as number[],
+      wd: [] as number[],
+    };
     for (const g of this.paramGroups)
       for (const p of g.params) {
         const s = this.stateOf(p);
@@ -177,7 +214,13 @@ export abstract class CurvatureOptimizer<O extends BaseOptions & { statDecay: nu
    * start with TNT's and Shampoo's `statistics: 'authors'`.
    */
   statisticsDue(): boolean {
-    if (this.statistics === 'authors' && this.authorsRule.skipStepZeroAfterWarmStart && this.warmStarted && this.stepCount === 0) return false;
+    if (
+      this.statistics === 'authors' &&
+      this.authorsRule.skipStepZeroAfterWarmStart &&
+      this.warmStarted &&
+      this.stepCount === 0
+    )
+      return false;
     return this.stepCount % this.statsEvery === 0;
   }
 

@@ -6,7 +6,15 @@
  *   const opt = new optim.Adam(model.parameters(), { lr: 1e-3 });
  *   const sched = new optim.lrScheduler.CosineAnnealingLR(opt, { tMax: 10 });
  */
-export { Optimizer, type BaseOptions, type ParamGroup, type ParamGroupInput, type Params, type ParamState, type OptimizerStateDict } from './optimizer.js';
+export {
+  Optimizer,
+  type BaseOptions,
+  type ParamGroup,
+  type ParamGroupInput,
+  type Params,
+  type ParamState,
+  type OptimizerStateDict,
+} from './optimizer.js';
 export { SGD, type SGDOptions } from './sgd.js';
 export { Adam, type AdamOptions } from './adam.js';
 export { AdamW } from './adamw.js';

@@ -109,7 +109,16 @@ export interface KFACLayerRecord {
 }
 
 const OPTIONS = ['lr', 'damping', 'momentum', 'weightDecay', 'statDecay'] as const;
-const CONFIG = ['statsEvery', 'inverseEvery', 'factorDtype', 'piCorrection', 'onNonFinite', 'statistics', 'earlyRefresh', 'convScaling'] as const;
+const CONFIG = [
+  'statsEvery',
+  'inverseEvery',
+  'factorDtype',
+  'piCorrection',
+  'onNonFinite',
+  'statistics',
+  'earlyRefresh',
+  'convScaling',
+] as const;
 
 interface Layer {
   name: string;
@@ -156,8 +165,22 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
     if (!(model instanceof Module)) throw typeError('a Module', 'model', model);
     checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'KFAC');
     if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
-    const { statsEvery = 1, inverseEvery = 20, factorDtype = 'float32', piCorrection = false, onNonFinite = 'skip', statistics, earlyRefresh, convScaling = 'kfc', ...rest } = options;
-    super(model.parameters(), { damping: 0.03, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as KFACOptions, { statsEvery, inverseEvery, statistics, earlyRefresh });
+    const {
+      statsEvery = 1,
+      inverseEvery = 20,
+      factorDtype = 'float32',
+      piCorrection = false,
+      onNonFinite = 'skip',
+      statistics,
+      earlyRefresh,
+      convScaling = 'kfc',
+      ...rest
+    } = options;
+    super(
+      model.parameters(),
+      { damping: 0.03, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as KFACOptions,
+      { statsEvery, inverseEvery, statistics, earlyRefresh },
+    );
     this.model = model;
     this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
     this.piCorrection = is.boolean(piCorrection, 'piCorrection');
@@ -166,10 +189,14 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
     // The authors' KFAC keeps its convex weight and folds step 0's statistics after a warm start (kfac_update).
     this.authorsRule = { convex: true, skipStepZeroAfterWarmStart: false };
 
-    const found = model.namedModules().filter((e): e is [string, Linear | Conv2d] => e[1] instanceof Linear || e[1] instanceof Conv2d);
+    const found = model
+      .namedModules()
+      .filter((e): e is [string, Linear | Conv2d] => e[1] instanceof Linear || e[1] instanceof Conv2d);
     for (const [name, m] of found)
       if (m instanceof Conv2d && m.groups !== 1)
-        throw new RangeError(`KFAC: layer '${name}' is a grouped convolution (groups=${m.groups}), which KFAC does not support`);
+        throw new RangeError(
+          `KFAC: layer '${name}' is a grouped convolution (groups=${m.groups}), which KFAC does not support`,
+        );
     const lambda = this.defaults.damping;
     this.layerList = found.map(([name, m]) => {
       const w = m.weight;
@@ -180,7 +207,16 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
       const pd = { dtype: w.dtype, device: w.device };
       // Before any statistics, (0 + sqrt(lambda) I)^-1.
       const inv = (d: number): Tensor => keep(tidy(() => eye(d, pd).mul(1 / Math.sqrt(lambda))));
-      const layer: Layer = { name, module: m, weight: w, bias, A: keep(zeros([din, din], fd)), G: keep(zeros([out, out], fd)), invA: inv(din), invG: inv(out) };
+      const layer: Layer = {
+        name,
+        module: m,
+        weight: w,
+        bias,
+        A: keep(zeros([din, din], fd)),
+        G: keep(zeros([out, out], fd)),
+        invA: inv(din),
+        invG: inv(out),
+      };
       this.byModule.set(m, layer);
       return layer;
     });
@@ -222,7 +258,10 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
     tidy(() => {
       const entries = records.map((r, i) => {
         const layer = r !== null && typeof r === 'object' ? this.byModule.get(r.module) : undefined;
-        if (layer === undefined) throw new RangeError(`updateStatistics: records[${i}].module is not a Linear or Conv2d layer of this optimizer's model`);
+        if (layer === undefined)
+          throw new RangeError(
+            `updateStatistics: records[${i}].module is not a Linear or Conv2d layer of this optimizer's model`,
+          );
         if (!(r.input instanceof Tensor)) throw typeError('a Tensor', `records[${i}].input`, r.input);
         if (!(r.outputGrad instanceof Tensor)) throw typeError('a Tensor', `records[${i}].outputGrad`, r.outputGrad);
         const out = layer.weight.shape[0]!;
@@ -230,11 +269,23 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
         if (layer.module instanceof Conv2d) {
           const patches = convPatches(layer.module, r.input); // (N, D, L)
           a = patches.transpose(1, 2).reshape([-1, patches.shape[1]!]);
-          g = (r.outputGrad.ndim === 3 ? r.outputGrad.unsqueeze(0) : r.outputGrad).flatten(2).transpose(1, 2).reshape([-1, out]);
+          g = (r.outputGrad.ndim === 3 ? r.outputGrad.unsqueeze(0) : r.outputGrad)
+            .flatten(2)
+            .transpose(1, 2)
+            .reshape([-1, out]);
           batch = patches.shape[0]!;
           // The authors' scaling: A = (1/N) sum over examples and locations, G = N / L sum (of batch-mean gradients).
           if (this.convScaling === 'authors')
-            return { a: a._h, g: g._h, A: layer.A._h, G: layer.G._h, bias: layer.bias !== null, batch, aDivisor: batch, gScale: batch / patches.shape[2]! };
+            return {
+              a: a._h,
+              g: g._h,
+              A: layer.A._h,
+              G: layer.G._h,
+              bias: layer.bias !== null,
+              batch,
+              aDivisor: batch,
+              gScale: batch / patches.shape[2]!,
+            };
         } else {
           const din = layer.weight.shape[1]!;
           a = r.input.reshape([-1, din]);
@@ -253,7 +304,13 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
 
   /** Recomputes every (A + dA I)^-1 and (G + dG I)^-1 from the current statistics: batched Cholesky, natively. */
   updateInverses(): InverseReport {
-    const entries = this.layerList.map((l) => ({ A: l.A._h, G: l.G._h, invA: l.invA._h, invG: l.invG._h, damping: this.groupOf(l.weight).damping }));
+    const entries = this.layerList.map((l) => ({
+      A: l.A._h,
+      G: l.G._h,
+      invA: l.invA._h,
+      invG: l.invG._h,
+      damping: this.groupOf(l.weight).damping,
+    }));
     this.lastInverseReport = native.kfacInverses(entries, this.piCorrection);
     return this.lastInverseReport;
   }
@@ -267,7 +324,12 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
   sampledBackward(output: Tensor, likelihood: SampleableLikelihood, options: { force?: boolean } = {}): boolean {
     const { force = false } = is.options(options);
     if (!(output instanceof Tensor)) throw typeError('a Tensor', 'output', output);
-    if (likelihood === null || typeof likelihood !== 'object' || typeof likelihood.sample !== 'function' || typeof likelihood.loss !== 'function')
+    if (
+      likelihood === null ||
+      typeof likelihood !== 'object' ||
+      typeof likelihood.sample !== 'function' ||
+      typeof likelihood.loss !== 'function'
+    )
       throw typeError('a likelihood with sample() and loss()', 'likelihood', likelihood);
     if (!force && !this.statisticsDue()) {
       this.capture.clear();
@@ -281,7 +343,10 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
     }
     const recs = this.capture.records();
     if (recs.length === 0)
-      throw new TorchError('KFAC.sampledBackward: no layer was recorded in the forward pass; call the model and its layers with .call(x) (forward hooks), and call sampledBackward after the forward pass of a step whose statistics are due', 'TORCH_ERROR');
+      throw new TorchError(
+        'KFAC.sampledBackward: no layer was recorded in the forward pass; call the model and its layers with .call(x) (forward hooks), and call sampledBackward after the forward pass of a step whose statistics are due',
+        'TORCH_ERROR',
+      );
     try {
       tidy(() => {
         const y = likelihood.sample(output);
@@ -353,7 +418,10 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
 
   /** fit()'s hook: the sampled backward pass, when statistics are due. */
   override beforeBackward(output: Tensor, likelihood?: SampleableLikelihood): boolean {
-    if (likelihood === undefined) throw new TypeError('KFAC.beforeBackward: KFAC samples from the predictive distribution: pass the likelihood (e.g. new Categorical())');
+    if (likelihood === undefined)
+      throw new TypeError(
+        'KFAC.beforeBackward: KFAC samples from the predictive distribution: pass the likelihood (e.g. new Categorical())',
+      );
     return this.sampledBackward(output, likelihood);
   }
 
@@ -372,12 +440,21 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
       inLayer.add(l.weight);
       if (l.bias !== null) inLayer.add(l.bias);
       return {
-        weight: l.weight._h, bias: l.bias === null ? null : l.bias._h, momentum: this.momentumOf(l.weight), biasMomentum: l.bias === null ? null : this.momentumOf(l.bias),
-        invA: l.invA._h, invG: l.invG._h, lr: g.lr, mu: g.momentum, wd: g.weightDecay,
+        weight: l.weight._h,
+        bias: l.bias === null ? null : l.bias._h,
+        momentum: this.momentumOf(l.weight),
+        biasMomentum: l.bias === null ? null : this.momentumOf(l.bias),
+        invA: l.invA._h,
+        invG: l.invG._h,
+        lr: g.lr,
+        mu: g.momentum,
+        wd: g.weightDecay,
       };
     });
     const plain = this.paramGroups.flatMap((g) =>
-      g.params.filter((p) => !inLayer.has(p)).map((p) => ({ param: p._h, momentum: this.momentumOf(p), lr: g.lr, mu: g.momentum, wd: g.weightDecay })),
+      g.params
+        .filter((p) => !inLayer.has(p))
+        .map((p) => ({ param: p._h, momentum: this.momentumOf(p), lr: g.lr, mu: g.momentum, wd: g.weightDecay })),
     );
     const r = native.kfacStep(layers, plain);
     if (r.skippedNonFinite > 0) this.skipStep('KFAC', r.reason);
@@ -396,7 +473,10 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
   precondition(layer: AnyModule | string, mW: Tensor, mb: Tensor | null = null): [Tensor, Tensor | null] {
     const l = this.layerOf(layer, 'precondition');
     if (!(mW instanceof Tensor)) throw typeError('a Tensor', 'mW', mW);
-    if ((mb === null) !== (l.bias === null)) throw new RangeError(`precondition: layer '${l.name}' ${l.bias === null ? 'has no bias' : 'has a bias: give its tensor'}`);
+    if ((mb === null) !== (l.bias === null))
+      throw new RangeError(
+        `precondition: layer '${l.name}' ${l.bias === null ? 'has no bias' : 'has a bias: give its tensor'}`,
+      );
     return tidy(() => {
       const out = l.weight.shape[0]!;
       const M = mb === null ? mW.reshape([out, -1]) : cat([mW.reshape([out, -1]), mb.reshape([out, 1])], 1);
@@ -415,7 +495,9 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
 
   /** Bytes held by the optimizer's state (factors, inverses, momentum). */
   stateBytes(): number {
-    const size = (t: Tensor): number => t.numel() * (t.dtype === 'float64' || t.dtype === 'int64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
+    const size = (t: Tensor): number =>
+      t.numel() *
+      (t.dtype === 'float64' || t.dtype === 'int64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
     let b = 0;
     for (const l of this.layerList) for (const t of [l.A, l.G, l.invA, l.invG]) b += size(t);
     for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) b += size(v);
@@ -454,13 +536,19 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
       base[Number(key)] = rest;
       if (Object.keys(curv).length === 0) continue;
       const layer = this.layerList.find((l) => l.weight === params[Number(key)]);
-      if (layer === undefined) throw new RangeError(`loaded state dict: state[${key}] has KFAC factors but parameter ${key} is not a layer weight`);
+      if (layer === undefined)
+        throw new RangeError(
+          `loaded state dict: state[${key}] has KFAC factors but parameter ${key} is not a layer weight`,
+        );
       for (const n of names) {
         const t = curv[n];
         const d = (n.endsWith('A') ? layer.A : layer.G).shape[0]!;
         if (t === undefined) throw new RangeError(`loaded state dict: state[${key}] lacks ${n}`);
         const ts = t.shape;
-        if (ts.length !== 2 || ts[0] !== d || ts[1] !== d) throw new RangeError(`loaded state dict: state[${key}].${n} has shape [${ts.join(', ')}] but the factor needs [${d}, ${d}]`);
+        if (ts.length !== 2 || ts[0] !== d || ts[1] !== d)
+          throw new RangeError(
+            `loaded state dict: state[${key}].${n} has shape [${ts.join(', ')}] but the factor needs [${d}, ${d}]`,
+          );
       }
       loads.push([layer, curv as Record<(typeof names)[number], Tensor>]);
     }

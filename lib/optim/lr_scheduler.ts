@@ -32,15 +32,22 @@ export abstract class LRScheduler {
    * after loading an optimizer state dict saved while a scheduler ran), and the schedule continues from there.
    */
   constructor(optimizer: Optimizer<BaseOptions>, lastEpoch = -1) {
-    if (optimizer === null || typeof optimizer !== 'object' || !Array.isArray((optimizer as { paramGroups?: unknown }).paramGroups))
+    if (
+      optimizer === null ||
+      typeof optimizer !== 'object' ||
+      !Array.isArray((optimizer as { paramGroups?: unknown }).paramGroups)
+    )
       throw typeError('an Optimizer', 'optimizer', optimizer);
     is.integer(lastEpoch, 'lastEpoch');
-    if (lastEpoch < -1) throw new RangeError(`Expected an integer ≥ -1 for lastEpoch but received ${lastEpoch} of type number`);
+    if (lastEpoch < -1)
+      throw new RangeError(`Expected an integer ≥ -1 for lastEpoch but received ${lastEpoch} of type number`);
     this.optimizer = optimizer;
     optimizer.paramGroups.forEach((g, i) => {
       if (lastEpoch === -1) g.initialLr ??= g.lr;
       else if (typeof g.initialLr !== 'number')
-        throw new RangeError(`param 'initialLr' is not specified in paramGroups[${i}] when resuming an optimizer (lastEpoch ${lastEpoch})`);
+        throw new RangeError(
+          `param 'initialLr' is not specified in paramGroups[${i}] when resuming an optimizer (lastEpoch ${lastEpoch})`,
+        );
     });
     this.baseLrs = optimizer.paramGroups.map((g) => g.initialLr as number);
     this.lastEpoch = lastEpoch;
@@ -107,7 +114,9 @@ export abstract class LRScheduler {
         throw typeError(`an array of ${n} numbers (one per parameter group)`, `stateDict.${key}`, v);
     }
     const skip = this.unsaved();
-    for (const k of Object.keys(sd)) if (!(k in this) || skip.includes(k)) throw new TypeError(`stateDict: unknown key '${k}' for ${this.constructor.name}`);
+    for (const k of Object.keys(sd))
+      if (!(k in this) || skip.includes(k))
+        throw new TypeError(`stateDict: unknown key '${k}' for ${this.constructor.name}`);
     for (const [k, v] of Object.entries(sd)) (this as Record<string, unknown>)[k] = structuredClone(v);
   }
 }
@@ -143,7 +152,10 @@ export class StepLR extends LRScheduler {
 export class MultiStepLR extends LRScheduler {
   milestones: number[];
   gamma: number;
-  constructor(optimizer: Optimizer<BaseOptions>, options: { milestones: number[]; gamma?: number; lastEpoch?: number }) {
+  constructor(
+    optimizer: Optimizer<BaseOptions>,
+    options: { milestones: number[]; gamma?: number; lastEpoch?: number },
+  ) {
     const { milestones, gamma = 0.1, lastEpoch = -1 } = is.options(options);
     if (!Array.isArray(milestones) || milestones.some((m) => typeof m !== 'number' || !Number.isInteger(m) || m < 0))
       throw typeError('an array of non-negative integers', 'milestones', milestones);
@@ -180,9 +192,13 @@ export class CosineAnnealingLR extends LRScheduler {
     const { lastEpoch: e, tMax: T, etaMin } = this;
     const lrs = this.groupLrs();
     if (e === 0) return lrs;
-    if (this.resuming()) return this.baseLrs.map((b) => etaMin + ((b - etaMin) * (1 + Math.cos((e * Math.PI) / T))) / 2);
-    if ((e - 1 - T) % (2 * T) === 0) return lrs.map((lr, i) => lr + ((this.baseLrs[i]! - etaMin) * (1 - Math.cos(Math.PI / T))) / 2);
-    return lrs.map((lr) => ((1 + Math.cos((Math.PI * e) / T)) / (1 + Math.cos((Math.PI * (e - 1)) / T))) * (lr - etaMin) + etaMin);
+    if (this.resuming())
+      return this.baseLrs.map((b) => etaMin + ((b - etaMin) * (1 + Math.cos((e * Math.PI) / T))) / 2);
+    if ((e - 1 - T) % (2 * T) === 0)
+      return lrs.map((lr, i) => lr + ((this.baseLrs[i]! - etaMin) * (1 - Math.cos(Math.PI / T))) / 2);
+    return lrs.map(
+      (lr) => ((1 + Math.cos((Math.PI * e) / T)) / (1 + Math.cos((Math.PI * (e - 1)) / T))) * (lr - etaMin) + etaMin,
+    );
   }
 }
 
@@ -200,10 +216,12 @@ export class LambdaLR extends LRScheduler {
     super(optimizer, lastEpoch);
     const n = optimizer.paramGroups.length;
     if (Array.isArray(lrLambda)) {
-      if (lrLambda.length !== n) throw new RangeError(`Expected ${n} lrLambdas (one per parameter group) but received ${lrLambda.length}`);
+      if (lrLambda.length !== n)
+        throw new RangeError(`Expected ${n} lrLambdas (one per parameter group) but received ${lrLambda.length}`);
       lrLambda.forEach((f, i) => is.function(f, `lrLambda[${i}]`));
       this.lrLambdas = [...lrLambda];
-    } else this.lrLambdas = Array.from({ length: n }, () => is.function(lrLambda, 'lrLambda') as (epoch: number) => number);
+    } else
+      this.lrLambdas = Array.from({ length: n }, () => is.function(lrLambda, 'lrLambda') as (epoch: number) => number);
     this.init();
   }
   protected nextLr(): number[] {

@@ -48,9 +48,11 @@ export interface OptimizerStateDict {
  */
 export function checkKnownOptions(options: unknown, known: readonly string[], owner: string): void {
   if (options === undefined) return;
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw typeError('an options object', 'options', options);
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw typeError('an options object', 'options', options);
   for (const k of Object.keys(options))
-    if (!known.includes(k)) throw new TypeError(`${owner}: unknown option '${k}' (expected one of ${known.join(', ')})`);
+    if (!known.includes(k))
+      throw new TypeError(`${owner}: unknown option '${k}' (expected one of ${known.join(', ')})`);
 }
 
 function isTensorIterable(x: unknown): x is Iterable<unknown> {
@@ -87,7 +89,9 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
       throw typeError('an iterable of Tensors or of parameter groups ({params, ...options})', 'params', params);
     const list = [...params] as unknown[];
     if (list.length === 0) throw new RangeError('optimizer got an empty parameter list');
-    const groups = list.every((p) => p instanceof Tensor) ? [{ params: list } as unknown as ParamGroupInput<O>] : (list as ParamGroupInput<O>[]);
+    const groups = list.every((p) => p instanceof Tensor)
+      ? [{ params: list } as unknown as ParamGroupInput<O>]
+      : (list as ParamGroupInput<O>[]);
     for (const g of groups) this.addParamGroup(g);
   }
 
@@ -120,7 +124,8 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
     });
     if (new Set(params).size !== params.length) throw new RangeError(`${where} contains a parameter more than once`);
     for (const g of this.paramGroups)
-      for (const p of g.params) if (params.includes(p)) throw new RangeError('some parameters appear in more than one parameter group');
+      for (const p of g.params)
+        if (params.includes(p)) throw new RangeError('some parameters appear in more than one parameter group');
     const merged = { ...structuredClone(this.defaults), ...group, params } as ParamGroup<O>;
     this.checkOptions(merged, `${where}.`);
     this.paramGroups.push(merged);
@@ -191,7 +196,10 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
     const index = new Map<Tensor, number>();
     const paramGroups = this.paramGroups.map((g) => {
       const { params, ...options } = g;
-      return { ...structuredClone(options as Record<string, unknown>), params: params.map((p) => index.set(p, index.size).size - 1) };
+      return {
+        ...structuredClone(options as Record<string, unknown>),
+        params: params.map((p) => index.set(p, index.size).size - 1),
+      };
     });
     const state: Record<number, ParamState> = {};
     for (const [p, s] of this.state) {
@@ -211,11 +219,19 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
    * so is a step count that is not a non-negative integer.
    */
   loadStateDict(sd: OptimizerStateDict): void {
-    if (sd === null || typeof sd !== 'object' || typeof sd.state !== 'object' || sd.state === null || !Array.isArray(sd.paramGroups))
+    if (
+      sd === null ||
+      typeof sd !== 'object' ||
+      typeof sd.state !== 'object' ||
+      sd.state === null ||
+      !Array.isArray(sd.paramGroups)
+    )
       throw typeError('an optimizer state dict ({state, paramGroups})', 'stateDict', sd);
     const saved = sd.paramGroups;
     if (saved.length !== this.paramGroups.length)
-      throw new RangeError(`loaded state dict has ${saved.length} parameter groups, but the optimizer has ${this.paramGroups.length}`);
+      throw new RangeError(
+        `loaded state dict has ${saved.length} parameter groups, but the optimizer has ${this.paramGroups.length}`,
+      );
     const byIndex: Tensor[] = [];
     const newGroups: ParamGroup<O>[] = [];
     saved.forEach((sg, gi) => {
@@ -240,19 +256,26 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
     for (const [key, s] of Object.entries(sd.state)) {
       const idx = Number(key);
       const p = byIndex[idx];
-      if (p === undefined) throw new RangeError(`loaded state dict has state for parameter ${key}, which no parameter group lists`);
+      if (p === undefined)
+        throw new RangeError(`loaded state dict has state for parameter ${key}, which no parameter group lists`);
       if (s === null || typeof s !== 'object') throw typeError('an object', `stateDict.state[${key}]`, s);
       const schema = this.stateSchema();
       for (const name of schema?.required ?? [])
-        if (!(name in s)) throw new RangeError(`loaded state dict: state[${key}] lacks '${name}', which every ${this.constructor.name} state has`);
+        if (!(name in s))
+          throw new RangeError(
+            `loaded state dict: state[${key}] lacks '${name}', which every ${this.constructor.name} state has`,
+          );
       for (const [name, v] of Object.entries(s)) {
         if (schema === null && typeof v === 'number') {
-          if (!Number.isFinite(v)) throw new RangeError(`loaded state dict: state[${key}].${name} must be finite but is ${v}`);
+          if (!Number.isFinite(v))
+            throw new RangeError(`loaded state dict: state[${key}].${name} must be finite but is ${v}`);
           continue;
         }
         if (schema?.counts?.includes(name)) {
           if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
-            throw new RangeError(`loaded state dict: state[${key}].${name} must be a non-negative integer but is ${v instanceof Tensor ? 'a Tensor' : String(v)}`);
+            throw new RangeError(
+              `loaded state dict: state[${key}].${name} must be a non-negative integer but is ${v instanceof Tensor ? 'a Tensor' : String(v)}`,
+            );
           continue;
         }
         if (schema !== null && !schema.tensors.includes(name)) {
@@ -264,11 +287,16 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
         if (!(v instanceof Tensor)) throw typeError('a Tensor', `stateDict.state[${key}].${name}`, v);
         {
           if (v.isDisposed) throw new TypeError(`stateDict.state[${key}].${name} was disposed`);
-          const vs = v.shape, ps = p.shape;
+          const vs = v.shape,
+            ps = p.shape;
           if (vs.length !== ps.length || vs.some((d, i) => d !== ps[i]))
-            throw new RangeError(`loaded state dict: state[${key}].${name} has shape ${shapeText(vs)} but parameter ${key} has shape ${shapeText(ps)}`);
+            throw new RangeError(
+              `loaded state dict: state[${key}].${name} has shape ${shapeText(vs)} but parameter ${key} has shape ${shapeText(ps)}`,
+            );
           if (!isFloating(v.dtype))
-            throw new TypeError(`loaded state dict: state[${key}].${name} has dtype ${v.dtype}; optimizer state is floating point`);
+            throw new TypeError(
+              `loaded state dict: state[${key}].${name} has dtype ${v.dtype}; optimizer state is floating point`,
+            );
         }
       }
       entries.push([p, s]);
@@ -278,7 +306,8 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
     const fresh = new Map<Tensor, ParamState>();
     for (const [p, s] of entries) {
       const copy: ParamState = {};
-      for (const [name, v] of Object.entries(s)) copy[name] = v instanceof Tensor ? keep(v.to({ dtype: p.dtype, device: p.device, copy: true })) : v;
+      for (const [name, v] of Object.entries(s))
+        copy[name] = v instanceof Tensor ? keep(v.to({ dtype: p.dtype, device: p.device, copy: true })) : v;
       fresh.set(p, copy);
     }
     this.disposeState();
@@ -289,7 +318,8 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
   }
 
   private disposeState(): void {
-    for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) v._free(FREED.optimizerState);
+    for (const s of this.state.values())
+      for (const v of Object.values(s)) if (v instanceof Tensor) v._free(FREED.optimizerState);
     this.state.clear();
   }
 

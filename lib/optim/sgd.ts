@@ -75,7 +75,8 @@ export class SGD extends Optimizer<SGDOptions> {
   protected stepGroup(group: ParamGroup<SGDOptions>): void {
     const params = group.params;
     if (params.length === 0) return;
-    const momentumBuffer: number[] = [], initialize: boolean[] = [];
+    const momentumBuffer: number[] = [],
+      initialize: boolean[] = [];
     const made: [Tensor, Tensor][] = []; // buffers made for this step: state once it succeeds, freed if it throws
     try {
       for (const p of params) {
@@ -98,7 +99,14 @@ export class SGD extends Optimizer<SGDOptions> {
       native.sgdStep(
         params.map((p) => p._h),
         { momentumBuffer, initialize },
-        { lr: group.lr, momentum: group.momentum, dampening: group.dampening, weightDecay: group.weightDecay, nesterov: group.nesterov, maximize: group.maximize },
+        {
+          lr: group.lr,
+          momentum: group.momentum,
+          dampening: group.dampening,
+          weightDecay: group.weightDecay,
+          nesterov: group.nesterov,
+          maximize: group.maximize,
+        },
       );
     } catch (err) {
       for (const [, b] of made) b.dispose();

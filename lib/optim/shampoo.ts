@@ -85,10 +85,21 @@ export interface ShampooConfig {
 }
 
 /** The loss of a warm-start batch from the model output and the batch's targets (true labels). */
-export type WarmStartLoss = ((output: Tensor, target: Tensor) => Tensor) | { loss(output: Tensor, target: Tensor): Tensor };
+export type WarmStartLoss =
+  ((output: Tensor, target: Tensor) => Tensor) | { loss(output: Tensor, target: Tensor): Tensor };
 
 const OPTIONS = ['lr', 'epsilon', 'momentum', 'weightDecay', 'statDecay'] as const;
-const CONFIG = ['statsEvery', 'inverseEvery', 'rootMethod', 'factorDtype', 'maxFactorDim', 'convFactors', 'onNonFinite', 'statistics', 'earlyRefresh'] as const;
+const CONFIG = [
+  'statsEvery',
+  'inverseEvery',
+  'rootMethod',
+  'factorDtype',
+  'maxFactorDim',
+  'convFactors',
+  'onNonFinite',
+  'statistics',
+  'earlyRefresh',
+] as const;
 
 interface Curvature {
   shape: number[];
@@ -109,8 +120,24 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
   constructor(params: Params<ShampooOptions>, options: Partial<ShampooOptions> & { lr: number } & ShampooConfig) {
     checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'Shampoo');
     if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
-    const { statsEvery = 1, inverseEvery = 20, rootMethod = 'eigh', factorDtype = 'float32', maxFactorDim = 4096, convFactors = 'merge', onNonFinite = 'skip', statistics, earlyRefresh, ...rest } = options;
-    super(params, { epsilon: 1e-4, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as ShampooOptions, { statsEvery, inverseEvery, statistics, earlyRefresh });
+    const {
+      statsEvery = 1,
+      inverseEvery = 20,
+      rootMethod = 'eigh',
+      factorDtype = 'float32',
+      maxFactorDim = 4096,
+      convFactors = 'merge',
+      onNonFinite = 'skip',
+      statistics,
+      earlyRefresh,
+      ...rest
+    } = options;
+    super(params, { epsilon: 1e-4, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as ShampooOptions, {
+      statsEvery,
+      inverseEvery,
+      statistics,
+      earlyRefresh,
+    });
     this.rootMethod = is.oneOf(rootMethod, 'rootMethod', ['eigh', 'newton'] as const);
     this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
     this.maxFactorDim = is.positiveInteger(maxFactorDim, 'maxFactorDim');
@@ -145,9 +172,19 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
     const shape = this.shapeOf(p);
     const dtype = this.factorDtype;
     const scale = epsilon ** (-1 / (2 * shape.length));
-    const factors = shape.map((d) => keep(d > this.maxFactorDim ? zeros([d], { dtype, device: p.device }) : zeros([d, d], { dtype, device: p.device })));
+    const factors = shape.map((d) =>
+      keep(
+        d > this.maxFactorDim ? zeros([d], { dtype, device: p.device }) : zeros([d, d], { dtype, device: p.device }),
+      ),
+    );
     const roots = shape.map((d) =>
-      keep(tidy(() => (d > this.maxFactorDim ? zeros([d], { dtype: p.dtype, device: p.device }).add(scale) : eye(d, { dtype: p.dtype, device: p.device }).mul(scale)))),
+      keep(
+        tidy(() =>
+          d > this.maxFactorDim
+            ? zeros([d], { dtype: p.dtype, device: p.device }).add(scale)
+            : eye(d, { dtype: p.dtype, device: p.device }).mul(scale),
+        ),
+      ),
     );
     c = { shape, factors, roots };
     this.curvature.set(p, c);
@@ -173,13 +210,18 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
   updateStatistics(grads: (Tensor | null)[]): boolean {
     const { params, shapes, factors } = this.curvatureList();
     if (!Array.isArray(grads) || grads.length !== params.length)
-      throw new RangeError(`updateStatistics: expected ${params.length} gradients (one per parameter) but received ${Array.isArray(grads) ? grads.length : typeof grads}`);
+      throw new RangeError(
+        `updateStatistics: expected ${params.length} gradients (one per parameter) but received ${Array.isArray(grads) ? grads.length : typeof grads}`,
+      );
     const hs = grads.map((g, i) => {
       if (g === null || g === undefined) return -1;
       if (!(g instanceof Tensor)) throw typeError('a Tensor or null', `grads[${i}]`, g);
-      const ps = params[i]!.shape, gs = g.shape;
+      const ps = params[i]!.shape,
+        gs = g.shape;
       if (ps.length !== gs.length || ps.some((d, k) => d !== gs[k]))
-        throw new RangeError(`updateStatistics: grads[${i}] has shape [${gs.join(', ')}] but parameter ${i} has shape [${ps.join(', ')}]`);
+        throw new RangeError(
+          `updateStatistics: grads[${i}] has shape [${gs.join(', ')}] but parameter ${i} has shape [${ps.join(', ')}]`,
+        );
       return g._h;
     });
     const { keep, weight } = this.statisticsCoefficients();
@@ -192,11 +234,24 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
 
   /** Recomputes every root (H_i + epsilon I)^(-1/(2k)) from the current statistics, batched, natively. */
   updateRoots(): ShampooRootReport {
-    const total: ShampooRootReport = { computed: 0, retriedFloat64: 0, failed: 0, skippedNonFinite: 0, newtonMaxError: 0, newtonIterations: 0 };
+    const total: ShampooRootReport = {
+      computed: 0,
+      retriedFloat64: 0,
+      failed: 0,
+      skippedNonFinite: 0,
+      newtonMaxError: 0,
+      newtonIterations: 0,
+    };
     const method = this.rootMethod === 'newton' ? 1 : 0;
     for (const g of this.paramGroups) {
       const cs = g.params.map((p) => this.curvatureOf(p, g.epsilon));
-      const r = native.shampooRoots(cs.map((c) => c.shape), cs.map((c) => c.factors.map((f) => f._h)), cs.map((c) => c.roots.map((f) => f._h)), g.epsilon, method);
+      const r = native.shampooRoots(
+        cs.map((c) => c.shape),
+        cs.map((c) => c.factors.map((f) => f._h)),
+        cs.map((c) => c.roots.map((f) => f._h)),
+        g.epsilon,
+        method,
+      );
       total.computed += r.computed;
       total.retriedFloat64 += r.retriedFloat64;
       total.failed += r.failed;
@@ -219,14 +274,21 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
     lossFn: WarmStartLoss,
   ): Promise<number> {
     is.function(forward, 'forward');
-    const loss = typeof lossFn === 'function' ? lossFn : lossFn !== null && typeof lossFn === 'object' && typeof lossFn.loss === 'function' ? lossFn.loss.bind(lossFn) : null;
-    if (loss === null) throw typeError('a loss function (output, target) => Tensor or an object with loss()', 'lossFn', lossFn);
+    const loss =
+      typeof lossFn === 'function'
+        ? lossFn
+        : lossFn !== null && typeof lossFn === 'object' && typeof lossFn.loss === 'function'
+          ? lossFn.loss.bind(lossFn)
+          : null;
+    if (loss === null)
+      throw typeError('a loss function (output, target) => Tensor or an object with loss()', 'lossFn', lossFn);
     const params = this.params;
     for (const c of this.curvature.values()) for (const f of c.factors) f.zero_();
     this.warmCount = 0;
     try {
       for await (const b of batches as AsyncIterable<[Tensor, Tensor, ...unknown[]]>) {
-        if (!Array.isArray(b) || !(b[0] instanceof Tensor) || !(b[1] instanceof Tensor)) throw typeError('[inputs, targets] batches', 'batches', b);
+        if (!Array.isArray(b) || !(b[0] instanceof Tensor) || !(b[1] instanceof Tensor))
+          throw typeError('[inputs, targets] batches', 'batches', b);
         tidy(() => {
           const l = loss(forward(b[0]), b[1]);
           if (!this.updateStatistics(autogradGrad(l, params, { allowUnused: true }))) this.skippedStatistics++;
@@ -256,7 +318,8 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
       if (!this.updateStatistics(this.params.map((p) => p.grad))) return this.skipStep('Shampoo', 1);
     }
     if (this.inversesDue() && (this.statsUpdates > 0 || this.warmStarted)) this.updateRoots();
-    const shapes: number[][] = [], roots: number[][] = [];
+    const shapes: number[][] = [],
+      roots: number[][] = [];
     const a = this.stepArguments((p, g) => {
       const c = this.curvatureOf(p, g.epsilon);
       shapes.push(c.shape);
@@ -272,7 +335,13 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
     const g = this.paramGroups.find((gr) => gr.params.includes(param));
     if (!g) throw new RangeError('precondition: the tensor is not a parameter of this optimizer');
     const c = this.curvatureOf(param, g.epsilon);
-    return wrap(native.tntDirection(m._h, c.shape, c.roots.map((f) => f._h)));
+    return wrap(
+      native.tntDirection(
+        m._h,
+        c.shape,
+        c.roots.map((f) => f._h),
+      ),
+    );
   }
 
   /** Factors and roots of a parameter (the optimizer's own tensors: read, do not dispose). */
@@ -283,7 +352,9 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
 
   /** Bytes held by the optimizer's state (factors, roots, momentum). */
   stateBytes(): number {
-    const size = (t: Tensor): number => t.numel() * (t.dtype === 'float64' || t.dtype === 'int64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
+    const size = (t: Tensor): number =>
+      t.numel() *
+      (t.dtype === 'float64' || t.dtype === 'int64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
     let b = 0;
     for (const c of this.curvature.values()) for (const t of [...c.factors, ...c.roots]) b += size(t);
     for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) b += size(v);
@@ -313,7 +384,8 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
     const base: Record<number, Record<string, Tensor | number>> = {};
     for (const [key, s] of Object.entries(sd.state)) {
       const rest: Record<string, Tensor | number> = {};
-      const fs: Tensor[] = [], rs: Tensor[] = [];
+      const fs: Tensor[] = [],
+        rs: Tensor[] = [];
       for (const [name, v] of Object.entries(s)) {
         const m = /^(factor|root)(\d+)$/.exec(name);
         if (!m) rest[name] = v;
@@ -323,15 +395,26 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
       base[Number(key)] = rest;
       if (fs.length || rs.length) {
         const p = params[Number(key)];
-        if (!p) throw new RangeError(`loaded state dict has state for parameter ${key}, which no parameter group lists`);
+        if (!p)
+          throw new RangeError(`loaded state dict has state for parameter ${key}, which no parameter group lists`);
         const shape = this.shapeOf(p);
         if (fs.length !== shape.length || rs.length !== shape.length)
-          throw new RangeError(`loaded state dict: parameter ${key} has ${fs.length} factors and ${rs.length} roots but its factor shape [${shape.join(', ')}] needs ${shape.length}`);
+          throw new RangeError(
+            `loaded state dict: parameter ${key} has ${fs.length} factors and ${rs.length} roots but its factor shape [${shape.join(', ')}] needs ${shape.length}`,
+          );
         shape.forEach((d, k) => {
-          for (const [what, t] of [['factor', fs[k]], ['root', rs[k]]] as const) {
+          for (const [what, t] of [
+            ['factor', fs[k]],
+            ['root', rs[k]],
+          ] as const) {
             const ts = t!.shape;
-            const ok = (ts.length === 2 && ts[0] === d && ts[1] === d) || (ts.length === 1 && ts[0] === d && d > this.maxFactorDim);
-            if (!ok) throw new RangeError(`loaded state dict: state[${key}].${what}${k} has shape [${ts.join(', ')}] but the factor needs [${d}, ${d}]`);
+            const ok =
+              (ts.length === 2 && ts[0] === d && ts[1] === d) ||
+              (ts.length === 1 && ts[0] === d && d > this.maxFactorDim);
+            if (!ok)
+              throw new RangeError(
+                `loaded state dict: state[${key}].${what}${k} has shape [${ts.join(', ')}] but the factor needs [${d}, ${d}]`,
+              );
           }
         });
         curv.push([p, fs, rs]);
@@ -340,11 +423,17 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
     const applyCounters = this.checkCounters(sd.shampoo, 'stateDict.shampoo');
     super.loadStateDict({ state: base, paramGroups: sd.paramGroups });
     // Copy before freeing: `sd` may hold this optimizer's own factors (opt.loadStateDict(opt.stateDict())).
-    const fresh = curv.map(([p, fs, rs]) => [p, {
-      shape: this.shapeOf(p),
-      factors: fs.map((f) => keep(f.to({ dtype: this.factorDtype, device: p.device, copy: true }))),
-      roots: rs.map((f) => keep(f.to({ dtype: p.dtype, device: p.device, copy: true }))),
-    }] as const);
+    const fresh = curv.map(
+      ([p, fs, rs]) =>
+        [
+          p,
+          {
+            shape: this.shapeOf(p),
+            factors: fs.map((f) => keep(f.to({ dtype: this.factorDtype, device: p.device, copy: true }))),
+            roots: rs.map((f) => keep(f.to({ dtype: p.dtype, device: p.device, copy: true }))),
+          },
+        ] as const,
+    );
     for (const c of this.curvature.values()) for (const t of [...c.factors, ...c.roots]) t.dispose();
     this.curvature.clear();
     for (const [p, c] of fresh) this.curvature.set(p, c);

@@ -100,7 +100,19 @@ export interface TNTConfig {
 }
 
 const OPTIONS = ['lr', 'damping', 'momentum', 'weightDecay', 'statDecay'] as const;
-const CONFIG = ['statsEvery', 'inverseEvery', 'factorDtype', 'inverseMethod', 'maxFactorDim', 'convFactors', 'factorShape', 'onNonFinite', 'blasKernels', 'statistics', 'earlyRefresh'] as const;
+const CONFIG = [
+  'statsEvery',
+  'inverseEvery',
+  'factorDtype',
+  'inverseMethod',
+  'maxFactorDim',
+  'convFactors',
+  'factorShape',
+  'onNonFinite',
+  'blasKernels',
+  'statistics',
+  'earlyRefresh',
+] as const;
 
 /** A parameter's packed curvature state (see the file comment and native/optim/tnt.cc). */
 interface Curvature {
@@ -127,13 +139,32 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
   constructor(params: Params<TNTOptions>, options: Partial<TNTOptions> & { lr: number } & TNTConfig) {
     checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'TNT');
     if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
-    const { statsEvery = 1, inverseEvery = 20, factorDtype = 'float32', inverseMethod = 'cholesky', maxFactorDim = 4096, convFactors = 'merge', factorShape, onNonFinite = 'skip', blasKernels = true, statistics, earlyRefresh, ...rest } = options;
-    super(params, { damping: 0.1, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as TNTOptions, { statsEvery, inverseEvery, statistics, earlyRefresh });
+    const {
+      statsEvery = 1,
+      inverseEvery = 20,
+      factorDtype = 'float32',
+      inverseMethod = 'cholesky',
+      maxFactorDim = 4096,
+      convFactors = 'merge',
+      factorShape,
+      onNonFinite = 'skip',
+      blasKernels = true,
+      statistics,
+      earlyRefresh,
+      ...rest
+    } = options;
+    super(params, { damping: 0.1, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as TNTOptions, {
+      statsEvery,
+      inverseEvery,
+      statistics,
+      earlyRefresh,
+    });
     this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
     this.inverseMethod = is.oneOf(inverseMethod, 'inverseMethod', ['cholesky', 'lu'] as const);
     this.maxFactorDim = is.positiveInteger(maxFactorDim, 'maxFactorDim');
     this.convFactors = is.oneOf(convFactors, 'convFactors', ['merge', 'full'] as const);
-    if (factorShape !== undefined) this.factorShapeFn = is.function(factorShape, 'factorShape') as (p: Tensor) => number[];
+    if (factorShape !== undefined)
+      this.factorShapeFn = is.function(factorShape, 'factorShape') as (p: Tensor) => number[];
     this.onNonFinite = is.oneOf(onNonFinite, 'onNonFinite', ['skip', 'throw'] as const);
     this.blasKernels = is.boolean(blasKernels, 'blasKernels') && native.tntBlasAvailable();
   }
@@ -157,9 +188,12 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
     let f: number[];
     if (this.factorShapeFn) {
       f = this.factorShapeFn(p);
-      if (!Array.isArray(f) || f.some((d) => !Number.isInteger(d) || d < 1)) throw typeError('an array of positive integers', 'factorShape(param)', f);
+      if (!Array.isArray(f) || f.some((d) => !Number.isInteger(d) || d < 1))
+        throw typeError('an array of positive integers', 'factorShape(param)', f);
       if (f.length > 0 && f.reduce((a, b) => a * b, 1) !== n)
-        throw new RangeError(`factorShape(param) returned [${f.join(', ')}], which does not hold the ${n} elements of a parameter of shape [${s.join(', ')}]`);
+        throw new RangeError(
+          `factorShape(param) returned [${f.join(', ')}], which does not hold the ${n} elements of a parameter of shape [${s.join(', ')}]`,
+        );
       return f;
     }
     if (n <= 1) return [];
@@ -208,13 +242,18 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
   updateStatistics(sampledGrads: (Tensor | null)[]): void {
     const { params, shapes, mains, auxes } = this.curvatureList();
     if (!Array.isArray(sampledGrads) || sampledGrads.length !== params.length)
-      throw new RangeError(`updateStatistics: expected ${params.length} gradients (one per parameter) but received ${Array.isArray(sampledGrads) ? sampledGrads.length : typeof sampledGrads}`);
+      throw new RangeError(
+        `updateStatistics: expected ${params.length} gradients (one per parameter) but received ${Array.isArray(sampledGrads) ? sampledGrads.length : typeof sampledGrads}`,
+      );
     const hs = sampledGrads.map((g, i) => {
       if (g === null || g === undefined) return -1;
       if (!(g instanceof Tensor)) throw typeError('a Tensor or null', `sampledGrads[${i}]`, g);
-      const ps = params[i]!.shape, gs = g.shape;
+      const ps = params[i]!.shape,
+        gs = g.shape;
       if (ps.length !== gs.length || ps.some((d, k) => d !== gs[k]))
-        throw new RangeError(`updateStatistics: sampledGrads[${i}] has shape [${gs.join(', ')}] but parameter ${i} has shape [${ps.join(', ')}]`);
+        throw new RangeError(
+          `updateStatistics: sampledGrads[${i}] has shape [${gs.join(', ')}] but parameter ${i} has shape [${ps.join(', ')}]`,
+        );
       return g._h;
     });
     const { keep, weight } = this.statisticsCoefficients();
@@ -229,7 +268,13 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
     const total: InverseReport = { inverted: 0, retriedFloat64: 0, retriedDamping: 0, failed: 0, skippedNonFinite: 0 };
     for (const g of this.paramGroups) {
       const cs = g.params.map((p) => this.curvatureOf(p, g.damping));
-      const r = native.tntInverses(cs.map((c) => c.shape), cs.map((c) => c.mains.map((f) => f._h)), cs.map((c) => c.auxes.map((f) => f._h)), g.damping, this.inverseMethod === 'lu' ? 1 : 0);
+      const r = native.tntInverses(
+        cs.map((c) => c.shape),
+        cs.map((c) => c.mains.map((f) => f._h)),
+        cs.map((c) => c.auxes.map((f) => f._h)),
+        g.damping,
+        this.inverseMethod === 'lu' ? 1 : 0,
+      );
       for (const k of Object.keys(total) as (keyof InverseReport)[]) total[k] += r[k];
     }
     this.lastInverseReport = total;
@@ -244,7 +289,8 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
   sampledBackward(output: Tensor, likelihood: SampleableLikelihood, options: { force?: boolean } = {}): boolean {
     const { force = false } = is.options(options);
     if (!(output instanceof Tensor)) throw typeError('a Tensor', 'output', output);
-    if (!isSampleableLikelihood(likelihood)) throw typeError('a likelihood with sample() and loss()', 'likelihood', likelihood);
+    if (!isSampleableLikelihood(likelihood))
+      throw typeError('a likelihood with sample() and loss()', 'likelihood', likelihood);
     if (!force && !this.statisticsDue()) return false;
     const params = this.params;
     // An output holding NaN or Infinity has no predictive distribution to sample: the statistics skip this batch
@@ -297,7 +343,10 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
 
   /** fit()'s hook: the sampled backward pass, when statistics are due. */
   override beforeBackward(output: Tensor, likelihood?: SampleableLikelihood): boolean {
-    if (likelihood === undefined) throw new TypeError('TNT.beforeBackward: TNT samples from the predictive distribution: pass the likelihood (e.g. new Categorical())');
+    if (likelihood === undefined)
+      throw new TypeError(
+        'TNT.beforeBackward: TNT samples from the predictive distribution: pass the likelihood (e.g. new Categorical())',
+      );
     return this.sampledBackward(output, likelihood);
   }
 
@@ -320,7 +369,9 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
     if (index !== 0) return;
     this.requireStatistics('TNT');
     if (!this.inversesRefreshed && this.inversesDue()) this.updateInverses(); // CurvatureSync may have refreshed them
-    const shapes: number[][] = [], mains: number[][] = [], auxes: number[][] = [];
+    const shapes: number[][] = [],
+      mains: number[][] = [],
+      auxes: number[][] = [];
     const a = this.stepArguments((p, g) => {
       const c = this.curvatureOf(p, g.damping);
       shapes.push(c.shape);
@@ -336,7 +387,15 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
     const g = this.paramGroups.find((gr) => gr.params.includes(param));
     if (!g) throw new RangeError('precondition: the tensor is not a parameter of this optimizer');
     const c = this.curvatureOf(param, g.damping);
-    return wrap(native.tntPackedDirection(m._h, c.shape, c.mains.map((f) => f._h), c.auxes.map((f) => f._h), this.blasKernels));
+    return wrap(
+      native.tntPackedDirection(
+        m._h,
+        c.shape,
+        c.mains.map((f) => f._h),
+        c.auxes.map((f) => f._h),
+        this.blasKernels,
+      ),
+    );
   }
 
   /** The normalised factors U_i of a parameter (eq. 5), as new tensors. */
@@ -360,7 +419,9 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
 
   /** Bytes held by the optimizer's state (packed factors and inverses, momentum). */
   stateBytes(): number {
-    const size = (t: Tensor): number => t.numel() * (t.dtype === 'float64' || t.dtype === 'int64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
+    const size = (t: Tensor): number =>
+      t.numel() *
+      (t.dtype === 'float64' || t.dtype === 'int64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
     let b = 0;
     for (const c of this.curvature.values()) for (const t of [...c.mains, ...c.auxes]) b += size(t);
     for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) b += size(v);
@@ -392,7 +453,8 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
     const base: Record<number, Record<string, Tensor | number>> = {};
     for (const [key, s] of Object.entries(sd.state)) {
       const rest: Record<string, Tensor | number> = {};
-      const fs: Tensor[] = [], is_: Tensor[] = [];
+      const fs: Tensor[] = [],
+        is_: Tensor[] = [];
       for (const [name, v] of Object.entries(s)) {
         const m = /^(factor|inverse)(\d+)$/.exec(name);
         if (!m) rest[name] = v;
@@ -402,15 +464,26 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
       base[Number(key)] = rest;
       if (fs.length || is_.length) {
         const p = params[Number(key)];
-        if (!p) throw new RangeError(`loaded state dict has state for parameter ${key}, which no parameter group lists`);
+        if (!p)
+          throw new RangeError(`loaded state dict has state for parameter ${key}, which no parameter group lists`);
         const shape = this.shapeOf(p);
         if (fs.length !== shape.length || is_.length !== shape.length)
-          throw new RangeError(`loaded state dict: parameter ${key} has ${fs.length} factors and ${is_.length} inverses but its factor shape [${shape.join(', ')}] needs ${shape.length}`);
+          throw new RangeError(
+            `loaded state dict: parameter ${key} has ${fs.length} factors and ${is_.length} inverses but its factor shape [${shape.join(', ')}] needs ${shape.length}`,
+          );
         shape.forEach((d, k) => {
-          for (const [what, t] of [['factor', fs[k]], ['inverse', is_[k]]] as const) {
+          for (const [what, t] of [
+            ['factor', fs[k]],
+            ['inverse', is_[k]],
+          ] as const) {
             const ts = t!.shape;
-            const ok = (ts.length === 2 && ts[0] === d && ts[1] === d) || (ts.length === 1 && ts[0] === d && d > this.maxFactorDim);
-            if (!ok) throw new RangeError(`loaded state dict: state[${key}].${what}${k} has shape [${ts.join(', ')}] but the factor needs [${d}, ${d}]`);
+            const ok =
+              (ts.length === 2 && ts[0] === d && ts[1] === d) ||
+              (ts.length === 1 && ts[0] === d && d > this.maxFactorDim);
+            if (!ok)
+              throw new RangeError(
+                `loaded state dict: state[${key}].${what}${k} has shape [${ts.join(', ')}] but the factor needs [${d}, ${d}]`,
+              );
           }
         });
         curv.push([p, fs, is_]);
@@ -423,7 +496,16 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
     for (const [p, fs, is_] of curv) {
       const g = this.paramGroups.find((gr) => gr.params.includes(p))!;
       const c = this.curvatureOf(p, g.damping);
-      fs.forEach((f, k) => tidy(() => native.tntPack(f.to({ device: p.device })._h, is_[k]!.to({ device: p.device })._h, c.mains[k]!._h, c.auxes[k]!._h)));
+      fs.forEach((f, k) =>
+        tidy(() =>
+          native.tntPack(
+            f.to({ device: p.device })._h,
+            is_[k]!.to({ device: p.device })._h,
+            c.mains[k]!._h,
+            c.auxes[k]!._h,
+          ),
+        ),
+      );
     }
     applyCounters();
   }

@@ -42,7 +42,11 @@ export interface FitOptimizer {
   /** True for distributed.CurvatureSync: statistics over the process group (required for TNT and KFAC under DDP). */
   readonly distributed?: boolean;
   /** The second-order optimizers' warm start (fit()'s `warmStart` option). */
-  warmStart?(batches: WarmStartBatches, forward: (x: Tensor) => Tensor, likelihood: SampleableLikelihood): Promise<number>;
+  warmStart?(
+    batches: WarmStartBatches,
+    forward: (x: Tensor) => Tensor,
+    likelihood: SampleableLikelihood,
+  ): Promise<number>;
 }
 
 export type Metric = 'loss' | 'accuracy';
@@ -132,9 +136,11 @@ function forwardOf(model: FitModel): (x: Tensor) => Tensor {
 }
 
 function checkModel(model: unknown): FitModel {
-  if (model === null || typeof model !== 'object') throw typeError('a model (call or forward, train, eval, parameters)', 'model', model);
+  if (model === null || typeof model !== 'object')
+    throw typeError('a model (call or forward, train, eval, parameters)', 'model', model);
   const m = model as FitModel;
-  for (const k of ['train', 'eval', 'parameters'] as const) if (typeof m[k] !== 'function') throw typeError(`a model with ${k}()`, 'model', model);
+  for (const k of ['train', 'eval', 'parameters'] as const)
+    if (typeof m[k] !== 'function') throw typeError(`a model with ${k}()`, 'model', model);
   return m;
 }
 
@@ -142,7 +148,8 @@ function checkSource(src: unknown, name: string): BatchSource {
   const ok =
     src !== null &&
     typeof src === 'object' &&
-    (typeof (src as Iterable<unknown>)[Symbol.iterator] === 'function' || typeof (src as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function');
+    (typeof (src as Iterable<unknown>)[Symbol.iterator] === 'function' ||
+      typeof (src as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function');
   if (!ok) throw typeError('an iterable of [inputs, targets] batches (e.g. a data.DataLoader)', name, src);
   return src as BatchSource;
 }
@@ -163,7 +170,8 @@ function batchParts(batch: unknown, name: string): [Tensor, Tensor] {
 function lossOf(loss: unknown, likelihood: unknown): (o: Tensor, t: Tensor) => Tensor {
   if (loss !== undefined) return is.function(loss, 'loss') as (o: Tensor, t: Tensor) => Tensor;
   if (likelihood === undefined) throw typeError('a loss function (or a likelihood)', 'loss', loss);
-  if (!isSampleableLikelihood(likelihood)) throw typeError('a likelihood with loss() and sample() (e.g. new Categorical())', 'likelihood', likelihood);
+  if (!isSampleableLikelihood(likelihood))
+    throw typeError('a likelihood with loss() and sample() (e.g. new Categorical())', 'likelihood', likelihood);
   return (o, t) => likelihood.loss(o, t);
 }
 
@@ -209,7 +217,8 @@ function sizeOf(x: Tensor, y: Tensor): number {
 
 function scalarLoss(l: unknown): Tensor {
   if (!(l instanceof Tensor)) throw typeError('a Tensor from the loss function', 'loss result', l);
-  if (l.numel() !== 1) throw new RangeError(`the loss function must return a scalar tensor, but returned shape [${l.shape.join(', ')}]`);
+  if (l.numel() !== 1)
+    throw new RangeError(`the loss function must return a scalar tensor, but returned shape [${l.shape.join(', ')}]`);
   return l;
 }
 
@@ -217,7 +226,11 @@ function scalarLoss(l: unknown): Tensor {
  * Loss and accuracy of `model` on `data` in evaluation mode, without gradients; restores the model's training
  * mode afterwards when it has a `training` flag. Yields to the event loop between batches.
  */
-export async function evaluate(model: FitModel, data: BatchSource, options: EvaluateOptions): Promise<{ loss: number; accuracy: number | null }> {
+export async function evaluate(
+  model: FitModel,
+  data: BatchSource,
+  options: EvaluateOptions,
+): Promise<{ loss: number; accuracy: number | null }> {
   const m = checkModel(model);
   checkSource(data, 'data');
   if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
@@ -240,7 +253,9 @@ async function evaluateIn(
   signal: AbortSignal | undefined,
 ): Promise<{ loss: number; accuracy: number | null }> {
   const forward = forwardOf(model);
-  let lossSum = 0, correct = 0, n = 0;
+  let lossSum = 0,
+    correct = 0,
+    n = 0;
   for await (const batch of data) {
     signal?.throwIfAborted();
     const [x, y] = batchParts(batch, 'val batch');
@@ -306,7 +321,11 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
         'pass `likelihood` (new Categorical() for cross-entropy, new Bernoulli() for BCE with logits, new Gaussian() for squared error)',
     );
   const lossFn = lossOf(options.loss, likelihood);
-  if (typeof (m as { synchronize?: unknown }).synchronize === 'function' && opt.needsLikelihood === true && opt.distributed !== true)
+  if (
+    typeof (m as { synchronize?: unknown }).synchronize === 'function' &&
+    opt.needsLikelihood === true &&
+    opt.distributed !== true
+  )
     throw new TypeError(
       `fit: under DistributedDataParallel ${opt.constructor?.name ?? 'this optimizer'} must gather its statistics over every rank: ` +
         'pass `new distributed.CurvatureSync(optimizer)` as the optimizer (otherwise each replica preconditions with its own shard and they drift apart)',
@@ -320,22 +339,29 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
     warmSource = checkSource(warm, 'warmStart');
   }
   if (warmSource !== null) {
-    if (typeof opt.warmStart !== 'function') throw new TypeError(`fit: warmStart needs an optimizer with warmStart() (TNT, KFAC, Shampoo), not ${opt.constructor?.name ?? typeof opt}`);
-    if (likelihood === undefined) throw new TypeError('fit: warmStart needs `likelihood` (the statistics are sampled from it)');
+    if (typeof opt.warmStart !== 'function')
+      throw new TypeError(
+        `fit: warmStart needs an optimizer with warmStart() (TNT, KFAC, Shampoo), not ${opt.constructor?.name ?? typeof opt}`,
+      );
+    if (likelihood === undefined)
+      throw new TypeError('fit: warmStart needs `likelihood` (the statistics are sampled from it)');
   }
   const metrics = checkMetrics(options.metrics ?? ['loss']);
   const wantAccuracy = metrics.has('accuracy');
   const callbacks = options.callbacks ?? {};
-  if (callbacks === null || typeof callbacks !== 'object') throw typeError('an object of callbacks', 'callbacks', callbacks);
+  if (callbacks === null || typeof callbacks !== 'object')
+    throw typeError('an object of callbacks', 'callbacks', callbacks);
   if (callbacks.onBatchEnd !== undefined) is.function(callbacks.onBatchEnd, 'callbacks.onBatchEnd');
   if (callbacks.onEpochEnd !== undefined) is.function(callbacks.onEpochEnd, 'callbacks.onEpochEnd');
   const scheduler = options.scheduler;
-  if (scheduler !== undefined && (scheduler === null || typeof scheduler.step !== 'function')) throw typeError('a scheduler (step)', 'scheduler', scheduler);
+  if (scheduler !== undefined && (scheduler === null || typeof scheduler.step !== 'function'))
+    throw typeError('a scheduler (step)', 'scheduler', scheduler);
   const signal = options.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw typeError('an AbortSignal', 'signal', signal);
   const logEvery = is.positiveInteger(options.logEvery ?? 100, 'logEvery');
   const output = options.output ?? process.stdout;
-  if (output === null || typeof output !== 'object' || typeof output.write !== 'function') throw typeError('a stream (write)', 'output', output);
+  if (output === null || typeof output !== 'object' || typeof output.write !== 'function')
+    throw typeError('a stream (write)', 'output', output);
   const reporter = reporterFor(options.progress ?? 'auto', output, logEvery);
 
   // An optimizer built over another model's parameters trains nothing: catch it before the first epoch.
@@ -349,7 +375,8 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
   const wasTraining = m.training;
   const history: HistoryEntry[] = [];
   signal?.throwIfAborted();
-  const before = typeof opt.beforeBackward === 'function' && likelihood !== undefined ? opt.beforeBackward.bind(opt) : null;
+  const before =
+    typeof opt.beforeBackward === 'function' && likelihood !== undefined ? opt.beforeBackward.bind(opt) : null;
   try {
     if (warmSource !== null) {
       m.train(true);
@@ -359,7 +386,10 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
     for (let epoch = 1; epoch <= epochs; epoch++) {
       const started = performance.now();
       const steps = typeof train.length === 'number' ? train.length : null;
-      let lossSum = 0, correct = 0, n = 0, step = 0;
+      let lossSum = 0,
+        correct = 0,
+        n = 0,
+        step = 0;
       m.train(true);
       for await (const batch of train) {
         signal?.throwIfAborted();
@@ -404,7 +434,8 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
       }
       signal?.throwIfAborted();
       if (n === 0) throw new RangeError(`fit: train gave no batches in epoch ${epoch}`);
-      let valLoss: number | null = null, valAccuracy: number | null = null;
+      let valLoss: number | null = null,
+        valAccuracy: number | null = null;
       if (val !== undefined) {
         m.eval();
         try {

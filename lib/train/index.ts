@@ -13,5 +13,12 @@ export {
   type EvaluateOptions,
 } from './fit.js';
 export type { ProgressStream, StepProgress } from './progress.js';
-export { inWorker, Trainer, type InWorkerOptions, type JobContext, type PublishOptions, type TrainerEvents } from './worker.js';
+export {
+  inWorker,
+  Trainer,
+  type InWorkerOptions,
+  type JobContext,
+  type PublishOptions,
+  type TrainerEvents,
+} from './worker.js';
 export type { WeightsSnapshot, WeightEntry, SnapshotModel } from './snapshot.js';

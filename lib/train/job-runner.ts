@@ -58,12 +58,22 @@ function publish(model: SnapshotModel, options: PublishOptions = {}): number {
   if (options === null || typeof options !== 'object') throw new TypeError('publish: expected an options object');
   const step = options.step ?? null;
   if (step !== null && (typeof step !== 'number' || !Number.isFinite(step)))
-    throw new TypeError(`publish: expected a finite number for step but received ${String(step)} of type ${typeof step}`);
+    throw new TypeError(
+      `publish: expected a finite number for step but received ${String(step)} of type ${typeof step}`,
+    );
   const tensors = namedTensors(model, 'publish');
   const { entries, byteLength } = layoutOf(tensors);
   const buffer = takeBuffer(byteLength);
   packInto(tensors, entries, buffer);
-  const msg = { type: 'weights' as const, version: ++version, step, info: options.info ?? null, time: Date.now(), entries, buffer };
+  const msg = {
+    type: 'weights' as const,
+    version: ++version,
+    step,
+    info: options.info ?? null,
+    time: Date.now(),
+    entries,
+    buffer,
+  };
   if (outstanding === 0) sendWeights(msg);
   else {
     if (held !== null && pool.length < 2) pool.push(held.buffer);
@@ -72,14 +82,22 @@ function publish(model: SnapshotModel, options: PublishOptions = {}): number {
   return msg.version;
 }
 
-function callbacks(model: SnapshotModel, { publishEvery = 100, progressEvery = 10 }: { publishEvery?: number; progressEvery?: number } = {}): FitCallbacks {
-  for (const [k, v] of [['publishEvery', publishEvery], ['progressEvery', progressEvery]] as const)
-    if (!Number.isInteger(v) || v < 0) throw new TypeError(`callbacks: expected a non-negative integer for ${k} but received ${String(v)}`);
+function callbacks(
+  model: SnapshotModel,
+  { publishEvery = 100, progressEvery = 10 }: { publishEvery?: number; progressEvery?: number } = {},
+): FitCallbacks {
+  for (const [k, v] of [
+    ['publishEvery', publishEvery],
+    ['progressEvery', progressEvery],
+  ] as const)
+    if (!Number.isInteger(v) || v < 0)
+      throw new TypeError(`callbacks: expected a non-negative integer for ${k} but received ${String(v)}`);
   let steps = 0;
   return {
     onBatchEnd(b) {
       steps++;
-      if (progressEvery > 0 && steps % progressEvery === 0) post({ type: 'progress', data: { kind: 'step', steps, ...b } });
+      if (progressEvery > 0 && steps % progressEvery === 0)
+        post({ type: 'progress', data: { kind: 'step', steps, ...b } });
       if (publishEvery > 0 && steps % publishEvery === 0) publish(model, { step: steps });
     },
     onEpochEnd(entry) {
@@ -92,7 +110,12 @@ function callbacks(model: SnapshotModel, { publishEvery = 100, progressEvery = 1
 function serializeError(err: unknown): WorkerError {
   if (err instanceof Error || (err !== null && typeof err === 'object' && 'message' in err)) {
     const e = err as Error & { code?: unknown };
-    return { name: String(e.name ?? 'Error'), message: String(e.message), stack: typeof e.stack === 'string' ? e.stack : undefined, code: typeof e.code === 'string' ? e.code : undefined };
+    return {
+      name: String(e.name ?? 'Error'),
+      message: String(e.message),
+      stack: typeof e.stack === 'string' ? e.stack : undefined,
+      code: typeof e.code === 'string' ? e.code : undefined,
+    };
   }
   return { name: 'Error', message: `the training job threw a non-Error value: ${String(err)}` };
 }
@@ -108,7 +131,8 @@ const ctx: JobContext = {
 try {
   const mod = (await import(job)) as { default?: unknown; train?: unknown };
   const fn = typeof mod.default === 'function' ? mod.default : mod.train;
-  if (typeof fn !== 'function') throw new TypeError(`train.inWorker: ${job} exports neither a default function nor train(ctx)`);
+  if (typeof fn !== 'function')
+    throw new TypeError(`train.inWorker: ${job} exports neither a default function nor train(ctx)`);
   const result = await (fn as (c: JobContext) => unknown)(ctx);
   if (held !== null) {
     const h = held;

@@ -34,7 +34,11 @@ const fmt = (x: number | null, digits = 4): string => (x === null || !Number.isF
 function duration(s: number | null): string {
   if (s === null || !Number.isFinite(s)) return '?';
   const t = Math.max(0, Math.round(s));
-  return t >= 3600 ? `${Math.floor(t / 3600)}h${String(Math.floor(t / 60) % 60).padStart(2, '0')}m` : t >= 60 ? `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s` : `${t}s`;
+  return t >= 3600
+    ? `${Math.floor(t / 3600)}h${String(Math.floor(t / 60) % 60).padStart(2, '0')}m`
+    : t >= 60
+      ? `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s`
+      : `${t}s`;
 }
 
 /** Redraws one line per epoch at most every 100 ms (a terminal write per step would cost more than a small step). */
@@ -59,7 +63,8 @@ export function barReporter(out: ProgressStream): Reporter {
     epoch(e, epochs) {
       last = 0;
       const parts = [`epoch ${e.epoch}/${epochs}`];
-      for (const [k, v] of Object.entries(e)) if (k !== 'epoch' && typeof v === 'number') parts.push(`${k} ${k === 'seconds' ? v.toFixed(1) : fmt(v)}`);
+      for (const [k, v] of Object.entries(e))
+        if (k !== 'epoch' && typeof v === 'number') parts.push(`${k} ${k === 'seconds' ? v.toFixed(1) : fmt(v)}`);
       const line = parts.join('  ');
       out.write(`\r${line.padEnd(Math.min((out.columns ?? 120) - 1, line.length + 40))}\n`);
     },

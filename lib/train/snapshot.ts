@@ -50,18 +50,34 @@ export interface SnapshotModel {
 
 // bytes per element of each dtype
 const ITEM_BYTES: Record<DType, number> = {
-  float32: 4, float64: 8, int32: 4, int64: 8, bool: 1, float16: 2, bfloat16: 2, uint8: 1, int8: 1, int16: 2,
+  float32: 4,
+  float64: 8,
+  int32: 4,
+  int64: 8,
+  bool: 1,
+  float16: 2,
+  bfloat16: 2,
+  uint8: 1,
+  int8: 1,
+  int16: 2,
 };
 const ALIGN = 64;
 
 function isSnapshotTensor(v: unknown): v is SnapshotTensor {
-  return v !== null && typeof v === 'object' && typeof (v as SnapshotTensor)._copyTo === 'function' && typeof (v as SnapshotTensor).numel === 'function';
+  return (
+    v !== null &&
+    typeof v === 'object' &&
+    typeof (v as SnapshotTensor)._copyTo === 'function' &&
+    typeof (v as SnapshotTensor).numel === 'function'
+  );
 }
 
 /** The model's tensors by name, in stateDict order (its own tensors for an nn.Module: nothing to dispose). */
 export function namedTensors(model: SnapshotModel, what: string): [string, SnapshotTensor][] {
   if (model === null || typeof model !== 'object' || typeof model.stateDict !== 'function')
-    throw new TypeError(`${what}: expected a model with stateDict() (an nn.Module) but received ${model === null ? 'null' : typeof model}`);
+    throw new TypeError(
+      `${what}: expected a model with stateDict() (an nn.Module) but received ${model === null ? 'null' : typeof model}`,
+    );
   const sd = model.stateDict({ keepVars: true });
   const entries = sd instanceof Map ? [...sd.entries()] : Object.entries(sd);
   for (const [name, t] of entries)
@@ -99,15 +115,23 @@ export function loadSnapshot(model: SnapshotModel, snapshot: WeightsSnapshot): v
   const tensors = namedTensors(model, 'loadInto');
   const { entries, buffer } = snapshot;
   if (buffer.byteLength === 0 && entries.some((e) => e.byteLength > 0))
-    throw new RangeError('loadInto: the snapshot was superseded by a newer one (its buffer went back to the worker); use trainer.weights()');
+    throw new RangeError(
+      'loadInto: the snapshot was superseded by a newer one (its buffer went back to the worker); use trainer.weights()',
+    );
   if (tensors.length !== entries.length)
-    throw new RangeError(`loadInto: the snapshot has ${entries.length} tensors but the model's stateDict has ${tensors.length}`);
+    throw new RangeError(
+      `loadInto: the snapshot has ${entries.length} tensors but the model's stateDict has ${tensors.length}`,
+    );
   for (let i = 0; i < entries.length; i++) {
-    const e = entries[i]!, [name, t] = tensors[i]!;
-    if (e.name !== name) throw new RangeError(`loadInto: tensor ${i} is '${e.name}' in the snapshot but '${name}' in the model`);
+    const e = entries[i]!,
+      [name, t] = tensors[i]!;
+    if (e.name !== name)
+      throw new RangeError(`loadInto: tensor ${i} is '${e.name}' in the snapshot but '${name}' in the model`);
     const shape = t.shape;
     if (e.dtype !== t.dtype || shape.length !== e.shape.length || shape.some((d, k) => d !== e.shape[k]))
-      throw new RangeError(`loadInto: '${name}' is ${e.dtype} [${e.shape.join(', ')}] in the snapshot but ${t.dtype} [${shape.join(', ')}] in the model`);
+      throw new RangeError(
+        `loadInto: '${name}' is ${e.dtype} [${e.shape.join(', ')}] in the snapshot but ${t.dtype} [${shape.join(', ')}] in the model`,
+      );
   }
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;

@@ -62,7 +62,15 @@ export interface WorkerError {
 /** @internal messages from the worker */
 export type FromWorker =
   | { type: 'progress'; data: unknown }
-  | { type: 'weights'; version: number; step: number | null; info: unknown; time: number; entries: WeightEntry[]; buffer: ArrayBuffer }
+  | {
+      type: 'weights';
+      version: number;
+      step: number | null;
+      info: unknown;
+      time: number;
+      entries: WeightEntry[];
+      buffer: ArrayBuffer;
+    }
   | { type: 'done'; result: unknown }
   | { type: 'error'; error: WorkerError };
 
@@ -152,8 +160,16 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   constructor(job: URL | string, options: InWorkerOptions = {}) {
     super();
     if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
-    const jobUrl = typeof job === 'string' ? (job.startsWith('file:') ? job : pathToFileURL(resolvePath(job)).href) : job instanceof URL ? job.href : null;
-    if (jobUrl === null) throw typeError("the job module's URL (new URL('./job.js', import.meta.url)) or file path", 'job', job);
+    const jobUrl =
+      typeof job === 'string'
+        ? job.startsWith('file:')
+          ? job
+          : pathToFileURL(resolvePath(job)).href
+        : job instanceof URL
+          ? job.href
+          : null;
+    if (jobUrl === null)
+      throw typeError("the job module's URL (new URL('./job.js', import.meta.url)) or file path", 'job', job);
     this.serve = options.serve;
     if (this.serve !== undefined && (this.serve === null || typeof this.serve.stateDict !== 'function'))
       throw typeError('a model with stateDict() (an nn.Module)', 'serve', this.serve);
@@ -161,7 +177,9 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const nice = is.integer(options.nice ?? 10, 'nice');
     if (nice < 0 || nice > 19) throw new RangeError(`Expected an integer in [0, 19] for nice but received ${nice}`);
     if (!existsSync(fileURLToPath(RUNNER)))
-      throw new Error(`train.inWorker needs the compiled library: ${fileURLToPath(RUNNER)} is missing (run \`npm run build:ts\`)`);
+      throw new Error(
+        `train.inWorker needs the compiled library: ${fileURLToPath(RUNNER)} is missing (run \`npm run build:ts\`)`,
+      );
     const blas = is.oneOf(options.blasThreads ?? 'worker', 'blasThreads', ['worker', 'shared'] as const);
     // Only with no other trainer alive: the restart must not meet a BLAS call in progress on another thread (this
     // thread is here, not in one).
@@ -212,7 +230,14 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   }
 
   private onWeights(msg: Extract<FromWorker, { type: 'weights' }>): void {
-    const snapshot: WeightsSnapshot = { version: msg.version, step: msg.step, info: msg.info, time: msg.time, entries: msg.entries, buffer: msg.buffer };
+    const snapshot: WeightsSnapshot = {
+      version: msg.version,
+      step: msg.step,
+      info: msg.info,
+      time: msg.time,
+      entries: msg.entries,
+      buffer: msg.buffer,
+    };
     const previous = this.latest;
     this.latest = snapshot;
     let loadError: Error | null = null;
@@ -224,7 +249,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       }
     }
     // hand the superseded buffer back for reuse (it is detached here from then on)
-    const back = previous !== null && previous.buffer.byteLength === snapshot.buffer.byteLength && previous.buffer.byteLength > 0 ? previous.buffer : undefined;
+    const back =
+      previous !== null && previous.buffer.byteLength === snapshot.buffer.byteLength && previous.buffer.byteLength > 0
+        ? previous.buffer
+        : undefined;
     if (!this.exited) this.worker.postMessage({ type: 'taken', buffer: back } satisfies ToWorker, back ? [back] : []);
     if (loadError !== null) {
       // a serving model that does not match the job's is a programming error: stop training and report it

@@ -5,9 +5,12 @@ export type Mat = number[][];
 
 /** a (x) b, the Kronecker product. */
 export function kron(a: Mat, b: Mat): Mat {
-  const n = a.length, m = b.length;
+  const n = a.length,
+    m = b.length;
   const out = Array.from({ length: n * m }, () => new Array<number>(n * m).fill(0));
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < m; k++) for (let l = 0; l < m; l++) out[i * m + k]![j * m + l] = a[i]![j]! * b[k]![l]!;
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++)
+      for (let k = 0; k < m; k++) for (let l = 0; l < m; l++) out[i * m + k]![j * m + l] = a[i]![j]! * b[k]![l]!;
   return out;
 }
 
@@ -35,7 +38,8 @@ export function solve(A: Mat, b: number[]): number[] {
 
 /** ||a - b|| / ||b||. */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < a.length; i++) {
     num += (a[i]! - b[i]!) ** 2;
     den += b[i]! ** 2;

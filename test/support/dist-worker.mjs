@@ -13,16 +13,34 @@ const scenarios = {
   // Every collective for every dtype: rank r contributes v_r[i] = (r + 1) * (i + 1) (+ an offset for max/min).
   async collectives() {
     await dist.initProcessGroup({ timeout });
-    const rank = dist.getRank(), W = dist.getWorldSize();
+    const rank = dist.getRank(),
+      W = dist.getWorldSize();
     const live0 = torch.liveTensors();
     const bytes0 = dist.bytesCommunicated();
     const res = {};
-    const vals = (dtype, f) => torch.tensor([0, 1, 2, 3].map((i) => f(i)), { dtype });
+    const vals = (dtype, f) =>
+      torch.tensor(
+        [0, 1, 2, 3].map((i) => f(i)),
+        { dtype },
+      );
     for (const dtype of torch.DTYPES) {
-      const small = dtype === 'bool' ? (i) => (rank + i) % 2 : dtype === 'uint8' || dtype === 'int8' ? (i) => (rank + 1) + i : (i) => (rank + 1) * (i + 1);
+      const small =
+        dtype === 'bool'
+          ? (i) => (rank + i) % 2
+          : dtype === 'uint8' || dtype === 'int8'
+            ? (i) => rank + 1 + i
+            : (i) => (rank + 1) * (i + 1);
       const r = {};
-      for (const op of ['sum', 'max', 'min', 'product', ...(['float32', 'float64', 'float16', 'bfloat16'].includes(dtype) ? ['avg'] : [])]) {
-        const t = vals(dtype, (i) => (op === 'max' || op === 'min' ? (dtype === 'bool' ? small(i) : ((rank * 7 + i * 3) % 5)) : small(i)));
+      for (const op of [
+        'sum',
+        'max',
+        'min',
+        'product',
+        ...(['float32', 'float64', 'float16', 'bfloat16'].includes(dtype) ? ['avg'] : []),
+      ]) {
+        const t = vals(dtype, (i) =>
+          op === 'max' || op === 'min' ? (dtype === 'bool' ? small(i) : (rank * 7 + i * 3) % 5) : small(i),
+        );
         await dist.allReduce(t, op);
         r[op] = Array.from(t.toArray(), Number);
         t.dispose();
@@ -36,7 +54,9 @@ const scenarios = {
       await dist.allGather(list, g);
       r.allGather = list.map((x) => Array.from(x.toArray(), Number));
       for (const x of [g, ...list]) x.dispose();
-      const inputs = Array.from({ length: W }, (_, k) => vals(dtype, (i) => (dtype === 'bool' ? (rank === k ? 1 : 0) : (k + 1) * (i + 1) + rank)));
+      const inputs = Array.from({ length: W }, (_, k) =>
+        vals(dtype, (i) => (dtype === 'bool' ? (rank === k ? 1 : 0) : (k + 1) * (i + 1) + rank)),
+      );
       const o = torch.zeros([4], { dtype });
       await dist.reduceScatter(o, inputs, 'sum');
       r.reduceScatter = Array.from(o.toArray(), Number);
@@ -73,7 +93,10 @@ const scenarios = {
       }
       out({ error: null });
     } catch (e) {
-      out({ error: { name: e.name, code: e.code, message: e.message, isTorchError: e instanceof torch.TorchError }, ms: Date.now() - t0 });
+      out({
+        error: { name: e.name, code: e.code, message: e.message, isTorchError: e instanceof torch.TorchError },
+        ms: Date.now() - t0,
+      });
     }
     // the group is broken: later collectives fail too, and leaving the process is clean
     try {
@@ -89,7 +112,11 @@ const scenarios = {
   async ddpkill() {
     await dist.initProcessGroup({ timeout });
     const rank = dist.getRank();
-    const model = new torch.nn.Sequential(new torch.nn.Linear(64, 64), new torch.nn.Tanh(), new torch.nn.Linear(64, 64));
+    const model = new torch.nn.Sequential(
+      new torch.nn.Linear(64, 64),
+      new torch.nn.Tanh(),
+      new torch.nn.Linear(64, 64),
+    );
     const ddp = await torch.nn.parallel.DistributedDataParallel.create(model, { bucketCapMB: 0.01 });
     const opt = new torch.optim.SGD(ddp.parameters(), { lr: 0.01 });
     const t0 = Date.now();
@@ -107,7 +134,10 @@ const scenarios = {
       }
       out({ error: null });
     } catch (e) {
-      out({ error: { code: e.code, message: e.message, isTorchError: e instanceof torch.TorchError }, ms: Date.now() - t0 });
+      out({
+        error: { code: e.code, message: e.message, isTorchError: e instanceof torch.TorchError },
+        ms: Date.now() - t0,
+      });
     }
   },
 
@@ -140,13 +170,25 @@ const scenarios = {
   async train() {
     const [optName, mode, stepsArg, ckptMode, ckptPath] = args;
     const steps = Number(stepsArg ?? 5);
-    const B = 8, D = 6, H = 5, K = 3;
+    const B = 8,
+      D = 6,
+      H = 5,
+      K = 3;
     const single = mode === 'single';
     if (!single) await dist.initProcessGroup({ timeout });
-    const W = single ? 1 : dist.getWorldSize(), rank = single ? 0 : dist.getRank();
+    const W = single ? 1 : dist.getWorldSize(),
+      rank = single ? 0 : dist.getRank();
     const f = (a, b, c) => Math.sin(a * 12.9898 + b * 78.233 + c * 37.719) * 0.5;
-    const mat = (rows, cols, seed, scale = 1) => torch.tensor(Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => scale * f(i + seed, j, seed))), { dtype: 'float64' });
-    const model = new torch.nn.Sequential(new torch.nn.Linear(D, H, { dtype: 'float64' }), new torch.nn.Tanh(), new torch.nn.Linear(H, K, { dtype: 'float64' }));
+    const mat = (rows, cols, seed, scale = 1) =>
+      torch.tensor(
+        Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => scale * f(i + seed, j, seed))),
+        { dtype: 'float64' },
+      );
+    const model = new torch.nn.Sequential(
+      new torch.nn.Linear(D, H, { dtype: 'float64' }),
+      new torch.nn.Tanh(),
+      new torch.nn.Linear(H, K, { dtype: 'float64' }),
+    );
     torch.noGrad(() => {
       // rank 0's initial weights differ from the others': DDP's broadcast must make them equal
       const off = single ? 0 : rank * 0.3;
@@ -157,18 +199,38 @@ const scenarios = {
       });
     });
     function tensorLike(shape, seed, scale) {
-      return shape.length === 2 ? mat(shape[0], shape[1], seed, scale) : torch.tensor(Array.from({ length: shape[0] }, (_, j) => scale * f(j, seed, 7)), { dtype: 'float64' });
+      return shape.length === 2
+        ? mat(shape[0], shape[1], seed, scale)
+        : torch.tensor(
+            Array.from({ length: shape[0] }, (_, j) => scale * f(j, seed, 7)),
+            { dtype: 'float64' },
+          );
     }
     const ddp = single ? null : await torch.nn.parallel.DistributedDataParallel.create(model, { bucketCapMB: 0.0002 });
     const net = ddp ?? model;
     const opts = { lr: 0.1, statsEvery: 1, inverseEvery: 2, factorDtype: 'float64', damping: 0.1 };
-    const opt = optName === 'sgd' ? new torch.optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 })
-      : optName === 'adam' ? new torch.optim.Adam(model.parameters(), { lr: 0.01 })
-      : optName === 'tnt' ? new torch.optim.TNT(model.parameters(), opts)
-      : optName === 'kfac' ? new torch.optim.KFAC(model, opts)
-      : new torch.optim.Shampoo(model.parameters(), { lr: 0.1, statsEvery: 1, inverseEvery: 2, factorDtype: 'float64' });
+    const opt =
+      optName === 'sgd'
+        ? new torch.optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 })
+        : optName === 'adam'
+          ? new torch.optim.Adam(model.parameters(), { lr: 0.01 })
+          : optName === 'tnt'
+            ? new torch.optim.TNT(model.parameters(), opts)
+            : optName === 'kfac'
+              ? new torch.optim.KFAC(model, opts)
+              : new torch.optim.Shampoo(model.parameters(), {
+                  lr: 0.1,
+                  statsEvery: 1,
+                  inverseEvery: 2,
+                  factorDtype: 'float64',
+                });
     const curv = ['tnt', 'kfac', 'shampoo'].includes(optName);
-    const sync = !single && curv ? new dist.CurvatureSync(opt, { inverses: mode === 'sharded' && optName !== 'shampoo' ? 'sharded' : 'replicated' }) : null;
+    const sync =
+      !single && curv
+        ? new dist.CurvatureSync(opt, {
+            inverses: mode === 'sharded' && optName !== 'shampoo' ? 'sharded' : 'replicated',
+          })
+        : null;
     let start = 0;
     if (ckptMode === 'resume') {
       const meta = torch.restore(ckptPath, { model, optimizer: opt });
@@ -179,18 +241,35 @@ const scenarios = {
     const mse = (out, y) => out.sub(y).pow(2).sum(1).mean().mul(0.5);
     for (let s = start; s < steps; s++) {
       const idx = rows();
-      const xs = torch.tensor(idx.map((i) => Array.from({ length: D }, (_, j) => f(i, j, s))), { dtype: 'float64' });
-      const ys = torch.tensor(idx.map((i) => Array.from({ length: K }, (_, j) => f(i, j + 50, s))), { dtype: 'float64' });
-      const noise = torch.tensor(idx.map((i) => Array.from({ length: K }, (_, j) => f(i, j + 90, s))), { dtype: 'float64' });
+      const xs = torch.tensor(
+        idx.map((i) => Array.from({ length: D }, (_, j) => f(i, j, s))),
+        { dtype: 'float64' },
+      );
+      const ys = torch.tensor(
+        idx.map((i) => Array.from({ length: K }, (_, j) => f(i, j + 50, s))),
+        { dtype: 'float64' },
+      );
+      const noise = torch.tensor(
+        idx.map((i) => Array.from({ length: K }, (_, j) => f(i, j + 90, s))),
+        { dtype: 'float64' },
+      );
       // a Gaussian likelihood whose "sample" for example i is fixed by i (the same whichever rank holds it)
       const lik = { sample: (out) => out.detach().add(noise), loss: mse };
       opt.zeroGrad();
       if (mode === 'nosync') {
         const h = B / W / 2;
         await ddp.noSync(async () => {
-          torch.tidy(() => mse(ddp.call(xs.narrow(0, 0, h)), ys.narrow(0, 0, h)).mul(0.5).backward());
+          torch.tidy(() =>
+            mse(ddp.call(xs.narrow(0, 0, h)), ys.narrow(0, 0, h))
+              .mul(0.5)
+              .backward(),
+          );
         });
-        torch.tidy(() => mse(ddp.call(xs.narrow(0, h, h)), ys.narrow(0, h, h)).mul(0.5).backward());
+        torch.tidy(() =>
+          mse(ddp.call(xs.narrow(0, h, h)), ys.narrow(0, h, h))
+            .mul(0.5)
+            .backward(),
+        );
         await ddp.synchronize();
         opt.step();
       } else {
@@ -223,11 +302,32 @@ const scenarios = {
     if (!single) await dist.initProcessGroup({ timeout });
     const W = single ? 1 : dist.getWorldSize();
     const f = (a, b) => Math.sin(a * 12.9898 + b * 78.233) * 0.5;
-    const x = torch.tensor(Array.from({ length: 32 }, (_, i) => Array.from({ length: 4 }, (_, j) => f(i, j))), { dtype: 'float64' });
-    const y = torch.tensor(Array.from({ length: 32 }, (_, i) => Array.from({ length: 2 }, (_, j) => f(i, j + 9))), { dtype: 'float64' });
+    const x = torch.tensor(
+      Array.from({ length: 32 }, (_, i) => Array.from({ length: 4 }, (_, j) => f(i, j))),
+      { dtype: 'float64' },
+    );
+    const y = torch.tensor(
+      Array.from({ length: 32 }, (_, i) => Array.from({ length: 2 }, (_, j) => f(i, j + 9))),
+      { dtype: 'float64' },
+    );
     const ds = new torch.data.TensorDataset(x, y);
-    const model = new torch.nn.Sequential(new torch.nn.Linear(4, 3, { dtype: 'float64' }), new torch.nn.Tanh(), new torch.nn.Linear(3, 2, { dtype: 'float64' }));
-    torch.noGrad(() => model.parameters().forEach((p, i) => p.copy_(torch.tidy(() => torch.ones(p.shape, { dtype: 'float64' }).mul(0.1 * (i + 1)).add(torch.arange(p.numel(), { dtype: 'float64' }).reshape(p.shape).mul(0.05))))));
+    const model = new torch.nn.Sequential(
+      new torch.nn.Linear(4, 3, { dtype: 'float64' }),
+      new torch.nn.Tanh(),
+      new torch.nn.Linear(3, 2, { dtype: 'float64' }),
+    );
+    torch.noGrad(() =>
+      model.parameters().forEach((p, i) =>
+        p.copy_(
+          torch.tidy(() =>
+            torch
+              .ones(p.shape, { dtype: 'float64' })
+              .mul(0.1 * (i + 1))
+              .add(torch.arange(p.numel(), { dtype: 'float64' }).reshape(p.shape).mul(0.05)),
+          ),
+        ),
+      ),
+    );
     const sampler = single ? undefined : new torch.data.DistributedSampler(ds, { shuffle: false });
     const loader = new torch.data.DataLoader(ds, { batchSize: 8 / W, sampler });
     const net = single ? model : await torch.nn.parallel.DistributedDataParallel.create(model);
@@ -236,7 +336,14 @@ const scenarios = {
       // fit() with TNT through distributed.CurvatureSync: a Gaussian likelihood whose "samples" are a fixed function
       // of each example's output, so that a rank's share of the batch draws what one process draws for it
       const lik = {
-        loss: (o, t) => torch.tidy(() => o.sub(t).pow(2).sum().mul(0.5 / o.shape[0])),
+        loss: (o, t) =>
+          torch.tidy(() =>
+            o
+              .sub(t)
+              .pow(2)
+              .sum()
+              .mul(0.5 / o.shape[0]),
+          ),
         sample: (o) => torch.tidy(() => o.detach().add(o.detach().mul(37).sin().mul(0.3))),
       };
       const tnt = new torch.optim.TNT(model.parameters(), { lr: 0.01, damping: 0.1, statsEvery: 1, inverseEvery: 2 });
@@ -254,7 +361,8 @@ const scenarios = {
   // The Node side of test/support/dist_python_rank.py's `collectives`: the same calls in the same order.
   async interop() {
     await dist.initProcessGroup({ timeout });
-    const rank = dist.getRank(), W = dist.getWorldSize();
+    const rank = dist.getRank(),
+      W = dist.getWorldSize();
     const a = torch.tensor([rank + 1, 10 * (rank + 1)], { dtype: 'float64' });
     await dist.allReduce(a);
     const b = torch.tensor([rank * 3 - 1, 7 - rank], { dtype: 'int64' });
@@ -270,7 +378,15 @@ const scenarios = {
 
   // For the launcher: prints, and fails with status FAIL_STATUS on rank FAIL_RANK.
   async launcher() {
-    const env = ['RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT', 'OMP_NUM_THREADS'];
+    const env = [
+      'RANK',
+      'LOCAL_RANK',
+      'WORLD_SIZE',
+      'LOCAL_WORLD_SIZE',
+      'MASTER_ADDR',
+      'MASTER_PORT',
+      'OMP_NUM_THREADS',
+    ];
     out({ env: Object.fromEntries(env.map((k) => [k, process.env[k]])) });
     process.stderr.write(`stderr line from ${process.env.RANK}\n`);
     if (args[0] !== undefined) {

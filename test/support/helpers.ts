@@ -3,7 +3,15 @@ import { expect } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Tensor, TorchError, liveTensors, tidy, versions, type NestedArray, type TorchErrorCode } from '../../lib/index.js';
+import {
+  Tensor,
+  TorchError,
+  liveTensors,
+  tidy,
+  versions,
+  type NestedArray,
+  type TorchErrorCode,
+} from '../../lib/index.js';
 
 function flat(x: NestedArray<number> | number[] | Float64Array): number[] {
   if (typeof x === 'number') return [x];
@@ -22,14 +30,20 @@ function shapeOf(x: NestedArray<number>): number[] {
 }
 
 /** Asserts a tensor's values equal `expected` within |a - e| <= atol + rtol * |e|, and its shape when given nested arrays. */
-export function expectClose(t: Tensor, expected: NestedArray<number> | Float64Array, { atol = 1e-6, rtol = 1e-5 } = {}): void {
+export function expectClose(
+  t: Tensor,
+  expected: NestedArray<number> | Float64Array,
+  { atol = 1e-6, rtol = 1e-5 } = {},
+): void {
   const got = t.dataSync() as number[];
   const want = flat(expected as NestedArray<number>);
   // nested arrays give the shape too (a flat array or a Float64Array only the values, in order)
-  if (Array.isArray(expected) && Array.isArray(expected[0])) expect(t.shape, 'shape').toEqual(shapeOf(expected as NestedArray<number>));
+  if (Array.isArray(expected) && Array.isArray(expected[0]))
+    expect(t.shape, 'shape').toEqual(shapeOf(expected as NestedArray<number>));
   expect(got.length).toBe(want.length);
   for (let i = 0; i < want.length; i++) {
-    const e = want[i]!, a = got[i]!;
+    const e = want[i]!,
+      a = got[i]!;
     if (Number.isNaN(e)) {
       expect(Number.isNaN(a), `element ${i}`).toBe(true);
       continue;
@@ -38,7 +52,8 @@ export function expectClose(t: Tensor, expected: NestedArray<number> | Float64Ar
       expect(a, `element ${i}`).toBe(e);
       continue;
     }
-    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) expect.fail(`element ${i}: got ${a}, expected ${e} (atol ${atol}, rtol ${rtol})`);
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e)))
+      expect.fail(`element ${i}: got ${a}, expected ${e} (atol ${atol}, rtol ${rtol})`);
   }
 }
 

@@ -55,11 +55,19 @@ export function rnd(shape: number[], seed: number, lo = -1, hi = 1): Nd {
 
 /** A tensor holding exactly the reference data (float64 unless `dtype` says otherwise). */
 export function T(a: Nd, opts: { dtype?: torch.DType; requiresGrad?: boolean } = {}): torch.Tensor {
-  return torch.tensor(Float64Array.from(a.data), { shape: a.shape, dtype: opts.dtype ?? 'float64', requiresGrad: opts.requiresGrad });
+  return torch.tensor(Float64Array.from(a.data), {
+    shape: a.shape,
+    dtype: opts.dtype ?? 'float64',
+    requiresGrad: opts.requiresGrad,
+  });
 }
 
 /** Asserts the tensor has the reference's shape and values. */
-export function expectNd(t: torch.Tensor, want: Nd, tol: { atol?: number; rtol?: number } = { atol: 1e-12, rtol: 1e-12 }): void {
+export function expectNd(
+  t: torch.Tensor,
+  want: Nd,
+  tol: { atol?: number; rtol?: number } = { atol: 1e-12, rtol: 1e-12 },
+): void {
   expect(t.shape).toEqual(want.shape);
   expectClose(t, Float64Array.from(want.data), tol);
 }
@@ -152,7 +160,8 @@ export function sub(a: Nd, i: number): Nd {
  */
 export function erf(x: number): number {
   if (Math.abs(x) > 2.5) throw new Error(`reference erf is only accurate for |x| <= 2.5 (got ${x})`);
-  let term = x, sum = x;
+  let term = x,
+    sum = x;
   for (let n = 1; n < 200; n++) {
     term *= (-x * x) / n;
     const add = term / (2 * n + 1);

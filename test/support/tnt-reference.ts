@@ -6,7 +6,8 @@ import { type Mat, kron, solve } from './dense.js';
 export const prod = (a: number[]): number => a.reduce((x, y) => x * y, 1);
 
 /** The d x d identity. */
-export const eye = (d: number): Mat => Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (i === j ? 1 : 0)));
+export const eye = (d: number): Mat =>
+  Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (i === j ? 1 : 0)));
 
 /** G^(i) of a row-major tensor g of `shape`, by matricising explicitly: G_(i) G_(i)^T. */
 export function contraction(g: ArrayLike<number>, shape: number[], mode: number): Mat {
@@ -14,7 +15,8 @@ export function contraction(g: ArrayLike<number>, shape: number[], mode: number)
   const inner = prod(shape.slice(mode + 1));
   const outer = prod(shape.slice(0, mode));
   const rows: number[][] = Array.from({ length: d }, () => []);
-  for (let o = 0; o < outer; o++) for (let a = 0; a < d; a++) for (let i = 0; i < inner; i++) rows[a]!.push(g[(o * d + a) * inner + i]!);
+  for (let o = 0; o < outer; o++)
+    for (let a = 0; a < d; a++) for (let i = 0; i < inner; i++) rows[a]!.push(g[(o * d + a) * inner + i]!);
   return rows.map((ra) => rows.map((rb) => ra.reduce((s, v, k) => s + v * rb[k]!, 0)));
 }
 
@@ -62,7 +64,8 @@ export function movingAverage(H: Mat, C: Mat, w: number): Mat {
  * `shape` (k = its rank, n = its size), so that tr U_i = c0 d_i.
  */
 export function normalizedFactors(H: Mat[], shape: number[]): Mat[] {
-  const k = shape.length, n = prod(shape);
+  const k = shape.length,
+    n = prod(shape);
   const tr = H[0]!.reduce((s, row, a) => s + row[a]!, 0);
   const c0 = (tr / n) ** (1 / k);
   return H.map((Hi, i) => Hi.map((row) => row.map((v) => v / (c0 ** (k - 1) * (n / shape[i]!)))));

@@ -4,13 +4,25 @@
 /** The model both threads build: 4 -> 8 -> 3, float64, initialised from `seed`. */
 export function makeModel(t, seed) {
   t.manualSeed(seed);
-  return new t.nn.Sequential(new t.nn.Linear(4, 8, { dtype: 'float64' }), new t.nn.Tanh(), new t.nn.Linear(8, 3, { dtype: 'float64' }));
+  return new t.nn.Sequential(
+    new t.nn.Linear(4, 8, { dtype: 'float64' }),
+    new t.nn.Tanh(),
+    new t.nn.Linear(8, 3, { dtype: 'float64' }),
+  );
 }
 
 /** 64 inputs and targets of a fixed linear map, as 8 batches of 8. */
 function makeData(t) {
   const xs = t.tidy(() => t.linspace(-1, 1, 256, { dtype: 'float64' }).reshape(64, 4).sin());
-  const w = t.tensor([[1, -2, 0.5], [0.3, 1, -1], [2, 0.1, 0.2], [-0.5, 0.7, 1]], { dtype: 'float64' });
+  const w = t.tensor(
+    [
+      [1, -2, 0.5],
+      [0.3, 1, -1],
+      [2, 0.1, 0.2],
+      [-0.5, 0.7, 1],
+    ],
+    { dtype: 'float64' },
+  );
   const ys = xs.matmul(w);
   w.dispose();
   const batches = [];
@@ -44,12 +56,21 @@ export default async function train(ctx) {
     if (mode === 'fit') {
       const opt = new t.optim.Adam(model.parameters(), { lr: 0.01 });
       const history = await t.fit(model, {
-        train: batches, epochs, optimizer: opt, loss: (o, y) => t.nn.functional.mseLoss(o, y),
-        progress: 'none', signal: ctx.signal, callbacks: ctx.callbacks(model, { publishEvery: 4, progressEvery: 2 }),
+        train: batches,
+        epochs,
+        optimizer: opt,
+        loss: (o, y) => t.nn.functional.mseLoss(o, y),
+        progress: 'none',
+        signal: ctx.signal,
+        callbacks: ctx.callbacks(model, { publishEvery: 4, progressEvery: 2 }),
       });
       ctx.publish(model, { step: epochs * batches.length, info: 'final' });
       opt.dispose?.();
-      return { losses: history.map((h) => h.trainLoss), weights: finalWeights(model), live: t.liveTensors() - owned.length - model.parameters().length };
+      return {
+        losses: history.map((h) => h.trainLoss),
+        weights: finalWeights(model),
+        live: t.liveTensors() - owned.length - model.parameters().length,
+      };
     }
     if (mode === 'tnt' || mode === 'forever') {
       // TNT's own loop (not fit): sampled backward for the statistics, the real loss, the step; publish every 3 steps

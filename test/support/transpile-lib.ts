@@ -19,7 +19,9 @@ export function transpileLib(out: string): void {
       const p = join(d, entry.name);
       if (entry.isDirectory()) walk(p);
       else if (entry.name.endsWith('.ts')) {
-        const js = ts.transpileModule(readFileSync(p, 'utf8'), { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } }).outputText;
+        const js = ts.transpileModule(readFileSync(p, 'utf8'), {
+          compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
+        }).outputText;
         const dest = join(out, relative(repoRoot, p)).replace(/\.ts$/, '.js');
         mkdirSync(dirname(dest), { recursive: true });
         writeFileSync(dest, js);

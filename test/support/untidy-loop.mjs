@@ -7,12 +7,19 @@ const t = await import(process.argv[2]);
 const steps = Number(process.argv[3] ?? 2000);
 t.manualSeed(0);
 const F = t.nn.functional;
-const model = new t.nn.Sequential(new t.nn.Linear(784, 512), new t.nn.ReLU(), new t.nn.Linear(512, 512), new t.nn.ReLU(), new t.nn.Linear(512, 10));
+const model = new t.nn.Sequential(
+  new t.nn.Linear(784, 512),
+  new t.nn.ReLU(),
+  new t.nn.Linear(512, 512),
+  new t.nn.ReLU(),
+  new t.nn.Linear(512, 10),
+);
 const opt = new t.optim.Adam(model.parameters(), { lr: 1e-4 });
 const x = t.rand([128, 784]);
 const y = t.randint(0, 10, [128]);
 const predict = (input) => t.tidy(() => model.call(input));
-let rss100 = 0, maxRss = 0;
+let rss100 = 0,
+  maxRss = 0;
 for (let s = 1; s <= steps; s++) {
   const loss = F.crossEntropy(model.call(x), y);
   loss.backward();
