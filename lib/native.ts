@@ -18,6 +18,8 @@ import {
   type ReduceCode,
   type UnaryCode,
   type UnaryInplaceCode,
+  type InverseMethodCode,
+  type RootMethodCode,
 } from './opcodes.js';
 
 /** A native tensor handle. */
@@ -290,7 +292,7 @@ export interface NativeBinding {
     keep?: number,
   ): { updated: number; skippedNonFinite: number };
   tntNormalizedFactors(shapes: number[][], mains: H[][], auxes: H[][]): H[][];
-  tntInverses(shapes: number[][], mains: H[][], auxes: H[][], eps: number, method: number): InverseReport;
+  tntInverses(shapes: number[][], mains: H[][], auxes: H[][], eps: number, method: InverseMethodCode): InverseReport;
   tntUnpack(main: H, aux: H): [H, H];
   tntPack(factor: H, inverse: H, main: H, aux: H): void;
   tntPackedDirection(m: H, shape: number[], mains: H[], auxes: H[], blas: boolean): H;
@@ -324,7 +326,13 @@ export interface NativeBinding {
     weight: number,
     keep?: number,
   ): { updated: number; skippedNonFinite: number };
-  shampooRoots(shapes: number[][], factors: H[][], roots: H[][], eps: number, method: number): ShampooRootReport;
+  shampooRoots(
+    shapes: number[][],
+    factors: H[][],
+    roots: H[][],
+    eps: number,
+    method: RootMethodCode,
+  ): ShampooRootReport;
   // KFAC (native/optim/kfac.cc): one entry per Linear / Conv2d layer
   kfacStatistics(
     layers: {

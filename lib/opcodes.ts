@@ -142,6 +142,12 @@ export const LOSS_REDUCTION = { none: 0, mean: 1, sum: 2 } as const;
 /** nn.functional.interpolate's `mode`, with antialias as its own mode (libtorch's separate kernel). */
 export const INTERPOLATE = { nearest: 0, bilinear: 1, bilinearAntialias: 2 } as const;
 
+/** How TNT (and CurvatureSync) invert the factors: native `tntInverses`'s method. */
+export const INVERSE_METHOD = { cholesky: 0, lu: 1 } as const;
+
+/** How Shampoo takes the inverse roots: native `shampooRoots`'s method. */
+export const ROOT_METHOD = { eigh: 0, newton: 1 } as const;
+
 export type UnaryOp = keyof typeof UNARY;
 export type UnaryInplaceOp = keyof typeof UNARY_INPLACE;
 export type BinaryOp = keyof typeof BINARY;
@@ -157,6 +163,8 @@ export type ReduceCode = (typeof REDUCE)[ReduceOp];
 export type FactoryCode = (typeof FACTORY)[FactoryKind];
 export type LossReductionCode = (typeof LOSS_REDUCTION)[LossReduction];
 export type InterpolateCode = (typeof INTERPOLATE)[InterpolateMode];
+export type InverseMethodCode = (typeof INVERSE_METHOD)[keyof typeof INVERSE_METHOD];
+export type RootMethodCode = (typeof ROOT_METHOD)[keyof typeof ROOT_METHOD];
 
 /** Every family, under the name `native.opcodes()` gives it. */
 export const OPCODES = {
@@ -167,6 +175,8 @@ export const OPCODES = {
   factory: FACTORY,
   reduction: LOSS_REDUCTION,
   interpolate: INTERPOLATE,
+  inverseMethod: INVERSE_METHOD,
+  rootMethod: ROOT_METHOD,
 } as const;
 
 /** What `native.opcodes()` returns: each family's name -> code map. */

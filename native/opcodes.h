@@ -53,6 +53,11 @@
 // nn.functional.interpolate's modes (native `interpolate`); antialias is its own mode, as libtorch's own kernel.
 #define TN_INTERPOLATE_MODES(X) X(Nearest, "nearest") X(Bilinear, "bilinear") X(BilinearAntialias, "bilinearAntialias")
 
+// How TNT and KFAC invert their factors (native `tntInverses`), and how Shampoo takes its inverse roots
+// (native `shampooRoots`).
+#define TN_INVERSE_METHODS(X) X(Cholesky, "cholesky") X(Lu, "lu")
+#define TN_ROOT_METHODS(X) X(Eigh, "eigh") X(Newton, "newton")
+
 // The families, as they appear in `opcodes()` and lib/opcodes.ts: X(Enum, LIST, "family").
 #define TN_OP_FAMILIES(X)                                \
   X(UnaryOp, TN_UNARY_OPS, "unary")                      \
@@ -61,7 +66,9 @@
   X(ReduceOp, TN_REDUCE_OPS, "reduce")                   \
   X(FactoryKind, TN_FACTORY_KINDS, "factory")            \
   X(LossReduction, TN_LOSS_REDUCTIONS, "reduction")      \
-  X(InterpolateMode, TN_INTERPOLATE_MODES, "interpolate")
+  X(InterpolateMode, TN_INTERPOLATE_MODES, "interpolate") \
+  X(InverseMethod, TN_INVERSE_METHODS, "inverseMethod")   \
+  X(RootMethod, TN_ROOT_METHODS, "rootMethod")
 
 namespace tn::ops {
 

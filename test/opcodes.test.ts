@@ -120,6 +120,9 @@ describe('op tables', () => {
         [() => native.mseLoss(x._h, x._h, 3 as never), 'unknown reduction code 3'],
         // before the table, any mode but 0 and 1 silently meant antialiased bilinear
         [() => native.interpolate(x._h, [2, 2], 3 as never, false), 'unknown interpolate code 3'],
+        // before the tables, TNT's method was 'LU if 1, else Cholesky' (any other number meant Cholesky)
+        [() => native.tntInverses([], [], [], 0.1, 2 as never), 'unknown inverseMethod code 2'],
+        [() => native.shampooRoots([], [], [], 1e-4, 2 as never), 'unknown rootMethod code 2'],
         // the scalar and in-place forms refuse, by name, the ops of the binary table they lack
         [() => native.binaryScalar(BINARY.matmul, x._h, 2), 'op matmul does not take a scalar'],
         [() => native.binary_(BINARY.eq, x._h, x._h), 'op eq has no in-place form'],

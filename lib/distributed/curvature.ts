@@ -35,6 +35,7 @@ import { grad as autogradGrad } from '../autograd.js';
 import { cat } from '../ops.js';
 import { tidy, keep } from '../scope.js';
 import { native } from '../native.js';
+import { INVERSE_METHOD } from '../opcodes.js';
 import { is, typeError } from '../errors.js';
 import type { InverseReport } from '../native.js';
 import { allReduce, broadcast, getRank, getWorldSize } from './index.js';
@@ -250,7 +251,7 @@ export class CurvatureSync {
         cs.map((c) => c.mains.map((f) => f._h)),
         cs.map((c) => c.auxes.map((f) => f._h)),
         damping,
-        opt.inverseMethod === 'lu' ? 1 : 0,
+        INVERSE_METHOD[opt.inverseMethod],
       );
       for (const k of Object.keys(total) as (keyof InverseReport)[]) total[k] += r[k];
     }

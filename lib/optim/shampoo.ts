@@ -41,6 +41,7 @@
  *   });
  */
 import { native, type ShampooRootReport } from '../native.js';
+import { ROOT_METHOD } from '../opcodes.js';
 import { Tensor, wrap } from '../tensor.js';
 import { keep, tidy } from '../scope.js';
 import { eye, zeros } from '../creation.js';
@@ -242,7 +243,7 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
       newtonMaxError: 0,
       newtonIterations: 0,
     };
-    const method = this.rootMethod === 'newton' ? 1 : 0;
+    const method = ROOT_METHOD[this.rootMethod];
     for (const g of this.paramGroups) {
       const cs = g.params.map((p) => this.curvatureOf(p, g.epsilon));
       const r = native.shampooRoots(

@@ -49,6 +49,7 @@
  *   });
  */
 import { native, type InverseReport } from '../native.js';
+import { INVERSE_METHOD } from '../opcodes.js';
 import { Tensor, wrap } from '../tensor.js';
 import { keep, tidy } from '../scope.js';
 import { eye, zeros } from '../creation.js';
@@ -273,7 +274,7 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
         cs.map((c) => c.mains.map((f) => f._h)),
         cs.map((c) => c.auxes.map((f) => f._h)),
         g.damping,
-        this.inverseMethod === 'lu' ? 1 : 0,
+        INVERSE_METHOD[this.inverseMethod],
       );
       for (const k of Object.keys(total) as (keyof InverseReport)[]) total[k] += r[k];
     }

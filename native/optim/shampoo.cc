@@ -21,6 +21,7 @@
 #include <tuple>
 
 #include "optim_common.h"
+#include "../opcodes.h"
 
 using namespace tn;
 using namespace tn::optim;
@@ -119,15 +120,14 @@ TN_EXPORT(shampooStatistics) {
   return Report(info.Env(), {{"updated", updated}, {"skippedNonFinite", 0}});
 }
 
-// shampooRoots(shapes[][], factors[][], roots[][], eps, method (0 eigh, 1 newton))
+// shampooRoots(shapes[][], factors[][], roots[][], eps, method (a rootMethod code: eigh, newton))
 //   -> { computed, retriedFloat64, failed, skippedNonFinite, newtonMaxError, newtonIterations (the most of any batch) }
 TN_EXPORT(shampooRoots) {
   at::NoGradGuard no_grad;
   std::vector<Param> ps = Params(info, 0, "Shampoo");
   Napi::Array roots = info[2].As<Napi::Array>();
   double eps = Num(info, 3);
-  int64_t method = Int(info, 4);
-  if (method != 0 && method != 1) throw std::invalid_argument("Shampoo: method must be 0 (eigh) or 1 (newton)");
+  const bool newton = ops::OpCode<ops::RootMethod>(Int(info, 4)) == ops::RootMethod::Newton;
   double computed = 0, retried64 = 0, failed = 0, skipped = 0, newton_max_err = 0, newton_iters = 0;
 
   struct Item {
@@ -158,7 +158,7 @@ TN_EXPORT(shampooRoots) {
         ++computed;
         continue;
       }
-      groups[{H.size(0), static_cast<int>(H.scalar_type()), method == 1 ? p : 0}].push_back({H, p, dest[i]});
+      groups[{H.size(0), static_cast<int>(H.scalar_type()), newton ? p : 0}].push_back({H, p, dest[i]});
     }
   }
 
@@ -167,7 +167,7 @@ TN_EXPORT(shampooRoots) {
     int64_t n = batch.size(0), d = batch.size(-1);
     ok.assign(static_cast<size_t>(n), false);
     at::Tensor sym = (batch + batch.transpose(-2, -1)) * 0.5;  // the GEMM's last-bit asymmetry
-    if (method == 1) {
+    if (newton) {
       at::Tensor a = sym + at::eye(d, sym.options()) * eps;
       int iters = 0;
       auto [x, err] = NewtonRoot(a, pw[0], iters);

@@ -32,6 +32,7 @@
 #include "kronecker/inverse.h"
 #include "kronecker/momentum.h"
 #include "optim_common.h"
+#include "../opcodes.h"
 
 using namespace tn;
 using namespace tn::optim;
@@ -275,13 +276,13 @@ TN_EXPORT(tntPack) {
   return info.Env().Undefined();
 }
 
-// tntInverses(shapes[][], mains[][], auxes[][], eps, method (0 Cholesky, 1 LU))
+// tntInverses(shapes[][], mains[][], auxes[][], eps, method (an inverseMethod code: cholesky, lu))
 //   -> { inverted, retriedFloat64, retriedDamping, failed, skippedNonFinite }
 TN_EXPORT(tntInverses) {
   at::NoGradGuard no_grad;
   std::vector<Packed> ps = PackedParams(info, 0);
   double eps = Num(info, 3);
-  int64_t method = Int(info, 4);
+  const ops::InverseMethod method = ops::OpCode<ops::InverseMethod>(Int(info, 4));
   kronecker::InverseCounts counts;
 
   struct Item {
@@ -321,7 +322,7 @@ TN_EXPORT(tntInverses) {
     }
   }
 
-  const kronecker::Method how = method == 1 ? kronecker::Method::kLu : kronecker::Method::kCholesky;
+  const kronecker::Method how = method == ops::InverseMethod::Lu ? kronecker::Method::kLu : kronecker::Method::kCholesky;
   // A's upper triangle into P, H's strict lower triangle left as it is.
   auto store = [](at::Tensor& P, const at::Tensor& A) { P.copy_(at::triu(A.to(P.scalar_type())).add_(at::tril(P, -1))); };
 
