@@ -54,10 +54,10 @@
  *     opt.zeroGrad();
  *   });
  */
-import { native, type InverseReport } from '../native.js';
+import { native, type InverseReport, type StepReport } from '../native.js';
 import { Tensor } from '../tensor.js';
-import { keep, tidy } from '../scope.js';
-import { eye, zeros, zerosLike } from '../creation.js';
+import { tidy } from '../scope.js';
+import { eye, zeros } from '../creation.js';
 import { cat } from '../ops.js';
 import { TorchError, is, typeError } from '../errors.js';
 import { Module, type AnyModule } from '../nn/module.js';
@@ -65,8 +65,8 @@ import { Linear } from '../nn/linear.js';
 import { Conv2d } from '../nn/conv2d.js';
 import { captureOutputs, type LayerCapture } from '../nn/capture.js';
 import * as F from '../nn/functional.js';
-import { checkKnownOptions, type OptimizerStateDict, type ParamGroup } from './optimizer.js';
-import { CurvatureOptimizer, type StatisticsRule } from './curvature.js';
+import type { OptimizerStateDict, ParamGroup, StateEntry } from './optimizer.js';
+import { KroneckerOptimizer, splitOptions, type StatisticsRule } from './kronecker/optimizer.js';
 import type { SampleableLikelihood } from './tnt.js';
 
 export interface KFACOptions {
@@ -120,16 +120,25 @@ const CONFIG = [
   'convScaling',
 ] as const;
 
+/**
+ * A preconditioned layer. Its factors and inverses are entries of its weight's `state` (`factorA`, `factorG`,
+ * `inverseA`, `inverseG`, as in a state dict); A, G, invA and invG read them (made on first use).
+ */
 interface Layer {
   name: string;
   module: Linear | Conv2d;
   weight: Tensor;
   bias: Tensor | null;
-  A: Tensor;
-  G: Tensor;
-  invA: Tensor;
-  invG: Tensor;
+  /** Sides of A (the input dimension, plus 1 with a bias) and of G (the outputs). */
+  din: number;
+  out: number;
+  readonly A: Tensor;
+  readonly G: Tensor;
+  readonly invA: Tensor;
+  readonly invG: Tensor;
 }
+
+type LayerEntry = 'factorA' | 'factorG' | 'inverseA' | 'inverseG';
 
 /** Unfolded patches of a conv layer's input, (N, C kh kw, L), padded exactly as the layer's forward pads. */
 function convPatches(m: Conv2d, x: Tensor): Tensor {
@@ -147,44 +156,39 @@ function convPatches(m: Conv2d, x: Tensor): Tensor {
   });
 }
 
-export class KFAC extends CurvatureOptimizer<KFACOptions> {
+export class KFAC extends KroneckerOptimizer<KFACOptions, 'kfac'> {
   readonly model: AnyModule;
-  readonly factorDtype: 'float32' | 'float64';
   readonly piCorrection: boolean;
-  readonly onNonFinite: 'skip' | 'throw';
   /** Where a conv layer's locations go: 'kfc' (G sums over them) or 'authors' (A sums over them). */
   readonly convScaling: 'kfc' | 'authors';
   /** The forward-hook recorder of the model's Linear and Conv2d layers. */
   readonly capture: LayerCapture;
   private readonly layerList: Layer[];
   private readonly byModule = new Map<AnyModule, Layer>();
+  private readonly byWeight = new Map<Tensor, Layer>();
   /** What the last inverse refresh did (retries, failures). */
   lastInverseReport: InverseReport | null = null;
 
   constructor(model: AnyModule, options: Partial<KFACOptions> & { lr: number } & KFACConfig) {
     if (!(model instanceof Module)) throw typeError('a Module', 'model', model);
-    checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'KFAC');
-    if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
     const {
       statsEvery = 1,
       inverseEvery = 20,
-      factorDtype = 'float32',
+      factorDtype,
       piCorrection = false,
-      onNonFinite = 'skip',
+      onNonFinite,
       statistics,
       earlyRefresh,
       convScaling = 'kfc',
       ...rest
-    } = options;
+    } = splitOptions(options, [...OPTIONS, ...CONFIG], 'KFAC');
     super(
       model.parameters(),
       { damping: 0.03, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as KFACOptions,
-      { statsEvery, inverseEvery, statistics, earlyRefresh },
+      { statsEvery, inverseEvery, statistics, earlyRefresh, factorDtype, onNonFinite },
     );
     this.model = model;
-    this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
     this.piCorrection = is.boolean(piCorrection, 'piCorrection');
-    this.onNonFinite = is.oneOf(onNonFinite, 'onNonFinite', ['skip', 'throw'] as const);
     this.convScaling = is.oneOf(convScaling, 'convScaling', ['kfc', 'authors'] as const);
     // The authors' KFAC keeps its convex weight and folds step 0's statistics after a warm start (kfac_update).
     this.authorsRule = { convex: true, skipStepZeroAfterWarmStart: false };
@@ -197,44 +201,77 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
         throw new RangeError(
           `KFAC: layer '${name}' is a grouped convolution (groups=${m.groups}), which KFAC does not support`,
         );
-    const lambda = this.defaults.damping;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the layers' getters read this optimizer's state
+    const opt = this;
     this.layerList = found.map(([name, m]) => {
       const w = m.weight;
       const bias = m.bias ?? null;
       const out = w.shape[0]!;
       const din = w.numel() / out + (bias !== null ? 1 : 0);
-      const fd = { dtype: this.factorDtype, device: w.device };
-      const pd = { dtype: w.dtype, device: w.device };
-      // Before any statistics, (0 + sqrt(lambda) I)^-1.
-      const inv = (d: number): Tensor => keep(tidy(() => eye(d, pd).mul(1 / Math.sqrt(lambda))));
       const layer: Layer = {
         name,
         module: m,
         weight: w,
         bias,
-        A: keep(zeros([din, din], fd)),
-        G: keep(zeros([out, out], fd)),
-        invA: inv(din),
-        invG: inv(out),
+        din,
+        out,
+        get A() {
+          return opt.layerState(layer, 'factorA');
+        },
+        get G() {
+          return opt.layerState(layer, 'factorG');
+        },
+        get invA() {
+          return opt.layerState(layer, 'inverseA');
+        },
+        get invG() {
+          return opt.layerState(layer, 'inverseG');
+        },
       };
       this.byModule.set(m, layer);
+      this.byWeight.set(w, layer);
       return layer;
     });
+    for (const l of this.layerList) this.layerState(l, 'factorA'); // a state dict has every layer's factors
     const watched = new Set<AnyModule>(this.byModule.keys());
     this.capture = captureOutputs(model, { filter: (m) => watched.has(m) });
   }
 
-  protected checkOptions(o: KFACOptions, prefix: string): void {
-    is.nonNegative(o.lr, `${prefix}lr`);
-    is.positive(o.damping, `${prefix}damping`);
-    is.inRange(o.momentum, `${prefix}momentum`, 0, 1, { hiOpen: true });
-    is.nonNegative(o.weightDecay, `${prefix}weightDecay`);
-    is.inRange(o.statDecay, `${prefix}statDecay`, 0, 1, { hiOpen: true });
+  protected get label(): 'KFAC' {
+    return 'KFAC';
   }
 
-  /** Every parameter, over all groups, in order. */
-  get params(): Tensor[] {
-    return this.paramGroups.flatMap((g) => g.params);
+  /**
+   * One of a layer's four state entries; all four are made together on first use: A and G zero, the inverses
+   * (0 + sqrt(lambda) I)^-1 with the constructor's damping.
+   */
+  private layerState(l: Layer, name: LayerEntry): Tensor {
+    const s = this.state.get(l.weight);
+    const t = s?.[name];
+    if (t instanceof Tensor) return t;
+    const w = l.weight;
+    const fd = { dtype: this.factorDtype, device: w.device };
+    const pd = { dtype: w.dtype, device: w.device };
+    const lambda = this.defaults.damping;
+    const inv = (d: number) => (): Tensor => tidy(() => eye(d, pd).mul(1 / Math.sqrt(lambda)));
+    this.stateTensor(w, 'factorA', () => zeros([l.din, l.din], fd));
+    this.stateTensor(w, 'factorG', () => zeros([l.out, l.out], fd));
+    this.stateTensor(w, 'inverseA', inv(l.din));
+    this.stateTensor(w, 'inverseG', inv(l.out));
+    return this.state.get(w)![name] as Tensor;
+  }
+
+  /** A layer weight's state holds factorA and factorG (factor dtype), inverseA and inverseG (the weight's dtype). */
+  protected override stateEntries(p: Tensor): Record<string, StateEntry> {
+    const l = this.byWeight.get(p);
+    if (l === undefined) return {};
+    const [fd, pd] = [this.factorDtype, p.dtype];
+    return {
+      factorA: { shape: [l.din, l.din], dtype: fd },
+      factorG: { shape: [l.out, l.out], dtype: fd },
+      inverseA: { shape: [l.din, l.din], dtype: pd },
+      inverseG: { shape: [l.out, l.out], dtype: pd },
+    };
   }
 
   /** The preconditioned layers, in the model's module order. */
@@ -242,8 +279,8 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
     return this.layerList.map((l) => ({ name: l.name, module: l.module }));
   }
 
-  private groupOf(p: Tensor): ParamGroup<KFACOptions> {
-    const g = this.paramGroups.find((gr) => gr.params.includes(p));
+  private layerGroup(p: Tensor): ParamGroup<KFACOptions> {
+    const g = this.groupOf(p);
     if (!g) throw new RangeError('KFAC: a layer parameter is in no parameter group');
     return g;
   }
@@ -309,7 +346,7 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
       G: l.G._h,
       invA: l.invA._h,
       invG: l.invG._h,
-      damping: this.groupOf(l.weight).damping,
+      damping: this.layerGroup(l.weight).damping,
     }));
     this.lastInverseReport = native.kfacInverses(entries, this.piCorrection);
     return this.lastInverseReport;
@@ -370,50 +407,41 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
     likelihood: SampleableLikelihood,
   ): Promise<number> {
     is.function(forward, 'forward');
-    for (const l of this.layerList) {
-      l.A.zero_();
-      l.G.zero_();
-    }
-    this.warmCount = 0;
     this.capture.enabled = true;
     try {
-      for await (const b of batches as AsyncIterable<[Tensor, ...unknown[]] | Tensor>) {
-        const x = b instanceof Tensor ? b : b[0];
-        tidy(() => this.sampledBackward(forward(x), likelihood, { force: true }));
-      }
-      const n = this.warmCount;
-      if (n === 0) throw new RangeError('warmStart: batches yielded nothing');
-      this.warmStarted = true;
-      this.updateInverses();
-      return n;
+      return await this.warmLoop(
+        batches,
+        () => {
+          for (const l of this.layerList) {
+            l.A.zero_();
+            l.G.zero_();
+          }
+        },
+        (b) => {
+          const x = b instanceof Tensor ? b : b[0];
+          tidy(() => this.sampledBackward(forward(x), likelihood, { force: true }));
+        },
+        'warmStart: batches yielded nothing',
+      );
     } finally {
-      this.warmCount = -1;
       this.capture.clear();
       this.capture.enabled = this.statisticsDue();
     }
+  }
+
+  protected refresh(): void {
+    this.updateInverses();
   }
 
   /** Refreshes the inverses when due, then updates every parameter from its `.grad` (momentum, preconditioning, decay). */
   override step<L = undefined>(closure?: () => L): L | undefined {
     try {
-      const loss = super.step(closure);
-      this.stepCount++;
-      return loss;
+      return super.step(closure);
     } finally {
       // Records not consumed by sampledBackward would keep the graph alive; the next forward records only if due.
       this.capture.clear();
       this.capture.enabled = this.statisticsDue();
     }
-  }
-
-  private momentumOf(p: Tensor): number {
-    const s = this.stateOf(p);
-    let m = s.momentum;
-    if (!(m instanceof Tensor)) {
-      m = keep(zerosLike(p));
-      s.momentum = m;
-    }
-    return m._h;
   }
 
   /** fit()'s hook: the sampled backward pass, when statistics are due. */
@@ -429,21 +457,25 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
     return true;
   }
 
-  /** Every group is updated by one native call, made for group 0. */
-  protected stepGroup(_group: ParamGroup<KFACOptions>, index: number): void {
-    if (index !== 0) return;
+  /** Refreshes the inverses when due; throws a TorchError 'NO_STATISTICS' when statistics were never gathered. */
+  protected beforeUpdate(): boolean {
     this.requireStatistics('KFAC');
     if (!this.inversesRefreshed && this.inversesDue()) this.updateInverses(); // CurvatureSync may have refreshed them
+    return true;
+  }
+
+  /** Every group in one native call: layers along (G + dG I)^-1 M (A + dA I)^-1, other parameters along m. */
+  protected update(): StepReport {
     const inLayer = new Set<Tensor>();
     const layers = this.layerList.map((l) => {
-      const g = this.groupOf(l.weight);
+      const g = this.layerGroup(l.weight);
       inLayer.add(l.weight);
       if (l.bias !== null) inLayer.add(l.bias);
       return {
         weight: l.weight._h,
         bias: l.bias === null ? null : l.bias._h,
-        momentum: this.momentumOf(l.weight),
-        biasMomentum: l.bias === null ? null : this.momentumOf(l.bias),
+        momentum: this.momentumOf(l.weight)._h,
+        biasMomentum: l.bias === null ? null : this.momentumOf(l.bias)._h,
         invA: l.invA._h,
         invG: l.invG._h,
         lr: g.lr,
@@ -454,10 +486,9 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
     const plain = this.paramGroups.flatMap((g) =>
       g.params
         .filter((p) => !inLayer.has(p))
-        .map((p) => ({ param: p._h, momentum: this.momentumOf(p), lr: g.lr, mu: g.momentum, wd: g.weightDecay })),
+        .map((p) => ({ param: p._h, momentum: this.momentumOf(p)._h, lr: g.lr, mu: g.momentum, wd: g.weightDecay })),
     );
-    const r = native.kfacStep(layers, plain);
-    if (r.skippedNonFinite > 0) this.skipStep('KFAC', r.reason);
+    return native.kfacStep(layers, plain);
   }
 
   private layerOf(layer: AnyModule | string, what: string): Layer {
@@ -493,74 +524,10 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
     return { A: l.A, G: l.G, invA: l.invA, invG: l.invG };
   }
 
-  /** Bytes held by the optimizer's state (factors, inverses, momentum). */
-  stateBytes(): number {
-    const size = (t: Tensor): number =>
-      t.numel() *
-      (t.dtype === 'float64' || t.dtype === 'int64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
-    let b = 0;
-    for (const l of this.layerList) for (const t of [l.A, l.G, l.invA, l.invG]) b += size(t);
-    for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) b += size(v);
-    return b;
-  }
-
-  /** Adds each layer's factorA, factorG, inverseA, inverseG to the state of its weight. */
-  override stateDict(): OptimizerStateDict & { kfac: Record<string, number | boolean> } {
-    const sd = super.stateDict();
-    const params = this.params;
-    for (const l of this.layerList) {
-      const s = (sd.state[params.indexOf(l.weight)] ??= {});
-      Object.assign(s, { factorA: l.A, factorG: l.G, inverseA: l.invA, inverseG: l.invG });
-    }
-    return {
-      ...sd,
-      kfac: this.counters(),
-    };
-  }
-
-  override loadStateDict(sd: OptimizerStateDict & { kfac?: Record<string, number | boolean> }): void {
-    if (sd === null || typeof sd !== 'object' || typeof sd.state !== 'object' || sd.state === null)
-      throw typeError('an optimizer state dict ({state, paramGroups, kfac})', 'stateDict', sd);
-    const params = this.params;
-    const names = ['factorA', 'factorG', 'inverseA', 'inverseG'] as const;
-    const base: Record<number, Record<string, Tensor | number>> = {};
-    const loads: [Layer, Record<(typeof names)[number], Tensor>][] = [];
-    for (const [key, s] of Object.entries(sd.state)) {
-      const rest: Record<string, Tensor | number> = {};
-      const curv: Partial<Record<(typeof names)[number], Tensor>> = {};
-      for (const [name, v] of Object.entries(s)) {
-        if (!(names as readonly string[]).includes(name)) rest[name] = v;
-        else if (!(v instanceof Tensor)) throw typeError('a Tensor', `stateDict.state[${key}].${name}`, v);
-        else curv[name as (typeof names)[number]] = v;
-      }
-      base[Number(key)] = rest;
-      if (Object.keys(curv).length === 0) continue;
-      const layer = this.layerList.find((l) => l.weight === params[Number(key)]);
-      if (layer === undefined)
-        throw new RangeError(
-          `loaded state dict: state[${key}] has KFAC factors but parameter ${key} is not a layer weight`,
-        );
-      for (const n of names) {
-        const t = curv[n];
-        const d = (n.endsWith('A') ? layer.A : layer.G).shape[0]!;
-        if (t === undefined) throw new RangeError(`loaded state dict: state[${key}] lacks ${n}`);
-        const ts = t.shape;
-        if (ts.length !== 2 || ts[0] !== d || ts[1] !== d)
-          throw new RangeError(
-            `loaded state dict: state[${key}].${n} has shape [${ts.join(', ')}] but the factor needs [${d}, ${d}]`,
-          );
-      }
-      loads.push([layer, curv as Record<(typeof names)[number], Tensor>]);
-    }
-    const applyCounters = this.checkCounters(sd.kfac, 'stateDict.kfac');
-    super.loadStateDict({ state: base, paramGroups: sd.paramGroups });
-    for (const [l, c] of loads) {
-      l.A.copy_(c.factorA);
-      l.G.copy_(c.factorG);
-      l.invA.copy_(c.inverseA);
-      l.invG.copy_(c.inverseG);
-    }
-    applyCounters();
+  /** The base load (every layer's four entries, or none: then fresh ones), then recording as the step needs. */
+  override loadStateDict(sd: OptimizerStateDict & { kfac?: Record<string, unknown> }): void {
+    super.loadStateDict(sd);
+    for (const l of this.layerList) this.layerState(l, 'factorA');
     this.capture.clear();
     this.capture.enabled = this.statisticsDue();
   }
@@ -568,7 +535,6 @@ export class KFAC extends CurvatureOptimizer<KFACOptions> {
   /** Frees the state (momentum, factors, inverses) and stops recording the model's layers. */
   override dispose(): void {
     super.dispose();
-    for (const l of this.layerList) for (const t of [l.A, l.G, l.invA, l.invG]) t.dispose();
     this.capture.remove();
   }
 }

@@ -11,7 +11,7 @@ import { Tensor } from '../tensor.js';
 import { keep } from '../scope.js';
 import { enableGrad } from '../autograd.js';
 import { is, typeError, FREED } from '../errors.js';
-import { isFloating } from '../dtype.js';
+import { isFloating, type DType } from '../dtype.js';
 import type { SampleableLikelihood } from '../likelihoods.js';
 
 /** Per-parameter optimizer state: tensors owned by the optimizer, and numbers (such as Adam's `step`). */
@@ -74,6 +74,12 @@ export interface StateSchema {
   required?: readonly string[];
 }
 
+/** A state entry not shaped like its parameter (see Optimizer.stateEntries). */
+export interface StateEntry {
+  shape: number[];
+  dtype: DType;
+}
+
 export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
   /** The options given to the constructor, with the optimizer's defaults filled in. */
   readonly defaults: Readonly<O>;
@@ -107,6 +113,24 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
    */
   protected stateSchema(): StateSchema | null {
     return null;
+  }
+
+  /**
+   * Tensor entries of a parameter's state that are not shaped like the parameter (the curvature factors of TNT,
+   * Shampoo and KFAC), as a state dict holds them: name -> shape and dtype. A state dict has all of them or none.
+   */
+  protected stateEntries(_p: Tensor): Record<string, StateEntry> {
+    return {};
+  }
+
+  /** A parameter's state as `stateDict()` gives it (an optimizer that packs its state unpacks it here). */
+  protected exportState(_p: Tensor, s: ParamState): ParamState {
+    return { ...s };
+  }
+
+  /** A parameter's state from its validated copy of a loaded entry (the inverse of exportState; owns `s`). */
+  protected importState(_p: Tensor, s: ParamState): ParamState {
+    return s;
   }
 
   /** Adds a group of parameters; options it leaves out take the defaults (torch's `add_param_group`). */
@@ -204,7 +228,7 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
     const state: Record<number, ParamState> = {};
     for (const [p, s] of this.state) {
       const i = index.get(p);
-      if (i !== undefined) state[i] = { ...s };
+      if (i !== undefined) state[i] = this.exportState(p, s);
     }
     return { state, paramGroups };
   }
@@ -265,7 +289,23 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
           throw new RangeError(
             `loaded state dict: state[${key}] lacks '${name}', which every ${this.constructor.name} state has`,
           );
+      const extra = this.stateEntries(p);
       for (const [name, v] of Object.entries(s)) {
+        const spec = Object.hasOwn(extra, name) ? extra[name] : undefined;
+        if (spec !== undefined) {
+          if (!(v instanceof Tensor)) throw typeError('a Tensor', `stateDict.state[${key}].${name}`, v);
+          if (v.isDisposed) throw new TypeError(`stateDict.state[${key}].${name} was disposed`);
+          const vs = v.shape;
+          if (vs.length !== spec.shape.length || vs.some((d, i) => d !== spec.shape[i]))
+            throw new RangeError(
+              `loaded state dict: state[${key}].${name} has shape ${shapeText(vs)} but ${this.constructor.name} keeps ${shapeText(spec.shape)} there`,
+            );
+          if (!isFloating(v.dtype))
+            throw new TypeError(
+              `loaded state dict: state[${key}].${name} has dtype ${v.dtype}; optimizer state is floating point`,
+            );
+          continue;
+        }
         if (schema === null && typeof v === 'number') {
           if (!Number.isFinite(v))
             throw new RangeError(`loaded state dict: state[${key}].${name} must be finite but is ${v}`);
@@ -299,6 +339,12 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
             );
         }
       }
+      const names = Object.keys(extra);
+      const missing = names.filter((n) => !(n in s));
+      if (missing.length > 0 && missing.length < names.length)
+        throw new RangeError(
+          `loaded state dict: state[${key}] has ${names.filter((n) => n in s).join(', ')} but lacks ${missing.join(', ')} (${this.constructor.name} keeps all of them or none)`,
+        );
       entries.push([p, s]);
     }
     // Validated. Copy first, then free the old state: `sd` may hold this optimizer's own tensors
@@ -306,9 +352,12 @@ export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
     const fresh = new Map<Tensor, ParamState>();
     for (const [p, s] of entries) {
       const copy: ParamState = {};
-      for (const [name, v] of Object.entries(s))
-        copy[name] = v instanceof Tensor ? keep(v.to({ dtype: p.dtype, device: p.device, copy: true })) : v;
-      fresh.set(p, copy);
+      const extra = this.stateEntries(p);
+      for (const [name, v] of Object.entries(s)) {
+        const dtype = Object.hasOwn(extra, name) ? extra[name]!.dtype : p.dtype;
+        copy[name] = v instanceof Tensor ? keep(v.to({ dtype, device: p.device, copy: true })) : v;
+      }
+      fresh.set(p, this.importState(p, copy));
     }
     this.disposeState();
     for (const [p, s] of fresh) this.state.set(p, s);

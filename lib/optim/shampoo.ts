@@ -40,15 +40,16 @@
  *     opt.zeroGrad();
  *   });
  */
-import { native, type ShampooRootReport } from '../native.js';
+import { native, type ShampooRootReport, type StepReport } from '../native.js';
 import { ROOT_METHOD } from '../opcodes.js';
 import { Tensor, wrap } from '../tensor.js';
-import { keep, tidy } from '../scope.js';
+import { tidy } from '../scope.js';
 import { eye, zeros } from '../creation.js';
 import { grad as autogradGrad } from '../autograd.js';
 import { is, typeError } from '../errors.js';
-import { checkKnownOptions, type OptimizerStateDict, type ParamGroup, type Params } from './optimizer.js';
-import { CurvatureOptimizer, type StatisticsRule } from './curvature.js';
+import type { Params, StateEntry } from './optimizer.js';
+import { KroneckerOptimizer, gradientHandles, splitOptions, type StatisticsRule } from './kronecker/optimizer.js';
+import { factorShape } from './kronecker/shapes.js';
 
 export interface ShampooOptions {
   /** Learning rate. */
@@ -102,94 +103,93 @@ const CONFIG = [
   'earlyRefresh',
 ] as const;
 
+/** A parameter's factors H_i and roots R_i: entries `factor<i>` and `root<i>` of its `state`, as in a state dict. */
 interface Curvature {
   shape: number[];
   factors: Tensor[];
   roots: Tensor[];
 }
 
-export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
+export class Shampoo extends KroneckerOptimizer<ShampooOptions, 'shampoo'> {
   readonly rootMethod: 'eigh' | 'newton';
-  readonly factorDtype: 'float32' | 'float64';
   readonly maxFactorDim: number;
-  readonly onNonFinite: 'skip' | 'throw';
   private readonly convFactors: 'merge' | 'full';
-  private readonly curvature = new Map<Tensor, Curvature>();
   /** What the last root refresh did (retries, failures, Newton's error). */
   lastRootReport: ShampooRootReport | null = null;
 
   constructor(params: Params<ShampooOptions>, options: Partial<ShampooOptions> & { lr: number } & ShampooConfig) {
-    checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'Shampoo');
-    if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
     const {
       statsEvery = 1,
       inverseEvery = 20,
       rootMethod = 'eigh',
-      factorDtype = 'float32',
+      factorDtype,
       maxFactorDim = 4096,
       convFactors = 'merge',
-      onNonFinite = 'skip',
+      onNonFinite,
       statistics,
       earlyRefresh,
       ...rest
-    } = options;
+    } = splitOptions(options, [...OPTIONS, ...CONFIG], 'Shampoo');
     super(params, { epsilon: 1e-4, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as ShampooOptions, {
       statsEvery,
       inverseEvery,
       statistics,
       earlyRefresh,
+      factorDtype,
+      onNonFinite,
     });
     this.rootMethod = is.oneOf(rootMethod, 'rootMethod', ['eigh', 'newton'] as const);
-    this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
     this.maxFactorDim = is.positiveInteger(maxFactorDim, 'maxFactorDim');
     this.convFactors = is.oneOf(convFactors, 'convFactors', ['merge', 'full'] as const);
-    this.onNonFinite = is.oneOf(onNonFinite, 'onNonFinite', ['skip', 'throw'] as const);
   }
 
-  protected checkOptions(o: ShampooOptions, prefix: string): void {
-    is.nonNegative(o.lr, `${prefix}lr`);
-    is.positive(o.epsilon, `${prefix}epsilon`);
-    is.inRange(o.momentum, `${prefix}momentum`, 0, 1, { hiOpen: true });
-    is.nonNegative(o.weightDecay, `${prefix}weightDecay`);
-    is.inRange(o.statDecay, `${prefix}statDecay`, 0, 1, { hiOpen: true });
+  protected get label(): 'Shampoo' {
+    return 'Shampoo';
   }
 
-  /** Every parameter, over all groups, in order. */
-  get params(): Tensor[] {
-    return this.paramGroups.flatMap((g) => g.params);
+  protected override get dampingOption(): string {
+    return 'epsilon';
   }
 
-  private shapeOf(p: Tensor): number[] {
-    const s = p.shape;
-    if (s.reduce((a, b) => a * b, 1) <= 1) return [];
-    if (s.length === 4 && this.convFactors === 'merge') return [s[0]!, s[1]!, s[2]! * s[3]!];
-    return s;
+  protected override factorShapeOf(p: Tensor): number[] {
+    return factorShape(p, this.convFactors);
   }
 
-  /** The curvature state of a parameter, created on first use: zero factors, roots epsilon^(-1/(2k)) I. */
+  /** The curvature state of a parameter, made on first use: zero factors, roots epsilon^(-1/(2k)) I. */
   private curvatureOf(p: Tensor, epsilon: number): Curvature {
-    let c = this.curvature.get(p);
-    if (c !== undefined) return c;
     const shape = this.shapeOf(p);
-    const dtype = this.factorDtype;
     const scale = epsilon ** (-1 / (2 * shape.length));
-    const factors = shape.map((d) =>
-      keep(
-        d > this.maxFactorDim ? zeros([d], { dtype, device: p.device }) : zeros([d, d], { dtype, device: p.device }),
-      ),
+    const fo = { dtype: this.factorDtype, device: p.device };
+    const ro = { dtype: p.dtype, device: p.device };
+    const diag = (d: number): boolean => d > this.maxFactorDim;
+    this.stateOf(p); // a parameter without factors has (empty) state too: curvatureState() reports its shape []
+    const factors = shape.map((d, i) => this.stateTensor(p, `factor${i}`, () => zeros(diag(d) ? [d] : [d, d], fo)));
+    const roots = shape.map((d, i) =>
+      this.stateTensor(p, `root${i}`, () => tidy(() => (diag(d) ? zeros([d], ro).add(scale) : eye(d, ro).mul(scale)))),
     );
-    const roots = shape.map((d) =>
-      keep(
-        tidy(() =>
-          d > this.maxFactorDim
-            ? zeros([d], { dtype: p.dtype, device: p.device }).add(scale)
-            : eye(d, { dtype: p.dtype, device: p.device }).mul(scale),
-        ),
-      ),
-    );
-    c = { shape, factors, roots };
-    this.curvature.set(p, c);
-    return c;
+    return { shape, factors, roots };
+  }
+
+  private curvatureIfAny(p: Tensor): Curvature | undefined {
+    const s = this.state.get(p);
+    if (s === undefined) return undefined;
+    const shape = this.shapeOf(p);
+    if (shape.some((_, i) => !(s[`factor${i}`] instanceof Tensor))) return undefined;
+    return {
+      shape,
+      factors: shape.map((_, i) => s[`factor${i}`] as Tensor),
+      roots: shape.map((_, i) => s[`root${i}`] as Tensor),
+    };
+  }
+
+  /** A parameter's factor<i> (factor dtype) and root<i> (the parameter's dtype), d x d or diagonal d. */
+  protected override stateEntries(p: Tensor): Record<string, StateEntry> {
+    const out: Record<string, StateEntry> = {};
+    const dims = (d: number): number[] => (d > this.maxFactorDim ? [d] : [d, d]);
+    const shape = this.shapeOf(p);
+    shape.forEach((d, i) => (out[`factor${i}`] = { shape: dims(d), dtype: this.factorDtype }));
+    shape.forEach((d, i) => (out[`root${i}`] = { shape: dims(d), dtype: p.dtype }));
+    return out;
   }
 
   private curvatureList(): { params: Tensor[]; shapes: number[][]; factors: number[][] } {
@@ -210,21 +210,7 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
    */
   updateStatistics(grads: (Tensor | null)[]): boolean {
     const { params, shapes, factors } = this.curvatureList();
-    if (!Array.isArray(grads) || grads.length !== params.length)
-      throw new RangeError(
-        `updateStatistics: expected ${params.length} gradients (one per parameter) but received ${Array.isArray(grads) ? grads.length : typeof grads}`,
-      );
-    const hs = grads.map((g, i) => {
-      if (g === null || g === undefined) return -1;
-      if (!(g instanceof Tensor)) throw typeError('a Tensor or null', `grads[${i}]`, g);
-      const ps = params[i]!.shape,
-        gs = g.shape;
-      if (ps.length !== gs.length || ps.some((d, k) => d !== gs[k]))
-        throw new RangeError(
-          `updateStatistics: grads[${i}] has shape [${gs.join(', ')}] but parameter ${i} has shape [${ps.join(', ')}]`,
-        );
-      return g._h;
-    });
+    const hs = gradientHandles(grads, params, 'grads');
     const { keep, weight } = this.statisticsCoefficients();
     const r = native.shampooStatistics(hs, shapes, factors, weight, keep);
     if (r.skippedNonFinite > 0) return false;
@@ -264,6 +250,10 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
     return total;
   }
 
+  protected refresh(): void {
+    this.updateRoots();
+  }
+
   /**
    * Warm start: one pass over `batches` ([inputs, targets, ...]) at the current weights, no updates; the statistics
    * become the plain running mean of the true-label gradients' statistics over those minibatches (`.grad` untouched).
@@ -284,41 +274,35 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
     if (loss === null)
       throw typeError('a loss function (output, target) => Tensor or an object with loss()', 'lossFn', lossFn);
     const params = this.params;
-    for (const c of this.curvature.values()) for (const f of c.factors) f.zero_();
-    this.warmCount = 0;
-    try {
-      for await (const b of batches as AsyncIterable<[Tensor, Tensor, ...unknown[]]>) {
+    return this.warmLoop(
+      batches,
+      () => {
+        for (const p of params) for (const f of this.curvatureIfAny(p)?.factors ?? []) f.zero_();
+      },
+      (b) => {
         if (!Array.isArray(b) || !(b[0] instanceof Tensor) || !(b[1] instanceof Tensor))
           throw typeError('[inputs, targets] batches', 'batches', b);
         tidy(() => {
           const l = loss(forward(b[0]), b[1]);
           if (!this.updateStatistics(autogradGrad(l, params, { allowUnused: true }))) this.skippedStatistics++;
         });
-      }
-      const n = this.warmCount;
-      if (n === 0) throw new RangeError('warmStart: batches yielded no usable batch');
-      this.warmStarted = true;
-      this.updateRoots();
-      return n;
-    } finally {
-      this.warmCount = -1;
-    }
+      },
+      'warmStart: batches yielded no usable batch',
+    );
   }
 
-  /** Gathers statistics from `.grad` and refreshes the roots when due, then updates every parameter. */
-  override step<L = undefined>(closure?: () => L): L | undefined {
-    const loss = super.step(closure);
-    this.stepCount++;
-    return loss;
-  }
-
-  /** Every group is updated by one native call, made for group 0, so a skipped step leaves every group as it was. */
-  protected stepGroup(_group: ParamGroup<ShampooOptions>, index: number): void {
-    if (index !== 0) return;
-    if (this.statisticsDue()) {
-      if (!this.updateStatistics(this.params.map((p) => p.grad))) return this.skipStep('Shampoo', 1);
+  /** Gathers statistics from `.grad` and refreshes the roots when due (a non-finite gradient skips the step). */
+  protected beforeUpdate(): boolean {
+    if (this.statisticsDue() && !this.updateStatistics(this.params.map((p) => p.grad))) {
+      this.skipStep('Shampoo', 1);
+      return false;
     }
     if (this.inversesDue() && (this.statsUpdates > 0 || this.warmStarted)) this.updateRoots();
+    return true;
+  }
+
+  /** The family's step: m <- mu m + g, p <- p (1 - lr wd) - lr (m x_1 R_1 ... x_k R_k); all or nothing. */
+  protected update(): StepReport {
     const shapes: number[][] = [],
       roots: number[][] = [];
     const a = this.stepArguments((p, g) => {
@@ -326,14 +310,12 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
       shapes.push(c.shape);
       roots.push(c.roots.map((f) => f._h));
     });
-    // TNT's step: m <- mu m + g, p <- p (1 - lr wd) - lr (m x_1 R_1 ... x_k R_k); all or nothing.
-    const r = native.kroneckerStep(a.params, a.momenta, shapes, roots, a.lr, a.mu, a.wd);
-    if (r.skippedNonFinite > 0) this.skipStep('Shampoo', r.reason);
+    return native.kroneckerStep(a.params, a.momenta, shapes, roots, a.lr, a.mu, a.wd);
   }
 
   /** The preconditioned direction m x_1 R_1 ... x_k R_k of a tensor shaped like `param`, with the current roots. */
   precondition(param: Tensor, m: Tensor): Tensor {
-    const g = this.paramGroups.find((gr) => gr.params.includes(param));
+    const g = this.groupOf(param);
     if (!g) throw new RangeError('precondition: the tensor is not a parameter of this optimizer');
     const c = this.curvatureOf(param, g.epsilon);
     return wrap(
@@ -347,103 +329,7 @@ export class Shampoo extends CurvatureOptimizer<ShampooOptions> {
 
   /** Factors and roots of a parameter (the optimizer's own tensors: read, do not dispose). */
   curvatureState(param: Tensor): { shape: number[]; factors: Tensor[]; roots: Tensor[] } | undefined {
-    const c = this.curvature.get(param);
+    const c = this.curvatureIfAny(param);
     return c && { shape: [...c.shape], factors: [...c.factors], roots: [...c.roots] };
-  }
-
-  /** Bytes held by the optimizer's state (factors, roots, momentum). */
-  stateBytes(): number {
-    const size = (t: Tensor): number =>
-      t.numel() *
-      (t.dtype === 'float64' || t.dtype === 'int64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
-    let b = 0;
-    for (const c of this.curvature.values()) for (const t of [...c.factors, ...c.roots]) b += size(t);
-    for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) b += size(v);
-    return b;
-  }
-
-  override stateDict(): OptimizerStateDict & { shampoo: Record<string, number | boolean> } {
-    const sd = super.stateDict();
-    this.params.forEach((p, i) => {
-      const c = this.curvature.get(p);
-      if (!c) return;
-      const s = (sd.state[i] ??= {});
-      c.factors.forEach((f, k) => (s[`factor${k}`] = f));
-      c.roots.forEach((f, k) => (s[`root${k}`] = f));
-    });
-    return {
-      ...sd,
-      shampoo: this.counters(),
-    };
-  }
-
-  override loadStateDict(sd: OptimizerStateDict & { shampoo?: Record<string, number | boolean> }): void {
-    if (sd === null || typeof sd !== 'object' || typeof sd.state !== 'object' || sd.state === null)
-      throw typeError('an optimizer state dict ({state, paramGroups, shampoo})', 'stateDict', sd);
-    const params = this.params;
-    const curv: [Tensor, Tensor[], Tensor[]][] = [];
-    const base: Record<number, Record<string, Tensor | number>> = {};
-    for (const [key, s] of Object.entries(sd.state)) {
-      const rest: Record<string, Tensor | number> = {};
-      const fs: Tensor[] = [],
-        rs: Tensor[] = [];
-      for (const [name, v] of Object.entries(s)) {
-        const m = /^(factor|root)(\d+)$/.exec(name);
-        if (!m) rest[name] = v;
-        else if (!(v instanceof Tensor)) throw typeError('a Tensor', `stateDict.state[${key}].${name}`, v);
-        else (m[1] === 'factor' ? fs : rs)[Number(m[2])] = v;
-      }
-      base[Number(key)] = rest;
-      if (fs.length || rs.length) {
-        const p = params[Number(key)];
-        if (!p)
-          throw new RangeError(`loaded state dict has state for parameter ${key}, which no parameter group lists`);
-        const shape = this.shapeOf(p);
-        if (fs.length !== shape.length || rs.length !== shape.length)
-          throw new RangeError(
-            `loaded state dict: parameter ${key} has ${fs.length} factors and ${rs.length} roots but its factor shape [${shape.join(', ')}] needs ${shape.length}`,
-          );
-        shape.forEach((d, k) => {
-          for (const [what, t] of [
-            ['factor', fs[k]],
-            ['root', rs[k]],
-          ] as const) {
-            const ts = t!.shape;
-            const ok =
-              (ts.length === 2 && ts[0] === d && ts[1] === d) ||
-              (ts.length === 1 && ts[0] === d && d > this.maxFactorDim);
-            if (!ok)
-              throw new RangeError(
-                `loaded state dict: state[${key}].${what}${k} has shape [${ts.join(', ')}] but the factor needs [${d}, ${d}]`,
-              );
-          }
-        });
-        curv.push([p, fs, rs]);
-      }
-    }
-    const applyCounters = this.checkCounters(sd.shampoo, 'stateDict.shampoo');
-    super.loadStateDict({ state: base, paramGroups: sd.paramGroups });
-    // Copy before freeing: `sd` may hold this optimizer's own factors (opt.loadStateDict(opt.stateDict())).
-    const fresh = curv.map(
-      ([p, fs, rs]) =>
-        [
-          p,
-          {
-            shape: this.shapeOf(p),
-            factors: fs.map((f) => keep(f.to({ dtype: this.factorDtype, device: p.device, copy: true }))),
-            roots: rs.map((f) => keep(f.to({ dtype: p.dtype, device: p.device, copy: true }))),
-          },
-        ] as const,
-    );
-    for (const c of this.curvature.values()) for (const t of [...c.factors, ...c.roots]) t.dispose();
-    this.curvature.clear();
-    for (const [p, c] of fresh) this.curvature.set(p, c);
-    applyCounters();
-  }
-
-  override dispose(): void {
-    super.dispose();
-    for (const c of this.curvature.values()) for (const t of [...c.factors, ...c.roots]) t.dispose();
-    this.curvature.clear();
   }
 }

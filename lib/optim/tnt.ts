@@ -48,15 +48,16 @@
  *     opt.zeroGrad();
  *   });
  */
-import { native, type InverseReport } from '../native.js';
+import { native, type InverseReport, type StepReport } from '../native.js';
 import { INVERSE_METHOD } from '../opcodes.js';
 import { Tensor, wrap } from '../tensor.js';
 import { keep, tidy } from '../scope.js';
 import { eye, zeros } from '../creation.js';
 import { grad as autogradGrad } from '../autograd.js';
 import { is, typeError } from '../errors.js';
-import { checkKnownOptions, type OptimizerStateDict, type ParamGroup, type Params } from './optimizer.js';
-import { CurvatureOptimizer, type StatisticsRule } from './curvature.js';
+import type { ParamState, Params, StateEntry } from './optimizer.js';
+import { KroneckerOptimizer, gradientHandles, splitOptions, type StatisticsRule } from './kronecker/optimizer.js';
+import { factorShape } from './kronecker/shapes.js';
 
 import { isSampleableLikelihood, type SampleableLikelihood } from '../likelihoods.js';
 /** What TNT needs of a likelihood (lib/likelihoods.ts): its loss and samples from its predictive distribution. */
@@ -115,91 +116,65 @@ const CONFIG = [
   'earlyRefresh',
 ] as const;
 
-/** A parameter's packed curvature state (see the file comment and native/optim/tnt.cc). */
+/**
+ * A parameter's packed curvature state, entries of its `state` (see the file comment and native/optim/tnt.cc):
+ * `main<i>`: full factor: P (d x d), A_i in the upper triangle and H_i's strict lower triangle; diagonal: diag(H_i).
+ * `aux<i>`: full factor: diag(H_i); diagonal factor: diag(A_i).
+ * A state dict holds them unpacked, as `factor<i>` (H_i) and `inverse<i>` (A_i).
+ */
 interface Curvature {
   shape: number[];
-  /** Full factor: P (d x d), A_i in the upper triangle and H_i's strict lower triangle; diagonal factor: diag(H_i). */
   mains: Tensor[];
-  /** Full factor: diag(H_i); diagonal factor: diag(A_i). */
   auxes: Tensor[];
 }
 
-export class TNT extends CurvatureOptimizer<TNTOptions> {
-  readonly factorDtype: 'float32' | 'float64';
+export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
   readonly inverseMethod: 'cholesky' | 'lu';
   readonly maxFactorDim: number;
-  readonly onNonFinite: 'skip' | 'throw';
   /** Whether the packed kernels call the BLAS directly (the option, and the BLAS exports them). */
   readonly blasKernels: boolean;
   private readonly convFactors: 'merge' | 'full';
   private readonly factorShapeFn?: (param: Tensor) => number[];
-  private readonly curvature = new Map<Tensor, Curvature>();
   /** What the last inverse refresh did (retries, failures). */
   lastInverseReport: InverseReport | null = null;
 
   constructor(params: Params<TNTOptions>, options: Partial<TNTOptions> & { lr: number } & TNTConfig) {
-    checkKnownOptions(options, [...OPTIONS, ...CONFIG], 'TNT');
-    if (options === undefined || options === null) throw typeError('an options object with lr', 'options', options);
     const {
       statsEvery = 1,
       inverseEvery = 20,
-      factorDtype = 'float32',
+      factorDtype,
       inverseMethod = 'cholesky',
       maxFactorDim = 4096,
       convFactors = 'merge',
       factorShape,
-      onNonFinite = 'skip',
+      onNonFinite,
       blasKernels = true,
       statistics,
       earlyRefresh,
       ...rest
-    } = options;
+    } = splitOptions(options, [...OPTIONS, ...CONFIG], 'TNT');
     super(params, { damping: 0.1, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as TNTOptions, {
       statsEvery,
       inverseEvery,
       statistics,
       earlyRefresh,
+      factorDtype,
+      onNonFinite,
     });
-    this.factorDtype = is.oneOf(factorDtype, 'factorDtype', ['float32', 'float64'] as const);
     this.inverseMethod = is.oneOf(inverseMethod, 'inverseMethod', ['cholesky', 'lu'] as const);
     this.maxFactorDim = is.positiveInteger(maxFactorDim, 'maxFactorDim');
     this.convFactors = is.oneOf(convFactors, 'convFactors', ['merge', 'full'] as const);
     if (factorShape !== undefined)
       this.factorShapeFn = is.function(factorShape, 'factorShape') as (p: Tensor) => number[];
-    this.onNonFinite = is.oneOf(onNonFinite, 'onNonFinite', ['skip', 'throw'] as const);
     this.blasKernels = is.boolean(blasKernels, 'blasKernels') && native.tntBlasAvailable();
   }
 
-  protected checkOptions(o: TNTOptions, prefix: string): void {
-    is.nonNegative(o.lr, `${prefix}lr`);
-    is.positive(o.damping, `${prefix}damping`);
-    is.inRange(o.momentum, `${prefix}momentum`, 0, 1, { hiOpen: true });
-    is.nonNegative(o.weightDecay, `${prefix}weightDecay`);
-    is.inRange(o.statDecay, `${prefix}statDecay`, 0, 1, { hiOpen: true });
+  protected get label(): 'TNT' {
+    return 'TNT';
   }
 
-  /** Every parameter, over all groups, in order. */
-  get params(): Tensor[] {
-    return this.paramGroups.flatMap((g) => g.params);
-  }
-
-  private shapeOf(p: Tensor): number[] {
-    const s = p.shape;
-    const n = s.reduce((a, b) => a * b, 1);
-    let f: number[];
-    if (this.factorShapeFn) {
-      f = this.factorShapeFn(p);
-      if (!Array.isArray(f) || f.some((d) => !Number.isInteger(d) || d < 1))
-        throw typeError('an array of positive integers', 'factorShape(param)', f);
-      if (f.length > 0 && f.reduce((a, b) => a * b, 1) !== n)
-        throw new RangeError(
-          `factorShape(param) returned [${f.join(', ')}], which does not hold the ${n} elements of a parameter of shape [${s.join(', ')}]`,
-        );
-      return f;
-    }
-    if (n <= 1) return [];
-    if (s.length === 4 && this.convFactors === 'merge') return [s[0]!, s[1]!, s[2]! * s[3]!];
-    return s;
+  protected override factorShapeOf(p: Tensor): number[] {
+    return factorShape(p, this.convFactors, this.factorShapeFn);
   }
 
   /** The dtype of a parameter's packed state: the factor dtype, or float64 for a float64 parameter. */
@@ -207,22 +182,35 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
     return p.dtype === 'float64' ? 'float64' : this.factorDtype;
   }
 
-  /** The curvature state of a parameter, created on first use: zero statistics, inverses (0 + damping I)^-1. */
+  /** The curvature state of a parameter, made on first use: zero statistics, inverses (0 + damping I)^-1. */
   private curvatureOf(p: Tensor, damping: number): Curvature {
-    let c = this.curvature.get(p);
-    if (c !== undefined) return c;
     const shape = this.shapeOf(p);
     const o = { dtype: this.stateDtype(p), device: p.device };
     const full = (d: number): boolean => d <= this.maxFactorDim;
-    const mains = shape.map((d) => keep(full(d) ? tidy(() => eye(d, o).mul(1 / damping)) : zeros([d], o)));
-    const auxes = shape.map((d) => keep(full(d) ? zeros([d], o) : tidy(() => zeros([d], o).add(1 / damping))));
-    c = { shape, mains, auxes };
-    this.curvature.set(p, c);
-    return c;
+    this.stateOf(p); // a parameter without factors has (empty) state too: curvatureState() reports its shape []
+    const mains = shape.map((d, i) =>
+      this.stateTensor(p, `main${i}`, () => (full(d) ? tidy(() => eye(d, o).mul(1 / damping)) : zeros([d], o))),
+    );
+    const auxes = shape.map((d, i) =>
+      this.stateTensor(p, `aux${i}`, () => (full(d) ? zeros([d], o) : tidy(() => zeros([d], o).add(1 / damping)))),
+    );
+    return { shape, mains, auxes };
+  }
+
+  /** The curvature state of a parameter when it has been made, else undefined. */
+  private curvatureIfAny(p: Tensor): Curvature | undefined {
+    const s = this.state.get(p);
+    if (s === undefined) return undefined;
+    const shape = this.shapeOf(p);
+    if (shape.some((_, i) => !(s[`main${i}`] instanceof Tensor))) return undefined;
+    return {
+      shape,
+      mains: shape.map((_, i) => s[`main${i}`] as Tensor),
+      auxes: shape.map((_, i) => s[`aux${i}`] as Tensor),
+    };
   }
 
   private curvatureList(): { params: Tensor[]; shapes: number[][]; mains: number[][]; auxes: number[][] } {
-    const params = this.params;
     const shapes: number[][] = [];
     const mains: number[][] = [];
     const auxes: number[][] = [];
@@ -233,7 +221,48 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
         mains.push(c.mains.map((f) => f._h));
         auxes.push(c.auxes.map((f) => f._h));
       }
-    return { params, shapes, mains, auxes };
+    return { params: this.params, shapes, mains, auxes };
+  }
+
+  /** A state dict holds a parameter's factors unpacked: factor<i> (H_i) and inverse<i> (A_i), d x d or diagonal d. */
+  protected override stateEntries(p: Tensor): Record<string, StateEntry> {
+    const out: Record<string, StateEntry> = {};
+    const dtype = this.stateDtype(p);
+    const shape = this.shapeOf(p);
+    const dims = (d: number): number[] => (d <= this.maxFactorDim ? [d, d] : [d]);
+    shape.forEach((d, i) => (out[`factor${i}`] = { shape: dims(d), dtype }));
+    shape.forEach((d, i) => (out[`inverse${i}`] = { shape: dims(d), dtype }));
+    return out;
+  }
+
+  /** Unpacked (new tensors: checkpoint.save frees them; call stateDict() inside tidy() otherwise). */
+  protected override exportState(p: Tensor, s: ParamState): ParamState {
+    const out: ParamState = {};
+    for (const [k, v] of Object.entries(s)) if (!/^(main|aux)\d+$/.test(k)) out[k] = v;
+    const u = this.curvatureState(p);
+    if (u === undefined || u.shape.length === 0) return out;
+    u.factors.forEach((f, k) => (out[`factor${k}`] = f));
+    u.inverses.forEach((f, k) => (out[`inverse${k}`] = f));
+    return out;
+  }
+
+  /** Packs a loaded parameter's factor<i> and inverse<i> (validated copies, freed here) into main<i> and aux<i>. */
+  protected override importState(p: Tensor, s: ParamState): ParamState {
+    const shape = this.shapeOf(p);
+    if (shape.length === 0 || !(s.factor0 instanceof Tensor)) return s;
+    const out: ParamState = {};
+    for (const [k, v] of Object.entries(s)) if (!/^(factor|inverse)\d+$/.test(k)) out[k] = v;
+    const o = { dtype: this.stateDtype(p), device: p.device };
+    shape.forEach((d, i) => {
+      const H = s[`factor${i}`] as Tensor,
+        A = s[`inverse${i}`] as Tensor;
+      const main = (out[`main${i}`] = keep(zeros(d <= this.maxFactorDim ? [d, d] : [d], o)));
+      const aux = (out[`aux${i}`] = keep(zeros([d], o)));
+      native.tntPack(H._h, A._h, main._h, aux._h);
+      H.dispose();
+      A.dispose();
+    });
+    return out;
   }
 
   /**
@@ -242,21 +271,7 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
    */
   updateStatistics(sampledGrads: (Tensor | null)[]): void {
     const { params, shapes, mains, auxes } = this.curvatureList();
-    if (!Array.isArray(sampledGrads) || sampledGrads.length !== params.length)
-      throw new RangeError(
-        `updateStatistics: expected ${params.length} gradients (one per parameter) but received ${Array.isArray(sampledGrads) ? sampledGrads.length : typeof sampledGrads}`,
-      );
-    const hs = sampledGrads.map((g, i) => {
-      if (g === null || g === undefined) return -1;
-      if (!(g instanceof Tensor)) throw typeError('a Tensor or null', `sampledGrads[${i}]`, g);
-      const ps = params[i]!.shape,
-        gs = g.shape;
-      if (ps.length !== gs.length || ps.some((d, k) => d !== gs[k]))
-        throw new RangeError(
-          `updateStatistics: sampledGrads[${i}] has shape [${gs.join(', ')}] but parameter ${i} has shape [${ps.join(', ')}]`,
-        );
-      return g._h;
-    });
+    const hs = gradientHandles(sampledGrads, params, 'sampledGrads');
     const { keep, weight } = this.statisticsCoefficients();
     const r = native.tntStatistics(hs, shapes, mains, auxes, weight, this.blasKernels, keep);
     this.skippedStatistics += r.skippedNonFinite;
@@ -280,6 +295,10 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
     }
     this.lastInverseReport = total;
     return total;
+  }
+
+  protected refresh(): void {
+    this.updateInverses();
   }
 
   /**
@@ -320,26 +339,25 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
   ): Promise<number> {
     is.function(forward, 'forward');
     // Statistics to zero, inverses kept: the strict lower triangle of each full buffer and every diag(H).
-    for (const c of this.curvature.values())
-      c.mains.forEach((m, i) => {
-        if (m.ndim === 1) m.zero_();
-        else tidy(() => m.copy_(m.triu()));
-        if (m.ndim === 2) c.auxes[i]!.zero_();
-      });
-    this.warmCount = 0;
-    try {
-      for await (const b of batches as AsyncIterable<[Tensor, ...unknown[]] | Tensor>) {
+    const reset = (): void => {
+      for (const p of this.params) {
+        const c = this.curvatureIfAny(p);
+        c?.mains.forEach((m, i) => {
+          if (m.ndim === 1) m.zero_();
+          else tidy(() => m.copy_(m.triu()));
+          if (m.ndim === 2) c.auxes[i]!.zero_();
+        });
+      }
+    };
+    return this.warmLoop(
+      batches,
+      reset,
+      (b) => {
         const x = b instanceof Tensor ? b : b[0];
         tidy(() => this.sampledBackward(forward(x), likelihood, { force: true }));
-      }
-      const n = this.warmCount;
-      if (n === 0) throw new RangeError('warmStart: batches yielded nothing');
-      this.warmStarted = true;
-      this.updateInverses();
-      return n;
-    } finally {
-      this.warmCount = -1;
-    }
+      },
+      'warmStart: batches yielded nothing',
+    );
   }
 
   /** fit()'s hook: the sampled backward pass, when statistics are due. */
@@ -355,21 +373,15 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
     return true;
   }
 
-  /**
-   * Refreshes the inverses when due, then updates every parameter from its `.grad` (momentum, preconditioning, decay),
-   * every group in one native call. Throws a TorchError 'NO_STATISTICS' when statistics were never gathered.
-   */
-  override step<L = undefined>(closure?: () => L): L | undefined {
-    const loss = super.step(closure);
-    this.stepCount++;
-    return loss;
-  }
-
-  /** Every group is updated by one native call, made for group 0, so a skipped step leaves every group as it was. */
-  protected stepGroup(_group: ParamGroup<TNTOptions>, index: number): void {
-    if (index !== 0) return;
+  /** Refreshes the inverses when due; throws a TorchError 'NO_STATISTICS' when statistics were never gathered. */
+  protected beforeUpdate(): boolean {
     this.requireStatistics('TNT');
     if (!this.inversesRefreshed && this.inversesDue()) this.updateInverses(); // CurvatureSync may have refreshed them
+    return true;
+  }
+
+  /** Every parameter from its `.grad` (momentum, preconditioning, decay), every group in one native call. */
+  protected update(): StepReport {
     const shapes: number[][] = [],
       mains: number[][] = [],
       auxes: number[][] = [];
@@ -379,13 +391,12 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
       mains.push(c.mains.map((f) => f._h));
       auxes.push(c.auxes.map((f) => f._h));
     });
-    const r = native.tntPackedStep(a.params, a.momenta, shapes, mains, auxes, a.lr, a.mu, a.wd, this.blasKernels);
-    if (r.skippedNonFinite > 0) this.skipStep('TNT', r.reason);
+    return native.tntPackedStep(a.params, a.momenta, shapes, mains, auxes, a.lr, a.mu, a.wd, this.blasKernels);
   }
 
   /** The preconditioned direction m x_1 A_1 ... x_k A_k of a tensor shaped like `param`, with the current inverses. */
   precondition(param: Tensor, m: Tensor): Tensor {
-    const g = this.paramGroups.find((gr) => gr.params.includes(param));
+    const g = this.groupOf(param);
     if (!g) throw new RangeError('precondition: the tensor is not a parameter of this optimizer');
     const c = this.curvatureOf(param, g.damping);
     return wrap(
@@ -401,7 +412,7 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
 
   /** The normalised factors U_i of a parameter (eq. 5), as new tensors. */
   normalizedFactors(param: Tensor): Tensor[] {
-    const g = this.paramGroups.find((gr) => gr.params.includes(param));
+    const g = this.groupOf(param);
     if (!g) throw new RangeError('normalizedFactors: the tensor is not a parameter of this optimizer');
     const c = this.curvatureOf(param, g.damping);
     return native.tntNormalizedFactors([c.shape], [c.mains.map((f) => f._h)], [c.auxes.map((f) => f._h)])[0]!.map(wrap);
@@ -412,108 +423,9 @@ export class TNT extends CurvatureOptimizer<TNTOptions> {
    * factor) that the caller owns: dispose them, or call this inside tidy().
    */
   curvatureState(param: Tensor): { shape: number[]; factors: Tensor[]; inverses: Tensor[] } | undefined {
-    const c = this.curvature.get(param);
+    const c = this.curvatureIfAny(param);
     if (!c) return undefined;
     const pairs = c.mains.map((m, i) => native.tntUnpack(m._h, c.auxes[i]!._h).map(wrap));
     return { shape: [...c.shape], factors: pairs.map((p) => p[0]!), inverses: pairs.map((p) => p[1]!) };
-  }
-
-  /** Bytes held by the optimizer's state (packed factors and inverses, momentum). */
-  stateBytes(): number {
-    const size = (t: Tensor): number =>
-      t.numel() *
-      (t.dtype === 'float64' || t.dtype === 'int64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4);
-    let b = 0;
-    for (const c of this.curvature.values()) for (const t of [...c.mains, ...c.auxes]) b += size(t);
-    for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) b += size(v);
-    return b;
-  }
-
-  override stateDict(): OptimizerStateDict & { tnt: Record<string, number | boolean> } {
-    const sd = super.stateDict();
-    this.params.forEach((p, i) => {
-      const c = this.curvature.get(p);
-      if (!c) return;
-      const s = (sd.state[i] ??= {});
-      // unpacked: new tensors (checkpoint.save frees them; call stateDict() inside tidy() otherwise)
-      const u = this.curvatureState(p)!;
-      u.factors.forEach((f, k) => (s[`factor${k}`] = f));
-      u.inverses.forEach((f, k) => (s[`inverse${k}`] = f));
-    });
-    return {
-      ...sd,
-      tnt: this.counters(),
-    };
-  }
-
-  override loadStateDict(sd: OptimizerStateDict & { tnt?: Record<string, number | boolean> }): void {
-    if (sd === null || typeof sd !== 'object' || typeof sd.state !== 'object' || sd.state === null)
-      throw typeError('an optimizer state dict ({state, paramGroups, tnt})', 'stateDict', sd);
-    const params = this.params;
-    const curv: [Tensor, Tensor[], Tensor[]][] = [];
-    const base: Record<number, Record<string, Tensor | number>> = {};
-    for (const [key, s] of Object.entries(sd.state)) {
-      const rest: Record<string, Tensor | number> = {};
-      const fs: Tensor[] = [],
-        is_: Tensor[] = [];
-      for (const [name, v] of Object.entries(s)) {
-        const m = /^(factor|inverse)(\d+)$/.exec(name);
-        if (!m) rest[name] = v;
-        else if (!(v instanceof Tensor)) throw typeError('a Tensor', `stateDict.state[${key}].${name}`, v);
-        else (m[1] === 'factor' ? fs : is_)[Number(m[2])] = v;
-      }
-      base[Number(key)] = rest;
-      if (fs.length || is_.length) {
-        const p = params[Number(key)];
-        if (!p)
-          throw new RangeError(`loaded state dict has state for parameter ${key}, which no parameter group lists`);
-        const shape = this.shapeOf(p);
-        if (fs.length !== shape.length || is_.length !== shape.length)
-          throw new RangeError(
-            `loaded state dict: parameter ${key} has ${fs.length} factors and ${is_.length} inverses but its factor shape [${shape.join(', ')}] needs ${shape.length}`,
-          );
-        shape.forEach((d, k) => {
-          for (const [what, t] of [
-            ['factor', fs[k]],
-            ['inverse', is_[k]],
-          ] as const) {
-            const ts = t!.shape;
-            const ok =
-              (ts.length === 2 && ts[0] === d && ts[1] === d) ||
-              (ts.length === 1 && ts[0] === d && d > this.maxFactorDim);
-            if (!ok)
-              throw new RangeError(
-                `loaded state dict: state[${key}].${what}${k} has shape [${ts.join(', ')}] but the factor needs [${d}, ${d}]`,
-              );
-          }
-        });
-        curv.push([p, fs, is_]);
-      }
-    }
-    const applyCounters = this.checkCounters(sd.tnt, 'stateDict.tnt');
-    super.loadStateDict({ state: base, paramGroups: sd.paramGroups });
-    for (const c of this.curvature.values()) for (const t of [...c.mains, ...c.auxes]) t.dispose();
-    this.curvature.clear();
-    for (const [p, fs, is_] of curv) {
-      const g = this.paramGroups.find((gr) => gr.params.includes(p))!;
-      const c = this.curvatureOf(p, g.damping);
-      fs.forEach((f, k) =>
-        tidy(() =>
-          native.tntPack(
-            f.to({ device: p.device })._h,
-            is_[k]!.to({ device: p.device })._h,
-            c.mains[k]!._h,
-            c.auxes[k]!._h,
-          ),
-        ),
-      );
-    }
-    applyCounters();
-  }
-
-  override dispose(): void {
-    super.dispose();
-    for (const c of this.curvature.values()) for (const t of [...c.mains, ...c.auxes]) t.dispose();
-    this.curvature.clear();
   }
 }
