@@ -1,6 +1,6 @@
 // Shampoo (Gupta, Koren & Singer 2018; Anil et al. 2020), as the TNT paper ran it as a baseline: TNT's moving
 // average of the mode contractions, but of the EMPIRICAL gradient (the true-label .grad), and the preconditioner
-// prod_i (H_i + eps I)^(-1/(2k)) for a parameter with k factors. Two native phases; the step itself is TNT's
+// prod_i (H_i + eps I)^(-1/(2k)) for a parameter with k factors. Two native phases; the step itself is the family's
 // (kroneckerStep: momentum, mode products with the root matrices, decoupled weight decay, non-finite skip).
 //
 //   shampooStatistics  H_i <- keep H_i + w mat_i(G) mat_i(G)^T, keep = 1 - w unless given (one addmm per factor; a
@@ -12,14 +12,17 @@
 //                        newton: the coupled Newton iteration for the inverse p-th root (Guo & Higham 2006; the
 //                                form of Anil et al.'s distributed Shampoo), p = 2k, batched per (size, p).
 //                      A factor whose root fails (eigh does not converge, Newton stalls, a non-finite result) is
-//                      retried alone in float64; one that still fails keeps its last good root. A diagonal factor
+//                      retried alone in float64; one that still fails keeps its last good root (the family's
+//                      sequence, kronecker/inverse.h, without its damping retries). A diagonal factor
 //                      takes the elementwise root. A parameter whose factors hold a non-finite value is skipped.
 //
 // Factor shapes come from TypeScript (lib/optim/shampoo.ts), as for TNT: an empty shape is not preconditioned, a
 // factor of ndim 1 is diagonal.
 #include <map>
+#include <optional>
 #include <tuple>
 
+#include "kronecker/inverse.h"
 #include "optim_common.h"
 #include "../opcodes.h"
 
@@ -128,7 +131,9 @@ TN_EXPORT(shampooRoots) {
   Napi::Array roots = info[2].As<Napi::Array>();
   double eps = Num(info, 3);
   const bool newton = ops::OpCode<ops::RootMethod>(Int(info, 4)) == ops::RootMethod::Newton;
-  double computed = 0, retried64 = 0, failed = 0, skipped = 0, newton_max_err = 0, newton_iters = 0;
+  // computed = counts.inverted (retries included), retriedFloat64 = counts.retried64, failed, skippedNonFinite
+  kronecker::InverseCounts counts;
+  double newton_max_err = 0, newton_iters = 0;
 
   struct Item {
     at::Tensor h;      // H_i in the factor dtype
@@ -147,7 +152,7 @@ TN_EXPORT(shampooRoots) {
     bool finite = true;
     for (size_t i = 0; i < k && finite; ++i) finite = AllFinite(*ps[q].factors[i]);
     if (!finite) {
-      ++skipped;
+      ++counts.skipped;
       continue;
     }
     int64_t p = 2 * static_cast<int64_t>(k);
@@ -155,20 +160,22 @@ TN_EXPORT(shampooRoots) {
       const at::Tensor& H = *ps[q].factors[i];
       if (H.dim() == 1) {
         dest[i]->copy_((H.clamp_min(0) + eps).pow(-1.0 / static_cast<double>(p)));
-        ++computed;
+        ++counts.inverted;
         continue;
       }
       groups[{H.size(0), static_cast<int>(H.scalar_type()), newton ? p : 0}].push_back({H, p, dest[i]});
     }
   }
 
-  // Computes the roots of a batch; ok[b] says which are good. Never throws for a numerical failure.
-  auto roots_of = [&](const at::Tensor& batch, const std::vector<int64_t>& pw, at::Tensor& out, std::vector<bool>& ok) {
+  // Computes the roots (batch + e I)^(-1/p) of a batch; ok[b] says which are good. Never throws for a numerical
+  // failure.
+  auto roots_of = [&](const at::Tensor& batch, const std::vector<int64_t>& pw, double e, at::Tensor& out,
+                      std::vector<bool>& ok) {
     int64_t n = batch.size(0), d = batch.size(-1);
     ok.assign(static_cast<size_t>(n), false);
     at::Tensor sym = (batch + batch.transpose(-2, -1)) * 0.5;  // the GEMM's last-bit asymmetry
     if (newton) {
-      at::Tensor a = sym + at::eye(d, sym.options()) * eps;
+      at::Tensor a = sym + at::eye(d, sym.options()) * e;
       int iters = 0;
       auto [x, err] = NewtonRoot(a, pw[0], iters);
       newton_iters = std::max(newton_iters, static_cast<double>(iters));
@@ -186,7 +193,7 @@ TN_EXPORT(shampooRoots) {
     for (int64_t v : pw) ex.push_back(-1.0 / static_cast<double>(v));
     at::Tensor expo = at::tensor(ex, sym.options());
     try {
-      out = EighRoot(sym, expo, eps);
+      out = EighRoot(sym, expo, e);
     } catch (const c10::Error&) {
       return;  // eigh did not converge for some item: all are retried alone
     }
@@ -203,27 +210,29 @@ TN_EXPORT(shampooRoots) {
     }
     at::Tensor out;
     std::vector<bool> ok;
-    roots_of(at::stack(hs), pw, out, ok);
+    roots_of(at::stack(hs), pw, eps, out, ok);
     for (size_t b = 0; b < items.size(); ++b) {
+      at::Tensor* dest = items[b].dest;
       if (ok[b]) {
-        items[b].dest->copy_(out[static_cast<int64_t>(b)]);
-        ++computed;
+        dest->copy_(out[static_cast<int64_t>(b)]);
+        ++counts.inverted;
         continue;
       }
-      // Alone, in float64.
-      at::Tensor out64;
-      std::vector<bool> ok64;
-      roots_of(items[b].h.to(at::kDouble).unsqueeze(0), {items[b].p}, out64, ok64);
-      if (ok64[0]) {
-        items[b].dest->copy_(out64[0]);
-        ++computed;
-        ++retried64;
-      } else {
-        ++failed;  // the last good root stays
-      }
+      // The family's retry: alone, in float64 (no damping retries: see kronecker/inverse.h); else the last good root.
+      const int64_t p = items[b].p;
+      kronecker::RetryAlone(
+          items[b].h, eps, 0, counts,
+          [&](const at::Tensor& f64, double e) -> std::optional<at::Tensor> {
+            at::Tensor out64;
+            std::vector<bool> ok64;
+            roots_of(f64.unsqueeze(0), {p}, e, out64, ok64);
+            if (ok64[0]) return out64[0];
+            return std::nullopt;
+          },
+          [&](const at::Tensor& root) { dest->copy_(root); });
     }
   }
-  return Report(info.Env(), {{"computed", computed}, {"retriedFloat64", retried64}, {"failed", failed},
-                             {"skippedNonFinite", skipped}, {"newtonMaxError", newton_max_err},
-                             {"newtonIterations", newton_iters}});
+  return Report(info.Env(), {{"computed", counts.inverted}, {"retriedFloat64", counts.retried64},
+                             {"failed", counts.failed}, {"skippedNonFinite", counts.skipped},
+                             {"newtonMaxError", newton_max_err}, {"newtonIterations", newton_iters}});
 }

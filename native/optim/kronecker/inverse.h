@@ -1,11 +1,14 @@
-// The inverse sequence shared by the Kronecker-factored optimizers (tnt.cc, kfac.cc): a batch of damped factors is
-// factorised at once; a factor whose factorisation fails (or yields a non-finite inverse) is retried alone in float64,
-// then with 10x, 100x and 1000x the damping; one that still fails keeps its last good inverse (its destination is left
-// untouched). One implementation, so that the three optimizers cannot drift apart.
+// The inverse sequence shared by the Kronecker-factored optimizers (tnt.cc, kfac.cc, shampoo.cc): a batch of damped
+// factors is factorised at once; a factor whose factorisation fails (or yields a non-finite inverse) is retried alone
+// in float64, then with 10x, 100x and 1000x the damping; one that still fails keeps its last good inverse (its
+// destination is left untouched). Shampoo's roots take the same path without the damping retries (RetryAlone with
+// damping_retries 0): its epsilon is part of the preconditioner (H + eps I)^(-1/(2k)), not a regulariser to raise.
+// One implementation, so that the three optimizers cannot drift apart.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "../optim_common.h"
@@ -56,18 +59,18 @@ inline BatchInverse InvertBatch(const at::Tensor& a, Method method) {
   return out;
 }
 
-// The retry of one factor that failed in its batch: `factor` (undamped) in float64 plus damp * 10^r * I for
-// r = 0..3; the first that succeeds goes through store(inverse) and is counted (r = 0 as a float64 retry, later ones
-// as a damping retry). None: counted as failed, store is not called (the last good inverse stays).
-template <typename Store>
-void RetryAlone(const at::Tensor& factor, double damp, Method method, InverseCounts& counts, Store&& store) {
+// The retry of one item that failed in its batch: attempt(factor in float64, damping) with `damp`, then with
+// 10^r damp for r = 1..damping_retries; the first that gives a result goes through store(result) and is counted
+// (r = 0 as a float64 retry, later ones as a damping retry). None: counted as failed, store is not called (the
+// last good inverse or root stays).
+template <typename Attempt, typename Store>
+void RetryAlone(const at::Tensor& factor, double damp, int damping_retries, InverseCounts& counts, Attempt&& attempt,
+                Store&& store) {
   at::Tensor f64 = factor.to(at::kDouble);
-  at::Tensor eye64 = at::eye(f64.size(-1), f64.options());
-  for (int r = 0; r <= 3; ++r) {
-    at::Tensor i1, s1;
-    Factorize(f64 + eye64 * (damp * std::pow(10.0, r)), method, i1, s1);
-    if (s1.item<int64_t>() == 0 && AllFinite(i1)) {
-      store(i1);
+  for (int r = 0; r <= damping_retries; ++r) {
+    std::optional<at::Tensor> out = attempt(f64, damp * std::pow(10.0, r));
+    if (out) {
+      store(*out);
       ++counts.inverted;
       if (r == 0) ++counts.retried64;
       else ++counts.retriedDamping;
@@ -75,6 +78,22 @@ void RetryAlone(const at::Tensor& factor, double damp, Method method, InverseCou
     }
   }
   ++counts.failed;
+}
+
+// The inverse's retry (TNT, KFAC): `factor` (undamped) plus damp * 10^r * I for r = 0..3, factorised by `method`.
+template <typename Store>
+void RetryAlone(const at::Tensor& factor, double damp, Method method, InverseCounts& counts, Store&& store) {
+  at::Tensor eye64;
+  RetryAlone(
+      factor, damp, 3, counts,
+      [&](const at::Tensor& f64, double d) -> std::optional<at::Tensor> {
+        if (!eye64.defined()) eye64 = at::eye(f64.size(-1), f64.options());
+        at::Tensor i1, s1;
+        Factorize(f64 + eye64 * d, method, i1, s1);
+        if (s1.item<int64_t>() == 0 && AllFinite(i1)) return i1;
+        return std::nullopt;
+      },
+      store);
 }
 
 }  // namespace tn::optim::kronecker
