@@ -148,7 +148,14 @@ describe('Kronecker-family state dicts written by the earlier layout', () => {
           s2.step(t);
         }
         expect(s.opt.skippedSteps).toBe(0);
-        expect(data(s.params)).toEqual(data(ex.meta.params as Tensor[]));
+        // The fixture's steps ran on the libtorch that wrote it (1.13): on another (2.6: Shampoo's eigh differs in
+        // the last bits) the same state gives the same steps to float32 rounding, not bit for bit. A state that
+        // was not loaded (fresh factors) would be off by far more than this.
+        const got = data(s.params).flat(),
+          want = data(ex.meta.params as Tensor[]).flat();
+        expect(got.length).toBe(want.length);
+        const worst = Math.max(...got.map((g, i) => Math.abs(g - want[i]!) / Math.max(1, Math.abs(want[i]!))));
+        expect(worst).toBeLessThanOrEqual(torch.versions().torch.startsWith('1.') ? 0 : 1e-5);
         expect(data(s2.params)).toEqual(data(s.params));
         s.dispose();
         s2.dispose();
