@@ -370,10 +370,16 @@ export interface NativeBinding {
     bytes: number;
     timeout: number;
   } | null;
-  distAllReduce(h: H, op: string): Promise<void>;
-  distBroadcast(h: H, src: number): Promise<void>;
-  distAllGather(outs: H[], h: H): Promise<void>;
-  distBarrier(): Promise<void>;
+  distAllReduce(h: H, op: string, group?: number): Promise<void>;
+  distBroadcast(h: H, src: number, group?: number): Promise<void>;
+  distAllGather(outs: H[], h: H, group?: number): Promise<void>;
+  distBarrier(group?: number, timeoutMs?: number): Promise<void>;
+  distReduce(h: H, dst: number, op: string, group?: number): Promise<void>;
+  distReduceScatter(out: H, input: H, op: string, group?: number): Promise<void>;
+  distAllGatherInto(out: H, input: H, group?: number): Promise<void>;
+  distNewGroup(o: { ranks: number[]; timeout: number }): Promise<{ id: number; rank: number; size: number } | null>;
+  distDestroyGroup(id: number): Promise<void>;
+  distGroupBytes(): number;
   distDestroy(): Promise<void>;
   kfacStep(
     layers: {

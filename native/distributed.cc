@@ -16,9 +16,11 @@
 //         ":last_worker" key) only in 2.0, or where TORCH_DIST_INIT_BARRIER=1 asks for it (2.1 and later).
 #include "common.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -80,6 +82,11 @@ struct Group {
 #endif
   std::atomic<int64_t> pending{0};
   std::atomic<int64_t> bytes{0};  // payload bytes this rank handed to collectives (see distStats)
+  // The Gloo devices the default group was made with (newGroup makes its subgroups on the same), and for a subgroup
+  // its global ranks (ranks[group rank]) and name ("1", "2", ... as torch.distributed numbers new groups).
+  std::vector<std::shared_ptr<::gloo::transport::Device>> devices;
+  std::vector<int> ranks;
+  std::string name = "0";
 
   template <typename F> c10::intrusive_ptr<c10d::Work> Call(F f) {
 #if defined(TN_HAVE_NCCL)
@@ -93,6 +100,9 @@ struct DistState {
   std::mutex mu;
   std::shared_ptr<Group> group;
   bool initializing = false;
+  // Subgroups (newGroup) by id; every rank counts every newGroup call (members or not), as torch.distributed does.
+  std::map<int64_t, std::shared_ptr<Group>> subgroups;
+  int64_t groupCount = 1;
 };
 
 DistState& Dist(Napi::Env env) {
@@ -108,6 +118,22 @@ std::shared_ptr<Group> Current(Napi::Env env) {
     ThrowTorchError(env, "the default process group is not initialized: call distributed.initProcessGroup() first",
                     "DISTRIBUTED");
   return d.group;
+}
+
+// The group a collective runs on: info[i] is a subgroup id (newGroup), or absent / undefined for the default group.
+std::shared_ptr<Group> GroupAt(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return Current(info.Env());
+  int64_t id = Int(info, i);
+  DistState& d = Dist(info.Env());
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (!d.group)
+    ThrowTorchError(info.Env(),
+                    "the default process group is not initialized: call distributed.initProcessGroup() first",
+                    "DISTRIBUTED");
+  auto it = d.subgroups.find(id);
+  if (it == d.subgroups.end())
+    ThrowTorchError(info.Env(), "this process group was destroyed (or this rank is not a member of it)", "DISTRIBUTED");
+  return it->second;
 }
 
 std::string Str(Napi::Object o, const char* k, const std::string& dflt = "") {
@@ -212,6 +238,7 @@ class InitWorker : public Napi::AsyncWorker {
           opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
         }
         opts->threads = static_cast<int>(opts->devices.size() * 2);
+        g->devices = opts->devices;
         g->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(pg_store, rank_, size_, opts);
       }
 #if TORCH_VERSION_MAJOR >= 2
@@ -413,7 +440,7 @@ TN_EXPORT(distInfo) {
 
 // distAllReduce(h, op) -> Promise<void>: in place; 'avg' is a sum divided by the world size (Gloo has no AVG).
 TN_EXPORT(distAllReduce) {
-  auto g = Current(info.Env());
+  auto g = GroupAt(info, 2);
   at::Tensor t = Checked(info, 0, "allReduce");
   std::string op = info[1].As<Napi::String>().Utf8Value();
   c10d::AllreduceOptions o;
@@ -433,7 +460,7 @@ TN_EXPORT(distAllReduce) {
 
 // distBroadcast(h, src) -> Promise<void>: in place.
 TN_EXPORT(distBroadcast) {
-  auto g = Current(info.Env());
+  auto g = GroupAt(info, 2);
   at::Tensor t = Checked(info, 0, "broadcast");
   int64_t src = Int(info, 1);
   if (src < 0 || src >= g->size)
@@ -452,7 +479,7 @@ TN_EXPORT(distBroadcast) {
 
 // distAllGather(outHandles[], h) -> Promise<void>: outHandles[r] receives rank r's tensor.
 TN_EXPORT(distAllGather) {
-  auto g = Current(info.Env());
+  auto g = GroupAt(info, 2);
   std::vector<at::Tensor> outs = Tensors(info, 0);
   at::Tensor t = Checked(info, 1, "allGather");
   if (static_cast<int>(outs.size()) != g->size)
@@ -475,28 +502,235 @@ TN_EXPORT(distAllGather) {
   });
 }
 
-// distBarrier() -> Promise<void>
+// distBarrier(group?, timeoutMs?) -> Promise<void>
 TN_EXPORT(distBarrier) {
-  auto g = Current(info.Env());
+  auto g = GroupAt(info, 0);
   c10d::BarrierOptions o;
   o.timeout = g->timeout;
+  if (info.Length() > 1 && info[1].IsNumber()) o.timeout = std::chrono::milliseconds(Int(info, 1));
   return Launch(info.Env(), g, "barrier", {}, [&]() { return g->Call([&](auto& pg) { return pg.barrier(o); }); });
 }
 
-// distDestroy() -> Promise<void>: drops the group; its threads are joined off the JS thread.
-TN_EXPORT(distDestroy) {
+// distReduce(h, dst, op, group?) -> Promise<void>: the reduction lands in `h` on group rank `dst` (torch's reduce;
+// the other ranks' tensors are left as Gloo leaves them: scratch). 'avg' divides on dst.
+TN_EXPORT(distReduce) {
+  auto g = GroupAt(info, 3);
+  at::Tensor t = Checked(info, 0, "reduce");
+  int64_t dst = Int(info, 1);
+  if (dst < 0 || dst >= g->size)
+    throw std::out_of_range("reduce: dst " + std::to_string(dst) + " is out of range for group size " +
+                            std::to_string(g->size));
+  std::string op = info[2].As<Napi::String>().Utf8Value();
+  c10d::ReduceOptions o;
+  o.reduceOp = Op(op);
+  o.rootRank = dst;
+  o.rootTensor = 0;
+  o.timeout = g->timeout;
+  g->bytes += t.numel() * t.element_size();
+  std::function<void()> after;
+  if (op == "avg" && g->rank == dst) {
+    int n = g->size;
+    after = [t, n]() mutable { t.div_(n); };
+  }
+  return Launch(info.Env(), g, "reduce", {t}, [&]() {
+    std::vector<at::Tensor> ts{t};
+    return g->Call([&](auto& pg) { return pg.reduce(ts, o); });
+  }, after);
+}
+
+// distReduceScatter(outH, inH, op, group?) -> Promise<void>: `in` holds W equal chunks along dim 0 (W * n elements),
+// `out` n; rank r receives the reduction of every rank's chunk r (reduce_scatter_tensor). Done as c10d's
+// alltoall_base (rank r is sent only chunk r, (W - 1) n elements leave each rank: the bytes of a direct
+// reduce-scatter, half a ring all-reduce's 2 (W - 1) n) and the W received chunks reduced here, in rank order.
+// Gloo has no reduce_scatter in libtorch 1.13 (it throws), and alltoall_base has this signature in 1.13 and 2.x.
+TN_EXPORT(distReduceScatter) {
+  auto g = GroupAt(info, 3);
+  at::Tensor out = Checked(info, 0, "reduceScatter");
+  at::Tensor in = Checked(info, 1, "reduceScatter");
+  std::string op = info[2].As<Napi::String>().Utf8Value();
+  Op(op);  // validates
+  const int64_t W = g->size, n = out.numel();
+  if (in.numel() != W * n || in.scalar_type() != out.scalar_type())
+    throw std::invalid_argument("reduceScatter: the input must have world size (" + std::to_string(W) +
+                                ") times the output's elements and its dtype");
+  at::Tensor flat = in.reshape({W, n});
+  at::Tensor recv = at::empty({W, n}, in.options());
+  c10d::AllToAllOptions o;
+  o.timeout = g->timeout;
+  g->bytes += (W - 1) * n * in.element_size();
+  std::function<void()> after = [out, recv, op, W]() mutable {
+    at::Tensor r = recv[0].clone();
+    for (int64_t k = 1; k < W; k++) {
+      if (op == "sum" || op == "avg") r.add_(recv[k]);
+      else if (op == "product") r.mul_(recv[k]);
+      else if (op == "max") r = at::maximum(r, recv[k]);
+      else r = at::minimum(r, recv[k]);
+    }
+    if (op == "avg") r.div_(W);
+    out.copy_(r.view(out.sizes()));
+  };
+  return Launch(info.Env(), g, "reduceScatter", {out, flat, recv}, [&]() {
+    std::vector<int64_t> counts;  // empty: equal splits
+    return g->Call([&](auto& pg) { return pg.alltoall_base(recv, flat, counts, counts, o); });
+  }, after);
+}
+
+// distAllGatherInto(outH, inH, group?) -> Promise<void>: `out` is W times `in` along dim 0; chunk r receives rank r's
+// tensor (all_gather_into_tensor). Gloo's allgather into views of `out` (its _allgather_base throws in 1.13).
+TN_EXPORT(distAllGatherInto) {
+  auto g = GroupAt(info, 2);
+  at::Tensor out = Checked(info, 0, "allGatherIntoTensor");
+  at::Tensor in = Checked(info, 1, "allGatherIntoTensor");
+  const int64_t W = g->size, n = in.numel();
+  if (out.numel() != W * n || in.scalar_type() != out.scalar_type())
+    throw std::invalid_argument("allGatherIntoTensor: the output must have world size (" + std::to_string(W) +
+                                ") times the input's elements and its dtype");
+  at::Tensor flat = out.view({W, n});
+  std::vector<at::Tensor> outs;
+  for (int64_t r = 0; r < W; r++) outs.push_back(flat[r].view(in.sizes()));
+  c10d::AllgatherOptions o;
+  o.timeout = g->timeout;
+  g->bytes += in.numel() * in.element_size() * (W - 1);
+  std::vector<at::Tensor> held = outs;
+  held.push_back(in);
+  held.push_back(out);
+  return Launch(info.Env(), g, "allGatherIntoTensor", held, [&]() {
+    std::vector<std::vector<at::Tensor>> os{outs};
+    std::vector<at::Tensor> is{in};
+    return g->Call([&](auto& pg) { return pg.allgather(os, is, o); });
+  });
+}
+
+// distNewGroup({ ranks: number[], timeout }) -> Promise<{ id, rank, size } | null>: torch.distributed.new_group.
+// Every rank of the default group calls it, in the same order; the members make a Gloo group on the default store
+// under the next group name ("1", "2", ...: PrefixStore(name) in 1.x, PrefixStore(name + "/") then "cpu/" in 2.x,
+// as torch.distributed's _new_process_group_helper), then the store-based barrier torch.distributed runs after a new
+// group (1.x always, on store_based_barrier_key:<count>; 2.x where TORCH_DIST_INIT_BARRIER=1, on
+// store_based_barrier_key:<name>). A non-member gets null.
+TN_EXPORT(distNewGroup) {
   Napi::Env env = info.Env();
+  auto g = Current(env);
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "distNewGroup: expected options");
+  Napi::Object o = info[0].As<Napi::Object>();
+  Napi::Array ra = o.Get("ranks").As<Napi::Array>();
+  std::vector<int> ranks;
+  for (uint32_t i = 0; i < ra.Length(); i++) ranks.push_back(ra.Get(i).As<Napi::Number>().Int32Value());
+  std::chrono::milliseconds timeout(Int64(o, "timeout", g->timeout.count()));
+  if (g->backend != "gloo")
+    ThrowTorchError(env, "newGroup: subgroups are implemented for the gloo backend", "DISTRIBUTED");
+  DistState& d = Dist(env);
+  int64_t id;
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    id = d.groupCount++;
+  }
+  class Worker : public Napi::AsyncWorker {
+   public:
+    Worker(Napi::Env env, std::shared_ptr<Group> parent, std::vector<int> ranks, int64_t id,
+           std::chrono::milliseconds timeout)
+        : Napi::AsyncWorker(env, "tensornormal:newGroup"), deferred(Napi::Promise::Deferred::New(env)),
+          parent(std::move(parent)), ranks(std::move(ranks)), id(id), timeout(timeout) {}
+    void Execute() override {
+      try {
+        const std::string name = std::to_string(id);
+        auto it = std::find(ranks.begin(), ranks.end(), parent->rank);
+        if (it != ranks.end()) {
+          auto sub = std::make_shared<Group>();
+          sub->backend = parent->backend;
+          sub->rank = static_cast<int>(it - ranks.begin());
+          sub->size = static_cast<int>(ranks.size());
+          sub->timeout = timeout;
+          sub->store = parent->store;
+          sub->devices = parent->devices;
+          sub->ranks = ranks;
+          sub->name = name;
+#if TORCH_VERSION_MAJOR >= 2
+          auto pg_store = c10::make_intrusive<c10d::PrefixStore>(
+              "cpu/", c10::make_intrusive<c10d::PrefixStore>(name + "/", parent->store));
+#else
+          auto pg_store = c10::make_intrusive<c10d::PrefixStore>(name, parent->store);
+#endif
+          auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+          opts->devices = parent->devices;
+          opts->threads = static_cast<int>(opts->devices.size() * 2);
+          sub->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(pg_store, sub->rank, sub->size, opts);
+          group = std::move(sub);
+        }
+#if TORCH_VERSION_MAJOR >= 2
+        const char* want = std::getenv("TORCH_DIST_INIT_BARRIER");
+        if (TORCH_VERSION_MINOR == 0 || (want != nullptr && std::string(want) == "1"))
+          StoreBarrier(*parent->store, "store_based_barrier_key:" + name, parent->size, timeout, true);
+#else
+        StoreBarrier(*parent->store, "store_based_barrier_key:" + std::to_string(id + 1), parent->size, timeout,
+                     false);
+#endif
+      } catch (const c10::Error& e) {
+        SetError(e.what_without_backtrace());
+      } catch (const std::exception& e) {
+        SetError(e.what());
+      }
+    }
+    void OnOK() override {
+      Napi::Env env = Env();
+      if (!group) {
+        deferred.Resolve(env.Null());
+        return;
+      }
+      DistState& d = Dist(env);
+      {
+        std::lock_guard<std::mutex> lock(d.mu);
+        d.subgroups[id] = group;
+      }
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("id", static_cast<double>(id));
+      r.Set("rank", group->rank);
+      r.Set("size", group->size);
+      deferred.Resolve(r);
+    }
+    void OnError(const Napi::Error& e) override {
+      std::string msg = e.Message();
+      if (msg.rfind("DISTRIBUTED: ", 0) == 0) msg = msg.substr(13);
+      deferred.Reject(MakeTorchError(Env(), "newGroup failed: " + msg, "DISTRIBUTED"));
+    }
+    Napi::Promise::Deferred deferred;
+    std::shared_ptr<Group> parent, group;
+    std::vector<int> ranks;
+    int64_t id;
+    std::chrono::milliseconds timeout;
+  };
+  auto* w = new Worker(env, g, std::move(ranks), id, timeout);
+  Napi::Promise p = w->deferred.Promise();
+  w->Queue();
+  return p;
+}
+
+// distGroupBytes() -> payload bytes handed to collectives on every subgroup so far (bytesCommunicated adds them).
+TN_EXPORT(distGroupBytes) {
+  DistState& d = Dist(info.Env());
+  std::lock_guard<std::mutex> lock(d.mu);
+  double b = 0;
+  for (auto& kv : d.subgroups) b += static_cast<double>(kv.second->bytes.load());
+  return Napi::Number::New(info.Env(), b);
+}
+
+// distDestroyGroup(id) -> Promise<void>: drops a subgroup (its threads joined off the JS thread).
+TN_EXPORT(distDestroyGroup) {
+  Napi::Env env = info.Env();
+  int64_t id = Int(info, 0);
   DistState& d = Dist(env);
   std::shared_ptr<Group> g;
   {
     std::lock_guard<std::mutex> lock(d.mu);
-    g = std::move(d.group);
-    d.group.reset();
+    auto it = d.subgroups.find(id);
+    if (it != d.subgroups.end()) {
+      g = std::move(it->second);
+      d.subgroups.erase(it);
+    }
   }
   class Worker : public Napi::AsyncWorker {
    public:
     Worker(Napi::Env env, std::shared_ptr<Group> g)
-        : Napi::AsyncWorker(env, "tensornormal:destroyProcessGroup"), deferred(Napi::Promise::Deferred::New(env)),
+        : Napi::AsyncWorker(env, "tensornormal:destroyGroup"), deferred(Napi::Promise::Deferred::New(env)),
           g(std::move(g)) {}
     void Execute() override { g.reset(); }
     void OnOK() override { deferred.Resolve(Env().Undefined()); }
@@ -504,6 +738,39 @@ TN_EXPORT(distDestroy) {
     std::shared_ptr<Group> g;
   };
   auto* w = new Worker(env, std::move(g));
+  Napi::Promise p = w->deferred.Promise();
+  w->Queue();
+  return p;
+}
+
+// distDestroy() -> Promise<void>: drops the group; its threads are joined off the JS thread.
+TN_EXPORT(distDestroy) {
+  Napi::Env env = info.Env();
+  DistState& d = Dist(env);
+  std::shared_ptr<Group> g;
+  std::map<int64_t, std::shared_ptr<Group>> subs;
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    g = std::move(d.group);
+    d.group.reset();
+    subs.swap(d.subgroups);
+    d.groupCount = 1;
+  }
+  class Worker : public Napi::AsyncWorker {
+   public:
+    Worker(Napi::Env env, std::shared_ptr<Group> g, std::map<int64_t, std::shared_ptr<Group>> subs)
+        : Napi::AsyncWorker(env, "tensornormal:destroyProcessGroup"), deferred(Napi::Promise::Deferred::New(env)),
+          g(std::move(g)), subs(std::move(subs)) {}
+    void Execute() override {
+      subs.clear();
+      g.reset();
+    }
+    void OnOK() override { deferred.Resolve(Env().Undefined()); }
+    Napi::Promise::Deferred deferred;
+    std::shared_ptr<Group> g;
+    std::map<int64_t, std::shared_ptr<Group>> subs;
+  };
+  auto* w = new Worker(env, std::move(g), std::move(subs));
   Napi::Promise p = w->deferred.Promise();
   w->Queue();
   return p;

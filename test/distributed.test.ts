@@ -161,6 +161,56 @@ describe('collectives over Gloo', () => {
   }, 60_000);
 });
 
+describe('reduceScatter, allGatherIntoTensor, reduce, subgroups, barrier timeout (c10d semantics)', () => {
+  it('3 ranks against hand-computed values', async () => {
+    const W = 3,
+      n = 3;
+    const rs = await runRanks(W, ['collectives2']);
+    const v = (r: number, k: number, i: number): number => (r + 1) * (k + 1) + i;
+    const ranks = [0, 1, 2];
+    for (const r of rs) {
+      const { res } = line(r, 'res') as { res: Record<string, unknown> & { leaked: number } };
+      const rank = Number((r.lines[0] as { rank: number }).rank);
+      const blk = (f: (vs: number[]) => number): number[] =>
+        [0, 1, 2].slice(0, n).map((i) => f(ranks.map((q) => v(q, rank, i))));
+      for (const dtype of ['float64', 'float32', 'int64', 'int16']) {
+        const got = res[dtype] as Record<string, number[]>;
+        expect(got.sum, `${dtype} sum`).toEqual(blk((vs) => vs.reduce((a, b) => a + b, 0)));
+        expect(got.product, `${dtype} product`).toEqual(blk((vs) => vs.reduce((a, b) => a * b, 1)));
+        expect(got.max, `${dtype} max`).toEqual(blk((vs) => Math.max(...vs)));
+        expect(got.min, `${dtype} min`).toEqual(blk((vs) => Math.min(...vs)));
+        if (dtype.startsWith('float')) {
+          const want = blk((vs) => vs.reduce((a, b) => a + b, 0) / W);
+          got.avg!.forEach((x, i) => expect(x).toBeCloseTo(want[i]!, 5));
+        }
+        expect(got.list, `${dtype} list form`).toEqual(got.sum);
+        expect(got.gather, `${dtype} allGatherIntoTensor`).toEqual(ranks.flatMap((q) => [q * 10, q * 10 + 1]));
+        if (rank === W - 1) expect(got.reduce, `${dtype} reduce`).toEqual([1 + 2 + 3, 1 + 3 + 5]);
+      }
+      // a real reduce-scatter: (W - 1) blocks of n float64 leave each rank, not an all-reduce of W n
+      expect(res.rsBytes).toBe((W - 1) * n * 8);
+      const inA = rank === 0 || rank === W - 1;
+      expect(res.member).toEqual([inA ? { rank: rank === 0 ? 0 : 1, size: 2 } : null, rank === 1 ? { rank: 0 } : null]);
+      if (inA) {
+        expect(res.subSum).toBe(1 + W);
+        expect(res.subBroadcast).toBe((W - 1) * 100);
+        expect(res.subGather).toEqual([0, W - 1]);
+        expect(res.destroyed).toBe('DISTRIBUTED');
+      }
+      expect(res.worldSum).toBe(W);
+      const b = res.barrier as { code: string; ms: number };
+      // the late rank 0 may find the others' barrier messages already there (Gloo): either outcome, never a hang
+      if (rank !== 0) {
+        expect(b.code).toBe('DISTRIBUTED');
+        expect(b.ms).toBeGreaterThanOrEqual(550);
+        expect(b.ms).toBeLessThan(2400); // it did not wait for rank 0 (2500 ms late)
+      }
+      expect(res.leaked).toBe(0);
+      expect(r.code, r.stderr).toBe(0);
+    }
+  }, 60_000);
+});
+
 describe('initProcessGroup and collectives in one process (world size 1) and misuse', () => {
   it('rejects collectives before initProcessGroup with a TorchError DISTRIBUTED', async () => {
     expect(dist.isAvailable()).toBe(true);

@@ -19,7 +19,7 @@ import { native } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { TorchError, is, typeError, rangeError } from '../errors.js';
 import { cat } from '../ops.js';
-import { tidy } from '../scope.js';
+import { keep, tidy } from '../scope.js';
 
 export type Backend = 'gloo' | 'nccl';
 export type ReduceOp = 'sum' | 'avg' | 'max' | 'min' | 'product';
@@ -76,13 +76,57 @@ function info(): NonNullable<ReturnType<typeof native.distInfo>> {
     );
   return i;
 }
-/** This process's rank in the default group. */
-export function getRank(): number {
-  return info().rank;
+/**
+ * A subgroup of the default group (torch.distributed.new_group): made by `newGroup(ranks)` on every rank, held by
+ * its members (a non-member gets null). Pass it as the `group` argument of a collective; ranks given to a
+ * collective (broadcast's src, reduce's dst) stay global ranks, as in PyTorch.
+ */
+export class ProcessGroup {
+  /** @internal */
+  _id: number | null;
+  /** The global ranks of the members, in group-rank order. */
+  readonly ranks: readonly number[];
+  /** This process's rank in the group. */
+  readonly rank: number;
+  /** Milliseconds its collectives may wait. */
+  readonly timeout: number;
+  /** @internal */
+  constructor(id: number, ranks: number[], rank: number, timeout: number) {
+    this._id = id;
+    this.ranks = Object.freeze([...ranks]);
+    this.rank = rank;
+    this.timeout = timeout;
+  }
+  /** Number of members. */
+  get size(): number {
+    return this.ranks.length;
+  }
+  /** The group rank of global rank `globalRank` (get_group_rank); a RangeError for a non-member. */
+  groupRank(globalRank: number): number {
+    const i = this.ranks.indexOf(globalRank);
+    if (i < 0)
+      throw new RangeError(`rank ${globalRank} is not a member of this group (ranks ${this.ranks.join(', ')})`);
+    return i;
+  }
 }
-/** Number of processes in the default group. */
-export function getWorldSize(): number {
-  return info().worldSize;
+
+function groupArg(group: unknown): ProcessGroup | undefined {
+  if (group === undefined || group === null) return undefined;
+  if (!(group instanceof ProcessGroup)) throw typeError('a ProcessGroup (from newGroup) or undefined', 'group', group);
+  if (group._id === null)
+    throw new TorchError('this process group was destroyed: it cannot be used any more', 'DISTRIBUTED');
+  return group;
+}
+
+/** This process's rank in the default group (or in `group`). */
+export function getRank(group?: ProcessGroup): number {
+  const g = groupArg(group);
+  return g ? (info(), g.rank) : info().rank;
+}
+/** Number of processes in the default group (or in `group`). */
+export function getWorldSize(group?: ProcessGroup): number {
+  const g = groupArg(group);
+  return g ? (info(), g.size) : info().worldSize;
 }
 /** The default group's backend. */
 export function getBackend(): Backend {
@@ -97,7 +141,31 @@ export function getLocalRank(): number {
  * all-gather n per peer). A ring all-reduce puts 2 (W - 1) / W times that on each rank's link.
  */
 export function bytesCommunicated(): number {
-  return info().bytes;
+  return info().bytes + native.distGroupBytes();
+}
+
+/**
+ * Makes a subgroup of the given global ranks (torch.distributed.new_group): every rank of the default group must
+ * call it, in the same order with the same ranks (the members meet on the default store under the next group name,
+ * as PyTorch numbers them). Resolves to the group on its members and to null elsewhere. `timeout` (ms) is its
+ * collectives' limit (default: the default group's). Default `ranks`: every rank.
+ */
+export async function newGroup(ranks?: number[], options: { timeout?: number } = {}): Promise<ProcessGroup | null> {
+  const { worldSize, timeout: dflt } = info();
+  const rs = ranks ?? Array.from({ length: worldSize }, (_, r) => r);
+  if (!Array.isArray(rs)) throw typeError('an array of ranks', 'ranks', ranks);
+  if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
+  const timeout = options.timeout ?? dflt;
+  is.positiveInteger(timeout, 'timeout');
+  if (rs.length === 0) throw new RangeError('newGroup: ranks is empty');
+  rs.forEach((r, i) => {
+    is.nonNegativeInteger(r, `ranks[${i}]`);
+    if (r >= worldSize) throw rangeError(`a rank below the world size (${worldSize})`, `ranks[${i}]`, r);
+  });
+  if (new Set(rs).size !== rs.length) throw new RangeError(`newGroup: ranks has duplicates: [${rs.join(', ')}]`);
+  const sorted = [...rs].sort((a, b) => a - b);
+  const r = await native.distNewGroup({ ranks: sorted, timeout });
+  return r === null ? null : new ProcessGroup(r.id, sorted, r.rank, timeout);
 }
 
 /**
@@ -161,9 +229,34 @@ export async function initProcessGroup(options: InitProcessGroupOptions = {}): P
 }
 
 /** Leaves the default group (torch.distributed.destroy_process_group); its threads are joined off the JS thread. */
-export async function destroyProcessGroup(): Promise<void> {
+export async function destroyProcessGroup(group?: ProcessGroup): Promise<void> {
+  const g = groupArg(group);
   info();
+  if (g) {
+    const id = g._id!;
+    g._id = null;
+    await native.distDestroyGroup(id);
+    return;
+  }
   await native.distDestroy();
+}
+
+/** The native group id of `group` and the world size and rank it reduces over. */
+function where(group: unknown): { id: number | undefined; size: number; rank: number; toLocal(r: number): number } {
+  const g = groupArg(group);
+  const i = info();
+  if (!g) {
+    return {
+      id: undefined,
+      size: i.worldSize,
+      rank: i.rank,
+      toLocal: (r) => {
+        if (r >= i.worldSize) throw rangeError(`a rank below the world size (${i.worldSize})`, 'rank', r);
+        return r;
+      },
+    };
+  }
+  return { id: g._id!, size: g.size, rank: g.rank, toLocal: (r) => g.groupRank(r) };
 }
 
 function tensorArg(t: unknown, name: string): Tensor {
@@ -206,30 +299,45 @@ function opArg(op: unknown, t: Tensor): ReduceOp {
  * Reduces `tensor` over all ranks, in place on every rank (torch.distributed.all_reduce). `op`: 'sum' (default),
  * 'avg' (the sum divided by the world size, as PyTorch's ReduceOp.AVG), 'max', 'min', 'product'.
  */
-export async function allReduce(tensor: Tensor, op: ReduceOp = 'sum'): Promise<void> {
+export async function allReduce(tensor: Tensor, op: ReduceOp = 'sum', group?: ProcessGroup): Promise<void> {
   const t = tensorArg(tensor, 'tensor');
   const o = opArg(op, t);
-  info();
-  await viaWider(t, (x) => native.distAllReduce(x._h, o));
+  const { id } = where(group);
+  await viaWider(t, (x) => native.distAllReduce(x._h, o, id));
+}
+
+/**
+ * Reduces `tensor` over the ranks into `tensor` on global rank `dst` (torch.distributed.reduce); on the other ranks
+ * `tensor` is left as scratch (do not rely on its contents).
+ */
+export async function reduce(tensor: Tensor, dst: number, op: ReduceOp = 'sum', group?: ProcessGroup): Promise<void> {
+  const t = tensorArg(tensor, 'tensor');
+  is.nonNegativeInteger(dst, 'dst');
+  const o = opArg(op, t);
+  const w = where(group);
+  const d = w.toLocal(dst);
+  await viaWider(t, (x) => native.distReduce(x._h, d, o, w.id));
 }
 
 /** Copies rank `src`'s `tensor` into `tensor` on every other rank (torch.distributed.broadcast). */
-export async function broadcast(tensor: Tensor, src: number): Promise<void> {
+export async function broadcast(tensor: Tensor, src: number, group?: ProcessGroup): Promise<void> {
   const t = tensorArg(tensor, 'tensor');
   is.nonNegativeInteger(src, 'src');
   const { worldSize } = info();
   if (src >= worldSize) throw rangeError(`a rank below the world size (${worldSize})`, 'src', src);
-  await viaWider(t, (x) => native.distBroadcast(x._h, src));
+  const w = where(group);
+  const s = w.toLocal(src);
+  await viaWider(t, (x) => native.distBroadcast(x._h, s, w.id));
 }
 
 /**
  * Gathers every rank's `tensor` into `tensorList` (one tensor per rank, each of `tensor`'s shape and dtype), on
  * every rank (torch.distributed.all_gather).
  */
-export async function allGather(tensorList: Tensor[], tensor: Tensor): Promise<void> {
+export async function allGather(tensorList: Tensor[], tensor: Tensor, group?: ProcessGroup): Promise<void> {
   if (!Array.isArray(tensorList)) throw typeError('an array of Tensors', 'tensorList', tensorList);
   const t = tensorArg(tensor, 'tensor');
-  const { worldSize } = info();
+  const { size: worldSize, id } = where(group);
   if (tensorList.length !== worldSize)
     throw new RangeError(
       `allGather: tensorList has ${tensorList.length} tensors; it needs one per rank (${worldSize})`,
@@ -250,6 +358,7 @@ export async function allGather(tensorList: Tensor[], tensor: Tensor): Promise<v
       await native.distAllGather(
         wide.map((o) => o._h),
         x._h,
+        id,
       );
       wide.forEach((o, i) => {
         const back = o.to(t.dtype);
@@ -265,18 +374,82 @@ export async function allGather(tensorList: Tensor[], tensor: Tensor): Promise<v
   await native.distAllGather(
     outs.map((o) => o._h),
     t._h,
+    id,
   );
 }
 
+/** Runs `fn` on (out, input) themselves, or on wider copies, `out`'s written back afterwards (Gloo's dtypes). */
+async function pairViaWider(out: Tensor, input: Tensor, fn: (o: Tensor, i: Tensor) => Promise<void>): Promise<void> {
+  const w = WIDER[out.dtype];
+  if (w === undefined || out.isCuda) return fn(out, input);
+  const o = out.to(w);
+  const i = input.to(w);
+  try {
+    await fn(o, i);
+    const back = o.to(out.dtype);
+    out.copy_(back);
+    back.dispose();
+  } finally {
+    o.dispose();
+    i.dispose();
+  }
+}
+
 /**
- * Reduces `inputList[r]` over all ranks into `output` on rank r (torch.distributed.reduce_scatter). Gloo in
- * libtorch 1.13 has no reduce-scatter, so this all-reduces the concatenated inputs and keeps this rank's part:
- * W times the bytes of a true reduce-scatter (fine for statistics, not for a bandwidth-bound inner loop).
+ * Gathers every rank's `input` into `output`, which holds W times its elements (rank r's in the r-th block along
+ * dim 0), on every rank (torch.distributed.all_gather_into_tensor): one collective, no list of outputs.
  */
-export async function reduceScatter(output: Tensor, inputList: Tensor[], op: ReduceOp = 'sum'): Promise<void> {
+export async function allGatherIntoTensor(output: Tensor, input: Tensor, group?: ProcessGroup): Promise<void> {
+  const out = tensorArg(output, 'output');
+  const inp = tensorArg(input, 'input');
+  const { size, id } = where(group);
+  if (out.dtype !== inp.dtype)
+    throw new TypeError(`allGatherIntoTensor: output is ${out.dtype} but input is ${inp.dtype}`);
+  if (out.numel() !== size * inp.numel())
+    throw new RangeError(
+      `allGatherIntoTensor: output has ${out.numel()} elements; it needs ${size} x ${inp.numel()} (world size x input)`,
+    );
+  await pairViaWider(out, inp, (o, i) => native.distAllGatherInto(o._h, i._h, id));
+}
+
+/**
+ * Reduces `input` (W equal blocks along dim 0, W the group size) over the ranks and leaves block r's reduction in
+ * `output` on rank r (torch.distributed.reduce_scatter_tensor). A true reduce-scatter: each rank sends the W - 1
+ * blocks that are not its own, (W - 1) / W of `input` (an all-reduce sends 2 (W - 1) / W), and reduces the blocks
+ * it receives in rank order.
+ */
+export async function reduceScatterTensor(
+  output: Tensor,
+  input: Tensor,
+  op: ReduceOp = 'sum',
+  group?: ProcessGroup,
+): Promise<void> {
+  const out = tensorArg(output, 'output');
+  const inp = tensorArg(input, 'input');
+  const o = opArg(op, out);
+  const { size, id } = where(group);
+  if (out.dtype !== inp.dtype)
+    throw new TypeError(`reduceScatterTensor: output is ${out.dtype} but input is ${inp.dtype}`);
+  if (inp.numel() !== size * out.numel())
+    throw new RangeError(
+      `reduceScatterTensor: input has ${inp.numel()} elements; it needs ${size} x ${out.numel()} (world size x output)`,
+    );
+  await pairViaWider(out, inp, (a, b) => native.distReduceScatter(a._h, b._h, o, id));
+}
+
+/**
+ * Reduces `inputList[r]` over all ranks into `output` on rank r (torch.distributed.reduce_scatter): the inputs are
+ * concatenated and reduce-scattered as reduceScatterTensor does ((W - 1) / W of the inputs leave each rank).
+ */
+export async function reduceScatter(
+  output: Tensor,
+  inputList: Tensor[],
+  op: ReduceOp = 'sum',
+  group?: ProcessGroup,
+): Promise<void> {
   const out = tensorArg(output, 'output');
   if (!Array.isArray(inputList)) throw typeError('an array of Tensors', 'inputList', inputList);
-  const { rank, worldSize } = info();
+  const { size: worldSize } = where(group);
   if (inputList.length !== worldSize)
     throw new RangeError(
       `reduceScatter: inputList has ${inputList.length} tensors; it needs one per rank (${worldSize})`,
@@ -288,23 +461,51 @@ export async function reduceScatter(output: Tensor, inputList: Tensor[], op: Red
         `reduceScatter: inputList[${i}] is ${x.dtype} [${x.shape}] but output is ${out.dtype} [${out.shape}]`,
       );
   });
-  const o = opArg(op, out);
-  const flat = tidy(() => cat(inputList.map((x) => x.reshape([-1]))));
+  opArg(op, out);
+  const flat = tidy(() => keep(cat(inputList.map((x) => x.reshape([-1])))));
   try {
-    await viaWider(flat, (x) => native.distAllReduce(x._h, o));
-    const n = out.numel();
-    tidy(() => {
-      out.copy_(flat.narrow(0, rank * n, n).view(out.shape));
-    });
+    await reduceScatterTensor(out, flat, op, group);
   } finally {
     flat.dispose();
   }
 }
 
-/** Waits until every rank has reached it (torch.distributed.barrier). */
-export async function barrier(): Promise<void> {
-  info();
-  await native.distBarrier();
+/**
+ * Waits until every rank (of the default group, or of `group`) has reached it (torch.distributed.barrier);
+ * `timeout` (ms, default the group's) bounds the wait: past it the promise rejects with a TorchError 'DISTRIBUTED'.
+ * `barrier(group)` is `barrier({ group })`.
+ */
+export async function barrier(options: ProcessGroup | { group?: ProcessGroup; timeout?: number } = {}): Promise<void> {
+  const o = options instanceof ProcessGroup ? { group: options } : options;
+  if (o === null || typeof o !== 'object') throw typeError('an options object or a ProcessGroup', 'options', options);
+  if (o.timeout !== undefined) is.positiveInteger(o.timeout, 'timeout');
+  const { id } = where(o.group);
+  const done = native.distBarrier(id, o.timeout);
+  if (o.timeout === undefined) return done;
+  // libtorch 1.13's Gloo barrier ignores BarrierOptions.timeout (it waits for the group's): bound the wait here
+  // too. As after any timed-out collective, the group is then out of step: destroy it (or let the launcher restart).
+  let timer: NodeJS.Timeout | undefined;
+  const limit = o.timeout;
+  done.catch(() => undefined); // settles later, after the rejection below; nobody awaits it then
+  try {
+    await Promise.race([
+      done,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new TorchError(
+                `barrier timed out after ${limit} ms on rank ${getRank()}: not every rank of the group reached it`,
+                'DISTRIBUTED',
+              ),
+            ),
+          limit,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export { withoutGradientSync } from './state.js';

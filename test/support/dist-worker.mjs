@@ -79,6 +79,100 @@ const scenarios = {
     await dist.destroyProcessGroup();
   },
 
+  // The c10d-shaped collectives: reduceScatterTensor / reduceScatter (every op), allGatherIntoTensor, reduce,
+  // subgroups (newGroup) and a barrier with a timeout. Rank r contributes to block k, element i: (r + 1) * (k + 1) + i.
+  async collectives2() {
+    await dist.initProcessGroup({ timeout });
+    const rank = dist.getRank(),
+      W = dist.getWorldSize();
+    const live0 = torch.liveTensors();
+    const res = {};
+    const n = 3;
+    const v = (r, k, i) => (r + 1) * (k + 1) + i;
+    for (const dtype of ['float64', 'float32', 'int64', 'int16']) {
+      const r = {};
+      for (const op of ['sum', 'max', 'min', 'product', ...(dtype.startsWith('float') ? ['avg'] : [])]) {
+        const input = torch.tensor(
+          Array.from({ length: W * n }, (_, j) => v(rank, Math.floor(j / n), j % n)),
+          { dtype },
+        );
+        const o = torch.zeros([n], { dtype });
+        const b0 = dist.bytesCommunicated();
+        await dist.reduceScatterTensor(o, input, op);
+        r[op] = Array.from(o.toArray(), Number);
+        if (dtype === 'float64' && op === 'sum') res.rsBytes = dist.bytesCommunicated() - b0;
+        input.dispose();
+        o.dispose();
+      }
+      const list = Array.from({ length: W }, (_, k) =>
+        torch.tensor(
+          Array.from({ length: n }, (_, i) => v(rank, k, i)),
+          { dtype },
+        ),
+      );
+      const o = torch.zeros([n], { dtype });
+      await dist.reduceScatter(o, list, 'sum');
+      r.list = Array.from(o.toArray(), Number);
+      for (const x of [o, ...list]) x.dispose();
+      const g = torch.tidy(() => torch.tensor([rank * 10, rank * 10 + 1], { dtype }).reshape([1, 2]));
+      const all = torch.full([W, 2], -1, { dtype });
+      await dist.allGatherIntoTensor(all, g);
+      r.gather = torch.tidy(() => Array.from(all.reshape([-1]).toArray(), Number));
+      g.dispose();
+      all.dispose();
+      const t = torch.tensor([rank + 1, 2 * rank + 1], { dtype });
+      await dist.reduce(t, W - 1, 'sum');
+      if (rank === W - 1) r.reduce = Array.from(t.toArray(), Number);
+      t.dispose();
+      res[dtype] = r;
+    }
+    // subgroups: {0, W-1} and {1}; every rank calls newGroup for both, in the same order
+    const ga = await dist.newGroup([W - 1, 0]);
+    const gb = await dist.newGroup([1]);
+    res.member = [ga === null ? null : { rank: ga.rank, size: ga.size }, gb === null ? null : { rank: gb.rank }];
+    if (ga) {
+      const t = torch.tensor([rank + 1], { dtype: 'float64' });
+      await dist.allReduce(t, 'sum', ga);
+      res.subSum = t.item();
+      const b = torch.tensor([rank * 100], { dtype: 'float64' });
+      await dist.broadcast(b, W - 1, ga); // src is a global rank
+      res.subBroadcast = b.item();
+      const all = torch.zeros([2], { dtype: 'float64' });
+      const mine = torch.tensor([rank], { dtype: 'float64' });
+      await dist.allGatherIntoTensor(all, mine, ga);
+      res.subGather = Array.from(all.toArray());
+      await dist.barrier(ga);
+      for (const x of [t, b, all, mine]) x.dispose();
+    }
+    // default-group collectives still line up after the subgroup's
+    const t = torch.tensor([1], { dtype: 'float64' });
+    await dist.allReduce(t, 'sum');
+    res.worldSum = t.item();
+    t.dispose();
+    // a barrier with a timeout that rank 0 does not reach in time: rejects (the others wait 600 ms for it)
+    const t0 = Date.now();
+    if (rank === 0) await new Promise((r) => setTimeout(r, 2500));
+    try {
+      await dist.barrier({ timeout: 600 });
+      res.barrier = 'ok';
+    } catch (e) {
+      res.barrier = { code: e.code, message: e.message, ms: Date.now() - t0 };
+    }
+    if (ga) await dist.destroyProcessGroup(ga);
+    if (gb) await dist.destroyProcessGroup(gb);
+    const one = torch.ones([1]);
+    res.destroyed = ga
+      ? await dist.allReduce(one, 'sum', ga).then(
+          () => 'ok',
+          (e) => e.code,
+        )
+      : null;
+    one.dispose();
+    res.leaked = torch.liveTensors() - live0;
+    out({ res, W });
+    process.exit(0);
+  },
+
   // Rank KILL_RANK SIGKILLs itself in the middle of a run of all-reduces; the others report what they got.
   async kill() {
     await dist.initProcessGroup({ timeout });
