@@ -389,7 +389,9 @@ function maxRelErr(a: Weights, b: Weights): number {
 async function trainRun(
   world: number,
   argv: string[],
-): Promise<{ weights: Weights; bytes: number; stats: { gradient: number; factors: number } | null }[]> {
+): Promise<
+  { weights: Weights; bytes: number; stats: { gradient: number; factors: number } | null; owned: number[] | null }[]
+> {
   const rs = await runRanks(world, ['train', ...argv]);
   return rs.map((r) => {
     expect(r.code, r.stderr).toBe(0);
@@ -404,7 +406,13 @@ describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel er
       async () => {
         const [ref] = await trainRun(1, [opt, 'single']);
         const modes =
-          opt === 'tnt' || opt === 'kfac' ? ['ddp', 'sharded'] : opt === 'sgd' ? ['ddp', 'nosync'] : ['ddp'];
+          opt === 'tnt'
+            ? ['ddp', 'sharded', 'all']
+            : opt === 'kfac'
+              ? ['ddp', 'sharded']
+              : opt === 'sgd'
+                ? ['ddp', 'nosync']
+                : ['ddp'];
         for (const mode of modes) {
           const ranks = await trainRun(2, [opt, mode]);
           for (const r of ranks) {
@@ -419,6 +427,13 @@ describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel er
             expect(factors).toBe((5 * 5 + 6 * 6 + 5 * 5 + 3 * 3 + 5 * 5 + 3 * 3) * 8); // d^2 per dimension of W1, b1, W2, b2
             if (mode === 'ddp') expect(ranks[0]!.bytes).toBe(5 * gradient);
             else expect(ranks[0]!.bytes).toBeGreaterThan(5 * gradient);
+            if (mode === 'all') {
+              // each parameter's curvature lives on its owner only: by cost W1 (5x6) on rank 0, W2, b1, b2 on rank 1
+              expect(ranks.map((r) => r.owned)).toEqual([
+                [0, -1, -1, -1],
+                [-1, 1, 2, 3],
+              ]);
+            } else expect(ranks[0]!.owned).toEqual([0, 1, 2, 3]);
           }
         }
       },
@@ -450,11 +465,24 @@ describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel er
       expect(maxRelErr(ref!.weights, r.weights)).toBeLessThanOrEqual(1e-10);
   }, 60_000);
 
+  it("TNT with all its curvature work divided (shard 'all') over 4 ranks equals 1 process", async () => {
+    const [ref] = await trainRun(1, ['tnt', 'single']);
+    const ranks = await trainRun(4, ['tnt', 'all']);
+    for (const r of ranks) expect(maxRelErr(ref!.weights, r.weights)).toBeLessThanOrEqual(1e-10);
+    // one owner per parameter, every parameter owned (4 parameters, 4 ranks: one each)
+    const owned = ranks.flatMap((r) => r.owned!.filter((i) => i >= 0));
+    expect(owned.sort()).toEqual([0, 1, 2, 3]);
+  }, 60_000);
+
   it('checkpoint: rank 0 writes after step 3, every rank restores, the resumed run ends where the whole run does', async () => {
-    for (const opt of ['tnt', 'adam']) {
-      const path = join(work, `ckpt-${opt}.safetensors`);
-      const whole = await trainRun(2, [opt, 'ddp', '5', 'save', path]);
-      const resumed = await trainRun(2, [opt, 'ddp', '5', 'resume', path]);
+    for (const [opt, mode] of [
+      ['tnt', 'ddp'],
+      ['adam', 'ddp'],
+      ['tnt', 'all'],
+    ] as const) {
+      const path = join(work, `ckpt-${opt}-${mode}.safetensors`);
+      const whole = await trainRun(2, [opt, mode, '5', 'save', path]);
+      const resumed = await trainRun(2, [opt, mode, '5', 'resume', path]);
       for (const r of resumed) expect(maxRelErr(whole[0]!.weights, r.weights), opt).toBeLessThanOrEqual(1e-12);
     }
   }, 60_000);

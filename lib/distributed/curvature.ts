@@ -31,20 +31,27 @@
  */
 import { Tensor } from '../tensor.js';
 import { TNT, KFAC, Shampoo, type SampleableLikelihood } from '../optim/index.js';
-import { grad as autogradGrad } from '../autograd.js';
+import { grad as autogradGrad, noGrad } from '../autograd.js';
+import { zeros } from '../creation.js';
 import { cat } from '../ops.js';
 import { tidy, keep } from '../scope.js';
 import { native } from '../native.js';
 import { INVERSE_METHOD } from '../opcodes.js';
 import { is, typeError } from '../errors.js';
 import type { InverseReport } from '../native.js';
-import { allReduce, broadcast, getRank, getWorldSize } from './index.js';
+import { allReduce, broadcast, getRank, getWorldSize, reduce } from './index.js';
 import { withoutGradientSync } from './state.js';
 
 export interface CurvatureSyncOptions {
   /**
-   * Where inverses are computed: one rank each, then broadcast ('sharded', the default for TNT and KFAC), or on every
-   * rank ('replicated', Shampoo's only choice).
+   * How the curvature work is divided (TNT): 'all' (TNT's default; as Distributed Shampoo and KAISA) gives each
+   * parameter to one rank, balanced by cost, which folds its statistics, inverts its factors and computes its update;
+   * the updated parameters are broadcast from their owners. 'inverses' shards the inverses only (statistics and
+   * updates on every rank); 'none' repeats everything on every rank. KFAC and Shampoo take 'inverses' / 'none'.
+   */
+  shard?: 'all' | 'inverses' | 'none';
+  /**
+   * The older switch, still read when `shard` is not given: 'sharded' is shard 'inverses', 'replicated' is 'none'.
    */
   inverses?: 'replicated' | 'sharded';
 }
@@ -55,8 +62,11 @@ type KfacLayer = { A: Tensor; G: Tensor; invA: Tensor; invG: Tensor; weight: Ten
 const elementBytes = (t: Tensor): number =>
   t.dtype === 'float64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4;
 
-/** Averages `tensors` over the ranks in place, one all-reduce per dtype (concatenated). */
-async function averageInPlace(tensors: Tensor[]): Promise<void> {
+/**
+ * Averages `tensors` over the ranks in place, one all-reduce per dtype (concatenated); with `dst`, a reduce: only
+ * rank `dst`'s tensors receive the average (the others' are left as they were).
+ */
+async function averageInPlace(tensors: Tensor[], dst?: number): Promise<void> {
   const byType = new Map<string, Tensor[]>();
   for (const t of tensors) byType.set(t.dtype, [...(byType.get(t.dtype) ?? []), t]);
   await Promise.all(
@@ -64,7 +74,11 @@ async function averageInPlace(tensors: Tensor[]): Promise<void> {
       // kept: a caller's tidy() (fit()'s step) may end while the all-reduce is in flight
       const flat = tidy(() => keep(cat(ts.map((t) => t.reshape([-1])))));
       try {
-        await allReduce(flat, 'avg');
+        if (dst === undefined) await allReduce(flat, 'avg');
+        else {
+          await reduce(flat, dst, 'avg');
+          if (getRank() !== dst) return;
+        }
         let off = 0;
         tidy(() => {
           for (const t of ts) {
@@ -83,6 +97,10 @@ async function averageInPlace(tensors: Tensor[]): Promise<void> {
 export class CurvatureSync {
   readonly optimizer: TNT | KFAC | Shampoo;
   readonly inverses: 'replicated' | 'sharded';
+  /** How the curvature work is divided (see CurvatureSyncOptions.shard). */
+  readonly shard: 'all' | 'inverses' | 'none';
+  /** shard 'all': the owner rank of each parameter (optimizer.params order), made on first use. */
+  private owners: number[] | null = null;
   /** Marks an optimizer whose statistics are gathered over the process group (fit() checks it under DDP). */
   readonly distributed = true;
   /** Bytes this rank handed to collectives for statistics and inverses so far. */
@@ -93,16 +111,80 @@ export class CurvatureSync {
       throw typeError('a TNT, KFAC or Shampoo optimizer', 'optimizer', optimizer);
     if (options === null || typeof options !== 'object') throw typeError('an options object', 'options', options);
     this.optimizer = optimizer;
-    // sharded by default where it exists: faster in every TNT and 3 of 4 KFAC runs of bench/distributed.mjs (README)
-    this.inverses = is.oneOf(
-      options.inverses ?? (optimizer instanceof Shampoo ? 'replicated' : 'sharded'),
-      'inverses',
-      ['replicated', 'sharded'] as const,
-    );
-    if (this.inverses === 'sharded' && optimizer instanceof Shampoo)
+    const inv =
+      options.inverses === undefined
+        ? undefined
+        : is.oneOf(options.inverses, 'inverses', ['replicated', 'sharded'] as const);
+    // defaults: TNT divides all its curvature work (bench/distributed.mjs); KFAC shards its inverses (faster in 3 of
+    // 4 runs there); Shampoo repeats its roots on every rank
+    const shard =
+      options.shard ??
+      (inv === 'replicated'
+        ? 'none'
+        : inv === 'sharded'
+          ? 'inverses'
+          : optimizer instanceof TNT
+            ? 'all'
+            : optimizer instanceof KFAC
+              ? 'inverses'
+              : 'none');
+    this.shard = is.oneOf(shard, 'shard', ['all', 'inverses', 'none'] as const);
+    this.inverses = this.shard === 'none' ? 'replicated' : 'sharded';
+    if (this.shard === 'inverses' && optimizer instanceof Shampoo)
       throw new TypeError(
         "CurvatureSync: inverses 'sharded' is implemented for TNT and KFAC; Shampoo computes its roots on every rank",
       );
+    if (this.shard === 'all' && !(optimizer instanceof TNT))
+      throw new TypeError(
+        "CurvatureSync: shard 'all' (statistics, inverses and updates divided over the ranks) is implemented for TNT; " +
+          "use shard 'inverses' (KFAC) or 'none'",
+      );
+  }
+
+  /**
+   * shard 'all': which rank owns each parameter (optimizer.params order). Greedy largest-first onto the least loaded
+   * rank (the same plan on every rank), by the parameter's per-step cost in flops: its statistics (a rank-k update
+   * per mode, numel * d_i, every statsEvery steps), its preconditioned direction (2 numel * d_i per mode) and its
+   * factors' inverses (d_i^3 / 3 every inverseEvery steps).
+   */
+  owner(): number[] {
+    if (this.owners !== null) return this.owners;
+    const opt = this.optimizer as TNT;
+    const costs = opt.params.map((p) => {
+      const shape = tntShape(opt, p);
+      const n = p.numel();
+      if (shape.length === 0) return n;
+      const sum = shape.reduce((a, d) => a + d, 0);
+      return n * sum * (1 / opt.statsEvery + 2) + shape.reduce((a, d) => a + d ** 3 / 3, 0) / opt.inverseEvery;
+    });
+    this.owners = this.plan(costs);
+    const rank = getRank();
+    opt.shard = new Set(opt.params.filter((_, i) => this.owners![i] === rank));
+    return this.owners;
+  }
+
+  /**
+   * shard 'all': makes every rank's copy of the optimizer state whole (each parameter's momentum, statistics and
+   * inverses broadcast from its owner), e.g. before rank 0 writes a checkpoint of it. Call it on every rank. A restored
+   * state is whole already; after it, training goes on sharded.
+   */
+  async gatherState(): Promise<void> {
+    if (this.shard !== 'all') return;
+    const opt = this.optimizer as TNT;
+    const owners = this.owner();
+    const sends: Promise<void>[] = [];
+    opt.paramGroups.forEach((g) =>
+      g.params.forEach((p) => {
+        const i = opt.params.indexOf(p);
+        const c = tntCurvature(opt, p, g.damping);
+        const m = (opt as unknown as { momentumOf(p: Tensor): Tensor }).momentumOf(p);
+        for (const t of [m, ...c.mains, ...c.auxes]) {
+          this.bytes += t.numel() * elementBytes(t);
+          sends.push(broadcast(t, owners[i]!));
+        }
+      }),
+    );
+    await Promise.all(sends);
   }
 
   /**
@@ -148,7 +230,15 @@ export class CurvatureSync {
     const grads = raw.filter((g): g is Tensor => g !== null);
     try {
       this.bytes += grads.reduce((a, t) => a + t.numel() * elementBytes(t), 0);
-      await averageInPlace(grads);
+      if (this.shard === 'all') {
+        // each owner needs only its parameters' global-mean sampled gradient: one reduce per owner
+        const owners = this.owner();
+        const byOwner = new Map<number, Tensor[]>();
+        raw.forEach((g, i) => {
+          if (g !== null) byOwner.set(owners[i]!, [...(byOwner.get(owners[i]!) ?? []), g]);
+        });
+        await Promise.all([...byOwner].map(([r, ts]) => averageInPlace(ts, r)));
+      } else await averageInPlace(grads);
       opt.updateStatistics(raw);
     } finally {
       for (const g of grads) g.dispose();
@@ -187,6 +277,7 @@ export class CurvatureSync {
    */
   async step(): Promise<void> {
     const opt = this.optimizer;
+    if (this.shard === 'all') return this.stepSharded(opt as TNT);
     const due = opt.inversesDue() && (opt.statsUpdates > 0 || opt.warmStarted);
     if (this.inverses === 'sharded' && due) {
       if (opt instanceof TNT) await this.tntSharded(opt);
@@ -197,6 +288,72 @@ export class CurvatureSync {
       opt.step();
     } finally {
       opt.inversesRefreshed = false;
+    }
+  }
+
+  /**
+   * shard 'all': every rank updates the parameters it owns (their inverses refreshed there when due), then each
+   * owner broadcasts its updated parameters (one flat broadcast per owner and dtype). The gradients (DDP-averaged) are
+   * the same on every rank, so a non-finite one anywhere skips the step on every rank, as in one process.
+   */
+  private async stepSharded(opt: TNT): Promise<void> {
+    const owners = this.owner();
+    const rank = getRank();
+    const params = opt.params;
+    const others = params.filter((_, i) => owners[i] !== rank);
+    const finite = tidy(() =>
+      others.every((p) => {
+        const g = p.grad;
+        return g === null || Boolean(g.isfinite().all().item());
+      }),
+    );
+    const skipped = opt.skippedSteps;
+    opt.skipNonFinite = !finite;
+    try {
+      opt.step();
+    } finally {
+      opt.skipNonFinite = false;
+    }
+    if (!finite && opt.skippedSteps > skipped) return; // skipped everywhere: nothing changed
+    const W = getWorldSize();
+    const sends: Promise<void>[] = [];
+    for (let r = 0; r < W; r++) {
+      const byType = new Map<string, Tensor[]>();
+      params.forEach((p, i) => {
+        if (owners[i] === r) byType.set(p.dtype, [...(byType.get(p.dtype) ?? []), p]);
+      });
+      for (const ps of byType.values()) {
+        const n = ps.reduce((a, p) => a + p.numel(), 0);
+        if (r === rank) this.bytes += n * elementBytes(ps[0]!);
+        sends.push(this.broadcastParams(ps, r, rank));
+      }
+    }
+    await Promise.all(sends);
+  }
+
+  private async broadcastParams(ps: Tensor[], src: number, rank: number): Promise<void> {
+    const flat = tidy(() =>
+      keep(
+        rank === src
+          ? cat(ps.map((p) => p.detach().reshape([-1])))
+          : zeros([ps.reduce((a, p) => a + p.numel(), 0)], { dtype: ps[0]!.dtype, device: ps[0]!.device }),
+      ),
+    );
+    try {
+      await broadcast(flat, src);
+      if (rank === src) return;
+      noGrad(() =>
+        tidy(() => {
+          let off = 0;
+          for (const p of ps) {
+            const n = p.numel();
+            p.copy_(flat.narrow(0, off, n).view(p.shape));
+            off += n;
+          }
+        }),
+      );
+    } finally {
+      flat.dispose();
     }
   }
 
@@ -214,7 +371,7 @@ export class CurvatureSync {
     let factors = 0;
     for (const p of params) {
       const b = p.dtype === 'float64' ? 8 : 4;
-      const shape = opt instanceof TNT ? tntCurvature(opt, p).shape : p.shape;
+      const shape = opt instanceof TNT ? tntShape(opt, p) : p.shape;
       for (const d of shape) factors += d * d * b;
     }
     return { gradient: params.reduce((a, p) => a + p.numel() * elementBytes(p), 0), factors };
@@ -291,6 +448,9 @@ export class CurvatureSync {
 // The optimizers' own state (read and written in place; never disposed here).
 function kfacLayers(opt: KFAC): KfacLayer[] {
   return (opt as unknown as { layerList: KfacLayer[] }).layerList;
+}
+function tntShape(opt: TNT, p: Tensor): number[] {
+  return (opt as unknown as { shapeOf(p: Tensor): number[] }).shapeOf(p);
 }
 function tntCurvature(opt: TNT, p: Tensor, damping?: number): Curvature {
   const d = damping ?? opt.paramGroups.find((g) => g.params.includes(p))!.damping;

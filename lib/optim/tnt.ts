@@ -214,14 +214,17 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
     const shapes: number[][] = [];
     const mains: number[][] = [];
     const auxes: number[][] = [];
+    const params: Tensor[] = [];
     for (const g of this.paramGroups)
       for (const p of g.params) {
+        if (this.shard !== null && !this.shard.has(p)) continue; // another rank's (distributed.CurvatureSync)
         const c = this.curvatureOf(p, g.damping);
+        params.push(p);
         shapes.push(c.shape);
         mains.push(c.mains.map((f) => f._h));
         auxes.push(c.auxes.map((f) => f._h));
       }
-    return { params: this.params, shapes, mains, auxes };
+    return { params, shapes, mains, auxes };
   }
 
   /** A state dict holds a parameter's factors unpacked: factor<i> (H_i) and inverse<i> (A_i), d x d or diagonal d. */
@@ -270,8 +273,12 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
    * factors' moving averages, in one native call. A non-finite gradient is left out and counted.
    */
   updateStatistics(sampledGrads: (Tensor | null)[]): void {
+    let hs = gradientHandles(sampledGrads, this.params, 'sampledGrads');
     const { params, shapes, mains, auxes } = this.curvatureList();
-    const hs = gradientHandles(sampledGrads, params, 'sampledGrads');
+    if (this.shard !== null) {
+      const all = this.params;
+      hs = params.map((p) => hs[all.indexOf(p)]!);
+    }
     const { keep, weight } = this.statisticsCoefficients();
     const r = native.tntStatistics(hs, shapes, mains, auxes, weight, this.blasKernels, keep);
     this.skippedStatistics += r.skippedNonFinite;
@@ -283,7 +290,9 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
   updateInverses(): InverseReport {
     const total: InverseReport = { inverted: 0, retriedFloat64: 0, retriedDamping: 0, failed: 0, skippedNonFinite: 0 };
     for (const g of this.paramGroups) {
-      const cs = g.params.map((p) => this.curvatureOf(p, g.damping));
+      const owned = this.shard === null ? g.params : g.params.filter((p) => this.shard!.has(p));
+      if (owned.length === 0) continue;
+      const cs = owned.map((p) => this.curvatureOf(p, g.damping));
       const r = native.tntInverses(
         cs.map((c) => c.shape),
         cs.map((c) => c.mains.map((f) => f._h)),

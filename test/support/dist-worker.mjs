@@ -321,9 +321,12 @@ const scenarios = {
     const curv = ['tnt', 'kfac', 'shampoo'].includes(optName);
     const sync =
       !single && curv
-        ? new dist.CurvatureSync(opt, {
-            inverses: mode === 'sharded' && optName !== 'shampoo' ? 'sharded' : 'replicated',
-          })
+        ? new dist.CurvatureSync(
+            opt,
+            mode === 'all'
+              ? { shard: 'all' }
+              : { inverses: mode === 'sharded' && optName !== 'shampoo' ? 'sharded' : 'replicated' },
+          )
         : null;
     let start = 0;
     if (ckptMode === 'resume') {
@@ -380,12 +383,16 @@ const scenarios = {
       }
       for (const t of [xs, ys, noise]) t.dispose();
       if (ckptMode === 'save' && s === 2) {
+        if (sync) await sync.gatherState(); // shard 'all': the owners' state onto every rank, so rank 0 has it whole
         if (rank === 0) torch.save(ckptPath, { model, optimizer: opt, step: s + 1 });
         if (!single) await dist.barrier();
       }
     }
     const weights = model.parameters().map((p) => Array.from(p.reshape([-1]).toArray()));
-    out({ weights, bytes: sync ? sync.bytes : 0, stats: sync ? sync.statisticsBytes() : null });
+    // which parameters have curvature state here (shard 'all': only this rank's own)
+    const owned =
+      optName === 'tnt' ? model.parameters().map((p, i) => (torch.tidy(() => opt.curvatureState(p)) ? i : -1)) : null;
+    out({ weights, bytes: sync ? sync.bytes : 0, stats: sync ? sync.statisticsBytes() : null, owned });
     if (!single) await dist.destroyProcessGroup();
   },
 

@@ -109,6 +109,16 @@ export abstract class KroneckerOptimizer<
    * step() then keeps them instead of recomputing. @internal
    */
   inversesRefreshed = false;
+  /**
+   * distributed.CurvatureSync's shard: the parameters whose statistics, inverses and update this rank computes (the
+   * others' come from their owners); null (the default) is every parameter. @internal
+   */
+  shard: ReadonlySet<Tensor> | null = null;
+  /**
+   * Set by CurvatureSync for one step when a gradient outside this rank's shard is not finite: the step is skipped
+   * and counted on every rank, as one process would. @internal
+   */
+  skipNonFinite = false;
   /** Batches folded in so far while warmStart() runs; -1 otherwise. */
   protected warmCount = -1;
   /** dtype of the factors and of their factorisation (or roots). */
@@ -252,6 +262,10 @@ export abstract class KroneckerOptimizer<
   /** Every group is updated by one native call, made for group 0, so a skipped step leaves every group as it was. */
   protected stepGroup(_group: ParamGroup<O>, index: number): void {
     if (index !== 0 || !this.beforeUpdate()) return;
+    if (this.skipNonFinite) {
+      this.skipStep(this.label, 1);
+      return;
+    }
     const r = this.update();
     if (r.skippedNonFinite > 0) this.skipStep(this.label, r.reason);
   }
@@ -387,6 +401,7 @@ export abstract class KroneckerOptimizer<
     };
     for (const g of this.paramGroups)
       for (const p of g.params) {
+        if (this.shard !== null && !this.shard.has(p)) continue;
         const m = this.momentumOf(p);
         each(p, g);
         out.params.push(p._h);
