@@ -33,8 +33,8 @@ const WARMUP = 3;
 if (process.env.TN_BENCH_RANK !== undefined) {
   const torch = await import(join(root, 'dist', 'index.js'));
   const { distributed: dist } = torch;
-  const { opt: optName, mode, inverses, T2 } = JSON.parse(process.env.TN_BENCH_RANK);
-  torch.setNumThreads(mode === 'single' ? 2 : 1);
+  const { opt: optName, mode, inverses, shard, T2, threads } = JSON.parse(process.env.TN_BENCH_RANK);
+  torch.setNumThreads(threads ?? (mode === 'single' ? 2 : 1));
   const ddpMode = mode !== 'single';
   if (ddpMode) await dist.initProcessGroup({ timeout: 120_000 });
   const W = ddpMode ? dist.getWorldSize() : 1;
@@ -48,11 +48,16 @@ if (process.env.TN_BENCH_RANK !== undefined) {
   const opt =
     optName === 'sgd'
       ? new torch.optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 })
+      : optName === 'adam'
+        ? new torch.optim.Adam(model.parameters(), { lr: 1e-3 })
       : optName === 'tnt'
         ? new torch.optim.TNT(model.parameters(), o)
         : new torch.optim.KFAC(model, o);
-  const curv = optName !== 'sgd';
-  const sync = ddpMode && curv ? new dist.CurvatureSync(opt, { inverses }) : null;
+  const curv = optName !== 'sgd' && optName !== 'adam';
+  const sync =
+    ddpMode && curv ? new dist.CurvatureSync(opt, shard !== undefined ? { shard } : { inverses }) : null;
+  // single-process TNT: the phases, for the alpha-beta projection (batch work scales 1/W, curvature work by shard)
+  const phase = { batch: 0, curvature: 0 };
   const times = [];
   let bytes0 = 0;
   for (let s = 0; s < WARMUP + STEPS; s++) {
@@ -60,23 +65,47 @@ if (process.env.TN_BENCH_RANK !== undefined) {
     const t0 = performance.now();
     opt.zeroGrad();
     const out = net.call(x);
+    let tStats = 0;
     if (curv) {
       if (sync) await sync.sampledBackward(out, lik);
-      else opt.sampledBackward(out, lik);
+      else if (optName === 'tnt') {
+        const grads = torch.tidy(() => {
+          const gs = torch.autograd.grad(lik.loss(out, lik.sample(out)), opt.params, { retainGraph: true });
+          gs.forEach((g) => torch.keep(g));
+          return gs;
+        });
+        const a = performance.now();
+        opt.updateStatistics(grads);
+        tStats = performance.now() - a;
+        grads.forEach((g) => g.dispose());
+      } else opt.sampledBackward(out, lik);
     }
     torch.tidy(() => lik.loss(out, x).backward());
     out.dispose();
     if (ddpMode) await net.synchronize();
+    const t1 = performance.now();
     if (sync) await sync.step();
     else opt.step();
-    if (s >= WARMUP) times.push(performance.now() - t0);
+    const t2 = performance.now();
+    if (s >= WARMUP) {
+      times.push(t2 - t0);
+      phase.curvature += tStats + (curv ? t2 - t1 : 0);
+      phase.batch += t1 - t0 - tStats;
+    }
   }
   const bytes = ddpMode ? (dist.bytesCommunicated() - bytes0) / STEPS : 0;
   const stats = sync ? sync.statisticsBytes() : null;
   const params = model.parameters().reduce((a, p) => a + p.numel(), 0);
   if (!ddpMode || dist.getRank() === 0)
     process.stdout.write(
-      JSON.stringify({ meanMs: times.reduce((a, b) => a + b, 0) / times.length, bytes, stats, params }) + '\n',
+      JSON.stringify({
+        meanMs: times.reduce((a, b) => a + b, 0) / times.length,
+        bytes,
+        stats,
+        params,
+        batchMs: phase.batch / STEPS,
+        curvatureMs: phase.curvature / STEPS,
+      }) + '\n',
     );
   if (ddpMode) await dist.destroyProcessGroup();
   process.exit(0);
@@ -94,7 +123,7 @@ function freePort() {
 }
 
 async function run(cfg) {
-  const W = cfg.mode === 'single' ? 1 : 2;
+  const W = cfg.mode === 'single' ? 1 : (cfg.world ?? 2);
   const port = await freePort();
   const outs = await Promise.all(
     Array.from(
@@ -109,7 +138,7 @@ async function run(cfg) {
               WORLD_SIZE: String(W),
               MASTER_ADDR: '127.0.0.1',
               MASTER_PORT: String(port),
-              OMP_NUM_THREADS: W === 1 ? '2' : '1',
+              OMP_NUM_THREADS: String(cfg.threads ?? (W === 1 ? 2 : 1)),
             },
             stdio: ['ignore', 'pipe', 'inherit'],
           });
@@ -122,6 +151,116 @@ async function run(cfg) {
     ),
   );
   return JSON.parse(outs.find((s) => s.trim() !== '').trim());
+}
+
+// ------------------------------------------------------------------ --scaling R: the speed-ups, side by side
+// Adam and TNT (T2 = 20, shard 'all' and, for comparison, 'none'), 1 process x 1 thread (global batch 1000) against
+// 2 ranks x 1 thread (500 each), R interleaved rounds; the speed-up of each round is its own 1-process time over its
+// own 2-rank time, so a load change between rounds cancels. Then the alpha-beta projection to 8 and 64 ranks.
+if (argv.includes('--scaling')) {
+  const { loadavg } = await import('node:os');
+  const R = Number(flag('scaling', 3));
+  const cfgs = {
+    adam1: { opt: 'adam', mode: 'single', threads: 1 },
+    adam2: { opt: 'adam', mode: 'ddp' },
+    tnt1: { opt: 'tnt', mode: 'single', threads: 1, T2: 20 },
+    tnt2: { opt: 'tnt', mode: 'ddp', shard: 'all', T2: 20 },
+    tnt2none: { opt: 'tnt', mode: 'ddp', shard: 'none', T2: 20 },
+  };
+  const res = Object.fromEntries(Object.keys(cfgs).map((k) => [k, []]));
+  const loads = [];
+  for (let round = 0; round < R; round++)
+    for (const [k, c] of Object.entries(cfgs)) {
+      loads.push(loadavg()[0]);
+      process.stderr.write(`round ${round + 1}/${R}: ${k} ...`);
+      const r = await run(c);
+      process.stderr.write(` ${r.meanMs.toFixed(0)} ms\n`);
+      res[k].push(r);
+    }
+  const ms = (k) => res[k].map((r) => r.meanMs);
+  const sp = (a, b) => ms(a).map((t, i) => t / ms(b)[i]);
+  const spread = (xs) =>
+    `${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2)}x (${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})`;
+  const adamSp = sp('adam1', 'adam2');
+  const tntSp = sp('tnt1', 'tnt2');
+  const tntNone = sp('tnt1', 'tnt2none');
+  const ratio = tntSp.map((t, i) => t / adamSp[i]);
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  // --- alpha-beta projection. Measured (1 process, 1 thread): batch work A (forward, backward, Adam's update; for
+  // TNT also the sampled backward), TNT's curvature work C (statistics, inverses, preconditioned update). W ranks:
+  // A / W, plus C's largest share under the LPT plan over the parameters (CurvatureSync's cost model), plus the
+  // communication: DDP's ring all-reduce of the n-byte gradient, 2 (W - 1) alpha + 2 (W - 1) / W n / beta; TNT adds
+  // the sampled gradient reduced to its owners and the updated parameters broadcast from them, each (W - 1) / W n
+  // per rank, (W - 1) alpha each (a reduce-scatter and an all-gather, in effect: one more all-reduce's bytes).
+  const n = res.adam1[0].params * 4;
+  const aAdam = mean(ms('adam1'));
+  const aTnt = mean(res.tnt1.map((r) => r.batchMs));
+  const cTnt = mean(res.tnt1.map((r) => r.curvatureMs));
+  const dims = [784, 1000, 500, 250, 30, 250, 500, 1000, 784];
+  const shapes = [];
+  for (let i = 0; i + 1 < dims.length; i++) shapes.push([dims[i + 1], dims[i]], [dims[i + 1]]);
+  const costs = shapes.map((sh) => {
+    const numel = sh.reduce((a, d) => a * d, 1);
+    return numel * sh.reduce((a, d) => a + d, 0) * (1 + 2) + sh.reduce((a, d) => a + d ** 3 / 3, 0) / 20;
+  });
+  const total = costs.reduce((a, b) => a + b, 0);
+  const largestShare = (W) => {
+    const load = new Array(W).fill(0);
+    for (const c of [...costs].sort((a, b) => b - a)) {
+      let best = 0;
+      for (let r = 1; r < W; r++) if (load[r] < load[best]) best = r;
+      load[best] += c;
+    }
+    return Math.max(...load) / total;
+  };
+  const nets = [
+    ['10 Gb/s', 20e-6, 10e9 / 8],
+    ['100 Gb/s', 20e-6, 100e9 / 8],
+  ];
+  const allreduce = (W, alpha, beta) => 2 * (W - 1) * alpha + ((2 * (W - 1)) / W) * (n / beta);
+  const project = (W, alpha, beta) => {
+    const ar = W > 1 ? allreduce(W, alpha, beta) * 1000 : 0;
+    const adam = aAdam / W + ar;
+    const extra = W > 1 ? (2 * (W - 1) * alpha + ((2 * (W - 1)) / W) * (n / beta)) * 1000 : 0;
+    const tnt = aTnt / W + cTnt * largestShare(W) + ar + extra;
+    return { adam: aAdam / adam, tnt: (aTnt + cTnt) / tnt };
+  };
+  const proj = [];
+  for (const [name, alpha, beta] of nets)
+    for (const W of [2, 8, 64]) {
+      const p = project(W, alpha, beta);
+      proj.push(
+        `| ${W} | ${name} | ${p.adam.toFixed(2)}x | ${p.tnt.toFixed(2)}x | ${(p.tnt / p.adam).toFixed(2)} | ${(100 * largestShare(W)).toFixed(0)}% |`,
+      );
+    }
+  const text = `<!-- Written by \`node bench/distributed.mjs --scaling ${R}\`. -->
+Scaling, measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores, shared), Node ${process.version}; MNIST autoencoder, global batch 1000, ${STEPS} timed steps after ${WARMUP}; ${R} interleaved rounds; load average (1 min) during the runs ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}.
+
+| Configuration | Step, mean (min-max) |
+|---|---:|
+${Object.entries(cfgs)
+  .map(
+    ([k, c]) =>
+      `| ${c.opt === 'adam' ? 'Adam' : 'TNT (T2=20)'}, ${c.mode === 'single' ? '1 process x 1 thread, batch 1000' : `2 ranks x 1 thread, 500 each${c.shard ? `, shard '${c.shard}'` : ''}`} | ${mean(ms(k)).toFixed(0)} ms (${Math.min(...ms(k)).toFixed(0)}-${Math.max(...ms(k)).toFixed(0)}) |`,
+  )
+  .join('\n')}
+
+2-rank speed-up (each round's 1-process time over its 2-rank time): Adam ${spread(adamSp)}; TNT shard 'all' ${spread(tntSp)}; TNT shard 'none' ${spread(tntNone)}. TNT's speed-up over Adam's: ${spread(ratio)} (goal >= 0.9).
+
+Single-process TNT step split: ${aTnt.toFixed(0)} ms batch work (forward, backward, sampled backward), ${cTnt.toFixed(0)} ms curvature work (statistics, inverses / 20, preconditioned update); Adam ${aAdam.toFixed(0)} ms.
+
+Alpha-beta projection (speed-up over 1 process; gradient ${(n / 2 ** 20).toFixed(1)} MiB float32; compute as measured above, 1 thread per rank, no overlap assumed):
+
+| Ranks | Network | Adam | TNT shard 'all' | TNT / Adam | TNT's largest share of the curvature work |
+|---:|---|---:|---:|---:|---:|
+${proj.join('\n')}
+`;
+  process.stdout.write(text);
+  if (argv.includes('--write')) {
+    const { appendFileSync } = await import('node:fs');
+    appendFileSync(join(here, 'distributed-results.md'), '\n' + text);
+  }
+  process.exit(0);
 }
 
 const configs = [

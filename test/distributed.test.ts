@@ -692,6 +692,66 @@ describe('tensornormal run', () => {
     expect(r.stderr).toContain('tensornormal run: rank 1 exited with signal SIGKILL; stopping the other ranks');
   }, 60_000);
 
+  it('--max-restarts: a rank SIGKILLed at a random step; the group restarts, resumes from the last checkpoint and ends with the weights of an uninterrupted run', async () => {
+    const elastic = join(repoRoot, 'test', 'support', 'elastic-worker.mjs');
+    const steps = 18; // 48 samples, 2 ranks x batch 4: 6 steps per epoch, 3 epochs
+    const every = 4;
+    const killStep = 1 + Math.floor(Math.random() * (steps - 2)); // 1..16
+    const parse = (stdout: string): { rank: number; attempt: number; step?: number; weights?: Weights }[] =>
+      stdout
+        .split('\n')
+        .filter((l) => /^\[rank \d\]: \{/.test(l))
+        .map((l) => JSON.parse(l.slice(l.indexOf('{'))) as never);
+    const go = async (maxRestarts: number, kill: number, ckpt: string) => {
+      const port = await freePort();
+      return run(
+        [
+          '--nproc-per-node',
+          '2',
+          '--master-port',
+          String(port),
+          '--max-restarts',
+          String(maxRestarts),
+          elastic,
+          ckpt,
+          String(every),
+          '1',
+          String(kill),
+        ],
+        100_000,
+      );
+    };
+    const ref = await go(0, -1, join(work, 'elastic-ref.safetensors'));
+    expect(ref.code, ref.stderr).toBe(0);
+    const r = await go(2, killStep, join(work, 'elastic-kill.safetensors'));
+    const why = `killed at step ${killStep}:\n${r.stderr.slice(-3000)}`;
+    expect(r.code, why).toBe(0);
+    expect(r.stderr, why).toContain('tensornormal run: rank 1 exited with signal SIGKILL; stopping the other ranks');
+    expect(r.stderr, why).toContain('restarting every rank of this node (restart 1 of 2)');
+    const lines = parse(r.stdout);
+    const final = (xs: typeof lines) =>
+      xs.find((l) => l.weights !== undefined) as unknown as { weights: Weights; stepCount: number; steps: number };
+    const a = final(lines)!;
+    const b = final(parse(ref.stdout))!;
+    expect(a.steps).toBe(steps);
+    expect(a.stepCount, why).toBe(steps); // the optimizer's step counter came back from the checkpoint: none repeated
+    // equal to the uninterrupted run (bitwise on this machine; the bound allows 1e-12)
+    expect(maxRelErr(b.weights, a.weights), why).toBeLessThanOrEqual(1e-12);
+    // the second attempt resumed at the last checkpoint before the kill and ran every later step exactly once
+    const resumed = lines
+      .filter((l) => l.attempt === 1 && 'resumedAt' in l)
+      .map((l) => (l as never as { resumedAt: number }).resumedAt);
+    const ckptStep = Math.floor(killStep / every) * every;
+    expect(resumed, why).toEqual([ckptStep, ckptStep]);
+    for (const rank of [0, 1]) {
+      const second = lines.filter((l) => l.rank === rank && l.attempt === 1 && l.step !== undefined).map((l) => l.step);
+      expect(second, why).toEqual(Array.from({ length: steps - ckptStep }, (_, i) => ckptStep + i));
+      const first = lines.filter((l) => l.rank === rank && l.attempt === 0 && l.step !== undefined).map((l) => l.step!);
+      // the first attempt got through the checkpointed steps (nothing before the checkpoint is redone or lost)
+      expect(first.slice(0, ckptStep), why).toEqual(Array.from({ length: ckptStep }, (_, i) => i));
+    }
+  }, 240_000);
+
   it('usage errors', async () => {
     const r = await run(['--nproc-per-node', '0', 'x.js']);
     expect(r.code).toBe(2);

@@ -77,6 +77,15 @@ export class DistributedSampler {
     this._epoch = is.nonNegativeInteger(epoch, 'epoch');
   }
 
+  /** The sampler's state for a checkpoint: its epoch (the order is a function of seed, epoch and rank). */
+  stateDict(): { epoch: number } {
+    return { epoch: this._epoch };
+  }
+  loadStateDict(state: { epoch: number }): void {
+    if (state === null || typeof state !== 'object') throw typeError('a sampler state {epoch}', 'state', state);
+    this.setEpoch(state.epoch);
+  }
+
   /** This rank's sample indices for the current epoch. */
   indices(): Int32Array {
     const n = this.datasetLength;

@@ -61,6 +61,10 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
   readonly transform: ((inputs: Tensor) => Tensor) | undefined;
   readonly sampler: Sampler | undefined;
   private _epoch = 0;
+  /** Where the running epoch is: batches handed out so far, and the shuffle seed it drew (unseeded shuffle). */
+  private _pos: { epoch: number; batch: number; batches: number; seed?: number } | null = null;
+  /** A restored position: the next epoch starts at this batch, with this drawn seed. */
+  private _resume: { batch: number; seed?: number } | null = null;
 
   constructor(dataset: TensorDataset<T>, options: DataLoaderOptions = {}) {
     if (!(dataset instanceof TensorDataset))
@@ -102,8 +106,36 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
     this._epoch = is.nonNegativeInteger(epoch, 'epoch');
   }
 
+  /**
+   * The loader's position, for a checkpoint (torchdata's StatefulDataLoader state_dict): the epoch the next batch
+   * comes from, how many of its batches were handed out, and the shuffle seed that epoch drew from libtorch's
+   * generator (an unseeded shuffle; absent otherwise). Taken after a batch was used, it resumes after that batch.
+   */
+  stateDict(): { epoch: number; batch: number; seed?: number } {
+    const p = this._pos;
+    if (p === null || p.batch >= p.batches) return { epoch: this._epoch, batch: 0 };
+    return p.seed === undefined ? { epoch: p.epoch, batch: p.batch } : { epoch: p.epoch, batch: p.batch, seed: p.seed };
+  }
+
+  /**
+   * Puts the loader back at a stateDict()'s position: the next iteration is that epoch, from that batch on (the
+   * same order: a seeded or sampler order is recomputed, an unseeded shuffle reuses the saved seed).
+   */
+  loadStateDict(state: { epoch: number; batch: number; seed?: number }): void {
+    if (state === null || typeof state !== 'object')
+      throw typeError('a DataLoader state {epoch, batch}', 'state', state);
+    const epoch = is.nonNegativeInteger(state.epoch, 'state.epoch');
+    const batch = is.nonNegativeInteger(state.batch, 'state.batch');
+    if (batch > this.length)
+      throw new RangeError(`state.batch ${batch} is past the ${this.length} batches of an epoch`);
+    if (state.seed !== undefined) is.nonNegativeInteger(state.seed, 'state.seed');
+    this._epoch = epoch;
+    this._pos = null;
+    this._resume = { batch, seed: state.seed };
+  }
+
   /** The sample order of an epoch, as an int64 tensor [N] the caller disposes. */
-  private order(epoch: number): Tensor {
+  private order(epoch: number, drawn: { seed?: number }): Tensor {
     if (this.sampler !== undefined) {
       const idx = this.sampler.indices();
       if (!(idx instanceof Int32Array))
@@ -118,9 +150,12 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
     let seed = this.seed;
     if (seed === undefined) {
       // a fresh seed per epoch from libtorch's generator, so the epoch number is not needed to vary the order
-      const s = wrap(native.factory(FACTORY.randint, [], dtypeCode('int64'), null, 0, 2 ** 31));
-      seed = s.item();
-      s.dispose();
+      if (drawn.seed === undefined) {
+        const s = wrap(native.factory(FACTORY.randint, [], dtypeCode('int64'), null, 0, 2 ** 31));
+        drawn.seed = s.item();
+        s.dispose();
+      }
+      seed = drawn.seed!;
       epoch = 0;
     }
     return wrap(native.fromBuffer(permutation(n, seed, epoch), [n], dtypeCode('int32')));
@@ -128,12 +163,17 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
 
   *[Symbol.iterator](): Generator<T, void, undefined> {
     const epoch = this._epoch++;
-    const order = this.order(epoch);
+    const resume = this._resume;
+    this._resume = null;
+    const drawn: { seed?: number } = { seed: resume?.seed };
+    const order = this.order(epoch, drawn);
     const n = order.shape[0]!;
     const batches = this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+    const first = Math.min(resume?.batch ?? 0, batches);
+    const pos = (this._pos = { epoch, batch: first, batches, seed: drawn.seed });
     let current: Tensor[] = [];
     try {
-      for (let b = 0; b < batches; b++) {
+      for (let b = first; b < batches; b++) {
         release(current);
         current = [];
         const start = b * this.batchSize;
@@ -163,6 +203,7 @@ export class DataLoader<T extends Tensor[] = [Tensor, Tensor]> implements Iterab
             current[0] = out;
           }
         }
+        pos.batch = b + 1; // handed out: a checkpoint taken while the caller uses it resumes after it
         yield current.slice() as T;
       }
     } finally {

@@ -511,3 +511,10 @@ export async function barrier(options: ProcessGroup | { group?: ProcessGroup; ti
 export { withoutGradientSync } from './state.js';
 export { runCommand } from './launch.js';
 export { CurvatureSync, type CurvatureSyncOptions } from './curvature.js';
+export {
+  saveCheckpoint,
+  restoreCheckpoint,
+  allGatherObject,
+  type DistributedCheckpointContents,
+  type StatefulLoader,
+} from './checkpoint.js';

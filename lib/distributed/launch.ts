@@ -25,6 +25,11 @@ export interface LaunchOptions {
   args: string[];
   /** Milliseconds between SIGTERM and SIGKILL for the ranks stopped after a failure (default 5000). */
   killGraceMs?: number;
+  /**
+   * How many times a failed group is restarted (torchrun's --max-restarts; default 0): every rank of this node is
+   * stopped and started again, which makes a new rendezvous round; the script resumes from its last checkpoint.
+   */
+  maxRestarts?: number;
 }
 
 interface Output {
@@ -43,17 +48,21 @@ Options:
   --node-rank R          this machine's index in 0..M-1 (default 0)
   --master-addr A        address of node 0, which hosts the rendezvous store (default 127.0.0.1)
   --master-port P        its port (default 29500)
+  --max-restarts N       restart the group up to N times after a rank fails (default 0); the ranks see the
+                         attempt in TORCHELASTIC_RESTART_COUNT (0 first) and resume from their last checkpoint
   -h, --help             this help
 
-Each line a rank prints is prefixed with "[rank R]: ". If a rank fails, the others are stopped and the launcher
-exits with the failed rank's status.
+Each line a rank prints is prefixed with "[rank R]: ". If a rank fails, the others are stopped; with restarts
+left, every rank of this node is started again (a new rendezvous round), else the launcher exits with the failed
+rank's status. On several machines each node's launcher restarts its own ranks: the ranks of the other nodes see
+the group break, fail, and are restarted by their launchers, so all meet in the new round.
 `;
 
 export class LaunchUsageError extends Error {}
 
 /** Parses `run`'s arguments (everything after the script belongs to the script). */
 export function parseRunArgs(argv: string[]): LaunchOptions | 'help' {
-  const o = { nprocPerNode: 1, nnodes: 1, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: 29500 };
+  const o = { nprocPerNode: 1, nnodes: 1, nodeRank: 0, masterAddr: '127.0.0.1', masterPort: 29500, maxRestarts: 0 };
   const ints: Record<string, keyof typeof o> = {
     '--nproc-per-node': 'nprocPerNode',
     '--nproc_per_node': 'nprocPerNode',
@@ -62,6 +71,8 @@ export function parseRunArgs(argv: string[]): LaunchOptions | 'help' {
     '--node_rank': 'nodeRank',
     '--master-port': 'masterPort',
     '--master_port': 'masterPort',
+    '--max-restarts': 'maxRestarts',
+    '--max_restarts': 'maxRestarts',
   };
   let i = 0;
   for (; i < argv.length; i++) {
@@ -84,9 +95,10 @@ export function parseRunArgs(argv: string[]): LaunchOptions | 'help' {
     const key = ints[a];
     if (key === undefined) throw new LaunchUsageError(`unknown option ${a}`);
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || (key !== 'nodeRank' && n < 1))
+    const zeroOk = key === 'nodeRank' || key === 'maxRestarts';
+    if (!Number.isInteger(n) || n < 0 || (!zeroOk && n < 1))
       throw new LaunchUsageError(
-        `${a} expects a ${key === 'nodeRank' ? 'non-negative' : 'positive'} integer but received ${JSON.stringify(value)}`,
+        `${a} expects a ${zeroOk ? 'non-negative' : 'positive'} integer but received ${JSON.stringify(value)}`,
       );
     (o as Record<string, number | string>)[key] = n;
   }
@@ -98,25 +110,47 @@ export function parseRunArgs(argv: string[]): LaunchOptions | 'help' {
   return { ...o, script, args: argv.slice(i + 1) };
 }
 
-/** Runs the ranks of this node; resolves with the exit status the launcher should have. */
-export function launch(
+/**
+ * Runs the ranks of this node; resolves with the exit status the launcher should have. With `maxRestarts`, a failed
+ * group is stopped and started again (torchrun's semantics) until it succeeds or the restarts are spent.
+ */
+export async function launch(
   o: LaunchOptions,
   io: { stdout: Output; stderr: Output } = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
+  const max = o.maxRestarts ?? 0;
+  for (let attempt = 0; ; attempt++) {
+    const r = await launchOnce(o, io, attempt);
+    // an interrupted launcher (SIGINT / SIGTERM forwarded to the ranks) does not restart them
+    if (r.status === 0 || r.interrupted || attempt >= max) return r.status;
+    io.stderr.write(
+      `tensornormal run: restarting every rank of this node (restart ${attempt + 1} of ${max}); a new rendezvous round\n`,
+    );
+  }
+}
+
+function launchOnce(
+  o: LaunchOptions,
+  io: { stdout: Output; stderr: Output },
+  attempt: number,
+): Promise<{ status: number; interrupted: boolean }> {
   const worldSize = o.nprocPerNode * o.nnodes;
   const children: ChildProcess[] = [];
   let failed: number | null = null;
+  let interrupted = false;
   let running = o.nprocPerNode;
   const grace = o.killGraceMs ?? 5000;
   return new Promise((done) => {
+    let killTimer: NodeJS.Timeout | undefined;
     const stopOthers = (): void => {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-      const t = setTimeout(() => {
+      killTimer = setTimeout(() => {
         for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
       }, grace);
-      t.unref();
+      killTimer.unref();
     };
     const forward = (sig: NodeJS.Signals): void => {
+      interrupted = true;
       for (const c of children) if (c.exitCode === null) c.kill(sig);
     };
     const onInt = (): void => forward('SIGINT');
@@ -134,6 +168,8 @@ export function launch(
         GROUP_RANK: String(o.nodeRank),
         MASTER_ADDR: o.masterAddr,
         MASTER_PORT: String(o.masterPort),
+        TORCHELASTIC_RESTART_COUNT: String(attempt),
+        TORCHELASTIC_MAX_RESTARTS: String(o.maxRestarts ?? 0),
       };
       if (env.OMP_NUM_THREADS === undefined && o.nprocPerNode > 1) env.OMP_NUM_THREADS = '1';
       const child = spawn(process.execPath, [resolve(o.script), ...o.args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -154,9 +190,10 @@ export function launch(
           stopOthers();
         }
         if (running === 0) {
+          clearTimeout(killTimer);
           process.off('SIGINT', onInt);
           process.off('SIGTERM', onTerm);
-          done(failed ?? 0);
+          done({ status: failed ?? 0, interrupted });
         }
       });
     }
