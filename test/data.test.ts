@@ -641,3 +641,59 @@ function permutationFirst(seed: number): number {
   ds.dispose();
   return first;
 }
+
+describe('DataLoader and DistributedSampler state (resume within an epoch)', () => {
+  const firstColumn = (b: Tensor[]): number[] => Array.from(b[0]!.select(1, 0).toTypedArray() as Float32Array);
+  function epochBatches(loader: data.DataLoader<Tensor[]>, stopAfter = Infinity): number[][] {
+    const out: number[][] = [];
+    for (const b of loader) {
+      out.push(torch.tidy(() => firstColumn(b)));
+      if (out.length >= stopAfter) break;
+    }
+    return out;
+  }
+  for (const kind of ['seeded', 'unseeded', 'sampler'] as const)
+    it(`${kind}: a state taken after batch k resumes with batch k + 1 of the same order, the next epoch as before`, () =>
+      noLeak(() => {
+        const x = torch.tidy(() => torch.keep(torch.arange(0, 23, 1, { dtype: 'float32' }).reshape([23, 1])));
+        const ds = new data.TensorDataset(x);
+        const sampler =
+          kind === 'sampler' ? new data.DistributedSampler(23, { numReplicas: 2, rank: 1, seed: 5 }) : undefined;
+        const make = (): data.DataLoader<Tensor[]> =>
+          new data.DataLoader(ds, {
+            batchSize: 4,
+            ...(kind === 'sampler' ? { sampler } : { shuffle: true, ...(kind === 'seeded' ? { seed: 9 } : {}) }),
+          });
+        torch.manualSeed(1);
+        const whole = make();
+        sampler?.setEpoch(0);
+        const e0 = epochBatches(whole);
+        sampler?.setEpoch(1);
+        const e1 = epochBatches(whole);
+        expect(e0).not.toEqual(e1); // the order changes per epoch (else the test could not tell them apart)
+        torch.manualSeed(1);
+        const a = make();
+        sampler?.setEpoch(0);
+        const head = epochBatches(a, 2);
+        const state = a.stateDict();
+        expect(state.epoch).toBe(0);
+        expect(state.batch).toBe(2);
+        if (kind === 'unseeded') expect(typeof state.seed).toBe('number');
+        else expect(state.seed).toBeUndefined();
+        const samplerState = sampler?.stateDict();
+        // a fresh loader (a restarted process), its RNG moved on: the saved seed, not a new draw, orders the epoch
+        torch.manualSeed(77);
+        const b = make();
+        b.loadStateDict(JSON.parse(JSON.stringify(state)) as typeof state);
+        if (samplerState) sampler!.loadStateDict(samplerState);
+        const tail = epochBatches(b);
+        expect([...head, ...tail]).toEqual(e0);
+        if (kind !== 'unseeded') {
+          sampler?.setEpoch(1);
+          expect(epochBatches(b)).toEqual(e1);
+        }
+        expect(b.stateDict()).toEqual({ epoch: kind === 'unseeded' ? 1 : 2, batch: 0 });
+        expect(() => b.loadStateDict({ epoch: 0, batch: 99 })).toThrow(RangeError);
+        x.dispose();
+      }));
+});
