@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libgloo-dev: the Gloo headers that c10d's ProcessGroupGloo.hpp includes (distributed training).
-PKGS=(libtorch-dev libgloo-dev libopenblas0-pthread python3-torch build-essential cmake dataset-fashion-mnist)
+# iproute2 (ip netns, tc) and nftables: test/distributed-netns.test.ts puts ranks in two network namespaces and
+# degrades the link between them (tc netem where the kernel has it, else a tbf rate limit and an nftables 1% drop).
+PKGS=(libtorch-dev libgloo-dev libopenblas0-pthread python3-torch build-essential cmake dataset-fashion-mnist iproute2
+  nftables)
 
 missing=()
 for p in "${PKGS[@]}"; do
