@@ -50,12 +50,11 @@ if (process.env.TN_BENCH_RANK !== undefined) {
       ? new torch.optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 })
       : optName === 'adam'
         ? new torch.optim.Adam(model.parameters(), { lr: 1e-3 })
-      : optName === 'tnt'
-        ? new torch.optim.TNT(model.parameters(), o)
-        : new torch.optim.KFAC(model, o);
+        : optName === 'tnt'
+          ? new torch.optim.TNT(model.parameters(), o)
+          : new torch.optim.KFAC(model, o);
   const curv = optName !== 'sgd' && optName !== 'adam';
-  const sync =
-    ddpMode && curv ? new dist.CurvatureSync(opt, shard !== undefined ? { shard } : { inverses }) : null;
+  const sync = ddpMode && curv ? new dist.CurvatureSync(opt, shard !== undefined ? { shard } : { inverses }) : null;
   // single-process TNT: the phases, for the alpha-beta projection (batch work scales 1/W, curvature work by shard)
   const phase = { batch: 0, curvature: 0 };
   const times = [];
@@ -130,15 +129,21 @@ async function run(cfg) {
       { length: W },
       (_, rank) =>
         new Promise((resolve, reject) => {
-          const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+          // cfg.netns: rank r runs in namespace ns[r] and talks over its veth dev[r]; the store is at addr
+          const ns = cfg.netns;
+          const cmd = ns
+            ? ['ip', ['netns', 'exec', ns.ns[rank], process.execPath, fileURLToPath(import.meta.url)]]
+            : [process.execPath, [fileURLToPath(import.meta.url)]];
+          const child = spawn(cmd[0], cmd[1], {
             env: {
               ...process.env,
               TN_BENCH_RANK: JSON.stringify(cfg),
               RANK: String(rank),
               WORLD_SIZE: String(W),
-              MASTER_ADDR: '127.0.0.1',
+              MASTER_ADDR: ns ? ns.addr : '127.0.0.1',
               MASTER_PORT: String(port),
               OMP_NUM_THREADS: String(cfg.threads ?? (W === 1 ? 2 : 1)),
+              ...(ns ? { GLOO_SOCKET_IFNAME: ns.dev[rank] } : {}),
             },
             stdio: ['ignore', 'pipe', 'inherit'],
           });
@@ -151,6 +156,120 @@ async function run(cfg) {
     ),
   );
   return JSON.parse(outs.find((s) => s.trim() !== '').trim());
+}
+
+// ------------------------------------------------------------------ --netns R: 2 ranks across a veth pair
+// Root only. Two network namespaces joined by a veth pair (as test/distributed-netns.test.ts), Adam and TNT
+// (shard 'all') with 2 ranks, the link as is, then limited by tc (netem delay where the kernel has it; else a tbf rate
+// limit, which is what this kernel allows), R interleaved rounds. Beside each measurement the alpha-beta prediction:
+// the unlimited veth's time plus the bytes each rank puts on the link per step over the rate, plus the delay per
+// message (2 (W - 1) messages per all-reduce).
+if (argv.includes('--netns')) {
+  const { spawnSync } = await import('node:child_process');
+  const { loadavg } = await import('node:os');
+  const R = Number(flag('netns', 2));
+  const sh = (...c) => {
+    const r = spawnSync(c[0], c.slice(1), { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${c.join(' ')}: ${r.stderr || r.error}`);
+    return r.stdout;
+  };
+  const id = process.pid % 10000;
+  const ns = { ns: [`tbA${id}`, `tbB${id}`], dev: [`tbvA${id}`, `tbvB${id}`], addr: '10.211.0.1' };
+  const down = () => ns.ns.forEach((n) => spawnSync('ip', ['netns', 'del', n]));
+  try {
+    sh('ip', 'netns', 'add', ns.ns[0]);
+    sh('ip', 'netns', 'add', ns.ns[1]);
+    sh('ip', 'link', 'add', ns.dev[0], 'type', 'veth', 'peer', 'name', ns.dev[1]);
+    ns.ns.forEach((n, r) => {
+      sh('ip', 'link', 'set', ns.dev[r], 'netns', n);
+      sh('ip', '-n', n, 'addr', 'add', `10.211.0.${r + 1}/24`, 'dev', ns.dev[r]);
+      sh('ip', '-n', n, 'link', 'set', ns.dev[r], 'up');
+      sh('ip', '-n', n, 'link', 'set', 'lo', 'up');
+    });
+    const netemOk =
+      spawnSync('ip', [
+        'netns',
+        'exec',
+        ns.ns[0],
+        'tc',
+        'qdisc',
+        'add',
+        'dev',
+        ns.dev[0],
+        'root',
+        'netem',
+        'delay',
+        '1ms',
+      ]).status === 0;
+    if (netemOk) spawnSync('ip', ['netns', 'exec', ns.ns[0], 'tc', 'qdisc', 'del', 'dev', ns.dev[0], 'root']);
+    // link settings: [label, qdisc args or null, rate in bytes/s (Infinity: none), delay s]
+    const links = netemOk
+      ? [
+          ['veth, no limit', null, Infinity, 0],
+          ['netem delay 20ms', ['netem', 'delay', '20ms'], Infinity, 0.02],
+          ['netem 1 Gbit/s + 2ms', ['netem', 'delay', '2ms', 'rate', '1gbit'], 1e9 / 8, 0.002],
+        ]
+      : [
+          ['veth, no limit', null, Infinity, 0],
+          ['tbf 1 Gbit/s', ['tbf', 'rate', '1gbit', 'burst', '1mb', 'latency', '100ms'], 1e9 / 8, 0],
+          ['tbf 200 Mbit/s', ['tbf', 'rate', '200mbit', 'burst', '256kb', 'latency', '200ms'], 200e6 / 8, 0],
+        ];
+    const setLink = (q) =>
+      ns.ns.forEach((n, r) => {
+        spawnSync('ip', ['netns', 'exec', n, 'tc', 'qdisc', 'del', 'dev', ns.dev[r], 'root']);
+        if (q) sh('ip', 'netns', 'exec', n, 'tc', 'qdisc', 'add', 'dev', ns.dev[r], 'root', ...q);
+      });
+    const cfgs = {
+      adam: { opt: 'adam', mode: 'ddp', netns: ns },
+      tnt: { opt: 'tnt', mode: 'ddp', shard: 'all', T2: 20, netns: ns },
+    };
+    const res = {};
+    const loads = [];
+    for (let round = 0; round < R; round++)
+      for (const [label, q] of links) {
+        setLink(q);
+        for (const [k, c] of Object.entries(cfgs)) {
+          loads.push(loadavg()[0]);
+          process.stderr.write(`round ${round + 1}/${R}: ${k} over ${label} ...`);
+          const r = await run(c);
+          process.stderr.write(` ${r.meanMs.toFixed(0)} ms\n`);
+          (res[`${k}|${label}`] ??= []).push(r);
+        }
+      }
+    const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const rows = [];
+    for (const k of Object.keys(cfgs)) {
+      const base = mean(res[`${k}|${links[0][0]}`].map((r) => r.meanMs));
+      for (const [label, , rate, delay] of links) {
+        const rs = res[`${k}|${label}`];
+        const ms = rs.map((r) => r.meanMs);
+        // link bytes per rank and step with 2 ranks: a ring all-reduce of n sends n; TNT's reduce to the owners and
+        // broadcast from them send about n more (the other rank's share of the sampled gradient, its own parameters)
+        const params = rs[0].params * 4;
+        const linkBytes = k === 'adam' ? params : 2 * params;
+        const messages = k === 'adam' ? 2 : 4; // per step, 2 ranks: the all-reduce (2), TNT's reduce and broadcast (2)
+        const predicted = base + (Number.isFinite(rate) ? (linkBytes / rate) * 1000 : 0) + messages * delay * 1000;
+        rows.push(
+          `| ${k === 'adam' ? 'Adam' : "TNT (T2=20), shard 'all'"} | ${label} | ${mean(ms).toFixed(0)} ms (${Math.min(...ms).toFixed(0)}-${Math.max(...ms).toFixed(0)}) | ${predicted.toFixed(0)} ms | ${(mean(rs.map((r) => r.bytes)) / 2 ** 20).toFixed(1)} MiB |`,
+        );
+      }
+    }
+    const text = `<!-- Written by \`node bench/distributed.mjs --netns ${R}\` (root). -->
+Two ranks in two network namespaces joined by a veth pair, measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores, shared); MNIST autoencoder, global batch 1000 (500 per rank, 1 thread each), ${STEPS} timed steps, ${R} interleaved rounds; load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}. ${netemOk ? '' : 'This kernel has no netem (CONFIG_NET_SCH_NETEM is not set: `tc qdisc add ... netem` answers "Specified qdisc kind is unknown"), so the link is slowed with a tbf rate limit instead of a delay. '}Predicted: the unlimited veth's mean plus the link bytes per rank and step (Adam n, TNT about 2n, n = the float32 gradient) over the rate, plus the delay per message.
+
+| Optimizer | Link | Step, mean (min-max) | Alpha-beta prediction | Handed to collectives per step |
+|---|---|---:|---:|---:|
+${rows.join('\n')}
+`;
+    process.stdout.write(text);
+    if (argv.includes('--write')) {
+      const { appendFileSync } = await import('node:fs');
+      appendFileSync(join(here, 'distributed-results.md'), '\n' + text);
+    }
+  } finally {
+    down();
+  }
+  process.exit(0);
 }
 
 // ------------------------------------------------------------------ --scaling R: the speed-ups, side by side

@@ -760,11 +760,34 @@ describe('tensornormal run', () => {
       '--node-rank 2 must be below --nnodes 2',
     );
     expect((await run(['--bogus', '1', 'x.js'])).stderr).toContain('unknown option --bogus');
+    expect((await run(['--max-restarts', '-1', 'x.js'])).stderr).toContain(
+      '--max-restarts expects a non-negative integer but received "-1"',
+    );
     expect((await run([])).stderr).toContain('missing the script to run');
     const h = await run(['--help']);
     expect(h.code).toBe(0);
     expect(h.stdout).toContain('Usage: tensornormal run');
+    expect(h.stdout).toContain('--max-restarts N');
   }, 60_000);
+
+  it("--max-restarts: a rank that fails every time is restarted N times, then its status is the launcher's", async () => {
+    const port = await freePort();
+    const r = await run([
+      '--nproc-per-node',
+      '3',
+      '--master-port',
+      String(port),
+      '--max-restarts',
+      '1',
+      worker,
+      'launcher',
+      '2',
+      '7',
+    ]);
+    expect(r.code, r.stdout + r.stderr).toBe(7);
+    expect(r.stderr).toContain('restarting every rank of this node (restart 1 of 1)');
+    expect(r.stderr.match(/rank 2 exited with status 7/g)).toHaveLength(2); // the first attempt and the restart
+  }, 90_000);
 });
 
 // ------------------------------------------------------------------ DistributedSampler
