@@ -301,8 +301,15 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
       expect(ddp.stateDict().has('module.weight')).toBe(true);
       const tnt = new torch.optim.TNT(model.parameters(), { lr: 0.1 });
       expect(new dist.CurvatureSync(tnt).inverses).toBe('sharded');
+      expect(new dist.CurvatureSync(tnt).shard).toBe('all');
+      expect(new dist.CurvatureSync(tnt, { inverses: 'replicated' }).shard).toBe('none');
       const sh = new torch.optim.Shampoo(model.parameters(), { lr: 0.1 });
-      expect(new dist.CurvatureSync(sh).inverses).toBe('replicated');
+      expect(new dist.CurvatureSync(sh).shard).toBe('all');
+      expect(new dist.CurvatureSync(sh, { inverses: 'replicated' }).inverses).toBe('replicated');
+      expect(() => new dist.CurvatureSync(tnt, { shard: 'half' as never })).toThrow(RangeError);
+      const kfac = new torch.optim.KFAC(model, { lr: 0.1 });
+      expect(() => new dist.CurvatureSync(kfac, { shard: 'all' })).toThrow('implemented for TNT and Shampoo');
+      kfac.dispose?.();
       expect(() => new dist.CurvatureSync(sh, { inverses: 'sharded' })).toThrow(
         "inverses 'sharded' is implemented for TNT and KFAC",
       );
@@ -412,7 +419,9 @@ describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel er
               ? ['ddp', 'sharded']
               : opt === 'sgd'
                 ? ['ddp', 'nosync']
-                : ['ddp'];
+                : opt === 'shampoo'
+                  ? ['ddp', 'all']
+                  : ['ddp'];
         for (const mode of modes) {
           const ranks = await trainRun(2, [opt, mode]);
           for (const r of ranks) {
@@ -420,6 +429,18 @@ describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel er
             // and training moved the weights away from the start
             expect(maxRelErr(ref!.weights, await initialWeights()), 'weights moved').toBeGreaterThan(1e-3);
           }
+          if (opt === 'shampoo')
+            expect(ranks.map((r) => r.owned)).toEqual(
+              mode === 'all'
+                ? [
+                    [0, -1, -1, -1],
+                    [-1, 1, 2, 3],
+                  ]
+                : [
+                    [0, 1, 2, 3],
+                    [0, 1, 2, 3],
+                  ],
+            );
           if (opt === 'tnt') {
             // one sampled gradient per statistics step (5 steps), plus the inverses when sharded
             const { gradient, factors } = ranks[0]!.stats!;

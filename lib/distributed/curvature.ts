@@ -44,10 +44,10 @@ import { withoutGradientSync } from './state.js';
 
 export interface CurvatureSyncOptions {
   /**
-   * How the curvature work is divided (TNT): 'all' (TNT's default; as Distributed Shampoo and KAISA) gives each
-   * parameter to one rank, balanced by cost, which folds its statistics, inverts its factors and computes its update;
-   * the updated parameters are broadcast from their owners. 'inverses' shards the inverses only (statistics and
-   * updates on every rank); 'none' repeats everything on every rank. KFAC and Shampoo take 'inverses' / 'none'.
+   * How the curvature work is divided: 'all' (TNT's and Shampoo's default; as Distributed Shampoo and KAISA) gives
+   * each parameter to one rank, balanced by cost, which folds its statistics, inverts its factors (roots) and
+   * computes its update; the updated parameters are broadcast from their owners. 'inverses' (KFAC's default; TNT
+   * too) shards the inverses only (statistics and updates on every rank); 'none' repeats everything on every rank.
    */
   shard?: 'all' | 'inverses' | 'none';
   /**
@@ -115,8 +115,8 @@ export class CurvatureSync {
       options.inverses === undefined
         ? undefined
         : is.oneOf(options.inverses, 'inverses', ['replicated', 'sharded'] as const);
-    // defaults: TNT divides all its curvature work (bench/distributed.mjs); KFAC shards its inverses (faster in 3 of
-    // 4 runs there); Shampoo repeats its roots on every rank
+    // defaults: TNT and Shampoo divide all their curvature work (bench/distributed.mjs); KFAC shards its inverses
+    // (faster in 3 of 4 runs there)
     const shard =
       options.shard ??
       (inv === 'replicated'
@@ -127,17 +127,17 @@ export class CurvatureSync {
             ? 'all'
             : optimizer instanceof KFAC
               ? 'inverses'
-              : 'none');
+              : 'all');
     this.shard = is.oneOf(shard, 'shard', ['all', 'inverses', 'none'] as const);
     this.inverses = this.shard === 'none' ? 'replicated' : 'sharded';
     if (this.shard === 'inverses' && optimizer instanceof Shampoo)
       throw new TypeError(
         "CurvatureSync: inverses 'sharded' is implemented for TNT and KFAC; Shampoo computes its roots on every rank",
       );
-    if (this.shard === 'all' && !(optimizer instanceof TNT))
+    if (this.shard === 'all' && optimizer instanceof KFAC)
       throw new TypeError(
-        "CurvatureSync: shard 'all' (statistics, inverses and updates divided over the ranks) is implemented for TNT; " +
-          "use shard 'inverses' (KFAC) or 'none'",
+        "CurvatureSync: shard 'all' (statistics, inverses and updates divided over the ranks) is implemented for TNT " +
+          "and Shampoo; use shard 'inverses' or 'none' for KFAC",
       );
   }
 
@@ -149,13 +149,15 @@ export class CurvatureSync {
    */
   owner(): number[] {
     if (this.owners !== null) return this.owners;
-    const opt = this.optimizer as TNT;
+    const opt = this.optimizer as TNT | Shampoo;
+    // an inverse root (Shampoo: eigh or Newton iterations) costs about 10 d^3 against a Cholesky's d^3 / 3
+    const inverse = opt instanceof Shampoo ? 10 : 1 / 3;
     const costs = opt.params.map((p) => {
       const shape = tntShape(opt, p);
       const n = p.numel();
       if (shape.length === 0) return n;
       const sum = shape.reduce((a, d) => a + d, 0);
-      return n * sum * (1 / opt.statsEvery + 2) + shape.reduce((a, d) => a + d ** 3 / 3, 0) / opt.inverseEvery;
+      return n * sum * (1 / opt.statsEvery + 2) + shape.reduce((a, d) => a + inverse * d ** 3, 0) / opt.inverseEvery;
     });
     this.owners = this.plan(costs);
     const rank = getRank();
@@ -170,20 +172,30 @@ export class CurvatureSync {
    */
   async gatherState(): Promise<void> {
     if (this.shard !== 'all') return;
-    const opt = this.optimizer as TNT;
+    const opt = this.optimizer as TNT | Shampoo;
     const owners = this.owner();
     const sends: Promise<void>[] = [];
-    opt.paramGroups.forEach((g) =>
-      g.params.forEach((p) => {
-        const i = opt.params.indexOf(p);
-        const c = tntCurvature(opt, p, g.damping);
+    const params = opt.params;
+    params.forEach((p, i) => {
+      {
         const m = (opt as unknown as { momentumOf(p: Tensor): Tensor }).momentumOf(p);
-        for (const t of [m, ...c.mains, ...c.auxes]) {
+        let state: Tensor[];
+        if (opt instanceof TNT) {
+          const c = tntCurvature(opt, p);
+          state = [...c.mains, ...c.auxes];
+        } else {
+          const eps = opt.paramGroups.find((g) => g.params.includes(p))!.epsilon;
+          const c = (
+            opt as unknown as { curvatureOf(p: Tensor, e: number): { factors: Tensor[]; roots: Tensor[] } }
+          ).curvatureOf(p, eps);
+          state = [...c.factors, ...c.roots];
+        }
+        for (const t of [m, ...state]) {
           this.bytes += t.numel() * elementBytes(t);
           sends.push(broadcast(t, owners[i]!));
         }
-      }),
-    );
+      }
+    });
     await Promise.all(sends);
   }
 
@@ -277,7 +289,7 @@ export class CurvatureSync {
    */
   async step(): Promise<void> {
     const opt = this.optimizer;
-    if (this.shard === 'all') return this.stepSharded(opt as TNT);
+    if (this.shard === 'all') return this.stepSharded(opt as TNT | Shampoo);
     const due = opt.inversesDue() && (opt.statsUpdates > 0 || opt.warmStarted);
     if (this.inverses === 'sharded' && due) {
       if (opt instanceof TNT) await this.tntSharded(opt);
@@ -296,7 +308,7 @@ export class CurvatureSync {
    * owner broadcasts its updated parameters (one flat broadcast per owner and dtype). The gradients (DDP-averaged) are
    * the same on every rank, so a non-finite one anywhere skips the step on every rank, as in one process.
    */
-  private async stepSharded(opt: TNT): Promise<void> {
+  private async stepSharded(opt: TNT | Shampoo): Promise<void> {
     const owners = this.owner();
     const rank = getRank();
     const params = opt.params;
@@ -449,7 +461,7 @@ export class CurvatureSync {
 function kfacLayers(opt: KFAC): KfacLayer[] {
   return (opt as unknown as { layerList: KfacLayer[] }).layerList;
 }
-function tntShape(opt: TNT, p: Tensor): number[] {
+function tntShape(opt: TNT | Shampoo, p: Tensor): number[] {
   return (opt as unknown as { shapeOf(p: Tensor): number[] }).shapeOf(p);
 }
 function tntCurvature(opt: TNT, p: Tensor, damping?: number): Curvature {

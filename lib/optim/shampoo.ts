@@ -195,13 +195,16 @@ export class Shampoo extends KroneckerOptimizer<ShampooOptions, 'shampoo'> {
   private curvatureList(): { params: Tensor[]; shapes: number[][]; factors: number[][] } {
     const shapes: number[][] = [];
     const factors: number[][] = [];
+    const params: Tensor[] = [];
     for (const g of this.paramGroups)
       for (const p of g.params) {
+        if (this.shard !== null && !this.shard.has(p)) continue; // another rank's (distributed.CurvatureSync)
         const c = this.curvatureOf(p, g.epsilon);
+        params.push(p);
         shapes.push(c.shape);
         factors.push(c.factors.map((f) => f._h));
       }
-    return { params: this.params, shapes, factors };
+    return { params, shapes, factors };
   }
 
   /**
@@ -209,8 +212,12 @@ export class Shampoo extends KroneckerOptimizer<ShampooOptions, 'shampoo'> {
    * native call. Returns false, changing nothing, when any gradient holds a non-finite value.
    */
   updateStatistics(grads: (Tensor | null)[]): boolean {
+    let hs = gradientHandles(grads, this.params, 'grads');
     const { params, shapes, factors } = this.curvatureList();
-    const hs = gradientHandles(grads, params, 'grads');
+    if (this.shard !== null) {
+      const all = this.params;
+      hs = params.map((p) => hs[all.indexOf(p)]!);
+    }
     const { keep, weight } = this.statisticsCoefficients();
     const r = native.shampooStatistics(hs, shapes, factors, weight, keep);
     if (r.skippedNonFinite > 0) return false;
@@ -231,7 +238,9 @@ export class Shampoo extends KroneckerOptimizer<ShampooOptions, 'shampoo'> {
     };
     const method = ROOT_METHOD[this.rootMethod];
     for (const g of this.paramGroups) {
-      const cs = g.params.map((p) => this.curvatureOf(p, g.epsilon));
+      const owned = this.shard === null ? g.params : g.params.filter((p) => this.shard!.has(p));
+      if (owned.length === 0) continue;
+      const cs = owned.map((p) => this.curvatureOf(p, g.epsilon));
       const r = native.shampooRoots(
         cs.map((c) => c.shape),
         cs.map((c) => c.factors.map((f) => f._h)),
@@ -293,6 +302,11 @@ export class Shampoo extends KroneckerOptimizer<ShampooOptions, 'shampoo'> {
 
   /** Gathers statistics from `.grad` and refreshes the roots when due (a non-finite gradient skips the step). */
   protected beforeUpdate(): boolean {
+    if (this.skipNonFinite) {
+      // (CurvatureSync: a gradient of another rank's share is not finite; one process would change nothing either)
+      this.skipStep('Shampoo', 1);
+      return false;
+    }
     if (this.statisticsDue() && !this.updateStatistics(this.params.map((p) => p.grad))) {
       this.skipStep('Shampoo', 1);
       return false;

@@ -391,7 +391,9 @@ const scenarios = {
     const weights = model.parameters().map((p) => Array.from(p.reshape([-1]).toArray()));
     // which parameters have curvature state here (shard 'all': only this rank's own)
     const owned =
-      optName === 'tnt' ? model.parameters().map((p, i) => (torch.tidy(() => opt.curvatureState(p)) ? i : -1)) : null;
+      optName === 'tnt' || optName === 'shampoo'
+        ? model.parameters().map((p, i) => (torch.tidy(() => opt.curvatureState(p)) ? i : -1))
+        : null;
     out({ weights, bytes: sync ? sync.bytes : 0, stats: sync ? sync.statisticsBytes() : null, owned });
     if (!single) await dist.destroyProcessGroup();
   },
