@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readCpuinfo, runtimeEnvironment } from './runtime-env.js';
+import { blasCheckWarning, readCpuinfo, runtimeEnvironment, type BlasCheck } from './runtime-env.js';
 import { TorchError, FREED_MESSAGES } from './errors.js';
 import {
   checkOpcodes,
@@ -80,6 +80,8 @@ export interface NativeBinding {
   /** Throws TorchError('DEVICE_UNAVAILABLE') for a CUDA device this libtorch or machine does not have. */
   checkDevice(device: string): void;
   versions(): { torch: string; parallel: string; blas?: string; blasCore?: string };
+  /** Relative errors of small BLAS/LAPACK problems against loops in double; null when firstInProcess and done. */
+  blasSelfCheck(firstInProcess?: boolean): BlasCheck | null;
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
   throwForTest(kind: 'c10' | 'std' | 'alloc'): never;
@@ -468,7 +470,8 @@ function load(): NativeBinding {
 }
 
 // Must run before the addon (and with it libtorch, OpenMP and OpenBLAS) is loaded: see runtime-env.ts.
-Object.assign(process.env, runtimeEnvironment(process.env, readCpuinfo()));
+const chosenEnv = runtimeEnvironment(process.env, readCpuinfo());
+Object.assign(process.env, chosenEnv);
 
 export const native: NativeBinding = load();
 native.init(TorchError, FREED_MESSAGES);
@@ -480,3 +483,11 @@ if (process.env.TENSORNORMAL_NUM_THREADS) {
 }
 // An addon built from another revision of native/opcodes.h would run the wrong ops: refuse it, naming the entries.
 checkOpcodes(native.opcodes());
+// Kernels the library picked itself (OPENBLAS_CORETYPE from the CPU's flags) are checked once per process on small
+// gemm, syrk, symm and potrf problems against plain loops (about a millisecond): older OpenBLAS builds compute wrong
+// results on some processors newer than themselves. A user's own OPENBLAS_CORETYPE is the user's to check.
+if (chosenEnv.OPENBLAS_CORETYPE !== undefined && process.env.TENSORNORMAL_BLAS_SELFCHECK !== 'off') {
+  const check = native.blasSelfCheck(true);
+  const warning = check && blasCheckWarning(check, chosenEnv.OPENBLAS_CORETYPE);
+  if (warning) process.emitWarning(warning, { code: 'TENSORNORMAL_BLAS_KERNELS' });
+}
