@@ -2,6 +2,7 @@
 // model is this thread's own copy; every snapshot the job publishes is copied into it between two requests.
 //
 //   npm run build:ts && npm run example:service -- [--port 3000] [--optimizer adam|tnt] [--epochs 20]
+//     [--priority serve|train|0.25]             # who gets the cores (docs/service.md)
 //   curl -d "{\"pixels\": [$(seq -s, 0 783 | sed 's/[0-9]*/0.5/g')]}" localhost:3000/predict
 //   curl localhost:3000/status                  # training progress and the served snapshot
 import { createServer, type ServerResponse } from 'node:http';
@@ -15,6 +16,7 @@ const { values: args } = parseArgs({
     port: { type: 'string', default: '3000' },
     optimizer: { type: 'string', default: 'adam' },
     epochs: { type: 'string', default: '20' },
+    priority: { type: 'string', default: 'serve' },
   },
 });
 const served = makeModel();
@@ -24,7 +26,12 @@ const job: JobData = {
   epochs: Number(args.epochs),
   publishEvery: 50,
 };
-const trainer = train.inWorker(new URL('./service-job.js', import.meta.url), { workerData: job, serve: served });
+const priority = args.priority === 'serve' || args.priority === 'train' ? args.priority : Number(args.priority);
+const trainer = train.inWorker(new URL('./service-job.js', import.meta.url), {
+  workerData: job,
+  serve: served,
+  priority,
+});
 let progress: unknown = null;
 trainer.on('progress', (p) => (progress = p));
 trainer.on('throughput', (t) => console.log(`training: ${t.stepsPerSecond.toFixed(1)} steps/s`));
