@@ -7,14 +7,17 @@
  *   - autoencoder: the MNIST autoencoder (784-1000-500-250-30-250-500-1000-784; answers the reconstruction error);
  *     the job trains it on a batch of 1024 in its own loop (Adam; TNT with T1 = 1, T2 = 20).
  * Rows: none (nothing trains), worker-adam, worker-tnt (train.inWorker, snapshots every 10 steps copied into the
- * served model), same-adam / same-tnt (the loop on the server's own thread; not in the default rows).
+ * served model), same-adam / same-tnt (the loop on the server's own thread; not in the default rows). A row may name
+ * the trainer's priority after an @: worker-adam@train, worker-adam@0.25 (a training budget), worker-adam@nice10
+ * (SCHED_OTHER at nice 10: the default before issue 23). Default rows: the recipe (priority 'serve') for both
+ * models, and for the classifier @train and @0.25 with Adam too.
  *
  * This process is the load generator, and it is written the way an independent one is (wrk, autocannon): a closed
  * loop of `concurrency` clients on keep-alive connections, each POSTing a JSON body as soon as its previous answer
  * has arrived; `--warmup` requests on the same connections first (not measured: connections, the handler's first
  * compilation, the first forwards). Each server process is measured at every concurrency in turn (warm-up each).
  *
- *   npm run build:ts && node bench/service.mjs [--models mlp,autoencoder] [--rows none,worker-adam,worker-tnt]
+ *   npm run build:ts && node bench/service.mjs [--models mlp,autoencoder] [--rows none,worker-adam,worker-adam@train,...]
  *     [--concurrency 8,32] [--requests 2000] [--warmup 200] [--repeat 3] [--priority serve|train|<share>]
  *     [--idle-seconds 3] [--dedicated-seconds 4] [--dump DIR]
  *   BENCH_NICE (the trainer's nice), BENCH_PUBLISH_EVERY (10), BENCH_INVERSE_EVERY (autoencoder TNT, 20)
@@ -228,7 +231,7 @@ function child(args) {
 // request bodies: 64 different 784-pixel inputs (rounded to 3 decimals, as a client would send them)
 const BODIES = Array.from({ length: 64 }, (_, k) =>
   JSON.stringify({
-    pixels: Array.from({ length: 784 }, (_, i) => Math.round(((i * 7919 + k * 104729) % 1000) / 1) / 1000),
+    pixels: Array.from({ length: 784 }, (_, i) => ((i * 7919 + k * 104729) % 1000) / 1000),
   }),
 );
 
@@ -325,7 +328,15 @@ async function main() {
   const models = arg('models', 'mlp,autoencoder').split(',');
   const requests = Number(arg('requests', 2000));
   const levels = arg('concurrency', '8,32').split(',').map(Number);
-  const rows = arg('rows', 'none,worker-adam,worker-tnt').split(',');
+  // default rows: the recipe (priority 'serve') beside nothing training, and for the classifier the other
+  // priorities too ('train', a training budget of 0.25); --rows gives every model the same rows
+  const rowsOf = (model) =>
+    arg(
+      'rows',
+      model === 'mlp'
+        ? 'none,worker-adam,worker-tnt,worker-adam@train,worker-adam@0.25'
+        : 'none,worker-adam,worker-tnt',
+    ).split(',');
   const dedicatedSeconds = Number(arg('dedicated-seconds', 4));
   const idleSeconds = Number(arg('idle-seconds', 3));
   const repeat = Number(arg('repeat', 3));
@@ -338,7 +349,7 @@ async function main() {
   const started = Date.now();
   for (let k = 0; k < repeat; k++) {
     for (const model of models) {
-      for (const mode of rows) {
+      for (const mode of rowsOf(model)) {
         const s = child(['server', model, mode, ...(priority !== undefined ? [priority] : [])]);
         const { port } = await s.next();
         const measured = [];
@@ -367,7 +378,11 @@ async function main() {
   }
   const dedicatedRate = {};
   for (const model of models)
-    for (const opt of new Set(rows.filter((m) => m !== 'none').map((m) => m.split('@')[0].split('-')[1]))) {
+    for (const opt of new Set(
+      rowsOf(model)
+        .filter((m) => m !== 'none')
+        .map((m) => m.split('@')[0].split('-')[1]),
+    )) {
       const rates = [];
       for (let k = 0; k < Math.min(repeat, 2); k++) {
         const d = child(['dedicated', model, opt, String(dedicatedSeconds)]);
@@ -394,7 +409,7 @@ async function main() {
     );
     console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const c of levels)
-      for (const mode of rows) {
+      for (const mode of rowsOf(model)) {
         const rs = runs.get(`${model} ${mode} ${c}`);
         const base = runs.get(`${model} none ${c}`);
         const col = (f) => rs.map((r) => r[f]);

@@ -222,7 +222,7 @@ describe('train.inWorker', () => {
     },
   );
 
-  it("throughput events count the job's steps and samples; a budget (priority 0.5) pauses the job while the served model answers, 'serve' and a quiet server do not", async () => {
+  it("throughput events count the job's steps and samples; a budget (0.5) and 'serve' (0.1) pause the job while the served model answers; 'train' and a quiet server do not", async () => {
     type Throughput = Lib.train.Throughput;
     const served = makeModel(t, 1);
     const x = t.ones([1, 4], { dtype: 'float64' });
@@ -258,10 +258,14 @@ describe('train.inWorker', () => {
     const mean = paused.reduce((a, b) => a + b, 0) / paused.length;
     expect(mean).toBeGreaterThan(0.25);
     expect(mean).toBeLessThan(0.7);
-    // no pause without requests, nor under 'serve' (the kernel arbitrates there)
+    // 'serve' keeps a tenth of the time in steps
+    const serve = await run('serve', true, 3);
+    const servePaused = serve.events.slice(1).map((e) => e.paused);
+    expect(Math.min(...servePaused)).toBeGreaterThan(0.6);
+    // no pause without requests, nor under 'train'
     for (const [priority, busy] of [
       [0.5, false],
-      ['serve', true],
+      ['train', true],
     ] as const) {
       const r = await run(priority, busy, 1.6);
       expect(r.events.length).toBeGreaterThanOrEqual(1);

@@ -172,6 +172,8 @@ function reviveError(e: WorkerError): Error {
 }
 
 const RUNNER = new URL('./job-runner.js', import.meta.url);
+/** The share of the time a job with priority 'serve' keeps in steps while the server is answering requests. */
+const SERVE_SHARE = 0.1;
 let running = 0; // trainers whose worker has not exited
 let blasOfJobs = false; // OpenBLAS's pool was restarted for a job: its threads may have a job's priority
 
@@ -237,7 +239,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         data: options.workerData,
         nice,
         idle: priority === 'serve',
-        share: typeof priority === 'number' ? priority : null,
+        share: priority === 'serve' ? SERVE_SHARE : priority === 'train' ? null : priority,
         activity: this.activity,
       },
       ...(options.env !== undefined ? { env: options.env } : {}),
@@ -257,7 +259,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       reject(err);
     };
     // the served model's forwards tell a job with a training budget that requests are being answered
-    if (this.serve !== undefined && typeof priority === 'number') {
+    if (this.serve !== undefined && priority !== 'train') {
       const register = (this.serve as { registerForwardPreHook?: (h: () => void) => { remove(): void } })
         .registerForwardPreHook;
       if (typeof register === 'function') this.hook = register.call(this.serve, () => this.serving());
