@@ -79,7 +79,7 @@ describe('examples/service.ts', () => {
     // answers while the job trains (the served model starts from its own initialisation)
     const digits = data.mnistDigits();
     const images = digits.images.reshape(-1, 784);
-    const sample = (i: number): number[] => Array.from(images.select(0, i).dataSync() as Float32Array);
+    const sample = (i: number): number[] => tidy(() => images.select(0, i).toArray() as number[]);
     const first = await predict(JSON.stringify({ pixels: sample(0) }));
     expect(first.status).toBe(200);
     const a = (await first.json()) as { digit: number; probabilities: number[] };
