@@ -132,10 +132,12 @@ async function afterStep(batchSize = 0): Promise<void> {
   const now = performance.now();
   totalSteps++;
   totalSamples += batchSize;
-  const stepMs = now - resumed;
+  // the first step's time since the worker started includes the job's set-up: not training time
+  const stepMs = totalSteps === 1 ? 0 : now - resumed;
   const decay = Math.exp(-stepMs / TAU_MS);
   stepping = stepping * decay + stepMs;
   pausing *= decay;
+  if (totalSteps === 1) report = { at: now, steps: 1, samples: batchSize, paused: 0 }; // rates from the first step on
   throughput(now);
   if (share !== null && Atomics.load(activity, 0) !== lastSeen) {
     // requests came in during the step: give the cores to the server until it is quiet or the budget says to step
