@@ -111,9 +111,9 @@ export interface InWorkerOptions {
   /** V8 heap limits of the worker. */
   resourceLimits?: ResourceLimits;
   /**
-   * How much lower the training thread's priority is than the server's (Linux: added to its nice value, capped at
-   * 19; the OpenMP threads it starts inherit it; 0 to 19, default 10). When requests and training compete for the
-   * cores, the serving thread runs first and training takes every cycle it leaves. 0: the same priority.
+   * How much lower the training threads' nice value is than the server's (Linux: added to it, capped at 19; the
+   * OpenMP and OpenBLAS threads the job starts inherit it; 0 to 19). Default 10 with priority 'serve' (where
+   * SCHED_IDLE matters more; nice is what remains on other systems), 0 with 'train' or a training budget.
    */
   nice?: number;
   /**
@@ -137,13 +137,13 @@ export interface InWorkerOptions {
    * Who gets the cores when requests and training compete (Linux; see docs/service.md for what each costs):
    * - 'serve' (default): the job's threads (its own, its OpenMP team, OpenBLAS's pool) run under SCHED_IDLE: they
    *   use only cycles no other thread of the process wants, and a request's thread takes the core from them at once.
-   *   Training gets every idle cycle, and none while the server or another process keeps the cores busy.
-   * - 'train': the job at the server's priority (nice 0 unless `nice` says otherwise): requests and steps share the
-   *   cores evenly.
-   * - a number s in (0, 1): a training budget. The job runs at nice 0 (unless `nice` says otherwise) and, while the
-   *   server is answering requests (the `serve` model's forwards, or trainer.serving()), pauses between steps so
-   *   that it spends a fraction s of the time in steps; with no request for 5 ms it runs freely. Training keeps
-   *   that share on a busy machine, and requests pay for it.
+   *   While the server answers requests (the `serve` model's forwards, or trainer.serving()), the job also pauses
+   *   between steps until 5 ms pass without one, keeping at least a tenth of the time in steps.
+   * - a number s in (0, 1): a training budget. The job runs at nice 0 (unless `nice` says otherwise) and pauses the
+   *   same way, keeping at least a fraction s of the time in steps. Training keeps that share on a busy machine, at
+   *   a normal thread's priority, and requests pay for it.
+   * - 'train': the job at the server's priority (nice 0 unless `nice` says otherwise), never paused: requests and
+   *   steps share the cores evenly.
    */
   priority?: 'serve' | 'train' | number;
 }
