@@ -24,7 +24,9 @@
  *
  * Runs are interleaved (every row of every model, then again, `--repeat` times), and each row is a fresh server
  * process. Prints one markdown table per model: medians over the repetitions with their range, the p99 ratio to
- * the no-training row of the same repetition, and training throughput (steps/s while the requests run, then in the
+ * the no-training row of the same repetition, the handler's p99 (on the server's thread, from the request's body to
+ * its answer: JSON, the forward, the response; the rest of a request's latency is waiting for that thread), and
+ * training throughput (steps/s while the requests run, then in the
  * `--idle-seconds` after them with the server idle, against a process that only trains). The load average is
  * printed with it. The machine's cores are shared with whatever else runs: compare rows of one run only.
  */
@@ -405,9 +407,9 @@ async function main() {
       `**${model === 'mlp' ? 'Classifier (784-512-512-10 MLP, fit() batch 128)' : 'Autoencoder (MNIST, batch 1024)'}**\n`,
     );
     console.log(
-      '| Training | Optimizer | Clients | p50 | p99 | max | p99 / idle p99 | requests/s | steps/s during | steps/s after | dedicated |',
+      '| Training | Optimizer | Clients | p50 | p99 | max | p99 / idle p99 | handler p99 | requests/s | steps/s during | steps/s after | dedicated |',
     );
-    console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const c of levels)
       for (const mode of rowsOf(model)) {
         const rs = runs.get(`${model} ${mode} ${c}`);
@@ -422,7 +424,7 @@ async function main() {
         console.log(
           `| ${label[where]}${mode.includes('@') ? ` (${mode.split('@')[1]})` : ''} | ${opt ?? '—'} | ${c} | ${median(col('p50')).toFixed(1)} ms | ${median(col('p99')).toFixed(1)} ms${range(col('p99'))} | ` +
             `${median(col('max')).toFixed(1)} ms${range(col('max'))} | ${base ? `${median(ratios).toFixed(2)}x${range(ratios, 2)}` : ''} | ` +
-            `${median(col('rps')).toFixed(0)} | ${tput} |`,
+            `${median(col('forwardP99')).toFixed(1)} ms | ${median(col('rps')).toFixed(0)} | ${tput} |`,
         );
       }
     console.log('');
