@@ -7,6 +7,7 @@
  *   idle        priority 'serve' but the server never says it is serving: SCHED_IDLE alone, no pauses
  *   serve       priority 'serve' (the default): SCHED_IDLE, and the job pauses while requests come
  *   0.25        a training budget: nice 0, pauses down to a quarter of the time while requests come
+ *   0.1n10      a training budget of 0.1 at nice 10
  *   train       priority 'train': nice 0, no pauses
  *
  *   npm run build:ts && node bench/service-wakeup.mjs [--repeat 3] [--variants none,nice10,idle,serve,0.25,train]
@@ -21,16 +22,22 @@ const quantile = (v, p) => v[Math.min(v.length - 1, Math.ceil(p * v.length) - 1)
 
 async function one(variant) {
   const torch = await import('../dist/index.js');
-  const options = {
-    nice10: { priority: 'train', nice: 10 },
-    idle: { priority: 'serve' },
-    serve: { priority: 'serve' },
-    train: { priority: 'train' },
-  }[variant] ?? { priority: Number(variant) };
+  const options =
+    {
+      nice10: { priority: 'train', nice: 10 },
+      idle: { priority: 'serve' },
+      serve: { priority: 'serve' },
+      train: { priority: 'train' },
+    }[variant] ??
+    (variant.includes('n') // 0.1n10: a training budget of 0.1 at nice 10
+      ? { priority: Number(variant.split('n')[0]), nice: Number(variant.split('n')[1]) }
+      : { priority: Number(variant) });
   const trainer =
     variant === 'none'
       ? null
       : torch.train.inWorker(new URL('./service-spin-job.mjs', import.meta.url), { ...options, workerData: {} });
+  const rates = [];
+  trainer?.on('throughput', (e) => rates.push(e.stepsPerSecond));
   await new Promise((r) => setTimeout(r, 300));
   const cell = new Int32Array(new SharedArrayBuffer(4));
   const late = [];
@@ -44,7 +51,8 @@ async function one(variant) {
   }
   if (trainer) await trainer.cancel();
   late.sort((a, b) => a - b);
-  process.stdout.write(JSON.stringify([0.5, 0.9, 0.99, 1].map((p) => quantile(late, p))) + '\n');
+  const rate = rates.length > 1 ? rates.slice(1).reduce((a, b) => a + b, 0) / (rates.length - 1) : 0;
+  process.stdout.write(JSON.stringify([...[0.5, 0.9, 0.99, 1].map((p) => quantile(late, p)), rate]) + '\n');
   process.exit(0);
 }
 
@@ -67,15 +75,17 @@ function main() {
   console.log(
     `wake-up delay of a thread sleeping 1 ms beside a spinning job on one core; median of ${repeat} (range); load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}; ${new Date().toISOString().slice(0, 16)}Z\n`,
   );
-  console.log('| Job | p50 | p90 | p99 | max |');
-  console.log('|---|---:|---:|---:|---:|');
+  console.log('| Job | p50 | p90 | p99 | max | job steps/s |');
+  console.log('|---|---:|---:|---:|---:|---:|');
   for (const v of variants) {
     const rs = runs.get(v);
     const cell = (i) => {
       const xs = rs.map((r) => r[i]);
       return `${median(xs).toFixed(2)} ms${xs.length > 1 ? ` (${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})` : ''}`;
     };
-    console.log(`| ${v} | ${cell(0)} | ${cell(1)} | ${cell(2)} | ${cell(3)} |`);
+    console.log(
+      `| ${v} | ${cell(0)} | ${cell(1)} | ${cell(2)} | ${cell(3)} | ${median(rs.map((r) => r[4])).toFixed(1)} |`,
+    );
   }
 }
 
