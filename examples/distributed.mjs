@@ -4,8 +4,9 @@
 //   # two machines: the same command on each with --nnodes 2 --node-rank 0|1 --master-addr <node 0> --master-port 29500
 //
 // Each rank trains on its DistributedSampler shard; DDP averages the gradients; with --optimizer tnt,
-// CurvatureSync makes TNT's statistics those of the global batch. Rank 0 prints the mean loss over all ranks and
-// writes a checkpoint that every rank could restore (--resume).
+// CurvatureSync makes TNT's statistics those of the global batch and divides its curvature work over the ranks.
+// Rank 0 prints the mean loss over all ranks; a checkpoint (distributed.saveCheckpoint) after every epoch is restored
+// with --resume, or after a restart by `tensornormal run --max-restarts N`.
 import * as torch from 'tensornormal';
 
 const { distributed: dist, nn, optim, data } = torch;
@@ -39,7 +40,10 @@ const opt =
 // (the experiment's settings, experiments/autoencoder.ts: the loss is summed over the 784 pixels)
 const sync = optimizer === 'tnt' ? new dist.CurvatureSync(opt) : null;
 let start = 0;
-if (process.argv.includes('--resume')) start = torch.restore(ckpt, { model, optimizer: opt }).epoch;
+// --resume, or a restart by `tensornormal run --max-restarts N`: every rank restores the last checkpoint (the model,
+// the optimizer's state, which CurvatureSync divides over the ranks, and each rank's RNG stream)
+if (process.argv.includes('--resume') || Number(process.env.TORCHELASTIC_RESTART_COUNT ?? 0) > 0)
+  start = (await dist.restoreCheckpoint(ckpt, { model, optimizer: sync ?? opt }))?.epoch ?? 0;
 
 for (let epoch = start; epoch < epochs; epoch++) {
   sampler.setEpoch(epoch);
@@ -67,9 +71,9 @@ for (let epoch = start; epoch < epochs; epoch++) {
     console.log(
       `epoch ${epoch + 1}/${epochs}  loss ${mean.item().toFixed(2)}  ${((performance.now() - t0) / 1000).toFixed(1)} s  (${world} ranks, ${optimizer})`,
     );
-    torch.save(ckpt, { model, optimizer: opt, epoch: epoch + 1 });
   }
   mean.dispose();
-  await dist.barrier(); // the checkpoint is complete before anyone could restore it
+  // every rank: the divided optimizer state and the RNG streams are gathered, rank 0 writes (atomically), all wait
+  await dist.saveCheckpoint(ckpt, { model, optimizer: sync ?? opt, epoch: epoch + 1 });
 }
 await dist.destroyProcessGroup();
