@@ -1,6 +1,7 @@
 /**
  * torch.distributed on libtorch's c10d: a default process group (Gloo on CPU; NCCL in CUDA builds that have it) and
- * its collectives. One group per process (per Node environment), PyTorch-shaped:
+ * its collectives, subgroups (newGroup) on it, checkpoints of a job (saveCheckpoint) and the launcher. One default
+ * group per process (per Node environment), PyTorch-shaped:
  *
  *   import { distributed as dist } from 'tensornormal';
  *   await dist.initProcessGroup({ backend: 'gloo' });   // env://: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
