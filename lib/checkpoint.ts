@@ -357,10 +357,10 @@ export function restore(path: string, options: RestoreOptions = {}): Record<stri
 }
 
 /** The error, its message prefixed with the checkpoint's path when it does not name it already (class and code kept). */
-function namingFile(err: unknown, path: string): unknown {
+function namingFile(err: unknown, path: string, who = 'restore'): unknown {
   if (err instanceof Error && !err.message.includes(path)) {
     try {
-      err.message = `restore(${path}): ${err.message}`;
+      err.message = `${who}(${path}): ${err.message}`;
     } catch {
       // a frozen error keeps its message
     }
@@ -445,6 +445,11 @@ export function saveWeights(path: string, model: CheckpointModel, options: SaveW
 export interface LoadWeightsOptions {
   /** As Module.loadStateDict: every weight of the model must be in the file and nothing else (default true). */
   strict?: boolean;
+  /**
+   * For .pt/.pth files: the most bytes the file's tensors may take (default a quarter of the machine's memory); a
+   * file that needs more is refused before any tensor is read (see loadPickledStateDict).
+   */
+  maxBytes?: number;
 }
 
 function isZip(path: string): boolean {
@@ -458,8 +463,8 @@ function isZip(path: string): boolean {
   }
 }
 
-function pickled(path: string): { modelStateDict: Map<string, Tensor>; dispose(): void } {
-  const modelStateDict = loadPickledStateDict(path);
+function pickled(path: string, maxBytes?: number): { modelStateDict: Map<string, Tensor>; dispose(): void } {
+  const modelStateDict = loadPickledStateDict(path, maxBytes === undefined ? {} : { maxBytes });
   return { modelStateDict, dispose: () => modelStateDict.forEach((t) => t.dispose()) };
 }
 
@@ -474,7 +479,7 @@ function pickled(path: string): { modelStateDict: Map<string, Tensor>; dispose()
  *   loadWeights('resnet32.safetensors', model);
  */
 export function loadWeights(path: string, model: CheckpointModel, options: LoadWeightsOptions = {}): void {
-  const { strict = true } = is.options(options);
+  const { strict = true, maxBytes } = is.options(options);
   is.string(path, 'path');
   if (
     model === null ||
@@ -485,7 +490,7 @@ export function loadWeights(path: string, model: CheckpointModel, options: LoadW
     throw typeError('a model with stateDict() and loadStateDict()', 'model', model);
   is.boolean(strict, 'strict');
   // a torch.save(model.state_dict()) file (a zip: 'PK') is read by the restricted reader of lib/pickle.ts
-  const ckpt = isZip(path) ? pickled(path) : load(path);
+  const ckpt = isZip(path) ? pickled(path, maxBytes) : load(path);
   try {
     const [own, wantsMap] = tidy(() => {
       const sd = model.stateDict();
@@ -500,7 +505,12 @@ export function loadWeights(path: string, model: CheckpointModel, options: LoadW
       mapped.set(target, t);
     }
     const loader = model.loadStateDict as (sd: unknown, options?: { strict?: boolean }) => unknown;
-    loader.call(model, wantsMap ? mapped : Object.fromEntries(mapped), { strict });
+    try {
+      loader.call(model, wantsMap ? mapped : Object.fromEntries(mapped), { strict });
+    } catch (err) {
+      // missing, unexpected and mis-shaped keys, in the model's words, about this file
+      throw namingFile(err, path, 'loadWeights');
+    }
   } finally {
     ckpt.dispose();
   }
