@@ -16,9 +16,9 @@ import { native } from './native.js';
 import { openRegular } from './fsutil.js';
 import { loadPickledStateDict } from './pickle.js';
 import { Tensor, wrap } from './tensor.js';
-import { is, typeError } from './errors.js';
+import { TorchError, is, typeError } from './errors.js';
 import { tidy } from './scope.js';
-import { readSafetensors, writeSafetensors } from './serialize.js';
+import { brief, readSafetensors, writeSafetensors } from './serialize.js';
 
 /** What a checkpoint needs of a model (nn.Module has it): the weights by name, and a way to load them. */
 export interface CheckpointModel {
@@ -120,16 +120,16 @@ function decode(value: unknown, tensors: Map<string, Tensor>, bad: (what: string
       case 'tensor': {
         const t = typeof obj.name === 'string' ? tensors.get(obj.name) : undefined;
         if (t === undefined)
-          throw bad(`the metadata refers to a tensor ${JSON.stringify(obj.name)} that the file does not hold`);
+          throw bad(`the metadata refers to a tensor ${brief(obj.name)} that the file does not hold`);
         return t;
       }
       case 'number':
         if (obj.value !== 'NaN' && obj.value !== 'Infinity' && obj.value !== '-Infinity')
-          throw bad(`bad number ${JSON.stringify(obj.value)} in the metadata`);
+          throw bad(`bad number ${brief(obj.value)} in the metadata`);
         return Number(obj.value);
       case 'bigint':
         if (typeof obj.value !== 'string' || !/^-?\d+$/.test(obj.value))
-          throw bad(`bad bigint ${JSON.stringify(obj.value)} in the metadata`);
+          throw bad(`bad bigint ${brief(obj.value)} in the metadata`);
         return BigInt(obj.value);
       case 'map': {
         if (!Array.isArray(obj.entries)) throw bad('a Map in the metadata has no entries');
@@ -142,7 +142,7 @@ function decode(value: unknown, tensors: Map<string, Tensor>, bad: (what: string
         return m;
       }
       default:
-        throw bad(`unknown marker ${JSON.stringify(obj[MARK])} in the metadata`);
+        throw bad(`unknown marker ${brief(obj[MARK])} in the metadata`);
     }
   }
   const out: Record<string, unknown> = {};
@@ -159,7 +159,8 @@ function setOwn(obj: object, k: string, v: unknown): void {
  * Saves a checkpoint to `path` (a safetensors file; see the top of this file for the layout). `model` and
  * `optimizer` are optional; every other key is a user value returned by load() as `meta`. libtorch's CPU RNG
  * state is always included. The file is replaced atomically: a crash or kill during save() leaves the previous
- * checkpoint at `path` intact (a stray `.<name>.<pid>.<random>.tmp` file may remain next to it).
+ * checkpoint at `path` intact; the temporary file it leaves beside it (`.<name>.<pid>.<random>.tmp`) is removed by
+ * the next save to the same path (once its process is gone).
  *
  *   save('ckpt.safetensors', { model, optimizer, epoch, bestAccuracy });
  */
@@ -222,7 +223,8 @@ export function load(path: string): Checkpoint {
     for (const t of tensors.values()) t.dispose();
   };
   try {
-    const bad = (what: string): Error => new Error(`${path} is not a valid tensornormal checkpoint: ${what}`);
+    const bad = (what: string): Error =>
+      new TorchError(`${path} is not a valid tensornormal checkpoint: ${what}`, 'BAD_FILE');
     const raw = metadata.tensornormal;
     if (raw === undefined)
       return {
@@ -244,14 +246,14 @@ export function load(path: string): Checkpoint {
       throw bad('its "tensornormal" metadata is not an object');
     if (typeof doc.version !== 'number' || doc.version > VERSION)
       throw bad(
-        `it has format version ${JSON.stringify(doc.version)}; this tensornormal reads version ${VERSION} (update tensornormal)`,
+        `it has format version ${brief(doc.version)}; this tensornormal reads version ${VERSION} (update tensornormal)`,
       );
     const modelStateDict = new Map<string, Tensor>();
     if (doc.model !== null && doc.model !== undefined) {
       if (!Array.isArray(doc.model)) throw bad('the list of model tensors is not an array');
       for (const name of doc.model) {
         const t = typeof name === 'string' ? tensors.get(name) : undefined;
-        if (t === undefined) throw bad(`the model tensor ${JSON.stringify(name)} is missing from the file`);
+        if (t === undefined) throw bad(`the model tensor ${brief(name)} is missing from the file`);
         modelStateDict.set(name as string, t);
       }
     }
