@@ -15,6 +15,7 @@ import { closeSync, readSync } from 'node:fs';
 import { native } from './native.js';
 import { openRegular } from './fsutil.js';
 import { loadPickledStateDict } from './pickle.js';
+import { isTorchScriptArchive, loadScriptWeights } from './torchscript.js';
 import { Tensor, wrap } from './tensor.js';
 import { TorchError, is, typeError } from './errors.js';
 import { tidy } from './scope.js';
@@ -466,13 +467,18 @@ function isZip(path: string): boolean {
 }
 
 function pickled(path: string, maxBytes?: number): { modelStateDict: Map<string, Tensor>; dispose(): void } {
-  const modelStateDict = loadPickledStateDict(path, maxBytes === undefined ? {} : { maxBytes });
+  const options = maxBytes === undefined ? {} : { maxBytes };
+  // a TorchScript archive's weights are read the same way, without running its code (lib/torchscript.ts)
+  const modelStateDict = isTorchScriptArchive(path)
+    ? loadScriptWeights(path, options)
+    : loadPickledStateDict(path, options);
   return { modelStateDict, dispose: () => modelStateDict.forEach((t) => t.dispose()) };
 }
 
 /**
- * Loads weights into a model from a safetensors file, or from a `torch.save(model.state_dict())` file (.pt/.pth,
- * read by lib/pickle.ts without executing anything): one written by saveWeights(), by save() (its model
+ * Loads weights into a model from a safetensors file, from a `torch.save(model.state_dict())` file (.pt/.pth,
+ * read by lib/pickle.ts without executing anything), or from a TorchScript archive (its parameters and buffers, read
+ * by lib/torchscript.ts without running its code): one written by saveWeights(), by save() (its model
  * weights), or by Python (`safetensors.torch.save_file(model.state_dict(), path)`). A file name that is not the
  * model's own stateDict name is matched to the weight whose PyTorch name (pytorchName) it is, so `running_mean`
  * fills `runningMean`. Mismatches are reported by the model's loadStateDict (missing, unexpected and mis-shaped

@@ -454,12 +454,17 @@ export function explain(file: string, err: Error): string {
   return `${file}: ${m.split('\n')[0]}`;
 }
 
+/** The addon file that loaded (a child process that must load the same one uses it: jit.load's isolate). */
+export let addonFile = '';
+
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
   for (const file of candidates()) {
     try {
-      return require(file) as NativeBinding;
+      const binding = require(file) as NativeBinding;
+      addonFile = file;
+      return binding;
     } catch (err) {
       tried.push(explain(file, err as Error));
     }

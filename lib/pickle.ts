@@ -31,7 +31,9 @@ import { Tensor, wrap } from './tensor.js';
 import { dtypeCode, type DType } from './dtype.js';
 import { openRegular } from './fsutil.js';
 import { TorchError, is } from './errors.js';
+import { brief } from './serialize.js';
 
+/** Storage types tensornormal reads tensors of: dtype and bytes per element. */
 const STORAGE_DTYPES: Record<string, [DType, number]> = {
   FloatStorage: ['float32', 4],
   DoubleStorage: ['float64', 8],
@@ -44,6 +46,19 @@ const STORAGE_DTYPES: Record<string, [DType, number]> = {
   ByteStorage: ['uint8', 1],
   BoolStorage: ['bool', 1],
 };
+
+/** Other storage types a TorchScript archive may hold (checked for extents, not read): bytes per element. */
+const OTHER_STORAGES: Record<string, number> = {
+  ComplexFloatStorage: 8,
+  ComplexDoubleStorage: 16,
+  QInt8Storage: 1,
+  QUInt8Storage: 1,
+  QInt32Storage: 4,
+  QUInt4x2Storage: 1,
+  QUInt2x4Storage: 1,
+};
+/** How deep a pickle's values may nest: 1,000 levels (a module tree's state nests a few levels per submodule). */
+export const MAX_PICKLE_DEPTH = 1000;
 
 /**
  * The most values a pickle may make (every push onto its stack and every memo entry counts; a value a container
@@ -73,9 +88,9 @@ export interface PickleReadOptions {
 /** The most the file's own reads may take: the zip's central directory (46 bytes an entry plus the names). */
 const MAX_CENTRAL_DIRECTORY = MAX_ZIP_ENTRIES * 128;
 
-type Bad = (what: string) => TorchError;
+export type Bad = (what: string) => TorchError;
 
-interface ZipEntry {
+export interface ZipEntry {
   name: string;
   nameBytes: Buffer;
   method: number;
@@ -85,7 +100,7 @@ interface ZipEntry {
 }
 
 /** A zip archive read through its file descriptor: the central directory up front, entries when asked for. */
-class Zip {
+export class Zip {
   readonly entries: ZipEntry[] = [];
   private sorted: number[] = [];
 
@@ -112,7 +127,8 @@ class Zip {
 
   private readDirectory(): void {
     const { size, bad } = this;
-    if (size < 22) throw bad('no zip end-of-central-directory record (not a torch.save zip archive)');
+    if (size < 22)
+      throw bad('no zip end-of-central-directory record (not a zip archive, as torch.save and torch.jit.save write)');
     const tailLen = Math.min(size, 22 + 65535 + 20);
     const tail = this.read(size - tailLen, tailLen);
     let e = -1;
@@ -121,7 +137,8 @@ class Zip {
         e = i;
         break;
       }
-    if (e < 0) throw bad('no zip end-of-central-directory record (not a torch.save zip archive)');
+    if (e < 0)
+      throw bad('no zip end-of-central-directory record (not a zip archive, as torch.save and torch.jit.save write)');
     let count = tail.readUInt16LE(e + 10);
     let cdSize = tail.readUInt32LE(e + 12);
     let cdOffset = tail.readUInt32LE(e + 16);
@@ -268,26 +285,40 @@ function compare(a: Buffer, b: Buffer): number {
   return a.length - b.length;
 }
 
-class Global {
+export class Global {
   constructor(
     readonly module: string,
     readonly name: string,
   ) {}
 }
-class StorageRef {
+export class StorageRef {
   constructor(
-    readonly dtype: DType,
+    /** null for a storage type tensornormal does not read (complex, quantized): its extents are still checked */
+    readonly dtype: DType | null,
     readonly itemsize: number,
     readonly key: string,
     readonly numel: number,
   ) {}
 }
 /** A tensor the pickle describes, made once every storage is known to fit. */
-class TensorSpec {
+export class TensorSpec {
   constructor(
     readonly storage: StorageRef,
     readonly offset: number,
     readonly size: number[],
+    readonly stride: number[],
+  ) {}
+}
+/** In a TorchScript pickle: an object of a TorchScript class (NEWOBJ), its state set by BUILD. Never run. */
+export class ScriptObject {
+  state: unknown = undefined;
+  constructor(readonly cls: string) {}
+}
+/** In a TorchScript pickle: the call of a global, recorded, not made (REDUCE). */
+export class Call {
+  constructor(
+    readonly fn: string,
+    readonly args: unknown[],
   ) {}
 }
 const MARK = Symbol('mark');
@@ -317,22 +348,30 @@ export function loadPickledStateDict(path: string, options: PickleReadOptions = 
   }
 }
 
-function read(zip: Zip, bad: Bad, maxBytes: number, maxPickleBytes: number): Map<string, Tensor> {
-  // inline_container.cc: the first entry's folder is the archive's, and every entry must be in it
+/**
+ * The archive's folder ('name/'), checked as PyTorch's PyTorchStreamReader checks it (inline_container.cc): the
+ * first entry's folder is the archive's and every entry must be in it; a version record from 1 to 10 is required.
+ */
+export function archiveRoot(zip: Zip, bad: Bad): string {
   const first = zip.entries[0]!.name;
   const slash = first.indexOf('/');
   if (slash < 0) throw bad(`file in archive is not in a subdirectory: ${first}`);
   const root = first.slice(0, slash + 1);
   for (const e of zip.entries)
     if (!e.name.startsWith(root)) throw bad(`file in archive is not in a subdirectory ${root}: ${e.name}`);
-  const record = (name: string): ZipEntry | undefined => zip.find(root + name);
-  const version = record('.data/version') ?? record('version');
+  const version = zip.find(root + '.data/version') ?? zip.find(root + 'version');
   if (version === undefined) throw bad('the archive has no version record');
   if (version.usize > 64) throw bad('the version record is not a number');
   const vText = zip.data(version).toString('latin1').trim();
   if (!/^\d+$/.test(vText)) throw bad(`the version record '${vText.slice(0, 20)}' is not a number`);
   const v = Number(vText);
   if (v < 1 || v > 10) throw bad(`file format version ${v} (PyTorch reads versions 1 to 10)`);
+  return root;
+}
+
+function read(zip: Zip, bad: Bad, maxBytes: number, maxPickleBytes: number): Map<string, Tensor> {
+  const root = archiveRoot(zip, bad);
+  const record = (name: string): ZipEntry | undefined => zip.find(root + name);
   if (record('constants.pkl') !== undefined)
     throw bad('it is a TorchScript archive (torch.jit.save); load it with jit.load or jit.loadWeights');
   const byteorder = record('byteorder');
@@ -348,6 +387,28 @@ function read(zip: Zip, bad: Bad, maxBytes: number, maxPickleBytes: number): Map
   for (const [k, v] of result) {
     if (typeof k !== 'string' || !(v instanceof TensorSpec)) throw bad('the dict is not name -> tensor');
     specs.set(k, v);
+  }
+  return materialize(zip, root, specs, bad, maxBytes);
+}
+
+/**
+ * Tensors for the specs, name -> Tensor: every storage once (the tensors are views of it), all of them within
+ * maxBytes, summed before any is read. Only contiguous tensors of dtypes tensornormal has are read.
+ */
+export function materialize(
+  zip: Zip,
+  root: string,
+  specs: Map<string, TensorSpec>,
+  bad: Bad,
+  maxBytes: number,
+): Map<string, Tensor> {
+  const record = (name: string): ZipEntry | undefined => zip.find(root + name);
+  for (const t of specs.values()) {
+    if (t.storage.dtype === null) throw bad(`storage '${t.storage.key}' is of a type tensornormal does not read`);
+    if (!contiguous(t))
+      throw bad(
+        `a tensor of size [${t.size.join(', ')}] with strides [${t.stride.join(', ')}] (only contiguous tensors are read)`,
+      );
   }
   // every storage once, all of them within the bound, before any is read
   const storages = new Map<string, { ref: StorageRef; entry: ZipEntry }>();
@@ -382,7 +443,7 @@ function read(zip: Zip, bad: Bad, maxBytes: number, maxPickleBytes: number): Map
           const i = bytes.findIndex((b) => b > 1);
           if (i >= 0) throw bad(`bool storage '${ref.key}' holds the byte ${bytes[i]} (only 0 and 1 are booleans)`);
         }
-        s = wrap(native.fromBuffer(bytes, [ref.numel], dtypeCode(ref.dtype)));
+        s = wrap(native.fromBuffer(bytes, [ref.numel], dtypeCode(ref.dtype!)));
         made.set(ref.key, s);
       }
       const n = spec.size.reduce((a, b) => a * b, 1);
@@ -404,19 +465,22 @@ function read(zip: Zip, bad: Bad, maxBytes: number, maxPickleBytes: number): Map
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
-/** _rebuild_tensor_v2's checks, as PyTorch's set_ makes them on a storage that cannot grow. */
+/**
+ * _rebuild_tensor_v2's checks, as PyTorch's set_ makes them on a storage that cannot grow: a non-negative integer
+ * offset, non-negative integer sizes and strides, the extent inside the storage. (libtorch's TorchScript reader makes
+ * none of them: a size past the storage reads and writes out of bounds.)
+ */
 function rebuild(a: unknown[], bad: Bad): TensorSpec {
   const [storage, offset, size, stride] = a;
   if (!(storage instanceof StorageRef)) throw bad('_rebuild_tensor_v2 without a storage');
   if (typeof offset !== 'number' || !Number.isInteger(offset))
-    throw bad(`a tensor's storage offset ${String(offset)} is not an integer`);
+    throw bad(`a tensor's storage offset ${brief(offset)} is not an integer`);
   if (offset < 0) throw bad(`a tensor's storage offset ${offset} is negative`);
   if (!Array.isArray(size) || !Array.isArray(stride) || size.length !== stride.length)
     throw bad("a tensor's size and stride are not two tuples of one length");
   if (size.length > 64) throw bad(`a tensor of ${size.length} dimensions (at most 64)`);
-  if (!size.every(isCount)) throw bad(`a tensor's size [${size.map(String).join(', ')}] is not non-negative integers`);
-  if (!stride.every(isCount))
-    throw bad(`a tensor's stride [${stride.map(String).join(', ')}] is not non-negative integers`);
+  if (!size.every(isCount)) throw bad(`a tensor's size ${brief(size)} is not non-negative integers`);
+  if (!stride.every(isCount)) throw bad(`a tensor's stride ${brief(stride)} is not non-negative integers`);
   const dims = size as number[],
     strides = stride as number[];
   let n = 1;
@@ -428,21 +492,52 @@ function rebuild(a: unknown[], bad: Bad): TensorSpec {
       throw bad(
         `a tensor of size [${dims.join(', ')}] at offset ${offset} goes past its storage of ${storage.numel} elements`,
       );
-    let expect = 1;
-    for (let j = dims.length - 1; j >= 0; j--) {
-      if (dims[j] !== 1 && strides[j] !== expect)
-        throw bad(
-          `a tensor of size [${dims.join(', ')}] with strides [${strides.join(', ')}] (only contiguous tensors are read)`,
-        );
-      expect *= dims[j]!;
-    }
   }
-  return new TensorSpec(storage, offset, dims);
+  return new TensorSpec(storage, offset, dims, strides);
 }
 
-function unpickle(data: Buffer, bad: Bad): unknown {
+/** Whether a tensor's elements are its storage's, in order, from its offset. */
+function contiguous(t: TensorSpec): boolean {
+  let expect = 1;
+  for (let j = t.size.length - 1; j >= 0; j--) {
+    if (t.size[j] === 0) return true;
+    if (t.size[j] !== 1 && t.stride[j] !== expect) return false;
+    expect *= t.size[j]!;
+  }
+  return true;
+}
+
+/**
+ * Runs a pickle as a data structure, executing nothing. 'state-dict' (torch.save of a state dict): GLOBAL resolves
+ * against a fixed list and REDUCE calls only OrderedDict and the tensor rebuilders. 'torchscript' (the pickles of a
+ * TorchScript archive): any GLOBAL is a name, NEWOBJ makes a ScriptObject whose state BUILD sets, REDUCE of
+ * _rebuild_tensor_v2 (and _rebuild_qtensor) checks and records a tensor, any other REDUCE is recorded as a Call. Both
+ * count the values made (MAX_PICKLE_VALUES) and how deep they nest (MAX_PICKLE_DEPTH).
+ */
+export function unpickle(
+  data: Buffer,
+  bad: Bad,
+  mode: 'state-dict' | 'torchscript' = 'state-dict',
+  /** every tensor the pickle describes is added here */
+  tensors: TensorSpec[] = [],
+): unknown {
+  const script = mode === 'torchscript';
   const stack: unknown[] = [];
   const memo = new Map<number, unknown>();
+  const depths = new WeakMap<object, number>();
+  const depthOf = (v: unknown): number =>
+    v !== null && (typeof v === 'object' || typeof v === 'function') ? (depths.get(v as object) ?? 0) : 0;
+  /** `into` now holds `child`: its depth grows to one more than the child's. */
+  const holds = (into: object, child: unknown): void => {
+    if (child === into) throw bad('a container that holds itself');
+    const d = depthOf(child) + 1;
+    if (d > MAX_PICKLE_DEPTH) throw bad(`the pickle nests values more than ${MAX_PICKLE_DEPTH} levels deep`);
+    if (d > (depths.get(into) ?? 0)) depths.set(into, d);
+  };
+  const made = <T extends object>(into: T, items: unknown[]): T => {
+    for (const v of items) holds(into, v);
+    return into;
+  };
   let i = 0;
   let values = 0;
   const room = (): void => {
@@ -461,7 +556,7 @@ function unpickle(data: Buffer, bad: Bad): unknown {
     return stack[stack.length - 1];
   };
   const need = (n: number): void => {
-    if (i + n > data.length) throw bad('the pickle ends in the middle of an opcode (truncated)');
+    if (!(i + n <= data.length)) throw bad('the pickle ends in the middle of an opcode (truncated)');
   };
   const u8 = (): number => {
     need(1);
@@ -473,15 +568,21 @@ function unpickle(data: Buffer, bad: Bad): unknown {
     i += 4;
     return v;
   };
-  const str = (n: number): string => {
+  const u64 = (): number => {
+    need(8);
+    const v = data.readBigUInt64LE(i);
+    i += 8;
+    return v > BigInt(data.length) ? data.length + 1 : Number(v);
+  };
+  const str = (n: number, enc: 'utf8' | 'latin1' = 'utf8'): string => {
     need(n);
-    const s = data.toString('utf8', i, i + n);
+    const s = data.toString(enc, i, i + n);
     i += n;
     return s;
   };
   const line = (): string => {
     const end = data.indexOf(0x0a, i);
-    if (end < 0 || end - i > 256) throw bad('a GLOBAL without a newline');
+    if (end < 0 || end - i > 1024) throw bad('a GLOBAL without a newline');
     const s = data.toString('latin1', i, end);
     i = end + 1;
     return s;
@@ -502,16 +603,27 @@ function unpickle(data: Buffer, bad: Bad): unknown {
     return memo.get(k);
   };
   const call = (f: unknown, args: unknown): unknown => {
-    if (!(f instanceof Global)) throw bad('REDUCE of something that is not an allowed global');
+    if (!(f instanceof Global)) throw bad('REDUCE of something that is not a global');
     if (!Array.isArray(args)) throw bad('REDUCE with arguments that are not a tuple');
     const key = `${f.module}.${f.name}`;
+    if (key === 'torch._utils._rebuild_tensor_v2' || (script && key === 'torch._utils._rebuild_qtensor')) {
+      const t = rebuild(args, bad);
+      tensors.push(t);
+      return t;
+    }
+    if (script) return made(new Call(key, args), args);
     if (key === 'collections.OrderedDict') return new Map();
-    if (key === 'torch._utils._rebuild_tensor_v2') return rebuild(args, bad);
     if (key === 'torch._utils._rebuild_parameter') {
       if (!(args[0] instanceof TensorSpec)) throw bad('_rebuild_parameter of something that is not a tensor');
       return args[0];
     }
     throw bad(`the global ${key} is not allowed (nothing in the file is executed)`);
+  };
+  const storageType = (v: unknown): [DType | null, number] | undefined => {
+    if (!(v instanceof Global) || v.module !== 'torch') return undefined;
+    if (Object.hasOwn(STORAGE_DTYPES, v.name)) return STORAGE_DTYPES[v.name];
+    if (script && Object.hasOwn(OTHER_STORAGES, v.name)) return [null, OTHER_STORAGES[v.name]!];
+    return undefined;
   };
   // every opcode takes at least one byte, so the pickle's size bounds the opcodes run
   while (i < data.length) {
@@ -524,19 +636,16 @@ function unpickle(data: Buffer, bad: Bad): unknown {
         need(8);
         i += 8;
         break;
-      case 0x2e: {
-        // STOP
-        const v = pop();
-        return v;
-      }
+      case 0x2e: // STOP
+        return pop();
       case 0x63: {
         // GLOBAL
         const module = line(),
           name = line();
         const key = `${module}.${name}`;
-        const storage = module === 'torch' && Object.hasOwn(STORAGE_DTYPES, name) ? STORAGE_DTYPES[name] : undefined;
-        if (storage) push({ storage });
-        else if (
+        if (
+          script ||
+          (module === 'torch' && Object.hasOwn(STORAGE_DTYPES, name)) ||
           ['collections.OrderedDict', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter'].includes(
             key,
           )
@@ -548,20 +657,22 @@ function unpickle(data: Buffer, bad: Bad): unknown {
       case 0x51: {
         // BINPERSID: ('storage', storage_type, key, location, numel)
         const pid = pop() as unknown[];
-        if (
-          !Array.isArray(pid) ||
-          pid.length !== 5 ||
-          pid[0] !== 'storage' ||
-          typeof pid[1] !== 'object' ||
-          pid[1] === null ||
-          !('storage' in (pid[1] as object))
-        )
+        const type = Array.isArray(pid) ? storageType(pid[1]) : undefined;
+        if (!Array.isArray(pid) || pid.length !== 5 || pid[0] !== 'storage' || type === undefined)
           throw bad('a persistent id that is not a tensor storage');
         if (typeof pid[2] !== 'string') throw bad('a storage whose key is not a string');
-        if (!isCount(pid[4])) throw bad(`storage '${pid[2]}' has ${String(pid[4])} elements`);
-        const [dtype, itemsize] = (pid[1] as { storage: [DType, number] }).storage;
+        if (!isCount(pid[4])) throw bad(`storage '${pid[2]}' has ${brief(pid[4])} elements`);
+        const [dtype, itemsize] = type;
         if (!Number.isSafeInteger(pid[4] * itemsize)) throw bad(`storage '${pid[2]}' has ${pid[4]} elements`);
         push(new StorageRef(dtype, itemsize, pid[2], pid[4]));
+        break;
+      }
+      case 0x81: {
+        // NEWOBJ: cls.__new__(cls, *args), of a TorchScript class (nothing runs: an object waiting for its state)
+        const args = pop(),
+          cls = pop();
+        if (!script || !(cls instanceof Global)) throw bad('NEWOBJ is not used by a state dict');
+        push(made(new ScriptObject(`${cls.module}.${cls.name}`), [args]));
         break;
       }
       case 0x28: // MARK
@@ -609,7 +720,7 @@ function unpickle(data: Buffer, bad: Bad): unknown {
         for (let k = n - 1; k >= 0; k--) v = (v << 8n) | BigInt(data[i + k]!);
         if (n > 0 && data[i + n - 1]! & 0x80) v -= 1n << BigInt(8 * n);
         i += n;
-        push(Number(v) === Number(v) && Number.isSafeInteger(Number(v)) ? Number(v) : Infinity);
+        push(Number.isSafeInteger(Number(v)) ? Number(v) : Infinity);
         break;
       }
       case 0x47: // BINFLOAT
@@ -620,21 +731,44 @@ function unpickle(data: Buffer, bad: Bad): unknown {
       case 0x58: // BINUNICODE
         push(str(u32()));
         break;
+      case 0x8d: // BINUNICODE8
+        push(str(u64()));
+        break;
       case 0x8c: // SHORT_BINUNICODE
-      case 0x55: // SHORT_BINSTRING
         push(str(u8()));
         break;
-      case 0x74: // TUPLE
-        push(popMark());
+      case 0x55: // SHORT_BINSTRING
+        push(str(u8(), 'latin1'));
         break;
-      case 0x85: // TUPLE1
-        push([pop()]);
+      case 0x42: // BINBYTES
+        push(str(u32(), 'latin1'));
         break;
+      case 0x43: // SHORT_BINBYTES
+        push(str(u8(), 'latin1'));
+        break;
+      case 0x74: {
+        // TUPLE
+        const items = popMark();
+        push(made(items, items));
+        break;
+      }
+      case 0x6c: {
+        // LIST
+        const items = popMark();
+        push(made(items, items));
+        break;
+      }
+      case 0x85: {
+        // TUPLE1
+        const a = pop();
+        push(made([a], [a]));
+        break;
+      }
       case 0x86: {
         // TUPLE2
         const b = pop(),
           a = pop();
-        push([a, b]);
+        push(made([a, b], [a, b]));
         break;
       }
       case 0x87: {
@@ -642,7 +776,7 @@ function unpickle(data: Buffer, bad: Bad): unknown {
         const c = pop(),
           b = pop(),
           a = pop();
-        push([a, b, c]);
+        push(made([a, b, c], [a, b, c]));
         break;
       }
       case 0x71: // BINPUT
@@ -673,7 +807,11 @@ function unpickle(data: Buffer, bad: Bad): unknown {
         const d = top();
         if (!(d instanceof Map)) throw bad('SETITEMS on something that is not a dict');
         if (items.length % 2) throw bad('SETITEMS with an odd number of items');
-        for (let k = 0; k + 1 < items.length; k += 2) d.set(items[k], items[k + 1]);
+        for (let k = 0; k + 1 < items.length; k += 2) {
+          holds(d, items[k]);
+          holds(d, items[k + 1]);
+          d.set(items[k], items[k + 1]);
+        }
         break;
       }
       case 0x73: {
@@ -682,6 +820,8 @@ function unpickle(data: Buffer, bad: Bad): unknown {
           k = pop();
         const d = top();
         if (!(d instanceof Map)) throw bad('SETITEM on something that is not a dict');
+        holds(d, k);
+        holds(d, v);
         d.set(k, v);
         break;
       }
@@ -690,7 +830,10 @@ function unpickle(data: Buffer, bad: Bad): unknown {
         const items = popMark();
         const l = top();
         if (!Array.isArray(l)) throw bad('APPENDS on something that is not a list');
-        for (const v of items) l.push(v);
+        for (const v of items) {
+          holds(l, v);
+          l.push(v);
+        }
         break;
       }
       case 0x61: {
@@ -698,15 +841,24 @@ function unpickle(data: Buffer, bad: Bad): unknown {
         const v = pop();
         const l = top();
         if (!Array.isArray(l)) throw bad('APPEND on something that is not a list');
+        holds(l, v);
         l.push(v);
         break;
       }
-      case 0x62: // BUILD: the state (an OrderedDict's _metadata) is not needed
-        pop();
-        top();
+      case 0x62: {
+        // BUILD: a TorchScript object's state; a state dict's (an OrderedDict's _metadata) is not needed
+        const state = pop();
+        const o = top();
+        if (o instanceof ScriptObject) {
+          holds(o, state);
+          o.state = state;
+        }
         break;
+      }
       default:
-        throw bad(`pickle opcode 0x${op.toString(16)} at byte ${i - 1} is not one a state dict uses`);
+        throw bad(
+          `pickle opcode 0x${op.toString(16)} at byte ${i - 1} is not one ${script ? 'TorchScript' : 'a state dict'} uses`,
+        );
     }
   }
   throw bad('the pickle ends without STOP');
