@@ -111,7 +111,7 @@ const int = (v: number): Buffer => {
     b.writeInt32LE(v, 1);
     return b;
   }
-  if (Number.isInteger(v)) {
+  if (Number.isSafeInteger(v)) {
     const b = Buffer.alloc(10);
     b[0] = 0x8a;
     b[1] = 8;
@@ -175,4 +175,28 @@ export function pthArchive(
     ...Object.entries(storages).map(([k, data]) => ({ name: `${root}/data/${k}`, data, method })),
     { name: `${root}/version`, data: Buffer.from('3\n') },
   ]);
+}
+
+/** The entries of a zip archive (central directory order), stored or deflated; for building mutants of real files. */
+export function readZip(b: Buffer): { name: string; data: Buffer }[] {
+  let e = b.length - 22;
+  while (e >= 0 && b.readUInt32LE(e) !== 0x06054b50) e--;
+  if (e < 0) throw new Error('not a zip');
+  const count = b.readUInt16LE(e + 10);
+  let p = b.readUInt32LE(e + 16);
+  const out: { name: string; data: Buffer }[] = [];
+  for (let k = 0; k < count; k++) {
+    const method = b.readUInt16LE(p + 10),
+      csize = b.readUInt32LE(p + 20),
+      nameLen = b.readUInt16LE(p + 28),
+      extraLen = b.readUInt16LE(p + 30),
+      commentLen = b.readUInt16LE(p + 32),
+      local = b.readUInt32LE(p + 42);
+    const name = b.toString('utf8', p + 46, p + 46 + nameLen);
+    const start = local + 30 + b.readUInt16LE(local + 26) + b.readUInt16LE(local + 28);
+    const raw = b.subarray(start, start + csize);
+    out.push({ name, data: method === 8 ? zlib.inflateRawSync(raw) : Buffer.from(raw) });
+    p += 46 + nameLen + extraLen + commentLen;
+  }
+  return out;
 }
