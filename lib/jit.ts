@@ -32,6 +32,8 @@ import { spawnSync } from 'node:child_process';
 import { saveTarget } from './fsutil.js';
 import { addonFile } from './native.js';
 import { checkTorchScript, loadScriptWeights, type TorchScriptReadOptions } from './torchscript.js';
+
+export type { TorchScriptReadOptions } from './torchscript.js';
 import { DTYPES, dtypeCode, isFloating, type DType } from './dtype.js';
 
 /** What a TorchScript forward returns here: tensors, numbers and booleans, and (nested) arrays of them; null for None. */
