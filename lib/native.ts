@@ -71,6 +71,7 @@ export interface NativeBinding {
   liveCount(): number;
   setNumThreads(n: number): void;
   lowerThreadPriority(delta: number): number | null;
+  idleThreadScheduling(): boolean;
   shutdownBlasThreads(): boolean;
   raiseMallocThresholds(): boolean;
   getNumThreads(): number;

@@ -10,6 +10,7 @@
 
 #include <dlfcn.h>
 #if defined(__linux__)
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -503,6 +504,23 @@ TN_EXPORT(lowerThreadPriority) {
   return Napi::Number::New(info.Env(), nice);
 #else
   return info.Env().Null();
+#endif
+}
+
+// idleThreadScheduling(): moves the calling thread to SCHED_IDLE (Linux), the policy of work that should only use
+// cycles no other thread wants: a normal thread that wakes up preempts it at once, where a niced SCHED_OTHER thread
+// keeps the core for the rest of its slice. Threads it creates later (its OpenMP team, OpenBLAS's pool when it
+// starts it) inherit the policy. One way: an unprivileged thread cannot leave SCHED_IDLE. Returns true, or false where
+// the platform has no such policy.
+TN_EXPORT(idleThreadScheduling) {
+#if defined(__linux__) && defined(SCHED_IDLE)
+  sched_param param{};
+  param.sched_priority = 0;
+  if (sched_setscheduler(0, SCHED_IDLE, &param) != 0)
+    throw std::runtime_error(std::string("sched_setscheduler(SCHED_IDLE) failed: ") + std::strerror(errno));
+  return Napi::Boolean::New(info.Env(), true);
+#else
+  return Napi::Boolean::New(info.Env(), false);
 #endif
 }
 
