@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../lib/index.js';
-import { Tensor, optim, data, models, tidy, jit, SequenceCategorical, fit } from '../lib/index.js';
+import { Tensor, optim, data, models, tidy, jit, SequenceCategorical, fit, save, restore } from '../lib/index.js';
 import { expectClose, noLeak } from './support/helpers.js';
 
 const lik = new SequenceCategorical();
@@ -215,6 +215,34 @@ describe('the char LM with fit() and TorchScript', () => {
       lm.dispose();
       tr.dispose();
       val.dispose();
+    });
+  });
+  it('a checkpoint of the LM and TNT (tied weights, curvature state, RNG) resumes to the same weights', async () => {
+    await noLeak(() => {
+      const dir = mkdtempSync(join(tmpdir(), 'tn-lm-ckpt-'));
+      const make = (): [models.TransformerLM, optim.TNT] => {
+        const lm = tinyLM();
+        return [lm, new optim.TNT(lm.parameters(), { lr: 0.01, damping: 0.1, inverseEvery: 3 })];
+      };
+      try {
+        torch.manualSeed(6);
+        const [a, optA] = make();
+        train(a, optA, 4);
+        save(join(dir, 'ck.pt'), { model: a, optimizer: optA });
+        train(a, optA, 4);
+        const [b, optB] = make();
+        restore(join(dir, 'ck.pt'), { model: b, optimizer: optB });
+        expect(b.head.weight).toBe(b.tokEmb.weight);
+        train(b, optB, 4);
+        tidy(() => {
+          const pa = a.parameters(),
+            pb = b.parameters();
+          pa.forEach((p, i) => expect(p.sub(pb[i]!).abs().max().item(), `parameter ${i}`).toBeLessThan(1e-6));
+        });
+        for (const x of [optA, optB, a, b]) x.dispose();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
   const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch']).status === 0;
