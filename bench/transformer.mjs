@@ -59,19 +59,19 @@ for (const name of sizes) {
     if (r % 2) sides.reverse();
     sides.forEach((f) => f());
     process.stderr.write(
-      `${name} rep ${r + 1}/${reps}: node ${median(node.at(-1).stepMs).toFixed(1)} ms, python ${median(py.at(-1).stepMs).toFixed(1)} ms\n`,
+      `${name} rep ${r + 1}/${reps}: node ${median(node.at(-1).stepCpuMs).toFixed(1)} CPU ms, python ${median(py.at(-1).stepCpuMs).toFixed(1)} CPU ms\n`,
     );
   }
-  const nStep = node.map((x) => median(x.stepMs)),
-    pStep = py.map((x) => median(x.stepMs));
-  const ratios = nStep.map((v, i) => v / pStep[i]);
-  const nGen = node.map((x) => x.genTokensPerS),
-    pGen = py.map((x) => x.genTokensPerS);
-  const genRatios = nGen.map((v, i) => v / pGen[i]);
+  const cell = (key, per) => {
+    const n = node.map((x) => (per ? x[key] : median(x[key]))),
+      p = py.map((x) => (per ? x[key] : median(x[key])));
+    const r = n.map((v, i) => v / p[i]);
+    const digits = per ? 0 : 1;
+    return `${median(n).toFixed(digits)} | ${median(p).toFixed(digits)} | ${median(r).toFixed(3)} (${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)})`;
+  };
   rows.push(
     `| ${name}: d ${c.width}, ${c.layers} layers, ${c.heads} heads, context ${c.context}, batch ${c.batch} | ` +
-      `${median(nStep).toFixed(1)} | ${median(pStep).toFixed(1)} | ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}) | ` +
-      `${median(nGen).toFixed(0)} | ${median(pGen).toFixed(0)} | ${median(genRatios).toFixed(3)} (${Math.min(...genRatios).toFixed(2)}-${Math.max(...genRatios).toFixed(2)}) |`,
+      `${cell('stepCpuMs', false)} | ${cell('stepMs', false)} | ${cell('genTokensPerCpuS', true)} | ${cell('genTokensPerS', true)} |`,
   );
 }
 console.log(
@@ -80,7 +80,8 @@ console.log(
     .join(' ')}`,
 );
 console.log(
-  '| model | Node ms/step | PyTorch ms/step | ratio (min-max) | Node tokens/s (greedy, no KV cache) | PyTorch tokens/s | tokens/s ratio Node/PyTorch (min-max) |',
+  '| model | Node CPU ms/step | PyTorch CPU ms/step | ratio (min-max) | Node wall ms/step | PyTorch wall ms/step | ratio (min-max) | ' +
+    'Node tokens/CPU s | PyTorch tokens/CPU s | ratio Node/PyTorch (min-max) | Node tokens/s | PyTorch tokens/s | ratio Node/PyTorch (min-max) |',
 );
-console.log('|---|---|---|---|---|---|---|');
+console.log(`|---|${'---|'.repeat(12)}`);
 for (const r of rows) console.log(r);

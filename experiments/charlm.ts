@@ -307,28 +307,7 @@ export async function runCharLMExperiment(options: CharLMExperimentOptions = {})
     const runs: CharLMRun[] = [];
     for (const k of optimizers)
       for (let s = 0; s < o.seeds; s++) runs.push(await Promise.resolve(trainRun(k, hps[k], s, corpus, o, 'main')));
-    const aggregate: CharLMResult['aggregate'] = {};
-    const summary: CharLMResult['summary'] = {};
-    for (const k of optimizers) {
-      const rs = runs.filter((r) => r.optimizer === k);
-      const curves = (x: (p: CharLMPoint) => number): { x: number[]; y: number[] }[] =>
-        rs.map((r) => ({ x: r.points.map(x), y: r.points.map((p) => p.valBpc) }));
-      aggregate[k] = {
-        byStep: aggregateAligned(curves((p) => p.step)),
-        byTime: aggregateInterpolated(
-          curves((p) => p.cpu),
-          60,
-        ),
-      };
-      const finals = meanStd(rs.map((r) => r.points[r.points.length - 1]!.valBpc));
-      summary[k] = {
-        label: rs[0]!.label,
-        finalValBpc: finals.mean,
-        finalValBpcStd: finals.std,
-        steps: Math.min(...rs.map((r) => r.steps)),
-        cpuPerStep: meanStd(rs.map((r) => r.cpuPerStep)).mean,
-      };
-    }
+    const { aggregate, summary } = summarize(runs);
     return {
       experiment: 'charlm',
       config: {
@@ -376,6 +355,53 @@ export async function runCharLMExperiment(options: CharLMExperimentOptions = {})
     corpus.valX.dispose();
     corpus.valY.dispose();
   }
+}
+
+/** Mean and spread over seeds of each optimizer's validation curve (by step and by process time), and the finals. */
+function summarize(runs: CharLMRun[]): Pick<CharLMResult, 'aggregate' | 'summary'> {
+  const optimizers = [...new Set(runs.map((r) => r.optimizer))];
+  const aggregate: CharLMResult['aggregate'] = {};
+  const summary: CharLMResult['summary'] = {};
+  for (const k of optimizers) {
+    const rs = runs.filter((r) => r.optimizer === k);
+    const curves = (x: (p: CharLMPoint) => number): { x: number[]; y: number[] }[] =>
+      rs.map((r) => ({ x: r.points.map(x), y: r.points.map((p) => p.valBpc) }));
+    aggregate[k] = {
+      byStep: aggregateAligned(curves((p) => p.step)),
+      byTime: aggregateInterpolated(
+        curves((p) => p.cpu),
+        60,
+      ),
+    };
+    const finals = meanStd(rs.map((r) => r.points[r.points.length - 1]!.valBpc));
+    summary[k] = {
+      label: rs[0]!.label,
+      finalValBpc: finals.mean,
+      finalValBpcStd: finals.std,
+      steps: Math.min(...rs.map((r) => r.steps)),
+      cpuPerStep: meanStd(rs.map((r) => r.cpuPerStep)).mean,
+    };
+  }
+  return { aggregate, summary };
+}
+
+/**
+ * One result from several (runs of other optimizers, or other seeds, made with the same config): the runs side by
+ * side, the hyperparameters and grids merged, the aggregates and the summary recomputed.
+ */
+export function mergeCharLMResults(results: CharLMResult[]): CharLMResult {
+  if (results.length === 0) throw new RangeError('mergeCharLMResults: no results');
+  const runs = results.flatMap((r) => r.runs);
+  const grid = results.some((r) => r.grid !== null) ? Object.assign({}, ...results.map((r) => r.grid ?? {})) : null;
+  return {
+    experiment: 'charlm',
+    config: results[0]!.config,
+    hyperparameters: Object.assign({}, ...results.map((r) => r.hyperparameters)),
+    grid,
+    runs,
+    ...summarize(runs),
+    seconds: results.reduce((a, r) => a + r.seconds, 0),
+  };
 }
 
 /** A markdown table of the final validation bits per character. */

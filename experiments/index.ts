@@ -75,6 +75,7 @@ export {
 } from './cnn.js';
 export {
   runCharLMExperiment,
+  mergeCharLMResults,
   writeCharLM,
   charlmTable,
   CHARLM_DEFAULTS,

@@ -1,7 +1,8 @@
 /**
  * The Node side of bench/transformer.mjs: models.transformerLM (the same architecture as bench/python/
  * transformer.py's CharLM), one AdamW training step, and greedy generation without a key-value cache
- * (TransformerLM.generate). Prints one JSON line: {"stepMs": [...], "genTokensPerS": x}.
+ * (TransformerLM.generate). Prints one JSON line: {"stepMs": [...], "stepCpuMs": [...], "genTokensPerS": x, "genTokensPerCpuS": y}
+ * (wall and process time).
  */
 import * as torch from '../../dist/index.js';
 
@@ -19,9 +20,15 @@ const opt = new torch.optim.AdamW(m.parameters(), { lr: 1e-3, weightDecay: 0.01 
 const x = torch.randint(0, c.vocab, [c.batch, c.context]);
 const y = torch.randint(0, c.vocab, [c.batch, c.context]);
 const F = torch.nn.functional;
-const times = [];
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+const times = [],
+  cpu = [];
 for (let i = 0; i < c.warmup + c.steps; i++) {
-  const t0 = performance.now();
+  const t0 = performance.now(),
+    c0 = cpuMs();
   torch.tidy(() => {
     const out = m.call(x);
     const loss = F.crossEntropy(out.reshape([-1, c.vocab]), y.reshape([-1]));
@@ -29,11 +36,16 @@ for (let i = 0; i < c.warmup + c.steps; i++) {
     loss.backward();
     opt.step();
   });
-  if (i >= c.warmup) times.push(performance.now() - t0);
+  if (i >= c.warmup) {
+    times.push(performance.now() - t0);
+    cpu.push(cpuMs() - c0);
+  }
 }
 const prompt = torch.randint(0, c.vocab, [1, c.genPrompt]);
 torch.tidy(() => m.generate(prompt, 1)); // warm-up
-const t0 = performance.now();
+const t0 = performance.now(),
+  c0 = cpuMs();
 torch.tidy(() => m.generate(prompt, c.genTokens));
 const gen = c.genTokens / ((performance.now() - t0) / 1000);
-console.log(JSON.stringify({ stepMs: times, genTokensPerS: gen }));
+const genCpu = c.genTokens / ((cpuMs() - c0) / 1000);
+console.log(JSON.stringify({ stepMs: times, stepCpuMs: cpu, genTokensPerS: gen, genTokensPerCpuS: genCpu }));

@@ -4,7 +4,8 @@
     /usr/bin/python3 bench/python/transformer.py '{"vocab":96,"context":128,"width":128,"layers":4,"heads":4,
         "batch":32,"steps":10,"warmup":2,"genPrompt":16,"genTokens":32,"threads":1}'
 
-prints one JSON line: {"stepMs": [...], "genTokensPerS": x}. The model is test/reference/transformer.py's CharLM
+prints one JSON line: {"stepMs": [...], "stepCpuMs": [...], "genTokensPerS": x, "genTokensPerCpuS": y} (wall
+and process time). The model is test/reference/transformer.py's CharLM
 (the architecture of models.transformerLM).
 """
 import json
@@ -44,9 +45,9 @@ def main():
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01)
     x = torch.randint(0, c["vocab"], (c["batch"], c["context"]))
     y = torch.randint(0, c["vocab"], (c["batch"], c["context"]))
-    times = []
+    times, cpu = [], []
     for i in range(c["warmup"] + c["steps"]):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = m(x)
         loss = nn.functional.cross_entropy(out.reshape(-1, c["vocab"]), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
@@ -54,17 +55,19 @@ def main():
         opt.step()
         if i >= c["warmup"]:
             times.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
     m.eval()
     seq = torch.randint(0, c["vocab"], (1, c["genPrompt"]))
     with torch.no_grad():
         m(seq)  # warm-up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(c["genTokens"]):
             win = seq[:, -c["context"]:]
             nxt = m(win)[:, -1].argmax(-1, keepdim=True)
             seq = torch.cat([seq, nxt], 1)
         gen = c["genTokens"] / (time.perf_counter() - t0)
-    print(json.dumps({"stepMs": times, "genTokensPerS": gen}))
+        gen_cpu = c["genTokens"] / (time.process_time() - c0)
+    print(json.dumps({"stepMs": times, "stepCpuMs": cpu, "genTokensPerS": gen, "genTokensPerCpuS": gen_cpu}))
 
 
 main()
