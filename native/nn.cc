@@ -59,14 +59,21 @@ TN_EXPORT(sdpa) {
     throw std::invalid_argument("scaledDotProductAttention: query, key and value must have at least 2 dimensions");
   at::Tensor attn = std::isnan(scale) ? at::matmul(q / std::sqrt(static_cast<double>(q.size(-1))), k.transpose(-2, -1))
                                       : at::matmul(q * scale, k.transpose(-2, -1));
+  // The masks go into the fresh scores in place (matmul's backward needs its inputs, not its output): one pass over
+  // the (*, L, S) scores and nothing saved for backward, where an out-of-place masked_fill costs a pass forward and
+  // one backward.
   const double inf = std::numeric_limits<double>::infinity();
-  if (causal) {
-    at::Tensor keepMask = at::ones({q.size(-2), k.size(-2)}, q.options().dtype(at::kBool)).tril();
-    attn = attn.masked_fill(keepMask.logical_not(), -inf);
-  }
+  if (causal) attn.add_(at::full({q.size(-2), k.size(-2)}, -inf, attn.options()).triu(1));
   if (mask.defined()) {
-    if (mask.scalar_type() == at::kBool) attn = attn.masked_fill(mask.logical_not(), -inf);
-    else attn = attn + mask;
+    const bool fits = at::infer_size(attn.sizes(), mask.sizes()) == attn.sizes();
+    if (mask.scalar_type() == at::kBool) {
+      if (fits) attn.masked_fill_(mask.logical_not(), -inf);
+      else attn = attn.masked_fill(mask.logical_not(), -inf);
+    } else if (fits) {
+      attn.add_(mask);
+    } else {
+      attn = attn + mask;
+    }
   }
   attn = at::softmax(attn, -1);
   if (p > 0 && training) attn = at::dropout(attn, p, true);
