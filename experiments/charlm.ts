@@ -22,13 +22,17 @@ import { aggregateAligned, aggregateInterpolated, meanStd, type AggregateCurve }
 import { lineChart, type Panel } from './svg.js';
 import { lineChartPng } from './png.js';
 
-/** Defaults from a small grid on this experiment's short budget (see docs/transformers.md). */
+/**
+ * Defaults: the learning rates a grid of lr x {1/3, 1, 3} chose on this experiment's small configuration (width 64,
+ * 2 layers, context 64, batch 32, 100 steps; docs/experiments.md); KFAC's, Shampoo's and SGD-m's are at an edge of
+ * their grid.
+ */
 export const CHARLM_DEFAULTS: Record<OptimizerName, Hyper> = {
   tnt: { lr: 3e-3, damping: 0.1, weightDecay: 0, statsEvery: 1, inverseEvery: 20 },
-  shampoo: { lr: 3e-3, damping: 1e-4, weightDecay: 0, statsEvery: 1, inverseEvery: 20 },
-  kfac: { lr: 3e-3, damping: 0.1, weightDecay: 0, statsEvery: 1, inverseEvery: 20 },
+  shampoo: { lr: 9e-3, damping: 1e-4, weightDecay: 0, statsEvery: 1, inverseEvery: 20 },
+  kfac: { lr: 9e-3, damping: 0.1, weightDecay: 0, statsEvery: 1, inverseEvery: 20 },
   adam: { lr: 3e-3, damping: 1e-8, weightDecay: 0.01 },
-  sgd: { lr: 0.3, momentum: 0.9 },
+  sgd: { lr: 0.1, momentum: 0.9 },
 };
 
 export interface CharLMExperimentOptions {

@@ -179,8 +179,8 @@ A decoder-only transformer (token and learned position embeddings, pre-norm caus
 projection tied to the token embedding) as a character-level language model on Debian's fortunes corpus
 (apt-get install fortunes; 10% of the blocks held out, seeded), trained with TNT, KFAC, Shampoo, AdamW and SGD-m.
 Records the validation loss in bits per character every --eval-every steps, against steps and process time.
-Defaults (a small grid on short budgets): TNT lr 3e-3 damping 0.1; KFAC lr 3e-3 damping 0.1; Shampoo lr 3e-3
-epsilon 1e-4 (T1 = 1, T2 = 20); AdamW lr 3e-3 wd 0.01; SGD-m lr 0.3 momentum 0.9.
+Defaults (a small learning-rate grid on a short budget): TNT lr 3e-3 damping 0.1; KFAC lr 9e-3 damping 0.1;
+Shampoo lr 9e-3 epsilon 1e-4 (T1 = 1, T2 = 20); AdamW lr 3e-3 wd 0.01; SGD-m lr 0.1 momentum 0.9.
 
 Flags:
   --optimizers LIST        comma-separated, from tnt,kfac,shampoo,adam,sgd (adam is AdamW; default: all five)
