@@ -19,7 +19,7 @@ if [ "${1:-}" = "--inside" ]; then
   out=${TN_OUT:-/work/out}
   apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    libtorch-cuda-dev libgloo-cuda-dev nvidia-cuda-toolkit libopenblas0-pthread build-essential cmake > "$out/apt.log" 2>&1 || {
+    libtorch-cuda-dev libgloo-cuda-dev libnccl-dev nvidia-cuda-toolkit libopenblas0-pthread build-essential cmake > "$out/apt.log" 2>&1 || {
     if grep -q "nvidia-cudnn" "$out/apt.log" && [ -f /var/lib/dpkg/info/nvidia-cudnn.postinst ]; then
       echo "cuda-build-check: nvidia-cudnn could not download cuDNN ($(grep -m1 -o 'Could not resolve host: [^ ]*' "$out/apt.log" || echo 'download failed')); configuring it without"
       printf '#!/bin/sh\nexit 0\n' > /var/lib/dpkg/info/nvidia-cudnn.postinst
@@ -29,19 +29,23 @@ if [ "${1:-}" = "--inside" ]; then
       exit 1
     fi
   }
-  echo "cuda-build-check: $(dpkg-query -W -f='${Package} ${Version}\n' libtorch-cuda-dev libcudart12 libnccl2 libcusolver11 2>/dev/null | tr '\n' ';')"
+  echo "cuda-build-check: $(dpkg-query -W -f='${Package} ${Version}\n' libtorch-cuda-dev libcudart12 libnccl2 libnccl-dev libcusolver11 2>/dev/null | tr '\n' ';')"
   npm ci --ignore-scripts --no-audit --no-fund > "$out/npm.log" 2>&1 || { tail -20 "$out/npm.log"; exit 1; }
   started=$(date +%s)
-  if ! npx cmake-js compile > "$out/cuda-build.log" 2>&1; then
+  # the build folder lives outside the work tree (copied afresh each run, with its files' times): a rerun compiles
+  # only what changed
+  build=/work/build-cuda
+  export TENSORNORMAL_ADDON=$build/Release/tensornormal.node
+  if ! npx cmake-js compile -O "$build" > "$out/cuda-build.log" 2>&1; then
     grep -E "error|Error" "$out/cuda-build.log" | head -30
     echo "cuda-build-check: BUILD FAILED (log: work/out/cuda-build.log)"
     exit 1
   fi
   echo "cuda-build-check: built in $(($(date +%s) - started)) s; $(grep -o 'tensornormal: libtorch [^(]*' "$out/cuda-build.log" | head -1)"
   grep -E "tensornormal: distributed" "$out/cuda-build.log" || true
-  grep -q "TN_HAVE_NCCL" build/build.ninja build/CMakeFiles/*/flags.make 2>/dev/null && echo "cuda-build-check: NCCL process groups compiled (TN_HAVE_NCCL)" ||
+  grep -rqs "TN_HAVE_NCCL" "$build/build.ninja" "$build/CMakeFiles/tensornormal.dir/flags.make" && echo "cuda-build-check: NCCL process groups compiled (TN_HAVE_NCCL)" ||
     echo "cuda-build-check: NCCL process groups NOT compiled"
-  ldd build/Release/tensornormal.node | grep -E "torch_cuda|cudart|nccl|cudnn|cusolver" | sed 's/^/  /'
+  ldd "$TENSORNORMAL_ADDON" | grep -E "torch_cuda|cudart|nccl|cudnn|cusolver" | sed 's/^/  /'
   npm run -s build:ts > "$out/tsc.log" 2>&1 || { tail -20 "$out/tsc.log"; exit 1; }
   probe='import("./dist/index.js").then((t) => {
     const r = { torch: t.versions().torch, cudaAvailable: t.cuda.isAvailable(), deviceCount: t.cuda.deviceCount() };
@@ -55,9 +59,17 @@ if [ "${1:-}" = "--inside" ]; then
   status=$?
   set -e
   if [ $status -ne 0 ] && ! [ -e "$(readlink -f /usr/lib/x86_64-linux-gnu/libcudnn.so.9 2>/dev/null || echo /nonexistent)" ]; then
-    echo "cuda-build-check: libcudnn.so.9 is absent (see above); loading again with an empty stand-in for it"
-    mkdir -p /tmp/cudnn-stub && echo 'int tensornormal_cudnn_stand_in;' > /tmp/cudnn-stub/stub.c
-    gcc -shared -fPIC -Wl,-soname,libcudnn.so.9 -o /tmp/cudnn-stub/libcudnn.so.9 /tmp/cudnn-stub/stub.c
+    echo "cuda-build-check: libcudnn.so.9 is absent (see above); loading again with a stand-in for it"
+    # The stand-in defines, under libcudnn.so.9's symbol version, every cuDNN function libtorch's CUDA libraries
+    # import (each returns CUDNN_STATUS_NOT_INITIALIZED); nothing calls them on a machine without a GPU.
+    mkdir -p /tmp/cudnn-stub
+    syms=$(for l in /usr/lib/x86_64-linux-gnu/libtorch_cuda*.so; do nm -D --undefined-only "$l"; done |
+      sed -n 's/^ *U \([A-Za-z0-9_]*\)@libcudnn\.so\.9$/\1/p' | sort -u)
+    { for f in $syms; do echo "int $f(void) { return 1; }"; done; } > /tmp/cudnn-stub/stub.c
+    { echo 'libcudnn.so.9 { global:'; for f in $syms; do echo "  $f;"; done; echo 'local: *; };'; } > /tmp/cudnn-stub/stub.map
+    gcc -shared -fPIC -Wl,-soname,libcudnn.so.9 -Wl,--version-script=/tmp/cudnn-stub/stub.map \
+      -o /tmp/cudnn-stub/libcudnn.so.9 /tmp/cudnn-stub/stub.c
+    echo "cuda-build-check: stand-in defines $(echo "$syms" | wc -w) cuDNN functions"
     LD_LIBRARY_PATH=/tmp/cudnn-stub node -e "$probe"
     status=$?
   fi
