@@ -47,7 +47,7 @@ export * as train from './train/index.js';
 export * as data from './data/index.js';
 export * as distributed from './distributed/index.js';
 export * as jit from './jit.js';
-export { loadPickledStateDict } from './pickle.js';
+export { loadPickledStateDict, type PickleReadOptions } from './pickle.js';
 export {
   save,
   load,
@@ -67,6 +67,7 @@ export * as models from './models/index.js';
 export * as likelihoods from './likelihoods.js';
 export {
   Categorical,
+  SequenceCategorical,
   Bernoulli,
   Gaussian,
   type Likelihood,

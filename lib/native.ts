@@ -226,7 +226,18 @@ export interface NativeBinding {
   ): H;
   layerNorm(x: H, shape: number[], w: Opt<H>, b: Opt<H>, eps: number): H;
   dropout(x: H, p: number, training: boolean): H;
-  embedding(w: H, idx: H): H;
+  embedding(w: H, idx: H, paddingIdx?: number | null): H;
+  sdpa(
+    q: H,
+    k: H,
+    v: H,
+    mask: Opt<H>,
+    dropoutP: number,
+    training: boolean,
+    isCausal: boolean,
+    scale: number,
+    needWeights: boolean,
+  ): H[];
   unfold(x: H, k: number[], d: number[], p: number[], s: number[]): H;
   interpolate(x: H, size: number[], mode: InterpolateCode, alignCorners: boolean): H;
   // losses (reduction: a code of lib/opcodes.ts LOSS_REDUCTION)
@@ -250,8 +261,9 @@ export interface NativeBinding {
   jitLoad(path: string): number;
   jitSave(m: number, path: string): void;
   jitForward(m: number, inputs: H[]): unknown;
-  jitNamedParameters(m: number): [string, H][];
-  jitNamedBuffers(m: number): [string, H][];
+  /** [name, handle, index of the first entry holding the same tensor (its own index when none)] */
+  jitNamedParameters(m: number): [string, H, number][];
+  jitNamedBuffers(m: number): [string, H, number][];
   jitTrain(m: number, mode: boolean): void;
   jitIsTraining(m: number): boolean;
   jitDispose(m: number): void;
@@ -513,6 +525,9 @@ export function explain(file: string, err: Error): string {
   return `${file}: ${m.split('\n')[0]}`;
 }
 
+/** The addon file that loaded (a child process that must load the same one uses it: jit.load's isolate). */
+export let addonFile = '';
+
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
@@ -535,6 +550,7 @@ function load(): NativeBinding {
         continue;
       }
     }
+    addonFile = file;
     return mod;
   }
   throw new Error(`tensornormal: the native addon could not be loaded.\n  ${tried.join('\n  ')}`);

@@ -269,18 +269,51 @@ bool Bool(const Napi::CallbackInfo& info, size_t i, bool dflt) {
   return info[i].ToBoolean().Value();
 }
 
+// Reading an array argument can run JS (an element getter), and that JS can dispose a tensor this call already
+// resolved with T(): T() returns a reference into the tensor's table slot, which a tensor made next takes over, so
+// the op would run on that other tensor. The array readers note which arguments are live tensor handles before
+// reading and refuse the call (DISPOSED) if any of them was released meanwhile (a released slot's generation moves
+// on, so its old handle no longer resolves, whoever holds the slot now).
+class ArgumentsGuard {
+ public:
+  explicit ArgumentsGuard(const Napi::CallbackInfo& info) : info_(info) {
+    auto& table = GetState(info.Env()).table;
+    for (size_t k = 0; k < info.Length(); ++k) {
+      double h = 0;
+      if (info[k].IsNumber() && napi_get_value_double(info.Env(), info[k], &h) == napi_ok && table.TryGet(h))
+        handles_.push_back(h);
+    }
+  }
+  void Check() const {
+    auto& table = GetState(info_.Env()).table;
+    for (double h : handles_)
+      if (!table.TryGet(h))
+        ThrowTorchError(info_.Env(),
+                        "a tensor of this call was disposed while the call read its arguments (by a getter of an "
+                        "array argument?): the call is refused",
+                        "DISPOSED");
+  }
+
+ private:
+  const Napi::CallbackInfo& info_;
+  std::vector<double> handles_;
+};
+
 std::vector<int64_t> Ints(const Napi::CallbackInfo& info, size_t i) {
   std::vector<int64_t> out;
   if (i >= info.Length() || !info[i].IsArray()) return out;
+  ArgumentsGuard guard(info);
   Napi::Array a = info[i].As<Napi::Array>();
   uint32_t n = a.Length();
   out.reserve(n);
   for (uint32_t k = 0; k < n; ++k) out.push_back(CheckedInt(info.Env(), a.Get(k)));
+  guard.Check();
   return out;
 }
 
 std::vector<at::Tensor> Tensors(const Napi::CallbackInfo& info, size_t i) {
   std::vector<at::Tensor> out;
+  ArgumentsGuard guard(info);
   Napi::Array a = info[i].As<Napi::Array>();
   uint32_t n = a.Length();
   out.reserve(n);
@@ -291,6 +324,7 @@ std::vector<at::Tensor> Tensors(const Napi::CallbackInfo& info, size_t i) {
     if (!t) ThrowDisposed(info.Env(), h);
     out.push_back(*t);
   }
+  guard.Check();
   return out;
 }
 

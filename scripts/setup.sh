@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 # libgloo-dev: the Gloo headers that c10d's ProcessGroupGloo.hpp includes (distributed training).
 # iproute2 (ip netns, tc) and nftables: test/distributed-netns.test.ts puts ranks in two network namespaces and
 # degrades the link between them (tc netem where the kernel has it, else a tbf rate limit and an nftables 1% drop).
-PKGS=(libtorch-dev libgloo-dev libopenblas0-pthread python3-torch build-essential cmake dataset-fashion-mnist iproute2
-  nftables)
+PKGS=(libtorch-dev libgloo-dev libopenblas0-pthread python3-torch build-essential cmake dataset-fashion-mnist fortunes
+  iproute2 nftables)
 
 missing=()
 for p in "${PKGS[@]}"; do
