@@ -83,6 +83,8 @@ function info(): NonNullable<ReturnType<typeof native.distInfo>> {
  * its members (a non-member gets null). Pass it as the `group` argument of a collective; ranks given to a
  * collective (broadcast's src, reduce's dst) stay global ranks, as in PyTorch.
  */
+const MAKE_GROUP = Symbol('ProcessGroup');
+
 export class ProcessGroup {
   /** @internal */
   _id: number | null;
@@ -92,8 +94,9 @@ export class ProcessGroup {
   readonly rank: number;
   /** Milliseconds its collectives may wait. */
   readonly timeout: number;
-  /** @internal */
-  constructor(id: number, ranks: number[], rank: number, timeout: number) {
+  /** @internal (newGroup makes them) */
+  constructor(token: symbol, id: number, ranks: number[], rank: number, timeout: number) {
+    if (token !== MAKE_GROUP) throw new TypeError('ProcessGroup: groups are made by distributed.newGroup(ranks)');
     this._id = id;
     this.ranks = Object.freeze([...ranks]);
     this.rank = rank;
@@ -167,7 +170,7 @@ export async function newGroup(ranks?: number[], options: { timeout?: number } =
   if (new Set(rs).size !== rs.length) throw new RangeError(`newGroup: ranks has duplicates: [${rs.join(', ')}]`);
   const sorted = [...rs].sort((a, b) => a - b);
   const r = await native.distNewGroup({ ranks: sorted, timeout });
-  return r === null ? null : new ProcessGroup(r.id, sorted, r.rank, timeout);
+  return r === null ? null : new ProcessGroup(MAKE_GROUP, r.id, sorted, r.rank, timeout);
 }
 
 /**
