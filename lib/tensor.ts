@@ -377,8 +377,15 @@ export class Tensor implements Owned {
   }
 
   // ------------------------------------------------------------ autograd
-  /** Accumulates gradients of this tensor into the leaves' `.grad`. A non-scalar tensor needs `gradient`. */
-  backward(gradient?: Tensor | null, options: BackwardOptions = {}): void {
+  /**
+   * Accumulates gradients of this tensor into the leaves' `.grad`. A non-scalar tensor needs `gradient`. The options
+   * may come first when there is no gradient: `loss.backward({ retainGraph: true })`.
+   */
+  backward(gradient?: Tensor | null | BackwardOptions, options: BackwardOptions = {}): void {
+    if (gradient !== null && typeof gradient === 'object' && !(gradient instanceof Tensor) && arguments.length === 1) {
+      options = gradient;
+      gradient = undefined;
+    }
     options = is.options(options);
     if (gradient !== undefined && gradient !== null && !(gradient instanceof Tensor))
       throw typeError('a Tensor', 'gradient', gradient);
