@@ -34,7 +34,7 @@ export default async function trainDigits(
         metrics: ['loss', 'accuracy'],
         progress: 'none',
         signal: ctx.signal,
-        callbacks: ctx.callbacks(model, { publishEvery, progressEvery: 10 }),
+        callbacks: ctx.callbacks(model, { publishEvery, progressEvery: 10, optimizer: opt }),
       });
       opt.dispose();
       return { epochs: history.length, trainLoss: history.at(-1)?.trainLoss ?? null };
@@ -42,6 +42,8 @@ export default async function trainDigits(
     // TNT: the sampled backward pass feeds its statistics, then the real loss; fit() does not drive that loop
     const opt = new optim.TNT(model.parameters(), { lr: 0.01, damping: 0.1 });
     const lik = new Categorical();
+    // the same progress and snapshots as fit() with ctx.callbacks, driven by hand
+    const callbacks = ctx.callbacks(model, { publishEvery, progressEvery: 10, optimizer: opt });
     let steps = 0,
       loss = 0;
     for (let epoch = 1; epoch <= epochs; epoch++) {
@@ -56,8 +58,8 @@ export default async function trainDigits(
         });
         opt.step();
         opt.zeroGrad();
-        if (++steps % 10 === 0) ctx.progress({ kind: 'step', epoch, steps, loss });
-        if (steps % publishEvery === 0) ctx.publish(model, { step: steps });
+        steps++;
+        await callbacks.onBatchEnd!({ epoch, step: steps, loss, batchSize: (x as Tensor).shape[0]! });
         await new Promise((r) => setImmediate(r)); // lets the worker receive cancel()
       }
     }

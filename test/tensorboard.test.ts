@@ -247,7 +247,7 @@ describe('SummaryWriter', () => {
     expect(g.read().map((p) => p.value)).toEqual([2]);
     expect(f.read().map((p) => p.value)).toEqual([2]);
     const bad = Buffer.from(whole);
-    bad[bad.length - 6] ^= 0xff; // a byte of the last record's data
+    bad[bad.length - 6] = bad[bad.length - 6]! ^ 0xff; // a byte of the last record's data
     writeFileSync(copy, bad);
     expect(() => readScalars(copy)).toThrow(/data CRC mismatch/);
   });

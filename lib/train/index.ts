@@ -22,3 +22,4 @@ export {
   type TrainerEvents,
 } from './worker.js';
 export type { WeightsSnapshot, WeightEntry, SnapshotModel } from './snapshot.js';
+export type { MetricsOptions, StepSample, OptimizerSample, MemorySample } from './telemetry.js';
