@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { OPTIMIZERS, HYPER_KEYS, type Hyper, type OptimizerName } from './hyper.js';
 import type { AutoencoderExperimentOptions } from './autoencoder.js';
 import type { CnnExperimentOptions, CnnDataset, CnnModel } from './cnn.js';
-import type { ExperimentEvent } from './experiment.js';
+import type { ExperimentEvent, ExperimentResult } from './experiment.js';
 import { progressReporter, type Output } from './progress.js';
 import { createRequire } from 'node:module';
 // the library's environment choices, from the subpath that does not load the addon (OPENBLAS_NUM_THREADS must be
@@ -36,6 +36,8 @@ export class UsageError extends Error {
 
 export interface CommonFlags {
   out: string;
+  /** TensorBoard event files of every run under this folder (`--logdir`). */
+  logDir?: string;
   threads?: number;
   /** JSON lines even on a terminal. */
   json: boolean;
@@ -93,6 +95,8 @@ const COMMON_HELP = `  --optimizers LIST        comma-separated, from tnt,kfac,s
   --grid-epochs N          epochs per grid run (default: 1)
   --log-every N            record a (process time, loss) point every N steps (default: about 20 per epoch)
   --out DIR                output folder (default: %OUT%)
+  --logdir DIR             TensorBoard event files of every run, written as it trains (DIR/<optimizer>-seed<N>):
+                           watch them with \`tensornormal board --logdir DIR\` or \`tensorboard --logdir DIR\`
   --threads N              libtorch threads, and OpenBLAS's (matrix products) unless OPENBLAS_NUM_THREADS is set
                            (default: TENSORNORMAL_NUM_THREADS, else one per core); with N = 1 process time is one
                            core's work. OpenBLAS's count is left alone where its kernels are its own guess (no
@@ -292,6 +296,7 @@ const COMMON_OPTIONS = {
   'grid-epochs': { type: 'string' },
   'log-every': { type: 'string' },
   out: { type: 'string' },
+  logdir: { type: 'string' },
   threads: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -355,8 +360,11 @@ function common(
 ): CommonFlags {
   const out = (v.out as string | undefined) ?? defaultOut;
   if (out.trim() === '') fail(command, '--out expects a folder but received ""');
+  const logDir = v.logdir as string | undefined;
+  if (logDir !== undefined && logDir.trim() === '') fail(command, '--logdir expects a folder but received ""');
   return {
     out,
+    ...(logDir !== undefined ? { logDir } : {}),
     threads: num(command, 'threads', v.threads as string | undefined, 'positive-int'),
     json: v.json === true,
   };
@@ -555,11 +563,20 @@ export async function main(
     const report = progressReporter(io.stdout, json);
     if (cmd.kind === 'similarity') return await similarity(cmd, io, json);
     const { writeExperiment, summaryTable } = await import('./experiment.js');
-    const onEvent = (e: ExperimentEvent): void => report.event(e);
-    const result =
-      cmd.kind === 'autoencoder'
-        ? await (await import('./autoencoder.js')).runAutoencoderExperiment({ ...cmd.options, onEvent })
-        : await (await import('./cnn.js')).runCnnExperiment({ ...cmd.options, onEvent });
+    const log = cmd.logDir !== undefined ? new (await import('./tblog.js')).ExperimentLog(cmd.logDir) : null;
+    const onEvent = (e: ExperimentEvent): void => {
+      report.event(e);
+      log?.event(e);
+    };
+    let result: ExperimentResult;
+    try {
+      result =
+        cmd.kind === 'autoencoder'
+          ? await (await import('./autoencoder.js')).runAutoencoderExperiment({ ...cmd.options, onEvent })
+          : await (await import('./cnn.js')).runCnnExperiment({ ...cmd.options, onEvent });
+    } finally {
+      log?.close();
+    }
     result.config.threads = threadInfo;
     const files = writeExperiment(result, cmd.out);
     report.done();
