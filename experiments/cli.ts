@@ -69,6 +69,7 @@ Commands:
   experiment cnn           the paper's CNN experiment (Figure 3), scaled to a small machine
   experiment similarity    cosine similarity of each method's direction to a block-Fisher direction (Figure 1)
   run                      start the ranks of a distributed job, as torchrun (\`tensornormal run --help\`)
+  board                    a live page of the training curves under a --logdir (\`tensornormal board --help\`)
 
 Options:
   -h, --help               this help (and \`tensornormal experiment <name> --help\` for an experiment's flags)
@@ -410,7 +411,7 @@ export function parseCommand(argv: string[]): Command {
   if (first === undefined || first === '-h' || first === '--help' || first === 'help')
     return { kind: 'help', text: MAIN_HELP };
   if (first === '-v' || first === '--version') return { kind: 'version' };
-  if (first !== 'experiment') fail('', `unknown command ${JSON.stringify(first)} (expected: experiment, run)`);
+  if (first !== 'experiment') fail('', `unknown command ${JSON.stringify(first)} (expected: experiment, run, board)`);
   if (second === undefined || second === '-h' || second === '--help') return { kind: 'help', text: MAIN_HELP };
   if (!(EXPERIMENTS as readonly string[]).includes(second))
     fail('experiment', `unknown experiment ${JSON.stringify(second)} (expected one of ${EXPERIMENTS.join(', ')})`);

@@ -717,7 +717,7 @@ describe('command line', () => {
 
   it('bad flags: a message naming the flag, the way to the help, exit code 2', async () => {
     const cases: [string[], string][] = [
-      [['frobnicate'], 'tensornormal: unknown command "frobnicate" (expected: experiment, run)'],
+      [['frobnicate'], 'tensornormal: unknown command "frobnicate" (expected: experiment, run, board)'],
       [
         ['experiment', 'mlp'],
         'tensornormal experiment: unknown experiment "mlp" (expected one of autoencoder, cnn, similarity)',
