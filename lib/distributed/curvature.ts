@@ -41,6 +41,7 @@ import type { InverseReport } from '../native.js';
 import { allReduce, broadcast, getRank, getWorldSize } from './index.js';
 import { withoutGradientSync } from './state.js';
 
+/** Options of distributed.CurvatureSync: how the inverse refreshes are shared across ranks (`inverses`). */
 export interface CurvatureSyncOptions {
   /**
    * Where inverses are computed: one rank each, then broadcast ('sharded', the default for TNT and KFAC), or on every
@@ -80,6 +81,7 @@ async function averageInPlace(tensors: Tensor[]): Promise<void> {
   );
 }
 
+/** Wraps TNT or KFAC for data-parallel training: their statistics are averaged over the process group and their inverse refreshes sharded across ranks, so every replica preconditions alike. See docs/distributed.md. */
 export class CurvatureSync {
   readonly optimizer: TNT | KFAC | Shampoo;
   readonly inverses: 'replicated' | 'sharded';

@@ -8,6 +8,7 @@ import * as init from './init.js';
 import { pyRepr } from './repr.js';
 import type { FactoryOptions } from './linear.js';
 
+/** Options of nn.Conv2d: stride, padding (numbers, 'same' or 'valid'), dilation, groups, bias, dtype, device. */
 export interface Conv2dOptions extends FactoryOptions {
   /** Default 1. */
   stride?: number | number[];

@@ -14,6 +14,7 @@ export interface FactoryOptions {
   device?: Device;
 }
 
+/** Options of nn.Linear: `bias`, and the dtype and device of its parameters. */
 export interface LinearOptions extends FactoryOptions {
   /** Learn an additive bias (default true). */
   bias?: boolean;

@@ -54,6 +54,7 @@ export class Parameter extends Tensor {
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
+/** Any module, whatever its forward signature. */
 export type AnyModule = Module<any, any>;
 
 /** Called before forward with the positional inputs; may return replacement inputs (an array, or one tensor). */
@@ -100,11 +101,13 @@ export class RemovableHandle {
 
 type Kind = 'parameter' | 'buffer' | 'module';
 
+/** `loadStateDict(sd, { strict: false })` reports the keys it did not find and those it did not use. */
 export interface LoadStateDictResult {
   missingKeys: string[];
   unexpectedKeys: string[];
 }
 
+/** A module's state: its parameters and persistent buffers by dotted name (`fc1.weight`). */
 export type StateDict = Map<string, Tensor>;
 
 /** Module.to()'s target: a dtype (floating point only), a device, or both. */

@@ -63,6 +63,7 @@ import { isSampleableLikelihood, type SampleableLikelihood } from '../likelihood
 /** What TNT needs of a likelihood (lib/likelihoods.ts): its loss and samples from its predictive distribution. */
 export type { SampleableLikelihood };
 
+/** Per-group options of optim.TNT: lr, damping, momentum, weightDecay, statDecay. */
 export interface TNTOptions {
   /** Learning rate. */
   lr: number;
@@ -76,6 +77,7 @@ export interface TNTOptions {
   statDecay: number;
 }
 
+/** Configuration of optim.TNT: statsEvery (T1), inverseEvery (T2), earlyRefresh, statistics, factor dtype, inverse method, factor shapes and size limit, onNonFinite, blasKernels. */
 export interface TNTConfig {
   /** T1: gather statistics every this many steps. Default 1. */
   statsEvery?: number;
@@ -128,6 +130,7 @@ interface Curvature {
   auxes: Tensor[];
 }
 
+/** Tensor Normal Training (Ren and Goldfarb 2021): a natural-gradient optimizer whose preconditioner is the Kronecker product of the tensor-normal covariances of each gradient, refreshed natively. See docs/tnt.md. */
 export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
   readonly inverseMethod: 'cholesky' | 'lu';
   readonly maxFactorDim: number;

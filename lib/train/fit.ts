@@ -59,8 +59,10 @@ export interface FitOptimizer {
   ): Promise<number>;
 }
 
+/** A metric `fit()` and `evaluate()` report: 'loss' or 'accuracy'. */
 export type Metric = 'loss' | 'accuracy';
 
+/** One epoch of `fit()`'s history. */
 export interface HistoryEntry {
   /** 1 for the first epoch. */
   epoch: number;
@@ -75,6 +77,7 @@ export interface HistoryEntry {
   seconds: number;
 }
 
+/** What `onBatchEnd` receives after each optimizer step. */
 export interface BatchEnd {
   epoch: number;
   /** 1 for the epoch's first step. */
@@ -83,6 +86,7 @@ export interface BatchEnd {
   batchSize: number;
 }
 
+/** Callbacks `fit()` calls (and awaits) as it trains. */
 export interface FitCallbacks {
   /** After each optimizer step; fit() awaits a returned promise. */
   onBatchEnd?(info: BatchEnd): void | Promise<void>;
@@ -90,6 +94,7 @@ export interface FitCallbacks {
   onEpochEnd?(entry: HistoryEntry): void | Promise<void>;
 }
 
+/** Options of `fit()`: the data, epochs, optimizer, loss or likelihood, and what to report and log while it trains. */
 export interface FitOptions {
   train: BatchSource;
   val?: BatchSource;
@@ -146,6 +151,7 @@ export interface FitOptions {
   prometheus?: MetricsOptions;
 }
 
+/** Options of `evaluate()`. */
 export interface EvaluateOptions {
   /** (output, target) -> a scalar loss tensor; optional with `likelihood`, whose loss it then is. */
   loss?: (output: Tensor, target: Tensor) => Tensor;

@@ -32,6 +32,7 @@ import {
   type OptimizerSample,
 } from './telemetry.js';
 
+/** Options of `ctx.publish()`. */
 export interface PublishOptions {
   /** A step count to tag the snapshot with (`snapshot.step`). */
   step?: number;
@@ -93,6 +94,7 @@ export type FromWorker =
 /** @internal messages to the worker */
 export type ToWorker = { type: 'cancel'; reason?: string } | { type: 'taken'; buffer?: ArrayBuffer };
 
+/** Options of `train.inWorker()`. */
 export interface InWorkerOptions {
   /** Passed to the job as `ctx.workerData` (structured-cloned). */
   workerData?: unknown;
@@ -136,6 +138,7 @@ export interface InWorkerOptions {
   prometheus?: MetricsOptions;
 }
 
+/** The Trainer's events and their arguments. */
 export interface TrainerEvents {
   progress: [data: unknown];
   weights: [snapshot: WeightsSnapshot];
