@@ -10,7 +10,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** [exported name, file:line] of every undocumented export reachable from `entry`. */
 export function undocumentedExports(entry = join(root, 'lib', 'index.ts')) {
   const configPath = join(root, 'tsconfig.build.json');
-  const config = ts.getParsedCommandLineOfConfigFile(configPath, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} });
+  const config = ts.getParsedCommandLineOfConfigFile(
+    configPath,
+    {},
+    { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} },
+  );
   const program = ts.createProgram({ rootNames: [entry], options: { ...config.options, noEmit: true } });
   const checker = program.getTypeChecker();
   const missing = [];
@@ -29,12 +33,15 @@ export function undocumentedExports(entry = join(root, 'lib', 'index.ts')) {
       if (isModule) {
         const sf = decls.find((d) => ts.isSourceFile(d));
         const first = sf.statements[0];
-        const hasComment = first && (ts.getLeadingCommentRanges(sf.text, first.pos) ?? []).some((r) => sf.text.slice(r.pos, r.pos + 3) === '/**');
+        const hasComment =
+          first &&
+          (ts.getLeadingCommentRanges(sf.text, first.pos) ?? []).some((r) => sf.text.slice(r.pos, r.pos + 3) === '/**');
         if (!hasComment) missing.push([name, `${relative(root, sf.fileName)}:1 (module comment)`]);
         visitModule(target, name + '.');
         continue;
       }
-      const documented = target.getDocumentationComment(checker).length > 0 || decls.some((d) => ts.getJSDocTags(d).length > 0);
+      const documented =
+        target.getDocumentationComment(checker).length > 0 || decls.some((d) => ts.getJSDocTags(d).length > 0);
       if (!documented) {
         const d = decls[0];
         const sf = d.getSourceFile();
