@@ -189,6 +189,8 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'tn-docs-'));
   mkdirSync(join(work, 'node_modules'));
   symlinkSync(packageRoot, join(work, 'node_modules', 'tensornormal'));
+  // the optional peer dependency the watching guide's blocks use
+  symlinkSync(join(packageRoot, 'node_modules', 'prom-client'), join(work, 'node_modules', 'prom-client'));
 });
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });

@@ -306,5 +306,5 @@ export function writerFor(logDir: unknown, flushSecs = 2): { writer: SummaryWrit
   if (logDir instanceof SummaryWriter) return { writer: logDir, owned: false };
   if (typeof logDir !== 'string' || logDir === '')
     throw typeError('a directory path or a tensorboard.SummaryWriter', 'logDir', logDir);
-  return { writer: new SummaryWriter(logDir, { flushSecs }), owned: true };
+  return { writer: new SummaryWriter(logDir, { flushSecs, maxQueue: 100 }), owned: true };
 }
