@@ -53,8 +53,8 @@ export class Parameter extends Tensor {
   }
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 /** Any module, whatever its forward signature. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyModule = Module<any, any>;
 
 /** Called before forward with the positional inputs; may return replacement inputs (an array, or one tensor). */
