@@ -20,6 +20,7 @@ export {
   type JobContext,
   type PublishOptions,
   type TrainerEvents,
+  type Throughput,
 } from './worker.js';
 export type { WeightsSnapshot, WeightEntry, SnapshotModel } from './snapshot.js';
 export type { MetricsOptions, StepSample, OptimizerSample, MemorySample } from './telemetry.js';
