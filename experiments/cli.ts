@@ -16,6 +16,7 @@ import { OPTIMIZERS, HYPER_KEYS, type Hyper, type OptimizerName } from './hyper.
 import type { AutoencoderExperimentOptions } from './autoencoder.js';
 import type { CnnExperimentOptions, CnnDataset, CnnModel } from './cnn.js';
 import type { ExperimentEvent, ExperimentResult } from './experiment.js';
+import type { CharLMExperimentOptions } from './charlm.js';
 import { progressReporter, type Output } from './progress.js';
 import { createRequire } from 'node:module';
 // the library's environment choices, from the subpath that does not load the addon (OPENBLAS_NUM_THREADS must be
@@ -60,7 +61,8 @@ export type Command =
   | { kind: 'version' }
   | ({ kind: 'autoencoder'; options: AutoencoderExperimentOptions } & CommonFlags)
   | ({ kind: 'cnn'; options: CnnExperimentOptions } & CommonFlags)
-  | ({ kind: 'similarity'; options: SimilarityFlags } & CommonFlags);
+  | ({ kind: 'similarity'; options: SimilarityFlags } & CommonFlags)
+  | ({ kind: 'charlm'; options: CharLMExperimentOptions } & CommonFlags);
 
 const MAIN_HELP = `Usage: tensornormal <command>
 
@@ -68,6 +70,7 @@ Commands:
   experiment autoencoder   the paper's autoencoder experiment (Figure 2)
   experiment cnn           the paper's CNN experiment (Figure 3), scaled to a small machine
   experiment similarity    cosine similarity of each method's direction to a block-Fisher direction (Figure 1)
+  experiment charlm        a small transformer language model on Debian's fortunes corpus (not in the paper)
   run                      start the ranks of a distributed job, as torchrun (\`tensornormal run --help\`)
   board                    a live page of the training curves under a --logdir (\`tensornormal board --help\`)
 
@@ -175,7 +178,39 @@ Flags:
   -h, --help               this help
 `;
 
-const EXPERIMENTS = ['autoencoder', 'cnn', 'similarity'] as const;
+const CHARLM_HELP = `Usage: tensornormal experiment charlm [flags]
+
+A decoder-only transformer (token and learned position embeddings, pre-norm causal encoder layers, output
+projection tied to the token embedding) as a character-level language model on Debian's fortunes corpus
+(apt-get install fortunes; 10% of the blocks held out, seeded), trained with TNT, KFAC, Shampoo, AdamW and SGD-m.
+Records the validation loss in bits per character every --eval-every steps, against steps and process time.
+Defaults (a small learning-rate grid on a short budget): TNT lr 3e-3 damping 0.1; KFAC lr 9e-3 damping 0.1;
+Shampoo lr 9e-3 epsilon 1e-4 (T1 = 1, T2 = 20); AdamW lr 3e-3 wd 0.01; SGD-m lr 0.1 momentum 0.9.
+
+Flags:
+  --optimizers LIST        comma-separated, from tnt,kfac,shampoo,adam,sgd (adam is AdamW; default: all five)
+  --seeds N                runs per optimizer, seeds 0..N-1 (default: 2)
+  --steps N                training steps per run (default: 300)
+  --time-budget S          stop a run after S seconds of process time (default: none)
+  --batch N                sequences per step (default: 32)
+  --context N              characters per sequence (default: 128)
+  --width N                model width (default: 128)
+  --layers N               encoder layers (default: 4)
+  --heads N                attention heads (default: 4)
+  --eval-every N           validate every N steps (default: 25)
+  --val-windows N          held-out sequences validated on (default: 256)
+  --limit N                use the first N characters of the corpus only
+  --data DIR               the corpus folder (default: /usr/share/games/fortunes)
+  --set OPT.KEY=VALUE      override a hyperparameter, as the other experiments (repeatable)
+  --grid                   first try lr x {1/3, 1, 3} per optimizer (seed 1000, --grid-steps steps), keep the best
+  --grid-steps N           steps per grid run (default: 100)
+  --out DIR                output folder (default: results/charlm)
+  --threads N              libtorch threads (and OpenBLAS's, as for the autoencoder)
+  --json                   JSON lines on stdout even on a terminal
+  -h, --help               this help
+`;
+
+const EXPERIMENTS = ['autoencoder', 'cnn', 'similarity', 'charlm'] as const;
 type ExperimentName = (typeof EXPERIMENTS)[number];
 
 function fail(command: string, message: string): never {
@@ -312,6 +347,28 @@ const OPTIONS = {
     model: { type: 'string' },
     'val-limit': { type: 'string' },
   },
+  charlm: {
+    optimizers: { type: 'string' },
+    seeds: { type: 'string' },
+    steps: { type: 'string' },
+    'time-budget': { type: 'string' },
+    batch: { type: 'string' },
+    context: { type: 'string' },
+    width: { type: 'string' },
+    layers: { type: 'string' },
+    heads: { type: 'string' },
+    'eval-every': { type: 'string' },
+    'val-windows': { type: 'string' },
+    limit: { type: 'string' },
+    data: { type: 'string' },
+    set: { type: 'string', multiple: true },
+    grid: { type: 'boolean' },
+    'grid-steps': { type: 'string' },
+    out: { type: 'string' },
+    threads: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
   similarity: {
     iterations: { type: 'string' },
     gamma: { type: 'string' },
@@ -418,8 +475,38 @@ export function parseCommand(argv: string[]): Command {
   const name = second as ExperimentName;
   const command = `experiment ${name}`;
   const v = parse(command, rest, OPTIONS[name]);
-  if (v.help) return { kind: 'help', text: name === 'autoencoder' ? AE_HELP : name === 'cnn' ? CNN_HELP : SIM_HELP };
+  if (v.help)
+    return {
+      kind: 'help',
+      text: name === 'autoencoder' ? AE_HELP : name === 'cnn' ? CNN_HELP : name === 'charlm' ? CHARLM_HELP : SIM_HELP,
+    };
   const s = (k: string): string | undefined => v[k] as string | undefined;
+
+  if (name === 'charlm') {
+    const options: CharLMExperimentOptions = defined({
+      optimizers: optimizerList(command, s('optimizers'), OPTIMIZERS) as OptimizerName[] | undefined,
+      seeds: num(command, 'seeds', s('seeds'), 'positive-int'),
+      steps: num(command, 'steps', s('steps'), 'positive-int'),
+      timeBudget: num(command, 'time-budget', s('time-budget'), 'positive'),
+      batchSize: num(command, 'batch', s('batch'), 'positive-int'),
+      contextLength: num(command, 'context', s('context'), 'positive-int'),
+      dModel: num(command, 'width', s('width'), 'positive-int'),
+      nLayers: num(command, 'layers', s('layers'), 'positive-int'),
+      nHead: num(command, 'heads', s('heads'), 'positive-int'),
+      evalEvery: num(command, 'eval-every', s('eval-every'), 'positive-int'),
+      valWindows: num(command, 'val-windows', s('val-windows'), 'positive-int'),
+      limitChars: num(command, 'limit', s('limit'), 'positive-int'),
+      dir: s('data'),
+      overrides: overrides(command, v.set as string[] | undefined),
+      grid: v.grid === true ? true : undefined,
+      gridSteps: num(command, 'grid-steps', s('grid-steps'), 'positive-int'),
+    });
+    if (options.gridSteps !== undefined && !options.grid) fail(command, '--grid-steps needs --grid');
+    const width = options.dModel ?? 128,
+      heads = options.nHead ?? 4;
+    if (width % heads !== 0) fail(command, `--width (${width}) must be divisible by --heads (${heads})`);
+    return { kind: 'charlm', options, ...common(command, v, 'results/charlm') };
+  }
 
   if (name === 'autoencoder') {
     const widths = s('widths')
@@ -563,6 +650,7 @@ export async function main(
     const json = cmd.json || io.stdout.isTTY !== true;
     const report = progressReporter(io.stdout, json);
     if (cmd.kind === 'similarity') return await similarity(cmd, io, json);
+    if (cmd.kind === 'charlm') return await charlm(cmd, io, json, threadInfo);
     const { writeExperiment, summaryTable } = await import('./experiment.js');
     const log = cmd.logDir !== undefined ? new (await import('./tblog.js')).ExperimentLog(cmd.logDir) : null;
     const onEvent = (e: ExperimentEvent): void => {
@@ -594,6 +682,37 @@ export async function main(
     io.stderr.write(`\ntensornormal: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+async function charlm(
+  cmd: Extract<Command, { kind: 'charlm' }>,
+  io: CliIO,
+  json: boolean,
+  threadInfo: Record<string, unknown>,
+): Promise<number> {
+  const { runCharLMExperiment, writeCharLM, charlmTable } = await import('./charlm.js');
+  const result = await runCharLMExperiment({
+    ...cmd.options,
+    onProgress: (e) => {
+      if (json) io.stdout.write(`${JSON.stringify({ event: e.type, ...e })}\n`);
+      else if (e.type === 'eval')
+        io.stdout.write(
+          `${e.phase} ${e.optimizer} seed ${e.seed} lr ${e.lr}: step ${e.step}/${e.steps}, ${e.cpu.toFixed(0)} s, val ${e.valBpc.toFixed(3)} bits/char\n`,
+        );
+      else io.stdout.write(`grid: ${e.optimizer} lr ${e.hp.lr} (val ${e.valBpc.toFixed(3)} bits/char)\n`);
+    },
+  });
+  result.config.threads = threadInfo;
+  const files = writeCharLM(result, cmd.out);
+  if (json)
+    io.stdout.write(
+      `${JSON.stringify({ event: 'summary', summary: result.summary, seconds: result.seconds, files })}\n`,
+    );
+  else
+    io.stdout.write(
+      `\n${charlmTable(result)}\n\n${result.seconds.toFixed(0)} s of process time; wrote ${files.join(', ')}\n`,
+    );
+  return 0;
 }
 
 async function similarity(cmd: Extract<Command, { kind: 'similarity' }>, io: CliIO, json: boolean): Promise<number> {

@@ -73,5 +73,17 @@ export {
   type CnnModel,
   type CnnDataset,
 } from './cnn.js';
+export {
+  runCharLMExperiment,
+  mergeCharLMResults,
+  writeCharLM,
+  charlmTable,
+  CHARLM_DEFAULTS,
+  type CharLMExperimentOptions,
+  type CharLMResult,
+  type CharLMRun,
+  type CharLMPoint,
+  type CharLMEvent,
+} from './charlm.js';
 export { main, parseCommand, UsageError, type Command } from './cli.js';
 export { progressReporter, type Output, type ProgressReporter } from './progress.js';

@@ -68,6 +68,7 @@ export * as models from './models/index.js';
 export * as likelihoods from './likelihoods.js';
 export {
   Categorical,
+  SequenceCategorical,
   Bernoulli,
   Gaussian,
   type Likelihood,

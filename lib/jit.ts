@@ -49,15 +49,38 @@ function fromNative(v: unknown): ScriptValue {
 /** A TorchScript module, loaded with jit.load. Free it with dispose() (its parameters and buffers go with it). */
 export class ScriptModule {
   private handle: number | null;
+  /** Each parameter once, under its first name (tied weights: one entry, as Python's named_parameters()). */
   private readonly params: [string, Tensor][];
   private readonly bufs: [string, Tensor][];
+  /** Every name, a tied tensor under each of its names (as Python's state_dict()). */
+  private readonly entries: [string, Tensor][];
 
   /** @internal */
   constructor(handle: number) {
     this.handle = handle;
-    const take = (pairs: [string, number][]): [string, Tensor][] => pairs.map(([n, h]) => [n, wrap(h).keep()]);
-    this.params = take(native.jitNamedParameters(handle));
-    this.bufs = take(native.jitNamedBuffers(handle));
+    // The addon marks a tensor held under a second name with the index of its first: the second handle is freed
+    // and the name maps to the first's Tensor, so an optimizer gets it once and moves it once per step.
+    const take = (triples: [string, number, number][]): { all: [string, Tensor][]; unique: [string, Tensor][] } => {
+      const all: [string, Tensor][] = [];
+      const unique: [string, Tensor][] = [];
+      triples.forEach(([n, h, first], k) => {
+        const t = wrap(h);
+        if (first === k) {
+          t.keep();
+          all.push([n, t]);
+          unique.push([n, t]);
+        } else {
+          t.dispose();
+          all.push([n, all[first]![1]]);
+        }
+      });
+      return { all, unique };
+    };
+    const p = take(native.jitNamedParameters(handle));
+    const b = take(native.jitNamedBuffers(handle));
+    this.params = p.unique;
+    this.bufs = b.unique;
+    this.entries = [...p.all, ...b.all];
   }
 
   private get h(): number {
@@ -146,14 +169,14 @@ export class ScriptModule {
 
   /** Parameters and buffers by name: new detached tensors sharing the module's storage, the caller's to dispose. */
   stateDict(): Map<string, Tensor> {
-    return new Map([...this.params, ...this.bufs].map(([n, t]) => [n, t.detach()]));
+    return new Map(this.entries.map(([n, t]) => [n, t.detach()]));
   }
 
   /** Copies a state dict in (names and shapes must match; nothing is copied when anything is wrong). */
   loadStateDict(sd: Map<string, Tensor> | Record<string, Tensor>, { strict = true }: { strict?: boolean } = {}): void {
     const given = sd instanceof Map ? sd : sd !== null && typeof sd === 'object' ? new Map(Object.entries(sd)) : null;
     if (given === null) throw typeError('a Map or a record of name -> Tensor', 'stateDict', sd);
-    const own = new Map([...this.params, ...this.bufs]);
+    const own = new Map(this.entries);
     const errors: string[] = [];
     const missing = [...own.keys()].filter((k) => !given.has(k));
     const unexpected = [...given.keys()].filter((k) => !own.has(k));

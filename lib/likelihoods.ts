@@ -8,6 +8,9 @@
  *  - Categorical: l_n = -log softmax(z_n)[y_n]                       (cross-entropy on logits; y class indices)
  *  - Bernoulli:   l_n = sum_j BCEWithLogits(z_nj, y_nj)              (summed over every feature; y in [0, 1])
  *  - Gaussian:    l_n = 0.5 * sum_j (z_nj - y_nj)^2                  (unit variance; the 0.5 log 2 pi are dropped)
+ *  - SequenceCategorical: a Categorical at every position of (B, T, V) logits, one token sampled per position;
+ *    'mean' averages over the B * T positions (the language-model loss PyTorch users write as
+ *    F.cross_entropy(logits.view(-1, V), y.view(-1))), 'sum' adds, 'none' gives (B, T)
  *
  *   const lik = new Bernoulli();
  *   const logits = model.call(x);
@@ -25,7 +28,7 @@ export type LikelihoodReduction = 'mean' | 'sum' | 'none';
 
 /** A likelihood p(y | output): its negative log as a loss. */
 export interface Likelihood {
-  readonly name: 'categorical' | 'bernoulli' | 'gaussian';
+  readonly name: 'categorical' | 'bernoulli' | 'gaussian' | 'sequenceCategorical';
   /** Negative log-likelihood of `target` given the model output, reduced over the batch. */
   loss(output: Tensor, target: Tensor, options?: { reduction?: LikelihoodReduction }): Tensor;
   /** Targets drawn from the predictive distribution of `output` (no gradient). */
@@ -188,6 +191,68 @@ export class Gaussian implements Likelihood {
       } finally {
         mean.dispose();
       }
+    });
+  }
+}
+
+/**
+ * A categorical distribution at every position of a sequence: logits (B, T, V) (or (N, V)), targets int64 class
+ * indices (B, T) (or (N)), the positions independent given the logits (a language model's next-token
+ * distributions). The loss is the token-level cross-entropy: 'mean' (the default) averages over all B * T
+ * positions, as `F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))`; 'sum' adds; 'none' returns (B, T).
+ * `sample` draws one token per position from softmax(logits), so TNT's and KFAC's sampled backward pass (the
+ * true Fisher's statistics) works on language models.
+ *
+ *   const lik = new SequenceCategorical();
+ *   const logits = lm.call(x);                 // (B, T, V)
+ *   opt.sampledBackward(logits, lik);          // y ~ p(. | x) at every position
+ *   lik.loss(logits, y).backward();            // mean cross-entropy per token (nats; / ln 2 for bits)
+ */
+export class SequenceCategorical implements Likelihood {
+  readonly name = 'sequenceCategorical' as const;
+  loss(output: Tensor, target: Tensor, options?: { reduction?: LikelihoodReduction }): Tensor {
+    T(output, 'output');
+    T(target, 'target');
+    const reduction = reductionOf(options);
+    if (output.ndim < 2)
+      throw new RangeError(`Expected output of shape (B, T, V) but received shape [${output.shape.join(', ')}]`);
+    const lead = output.shape.slice(0, -1);
+    const V = output.shape[output.ndim - 1]!;
+    if (target.ndim !== lead.length || target.shape.some((d, i) => d !== lead[i]))
+      throw new RangeError(
+        `Expected target of shape [${lead.join(', ')}] (the output's without its last dimension) but received shape [${target.shape.join(', ')}]`,
+      );
+    const flatOut = output.reshape([-1, V]);
+    const flatTarget = target.reshape([-1]);
+    try {
+      const l = F.crossEntropy(flatOut, flatTarget, { reduction });
+      if (reduction !== 'none') return l;
+      try {
+        return l.reshape(lead);
+      } finally {
+        l.dispose();
+      }
+    } finally {
+      flatOut.dispose();
+      flatTarget.dispose();
+    }
+  }
+  /** One token per position, drawn with probabilities softmax(logits) over the last dimension: int64 (B, T). */
+  sample(output: Tensor): Tensor {
+    T(output, 'output');
+    if (output.ndim < 2)
+      throw new RangeError(`Expected output of shape (B, T, V) but received shape [${output.shape.join(', ')}]`);
+    const lead = output.shape.slice(0, -1);
+    const V = output.shape[output.ndim - 1]!;
+    return noGrad(() => {
+      const flat = output.reshape([-1, V]);
+      const p = flat.softmax(1);
+      const idx = multinomial(p, 1, true);
+      const y = idx.reshape(lead);
+      flat.dispose();
+      p.dispose();
+      idx.dispose();
+      return y;
     });
   }
 }

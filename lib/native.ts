@@ -226,7 +226,18 @@ export interface NativeBinding {
   ): H;
   layerNorm(x: H, shape: number[], w: Opt<H>, b: Opt<H>, eps: number): H;
   dropout(x: H, p: number, training: boolean): H;
-  embedding(w: H, idx: H): H;
+  embedding(w: H, idx: H, paddingIdx?: number | null): H;
+  sdpa(
+    q: H,
+    k: H,
+    v: H,
+    mask: Opt<H>,
+    dropoutP: number,
+    training: boolean,
+    isCausal: boolean,
+    scale: number,
+    needWeights: boolean,
+  ): H[];
   unfold(x: H, k: number[], d: number[], p: number[], s: number[]): H;
   interpolate(x: H, size: number[], mode: InterpolateCode, alignCorners: boolean): H;
   // losses (reduction: a code of lib/opcodes.ts LOSS_REDUCTION)
@@ -250,8 +261,9 @@ export interface NativeBinding {
   jitLoad(path: string): number;
   jitSave(m: number, path: string): void;
   jitForward(m: number, inputs: H[]): unknown;
-  jitNamedParameters(m: number): [string, H][];
-  jitNamedBuffers(m: number): [string, H][];
+  /** [name, handle, index of the first entry holding the same tensor (its own index when none)] */
+  jitNamedParameters(m: number): [string, H, number][];
+  jitNamedBuffers(m: number): [string, H, number][];
   jitTrain(m: number, mode: boolean): void;
   jitIsTraining(m: number): boolean;
   jitDispose(m: number): void;

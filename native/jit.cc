@@ -74,11 +74,18 @@ Napi::Array Named(const Napi::CallbackInfo& info, bool parameters) {
     for (const auto& p : m.named_parameters(/*recurse=*/true)) out.emplace_back(p.name, p.value);
   else
     for (const auto& b : m.named_buffers(/*recurse=*/true)) out.emplace_back(b.name, b.value);
+  // A tensor held under two names (tied weights: a language model's output projection sharing the embedding's
+  // weight) is marked with the index of its first name: Python's named_parameters() lists it once (its memo of seen
+  // tensors) while state_dict() has both names; lib/jit.ts does the same, so no optimizer moves it twice per step.
+  std::unordered_map<const c10::TensorImpl*, size_t> first;
   Napi::Array a = Napi::Array::New(info.Env(), out.size());
   for (size_t k = 0; k < out.size(); ++k) {
-    Napi::Array pair = Napi::Array::New(info.Env(), 2);
+    Napi::Array pair = Napi::Array::New(info.Env(), 3);
     pair.Set(0u, Napi::String::New(info.Env(), out[k].first));
     pair.Set(1u, Wrap(info, out[k].second));  // an alias of the module's tensor: same TensorImpl
+    const c10::TensorImpl* impl = out[k].second.defined() ? out[k].second.unsafeGetTensorImpl() : nullptr;
+    size_t idx = impl == nullptr ? k : first.emplace(impl, k).first->second;
+    pair.Set(2u, Napi::Number::New(info.Env(), static_cast<double>(idx)));
     a.Set(static_cast<uint32_t>(k), pair);
   }
   return a;

@@ -1,5 +1,6 @@
 // Functional layers, losses, sampling and linear algebra.
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <string>
 
@@ -35,7 +36,51 @@ TN_EXPORT(batchNorm) {
 // layerNorm(x, normalizedShape[], weight?, bias?, eps)
 TN_EXPORT(layerNorm) { return Wrap(info, at::layer_norm(T(info, 0), Ints(info, 1), OptT(info, 2), OptT(info, 3), Num(info, 4))); }
 TN_EXPORT(dropout) { return Wrap(info, at::dropout(T(info, 0), Num(info, 1), Bool(info, 2))); }
-TN_EXPORT(embedding) { return Wrap(info, at::embedding(T(info, 0), T(info, 1))); }
+// embedding(weight, indices, paddingIdx?): the row paddingIdx (when given) gets no gradient, as nn.Embedding's
+TN_EXPORT(embedding) {
+  c10::optional<int64_t> pad = OptInt(info, 2);
+  return Wrap(info, at::embedding(T(info, 0), T(info, 1), pad.has_value() ? *pad : -1));
+}
+// sdpa(q, k, v, mask?, dropoutP, training, isCausal, scale (NaN: 1/sqrt(E)), needWeights) -> [out, weights?]
+// softmax(q k^T scale + mask) v over the last two dims, as torch.nn.functional.scaled_dot_product_attention's math
+// path: a boolean mask says which entries take part (true), a floating one is added; isCausal masks j > i (top
+// left aligned). One native call for what would be ten from JavaScript.
+TN_EXPORT(sdpa) {
+  const at::Tensor& q = T(info, 0);
+  const at::Tensor& k = T(info, 1);
+  const at::Tensor& v = T(info, 2);
+  at::Tensor mask = OptT(info, 3);
+  double p = Num(info, 4);
+  bool training = Bool(info, 5);
+  bool causal = Bool(info, 6);
+  double scale = Num(info, 7);
+  bool need = Bool(info, 8);
+  if (q.dim() < 2 || k.dim() < 2 || v.dim() < 2)
+    throw std::invalid_argument("scaledDotProductAttention: query, key and value must have at least 2 dimensions");
+  at::Tensor attn = std::isnan(scale) ? at::matmul(q / std::sqrt(static_cast<double>(q.size(-1))), k.transpose(-2, -1))
+                                      : at::matmul(q * scale, k.transpose(-2, -1));
+  // The masks go into the fresh scores in place (matmul's backward needs its inputs, not its output): one pass over
+  // the (*, L, S) scores and nothing saved for backward, where an out-of-place masked_fill costs a pass forward and
+  // one backward.
+  const double inf = std::numeric_limits<double>::infinity();
+  if (causal) attn.add_(at::full({q.size(-2), k.size(-2)}, -inf, attn.options()).triu(1));
+  if (mask.defined()) {
+    const bool fits = at::infer_size(attn.sizes(), mask.sizes()) == attn.sizes();
+    if (mask.scalar_type() == at::kBool) {
+      if (fits) attn.masked_fill_(mask.logical_not(), -inf);
+      else attn = attn.masked_fill(mask.logical_not(), -inf);
+    } else if (fits) {
+      attn.add_(mask);
+    } else {
+      attn = attn + mask;
+    }
+  }
+  attn = at::softmax(attn, -1);
+  if (p > 0 && training) attn = at::dropout(attn, p, true);
+  at::Tensor out = at::matmul(attn, v);
+  if (need) return WrapAll(info, {out, attn});
+  return WrapAll(info, {out});
+}
 // unfold(x, kernel[], dilation[], padding[], stride[]) -> (N, C*kh*kw, L), as torch.nn.functional.unfold
 TN_EXPORT(unfold) { return Wrap(info, at::im2col(T(info, 0), Ints(info, 1), Ints(info, 2), Ints(info, 3), Ints(info, 4))); }
 // interpolate(x, size[], mode (a code of the interpolate table), alignCorners)

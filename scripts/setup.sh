@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libgloo-dev: the Gloo headers that c10d's ProcessGroupGloo.hpp includes (distributed training).
-PKGS=(libtorch-dev libgloo-dev libopenblas0-pthread python3-torch build-essential cmake dataset-fashion-mnist)
+PKGS=(libtorch-dev libgloo-dev libopenblas0-pthread python3-torch build-essential cmake dataset-fashion-mnist fortunes)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -3,7 +3,7 @@
 // figures), the time budget, the grid, progress output, and the command line's parsing and errors.
 import { describe, it, expect } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
@@ -683,6 +683,28 @@ describe('command line', () => {
         'json',
         'help',
       ],
+      charlm: [
+        'optimizers',
+        'seeds',
+        'steps',
+        'time-budget',
+        'batch',
+        'context',
+        'width',
+        'layers',
+        'heads',
+        'eval-every',
+        'val-windows',
+        'limit',
+        'data',
+        'set',
+        'grid',
+        'grid-steps',
+        'out',
+        'threads',
+        'json',
+        'help',
+      ],
       similarity: [
         'iterations',
         'gamma',
@@ -706,6 +728,57 @@ describe('command line', () => {
     }
   });
 
+  it('experiment charlm: every optimizer trains a tiny LM on a corpus folder; results, figure and table written', async () => {
+    await withTempDir('tn-charlm-', async (dir) => {
+      const corpus = join(dir, 'corpus');
+      mkdirSync(corpus);
+      writeFileSync(join(corpus, 'jokes'), 'To be or not to be, that is the question.\n%\n'.repeat(60));
+      const out = join(dir, 'out');
+      const r = await run([
+        'experiment',
+        'charlm',
+        '--data',
+        corpus,
+        '--steps',
+        '6',
+        '--eval-every',
+        '3',
+        '--seeds',
+        '1',
+        '--width',
+        '8',
+        '--layers',
+        '1',
+        '--heads',
+        '2',
+        '--context',
+        '16',
+        '--batch',
+        '8',
+        '--val-windows',
+        '8',
+        '--out',
+        out,
+      ]);
+      expect(r.code, r.err).toBe(0);
+      const res = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
+        runs: { optimizer: string; points: { step: number; valBpc: number }[] }[];
+        summary: Record<string, { finalValBpc: number }>;
+      };
+      expect(res.runs.map((x) => x.optimizer)).toEqual(['tnt', 'kfac', 'shampoo', 'adam', 'sgd']);
+      for (const x of res.runs) {
+        expect(x.points.map((p) => p.step)).toEqual([0, 3, 6]);
+        // starting from an untrained model: about log2(vocabulary) bits per character, and finite throughout
+        for (const p of x.points) expect(Number.isFinite(p.valBpc)).toBe(true);
+      }
+      expect(pngInfo(readFileSync(join(out, 'figure.png'))).width).toBeGreaterThan(0);
+      expect(readFileSync(join(out, 'figure.svg'), 'utf8')).toContain('<svg');
+      const bad = await run(['experiment', 'charlm', '--width', '10', '--heads', '4']);
+      expect(bad.code).toBe(2);
+      expect(bad.err).toContain('--width (10) must be divisible by --heads (4)');
+    });
+  });
+
   it("`run` is the library's launcher (distributed.runCommand): its help, and its usage errors with exit code 2", async () => {
     const h = await run(['run', '--help']);
     expect(h.code).toBe(0);
@@ -720,7 +793,7 @@ describe('command line', () => {
       [['frobnicate'], 'tensornormal: unknown command "frobnicate" (expected: experiment, run, board)'],
       [
         ['experiment', 'mlp'],
-        'tensornormal experiment: unknown experiment "mlp" (expected one of autoencoder, cnn, similarity)',
+        'tensornormal experiment: unknown experiment "mlp" (expected one of autoencoder, cnn, similarity, charlm)',
       ],
       [['experiment', 'autoencoder', '--bogus'], 'tensornormal experiment autoencoder: unknown flag --bogus'],
       [

@@ -26,6 +26,10 @@ interface Ref {
   steps: number;
   xt: number[][];
   traced: number[][];
+  tiedTokens: number[][];
+  tiedTargets: number[][];
+  tiedAdam10: Record<string, number[]>;
+  tiedStateKeys: string[];
 }
 let ref: Ref;
 
@@ -93,6 +97,33 @@ describe.skipIf(!hasTorch)('jit: TorchScript from and to PyTorch', () => {
       expect(maxRelErr(flat(py.outputs), ours)).toBeLessThan(1e-12);
       for (const [n, p] of m.namedParameters()) expect(py.params[n]).toEqual(p.dataSync());
       torch.dispose([x, y]);
+      opt.dispose();
+      m.dispose();
+    });
+  });
+
+  it("tied weights are one parameter (as Python lists them): 10 Adam steps equal PyTorch's", async () => {
+    await noLeak(() => {
+      const m = jit.load(join(dir, 'tied.pt'));
+      expect(m.namedParameters().map(([n]) => n)).toEqual(['emb.weight', 'mix.weight', 'mix.bias']);
+      expect(torch.tidy(() => [...m.stateDict().keys()])).toEqual(ref.tiedStateKeys);
+      const opt = new optim.Adam(m.parameters(), { lr: 1e-2 });
+      const tok = torch.tensor(ref.tiedTokens, { dtype: 'int64' }),
+        tgt = torch.tensor(ref.tiedTargets, { dtype: 'int64' });
+      for (let i = 0; i < 10; i++)
+        torch.tidy(() => {
+          opt.zeroGrad();
+          torch.nn.functional.crossEntropy((m.call(tok) as Tensor).reshape([-1, 7]), tgt.reshape([-1])).backward();
+          opt.step();
+        });
+      for (const [n, p] of m.namedParameters())
+        expect(maxRelErr(p.dataSync() as number[], ref.tiedAdam10[n]!), n).toBeLessThan(1e-9);
+      // the state dict's second name is the same tensor's values
+      torch.tidy(() => {
+        const sd = m.stateDict();
+        expect(sd.get('head.weight')!.dataSync()).toEqual(sd.get('emb.weight')!.dataSync());
+      });
+      torch.dispose([tok, tgt]);
       opt.dispose();
       m.dispose();
     });

@@ -265,8 +265,11 @@ describe('train.inWorker', () => {
     expect(mean).toBeGreaterThan(0.15);
     expect(mean).toBeLessThan(0.7);
     // 'serve' pauses too (down to a tenth of the time in steps; under load the server's thread has gaps of 5 ms)
+    // (the first event is left out where there are more: it covers the start; an idle-scheduled job on a machine
+    // busy with the rest of the suite may report only once in 3 s)
     const serve = await run('serve', true, 3);
-    const servePaused = serve.events.slice(1).map((e) => e.paused);
+    expect(serve.events.length).toBeGreaterThanOrEqual(1);
+    const servePaused = (serve.events.length > 1 ? serve.events.slice(1) : serve.events).map((e) => e.paused);
     expect(servePaused.reduce((a, b) => a + b, 0) / servePaused.length).toBeGreaterThan(0.15);
     // no pause without requests, nor under 'train'
     for (const [priority, busy] of [

@@ -24,6 +24,16 @@ export {
 } from './idx.js';
 export { mnistDigits } from './mnist-digits.js';
 export {
+  ByteTokenizer,
+  CharTokenizer,
+  sequenceWindows,
+  textSplit,
+  fortunes,
+  type SequenceWindowsOptions,
+  type TextSplitOptions,
+  type FortunesOptions,
+} from './text.js';
+export {
   cifar10,
   cifar100,
   CIFAR10_CLASSES,

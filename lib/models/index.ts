@@ -1,4 +1,7 @@
-/** The paper's models: autoencoders, CIFAR ResNet32 and VGG16-BN, a small CNN for Fashion-MNIST, and plain MLPs. */
+/**
+ * The paper's models: autoencoders, CIFAR ResNet32 and VGG16-BN, a small CNN for Fashion-MNIST, and plain MLPs; and a
+ * small decoder-only transformer language model.
+ */
 export {
   mlp,
   autoencoder,
@@ -10,3 +13,4 @@ export {
 export { resnet32, ResNet, BasicBlock, PadShortcut } from './resnet.js';
 export { vgg16bn, VGG, VGG16_CONFIG } from './vgg.js';
 export { smallCnn, type SmallCnnOptions } from './smallcnn.js';
+export { transformerLM, TransformerLM, type TransformerLMOptions } from './transformer.js';

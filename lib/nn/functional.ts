@@ -171,9 +171,74 @@ export function layerNorm(
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
   return wrap(native.dropout(T(x, 'input')._h, is.inRange(p, 'p', 0, 1), training === true));
 }
-/** Rows of `weight` picked by integer `indices` (`F.embedding`). */
-export function embedding(indices: Tensor, weight: Tensor): Tensor {
-  return wrap(native.embedding(T(weight, 'weight')._h, T(indices, 'input')._h));
+/**
+ * Rows of `weight` (numEmbeddings, embeddingDim) picked by the integer `input` (any shape): output (*, embeddingDim).
+ * The row `paddingIdx` (when given; negative counts from the end) gets no gradient, as torch.nn.functional.embedding.
+ */
+export function embedding(input: Tensor, weight: Tensor, options: { paddingIdx?: number | null } = {}): Tensor {
+  const { paddingIdx = null } = is.options(options);
+  const w = T(weight, 'weight');
+  let pad: number | null = null;
+  if (paddingIdx !== null) {
+    const n = w.shape[0] ?? 0;
+    is.integer(paddingIdx, 'paddingIdx');
+    if (paddingIdx >= n || paddingIdx < -n)
+      throw new RangeError(`paddingIdx must be within the ${n} embeddings ([-${n}, ${n})), got ${paddingIdx}`);
+    pad = paddingIdx < 0 ? paddingIdx + n : paddingIdx;
+  }
+  return wrap(native.embedding(w._h, T(input, 'input')._h, pad));
+}
+
+/** Options of `scaledDotProductAttention` (`F.scaled_dot_product_attention`): attnMask, dropoutP, isCausal, scale. */
+export interface ScaledDotProductAttentionOptions {
+  /** Boolean: which entries take part (true); floating point: added to the scores. Broadcasts to (*, L, S). */
+  attnMask?: Tensor | null;
+  /** Dropout on the attention weights (applied only when `training`, default true as PyTorch's functional). */
+  dropoutP?: number;
+  /** Masks every key after the query's position (top-left aligned lower triangle). */
+  isCausal?: boolean;
+  /** Multiplies q k^T; default 1 / sqrt(E). */
+  scale?: number | null;
+  /** Whether dropout applies (default true, as torch.nn.functional's). */
+  training?: boolean;
+}
+/**
+ * softmax(q k^T * scale + mask) v for query (*, L, E), key (*, S, E), value (*, S, Ev): output (*, L, Ev), as
+ * torch.nn.functional.scaled_dot_product_attention (PyTorch 2.x) computes it on its math path. One native call.
+ * A row whose every entry is masked is NaN, as PyTorch's.
+ */
+export function scaledDotProductAttention(
+  query: Tensor,
+  key: Tensor,
+  value: Tensor,
+  options: ScaledDotProductAttentionOptions = {},
+): Tensor {
+  const [out] = attention(query, key, value, options, false);
+  return out!;
+}
+/** @internal scaledDotProductAttention with the attention weights when `needWeights` (MultiheadAttention's). */
+export function attention(
+  query: Tensor,
+  key: Tensor,
+  value: Tensor,
+  options: ScaledDotProductAttentionOptions,
+  needWeights: boolean,
+): Tensor[] {
+  const { attnMask = null, dropoutP = 0, isCausal = false, scale = null, training = true } = is.options(options);
+  const scl = scale === null ? NaN : is.positive(scale, 'scale');
+  return native
+    .sdpa(
+      T(query, 'query')._h,
+      T(key, 'key')._h,
+      T(value, 'value')._h,
+      optT(attnMask, 'attnMask'),
+      is.inRange(dropoutP, 'dropoutP', 0, 1),
+      is.boolean(training, 'training'),
+      is.boolean(isCausal, 'isCausal'),
+      scl,
+      needWeights,
+    )
+    .map((h) => wrap(h));
 }
 /** Sliding local blocks (im2col): x (N, C, H, W) -> (N, C*kh*kw, L). */
 export function unfold(

@@ -24,7 +24,11 @@
  * which is (A + sqrt(lambda) I)^-1 (x) (G + sqrt(lambda) I)^-1 applied to vec(M): a Kronecker product of damped
  * factors, not (A (x) G + lambda I)^-1. With `piCorrection` the split is Martens & Grosse's pi-corrected one,
  * sqrt(lambda) pi on A and sqrt(lambda) / pi on G, pi^2 = (tr A / dim A) / (tr G / dim G).
- * Every other parameter (BatchNorm's scale and shift, ...) takes the plain momentum direction m. For all:
+ * Every other parameter (BatchNorm's scale and shift; in a transformer the packed q/k/v projection of
+ * MultiheadAttention, embeddings and LayerNorms) takes the plain momentum direction m. A Linear fed (B, T, d) (a
+ * sequence model) counts every position as a row of A and G (KFAC-expand): with a loss averaged over the tokens
+ * A (x) G is the token-level Fisher block, A's homogeneous entry being T. A Linear whose weight is shared (an LM head
+ * tied to the embedding) preconditions that parameter's whole gradient with its factors. For all:
  *
  *     m <- momentum m + grad;   p <- p (1 - lr weightDecay) - lr direction
  *

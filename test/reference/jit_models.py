@@ -2,7 +2,8 @@
 
   jit_models.py make DIR    writes DIR/resnet.pt (a scripted ResNet-style model, float64, BatchNorm, a residual
                             block), DIR/control.pt (scripted control flow: a data-dependent loop and branch),
-                            DIR/traced.pt (torch.jit.trace of a small MLP), DIR/not-a-module.pt (a pickled state
+                            DIR/traced.pt (torch.jit.trace of a small MLP), DIR/tied.pt (a scripted model with tied
+                            weights, and its parameters after 10 Adam steps), DIR/not-a-module.pt (a pickled state
                             dict, torch.save), DIR/mlp-state.pt (the MLP's state dict), DIR/evil.pt (a pickle that
                             would run `touch DIR/pwned` in Python's torch.load) and DIR/ref.json: the inputs, each module's outputs, and the resnet's
                             weights after 20 Adam steps (lr 1e-2) on (x, y) with MSE in train mode.
@@ -60,6 +61,20 @@ class Control(nn.Module):
         return x, steps
 
 
+class Tied(nn.Module):
+    """A tiny language model whose output projection shares the embedding's weight (tied weights)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(7, 4)
+        self.mix = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 7, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, tokens):
+        return self.head(torch.tanh(self.mix(self.emb(tokens))))
+
+
 class Evil:
     def __init__(self, path):
         self.path = path
@@ -100,6 +115,17 @@ def main():
         mlp = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
         xt = torch.randn(4, 3)
         torch.jit.trace(mlp, xt).save(f"{d}/traced.pt")
+        # tied weights: named_parameters lists emb.weight once, state_dict has both names; 10 Adam steps
+        tied = torch.jit.script(Tied().double())
+        tied.save(f"{d}/tied.pt")
+        tied = torch.jit.load(f"{d}/tied.pt")
+        tok = torch.randint(0, 7, (3, 5))
+        tgt = torch.randint(0, 7, (3, 5))
+        topt = torch.optim.Adam(tied.parameters(), lr=1e-2)
+        for _ in range(10):
+            topt.zero_grad()
+            nn.functional.cross_entropy(tied(tok).reshape(-1, 7), tgt.reshape(-1)).backward()
+            topt.step()
         torch.save(net.state_dict(), f"{d}/not-a-module.pt")
         torch.save(mlp.state_dict(), f"{d}/mlp-state.pt")
         # a pickle that runs a command when Python loads it (torch.load(weights_only=False)): must be refused
@@ -108,6 +134,8 @@ def main():
             "x": x.tolist(), "y": y.tolist(), "outEval": out_eval, "adam20": params(t),
             "xc": xc.tolist(), "control": oc.tolist(), "steps": steps,
             "xt": xt.tolist(), "traced": mlp(xt).tolist(),
+            "tiedTokens": tok.tolist(), "tiedTargets": tgt.tolist(), "tiedAdam10": params(tied),
+            "tiedStateKeys": list(tied.state_dict().keys()),
         }, open(f"{d}/ref.json", "w"))
     elif sys.argv[1] == "run":
         m = torch.jit.load(sys.argv[2])
