@@ -271,7 +271,7 @@ function overrides(
       command,
       `set ${o0}.${key}`,
       value,
-      integer ? 'positive-int' : key === 'lr' || key === 'damping' ? 'positive' : 'nonneg',
+      integer ? 'positive-int' : key === 'lr' || key === 'damping' || key === 'statsBatch' ? 'positive' : 'nonneg',
     )!;
     (out[o as OptimizerName] ??= {})[key as keyof Hyper] = v;
   }
