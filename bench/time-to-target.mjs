@@ -8,7 +8,11 @@
  *        --target 'Adam@60' --target 'SGD-m@60' [--optimizer adam] [--svg FILE] [--title TEXT]
  *
  * --run LABEL=DIR[:OPT]   a results folder, and which optimizer's runs to take from it (default: every optimizer in
- *                         it, labelled LABEL when it holds one, else LABEL OPT)
+ *                         it, labelled LABEL when it holds one, else LABEL OPT); several --run with one LABEL add up
+ *                         (e.g. one process per seed: `--seeds 1 --first-seed K`)
+ * --run LABEL=FILE.log    the experiment's `--json` output instead (runs still going or cut short): the points are
+ *                         rebuilt from its step events (about ten an epoch, each with the epoch's running mean), so
+ *                         a point's loss is the mean over the steps since the previous event
  * --target LABEL@S        the target: LABEL's loss at S seconds of process time (mean over its seeds of each run's
  *                         smoothed loss, interpolated at S)
  *
@@ -45,17 +49,54 @@ for (let i = 0; i < args.length; i++) {
   else throw new Error(`unknown argument ${a}`);
 }
 
+/** A results.json-like object from an experiment's --json lines (finished runs and the one still going). */
+function fromLog(file) {
+  const res = { hyperparameters: {}, runs: [] };
+  let cur = null,
+    prev = null;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const e = JSON.parse(line);
+    if (e.phase !== 'main') continue;
+    if (e.event === 'run-start') {
+      res.hyperparameters[e.optimizer] = e.hp;
+      cur = { optimizer: e.optimizer, seed: e.seed, points: [], epochs: [], stoppedBy: 'running', divergedAt: null };
+      res.runs.push(cur);
+      prev = null;
+    } else if (e.event === 'step' && cur) {
+      const n0 = prev && prev.epoch === e.epoch ? prev.step : 0;
+      const s0 = prev && prev.epoch === e.epoch ? prev.step * prev.loss : 0;
+      if (e.step > n0)
+        cur.points.push({
+          cpu: e.cpu,
+          loss: (e.step * e.loss - s0) / (e.step - n0),
+          epoch: e.epoch - 1 + e.step / e.steps,
+        });
+      prev = e;
+    } else if (e.event === 'epoch' && cur) cur.epochs.push({ epoch: e.epoch, loss: e.loss, cpu: e.cpu });
+    else if (e.event === 'run-end' && cur) {
+      cur.stoppedBy = e.stoppedBy;
+      if (e.stoppedBy === 'diverged') cur.divergedAt = /at step (\d+)/.exec(e.error ?? '')?.[1] ?? '?';
+    }
+  }
+  for (const r of res.runs) {
+    const e = r.epochs;
+    r.cpuPerEpoch = e.length > 1 ? (e[e.length - 1].cpu - e[0].cpu) / (e.length - 1) : null;
+  }
+  return res;
+}
+
 /** label -> runs (each: seed, points [{cpu, loss, epoch}], epochs [{epoch, loss, cpu}], stoppedBy, divergedAt) */
 const groups = new Map();
 for (const r of runs) {
-  const res = JSON.parse(readFileSync(join(r.dir, 'results.json'), 'utf8'));
+  const res = r.dir.endsWith('.log') ? fromLog(r.dir) : JSON.parse(readFileSync(join(r.dir, 'results.json'), 'utf8'));
   const opts = [...new Set(res.runs.map((x) => x.optimizer))].filter((o) => r.optimizer === null || o === r.optimizer);
   for (const o of opts) {
     const label = opts.length === 1 ? r.label : `${r.label} ${o}`;
-    groups.set(label, {
-      hp: res.hyperparameters[o],
-      runs: res.runs.filter((x) => x.optimizer === o),
-    });
+    const g = groups.get(label) ?? { hp: res.hyperparameters[o], runs: [] };
+    for (const x of res.runs.filter((y) => y.optimizer === o))
+      if (!g.runs.some((y) => y.seed === x.seed)) g.runs.push(x);
+    groups.set(label, g);
   }
 }
 

@@ -78,6 +78,7 @@ Each experiment writes <out>/results.json, one JSON file per run under <out>/run
 
 const COMMON_HELP = `  --optimizers LIST        comma-separated, from tnt,kfac,shampoo,adam,sgd (default: all five)
   --seeds N                runs per optimizer, seeds 0..N-1 (default: %SEEDS%)
+  --first-seed K           seeds K..K+N-1 instead (one seed per process: --seeds 1 --first-seed K)
   --epochs N               epochs per run (default: %EPOCHS%)
   --time-budget S          stop a run after S seconds of process time (default: none)
   --batch N                minibatch size (default: %BATCH%)
@@ -283,6 +284,7 @@ function overrides(
 const COMMON_OPTIONS = {
   optimizers: { type: 'string' },
   seeds: { type: 'string' },
+  'first-seed': { type: 'string' },
   epochs: { type: 'string' },
   'time-budget': { type: 'string' },
   batch: { type: 'string' },
@@ -382,6 +384,7 @@ function trainingFlags(command: string, v: Record<string, string | boolean | str
   return {
     optimizers: optimizerList(command, s('optimizers'), OPTIMIZERS) as OptimizerName[] | undefined,
     seeds: num(command, 'seeds', s('seeds'), 'positive-int'),
+    firstSeed: num(command, 'first-seed', s('first-seed'), 'nonneg-int'),
     epochs: num(command, 'epochs', s('epochs'), 'positive-int'),
     timeBudget: num(command, 'time-budget', s('time-budget'), 'positive'),
     batchSize: num(command, 'batch', s('batch'), 'positive-int'),
