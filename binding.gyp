@@ -14,6 +14,7 @@
         "native/hooks.cc",
         "native/distributed.cc",
         "native/jit.cc",
+        "native/blas_check.cc",
         "<!@(ls native/optim/*.cc)"
       ],
       "include_dirs": [

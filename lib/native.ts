@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readCpuinfo, runtimeEnvironment } from './runtime-env.js';
+import { blasCheckWarning, readCpuinfo, runtimeEnvironment, type BlasCheck } from './runtime-env.js';
 import { TorchError, FREED_MESSAGES } from './errors.js';
 import {
   checkOpcodes,
@@ -80,6 +80,8 @@ export interface NativeBinding {
   /** Throws TorchError('DEVICE_UNAVAILABLE') for a CUDA device this libtorch or machine does not have. */
   checkDevice(device: string): void;
   versions(): { torch: string; parallel: string; blas?: string; blasCore?: string };
+  /** Relative errors of small BLAS/LAPACK problems against loops in double; null when firstInProcess and done. */
+  blasSelfCheck(firstInProcess?: boolean): BlasCheck | null;
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
   throwForTest(kind: 'c10' | 'std' | 'alloc'): never;
@@ -431,12 +433,60 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** Package root: lib/ in development (vitest runs the sources), dist/ once compiled; both sit one level down. */
 export const packageRoot = join(here, '..');
 
-function candidates(): string[] {
+/**
+ * The libtorch (major.minor) a prebuild named `tensornormal.libtorch-<major>.<minor>.node` was built against, from
+ * its name; undefined for other names.
+ */
+export function prebuildTorch(file: string): string | undefined {
+  return /\.libtorch-(\d+\.\d+)\.node$/.exec(file)?.[1];
+}
+
+/**
+ * The libtorch versions (major.minor) installed where the dynamic loader looks: Debian's libtorch names its
+ * libraries libtorch_cpu.so.<major>.<minor>. A libtorch with unversioned names (a pip torch, an unpacked archive)
+ * gives none, and no prebuild is preferred.
+ */
+export function installedTorchVersions(dirs = libraryDirs()): string[] {
+  const found = new Set<string>();
+  for (const d of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const m = /^libtorch_cpu\.so\.(\d+\.\d+)$/.exec(n);
+      if (m) found.add(m[1]!);
+    }
+  }
+  return [...found];
+}
+
+function libraryDirs(): string[] {
+  const multiarch = process.arch === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu';
+  const fromEnv = (process.env.LD_LIBRARY_PATH ?? '').split(':').filter((d) => d !== '');
+  return [...fromEnv, `/usr/lib/${multiarch}`, `/lib/${multiarch}`, '/usr/local/lib', '/usr/lib'];
+}
+
+/**
+ * Addon files to try, in order: TENSORNORMAL_ADDON alone when set; the prebuilds for this platform, those built
+ * against a libtorch installed here first (one per libtorch: `npm run prebuilds` makes Debian 12's 1.13 and Debian
+ * 13's 2.6); then this checkout's own build.
+ */
+export function candidates(): string[] {
   const out: string[] = [];
   // An explicit addon path wins (used to test a build made in another folder).
   if (process.env.TENSORNORMAL_ADDON) return [process.env.TENSORNORMAL_ADDON];
   const pre = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
-  if (existsSync(pre)) for (const f of readdirSync(pre).sort()) if (f.endsWith('.node')) out.push(join(pre, f));
+  if (existsSync(pre)) {
+    const here = new Set(installedTorchVersions());
+    const files = readdirSync(pre)
+      .filter((f) => f.endsWith('.node'))
+      .sort();
+    const matching = files.filter((f) => here.has(prebuildTorch(f) ?? ''));
+    for (const f of [...matching, ...files.filter((f) => !matching.includes(f))]) out.push(join(pre, f));
+  }
   out.push(join(packageRoot, 'build', 'Release', 'tensornormal.node'));
   return out;
 }
@@ -450,6 +500,8 @@ export function explain(file: string, err: Error): string {
     return `${file}: not built. The install script builds it and did not run (npm install --ignore-scripts?): run \`npm rebuild tensornormal\` (in a clone of the repository: \`npm run build:native\`)`;
   if (/libtorch|libc10|libtorch_cpu|libtorch_cuda/.test(m) && /cannot open shared object/.test(m))
     return `${file}: libtorch was not found at run time (${m.split('\n')[0]}). Install it (Debian: apt-get install libtorch-dev libopenblas0-pthread) or add its lib folder to LD_LIBRARY_PATH`;
+  if (/cannot open shared object/.test(m))
+    return `${file}: a library it needs is missing at run time (${m.split('\n')[0]}); install it or add its folder to LD_LIBRARY_PATH (a CUDA libtorch also needs cuDNN, cuBLAS and NCCL)`;
   if (/undefined symbol|version `.*' not found|wrong ELF/.test(m))
     return `${file}: built against another libtorch or C++ ABI (${m.split('\n')[0]}); rebuild with \`npm run build:native\``;
   return `${file}: ${m.split('\n')[0]}`;
@@ -458,18 +510,33 @@ export function explain(file: string, err: Error): string {
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
-  for (const file of candidates()) {
+  const files = candidates();
+  for (const [i, file] of files.entries()) {
+    let mod: NativeBinding;
     try {
-      return require(file) as NativeBinding;
+      mod = require(file) as NativeBinding;
     } catch (err) {
       tried.push(explain(file, err as Error));
+      continue;
     }
+    // A prebuild from another revision of native/opcodes.h would run the wrong ops: while another file remains
+    // (this checkout's build), go on to it; the last one is refused below by checkOpcodes with the entries named.
+    if (i < files.length - 1) {
+      try {
+        checkOpcodes(mod.opcodes());
+      } catch (err) {
+        tried.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
+        continue;
+      }
+    }
+    return mod;
   }
   throw new Error(`tensornormal: the native addon could not be loaded.\n  ${tried.join('\n  ')}`);
 }
 
 // Must run before the addon (and with it libtorch, OpenMP and OpenBLAS) is loaded: see runtime-env.ts.
-Object.assign(process.env, runtimeEnvironment(process.env, readCpuinfo()));
+const chosenEnv = runtimeEnvironment(process.env, readCpuinfo());
+Object.assign(process.env, chosenEnv);
 
 export const native: NativeBinding = load();
 native.init(TorchError, FREED_MESSAGES);
@@ -481,3 +548,11 @@ if (process.env.TENSORNORMAL_NUM_THREADS) {
 }
 // An addon built from another revision of native/opcodes.h would run the wrong ops: refuse it, naming the entries.
 checkOpcodes(native.opcodes());
+// Kernels the library picked itself (OPENBLAS_CORETYPE from the CPU's flags) are checked once per process on small
+// gemm, syrk, symm and potrf problems against plain loops (about a millisecond): older OpenBLAS builds compute wrong
+// results on some processors newer than themselves. A user's own OPENBLAS_CORETYPE is the user's to check.
+if (chosenEnv.OPENBLAS_CORETYPE !== undefined && process.env.TENSORNORMAL_BLAS_SELFCHECK !== 'off') {
+  const check = native.blasSelfCheck(true);
+  const warning = check && blasCheckWarning(check, chosenEnv.OPENBLAS_CORETYPE);
+  if (warning) process.emitWarning(warning, { code: 'TENSORNORMAL_BLAS_KERNELS' });
+}

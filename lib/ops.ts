@@ -172,6 +172,14 @@ export function getNumThreads(): number {
 export function versions(): { torch: string; parallel: string; blas?: string; blasCore?: string } {
   return native.versions();
 }
+/**
+ * Runs the BLAS/LAPACK self-check now (small sgemm, dgemm, ssyrk, dsyrk, ssymm, dsymm, spotrf, dpotrf against plain
+ * loops in double) and returns each kernel's relative error: ~1e-7 in float32 and ~1e-16 in float64 when the kernels
+ * compute right. The library runs it once at load when it chose OPENBLAS_CORETYPE itself, and warns on a failure.
+ */
+export function blasSelfCheck(): Record<string, number> {
+  return native.blasSelfCheck(false)!;
+}
 
 export const cuda = {
   isAvailable: (): boolean => native.cudaIsAvailable(),

@@ -60,3 +60,24 @@ export function readCpuinfo(): string | undefined {
     return undefined;
   }
 }
+
+/** Relative errors of the BLAS/LAPACK self-check, per kernel (`sgemm`, `dpotrf`, `ssyrk`, ...; see blasSelfCheck). */
+export type BlasCheck = Record<string, number>;
+
+/**
+ * The warning to print when the kernels the library chose compute wrong results, or undefined when they are right.
+ * The bounds are a hundred times the rounding of these sizes (errors seen: ~4e-7 in float32, ~5e-16 in float64, on
+ * every kernel set of Debian 12's OpenBLAS); wrong kernels are off by orders of magnitude more, or not finite.
+ */
+export function blasCheckWarning(check: BlasCheck, core: string): string | undefined {
+  const bad = Object.entries(check)
+    .filter(([k, e]) => !(e <= (k.startsWith('s') ? 1e-4 : 1e-10)))
+    .map(([k, e]) => `${k} off by ${Number.isFinite(e) ? e.toExponential(1) : e} relative`);
+  if (bad.length === 0) return undefined;
+  return (
+    `tensornormal: OpenBLAS's ${core} kernels, which tensornormal chose from this CPU's instruction sets, computed ` +
+    `wrong results in a self-check at load (${bad.join(', ')}). Set TENSORNORMAL_OPENBLAS_CORETYPE=auto (OpenBLAS's ` +
+    `own choice) or OPENBLAS_CORETYPE to another kernel set (Haswell, Prescott) in the environment before the ` +
+    `process starts; a newer OpenBLAS may know this CPU.`
+  );
+}

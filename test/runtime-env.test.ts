@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as torch from '../lib/index.js';
-import { chooseOpenblasCore, readCpuinfo, runtimeEnvironment } from '../lib/runtime-env.js';
+import { blasCheckWarning, chooseOpenblasCore, readCpuinfo, runtimeEnvironment } from '../lib/runtime-env.js';
 
 // Flags lines as the Linux kernel prints them (abridged): a Sapphire Rapids VM, a Haswell, a pre-AVX2 CPU.
 const spr =
@@ -41,16 +41,32 @@ describe('runtime environment of the native libraries', () => {
     expect(runtimeEnvironment({ TENSORNORMAL_RUNTIME_ENV: 'off' }, spr)).toEqual({});
   });
 
-  it('reaches OpenBLAS: the kernels it runs are the ones chosen, in this process and in a fresh one', () => {
+  it('reaches OpenBLAS: the kernels it runs are the ones in effect, in this process and in fresh ones', () => {
     const v = torch.versions();
     if (v.blas === undefined) return; // libtorch on MKL (a pip torch): nothing to check
-    const expected = chooseOpenblasCore({}, readCpuinfo());
-    if (expected !== undefined) expect(v.blasCore).toBe(expected);
     expect(v.blas).toContain(v.blasCore!);
-    // A child with the user's own choice keeps it (Haswell kernels exist in every DYNAMIC_ARCH x86-64 OpenBLAS).
+    // This process: whatever OPENBLAS_CORETYPE was in effect when the addon loaded, the user's (CI machines set
+    // one) or, where none was set, the library's choice (lib/native.ts writes it into process.env before loading).
+    const inEffect = process.env.OPENBLAS_CORETYPE;
+    if (inEffect !== undefined) expect(v.blasCore!.toLowerCase()).toBe(inEffect.toLowerCase());
     const script =
       "import('./dist/index.js').then((t) => console.log(t.versions().blasCore + ' ' + process.env.OMP_WAIT_POLICY))";
-    const env = { ...process.env, OPENBLAS_CORETYPE: 'Haswell', OMP_WAIT_POLICY: 'ACTIVE' };
+    const {
+      OPENBLAS_CORETYPE: _core,
+      TENSORNORMAL_OPENBLAS_CORETYPE: _ours,
+      TENSORNORMAL_RUNTIME_ENV: _off,
+      OMP_WAIT_POLICY: _wait,
+      ...clean
+    } = process.env;
+    // A fresh process with nothing set runs the kernels the library picks from /proc/cpuinfo.
+    const expected = chooseOpenblasCore({}, readCpuinfo());
+    const [core, wait] = execFileSync(process.execPath, ['-e', script], { env: clean, encoding: 'utf8' })
+      .trim()
+      .split(' ');
+    if (expected !== undefined) expect(core).toBe(expected);
+    expect(wait).toBe('PASSIVE');
+    // A child with the user's own choice keeps it (Haswell kernels exist in every DYNAMIC_ARCH x86-64 OpenBLAS).
+    const env = { ...clean, OPENBLAS_CORETYPE: 'Haswell', OMP_WAIT_POLICY: 'ACTIVE' };
     const out = execFileSync(process.execPath, ['-e', script], { env, encoding: 'utf8' }).trim();
     expect(out).toBe('Haswell ACTIVE');
   });
@@ -68,5 +84,34 @@ describe('runtime environment of the native libraries', () => {
       encoding: 'utf8',
     }).trim();
     expect(one.split(' ')[0]).toBe('1');
+  });
+
+  it('the BLAS self-check: right kernels pass it, wrong results are named with the variable to set', () => {
+    // whatever kernels run here (CI machines set OPENBLAS_CORETYPE), they compute right
+    const check = torch.blasSelfCheck();
+    expect(Object.keys(check).sort()).toEqual(
+      torch.versions().blas === undefined
+        ? expect.arrayContaining(['dgemm', 'dpotrf', 'sgemm', 'spotrf'])
+        : ['dgemm', 'dpotrf', 'dsymm', 'dsyrk', 'sgemm', 'spotrf', 'ssymm', 'ssyrk'],
+    );
+    for (const [k, e] of Object.entries(check)) expect(e, k).toBeLessThan(k.startsWith('s') ? 1e-5 : 1e-13);
+    // and not trivially: a float32 kernel is not exact (the check compares against float64 loops)
+    expect(check.sgemm).toBeGreaterThan(0);
+    expect(blasCheckWarning(check, 'SkylakeX')).toBeUndefined();
+    const bad = blasCheckWarning({ ...check, sgemm: 0.31, dpotrf: NaN }, 'SkylakeX')!;
+    expect(bad).toContain("OpenBLAS's SkylakeX kernels");
+    expect(bad).toContain('sgemm off by 3.1e-1 relative');
+    expect(bad).toContain('dpotrf off by NaN relative');
+    expect(bad).toContain('TENSORNORMAL_OPENBLAS_CORETYPE=auto');
+    expect(blasCheckWarning({ ...check, dsyrk: 1e-9 }, 'Haswell')).toContain('dsyrk off by 1.0e-9');
+    expect(blasCheckWarning({ ...check, ssymm: Infinity }, 'Haswell')).toContain('ssymm off by Infinity');
+  });
+
+  it('a fresh process that lets the library choose the kernels runs the check at load and stays quiet', () => {
+    const { OPENBLAS_CORETYPE: _core, TENSORNORMAL_OPENBLAS_CORETYPE: _ours, ...clean } = process.env;
+    const script = "import('./dist/index.js').then((t) => console.log(JSON.stringify(t.versions().blasCore)))";
+    const r = spawnSync(process.execPath, ['-e', script], { env: clean, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stderr).not.toContain('TENSORNORMAL_BLAS_KERNELS');
   });
 });
