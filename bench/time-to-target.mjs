@@ -2,7 +2,7 @@
 /**
  * Time to target from `tensornormal experiment` results (not a timed test): for each labelled results folder (its
  * results.json), the process time each run needs to first reach given loss targets, the mean over seeds, the loss
- * per epoch (mean over seeds), and one SVG of loss against process time (mean over seeds).
+ * per epoch (mean over seeds), and one figure (SVG and PNG) of loss against process time (mean over seeds).
  *
  *   node bench/time-to-target.mjs --run 'Adam=DIR' --run 'SGD-m=DIR' --run 'TNT=DIR' ... \
  *        --target 'Adam@60' --target 'SGD-m@60' [--optimizer adam] [--svg FILE] [--title TEXT]
@@ -25,6 +25,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { interpolate, meanStd, aggregateInterpolated } from '../dist/experiments/aggregate.js';
 import { lineChart } from '../dist/experiments/svg.js';
+import { lineChartPng } from '../dist/experiments/png.js';
 
 const args = process.argv.slice(2);
 const runs = [],
@@ -94,8 +95,12 @@ for (const r of runs) {
   for (const o of opts) {
     const label = opts.length === 1 ? r.label : `${r.label} ${o}`;
     const g = groups.get(label) ?? { hp: res.hyperparameters[o], runs: [] };
-    for (const x of res.runs.filter((y) => y.optimizer === o))
-      if (!g.runs.some((y) => y.seed === x.seed)) g.runs.push(x);
+    for (const x of res.runs.filter((y) => y.optimizer === o)) {
+      // a seed's finished run replaces one that a log shows cut short
+      const k = g.runs.findIndex((y) => y.seed === x.seed);
+      if (k < 0) g.runs.push(x);
+      else if (g.runs[k].stoppedBy === 'running' && x.stoppedBy !== 'running') g.runs[k] = x;
+    }
     groups.set(label, g);
   }
 }
@@ -129,7 +134,7 @@ const resolved = targets.map((t) => {
 });
 out.push(
   `| Optimizer | seeds | diverged | loss at epoch 1 / 2 / 3 (mean) | s / epoch | ${resolved
-    .map((t) => `time to ${t.label}'s ${t.at}-s loss ${fmt(t.value, 1)} (s, mean; per seed)`)
+    .map((t) => `time to ${t.label}'s ${t.at}-s loss ${t.value.toPrecision(4)} (s, mean; per seed)`)
     .join(' | ')} |`,
 );
 out.push(`|---|---:|---:|---:|---:|${resolved.map(() => '---:|').join('')}`);
@@ -161,21 +166,18 @@ if (svg) {
   const finite = series.flatMap((s) => s.y).filter(Number.isFinite);
   const lo = Math.min(...finite);
   const hi = Math.min(Math.max(...finite), lo * 2.2);
-  writeFileSync(
-    svg,
-    lineChart(
-      [
-        {
-          title,
-          xLabel: 'process time (s, one thread)',
-          yLabel: 'training loss (mean over seeds)',
-          series,
-          logY: true,
-          yRange: [lo * 0.97, hi],
-        },
-      ],
-      { columns: 1, width: 560, height: 360 },
-    ),
-  );
-  console.log(`wrote ${svg}`);
+  const panels = [
+    {
+      title,
+      xLabel: 'process time (s, one thread)',
+      yLabel: 'training loss (mean over seeds)',
+      series,
+      logY: true,
+      yRange: [lo * 0.97, hi],
+    },
+  ];
+  writeFileSync(svg, lineChart(panels, { columns: 1, width: 560, height: 360 }));
+  const png = svg.replace(/\.svg$/, '') + '.png';
+  writeFileSync(png, lineChartPng(panels, { columns: 1, width: 560, height: 360 }));
+  console.log(`wrote ${svg} and ${png}`);
 }
