@@ -437,7 +437,7 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
       reset,
       (b) => {
         const x = b instanceof Tensor ? b : b[0];
-        tidy(() => this.sampledBackward(forward(x), likelihood, { force: true }));
+        tidy(() => this.sampledBackward(this.splitForward(forward, x), likelihood, { force: true }));
       },
       'warmStart: batches yielded nothing',
     );
