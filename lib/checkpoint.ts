@@ -15,10 +15,11 @@ import { closeSync, readSync } from 'node:fs';
 import { native } from './native.js';
 import { openRegular } from './fsutil.js';
 import { loadPickledStateDict } from './pickle.js';
+import { isTorchScriptArchive, loadScriptWeights } from './torchscript.js';
 import { Tensor, wrap } from './tensor.js';
-import { is, typeError } from './errors.js';
+import { TorchError, is, typeError } from './errors.js';
 import { tidy } from './scope.js';
-import { readSafetensors, writeSafetensors } from './serialize.js';
+import { brief, readSafetensors, writeSafetensors } from './serialize.js';
 
 /** What a checkpoint needs of a model (nn.Module has it): the weights by name, and a way to load them. */
 export interface CheckpointModel {
@@ -120,16 +121,16 @@ function decode(value: unknown, tensors: Map<string, Tensor>, bad: (what: string
       case 'tensor': {
         const t = typeof obj.name === 'string' ? tensors.get(obj.name) : undefined;
         if (t === undefined)
-          throw bad(`the metadata refers to a tensor ${JSON.stringify(obj.name)} that the file does not hold`);
+          throw bad(`the metadata refers to a tensor ${brief(obj.name)} that the file does not hold`);
         return t;
       }
       case 'number':
         if (obj.value !== 'NaN' && obj.value !== 'Infinity' && obj.value !== '-Infinity')
-          throw bad(`bad number ${JSON.stringify(obj.value)} in the metadata`);
+          throw bad(`bad number ${brief(obj.value)} in the metadata`);
         return Number(obj.value);
       case 'bigint':
         if (typeof obj.value !== 'string' || !/^-?\d+$/.test(obj.value))
-          throw bad(`bad bigint ${JSON.stringify(obj.value)} in the metadata`);
+          throw bad(`bad bigint ${brief(obj.value)} in the metadata`);
         return BigInt(obj.value);
       case 'map': {
         if (!Array.isArray(obj.entries)) throw bad('a Map in the metadata has no entries');
@@ -142,7 +143,7 @@ function decode(value: unknown, tensors: Map<string, Tensor>, bad: (what: string
         return m;
       }
       default:
-        throw bad(`unknown marker ${JSON.stringify(obj[MARK])} in the metadata`);
+        throw bad(`unknown marker ${brief(obj[MARK])} in the metadata`);
     }
   }
   const out: Record<string, unknown> = {};
@@ -159,7 +160,8 @@ function setOwn(obj: object, k: string, v: unknown): void {
  * Saves a checkpoint to `path` (a safetensors file; see the top of this file for the layout). `model` and
  * `optimizer` are optional; every other key is a user value returned by load() as `meta`. libtorch's CPU RNG
  * state is always included. The file is replaced atomically: a crash or kill during save() leaves the previous
- * checkpoint at `path` intact (a stray `.<name>.<pid>.<random>.tmp` file may remain next to it).
+ * checkpoint at `path` intact; the temporary file it leaves beside it (`.<name>.<pid>.<random>.tmp`) is removed by
+ * the next save to the same path (once its process is gone).
  *
  *   save('ckpt.safetensors', { model, optimizer, epoch, bestAccuracy });
  */
@@ -222,7 +224,8 @@ export function load(path: string): Checkpoint {
     for (const t of tensors.values()) t.dispose();
   };
   try {
-    const bad = (what: string): Error => new Error(`${path} is not a valid tensornormal checkpoint: ${what}`);
+    const bad = (what: string): Error =>
+      new TorchError(`${path} is not a valid tensornormal checkpoint: ${what}`, 'BAD_FILE');
     const raw = metadata.tensornormal;
     if (raw === undefined)
       return {
@@ -244,14 +247,14 @@ export function load(path: string): Checkpoint {
       throw bad('its "tensornormal" metadata is not an object');
     if (typeof doc.version !== 'number' || doc.version > VERSION)
       throw bad(
-        `it has format version ${JSON.stringify(doc.version)}; this tensornormal reads version ${VERSION} (update tensornormal)`,
+        `it has format version ${brief(doc.version)}; this tensornormal reads version ${VERSION} (update tensornormal)`,
       );
     const modelStateDict = new Map<string, Tensor>();
     if (doc.model !== null && doc.model !== undefined) {
       if (!Array.isArray(doc.model)) throw bad('the list of model tensors is not an array');
       for (const name of doc.model) {
         const t = typeof name === 'string' ? tensors.get(name) : undefined;
-        if (t === undefined) throw bad(`the model tensor ${JSON.stringify(name)} is missing from the file`);
+        if (t === undefined) throw bad(`the model tensor ${brief(name)} is missing from the file`);
         modelStateDict.set(name as string, t);
       }
     }
@@ -357,10 +360,10 @@ export function restore(path: string, options: RestoreOptions = {}): Record<stri
 }
 
 /** The error, its message prefixed with the checkpoint's path when it does not name it already (class and code kept). */
-function namingFile(err: unknown, path: string): unknown {
+function namingFile(err: unknown, path: string, who = 'restore'): unknown {
   if (err instanceof Error && !err.message.includes(path)) {
     try {
-      err.message = `restore(${path}): ${err.message}`;
+      err.message = `${who}(${path}): ${err.message}`;
     } catch {
       // a frozen error keeps its message
     }
@@ -445,6 +448,11 @@ export function saveWeights(path: string, model: CheckpointModel, options: SaveW
 export interface LoadWeightsOptions {
   /** As Module.loadStateDict: every weight of the model must be in the file and nothing else (default true). */
   strict?: boolean;
+  /**
+   * For .pt/.pth files: the most bytes the file's tensors may take (default a quarter of the machine's memory); a
+   * file that needs more is refused before any tensor is read (see loadPickledStateDict).
+   */
+  maxBytes?: number;
 }
 
 function isZip(path: string): boolean {
@@ -458,14 +466,19 @@ function isZip(path: string): boolean {
   }
 }
 
-function pickled(path: string): { modelStateDict: Map<string, Tensor>; dispose(): void } {
-  const modelStateDict = loadPickledStateDict(path);
+function pickled(path: string, maxBytes?: number): { modelStateDict: Map<string, Tensor>; dispose(): void } {
+  const options = maxBytes === undefined ? {} : { maxBytes };
+  // a TorchScript archive's weights are read the same way, without running its code (lib/torchscript.ts)
+  const modelStateDict = isTorchScriptArchive(path)
+    ? loadScriptWeights(path, options)
+    : loadPickledStateDict(path, options);
   return { modelStateDict, dispose: () => modelStateDict.forEach((t) => t.dispose()) };
 }
 
 /**
- * Loads weights into a model from a safetensors file, or from a `torch.save(model.state_dict())` file (.pt/.pth,
- * read by lib/pickle.ts without executing anything): one written by saveWeights(), by save() (its model
+ * Loads weights into a model from a safetensors file, from a `torch.save(model.state_dict())` file (.pt/.pth,
+ * read by lib/pickle.ts without executing anything), or from a TorchScript archive (its parameters and buffers, read
+ * by lib/torchscript.ts without running its code): one written by saveWeights(), by save() (its model
  * weights), or by Python (`safetensors.torch.save_file(model.state_dict(), path)`). A file name that is not the
  * model's own stateDict name is matched to the weight whose PyTorch name (pytorchName) it is, so `running_mean`
  * fills `runningMean`. Mismatches are reported by the model's loadStateDict (missing, unexpected and mis-shaped
@@ -474,7 +487,7 @@ function pickled(path: string): { modelStateDict: Map<string, Tensor>; dispose()
  *   loadWeights('resnet32.safetensors', model);
  */
 export function loadWeights(path: string, model: CheckpointModel, options: LoadWeightsOptions = {}): void {
-  const { strict = true } = is.options(options);
+  const { strict = true, maxBytes } = is.options(options);
   is.string(path, 'path');
   if (
     model === null ||
@@ -485,7 +498,7 @@ export function loadWeights(path: string, model: CheckpointModel, options: LoadW
     throw typeError('a model with stateDict() and loadStateDict()', 'model', model);
   is.boolean(strict, 'strict');
   // a torch.save(model.state_dict()) file (a zip: 'PK') is read by the restricted reader of lib/pickle.ts
-  const ckpt = isZip(path) ? pickled(path) : load(path);
+  const ckpt = isZip(path) ? pickled(path, maxBytes) : load(path);
   try {
     const [own, wantsMap] = tidy(() => {
       const sd = model.stateDict();
@@ -500,7 +513,12 @@ export function loadWeights(path: string, model: CheckpointModel, options: LoadW
       mapped.set(target, t);
     }
     const loader = model.loadStateDict as (sd: unknown, options?: { strict?: boolean }) => unknown;
-    loader.call(model, wantsMap ? mapped : Object.fromEntries(mapped), { strict });
+    try {
+      loader.call(model, wantsMap ? mapped : Object.fromEntries(mapped), { strict });
+    } catch (err) {
+      // missing, unexpected and mis-shaped keys, in the model's words, about this file
+      throw namingFile(err, path, 'loadWeights');
+    }
   } finally {
     ckpt.dispose();
   }

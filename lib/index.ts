@@ -47,7 +47,7 @@ export * as train from './train/index.js';
 export * as data from './data/index.js';
 export * as distributed from './distributed/index.js';
 export * as jit from './jit.js';
-export { loadPickledStateDict } from './pickle.js';
+export { loadPickledStateDict, type PickleReadOptions } from './pickle.js';
 export {
   save,
   load,

@@ -10,18 +10,30 @@
  *   // ... train with m.call(x), as any model (fit() too) ...
  *   m.save('resnet-finetuned.pt');                          // Python: torch.jit.load('resnet-finetuned.pt')
  *
- * Security: a TorchScript archive holds TorchScript code, which libtorch compiles and runs in its own interpreter
- * (no Python, no imports), and constants read by TorchScript's restricted unpickler (tensors and TorchScript types
- * only, no arbitrary globals). It is still code: a module's forward can use every TorchScript op, including ones
- * that read or write files (torch.save, torch.load inside the module) — load TorchScript from sources you would run.
+ * Security: jit.load RUNS CODE FROM THE ARCHIVE AT LOAD TIME. A TorchScript archive holds TorchScript code, which
+ * libtorch compiles and runs in its own interpreter (no Python, no imports), and constants read by TorchScript's
+ * restricted unpickler (tensors and TorchScript types only, no arbitrary globals). It is still code, and not only
+ * forward's: loading calls the `__setstate__` of every object in the archive that defines one, and TorchScript ops
+ * read and write files (torch.save, torch.load inside the module) — a crafted archive wrote a file of its choosing
+ * during jit.load, with no call of forward. Load TorchScript only from sources you would run. For a file from a
+ * stranger: `jit.loadWeights(path)` reads its parameters and buffers without running anything (and
+ * `loadWeights(path, model)` loads them into a model of this library); `jit.load(path, { isolate: true })` first
+ * loads it in a child process, so that a crash of libtorch's loader ends the child, not this process (the code
+ * still runs, in the child and then here). Before libtorch sees a file, lib/torchscript.ts checks what libtorch's
+ * loader does not (tensors inside their storages, nesting in the pickles and the code, declared sizes); a file that
+ * fails is a TorchError 'BAD_FILE' naming it, as is every error of libtorch's loader.
  */
 import { native } from './native.js';
 import { Tensor, wrap } from './tensor.js';
 import { dispose, tidy } from './scope.js';
 import { noGrad } from './autograd.js';
 import { TorchError, is, typeError } from './errors.js';
-import { closeSync } from 'node:fs';
-import { openRegular, saveTarget } from './fsutil.js';
+import { spawnSync } from 'node:child_process';
+import { saveTarget } from './fsutil.js';
+import { addonFile } from './native.js';
+import { checkTorchScript, loadScriptWeights, type TorchScriptReadOptions } from './torchscript.js';
+
+export type { TorchScriptReadOptions } from './torchscript.js';
 import { DTYPES, dtypeCode, isFloating, type DType } from './dtype.js';
 
 /** What a TorchScript forward returns here: tensors, numbers and booleans, and (nested) arrays of them; null for None. */
@@ -187,14 +199,85 @@ export class ScriptModule {
   }
 }
 
+export interface JitLoadOptions extends TorchScriptReadOptions {
+  /**
+   * Load the archive in a child process first (default false): a crash of libtorch's loader (SIGSEGV, abort) or a
+   * load that takes longer than `timeout` then ends the child, and this call throws a BAD_FILE TorchError. The
+   * archive's load-time code runs twice, in the child and here.
+   */
+  isolate?: boolean;
+  /** With isolate: how long the child may take, in milliseconds (default 60,000). */
+  timeout?: number;
+}
+
+/** What the isolating child runs: the addon alone loads the archive and lists its tensors (no library needed). */
+const ISOLATE_CHILD = `
+const [file, path] = process.argv.slice(1);
+const a = require(file);
+a.setNumThreads(1);
+let r;
+try {
+  const h = a.jitLoad(path);
+  a.jitNamedParameters(h);
+  a.jitNamedBuffers(h);
+  a.jitDispose(h);
+  r = { ok: true };
+} catch (e) {
+  r = { ok: false, message: String(e && e.message), code: e && e.code };
+}
+process.stdout.write(JSON.stringify(r));
+`;
+
+/** @internal Loads the archive with libtorch in a child process (no checks here); throws what it hit. */
+export function loadInChild(path: string, timeout = 60_000): void {
+  const r = spawnSync(process.execPath, ['-e', ISOLATE_CHILD, addonFile, path], {
+    encoding: 'utf8',
+    timeout,
+    killSignal: 'SIGKILL',
+    maxBuffer: 1 << 20,
+    env: { ...process.env, TENSORNORMAL_NUM_THREADS: '1' },
+  });
+  const bad = (what: string): TorchError =>
+    new TorchError(`${path} is not a TorchScript file libtorch can load: ${what}`, 'BAD_FILE');
+  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT')
+    throw bad(`loading it took longer than ${timeout} ms in a child process (killed)`);
+  if (r.error) throw new TorchError(`jit.load: could not start a child process to load ${path}: ${r.error.message}`);
+  if (r.signal !== null) throw bad(`libtorch's loader crashed on it in a child process (${r.signal})`);
+  let out: { ok: boolean; message?: string; code?: string };
+  try {
+    out = JSON.parse(r.stdout) as typeof out;
+  } catch {
+    throw bad(`the child process that loaded it exited with status ${r.status} (${r.stderr.trim().slice(-300)})`);
+  }
+  if (!out.ok) throw new TorchError(out.message ?? 'jit.load failed in a child process', out.code ?? 'BAD_FILE');
+}
+
 /**
- * Loads a TorchScript archive (torch.jit.script(m).save / torch.jit.trace(m, x).save in Python) onto the CPU. A file
- * that is not one is a TorchError (code 'BAD_FILE') naming it; see the file comment for what loading executes.
+ * Loads a TorchScript archive (torch.jit.script(m).save / torch.jit.trace(m, x).save in Python) onto the CPU. The
+ * file is checked first (lib/torchscript.ts); a file that is not one, or that libtorch's loader refuses, is a
+ * TorchError (code 'BAD_FILE') naming it. LOADING RUNS THE ARCHIVE'S CODE (see the file comment): for files from
+ * strangers use jit.loadWeights, or at least { isolate: true }.
  */
-export function load(path: string): ScriptModule {
+export function load(path: string, options: JitLoadOptions = {}): ScriptModule {
   is.string(path, 'path');
-  closeSync(openRegular(path, 'jit.load').fd); // a regular file only: a FIFO would hang libtorch's reader
+  const { isolate = false, timeout = 60_000, ...read } = is.options(options);
+  is.boolean(isolate, 'isolate');
+  is.positive(timeout, 'timeout');
+  // a regular file only (a FIFO would hang libtorch's reader), and nothing libtorch's loader must not see
+  checkTorchScript(path, read);
+  if (isolate) loadInChild(path, timeout);
   return new ScriptModule(native.jitLoad(path));
+}
+
+/**
+ * The parameters and buffers of a TorchScript archive by dotted name (Python: `torch.jit.load(path).state_dict()`),
+ * read WITHOUT RUNNING ANY OF ITS CODE, for files one does not trust (see lib/torchscript.ts). The tensors are the
+ * caller's to dispose. A file that is not a TorchScript archive, or fails the checks, is a BAD_FILE TorchError.
+ *
+ *   const sd = jit.loadWeights('model-from-a-stranger.pt');   // Map { 'fc.weight' => Tensor, ... }
+ */
+export function loadWeights(path: string, options: TorchScriptReadOptions = {}): Map<string, Tensor> {
+  return loadScriptWeights(path, options);
 }
 
 /** What jit.trace needs of a model (every nn.Module has it). */

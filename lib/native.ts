@@ -71,6 +71,7 @@ export interface NativeBinding {
   liveCount(): number;
   setNumThreads(n: number): void;
   lowerThreadPriority(delta: number): number | null;
+  idleThreadScheduling(): boolean;
   shutdownBlasThreads(): boolean;
   raiseMallocThresholds(): boolean;
   getNumThreads(): number;
@@ -507,6 +508,9 @@ export function explain(file: string, err: Error): string {
   return `${file}: ${m.split('\n')[0]}`;
 }
 
+/** The addon file that loaded (a child process that must load the same one uses it: jit.load's isolate). */
+export let addonFile = '';
+
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
@@ -529,6 +533,7 @@ function load(): NativeBinding {
         continue;
       }
     }
+    addonFile = file;
     return mod;
   }
   throw new Error(`tensornormal: the native addon could not be loaded.\n  ${tried.join('\n  ')}`);

@@ -9,7 +9,17 @@
  * Error naming it. The writer replaces the file atomically: it writes a temporary file in the same folder, flushes
  * it to disk, renames it over the target and flushes the folder, so a crash mid-save leaves the old file intact.
  */
-import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { endianness } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +27,7 @@ import { native } from './native.js';
 import { openRegular, saveTarget } from './fsutil.js';
 import { Tensor, wrap } from './tensor.js';
 import { dtypeCode, type DType } from './dtype.js';
-import { is, typeError } from './errors.js';
+import { TorchError, is, typeError } from './errors.js';
 
 /** safetensors dtype names of the dtypes tensornormal has. */
 const TO_FILE: Record<DType, string> = {
@@ -103,6 +113,7 @@ export function writeSafetensors(
   // Through a symbolic link to its target (the link stays); never over a device, FIFO, directory or socket.
   const target = saveTarget(path, 'safetensors');
   const dir = dirname(target);
+  removeStrayTemporaries(dir, basename(target));
   const tmp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fd = openSync(tmp, 'wx', 0o644);
   let done = false;
@@ -124,6 +135,45 @@ export function writeSafetensors(
     throw err;
   }
   syncDir(dir);
+}
+
+/**
+ * Removes what an interrupted save of `name` left in `dir`: files named as this writer names its temporaries
+ * (`.<name>.<pid>.<8 hex digits>.tmp`) whose process is gone. A temporary of a live process (another process, or a
+ * worker thread of this one, saving the same path right now) is left alone, as is anything that is not a regular
+ * file or does not match the pattern exactly. (A folder shared between machines could hold a live temporary of a
+ * process on another machine whose pid is free here; saving one path from two machines at once is not supported.)
+ */
+function removeStrayTemporaries(dir: string, name: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const prefix = `.${name}.`;
+  for (const f of names) {
+    if (!f.startsWith(prefix) || !f.endsWith('.tmp')) continue;
+    const m = /^(\d{1,10})\.[0-9a-f]{8}\.tmp$/.exec(f.slice(prefix.length));
+    if (m === null) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || isAlive(pid)) continue;
+    try {
+      if (lstatSync(join(dir, f)).isFile()) unlinkSync(join(dir, f));
+    } catch {
+      // gone already, or not ours to remove: the save goes on
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (pid <= 0) return true; // never signal a process group
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 function writeAll(fd: number, b: Uint8Array): void {
@@ -167,21 +217,21 @@ interface Entry {
 export function readSafetensors(path: string): SafetensorsFile {
   checkHost();
   is.string(path, 'path');
-  const bad = (what: string): Error => new Error(`${path} is not a valid safetensors file: ${what}`);
+  const bad = (what: string): Error => new TorchError(`${path} is not a valid safetensors file: ${what}`, 'BAD_FILE');
   // a regular file only (a FIFO would hang the open, /dev/zero never ends); fstat's size bounds every read
   const { fd, size } = openRegular(path, 'safetensors');
   const tensors = new Map<string, Tensor>();
   try {
     if (size < 8) throw bad(`the file has ${size} bytes, fewer than the 8 of the header length`);
     const prefix = Buffer.alloc(8);
-    readExactly(fd, prefix, 0);
+    readExactly(fd, prefix, 0, bad);
     const n = prefix.readBigUInt64LE(0);
     if (n > BigInt(size - 8))
       throw bad(`the header length ${n} goes beyond the end of the file (${size} bytes): truncated or not safetensors`);
     if (n > BigInt(MAX_HEADER)) throw bad(`the header length ${n} exceeds the ${MAX_HEADER}-byte limit`);
     const headLen = Number(n);
     const head = Buffer.alloc(headLen);
-    readExactly(fd, head, 8);
+    readExactly(fd, head, 8, bad);
     let text: string;
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(head);
@@ -237,7 +287,7 @@ export function readSafetensors(path: string): SafetensorsFile {
       );
     for (const e of sorted) {
       const bytes = Buffer.alloc(e.end - e.begin);
-      readExactly(fd, bytes, dataStart + e.begin);
+      readExactly(fd, bytes, dataStart + e.begin, bad);
       if (e.dtype === 'bool') {
         const i = bytes.findIndex((v) => v > 1);
         if (i >= 0) throw bad(`bool tensor '${e.name}' holds the byte ${bytes[i]} (only 0 and 1 are booleans)`);
@@ -265,9 +315,9 @@ function entry(name: string, info: unknown, dataLen: number, bad: (what: string)
     );
   const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   if (!Array.isArray(shape) || !shape.every(isCount))
-    throw bad(`tensor '${name}' has shape ${JSON.stringify(shape)}, not an array of non-negative integers`);
+    throw bad(`tensor '${name}' has shape ${brief(shape)}, not an array of non-negative integers`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount))
-    throw bad(`tensor '${name}' has data_offsets ${JSON.stringify(offsets)}, not [begin, end]`);
+    throw bad(`tensor '${name}' has data_offsets ${brief(offsets)}, not [begin, end]`);
   const [begin, end] = offsets as [number, number];
   if (begin > end || end > dataLen)
     throw bad(`tensor '${name}' has data_offsets [${begin}, ${end}] outside the ${dataLen} bytes of data`);
@@ -280,6 +330,22 @@ function entry(name: string, info: unknown, dataLen: number, bad: (what: string)
   if (!Number.isSafeInteger(need) || need !== end - begin)
     throw bad(`tensor '${name}' has ${end - begin} bytes of data but ${dtype} [${shape.join(', ')}] needs ${need}`);
   return { name, dtype: dt, shape: shape as number[], begin, end };
+}
+
+/**
+ * A short description of a JSON value for a message, one level deep: a header's value may nest 100,000 levels
+ * (JSON.stringify of it overflows the stack) or hold a string of megabytes.
+ */
+export function brief(v: unknown): string {
+  const one = (x: unknown): string => {
+    if (Array.isArray(x)) return x.length === 0 ? '[]' : '[...]';
+    if (x !== null && typeof x === 'object') return '{...}';
+    const s = typeof x === 'string' ? JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}...` : x) : String(x);
+    return s;
+  };
+  if (Array.isArray(v))
+    return `[${v.slice(0, 8).map(one).join(', ')}${v.length > 8 ? `, ... (${v.length} items)` : ''}]`;
+  return one(v);
 }
 
 /** How many members the JSON object `text` has at its top level (commas at depth 1, plus one), counting up to `stop`. */
@@ -301,11 +367,11 @@ function topLevelEntries(text: string, stop: number): number {
   return n;
 }
 
-function readExactly(fd: number, buf: Uint8Array, position: number): void {
+function readExactly(fd: number, buf: Uint8Array, position: number, bad: (what: string) => Error): void {
   let off = 0;
   while (off < buf.length) {
     const n = readSync(fd, buf, off, buf.length - off, position + off);
-    if (n === 0) throw new Error('unexpected end of file');
+    if (n === 0) throw bad('the file ended while it was read (truncated while reading?)');
     off += n;
   }
 }

@@ -10,6 +10,7 @@
 
 #include <dlfcn.h>
 #if defined(__linux__)
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -268,18 +269,51 @@ bool Bool(const Napi::CallbackInfo& info, size_t i, bool dflt) {
   return info[i].ToBoolean().Value();
 }
 
+// Reading an array argument can run JS (an element getter), and that JS can dispose a tensor this call already
+// resolved with T(): T() returns a reference into the tensor's table slot, which a tensor made next takes over, so
+// the op would run on that other tensor. The array readers note which arguments are live tensor handles before
+// reading and refuse the call (DISPOSED) if any of them was released meanwhile (a released slot's generation moves
+// on, so its old handle no longer resolves, whoever holds the slot now).
+class ArgumentsGuard {
+ public:
+  explicit ArgumentsGuard(const Napi::CallbackInfo& info) : info_(info) {
+    auto& table = GetState(info.Env()).table;
+    for (size_t k = 0; k < info.Length(); ++k) {
+      double h = 0;
+      if (info[k].IsNumber() && napi_get_value_double(info.Env(), info[k], &h) == napi_ok && table.TryGet(h))
+        handles_.push_back(h);
+    }
+  }
+  void Check() const {
+    auto& table = GetState(info_.Env()).table;
+    for (double h : handles_)
+      if (!table.TryGet(h))
+        ThrowTorchError(info_.Env(),
+                        "a tensor of this call was disposed while the call read its arguments (by a getter of an "
+                        "array argument?): the call is refused",
+                        "DISPOSED");
+  }
+
+ private:
+  const Napi::CallbackInfo& info_;
+  std::vector<double> handles_;
+};
+
 std::vector<int64_t> Ints(const Napi::CallbackInfo& info, size_t i) {
   std::vector<int64_t> out;
   if (i >= info.Length() || !info[i].IsArray()) return out;
+  ArgumentsGuard guard(info);
   Napi::Array a = info[i].As<Napi::Array>();
   uint32_t n = a.Length();
   out.reserve(n);
   for (uint32_t k = 0; k < n; ++k) out.push_back(CheckedInt(info.Env(), a.Get(k)));
+  guard.Check();
   return out;
 }
 
 std::vector<at::Tensor> Tensors(const Napi::CallbackInfo& info, size_t i) {
   std::vector<at::Tensor> out;
+  ArgumentsGuard guard(info);
   Napi::Array a = info[i].As<Napi::Array>();
   uint32_t n = a.Length();
   out.reserve(n);
@@ -290,6 +324,7 @@ std::vector<at::Tensor> Tensors(const Napi::CallbackInfo& info, size_t i) {
     if (!t) ThrowDisposed(info.Env(), h);
     out.push_back(*t);
   }
+  guard.Check();
   return out;
 }
 
@@ -469,6 +504,23 @@ TN_EXPORT(lowerThreadPriority) {
   return Napi::Number::New(info.Env(), nice);
 #else
   return info.Env().Null();
+#endif
+}
+
+// idleThreadScheduling(): moves the calling thread to SCHED_IDLE (Linux), the policy of work that should only use
+// cycles no other thread wants: a normal thread that wakes up preempts it at once, where a niced SCHED_OTHER thread
+// keeps the core for the rest of its slice. Threads it creates later (its OpenMP team, OpenBLAS's pool when it
+// starts it) inherit the policy. One way: an unprivileged thread cannot leave SCHED_IDLE. Returns true, or false where
+// the platform has no such policy.
+TN_EXPORT(idleThreadScheduling) {
+#if defined(__linux__) && defined(SCHED_IDLE)
+  sched_param param{};
+  param.sched_priority = 0;
+  if (sched_setscheduler(0, SCHED_IDLE, &param) != 0)
+    throw std::runtime_error(std::string("sched_setscheduler(SCHED_IDLE) failed: ") + std::strerror(errno));
+  return Napi::Boolean::New(info.Env(), true);
+#else
+  return Napi::Boolean::New(info.Env(), false);
 #endif
 }
 

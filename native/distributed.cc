@@ -22,6 +22,16 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#ifdef __linux__
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <condition_variable>
+#include <set>
+#endif
 
 #if defined(TN_HAVE_GLOO)
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
@@ -136,6 +146,61 @@ void StoreBarrier(c10d::Store& store, const std::string& key, int size, std::chr
   }
 }
 
+#ifdef __linux__
+// libtorch 1.13's TCPStore client reads the store's replies with no timeout: when something other than the rank-0
+// store listens on the master port (a server that accepts and says nothing, or answers garbage), initProcessGroup
+// never settled, whatever its timeout. Past the timeout this watchdog shuts down (shutdown(2), not close: the
+// descriptors stay c10d's) the sockets connected to that port that were opened during the initialization, so the
+// blocked read returns, c10d throws and the promise rejects.
+class StoreWatchdog {
+ public:
+  StoreWatchdog(int port, std::chrono::milliseconds timeout, std::atomic<bool>& fired)
+      : port_(port), before_(Sockets(port)), thread_([this, timeout, &fired] {
+          std::unique_lock<std::mutex> lock(mu_);
+          if (cv_.wait_for(lock, timeout, [this] { return done_; })) return;
+          fired = true;
+          for (const auto& s : Sockets(port_))
+            if (!before_.count(s)) ::shutdown(s.first, SHUT_RDWR);
+        }) {}
+  ~StoreWatchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  // (descriptor, inode) of this process's sockets whose peer is `port`
+  static std::set<std::pair<int, ino_t>> Sockets(int port) {
+    std::set<std::pair<int, ino_t>> out;
+    DIR* dir = opendir("/proc/self/fd");
+    if (!dir) return out;
+    while (dirent* e = readdir(dir)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      int fd = std::atoi(e->d_name);
+      sockaddr_storage a{};
+      socklen_t n = sizeof a;
+      struct stat st {};
+      if (getpeername(fd, reinterpret_cast<sockaddr*>(&a), &n) != 0 || fstat(fd, &st) != 0) continue;
+      int p = a.ss_family == AF_INET    ? ntohs(reinterpret_cast<sockaddr_in*>(&a)->sin_port)
+              : a.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&a)->sin6_port)
+                                        : -1;
+      if (p == port) out.emplace(fd, st.st_ino);
+    }
+    closedir(dir);
+    return out;
+  }
+  int port_;
+  std::set<std::pair<int, ino_t>> before_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+#endif
+
 class InitWorker : public Napi::AsyncWorker {
  public:
   InitWorker(Napi::Env env, Napi::Object o)
@@ -150,9 +215,14 @@ class InitWorker : public Napi::AsyncWorker {
     timeout_ = std::chrono::milliseconds(Int64(o, "timeout", 30 * 60 * 1000));
     ifname_ = Str(o, "ifname");
   }
+  std::atomic<bool> timed_out_{false};
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
+#ifdef __linux__
+    std::unique_ptr<StoreWatchdog> watchdog;
+    if (store_kind_ == "tcp") watchdog = std::make_unique<StoreWatchdog>(static_cast<int>(port_), timeout_, timed_out_);
+#endif
     try {
       auto g = std::make_shared<Group>();
       g->backend = backend_;
@@ -232,10 +302,16 @@ class InitWorker : public Napi::AsyncWorker {
 #endif
       group_ = std::move(g);
     } catch (const c10::Error& e) {
-      SetError(e.what_without_backtrace());
+      SetError(Why(e.what_without_backtrace()));
     } catch (const std::exception& e) {
-      SetError(e.what());
+      SetError(Why(e.what()));
     }
+  }
+  std::string Why(const std::string& what) const {
+    if (!timed_out_) return what;
+    return "the rendezvous at " + host_ + ":" + std::to_string(port_) + " did not complete within " +
+           std::to_string(timeout_.count()) +
+           " ms (is something other than the rank-0 store listening on that port?): " + what;
   }
 
   void OnOK() override {

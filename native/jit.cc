@@ -90,12 +90,28 @@ Napi::Array Named(const Napi::CallbackInfo& info, bool parameters) {
 TN_EXPORT(jitLoad) {
   std::string path = Str(info, 0);
   torch::jit::Module m;
+  // Every failure of the loader is about the file: a c10::Error, but also the std::exceptions its parser and
+  // deserializer throw (std::runtime_error, std::out_of_range, a std::bad_alloc for a size the file declares), which
+  // would otherwise reach Guarded as TORCH_ERROR, SHAPE_MISMATCH or OUT_OF_MEMORY without the file's name.
+  std::string what;
+  bool failed = true;
   try {
     m = torch::jit::load(path, c10::Device(c10::kCPU));
+    failed = false;
   } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
+    what = e.what_without_backtrace();
+  } catch (const std::bad_alloc&) {
+    what = "out of memory while loading it (a size in the file too large?)";
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "an unknown error in libtorch's loader";
+  }
+  if (failed) {
+    if (what.empty()) what = "the loader failed without a message";
     auto cut = what.find("\nException raised from");
     if (cut != std::string::npos) what.resize(cut);
+    while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
     ThrowTorchError(info.Env(), path + " is not a TorchScript file libtorch can load: " + what, "BAD_FILE");
   }
   return Napi::Number::New(info.Env(), Put(info.Env(), std::move(m)));

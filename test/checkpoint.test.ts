@@ -731,6 +731,19 @@ describe('a process killed during save()', () => {
         expect(w.max().item()).toBe(v);
       });
       ckpt.dispose();
+      // the next save of the path removes the killed process's temporary file, and only what is ours and stale:
+      // a temporary of a live process (this one's parent), another name's, and a look-alike stay
+      expect(readdirSync(work)).toContain(partial);
+      const keep = [
+        `.ckpt.safetensors.${process.ppid}.0123abcd.tmp`,
+        '.other.safetensors.999999999.0123abcd.tmp',
+        '.ckpt.safetensors.999999999.notours.tmp',
+      ];
+      for (const f of keep) writeFileSync(join(work, f), 'x');
+      const m = { stateDict: () => new Map([['w', torch.zeros([1])]]), loadStateDict() {} };
+      torch.tidy(() => torch.save(target, { model: m }));
+      const left = readdirSync(work).filter((f) => f.endsWith('.tmp'));
+      expect(left.sort()).toEqual([...keep].sort());
     });
   }, 120_000);
 });

@@ -7,7 +7,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, syml
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { data, nn, save, load } from '../lib/index.js';
+import { data, nn, save, load, TorchError } from '../lib/index.js';
 import { MAX_TENSORS } from '../lib/serialize.js';
 import { noLeak } from './support/helpers.js';
 
@@ -116,6 +116,29 @@ describe('safetensors headers are bounded', () => {
     expect(() => load(broken)).toThrow(
       `${broken} is not a valid safetensors file: the header lists more than ${MAX_TENSORS} tensors`,
     );
+  });
+  it('a shape nested 100,000 levels deep is a BAD_FILE error naming the file (was: Maximum call stack size exceeded)', async () => {
+    const file = join(dir, 'deep.safetensors');
+    const depth = 100_000;
+    const head = Buffer.from(
+      `{"w":{"dtype":"F32","shape":${'['.repeat(depth)}${']'.repeat(depth)},"data_offsets":[0,0]}}`,
+    );
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(head.length));
+    writeFileSync(file, Buffer.concat([len, head]));
+    await noLeak(() => {
+      let err: unknown;
+      try {
+        load(file);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(TorchError);
+      expect((err as TorchError).code).toBe('BAD_FILE');
+      expect((err as Error).message).toBe(
+        `${file} is not a valid safetensors file: tensor 'w' has shape [[...]], not an array of non-negative integers`,
+      );
+    });
   });
   it('the entry count skips strings: names and metadata holding commas, braces and escaped quotes still load', () => {
     const file = join(dir, 'tricky.safetensors');

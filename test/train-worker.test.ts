@@ -188,6 +188,100 @@ describe('train.inWorker', () => {
     },
   );
 
+  it.runIf(process.platform === 'linux')(
+    "priority 'serve' (the default) runs every thread of the job under SCHED_IDLE, its OpenMP and OpenBLAS helpers too; 'train' and a budget leave them as the server's",
+    async () => {
+      const { readFileSync } = await import('node:fs');
+      const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const [mineNice, minePolicy] = [Number(f[16]), Number(f[38])];
+      expect(minePolicy).toBe(0); // SCHED_OTHER
+      type Threads = { self: number; threads: { tid: number; nice: number; policy: number }[] };
+      const run = async (options: Lib.train.InWorkerOptions): Promise<Threads> => {
+        const trainer = t.train.inWorker(JOB, { workerData: { lib, mode: 'threads' }, ...options });
+        const r = (await trainer.done) as Threads;
+        await trainer.cancel(); // finished: resolves once the worker has exited (and OpenBLAS's pool was stopped)
+        return r;
+      };
+      const SCHED_IDLE = 5;
+      const serve = await run({});
+      const idle = serve.threads.filter((th) => th.policy === SCHED_IDLE);
+      // the job's own thread and at least one helper it started for its parallel work (OpenMP's team of two)
+      expect(idle.map((th) => th.tid)).toContain(serve.self);
+      expect(idle.length).toBeGreaterThanOrEqual(2);
+      for (const th of idle) expect(th.nice).toBe(Math.min(19, mineNice + 10));
+      // nothing the job started escaped: every thread at the job's nice is SCHED_IDLE, and the others are not
+      for (const th of serve.threads)
+        if (th.nice === Math.min(19, mineNice + 10)) expect(th.policy).toBe(SCHED_IDLE);
+        else expect(th.policy).toBe(0);
+      for (const priority of ['train', 0.5] as const) {
+        const other = await run({ priority });
+        expect(other.threads.filter((th) => th.policy !== 0)).toEqual([]);
+        expect(other.threads.find((th) => th.tid === other.self)!.nice).toBe(mineNice);
+      }
+    },
+  );
+
+  it("throughput events count the job's steps and samples; a budget (0.5) and 'serve' (0.1) pause the job while the served model answers; 'train' and a quiet server do not", async () => {
+    type Throughput = Lib.train.Throughput;
+    const served = makeModel(t, 1);
+    const x = t.ones([1, 4], { dtype: 'float64' });
+    const run = async (
+      priority: Lib.train.InWorkerOptions['priority'],
+      busy: boolean,
+      seconds: number,
+    ): Promise<{ events: Throughput[]; steps: number }> => {
+      const trainer = t.train.inWorker(JOB, {
+        workerData: { lib, mode: 'paced', stepMs: 10, seconds },
+        serve: served,
+        priority,
+      });
+      const events: Throughput[] = [];
+      trainer.on('throughput', (e) => events.push(e));
+      // a busy server: the served model answers (its forwards tell the job) at every turn of the event loop (a gap of 5 ms is a quiet server; the suite may share the cores)
+      let serving = busy;
+      const answer = (): void => {
+        if (!serving) return;
+        t.noGrad(() => t.tidy(() => served.call(x).sum().item()));
+        setImmediate(answer);
+      };
+      answer();
+      const { steps } = (await trainer.done) as { steps: number };
+      serving = false;
+      await trainer.cancel(); // finished: resolves once the worker has exited
+      return { events, steps };
+    };
+    const budget = await run(0.5, true, 3);
+    expect(budget.events.length).toBeGreaterThanOrEqual(2);
+    for (const e of budget.events) {
+      expect(e.samplesPerSecond).toBeCloseTo(8 * e.stepsPerSecond, 6); // batches of 8
+      expect(e.samples).toBe(8 * e.steps);
+      expect(e.seconds).toBeGreaterThanOrEqual(1);
+      expect(e.steps).toBeLessThanOrEqual(budget.steps);
+    }
+    // the job spent about half of the time paused (10 ms steps, as long a pause after each)
+    const paused = budget.events.slice(1).map((e) => e.paused);
+    const mean = paused.reduce((a, b) => a + b, 0) / paused.length;
+    expect(mean).toBeGreaterThan(0.15);
+    expect(mean).toBeLessThan(0.7);
+    // 'serve' pauses too (down to a tenth of the time in steps; under load the server's thread has gaps of 5 ms)
+    const serve = await run('serve', true, 3);
+    const servePaused = serve.events.slice(1).map((e) => e.paused);
+    expect(servePaused.reduce((a, b) => a + b, 0) / servePaused.length).toBeGreaterThan(0.15);
+    // no pause without requests, nor under 'train'
+    for (const [priority, busy] of [
+      [0.5, false],
+      ['train', true],
+    ] as const) {
+      const r = await run(priority, busy, 1.6);
+      expect(r.events.length).toBeGreaterThanOrEqual(1);
+      for (const e of r.events) expect(e.paused).toBe(0);
+    }
+    expect(served._forwardPreHooks.size).toBe(0); // the trainers removed their hooks when their workers exited
+    x.dispose();
+    t.dispose(served.parameters());
+  });
+
   it('invalid arguments', () => {
     expect(() => t.train.inWorker(42 as never)).toThrow(
       new TypeError(
@@ -202,6 +296,12 @@ describe('train.inWorker', () => {
       new RangeError('Expected an integer for nice but received 1.5 of type number'),
     );
     expect(() => t.train.inWorker(JOB, { serve: {} as never })).toThrow(TypeError);
+    expect(() => t.train.inWorker(JOB, { priority: 1 })).toThrow(
+      new RangeError('Expected a number in (0, 1) for priority but received 1'),
+    );
+    expect(() => t.train.inWorker(JOB, { priority: 'fast' as never })).toThrow(
+      new RangeError("Expected one of 'serve', 'train' for priority but received \"fast\" of type string"),
+    );
     expect(() => t.train.inWorker(JOB, { tuneMalloc: 1 as never })).toThrow(
       new TypeError('Expected a boolean for tuneMalloc but received 1 of type number'),
     );

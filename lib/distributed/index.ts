@@ -15,6 +15,7 @@
  * A failure (a peer that died, a timeout) rejects the promise with a TorchError whose code is 'DISTRIBUTED'; a
  * peer killed mid-collective is noticed when its sockets close (at once), a silent one after `timeout`.
  */
+import { createConnection } from 'node:net';
 import { native } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { TorchError, is, typeError, rangeError } from '../errors.js';
@@ -102,7 +103,8 @@ export function bytesCommunicated(): number {
 
 /**
  * Joins the default process group (torch.distributed.init_process_group). Resolves once every rank has joined;
- * rejects with a TorchError('DISTRIBUTED') when they do not within `timeout`. The rendezvous is the one PyTorch
+ * rejects with a TorchError('DISTRIBUTED') when they do not within `timeout`, whatever answers on the master's port
+ * (something other than the rank-0 store: its sockets are shut down at the timeout). The rendezvous is the one PyTorch
  * uses, so Python ranks (torch.distributed with the Gloo backend, libtorch 1.13) can be members of the same group.
  */
 export async function initProcessGroup(options: InitProcessGroupOptions = {}): Promise<void> {
@@ -127,6 +129,9 @@ export async function initProcessGroup(options: InitProcessGroupOptions = {}): P
     throw new TypeError('initProcessGroup: worldSize is not set (pass worldSize or set WORLD_SIZE)');
   if (rank === undefined) throw new TypeError('initProcessGroup: rank is not set (pass rank or set RANK)');
   is.positiveInteger(worldSize, 'worldSize');
+  // c10d counts ranks in a C++ int: a world size of 2^31 reached Gloo negative
+  if (worldSize > 2 ** 31 - 1)
+    throw rangeError('a world size of at most 2147483647 (2^31 - 1)', 'worldSize', worldSize);
   is.nonNegativeInteger(rank, 'rank');
   if (rank >= worldSize) throw rangeError(`a rank below worldSize (${worldSize})`, 'rank', rank);
   let store: 'tcp' | 'file';
@@ -157,7 +162,42 @@ export async function initProcessGroup(options: InitProcessGroupOptions = {}): P
   }
   if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535))
     throw rangeError('a port in 1..65535', 'MASTER_PORT', port);
+  if (store === 'tcp' && rank !== 0) await probeStore(host!, port!, Math.min(250, timeout / 4));
   await native.distInit({ backend, store, host, port, path, rank, worldSize, timeout });
+}
+
+/**
+ * A c10d store never speaks first. libtorch 1.13's store client parses whatever arrives on its connections, in a
+ * thread of its own: bytes from a server that speaks first (another service on the master's port) made it allocate
+ * what they spelt and abort the process (std::bad_alloc, terminate). So before joining, a rank other than 0 connects
+ * once and listens for `wait` ms: anything received is a DISTRIBUTED error naming the address. (A refused
+ * connection is left to c10d, which retries until the timeout: rank 0 may not be up yet.)
+ */
+async function probeStore(host: string, port: number, wait: number): Promise<void> {
+  const spoke = await new Promise<number>((resolve) => {
+    const s = createConnection({ host, port });
+    let got = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const done = (): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(got);
+    };
+    s.on('connect', () => {
+      timer = setTimeout(done, wait);
+    });
+    s.on('data', (b: Buffer) => {
+      got += b.length;
+      done();
+    });
+    s.on('error', done);
+    s.on('close', done);
+  });
+  if (spoke > 0)
+    throw new TorchError(
+      `initProcessGroup failed: something other than a c10d store answers on ${host}:${port} (it sent ${spoke} bytes before any request)`,
+      'DISTRIBUTED',
+    );
 }
 
 /** Leaves the default group (torch.distributed.destroy_process_group); its threads are joined off the JS thread. */

@@ -20,5 +20,6 @@ export {
   type JobContext,
   type PublishOptions,
   type TrainerEvents,
+  type Throughput,
 } from './worker.js';
 export type { WeightsSnapshot, WeightEntry, SnapshotModel } from './snapshot.js';

@@ -15,9 +15,18 @@ import type { FromWorker, JobContext, PublishOptions, ToWorker, WorkerError } fr
 
 const port = parentPort;
 if (port === null) throw new Error('tensornormal job-runner: this module runs in a worker started by train.inWorker()');
-const { job, data, nice } = workerData as { job: string; data: unknown; nice: number };
-// Before the job's first parallel region: the OpenMP threads this thread starts inherit the lower priority.
+const { job, data, nice, idle, share, activity } = workerData as {
+  job: string;
+  data: unknown;
+  nice: number;
+  idle: boolean;
+  share: number | null;
+  activity: Int32Array;
+};
+// Before the job's first parallel region: the threads this thread starts (its OpenMP team, OpenBLAS's pool after
+// the trainer restarted it) inherit the lower priority and the scheduling policy.
 if (nice !== 0) native.lowerThreadPriority(nice);
+if (idle) native.idleThreadScheduling();
 
 const controller = new AbortController();
 let version = 0;
@@ -82,6 +91,77 @@ function publish(model: SnapshotModel, options: PublishOptions = {}): number {
   return msg.version;
 }
 
+// ---------------------------------------------------------------- pace and throughput
+const QUIET_MS = 5; // no request for this long: the server is idle, the job runs freely
+const TAU_MS = 2000; // memory of the time shares
+const REPORT_MS = 1000;
+let totalSteps = 0,
+  totalSamples = 0;
+let resumed = performance.now(); // when the step in progress started (the end of the previous pause)
+let stepping = 0, // decayed ms in steps and paused, for the budget
+  pausing = 0;
+let lastSeen = Atomics.load(activity, 0);
+let report = { at: performance.now(), steps: 0, samples: 0, paused: 0 };
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+function throughput(now: number): void {
+  const ms = now - report.at;
+  if (ms < REPORT_MS) return;
+  post({
+    type: 'throughput',
+    data: {
+      steps: totalSteps,
+      samples: totalSamples,
+      stepsPerSecond: ((totalSteps - report.steps) * 1000) / ms,
+      samplesPerSecond: ((totalSamples - report.samples) * 1000) / ms,
+      seconds: ms / 1000,
+      paused: Math.min(1, report.paused / ms),
+    },
+  });
+  report = { at: now, steps: totalSteps, samples: totalSamples, paused: 0 };
+}
+
+/**
+ * After each step: counts it and, with a training budget (`share`), waits while requests are being served (the
+ * activity counter changed within QUIET_MS) as long as the job's share of the time in steps stays above `share`.
+ */
+async function afterStep(batchSize = 0): Promise<void> {
+  if (!Number.isFinite(batchSize) || batchSize < 0)
+    throw new TypeError(`afterStep: expected a non-negative batch size but received ${String(batchSize)}`);
+  const now = performance.now();
+  totalSteps++;
+  totalSamples += batchSize;
+  // the first step's time since the worker started includes the job's set-up: not training time
+  const stepMs = totalSteps === 1 ? 0 : now - resumed;
+  const decay = Math.exp(-stepMs / TAU_MS);
+  stepping = stepping * decay + stepMs;
+  pausing *= decay;
+  if (totalSteps === 1) report = { at: now, steps: 1, samples: batchSize, paused: 0 }; // rates from the first step on
+  throughput(now);
+  if (share !== null && Atomics.load(activity, 0) !== lastSeen) {
+    // requests came in during the step: give the cores to the server until it is quiet or the budget says to step
+    let quietSince = now,
+      seen = Atomics.load(activity, 0);
+    for (;;) {
+      const t = performance.now();
+      if (t - quietSince >= QUIET_MS || controller.signal.aborted) break;
+      if (stepping / (stepping + pausing + (t - now)) <= share) break;
+      await sleep(1);
+      const a = Atomics.load(activity, 0);
+      if (a !== seen) {
+        seen = a;
+        quietSince = performance.now();
+      }
+    }
+    const waited = performance.now() - now;
+    pausing += waited;
+    report.paused += waited;
+  } else await turn();
+  lastSeen = Atomics.load(activity, 0);
+  resumed = performance.now();
+}
+
 function callbacks(
   model: SnapshotModel,
   { publishEvery = 100, progressEvery = 10 }: { publishEvery?: number; progressEvery?: number } = {},
@@ -99,6 +179,7 @@ function callbacks(
       if (progressEvery > 0 && steps % progressEvery === 0)
         post({ type: 'progress', data: { kind: 'step', steps, ...b } });
       if (publishEvery > 0 && steps % publishEvery === 0) publish(model, { step: steps });
+      return afterStep(b.batchSize);
     },
     onEpochEnd(entry) {
       post({ type: 'progress', data: { kind: 'epoch', steps, ...entry } });
@@ -126,6 +207,7 @@ const ctx: JobContext = {
   progress: (value) => post({ type: 'progress', data: value }),
   publish,
   callbacks,
+  afterStep,
 };
 
 try {

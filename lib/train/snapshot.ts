@@ -32,6 +32,8 @@ export interface WeightsSnapshot {
   entries: WeightEntry[];
   /** All the tensors' bytes. Valid until the next snapshot arrives, when it goes back to the worker for reuse. */
   buffer: ArrayBuffer;
+  /** Milliseconds the copy into the trainer's `serve` model took on the main thread (absent without `serve`). */
+  loadMs?: number;
 }
 
 /** The tensors a snapshot needs: what a Tensor has (the library's own tensors in the job's thread). */

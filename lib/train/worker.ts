@@ -49,6 +49,27 @@ export interface JobContext {
    * the model every `publishEvery` steps (default 100; 0 for epochs only) and after each epoch.
    */
   callbacks(model: SnapshotModel, options?: { publishEvery?: number; progressEvery?: number }): FitCallbacks;
+  /**
+   * For a hand-written loop: call (and await) after each optimizer step, with the batch size. Counts the step for
+   * the trainer's 'throughput' events and, with a numeric `priority`, pauses between steps while the server answers
+   * requests (fit() with ctx.callbacks() does this by itself). Otherwise a turn of the event loop (cancel()).
+   */
+  afterStep(batchSize?: number): Promise<void>;
+}
+
+/** The job's training rate, as the 'throughput' event reports it (about once a second while it trains). */
+export interface Throughput {
+  /** Optimizer steps since the job started (those reported by ctx.callbacks() or ctx.afterStep()). */
+  steps: number;
+  /** Samples since the job started (the batch sizes given). */
+  samples: number;
+  /** Over the interval since the previous report: */
+  stepsPerSecond: number;
+  samplesPerSecond: number;
+  /** Length of that interval in seconds. */
+  seconds: number;
+  /** Fraction of the interval the job spent paused for requests (numeric `priority`; 0 otherwise). */
+  paused: number;
 }
 
 /** @internal an error as it crosses the thread boundary */
@@ -71,6 +92,7 @@ export type FromWorker =
       entries: WeightEntry[];
       buffer: ArrayBuffer;
     }
+  | { type: 'throughput'; data: Throughput }
   | { type: 'done'; result: unknown }
   | { type: 'error'; error: WorkerError };
 
@@ -89,9 +111,9 @@ export interface InWorkerOptions {
   /** V8 heap limits of the worker. */
   resourceLimits?: ResourceLimits;
   /**
-   * How much lower the training thread's priority is than the server's (Linux: added to its nice value, capped at
-   * 19; the OpenMP threads it starts inherit it; 0 to 19, default 10). When requests and training compete for the
-   * cores, the serving thread runs first and training takes every cycle it leaves. 0: the same priority.
+   * How much lower the training threads' nice value is than the server's (Linux: added to it, capped at 19; the
+   * OpenMP and OpenBLAS threads the job starts inherit it; 0 to 19). Default 10 with priority 'serve' (where
+   * SCHED_IDLE matters more; nice is what remains on other systems), 0 with 'train' or a training budget.
    */
   nice?: number;
   /**
@@ -111,10 +133,24 @@ export interface InWorkerOptions {
   tuneMalloc?: boolean;
   /** A name for the worker thread (shown in inspectors). */
   name?: string;
+  /**
+   * Who gets the cores when requests and training compete (Linux; see docs/service.md for what each costs):
+   * - 'serve' (default): the job's threads (its own, its OpenMP team, OpenBLAS's pool) run under SCHED_IDLE: they
+   *   use only cycles no other thread of the process wants, and a request's thread takes the core from them at once.
+   *   While the server answers requests (the `serve` model's forwards, or trainer.serving()), the job also pauses
+   *   between steps until 5 ms pass without one, keeping at least a tenth of the time in steps.
+   * - a number s in (0, 1): a training budget. The job runs at nice 0 (unless `nice` says otherwise) and pauses the
+   *   same way, keeping at least a fraction s of the time in steps. Training keeps that share on a busy machine, at
+   *   a normal thread's priority, and requests pay for it.
+   * - 'train': the job at the server's priority (nice 0 unless `nice` says otherwise), never paused: requests and
+   *   steps share the cores evenly.
+   */
+  priority?: 'serve' | 'train' | number;
 }
 
 export interface TrainerEvents {
   progress: [data: unknown];
+  throughput: [data: Throughput];
   weights: [snapshot: WeightsSnapshot];
   error: [error: Error];
   exit: [code: number];
@@ -136,7 +172,10 @@ function reviveError(e: WorkerError): Error {
 }
 
 const RUNNER = new URL('./job-runner.js', import.meta.url);
+/** The share of the time a job with priority 'serve' keeps in steps while the server is answering requests. */
+const SERVE_SHARE = 0.1;
 let running = 0; // trainers whose worker has not exited
+let blasOfJobs = false; // OpenBLAS's pool was restarted for a job: its threads may have a job's priority
 
 /**
  * A training job running in a worker thread. Events: 'progress' (whatever the job sent), 'weights' (a
@@ -155,6 +194,9 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   private readonly exitPromise: Promise<number>;
   private settled = false;
   private cancelReason: string | null = null;
+  // [0]: requests served (forwards of `serve`, trainer.serving()); the job pauses while it changes (numeric priority)
+  private readonly activity = new Int32Array(new SharedArrayBuffer(4));
+  private hook: { remove(): void } | null = null;
 
   /** @internal use train.inWorker() */
   constructor(job: URL | string, options: InWorkerOptions = {}) {
@@ -174,7 +216,12 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (this.serve !== undefined && (this.serve === null || typeof this.serve.stateDict !== 'function'))
       throw typeError('a model with stateDict() (an nn.Module)', 'serve', this.serve);
     this.graceMs = is.nonNegative(options.graceMs ?? 10_000, 'graceMs');
-    const nice = is.integer(options.nice ?? 10, 'nice');
+    const priority = options.priority ?? 'serve';
+    if (typeof priority === 'number') {
+      if (!(priority > 0 && priority < 1))
+        throw new RangeError(`Expected a number in (0, 1) for priority but received ${priority}`);
+    } else is.oneOf(priority, 'priority', ['serve', 'train'] as const);
+    const nice = is.integer(options.nice ?? (priority === 'serve' ? 10 : 0), 'nice');
     if (nice < 0 || nice > 19) throw new RangeError(`Expected an integer in [0, 19] for nice but received ${nice}`);
     if (!existsSync(fileURLToPath(RUNNER)))
       throw new Error(
@@ -182,12 +229,19 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       );
     const blas = is.oneOf(options.blasThreads ?? 'worker', 'blasThreads', ['worker', 'shared'] as const);
     // Only with no other trainer alive: the restart must not meet a BLAS call in progress on another thread (this
-    // thread is here, not in one).
-    if (blas === 'worker' && nice > 0 && running === 0) native.shutdownBlasThreads();
+    // thread is here, not in one). Whatever the priority: the pool must not keep an earlier job's.
+    if (blas === 'worker' && running === 0 && native.shutdownBlasThreads()) blasOfJobs = true;
     if (is.boolean(options.tuneMalloc ?? false, 'tuneMalloc')) native.raiseMallocThresholds();
     running++;
     this.worker = new Worker(RUNNER, {
-      workerData: { job: jobUrl, data: options.workerData, nice },
+      workerData: {
+        job: jobUrl,
+        data: options.workerData,
+        nice,
+        idle: priority === 'serve',
+        share: priority === 'serve' ? SERVE_SHARE : priority === 'train' ? null : priority,
+        activity: this.activity,
+      },
       ...(options.env !== undefined ? { env: options.env } : {}),
       ...(options.resourceLimits !== undefined ? { resourceLimits: options.resourceLimits } : {}),
       ...(options.name !== undefined ? { name: options.name } : {}),
@@ -204,8 +258,15 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       if (this.listenerCount('error') > 0) this.emit('error', err);
       reject(err);
     };
+    // the served model's forwards tell a job with a training budget that requests are being answered
+    if (this.serve !== undefined && priority !== 'train') {
+      const register = (this.serve as { registerForwardPreHook?: (h: () => void) => { remove(): void } })
+        .registerForwardPreHook;
+      if (typeof register === 'function') this.hook = register.call(this.serve, () => this.serving());
+    }
     this.worker.on('message', (msg: FromWorker) => {
       if (msg.type === 'progress') this.emit('progress', msg.data);
+      else if (msg.type === 'throughput') this.emit('throughput', msg.data);
       else if (msg.type === 'weights') this.onWeights(msg);
       else if (msg.type === 'done') {
         this.settled = true;
@@ -217,6 +278,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       this.worker.on('exit', (code) => {
         this.exited = true;
         running--;
+        // the pool's threads have the job's priority: the next multi-threaded BLAS call (on this thread, say)
+        // starts a new one at its own
+        if (blasOfJobs && running === 0) blasOfJobs = !native.shutdownBlasThreads();
+        this.hook?.remove();
+        this.hook = null;
         if (this.cancelReason !== null) {
           // terminated after the grace period: still the cancellation the caller asked for
           const abort = new Error(this.cancelReason);
@@ -242,11 +308,13 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     this.latest = snapshot;
     let loadError: Error | null = null;
     if (this.serve !== undefined) {
+      const t0 = performance.now();
       try {
         this.loadInto(this.serve, snapshot);
       } catch (err) {
         loadError = err as Error;
       }
+      snapshot.loadMs = performance.now() - t0;
     }
     // hand the superseded buffer back for reuse (it is detached here from then on)
     const back =
@@ -261,6 +329,14 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       return;
     }
     this.emit('weights', snapshot);
+  }
+
+  /**
+   * Tells the job that a request is being served, for a numeric `priority` (the training budget): the forwards of
+   * the `serve` model do it by themselves; call it from request handlers whose work is something else.
+   */
+  serving(): void {
+    Atomics.add(this.activity, 0, 1);
   }
 
   /** The newest snapshot (valid until the next 'weights' event), or null before the first. */

@@ -41,6 +41,50 @@ export default async function train(ctx) {
     const stat = readFileSync('/proc/thread-self/stat', 'utf8');
     return { nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
   }
+  if (mode === 'threads') {
+    // parallel work on two threads (an OpenMP region, OpenBLAS's pool), then every thread of the process as
+    // { tid, nice, policy } (fields 19 and 41 of /proc/self/task/<tid>/stat), and this thread's tid
+    const { readFileSync, readdirSync } = await import('node:fs');
+    const before = t.getNumThreads();
+    t.setNumThreads(2);
+    t.tidy(() => {
+      const a = t.rand([512, 512]);
+      for (let i = 0; i < 4; i++) a.matmul(a).add(1).exp().sum().item();
+      t.rand([1 << 22])
+        .mul(2)
+        .sin()
+        .sum()
+        .item();
+    });
+    t.setNumThreads(before);
+    const fields = (tid) => {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    };
+    const threads = [];
+    for (const tid of readdirSync('/proc/self/task')) {
+      try {
+        const f = fields(tid);
+        threads.push({ tid: Number(tid), nice: Number(f[16]), policy: Number(f[38]) });
+      } catch {
+        // a thread that exited meanwhile
+      }
+    }
+    return { self: Number(readFileSync('/proc/thread-self/stat', 'utf8').split(' ')[0]), threads };
+  }
+  if (mode === 'paced') {
+    // steps of `stepMs` of synchronous work, each followed by ctx.afterStep(8), for `seconds`
+    const { stepMs = 10, seconds = 2.5 } = ctx.workerData;
+    const end = performance.now() + seconds * 1000;
+    let steps = 0;
+    while (performance.now() < end && !ctx.signal.aborted) {
+      const until = performance.now() + stepMs;
+      while (performance.now() < until);
+      steps++;
+      await ctx.afterStep(8);
+    }
+    return { steps };
+  }
   if (mode === 'stubborn') {
     // never looks at ctx.signal: cancel() has to terminate it
     ctx.progress('started');
