@@ -404,7 +404,8 @@ async function runRatio(c, opts, fixtures) {
     result.members.push(r);
     sides.push(side);
     try {
-      await side.request({ cmd: 'hello', threads: opts.threads }, 120);
+      const hello = await side.request({ cmd: 'hello', threads: opts.threads }, 120);
+      result.versions ??= { node: hello };
       const s = await side.request({ cmd: 'setup', case: m, fixtures: fixtures?.paths[m.model], seed: 0 }, left());
       if (!s.ok) throw new Error(s.skip ?? s.error);
     } catch (err) {
@@ -494,10 +495,12 @@ function markdown(results, meta) {
       `${meta.pythonEnv === 'same' ? 'on both sides' : 'on the Node side only (Python with its defaults)'}; inputs: ${meta.data}.`,
   );
   out.push('');
-  out.push(
-    '| Case | Node (min-max) | PyTorch (min-max) | Node / PyTorch (min-max) | Peak RSS (Node / PyTorch) | Optimizer state (Node / PyTorch) |',
-  );
-  out.push('|---|---:|---:|---:|---:|---:|');
+  if (results.some((r) => r.kind !== 'ratio')) {
+    out.push(
+      '| Case | Node (min-max) | PyTorch (min-max) | Node / PyTorch (min-max) | Peak RSS (Node / PyTorch) | Optimizer state (Node / PyTorch) |',
+    );
+    out.push('|---|---:|---:|---:|---:|---:|');
+  }
   for (const r of results) {
     if (r.kind === 'ratio') continue;
     const cell = (s) =>
@@ -655,6 +658,9 @@ async function main() {
   for (const c of cases) {
     if (c.kind === 'ratio') {
       const r = await runRatio(c, opts, fixtures);
+      meta.torchNode ??= r.versions?.node?.torch ?? null;
+      meta.blasNode ??= r.versions?.node?.blasCore ?? null;
+      delete r.versions;
       results.push(r);
       log(caseLine(r));
       continue;
