@@ -426,10 +426,10 @@ describe('tensornormal experiment autoencoder, end to end', () => {
       expect(adam).toMatchObject({ stoppedBy: 'diverged', divergedAt: 2, steps: 2, epochs: [] });
       expect(kfac).toMatchObject({ stoppedBy: 'epochs', divergedAt: null, error: null, steps: 4 });
       // a diverged run says what to change: TNT names its learning rate, damping and update-size control
-      expect(tnt.error).toMatch(
+      expect(tnt!.error).toMatch(
         /at step 2: training diverged; TNT: lower the learning rate \(now 1e\+30.*damping.*klClip/,
       );
-      expect(adam.error).toMatch(/at step 2: training diverged; lower the learning rate$/);
+      expect(adam!.error).toMatch(/at step 2: training diverged; lower the learning rate$/);
       expect(readFileSync(join(dir, 'figure.svg'), 'utf8')).toContain('</svg>');
     });
   });
