@@ -84,6 +84,7 @@ Each experiment writes <out>/results.json, one JSON file per run under <out>/run
 
 const COMMON_HELP = `  --optimizers LIST        comma-separated, from tnt,kfac,shampoo,adam,sgd (default: all five)
   --seeds N                runs per optimizer, seeds 0..N-1 (default: %SEEDS%)
+  --first-seed K           seeds K..K+N-1 instead (one seed per process: --seeds 1 --first-seed K)
   --epochs N               epochs per run (default: %EPOCHS%)
   --time-budget S          stop a run after S seconds of process time (default: none)
   --batch N                minibatch size (default: %BATCH%)
@@ -92,7 +93,9 @@ const COMMON_HELP = `  --optimizers LIST        comma-separated, from tnt,kfac,s
                            training set at the initial weights, as the paper; 0: no warm start)
   --set OPT.KEY=VALUE      override a hyperparameter, e.g. --set tnt.lr=3e-4 (repeatable); KEY is one of
                            lr, damping (TNT/KFAC damping, Shampoo epsilon, Adam eps), weightDecay (decoupled),
-                           momentum, statsEvery (T1), inverseEvery (T2)
+                           momentum, statsEvery (T1), inverseEvery (T2); TNT's statsBatch (sub-batch of the
+                           sampled pass: a fraction, or a count of rows), klClip (update-size control, 0: off) and
+                           statDecayPerStep (1: the moving average counted per step; docs/tnt.md)
   --grid                   first run a 3x3 learning-rate x damping grid (SGD-m: 3 learning rates) around the
                            defaults on the 1-3-10 ladder, one seed, then use the lowest final loss of each optimizer
   --grid-budget S          process seconds per grid run (default: 60)
@@ -311,7 +314,7 @@ function overrides(
       command,
       `set ${o0}.${key}`,
       value,
-      integer ? 'positive-int' : key === 'lr' || key === 'damping' ? 'positive' : 'nonneg',
+      integer ? 'positive-int' : key === 'lr' || key === 'damping' || key === 'statsBatch' ? 'positive' : 'nonneg',
     )!;
     (out[o as OptimizerName] ??= {})[key as keyof Hyper] = v;
   }
@@ -321,6 +324,7 @@ function overrides(
 const COMMON_OPTIONS = {
   optimizers: { type: 'string' },
   seeds: { type: 'string' },
+  'first-seed': { type: 'string' },
   epochs: { type: 'string' },
   'time-budget': { type: 'string' },
   batch: { type: 'string' },
@@ -446,6 +450,7 @@ function trainingFlags(command: string, v: Record<string, string | boolean | str
   return {
     optimizers: optimizerList(command, s('optimizers'), OPTIMIZERS) as OptimizerName[] | undefined,
     seeds: num(command, 'seeds', s('seeds'), 'positive-int'),
+    firstSeed: num(command, 'first-seed', s('first-seed'), 'nonneg-int'),
     epochs: num(command, 'epochs', s('epochs'), 'positive-int'),
     timeBudget: num(command, 'time-budget', s('time-budget'), 'positive'),
     batchSize: num(command, 'batch', s('batch'), 'positive-int'),

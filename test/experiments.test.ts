@@ -426,6 +426,11 @@ describe('tensornormal experiment autoencoder, end to end', () => {
       expect(tnt).toMatchObject({ stoppedBy: 'diverged', divergedAt: 2, steps: 2, epochs: [] });
       expect(adam).toMatchObject({ stoppedBy: 'diverged', divergedAt: 2, steps: 2, epochs: [] });
       expect(kfac).toMatchObject({ stoppedBy: 'epochs', divergedAt: null, error: null, steps: 4 });
+      // a diverged run says what to change: TNT names its learning rate, damping and update-size control
+      expect(tnt!.error).toMatch(
+        /at step 2: training diverged; TNT: lower the learning rate \(now 1e\+30.*damping.*klClip/,
+      );
+      expect(adam!.error).toMatch(/at step 2: training diverged; lower the learning rate$/);
       expect(readFileSync(join(dir, 'figure.svg'), 'utf8')).toContain('</svg>');
     });
   });
@@ -564,6 +569,10 @@ describe('command line', () => {
       'tnt.lr=3e-4',
       '--set',
       'kfac.inverseEvery=10',
+      '--set',
+      'tnt.statsBatch=0.25',
+      '--set',
+      'tnt.klClip=0.01',
       '--warm-batches',
       '0',
     ]);
@@ -581,7 +590,7 @@ describe('command line', () => {
         batchSize: 1000,
         warmBatches: 0,
         grid: { budget: 20, epochs: undefined },
-        overrides: { tnt: { lr: 3e-4 }, kfac: { inverseEvery: 10 } },
+        overrides: { tnt: { lr: 3e-4, statsBatch: 0.25, klClip: 0.01 }, kfac: { inverseEvery: 10 } },
       },
     });
     expect(parseCommand(['experiment', 'autoencoder'])).toEqual({
@@ -839,7 +848,7 @@ describe('command line', () => {
       ],
       [
         ['experiment', 'autoencoder', '--set', 'tnt.beta=1'],
-        'tensornormal experiment autoencoder: --set: unknown key "beta" in "tnt.beta=1" (expected one of lr, damping, weightDecay, momentum, statsEvery, inverseEvery)',
+        'tensornormal experiment autoencoder: --set: unknown key "beta" in "tnt.beta=1" (expected one of lr, damping, weightDecay, momentum, statsEvery, inverseEvery, statsBatch, klClip, statDecayPerStep)',
       ],
       [
         ['experiment', 'autoencoder', '--set', 'tnt.inverseEvery=2.5'],

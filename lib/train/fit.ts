@@ -49,6 +49,10 @@ export interface FitOptimizer {
   beforeBackward?(output: Tensor, likelihood?: SampleableLikelihood): unknown;
   /** Whether beforeBackward needs `likelihood` (TNT, KFAC). */
   readonly needsLikelihood?: boolean;
+  /** TNT: the forward pass, split for a sub-batch's statistics (`statsBatch`) when they are due. */
+  splitForward?(forward: (x: Tensor) => Tensor, x: Tensor): Tensor;
+  /** What to change when training diverges (TNT); fit()'s NON_FINITE message ends with it. */
+  divergenceAdvice?(): string;
   /** True for distributed.CurvatureSync: statistics over the process group (required for TNT and KFAC under DDP). */
   readonly distributed?: boolean;
   /** The second-order optimizers' warm start (fit()'s `warmStart` option). */
@@ -443,7 +447,8 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
         let pending: unknown = undefined;
         const stepStart = performance.now();
         const [l, c] = tidy(() => {
-          const out = forward(x);
+          const out =
+            before !== null && typeof opt.splitForward === 'function' ? opt.splitForward(forward, x) : forward(x);
           pending = before?.(out, likelihood);
           // a distributed optimizer (distributed.CurvatureSync) returns a promise: its collective finishes below
           if (pending instanceof Promise) pending.catch(() => undefined);
@@ -456,7 +461,12 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
         if (typeof m.synchronize === 'function') await m.synchronize();
         if (!Number.isFinite(l)) {
           opt.zeroGrad();
-          throw new TorchError(`fit: the training loss is ${l} at epoch ${epoch}, step ${step}`, 'NON_FINITE');
+          const advice =
+            typeof opt.divergenceAdvice === 'function' ? opt.divergenceAdvice() : 'lower the learning rate';
+          throw new TorchError(
+            `fit: the training loss is ${l} at epoch ${epoch}, step ${step}: training diverged; ${advice}`,
+            'NON_FINITE',
+          );
         }
         const stepped = opt.step();
         if (stepped instanceof Promise) await stepped;
