@@ -98,6 +98,10 @@ const CONTEXTS: Record<string, { before: string; after?: string }> = {
     before: `const model = models.mlp([784, 32, 10]); const params = model.parameters(); const lr = 1e-3;
       const x = torch.rand([8, 784]);`,
   },
+  autoencoder: {
+    before: `torch.manualSeed(0);
+      const model = models.mlp([16, 8, 16]); const x = torch.rand([8, 16]); const lik = new Bernoulli();`,
+  },
   hooks: {
     before: `const model = new nn.Sequential(new nn.Linear(4, 3), new nn.ReLU(), new nn.Linear(3, 2));
       let acts, grads; const x = torch.randn([5, 4]);
