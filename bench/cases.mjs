@@ -8,7 +8,13 @@
  *                 of a step is only meaningful averaged over a whole period).
  *
  * `reps` is how many times the runner alternates a Node run and a Python run; the reported time is the median
- * of the runs' samples. `capS` bounds one case's wall time (both sides, all runs): a run that is still going at
+ * of the runs' samples, with their spread (min-max) and the spread of the per-repetition Node/PyTorch ratios.
+ * A case with `nodeOnly` (options the Python TNT of bench/python/ does not have) runs on the Node side alone.
+ *
+ *   kind 'ratio'  Node alone: the training cases named in `members`, each in its own worker, run interleaved
+ *                 (rotating order) `reps` times; the sample of each member is as above, and the table gives every
+ *                 member's median step over the first member's (SGD-m), with the min-max of the per-repetition
+ *                 ratios. `capS` bounds one case's wall time (both sides, all runs): a run that is still going at
  * the cap is killed and the case reports what it had.
  */
 
@@ -23,6 +29,11 @@ export const HYPER = {
   cnnSgd: { lr: 0.03, momentum: 0.9, weightDecay: 0.01 },
   cnnTnt: { lr: 1e-4, eps: 0.1, momentum: 0.9, weightDecay: 10, T1: 10, T2: 100 },
 };
+/**
+ * TNT's cheaper step on the autoencoder (docs/tnt.md, "A cheaper step"): statistics from a quarter of the batch
+ * every second step, the moving average counted per step, the update-size control on. Same estimator as aeTnt.
+ */
+HYPER.aeTntFast = { ...HYPER.aeTnt, T1: 2, statsBatch: 0.25, statDecayPerStep: true, klClip: 0.01 };
 
 /** The paper's MNIST autoencoder: ReLU after every Linear except the 30-wide code layer and the output. */
 export const AE_WIDTHS = [784, 1000, 500, 250, 30, 250, 500, 1000, 784];
@@ -77,7 +88,7 @@ export const CASES = [
     hyper: HYPER.aeSgd,
     steps: 20,
     warmup: 3,
-    reps: 3,
+    reps: 7,
     unit: 'ms',
     capS: 600,
   },
@@ -91,7 +102,7 @@ export const CASES = [
     hyper: HYPER.aeAdam,
     steps: 20,
     warmup: 3,
-    reps: 3,
+    reps: 7,
     unit: 'ms',
     capS: 600,
   },
@@ -103,12 +114,38 @@ export const CASES = [
     model: 'autoencoder',
     optim: 'tnt',
     hyper: HYPER.aeTnt,
-    // Warm up through the first T2 steps (inverses refreshed every T1 steps there), then time 100 steady-state
-    // steps: five inverse refreshes, statistics every step.
-    steps: 100,
+    // Warm up through the first T2 steps (inverses refreshed every T1 steps there), then time 40 steady-state
+    // steps: two inverse refreshes, statistics every step.
+    steps: 40,
     warmup: 20,
     amortised: true,
-    reps: 2,
+    reps: 5,
+    unit: 'ms',
+    capS: 1800,
+  },
+  {
+    name: 'ae-tnt-fast',
+    title: 'MNIST autoencoder step, TNT cheaper step (T1=2, statsBatch 0.25)',
+    group: 'train',
+    kind: 'train',
+    model: 'autoencoder',
+    optim: 'tnt',
+    hyper: HYPER.aeTntFast,
+    nodeOnly: true,
+    steps: 40,
+    warmup: 20,
+    amortised: true,
+    reps: 5,
+    unit: 'ms',
+    capS: 1200,
+  },
+  {
+    name: 'tnt-sgd-ratio',
+    title: 'TNT / SGD-m step, autoencoder (Node)',
+    group: 'train',
+    kind: 'ratio',
+    members: ['ae-sgd', 'ae-tnt', 'ae-tnt-fast'],
+    reps: 5,
     unit: 'ms',
     capS: 1800,
   },
@@ -122,7 +159,7 @@ export const CASES = [
     hyper: HYPER.cnnSgd,
     steps: 20,
     warmup: 3,
-    reps: 3,
+    reps: 7,
     unit: 'ms',
     capS: 300,
   },
@@ -138,7 +175,7 @@ export const CASES = [
     steps: 100,
     warmup: 100,
     amortised: true,
-    reps: 2,
+    reps: 4,
     unit: 'ms',
     capS: 1200,
   },

@@ -5,8 +5,11 @@
  * Every case runs in a Node worker (bench/node/worker.mjs, this library) and in a Python worker
  * (bench/python/worker.py, Debian's python3-torch: the same libtorch), both fresh for each case, with the same
  * number of intra-op threads. The runner alternates a Node run and a Python run (who goes first alternates too)
- * `reps` times, and reports per case the median of each side, the Node/PyTorch ratio, each process's peak RSS and
- * the bytes held in optimizer state. The markdown table goes to stdout and to bench/results.md (which the README
+ * `reps` times, and reports per case the median of each side with its spread (min-max over the runs), the
+ * Node/PyTorch ratio of the medians with the spread of the per-repetition ratios (each Node run over the Python run
+ * beside it), each process's peak RSS and the bytes held in optimizer state. A ratio whose spread includes 1 is
+ * parity. The `tnt-sgd-ratio` case runs SGD-m, TNT as the paper and TNT's cheaper step (docs/tnt.md) interleaved
+ * on the Node side and reports TNT's step over SGD-m's, with the same spread. The markdown table goes to stdout and to bench/results.md (which the README
  * embeds) when every case ran; `--cases` runs leave results.md alone unless `--write` is given.
  *
  *   npm run bench                              all cases
@@ -247,7 +250,8 @@ function fmtBytes(b) {
   if (b >= 1 << 20) return `${(b / (1 << 20)).toFixed(1)} MiB`;
   return `${(b / 1024).toFixed(1)} KiB`;
 }
-const fmtRatio = (r) => (r === null ? '—' : `${r.toFixed(2)}x`);
+const fmtRatio = (r) => (r === null || r === undefined ? '—' : `${r.toFixed(2)}x`);
+const fmtRange = (r) => (r ? `${r[0].toFixed(2)}-${r[1].toFixed(2)}x` : '—');
 
 let log = (msg) => console.log(msg);
 
@@ -291,6 +295,11 @@ async function runCase(c, opts, fixtures, python) {
   const { sides, info } = await startPair(opts, python);
   result.versions = { node: info.node, python: info.python };
   if (sides.python === null) result.python.error = python.unavailable;
+  if (c.nodeOnly && sides.python !== null) {
+    await sides.python.quit();
+    sides.python = null;
+    result.python.skip = 'Node only (options the Python TNT does not have)';
+  }
 
   for (const key of ['node', 'python']) {
     const side = sides[key];
@@ -356,16 +365,109 @@ async function runCase(c, opts, fixtures, python) {
       result.node.leak = `${bye.liveTensors} tensors still live after disposing everything`;
   }
 
-  for (const key of ['node', 'python']) result[key].median = median(result[key].runs);
+  for (const key of ['node', 'python']) Object.assign(result[key], spreadOf(result[key].runs));
   result.ratio = result.node.median && result.python.median ? result.node.median / result.python.median : null;
+  const pairs = result.node.runs
+    .slice(0, result.python.runs.length)
+    .map((v, i) => v / result.python.runs[i])
+    .filter(Number.isFinite);
+  result.ratioRange = pairs.length > 0 ? [Math.min(...pairs), Math.max(...pairs)] : null;
   return result;
 }
 
+/** Median and min-max of a side's samples. */
+function spreadOf(runs) {
+  return {
+    median: median(runs),
+    min: runs.length ? Math.min(...runs) : null,
+    max: runs.length ? Math.max(...runs) : null,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ ratio cases
+/**
+ * Node alone: each member case in its own worker, set up once, then `reps` rounds in which every member runs once
+ * (the order rotates), so that the members see the same load; per member the median sample, and per member after
+ * the first the ratio of medians to the first's and the min-max of the per-round ratios.
+ */
+async function runRatio(c, opts, fixtures) {
+  const capS = opts.cap ?? c.capS;
+  const deadline = Date.now() + capS * 1000;
+  const left = () => (deadline - Date.now()) / 1000;
+  const reps = opts.reps ?? c.reps;
+  const members = c.members.map((n) => CASES.find((k) => k.name === n));
+  const result = { name: c.name, title: c.title, unit: c.unit, group: c.group, kind: 'ratio', reps, members: [] };
+  const sides = [];
+  for (const m of members) {
+    const side = nodeSide();
+    const r = { name: m.name, title: m.title, runs: [], error: null };
+    result.members.push(r);
+    sides.push(side);
+    try {
+      const hello = await side.request({ cmd: 'hello', threads: opts.threads }, 120);
+      result.versions ??= { node: hello };
+      const s = await side.request({ cmd: 'setup', case: m, fixtures: fixtures?.paths[m.model], seed: 0 }, left());
+      if (!s.ok) throw new Error(s.skip ?? s.error);
+    } catch (err) {
+      r.error = err.message;
+      side.kill();
+    }
+  }
+  for (let rep = 0; rep < reps && left() > 0; rep++) {
+    for (let j = 0; j < members.length; j++) {
+      const k = (j + rep) % members.length;
+      const m = members[k],
+        r = result.members[k];
+      if (r.error !== null || left() <= 0) continue;
+      const warmup = rep === 0 ? (opts.warmup ?? m.warmup) : Math.min(m.warmup, 3);
+      try {
+        const out = await sides[k].request({ cmd: 'run', warmup, count: opts.steps ?? m.steps }, left());
+        if (!out.ok) throw new Error(out.error);
+        r.runs.push({ rep, sample: out.sample });
+      } catch (err) {
+        r.error = err.message;
+        sides[k].kill();
+      }
+    }
+  }
+  for (const side of sides) await side.quit();
+  const base = result.members[0];
+  for (const r of result.members) {
+    Object.assign(r, spreadOf(r.runs.map((x) => x.sample)));
+    if (r === base || base.median === null || r.median === null) continue;
+    r.ratio = r.median / base.median;
+    const per = r.runs
+      .map((x) => {
+        const b = base.runs.find((y) => y.rep === x.rep);
+        return b ? x.sample / b.sample : NaN;
+      })
+      .filter(Number.isFinite);
+    r.ratioRange = per.length > 0 ? [Math.min(...per), Math.max(...per)] : null;
+  }
+  return result;
+}
+
+function ratioLines(r) {
+  return r.members
+    .map(
+      (m) =>
+        `${m.name.padEnd(12)} ${m.median !== null ? fmtTime(m.median, r.unit) : `failed: ${m.error ?? 'no runs'}`}` +
+        ` (${fmtTime(m.min, r.unit)}-${fmtTime(m.max, r.unit)}, ${m.runs.length} runs)` +
+        (m.ratio !== undefined ? `  / ${r.members[0].name} ${fmtRatio(m.ratio)} (${fmtRange(m.ratioRange)})` : ''),
+    )
+    .join('\n');
+}
+
 function caseLine(r) {
+  if (r.kind === 'ratio') return ratioLines(r);
   const side = (s) =>
-    s.skip ? s.skip : s.median !== null ? fmtTime(s.median, r.unit) : `failed: ${s.error ?? 'no runs'}`;
+    s.skip
+      ? s.skip
+      : s.median !== null
+        ? `${fmtTime(s.median, r.unit)} (${fmtTime(s.min, r.unit)}-${fmtTime(s.max, r.unit)})`
+        : `failed: ${s.error ?? 'no runs'}`;
   const lines = [
-    `${r.name.padEnd(12)} node ${side(r.node)} | python ${side(r.python)} | node/python ${fmtRatio(r.ratio)}` +
+    `${r.name.padEnd(12)} node ${side(r.node)} | python ${side(r.python)} | node/python ${fmtRatio(r.ratio)} (${fmtRange(r.ratioRange)})` +
       `  (${r.node.runs.length}/${r.python.runs.length} runs; peak RSS ${fmtBytes(r.node.peakRssBytes)} / ${fmtBytes(r.python.peakRssBytes)}` +
       `${r.group === 'train' ? `; optimizer state ${fmtBytes(r.node.stateBytes)} / ${fmtBytes(r.python.stateBytes)}` : ''})`,
   ];
@@ -393,22 +495,42 @@ function markdown(results, meta) {
       `${meta.pythonEnv === 'same' ? 'on both sides' : 'on the Node side only (Python with its defaults)'}; inputs: ${meta.data}.`,
   );
   out.push('');
-  out.push('| Case | Node | PyTorch | Node / PyTorch | Peak RSS (Node / PyTorch) | Optimizer state (Node / PyTorch) |');
-  out.push('|---|---:|---:|---:|---:|---:|');
-  for (const r of results) {
-    const cell = (s) =>
-      s.skip ? s.skip.replace(/ \(.*$/, '') : s.median !== null ? fmtTime(s.median, r.unit) : 'failed';
-    const state = r.group === 'train' ? `${fmtBytes(r.node.stateBytes)} / ${fmtBytes(r.python.stateBytes)}` : '—';
+  if (results.some((r) => r.kind !== 'ratio')) {
     out.push(
-      `| ${r.title} | ${cell(r.node)} | ${cell(r.python)} | ${fmtRatio(r.ratio)} | ${fmtBytes(r.node.peakRssBytes)} / ${fmtBytes(r.python.peakRssBytes)} | ${state} |`,
+      '| Case | Node (min-max) | PyTorch (min-max) | Node / PyTorch (min-max) | Peak RSS (Node / PyTorch) | Optimizer state (Node / PyTorch) |',
     );
+    out.push('|---|---:|---:|---:|---:|---:|');
+  }
+  for (const r of results) {
+    if (r.kind === 'ratio') continue;
+    const cell = (s) =>
+      s.skip
+        ? s.skip.replace(/ \(.*$/, '')
+        : s.median !== null
+          ? `${fmtTime(s.median, r.unit)} (${fmtTime(s.min, r.unit)}-${fmtTime(s.max, r.unit)})`
+          : 'failed';
+    const state = r.group === 'train' ? `${fmtBytes(r.node.stateBytes)} / ${fmtBytes(r.python.stateBytes)}` : '—';
+    const ratio = r.ratio === null ? '—' : `${fmtRatio(r.ratio)} (${fmtRange(r.ratioRange)})`;
+    out.push(
+      `| ${r.title} | ${cell(r.node)} | ${cell(r.python)} | ${ratio} | ${fmtBytes(r.node.peakRssBytes)} / ${fmtBytes(r.python.peakRssBytes)} | ${state} |`,
+    );
+  }
+  for (const r of results.filter((x) => x.kind === 'ratio')) {
+    out.push('', `${r.title}, interleaved (${r.reps} rounds):`, '');
+    out.push(`| Case | Node (min-max) | / ${r.members[0].title.replace(/.*, /, '')} (min-max) |`, '|---|---:|---:|');
+    for (const m of r.members)
+      out.push(
+        `| ${m.title} | ${m.median !== null ? `${fmtTime(m.median, r.unit)} (${fmtTime(m.min, r.unit)}-${fmtTime(m.max, r.unit)})` : 'failed'} | ${m.ratio !== undefined ? `${fmtRatio(m.ratio)} (${fmtRange(m.ratioRange)})` : '1'} |`,
+      );
   }
   out.push('');
   out.push(
-    'Times are medians over alternating Node and Python runs, each side in its own process. Per-op rows: time per ' +
+    'Times are medians over alternating Node and Python runs, each side in its own process, with the min-max over ' +
+      'the runs; the ratio is of the medians, with the min-max of the per-repetition ratios (a spread that includes ' +
+      '1 is parity). Per-op rows: time per ' +
       'iteration of a tight loop. Training rows: forward, backward and optimizer step on a batch of 1000 (autoencoder) or ' +
       '128 (CNN); a run times its steps after a warm-up and reports the median step; TNT rows report the mean over 100 ' +
-      'steps, which amortises the statistics (every T1 steps) and inverses (every T2 steps). Node / PyTorch below 1 ' +
+      'steps (40 for the autoencoder), which amortises the statistics (every T1 steps) and inverses (every T2 steps). Node / PyTorch below 1 ' +
       'means Node is faster. Peak RSS is the whole process (libtorch, the interpreter and the data); optimizer state ' +
       "sums numel x element size over the optimizer's state tensors.",
   );
@@ -420,7 +542,7 @@ function markdown(results, meta) {
   if (overrides.length > 0)
     out.push(
       '',
-      `Not the default settings: ${overrides.map(([k, v]) => `--${k} ${v}`).join(' ')} (the defaults are 7 runs of each per-op loop; 3 runs of 20 steps after 3 warm-up steps per training case; TNT: 2 runs of 100 steps after the first T2 steps).`,
+      `Not the default settings: ${overrides.map(([k, v]) => `--${k} ${v}`).join(' ')} (the defaults are 7 runs of each per-op loop; 7 runs of 20 steps after 3 warm-up steps per first-order training case; TNT: 5 runs of 40 steps (autoencoder) or 4 of 100 (CNN) after the first T2 steps).`,
     );
   return out.join('\n');
 }
@@ -491,7 +613,7 @@ async function main() {
   if (!existsSync(join(root, 'dist', 'index.js'))) fail('dist/ is missing: run `npm run build:ts` first');
   const cases = opts.check ? [] : selectCases(opts.cases);
   const data = opts.data ?? defaultDataSource();
-  const needFixtures = opts.check || cases.some((c) => c.kind === 'train');
+  const needFixtures = opts.check || cases.some((c) => c.kind === 'train' || c.kind === 'ratio');
   const fixtures = needFixtures ? makeFixtures(data) : null;
   const python = { unavailable: null };
   process.on('exit', () => fixtures?.cleanup());
@@ -534,6 +656,15 @@ async function main() {
   );
   const results = [];
   for (const c of cases) {
+    if (c.kind === 'ratio') {
+      const r = await runRatio(c, opts, fixtures);
+      meta.torchNode ??= r.versions?.node?.torch ?? null;
+      meta.blasNode ??= r.versions?.node?.blasCore ?? null;
+      delete r.versions;
+      results.push(r);
+      log(caseLine(r));
+      continue;
+    }
     const r = await runCase(c, opts, fixtures, python);
     meta.torchNode ??= r.versions.node?.torch ?? null;
     meta.torchPython ??= r.versions.python?.torch ?? null;

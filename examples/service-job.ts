@@ -31,7 +31,9 @@ export default async function trainDigits(ctx: train.JobContext): Promise<{ epoc
       metrics: ['loss', 'accuracy'],
       progress: 'none',
       signal: ctx.signal, // trainer.cancel() stops it between two steps
-      callbacks: ctx.callbacks(model, { publishEvery }), // 'progress' every 10 steps, 'weights' every publishEvery
+      // 'progress' every 10 steps (with the step time, memory and the optimizer's refreshes, for the server's
+      // /metrics), 'weights' every publishEvery
+      callbacks: ctx.callbacks(model, { publishEvery, optimizer: opt }),
     });
     ctx.publish(model, { info: 'final' });
     return { epochs: history.length, trainLoss: history.at(-1)?.trainLoss };

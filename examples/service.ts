@@ -5,6 +5,8 @@
 //     [--priority serve|train|0.25]             # who gets the cores (docs/service.md)
 //   curl -d "{\"pixels\": [$(seq -s, 0 783 | sed 's/[0-9]*/0.5/g')]}" localhost:3000/predict
 //   curl localhost:3000/status                  # training progress and the served snapshot
+//   curl localhost:3000/metrics                 # Prometheus metrics (prom-client): the trainer's and the server's
+//     [--logdir runs/service]                   # and TensorBoard event files of the training (docs/watching.md)
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -17,8 +19,28 @@ const { values: args } = parseArgs({
     optimizer: { type: 'string', default: 'adam' },
     epochs: { type: 'string', default: '20' },
     priority: { type: 'string', default: 'serve' },
+    logdir: { type: 'string' },
   },
 });
+
+// One registry for the trainer's metrics (tensornormal_train_*, tensornormal_optimizer_*, and the worker's
+// tensornormal_native_bytes and tensornormal_live_tensors), the server's own, and prom-client's process metrics.
+// prom-client is an optional peer dependency: without it there is no /metrics.
+const client = await import('prom-client').then(
+  (m) => m.default,
+  () => null,
+);
+const registry = client === null ? null : new client.Registry();
+if (client !== null && registry !== null) client.collectDefaultMetrics({ register: registry });
+const requests =
+  client === null || registry === null
+    ? null
+    : new client.Histogram({
+        name: 'predict_request_seconds',
+        help: 'Time to answer POST /predict',
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+        registers: [registry],
+      });
 const served = makeModel();
 served.eval();
 const job: JobData = {
@@ -31,6 +53,8 @@ const trainer = train.inWorker(new URL('./service-job.js', import.meta.url), {
   workerData: job,
   serve: served,
   priority,
+  ...(registry !== null ? { prometheus: { registry } } : {}),
+  ...(args.logdir !== undefined ? { logDir: args.logdir } : {}),
 });
 let progress: unknown = null;
 trainer.on('progress', (p) => (progress = p));
@@ -63,7 +87,18 @@ const server = createServer((req, res) => {
       snapshot: w && { version: w.version, step: w.step, ageMs: Date.now() - w.time },
     });
   }
-  if (req.url !== '/predict' || req.method !== 'POST') return send(res, 404, { error: 'POST /predict or GET /status' });
+  if (req.url === '/metrics') {
+    if (registry === null) return send(res, 501, { error: '/metrics needs prom-client: npm install prom-client' });
+    void registry.metrics().then((text) => {
+      res.writeHead(200, { 'content-type': registry.contentType });
+      res.end(text);
+    });
+    return;
+  }
+  if (req.url !== '/predict' || req.method !== 'POST')
+    return send(res, 404, { error: 'POST /predict, GET /status or GET /metrics' });
+  const end = requests?.startTimer();
+  res.on('finish', () => end?.());
   let body = '';
   req.setEncoding('utf8');
   req.on('data', (chunk: string) => (body += chunk));

@@ -33,6 +33,8 @@ export interface AutoencoderExperimentOptions {
   optimizers?: OptimizerName[];
   /** Number of seeds (0, 1, ..., seeds - 1). Default 3. */
   seeds?: number;
+  /** The first seed (default 0): seeds firstSeed, ..., firstSeed + seeds - 1. */
+  firstSeed?: number;
   /** Default 10. */
   epochs?: number;
   /** Process seconds per run (default: none). */
@@ -82,7 +84,7 @@ export function autoencoderData(
 export async function runAutoencoderExperiment(o: AutoencoderExperimentOptions = {}): Promise<ExperimentResult> {
   const dataset = o.dataset ?? 'fashion-mnist';
   const optimizers = o.optimizers ?? [...OPTIMIZERS];
-  const seeds = Array.from({ length: o.seeds ?? 3 }, (_, i) => i);
+  const seeds = Array.from({ length: o.seeds ?? 3 }, (_, i) => i + (o.firstSeed ?? 0));
   const epochs = o.epochs ?? 10;
   const batchSize = o.batchSize ?? 1000;
   const widths = o.widths ?? [...AUTOENCODER_WIDTHS.mnist];

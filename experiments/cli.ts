@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { OPTIMIZERS, HYPER_KEYS, type Hyper, type OptimizerName } from './hyper.js';
 import type { AutoencoderExperimentOptions } from './autoencoder.js';
 import type { CnnExperimentOptions, CnnDataset, CnnModel } from './cnn.js';
-import type { ExperimentEvent } from './experiment.js';
+import type { ExperimentEvent, ExperimentResult } from './experiment.js';
 import type { CharLMExperimentOptions } from './charlm.js';
 import { progressReporter, type Output } from './progress.js';
 import { createRequire } from 'node:module';
@@ -37,6 +37,8 @@ export class UsageError extends Error {
 
 export interface CommonFlags {
   out: string;
+  /** TensorBoard event files of every run under this folder (`--logdir`). */
+  logDir?: string;
   threads?: number;
   /** JSON lines even on a terminal. */
   json: boolean;
@@ -70,6 +72,7 @@ Commands:
   experiment similarity    cosine similarity of each method's direction to a block-Fisher direction (Figure 1)
   experiment charlm        a small transformer language model on Debian's fortunes corpus (not in the paper)
   run                      start the ranks of a distributed job, as torchrun (\`tensornormal run --help\`)
+  board                    a live page of the training curves under a --logdir (\`tensornormal board --help\`)
 
 Options:
   -h, --help               this help (and \`tensornormal experiment <name> --help\` for an experiment's flags)
@@ -81,6 +84,7 @@ Each experiment writes <out>/results.json, one JSON file per run under <out>/run
 
 const COMMON_HELP = `  --optimizers LIST        comma-separated, from tnt,kfac,shampoo,adam,sgd (default: all five)
   --seeds N                runs per optimizer, seeds 0..N-1 (default: %SEEDS%)
+  --first-seed K           seeds K..K+N-1 instead (one seed per process: --seeds 1 --first-seed K)
   --epochs N               epochs per run (default: %EPOCHS%)
   --time-budget S          stop a run after S seconds of process time (default: none)
   --batch N                minibatch size (default: %BATCH%)
@@ -89,13 +93,17 @@ const COMMON_HELP = `  --optimizers LIST        comma-separated, from tnt,kfac,s
                            training set at the initial weights, as the paper; 0: no warm start)
   --set OPT.KEY=VALUE      override a hyperparameter, e.g. --set tnt.lr=3e-4 (repeatable); KEY is one of
                            lr, damping (TNT/KFAC damping, Shampoo epsilon, Adam eps), weightDecay (decoupled),
-                           momentum, statsEvery (T1), inverseEvery (T2)
+                           momentum, statsEvery (T1), inverseEvery (T2); TNT's statsBatch (sub-batch of the
+                           sampled pass: a fraction, or a count of rows), klClip (update-size control, 0: off) and
+                           statDecayPerStep (1: the moving average counted per step; docs/tnt.md)
   --grid                   first run a 3x3 learning-rate x damping grid (SGD-m: 3 learning rates) around the
                            defaults on the 1-3-10 ladder, one seed, then use the lowest final loss of each optimizer
   --grid-budget S          process seconds per grid run (default: 60)
   --grid-epochs N          epochs per grid run (default: 1)
   --log-every N            record a (process time, loss) point every N steps (default: about 20 per epoch)
   --out DIR                output folder (default: %OUT%)
+  --logdir DIR             TensorBoard event files of every run, written as it trains (DIR/<optimizer>-seed<N>):
+                           watch them with \`tensornormal board --logdir DIR\` or \`tensorboard --logdir DIR\`
   --threads N              libtorch threads, and OpenBLAS's (matrix products) unless OPENBLAS_NUM_THREADS is set
                            (default: TENSORNORMAL_NUM_THREADS, else one per core); with N = 1 process time is one
                            core's work. OpenBLAS's count is left alone where its kernels are its own guess (no
@@ -306,7 +314,7 @@ function overrides(
       command,
       `set ${o0}.${key}`,
       value,
-      integer ? 'positive-int' : key === 'lr' || key === 'damping' ? 'positive' : 'nonneg',
+      integer ? 'positive-int' : key === 'lr' || key === 'damping' || key === 'statsBatch' ? 'positive' : 'nonneg',
     )!;
     (out[o as OptimizerName] ??= {})[key as keyof Hyper] = v;
   }
@@ -316,6 +324,7 @@ function overrides(
 const COMMON_OPTIONS = {
   optimizers: { type: 'string' },
   seeds: { type: 'string' },
+  'first-seed': { type: 'string' },
   epochs: { type: 'string' },
   'time-budget': { type: 'string' },
   batch: { type: 'string' },
@@ -327,6 +336,7 @@ const COMMON_OPTIONS = {
   'grid-epochs': { type: 'string' },
   'log-every': { type: 'string' },
   out: { type: 'string' },
+  logdir: { type: 'string' },
   threads: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -412,8 +422,11 @@ function common(
 ): CommonFlags {
   const out = (v.out as string | undefined) ?? defaultOut;
   if (out.trim() === '') fail(command, '--out expects a folder but received ""');
+  const logDir = v.logdir as string | undefined;
+  if (logDir !== undefined && logDir.trim() === '') fail(command, '--logdir expects a folder but received ""');
   return {
     out,
+    ...(logDir !== undefined ? { logDir } : {}),
     threads: num(command, 'threads', v.threads as string | undefined, 'positive-int'),
     json: v.json === true,
   };
@@ -437,6 +450,7 @@ function trainingFlags(command: string, v: Record<string, string | boolean | str
   return {
     optimizers: optimizerList(command, s('optimizers'), OPTIMIZERS) as OptimizerName[] | undefined,
     seeds: num(command, 'seeds', s('seeds'), 'positive-int'),
+    firstSeed: num(command, 'first-seed', s('first-seed'), 'nonneg-int'),
     epochs: num(command, 'epochs', s('epochs'), 'positive-int'),
     timeBudget: num(command, 'time-budget', s('time-budget'), 'positive'),
     batchSize: num(command, 'batch', s('batch'), 'positive-int'),
@@ -459,7 +473,7 @@ export function parseCommand(argv: string[]): Command {
   if (first === undefined || first === '-h' || first === '--help' || first === 'help')
     return { kind: 'help', text: MAIN_HELP };
   if (first === '-v' || first === '--version') return { kind: 'version' };
-  if (first !== 'experiment') fail('', `unknown command ${JSON.stringify(first)} (expected: experiment, run)`);
+  if (first !== 'experiment') fail('', `unknown command ${JSON.stringify(first)} (expected: experiment, run, board)`);
   if (second === undefined || second === '-h' || second === '--help') return { kind: 'help', text: MAIN_HELP };
   if (!(EXPERIMENTS as readonly string[]).includes(second))
     fail('experiment', `unknown experiment ${JSON.stringify(second)} (expected one of ${EXPERIMENTS.join(', ')})`);
@@ -643,11 +657,20 @@ export async function main(
     if (cmd.kind === 'similarity') return await similarity(cmd, io, json);
     if (cmd.kind === 'charlm') return await charlm(cmd, io, json, threadInfo);
     const { writeExperiment, summaryTable } = await import('./experiment.js');
-    const onEvent = (e: ExperimentEvent): void => report.event(e);
-    const result =
-      cmd.kind === 'autoencoder'
-        ? await (await import('./autoencoder.js')).runAutoencoderExperiment({ ...cmd.options, onEvent })
-        : await (await import('./cnn.js')).runCnnExperiment({ ...cmd.options, onEvent });
+    const log = cmd.logDir !== undefined ? new (await import('./tblog.js')).ExperimentLog(cmd.logDir) : null;
+    const onEvent = (e: ExperimentEvent): void => {
+      report.event(e);
+      log?.event(e);
+    };
+    let result: ExperimentResult;
+    try {
+      result =
+        cmd.kind === 'autoencoder'
+          ? await (await import('./autoencoder.js')).runAutoencoderExperiment({ ...cmd.options, onEvent })
+          : await (await import('./cnn.js')).runCnnExperiment({ ...cmd.options, onEvent });
+    } finally {
+      log?.close();
+    }
     result.config.threads = threadInfo;
     const files = writeExperiment(result, cmd.out);
     report.done();

@@ -46,6 +46,8 @@ export interface CnnExperimentOptions {
   model?: CnnModel;
   optimizers?: OptimizerName[];
   seeds?: number;
+  /** The first seed (default 0): seeds firstSeed, ..., firstSeed + seeds - 1. */
+  firstSeed?: number;
   /** Default 4. */
   epochs?: number;
   timeBudget?: number;
@@ -114,7 +116,7 @@ export async function runCnnExperiment(o: CnnExperimentOptions = {}): Promise<Ex
   const modelName: CnnModel =
     o.model ?? (dataset === 'cifar10' ? 'resnet32' : dataset === 'cifar100' ? 'vgg16bn' : 'resnet8');
   const optimizers = o.optimizers ?? [...OPTIMIZERS];
-  const seeds = Array.from({ length: o.seeds ?? 1 }, (_, i) => i);
+  const seeds = Array.from({ length: o.seeds ?? 1 }, (_, i) => i + (o.firstSeed ?? 0));
   const epochs = o.epochs ?? 4;
   const batchSize = o.batchSize ?? 128;
   const trainSet = load(dataset, o.root, 'train');

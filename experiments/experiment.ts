@@ -106,6 +106,8 @@ export type ExperimentEvent =
       loss: number | null;
       cpu: number;
       stoppedBy: RunResult['stoppedBy'];
+      /** Why a diverged run stopped, and what to change. */
+      error?: string | null;
     }
   | { type: 'grid-chosen'; optimizer: OptimizerName; hp: Hyper; loss: number };
 
@@ -235,6 +237,7 @@ export async function runExperiment(spec: ExperimentSpec): Promise<ExperimentRes
         loss: last?.loss ?? r.points[r.points.length - 1]?.loss ?? null,
         cpu: r.cpu,
         stoppedBy: r.stoppedBy,
+        error: r.error,
       });
     }
 

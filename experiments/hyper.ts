@@ -28,7 +28,21 @@ export interface Hyper {
   momentum?: number;
   statsEvery?: number;
   inverseEvery?: number;
+  /** TNT: the sampled pass's sub-batch (a fraction <= 1 or a count of rows), its KL clip, and 1 for statDecayPerStep. */
+  statsBatch?: number;
+  klClip?: number;
+  statDecayPerStep?: number;
 }
 
 /** Keys of Hyper that `--set opt.key=value` and the grid may change. */
-export const HYPER_KEYS = ['lr', 'damping', 'weightDecay', 'momentum', 'statsEvery', 'inverseEvery'] as const;
+export const HYPER_KEYS = [
+  'lr',
+  'damping',
+  'weightDecay',
+  'momentum',
+  'statsEvery',
+  'inverseEvery',
+  'statsBatch',
+  'klClip',
+  'statDecayPerStep',
+] as const;

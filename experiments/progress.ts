@@ -95,7 +95,8 @@ export function progressReporter(out: Output, json: boolean): ProgressReporter {
           line(
             e.phase === 'grid'
               ? `  -> loss ${num(e.loss)}${why}, ${e.cpu.toFixed(1)} s`
-              : `${who} seed ${e.seed} done: loss ${num(e.loss)}${why}, ${e.cpu.toFixed(1)} s process time`,
+              : `${who} seed ${e.seed} done: loss ${num(e.loss)}${why}, ${e.cpu.toFixed(1)} s process time` +
+                  (e.stoppedBy === 'diverged' && e.error ? `\n  ${e.error}` : ''),
           );
           break;
         }

@@ -45,6 +45,9 @@ export function makeOptimizer(name: OptimizerName, model: AnyModule, hp: Hyper):
         momentum: hp.momentum ?? 0.9,
         weightDecay: wd,
         ...schedule,
+        statsBatch: hp.statsBatch ?? 1,
+        klClip: hp.klClip ?? 0,
+        statDecayPerStep: (hp.statDecayPerStep ?? 0) > 0,
       });
     case 'kfac':
       return new KFAC(model, {
@@ -236,6 +239,7 @@ export async function trainRun(c: RunConfig): Promise<RunResult> {
     let decays = 0;
     let window = 0,
       windowN = 0;
+    const split = o instanceof TNT ? o : null;
     outer: for (let e = 0; e < c.epochs; e++) {
       let sum = 0,
         n = 0;
@@ -249,7 +253,7 @@ export async function trainRun(c: RunConfig): Promise<RunResult> {
         let loss: number;
         try {
           loss = tidy(() => {
-            const out = forward(x);
+            const out = split ? split.splitForward(forward, x) : forward(x); // TNT: statsBatch's sub-batch graph
             o.beforeBackward(out, lik); // TNT, KFAC: the sampled backward pass (when due); fit() makes the same call
             const l = lik.loss(out, target);
             l.backward();
@@ -273,6 +277,8 @@ export async function trainRun(c: RunConfig): Promise<RunResult> {
         if (!Number.isFinite(loss)) {
           stoppedBy = 'diverged';
           divergedAt = step;
+          const advice = (o as { divergenceAdvice?: () => string }).divergenceAdvice?.() ?? 'lower the learning rate';
+          error = `${error ?? `the training loss is ${loss}`} at step ${step}: training diverged; ${advice}`;
           const t = clock();
           points.push({ step, epoch: e + (n + 1) / stepsPerEpoch, ...t, loss });
           break outer;

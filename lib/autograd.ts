@@ -3,6 +3,7 @@ import { native } from './native.js';
 import { Tensor, wrap, backwardPass } from './tensor.js';
 import { is, typeError } from './errors.js';
 
+/** Options of `grad()`: gradOutputs, retainGraph, createGraph, allowUnused (PyTorch's `torch.autograd.grad` keywords). */
 export interface GradOptions {
   gradOutputs?: (Tensor | null)[] | Tensor | null;
   retainGraph?: boolean;
@@ -69,11 +70,14 @@ function runWithGrad<T>(enabled: boolean, fn: () => T): T {
 export const noGrad = <T>(fn: () => T): T => runWithGrad(false, fn);
 /** Runs fn with gradient recording on (torch.enable_grad). Synchronous. */
 export const enableGrad = <T>(fn: () => T): T => runWithGrad(true, fn);
+/** Whether operations record an autograd graph here (false inside `noGrad`): PyTorch's `is_grad_enabled`. */
 export const isGradEnabled = (): boolean => native.isGradEnabled();
+/** Turns gradient recording on or off for what follows: PyTorch's `set_grad_enabled`. Prefer `noGrad(fn)`. */
 export const setGradEnabled = (on: boolean): void => {
   native.setGradEnabled(on === true);
 };
 
+/** Options of `gradcheck()`: the finite-difference step `eps` and the tolerances `atol`, `rtol`. */
 export interface GradcheckOptions {
   eps?: number;
   atol?: number;

@@ -33,6 +33,7 @@ export interface CheckpointOptimizer {
   loadStateDict(stateDict: never): unknown;
 }
 
+/** What `save()` writes: a model, an optimizer, and (beside them) any JSON-serialisable values. */
 export interface SaveContents {
   model?: CheckpointModel;
   optimizer?: CheckpointOptimizer;
@@ -40,6 +41,7 @@ export interface SaveContents {
   [key: string]: unknown;
 }
 
+/** What `load()` returns: the tensors and user values of a checkpoint. */
 export interface Checkpoint {
   /** Every tensor in the file, by name. These are the caller's: free them all with `dispose()`. */
   tensors: Map<string, Tensor>;
@@ -279,6 +281,7 @@ export function load(path: string): Checkpoint {
   }
 }
 
+/** What `restore()` loads a checkpoint into: a model, an optimizer, and whether to restore the RNG state. */
 export interface RestoreOptions {
   model?: CheckpointModel;
   optimizer?: CheckpointOptimizer;
@@ -408,6 +411,7 @@ export function pytorchName(name: string): string {
     .toLowerCase();
 }
 
+/** Options of `saveWeights()`: the names the weights are saved under (PyTorch's by default). */
 export interface SaveWeightsOptions {
   /** 'pytorch' (default): names as PyTorch spells them (see pytorchName); 'tensornormal': the stateDict names. */
   names?: 'pytorch' | 'tensornormal';
@@ -445,6 +449,7 @@ export function saveWeights(path: string, model: CheckpointModel, options: SaveW
   });
 }
 
+/** Options of `loadWeights()`: `strict` (every weight must be in the file, and nothing else). */
 export interface LoadWeightsOptions {
   /** As Module.loadStateDict: every weight of the model must be in the file and nothing else (default true). */
   strict?: boolean;

@@ -5,6 +5,7 @@ import { Tensor, wrap, checkDevice, type Device, type NestedArray } from './tens
 import { dtypeCode, dtypeOfTypedArray, type DType } from './dtype.js';
 import { is, typeError, rangeError } from './errors.js';
 
+/** Options of the creation functions: dtype, device, requiresGrad. */
 export interface TensorOptions {
   dtype?: DType;
   device?: Device;
@@ -183,14 +184,18 @@ function make(kind: FactoryKind, args: unknown[], defaultDtype: DType = 'float32
 }
 
 type SizeArgs = (number | number[] | TensorOptions)[];
+/** Zeros of the given size (`torch.zeros`): `zeros(2, 3)`, `zeros([2, 3])` or `zeros([2, 3], { dtype: 'float64' })`. */
 export const zeros = (...size: SizeArgs): Tensor => make('zeros', size);
+/** Ones of the given size (`torch.ones`), with the same arguments as `zeros`. */
 export const ones = (...size: SizeArgs): Tensor => make('ones', size);
+/** An uninitialised tensor of the given size (`torch.empty`), with the same arguments as `zeros`. */
 export const empty = (...size: SizeArgs): Tensor => make('empty', size);
 /** Uniform on [0, 1). */
 export const rand = (...size: SizeArgs): Tensor => make('rand', size);
 /** Standard normal. */
 export const randn = (...size: SizeArgs): Tensor => make('randn', size);
 
+/** A tensor of `size` filled with `fillValue` (`torch.full`). */
 export function full(size: number[], fillValue: number | boolean, opts: TensorOptions = {}): Tensor {
   opts = optsOf(opts);
   if (typeof fillValue !== 'number' && typeof fillValue !== 'boolean')
@@ -232,12 +237,14 @@ export function randint(
   return make('randint', [shape, { ...opts }], 'int64', lo, hi);
 }
 
+/** A random permutation of 0..n-1, int64 (`torch.randperm`). */
 export function randperm(n: number, opts: TensorOptions = {}): Tensor {
   is.nonNegativeInteger(n, 'n');
   opts = optsOf(opts);
   return finish(wrap(native.factory(FACTORY.randperm, [], dtypeCode(opts.dtype ?? 'int64'), opts.device, n)), opts);
 }
 
+/** The n x m identity matrix (`torch.eye`). */
 export function eye(n: number, m?: number | TensorOptions, opts: TensorOptions = {}): Tensor {
   if (m !== null && typeof m === 'object') {
     opts = m;
@@ -286,6 +293,7 @@ export function arange(
   );
 }
 
+/** `steps` values evenly spaced from start to end, both included (`torch.linspace`). */
 export function linspace(start: number, end: number, steps: number, opts: TensorOptions = {}): Tensor {
   opts = optsOf(opts);
   return finish(
@@ -308,30 +316,37 @@ function likeOpts(t: Tensor, opts: TensorOptions): TensorOptions {
   return { dtype: opts.dtype ?? t.dtype, device: opts.device ?? t.device, requiresGrad: opts.requiresGrad };
 }
 // likeOpts runs first: it checks that `t` is a Tensor before t.shape is read.
+/** Zeros of `t`'s shape, dtype and device (unless `opts` says otherwise). */
 export const zerosLike = (t: Tensor, opts: TensorOptions = {}): Tensor => {
   const o = likeOpts(t, opts);
   return zeros(t.shape, o);
 };
+/** Ones of `t`'s shape, dtype and device. */
 export const onesLike = (t: Tensor, opts: TensorOptions = {}): Tensor => {
   const o = likeOpts(t, opts);
   return ones(t.shape, o);
 };
+/** An uninitialised tensor of `t`'s shape, dtype and device. */
 export const emptyLike = (t: Tensor, opts: TensorOptions = {}): Tensor => {
   const o = likeOpts(t, opts);
   return empty(t.shape, o);
 };
+/** `v` everywhere, in `t`'s shape, dtype and device. */
 export const fullLike = (t: Tensor, v: number | boolean, opts: TensorOptions = {}): Tensor => {
   const o = likeOpts(t, opts);
   return full(t.shape, v, o);
 };
+/** Uniform [0, 1) samples in `t`'s shape, dtype and device. */
 export const randLike = (t: Tensor, opts: TensorOptions = {}): Tensor => {
   const o = likeOpts(t, opts);
   return rand(t.shape, o);
 };
+/** Standard normal samples in `t`'s shape, dtype and device. */
 export const randnLike = (t: Tensor, opts: TensorOptions = {}): Tensor => {
   const o = likeOpts(t, opts);
   return randn(t.shape, o);
 };
+/** Random integers in [low, high) in `t`'s shape, dtype and device. */
 export const randintLike = (t: Tensor, low: number, high: number, opts: TensorOptions = {}): Tensor => {
   const o = likeOpts(t, opts);
   return randint(low, high, t.shape, o);

@@ -1,9 +1,11 @@
 /** dtype names, their native codes (shared with native/addon.cc Dtype()) and their TypedArrays. */
 import { rangeError, typeError } from './errors.js';
 
+/** A tensor's element type, by PyTorch's name ('float32', 'float64', 'int64', 'bool', ...). */
 export type DType =
   'float32' | 'float64' | 'int32' | 'int64' | 'bool' | 'float16' | 'bfloat16' | 'uint8' | 'int8' | 'int16';
 
+/** Every DType this library supports. */
 export const DTYPES: readonly DType[] = [
   'float32',
   'float64',

@@ -20,11 +20,33 @@ export type TorchErrorCode =
   | 'NO_STATISTICS'
   | 'BAD_FILE';
 
+/**
+ * libtorch's messages name Python's keyword arguments; this library's options are camelCase object properties.
+ * Each pattern is a whole phrase of a libtorch message (1.13 and 2.x), rewritten to what a JavaScript caller passes.
+ */
+const PYTHON_OPTIONS: [RegExp, string][] = [
+  [/Specify retain_graph=True/g, 'Pass { retainGraph: true } to backward() or autograd.grad()'],
+  [/Set allow_unused=True/g, 'Pass { allowUnused: true } to autograd.grad()'],
+  [/\bretain_graph=True\b/g, '{ retainGraph: true }'],
+  [/\bcreate_graph=True\b/g, '{ createGraph: true }'],
+  [/\ballow_unused=True\b/g, '{ allowUnused: true }'],
+  [/\.retain_grad\(\)/g, '.retainGrad()'],
+  [/\btorch\.no_grad\(\)/g, 'noGrad()'],
+];
+
+/** A libtorch message with Python's option names replaced by this library's (`retain_graph=True` -> `{ retainGraph: true }`). */
+export function jsOptionNames(message: string): string {
+  if (!message.includes('_')) return message;
+  for (const [re, js] of PYTHON_OPTIONS) message = message.replace(re, js);
+  return message;
+}
+
 /** An error raised by libtorch (or the addon), carrying libtorch's message and a machine-readable code. */
 export class TorchError extends Error {
+  /** What went wrong, machine-readable ('SHAPE_MISMATCH', 'DTYPE_MISMATCH', 'AUTOGRAD', ...). */
   readonly code: TorchErrorCode;
   constructor(message: string, code: TorchErrorCode | string = 'TORCH_ERROR') {
-    super(message);
+    super(jsOptionNames(String(message)));
     this.name = 'TorchError';
     this.code = code as TorchErrorCode;
   }

@@ -44,6 +44,7 @@ export {
   type Metric,
 } from './train/index.js';
 export * as train from './train/index.js';
+export * as tensorboard from './tensorboard/index.js';
 export * as data from './data/index.js';
 export * as distributed from './distributed/index.js';
 export * as jit from './jit.js';

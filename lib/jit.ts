@@ -222,6 +222,7 @@ export class ScriptModule {
   }
 }
 
+/** Options of `jit.load()`: the read bounds of TorchScriptReadOptions and the options below. */
 export interface JitLoadOptions extends TorchScriptReadOptions {
   /**
    * Load the archive in a child process first (default false): a crash of libtorch's loader (SIGSEGV, abort) or a

@@ -23,8 +23,10 @@ import { bernoulli, multinomial, normal } from './ops.js';
 import { is, typeError } from './errors.js';
 import * as F from './nn/functional.js';
 
+/** How a likelihood's loss reduces: 'mean' over the batch, 'sum', or 'none'. */
 export type LikelihoodReduction = 'mean' | 'sum' | 'none';
 
+/** A likelihood p(y | output): its negative log as a loss. */
 export interface Likelihood {
   readonly name: 'categorical' | 'bernoulli' | 'gaussian' | 'sequenceCategorical';
   /** Negative log-likelihood of `target` given the model output, reduced over the batch. */

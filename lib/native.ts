@@ -321,7 +321,8 @@ export interface NativeBinding {
     momentumCoef: number[],
     weightDecay: number[],
     blas: boolean,
-  ): StepReport;
+    klClip?: number,
+  ): StepReport & { scale?: number; quadratic?: number };
   // the same update from full matrices (Shampoo's step and direction, with its roots)
   tntDirection(m: H, shape: number[], inverses: H[]): H;
   kroneckerStep(

@@ -34,34 +34,59 @@ function asTensor(x: Tensor | Scalar, like: Tensor | null, other: Tensor | Scala
   return scalarTensor(x, { dtype, device });
 }
 
+/** a + alpha * b. */
 export const add = (a: Tensor, b: Tensor | Scalar, alpha?: number): Tensor => input(a).add(b, alpha);
+/** a - alpha * b. */
 export const sub = (a: Tensor, b: Tensor | Scalar, alpha?: number): Tensor => input(a).sub(b, alpha);
+/** a * b, element-wise with broadcasting. */
 export const mul = (a: Tensor, b: Tensor | Scalar): Tensor => input(a).mul(b);
+/** a / b, element-wise with broadcasting (true division). */
 export const div = (a: Tensor, b: Tensor | Scalar): Tensor => input(a).div(b);
+/** a ** b, element-wise (either may be a number). */
 export const pow = (a: Tensor | number, b: Tensor | Scalar): Tensor => {
   if (a instanceof Tensor) return a.pow(b);
   if (!(b instanceof Tensor)) throw typeError('a Tensor', 'exponent', b);
   return wrap(native.binaryScalar(BINARY.rpow, b._h, a));
 };
+/** Matrix product with broadcasting (`torch.matmul`). */
 export const matmul = (a: Tensor, b: Tensor): Tensor => input(a).matmul(b);
+/** Product of two matrices (`torch.mm`). */
 export const mm = (a: Tensor, b: Tensor): Tensor => input(a).mm(b);
+/** Batched matrix product of [B, n, m] and [B, m, p] (`torch.bmm`). */
 export const bmm = (a: Tensor, b: Tensor): Tensor => input(a).bmm(b);
+/** Outer product of two vectors. */
 export const outer = (a: Tensor, b: Tensor): Tensor => input(a).outer(b);
+/** Dot product of two vectors. */
 export const dot = (a: Tensor, b: Tensor): Tensor => input(a).dot(b);
+/** exp(a), element-wise. */
 export const exp = (a: Tensor): Tensor => input(a).exp();
+/** Natural logarithm, element-wise. */
 export const log = (a: Tensor): Tensor => input(a).log();
+/** Square root, element-wise. */
 export const sqrt = (a: Tensor): Tensor => input(a).sqrt();
+/** Absolute value, element-wise. */
 export const abs = (a: Tensor): Tensor => input(a).abs();
+/** -a. */
 export const neg = (a: Tensor): Tensor => input(a).neg();
+/** The sign of each element (-1, 0 or 1). */
 export const sign = (a: Tensor): Tensor => input(a).sign();
+/** Each element limited to [min, max] (either bound may be left out). */
 export const clamp = (a: Tensor, min?: number | null, max?: number | null): Tensor => input(a).clamp(min, max);
+/** The larger of a and b, element-wise. */
 export const maximum = (a: Tensor, b: Tensor): Tensor => input(a).maximum(b);
+/** The smaller of a and b, element-wise. */
 export const minimum = (a: Tensor, b: Tensor): Tensor => input(a).minimum(b);
+/** The sum of all elements, or along `dim`. */
 export const sum = (a: Tensor, dim?: number | number[] | null, keepdim = false): Tensor => input(a).sum(dim, keepdim);
+/** The mean of all elements, or along `dim`. */
 export const mean = (a: Tensor, dim?: number | number[] | null, keepdim = false): Tensor => input(a).mean(dim, keepdim);
+/** The same elements in another shape (-1: inferred). */
 export const reshape = (a: Tensor, shape: number[]): Tensor => input(a).reshape(shape);
+/** Swaps two dimensions. */
 export const transpose = (a: Tensor, d0: number, d1: number): Tensor => input(a).transpose(d0, d1);
+/** Flattens dimensions start..end into one. */
 export const flatten = (a: Tensor, start = 0, end = -1): Tensor => input(a).flatten(start, end);
+/** Whether |a - b| <= atol + rtol * |b| everywhere (`torch.allclose`). */
 export const allclose = (a: Tensor, b: Tensor, opts?: { rtol?: number; atol?: number; equalNan?: boolean }): boolean =>
   input(a).allclose(b, opts);
 
@@ -79,6 +104,7 @@ export function where(cond: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Ten
   }
 }
 
+/** Joins tensors along an existing dimension (`torch.cat`). */
 export function cat(list: Tensor[], dim = 0): Tensor {
   return wrap(
     native.cat(
@@ -87,6 +113,7 @@ export function cat(list: Tensor[], dim = 0): Tensor {
     ),
   );
 }
+/** Joins tensors of one shape along a new dimension (`torch.stack`). */
 export function stack(list: Tensor[], dim = 0): Tensor {
   return wrap(
     native.stack(
@@ -115,6 +142,7 @@ export function tensordot(a: Tensor, b: Tensor, dims: number | [number[], number
   } else throw typeError('a number or [dimsA, dimsB]', 'dims', dims);
   return wrap(native.tensordot(a._h, b._h, da, db));
 }
+/** Einstein summation (`torch.einsum('ij,jk->ik', a, b)`). */
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
   return wrap(
     native.einsum(
@@ -165,6 +193,7 @@ export function manualSeed(seed: number): void {
 export function setNumThreads(n: number): void {
   native.setNumThreads(is.positiveInteger(n, 'n'));
 }
+/** libtorch's intra-op threads (`torch.get_num_threads`). */
 export function getNumThreads(): number {
   return native.getNumThreads();
 }
@@ -181,6 +210,7 @@ export function blasSelfCheck(): Record<string, number> {
   return native.blasSelfCheck(false)!;
 }
 
+/** CUDA: `isAvailable()` and `deviceCount()`, as `torch.cuda`. */
 export const cuda = {
   isAvailable: (): boolean => native.cudaIsAvailable(),
   deviceCount: (): number => native.cudaDeviceCount(),

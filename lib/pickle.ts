@@ -75,6 +75,7 @@ export function defaultMaxBytes(): number {
   return Math.floor(totalmem() / 4);
 }
 
+/** Bounds on reading a pickled PyTorch file (`loadPickledStateDict`, `.pt`/`.pth`); see its members. */
 export interface PickleReadOptions {
   /**
    * The most bytes the tensors' storages may take together (each storage counted once); a file that needs more is

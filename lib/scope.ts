@@ -193,6 +193,7 @@ export function dispose(value: unknown): void {
   for (const t of found) t.dispose();
 }
 
+/** What `memory()` reports: live native tensors and their bytes in this environment (thread). */
 export interface MemoryInfo {
   /** Live native tensors (not disposed, not yet collected). */
   tensors: number;

@@ -17,8 +17,11 @@ import { is, typeError, rangeError, FREED, type FreedReason } from './errors.js'
 import { dtypeCode, dtypeName, viewBytes, type DType, type TypedArrayFor } from './dtype.js';
 import { formatTensor } from './format.js';
 
+/** Where a tensor lives: 'cpu', 'cuda' (the current GPU) or 'cuda:N'. */
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+/** A plain value an op accepts in place of a tensor (a Python scalar). */
 export type Scalar = number | boolean;
+/** Nested arrays of T, as `tensor()` takes and `toArray()` returns them. */
 export type NestedArray<T> = T | NestedArray<T>[];
 
 const DEVICE_RE = /^(cpu|cuda)(:\d+)?$/;
@@ -77,6 +80,7 @@ function operand(other: unknown, name = 'other'): void {
     throw typeError('a Tensor or a number', name, other);
 }
 
+/** Options of `backward()` (PyTorch's `retain_graph`, `create_graph`). */
 export interface BackwardOptions {
   retainGraph?: boolean;
   createGraph?: boolean;
@@ -126,6 +130,7 @@ export function onBackwardPassEnd(cb: () => void): void {
   passEnd.add(cb);
 }
 
+/** A libtorch tensor: a handle to native storage, with PyTorch's methods in camelCase (`add`, `matmul`, `sum`, `backward`, ...). Free it with `dispose()`, a `tidy()` scope or `using`; see the guide docs/tensors.md. */
 export class Tensor implements Owned {
   /** @internal native handle; once disposed, -2 - the reason (errors.ts FREED), which the DISPOSED error states */
   _h: Handle;
@@ -377,8 +382,15 @@ export class Tensor implements Owned {
   }
 
   // ------------------------------------------------------------ autograd
-  /** Accumulates gradients of this tensor into the leaves' `.grad`. A non-scalar tensor needs `gradient`. */
-  backward(gradient?: Tensor | null, options: BackwardOptions = {}): void {
+  /**
+   * Accumulates gradients of this tensor into the leaves' `.grad`. A non-scalar tensor needs `gradient`. The options
+   * may come first when there is no gradient: `loss.backward({ retainGraph: true })`.
+   */
+  backward(gradient?: Tensor | null | BackwardOptions, options: BackwardOptions = {}): void {
+    if (gradient !== null && typeof gradient === 'object' && !(gradient instanceof Tensor) && arguments.length === 1) {
+      options = gradient;
+      gradient = undefined;
+    }
     options = is.options(options);
     if (gradient !== undefined && gradient !== null && !(gradient instanceof Tensor))
       throw typeError('a Tensor', 'gradient', gradient);

@@ -37,6 +37,7 @@ export const MAX_CODE_OPERATORS = 1000;
 /** The longest indentation accepted in TorchScript source: 1,000 columns (blocks nested 500 deep). */
 export const MAX_CODE_INDENT = 1000;
 
+/** Bounds on reading a TorchScript archive (see its members). */
 export interface TorchScriptReadOptions {
   /**
    * The most bytes the archive's records may take together, inflated (libtorch allocates what each declares); a

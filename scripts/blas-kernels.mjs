@@ -19,6 +19,7 @@ const SENSITIVE = [
   'test/tnt.test.ts',
   'test/tnt-math.test.ts',
   'test/tnt-fisher.test.ts',
+  'test/tnt-cheaper.test.ts',
   'test/shampoo.test.ts',
   'test/kfac.test.ts',
   'test/linalg.test.ts',

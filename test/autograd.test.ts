@@ -697,8 +697,8 @@ describe('invalid arguments and autograd errors', () => {
         () => torch.grad(x.mul(2).sum(), f64([1], true)),
         null,
         libtorchSays(
-          'One of the differentiated Tensors appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior.',
-          'element 0of the differentiated Tensors appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior.',
+          'One of the differentiated Tensors appears to not have been used in the graph. Pass { allowUnused: true } to autograd.grad() if this is the desired behavior.',
+          'element 0of the differentiated Tensors appears to not have been used in the graph. Pass { allowUnused: true } to autograd.grad() if this is the desired behavior.',
         ),
       );
     }));

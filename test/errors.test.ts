@@ -257,8 +257,8 @@ describe('error codes of messages without a size or dtype keyword', () => {
         () => torch.grad(x.mul(2).sum(), torch.ones([1], { requiresGrad: true })),
         'AUTOGRAD',
         libtorchSays(
-          'One of the differentiated Tensors appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior.',
-          'element 0of the differentiated Tensors appears to not have been used in the graph. Set allow_unused=True if this is the desired behavior.',
+          'One of the differentiated Tensors appears to not have been used in the graph. Pass { allowUnused: true } to autograd.grad() if this is the desired behavior.',
+          'element 0of the differentiated Tensors appears to not have been used in the graph. Pass { allowUnused: true } to autograd.grad() if this is the desired behavior.',
         ),
       );
       expectTorchError(() => torch.ones(2).to('cuda'), 'DEVICE_UNAVAILABLE', /^CUDA is not available: /);

@@ -31,6 +31,7 @@ import { openblasThreads } from '../experiments/cli.js';
 import { readCpuinfo } from '../lib/runtime-env.js';
 import { noLeak, withTempDir } from './support/helpers.js';
 import * as torch from '../lib/index.js';
+import { readEventFile } from './support/tfevents.js';
 import { runFisherSimilarity, tntMethod } from '../experiments/fisher-similarity.js';
 
 /** A stream that records what is written; `isTTY` as given. */
@@ -425,6 +426,11 @@ describe('tensornormal experiment autoencoder, end to end', () => {
       expect(tnt).toMatchObject({ stoppedBy: 'diverged', divergedAt: 2, steps: 2, epochs: [] });
       expect(adam).toMatchObject({ stoppedBy: 'diverged', divergedAt: 2, steps: 2, epochs: [] });
       expect(kfac).toMatchObject({ stoppedBy: 'epochs', divergedAt: null, error: null, steps: 4 });
+      // a diverged run says what to change: TNT names its learning rate, damping and update-size control
+      expect(tnt!.error).toMatch(
+        /at step 2: training diverged; TNT: lower the learning rate \(now 1e\+30.*damping.*klClip/,
+      );
+      expect(adam!.error).toMatch(/at step 2: training diverged; lower the learning rate$/);
       expect(readFileSync(join(dir, 'figure.svg'), 'utf8')).toContain('</svg>');
     });
   });
@@ -563,6 +569,10 @@ describe('command line', () => {
       'tnt.lr=3e-4',
       '--set',
       'kfac.inverseEvery=10',
+      '--set',
+      'tnt.statsBatch=0.25',
+      '--set',
+      'tnt.klClip=0.01',
       '--warm-batches',
       '0',
     ]);
@@ -580,7 +590,7 @@ describe('command line', () => {
         batchSize: 1000,
         warmBatches: 0,
         grid: { budget: 20, epochs: undefined },
-        overrides: { tnt: { lr: 3e-4 }, kfac: { inverseEvery: 10 } },
+        overrides: { tnt: { lr: 3e-4, statsBatch: 0.25, klClip: 0.01 }, kfac: { inverseEvery: 10 } },
       },
     });
     expect(parseCommand(['experiment', 'autoencoder'])).toEqual({
@@ -789,7 +799,7 @@ describe('command line', () => {
 
   it('bad flags: a message naming the flag, the way to the help, exit code 2', async () => {
     const cases: [string[], string][] = [
-      [['frobnicate'], 'tensornormal: unknown command "frobnicate" (expected: experiment, run)'],
+      [['frobnicate'], 'tensornormal: unknown command "frobnicate" (expected: experiment, run, board)'],
       [
         ['experiment', 'mlp'],
         'tensornormal experiment: unknown experiment "mlp" (expected one of autoencoder, cnn, similarity, charlm)',
@@ -838,7 +848,7 @@ describe('command line', () => {
       ],
       [
         ['experiment', 'autoencoder', '--set', 'tnt.beta=1'],
-        'tensornormal experiment autoencoder: --set: unknown key "beta" in "tnt.beta=1" (expected one of lr, damping, weightDecay, momentum, statsEvery, inverseEvery)',
+        'tensornormal experiment autoencoder: --set: unknown key "beta" in "tnt.beta=1" (expected one of lr, damping, weightDecay, momentum, statsEvery, inverseEvery, statsBatch, klClip, statDecayPerStep)',
       ],
       [
         ['experiment', 'autoencoder', '--set', 'tnt.inverseEvery=2.5'],
@@ -940,6 +950,54 @@ describe('command line', () => {
       expect(r.runs[0]!.stoppedBy).toBe('epochs');
     });
   });
+
+  it("--logdir: each run's curves as TensorBoard event files, the step losses recovered from the running means", () =>
+    withTempDir('tn-exp-logdir-', async (dir) => {
+      const logdir = join(dir, 'runs');
+      const r = await run([
+        'experiment',
+        'autoencoder',
+        '--dataset',
+        'mnist-digits',
+        '--widths',
+        '784,16,784',
+        '--limit',
+        '256',
+        '--batch',
+        '64',
+        '--seeds',
+        '1',
+        '--epochs',
+        '2',
+        '--optimizers',
+        'adam',
+        '--log-every',
+        '1',
+        '--out',
+        join(dir, 'out'),
+        '--logdir',
+        logdir,
+      ]);
+      expect(r.code, r.err).toBe(0);
+      expect(readdirSync(logdir)).toEqual(['adam-seed0']);
+      const runDir = join(logdir, 'adam-seed0');
+      const file = readdirSync(runDir).find((f) => f.startsWith('events.out.tfevents.'))!;
+      const byTag = new Map<string, [number, number][]>();
+      for (const e of readEventFile(join(runDir, file)))
+        for (const v of e.values)
+          if (v.simpleValue !== undefined) byTag.set(v.tag, [...(byTag.get(v.tag) ?? []), [e.step, v.simpleValue]]);
+      // 256 images in batches of 64: 4 steps per epoch, 8 in all
+      const res = JSON.parse(readFileSync(join(dir, 'out', 'results.json'), 'utf8')) as ExperimentResult;
+      const run0 = res.runs[0]!;
+      const losses = byTag.get('loss/train')!;
+      expect(losses.map(([s]) => s)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      // --log-every 1: results.json has every step's loss (its points); the event file recovers the same
+      run0.points.forEach((p, i) => expect(losses[i]![1]).toBeCloseTo(p.loss, 3));
+      expect(byTag.get('loss/train_epoch')!.map(([s, v]) => [s, v])).toEqual(
+        run0.epochs.map((e) => [4 * e.epoch, Math.fround(e.loss)]),
+      );
+      expect(readdirSync(runDir)).toContain('hparams');
+    }));
 
   it('a failing experiment exits with code 1 and says why', async () => {
     const r = await run([

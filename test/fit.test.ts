@@ -284,7 +284,7 @@ describe('fit', () => {
       expect(err).toBeInstanceOf(TorchError);
       expect(err).toMatchObject({
         code: 'NON_FINITE',
-        message: 'fit: the training loss is Infinity at epoch 1, step 2',
+        message: 'fit: the training loss is Infinity at epoch 1, step 2: training diverged; lower the learning rate',
       });
       expect(model.w1.grad).toBeNull();
       optimizer.dispose();

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../lib/index.js';
 import { native } from '../lib/native.js';
+import { jsOptionNames } from '../lib/errors.js';
 import { noLeak, thrown } from './support/helpers.js';
 
 const { nn, optim, data } = torch;
@@ -566,4 +567,127 @@ describe.skipIf(torch.cuda.isAvailable())('CUDA asked of a build or machine with
       lin.dispose();
     });
   });
+});
+
+describe('errors for PyTorch habits name what to do (issue 22)', () => {
+  it('a shape mismatch in Linear names the layer and the input shape; image-shaped input gets the Flatten hint', () =>
+    noLeak(() =>
+      torch.tidy(() => {
+        const fc = new nn.Linear(784, 10);
+        const e = thrown(() => fc.call(torch.zeros([2, 1, 28, 28])));
+        expect(e).toBeInstanceOf(torch.TorchError);
+        expect((e as torch.TorchError).code).toBe('SHAPE_MISMATCH');
+        const [libtorch, ours] = e.message.split('\n  ');
+        expect(libtorch).toBe('mat1 and mat2 shapes cannot be multiplied (56x28 and 784x10)'); // libtorch's words first
+        expect(ours).toBe(
+          'Linear(in_features=784, out_features=10, bias=True) was called with [2, 1, 28, 28] float32: Linear expects ' +
+            "inputs of shape [*, 784] (in_features = 784), but the input's last dimension is 28. Image-shaped input " +
+            '([N, C, H, W] or [N, H, W]): flatten it first, with new nn.Flatten() before this layer or x.flatten(1), ' +
+            'which gives [2, 784] (it fits)',
+        );
+        expect(e.stack).toContain('nn.Flatten()');
+        // the hint is right: flattened, the same input goes through
+        expect(fc.call(torch.zeros([2, 1, 28, 28]).flatten(1)).shape).toEqual([2, 10]);
+        // inside a Sequential the innermost layer is named, once
+        const net = new nn.Sequential(new nn.Linear(4, 3), new nn.ReLU(), new nn.Linear(5, 2));
+        const s = thrown(() => net.call(torch.zeros([2, 4])));
+        expect(s.message).toContain(
+          '\n  Linear(in_features=5, out_features=2, bias=True) was called with [2, 3] float32',
+        );
+        expect(s.message).toContain(
+          "the input's last dimension is 3 (the layer before it, or the data, gives 3 features)",
+        );
+        expect(s.message.split('was called with').length).toBe(2);
+        expect(s.message).not.toContain('Flatten');
+        fc.dispose();
+        net.dispose();
+      }),
+    ));
+
+  it('Conv2d: the wrong channel count, channels-last images, flat pixels', () =>
+    noLeak(() =>
+      torch.tidy(() => {
+        const conv = new nn.Conv2d(3, 8, 3);
+        const c = thrown(() => conv.call(torch.zeros([2, 1, 28, 28])));
+        expect((c as torch.TorchError).code).toBe('SHAPE_MISMATCH');
+        expect(c.message).toMatch(/^Given groups=1, weight of size \[8, 3, 3, 3\]/);
+        expect(c.message).toContain(
+          'Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1)) was called with [2, 1, 28, 28] float32: Conv2d expects 3 channels (in_channels) in dimension 1, but the input has 1',
+        );
+        expect(thrown(() => conv.call(torch.zeros([2, 32, 32, 3]))).message).toContain(
+          'it looks channels-last [N, H, W, C]; x.permute([0, 3, 1, 2]) makes it [N, C, H, W]',
+        );
+        expect(thrown(() => conv.call(torch.zeros([2, 3 * 28 * 28]))).message).toContain(
+          'Conv2d expects images [N, C, H, W] (or one image [C, H, W]), but the input has 2 dimension(s): reshape flat pixels first',
+        );
+        conv.dispose();
+      }),
+    ));
+
+  it('a float64 input to a float32 model says so, for Linear and Conv2d', () =>
+    noLeak(() =>
+      torch.tidy(() => {
+        const fc = new nn.Linear(4, 3);
+        const e = thrown(() => fc.call(torch.zeros([2, 4], { dtype: 'float64' })));
+        expect((e as torch.TorchError).code).toBe('DTYPE_MISMATCH');
+        expect(e.message).toContain(
+          "was called with [2, 4] float64: the input is float64 but the layer's parameters are float32: convert the input (x.to('float32')",
+        );
+        expect(e.message).toContain("or the model (model.to('float64'))");
+        const conv = new nn.Conv2d(1, 2, 3);
+        const c = thrown(() => conv.call(torch.zeros([1, 1, 5, 5], { dtype: 'float64' })));
+        expect(c.message).toContain("the input is float64 but the layer's parameters are float32");
+        // the advice works both ways
+        expect(fc.call(torch.zeros([2, 4], { dtype: 'float64' }).to('float32')).dtype).toBe('float32');
+        fc.to('float64');
+        expect(fc.call(torch.zeros([2, 4], { dtype: 'float64' })).dtype).toBe('float64');
+        fc.dispose();
+        conv.dispose();
+      }),
+    ));
+
+  it('Module.call refuses a non-tensor, naming the module; calling a module as a function is a TypeError', () =>
+    noLeak(() => {
+      const fc = new nn.Linear(4, 3);
+      const a = thrown(() => fc.call([[1, 2, 3, 4]] as never));
+      expect(a).toBeInstanceOf(TypeError);
+      expect(a.message).toBe(
+        'Expected a Tensor for input but received [[1,2,3,4]] of type array\n  Linear.call expects a Tensor as its ' +
+          'input but received an array (1 elements) (make one from nested arrays with torch.tensor(data), float32 by default)',
+      );
+      const net = new nn.Sequential(fc);
+      expect(thrown(() => net.call(undefined as never)).message).toContain(
+        'Linear.call expects a Tensor as its input but received undefined (was an input left out, or is a call missing its return?)',
+      );
+      // PyTorch's model(x): modules are objects, not functions. TypeScript refuses it at compile time (the line
+      // below fails to type-check without the directive); JavaScript throws V8's TypeError.
+      const asFunction = (): unknown =>
+        // @ts-expect-error -- "This expression is not callable": use fc.call(x)
+        torch.tidy(() => fc(torch.zeros([1, 4])));
+      expect(asFunction).toThrow(TypeError);
+      net.dispose();
+    }));
+
+  it("libtorch's messages use this library's option names (retainGraph, not retain_graph)", () =>
+    noLeak(() =>
+      torch.tidy(() => {
+        const x = torch.ones([2], { requiresGrad: true });
+        const y = x.mul(x).sum();
+        y.backward();
+        const e = thrown(() => y.backward());
+        expect((e as torch.TorchError).code).toBe('AUTOGRAD');
+        expect(e.message).toContain('Pass { retainGraph: true } to backward() or autograd.grad() if you need to');
+        expect(e.message).not.toContain('retain_graph');
+        // and the option it names is the one that works
+        const z = x.mul(x).sum();
+        z.backward({ retainGraph: true });
+        z.backward();
+        expect(x.grad!.toArray()).toEqual([6, 6]); // d/dx sum(x^2) = 2x = 2, three backward passes
+        const g = thrown(() => torch.grad(x.mul(2).sum(), torch.ones([1], { requiresGrad: true })));
+        expect(g.message).toContain('Pass { allowUnused: true } to autograd.grad()');
+        expect(jsOptionNames('Set create_graph=True and call .retain_grad() under torch.no_grad()')).toBe(
+          'Set { createGraph: true } and call .retainGrad() under noGrad()',
+        );
+      }),
+    ));
 });

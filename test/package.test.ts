@@ -4,7 +4,7 @@
 // test/loader.test.ts does.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { packageRoot } from '../lib/native.js';
@@ -72,14 +72,14 @@ describe('the packed package', () => {
     expect(license).toMatch(/^MIT License\n\nCopyright \(c\) 2026 the tensornormal authors\n/);
     const pkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')) as {
       license: string;
-      exports: Record<string, Record<string, string>>;
+      exports: Record<string, unknown>;
     };
     expect(pkg.license).toBe('MIT');
     expect(pkg.exports['.']).toEqual({
-      types: './dist/index.d.ts',
-      import: './dist/index.js',
-      require: './dist/index.cjs',
+      import: { types: './dist/index.d.ts', default: './dist/index.js' },
+      require: { types: './dist/index.d.cts', default: './dist/index.cjs' },
     });
+    expect(files.has('dist/index.d.cts') && files.has('dist/nn/module.d.cts')).toBe(true);
   });
 
   it('every source map points at sources inside the package', () => {
@@ -137,5 +137,45 @@ describe('the packed package', () => {
     // require() reports the same error, not a require(esm) one
     const c = node(['-e', "require('tensornormal')"], false);
     expect(c.stderr).toContain('run `npm rebuild tensornormal`');
+  });
+
+  it('TypeScript CommonJS consumers (module node16, and ES ones): type-check against the packed declarations and run', () => {
+    // Before the conditional `types` (issue 22) a CommonJS file compiled with module node16 failed with TS1471: the
+    // exports map gave it the ES declarations, which `require` cannot reach. The consumer gets the repository's
+    // @types/node (its declarations mention node: modules) and its TypeScript.
+    const consumer = join(dir, 'consumer');
+    mkdirSync(join(consumer, 'node_modules', '@types'), { recursive: true });
+    symlinkSync(join(packageRoot, 'node_modules', '@types', 'node'), join(consumer, 'node_modules', '@types', 'node'));
+    const tsc = join(packageRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+    const options = { module: 'node16', moduleResolution: 'node16', strict: true, types: ['node'], outDir: 'out' };
+    writeFileSync(
+      join(consumer, 'cjs.ts'),
+      [
+        "import torch = require('tensornormal');",
+        "import experiments = require('tensornormal/experiments');",
+        'const t: torch.Tensor = torch.ones([2, 3]);',
+        'const lin: torch.nn.Linear = new torch.nn.Linear(3, 1);',
+        'const opt: torch.optim.Adam = new torch.optim.Adam(lin.parameters(), { lr: 1e-3 });',
+        'const s: number = t.sum().item();',
+        'console.log(JSON.stringify({ s, lr: opt.paramGroups[0]!.lr, meanStd: typeof experiments.meanStd }));',
+      ].join('\n'),
+    );
+    writeFileSync(join(consumer, 'tsconfig.json'), JSON.stringify({ compilerOptions: options, files: ['cjs.ts'] }));
+    const r = spawnSync(process.execPath, [tsc, '-p', '.'], { cwd: consumer, encoding: 'utf8' });
+    expect(r.stdout + r.stderr, 'tsc (CommonJS, module node16)').toBe('');
+    expect(r.status).toBe(0);
+    // what tsc emitted is CommonJS (`require`), and runs
+    expect(readFileSync(join(consumer, 'out', 'cjs.js'), 'utf8')).toContain('require("tensornormal")');
+    const run = node(['out/cjs.js']);
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual({ s: 6, lr: 1e-3, meanStd: 'function' });
+    // an ES consumer (.mts) of the same project still gets the ES declarations
+    writeFileSync(
+      join(consumer, 'esm.mts'),
+      "import * as torch from 'tensornormal';\nconst t: torch.Tensor = torch.zeros([2]);\nconsole.log(t.sum().item());\n",
+    );
+    writeFileSync(join(consumer, 'tsconfig.json'), JSON.stringify({ compilerOptions: options, files: ['esm.mts'] }));
+    const e = spawnSync(process.execPath, [tsc, '-p', '.'], { cwd: consumer, encoding: 'utf8' });
+    expect(e.stdout + e.stderr, 'tsc (ES module)').toBe('');
   });
 });

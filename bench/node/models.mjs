@@ -143,7 +143,7 @@ export class Problem {
   /** One training step; returns the loss before the update. */
   step() {
     return torch.tidy(() => {
-      const z = this.model.forward(this.x);
+      const z = this.opt.forward ? this.opt.forward(this.model.forward, this.x) : this.model.forward(this.x);
       this.opt.sampledBackward?.(z); // TNT: statistics from y ~ p(y | z) when due
       const loss = this.loss(z, this.target);
       loss.backward();

@@ -145,6 +145,10 @@ class LibraryTNT extends LibraryOptimizer {
   sampledBackward(z) {
     this.opt.sampledBackward(z, this.likelihood);
   }
+  /** The forward pass, split for a sub-batch's statistics (`statsBatch`) when they are due. */
+  forward(forward, x) {
+    return typeof this.opt.splitForward === 'function' ? this.opt.splitForward(forward, x) : forward(x);
+  }
   stateBytes() {
     return this.opt.stateBytes();
   }
@@ -187,6 +191,9 @@ export function makeOptimizer(name, params, h, likelihood) {
       weightDecay: h.weightDecay ?? 0,
       statsEvery: h.T1,
       inverseEvery: h.T2,
+      ...(h.statsBatch !== undefined ? { statsBatch: h.statsBatch } : {}),
+      ...(h.klClip !== undefined ? { klClip: h.klClip } : {}),
+      ...(h.statDecayPerStep !== undefined ? { statDecayPerStep: h.statDecayPerStep } : {}),
     });
     try {
       return new LibraryTNT(opt, new Lik());

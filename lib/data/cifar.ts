@@ -152,6 +152,7 @@ export const CIFAR100_COARSE_CLASSES = [
   'vehicles_2',
 ] as const;
 
+/** Options of data.cifar10 / cifar100: the folder holding the extracted archive (`root`), and the split. */
 export interface CifarOptions {
   /** The cifar-10-batches-bin (or cifar-100-binary) folder, or the folder that contains it. */
   root: string;

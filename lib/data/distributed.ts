@@ -6,6 +6,7 @@ import { is, typeError, rangeError } from '../errors.js';
 import { permutation } from './loader.js';
 import * as dist from '../distributed/index.js';
 
+/** Options of data.DistributedSampler: numReplicas, rank, shuffle, seed, dropLast. */
 export interface DistributedSamplerOptions {
   /** Number of ranks sharing the dataset (default: the default process group's world size). */
   numReplicas?: number;

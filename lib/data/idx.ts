@@ -10,6 +10,7 @@ import { checkLabels, imageDataset, isGzip, readBytes } from './files.js';
 import { MAX_INFLATED, gunzipCapped, gunzipHead } from '../fsutil.js';
 import type { ImageDataset } from './dataset.js';
 
+/** The element types an IDX file can declare. */
 export type IdxType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
 
 /** The IDX type byte and the element size of each type. */
@@ -22,6 +23,7 @@ const TYPES: Record<number, [IdxType, number]> = {
   0x0e: ['float64', 8],
 };
 
+/** An IDX file read into memory: its element type, dimensions and data. */
 export interface IdxArray {
   type: IdxType;
   shape: number[];
@@ -108,6 +110,7 @@ export function readIdx(file: string, reader = 'readIdx'): IdxArray {
   return { type, shape, data };
 }
 
+/** Options of the MNIST-format readers: the folder (`root`) and the split. */
 export interface MnistFilesOptions {
   /** Folder with the four IDX files (gzipped or not). */
   root?: string;
@@ -200,4 +203,5 @@ export function mnist(options: { root: string; split?: 'train' | 'test' }): Imag
   return mnistFiles(root, split, DIGIT_CLASSES, 'mnist');
 }
 
+/** The class names of MNIST digits, by label. */
 export const DIGIT_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] as const;

@@ -10,6 +10,7 @@ import { dtypeCode } from '../dtype.js';
 import { tidy } from '../scope.js';
 import { TensorDataset } from './dataset.js';
 
+/** Options of data.DataLoader: batchSize, shuffle, seed, dropLast, transform, sampler. */
 export interface DataLoaderOptions {
   /** Samples per batch (default 1). */
   batchSize?: number;

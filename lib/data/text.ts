@@ -98,6 +98,7 @@ export class CharTokenizer {
   }
 }
 
+/** Options of the sequence windows over a token stream (see its members). */
 export interface SequenceWindowsOptions {
   /** Start of window k is k * stride (default contextLength: non-overlapping inputs). */
   stride?: number;
@@ -138,6 +139,7 @@ function windowsAt(a: ArrayLike<number>, T: number, starts: number[]): TensorDat
   return new TensorDataset(xs, ys);
 }
 
+/** Options of splitting a text corpus into training and validation parts (see its members). */
 export interface TextSplitOptions {
   /** Tokens per window (the model's context). */
   contextLength: number;
@@ -178,6 +180,7 @@ export function textSplit(
   }
 }
 
+/** Options of the Debian fortunes corpus reader (see its members). */
 export interface FortunesOptions {
   /** Where the package's files are (default /usr/share/games/fortunes). */
   dir?: string;

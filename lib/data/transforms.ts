@@ -11,6 +11,7 @@ import { tensor, arange, rand, randint, zeros } from '../creation.js';
 import { where } from '../ops.js';
 import { interpolate, pad } from '../nn/functional.js';
 
+/** A batch transform: images [N, C, H, W] in, images out. */
 export type Transform = (images: Tensor) => Tensor;
 
 function images(x: unknown, who: string): [number, number, number, number] {
@@ -62,6 +63,7 @@ export function randomHorizontalFlip(p = 0.5): Transform {
   };
 }
 
+/** Options of `transforms.randomCrop`: the padding added before cropping and its fill value. */
 export interface RandomCropOptions {
   /**
    * Border added before cropping: one number for all sides, [leftRight, topBottom], or [left, top, right, bottom]

@@ -42,6 +42,7 @@ import type { InverseReport } from '../native.js';
 import { allReduce, broadcast, getRank, getWorldSize, reduce } from './index.js';
 import { withoutGradientSync } from './state.js';
 
+/** Options of distributed.CurvatureSync: how the inverse refreshes are shared across ranks (`inverses`). */
 export interface CurvatureSyncOptions {
   /**
    * How the curvature work is divided: 'all' (TNT's and Shampoo's default; as Distributed Shampoo and KAISA) gives
@@ -94,6 +95,7 @@ async function averageInPlace(tensors: Tensor[], dst?: number): Promise<void> {
   );
 }
 
+/** Wraps TNT or KFAC for data-parallel training: their statistics are averaged over the process group and their inverse refreshes sharded across ranks, so every replica preconditions alike. See docs/distributed.md. */
 export class CurvatureSync {
   readonly optimizer: TNT | KFAC | Shampoo;
   readonly inverses: 'replicated' | 'sharded';

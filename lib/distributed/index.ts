@@ -23,10 +23,14 @@ import { TorchError, is, typeError, rangeError } from '../errors.js';
 import { cat } from '../ops.js';
 import { keep, tidy } from '../scope.js';
 
+/** A process-group backend: 'gloo' (CPU) or 'nccl' (CUDA). */
 export type Backend = 'gloo' | 'nccl';
+/** A reduction of `allReduce` and its relatives. */
 export type ReduceOp = 'sum' | 'avg' | 'max' | 'min' | 'product';
+/** Every ReduceOp. */
 export const REDUCE_OPS: readonly ReduceOp[] = ['sum', 'avg', 'max', 'min', 'product'];
 
+/** Options of `distributed.initProcessGroup()`: backend, the rendezvous (`initMethod`), rank, world size, timeout. */
 export interface InitProcessGroupOptions {
   /** 'gloo' (CPU tensors; the default) or 'nccl' (CUDA tensors, in CUDA builds with NCCL). */
   backend?: Backend;

@@ -5,6 +5,7 @@ import { Linear } from '../nn/linear.js';
 import { Sequential } from '../nn/container.js';
 import { ReLU, Sigmoid, Tanh, GELU } from '../nn/activation.js';
 
+/** An activation of `models.mlp()` by name. */
 export type ActivationName = 'relu' | 'tanh' | 'sigmoid' | 'gelu';
 /** An activation by name, or a factory returning a fresh module for each place it goes. */
 export type ActivationSpec = ActivationName | (() => AnyModule);
@@ -39,6 +40,7 @@ function checkWidths(widths: unknown): number[] {
   return widths;
 }
 
+/** Options of `models.mlp()`: the activation between layers and whether the layers have a bias. */
 export interface MlpOptions {
   /** Between consecutive Linear layers (none after the last). Default 'relu'. */
   activation?: ActivationSpec;

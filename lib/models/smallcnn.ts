@@ -8,6 +8,7 @@ import { MaxPool2d } from '../nn/pooling.js';
 import { Flatten } from '../nn/flatten.js';
 import { Sequential } from '../nn/container.js';
 
+/** Options of `models.smallCnn()`: classes, input channels and image size. */
 export interface SmallCnnOptions {
   /** Default 10. */
   numClasses?: number;

@@ -16,6 +16,7 @@ import { LayerNorm } from '../nn/normalization.js';
 import { TransformerEncoder, TransformerEncoderLayer } from '../nn/transformer.js';
 import * as init from '../nn/init.js';
 
+/** Options of the transformer language model (see its members), and the dtype and device of its parameters. */
 export interface TransformerLMOptions extends FactoryOptions {
   /** Number of token ids (256 for bytes). */
   vocabSize: number;

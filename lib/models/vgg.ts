@@ -41,6 +41,7 @@ export const VGG16_CONFIG: readonly (number | 'M')[] = [
   'M',
 ];
 
+/** VGG-16 with batch normalisation for 32x32 images (`models.vgg16bn`). */
 export class VGG extends Module {
   readonly features: Sequential;
   readonly classifier: Sequential;

@@ -9,6 +9,7 @@ import * as init from './init.js';
 import { pyFloat, pyRepr } from './repr.js';
 import type { FactoryOptions } from './linear.js';
 
+/** Options of nn.BatchNorm1d / 2d: eps, momentum, affine, trackRunningStats, dtype, device. */
 export interface BatchNormOptions extends FactoryOptions {
   /** Added to the variance for stability. Default 1e-5. */
   eps?: number;

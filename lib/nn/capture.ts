@@ -27,6 +27,7 @@ import { Module, type AnyModule, type RemovableHandle } from './module.js';
 import { Linear } from './linear.js';
 import { Conv2d } from './conv2d.js';
 
+/** One layer's captured inputs and output gradients (`nn.captureOutputs`). */
 export interface CapturedLayer {
   /** The layer's dotted name in the model ('' for the model itself). */
   readonly name: string;
@@ -37,6 +38,7 @@ export interface CapturedLayer {
   readonly output: Tensor;
 }
 
+/** Options of `nn.captureOutputs`: a `filter` choosing the layers to capture. */
 export interface CaptureOptions {
   /** Which modules to watch. Default: Linear and Conv2d layers. */
   filter?: (module: AnyModule, name: string) => boolean;

@@ -8,6 +8,7 @@ import * as init from './init.js';
 import { pyRepr } from './repr.js';
 import type { FactoryOptions } from './linear.js';
 
+/** Options of nn.Conv2d: stride, padding (numbers, 'same' or 'valid'), dilation, groups, bias, dtype, device. */
 export interface Conv2dOptions extends FactoryOptions {
   /** Default 1. */
   stride?: number | number[];
@@ -107,6 +108,25 @@ export class Conv2d extends Module {
     } finally {
       padded.dispose();
     }
+  }
+
+  /** @internal what a shape error in forward means for this layer (Module.call adds it to the error) */
+  _inputHint(input: unknown): string | null {
+    if (!(input instanceof Tensor) || input.isDisposed) return null;
+    const s = input.shape;
+    if (s.length < 3)
+      return (
+        `Conv2d expects images [N, C, H, W] (or one image [C, H, W]), but the input has ${s.length} dimension(s): ` +
+        `reshape flat pixels first, e.g. x.reshape([-1, ${this.inChannels}, H, W]) (x.reshape([-1, 1, 28, 28]) for MNIST)`
+      );
+    const dim = s.length === 4 ? 1 : 0;
+    const c = s[dim];
+    if (c === this.inChannels || s.length > 4) return null;
+    const channelsLast = s.length === 4 && s[3] === this.inChannels;
+    return (
+      `Conv2d expects ${this.inChannels} channels (in_channels) in dimension ${dim}, but the input has ${c}` +
+      (channelsLast ? ': it looks channels-last [N, H, W, C]; x.permute([0, 3, 1, 2]) makes it [N, C, H, W]' : '')
+    );
   }
 
   extraRepr(): string {

@@ -9,6 +9,7 @@ import type { FactoryOptions } from './linear.js';
 import * as F from './functional.js';
 import * as init from './init.js';
 
+/** Options of nn.Embedding (see its members), and the dtype and device of its weight. */
 export interface EmbeddingOptions extends FactoryOptions {
   /** This row is initialised to zeros and gets no gradient (a padding token); negative counts from the end. */
   paddingIdx?: number | null;

@@ -4,6 +4,7 @@ import { INTERPOLATE, LOSS_REDUCTION, type LossReduction, type LossReductionCode
 import { Tensor, wrap } from '../tensor.js';
 import { is, typeError, TorchError } from '../errors.js';
 
+/** How a loss reduces over the batch: 'mean', 'sum' or 'none'. */
 export type Reduction = LossReduction;
 function red(r: unknown): LossReductionCode {
   return LOSS_REDUCTION[is.oneOf(r, 'reduction', ['none', 'mean', 'sum'] as const)];
@@ -27,15 +28,25 @@ export function pair(v: number | number[], name: string, min = 0): number[] {
   return arr;
 }
 
+/** max(x, 0), element-wise. */
 export const relu = (x: Tensor): Tensor => T(x, 'input').relu();
+/** 1 / (1 + exp(-x)), element-wise. */
 export const sigmoid = (x: Tensor): Tensor => T(x, 'input').sigmoid();
+/** tanh(x), element-wise. */
 export const tanh = (x: Tensor): Tensor => T(x, 'input').tanh();
+/** Gaussian error linear unit; `approximate: 'tanh'` for the tanh approximation. */
 export const gelu = (x: Tensor, opts?: { approximate?: 'none' | 'tanh' }): Tensor => T(x, 'input').gelu(opts);
+/** x * sigmoid(x) (SiLU, swish). */
 export const silu = (x: Tensor): Tensor => T(x, 'input').silu();
+/** x for x > 0, negativeSlope * x otherwise. */
 export const leakyRelu = (x: Tensor, negativeSlope = 0.01): Tensor => T(x, 'input').leakyRelu(negativeSlope);
+/** x for x > 0, alpha * (exp(x) - 1) otherwise. */
 export const elu = (x: Tensor, alpha = 1): Tensor => wrap(native.elu(T(x, 'input')._h, is.finite(alpha, 'alpha')));
+/** log(1 + exp(x)), element-wise. */
 export const softplus = (x: Tensor): Tensor => T(x, 'input').softplus();
+/** Softmax along `dim`. */
 export const softmax = (x: Tensor, dim: number): Tensor => T(x, 'input').softmax(dim);
+/** log(softmax(x)) along `dim`, computed stably. */
 export const logSoftmax = (x: Tensor, dim: number): Tensor => T(x, 'input').logSoftmax(dim);
 
 /** y = x W^T + b; x (*, in), weight (out, in), bias (out). */
@@ -43,6 +54,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return wrap(native.linear(T(x, 'input')._h, T(weight, 'weight')._h, optT(bias, 'bias')));
 }
 
+/** Options of `conv2d`: stride, padding (numbers or 'same' / 'valid'), dilation, groups. */
 export interface Conv2dOptions {
   stride?: number | number[];
   padding?: number | number[];
@@ -65,6 +77,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2
   );
 }
 
+/** Options of the pooling functions: stride (default: the kernel size), padding, dilation and ceilMode (max pooling), ceilMode and countIncludePad (average pooling). */
 export interface PoolOptions {
   stride?: number | number[] | null;
   padding?: number | number[];
@@ -72,6 +85,7 @@ export interface PoolOptions {
   ceilMode?: boolean;
   countIncludePad?: boolean;
 }
+/** 2-D max pooling over [N, C, H, W] (`F.max_pool2d`). */
 export function maxPool2d(x: Tensor, kernelSize: number | number[], o: PoolOptions = {}): Tensor {
   o = is.options(o);
   const k = pair(kernelSize, 'kernelSize', 1);
@@ -86,6 +100,7 @@ export function maxPool2d(x: Tensor, kernelSize: number | number[], o: PoolOptio
     ),
   );
 }
+/** 2-D average pooling over [N, C, H, W] (`F.avg_pool2d`). */
 export function avgPool2d(x: Tensor, kernelSize: number | number[], o: PoolOptions = {}): Tensor {
   o = is.options(o);
   const k = pair(kernelSize, 'kernelSize', 1);
@@ -100,10 +115,12 @@ export function avgPool2d(x: Tensor, kernelSize: number | number[], o: PoolOptio
     ),
   );
 }
+/** Average pooling to a fixed output size (`F.adaptive_avg_pool2d`). */
 export function adaptiveAvgPool2d(x: Tensor, outputSize: number | number[]): Tensor {
   return wrap(native.adaptiveAvgPool2d(T(x, 'input')._h, pair(outputSize, 'outputSize', 1)));
 }
 
+/** Options of `batchNorm`: weight, bias, training, momentum, eps. */
 export interface BatchNormOptions {
   weight?: Tensor | null;
   bias?: Tensor | null;
@@ -132,6 +149,7 @@ export function batchNorm(
     ),
   );
 }
+/** Layer normalisation over the last dimensions (`F.layer_norm`). */
 export function layerNorm(
   x: Tensor,
   normalizedShape: number[],
@@ -171,6 +189,7 @@ export function embedding(input: Tensor, weight: Tensor, options: { paddingIdx?:
   return wrap(native.embedding(w._h, T(input, 'input')._h, pad));
 }
 
+/** Options of `scaledDotProductAttention` (`F.scaled_dot_product_attention`): attnMask, dropoutP, isCausal, scale. */
 export interface ScaledDotProductAttentionOptions {
   /** Boolean: which entries take part (true); floating point: added to the scores. Broadcasts to (*, L, S). */
   attnMask?: Tensor | null;
@@ -263,6 +282,7 @@ export function pad(x: Tensor, padding: number[], value = 0): Tensor {
 }
 
 // ---------------------------------------------------------------- losses
+/** Options of the binary cross-entropy losses: `reduction` and a per-element `weight`. */
 export interface LossOptions {
   reduction?: Reduction;
   weight?: Tensor | null;
@@ -317,6 +337,7 @@ export function nllLoss(input: Tensor, target: Tensor, o: LossOptions & { ignore
   const ignore = is.integer(o.ignoreIndex ?? -100, 'ignoreIndex');
   return withTargetHint('nllLoss', t, () => wrap(native.nllLoss(x._h, t._h, w, r, ignore)));
 }
+/** Binary cross-entropy on logits (`F.binary_cross_entropy_with_logits`), with `posWeight` and `weight`. */
 export function binaryCrossEntropyWithLogits(
   input: Tensor,
   target: Tensor,
@@ -333,20 +354,24 @@ export function binaryCrossEntropyWithLogits(
     ),
   );
 }
+/** Binary cross-entropy on probabilities (`F.binary_cross_entropy`). */
 export function binaryCrossEntropy(input: Tensor, target: Tensor, o: LossOptions = {}): Tensor {
   o = is.options(o);
   return wrap(
     native.bce(T(input, 'input')._h, T(target, 'target')._h, optT(o.weight, 'weight'), red(o.reduction ?? 'mean')),
   );
 }
+/** Mean squared error (`F.mse_loss`). */
 export function mseLoss(input: Tensor, target: Tensor, o: { reduction?: Reduction } = {}): Tensor {
   o = is.options(o);
   return wrap(native.mseLoss(T(input, 'input')._h, T(target, 'target')._h, red(o.reduction ?? 'mean')));
 }
+/** Mean absolute error (`F.l1_loss`). */
 export function l1Loss(input: Tensor, target: Tensor, o: { reduction?: Reduction } = {}): Tensor {
   o = is.options(o);
   return wrap(native.l1Loss(T(input, 'input')._h, T(target, 'target')._h, red(o.reduction ?? 'mean')));
 }
+/** Huber-like smooth L1 loss with threshold `beta` (`F.smooth_l1_loss`). */
 export function smoothL1Loss(input: Tensor, target: Tensor, o: { reduction?: Reduction; beta?: number } = {}): Tensor {
   o = is.options(o);
   return wrap(

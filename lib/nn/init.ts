@@ -9,6 +9,7 @@ import { Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { is, typeError, rangeError } from '../errors.js';
 
+/** The nonlinearity a gain is computed for (`nn.init.calculate_gain`'s names). */
 export type Nonlinearity =
   | 'linear'
   | 'conv1d'
@@ -22,6 +23,7 @@ export type Nonlinearity =
   | 'relu'
   | 'leaky_relu'
   | 'selu';
+/** Whether Kaiming initialisation preserves the variance of the forward pass ('fan_in') or of the backward pass ('fan_out'). */
 export type FanMode = 'fan_in' | 'fan_out';
 
 const LINEAR_FNS = ['linear', 'conv1d', 'conv2d', 'conv3d', 'conv_transpose1d', 'conv_transpose2d', 'conv_transpose3d'];
@@ -79,13 +81,17 @@ export function normal_(tensor: Tensor, mean = 0, std = 1): Tensor {
   is.nonNegative(std, 'std');
   return noGrad(() => T(tensor).normal_(mean, std));
 }
+/** Fills `tensor` with `val` in place (no autograd); returns it. */
 export function constant_(tensor: Tensor, val: number): Tensor {
   is.number(val, 'val');
   return noGrad(() => T(tensor).fill_(val));
 }
+/** Fills `tensor` with ones in place; returns it. */
 export const ones_ = (tensor: Tensor): Tensor => constant_(tensor, 1);
+/** Fills `tensor` with zeros in place; returns it. */
 export const zeros_ = (tensor: Tensor): Tensor => noGrad(() => T(tensor).zero_());
 
+/** Options of kaimingUniform_ / kaimingNormal_: `a` (the negative slope of a leaky ReLU), mode and nonlinearity. */
 export interface KaimingOptions {
   /** Negative slope of the rectifier after this layer (leaky_relu only); 0 by default. */
   a?: number;

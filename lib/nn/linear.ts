@@ -14,6 +14,7 @@ export interface FactoryOptions {
   device?: Device;
 }
 
+/** Options of nn.Linear: `bias`, and the dtype and device of its parameters. */
 export interface LinearOptions extends FactoryOptions {
   /** Learn an additive bias (default true). */
   bias?: boolean;
@@ -58,6 +59,22 @@ export class Linear extends Module {
 
   forward(input: Tensor): Tensor {
     return F.linear(input, this.weight, this.bias);
+  }
+
+  /** @internal what a shape error in forward means for this layer (Module.call adds it to the error) */
+  _inputHint(input: unknown): string | null {
+    if (!(input instanceof Tensor) || input.isDisposed) return null;
+    const s = input.shape;
+    const last = s.length > 0 ? s[s.length - 1] : undefined;
+    if (last === this.inFeatures) return null;
+    let h = `Linear expects inputs of shape [*, ${this.inFeatures}] (in_features = ${this.inFeatures}), but the input's last dimension is ${last ?? 'missing (a scalar)'}`;
+    if (s.length >= 3) {
+      const flat = s.slice(1).reduce((a, b) => a * b, 1);
+      h +=
+        `. Image-shaped input ([N, C, H, W] or [N, H, W]): flatten it first, with new nn.Flatten() before this layer ` +
+        `or x.flatten(1), which gives [${s[0]}, ${flat}]${flat === this.inFeatures ? ' (it fits)' : ''}`;
+    } else if (s.length === 2) h += ` (the layer before it, or the data, gives ${last} features)`;
+    return h;
   }
 
   extraRepr(): string {

@@ -53,6 +53,7 @@ export class Parameter extends Tensor {
   }
 }
 
+/** Any module, whatever its forward signature. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyModule = Module<any, any>;
 
@@ -100,11 +101,13 @@ export class RemovableHandle {
 
 type Kind = 'parameter' | 'buffer' | 'module';
 
+/** `loadStateDict(sd, { strict: false })` reports the keys it did not find and those it did not use. */
 export interface LoadStateDictResult {
   missingKeys: string[];
   unexpectedKeys: string[];
 }
 
+/** A module's state: its parameters and persistent buffers by dotted name (`fc1.weight`). */
 export type StateDict = Map<string, Tensor>;
 
 /** Module.to()'s target: a dtype (floating point only), a device, or both. */
@@ -114,6 +117,81 @@ const DEVICE_RE = /^(cpu|cuda)(:\d+)?$/;
 
 function releaseIfOwned(t: unknown, keepIf: unknown[]): void {
   if (t instanceof Tensor && !t._kept && !keepIf.includes(t)) t.dispose();
+}
+
+/** Errors a module's call already explained (the innermost module's), so that the modules around it leave them be. */
+const EXPLAINED = new WeakSet<object>();
+
+function describeInput(v: unknown): string {
+  if (v instanceof Tensor) return v.isDisposed ? 'a disposed tensor' : `[${v.shape.join(', ')}] ${v.dtype}`;
+  if (Array.isArray(v)) return `an array (${v.length} elements)`;
+  return v === null ? 'null' : typeof v;
+}
+
+/** The module's name as its repr's first line: `Linear(in_features=784, out_features=10, bias=True)`, `Net`. */
+function layerName(m: AnyModule): string {
+  const name = m.constructor?.name ?? 'Module';
+  try {
+    const extra = m.extraRepr();
+    return extra !== '' && !extra.includes('\n') ? `${name}(${extra})` : name;
+  } catch {
+    return name;
+  }
+}
+
+/**
+ * An error thrown by a module's forward, with what a PyTorch user needs to fix it: the layer (the innermost module
+ * whose call raised it, once), the shapes and dtypes it was called with, and the layer's own hint (`_inputHint`:
+ * Linear's in_features, Conv2d's channels, image-shaped input into Linear). A float64 input to float32 parameters is
+ * named as such. Only TorchErrors of shape and dtype and TypeErrors about the input itself are extended; the original
+ * message comes first.
+ */
+function explainLayerError(m: AnyModule, inputs: unknown[], err: unknown): unknown {
+  if (!(err instanceof Error) || EXPLAINED.has(err)) return err;
+  EXPLAINED.add(err);
+  const code = err instanceof TorchError ? err.code : null;
+  const name = layerName(m);
+  let extra: string | null = null;
+  if (
+    err instanceof TypeError &&
+    /^Expected a Tensor for (input|x)\b/.test(err.message) &&
+    !(inputs[0] instanceof Tensor)
+  ) {
+    const hint = Array.isArray(inputs[0])
+      ? ' (make one from nested arrays with torch.tensor(data), float32 by default)'
+      : inputs[0] === undefined
+        ? ' (was an input left out, or is a call missing its return?)'
+        : '';
+    extra = `${m.constructor?.name ?? 'Module'}.call expects a Tensor as its input but received ${describeInput(inputs[0])}${hint}`;
+  } else if (code === 'SHAPE_MISMATCH' || code === 'DTYPE_MISMATCH' || code === 'TORCH_ERROR') {
+    const called = `${name} was called with ${inputs.map(describeInput).join(', ') || 'no inputs'}`;
+    const hints: string[] = [];
+    const floatInputs = inputs.filter((t): t is Tensor => t instanceof Tensor && !t.isDisposed && isFloating(t.dtype));
+    let paramDtype: DType | null = null;
+    for (const [, p] of m.namedParameters()) {
+      if (!p.isDisposed) paramDtype = p.dtype;
+      break;
+    }
+    const mixed = floatInputs.find((t) => paramDtype !== null && t.dtype !== paramDtype);
+    if (mixed !== undefined && paramDtype !== null)
+      hints.push(
+        `the input is ${mixed.dtype} but the layer's parameters are ${paramDtype}: convert the input ` +
+          `(x.to('${paramDtype}'); a Float64Array or { dtype: 'float64' } makes float64 tensors) or the model ` +
+          `(model.to('${mixed.dtype}'))`,
+      );
+    const own = (m as { _inputHint?: (...a: unknown[]) => string | null })._inputHint;
+    if (mixed === undefined && typeof own === 'function') {
+      const h = own.apply(m, inputs);
+      if (h) hints.push(h);
+    }
+    if (code === 'TORCH_ERROR' && hints.length === 0) return err;
+    extra = hints.length > 0 ? `${called}: ${hints.join('; ')}` : called;
+  }
+  if (extra === null) return err;
+  const before = err.message;
+  err.message = `${before}\n  ${extra}`;
+  if (typeof err.stack === 'string' && err.stack.includes(before)) err.stack = err.stack.replace(before, err.message);
+  return err;
 }
 
 /**
@@ -178,7 +256,7 @@ export abstract class Module<I extends unknown[] = [Tensor], O = Tensor> {
       if (bw !== null) out = bw.setupOutputs(out, inputs);
     } catch (err) {
       if (input !== inputs) for (const t of input) releaseIfOwned(t, inputs);
-      throw err;
+      throw explainLayerError(this, inputs, err);
     }
     // Inputs substituted by pre-hooks (or by backward-hook views) are ours to free (the caller's own never are).
     if (input !== inputs) for (const t of input) releaseIfOwned(t, [out, ...inputs]);

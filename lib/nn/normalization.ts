@@ -8,6 +8,7 @@ import type { FactoryOptions } from './linear.js';
 import * as F from './functional.js';
 import { pyFloat, pyRepr } from './repr.js';
 
+/** Options of nn.LayerNorm (see its members), and the dtype and device of its parameters. */
 export interface LayerNormOptions extends FactoryOptions {
   /** Added to the variance (default 1e-5). */
   eps?: number;

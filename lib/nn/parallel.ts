@@ -12,6 +12,7 @@ import * as dist from '../distributed/index.js';
 import { gradientSyncSuppressed } from '../distributed/state.js';
 import type { DType } from '../dtype.js';
 
+/** Options of nn.parallel.DistributedDataParallel: the gradient bucket size and whether buffers are broadcast from rank 0. */
 export interface DistributedDataParallelOptions {
   /** Gradient bucket size in MiB (default 25, as PyTorch): a bucket is all-reduced as soon as its gradients are ready. */
   bucketCapMB?: number;

@@ -5,6 +5,7 @@ import { Module } from './module.js';
 import * as F from './functional.js';
 import { pyRepr } from './repr.js';
 
+/** Options of nn.MaxPool2d: stride, padding, dilation, ceilMode. */
 export interface MaxPool2dOptions {
   /** Default: kernelSize. */
   stride?: number | number[] | null;
@@ -48,6 +49,7 @@ export class MaxPool2d extends Module {
   }
 }
 
+/** Options of nn.AvgPool2d: stride, padding, ceilMode, countIncludePad. */
 export interface AvgPool2dOptions {
   stride?: number | number[] | null;
   padding?: number | number[];

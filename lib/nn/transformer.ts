@@ -18,6 +18,7 @@ import { ModuleList } from './container.js';
 import * as F from './functional.js';
 import * as init from './init.js';
 
+/** Options of nn.MultiheadAttention (see its members), and the dtype and device of its parameters. */
 export interface MultiheadAttentionOptions extends FactoryOptions {
   /** Dropout on the attention weights while training (default 0). */
   dropout?: number;
@@ -27,6 +28,7 @@ export interface MultiheadAttentionOptions extends FactoryOptions {
   batchFirst?: boolean;
 }
 
+/** Options of nn.MultiheadAttention's forward: masks and what it returns (see its members). */
 export interface MultiheadAttentionForwardOptions {
   /** (N, S): true (or -inf) marks a key to ignore (padding). Float masks are added to the scores. */
   keyPaddingMask?: Tensor | null;
@@ -230,8 +232,10 @@ export class MultiheadAttention extends Module<
   }
 }
 
+/** The feed-forward activation of a transformer layer: 'relu', 'gelu', a function or a module. */
 export type TransformerActivation = 'relu' | 'gelu' | ((x: Tensor) => Tensor) | AnyModule;
 
+/** Options of nn.TransformerEncoderLayer (see its members), and the dtype and device of its parameters. */
 export interface TransformerEncoderLayerOptions extends FactoryOptions {
   /** Width of the feed-forward block (default 2048, as PyTorch's). */
   dimFeedforward?: number;
@@ -249,6 +253,7 @@ export interface TransformerEncoderLayerOptions extends FactoryOptions {
   bias?: boolean;
 }
 
+/** Options of a transformer encoder's forward: its masks (see its members). */
 export interface TransformerEncoderForwardOptions {
   /** Attention mask, as MultiheadAttention's attnMask ((L, L) or (N * nhead, L, L); true = may not attend). */
   srcMask?: Tensor | null;
@@ -355,6 +360,7 @@ export class TransformerEncoderLayer extends Module<[Tensor, TransformerEncoderF
   }
 }
 
+/** Options of nn.TransformerEncoder (see its members). */
 export interface TransformerEncoderOptions {
   /** A final normalisation (a LayerNorm, usually with a pre-norm stack), registered as `norm`. */
   norm?: AnyModule | null;

@@ -17,6 +17,7 @@ import {
   type StateSchema,
 } from './optimizer.js';
 
+/** Options of optim.Adam and optim.AdamW: lr, betas, eps, weightDecay, amsgrad, maximize. */
 export interface AdamOptions {
   /** Learning rate γ (default 1e-3, ≥ 0). */
   lr: number;

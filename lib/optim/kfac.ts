@@ -73,6 +73,7 @@ import type { OptimizerStateDict, ParamGroup, StateEntry } from './optimizer.js'
 import { KroneckerOptimizer, splitOptions, type StatisticsRule } from './kronecker/optimizer.js';
 import type { SampleableLikelihood } from './tnt.js';
 
+/** Per-group options of optim.KFAC: lr, damping, momentum, weightDecay, statDecay. */
 export interface KFACOptions {
   /** Learning rate. */
   lr: number;
@@ -86,6 +87,7 @@ export interface KFACOptions {
   statDecay: number;
 }
 
+/** Configuration of optim.KFAC: the statistics and inverse schedule (statsEvery, inverseEvery, earlyRefresh, statistics), factor dtype, pi correction, conv scaling, onNonFinite. */
 export interface KFACConfig {
   /** Gather statistics every this many steps. Default 1. */
   statsEvery?: number;
@@ -160,6 +162,7 @@ function convPatches(m: Conv2d, x: Tensor): Tensor {
   });
 }
 
+/** KFAC (Martens and Grosse 2015): Kronecker-factored approximate curvature of Linear and Conv2d layers, from sampled gradients. See docs/shampoo-kfac.md. */
 export class KFAC extends KroneckerOptimizer<KFACOptions, 'kfac'> {
   readonly model: AnyModule;
   readonly piCorrection: boolean;

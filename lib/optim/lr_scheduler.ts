@@ -18,6 +18,7 @@ import type { BaseOptions, Optimizer } from './optimizer.js';
 /** What a scheduler saves: its counters, base rates and options (never the optimizer). */
 export type SchedulerStateDict = Record<string, unknown> & { lastEpoch: number; baseLrs: number[]; lastLr: number[] };
 
+/** Base class of the learning-rate schedulers: `step()` once per epoch (or step), `getLastLr()`, as torch.optim.lr_scheduler. */
 export abstract class LRScheduler {
   readonly optimizer: Optimizer<BaseOptions>;
   /** Each group's `initialLr`: the rates the schedule scales. */

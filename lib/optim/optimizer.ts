@@ -80,6 +80,7 @@ export interface StateEntry {
   dtype: DType;
 }
 
+/** Base class of the optimizers: parameter groups with their options, lazy per-parameter state, `step()`, `zeroGrad()`, `stateDict()` / `loadStateDict()`, as torch.optim.Optimizer. */
 export abstract class Optimizer<O extends BaseOptions = BaseOptions> {
   /** The options given to the constructor, with the optimizer's defaults filled in. */
   readonly defaults: Readonly<O>;

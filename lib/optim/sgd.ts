@@ -10,6 +10,7 @@ import { keep } from '../scope.js';
 import { is } from '../errors.js';
 import { Optimizer, checkKnownOptions, type ParamGroup, type Params, type StateSchema } from './optimizer.js';
 
+/** Options of optim.SGD: lr, momentum, dampening, weightDecay, nesterov, maximize (PyTorch's defaults). */
 export interface SGDOptions {
   /** Learning rate γ (required, ≥ 0). */
   lr: number;

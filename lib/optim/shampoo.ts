@@ -51,6 +51,7 @@ import type { Params, StateEntry } from './optimizer.js';
 import { KroneckerOptimizer, gradientHandles, splitOptions, type StatisticsRule } from './kronecker/optimizer.js';
 import { factorShape } from './kronecker/shapes.js';
 
+/** Per-group options of optim.Shampoo: lr, epsilon, momentum, weightDecay, statDecay. */
 export interface ShampooOptions {
   /** Learning rate. */
   lr: number;
@@ -64,6 +65,7 @@ export interface ShampooOptions {
   statDecay: number;
 }
 
+/** Configuration of optim.Shampoo: the statistics and root schedule (statsEvery, inverseEvery, earlyRefresh, statistics), root method, factor dtype, size limit, conv factors, onNonFinite. */
 export interface ShampooConfig {
   /** Gather statistics every this many steps. Default 1. */
   statsEvery?: number;
@@ -110,6 +112,7 @@ interface Curvature {
   roots: Tensor[];
 }
 
+/** Shampoo (Gupta et al. 2018): Kronecker-factored preconditioning by inverse roots of the gradient statistics, natively. See docs/shampoo-kfac.md. */
 export class Shampoo extends KroneckerOptimizer<ShampooOptions, 'shampoo'> {
   readonly rootMethod: 'eigh' | 'newton';
   readonly maxFactorDim: number;

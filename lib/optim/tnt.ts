@@ -53,6 +53,7 @@ import { INVERSE_METHOD } from '../opcodes.js';
 import { Tensor, wrap } from '../tensor.js';
 import { keep, tidy } from '../scope.js';
 import { eye, zeros } from '../creation.js';
+import { cat } from '../ops.js';
 import { grad as autogradGrad } from '../autograd.js';
 import { is, typeError } from '../errors.js';
 import type { ParamState, Params, StateEntry } from './optimizer.js';
@@ -63,6 +64,7 @@ import { isSampleableLikelihood, type SampleableLikelihood } from '../likelihood
 /** What TNT needs of a likelihood (lib/likelihoods.ts): its loss and samples from its predictive distribution. */
 export type { SampleableLikelihood };
 
+/** Per-group options of optim.TNT: lr, damping, momentum, weightDecay, statDecay. */
 export interface TNTOptions {
   /** Learning rate. */
   lr: number;
@@ -76,6 +78,7 @@ export interface TNTOptions {
   statDecay: number;
 }
 
+/** Configuration of optim.TNT: statsEvery (T1), inverseEvery (T2), earlyRefresh, statistics, factor dtype, inverse method, factor shapes and size limit, onNonFinite, blasKernels. */
 export interface TNTConfig {
   /** T1: gather statistics every this many steps. Default 1. */
   statsEvery?: number;
@@ -99,6 +102,26 @@ export interface TNTConfig {
   earlyRefresh?: boolean;
   /** CPU: call the BLAS's syrk/symm on the packed state where it exports them (default true); false: libtorch ops. */
   blasKernels?: boolean;
+  /**
+   * Statistics from a sub-batch: the sampled pass uses the batch's first rows only (a shuffled loader makes them a
+   * random subset), this fraction of the batch when <= 1 (1, the default: the whole batch), this many rows when an
+   * integer > 1. The statistics are weighted by rows / batch, so that they estimate the same F / N as the whole
+   * batch's (with more variance). It saves the sampled backward pass only when the forward pass is split
+   * (`opt.splitForward(forward, x)`, which fit() and the experiment runner call): then the sampled loss's graph
+   * holds the sub-batch alone. Not for models whose forward mixes examples (BatchNorm in training mode).
+   */
+  statsBatch?: number;
+  /**
+   * Statistics every `statsEvery` steps with a moving average whose memory is counted in steps: true gives the
+   * statistics update the weight 1 - statDecay^statsEvery (what statsEvery updates of weight 1 - statDecay add up
+   * to), so that T1 > 1 keeps the same time constant as T1 = 1. Default false (1 - statDecay per update, the paper's).
+   */
+  statDecayPerStep?: boolean;
+  /**
+   * Update-size control (KL clipping, as distributed K-FAC): each step's preconditioned direction is scaled by
+   * nu = min(1, sqrt(klClip / (sum_p lr^2 <m_p, P(m_p)>))), P the preconditioner. 0 (default): off.
+   */
+  klClip?: number;
 }
 
 const OPTIONS = ['lr', 'damping', 'momentum', 'weightDecay', 'statDecay'] as const;
@@ -114,6 +137,9 @@ const CONFIG = [
   'blasKernels',
   'statistics',
   'earlyRefresh',
+  'statsBatch',
+  'statDecayPerStep',
+  'klClip',
 ] as const;
 
 /**
@@ -128,6 +154,7 @@ interface Curvature {
   auxes: Tensor[];
 }
 
+/** Tensor Normal Training (Ren and Goldfarb 2021): a natural-gradient optimizer whose preconditioner is the Kronecker product of the tensor-normal covariances of each gradient, refreshed natively. See docs/tnt.md. */
 export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
   readonly inverseMethod: 'cholesky' | 'lu';
   readonly maxFactorDim: number;
@@ -137,6 +164,15 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
   private readonly factorShapeFn?: (param: Tensor) => number[];
   /** What the last inverse refresh did (retries, failures). */
   lastInverseReport: InverseReport | null = null;
+  /** The sampled pass's sub-batch: a fraction of the batch (<= 1) or a count of rows (> 1). */
+  readonly statsBatch: number;
+  /** The KL clip of the update (0: off). */
+  readonly klClip: number;
+  /** The last step's direction scale nu (1 unless clipped) and its quadratic form sum lr^2 <m, P(m)> (with klClip). */
+  lastStepScale = 1;
+  lastStepQuadratic = 0;
+  /** The last splitForward()'s output and the sub-batch part of it that the sampled pass differentiates. */
+  private split: { output: Tensor; sub: Tensor } | null = null;
 
   constructor(params: Params<TNTOptions>, options: Partial<TNTOptions> & { lr: number } & TNTConfig) {
     const {
@@ -151,6 +187,9 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
       blasKernels = true,
       statistics,
       earlyRefresh,
+      statsBatch = 1,
+      statDecayPerStep,
+      klClip = 0,
       ...rest
     } = splitOptions(options, [...OPTIONS, ...CONFIG], 'TNT');
     super(params, { damping: 0.1, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as TNTOptions, {
@@ -160,7 +199,14 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
       earlyRefresh,
       factorDtype,
       onNonFinite,
+      statDecayPerStep,
     });
+    this.statsBatch = is.positive(statsBatch, 'statsBatch');
+    if (this.statsBatch > 1 && !Number.isInteger(this.statsBatch))
+      throw new RangeError(
+        `Expected statsBatch to be a fraction in (0, 1] or a whole number of rows but received ${statsBatch}`,
+      );
+    this.klClip = is.nonNegative(klClip, 'klClip');
     this.inverseMethod = is.oneOf(inverseMethod, 'inverseMethod', ['cholesky', 'lu'] as const);
     this.maxFactorDim = is.positiveInteger(maxFactorDim, 'maxFactorDim');
     this.convFactors = is.oneOf(convFactors, 'convFactors', ['merge', 'full'] as const);
@@ -272,7 +318,9 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
    * Folds sampled gradients (one per parameter, in `params` order; null for a parameter that got none) into the
    * factors' moving averages, in one native call. A non-finite gradient is left out and counted.
    */
-  updateStatistics(sampledGrads: (Tensor | null)[]): void {
+  updateStatistics(sampledGrads: (Tensor | null)[], options: { scale?: number } = {}): void {
+    const { scale = 1 } = is.options(options);
+    is.positive(scale, 'scale');
     let hs = gradientHandles(sampledGrads, this.params, 'sampledGrads');
     const { params, shapes, mains, auxes } = this.curvatureList();
     if (this.shard !== null) {
@@ -280,7 +328,7 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
       hs = params.map((p) => hs[all.indexOf(p)]!);
     }
     const { keep, weight } = this.statisticsCoefficients();
-    const r = native.tntStatistics(hs, shapes, mains, auxes, weight, this.blasKernels, keep);
+    const r = native.tntStatistics(hs, shapes, mains, auxes, weight * scale, this.blasKernels, keep);
     this.skippedStatistics += r.skippedNonFinite;
     if (this.warmCount >= 0) this.warmCount++;
     else this.statsUpdates++;
@@ -310,10 +358,44 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
     this.updateInverses();
   }
 
+  /** Rows of a batch of `n` that the sampled pass uses (`statsBatch`). */
+  statisticsRows(n: number): number {
+    const b = this.statsBatch;
+    return Math.max(1, Math.min(n, b <= 1 ? Math.round(b * n) : b));
+  }
+
+  /**
+   * The forward pass of a training step, split for a sub-batch's statistics: when statistics are due this step and
+   * `statsBatch` selects n of the batch's N rows, `forward(x[:n])` and `forward(x[n:])` joined along dim 0 (the
+   * same output, for a model that treats examples independently), so that the next `sampledBackward(output, ...)`
+   * differentiates the sampled loss through the first part's graph alone; otherwise `forward(x)`.
+   */
+  splitForward(forward: (x: Tensor) => Tensor, x: Tensor): Tensor {
+    is.function(forward, 'forward');
+    if (!(x instanceof Tensor) || x.ndim === 0) return forward(x);
+    const N = x.shape[0]!;
+    const n = this.statisticsRows(N);
+    if (n >= N || !this.statisticsDue()) return forward(x);
+    const sub = forward(x.narrow(0, 0, n));
+    const output = cat([sub, forward(x.narrow(0, n, N - n))], 0);
+    this.split = { output, sub };
+    return output;
+  }
+
+  /** The part of `output` the sampled pass differentiates: splitForward's first part, or the first rows. */
+  statisticsOutput(output: Tensor): Tensor {
+    if (this.split !== null && this.split.output === output) return this.split.sub;
+    const N = output.ndim === 0 ? 1 : output.shape[0]!;
+    const n = this.statisticsRows(N);
+    return n >= N ? output : output.narrow(0, 0, n);
+  }
+
   /**
    * The sampled backward pass: draws y from the likelihood's predictive distribution at `output`, differentiates
    * the sampled loss with respect to every parameter (graph retained, `.grad` untouched) and folds the result into
-   * the statistics. Does nothing (returns false) when statistics are not due this step, unless `force`.
+   * the statistics. Does nothing (returns false) when statistics are not due this step, unless `force`. With
+   * `statsBatch` below the batch, only the first rows take part (splitForward's sub-batch graph when `output` is
+   * its output), weighted by rows / batch.
    */
   sampledBackward(output: Tensor, likelihood: SampleableLikelihood, options: { force?: boolean } = {}): boolean {
     const { force = false } = is.options(options);
@@ -329,10 +411,14 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
       return false;
     }
     tidy(() => {
-      const y = likelihood.sample(output);
-      const loss = likelihood.loss(output, y);
+      const sub = this.statisticsOutput(output);
+      this.split = null;
+      const N = output.ndim === 0 ? 1 : output.shape[0]!;
+      const n = sub.ndim === 0 ? 1 : sub.shape[0]!;
+      const y = likelihood.sample(sub);
+      const loss = likelihood.loss(sub, y);
       const grads = autogradGrad(loss, params, { retainGraph: true, allowUnused: true });
-      this.updateStatistics(grads);
+      this.updateStatistics(grads, { scale: n / N });
     });
     return true;
   }
@@ -363,7 +449,7 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
       reset,
       (b) => {
         const x = b instanceof Tensor ? b : b[0];
-        tidy(() => this.sampledBackward(forward(x), likelihood, { force: true }));
+        tidy(() => this.sampledBackward(this.splitForward(forward, x), likelihood, { force: true }));
       },
       'warmStart: batches yielded nothing',
     );
@@ -400,7 +486,36 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
       mains.push(c.mains.map((f) => f._h));
       auxes.push(c.auxes.map((f) => f._h));
     });
-    return native.tntPackedStep(a.params, a.momenta, shapes, mains, auxes, a.lr, a.mu, a.wd, this.blasKernels);
+    const r = native.tntPackedStep(
+      a.params,
+      a.momenta,
+      shapes,
+      mains,
+      auxes,
+      a.lr,
+      a.mu,
+      a.wd,
+      this.blasKernels,
+      this.klClip,
+    );
+    if (r.applied) {
+      this.lastStepScale = r.scale ?? 1;
+      this.lastStepQuadratic = r.quadratic ?? 0;
+    }
+    return r;
+  }
+
+  /** What to change when training with TNT diverges (fit() and the experiment runner add it to their message). */
+  divergenceAdvice(): string {
+    const g = this.paramGroups[0]!;
+    const clip =
+      this.klClip > 0
+        ? `a smaller klClip (now ${this.klClip}, e.g. ${this.klClip / 10})`
+        : 'the update-size control klClip (e.g. klClip: 1e-2; see docs/tnt.md)';
+    return (
+      `TNT: lower the learning rate (now ${g.lr}, e.g. ${g.lr / 3}), raise the damping (now ${g.damping}, e.g. ` +
+      `${g.damping * 3}), or set ${clip}`
+    );
   }
 
   /** The preconditioned direction m x_1 A_1 ... x_k A_k of a tensor shaped like `param`, with the current inverses. */

@@ -13,6 +13,16 @@ import { TorchError, is, typeError } from '../errors.js';
 import { isSampleableLikelihood, type SampleableLikelihood } from '../likelihoods.js';
 import type { WarmStartBatches } from '../optim/curvature.js';
 import { barReporter, jsonReporter, silentReporter, type ProgressStream, type Reporter } from './progress.js';
+import type { SummaryWriter } from '../tensorboard/writer.js';
+import {
+  EventSink,
+  MetricsSink,
+  memorySample,
+  watchOptimizer,
+  writerFor,
+  type MemorySample,
+  type MetricsOptions,
+} from './telemetry.js';
 
 /** What fit() needs of a model (nn.Module has all of it): `call` (preferred) or `forward`, and the mode switches. */
 export interface FitModel {
@@ -39,6 +49,10 @@ export interface FitOptimizer {
   beforeBackward?(output: Tensor, likelihood?: SampleableLikelihood): unknown;
   /** Whether beforeBackward needs `likelihood` (TNT, KFAC). */
   readonly needsLikelihood?: boolean;
+  /** TNT: the forward pass, split for a sub-batch's statistics (`statsBatch`) when they are due. */
+  splitForward?(forward: (x: Tensor) => Tensor, x: Tensor): Tensor;
+  /** What to change when training diverges (TNT); fit()'s NON_FINITE message ends with it. */
+  divergenceAdvice?(): string;
   /** True for distributed.CurvatureSync: statistics over the process group (required for TNT and KFAC under DDP). */
   readonly distributed?: boolean;
   /** The second-order optimizers' warm start (fit()'s `warmStart` option). */
@@ -49,8 +63,10 @@ export interface FitOptimizer {
   ): Promise<number>;
 }
 
+/** A metric `fit()` and `evaluate()` report: 'loss' or 'accuracy'. */
 export type Metric = 'loss' | 'accuracy';
 
+/** One epoch of `fit()`'s history. */
 export interface HistoryEntry {
   /** 1 for the first epoch. */
   epoch: number;
@@ -65,6 +81,7 @@ export interface HistoryEntry {
   seconds: number;
 }
 
+/** What `onBatchEnd` receives after each optimizer step. */
 export interface BatchEnd {
   epoch: number;
   /** 1 for the epoch's first step. */
@@ -73,6 +90,7 @@ export interface BatchEnd {
   batchSize: number;
 }
 
+/** Callbacks `fit()` calls (and awaits) as it trains. */
 export interface FitCallbacks {
   /** After each optimizer step; fit() awaits a returned promise. */
   onBatchEnd?(info: BatchEnd): void | Promise<void>;
@@ -80,6 +98,7 @@ export interface FitCallbacks {
   onEpochEnd?(entry: HistoryEntry): void | Promise<void>;
 }
 
+/** Options of `fit()`: the data, epochs, optimizer, loss or likelihood, and what to report and log while it trains. */
 export interface FitOptions {
   train: BatchSource;
   val?: BatchSource;
@@ -117,8 +136,26 @@ export interface FitOptions {
   logEvery?: number;
   /** Where progress goes (default process.stdout). */
   output?: ProgressStream;
+  /**
+   * TensorBoard logging: a run directory (fit() writes an event file there and closes it when it returns) or your
+   * own tensorboard.SummaryWriter (left open). Every step: `loss/train` (the batch's loss), `train/step_seconds`,
+   * `train/samples_per_second`, `optimizer/skipped_steps`, and after each inverse refresh
+   * `optimizer/inverse_refresh_seconds` and `optimizer/inverse_retries`; every 10 steps `memory/native_bytes` and
+   * `memory/live_tensors`; every epoch `loss/train_epoch`, `loss/val`, `accuracy/*`, `train/lr`. The x axis is the
+   * step counted over the whole run.
+   */
+  logDir?: string | SummaryWriter;
+  /**
+   * Prometheus metrics in a prom-client registry you pass (`{ registry, prefix = 'tensornormal_', labels }`;
+   * prom-client is an optional peer dependency): train_steps_total, train_samples_total, train_loss, train_epoch,
+   * train_step_seconds (histogram), train_samples_per_second, optimizer_skipped_steps_total,
+   * optimizer_inverse_refreshes_total, optimizer_inverse_refresh_seconds (histogram),
+   * optimizer_inverse_retries_total, optimizer_inverse_failures_total, native_bytes, live_tensors.
+   */
+  prometheus?: MetricsOptions;
 }
 
+/** Options of `evaluate()`. */
 export interface EvaluateOptions {
   /** (output, target) -> a scalar loss tensor; optional with `likelihood`, whose loss it then is. */
   loss?: (output: Tensor, target: Tensor) => Tensor;
@@ -375,6 +412,18 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
   const wasTraining = m.training;
   const history: HistoryEntry[] = [];
   signal?.throwIfAborted();
+  const log = writerFor(options.logDir);
+  const events = log === null ? null : new EventSink(log.writer);
+  let metricsSink: MetricsSink | null = null;
+  try {
+    if (options.prometheus !== undefined) metricsSink = new MetricsSink(options.prometheus);
+  } catch (err) {
+    if (log?.owned) log.writer.close();
+    throw err;
+  }
+  const watched = events !== null || metricsSink !== null ? watchOptimizer(opt) : null;
+  let globalStep = 0;
+  let mem: MemorySample | null = null;
   const before =
     typeof opt.beforeBackward === 'function' && likelihood !== undefined ? opt.beforeBackward.bind(opt) : null;
   try {
@@ -396,8 +445,10 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
         const [x, y] = batchParts(batch, 'train batch');
         const b = sizeOf(x, y);
         let pending: unknown = undefined;
+        const stepStart = performance.now();
         const [l, c] = tidy(() => {
-          const out = forward(x);
+          const out =
+            before !== null && typeof opt.splitForward === 'function' ? opt.splitForward(forward, x) : forward(x);
           pending = before?.(out, likelihood);
           // a distributed optimizer (distributed.CurvatureSync) returns a promise: its collective finishes below
           if (pending instanceof Promise) pending.catch(() => undefined);
@@ -410,7 +461,12 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
         if (typeof m.synchronize === 'function') await m.synchronize();
         if (!Number.isFinite(l)) {
           opt.zeroGrad();
-          throw new TorchError(`fit: the training loss is ${l} at epoch ${epoch}, step ${step}`, 'NON_FINITE');
+          const advice =
+            typeof opt.divergenceAdvice === 'function' ? opt.divergenceAdvice() : 'lower the learning rate';
+          throw new TorchError(
+            `fit: the training loss is ${l} at epoch ${epoch}, step ${step}: training diverged; ${advice}`,
+            'NON_FINITE',
+          );
         }
         const stepped = opt.step();
         if (stepped instanceof Promise) await stepped;
@@ -418,7 +474,23 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
         lossSum += l * b;
         correct += c;
         n += b;
-        const elapsed = (performance.now() - started) / 1000;
+        const now = performance.now();
+        const elapsed = (now - started) / 1000;
+        globalStep++;
+        if (watched !== null) {
+          if (globalStep % 10 === 1) mem = memorySample();
+          const sample = {
+            step: globalStep,
+            epoch,
+            loss: l,
+            batchSize: b,
+            stepSeconds: (now - stepStart) / 1000,
+            samplesPerSecond: n / Math.max(elapsed, 1e-9),
+          };
+          const o = watched.sample();
+          events?.step(sample, o, globalStep % 10 === 1 ? mem : null);
+          metricsSink?.step(sample, o, mem);
+        }
         reporter.step({
           epoch,
           epochs,
@@ -454,11 +526,18 @@ export async function fit(model: FitModel, options: FitOptions): Promise<History
         seconds: (performance.now() - started) / 1000,
       };
       history.push(entry);
+      const lr = (opt.paramGroups?.[0] as { lr?: unknown } | undefined)?.lr;
+      events?.epoch({ ...entry, lr: typeof lr === 'number' ? lr : null }, globalStep);
       reporter.epoch({ ...entry }, epochs);
       if (callbacks.onEpochEnd) await callbacks.onEpochEnd({ ...entry });
     }
   } finally {
     if (wasTraining !== undefined) m.train(wasTraining);
+    watched?.detach();
+    if (log !== null) {
+      if (log.owned) log.writer.close();
+      else log.writer.flush();
+    }
   }
   return history;
 }

@@ -23,3 +23,4 @@ export {
   type Throughput,
 } from './worker.js';
 export type { WeightsSnapshot, WeightEntry, SnapshotModel } from './snapshot.js';
+export type { MetricsOptions, StepSample, OptimizerSample, MemorySample } from './telemetry.js';

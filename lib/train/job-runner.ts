@@ -11,6 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { native } from '../native.js';
 import { layoutOf, namedTensors, packInto, type SnapshotModel } from './snapshot.js';
 import type { FitCallbacks } from './fit.js';
+import { memorySample, watchOptimizer } from './telemetry.js';
 import type { FromWorker, JobContext, PublishOptions, ToWorker, WorkerError } from './worker.js';
 
 const port = parentPort;
@@ -164,7 +165,11 @@ async function afterStep(batchSize = 0): Promise<void> {
 
 function callbacks(
   model: SnapshotModel,
-  { publishEvery = 100, progressEvery = 10 }: { publishEvery?: number; progressEvery?: number } = {},
+  {
+    publishEvery = 100,
+    progressEvery = 10,
+    optimizer,
+  }: { publishEvery?: number; progressEvery?: number; optimizer?: unknown } = {},
 ): FitCallbacks {
   for (const [k, v] of [
     ['publishEvery', publishEvery],
@@ -173,11 +178,31 @@ function callbacks(
     if (!Number.isInteger(v) || v < 0)
       throw new TypeError(`callbacks: expected a non-negative integer for ${k} but received ${String(v)}`);
   let steps = 0;
+  // the numbers a Trainer's logDir and prometheus options publish: time per step and throughput over the steps
+  // since the last report, this thread's native memory, and the optimizer's refreshes (when it is given)
+  const watched = optimizer !== undefined ? watchOptimizer(optimizer) : null;
+  let windowStart = performance.now(),
+    windowSteps = 0,
+    windowSamples = 0;
   return {
     onBatchEnd(b) {
       steps++;
-      if (progressEvery > 0 && steps % progressEvery === 0)
-        post({ type: 'progress', data: { kind: 'step', steps, ...b } });
+      windowSteps++;
+      windowSamples += b.batchSize;
+      if (progressEvery > 0 && steps % progressEvery === 0) {
+        const now = performance.now();
+        const seconds = (now - windowStart) / 1000;
+        const stats = {
+          stepSeconds: seconds / windowSteps,
+          samplesPerSecond: windowSamples / Math.max(seconds, 1e-9),
+          memory: memorySample(),
+          ...(watched !== null ? { optimizer: watched.sample() } : {}),
+        };
+        windowStart = now;
+        windowSteps = 0;
+        windowSamples = 0;
+        post({ type: 'progress', data: { kind: 'step', steps, ...b, ...stats } });
+      }
       if (publishEvery > 0 && steps % publishEvery === 0) publish(model, { step: steps });
       return afterStep(b.batchSize);
     },

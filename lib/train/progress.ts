@@ -10,6 +10,7 @@ export interface ProgressStream {
   columns?: number;
 }
 
+/** What a progress line says after a step. */
 export interface StepProgress {
   epoch: number;
   epochs: number;

@@ -22,7 +22,17 @@ import { noGrad } from '../autograd.js';
 import { native } from '../native.js';
 import type { FitCallbacks } from './fit.js';
 import { loadSnapshot, type SnapshotModel, type WeightEntry, type WeightsSnapshot } from './snapshot.js';
+import type { SummaryWriter } from '../tensorboard/writer.js';
+import {
+  EventSink,
+  MetricsSink,
+  writerFor,
+  type MemorySample,
+  type MetricsOptions,
+  type OptimizerSample,
+} from './telemetry.js';
 
+/** Options of `ctx.publish()`. */
 export interface PublishOptions {
   /** A step count to tag the snapshot with (`snapshot.step`). */
   step?: number;
@@ -46,9 +56,16 @@ export interface JobContext {
   publish(model: SnapshotModel, options?: PublishOptions): number;
   /**
    * fit() callbacks that send progress every `progressEvery` steps (default 10) and after each epoch, and publish
-   * the model every `publishEvery` steps (default 100; 0 for epochs only) and after each epoch.
+   * the model every `publishEvery` steps (default 100; 0 for epochs only) and after each epoch. A step's progress
+   * carries the batch's numbers (epoch, step, loss, batchSize), `steps` (all so far), `stepSeconds` and
+   * `samplesPerSecond` over the steps since the last report, this thread's `memory` (nativeBytes, liveTensors),
+   * and with `optimizer` its refreshes, retries and skipped steps (`optimizer`): what the Trainer's `logDir` and
+   * `prometheus` options publish.
    */
-  callbacks(model: SnapshotModel, options?: { publishEvery?: number; progressEvery?: number }): FitCallbacks;
+  callbacks(
+    model: SnapshotModel,
+    options?: { publishEvery?: number; progressEvery?: number; optimizer?: unknown },
+  ): FitCallbacks;
   /**
    * For a hand-written loop: call (and await) after each optimizer step, with the batch size. Counts the step for
    * the trainer's 'throughput' events and, with a numeric `priority`, pauses between steps while the server answers
@@ -99,6 +116,7 @@ export type FromWorker =
 /** @internal messages to the worker */
 export type ToWorker = { type: 'cancel'; reason?: string } | { type: 'taken'; buffer?: ArrayBuffer };
 
+/** Options of `train.inWorker()`. */
 export interface InWorkerOptions {
   /** Passed to the job as `ctx.workerData` (structured-cloned). */
   workerData?: unknown;
@@ -134,6 +152,13 @@ export interface InWorkerOptions {
   /** A name for the worker thread (shown in inspectors). */
   name?: string;
   /**
+   * TensorBoard logging of the job's progress (what `ctx.callbacks` sends): a run directory (closed when the
+   * worker exits) or a tensorboard.SummaryWriter. Tags as fit()'s `logDir`, at the reported steps.
+   */
+  logDir?: string | SummaryWriter;
+  /** Prometheus metrics of the job's progress in a prom-client registry (as fit()'s `prometheus`). */
+  prometheus?: MetricsOptions;
+  /**
    * Who gets the cores when requests and training compete (Linux; see docs/service.md for what each costs):
    * - 'serve' (default): the job's threads (its own, its OpenMP team, OpenBLAS's pool) run under SCHED_IDLE: they
    *   use only cycles no other thread of the process wants, and a request's thread takes the core from them at once.
@@ -148,6 +173,7 @@ export interface InWorkerOptions {
   priority?: 'serve' | 'train' | number;
 }
 
+/** The Trainer's events and their arguments. */
 export interface TrainerEvents {
   progress: [data: unknown];
   throughput: [data: Throughput];
@@ -228,6 +254,15 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         `train.inWorker needs the compiled library: ${fileURLToPath(RUNNER)} is missing (run \`npm run build:ts\`)`,
       );
     const blas = is.oneOf(options.blasThreads ?? 'worker', 'blasThreads', ['worker', 'shared'] as const);
+    const log = writerFor(options.logDir);
+    let metrics: MetricsSink | null = null;
+    try {
+      if (options.prometheus !== undefined) metrics = new MetricsSink(options.prometheus, null);
+    } catch (err) {
+      if (log?.owned) log.writer.close();
+      throw err;
+    }
+    const events = log === null ? null : new EventSink(log.writer);
     // Only with no other trainer alive: the restart must not meet a BLAS call in progress on another thread (this
     // thread is here, not in one). Whatever the priority: the pool must not keep an earlier job's.
     if (blas === 'worker' && running === 0 && native.shutdownBlasThreads()) blasOfJobs = true;
@@ -264,9 +299,39 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         .registerForwardPreHook;
       if (typeof register === 'function') this.hook = register.call(this.serve, () => this.serving());
     }
+    let reported = 0;
+    const telemetry = (data: unknown): void => {
+      const d = data as {
+        kind?: unknown;
+        steps?: unknown;
+        epoch?: number;
+        loss?: number;
+        batchSize?: number;
+        stepSeconds?: number;
+        samplesPerSecond?: number;
+        memory?: MemorySample;
+        optimizer?: OptimizerSample;
+      } | null;
+      if (d === null || typeof d !== 'object' || typeof d.steps !== 'number') return;
+      if (d.kind === 'step' && typeof d.loss === 'number' && typeof d.stepSeconds === 'number') {
+        const sample = {
+          step: d.steps,
+          epoch: d.epoch ?? 0,
+          loss: d.loss,
+          batchSize: d.batchSize ?? 0,
+          stepSeconds: d.stepSeconds,
+          samplesPerSecond: d.samplesPerSecond ?? 0,
+        };
+        events?.step(sample, d.optimizer, d.memory);
+        metrics?.step(sample, d.optimizer, d.memory, Math.max(1, d.steps - reported));
+        reported = d.steps;
+      } else if (d.kind === 'epoch') events?.epoch(d as { epoch: number }, d.steps);
+    };
     this.worker.on('message', (msg: FromWorker) => {
-      if (msg.type === 'progress') this.emit('progress', msg.data);
-      else if (msg.type === 'throughput') this.emit('throughput', msg.data);
+      if (msg.type === 'progress') {
+        if (events !== null || metrics !== null) telemetry(msg.data);
+        this.emit('progress', msg.data);
+      } else if (msg.type === 'throughput') this.emit('throughput', msg.data);
       else if (msg.type === 'weights') this.onWeights(msg);
       else if (msg.type === 'done') {
         this.settled = true;
@@ -278,6 +343,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       this.worker.on('exit', (code) => {
         this.exited = true;
         running--;
+        if (log !== null) {
+          if (log.owned) log.writer.close();
+          else log.writer.flush();
+        }
         // the pool's threads have the job's priority: the next multi-threaded BLAS call (on this thread, say)
         // starts a new one at its own
         if (blasOfJobs && running === 0) blasOfJobs = !native.shutdownBlasThreads();

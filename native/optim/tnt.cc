@@ -371,17 +371,54 @@ TN_EXPORT(tntPackedDirection) {
   return Wrap(info, PackedPrecondition(m, p, blas).reshape(m.sizes()).to(m.scalar_type()).clone());
 }
 
-// tntPackedStep(params[], momentum[], shapes[][], mains[][], auxes[][], lr[], mu[], weightDecay[], blas)
-//   -> { applied, skippedNonFinite, reason (0 applied, 1 gradient, 2 update) }
+// tntPackedStep(params[], momentum[], shapes[][], mains[][], auxes[][], lr[], mu[], weightDecay[], blas, klClip = 0)
+//   -> { applied, skippedNonFinite, reason (0 applied, 1 gradient, 2 update), scale, quadratic }
+// klClip > 0: the update-size control of distributed K-FAC (KL clipping) on TNT's preconditioned momentum: with
+// q = sum_p lr_p^2 <m_p, P(m_p)> (the quadratic form of the whole step under the preconditioner; P(m) = m x_1 A_1
+// ... x_k A_k, positive definite, so q >= 0), every direction is scaled by nu = min(1, sqrt(klClip / q)). The
+// directions are computed once, in a first pass, and kept for the staged step. `scale` is nu (1 without clipping)
+// and `quadratic` q (0 when not computed).
 TN_EXPORT(tntPackedStep) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor*> params = HandleList(info.Env(), info[0]);
   std::vector<at::Tensor*> moms = HandleList(info.Env(), info[1]);
   std::vector<Packed> ps = PackedParams(info, 2);
   bool blas = Bool(info, 8, true);
+  double kl_clip = info.Length() > 9 && info[9].IsNumber() ? info[9].As<Napi::Number>().DoubleValue() : 0.0;
   if (params.size() != moms.size() || params.size() != ps.size()) throw std::invalid_argument("TNT: parameter, momentum and state lists differ in length");
-  return MomentumStep(info.Env(), params, moms, Hypers(info, 5, params.size()),
-                      [&](size_t i, const at::Tensor& m) { return PackedPrecondition(m, ps[i], blas); });
+  std::vector<Hyper> hyper = Hypers(info, 5, params.size());
+  if (!(kl_clip > 0)) {
+    Napi::Object r = MomentumStep(info.Env(), params, moms, hyper,
+                                  [&](size_t i, const at::Tensor& m) { return PackedPrecondition(m, ps[i], blas); });
+    r.Set("scale", 1.0);
+    r.Set("quadratic", 0.0);
+    return r;
+  }
+  // First pass: every direction and the step's quadratic form (a non-finite gradient is left to MomentumStep, which
+  // skips the whole step before calling the direction).
+  std::vector<at::Tensor> dirs(params.size());
+  double q = 0;
+  bool finite = true;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const at::Tensor& g = params[i]->grad();
+    if (!g.defined()) continue;
+    if (!AllFinite(g)) {
+      finite = false;
+      break;
+    }
+    at::Tensor m = moms[i]->mul(hyper[i].mu).add_(g);
+    dirs[i] = PackedPrecondition(m, ps[i], blas);
+    at::Tensor mm = m.reshape(dirs[i].sizes());
+    if (mm.scalar_type() != dirs[i].scalar_type()) mm = mm.to(dirs[i].scalar_type());
+    q += hyper[i].lr * hyper[i].lr * (dirs[i] * mm).sum().item<double>();
+  }
+  double nu = finite && std::isfinite(q) && q > kl_clip ? std::sqrt(kl_clip / q) : 1.0;
+  Napi::Object r = MomentumStep(info.Env(), params, moms, hyper, [&](size_t i, const at::Tensor&) {
+    return nu < 1 ? dirs[i] * nu : dirs[i];
+  });
+  r.Set("scale", nu);
+  r.Set("quadratic", q);
+  return r;
 }
 
 // tntDirection(tensor, shape[], inverses[]) -> preconditioned copy (for tests and the similarity experiment)

@@ -106,7 +106,7 @@ export default async function train(ctx) {
         loss: (o, y) => t.nn.functional.mseLoss(o, y),
         progress: 'none',
         signal: ctx.signal,
-        callbacks: ctx.callbacks(model, { publishEvery: 4, progressEvery: 2 }),
+        callbacks: ctx.callbacks(model, { publishEvery: 4, progressEvery: 2, optimizer: opt }),
       });
       ctx.publish(model, { step: epochs * batches.length, info: 'final' });
       opt.dispose?.();

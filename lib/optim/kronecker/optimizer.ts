@@ -57,6 +57,7 @@ export interface CurvatureSchedule {
   earlyRefresh?: unknown;
   factorDtype?: unknown;
   onNonFinite?: unknown;
+  statDecayPerStep?: unknown;
 }
 
 /** The per-group options of the family; the damping is `damping` (TNT, KFAC) or `epsilon` (Shampoo). */
@@ -96,6 +97,8 @@ export abstract class KroneckerOptimizer<
   readonly statistics: StatisticsRule;
   /** The first-T2 rule: while fewer than T2 steps have run, refresh the inverses every T1 steps (default true). */
   readonly earlyRefresh: boolean;
+  /** The moving average's decay counted per step: weight 1 - statDecay^statsEvery per update (default false). */
+  readonly statDecayPerStep: boolean;
   /** Steps taken (calls of step() that reached the update, skipped ones included). */
   stepCount = 0;
   /** Statistics updates so far (t in the moving-average weight). */
@@ -143,6 +146,7 @@ export abstract class KroneckerOptimizer<
     this.earlyRefresh = is.boolean(schedule.earlyRefresh === undefined ? true : schedule.earlyRefresh, 'earlyRefresh');
     this.factorDtype = is.oneOf(schedule.factorDtype ?? 'float32', 'factorDtype', ['float32', 'float64'] as const);
     this.onNonFinite = is.oneOf(schedule.onNonFinite ?? 'skip', 'onNonFinite', ['skip', 'throw'] as const);
+    this.statDecayPerStep = is.boolean(schedule.statDecayPerStep ?? false, 'statDecayPerStep');
   }
 
   /** The optimizer's name in messages, and (lower-cased) the key of its counters in a state dict. */
@@ -441,7 +445,7 @@ export abstract class KroneckerOptimizer<
   statisticsCoefficients(): { keep: number; weight: number } {
     const convex = (w: number): { keep: number; weight: number } => ({ keep: 1 - w, weight: w });
     if (this.warmCount >= 0) return convex(1 / (this.warmCount + 1));
-    const decay = this.paramGroups[0]!.statDecay;
+    const decay = this.paramGroups[0]!.statDecay ** (this.statDecayPerStep ? this.statsEvery : 1);
     if (this.warmStarted) return this.statistics === 'authors' ? { keep: decay, weight: 1 - decay } : convex(1 - decay);
     if (this.statistics === 'convex') return convex(Math.max(1 / (this.statsUpdates + 1), 1 - decay));
     const w = Math.max(1 / (this.stepCount + 1), 1 - decay);
