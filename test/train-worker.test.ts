@@ -214,9 +214,24 @@ describe('train.inWorker', () => {
       for (const th of serve.threads)
         if (th.nice === Math.min(19, mineNice + 10)) expect(th.policy).toBe(SCHED_IDLE);
         else expect(th.policy).toBe(0);
+      // Threads left over from the 'serve' job keep its policy (seen with libtorch 2.6: one helper thread outlives
+      // the job's worker); what is asserted is that the next jobs start none.
+      const { readdirSync } = await import('node:fs');
+      const leftover = new Set(
+        readdirSync('/proc/self/task')
+          .map(Number)
+          .filter((tid) => {
+            try {
+              const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+              return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[38]) !== 0;
+            } catch {
+              return false; // exited meanwhile
+            }
+          }),
+      );
       for (const priority of ['train', 0.5] as const) {
         const other = await run({ priority });
-        expect(other.threads.filter((th) => th.policy !== 0)).toEqual([]);
+        expect(other.threads.filter((th) => th.policy !== 0 && !leftover.has(th.tid))).toEqual([]);
         expect(other.threads.find((th) => th.tid === other.self)!.nice).toBe(mineNice);
       }
     },
