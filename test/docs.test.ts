@@ -215,7 +215,8 @@ describe('code blocks of README.md and docs/*.md', () => {
     expect(BLOCKS.length).toBeGreaterThan(10);
     const skipped = BLOCKS.filter((b) => b.notRun !== null);
     for (const b of skipped) expect(b.notRun!.length, `${b.file}:${b.line}`).toBeGreaterThan(10);
-    expect(skipped.length).toBeLessThanOrEqual(3);
+    // the service example twice (test/service-example.test.ts runs it), a whole transformer epoch, a multi-rank fragment
+    expect(skipped.length).toBeLessThanOrEqual(4);
     for (const b of BLOCKS) if (b.context !== null) expect(CONTEXTS, `${b.file}:${b.line}`).toHaveProperty(b.context);
   });
 

@@ -282,10 +282,14 @@ describe('train.inWorker', () => {
     // 'serve' pauses too (down to a tenth of the time in steps; under load the server's thread has gaps of 5 ms)
     // (the first event is left out where there are more: it covers the start; an idle-scheduled job on a machine
     // busy with the rest of the suite may report only once in 3 s)
+    // On a machine busy with the rest of the suite an idle-scheduled job may get no CPU at all while the server
+    // answers, and report nothing: then it made far fewer than the ~300 steps of 10 ms that 3 s hold unpaused.
     const serve = await run('serve', true, 3);
-    expect(serve.events.length).toBeGreaterThanOrEqual(1);
-    const servePaused = (serve.events.length > 1 ? serve.events.slice(1) : serve.events).map((e) => e.paused);
-    expect(servePaused.reduce((a, b) => a + b, 0) / servePaused.length).toBeGreaterThan(0.15);
+    if (serve.events.length === 0) expect(serve.steps).toBeLessThan(150);
+    else {
+      const servePaused = (serve.events.length > 1 ? serve.events.slice(1) : serve.events).map((e) => e.paused);
+      expect(servePaused.reduce((a, b) => a + b, 0) / servePaused.length).toBeGreaterThan(0.15);
+    }
     // no pause without requests, nor under 'train'
     for (const [priority, busy] of [
       [0.5, false],

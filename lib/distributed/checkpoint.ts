@@ -28,6 +28,7 @@ export interface StatefulLoader {
   loadStateDict(state: never): void;
 }
 
+/** What saveCheckpoint writes and restoreCheckpoint puts back: the model, the optimizer (or its CurvatureSync), the loaders. */
 export interface DistributedCheckpointContents {
   /** The model (not its DistributedDataParallel wrapper: its weights are the same on every rank). */
   model?: CheckpointModel;

@@ -82,13 +82,13 @@ function info(): NonNullable<ReturnType<typeof native.distInfo>> {
     );
   return i;
 }
+const MAKE_GROUP = Symbol('ProcessGroup');
+
 /**
  * A subgroup of the default group (torch.distributed.new_group): made by `newGroup(ranks)` on every rank, held by
  * its members (a non-member gets null). Pass it as the `group` argument of a collective; ranks given to a
  * collective (broadcast's src, reduce's dst) stay global ranks, as in PyTorch.
  */
-const MAKE_GROUP = Symbol('ProcessGroup');
-
 export class ProcessGroup {
   /** @internal */
   _id: number | null;
