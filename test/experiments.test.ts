@@ -329,8 +329,12 @@ describe('tensornormal experiment autoencoder, end to end', () => {
       const svg = readFileSync(join(dir, 'figure.svg'), 'utf8');
       expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
       expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
-      expect(svg.match(/<polyline /g)).toHaveLength(4);
-      expect(svg.match(/<polygon /g)).toHaveLength(4);
+      // (On libtorch 2.6 one Adam run of 8 tiny steps took 0.04 s of process time against TNT's 1.1 s: its
+      // per-time line then spans a few pixels and the chart may drop it; the per-epoch panel always has both.)
+      expect(svg.match(/<polyline /g)!.length).toBeGreaterThanOrEqual(3);
+      expect(svg.match(/<polyline /g)!.length).toBeLessThanOrEqual(4);
+      expect(svg.match(/<polygon /g)!.length).toBeGreaterThanOrEqual(3);
+      expect(svg.match(/<polygon /g)!.length).toBeLessThanOrEqual(4);
       expect(svg).toContain('>process time (s)</text>');
       const png = pngInfo(readFileSync(join(dir, 'figure.png')));
       expect([png.width, png.height]).toEqual([2 * 800, 2 * (300 + 24)]);
