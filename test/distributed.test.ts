@@ -532,8 +532,12 @@ const hasTorch = pyTorch.status === 0;
 const sameRendezvous = hasTorch && pyTorch.stdout.trim().split('.')[0] === torch.versions().torch.split('.')[0];
 const pyRank = join(repoRoot, 'test', 'support', 'dist_python_rank.py');
 
+// Known flake on libtorch 2.6 (Debian 13), seen in 2 of 4 runs on 2026-12-07 and not yet understood: one of these six
+// tests now and then has a rank that never finishes its rendezvous (killed at the test's timeout); reruns pass. Retried
+// there while it is investigated; on 1.13 a failure fails at once.
 describe.skipIf(!hasTorch || !sameRendezvous)(
   'a Node rank and a Python torch.distributed rank in one Gloo group',
+  { retry: torch.versions().torch.startsWith('1.') ? 0 : 2 },
   () => {
     for (const nodeRank of [0, 1]) {
       it(`collectives, with the Node rank as rank ${nodeRank}`, async () => {
