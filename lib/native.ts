@@ -489,14 +489,19 @@ function libraryDirs(): string[] {
 }
 
 /**
- * Addon files to try, in order: TENSORNORMAL_ADDON alone when set; the prebuilds for this platform, those built
- * against a libtorch installed here first (one per libtorch: `npm run prebuilds` makes Debian 12's 1.13 and Debian
- * 13's 2.6); then this checkout's own build.
+ * Addon files to try, in order: TENSORNORMAL_ADDON alone when set; this package's own build when there is one; the
+ * prebuilds for this platform, those built against a libtorch installed here first (one per libtorch: `npm run
+ * prebuilds` makes Debian 12's 1.13 and Debian 13's 2.6).
  */
 export function candidates(): string[] {
   const out: string[] = [];
   // An explicit addon path wins (used to test a build made in another folder).
   if (process.env.TENSORNORMAL_ADDON) return [process.env.TENSORNORMAL_ADDON];
+  // A build made here comes first: it exists only where the sources were compiled (a checkout, or an install that
+  // found no prebuild), and it is newer than any prebuild lying beside it (a stale prebuild with the same op tables
+  // would otherwise load and miss newer entry points).
+  const built = join(packageRoot, 'build', 'Release', 'tensornormal.node');
+  if (existsSync(built)) out.push(built);
   const pre = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`);
   if (existsSync(pre)) {
     const here = new Set(installedTorchVersions());
@@ -506,7 +511,7 @@ export function candidates(): string[] {
     const matching = files.filter((f) => here.has(prebuildTorch(f) ?? ''));
     for (const f of [...matching, ...files.filter((f) => !matching.includes(f))]) out.push(join(pre, f));
   }
-  out.push(join(packageRoot, 'build', 'Release', 'tensornormal.node'));
+  if (!existsSync(built)) out.push(built); // tried last, for the error message that says how to build it
   return out;
 }
 
