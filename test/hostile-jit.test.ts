@@ -12,7 +12,7 @@ import * as torch from '../lib/index.js';
 import { jit, nn, TorchError } from '../lib/index.js';
 import { loadInChild } from '../lib/jit.js';
 import { MAX_CODE_OPERATORS } from '../lib/torchscript.js';
-import { noLeak } from './support/helpers.js';
+import { noLeak, thrown } from './support/helpers.js';
 import { addonPath, repoRoot } from './support/transpile-lib.js';
 
 const fixtures = join(repoRoot, 'test', 'fixtures', 'jit');
@@ -24,14 +24,6 @@ type Expected =
 const expected = JSON.parse(readFileSync(join(fixtures, 'expected.json'), 'utf8')) as Record<string, Expected>;
 const file = (name: string): string => join(fixtures, `${name}.pt`);
 
-function thrown(f: () => unknown): Error {
-  try {
-    f();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
-}
 function expectBadFile(path: string, f: () => unknown, why?: string | RegExp): void {
   const e = thrown(f);
   expect(e, e.stack).toBeInstanceOf(TorchError);

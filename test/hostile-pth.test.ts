@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as torch from '../lib/index.js';
 import { TorchError, loadPickledStateDict, loadWeights, nn } from '../lib/index.js';
 import { MAX_PICKLE_VALUES, defaultMaxBytes } from '../lib/pickle.js';
-import { noLeak } from './support/helpers.js';
+import { noLeak, thrown } from './support/helpers.js';
 import { repoRoot } from './support/transpile-lib.js';
 import { makeZip, pthArchive, statePickle, type ZipItem } from './fuzz/zip.js';
 
@@ -27,15 +27,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The error a call throws (fails the test when it does not throw). */
-function thrown(f: () => unknown): Error {
-  try {
-    f();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error');
-}
 /** A BAD_FILE TorchError whose message starts with the file's path. */
 function expectBadFile(path: string, f: () => unknown, why?: string | RegExp): void {
   const e = thrown(f);
