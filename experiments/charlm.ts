@@ -37,8 +37,10 @@ export const CHARLM_DEFAULTS: Record<OptimizerName, Hyper> = {
 
 export interface CharLMExperimentOptions {
   optimizers?: OptimizerName[];
-  /** Runs per optimizer, seeds 0..n-1 (default 2). */
+  /** Runs per optimizer, seeds firstSeed..firstSeed+n-1 (default 2). */
   seeds?: number;
+  /** The first seed (default 0): one seed per process with `seeds: 1, firstSeed: k`, merged by mergeCharLMResults. */
+  firstSeed?: number;
   /** Training steps per run (default 300). */
   steps?: number;
   /** Stop a run after this many process seconds of training. */
@@ -310,7 +312,8 @@ export async function runCharLMExperiment(options: CharLMExperimentOptions = {})
     }
     const runs: CharLMRun[] = [];
     for (const k of optimizers)
-      for (let s = 0; s < o.seeds; s++) runs.push(await Promise.resolve(trainRun(k, hps[k], s, corpus, o, 'main')));
+      for (let s = o.firstSeed ?? 0; s < (o.firstSeed ?? 0) + o.seeds; s++)
+        runs.push(await Promise.resolve(trainRun(k, hps[k], s, corpus, o, 'main')));
     const { aggregate, summary } = summarize(runs);
     return {
       experiment: 'charlm',
@@ -399,7 +402,7 @@ export function mergeCharLMResults(results: CharLMResult[]): CharLMResult {
   const grid = results.some((r) => r.grid !== null) ? Object.assign({}, ...results.map((r) => r.grid ?? {})) : null;
   return {
     experiment: 'charlm',
-    config: results[0]!.config,
+    config: { ...results[0]!.config, seeds: new Set(runs.map((r) => r.seed)).size },
     hyperparameters: Object.assign({}, ...results.map((r) => r.hyperparameters)),
     grid,
     runs,

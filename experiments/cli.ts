@@ -193,6 +193,7 @@ Shampoo lr 9e-3 epsilon 1e-4 (T1 = 1, T2 = 20); AdamW lr 3e-3 wd 0.01; SGD-m lr 
 Flags:
   --optimizers LIST        comma-separated, from tnt,kfac,shampoo,adam,sgd (adam is AdamW; default: all five)
   --seeds N                runs per optimizer, seeds 0..N-1 (default: 2)
+  --first-seed K           seeds K..K+N-1 instead (one seed per process: --seeds 1 --first-seed K)
   --steps N                training steps per run (default: 300)
   --time-budget S          stop a run after S seconds of process time (default: none)
   --batch N                sequences per step (default: 32)
@@ -354,6 +355,7 @@ const OPTIONS = {
   charlm: {
     optimizers: { type: 'string' },
     seeds: { type: 'string' },
+    'first-seed': { type: 'string' },
     steps: { type: 'string' },
     'time-budget': { type: 'string' },
     batch: { type: 'string' },
@@ -491,6 +493,7 @@ export function parseCommand(argv: string[]): Command {
     const options: CharLMExperimentOptions = defined({
       optimizers: optimizerList(command, s('optimizers'), OPTIMIZERS) as OptimizerName[] | undefined,
       seeds: num(command, 'seeds', s('seeds'), 'positive-int'),
+      firstSeed: num(command, 'first-seed', s('first-seed'), 'nonneg-int'),
       steps: num(command, 'steps', s('steps'), 'positive-int'),
       timeBudget: num(command, 'time-budget', s('time-budget'), 'positive'),
       batchSize: num(command, 'batch', s('batch'), 'positive-int'),
