@@ -13,4 +13,4 @@ export {
 export { resnet32, ResNet, BasicBlock, PadShortcut } from './resnet.js';
 export { vgg16bn, VGG, VGG16_CONFIG } from './vgg.js';
 export { smallCnn, type SmallCnnOptions } from './smallcnn.js';
-export { transformerLM, TransformerLM, type TransformerLMOptions } from './transformer.js';
+export { transformerLM, TransformerLM, KVCache, type TransformerLMOptions } from './transformer.js';

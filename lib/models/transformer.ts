@@ -3,10 +3,10 @@
  * architecture of `tensornormal experiment charlm` and of test/reference/transformer.py's CharLM.
  */
 import { Tensor } from '../tensor.js';
-import { arange } from '../creation.js';
+import { arange, zeros } from '../creation.js';
 import { cat } from '../ops.js';
 import { noGrad } from '../autograd.js';
-import { tidy } from '../scope.js';
+import { tidy, dispose } from '../scope.js';
 import { is, typeError } from '../errors.js';
 import { Module } from '../nn/module.js';
 import { Linear, type FactoryOptions } from '../nn/linear.js';
@@ -132,15 +132,86 @@ export class TransformerLM extends Module {
   }
 
   /**
-   * Greedy decoding: appends `steps` tokens to `prompt` (int64 (B, T0)), each the argmax of the last position's
-   * logits, without a key-value cache (every step runs the whole window of the last contextLength tokens).
-   * Returns (B, T0 + steps). Runs under noGrad in eval mode (the mode is restored).
+   * Logits (B, L, vocabSize) of L new tokens (int64 (B, L)) that follow the `cache.length` tokens the cache holds
+   * (their keys and values, per layer), and the new tokens' keys and values appended to the cache: incremental
+   * decoding. Position start + i sees tokens 0..start + i, as in forward(), whose logits these equal (up to
+   * rounding) for the same tokens. The cache holds at most contextLength positions (learned positions are absolute:
+   * past the context the window slides, every position changes, and the cache must be reset and refilled). Eval-mode
+   * numerics (no dropout); for inference under noGrad. The first call sizes the cache for batch B.
+   *
+   *   const cache = lm.createCache();
+   *   let logits = lm.forwardCached(prompt, cache);           // (B, T0, V): the prompt at positions 0..T0-1
+   *   logits = lm.forwardCached(nextTokens, cache);           // (B, 1, V): position T0, attending 0..T0
+   *   cache.dispose();
    */
-  generate(prompt: Tensor, steps: number): Tensor {
+  forwardCached(tokens: Tensor, cache: KVCache): Tensor {
+    if (!(tokens instanceof Tensor)) throw typeError('a Tensor', 'tokens', tokens);
+    if (!(cache instanceof KVCache)) throw typeError('a KVCache (lm.createCache())', 'cache', cache);
+    if (tokens.ndim !== 2 || tokens.shape[1] === 0)
+      throw new RangeError(`Expected tokens of shape (B, L) with L >= 1 but received [${tokens.shape.join(', ')}]`);
+    const B = tokens.shape[0]!,
+      L = tokens.shape[1]!,
+      start = cache.length;
+    if (start + L > this.contextLength)
+      throw new RangeError(
+        `the cache holds ${start} positions and ${L} more exceed the model's context of ${this.contextLength}: reset() the cache and start again from the last window`,
+      );
+    const layers = [...this.encoder.layers] as TransformerEncoderLayer[];
+    if (cache.keys.length > 0 && cache.keys[0]!.shape[0] !== B) {
+      if (start > 0)
+        throw new RangeError(
+          `the cache holds a batch of ${cache.keys[0]!.shape[0]} but the tokens are a batch of ${B}`,
+        );
+      cache.dispose();
+    }
+    if (cache.keys.length === 0) {
+      const attn = layers[0]!.selfAttn;
+      const p = this.tokEmb.weight;
+      const shape = [B, attn.numHeads, this.contextLength, attn.headDim];
+      for (let i = 0; i < layers.length; i++) {
+        cache.keys.push(zeros(shape, { dtype: p.dtype, device: p.device }).keep());
+        cache.values.push(zeros(shape, { dtype: p.dtype, device: p.device }).keep());
+      }
+    }
+    const out = tidy(() => {
+      const tok = this.tokEmb.call(tokens);
+      const pos =
+        this.posEmb !== null
+          ? this.posEmb.call(arange(start, start + L, 1, { dtype: 'int64', device: tokens.device }))
+          : (this._buffers.get('pe') as Tensor).narrow(0, start, L);
+      let x = tok.add(pos);
+      layers.forEach((layer, i) => {
+        x = layer.forwardCached(x, { keys: cache.keys[i]!, values: cache.values[i]! }, start);
+      });
+      if (this.encoder.norm !== null) x = this.encoder.norm.call(x) as Tensor;
+      return this.head.call(this.norm.call(x));
+    });
+    cache.length = start + L;
+    return out;
+  }
+
+  /** An empty key-value cache for forwardCached() and generate() (sized at its first use; dispose() it). */
+  createCache(): KVCache {
+    return new KVCache();
+  }
+
+  /**
+   * Greedy decoding: appends `steps` tokens to `prompt` (int64 (B, T0)), each the argmax of the last position's
+   * logits. With `cache: true` (the default) a key-value cache makes each new token one position's work while the
+   * sequence fits the context (the prompt is run once, then one token per step); past contextLength tokens the
+   * window of the last contextLength tokens slides, every position shifts, and each step reruns the window, as
+   * without the cache. `cache: false` reruns the window (the last contextLength tokens) every step. Both give the
+   * same tokens (the logits agree up to rounding). Returns (B, T0 + steps). Runs under noGrad in eval mode (the
+   * mode is restored).
+   */
+  generate(prompt: Tensor, steps: number, options: { cache?: boolean } = {}): Tensor {
     if (!(prompt instanceof Tensor)) throw typeError('a Tensor', 'prompt', prompt);
     is.nonNegativeInteger(steps, 'steps');
+    const { cache: useCache = true } = is.options(options);
+    is.boolean(useCache, 'cache');
     const wasTraining = this.training;
     this.eval();
+    const cache = useCache ? new KVCache() : null;
     try {
       return noGrad(() => {
         let seq = prompt.alias();
@@ -148,7 +219,13 @@ export class TransformerLM extends Module {
           const next = tidy(() => {
             const T = seq.shape[1]!;
             const win = T > this.contextLength ? seq.narrow(1, T - this.contextLength, this.contextLength) : seq;
-            const logits = this.forward(win);
+            let logits: Tensor;
+            if (cache === null) logits = this.forward(win);
+            else {
+              // the cache holds positions 0..T-2 of this window unless the window slid (or this is the prompt)
+              if (T > this.contextLength || cache.length !== T - 1) cache.reset();
+              logits = this.forwardCached(cache.length === 0 ? win : seq.narrow(1, T - 1, 1), cache);
+            }
             return logits.select(1, logits.shape[1]! - 1).argmax(-1, true);
           });
           const grown = cat([seq, next], 1);
@@ -159,8 +236,36 @@ export class TransformerLM extends Module {
         return seq;
       });
     } finally {
+      cache?.dispose();
       this.train(wasTraining);
     }
+  }
+}
+
+/**
+ * The keys and values of the positions a TransformerLM has run (TransformerLM.forwardCached), per encoder layer:
+ * buffers (B, nHead, contextLength, headDim) whose first `length` positions are valid. reset() empties it (the
+ * buffers stay for the next sequence of the same batch size); dispose() frees them.
+ */
+export class KVCache {
+  /** Positions held. */
+  length = 0;
+  /** Per layer: the keys, (B, nHead, contextLength, headDim). Empty before the first forwardCached(). */
+  readonly keys: Tensor[] = [];
+  /** Per layer: the values, as the keys. */
+  readonly values: Tensor[] = [];
+
+  /** Forgets the positions held (keeps the buffers). */
+  reset(): void {
+    this.length = 0;
+  }
+
+  /** Frees the buffers; the cache is empty and usable again. */
+  dispose(): void {
+    dispose([this.keys, this.values]);
+    this.keys.length = 0;
+    this.values.length = 0;
+    this.length = 0;
   }
 }
 

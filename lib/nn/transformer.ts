@@ -197,6 +197,64 @@ export class MultiheadAttention extends Module<
     });
   }
 
+  /**
+   * Causal self-attention of L new positions that follow `start` earlier ones, for incremental decoding with a
+   * key-value cache: the new positions' keys and values are written into `cache.keys` / `cache.values` (each
+   * (N, numHeads, capacity, headDim)) at positions [start, start + L), and position start + i attends to the cached
+   * positions 0..start + i. `x` is (N, L, E) batch-first, else (L, N, E). Eval-mode numerics (no attention
+   * dropout); meant for inference under noGrad (the cache is written in place). With start = 0 and L = T it is
+   * forward(x, x, x, { isCausal: true }) (the same numbers up to rounding).
+   */
+  forwardCached(x: Tensor, cache: { keys: Tensor; values: Tensor }, start: number): Tensor {
+    if (!(x instanceof Tensor)) throw typeError('a Tensor', 'x', x);
+    if (
+      cache === null ||
+      typeof cache !== 'object' ||
+      !(cache.keys instanceof Tensor) ||
+      !(cache.values instanceof Tensor)
+    )
+      throw typeError('{ keys: Tensor, values: Tensor }', 'cache', cache);
+    is.nonNegativeInteger(start, 'start');
+    const E = this.embedDim,
+      H = this.numHeads,
+      hd = this.headDim;
+    if (x.ndim !== 3 || x.shape[2] !== E)
+      throw new RangeError(
+        `Expected x of shape (N, L, ${E}) (batch-first) or (L, N, ${E}) but received [${x.shape.join(', ')}]`,
+      );
+    return tidy(() => {
+      const x0 = this.batchFirst ? x : x.transpose(0, 1);
+      const N = x0.shape[0]!,
+        L = x0.shape[1]!;
+      const cap = cache.keys.shape[2]!;
+      for (const t of [cache.keys, cache.values])
+        if (!sameShape(t, [N, H, cap, hd]))
+          throw new RangeError(
+            `Expected cache keys and values of shape [${N}, ${H}, capacity, ${hd}] but received [${t.shape.join(', ')}]`,
+          );
+      if (start + L > cap)
+        throw new RangeError(
+          `the cache holds ${cap} positions, but positions ${start}..${start + L - 1} were asked for`,
+        );
+      const p = F.linear(x0, this.inProjWeight, this.inProjBias).reshape([N, L, 3, H, hd]).permute([2, 0, 3, 1, 4]);
+      const [q, k, v] = p.unbind(0) as [Tensor, Tensor, Tensor];
+      cache.keys.narrow(2, start, L).copy_(k);
+      cache.values.narrow(2, start, L).copy_(v);
+      const S = start + L;
+      // the new position i (absolute start + i) may attend keys 0..start + i: one new position needs no mask
+      const mask = L === 1 ? null : full([L, S], -Infinity, { dtype: q.dtype, device: q.device }).triu(start + 1);
+      const [o] = F.attention(
+        q,
+        cache.keys.narrow(2, 0, S),
+        cache.values.narrow(2, 0, S),
+        { attnMask: mask, dropoutP: 0, isCausal: false, training: false },
+        false,
+      );
+      const y = this.outProj.call(o!.transpose(1, 2).reshape([N, L, E]));
+      return this.batchFirst ? y : y.transpose(0, 1);
+    });
+  }
+
   /** attnMask and keyPaddingMask as one additive float mask broadcasting to (N, H, L, S), or null. */
   private mergeMasks(
     attnMask: Tensor | null,
@@ -348,6 +406,25 @@ export class TransformerEncoderLayer extends Module<[Tensor, TransformerEncoderF
         x = this.norm2.call(x.add(ff(x)));
       }
       return x;
+    });
+  }
+
+  /**
+   * The layer on L new positions after `start` cached ones, causal, its self-attention through
+   * MultiheadAttention.forwardCached (keys and values written into `cache`): incremental decoding. Eval-mode
+   * numerics; for inference under noGrad.
+   */
+  forwardCached(x: Tensor, cache: { keys: Tensor; values: Tensor }, start: number): Tensor {
+    if (!(x instanceof Tensor)) throw typeError('a Tensor', 'x', x);
+    return tidy(() => {
+      const sa = (h: Tensor): Tensor => this.selfAttn.forwardCached(h, cache, start);
+      const ff = (h: Tensor): Tensor => this.linear2.call(this.act(this.linear1.call(h)));
+      if (this.normFirst) {
+        const h = x.add(sa(this.norm1.call(x)));
+        return h.add(ff(this.norm2.call(h)));
+      }
+      const h = this.norm1.call(x.add(sa(x)));
+      return this.norm2.call(h.add(ff(h)));
     });
   }
 
