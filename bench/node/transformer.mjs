@@ -1,8 +1,9 @@
 /**
  * The Node side of bench/transformer.mjs: models.transformerLM (the same architecture as bench/python/
- * transformer.py's CharLM), one AdamW training step, and greedy generation without a key-value cache
- * (TransformerLM.generate). Prints one JSON line: {"stepMs": [...], "stepCpuMs": [...], "genTokensPerS": x, "genTokensPerCpuS": y}
- * (wall and process time).
+ * transformer.py's CharLM), one AdamW training step (unless c.train is false), and greedy generation of one
+ * sequence (TransformerLM.generate) without a key-value cache ({ cache: false }: every token reruns the window) and
+ * with one (the default). Prints one JSON line: {"stepMs": [...], "stepCpuMs": [...], "genTokensPerS": x,
+ * "genTokensPerCpuS": y, "cacheTokensPerS": x, "cacheTokensPerCpuS": y} (wall and process time).
  */
 import * as torch from '../../dist/index.js';
 
@@ -26,7 +27,7 @@ const cpuMs = () => {
 };
 const times = [],
   cpu = [];
-for (let i = 0; i < c.warmup + c.steps; i++) {
+for (let i = 0; c.train !== false && i < c.warmup + c.steps; i++) {
   const t0 = performance.now(),
     c0 = cpuMs();
   torch.tidy(() => {
@@ -42,10 +43,24 @@ for (let i = 0; i < c.warmup + c.steps; i++) {
   }
 }
 const prompt = torch.randint(0, c.vocab, [1, c.genPrompt]);
-torch.tidy(() => m.generate(prompt, 1)); // warm-up
-const t0 = performance.now(),
-  c0 = cpuMs();
-torch.tidy(() => m.generate(prompt, c.genTokens));
-const gen = c.genTokens / ((performance.now() - t0) / 1000);
-const genCpu = c.genTokens / ((cpuMs() - c0) / 1000);
-console.log(JSON.stringify({ stepMs: times, stepCpuMs: cpu, genTokensPerS: gen, genTokensPerCpuS: genCpu }));
+/** Tokens per wall and per process second of generating c.genTokens tokens after the prompt. */
+function gen(options) {
+  torch.tidy(() => m.generate(prompt, 1, options)); // warm-up
+  const t0 = performance.now(),
+    c0 = cpuMs();
+  const out = torch.tidy(() => m.generate(prompt, c.genTokens, options).toArray());
+  return { perS: c.genTokens / ((performance.now() - t0) / 1000), perCpuS: c.genTokens / ((cpuMs() - c0) / 1000), out };
+}
+const plain = gen({ cache: false });
+const cached = gen({ cache: true });
+if (JSON.stringify(plain.out) !== JSON.stringify(cached.out)) throw new Error('generate: the cache changed the tokens');
+console.log(
+  JSON.stringify({
+    stepMs: times,
+    stepCpuMs: cpu,
+    genTokensPerS: plain.perS,
+    genTokensPerCpuS: plain.perCpuS,
+    cacheTokensPerS: cached.perS,
+    cacheTokensPerCpuS: cached.perCpuS,
+  }),
+);
