@@ -21,7 +21,7 @@ import { progressReporter, type Output } from './progress.js';
 import { createRequire } from 'node:module';
 // the library's environment choices, from the subpath that does not load the addon (OPENBLAS_NUM_THREADS must be
 // set before it loads)
-import { readCpuinfo, runtimeEnvironment } from 'tensornormal/runtime-env';
+import { openblasThreads, readCpuinfo } from 'tensornormal/runtime-env';
 
 /** A command-line mistake: the message says which flag and why; the process exits with code 2. */
 export class UsageError extends Error {
@@ -583,29 +583,7 @@ function envThreads(env: NodeJS.ProcessEnv): number | undefined {
   return Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
-/**
- * The OPENBLAS_NUM_THREADS to set before the library loads for `threads` libtorch threads, or undefined to leave
- * OpenBLAS's count alone. libtorch's matrix products run on OpenBLAS's own pool, which set_num_threads does not
- * reach: left alone it has one thread per core, and process time counts their work (and their spinning until
- * OPENBLAS_THREAD_TIMEOUT); with the same count as libtorch, `--threads 1` times one core's work.
- *
- * Not set when the user set it, and not where OpenBLAS picks its kernels itself (neither the user nor
- * runtime-env.ts chose an OPENBLAS_CORETYPE) or runs the Prescott ones: OpenBLAS 0.3.21 misdetects newer CPUs as
- * Prescott, and single-threaded those kernels crash in cholesky_inverse (KFAC's inverses; reproduced on this
- * project's Sapphire Rapids VMs with OPENBLAS_CORETYPE=Prescott OPENBLAS_NUM_THREADS=1, while SkylakeX kernels run
- * single-threaded without trouble).
- */
-export function openblasThreads(
-  threads: number | undefined,
-  env: NodeJS.ProcessEnv,
-  cpuinfo: string | undefined,
-): string | undefined {
-  if (threads === undefined || env.OPENBLAS_NUM_THREADS !== undefined || env.GOTO_NUM_THREADS !== undefined)
-    return undefined;
-  const core = env.OPENBLAS_CORETYPE || runtimeEnvironment(env, cpuinfo).OPENBLAS_CORETYPE;
-  if (!core || /^prescott$/i.test(core)) return undefined;
-  return String(threads);
-}
+export { openblasThreads };
 
 export interface CliIO {
   stdout: Output;
@@ -621,6 +599,7 @@ function version(): string {
 export async function main(
   argv: string[],
   io: CliIO = { stdout: process.stdout, stderr: process.stderr },
+  launch: { openblasThreadsSet?: boolean } = {},
 ): Promise<number> {
   if (argv[0] === 'run') return (await import('tensornormal')).distributed.runCommand(argv.slice(1), io);
   let cmd: Command;
@@ -651,8 +630,9 @@ export async function main(
     if (cmd.threads !== undefined) setNumThreads(cmd.threads);
     const threadInfo = {
       torch: getNumThreads(),
-      openblas: process.env.OPENBLAS_NUM_THREADS ?? null,
-      openblasSetByCli: openblas !== undefined,
+      // the pool OpenBLAS actually runs (read back from it), not what was asked
+      openblas: versions().blasThreads ?? process.env.OPENBLAS_NUM_THREADS ?? null,
+      openblasSetByCli: openblas !== undefined || launch.openblasThreadsSet === true,
       openblasCoretype: versions().blasCore ?? process.env.OPENBLAS_CORETYPE ?? null,
     };
     const json = cmd.json || io.stdout.isTTY !== true;
