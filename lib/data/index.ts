@@ -33,6 +33,7 @@ export {
   type TextSplitOptions,
   type FortunesOptions,
 } from './text.js';
+export { BPETokenizer, BPE_ENCODINGS, type BPEEncoding } from './bpe.js';
 export {
   cifar10,
   cifar100,
