@@ -24,6 +24,8 @@ import {
   main,
   parseCommand,
   UsageError,
+  mergeCharLMResults,
+  type CharLMResult,
   type ExperimentResult,
   type RunResult,
 } from '../experiments/index.js';
@@ -699,6 +701,7 @@ describe('command line', () => {
       charlm: [
         'optimizers',
         'seeds',
+        'first-seed',
         'steps',
         'time-budget',
         'batch',
@@ -786,6 +789,22 @@ describe('command line', () => {
       }
       expect(pngInfo(readFileSync(join(out, 'figure.png'))).width).toBeGreaterThan(0);
       expect(readFileSync(join(out, 'figure.svg'), 'utf8')).toContain('<svg');
+      // another seed in another process (--first-seed), merged with the first run's results
+      const out1 = join(dir, 'out1');
+      const small = ['--data', corpus, '--steps', '6', '--eval-every', '3', '--width', '8', '--layers', '1'];
+      const more = ['--heads', '2', '--context', '16', '--batch', '8', '--val-windows', '8'];
+      const r1 = await run(
+        ['experiment', 'charlm', '--optimizers', 'sgd', '--seeds', '1', '--first-seed', '1'].concat(small, more, [
+          '--out',
+          out1,
+        ]),
+      );
+      expect(r1.code, r1.err).toBe(0);
+      const res1 = JSON.parse(readFileSync(join(out1, 'results.json'), 'utf8')) as CharLMResult;
+      expect(res1.runs.map((x) => x.seed)).toEqual([1]);
+      const merged = mergeCharLMResults([res as unknown as CharLMResult, res1]);
+      expect(merged.config.seeds).toBe(2);
+      expect(merged.runs.filter((x) => x.optimizer === 'sgd').map((x) => x.seed)).toEqual([0, 1]);
       const bad = await run(['experiment', 'charlm', '--width', '10', '--heads', '4']);
       expect(bad.code).toBe(2);
       expect(bad.err).toContain('--width (10) must be divisible by --heads (4)');
