@@ -165,11 +165,15 @@ console.log(out.join('\n'));
 for (const [label, g] of groups) console.log(`${label}: ${JSON.stringify(g.hp)}`);
 
 if (svg) {
-  const series = [...groups].map(([name, g]) => {
+  const series = [...groups].map(([label, g]) => {
+    // the curve of the runs that did not diverge (a diverged run would end every seed's mean where it stopped)
+    const ok = g.runs.filter((r) => r.stoppedBy !== 'diverged');
     const a = aggregateInterpolated(
-      g.runs.map((r) => ({ x: r.points.map((p) => p.cpu), y: r.points.map((p) => p.loss) })),
+      ok.map((r) => ({ x: r.points.map((p) => p.cpu), y: r.points.map((p) => p.loss) })),
       120,
     );
+    const name =
+      ok.length < g.runs.length ? `${label} (${g.runs.length - ok.length} of ${g.runs.length} diverged)` : label;
     return { name, x: a.x, y: a.mean, band: a.std };
   });
   const finite = series.flatMap((s) => s.y).filter(Number.isFinite);
