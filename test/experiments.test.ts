@@ -294,7 +294,15 @@ describe('tensornormal experiment autoencoder, end to end', () => {
         warmBatches: 2,
       });
       expect(r.hyperparameters).toEqual({
-        tnt: { lr: 1e-4, damping: 0.1, statsEvery: 1, inverseEvery: 20 },
+        tnt: {
+          lr: 1e-4,
+          damping: 0.1,
+          statsEvery: 2,
+          inverseEvery: 20,
+          statsBatch: 0.25,
+          statDecayPerStep: 1,
+          klClip: 0.01,
+        },
         adam: { lr: 1e-4, damping: 1e-4 },
       });
       expect(r.grid).toBeNull();
@@ -416,6 +424,8 @@ describe('tensornormal experiment autoencoder, end to end', () => {
         'tnt,adam,kfac',
         '--set',
         'tnt.lr=1e30',
+        '--set',
+        'tnt.klClip=0', // the clip (on by default here) would hold even this step to its bound
         '--set',
         'adam.lr=1e30',
         '--warm-batches',
