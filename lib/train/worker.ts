@@ -85,8 +85,16 @@ export interface Throughput {
   samplesPerSecond: number;
   /** Length of that interval in seconds. */
   seconds: number;
-  /** Fraction of the interval the job spent paused for requests (numeric `priority`; 0 otherwise). */
+  /** Fraction of the interval the job spent paused for requests ('serve' or a numeric `priority`; 0 otherwise). */
   paused: number;
+  /**
+   * The job's pace over the interval against its pace with the server quiet: the steps' worth at the mean time of a
+   * step during which no request came, divided by the interval (1: as fast as on a quiet server; a numeric
+   * `priority` s keeps it at s or more while the cores allow).
+   */
+  pace: number;
+  /** The mean time of a step during which no request came (the job's quiet pace; null before the first). */
+  quietStepSeconds: number | null;
 }
 
 /** @internal an error as it crosses the thread boundary */
@@ -130,8 +138,8 @@ export interface InWorkerOptions {
   resourceLimits?: ResourceLimits;
   /**
    * How much lower the training threads' nice value is than the server's (Linux: added to it, capped at 19; the
-   * OpenMP and OpenBLAS threads the job starts inherit it; 0 to 19). Default 10 with priority 'serve' (where
-   * SCHED_IDLE matters more; nice is what remains on other systems), 0 with 'train' or a training budget.
+   * OpenMP and OpenBLAS threads the job starts inherit it; 0 to 19). Default 5 with priority 'serve', 10 with
+   * 'idle' (nice is what remains of it on other systems), 0 with 'train' or a training budget.
    */
   nice?: number;
   /**
@@ -159,18 +167,22 @@ export interface InWorkerOptions {
   /** Prometheus metrics of the job's progress in a prom-client registry (as fit()'s `prometheus`). */
   prometheus?: MetricsOptions;
   /**
-   * Who gets the cores when requests and training compete (Linux; see docs/service.md for what each costs):
-   * - 'serve' (default): the job's threads (its own, its OpenMP team, OpenBLAS's pool) run under SCHED_IDLE: they
-   *   use only cycles no other thread of the process wants, and a request's thread takes the core from them at once.
-   *   While the server answers requests (the `serve` model's forwards, or trainer.serving()), the job also pauses
-   *   between steps until 5 ms pass without one, keeping at least a tenth of the time in steps.
+   * Who gets the cores when requests and training compete (see docs/service.md for what each costs). The job's
+   * pace is measured against its own pace with the server quiet (the mean step during which no request came):
+   * - 'serve' (default): the budget 0.1 at nice 5. While the server answers requests (the `serve` model's forwards,
+   *   or trainer.serving()) the job pauses between steps until 5 ms pass without one or its pace falls to a tenth;
+   *   its threads (its own, its OpenMP team, OpenBLAS's pool) run at nice 5, a normal policy, so that the kernel
+   *   still gives them a share of cores the server keeps busy (Linux weights: about a quarter of a core beside one
+   *   busy thread of the server's priority) and training keeps about a tenth of its pace.
+   * - 'idle': the job's threads under SCHED_IDLE (and nice 10), paused the same way: they use only cycles no other
+   *   thread wants, and a request's thread takes the core from them at once; no share is kept on a busy server
+   *   (a closed loop of clients can stop training altogether). Linux only; elsewhere as 'serve' at nice 10.
    * - a number s in (0, 1): a training budget. The job runs at nice 0 (unless `nice` says otherwise) and pauses the
-   *   same way, keeping at least a fraction s of the time in steps. Training keeps that share on a busy machine, at
-   *   a normal thread's priority, and requests pay for it.
+   *   same way, keeping at least s of its pace while the cores allow. Requests pay for it in steps at full priority.
    * - 'train': the job at the server's priority (nice 0 unless `nice` says otherwise), never paused: requests and
    *   steps share the cores evenly.
    */
-  priority?: 'serve' | 'train' | number;
+  priority?: 'serve' | 'idle' | 'train' | number;
 }
 
 /** The Trainer's events and their arguments. */
@@ -198,8 +210,10 @@ function reviveError(e: WorkerError): Error {
 }
 
 const RUNNER = new URL('./job-runner.js', import.meta.url);
-/** The share of the time a job with priority 'serve' keeps in steps while the server is answering requests. */
+/** The share of its quiet pace a job with priority 'serve' or 'idle' keeps while the server answers requests. */
 const SERVE_SHARE = 0.1;
+/** The default nice of each priority's job (added to the server's). */
+const NICE = { serve: 5, idle: 10, train: 0 } as const;
 let running = 0; // trainers whose worker has not exited
 let blasOfJobs = false; // OpenBLAS's pool was restarted for a job: its threads may have a job's priority
 
@@ -246,8 +260,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (typeof priority === 'number') {
       if (!(priority > 0 && priority < 1))
         throw new RangeError(`Expected a number in (0, 1) for priority but received ${priority}`);
-    } else is.oneOf(priority, 'priority', ['serve', 'train'] as const);
-    const nice = is.integer(options.nice ?? (priority === 'serve' ? 10 : 0), 'nice');
+    } else is.oneOf(priority, 'priority', ['serve', 'idle', 'train'] as const);
+    const nice = is.integer(options.nice ?? (typeof priority === 'number' ? 0 : NICE[priority]), 'nice');
     if (nice < 0 || nice > 19) throw new RangeError(`Expected an integer in [0, 19] for nice but received ${nice}`);
     if (!existsSync(fileURLToPath(RUNNER)))
       throw new Error(
@@ -273,8 +287,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         job: jobUrl,
         data: options.workerData,
         nice,
-        idle: priority === 'serve',
-        share: priority === 'serve' ? SERVE_SHARE : priority === 'train' ? null : priority,
+        idle: priority === 'idle',
+        share: priority === 'serve' || priority === 'idle' ? SERVE_SHARE : priority === 'train' ? null : priority,
         activity: this.activity,
       },
       ...(options.env !== undefined ? { env: options.env } : {}),
