@@ -8,10 +8,10 @@
  *     the job trains it on a batch of 1024 in its own loop (Adam; TNT with T1 = 1, T2 = 20).
  * Rows: none (nothing trains), worker-adam, worker-tnt (train.inWorker, snapshots every 10 steps copied into the
  * served model), same-adam / same-tnt (the loop on the server's own thread; not in the default rows). A row may name
- * the trainer's priority after an @: worker-adam@idle (SCHED_IDLE), worker-adam@train, worker-adam@0.25 (a training
- * budget), worker-adam@nice10 (SCHED_OTHER at nice 10, never paused: the default before issue 23), and a nice
- * after an n: worker-adam@0.1n10, worker-adam@serve-n8. Default rows: the recipe (priority 'serve') and 'idle' for
- * both models, TNT for both, and for the classifier @train and @0.25 with Adam too.
+ * the trainer's priority after an @: worker-adam@train, worker-adam@0.25 (a training budget), worker-adam@nice10
+ * (SCHED_OTHER at nice 10, never paused: the default before issue 23), and a nice after an n: worker-adam@0.1n10
+ * (the budget 0.1 at nice 10). Default rows: the recipe (priority 'serve') for both models, and for the classifier
+ * @train and @0.25 with Adam too.
  *
  * This process is the load generator, and it is written the way an independent one is (wrk, autocannon): a closed
  * loop of `concurrency` clients on keep-alive connections, each POSTing a JSON body as soon as its previous answer
@@ -343,8 +343,8 @@ async function main() {
     arg(
       'rows',
       model === 'mlp'
-        ? 'none,worker-adam,worker-tnt,worker-adam@idle,worker-adam@train,worker-adam@0.25'
-        : 'none,worker-adam,worker-tnt,worker-adam@idle',
+        ? 'none,worker-adam,worker-tnt,worker-adam@train,worker-adam@0.25'
+        : 'none,worker-adam,worker-tnt',
     ).split(',');
   const dedicatedSeconds = Number(arg('dedicated-seconds', 4));
   const idleSeconds = Number(arg('idle-seconds', 3));

@@ -161,6 +161,12 @@ async function afterStep(batchSize = 0): Promise<void> {
   }
   if (totalSteps === 1) report = { at: now, steps: 1, samples: batchSize, paused: 0, progress: 0 }; // rates from the first step on
   throughput(now);
+  // an idle-scheduled job below its share while requests come: ask the server's thread to step aside now and then
+  const starved = idle && share !== null && busy && progress < share * elapsed;
+  if (starved !== (Atomics.load(activity, 1) !== 0)) {
+    Atomics.store(activity, 1, starved ? 1 : 0);
+    if (!starved) Atomics.notify(activity, 1);
+  }
   if (share !== null && busy) {
     // give the cores to the server until it is quiet or the budget says to step
     let quietSince = now,
@@ -270,5 +276,8 @@ try {
   post({ type: 'done', result });
 } catch (err) {
   post({ type: 'error', error: serializeError(err) });
+} finally {
+  Atomics.store(activity, 1, 0); // the server's thread waits for this job no more
+  Atomics.notify(activity, 1);
 }
 port.unref(); // nothing more to receive: the worker exits once the job's own handles are closed

@@ -21,7 +21,15 @@ import { tidy } from '../scope.js';
 import { noGrad } from '../autograd.js';
 import { native } from '../native.js';
 import type { FitCallbacks } from './fit.js';
-import { loadSnapshot, type SnapshotModel, type WeightEntry, type WeightsSnapshot } from './snapshot.js';
+import {
+  checkSnapshot,
+  itemBytes,
+  loadSnapshot,
+  type SnapshotModel,
+  type WeightEntry,
+  type WeightsSnapshot,
+} from './snapshot.js';
+import { Tensor } from '../tensor.js';
 import type { SummaryWriter } from '../tensorboard/writer.js';
 import {
   EventSink,
@@ -138,8 +146,8 @@ export interface InWorkerOptions {
   resourceLimits?: ResourceLimits;
   /**
    * How much lower the training threads' nice value is than the server's (Linux: added to it, capped at 19; the
-   * OpenMP and OpenBLAS threads the job starts inherit it; 0 to 19). Default 5 with priority 'serve', 10 with
-   * 'idle' (nice is what remains of it on other systems), 0 with 'train' or a training budget.
+   * OpenMP and OpenBLAS threads the job starts inherit it; 0 to 19). Default 10 with priority 'serve' (where
+   * SCHED_IDLE matters more; nice is what remains on other systems), 0 with 'train' or a training budget.
    */
   nice?: number;
   /**
@@ -167,22 +175,21 @@ export interface InWorkerOptions {
   /** Prometheus metrics of the job's progress in a prom-client registry (as fit()'s `prometheus`). */
   prometheus?: MetricsOptions;
   /**
-   * Who gets the cores when requests and training compete (see docs/service.md for what each costs). The job's
-   * pace is measured against its own pace with the server quiet (the mean step during which no request came):
-   * - 'serve' (default): the budget 0.1 at nice 5. While the server answers requests (the `serve` model's forwards,
-   *   or trainer.serving()) the job pauses between steps until 5 ms pass without one or its pace falls to a tenth;
-   *   its threads (its own, its OpenMP team, OpenBLAS's pool) run at nice 5, a normal policy, so that the kernel
-   *   still gives them a share of cores the server keeps busy (Linux weights: about a quarter of a core beside one
-   *   busy thread of the server's priority) and training keeps about a tenth of its pace.
-   * - 'idle': the job's threads under SCHED_IDLE (and nice 10), paused the same way: they use only cycles no other
-   *   thread wants, and a request's thread takes the core from them at once; no share is kept on a busy server
-   *   (a closed loop of clients can stop training altogether). Linux only; elsewhere as 'serve' at nice 10.
+   * Who gets the cores when requests and training compete (Linux; see docs/service.md for what each costs). The
+   * job's pace is measured against its own pace with the server quiet (the mean step during which no request came):
+   * - 'serve' (default): the job's threads (its own, its OpenMP team, OpenBLAS's pool) run under SCHED_IDLE: they
+   *   use only cycles no other thread wants, and a request's thread takes the core from them at once. While the
+   *   server answers requests (the `serve` model's forwards, or trainer.serving()), the job pauses between steps
+   *   until 5 ms pass without one, as long as it keeps a tenth of its pace; when it falls below (the server keeps
+   *   the cores busy), the server's thread steps aside for up to 1 ms in every 8 at the start of a forward, so that
+   *   the job gets cycles: a tenth of its pace where nothing else wants the cores, less on a busy machine.
    * - a number s in (0, 1): a training budget. The job runs at nice 0 (unless `nice` says otherwise) and pauses the
-   *   same way, keeping at least s of its pace while the cores allow. Requests pay for it in steps at full priority.
+   *   same way, keeping at least s of its pace while the cores allow: on a busy machine too, at a normal thread's
+   *   priority, and requests pay for it.
    * - 'train': the job at the server's priority (nice 0 unless `nice` says otherwise), never paused: requests and
    *   steps share the cores evenly.
    */
-  priority?: 'serve' | 'idle' | 'train' | number;
+  priority?: 'serve' | 'train' | number;
 }
 
 /** The Trainer's events and their arguments. */
@@ -210,10 +217,14 @@ function reviveError(e: WorkerError): Error {
 }
 
 const RUNNER = new URL('./job-runner.js', import.meta.url);
-/** The share of its quiet pace a job with priority 'serve' or 'idle' keeps while the server answers requests. */
+/** The share of its quiet pace a job with priority 'serve' keeps while the server answers requests. */
 const SERVE_SHARE = 0.1;
-/** The default nice of each priority's job (added to the server's). */
-const NICE = { serve: 5, idle: 10, train: 0 } as const;
+/** While a 'serve' job is below its share, the server's thread waits up to YIELD_MS once per YIELD_EVERY_MS. */
+const YIELD_MS = 1;
+const YIELD_EVERY_MS = 8;
+/** The most bytes of a snapshot copied into the served model's second copy between two turns of the event loop. */
+const SLICE_BYTES = 256 << 10;
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 let running = 0; // trainers whose worker has not exited
 let blasOfJobs = false; // OpenBLAS's pool was restarted for a job: its threads may have a job's priority
 
@@ -234,9 +245,16 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   private readonly exitPromise: Promise<number>;
   private settled = false;
   private cancelReason: string | null = null;
-  // [0]: requests served (forwards of `serve`, trainer.serving()); the job pauses while it changes (numeric priority)
-  private readonly activity = new Int32Array(new SharedArrayBuffer(4));
+  // [0]: requests served (forwards of `serve`, trainer.serving()); the job pauses while it changes
+  // [1]: 1 while a 'serve' job is below its share: serving() then steps aside now and then (yieldToJob)
+  private readonly activity = new Int32Array(new SharedArrayBuffer(8));
+  private yielded = 0; // when serving() last stepped aside
   private hook: { remove(): void } | null = null;
+  // the served model's second copy of its tensors (double buffer): a snapshot is copied into it in slices between
+  // requests, then swapped in at once; null until the first snapshot, or when the model's tensors are not Tensors
+  private standby: Tensor[] | null = null;
+  // the snapshot loads in progress, in order; 'done' and 'exit' wait for them
+  private loads: Promise<void> = Promise.resolve();
 
   /** @internal use train.inWorker() */
   constructor(job: URL | string, options: InWorkerOptions = {}) {
@@ -260,8 +278,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (typeof priority === 'number') {
       if (!(priority > 0 && priority < 1))
         throw new RangeError(`Expected a number in (0, 1) for priority but received ${priority}`);
-    } else is.oneOf(priority, 'priority', ['serve', 'idle', 'train'] as const);
-    const nice = is.integer(options.nice ?? (typeof priority === 'number' ? 0 : NICE[priority]), 'nice');
+    } else is.oneOf(priority, 'priority', ['serve', 'train'] as const);
+    const nice = is.integer(options.nice ?? (priority === 'serve' ? 10 : 0), 'nice');
     if (nice < 0 || nice > 19) throw new RangeError(`Expected an integer in [0, 19] for nice but received ${nice}`);
     if (!existsSync(fileURLToPath(RUNNER)))
       throw new Error(
@@ -287,8 +305,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         job: jobUrl,
         data: options.workerData,
         nice,
-        idle: priority === 'idle',
-        share: priority === 'serve' || priority === 'idle' ? SERVE_SHARE : priority === 'train' ? null : priority,
+        idle: priority === 'serve',
+        share: priority === 'serve' ? SERVE_SHARE : priority === 'train' ? null : priority,
         activity: this.activity,
       },
       ...(options.env !== undefined ? { env: options.env } : {}),
@@ -346,17 +364,24 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         if (events !== null || metrics !== null) telemetry(msg.data);
         this.emit('progress', msg.data);
       } else if (msg.type === 'throughput') this.emit('throughput', msg.data);
-      else if (msg.type === 'weights') this.onWeights(msg);
+      else if (msg.type === 'weights') this.loads = this.loads.then(() => this.onWeights(msg));
       else if (msg.type === 'done') {
         this.settled = true;
-        resolve(msg.result);
-      } else if (msg.type === 'error') fail(reviveError(msg.error));
+        void this.loads.then(() => resolve(msg.result)); // once the last snapshot is in `serve`
+      } else if (msg.type === 'error') {
+        const err = reviveError(msg.error);
+        void this.loads.then(() => fail(err));
+      }
     });
     this.worker.on('error', (err) => fail(err instanceof Error ? err : new Error(String(err))));
     this.exitPromise = new Promise((res) => {
-      this.worker.on('exit', (code) => {
+      this.worker.on('exit', (code) => void this.loads.then(() => exit(code)));
+      const exit = (code: number): void => {
         this.exited = true;
         running--;
+        Atomics.store(this.activity, 1, 0);
+        for (const t of this.standby ?? []) t.dispose();
+        this.standby = null;
         if (log !== null) {
           if (log.owned) log.writer.close();
           else log.writer.flush();
@@ -374,11 +399,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         } else fail(new Error(`the training worker exited (code ${code}) before its job finished`));
         this.emit('exit', code);
         res(code);
-      });
+      };
     });
   }
 
-  private onWeights(msg: Extract<FromWorker, { type: 'weights' }>): void {
+  private async onWeights(msg: Extract<FromWorker, { type: 'weights' }>): Promise<void> {
     const snapshot: WeightsSnapshot = {
       version: msg.version,
       step: msg.step,
@@ -388,17 +413,17 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       buffer: msg.buffer,
     };
     const previous = this.latest;
-    this.latest = snapshot;
     let loadError: Error | null = null;
-    if (this.serve !== undefined) {
-      const t0 = performance.now();
+    if (this.serve !== undefined && !this.exited) {
       try {
-        this.loadInto(this.serve, snapshot);
+        const timing = await this.swapIn(this.serve, snapshot);
+        snapshot.loadMs = timing.loadMs;
+        snapshot.loadBlockMs = timing.loadBlockMs;
       } catch (err) {
         loadError = err as Error;
       }
-      snapshot.loadMs = performance.now() - t0;
     }
+    this.latest = snapshot;
     // hand the superseded buffer back for reuse (it is detached here from then on)
     const back =
       previous !== null && previous.buffer.byteLength === snapshot.buffer.byteLength && previous.buffer.byteLength > 0
@@ -415,11 +440,80 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   }
 
   /**
+   * Loads a snapshot into the served model off the request path: copied into a second copy of the model's tensors
+   * in slices of SLICE_BYTES, one per turn of the event loop (requests are answered between them, from the previous
+   * weights), then swapped in at once (each tensor takes the second copy's storage, keeping its identity; the
+   * previous storage becomes the second copy). Models whose stateDict holds other tensors get one synchronous copy.
+   */
+  private async swapIn(
+    model: SnapshotModel,
+    snapshot: WeightsSnapshot,
+  ): Promise<{ loadMs: number; loadBlockMs: number }> {
+    let t0 = performance.now();
+    const tensors = checkSnapshot(model, snapshot);
+    if (!tensors.every(([, t]) => t instanceof Tensor && t.device === 'cpu')) {
+      noGrad(() => tidy(() => loadSnapshot(model, snapshot)));
+      const ms = performance.now() - t0;
+      return { loadMs: ms, loadBlockMs: ms };
+    }
+    const live = tensors.map(([, t]) => t as Tensor);
+    if (this.standby === null || this.standby.length !== live.length)
+      this.standby = live.map((t) => tidy(() => t.detach().clone().contiguous()));
+    const standby = this.standby;
+    let loadMs = 0,
+      loadBlockMs = 0,
+      budget = SLICE_BYTES;
+    for (let i = 0; i < live.length; i++) {
+      const e = snapshot.entries[i]!;
+      const item = itemBytes(e.dtype);
+      const numel = e.byteLength / item;
+      for (let at = 0; at < numel;) {
+        const n = Math.min(numel - at, Math.max(1, Math.floor(budget / item)));
+        const span = new Uint8Array(snapshot.buffer, e.offset + at * item, n * item);
+        if (at === 0 && n === numel) standby[i]!._copyFrom(span);
+        else tidy(() => standby[i]!.reshape([-1]).narrow(0, at, n)._copyFrom(span));
+        at += n;
+        budget -= n * item;
+        if (budget <= 0) {
+          const ms = performance.now() - t0;
+          loadMs += ms;
+          loadBlockMs = Math.max(loadBlockMs, ms);
+          await turn();
+          if (this.standby !== standby) throw new Error('the trainer stopped while a snapshot was loading');
+          t0 = performance.now();
+          budget = SLICE_BYTES;
+        }
+      }
+    }
+    // the swap: a pointer per tensor, one synchronous step (no request sees a mix of two snapshots)
+    noGrad(() => {
+      for (let i = 0; i < live.length; i++) {
+        const old = live[i]!.detach();
+        native.setData(live[i]!._h, standby[i]!._h);
+        standby[i]!.dispose();
+        standby[i] = old;
+      }
+    });
+    const ms = performance.now() - t0;
+    return { loadMs: loadMs + ms, loadBlockMs: Math.max(loadBlockMs, ms) };
+  }
+
+  /**
    * Tells the job that a request is being served, for a numeric `priority` (the training budget): the forwards of
    * the `serve` model do it by themselves; call it from request handlers whose work is something else.
    */
   serving(): void {
     Atomics.add(this.activity, 0, 1);
+    if (Atomics.load(this.activity, 1) !== 0) {
+      // the 'serve' job is starved (SCHED_IDLE gets no cycles while the server keeps the cores busy): wait for it
+      // up to YIELD_MS, at most once per YIELD_EVERY_MS (the job clears the flag and wakes this thread when it has
+      // its share again)
+      const now = performance.now();
+      if (now - this.yielded >= YIELD_EVERY_MS) {
+        Atomics.wait(this.activity, 1, 1, YIELD_MS);
+        this.yielded = performance.now();
+      }
+    }
   }
 
   /** The newest snapshot (valid until the next 'weights' event), or null before the first. */
