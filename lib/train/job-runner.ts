@@ -8,6 +8,7 @@
  * with the acknowledgements and are reused.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { openSync, readSync } from 'node:fs';
 import { native } from '../native.js';
 import { layoutOf, namedTensors, packInto, type SnapshotModel } from './snapshot.js';
 import type { FitCallbacks } from './fit.js';
@@ -99,12 +100,32 @@ const REPORT_MS = 1000;
 let totalSteps = 0,
   totalSamples = 0;
 let resumed = performance.now(); // when the step in progress started (the end of the previous pause)
-// The budget counts progress, not time: a step is worth what it takes with the server quiet (`paceMs`, the mean of
-// the steps during which no request came), however long the cores made it last. A step that shared the cores with
-// requests (or, under SCHED_IDLE, waited for them) is slower and counts only its quiet worth: the share is the job's
-// pace against its own pace on a quiet server, what steps/s during requests against after them measures.
-let paceMs = NaN; // mean quiet step (decayed); the fastest step seen until there is one
+// The budget counts progress, not time: a step is worth its time less the time this thread waited for a core during
+// it (Linux: the run delay in /proc/thread-self/schedstat), so a step that shared the cores with requests, or under
+// SCHED_IDLE waited for them, counts only the work it did. Elsewhere a step is worth at most the mean step during
+// which no request came (`paceMs`; the fastest step until there is one). The share is the job's pace against its
+// pace with nothing in its way, what steps/s during requests against after them measures.
+let paceMs = NaN;
 let fastestMs = Infinity;
+const schedstat = ((): { fd: number; buf: Buffer } | null => {
+  try {
+    const fd = openSync('/proc/thread-self/schedstat', 'r'); // this thread's (resolved now)
+    return { fd, buf: Buffer.alloc(96) };
+  } catch {
+    return null;
+  }
+})();
+/** Milliseconds this thread has waited for a core while runnable (NaN where unknown). */
+function runDelayMs(): number {
+  if (schedstat === null) return NaN;
+  try {
+    const n = readSync(schedstat.fd, schedstat.buf, 0, schedstat.buf.length, 0);
+    return Number(schedstat.buf.toString('latin1', 0, n).split(' ')[1]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+let delayAt = runDelayMs();
 let elapsed = 0, // decayed ms since the job started (steps and pauses) and the quiet worth of the steps in it
   progress = 0;
 let lastSeen = Atomics.load(activity, 0);
@@ -153,7 +174,10 @@ async function afterStep(batchSize = 0): Promise<void> {
     const stepMs = now - resumed;
     fastestMs = Math.min(fastestMs, stepMs);
     if (!busy) paceMs = Number.isFinite(paceMs) ? paceMs + (stepMs - paceMs) / 16 : stepMs;
-    const worth = Math.min(stepMs, Number.isFinite(paceMs) ? paceMs : fastestMs);
+    const delay = runDelayMs();
+    const worth = Number.isFinite(delay - delayAt)
+      ? Math.max(0, Math.min(stepMs, stepMs - (delay - delayAt)))
+      : Math.min(stepMs, Number.isFinite(paceMs) ? paceMs : fastestMs);
     account(stepMs, worth);
     report.progress += worth;
     // no credit from a quiet server: requests that start now find the job at its budget, not ahead of it
@@ -188,6 +212,7 @@ async function afterStep(batchSize = 0): Promise<void> {
   } else await turn();
   lastSeen = Atomics.load(activity, 0);
   resumed = performance.now();
+  delayAt = runDelayMs(); // the next step's delay counts from here (waits while paused are not the step's)
 }
 
 function callbacks(
