@@ -228,6 +228,7 @@ const SLICE_BYTES = 256 << 10;
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 let running = 0; // trainers whose worker has not exited
 let blasOfJobs = false; // OpenBLAS's pool was restarted for a job: its threads may have a job's priority
+let ranJob = false; // a job at a lower priority ran since the last trainer exited
 
 /**
  * A training job running in a worker thread. Events: 'progress' (whatever the job sent), 'weights' (a
@@ -301,6 +302,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (blas === 'worker' && running === 0 && native.shutdownBlasThreads()) blasOfJobs = true;
     if (is.boolean(options.tuneMalloc ?? false, 'tuneMalloc')) native.raiseMallocThresholds();
     running++;
+    if (nice > 0 || priority === 'serve') ranJob = true;
     this.worker = new Worker(RUNNER, {
       workerData: {
         job: jobUrl,
@@ -390,6 +392,13 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         // the pool's threads have the job's priority: the next multi-threaded BLAS call (on this thread, say)
         // starts a new one at its own
         if (blasOfJobs && running === 0) blasOfJobs = !native.shutdownBlasThreads();
+        // libtorch 2.x recreates its pthreadpool (XNNPACK's, one helper thread on 2 cores) on every setNumThreads,
+        // from the calling thread: one made in a job keeps the job's policy after the job (the SCHED_IDLE helper
+        // seen with libtorch 2.6). Setting this thread's count again remakes it here, at the server's priority.
+        if (running === 0 && ranJob) {
+          native.setNumThreads(native.getNumThreads());
+          ranJob = false;
+        }
         this.hook?.remove();
         this.hook = null;
         if (this.cancelReason !== null) {
