@@ -250,9 +250,12 @@ describe('train.inWorker', () => {
         workerData: { lib, mode: 'paced', stepMs: 10, seconds },
         serve: served,
         priority,
+        graceMs: 500,
       });
       const events: Throughput[] = [];
       trainer.on('throughput', (e) => events.push(e));
+      // an idle-scheduled job on a machine busy with the rest of the suite may not get a core for long: stopped
+      const timer = setTimeout(() => void trainer.cancel(), (seconds + 3) * 1000);
       // a busy server: the served model answers (its forwards tell the job) at every turn of the event loop (a gap of 5 ms is a quiet server; the suite may share the cores)
       let serving = busy;
       const answer = (): void => {
@@ -261,13 +264,15 @@ describe('train.inWorker', () => {
         setImmediate(answer);
       };
       answer();
-      const { steps } = (await trainer.done) as { steps: number };
+      const { steps } = (await trainer.done.catch(() => ({ steps: -1 }))) as { steps: number };
+      clearTimeout(timer);
       serving = false;
       await trainer.cancel(); // finished: resolves once the worker has exited
       return { events, steps };
     };
     const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
     const budget = await run(0.5, true, 3);
+    expect(budget.steps).toBeGreaterThan(0); // nice 0: it finished
     expect(budget.events.length).toBeGreaterThanOrEqual(2);
     for (const e of budget.events) {
       expect(e.samplesPerSecond).toBeCloseTo(8 * e.stepsPerSecond, 6); // batches of 8
@@ -295,6 +300,7 @@ describe('train.inWorker', () => {
       ['train', true],
     ] as const) {
       const r = await run(priority, busy, 1.6);
+      expect(r.steps).toBeGreaterThan(0);
       expect(r.events.length).toBeGreaterThanOrEqual(1);
       for (const e of r.events) expect(e.paused).toBe(0);
     }

@@ -367,7 +367,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         if (events !== null || metrics !== null) telemetry(msg.data);
         this.emit('progress', msg.data);
       } else if (msg.type === 'throughput') this.emit('throughput', msg.data);
-      else if (msg.type === 'weights') this.loads = this.loads.then(() => this.onWeights(msg));
+      else if (msg.type === 'weights')
+        // in order; whatever happens to one load, the next ones, 'done' and 'exit' still come
+        this.loads = this.loads
+          .then(() => this.onWeights(msg))
+          .catch((err: unknown) => fail(err instanceof Error ? err : new Error(String(err))));
       else if (msg.type === 'done') {
         this.settled = true;
         void this.loads.then(() => resolve(msg.result)); // once the last snapshot is in `serve`
