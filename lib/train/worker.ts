@@ -396,9 +396,9 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         // the pool's threads have the job's priority: the next multi-threaded BLAS call (on this thread, say)
         // starts a new one at its own
         if (blasOfJobs && running === 0) blasOfJobs = !native.shutdownBlasThreads();
-        // libtorch 2.x recreates its pthreadpool (XNNPACK's, one helper thread on 2 cores) on every setNumThreads,
-        // from the calling thread: one made in a job keeps the job's policy after the job (the SCHED_IDLE helper
-        // seen with libtorch 2.6). Setting this thread's count again remakes it here, at the server's priority.
+        // libtorch remakes its pthreadpool (XNNPACK's; one helper thread with 2 threads) on every setNumThreads, from
+        // the calling thread: one a job made keeps the job's policy after it (a SCHED_IDLE helper, seen with 1.13 and
+        // 2.6). Setting this thread's count again remakes it here, at the server's priority.
         if (running === 0 && ranJob) {
           native.setNumThreads(native.getNumThreads());
           ranJob = false;
