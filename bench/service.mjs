@@ -116,6 +116,8 @@ async function server(model, mode, priority) {
     trainer.on('progress', (p) => {
       if (p.t !== undefined) stepTimes.push(p.t);
     });
+    // BENCH_THROUGHPUT=1: the trainer's throughput events (pace, paused) on stderr
+    if (process.env.BENCH_THROUGHPUT) trainer.on('throughput', (e) => process.stderr.write(`${JSON.stringify(e)}\n`));
     trainer.on('weights', (s) => {
       loadMs.push(s.loadMs ?? 0);
       blockMs.push(s.loadBlockMs ?? s.loadMs ?? 0);

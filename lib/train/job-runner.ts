@@ -102,8 +102,9 @@ let totalSteps = 0,
 let resumed = performance.now(); // when the step in progress started (the end of the previous pause)
 // The budget counts progress, not time: a step is worth its time less the time this thread waited for a core during
 // it (Linux: the run delay in /proc/thread-self/schedstat), so a step that shared the cores with requests, or under
-// SCHED_IDLE waited for them, counts only the work it did. Elsewhere a step is worth at most the mean step during
-// which no request came (`paceMs`; the fastest step until there is one). The share is the job's pace against its
+// SCHED_IDLE waited for them, counts only the work it did, and at most the mean step during which no request came
+// (`paceMs`), which also covers the waits of its helper threads; elsewhere that mean alone (the fastest step until
+// there is one). The share is the job's pace against its
 // pace with nothing in its way, what steps/s during requests against after them measures.
 let paceMs = NaN;
 let fastestMs = Infinity;
@@ -175,9 +176,12 @@ async function afterStep(batchSize = 0): Promise<void> {
     fastestMs = Math.min(fastestMs, stepMs);
     if (!busy) paceMs = Number.isFinite(paceMs) ? paceMs + (stepMs - paceMs) / 16 : stepMs;
     const delay = runDelayMs();
+    // at most the mean quiet step, too: a step whose time went to waiting for starved helper threads (OpenMP's,
+    // OpenBLAS's: their waits are not this thread's run delay) is not worth more than one with nothing in its way
+    const quiet = Number.isFinite(paceMs) ? paceMs : fastestMs;
     const worth = Number.isFinite(delay - delayAt)
-      ? Math.max(0, Math.min(stepMs, stepMs - (delay - delayAt)))
-      : Math.min(stepMs, Number.isFinite(paceMs) ? paceMs : fastestMs);
+      ? Math.max(0, Math.min(stepMs - (delay - delayAt), Number.isFinite(paceMs) ? paceMs : stepMs))
+      : Math.min(stepMs, quiet);
     account(stepMs, worth);
     report.progress += worth;
     // no credit from a quiet server: requests that start now find the job at its budget, not ahead of it

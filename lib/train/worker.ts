@@ -222,7 +222,7 @@ const SERVE_SHARE = 0.1;
 /** While a 'serve' job is below its share, the server's thread waits up to YIELD_MS once per YIELD_EVERY_MS. */
 const YIELD_MS = 1;
 const YIELD_EVERY_MS = 8;
-const YIELD_BACKOFF_MS = 1000;
+const YIELD_BACKOFF_MS = 250;
 /** The most bytes of a snapshot copied into the served model's second copy between two turns of the event loop. */
 const SLICE_BYTES = 256 << 10;
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -527,7 +527,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         Atomics.wait(this.activity, 1, 1, YIELD_MS);
         this.yielded = performance.now();
         // back late: other processes took the core (a busy machine, where SCHED_IDLE gains nothing from it), and
-        // each wait costs the requests more than YIELD_MS: none for a second
+        // each wait costs the requests more than YIELD_MS: none for a quarter of a second
         if (this.yielded - now > 3 * YIELD_MS) this.yielded += YIELD_BACKOFF_MS;
       }
     }
