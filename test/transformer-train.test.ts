@@ -59,6 +59,7 @@ describe('train.inWorker', () => {
     const versions: number[] = [];
     trainer.on('weights', (s) => versions.push(s.version));
     const result = (await trainer.done) as { losses: number[]; weights: Weights; logits: number[]; live: number };
+    expect(await trainer.cancel()).toBe(0); // finished: resolves once the worker has exited (its buffers freed)
     // 3 epochs of 4 steps: a snapshot every 2 steps, one per epoch, and the final one
     expect(versions.at(-1)).toBe(6 + 3 + 1);
     expect(trainer.weights()!.info).toBe('final');
