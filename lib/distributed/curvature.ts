@@ -39,7 +39,15 @@ import { native } from '../native.js';
 import { INVERSE_METHOD } from '../opcodes.js';
 import { is, typeError } from '../errors.js';
 import type { InverseReport } from '../native.js';
-import { allReduce, broadcast, getRank, getWorldSize, reduce } from './index.js';
+import {
+  allGatherIntoTensor,
+  allReduce,
+  broadcast,
+  getRank,
+  getWorldSize,
+  reduce,
+  reduceScatterTensor,
+} from './index.js';
 import { withoutGradientSync } from './state.js';
 
 /** Options of distributed.CurvatureSync: how the inverse refreshes are shared across ranks (`inverses`). */
@@ -58,7 +66,7 @@ export interface CurvatureSyncOptions {
 }
 
 type Curvature = { shape: number[]; mains: Tensor[]; auxes: Tensor[] };
-type KfacLayer = { A: Tensor; G: Tensor; invA: Tensor; invG: Tensor; weight: Tensor };
+type KfacLayer = { A: Tensor; G: Tensor; invA: Tensor; invG: Tensor; weight: Tensor; bias: Tensor | null };
 
 const elementBytes = (t: Tensor): number =>
   t.dtype === 'float64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4;
@@ -103,6 +111,8 @@ export class CurvatureSync {
   readonly shard: 'all' | 'inverses' | 'none';
   /** shard 'all': the owner rank of each parameter (optimizer.params order), made on first use. */
   private owners: number[] | null = null;
+  /** shard 'all' with KFAC: the owner rank of each preconditioned layer (optimizer.layers order). */
+  private layerOwners: number[] | null = null;
   /** Marks an optimizer whose statistics are gathered over the process group (fit() checks it under DDP). */
   readonly distributed = true;
   /** Bytes this rank handed to collectives for statistics and inverses so far. */
@@ -135,11 +145,6 @@ export class CurvatureSync {
     if (this.shard === 'inverses' && optimizer instanceof Shampoo)
       throw new TypeError(
         "CurvatureSync: inverses 'sharded' is implemented for TNT and KFAC; Shampoo computes its roots on every rank",
-      );
-    if (this.shard === 'all' && optimizer instanceof KFAC)
-      throw new TypeError(
-        "CurvatureSync: shard 'all' (statistics, inverses and updates divided over the ranks) is implemented for TNT " +
-          "and Shampoo; use shard 'inverses' or 'none' for KFAC",
       );
   }
 
@@ -174,6 +179,7 @@ export class CurvatureSync {
    */
   async gatherState(): Promise<void> {
     if (this.shard !== 'all') return;
+    if (this.optimizer instanceof KFAC) return this.kfacGatherState(this.optimizer);
     const opt = this.optimizer as TNT | Shampoo;
     const owners = this.owner();
     const sends: Promise<void>[] = [];
@@ -223,6 +229,7 @@ export class CurvatureSync {
       typeof likelihood.loss !== 'function'
     )
       throw typeError('a likelihood with sample() and loss()', 'likelihood', likelihood);
+    if (opt instanceof KFAC && this.shard === 'all') return this.kfacStatisticsSharded(opt, output, likelihood, force);
     if (opt instanceof KFAC) {
       if (!withoutGradientSync(() => opt.sampledBackward(output, likelihood, { force }))) return false;
       const layers = kfacLayers(opt);
@@ -291,6 +298,7 @@ export class CurvatureSync {
    */
   async step(): Promise<void> {
     const opt = this.optimizer;
+    if (this.shard === 'all' && opt instanceof KFAC) return this.kfacStepSharded(opt);
     if (this.shard === 'all') return this.stepSharded(opt as TNT | Shampoo);
     const due = opt.inversesDue() && (opt.statsUpdates > 0 || opt.warmStarted);
     if (this.inverses === 'sharded' && due) {
@@ -342,6 +350,197 @@ export class CurvatureSync {
         sends.push(this.broadcastParams(ps, r, rank));
       }
     }
+    await Promise.all(sends);
+  }
+
+  /**
+   * shard 'all' with KFAC (as KAISA): which rank owns each preconditioned layer, greedy largest-first onto the least
+   * loaded rank by the layer's per-step cost in flops: its preconditioned direction (G^-1 M A^-1: 2 out din (out +
+   * din)), the fold of its statistics (din^2 + out^2 every statsEvery steps) and its inverses (Cholesky and inverse,
+   * about din^3 + out^3, every inverseEvery steps). The same plan on every rank. Sets the optimizer's shard: the
+   * owned layers' weights and biases, and every parameter outside a layer (updated on every rank, from the same
+   * DDP-averaged gradient).
+   */
+  private kfacOwners(opt: KFAC): number[] {
+    if (this.layerOwners !== null) return this.layerOwners;
+    const layers = opt.layerSides;
+    const costs = layers.map(
+      ({ din, out }) =>
+        2 * out * din * (out + din) +
+        (din * din + out * out) / opt.statsEvery +
+        (din ** 3 + out ** 3) / opt.inverseEvery,
+    );
+    this.layerOwners = this.plan(costs);
+    const rank = getRank();
+    const inLayer = new Set<Tensor>();
+    const mine = new Set<Tensor>();
+    layers.forEach((l, i) => {
+      for (const p of l.bias === null ? [l.weight] : [l.weight, l.bias]) {
+        inLayer.add(p);
+        if (this.layerOwners![i] === rank) mine.add(p);
+      }
+    });
+    for (const p of opt.params) if (!inLayer.has(p)) mine.add(p);
+    opt.shard = mine;
+    return this.layerOwners;
+  }
+
+  /**
+   * shard 'all' with KFAC: every rank computes its own batch's A and G contributions of every layer (per-example work,
+   * already divided by data parallelism) into one buffer laid out as W blocks, block r holding rank r's layers (A, G,
+   * and a flag that is non-zero where a rank's records were not finite); one reduceScatterTensor ('avg') leaves each
+   * owner the global-batch means of its own layers only ((W - 1) / W of the buffer leaves each rank, against 2 (W -
+   * 1) / W for the all-reduce of every factor), and the owner folds them into its moving averages.
+   */
+  private async kfacStatisticsSharded(
+    opt: KFAC,
+    output: Tensor,
+    likelihood: SampleableLikelihood,
+    force: boolean,
+  ): Promise<boolean> {
+    const owners = this.kfacOwners(opt);
+    const layers = opt.layerSides;
+    const W = getWorldSize();
+    const rank = getRank();
+    const offsets: number[] = [];
+    const blockLen = new Array<number>(W).fill(0);
+    layers.forEach((l, i) => {
+      offsets.push(blockLen[owners[i]!]!);
+      blockLen[owners[i]!]! += l.din * l.din + l.out * l.out + 1;
+    });
+    const len = Math.max(1, ...blockLen);
+    const fd = { dtype: opt.factorDtype, device: opt.params[0]?.device ?? 'cpu' };
+    const input = keep(zeros([W * len], fd));
+    let recorded: number[] = [];
+    try {
+      const due = withoutGradientSync(() =>
+        opt.sampledRecords(output, likelihood, { force }, (recs) => {
+          const at = (i: number) => owners[i]! * len + offsets[i]!;
+          if (recs === null) {
+            // no statistics from this rank's batch: every layer left out, as one process leaves them all
+            recorded = layers.map(() => -1);
+          } else {
+            const targets = layers.map((l, i) => ({
+              A: input.narrow(0, at(i), l.din * l.din).view([l.din, l.din]),
+              G: input.narrow(0, at(i) + l.din * l.din, l.out * l.out).view([l.out, l.out]),
+            }));
+            recorded = opt.statisticsContributions(recs, targets);
+          }
+          recorded.forEach((v, i) => {
+            if (v < 0) input.narrow(0, at(i) + layers[i]!.din ** 2 + layers[i]!.out ** 2, 1).fill_(1);
+          });
+        }),
+      );
+      if (!due) return false;
+      const mean = keep(zeros([len], fd));
+      try {
+        this.bytes += (W - 1) * len * elementBytes(input);
+        await reduceScatterTensor(mean, input, 'avg');
+        const items: { layer: number; A: Tensor; G: Tensor; skipped: boolean }[] = [];
+        tidy(() => {
+          layers.forEach((l, i) => {
+            // a layer no rank recorded (the same model everywhere: none did) keeps its statistics
+            if (owners[i] !== rank || recorded[i] === 0) return;
+            const o = offsets[i]!;
+            items.push({
+              layer: i,
+              A: mean.narrow(0, o, l.din * l.din).view([l.din, l.din]),
+              G: mean.narrow(0, o + l.din * l.din, l.out * l.out).view([l.out, l.out]),
+              skipped: mean.narrow(0, o + l.din * l.din + l.out * l.out, 1).item() !== 0,
+            });
+          });
+          opt.foldStatistics(items);
+        });
+      } finally {
+        mean.dispose();
+      }
+      return true;
+    } finally {
+      input.dispose();
+    }
+  }
+
+  /**
+   * shard 'all' with KFAC: every rank steps its own layers (their inverses refreshed there when due) and every
+   * parameter outside a layer; then one allGatherIntoTensor per dtype (blocks padded to the largest owner's) hands
+   * every rank the owners' updated layer parameters. The DDP-averaged gradients are the same on every rank, so a
+   * non-finite one anywhere skips the step on every rank, as in one process.
+   */
+  private async kfacStepSharded(opt: KFAC): Promise<void> {
+    const owners = this.kfacOwners(opt);
+    const layers = opt.layerSides;
+    const W = getWorldSize();
+    const rank = getRank();
+    const paramsOf = (r: number): Tensor[] =>
+      layers.flatMap((l, i) => (owners[i] !== r ? [] : l.bias === null ? [l.weight] : [l.weight, l.bias]));
+    const others = layers.flatMap((l, i) =>
+      owners[i] === rank ? [] : l.bias === null ? [l.weight] : [l.weight, l.bias],
+    );
+    const finite = tidy(() =>
+      others.every((p) => {
+        const g = p.grad;
+        return g === null || Boolean(g.isfinite().all().item());
+      }),
+    );
+    const skipped = opt.skippedSteps;
+    opt.skipNonFinite = !finite;
+    try {
+      opt.step();
+    } finally {
+      opt.skipNonFinite = false;
+    }
+    if (!finite && opt.skippedSteps > skipped) return; // skipped everywhere: nothing changed
+    const blocks = Array.from({ length: W }, (_, r) => paramsOf(r));
+    const dtypes = [...new Set(layers.map((l) => l.weight.dtype))];
+    await Promise.all(
+      dtypes.map(async (dt) => {
+        const per = blocks.map((ps) => ps.filter((p) => p.dtype === dt));
+        const sizes = per.map((ps) => ps.reduce((a, p) => a + p.numel(), 0));
+        const len = Math.max(1, ...sizes);
+        const mine = per[rank]!;
+        const device = layers[0]!.weight.device;
+        const input = tidy(() => {
+          const parts = mine.map((p) => p.detach().reshape([-1]));
+          if (sizes[rank]! < len) parts.push(zeros([len - sizes[rank]!], { dtype: dt, device }));
+          return keep(cat(parts));
+        });
+        const gathered = keep(zeros([W * len], { dtype: dt, device }));
+        try {
+          this.bytes += (W - 1) * len * elementBytes(input);
+          await allGatherIntoTensor(gathered, input);
+          noGrad(() =>
+            tidy(() => {
+              per.forEach((ps, r) => {
+                if (r === rank) return;
+                let off = r * len;
+                for (const p of ps) {
+                  const n = p.numel();
+                  p.copy_(gathered.narrow(0, off, n).view(p.shape));
+                  off += n;
+                }
+              });
+            }),
+          );
+        } finally {
+          input.dispose();
+          gathered.dispose();
+        }
+      }),
+    );
+  }
+
+  /** shard 'all' with KFAC: each layer's momenta, factors and inverses broadcast from its owner to every rank. */
+  private async kfacGatherState(opt: KFAC): Promise<void> {
+    const owners = this.kfacOwners(opt);
+    const momentumOf = (p: Tensor): Tensor => (opt as unknown as { momentumOf(p: Tensor): Tensor }).momentumOf(p);
+    const sends: Promise<void>[] = [];
+    kfacLayers(opt).forEach((l, i) => {
+      const ms = l.bias === null ? [momentumOf(l.weight)] : [momentumOf(l.weight), momentumOf(l.bias)];
+      for (const t of [...ms, l.A, l.G, l.invA, l.invG]) {
+        this.bytes += t.numel() * elementBytes(t);
+        sends.push(broadcast(t, owners[i]!));
+      }
+    });
     await Promise.all(sends);
   }
 
