@@ -12,7 +12,9 @@
  *   outer products (linear in the per-example terms), and the previous moving average is identical on every rank,
  *   so the rank average of (1 - w) A + w A_r is (1 - w) A + w mean_r A_r, the global-batch statistic. Bytes:
  *   sum over layers of (d_in + 1)^2 + d_out^2 per statistics step (the per-example activations and output
- *   gradients, B (d_in + d_out) numbers, would be larger for B >~ d).
+ *   gradients, B (d_in + d_out) numbers, would be larger for B >~ d). With shard 'all' (KAISA's layout) the
+ *   per-rank contributions are reduce-scattered instead, each owner receiving only its own layers' means, and
+ *   folded there: (W - 1) / W of the factors leave each rank instead of 2 (W - 1) / W.
  * - Shampoo's statistics come from the gradient, which DistributedDataParallel has already averaged: nothing more.
  *
  * Inverses (TNT, KFAC): `inverses: 'replicated'` computes every inverse on every rank (no bytes, W-fold redundant
@@ -55,8 +57,10 @@ export interface CurvatureSyncOptions {
   /**
    * How the curvature work is divided: 'all' (TNT's and Shampoo's default; as Distributed Shampoo and KAISA) gives
    * each parameter to one rank, balanced by cost, which folds its statistics, inverts its factors (roots) and
-   * computes its update; the updated parameters are broadcast from their owners. 'inverses' (KFAC's default; TNT
-   * too) shards the inverses only (statistics and updates on every rank); 'none' repeats everything on every rank.
+   * computes its update; the updated parameters are broadcast from their owners. KFAC takes 'all' per layer: each
+   * layer's A and G contributions are reduce-scattered to its owner, which folds them, inverts them and steps the
+   * layer; the updated layers are all-gathered. 'inverses' (KFAC's default; TNT too) shards the inverses only
+   * (statistics and updates on every rank); 'none' repeats everything on every rank.
    */
   shard?: 'all' | 'inverses' | 'none';
   /**
