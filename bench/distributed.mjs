@@ -64,7 +64,8 @@ if (process.env.TN_BENCH_RANK !== undefined) {
   const x = torch.rand([B, 784]);
   const lik = new torch.Bernoulli();
   const net = ddpMode ? await torch.nn.parallel.DistributedDataParallel.create(model) : model;
-  const o = { lr: 0.01, statsEvery: 1, inverseEvery: T2 ?? 20 };
+  // earlyRefresh off: the steady state (with the first-T2 rule every step before step T2 refreshes the inverses)
+  const o = { lr: 0.01, statsEvery: 1, inverseEvery: T2 ?? 20, earlyRefresh: false };
   const opt =
     optName === 'sgd'
       ? new torch.optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 })
@@ -546,7 +547,7 @@ const configs = [
 
 // --only 4,5: run some configurations (indices into the list above), e.g. to repeat a comparison
 const only = flag('only', null)?.split(',').map(Number);
-const chosen = only ? configs.filter((_, i) => only.includes(i)) : configs;
+const chosen = only ? only.map((i) => configs[i]) : configs; // in the order given
 
 // --rounds R: R interleaved rounds of the chosen configurations; each row then shows mean (min-max)
 const ROUNDS = Number(flag('rounds', 1));
@@ -562,7 +563,9 @@ for (let round = 0; round < ROUNDS; round++)
     loads.push(loadavg()[0]);
     process.stderr.write(`${ROUNDS > 1 ? `round ${round + 1}/${ROUNDS}: ` : ''}${c.name} ...`);
     const r = await run(c);
-    process.stderr.write(` ${r.meanMs.toFixed(0)} ms\n`);
+    process.stderr.write(
+      ` ${r.meanMs.toFixed(0)} ms (rank 0: ${r.batchMs.toFixed(0)} ms to the step, ${r.curvatureMs.toFixed(0)} ms in it)\n`,
+    );
     got[i].push(r);
   }
 for (const [i, c] of chosen.entries()) {

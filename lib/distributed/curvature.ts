@@ -117,6 +117,8 @@ export class CurvatureSync {
   private owners: number[] | null = null;
   /** shard 'all' with KFAC: the owner rank of each preconditioned layer (optimizer.layers order). */
   private layerOwners: number[] | null = null;
+  /** shard 'all' with KFAC: the statistics exchange buffers, kept from step to step (see dispose()). */
+  private kfacBuffers: { input: Tensor; mean: Tensor } | null = null;
   /** Marks an optimizer whose statistics are gathered over the process group (fit() checks it under DDP). */
   readonly distributed = true;
   /** Bytes this rank handed to collectives for statistics and inverses so far. */
@@ -413,55 +415,64 @@ export class CurvatureSync {
       blockLen[owners[i]!]! += l.din * l.din + l.out * l.out + 1;
     });
     const len = Math.max(1, ...blockLen);
+    const at = (i: number): number => owners[i]! * len + offsets[i]!;
     const fd = { dtype: opt.factorDtype, device: opt.params[0]?.device ?? 'cpu' };
-    const input = keep(zeros([W * len], fd));
+    // the buffers live from step to step (fresh ones cost page faults of 3x the factors every step): the
+    // contributions overwrite their regions, the flags are cleared here, the padding stays zero
+    const buf = (this.kfacBuffers ??= {
+      input: keep(zeros([W * len], fd)),
+      mean: keep(zeros([len], fd)),
+    });
+    const { input, mean } = buf;
+    tidy(() => layers.forEach((l, i) => input.narrow(0, at(i) + l.din * l.din + l.out * l.out, 1).zero_()));
     let recorded: number[] = [];
-    try {
-      const due = withoutGradientSync(() =>
-        opt.sampledRecords(output, likelihood, { force }, (recs) => {
-          const at = (i: number) => owners[i]! * len + offsets[i]!;
-          if (recs === null) {
-            // no statistics from this rank's batch: every layer left out, as one process leaves them all
-            recorded = layers.map(() => -1);
-          } else {
-            const targets = layers.map((l, i) => ({
-              A: input.narrow(0, at(i), l.din * l.din).view([l.din, l.din]),
-              G: input.narrow(0, at(i) + l.din * l.din, l.out * l.out).view([l.out, l.out]),
-            }));
-            recorded = opt.statisticsContributions(recs, targets);
-          }
-          recorded.forEach((v, i) => {
-            if (v < 0) input.narrow(0, at(i) + layers[i]!.din ** 2 + layers[i]!.out ** 2, 1).fill_(1);
-          });
-        }),
-      );
-      if (!due) return false;
-      const mean = keep(zeros([len], fd));
-      try {
-        this.bytes += (W - 1) * len * elementBytes(input);
-        await reduceScatterTensor(mean, input, 'avg');
-        const items: { layer: number; A: Tensor; G: Tensor; skipped: boolean }[] = [];
-        tidy(() => {
-          layers.forEach((l, i) => {
-            // a layer no rank recorded (the same model everywhere: none did) keeps its statistics
-            if (owners[i] !== rank || recorded[i] === 0) return;
-            const o = offsets[i]!;
-            items.push({
-              layer: i,
-              A: mean.narrow(0, o, l.din * l.din).view([l.din, l.din]),
-              G: mean.narrow(0, o + l.din * l.din, l.out * l.out).view([l.out, l.out]),
-              skipped: mean.narrow(0, o + l.din * l.din + l.out * l.out, 1).item() !== 0,
-            });
-          });
-          opt.foldStatistics(items);
+    const due = withoutGradientSync(() =>
+      opt.sampledRecords(output, likelihood, { force }, (recs) => {
+        if (recs === null) {
+          // no statistics from this rank's batch: every layer left out, as one process leaves them all
+          recorded = layers.map(() => -1);
+        } else {
+          const targets = layers.map((l, i) => ({
+            A: input.narrow(0, at(i), l.din * l.din).view([l.din, l.din]),
+            G: input.narrow(0, at(i) + l.din * l.din, l.out * l.out).view([l.out, l.out]),
+          }));
+          recorded = opt.statisticsContributions(recs, targets);
+        }
+        recorded.forEach((v, i) => {
+          if (v < 0) input.narrow(0, at(i) + layers[i]!.din ** 2 + layers[i]!.out ** 2, 1).fill_(1);
         });
-      } finally {
-        mean.dispose();
-      }
-      return true;
-    } finally {
-      input.dispose();
-    }
+      }),
+    );
+    if (!due) return false;
+    this.bytes += (W - 1) * len * elementBytes(input);
+    await reduceScatterTensor(mean, input, 'avg');
+    const items: { layer: number; A: Tensor; G: Tensor; skipped: boolean }[] = [];
+    tidy(() => {
+      layers.forEach((l, i) => {
+        // a layer no rank recorded (the same model everywhere: none did) keeps its statistics
+        if (owners[i] !== rank || recorded[i] === 0) return;
+        const o = offsets[i]!;
+        items.push({
+          layer: i,
+          A: mean.narrow(0, o, l.din * l.din).view([l.din, l.din]),
+          G: mean.narrow(0, o + l.din * l.din, l.out * l.out).view([l.out, l.out]),
+          skipped: mean.narrow(0, o + l.din * l.din + l.out * l.out, 1).item() !== 0,
+        });
+      });
+      opt.foldStatistics(items);
+    });
+    return true;
+  }
+
+  /**
+   * Frees the buffers CurvatureSync keeps between steps (KFAC shard 'all': the statistics exchange buffer, the size
+   * of the factors). The optimizer is not touched; a later step makes them again.
+   */
+  dispose(): void {
+    if (this.kfacBuffers === null) return;
+    this.kfacBuffers.input.dispose();
+    this.kfacBuffers.mean.dispose();
+    this.kfacBuffers = null;
   }
 
   /**

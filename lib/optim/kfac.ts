@@ -391,15 +391,16 @@ export class KFAC extends KroneckerOptimizer<KFACOptions, 'kfac'> {
       }
       const l = this.layerList[it.layer]!;
       tidy(() => {
-        const A = l.A.mul(keep).add(it.A.to(l.A.dtype).mul(weight));
-        const G = l.G.mul(keep).add(it.G.to(l.G.dtype).mul(weight));
-        // as the native fold: a fold that would overflow leaves the layer's statistics as they were
-        if (!A.isfinite().all().item() || !G.isfinite().all().item()) {
+        // as the native fold: a fold that would overflow leaves the layer's statistics as they were (checked on the
+        // diagonals, which bound every entry of these positive semidefinite matrices), else it is done in place
+        const stays = (F: Tensor, X: Tensor): boolean =>
+          Boolean(F.diagonal().mul(keep).add(X.diagonal().to(F.dtype), weight).isfinite().all().item());
+        if (!stays(l.A, it.A) || !stays(l.G, it.G)) {
           this.skippedStatistics++;
           return;
         }
-        l.A.copy_(A);
-        l.G.copy_(G);
+        l.A.mul_(keep).add_(it.A.to(l.A.dtype), weight);
+        l.G.mul_(keep).add_(it.G.to(l.G.dtype), weight);
       });
     }
     if (this.warmCount >= 0) this.warmCount++;
