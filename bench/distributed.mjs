@@ -215,10 +215,17 @@ function projectSteps(W, m, n, alpha, beta) {
   const ar = allreduceS(W, n, alpha, beta) * 1000;
   return { adam: m.aAdam / W + ar, tnt: m.aTnt / W + m.cTnt * largestShare(W) + 2 * ar };
 }
-/** Least-squares fit of t = c0 + c1 bytes to the 2-rank all-reduce medians: alpha = c0 / 2, beta = 1 / c1. */
+/**
+ * alpha and beta of a link from 2-rank all-reduce medians (t = 2 alpha + n / beta): alpha is half the time of the
+ * smallest all-reduce (4 bytes: latency only), 1 / beta the least-squares slope over the sizes of 1 MiB and more.
+ */
 function fitAlphaBeta(points) {
-  const xs = points.map((p) => p.bytes);
-  const ys = points.map((p) => p.ms / 1000);
+  const small = Math.min(...points.map((p) => p.bytes));
+  const t0 = points.filter((p) => p.bytes === small).map((p) => p.ms / 1000);
+  const alpha = t0.reduce((a, b) => a + b, 0) / t0.length / 2;
+  const big = points.filter((p) => p.bytes >= 2 ** 20);
+  const xs = big.map((p) => p.bytes);
+  const ys = big.map((p) => p.ms / 1000);
   const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
   const my = ys.reduce((a, b) => a + b, 0) / ys.length;
   let sxy = 0,
@@ -227,9 +234,7 @@ function fitAlphaBeta(points) {
     sxy += (x - mx) * (ys[i] - my);
     sxx += (x - mx) ** 2;
   });
-  const c1 = Math.max(sxy / sxx, 1e-15);
-  const c0 = Math.max(my - c1 * mx, 1e-7);
-  return { alpha: c0 / 2, beta: 1 / c1 };
+  return { alpha, beta: 1 / Math.max(sxy / sxx, 1e-12) };
 }
 
 // ------------------------------------------------------------------ --netns R: 2 ranks across a real link
@@ -237,9 +242,9 @@ function fitAlphaBeta(points) {
 // 20) in 1 process x 1 thread (outside the namespaces), and over each link Adam and TNT shard 'all' with 2 ranks x 1
 // thread plus back-to-back all-reduces of 4 B to 8 MiB (the alpha-beta fit of that link). Links:
 //   default:          a veth pair as is, then slowed with tc: netem delay where the kernel has it, else tbf rate limits;
-//   --link delayed:   a veth pair as is, and a user-space delayed link (bench/delay-link.py: TUN devices and a
-//                     forwarder at SCHED_FIFO priority holding each packet --delay-ms one way; for kernels without
-//                     sch_netem), with no delay and with the delay.
+//   --link delayed:   a user-space delayed link (bench/delay-link.py: TUN devices and a forwarder at SCHED_FIFO
+//                     priority holding each packet --delay-ms one way; for kernels without sch_netem), with no
+//                     delay and with the delay.
 // Beside each 2-rank measurement the alpha-beta prediction: the 1-process batch and curvature work (divided as
 // projectSteps does) plus the communication from the link's fitted alpha and beta; and the projection to 8 and 64
 // ranks over each link.
@@ -320,7 +325,6 @@ if (argv.includes('--netns')) {
     // links: { label, qdisc args (veth) or forwarder delay (tun), the namespaces' addressing }
     const links = delayed
       ? [
-          { label: 'veth, as is', q: null, net: ns },
           { label: 'user-space link, no delay', tun: 0, net: tunNs },
           { label: `user-space link, ${delayMs} ms one way`, tun: delayMs, net: tunNs },
         ]
@@ -390,16 +394,21 @@ if (argv.includes('--netns')) {
     };
     const rows = [];
     const fits = {};
+    for (const l of links) fits[l.label] = fitAlphaBeta(res[`coll|${l.label}`].flat()); // every round's medians
+    const base = links[0];
     for (const l of links) {
-      // the fit over every round's medians of this link
-      const fit = (fits[l.label] = fitAlphaBeta(res[`coll|${l.label}`].flat()));
+      const fit = fits[l.label];
       const pred = projectSteps(2, m, n, fit.alpha, fit.beta);
+      const predBase = projectSteps(2, m, n, fits[base.label].alpha, fits[base.label].beta);
       for (const k of Object.keys(cfgs)) {
         const ms = res[`${k}|${l.label}`].map((r) => r.meanMs);
         const sp = ms.map((t, i) => res[`${k}|single`][i].meanMs / t);
         const singleMs = k === 'adam' ? m.aAdam : m.aTnt + m.cTnt;
+        // the link's effect: the first link's measured step plus the model's extra communication on this one
+        const baseMs = mean(res[`${k}|${base.label}`].map((r) => r.meanMs));
+        const shifted = baseMs + pred[k] - predBase[k];
         rows.push(
-          `| ${k === 'adam' ? 'Adam' : "TNT (T2=20), shard 'all'"} | ${l.label} | ${(fit.alpha * 1e6).toFixed(0)} us, ${((fit.beta * 8) / 1e9).toFixed(2)} Gbit/s | ${span(ms)} ms | ${pred[k].toFixed(0)} ms | ${spanX(sp)} | ${(singleMs / pred[k]).toFixed(2)}x |`,
+          `| ${k === 'adam' ? 'Adam' : "TNT (T2=20), shard 'all'"} | ${l.label} | ${(fit.alpha * 1e6).toFixed(0)} us, ${((fit.beta * 8) / 1e9).toFixed(2)} Gbit/s | ${span(ms)} ms | ${l === base ? '(the base)' : `${shifted.toFixed(0)} ms (+${(pred[k] - predBase[k]).toFixed(0)})`} | ${pred[k].toFixed(0)} ms | ${spanX(sp)} | ${(singleMs / pred[k]).toFixed(2)}x |`,
         );
       }
     }
@@ -415,10 +424,10 @@ if (argv.includes('--netns')) {
     const text = `<!-- Written by \`node bench/distributed.mjs --netns ${R}${delayed ? ` --link delayed --delay-ms ${delayMs}` : ''}\` (root). -->
 Two ranks in two network namespaces, measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores, shared), Node ${process.version}; MNIST autoencoder, global batch 1000 (1 process x 1 thread, or 500 per rank, 1 thread each), ${STEPS} timed steps after ${WARMUP}, ${R} interleaved rounds; load average (1 min) ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}. ${netemOk ? '' : 'This kernel has no netem (CONFIG_NET_SCH_NETEM is not set: `tc qdisc add ... netem` answers "Specified qdisc kind is unknown"). '}${delayed ? `The delayed link is bench/delay-link.py: a TUN device in each namespace (MTU 65000) and a user-space forwarder (SCHED_FIFO 20) holding every packet ${delayMs} ms before passing it on. ` : ''}1 process: Adam ${span(res['adam|single'].map((r) => r.meanMs))} ms, TNT ${span(res['tnt|single'].map((r) => r.meanMs))} ms (batch work ${m.aTnt.toFixed(0)} ms, curvature work ${m.cTnt.toFixed(0)} ms).
 
-Alpha and beta are fitted per link (least squares over every round's medians of back-to-back 2-rank all-reduces of 4 B to 8 MiB: t = 2 alpha + n / beta). Predicted 2-rank step: Adam A / 2 + an all-reduce of the ${(n / 2 ** 20).toFixed(1)} MiB gradient; TNT A / 2 + the larger owner's share (${(100 * largestShare(2)).toFixed(0)}%) of the curvature work + two all-reduces' worth (DDP's, and the reduce to the owners with the broadcast from them); no overlap.
+Alpha and beta are fitted per link from back-to-back 2-rank all-reduces (medians of 7, every round; t = 2 alpha + n / beta): alpha is half the 4-byte all-reduce, 1 / beta the least-squares slope over 1 to 8 MiB. The model's 2-rank step: Adam A / 2 + an all-reduce of the ${(n / 2 ** 20).toFixed(1)} MiB gradient; TNT A / 2 + the larger owner's share (${(100 * largestShare(2)).toFixed(0)}%) of the curvature work + two all-reduces' worth (DDP's, and the reduce to the owners with the broadcast from them); no overlap. "Link effect" predicts a link from the first one: its measured step plus the model's extra communication; "from 1 process" is the model alone (compute divided by 2: it assumes each rank has a core to itself, which a shared 2-core machine does not give).
 
-| Optimizer | Link | Fitted alpha, beta | 2-rank step, mean (min-max) | Alpha-beta prediction | Speed-up over 1 process, measured | Predicted |
-|---|---|---|---:|---:|---:|---:|
+| Optimizer | Link | Fitted alpha, beta | 2-rank step, mean (min-max) | Predicted: link effect | Predicted from 1 process | Speed-up over 1 process, measured | Predicted |
+|---|---|---|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
 
 Projected with each link's fitted alpha and beta (speed-up over 1 process, compute as measured above, 1 thread per rank):
