@@ -4,11 +4,15 @@
  * 1000-784, Bernoulli likelihood, global batch 1000) with SGD-m and TNT, on
  *   - 1 process x 2 intra-op threads, batch 1000, and
  *   - 2 ranks x 1 thread (DDP over Gloo on 127.0.0.1), batch 500 each;
- * plus TNT and KFAC with inverses replicated vs sharded over the 2 ranks (T2 = 5, to weigh the inverses).
+ * plus TNT and KFAC with inverses replicated vs sharded over the 2 ranks (T2 = 5, to weigh the inverses), and KFAC
+ * with shard 'all' (each layer's statistics, inverses and update on one rank) against shard 'inverses'.
  * Reports steps/s, time per epoch (60 steps: 60,000 images at batch 1000), bytes each rank hands to collectives
  * per step, and an alpha-beta model of the all-reduce cost at 8, 64 and 512 ranks on 10 and 100 Gb/s networks.
  *
- *   node bench/distributed.mjs [--steps 20] [--only 4,5] [--rounds R] [--write]  (--write: bench/distributed-results.md)
+ *   node bench/distributed.mjs [--steps 20] [--only 4,5] [--rounds R] [--write]  (--write: appends to
+ *                                                                        bench/distributed-results.md)
+ *   node bench/distributed.mjs --scaling R        1 process vs 2 ranks, Adam and TNT, R interleaved rounds (below)
+ *   node bench/distributed.mjs --netns R [--link delayed [--delay-ms 5]]   (root) 2 ranks in 2 network namespaces
  *
  * Inputs are random [0, 1) images: the timings do not depend on the pixels.
  */
@@ -242,7 +246,7 @@ function fitAlphaBeta(points) {
 // 20) in 1 process x 1 thread (outside the namespaces), and over each link Adam and TNT shard 'all' with 2 ranks x 1
 // thread plus back-to-back all-reduces of 4 B to 8 MiB (the alpha-beta fit of that link). Links:
 //   default:          a veth pair as is, then slowed with tc: netem delay where the kernel has it, else tbf rate limits;
-//   --link delayed:   a user-space delayed link (bench/delay-link.py: TUN devices and a forwarder at SCHED_FIFO
+//   --link delayed:   a user-space delayed link (scripts/delay-link.py: TUN devices and a forwarder at SCHED_FIFO
 //                     priority holding each packet --delay-ms one way; for kernels without sch_netem), with no
 //                     delay and with the delay.
 // Beside each 2-rank measurement the alpha-beta prediction: the 1-process batch and curvature work (divided as
@@ -278,7 +282,7 @@ if (argv.includes('--netns')) {
         '-f',
         '20',
         'python3',
-        join(here, 'delay-link.py'),
+        join(root, 'scripts', 'delay-link.py'),
         ...ns.ns,
         '--delay-ms',
         String(ms),
@@ -422,7 +426,7 @@ if (argv.includes('--netns')) {
         proj.push(`| ${W} | ${l.label} | ${sa.toFixed(2)}x | ${st.toFixed(2)}x | ${(st / sa).toFixed(2)} |`);
       }
     const text = `<!-- Written by \`node bench/distributed.mjs --netns ${R}${delayed ? ` --link delayed --delay-ms ${delayMs}` : ''}\` (root). -->
-Two ranks in two network namespaces, measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores, shared), Node ${process.version}; MNIST autoencoder, global batch 1000 (1 process x 1 thread, or 500 per rank, 1 thread each), ${STEPS} timed steps after ${WARMUP}, ${R} interleaved rounds; load average (1 min) ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}. ${netemOk ? '' : 'This kernel has no netem (CONFIG_NET_SCH_NETEM is not set: `tc qdisc add ... netem` answers "Specified qdisc kind is unknown"). '}${delayed ? `The delayed link is bench/delay-link.py: a TUN device in each namespace (MTU 65000) and a user-space forwarder (SCHED_FIFO 20) holding every packet ${delayMs} ms before passing it on. ` : ''}1 process: Adam ${span(res['adam|single'].map((r) => r.meanMs))} ms, TNT ${span(res['tnt|single'].map((r) => r.meanMs))} ms (batch work ${m.aTnt.toFixed(0)} ms, curvature work ${m.cTnt.toFixed(0)} ms).
+Two ranks in two network namespaces, measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores, shared), Node ${process.version}; MNIST autoencoder, global batch 1000 (1 process x 1 thread, or 500 per rank, 1 thread each), ${STEPS} timed steps after ${WARMUP}, ${R} interleaved rounds; load average (1 min) ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}. ${netemOk ? '' : 'This kernel has no netem (CONFIG_NET_SCH_NETEM is not set: `tc qdisc add ... netem` answers "Specified qdisc kind is unknown"). '}${delayed ? `The delayed link is scripts/delay-link.py: a TUN device in each namespace (MTU 65000) and a user-space forwarder (SCHED_FIFO 20) holding every packet ${delayMs} ms before passing it on. ` : ''}1 process: Adam ${span(res['adam|single'].map((r) => r.meanMs))} ms, TNT ${span(res['tnt|single'].map((r) => r.meanMs))} ms (batch work ${m.aTnt.toFixed(0)} ms, curvature work ${m.cTnt.toFixed(0)} ms).
 
 Alpha and beta are fitted per link from back-to-back 2-rank all-reduces (medians of 7, every round; t = 2 alpha + n / beta): alpha is half the 4-byte all-reduce, 1 / beta the least-squares slope over 1 to 8 MiB. The model's 2-rank step: Adam A / 2 + an all-reduce of the ${(n / 2 ** 20).toFixed(1)} MiB gradient; TNT A / 2 + the larger owner's share (${(100 * largestShare(2)).toFixed(0)}%) of the curvature work + two all-reduces' worth (DDP's, and the reduce to the owners with the broadcast from them); no overlap. "Link effect" predicts a link from the first one: its measured step plus the model's extra communication; "from 1 process" is the model alone (compute divided by 2: it assumes each rank has a core to itself, which a shared 2-core machine does not give).
 

@@ -308,7 +308,8 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
       expect(new dist.CurvatureSync(sh, { inverses: 'replicated' }).inverses).toBe('replicated');
       expect(() => new dist.CurvatureSync(tnt, { shard: 'half' as never })).toThrow(RangeError);
       const kfac = new torch.optim.KFAC(model, { lr: 0.1 });
-      expect(new dist.CurvatureSync(kfac, { shard: 'all' }).shard).toBe('all');
+      expect(new dist.CurvatureSync(kfac).shard).toBe('all');
+      expect(new dist.CurvatureSync(kfac, { shard: 'inverses' }).shard).toBe('inverses');
       kfac.dispose?.();
       expect(() => new dist.CurvatureSync(sh, { inverses: 'sharded' })).toThrow(
         "inverses 'sharded' is implemented for TNT and KFAC",

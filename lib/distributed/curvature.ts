@@ -55,11 +55,11 @@ import { withoutGradientSync } from './state.js';
 /** Options of distributed.CurvatureSync: how the inverse refreshes are shared across ranks (`inverses`). */
 export interface CurvatureSyncOptions {
   /**
-   * How the curvature work is divided: 'all' (TNT's and Shampoo's default; as Distributed Shampoo and KAISA) gives
+   * How the curvature work is divided: 'all' (the default; as Distributed Shampoo and KAISA) gives
    * each parameter to one rank, balanced by cost, which folds its statistics, inverts its factors (roots) and
    * computes its update; the updated parameters are broadcast from their owners. KFAC takes 'all' per layer: each
    * layer's A and G contributions are reduce-scattered to its owner, which folds them, inverts them and steps the
-   * layer; the updated layers are all-gathered. 'inverses' (KFAC's default; TNT too) shards the inverses only
+   * layer; the updated layers are all-gathered. 'inverses' (TNT and KFAC) shards the inverses only
    * (statistics and updates on every rank); 'none' repeats everything on every rank.
    */
   shard?: 'all' | 'inverses' | 'none';
@@ -133,19 +133,9 @@ export class CurvatureSync {
       options.inverses === undefined
         ? undefined
         : is.oneOf(options.inverses, 'inverses', ['replicated', 'sharded'] as const);
-    // defaults: TNT and Shampoo divide all their curvature work (bench/distributed.mjs); KFAC shards its inverses
-    // (faster in 3 of 4 runs there)
-    const shard =
-      options.shard ??
-      (inv === 'replicated'
-        ? 'none'
-        : inv === 'sharded'
-          ? 'inverses'
-          : optimizer instanceof TNT
-            ? 'all'
-            : optimizer instanceof KFAC
-              ? 'inverses'
-              : 'all');
+    // default: all the curvature work divided (bench/distributed.mjs: TNT and Shampoo; KFAC 'all' against
+    // 'inverses' 1.13x faster in the mean of 14 interleaved 2-rank rounds, 8 faster, 5 slower, with 22-50% fewer bytes)
+    const shard = options.shard ?? (inv === 'replicated' ? 'none' : inv === 'sharded' ? 'inverses' : 'all');
     this.shard = is.oneOf(shard, 'shard', ['all', 'inverses', 'none'] as const);
     this.inverses = this.shard === 'none' ? 'replicated' : 'sharded';
     if (this.shard === 'inverses' && optimizer instanceof Shampoo)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A delayed point-to-point link between two network namespaces, in user space (for kernels without sch_netem).
 
-    python3 bench/delay-link.py NS_A NS_B --delay-ms 5 [--rate-mbit 0] [--loss 0] [--mtu 65000]
+    python3 scripts/delay-link.py NS_A NS_B --delay-ms 5 [--rate-mbit 0] [--loss 0] [--mtu 65000]
 
 Creates a TUN device in each namespace (tdA in NS_A with 10.212.0.1/24, tdB in NS_B with 10.212.0.2/24; the
 names and addresses can be changed with --dev-a/--dev-b/--addr-a/--addr-b), brings them up, prints "ready" and then
