@@ -20,7 +20,8 @@
  * Inverses (TNT, KFAC): `inverses: 'replicated'` computes every inverse on every rank (no bytes, W-fold redundant
  * work); `'sharded'` assigns each factor's inverse to one rank (largest first, to the least loaded rank, the same
  * plan on every rank), computes it there and broadcasts it (bytes: the inverses). bench/distributed.mjs measures
- * both: sharded was faster (TNT T2=5 on 2 ranks: 414-783 ms against 446-1162 ms per step), so it is the default.
+ * both: sharded was faster (TNT T2=5 on 2 ranks: 414-783 ms against 446-1162 ms per step). `shard: 'all'` (the
+ * default for all three) divides the statistics and updates too, per parameter (TNT, Shampoo) or per layer (KFAC).
  *
  *   const ddp = await nn.parallel.DistributedDataParallel.create(model);
  *   const opt = new optim.TNT(ddp.parameters(), { lr: 0.1 });
