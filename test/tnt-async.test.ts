@@ -7,6 +7,7 @@ import * as torch from '../lib/index.js';
 import { TNT, type TNTConfig } from '../lib/optim/tnt.js';
 import { Tensor } from '../lib/tensor.js';
 import { Categorical } from '../lib/likelihoods.js';
+import { native } from '../lib/native.js';
 import { expectTorchError, lcg, noLeak } from './support/helpers.js';
 
 const F = torch.nn.functional;
@@ -221,7 +222,7 @@ describe('TNT asyncInverses', () => {
       // large enough factors that the refresh is still running when dispose comes
       const ps = [torch.tidy(() => torch.randn([120, 120], { dtype: 'float64' }).requiresGrad_(true))];
       const config: TNTConfig = { inverseEvery: 1, asyncInverses: 5, factorDtype: 'float64' };
-      for (const what of ['dispose', 'loadStateDict', 'updateInverses', 'stateDict'] as const) {
+      for (const what of ['dispose', 'loadStateDict', 'updateInverses', 'stateDict', 'shutdownBlasThreads'] as const) {
         const opt = new TNT(ps, { lr: 1e-3, ...config });
         const stepOnce = (): void => {
           torch.tidy(() => {
@@ -246,6 +247,17 @@ describe('TNT asyncInverses', () => {
           opt.updateInverses();
           expect(opt.inversesPending).toBe(false);
           expect(opt.lastInverseLag).toBe(0);
+        } else if (what === 'shutdownBlasThreads') {
+          // the OpenBLAS pool restart waits for the thread; the finished refresh is kept and lands at the next step
+          // (due: inverseEvery 1)
+          native.shutdownBlasThreads();
+          expect(opt.inversesPending).toBe(true);
+          opt.lastInverseReport = null;
+          stepOnce();
+          expect(opt.lastInverseLag).toBe(1);
+          expect(opt.lastInverseReport).toMatchObject({ inverted: 2, failed: 0 });
+          opt.dispose();
+          continue;
         } else {
           // a state dict reads the inverses in use; the refresh stays pending
           torch.tidy(() => {

@@ -417,11 +417,11 @@ class AsyncInverses : public BackgroundWork {
  public:
   ~AsyncInverses() override { Cancel(); }
 
-  bool busy() const { return thread_.joinable(); }
+  bool busy() const { return pending_; }
   bool finished() const { return done_.load(); }
 
   void Launch(std::vector<AsyncGroup> groups, kronecker::Method how, bool fail_for_test) {
-    if (thread_.joinable()) throw std::logic_error("TNT: an inverse refresh is already pending");
+    if (pending_) throw std::logic_error("TNT: an inverse refresh is already pending");
     groups_ = std::move(groups);
     counts_ = kronecker::InverseCounts();
     error_.clear();
@@ -432,6 +432,7 @@ class AsyncInverses : public BackgroundWork {
       snapshot_taken_ = false;
     }
     thread_ = std::thread([this, how, fail_for_test] { Run(how, fail_for_test); });
+    pending_ = true;
   }
 
   // Until the thread has copied the statistics (or ended).
@@ -448,6 +449,7 @@ class AsyncInverses : public BackgroundWork {
   void Cancel() override {
     cancel_.store(true);
     WaitIdle();
+    pending_ = false;
     groups_.clear();
     error_.clear();
   }
@@ -455,8 +457,9 @@ class AsyncInverses : public BackgroundWork {
   // Joins the thread and writes its inverses into the live state; throws the thread's error (the pending refresh is
   // then dropped). False when nothing was pending.
   bool Swap(kronecker::InverseCounts& counts, int& threads) {
-    if (!thread_.joinable()) return false;
-    thread_.join();
+    if (!pending_) return false;
+    WaitIdle();
+    pending_ = false;
     std::vector<AsyncGroup> groups = std::move(groups_);
     groups_.clear();
     if (!error_.empty()) {
@@ -538,6 +541,7 @@ class AsyncInverses : public BackgroundWork {
   }
 
   std::thread thread_;
+  bool pending_ = false;  // launched, not yet swapped in or cancelled (its thread may have been joined by WaitIdle)
   std::vector<AsyncGroup> groups_;
   kronecker::InverseCounts counts_;
   std::string error_;
