@@ -129,24 +129,33 @@ const fmt = (v, d = 1) => (v === null || !Number.isFinite(v) ? '—' : v.toFixed
 const resolved = targets.map((t) => {
   const g = groups.get(t.label);
   if (!g) throw new Error(`no runs labelled ${t.label}`);
-  const v = meanStd(g.runs.map((r) => lossAt(r, t.at)));
-  return { ...t, value: v.mean, n: v.n };
+  // a run that diverged has no loss at later times: the target is the mean over the runs that did not
+  const ok = g.runs.filter((r) => r.stoppedBy !== 'diverged');
+  const v = meanStd(ok.map((r) => lossAt(r, t.at)));
+  return { ...t, value: v.mean, n: v.n, of: g.runs.length };
 });
 out.push(
-  `| Optimizer | seeds | diverged | loss at epoch 1 / 2 / 3 (mean) | s / epoch | ${resolved
-    .map((t) => `time to ${t.label}'s ${t.at}-s loss ${t.value.toPrecision(4)} (s, mean; per seed)`)
+  `| Optimizer | seeds | diverged | loss at epoch 1 / 2 / 3 / 4 / 5 (mean) | s / epoch | ${resolved
+    .map(
+      (t) =>
+        `time to ${t.label}'s ${t.at}-s loss ${t.value.toPrecision(4)}${t.n < t.of ? ` (${t.n} of ${t.of} seeds)` : ''} (s, mean; per seed)`,
+    )
     .join(' | ')} |`,
 );
 out.push(`|---|---:|---:|---:|---:|${resolved.map(() => '---:|').join('')}`);
 for (const [label, g] of groups) {
-  const byEpoch = [1, 2, 3].map((e) => meanStd(g.runs.map((r) => r.epochs.find((x) => x.epoch === e)?.loss ?? NaN)));
+  const byEpoch = [1, 2, 3, 4, 5].map((e) =>
+    meanStd(g.runs.map((r) => r.epochs.find((x) => x.epoch === e)?.loss ?? NaN)),
+  );
   const perEpoch = meanStd(g.runs.map((r) => r.cpuPerEpoch ?? NaN));
   const diverged = g.runs.filter((r) => r.stoppedBy === 'diverged');
   const cells = resolved.map((t) => {
-    const ts = g.runs.map((r) => timeTo(r, t.value));
+    // a run that diverged counts as not reaching the target (its last points are the blow-up)
+    const ts = g.runs.map((r) => (r.stoppedBy === 'diverged' ? null : timeTo(r, t.value)));
     const all = ts.every((x) => x !== null);
     const mean = all ? ts.reduce((a, b) => a + b, 0) / ts.length : null;
-    return `${all ? fmt(mean) : 'not reached'} (${ts.map((x) => (x === null ? '—' : x.toFixed(1))).join(', ')})`;
+    const seeds = ts.map((x, k) => (x !== null ? x.toFixed(1) : g.runs[k].stoppedBy === 'diverged' ? 'diverged' : '—'));
+    return `${all ? fmt(mean) : `${ts.filter((x) => x !== null).length} of ${ts.length} seeds`} (${seeds.join(', ')})`;
   });
   out.push(
     `| ${label} | ${g.runs.length} | ${diverged.length ? diverged.map((r) => `seed ${r.seed} at step ${r.divergedAt}`).join(', ') : 'none'} | ${byEpoch.map((m) => (m.n === g.runs.length ? m.mean.toFixed(2) : '—')).join(' / ')} | ${fmt(perEpoch.mean)} | ${cells.join(' | ')} |`,
@@ -156,11 +165,15 @@ console.log(out.join('\n'));
 for (const [label, g] of groups) console.log(`${label}: ${JSON.stringify(g.hp)}`);
 
 if (svg) {
-  const series = [...groups].map(([name, g]) => {
+  const series = [...groups].map(([label, g]) => {
+    // the curve of the runs that did not diverge (a diverged run would end every seed's mean where it stopped)
+    const ok = g.runs.filter((r) => r.stoppedBy !== 'diverged');
     const a = aggregateInterpolated(
-      g.runs.map((r) => ({ x: r.points.map((p) => p.cpu), y: r.points.map((p) => p.loss) })),
+      ok.map((r) => ({ x: r.points.map((p) => p.cpu), y: r.points.map((p) => p.loss) })),
       120,
     );
+    const name =
+      ok.length < g.runs.length ? `${label} (${g.runs.length - ok.length} of ${g.runs.length} diverged)` : label;
     return { name, x: a.x, y: a.mean, band: a.std };
   });
   const finite = series.flatMap((s) => s.y).filter(Number.isFinite);

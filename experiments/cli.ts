@@ -21,7 +21,7 @@ import { progressReporter, type Output } from './progress.js';
 import { createRequire } from 'node:module';
 // the library's environment choices, from the subpath that does not load the addon (OPENBLAS_NUM_THREADS must be
 // set before it loads)
-import { readCpuinfo, runtimeEnvironment } from 'tensornormal/runtime-env';
+import { openblasThreads, readCpuinfo } from 'tensornormal/runtime-env';
 
 /** A command-line mistake: the message says which flag and why; the process exits with code 2. */
 export class UsageError extends Error {
@@ -120,6 +120,10 @@ cross-entropy on logits summed over pixels, averaged over the batch) with TNT, K
 the paper's tuned hyperparameters as defaults:
   TNT lr 1e-4 damping 0.1; KFAC lr 3e-3 damping 0.3; Shampoo lr 3e-4 epsilon 3e-4 (T1 = 1, T2 = 20);
   Adam lr 1e-4 eps 1e-4; SGD-m lr 3e-3 momentum 0.9.
+TNT runs with the cheaper step and the update-size control (docs/tnt.md, "Time to target"): statistics every
+second step from a quarter of the batch (statsEvery 2, statsBatch 0.25, statDecayPerStep 1) and klClip 0.01; the
+paper's exact TNT is --set tnt.statsEvery=1 --set tnt.statsBatch=1 --set tnt.statDecayPerStep=0 --set tnt.klClip=0
+(at lr 1e-4 it diverged on one Fashion-MNIST seed of two without the clip).
 Records the training loss per epoch (running mean of the minibatch losses) and against process time, and plots
 mean and standard deviation over seeds on a log scale.
 
@@ -580,29 +584,7 @@ function envThreads(env: NodeJS.ProcessEnv): number | undefined {
   return Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
-/**
- * The OPENBLAS_NUM_THREADS to set before the library loads for `threads` libtorch threads, or undefined to leave
- * OpenBLAS's count alone. libtorch's matrix products run on OpenBLAS's own pool, which set_num_threads does not
- * reach: left alone it has one thread per core, and process time counts their work (and their spinning until
- * OPENBLAS_THREAD_TIMEOUT); with the same count as libtorch, `--threads 1` times one core's work.
- *
- * Not set when the user set it, and not where OpenBLAS picks its kernels itself (neither the user nor
- * runtime-env.ts chose an OPENBLAS_CORETYPE) or runs the Prescott ones: OpenBLAS 0.3.21 misdetects newer CPUs as
- * Prescott, and single-threaded those kernels crash in cholesky_inverse (KFAC's inverses; reproduced on this
- * project's Sapphire Rapids VMs with OPENBLAS_CORETYPE=Prescott OPENBLAS_NUM_THREADS=1, while SkylakeX kernels run
- * single-threaded without trouble).
- */
-export function openblasThreads(
-  threads: number | undefined,
-  env: NodeJS.ProcessEnv,
-  cpuinfo: string | undefined,
-): string | undefined {
-  if (threads === undefined || env.OPENBLAS_NUM_THREADS !== undefined || env.GOTO_NUM_THREADS !== undefined)
-    return undefined;
-  const core = env.OPENBLAS_CORETYPE || runtimeEnvironment(env, cpuinfo).OPENBLAS_CORETYPE;
-  if (!core || /^prescott$/i.test(core)) return undefined;
-  return String(threads);
-}
+export { openblasThreads };
 
 export interface CliIO {
   stdout: Output;
@@ -618,6 +600,7 @@ function version(): string {
 export async function main(
   argv: string[],
   io: CliIO = { stdout: process.stdout, stderr: process.stderr },
+  launch: { openblasThreadsSet?: boolean } = {},
 ): Promise<number> {
   if (argv[0] === 'run') return (await import('tensornormal')).distributed.runCommand(argv.slice(1), io);
   let cmd: Command;
@@ -648,8 +631,9 @@ export async function main(
     if (cmd.threads !== undefined) setNumThreads(cmd.threads);
     const threadInfo = {
       torch: getNumThreads(),
-      openblas: process.env.OPENBLAS_NUM_THREADS ?? null,
-      openblasSetByCli: openblas !== undefined,
+      // the pool OpenBLAS actually runs (read back from it), not what was asked
+      openblas: versions().blasThreads ?? process.env.OPENBLAS_NUM_THREADS ?? null,
+      openblasSetByCli: openblas !== undefined || launch.openblasThreadsSet === true,
       openblasCoretype: versions().blasCore ?? process.env.OPENBLAS_CORETYPE ?? null,
     };
     const json = cmd.json || io.stdout.isTTY !== true;

@@ -11,7 +11,14 @@ if (argv[0] === 'run') {
   // the live page of training curves (board/server.ts); it reads event files and needs no addon
   process.exitCode = await (await import('./board/server.js')).runBoardCommand(argv.slice(1));
 } else {
+  // OpenBLAS reads OPENBLAS_NUM_THREADS once, when the addon loads it, and importing the application loads the
+  // addon: `--threads N` reaches OpenBLAS's pool only if it is set here, before the import (runtime-env.ts)
+  const { openblasThreads, readCpuinfo, threadsArgument } = await import('./runtime-env.js');
+  const openblas = openblasThreads(threadsArgument(argv, process.env), process.env, readCpuinfo());
+  if (openblas !== undefined) process.env.OPENBLAS_NUM_THREADS = openblas;
   const app: string = 'tensornormal/experiments';
-  const { main } = (await import(app)) as { main(argv: string[]): Promise<number> };
-  process.exitCode = await main(argv);
+  const { main } = (await import(app)) as {
+    main(argv: string[], io: undefined, launch: { openblasThreadsSet: boolean }): Promise<number>;
+  };
+  process.exitCode = await main(argv, undefined, { openblasThreadsSet: openblas !== undefined });
 }

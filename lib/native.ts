@@ -80,7 +80,7 @@ export interface NativeBinding {
   cudaDeviceCount(): number;
   /** Throws TorchError('DEVICE_UNAVAILABLE') for a CUDA device this libtorch or machine does not have. */
   checkDevice(device: string): void;
-  versions(): { torch: string; parallel: string; blas?: string; blasCore?: string };
+  versions(): { torch: string; parallel: string; blas?: string; blasCore?: string; blasThreads?: number };
   /** Relative errors of small BLAS/LAPACK problems against loops in double; null when firstInProcess and done. */
   blasSelfCheck(firstInProcess?: boolean): BlasCheck | null;
   setGradEnabled(enabled: boolean): boolean;

@@ -197,8 +197,19 @@ export function setNumThreads(n: number): void {
 export function getNumThreads(): number {
   return native.getNumThreads();
 }
-/** libtorch version the addon was built against, and its parallel configuration. */
-export function versions(): { torch: string; parallel: string; blas?: string; blasCore?: string } {
+/**
+ * libtorch version the addon was built against, and its parallel configuration; where libtorch's matrix products
+ * run on OpenBLAS (Debian), its configuration (`blas`), the kernel set it chose (`blasCore`) and the threads of its
+ * pool (`blasThreads`: OPENBLAS_NUM_THREADS as it was when the library loaded, else one per core;
+ * `setNumThreads` does not change it).
+ */
+export function versions(): {
+  torch: string;
+  parallel: string;
+  blas?: string;
+  blasCore?: string;
+  blasThreads?: number;
+} {
   return native.versions();
 }
 /**

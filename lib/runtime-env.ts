@@ -81,3 +81,44 @@ export function blasCheckWarning(check: BlasCheck, core: string): string | undef
     `process starts; a newer OpenBLAS may know this CPU.`
   );
 }
+
+/**
+ * The OPENBLAS_NUM_THREADS to set before the library loads for `threads` libtorch threads, or undefined to leave
+ * OpenBLAS's count alone. libtorch's matrix products run on OpenBLAS's own pool, which set_num_threads does not
+ * reach: left alone it has one thread per core, and process time counts their work (and their spinning until
+ * OPENBLAS_THREAD_TIMEOUT); with the same count as libtorch, `--threads 1` times one core's work.
+ *
+ * Not set when the user set it, and not where OpenBLAS picks its kernels itself (neither the user nor
+ * runtime-env.ts chose an OPENBLAS_CORETYPE) or runs the Prescott ones: OpenBLAS 0.3.21 misdetects newer CPUs as
+ * Prescott, and single-threaded those kernels crash in cholesky_inverse (KFAC's inverses; reproduced on this
+ * project's Sapphire Rapids VMs with OPENBLAS_CORETYPE=Prescott OPENBLAS_NUM_THREADS=1, while SkylakeX kernels run
+ * single-threaded without trouble).
+ */
+export function openblasThreads(
+  threads: number | undefined,
+  env: NodeJS.ProcessEnv,
+  cpuinfo: string | undefined,
+): string | undefined {
+  if (threads === undefined || env.OPENBLAS_NUM_THREADS !== undefined || env.GOTO_NUM_THREADS !== undefined)
+    return undefined;
+  const core = env.OPENBLAS_CORETYPE || runtimeEnvironment(env, cpuinfo).OPENBLAS_CORETYPE;
+  if (!core || /^prescott$/i.test(core)) return undefined;
+  return String(threads);
+}
+
+/**
+ * The libtorch thread count a command line asks for: its `--threads N` (or `--threads=N`), else
+ * TENSORNORMAL_NUM_THREADS; undefined when neither is a positive integer (the command's own parser reports a bad
+ * value). The `tensornormal` command reads it before anything loads the addon, so that openblasThreads can still
+ * reach OpenBLAS.
+ */
+export function threadsArgument(argv: readonly string[], env: NodeJS.ProcessEnv): number | undefined {
+  let value: string | undefined = env.TENSORNORMAL_NUM_THREADS;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--') break;
+    if (argv[i] === '--threads') value = argv[i + 1];
+    else if (argv[i]!.startsWith('--threads=')) value = argv[i]!.slice('--threads='.length);
+  }
+  const n = Number(value);
+  return value !== undefined && /^\d+$/.test(value.trim()) && Number.isInteger(n) && n > 0 ? n : undefined;
+}

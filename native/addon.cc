@@ -589,6 +589,11 @@ TN_EXPORT(versions) {
   auto core = reinterpret_cast<CharFn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
   if (config != nullptr) o.Set("blas", Napi::String::New(info.Env(), config()));
   if (core != nullptr) o.Set("blasCore", Napi::String::New(info.Env(), core()));
+  // the threads OpenBLAS's pool runs (OPENBLAS_NUM_THREADS as read when it loaded, else one per core): libtorch's
+  // set_num_threads does not reach it, and process time counts its work
+  using IntFn = int (*)();
+  auto threads = reinterpret_cast<IntFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (threads != nullptr) o.Set("blasThreads", Napi::Number::New(info.Env(), threads()));
   return o;
 }
 

@@ -28,7 +28,7 @@ import {
   type RunResult,
 } from '../experiments/index.js';
 import { openblasThreads } from '../experiments/cli.js';
-import { readCpuinfo } from '../lib/runtime-env.js';
+import { readCpuinfo, threadsArgument } from '../lib/runtime-env.js';
 import { noLeak, withTempDir } from './support/helpers.js';
 import * as torch from '../lib/index.js';
 import { readEventFile } from './support/tfevents.js';
@@ -292,7 +292,15 @@ describe('tensornormal experiment autoencoder, end to end', () => {
         warmBatches: 2,
       });
       expect(r.hyperparameters).toEqual({
-        tnt: { lr: 1e-4, damping: 0.1, statsEvery: 1, inverseEvery: 20 },
+        tnt: {
+          lr: 1e-4,
+          damping: 0.1,
+          statsEvery: 2,
+          inverseEvery: 20,
+          statsBatch: 0.25,
+          statDecayPerStep: 1,
+          klClip: 0.01,
+        },
         adam: { lr: 1e-4, damping: 1e-4 },
       });
       expect(r.grid).toBeNull();
@@ -414,6 +422,8 @@ describe('tensornormal experiment autoencoder, end to end', () => {
         'tnt,adam,kfac',
         '--set',
         'tnt.lr=1e30',
+        '--set',
+        'tnt.klClip=0', // the clip (on by default here) would hold even this step to its bound
         '--set',
         'adam.lr=1e30',
         '--warm-batches',
@@ -909,6 +919,18 @@ describe('command line', () => {
     expect(openblasThreads(1, { TENSORNORMAL_OPENBLAS_CORETYPE: 'Haswell' }, sandy)).toBe('1');
   });
 
+  it('threadsArgument: --threads N or --threads=N, else TENSORNORMAL_NUM_THREADS, read before the addon loads', () => {
+    expect(threadsArgument(['experiment', 'cnn', '--threads', '1'], {})).toBe(1);
+    expect(threadsArgument(['experiment', 'cnn', '--threads=2'], { TENSORNORMAL_NUM_THREADS: '1' })).toBe(2);
+    expect(threadsArgument(['experiment', 'cnn'], { TENSORNORMAL_NUM_THREADS: '3' })).toBe(3);
+    expect(threadsArgument(['experiment', 'cnn'], {})).toBeUndefined();
+    // the command's parser reports bad values; nothing is set for them
+    expect(threadsArgument(['experiment', 'cnn', '--threads', 'two'], {})).toBeUndefined();
+    expect(threadsArgument(['experiment', 'cnn', '--threads', '0'], {})).toBeUndefined();
+    expect(threadsArgument(['experiment', 'cnn', '--threads', '1.5'], {})).toBeUndefined();
+    expect(threadsArgument(['experiment', 'cnn', '--threads'], {})).toBeUndefined();
+  });
+
   it("--threads 1 in a fresh process: OpenBLAS single-threaded, recorded in results.json; KFAC's inverses run", () => {
     return withTempDir('tn-exp-threads-', (dir) => {
       const env = { ...process.env };
@@ -950,7 +972,9 @@ describe('command line', () => {
       expect(t.torch).toBe(1);
       const chosen = openblasThreads(1, env, readCpuinfo()) !== undefined;
       expect(t.openblasSetByCli).toBe(chosen);
-      if (chosen) expect(t.openblas).toBe('1');
+      // read back from OpenBLAS: the variable must be set before anything loads the addon (it was set too late
+      // once, after the package's experiments entry had loaded it, and the pool kept its two threads)
+      if (chosen) expect(t.openblas).toBe(1);
       expect(r.runs[0]!.stoppedBy).toBe('epochs');
     });
   });
