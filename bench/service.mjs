@@ -9,8 +9,9 @@
  * Rows: none (nothing trains), worker-adam, worker-tnt (train.inWorker, snapshots every 10 steps copied into the
  * served model), same-adam / same-tnt (the loop on the server's own thread; not in the default rows). A row may name
  * the trainer's priority after an @: worker-adam@train, worker-adam@0.25 (a training budget), worker-adam@nice10
- * (SCHED_OTHER at nice 10: the default before issue 23). Default rows: the recipe (priority 'serve') for both
- * models, and for the classifier @train and @0.25 with Adam too.
+ * (SCHED_OTHER at nice 10, never paused: the default before issue 23), and a nice after an n: worker-adam@0.1n10
+ * (the budget 0.1 at nice 10). Default rows: the recipe (priority 'serve') for both models, and for the classifier
+ * @train and @0.25 with Adam too.
  *
  * This process is the load generator, and it is written the way an independent one is (wrk, autocannon): a closed
  * loop of `concurrency` clients on keep-alive connections, each POSTing a JSON body as soon as its previous answer
@@ -20,14 +21,16 @@
  *   npm run build:ts && node bench/service.mjs [--models mlp,autoencoder] [--rows none,worker-adam,worker-adam@train,...]
  *     [--concurrency 8,32] [--requests 2000] [--warmup 200] [--repeat 3] [--priority serve|train|<share>]
  *     [--idle-seconds 3] [--dedicated-seconds 4] [--dump DIR]
- *   BENCH_NICE (the trainer's nice), BENCH_PUBLISH_EVERY (10), BENCH_INVERSE_EVERY (autoencoder TNT, 20)
+ *   BENCH_NICE (the trainer's nice), BENCH_PUBLISH_EVERY (10), BENCH_INVERSE_EVERY (autoencoder TNT, 20),
+ *   BENCH_THREADS (the job's intra-op threads)
  *
  * Runs are interleaved (every row of every model, then again, `--repeat` times), and each row is a fresh server
  * process. Prints one markdown table per model: medians over the repetitions with their range, the p99 ratio to
  * the no-training row of the same repetition, the handler's p99 (on the server's thread, from the request's body to
  * its answer: JSON, the forward, the response; the rest of a request's latency is waiting for that thread), and
- * training throughput (steps/s while the requests run, then in the
- * `--idle-seconds` after them with the server idle, against a process that only trains). The load average is
+ * training throughput (steps/s while the requests run, then in the `--idle-seconds` after them with the server
+ * idle, their ratio, the share of its pace the job kept during the requests, and a process that only trains), and
+ * the copies of snapshots into the served model on the server's thread (mean and longest). The load average is
  * printed with it. The machine's cores are shared with whatever else runs: compare rows of one run only.
  */
 import { spawn } from 'node:child_process';
@@ -59,6 +62,8 @@ const quantile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.max(0, M
 function priorityOptions(p) {
   if (p === undefined) return {};
   if (p.startsWith('nice')) return { priority: 'train', nice: Number(p.slice(4)) }; // SCHED_OTHER at that nice
+  const m = /^(.*?)n(\d+)$/.exec(p); // serve-n5, 0.1n10: that priority at that nice
+  if (m) return { ...priorityOptions(m[1].replace(/-$/, '')), nice: Number(m[2]) };
   return { priority: /^[\d.]+$/.test(p) ? Number(p) : p };
 }
 
@@ -75,7 +80,8 @@ async function server(model, mode, priority) {
   const served = job.makeModel(model);
   served.eval();
   let trainer = null;
-  const loadMs = [];
+  const loadMs = [],
+    blockMs = [];
   // --dump: what the server's thread did (GC pauses, snapshot loads), to line up with the slow requests
   const events = [];
   const { PerformanceObserver } = await import('node:perf_hooks');
@@ -89,6 +95,7 @@ async function server(model, mode, priority) {
     optimizer,
     publishEvery: Number(process.env.BENCH_PUBLISH_EVERY ?? 10),
     inverseEvery: Number(process.env.BENCH_INVERSE_EVERY ?? 20),
+    ...(process.env.BENCH_THREADS !== undefined ? { threads: Number(process.env.BENCH_THREADS) } : {}),
   };
   let finished = null;
   if (where === 'same') {
@@ -109,8 +116,11 @@ async function server(model, mode, priority) {
     trainer.on('progress', (p) => {
       if (p.t !== undefined) stepTimes.push(p.t);
     });
+    // BENCH_THROUGHPUT=1: the trainer's throughput events (pace, paused) on stderr
+    if (process.env.BENCH_THROUGHPUT) trainer.on('throughput', (e) => process.stderr.write(`${JSON.stringify(e)}\n`));
     trainer.on('weights', (s) => {
       loadMs.push(s.loadMs ?? 0);
+      blockMs.push(s.loadBlockMs ?? s.loadMs ?? 0);
       events.push({ what: 'load', t: performance.now() + performance.timeOrigin - (s.loadMs ?? 0), ms: s.loadMs ?? 0 });
     });
     finished = trainer.done;
@@ -172,6 +182,7 @@ async function server(model, mode, priority) {
       say({
         idle: idle / ((idleTo - idleFrom) / 1000),
         loadMs: loadMs.length ? loadMs.reduce((a, b) => a + b) / loadMs.length : null,
+        loadMaxMs: blockMs.length ? Math.max(...blockMs) : null,
         loads: loadMs.length,
         events,
         stepTimes,
@@ -366,12 +377,21 @@ async function main() {
         s.p.stdin.write(JSON.stringify({ stop: true, idle: mode === 'none' ? 0 : idleSeconds }) + '\n');
         const stats = await s.next();
         for (const { c, r, w } of measured) {
-          put(`${model} ${mode} ${c}`, { ...r, ...w, idle: stats.idle, loads: stats.loads, loadMs: stats.loadMs, k });
+          put(`${model} ${mode} ${c}`, {
+            ...r,
+            ...w,
+            idle: stats.idle,
+            share: stats.idle > 0 ? w.during / stats.idle : null,
+            loads: stats.loads,
+            loadMs: stats.loadMs,
+            loadMaxMs: stats.loadMaxMs,
+            k,
+          });
           if (dump) await dumpRun(dump, `${model}-${mode}-c${c}-${k}`, r, stats);
           process.stderr.write(
             `${model} ${mode} c${c}: p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(1)} ms, ${r.rps.toFixed(0)} req/s; ` +
               `server forward p99 ${w.forwardP99.toFixed(2)} max ${w.forwardMax.toFixed(1)} ms; ` +
-              `${w.during.toFixed(2)} steps/s during, ${stats.idle.toFixed(2)} after; ${stats.loads} snapshot loads of ${stats.loadMs?.toFixed(1) ?? '-'} ms; load ${loadavg()[0].toFixed(2)}\n`,
+              `${w.during.toFixed(2)} steps/s during, ${stats.idle.toFixed(2)} after; ${stats.loads} snapshot loads of ${stats.loadMs?.toFixed(1) ?? '-'} ms (longest block ${stats.loadMaxMs?.toFixed(1) ?? '-'}); load ${loadavg()[0].toFixed(2)}\n`,
           );
         }
         loads.push(loadavg());
@@ -407,9 +427,9 @@ async function main() {
       `**${model === 'mlp' ? 'Classifier (784-512-512-10 MLP, fit() batch 128)' : 'Autoencoder (MNIST, batch 1024)'}**\n`,
     );
     console.log(
-      '| Training | Optimizer | Clients | p50 | p99 | max | p99 / idle p99 | handler p99 | requests/s | steps/s during | steps/s after | dedicated |',
+      '| Training (priority) | Optimizer | Clients | p50 | p99 | max | p99 / idle p99 | handler p99 | requests/s | steps/s during | steps/s after | share (during / after) | dedicated | snapshot load: mean, longest block |',
     );
-    console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const c of levels)
       for (const mode of rowsOf(model)) {
         const rs = runs.get(`${model} ${mode} ${c}`);
@@ -418,11 +438,17 @@ async function main() {
         // the ratio to the no-training run of the same repetition
         const ratios = base ? rs.map((r) => r.p99 / base.find((b) => b.k === r.k).p99) : [];
         const [where, opt] = mode.split('@')[0].split('-');
+        const shares = col('share').filter((x) => x !== null);
+        const loadsMs = col('loadMs').filter((x) => x !== null);
         const tput = opt
-          ? `${median(col('during')).toFixed(1)} | ${median(col('idle')).toFixed(1)} | ${dedicatedRate[`${model} ${opt}`].toFixed(1)}`
-          : '— | — | —';
+          ? `${median(col('during')).toFixed(1)} | ${median(col('idle')).toFixed(1)} | ` +
+            `${shares.length ? `${median(shares).toFixed(2)}${range(shares, 2)}` : '—'} | ${dedicatedRate[`${model} ${opt}`].toFixed(1)} | ` +
+            (loadsMs.length
+              ? `${median(loadsMs).toFixed(1)} ms, ${Math.max(...col('loadMaxMs').filter((x) => x !== null)).toFixed(1)} ms`
+              : '—')
+          : '— | — | — | — | —';
         console.log(
-          `| ${label[where]}${mode.includes('@') ? ` (${mode.split('@')[1]})` : ''} | ${opt ?? '—'} | ${c} | ${median(col('p50')).toFixed(1)} ms | ${median(col('p99')).toFixed(1)} ms${range(col('p99'))} | ` +
+          `| ${label[where]} (${mode.includes('@') ? mode.split('@')[1] : where === 'worker' ? 'serve' : '—'}) | ${opt ?? '—'} | ${c} | ${median(col('p50')).toFixed(1)} ms | ${median(col('p99')).toFixed(1)} ms${range(col('p99'))} | ` +
             `${median(col('max')).toFixed(1)} ms${range(col('max'))} | ${base ? `${median(ratios).toFixed(2)}x${range(ratios, 2)}` : ''} | ` +
             `${median(col('forwardP99')).toFixed(1)} ms | ${median(col('rps')).toFixed(0)} | ${tput} |`,
         );

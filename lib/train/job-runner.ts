@@ -8,6 +8,7 @@
  * with the acknowledgements and are reused.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { openSync, readSync } from 'node:fs';
 import { native } from '../native.js';
 import { layoutOf, namedTensors, packInto, type SnapshotModel } from './snapshot.js';
 import type { FitCallbacks } from './fit.js';
@@ -94,17 +95,50 @@ function publish(model: SnapshotModel, options: PublishOptions = {}): number {
 
 // ---------------------------------------------------------------- pace and throughput
 const QUIET_MS = 5; // no request for this long: the server is idle, the job runs freely
-const TAU_MS = 2000; // memory of the time shares
+const TAU_MS = 1000; // memory of the pace (decay time)
 const REPORT_MS = 1000;
 let totalSteps = 0,
   totalSamples = 0;
 let resumed = performance.now(); // when the step in progress started (the end of the previous pause)
-let stepping = 0, // decayed ms in steps and paused, for the budget
-  pausing = 0;
+// The budget counts progress, not time: a step is worth its time less the time this thread waited for a core during
+// it (Linux: the run delay in /proc/thread-self/schedstat), so a step that shared the cores with requests, or under
+// SCHED_IDLE waited for them, counts only the work it did, and at most the mean step during which no request came
+// (`paceMs`), which also covers the waits of its helper threads; elsewhere that mean alone (the fastest step until
+// there is one). The share is the job's pace against its
+// pace with nothing in its way, what steps/s during requests against after them measures.
+let paceMs = NaN;
+let fastestMs = Infinity;
+const schedstat = ((): { fd: number; buf: Buffer } | null => {
+  try {
+    const fd = openSync('/proc/thread-self/schedstat', 'r'); // this thread's (resolved now)
+    return { fd, buf: Buffer.alloc(96) };
+  } catch {
+    return null;
+  }
+})();
+/** Milliseconds this thread has waited for a core while runnable (NaN where unknown). */
+function runDelayMs(): number {
+  if (schedstat === null) return NaN;
+  try {
+    const n = readSync(schedstat.fd, schedstat.buf, 0, schedstat.buf.length, 0);
+    return Number(schedstat.buf.toString('latin1', 0, n).split(' ')[1]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+let delayAt = runDelayMs();
+let elapsed = 0, // decayed ms since the job started (steps and pauses) and the quiet worth of the steps in it
+  progress = 0;
 let lastSeen = Atomics.load(activity, 0);
-let report = { at: performance.now(), steps: 0, samples: 0, paused: 0 };
+let report = { at: performance.now(), steps: 0, samples: 0, paused: 0, progress: 0 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+function account(ms: number, worth: number): void {
+  const decay = Math.exp(-ms / TAU_MS);
+  elapsed = elapsed * decay + ms;
+  progress = progress * decay + worth;
+}
 
 function throughput(now: number): void {
   const ms = now - report.at;
@@ -118,14 +152,16 @@ function throughput(now: number): void {
       samplesPerSecond: ((totalSamples - report.samples) * 1000) / ms,
       seconds: ms / 1000,
       paused: Math.min(1, report.paused / ms),
+      pace: Math.min(1, report.progress / ms),
+      quietStepSeconds: Number.isFinite(paceMs) ? paceMs / 1000 : null,
     },
   });
-  report = { at: now, steps: totalSteps, samples: totalSamples, paused: 0 };
+  report = { at: now, steps: totalSteps, samples: totalSamples, paused: 0, progress: 0 };
 }
 
 /**
  * After each step: counts it and, with a training budget (`share`), waits while requests are being served (the
- * activity counter changed within QUIET_MS) as long as the job's share of the time in steps stays above `share`.
+ * activity counter changed within QUIET_MS) as long as the job's pace stays above `share` of its quiet pace.
  */
 async function afterStep(batchSize = 0): Promise<void> {
   if (!Number.isFinite(batchSize) || batchSize < 0)
@@ -133,21 +169,40 @@ async function afterStep(batchSize = 0): Promise<void> {
   const now = performance.now();
   totalSteps++;
   totalSamples += batchSize;
+  const busy = Atomics.load(activity, 0) !== lastSeen; // requests came in during the step
   // the first step's time since the worker started includes the job's set-up: not training time
-  const stepMs = totalSteps === 1 ? 0 : now - resumed;
-  const decay = Math.exp(-stepMs / TAU_MS);
-  stepping = stepping * decay + stepMs;
-  pausing *= decay;
-  if (totalSteps === 1) report = { at: now, steps: 1, samples: batchSize, paused: 0 }; // rates from the first step on
+  if (totalSteps > 1) {
+    const stepMs = now - resumed;
+    fastestMs = Math.min(fastestMs, stepMs);
+    if (!busy) paceMs = Number.isFinite(paceMs) ? paceMs + (stepMs - paceMs) / 16 : stepMs;
+    const delay = runDelayMs();
+    // at most the mean quiet step, too: a step whose time went to waiting for starved helper threads (OpenMP's,
+    // OpenBLAS's: their waits are not this thread's run delay) is not worth more than one with nothing in its way
+    const quiet = Number.isFinite(paceMs) ? paceMs : fastestMs;
+    const worth = Number.isFinite(delay - delayAt)
+      ? Math.max(0, Math.min(stepMs - (delay - delayAt), Number.isFinite(paceMs) ? paceMs : stepMs))
+      : Math.min(stepMs, quiet);
+    account(stepMs, worth);
+    report.progress += worth;
+    // no credit from a quiet server: requests that start now find the job at its budget, not ahead of it
+    if (!busy && share !== null) progress = Math.min(progress, share * elapsed);
+  }
+  if (totalSteps === 1) report = { at: now, steps: 1, samples: batchSize, paused: 0, progress: 0 }; // rates from the first step on
   throughput(now);
-  if (share !== null && Atomics.load(activity, 0) !== lastSeen) {
-    // requests came in during the step: give the cores to the server until it is quiet or the budget says to step
+  // an idle-scheduled job below its share while requests come: ask the server's thread to step aside now and then
+  const starved = idle && share !== null && busy && progress < share * elapsed;
+  if (starved !== (Atomics.load(activity, 1) !== 0)) {
+    Atomics.store(activity, 1, starved ? 1 : 0);
+    if (!starved) Atomics.notify(activity, 1);
+  }
+  if (share !== null && busy) {
+    // give the cores to the server until it is quiet or the budget says to step
     let quietSince = now,
       seen = Atomics.load(activity, 0);
     for (;;) {
       const t = performance.now();
       if (t - quietSince >= QUIET_MS || controller.signal.aborted) break;
-      if (stepping / (stepping + pausing + (t - now)) <= share) break;
+      if (progress <= share * (elapsed + (t - now))) break;
       await sleep(1);
       const a = Atomics.load(activity, 0);
       if (a !== seen) {
@@ -156,11 +211,12 @@ async function afterStep(batchSize = 0): Promise<void> {
       }
     }
     const waited = performance.now() - now;
-    pausing += waited;
+    account(waited, 0);
     report.paused += waited;
   } else await turn();
   lastSeen = Atomics.load(activity, 0);
   resumed = performance.now();
+  delayAt = runDelayMs(); // the next step's delay counts from here (waits while paused are not the step's)
 }
 
 function callbacks(
@@ -249,5 +305,8 @@ try {
   post({ type: 'done', result });
 } catch (err) {
   post({ type: 'error', error: serializeError(err) });
+} finally {
+  Atomics.store(activity, 1, 0); // the server's thread waits for this job no more
+  Atomics.notify(activity, 1);
 }
 port.unref(); // nothing more to receive: the worker exits once the job's own handles are closed

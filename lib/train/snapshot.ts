@@ -32,8 +32,13 @@ export interface WeightsSnapshot {
   entries: WeightEntry[];
   /** All the tensors' bytes. Valid until the next snapshot arrives, when it goes back to the worker for reuse. */
   buffer: ArrayBuffer;
-  /** Milliseconds the copy into the trainer's `serve` model took on the main thread (absent without `serve`). */
+  /**
+   * Milliseconds the copy into the trainer's `serve` model took on the main thread, all slices together (absent
+   * without `serve`).
+   */
   loadMs?: number;
+  /** The longest the copy held the main thread at once (one slice, or the final swap), in milliseconds. */
+  loadBlockMs?: number;
 }
 
 /** The tensors a snapshot needs: what a Tensor has (the library's own tensors in the job's thread). */
@@ -114,6 +119,16 @@ export function packInto(tensors: [string, SnapshotTensor][], entries: WeightEnt
  * dtypes or shapes differ.
  */
 export function loadSnapshot(model: SnapshotModel, snapshot: WeightsSnapshot): void {
+  const tensors = checkSnapshot(model, snapshot);
+  const { entries, buffer } = snapshot;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    tensors[i]![1]._copyFrom(new Uint8Array(buffer, e.offset, e.byteLength));
+  }
+}
+
+/** The model's tensors, once the snapshot is known to match them (names, dtypes, shapes); else a RangeError. */
+export function checkSnapshot(model: SnapshotModel, snapshot: WeightsSnapshot): [string, SnapshotTensor][] {
   const tensors = namedTensors(model, 'loadInto');
   const { entries, buffer } = snapshot;
   if (buffer.byteLength === 0 && entries.some((e) => e.byteLength > 0))
@@ -135,8 +150,8 @@ export function loadSnapshot(model: SnapshotModel, snapshot: WeightsSnapshot): v
         `loadInto: '${name}' is ${e.dtype} [${e.shape.join(', ')}] in the snapshot but ${t.dtype} [${shape.join(', ')}] in the model`,
       );
   }
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i]!;
-    tensors[i]![1]._copyFrom(new Uint8Array(buffer, e.offset, e.byteLength));
-  }
+  return tensors;
 }
+
+/** The size in bytes of one element of a dtype. */
+export const itemBytes = (dtype: DType): number => ITEM_BYTES[dtype];

@@ -21,7 +21,15 @@ import { tidy } from '../scope.js';
 import { noGrad } from '../autograd.js';
 import { native } from '../native.js';
 import type { FitCallbacks } from './fit.js';
-import { loadSnapshot, type SnapshotModel, type WeightEntry, type WeightsSnapshot } from './snapshot.js';
+import {
+  checkSnapshot,
+  itemBytes,
+  loadSnapshot,
+  type SnapshotModel,
+  type WeightEntry,
+  type WeightsSnapshot,
+} from './snapshot.js';
+import { Tensor } from '../tensor.js';
 import type { SummaryWriter } from '../tensorboard/writer.js';
 import {
   EventSink,
@@ -85,8 +93,16 @@ export interface Throughput {
   samplesPerSecond: number;
   /** Length of that interval in seconds. */
   seconds: number;
-  /** Fraction of the interval the job spent paused for requests (numeric `priority`; 0 otherwise). */
+  /** Fraction of the interval the job spent paused for requests ('serve' or a numeric `priority`; 0 otherwise). */
   paused: number;
+  /**
+   * The job's pace over the interval against its pace with the server quiet: the steps' worth at the mean time of a
+   * step during which no request came, divided by the interval (1: as fast as on a quiet server; a numeric
+   * `priority` s keeps it at s or more while the cores allow).
+   */
+  pace: number;
+  /** The mean time of a step during which no request came (the job's quiet pace; null before the first). */
+  quietStepSeconds: number | null;
 }
 
 /** @internal an error as it crosses the thread boundary */
@@ -159,14 +175,17 @@ export interface InWorkerOptions {
   /** Prometheus metrics of the job's progress in a prom-client registry (as fit()'s `prometheus`). */
   prometheus?: MetricsOptions;
   /**
-   * Who gets the cores when requests and training compete (Linux; see docs/service.md for what each costs):
+   * Who gets the cores when requests and training compete (Linux; see docs/service.md for what each costs). The
+   * job's pace is measured against its own pace with the server quiet (the mean step during which no request came):
    * - 'serve' (default): the job's threads (its own, its OpenMP team, OpenBLAS's pool) run under SCHED_IDLE: they
-   *   use only cycles no other thread of the process wants, and a request's thread takes the core from them at once.
-   *   While the server answers requests (the `serve` model's forwards, or trainer.serving()), the job also pauses
-   *   between steps until 5 ms pass without one, keeping at least a tenth of the time in steps.
+   *   use only cycles no other thread wants, and a request's thread takes the core from them at once. While the
+   *   server answers requests (the `serve` model's forwards, or trainer.serving()), the job pauses between steps
+   *   until 5 ms pass without one, as long as it keeps a tenth of its pace; when it falls below (the server keeps
+   *   the cores busy), the server's thread steps aside for up to 1 ms in every 8 at the start of a forward, so that
+   *   the job gets cycles: a tenth of its pace where nothing else wants the cores, less on a busy machine.
    * - a number s in (0, 1): a training budget. The job runs at nice 0 (unless `nice` says otherwise) and pauses the
-   *   same way, keeping at least a fraction s of the time in steps. Training keeps that share on a busy machine, at
-   *   a normal thread's priority, and requests pay for it.
+   *   same way, keeping at least s of its pace while the cores allow: on a busy machine too, at a normal thread's
+   *   priority, and requests pay for it.
    * - 'train': the job at the server's priority (nice 0 unless `nice` says otherwise), never paused: requests and
    *   steps share the cores evenly.
    */
@@ -198,10 +217,18 @@ function reviveError(e: WorkerError): Error {
 }
 
 const RUNNER = new URL('./job-runner.js', import.meta.url);
-/** The share of the time a job with priority 'serve' keeps in steps while the server is answering requests. */
+/** The share of its quiet pace a job with priority 'serve' keeps while the server answers requests. */
 const SERVE_SHARE = 0.1;
+/** While a 'serve' job is below its share, the server's thread waits up to YIELD_MS once per YIELD_EVERY_MS. */
+const YIELD_MS = 1;
+const YIELD_EVERY_MS = 8;
+const YIELD_BACKOFF_MS = 250;
+/** The most bytes of a snapshot copied into the served model's second copy between two turns of the event loop. */
+const SLICE_BYTES = 256 << 10;
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 let running = 0; // trainers whose worker has not exited
 let blasOfJobs = false; // OpenBLAS's pool was restarted for a job: its threads may have a job's priority
+let ranJob = false; // a job at a lower priority ran since the last trainer exited
 
 /**
  * A training job running in a worker thread. Events: 'progress' (whatever the job sent), 'weights' (a
@@ -220,9 +247,16 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   private readonly exitPromise: Promise<number>;
   private settled = false;
   private cancelReason: string | null = null;
-  // [0]: requests served (forwards of `serve`, trainer.serving()); the job pauses while it changes (numeric priority)
-  private readonly activity = new Int32Array(new SharedArrayBuffer(4));
+  // [0]: requests served (forwards of `serve`, trainer.serving()); the job pauses while it changes
+  // [1]: 1 while a 'serve' job is below its share: serving() then steps aside now and then (yieldToJob)
+  private readonly activity = new Int32Array(new SharedArrayBuffer(8));
+  private yielded = 0; // when serving() last stepped aside
   private hook: { remove(): void } | null = null;
+  // the served model's second copy of its tensors (double buffer): a snapshot is copied into it in slices between
+  // requests, then swapped in at once; null until the first snapshot, or when the model's tensors are not Tensors
+  private standby: Tensor[] | null = null;
+  // the snapshot loads in progress, in order; 'done' and 'exit' wait for them
+  private loads: Promise<void> = Promise.resolve();
 
   /** @internal use train.inWorker() */
   constructor(job: URL | string, options: InWorkerOptions = {}) {
@@ -268,6 +302,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (blas === 'worker' && running === 0 && native.shutdownBlasThreads()) blasOfJobs = true;
     if (is.boolean(options.tuneMalloc ?? false, 'tuneMalloc')) native.raiseMallocThresholds();
     running++;
+    if (nice > 0 || priority === 'serve') ranJob = true;
     this.worker = new Worker(RUNNER, {
       workerData: {
         job: jobUrl,
@@ -332,17 +367,28 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         if (events !== null || metrics !== null) telemetry(msg.data);
         this.emit('progress', msg.data);
       } else if (msg.type === 'throughput') this.emit('throughput', msg.data);
-      else if (msg.type === 'weights') this.onWeights(msg);
+      else if (msg.type === 'weights')
+        // in order; whatever happens to one load, the next ones, 'done' and 'exit' still come
+        this.loads = this.loads
+          .then(() => this.onWeights(msg))
+          .catch((err: unknown) => fail(err instanceof Error ? err : new Error(String(err))));
       else if (msg.type === 'done') {
         this.settled = true;
-        resolve(msg.result);
-      } else if (msg.type === 'error') fail(reviveError(msg.error));
+        void this.loads.then(() => resolve(msg.result)); // once the last snapshot is in `serve`
+      } else if (msg.type === 'error') {
+        const err = reviveError(msg.error);
+        void this.loads.then(() => fail(err));
+      }
     });
     this.worker.on('error', (err) => fail(err instanceof Error ? err : new Error(String(err))));
     this.exitPromise = new Promise((res) => {
-      this.worker.on('exit', (code) => {
+      this.worker.on('exit', (code) => void this.loads.then(() => exit(code)));
+      const exit = (code: number): void => {
         this.exited = true;
         running--;
+        Atomics.store(this.activity, 1, 0);
+        for (const t of this.standby ?? []) t.dispose();
+        this.standby = null;
         if (log !== null) {
           if (log.owned) log.writer.close();
           else log.writer.flush();
@@ -350,6 +396,13 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         // the pool's threads have the job's priority: the next multi-threaded BLAS call (on this thread, say)
         // starts a new one at its own
         if (blasOfJobs && running === 0) blasOfJobs = !native.shutdownBlasThreads();
+        // libtorch remakes its pthreadpool (XNNPACK's; one helper thread with 2 threads) on every setNumThreads, from
+        // the calling thread: one a job made keeps the job's policy after it (a SCHED_IDLE helper, seen with 1.13 and
+        // 2.6). Setting this thread's count again remakes it here, at the server's priority.
+        if (running === 0 && ranJob) {
+          native.setNumThreads(native.getNumThreads());
+          ranJob = false;
+        }
         this.hook?.remove();
         this.hook = null;
         if (this.cancelReason !== null) {
@@ -360,11 +413,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         } else fail(new Error(`the training worker exited (code ${code}) before its job finished`));
         this.emit('exit', code);
         res(code);
-      });
+      };
     });
   }
 
-  private onWeights(msg: Extract<FromWorker, { type: 'weights' }>): void {
+  private async onWeights(msg: Extract<FromWorker, { type: 'weights' }>): Promise<void> {
     const snapshot: WeightsSnapshot = {
       version: msg.version,
       step: msg.step,
@@ -374,17 +427,17 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       buffer: msg.buffer,
     };
     const previous = this.latest;
-    this.latest = snapshot;
     let loadError: Error | null = null;
-    if (this.serve !== undefined) {
-      const t0 = performance.now();
+    if (this.serve !== undefined && !this.exited) {
       try {
-        this.loadInto(this.serve, snapshot);
+        const timing = await this.swapIn(this.serve, snapshot);
+        snapshot.loadMs = timing.loadMs;
+        snapshot.loadBlockMs = timing.loadBlockMs;
       } catch (err) {
         loadError = err as Error;
       }
-      snapshot.loadMs = performance.now() - t0;
     }
+    this.latest = snapshot;
     // hand the superseded buffer back for reuse (it is detached here from then on)
     const back =
       previous !== null && previous.buffer.byteLength === snapshot.buffer.byteLength && previous.buffer.byteLength > 0
@@ -401,11 +454,83 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   }
 
   /**
+   * Loads a snapshot into the served model off the request path: copied into a second copy of the model's tensors
+   * in slices of SLICE_BYTES, one per turn of the event loop (requests are answered between them, from the previous
+   * weights), then swapped in at once (each tensor takes the second copy's storage, keeping its identity; the
+   * previous storage becomes the second copy). Models whose stateDict holds other tensors get one synchronous copy.
+   */
+  private async swapIn(
+    model: SnapshotModel,
+    snapshot: WeightsSnapshot,
+  ): Promise<{ loadMs: number; loadBlockMs: number }> {
+    let t0 = performance.now();
+    const tensors = checkSnapshot(model, snapshot);
+    if (!tensors.every(([, t]) => t instanceof Tensor && t.device === 'cpu')) {
+      noGrad(() => tidy(() => loadSnapshot(model, snapshot)));
+      const ms = performance.now() - t0;
+      return { loadMs: ms, loadBlockMs: ms };
+    }
+    const live = tensors.map(([, t]) => t as Tensor);
+    if (this.standby === null || this.standby.length !== live.length)
+      this.standby = live.map((t) => tidy(() => t.detach().clone().contiguous()));
+    const standby = this.standby;
+    let loadMs = 0,
+      loadBlockMs = 0,
+      budget = SLICE_BYTES;
+    for (let i = 0; i < live.length; i++) {
+      const e = snapshot.entries[i]!;
+      const item = itemBytes(e.dtype);
+      const numel = e.byteLength / item;
+      for (let at = 0; at < numel;) {
+        const n = Math.min(numel - at, Math.max(1, Math.floor(budget / item)));
+        const span = new Uint8Array(snapshot.buffer, e.offset + at * item, n * item);
+        if (at === 0 && n === numel) standby[i]!._copyFrom(span);
+        else tidy(() => standby[i]!.reshape([-1]).narrow(0, at, n)._copyFrom(span));
+        at += n;
+        budget -= n * item;
+        if (budget <= 0) {
+          const ms = performance.now() - t0;
+          loadMs += ms;
+          loadBlockMs = Math.max(loadBlockMs, ms);
+          await turn();
+          if (this.standby !== standby) throw new Error('the trainer stopped while a snapshot was loading');
+          t0 = performance.now();
+          budget = SLICE_BYTES;
+        }
+      }
+    }
+    // the swap: a pointer per tensor, one synchronous step (no request sees a mix of two snapshots)
+    noGrad(() => {
+      for (let i = 0; i < live.length; i++) {
+        const old = live[i]!.detach();
+        native.setData(live[i]!._h, standby[i]!._h);
+        standby[i]!.dispose();
+        standby[i] = old;
+      }
+    });
+    const ms = performance.now() - t0;
+    return { loadMs: loadMs + ms, loadBlockMs: Math.max(loadBlockMs, ms) };
+  }
+
+  /**
    * Tells the job that a request is being served, for a numeric `priority` (the training budget): the forwards of
    * the `serve` model do it by themselves; call it from request handlers whose work is something else.
    */
   serving(): void {
     Atomics.add(this.activity, 0, 1);
+    if (Atomics.load(this.activity, 1) !== 0) {
+      // the 'serve' job is starved (SCHED_IDLE gets no cycles while the server keeps the cores busy): wait for it
+      // up to YIELD_MS, at most once per YIELD_EVERY_MS (the job clears the flag and wakes this thread when it has
+      // its share again)
+      const now = performance.now();
+      if (now - this.yielded >= YIELD_EVERY_MS) {
+        Atomics.wait(this.activity, 1, 1, YIELD_MS);
+        this.yielded = performance.now();
+        // back late: other processes took the core (a busy machine, where SCHED_IDLE gains nothing from it), and
+        // each wait costs the requests more than YIELD_MS: none for a quarter of a second
+        if (this.yielded - now > 3 * YIELD_MS) this.yielded += YIELD_BACKOFF_MS;
+      }
+    }
   }
 
   /** The newest snapshot (valid until the next 'weights' event), or null before the first. */
