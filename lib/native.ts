@@ -448,11 +448,11 @@ export interface ShampooRootReport {
   newtonIterations: number;
 }
 
-/** What an inverse refresh of the Kronecker family (TNT, KFAC) did: factors inverted (retries included), float64
- * retries, extra-damping retries, failures (last good inverse kept), factors skipped as non-finite. */
 /** A native background job (TNT's asynchronous inverse refresh): opaque. */
 export type AsyncJob = { readonly __asyncJob: unique symbol };
 
+/** What an inverse refresh of the Kronecker family (TNT, KFAC) did: factors inverted (retries included), float64
+ * retries, extra-damping retries, failures (last good inverse kept), factors skipped as non-finite. */
 export interface InverseReport {
   inverted: number;
   retriedFloat64: number;
