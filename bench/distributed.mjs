@@ -4,16 +4,20 @@
  * 1000-784, Bernoulli likelihood, global batch 1000) with SGD-m and TNT, on
  *   - 1 process x 2 intra-op threads, batch 1000, and
  *   - 2 ranks x 1 thread (DDP over Gloo on 127.0.0.1), batch 500 each;
- * plus TNT and KFAC with inverses replicated vs sharded over the 2 ranks (T2 = 5, to weigh the inverses).
+ * plus TNT and KFAC with inverses replicated vs sharded over the 2 ranks (T2 = 5, to weigh the inverses), and KFAC
+ * with shard 'all' (each layer's statistics, inverses and update on one rank) against shard 'inverses'.
  * Reports steps/s, time per epoch (60 steps: 60,000 images at batch 1000), bytes each rank hands to collectives
  * per step, and an alpha-beta model of the all-reduce cost at 8, 64 and 512 ranks on 10 and 100 Gb/s networks.
  *
- *   node bench/distributed.mjs [--steps 20] [--only 4,5] [--write]    (--write: bench/distributed-results.md)
+ *   node bench/distributed.mjs [--steps 20] [--only 4,5] [--rounds R] [--write]  (--write: appends to
+ *                                                                        bench/distributed-results.md)
+ *   node bench/distributed.mjs --scaling R        1 process vs 2 ranks, Adam and TNT, R interleaved rounds (below)
+ *   node bench/distributed.mjs --netns R [--link delayed [--delay-ms 5]]   (root) 2 ranks in 2 network namespaces
  *
  * Inputs are random [0, 1) images: the timings do not depend on the pixels.
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -37,6 +41,26 @@ if (process.env.TN_BENCH_RANK !== undefined) {
   torch.setNumThreads(threads ?? (mode === 'single' ? 2 : 1));
   const ddpMode = mode !== 'single';
   if (ddpMode) await dist.initProcessGroup({ timeout: 120_000 });
+  if (optName === 'collectives') {
+    // back-to-back all-reduces of float32 buffers of several sizes: the median time of each, for the alpha-beta fit
+    const sizes = [1, 16_384, 262_144, 1_048_576, 2_097_152];
+    const out = [];
+    for (const n of sizes) {
+      const t = torch.ones([n]);
+      const ts = [];
+      for (let i = 0; i < 9; i++) {
+        const a = performance.now();
+        await dist.allReduce(t, 'sum');
+        if (i >= 2) ts.push(performance.now() - a);
+      }
+      t.dispose();
+      ts.sort((a, b) => a - b);
+      out.push({ bytes: n * 4, ms: ts[Math.floor(ts.length / 2)] });
+    }
+    if (dist.getRank() === 0) process.stdout.write(JSON.stringify({ collectives: out }) + '\n');
+    await dist.destroyProcessGroup();
+    process.exit(0);
+  }
   const W = ddpMode ? dist.getWorldSize() : 1;
   torch.manualSeed(0);
   const model = torch.models.autoencoder('mnist');
@@ -44,7 +68,8 @@ if (process.env.TN_BENCH_RANK !== undefined) {
   const x = torch.rand([B, 784]);
   const lik = new torch.Bernoulli();
   const net = ddpMode ? await torch.nn.parallel.DistributedDataParallel.create(model) : model;
-  const o = { lr: 0.01, statsEvery: 1, inverseEvery: T2 ?? 20 };
+  // earlyRefresh off: the steady state (with the first-T2 rule every step before step T2 refreshes the inverses)
+  const o = { lr: 0.01, statsEvery: 1, inverseEvery: T2 ?? 20, earlyRefresh: false };
   const opt =
     optName === 'sgd'
       ? new torch.optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 })
@@ -143,6 +168,8 @@ async function run(cfg) {
               MASTER_ADDR: ns ? ns.addr : '127.0.0.1',
               MASTER_PORT: String(port),
               OMP_NUM_THREADS: String(cfg.threads ?? (W === 1 ? 2 : 1)),
+              // OpenBLAS keeps its own pool (2 threads here) unless told: the same count as libtorch's
+              OPENBLAS_NUM_THREADS: String(cfg.threads ?? (W === 1 ? 2 : 1)),
               ...(ns ? { GLOO_SOCKET_IFNAME: ns.dev[rank] } : {}),
             },
             stdio: ['ignore', 'pipe', 'inherit'],
@@ -158,16 +185,79 @@ async function run(cfg) {
   return JSON.parse(outs.find((s) => s.trim() !== '').trim());
 }
 
-// ------------------------------------------------------------------ --netns R: 2 ranks across a veth pair
-// Root only. Two network namespaces joined by a veth pair (as test/distributed-netns.test.ts), Adam and TNT
-// (shard 'all') with 2 ranks, the link as is, then limited by tc (netem delay where the kernel has it; else a tbf rate
-// limit, which is what this kernel allows), R interleaved rounds. Beside each measurement the alpha-beta prediction:
-// the unlimited veth's time plus the bytes each rank puts on the link per step over the rate, plus the delay per
-// message (2 (W - 1) messages per all-reduce).
+// ------------------------------------------------------------------ the alpha-beta model (shared)
+// The autoencoder's parameters as (out, in) weights and (out) biases, and CurvatureSync's per-parameter TNT cost model
+// (T1 = 1, T2 = 20), for the largest owner's share of the curvature work under the LPT plan at W ranks.
+const AE_DIMS = [784, 1000, 500, 250, 30, 250, 500, 1000, 784];
+const aeCosts = (() => {
+  const shapes = [];
+  for (let i = 0; i + 1 < AE_DIMS.length; i++) shapes.push([AE_DIMS[i + 1], AE_DIMS[i]], [AE_DIMS[i + 1]]);
+  return shapes.map((sh) => {
+    const numel = sh.reduce((a, d) => a * d, 1);
+    return numel * sh.reduce((a, d) => a + d, 0) * (1 + 2) + sh.reduce((a, d) => a + d ** 3 / 3, 0) / 20;
+  });
+})();
+function largestShare(W) {
+  const total = aeCosts.reduce((a, b) => a + b, 0);
+  const load = new Array(W).fill(0);
+  for (const c of [...aeCosts].sort((a, b) => b - a)) {
+    let best = 0;
+    for (let r = 1; r < W; r++) if (load[r] < load[best]) best = r;
+    load[best] += c;
+  }
+  return Math.max(...load) / total;
+}
+/** Ring all-reduce of n bytes over W ranks: 2 (W - 1) alpha + 2 (W - 1) / W n / beta (seconds). */
+const allreduceS = (W, n, alpha, beta) => (W > 1 ? 2 * (W - 1) * alpha + ((2 * (W - 1)) / W) * (n / beta) : 0);
+/**
+ * Step times (ms) at W ranks from the 1-process measurements (m: { aAdam, aTnt, cTnt } ms, n gradient bytes): Adam
+ * A / W + DDP's all-reduce; TNT shard 'all' A / W + the largest owner's curvature share + DDP's all-reduce + the
+ * sampled gradient reduced to its owners and the updated parameters broadcast from them (one more all-reduce's
+ * messages and bytes). No overlap of communication with compute is assumed.
+ */
+function projectSteps(W, m, n, alpha, beta) {
+  const ar = allreduceS(W, n, alpha, beta) * 1000;
+  return { adam: m.aAdam / W + ar, tnt: m.aTnt / W + m.cTnt * largestShare(W) + 2 * ar };
+}
+/**
+ * alpha and beta of a link from 2-rank all-reduce medians (t = 2 alpha + n / beta): alpha is half the time of the
+ * smallest all-reduce (4 bytes: latency only), 1 / beta the least-squares slope over the sizes of 1 MiB and more.
+ */
+function fitAlphaBeta(points) {
+  const small = Math.min(...points.map((p) => p.bytes));
+  const t0 = points.filter((p) => p.bytes === small).map((p) => p.ms / 1000);
+  const alpha = t0.reduce((a, b) => a + b, 0) / t0.length / 2;
+  const big = points.filter((p) => p.bytes >= 2 ** 20);
+  const xs = big.map((p) => p.bytes);
+  const ys = big.map((p) => p.ms / 1000);
+  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+  let sxy = 0,
+    sxx = 0;
+  xs.forEach((x, i) => {
+    sxy += (x - mx) * (ys[i] - my);
+    sxx += (x - mx) ** 2;
+  });
+  return { alpha, beta: 1 / Math.max(sxy / sxx, 1e-12) };
+}
+
+// ------------------------------------------------------------------ --netns R: 2 ranks across a real link
+// Root only. Two network namespaces (as test/distributed-netns.test.ts), R interleaved rounds of: Adam and TNT (T2 =
+// 20) in 1 process x 1 thread (outside the namespaces), and over each link Adam and TNT shard 'all' with 2 ranks x 1
+// thread plus back-to-back all-reduces of 4 B to 8 MiB (the alpha-beta fit of that link). Links:
+//   default:          a veth pair as is, then slowed with tc: netem delay where the kernel has it, else tbf rate limits;
+//   --link delayed:   a user-space delayed link (scripts/delay-link.py: TUN devices and a forwarder at SCHED_FIFO
+//                     priority holding each packet --delay-ms one way; for kernels without sch_netem), with no
+//                     delay and with the delay.
+// Beside each 2-rank measurement the alpha-beta prediction: the 1-process batch and curvature work (divided as
+// projectSteps does) plus the communication from the link's fitted alpha and beta; and the projection to 8 and 64
+// ranks over each link.
 if (argv.includes('--netns')) {
   const { spawnSync } = await import('node:child_process');
   const { loadavg } = await import('node:os');
   const R = Number(flag('netns', 2));
+  const delayed = flag('link', 'tc') === 'delayed';
+  const delayMs = Number(flag('delay-ms', 5));
   const sh = (...c) => {
     const r = spawnSync(c[0], c.slice(1), { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`${c.join(' ')}: ${r.stderr || r.error}`);
@@ -175,6 +265,40 @@ if (argv.includes('--netns')) {
   };
   const id = process.pid % 10000;
   const ns = { ns: [`tbA${id}`, `tbB${id}`], dev: [`tbvA${id}`, `tbvB${id}`], addr: '10.211.0.1' };
+  const tunNs = { ns: ns.ns, dev: [`tdA${id}`, `tdB${id}`], addr: '10.212.0.1' };
+  let forwarder = null;
+  const stopForwarder = async () => {
+    if (!forwarder) return;
+    const f = forwarder;
+    forwarder = null;
+    f.kill('SIGTERM');
+    await new Promise((r) => f.once('close', r));
+  };
+  const startForwarder = async (ms) => {
+    await stopForwarder();
+    const f = spawn(
+      'chrt',
+      [
+        '-f',
+        '20',
+        'python3',
+        join(root, 'scripts', 'delay-link.py'),
+        ...ns.ns,
+        '--delay-ms',
+        String(ms),
+        '--dev-a',
+        tunNs.dev[0],
+        '--dev-b',
+        tunNs.dev[1],
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise((resolve, reject) => {
+      f.stdout.on('data', (d) => String(d).includes('ready') && resolve());
+      f.once('close', (code) => reject(new Error(`delay-link.py exited with ${code}`)));
+    });
+    forwarder = f;
+  };
   const down = () => ns.ns.forEach((n) => spawnSync('ip', ['netns', 'del', n]));
   try {
     sh('ip', 'netns', 'add', ns.ns[0]);
@@ -202,71 +326,124 @@ if (argv.includes('--netns')) {
         '1ms',
       ]).status === 0;
     if (netemOk) spawnSync('ip', ['netns', 'exec', ns.ns[0], 'tc', 'qdisc', 'del', 'dev', ns.dev[0], 'root']);
-    // link settings: [label, qdisc args or null, rate in bytes/s (Infinity: none), delay s]
-    const links = netemOk
+    // links: { label, qdisc args (veth) or forwarder delay (tun), the namespaces' addressing }
+    const links = delayed
       ? [
-          ['veth, no limit', null, Infinity, 0],
-          ['netem delay 20ms', ['netem', 'delay', '20ms'], Infinity, 0.02],
-          ['netem 1 Gbit/s + 2ms', ['netem', 'delay', '2ms', 'rate', '1gbit'], 1e9 / 8, 0.002],
+          { label: 'user-space link, no delay', tun: 0, net: tunNs },
+          { label: `user-space link, ${delayMs} ms one way`, tun: delayMs, net: tunNs },
         ]
-      : [
-          ['veth, no limit', null, Infinity, 0],
-          ['tbf 1 Gbit/s', ['tbf', 'rate', '1gbit', 'burst', '1mb', 'latency', '100ms'], 1e9 / 8, 0],
-          ['tbf 200 Mbit/s', ['tbf', 'rate', '200mbit', 'burst', '256kb', 'latency', '200ms'], 200e6 / 8, 0],
-        ];
-    const setLink = (q) =>
-      ns.ns.forEach((n, r) => {
-        spawnSync('ip', ['netns', 'exec', n, 'tc', 'qdisc', 'del', 'dev', ns.dev[r], 'root']);
-        if (q) sh('ip', 'netns', 'exec', n, 'tc', 'qdisc', 'add', 'dev', ns.dev[r], 'root', ...q);
-      });
+      : netemOk
+        ? [
+            { label: 'veth, as is', q: null, net: ns },
+            { label: 'netem delay 20ms', q: ['netem', 'delay', '20ms'], net: ns },
+            { label: 'netem 1 Gbit/s + 2ms', q: ['netem', 'delay', '2ms', 'rate', '1gbit'], net: ns },
+          ]
+        : [
+            { label: 'veth, as is', q: null, net: ns },
+            { label: 'tbf 1 Gbit/s', q: ['tbf', 'rate', '1gbit', 'burst', '1mb', 'latency', '100ms'], net: ns },
+            { label: 'tbf 200 Mbit/s', q: ['tbf', 'rate', '200mbit', 'burst', '256kb', 'latency', '200ms'], net: ns },
+          ];
+    const setLink = async (l) => {
+      ns.ns.forEach((n, r) => spawnSync('ip', ['netns', 'exec', n, 'tc', 'qdisc', 'del', 'dev', ns.dev[r], 'root']));
+      if (l.q)
+        ns.ns.forEach((n, r) => sh('ip', 'netns', 'exec', n, 'tc', 'qdisc', 'add', 'dev', ns.dev[r], 'root', ...l.q));
+      if (l.tun !== undefined) await startForwarder(l.tun);
+      else await stopForwarder();
+    };
+    const single = {
+      adam: { opt: 'adam', mode: 'single', threads: 1 },
+      tnt: { opt: 'tnt', mode: 'single', threads: 1, T2: 20 },
+    };
     const cfgs = {
-      adam: { opt: 'adam', mode: 'ddp', netns: ns },
-      tnt: { opt: 'tnt', mode: 'ddp', shard: 'all', T2: 20, netns: ns },
+      adam: { opt: 'adam', mode: 'ddp' },
+      tnt: { opt: 'tnt', mode: 'ddp', shard: 'all', T2: 20 },
     };
     const res = {};
     const loads = [];
-    for (let round = 0; round < R; round++)
-      for (const [label, q] of links) {
-        setLink(q);
+    const note = (k, r) => (res[k] ??= []).push(r);
+    for (let round = 0; round < R; round++) {
+      for (const [k, c] of Object.entries(single)) {
+        loads.push(loadavg()[0]);
+        process.stderr.write(`round ${round + 1}/${R}: ${k}, 1 process ...`);
+        const r = await run(c);
+        process.stderr.write(` ${r.meanMs.toFixed(0)} ms\n`);
+        note(`${k}|single`, r);
+      }
+      for (const l of links) {
+        await setLink(l);
+        loads.push(loadavg()[0]);
+        const coll = await run({ opt: 'collectives', mode: 'ddp', netns: l.net });
+        note(`coll|${l.label}`, coll.collectives);
+        process.stderr.write(
+          `round ${round + 1}/${R}: all-reduce over ${l.label}: ${coll.collectives.map((p) => `${p.bytes} B ${p.ms.toFixed(1)} ms`).join(', ')}\n`,
+        );
         for (const [k, c] of Object.entries(cfgs)) {
           loads.push(loadavg()[0]);
-          process.stderr.write(`round ${round + 1}/${R}: ${k} over ${label} ...`);
-          const r = await run(c);
+          process.stderr.write(`round ${round + 1}/${R}: ${k} over ${l.label} ...`);
+          const r = await run({ ...c, netns: l.net });
           process.stderr.write(` ${r.meanMs.toFixed(0)} ms\n`);
-          (res[`${k}|${label}`] ??= []).push(r);
+          note(`${k}|${l.label}`, r);
         }
       }
+      await setLink({ q: null });
+    }
     const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const span = (xs) => `${mean(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)})`;
+    const spanX = (xs) => `${mean(xs).toFixed(2)}x (${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})`;
+    const n = res['adam|single'][0].params * 4;
+    const m = {
+      aAdam: mean(res['adam|single'].map((r) => r.meanMs)),
+      aTnt: mean(res['tnt|single'].map((r) => r.batchMs)),
+      cTnt: mean(res['tnt|single'].map((r) => r.curvatureMs)),
+    };
     const rows = [];
-    for (const k of Object.keys(cfgs)) {
-      const base = mean(res[`${k}|${links[0][0]}`].map((r) => r.meanMs));
-      for (const [label, , rate, delay] of links) {
-        const rs = res[`${k}|${label}`];
-        const ms = rs.map((r) => r.meanMs);
-        // link bytes per rank and step with 2 ranks: a ring all-reduce of n sends n; TNT's reduce to the owners and
-        // broadcast from them send about n more (the other rank's share of the sampled gradient, its own parameters)
-        const params = rs[0].params * 4;
-        const linkBytes = k === 'adam' ? params : 2 * params;
-        const messages = k === 'adam' ? 2 : 4; // per step, 2 ranks: the all-reduce (2), TNT's reduce and broadcast (2)
-        const predicted = base + (Number.isFinite(rate) ? (linkBytes / rate) * 1000 : 0) + messages * delay * 1000;
+    const fits = {};
+    for (const l of links) fits[l.label] = fitAlphaBeta(res[`coll|${l.label}`].flat()); // every round's medians
+    const base = links[0];
+    for (const l of links) {
+      const fit = fits[l.label];
+      const pred = projectSteps(2, m, n, fit.alpha, fit.beta);
+      const predBase = projectSteps(2, m, n, fits[base.label].alpha, fits[base.label].beta);
+      for (const k of Object.keys(cfgs)) {
+        const ms = res[`${k}|${l.label}`].map((r) => r.meanMs);
+        const sp = ms.map((t, i) => res[`${k}|single`][i].meanMs / t);
+        const singleMs = k === 'adam' ? m.aAdam : m.aTnt + m.cTnt;
+        // the link's effect: the first link's measured step plus the model's extra communication on this one
+        const baseMs = mean(res[`${k}|${base.label}`].map((r) => r.meanMs));
+        const shifted = baseMs + pred[k] - predBase[k];
         rows.push(
-          `| ${k === 'adam' ? 'Adam' : "TNT (T2=20), shard 'all'"} | ${label} | ${mean(ms).toFixed(0)} ms (${Math.min(...ms).toFixed(0)}-${Math.max(...ms).toFixed(0)}) | ${predicted.toFixed(0)} ms | ${(mean(rs.map((r) => r.bytes)) / 2 ** 20).toFixed(1)} MiB |`,
+          `| ${k === 'adam' ? 'Adam' : "TNT (T2=20), shard 'all'"} | ${l.label} | ${(fit.alpha * 1e6).toFixed(0)} us, ${((fit.beta * 8) / 1e9).toFixed(2)} Gbit/s | ${span(ms)} ms | ${l === base ? '(the base)' : `${shifted.toFixed(0)} ms (+${(pred[k] - predBase[k]).toFixed(0)})`} | ${pred[k].toFixed(0)} ms | ${spanX(sp)} | ${(singleMs / pred[k]).toFixed(2)}x |`,
         );
       }
     }
-    const text = `<!-- Written by \`node bench/distributed.mjs --netns ${R}\` (root). -->
-Two ranks in two network namespaces joined by a veth pair, measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores, shared); MNIST autoencoder, global batch 1000 (500 per rank, 1 thread each), ${STEPS} timed steps, ${R} interleaved rounds; load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}. ${netemOk ? '' : 'This kernel has no netem (CONFIG_NET_SCH_NETEM is not set: `tc qdisc add ... netem` answers "Specified qdisc kind is unknown"), so the link is slowed with a tbf rate limit instead of a delay. '}Predicted: the unlimited veth's mean plus the link bytes per rank and step (Adam n, TNT about 2n, n = the float32 gradient) over the rate, plus the delay per message.
+    const proj = [];
+    for (const l of links)
+      for (const W of [8, 64]) {
+        const f = fits[l.label];
+        const p = projectSteps(W, m, n, f.alpha, f.beta);
+        const sa = m.aAdam / p.adam,
+          st = (m.aTnt + m.cTnt) / p.tnt;
+        proj.push(`| ${W} | ${l.label} | ${sa.toFixed(2)}x | ${st.toFixed(2)}x | ${(st / sa).toFixed(2)} |`);
+      }
+    const text = `<!-- Written by \`node bench/distributed.mjs --netns ${R}${delayed ? ` --link delayed --delay-ms ${delayMs}` : ''}\` (root). -->
+Two ranks in two network namespaces, measured ${new Date().toISOString()} on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores, shared), Node ${process.version}; MNIST autoencoder, global batch 1000 (1 process x 1 thread, or 500 per rank, 1 thread each), ${STEPS} timed steps after ${WARMUP}, ${R} interleaved rounds; load average (1 min) ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}. ${netemOk ? '' : 'This kernel has no netem (CONFIG_NET_SCH_NETEM is not set: `tc qdisc add ... netem` answers "Specified qdisc kind is unknown"). '}${delayed ? `The delayed link is scripts/delay-link.py: a TUN device in each namespace (MTU 65000) and a user-space forwarder (SCHED_FIFO 20) holding every packet ${delayMs} ms before passing it on. ` : ''}1 process: Adam ${span(res['adam|single'].map((r) => r.meanMs))} ms, TNT ${span(res['tnt|single'].map((r) => r.meanMs))} ms (batch work ${m.aTnt.toFixed(0)} ms, curvature work ${m.cTnt.toFixed(0)} ms).
 
-| Optimizer | Link | Step, mean (min-max) | Alpha-beta prediction | Handed to collectives per step |
-|---|---|---:|---:|---:|
+Alpha and beta are fitted per link from back-to-back 2-rank all-reduces (medians of 7, every round; t = 2 alpha + n / beta): alpha is half the 4-byte all-reduce, 1 / beta the least-squares slope over 1 to 8 MiB. The model's 2-rank step: Adam A / 2 + an all-reduce of the ${(n / 2 ** 20).toFixed(1)} MiB gradient; TNT A / 2 + the larger owner's share (${(100 * largestShare(2)).toFixed(0)}%) of the curvature work + two all-reduces' worth (DDP's, and the reduce to the owners with the broadcast from them); no overlap. "Link effect" predicts a link from the first one: its measured step plus the model's extra communication; "from 1 process" is the model alone (compute divided by 2: it assumes each rank has a core to itself, which a shared 2-core machine does not give).
+
+| Optimizer | Link | Fitted alpha, beta | 2-rank step, mean (min-max) | Predicted: link effect | Predicted from 1 process | Speed-up over 1 process, measured | Predicted |
+|---|---|---|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
+
+Projected with each link's fitted alpha and beta (speed-up over 1 process, compute as measured above, 1 thread per rank):
+
+| Ranks | Link | Adam | TNT shard 'all' | TNT / Adam |
+|---:|---|---:|---:|---:|
+${proj.join('\n')}
 `;
     process.stdout.write(text);
-    if (argv.includes('--write')) {
-      const { appendFileSync } = await import('node:fs');
-      appendFileSync(join(here, 'distributed-results.md'), '\n' + text);
-    }
+    if (argv.includes('--write')) appendFileSync(join(here, 'distributed-results.md'), '\n' + text);
   } finally {
+    await stopForwarder();
     down();
   }
   process.exit(0);
@@ -315,34 +492,14 @@ if (argv.includes('--scaling')) {
   const aAdam = mean(ms('adam1'));
   const aTnt = mean(res.tnt1.map((r) => r.batchMs));
   const cTnt = mean(res.tnt1.map((r) => r.curvatureMs));
-  const dims = [784, 1000, 500, 250, 30, 250, 500, 1000, 784];
-  const shapes = [];
-  for (let i = 0; i + 1 < dims.length; i++) shapes.push([dims[i + 1], dims[i]], [dims[i + 1]]);
-  const costs = shapes.map((sh) => {
-    const numel = sh.reduce((a, d) => a * d, 1);
-    return numel * sh.reduce((a, d) => a + d, 0) * (1 + 2) + sh.reduce((a, d) => a + d ** 3 / 3, 0) / 20;
-  });
-  const total = costs.reduce((a, b) => a + b, 0);
-  const largestShare = (W) => {
-    const load = new Array(W).fill(0);
-    for (const c of [...costs].sort((a, b) => b - a)) {
-      let best = 0;
-      for (let r = 1; r < W; r++) if (load[r] < load[best]) best = r;
-      load[best] += c;
-    }
-    return Math.max(...load) / total;
-  };
   const nets = [
     ['10 Gb/s', 20e-6, 10e9 / 8],
     ['100 Gb/s', 20e-6, 100e9 / 8],
   ];
-  const allreduce = (W, alpha, beta) => 2 * (W - 1) * alpha + ((2 * (W - 1)) / W) * (n / beta);
+  const m = { aAdam, aTnt, cTnt };
   const project = (W, alpha, beta) => {
-    const ar = W > 1 ? allreduce(W, alpha, beta) * 1000 : 0;
-    const adam = aAdam / W + ar;
-    const extra = W > 1 ? (2 * (W - 1) * alpha + ((2 * (W - 1)) / W) * (n / beta)) * 1000 : 0;
-    const tnt = aTnt / W + cTnt * largestShare(W) + ar + extra;
-    return { adam: aAdam / adam, tnt: (aTnt + cTnt) / tnt };
+    const p = projectSteps(W, m, n, alpha, beta);
+    return { adam: aAdam / p.adam, tnt: (aTnt + cTnt) / p.tnt };
   };
   const proj = [];
   for (const [name, alpha, beta] of nets)
@@ -376,7 +533,6 @@ ${proj.join('\n')}
 `;
   process.stdout.write(text);
   if (argv.includes('--write')) {
-    const { appendFileSync } = await import('node:fs');
     appendFileSync(join(here, 'distributed-results.md'), '\n' + text);
   }
   process.exit(0);
@@ -397,23 +553,44 @@ const configs = [
   { name: 'TNT (T2=5), 2 ranks, inverses sharded', opt: 'tnt', mode: 'ddp', inverses: 'sharded', T2: 5 },
   { name: 'KFAC (T2=5), 2 ranks, inverses replicated', opt: 'kfac', mode: 'ddp', inverses: 'replicated', T2: 5 },
   { name: 'KFAC (T2=5), 2 ranks, inverses sharded', opt: 'kfac', mode: 'ddp', inverses: 'sharded', T2: 5 },
+  { name: "KFAC (T2=5), 2 ranks, shard 'all'", opt: 'kfac', mode: 'ddp', shard: 'all', T2: 5 },
+  { name: "KFAC (T2=20), 2 ranks, shard 'inverses'", opt: 'kfac', mode: 'ddp', shard: 'inverses', T2: 20 },
+  { name: "KFAC (T2=20), 2 ranks, shard 'all'", opt: 'kfac', mode: 'ddp', shard: 'all', T2: 20 },
 ];
 
 // --only 4,5: run some configurations (indices into the list above), e.g. to repeat a comparison
 const only = flag('only', null)?.split(',').map(Number);
-const chosen = only ? configs.filter((_, i) => only.includes(i)) : configs;
+const chosen = only ? only.map((i) => configs[i]) : configs; // in the order given
 
+// --rounds R: R interleaved rounds of the chosen configurations; each row then shows mean (min-max)
+const ROUNDS = Number(flag('rounds', 1));
 const MiB = 1024 * 1024;
 const rows = [];
 let params = 0;
 let tntStats = null;
-for (const c of chosen) {
-  process.stderr.write(`${c.name} ...\n`);
-  const r = await run(c);
+const { loadavg } = await import('node:os');
+const loads = [];
+const got = chosen.map(() => []);
+for (let round = 0; round < ROUNDS; round++)
+  for (const [i, c] of chosen.entries()) {
+    loads.push(loadavg()[0]);
+    process.stderr.write(`${ROUNDS > 1 ? `round ${round + 1}/${ROUNDS}: ` : ''}${c.name} ...`);
+    const r = await run(c);
+    process.stderr.write(
+      ` ${r.meanMs.toFixed(0)} ms (rank 0: ${r.batchMs.toFixed(0)} ms to the step, ${r.curvatureMs.toFixed(0)} ms in it)\n`,
+    );
+    got[i].push(r);
+  }
+for (const [i, c] of chosen.entries()) {
+  const rs = got[i];
+  const ms = rs.map((r) => r.meanMs);
+  const m = ms.reduce((a, b) => a + b, 0) / ms.length;
+  const r = rs[0];
   params = r.params;
   if (c.opt === 'tnt' && r.stats) tntStats = r.stats;
+  const bytes = rs.reduce((a, x) => a + x.bytes, 0) / rs.length;
   rows.push(
-    `| ${c.name} | ${r.meanMs.toFixed(0)} ms | ${(1000 / r.meanMs).toFixed(2)} | ${((60 * r.meanMs) / 1000).toFixed(1)} s | ${c.mode === 'single' ? '—' : `${(r.bytes / MiB).toFixed(2)} MiB`} |`,
+    `| ${c.name} | ${m.toFixed(0)} ms${ms.length > 1 ? ` (${Math.min(...ms).toFixed(0)}-${Math.max(...ms).toFixed(0)})` : ''} | ${(1000 / m).toFixed(2)} | ${((60 * m) / 1000).toFixed(1)} s | ${c.mode === 'single' ? '—' : `${(bytes / MiB).toFixed(2)} MiB`} |`,
   );
 }
 
@@ -433,7 +610,7 @@ for (const W of [8, 64, 512])
   }
 
 const text = `<!-- Written by \`node bench/distributed.mjs --write\`. -->
-Measured ${new Date().toISOString().slice(0, 10)} on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores, shared with other jobs: expect noise), Node ${process.version}, ${STEPS} timed steps after ${WARMUP} warm-up steps, random inputs.
+Measured ${new Date().toISOString().slice(0, 16)} on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores, shared with other jobs: expect noise), Node ${process.version}, ${STEPS} timed steps after ${WARMUP} warm-up steps, random inputs, ${ROUNDS} interleaved round(s) (mean (min-max) over them); load average (1 min) ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)}.
 
 | Configuration (global batch 1000) | Mean step | Steps/s | Epoch (60 steps) | Sent per step and rank |
 |---|---:|---:|---:|---:|
@@ -452,4 +629,4 @@ Alpha-beta model of the gradient all-reduce per step (${(gradBytes / MiB).toFixe
 ${model.join('\n')}
 `;
 process.stdout.write(text);
-if (argv.includes('--write')) writeFileSync(join(here, 'distributed-results.md'), text);
+if (argv.includes('--write')) appendFileSync(join(here, 'distributed-results.md'), '\n' + text);

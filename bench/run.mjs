@@ -21,6 +21,8 @@
  *   npm run bench -- --json                    machine-readable results on stdout (progress on stderr)
  *   npm run bench -- --check                   same weights and data on both sides; the first 3 losses must agree
  *   npm run bench -- --check --cases ae-tnt    some checks (ae-sgd, ae-adam, ae-tnt, cnn-sgd, cnn-tnt; or ae, cnn)
+ *   npm run bench -- --clock process           process time (CPU time of each worker) instead of wall time: for a
+ *                                              machine loaded by other jobs; with --threads 1 and OPENBLAS_NUM_THREADS=1
  *   npm run bench -- --python-env default      Python without tensornormal's native-library environment (below)
  *
  * The Python interpreter is /usr/bin/python3 unless --python or TENSORNORMAL_BENCH_PYTHON says otherwise.
@@ -48,6 +50,7 @@ Object.assign(process.env, runtimeEnv);
 // ------------------------------------------------------------------------------------------------ arguments
 const USAGE = `usage: npm run bench -- [--cases a,b] [--reps N] [--steps N] [--warmup N] [--threads N] [--data mnist|random]
                           [--json] [--check] [--write | --no-write] [--python PATH] [--python-env same|default] [--cap SECONDS]
+                          [--clock wall|process]
 cases: ${CASES.map((c) => c.name).join(', ')} (groups: ops, train)`;
 
 function parseArgs(argv) {
@@ -64,6 +67,7 @@ function parseArgs(argv) {
     write: null,
     cap: null,
     python: process.env.TENSORNORMAL_BENCH_PYTHON || '/usr/bin/python3',
+    clock: 'wall',
   };
   const value = (i, name) => {
     if (i + 1 >= argv.length) fail(`${name} needs a value`);
@@ -99,6 +103,10 @@ function parseArgs(argv) {
       o.pythonEnv = value(i++, a);
       if (!['same', 'default'].includes(o.pythonEnv))
         fail(`Expected 'same' or 'default' for --python-env but received ${JSON.stringify(o.pythonEnv)}`);
+    } else if (a === '--clock') {
+      o.clock = value(i++, a);
+      if (!['wall', 'process'].includes(o.clock))
+        fail(`Expected 'wall' or 'process' for --clock but received ${JSON.stringify(o.clock)}`);
     } else if (a === '--data') {
       o.data = value(i++, a);
       if (!['mnist', 'random'].includes(o.data))
@@ -484,7 +492,7 @@ function caseLine(r) {
 function markdown(results, meta) {
   const out = [];
   out.push(
-    `Measured ${meta.date} on ${meta.cpu} (${meta.cores} cores, ${meta.memGiB} GiB), ${meta.threads} intra-op thread${meta.threads > 1 ? 's' : ''} ` +
+    `Measured ${meta.date}${meta.clock === 'process' ? ' (process time, not wall time)' : ''} on ${meta.cpu} (${meta.cores} cores, ${meta.memGiB} GiB), ${meta.threads} intra-op thread${meta.threads > 1 ? 's' : ''} ` +
       `on each side; Node ${meta.node} with tensornormal (libtorch ${meta.torchNode ?? '?'}), Python ${meta.python ?? '?'} with torch ${meta.torchPython ?? '?'}; ` +
       `OpenBLAS kernels: ${meta.blasNode ?? '?'} (Node) / ${meta.blasPython ?? '?'} (Python); native-library environment ` +
       `(lib/runtime-env.ts): ${
@@ -638,7 +646,11 @@ async function main() {
     blasPython: null,
     runtimeEnv,
     pythonEnv: opts.pythonEnv,
+    clock: opts.clock,
   };
+  // the workers read it (bench/node/worker.mjs, bench/python/worker.py)
+  if (opts.clock === 'process') process.env.TENSORNORMAL_BENCH_CLOCK = 'process';
+  else delete process.env.TENSORNORMAL_BENCH_CLOCK;
 
   if (opts.check) {
     log(

@@ -95,7 +95,8 @@ const COMMON_HELP = `  --optimizers LIST        comma-separated, from tnt,kfac,s
                            lr, damping (TNT/KFAC damping, Shampoo epsilon, Adam eps), weightDecay (decoupled),
                            momentum, statsEvery (T1), inverseEvery (T2); TNT's statsBatch (sub-batch of the
                            sampled pass: a fraction, or a count of rows), klClip (update-size control, 0: off) and
-                           statDecayPerStep (1: the moving average counted per step; docs/tnt.md)
+                           statDecayPerStep (1: the moving average counted per step; docs/tnt.md), asyncInverses
+                           (N >= 1: inverses on a background thread, swapped in N steps after they are due; 0: inline)
   --grid                   first run a 3x3 learning-rate x damping grid (SGD-m: 3 learning rates) around the
                            defaults on the 1-3-10 ladder, one seed, then use the lowest final loss of each optimizer
   --grid-budget S          process seconds per grid run (default: 60)

@@ -32,6 +32,8 @@ export interface Hyper {
   statsBatch?: number;
   klClip?: number;
   statDecayPerStep?: number;
+  /** TNT: inverses on a background thread swapped in this many steps after they are due (0: inline). */
+  asyncInverses?: number;
 }
 
 /** Keys of Hyper that `--set opt.key=value` and the grid may change. */
@@ -45,4 +47,5 @@ export const HYPER_KEYS = [
   'statsBatch',
   'klClip',
   'statDecayPerStep',
+  'asyncInverses',
 ] as const;

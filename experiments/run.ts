@@ -48,6 +48,7 @@ export function makeOptimizer(name: OptimizerName, model: AnyModule, hp: Hyper):
         statsBatch: hp.statsBatch ?? 1,
         klClip: hp.klClip ?? 0,
         statDecayPerStep: (hp.statDecayPerStep ?? 0) > 0,
+        asyncInverses: (hp.asyncInverses ?? 0) > 0 ? hp.asyncInverses! : false,
       });
     case 'kfac':
       return new KFAC(model, {

@@ -308,6 +308,18 @@ export interface NativeBinding {
   ): { updated: number; skippedNonFinite: number };
   tntNormalizedFactors(shapes: number[][], mains: H[][], auxes: H[][]): H[][];
   tntInverses(shapes: number[][], mains: H[][], auxes: H[][], eps: number, method: InverseMethodCode): InverseReport;
+  // asyncInverses: a job (an opaque external) per optimizer; one refresh pending at a time on its native thread
+  tntAsyncNew(): AsyncJob;
+  tntAsyncLaunch(
+    job: AsyncJob,
+    groups: [shapes: number[][], mains: H[][], auxes: H[][], eps: number][],
+    method: InverseMethodCode,
+    failForTest: boolean,
+  ): void;
+  tntAsyncStatus(job: AsyncJob): 0 | 1 | 2;
+  tntAsyncSnapshotWait(job: AsyncJob): void;
+  tntAsyncSwap(job: AsyncJob): (InverseReport & { intraOpThreads: number }) | null;
+  tntAsyncCancel(job: AsyncJob): void;
   tntUnpack(main: H, aux: H): [H, H];
   tntPack(factor: H, inverse: H, main: H, aux: H): void;
   tntPackedDirection(m: H, shape: number[], mains: H[], auxes: H[], blas: boolean): H;
@@ -435,6 +447,9 @@ export interface ShampooRootReport {
   newtonMaxError: number;
   newtonIterations: number;
 }
+
+/** A native background job (TNT's asynchronous inverse refresh): opaque. */
+export type AsyncJob = { readonly __asyncJob: unique symbol };
 
 /** What an inverse refresh of the Kronecker family (TNT, KFAC) did: factors inverted (retries included), float64
  * retries, extra-damping retries, failures (last good inverse kept), factors skipped as non-finite. */

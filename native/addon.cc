@@ -113,7 +113,15 @@ void TensorTable::Clear() {
 
 State::~State() {
   *alive = false;
+  for (auto& w : background)
+    if (auto b = w.lock()) b->Cancel();
+  background.clear();
   table.Clear();
+}
+
+void State::WaitBackgroundIdle() {
+  for (auto& w : background)
+    if (auto b = w.lock()) b->WaitIdle();
 }
 
 void RethrowHookError(Napi::Env env) {
@@ -526,11 +534,13 @@ TN_EXPORT(idleThreadScheduling) {
 
 // shutdownBlasThreads(): stops OpenBLAS's thread pool (pthread builds); the next multi-threaded BLAS call starts a
 // new one from the thread that makes it, and the new threads inherit that thread's priority. Must not run while
-// another thread is inside a multi-threaded BLAS call. Returns false where the BLAS has no such pool.
+// another thread is inside a multi-threaded BLAS call: this environment's background work (TNT's asynchronous
+// inverses) is waited for first. Returns false where the BLAS has no such pool.
 TN_EXPORT(shutdownBlasThreads) {
   using Fn = int (*)();
   auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "blas_thread_shutdown_"));
   if (fn == nullptr) return Napi::Boolean::New(info.Env(), false);
+  GetState(info.Env()).WaitBackgroundIdle();
   fn();
   return Napi::Boolean::New(info.Env(), true);
 }

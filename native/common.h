@@ -60,8 +60,23 @@ class TensorTable {
   uint32_t releases_since_sweep_ = 0;
 };
 
+// Work that a native thread does in the background for an environment (TNT's asynchronous inverse refresh,
+// native/optim/tnt.cc): it is waited for before OpenBLAS's thread pool is restarted (shutdownBlasThreads: the restart
+// must not meet a BLAS call in progress), and cancelled and joined when the environment is torn down. Only the
+// environment's JS thread calls these.
+class BackgroundWork {
+ public:
+  virtual ~BackgroundWork() = default;
+  virtual void WaitIdle() = 0;  // returns once no thread of it is running; a finished result is kept
+  virtual void Cancel() = 0;    // asks the thread to stop, joins it, discards its result
+};
+
 struct State {
   TensorTable table;
+  // The background work of this environment (weak: each is owned by the JS object that made it).
+  std::vector<std::weak_ptr<BackgroundWork>> background;
+  // Waits for every background thread of this environment to be idle (before a BLAS pool restart).
+  void WaitBackgroundIdle();
   Napi::FunctionReference torch_error;  // the JS TorchError class, handed over by init()
   napi_env env = nullptr;
   // The JS thread of this environment (State is made at module init, on it): tensor hooks call JS only there.

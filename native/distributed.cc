@@ -634,16 +634,20 @@ TN_EXPORT(distReduceScatter) {
   c10d::AllToAllOptions o;
   o.timeout = g->timeout;
   g->bytes += (W - 1) * n * in.element_size();
-  std::function<void()> after = [out, recv, op, W]() mutable {
-    at::Tensor r = recv[0].clone();
+  std::function<void()> after = [out, recv, op, W, n]() mutable {
+    // reduced in rank order straight into `out` where it is contiguous (no temporary: for large inputs every pass
+    // over memory counts)
+    const bool direct = out.is_contiguous();
+    at::Tensor r = direct ? out.view({n}) : at::empty({n}, out.options());
+    r.copy_(recv[0]);
     for (int64_t k = 1; k < W; k++) {
       if (op == "sum" || op == "avg") r.add_(recv[k]);
       else if (op == "product") r.mul_(recv[k]);
-      else if (op == "max") r = at::maximum(r, recv[k]);
-      else r = at::minimum(r, recv[k]);
+      else if (op == "max") at::maximum_out(r, r, recv[k]);
+      else at::minimum_out(r, r, recv[k]);
     }
     if (op == "avg") r.div_(W);
-    out.copy_(r.view(out.sizes()));
+    if (!direct) out.copy_(r.view(out.sizes()));
   };
   return Launch(info.Env(), g, "reduceScatter", {out, flat, recv}, [&]() {
     std::vector<int64_t> counts;  // empty: equal splits

@@ -3,7 +3,8 @@
 // Needs root and iproute2 (`ip netns`, `tc`); skipped, saying what failed, where the machine refuses namespaces.
 // The link is degraded with netem (delay 20ms loss 1%) where the kernel has it; kernels built without
 // CONFIG_NET_SCH_NETEM (this project's CI VMs) get the closest in-kernel substitutes: a tbf rate limit (tc) and
-// 1% random drop by nftables (`numgen random mod 100 < 1 drop`, package nftables) — no added delay.
+// 1% random drop by nftables (`numgen random mod 100 < 1 drop`, package nftables) — no added delay; and a third
+// test adds the delay in user space (scripts/delay-link.py: TUN devices and a forwarder holding each packet 20 ms).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +20,12 @@ const nsA = `tnA${id}`,
 const net = `10.${100 + (id % 100)}.${Math.floor(id / 100) % 250}`;
 const addrA = `${net}.1`,
   addrB = `${net}.2`;
+// the user-space delayed link (scripts/delay-link.py): a TUN device in each namespace, on a subnet of its own
+const tdA = `tdA${id}`,
+  tdB = `tdB${id}`;
+const tunNet = `10.${200 + (id % 50)}.${Math.floor(id / 100) % 250}`;
+const tunA = `${tunNet}.1`,
+  tunB = `${tunNet}.2`;
 
 function sh(cmd: string[]): { ok: boolean; out: string } {
   const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
@@ -79,16 +86,19 @@ interface Rank {
   stderr: string;
 }
 
-/** Runs `train <args>` as 2 ranks: in the namespaces (rank r in nsA / nsB) or on 127.0.0.1. */
-function train(args: string[], where: 'netns' | 'loopback', env: Record<string, string> = {}): Promise<Rank[]> {
+/**
+ * Runs `train <args>` as 2 ranks: in the namespaces (rank r in nsA / nsB) over the veth pair ('netns') or over the
+ * delayed TUN link ('tun'), or on 127.0.0.1.
+ */
+function train(args: string[], where: 'netns' | 'tun' | 'loopback', env: Record<string, string> = {}): Promise<Rank[]> {
   const port = String(20000 + Math.floor(Math.random() * 20000));
   return Promise.all(
     [0, 1].map(
       (rank) =>
         new Promise<Rank>((resolve) => {
-          const [ns, dev] = rank === 0 ? [nsA, vA] : [nsB, vB];
+          const [ns, dev] = rank === 0 ? [nsA, where === 'tun' ? tdA : vA] : [nsB, where === 'tun' ? tdB : vB];
           const node = [process.execPath, worker, 'train', ...args];
-          const cmd = where === 'netns' ? ['ip', 'netns', 'exec', ns, ...node] : node;
+          const cmd = where === 'loopback' ? node : ['ip', 'netns', 'exec', ns, ...node];
           const child = spawn(cmd[0]!, cmd.slice(1), {
             env: {
               ...process.env,
@@ -98,9 +108,9 @@ function train(args: string[], where: 'netns' | 'loopback', env: Record<string, 
               TENSORNORMAL_NUM_THREADS: '1',
               RANK: String(rank),
               WORLD_SIZE: '2',
-              MASTER_ADDR: where === 'netns' ? addrA : '127.0.0.1',
+              MASTER_ADDR: where === 'netns' ? addrA : where === 'tun' ? tunA : '127.0.0.1',
               MASTER_PORT: port,
-              ...(where === 'netns' ? { GLOO_SOCKET_IFNAME: dev } : {}),
+              ...(where === 'loopback' ? {} : { GLOO_SOCKET_IFNAME: dev }),
               ...env,
             },
             stdio: ['ignore', 'pipe', 'pipe'],
@@ -236,5 +246,54 @@ describe.skipIf(refused !== null)('two ranks in two network namespaces joined by
       console.log(`distributed-netns: packets dropped by the 1% rule: ${dropped.join(', ')}`);
       expect(dropped[0]! + dropped[1]!).toBeGreaterThan(0);
     }
+  }, 180_000);
+
+  it('a delayed, lossy link (20 ms one way, 1% loss; user space where the kernel has no netem): the same weights', async () => {
+    // netem's delay, where the kernel lacks sch_netem: scripts/delay-link.py forwards every packet between a TUN
+    // device in each namespace, held 20 ms, 1% dropped (seeded); at real-time priority where chrt is there
+    const python = sh(['python3', '-c', 'print(1)']).ok ? 'python3' : null;
+    if (python === null || !sh(['test', '-c', '/dev/net/tun']).ok) {
+      console.warn('distributed-netns: no python3 or no /dev/net/tun: the delayed-link run is skipped');
+      return;
+    }
+    const script = join(repoRoot, 'scripts', 'delay-link.py');
+    const fwdArgs = [script, nsA, nsB, '--delay-ms', '20', '--loss', '1', '--dev-a', tdA, '--dev-b', tdB];
+    fwdArgs.push('--addr-a', tunA, '--addr-b', tunB);
+    const cmd = sh(['chrt', '-f', '20', 'true']).ok ? ['chrt', '-f', '20', python, ...fwdArgs] : [python, ...fwdArgs];
+    const fwd = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let fwdErr = '';
+    fwd.stderr.setEncoding('utf8').on('data', (d: string) => (fwdErr += d));
+    const closed = new Promise<void>((resolve) => fwd.once('close', () => resolve()));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        fwd.stdout.setEncoding('utf8').on('data', (d: string) => d.includes('ready') && resolve());
+        void closed.then(() => reject(new Error(`delay-link.py exited: ${fwdErr}`)));
+      });
+      // the delay is real: a connection to a closed port of rank 0's address is refused after a round trip (40 ms)
+      const rtt = sh([
+        'ip',
+        'netns',
+        'exec',
+        nsB,
+        python,
+        '-c',
+        `import socket, time\ns = socket.socket()\nt = time.monotonic()\ns.connect_ex(('${tunA}', 9))\nprint(time.monotonic() - t)`,
+      ]);
+      expect(rtt.ok, rtt.out).toBe(true);
+      expect(Number(rtt.out)).toBeGreaterThanOrEqual(0.039);
+      const lo = await train(['tnt', 'all', '8'], 'loopback');
+      const ns = await train(['tnt', 'all', '8'], 'tun', { TN_TIMEOUT: '60000' });
+      for (const r of [...lo, ...ns]) expect(r.code, r.stderr).toBe(0);
+      for (const r of ns) expect(maxRelErr(weightsOf(lo[0]!), weightsOf(r))).toBeLessThanOrEqual(1e-12);
+    } finally {
+      fwd.kill('SIGTERM');
+      await closed;
+    }
+    // every packet of the run crossed the forwarder, and some were dropped on the way (TCP retransmitted them)
+    const m = /forwarded (\d+) packets, dropped (\d+)/.exec(fwdErr);
+    expect(m, fwdErr).not.toBeNull();
+    console.log(`distributed-netns: delayed link: ${m![0]}`);
+    expect(Number(m![1])).toBeGreaterThan(100);
+    expect(Number(m![2])).toBeGreaterThan(0);
   }, 180_000);
 });

@@ -308,7 +308,8 @@ describe('initProcessGroup and collectives in one process (world size 1) and mis
       expect(new dist.CurvatureSync(sh, { inverses: 'replicated' }).inverses).toBe('replicated');
       expect(() => new dist.CurvatureSync(tnt, { shard: 'half' as never })).toThrow(RangeError);
       const kfac = new torch.optim.KFAC(model, { lr: 0.1 });
-      expect(() => new dist.CurvatureSync(kfac, { shard: 'all' })).toThrow('implemented for TNT and Shampoo');
+      expect(new dist.CurvatureSync(kfac).shard).toBe('all');
+      expect(new dist.CurvatureSync(kfac, { shard: 'inverses' }).shard).toBe('inverses');
       kfac.dispose?.();
       expect(() => new dist.CurvatureSync(sh, { inverses: 'sharded' })).toThrow(
         "inverses 'sharded' is implemented for TNT and KFAC",
@@ -416,7 +417,7 @@ describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel er
           opt === 'tnt'
             ? ['ddp', 'sharded', 'all']
             : opt === 'kfac'
-              ? ['ddp', 'sharded']
+              ? ['ddp', 'sharded', 'all']
               : opt === 'sgd'
                 ? ['ddp', 'nosync']
                 : opt === 'shampoo'
@@ -441,6 +442,25 @@ describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel er
                     [0, 1, 2, 3],
                   ],
             );
+          if (opt === 'kfac') {
+            // layers' statistics (A 7x7, G 5x5 and A 6x6, G 3x3) live on their owners only: by cost layer 0 on rank 0,
+            // layer 1 on rank 1 (shard 'all'); everywhere otherwise
+            expect(ranks.map((r) => r.owned)).toEqual(
+              mode === 'all'
+                ? [
+                    [0, -1],
+                    [-1, 1],
+                  ]
+                : [
+                    [0, 1],
+                    [0, 1],
+                  ],
+            );
+            if (mode === 'all')
+              // per step: the reduce-scatter of 2 padded blocks (the larger: 7^2 + 5^2 + 1 flag) sends one block, the
+              // all-gather of the updated layer parameters one block (the larger: W1 and b1, 30 + 5)
+              expect(ranks[0]!.bytes).toBe(5 * (7 * 7 + 5 * 5 + 1 + 30 + 5) * 8);
+          }
           if (opt === 'tnt') {
             // one sampled gradient per statistics step (5 steps), plus the inverses when sharded
             const { gradient, factors } = ranks[0]!.stats!;
@@ -495,18 +515,28 @@ describe('2 ranks with B/2 each equal 1 process with B (float64, 5 steps, rel er
     expect(owned.sort()).toEqual([0, 1, 2, 3]);
   }, 60_000);
 
+  it("KFAC with all its curvature work divided (shard 'all') over 4 ranks (two own no layer) equals 1 process", async () => {
+    const [ref] = await trainRun(1, ['kfac', 'single']);
+    const ranks = await trainRun(4, ['kfac', 'all']);
+    for (const r of ranks) expect(maxRelErr(ref!.weights, r.weights)).toBeLessThanOrEqual(1e-10);
+    const owned = ranks.map((r) => r.owned!.filter((i) => i >= 0));
+    expect(owned.flat().sort()).toEqual([0, 1]);
+    expect(owned.filter((o) => o.length === 0)).toHaveLength(2);
+  }, 60_000);
+
   it('checkpoint: rank 0 writes after step 3, every rank restores, the resumed run ends where the whole run does', async () => {
     for (const [opt, mode] of [
       ['tnt', 'ddp'],
       ['adam', 'ddp'],
       ['tnt', 'all'],
+      ['kfac', 'all'],
     ] as const) {
       const path = join(work, `ckpt-${opt}-${mode}.safetensors`);
       const whole = await trainRun(2, [opt, mode, '5', 'save', path]);
       const resumed = await trainRun(2, [opt, mode, '5', 'resume', path]);
       for (const r of resumed) expect(maxRelErr(whole[0]!.weights, r.weights), opt).toBeLessThanOrEqual(1e-12);
     }
-  }, 60_000);
+  }, 90_000);
 });
 
 let initial: Weights | null = null;

@@ -881,7 +881,7 @@ describe('command line', () => {
       ],
       [
         ['experiment', 'autoencoder', '--set', 'tnt.beta=1'],
-        'tensornormal experiment autoencoder: --set: unknown key "beta" in "tnt.beta=1" (expected one of lr, damping, weightDecay, momentum, statsEvery, inverseEvery, statsBatch, klClip, statDecayPerStep)',
+        'tensornormal experiment autoencoder: --set: unknown key "beta" in "tnt.beta=1" (expected one of lr, damping, weightDecay, momentum, statsEvery, inverseEvery, statsBatch, klClip, statDecayPerStep, asyncInverses)',
       ],
       [
         ['experiment', 'autoencoder', '--set', 'tnt.inverseEvery=2.5'],

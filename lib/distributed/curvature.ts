@@ -12,13 +12,16 @@
  *   outer products (linear in the per-example terms), and the previous moving average is identical on every rank,
  *   so the rank average of (1 - w) A + w A_r is (1 - w) A + w mean_r A_r, the global-batch statistic. Bytes:
  *   sum over layers of (d_in + 1)^2 + d_out^2 per statistics step (the per-example activations and output
- *   gradients, B (d_in + d_out) numbers, would be larger for B >~ d).
+ *   gradients, B (d_in + d_out) numbers, would be larger for B >~ d). With shard 'all' (KAISA's layout) the
+ *   per-rank contributions are reduce-scattered instead, each owner receiving only its own layers' means, and
+ *   folded there: (W - 1) / W of the factors leave each rank instead of 2 (W - 1) / W.
  * - Shampoo's statistics come from the gradient, which DistributedDataParallel has already averaged: nothing more.
  *
  * Inverses (TNT, KFAC): `inverses: 'replicated'` computes every inverse on every rank (no bytes, W-fold redundant
  * work); `'sharded'` assigns each factor's inverse to one rank (largest first, to the least loaded rank, the same
  * plan on every rank), computes it there and broadcasts it (bytes: the inverses). bench/distributed.mjs measures
- * both: sharded was faster (TNT T2=5 on 2 ranks: 414-783 ms against 446-1162 ms per step), so it is the default.
+ * both: sharded was faster (TNT T2=5 on 2 ranks: 414-783 ms against 446-1162 ms per step). `shard: 'all'` (the
+ * default for all three) divides the statistics and updates too, per parameter (TNT, Shampoo) or per layer (KFAC).
  *
  *   const ddp = await nn.parallel.DistributedDataParallel.create(model);
  *   const opt = new optim.TNT(ddp.parameters(), { lr: 0.1 });
@@ -39,16 +42,26 @@ import { native } from '../native.js';
 import { INVERSE_METHOD } from '../opcodes.js';
 import { is, typeError } from '../errors.js';
 import type { InverseReport } from '../native.js';
-import { allReduce, broadcast, getRank, getWorldSize, reduce } from './index.js';
+import {
+  allGatherIntoTensor,
+  allReduce,
+  broadcast,
+  getRank,
+  getWorldSize,
+  reduce,
+  reduceScatterTensor,
+} from './index.js';
 import { withoutGradientSync } from './state.js';
 
 /** Options of distributed.CurvatureSync: how the inverse refreshes are shared across ranks (`inverses`). */
 export interface CurvatureSyncOptions {
   /**
-   * How the curvature work is divided: 'all' (TNT's and Shampoo's default; as Distributed Shampoo and KAISA) gives
+   * How the curvature work is divided: 'all' (the default; as Distributed Shampoo and KAISA) gives
    * each parameter to one rank, balanced by cost, which folds its statistics, inverts its factors (roots) and
-   * computes its update; the updated parameters are broadcast from their owners. 'inverses' (KFAC's default; TNT
-   * too) shards the inverses only (statistics and updates on every rank); 'none' repeats everything on every rank.
+   * computes its update; the updated parameters are broadcast from their owners. KFAC takes 'all' per layer: each
+   * layer's A and G contributions are reduce-scattered to its owner, which folds them, inverts them and steps the
+   * layer; the updated layers are all-gathered. 'inverses' (TNT and KFAC) shards the inverses only
+   * (statistics and updates on every rank); 'none' repeats everything on every rank.
    */
   shard?: 'all' | 'inverses' | 'none';
   /**
@@ -58,7 +71,7 @@ export interface CurvatureSyncOptions {
 }
 
 type Curvature = { shape: number[]; mains: Tensor[]; auxes: Tensor[] };
-type KfacLayer = { A: Tensor; G: Tensor; invA: Tensor; invG: Tensor; weight: Tensor };
+type KfacLayer = { A: Tensor; G: Tensor; invA: Tensor; invG: Tensor; weight: Tensor; bias: Tensor | null };
 
 const elementBytes = (t: Tensor): number =>
   t.dtype === 'float64' ? 8 : t.dtype === 'float16' || t.dtype === 'bfloat16' ? 2 : 4;
@@ -103,6 +116,10 @@ export class CurvatureSync {
   readonly shard: 'all' | 'inverses' | 'none';
   /** shard 'all': the owner rank of each parameter (optimizer.params order), made on first use. */
   private owners: number[] | null = null;
+  /** shard 'all' with KFAC: the owner rank of each preconditioned layer (optimizer.layers order). */
+  private layerOwners: number[] | null = null;
+  /** shard 'all' with KFAC: the statistics exchange buffers, kept from step to step (see dispose()). */
+  private kfacBuffers: { input: Tensor; mean: Tensor } | null = null;
   /** Marks an optimizer whose statistics are gathered over the process group (fit() checks it under DDP). */
   readonly distributed = true;
   /** Bytes this rank handed to collectives for statistics and inverses so far. */
@@ -117,29 +134,14 @@ export class CurvatureSync {
       options.inverses === undefined
         ? undefined
         : is.oneOf(options.inverses, 'inverses', ['replicated', 'sharded'] as const);
-    // defaults: TNT and Shampoo divide all their curvature work (bench/distributed.mjs); KFAC shards its inverses
-    // (faster in 3 of 4 runs there)
-    const shard =
-      options.shard ??
-      (inv === 'replicated'
-        ? 'none'
-        : inv === 'sharded'
-          ? 'inverses'
-          : optimizer instanceof TNT
-            ? 'all'
-            : optimizer instanceof KFAC
-              ? 'inverses'
-              : 'all');
+    // default: all the curvature work divided (bench/distributed.mjs: TNT and Shampoo; KFAC 'all' against
+    // 'inverses' 1.13x faster in the mean of 14 interleaved 2-rank rounds, 8 faster, 5 slower, with 22-50% fewer bytes)
+    const shard = options.shard ?? (inv === 'replicated' ? 'none' : inv === 'sharded' ? 'inverses' : 'all');
     this.shard = is.oneOf(shard, 'shard', ['all', 'inverses', 'none'] as const);
     this.inverses = this.shard === 'none' ? 'replicated' : 'sharded';
     if (this.shard === 'inverses' && optimizer instanceof Shampoo)
       throw new TypeError(
         "CurvatureSync: inverses 'sharded' is implemented for TNT and KFAC; Shampoo computes its roots on every rank",
-      );
-    if (this.shard === 'all' && optimizer instanceof KFAC)
-      throw new TypeError(
-        "CurvatureSync: shard 'all' (statistics, inverses and updates divided over the ranks) is implemented for TNT " +
-          "and Shampoo; use shard 'inverses' or 'none' for KFAC",
       );
   }
 
@@ -174,6 +176,7 @@ export class CurvatureSync {
    */
   async gatherState(): Promise<void> {
     if (this.shard !== 'all') return;
+    if (this.optimizer instanceof KFAC) return this.kfacGatherState(this.optimizer);
     const opt = this.optimizer as TNT | Shampoo;
     const owners = this.owner();
     const sends: Promise<void>[] = [];
@@ -223,6 +226,7 @@ export class CurvatureSync {
       typeof likelihood.loss !== 'function'
     )
       throw typeError('a likelihood with sample() and loss()', 'likelihood', likelihood);
+    if (opt instanceof KFAC && this.shard === 'all') return this.kfacStatisticsSharded(opt, output, likelihood, force);
     if (opt instanceof KFAC) {
       if (!withoutGradientSync(() => opt.sampledBackward(output, likelihood, { force }))) return false;
       const layers = kfacLayers(opt);
@@ -291,6 +295,7 @@ export class CurvatureSync {
    */
   async step(): Promise<void> {
     const opt = this.optimizer;
+    if (this.shard === 'all' && opt instanceof KFAC) return this.kfacStepSharded(opt);
     if (this.shard === 'all') return this.stepSharded(opt as TNT | Shampoo);
     const due = opt.inversesDue() && (opt.statsUpdates > 0 || opt.warmStarted);
     if (this.inverses === 'sharded' && due) {
@@ -342,6 +347,206 @@ export class CurvatureSync {
         sends.push(this.broadcastParams(ps, r, rank));
       }
     }
+    await Promise.all(sends);
+  }
+
+  /**
+   * shard 'all' with KFAC (as KAISA): which rank owns each preconditioned layer, greedy largest-first onto the least
+   * loaded rank by the layer's per-step cost in flops: its preconditioned direction (G^-1 M A^-1: 2 out din (out +
+   * din)), the fold of its statistics (din^2 + out^2 every statsEvery steps) and its inverses (Cholesky and inverse,
+   * about din^3 + out^3, every inverseEvery steps). The same plan on every rank. Sets the optimizer's shard: the
+   * owned layers' weights and biases, and every parameter outside a layer (updated on every rank, from the same
+   * DDP-averaged gradient).
+   */
+  private kfacOwners(opt: KFAC): number[] {
+    if (this.layerOwners !== null) return this.layerOwners;
+    const layers = opt.layerSides;
+    const costs = layers.map(
+      ({ din, out }) =>
+        2 * out * din * (out + din) +
+        (din * din + out * out) / opt.statsEvery +
+        (din ** 3 + out ** 3) / opt.inverseEvery,
+    );
+    this.layerOwners = this.plan(costs);
+    const rank = getRank();
+    const inLayer = new Set<Tensor>();
+    const mine = new Set<Tensor>();
+    layers.forEach((l, i) => {
+      for (const p of l.bias === null ? [l.weight] : [l.weight, l.bias]) {
+        inLayer.add(p);
+        if (this.layerOwners![i] === rank) mine.add(p);
+      }
+    });
+    for (const p of opt.params) if (!inLayer.has(p)) mine.add(p);
+    opt.shard = mine;
+    return this.layerOwners;
+  }
+
+  /**
+   * shard 'all' with KFAC: every rank computes its own batch's A and G contributions of every layer (per-example work,
+   * already divided by data parallelism) into one buffer laid out as W blocks, block r holding rank r's layers (A, G,
+   * and a flag that is non-zero where a rank's records were not finite); one reduceScatterTensor ('avg') leaves each
+   * owner the global-batch means of its own layers only ((W - 1) / W of the buffer leaves each rank, against 2 (W -
+   * 1) / W for the all-reduce of every factor), and the owner folds them into its moving averages.
+   */
+  private async kfacStatisticsSharded(
+    opt: KFAC,
+    output: Tensor,
+    likelihood: SampleableLikelihood,
+    force: boolean,
+  ): Promise<boolean> {
+    const owners = this.kfacOwners(opt);
+    const layers = opt.layerSides;
+    const W = getWorldSize();
+    const rank = getRank();
+    const offsets: number[] = [];
+    const blockLen = new Array<number>(W).fill(0);
+    layers.forEach((l, i) => {
+      offsets.push(blockLen[owners[i]!]!);
+      blockLen[owners[i]!]! += l.din * l.din + l.out * l.out + 1;
+    });
+    const len = Math.max(1, ...blockLen);
+    const at = (i: number): number => owners[i]! * len + offsets[i]!;
+    const fd = { dtype: opt.factorDtype, device: opt.params[0]?.device ?? 'cpu' };
+    // the buffers live from step to step (fresh ones cost page faults of 3x the factors every step): the
+    // contributions overwrite their regions, the flags are cleared here, the padding stays zero
+    const buf = (this.kfacBuffers ??= {
+      input: keep(zeros([W * len], fd)),
+      mean: keep(zeros([len], fd)),
+    });
+    const { input, mean } = buf;
+    tidy(() => layers.forEach((l, i) => input.narrow(0, at(i) + l.din * l.din + l.out * l.out, 1).zero_()));
+    let recorded: number[] = [];
+    const due = withoutGradientSync(() =>
+      opt.sampledRecords(output, likelihood, { force }, (recs) => {
+        if (recs === null) {
+          // no statistics from this rank's batch: every layer left out, as one process leaves them all
+          recorded = layers.map(() => -1);
+        } else {
+          const targets = layers.map((l, i) => ({
+            A: input.narrow(0, at(i), l.din * l.din).view([l.din, l.din]),
+            G: input.narrow(0, at(i) + l.din * l.din, l.out * l.out).view([l.out, l.out]),
+          }));
+          recorded = opt.statisticsContributions(recs, targets);
+        }
+        recorded.forEach((v, i) => {
+          if (v < 0) input.narrow(0, at(i) + layers[i]!.din ** 2 + layers[i]!.out ** 2, 1).fill_(1);
+        });
+      }),
+    );
+    if (!due) return false;
+    this.bytes += (W - 1) * len * elementBytes(input);
+    await reduceScatterTensor(mean, input, 'avg');
+    const items: { layer: number; A: Tensor; G: Tensor; skipped: boolean }[] = [];
+    tidy(() => {
+      layers.forEach((l, i) => {
+        // a layer no rank recorded (the same model everywhere: none did) keeps its statistics
+        if (owners[i] !== rank || recorded[i] === 0) return;
+        const o = offsets[i]!;
+        items.push({
+          layer: i,
+          A: mean.narrow(0, o, l.din * l.din).view([l.din, l.din]),
+          G: mean.narrow(0, o + l.din * l.din, l.out * l.out).view([l.out, l.out]),
+          skipped: mean.narrow(0, o + l.din * l.din + l.out * l.out, 1).item() !== 0,
+        });
+      });
+      opt.foldStatistics(items);
+    });
+    return true;
+  }
+
+  /**
+   * Frees the buffers CurvatureSync keeps between steps (KFAC shard 'all': the statistics exchange buffer, the size
+   * of the factors). The optimizer is not touched; a later step makes them again.
+   */
+  dispose(): void {
+    if (this.kfacBuffers === null) return;
+    this.kfacBuffers.input.dispose();
+    this.kfacBuffers.mean.dispose();
+    this.kfacBuffers = null;
+  }
+
+  /**
+   * shard 'all' with KFAC: every rank steps its own layers (their inverses refreshed there when due) and every
+   * parameter outside a layer; then one allGatherIntoTensor per dtype (blocks padded to the largest owner's) hands
+   * every rank the owners' updated layer parameters. The DDP-averaged gradients are the same on every rank, so a
+   * non-finite one anywhere skips the step on every rank, as in one process.
+   */
+  private async kfacStepSharded(opt: KFAC): Promise<void> {
+    const owners = this.kfacOwners(opt);
+    const layers = opt.layerSides;
+    const W = getWorldSize();
+    const rank = getRank();
+    const paramsOf = (r: number): Tensor[] =>
+      layers.flatMap((l, i) => (owners[i] !== r ? [] : l.bias === null ? [l.weight] : [l.weight, l.bias]));
+    const others = layers.flatMap((l, i) =>
+      owners[i] === rank ? [] : l.bias === null ? [l.weight] : [l.weight, l.bias],
+    );
+    const finite = tidy(() =>
+      others.every((p) => {
+        const g = p.grad;
+        return g === null || Boolean(g.isfinite().all().item());
+      }),
+    );
+    const skipped = opt.skippedSteps;
+    opt.skipNonFinite = !finite;
+    try {
+      opt.step();
+    } finally {
+      opt.skipNonFinite = false;
+    }
+    if (!finite && opt.skippedSteps > skipped) return; // skipped everywhere: nothing changed
+    const blocks = Array.from({ length: W }, (_, r) => paramsOf(r));
+    const dtypes = [...new Set(layers.map((l) => l.weight.dtype))];
+    await Promise.all(
+      dtypes.map(async (dt) => {
+        const per = blocks.map((ps) => ps.filter((p) => p.dtype === dt));
+        const sizes = per.map((ps) => ps.reduce((a, p) => a + p.numel(), 0));
+        const len = Math.max(1, ...sizes);
+        const mine = per[rank]!;
+        const device = layers[0]!.weight.device;
+        const input = tidy(() => {
+          const parts = mine.map((p) => p.detach().reshape([-1]));
+          if (sizes[rank]! < len) parts.push(zeros([len - sizes[rank]!], { dtype: dt, device }));
+          return keep(cat(parts));
+        });
+        const gathered = keep(zeros([W * len], { dtype: dt, device }));
+        try {
+          this.bytes += (W - 1) * len * elementBytes(input);
+          await allGatherIntoTensor(gathered, input);
+          noGrad(() =>
+            tidy(() => {
+              per.forEach((ps, r) => {
+                if (r === rank) return;
+                let off = r * len;
+                for (const p of ps) {
+                  const n = p.numel();
+                  p.copy_(gathered.narrow(0, off, n).view(p.shape));
+                  off += n;
+                }
+              });
+            }),
+          );
+        } finally {
+          input.dispose();
+          gathered.dispose();
+        }
+      }),
+    );
+  }
+
+  /** shard 'all' with KFAC: each layer's momenta, factors and inverses broadcast from its owner to every rank. */
+  private async kfacGatherState(opt: KFAC): Promise<void> {
+    const owners = this.kfacOwners(opt);
+    const momentumOf = (p: Tensor): Tensor => (opt as unknown as { momentumOf(p: Tensor): Tensor }).momentumOf(p);
+    const sends: Promise<void>[] = [];
+    kfacLayers(opt).forEach((l, i) => {
+      const ms = l.bias === null ? [momentumOf(l.weight)] : [momentumOf(l.weight), momentumOf(l.bias)];
+      for (const t of [...ms, l.A, l.G, l.invA, l.invG]) {
+        this.bytes += t.numel() * elementBytes(t);
+        sends.push(broadcast(t, owners[i]!));
+      }
+    });
     await Promise.all(sends);
   }
 

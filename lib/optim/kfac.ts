@@ -300,44 +300,7 @@ export class KFAC extends KroneckerOptimizer<KFACOptions, 'kfac'> {
   updateStatistics(records: KFACLayerRecord[]): void {
     if (!Array.isArray(records)) throw typeError('an array of {module, input, outputGrad}', 'records', records);
     tidy(() => {
-      const entries = records.map((r, i) => {
-        const layer = r !== null && typeof r === 'object' ? this.byModule.get(r.module) : undefined;
-        if (layer === undefined)
-          throw new RangeError(
-            `updateStatistics: records[${i}].module is not a Linear or Conv2d layer of this optimizer's model`,
-          );
-        if (!(r.input instanceof Tensor)) throw typeError('a Tensor', `records[${i}].input`, r.input);
-        if (!(r.outputGrad instanceof Tensor)) throw typeError('a Tensor', `records[${i}].outputGrad`, r.outputGrad);
-        const out = layer.weight.shape[0]!;
-        let a: Tensor, g: Tensor, batch: number;
-        if (layer.module instanceof Conv2d) {
-          const patches = convPatches(layer.module, r.input); // (N, D, L)
-          a = patches.transpose(1, 2).reshape([-1, patches.shape[1]!]);
-          g = (r.outputGrad.ndim === 3 ? r.outputGrad.unsqueeze(0) : r.outputGrad)
-            .flatten(2)
-            .transpose(1, 2)
-            .reshape([-1, out]);
-          batch = patches.shape[0]!;
-          // The authors' scaling: A = (1/N) sum over examples and locations, G = N / L sum (of batch-mean gradients).
-          if (this.convScaling === 'authors')
-            return {
-              a: a._h,
-              g: g._h,
-              A: layer.A._h,
-              G: layer.G._h,
-              bias: layer.bias !== null,
-              batch,
-              aDivisor: batch,
-              gScale: batch / patches.shape[2]!,
-            };
-        } else {
-          const din = layer.weight.shape[1]!;
-          a = r.input.reshape([-1, din]);
-          g = r.outputGrad.reshape([-1, out]);
-          batch = r.input.ndim >= 2 ? r.input.shape[0]! : 1;
-        }
-        return { a: a._h, g: g._h, A: layer.A._h, G: layer.G._h, bias: layer.bias !== null, batch };
-      });
+      const entries = records.map((r, i) => this.statisticsEntry(r, i));
       const { keep, weight } = this.statisticsCoefficients();
       const r = native.kfacStatistics(entries, weight, keep);
       this.skippedStatistics += r.skippedNonFinite;
@@ -346,9 +309,112 @@ export class KFAC extends KroneckerOptimizer<KFACOptions, 'kfac'> {
     else this.statsUpdates++;
   }
 
+  /** The native statistics entry of records[i] (handles of tensors made in the caller's tidy). */
+  private statisticsEntry(
+    r: KFACLayerRecord,
+    i: number,
+    into?: { A: Tensor; G: Tensor },
+  ): Parameters<typeof native.kfacStatistics>[0][number] {
+    const layer = r !== null && typeof r === 'object' ? this.byModule.get(r.module) : undefined;
+    if (layer === undefined)
+      throw new RangeError(
+        `updateStatistics: records[${i}].module is not a Linear or Conv2d layer of this optimizer's model`,
+      );
+    if (!(r.input instanceof Tensor)) throw typeError('a Tensor', `records[${i}].input`, r.input);
+    if (!(r.outputGrad instanceof Tensor)) throw typeError('a Tensor', `records[${i}].outputGrad`, r.outputGrad);
+    const A = (into?.A ?? layer.A)._h;
+    const G = (into?.G ?? layer.G)._h;
+    const out = layer.weight.shape[0]!;
+    let a: Tensor, g: Tensor, batch: number;
+    if (layer.module instanceof Conv2d) {
+      const patches = convPatches(layer.module, r.input); // (N, D, L)
+      a = patches.transpose(1, 2).reshape([-1, patches.shape[1]!]);
+      g = (r.outputGrad.ndim === 3 ? r.outputGrad.unsqueeze(0) : r.outputGrad)
+        .flatten(2)
+        .transpose(1, 2)
+        .reshape([-1, out]);
+      batch = patches.shape[0]!;
+      // The authors' scaling: A = (1/N) sum over examples and locations, G = N / L sum (of batch-mean gradients).
+      if (this.convScaling === 'authors')
+        return {
+          a: a._h,
+          g: g._h,
+          A,
+          G,
+          bias: layer.bias !== null,
+          batch,
+          aDivisor: batch,
+          gScale: batch / patches.shape[2]!,
+        };
+    } else {
+      const din = layer.weight.shape[1]!;
+      a = r.input.reshape([-1, din]);
+      g = r.outputGrad.reshape([-1, out]);
+      batch = r.input.ndim >= 2 ? r.input.shape[0]! : 1;
+    }
+    return { a: a._h, g: g._h, A, G, bias: layer.bias !== null, batch };
+  }
+
+  /**
+   * distributed.CurvatureSync (shard 'all'): this batch's own statistics of each recorded layer, written (not folded)
+   * into `targets[k]` (layer k in `layers` order; null: not wanted): A = E[a a^T], G = E[g g^T] of these records
+   * alone. Returns per layer 1 (written), 0 (no record) or -1 (left out: a non-finite input or output gradient).
+   * @internal
+   */
+  statisticsContributions(records: KFACLayerRecord[], targets: ({ A: Tensor; G: Tensor } | null)[]): number[] {
+    const out = this.layerList.map(() => 0);
+    tidy(() => {
+      records.forEach((r, i) => {
+        const k = this.layerList.indexOf(this.byModule.get(r.module)!);
+        const t = targets[k];
+        if (k < 0 || !t) return;
+        const rep = native.kfacStatistics([this.statisticsEntry(r, i, t)], 1, 0);
+        out[k] = rep.updated > 0 ? 1 : -1;
+      });
+    });
+    return out;
+  }
+
+  /**
+   * distributed.CurvatureSync (shard 'all'): folds global-batch statistics into the moving averages of the given
+   * layers (`layer`: index in `layers` order; A, G: the global E[a a^T], E[g g^T]; `skipped`: some rank's records of
+   * it were not finite, so it keeps its statistics, as in one process) and counts the update, as updateStatistics
+   * does for a batch. Call it on every rank at every statistics step (with this rank's layers: the counters advance
+   * everywhere). @internal
+   */
+  foldStatistics(items: { layer: number; A: Tensor; G: Tensor; skipped: boolean }[]): void {
+    const { keep, weight } = this.statisticsCoefficients();
+    for (const it of items) {
+      if (it.skipped) {
+        this.skippedStatistics++;
+        continue;
+      }
+      const l = this.layerList[it.layer]!;
+      tidy(() => {
+        // as the native fold: a fold that would overflow leaves the layer's statistics as they were (checked on the
+        // diagonals, which bound every entry of these positive semidefinite matrices), else it is done in place
+        const stays = (F: Tensor, X: Tensor): boolean =>
+          Boolean(F.diagonal().mul(keep).add(X.diagonal().to(F.dtype), weight).isfinite().all().item());
+        if (!stays(l.A, it.A) || !stays(l.G, it.G)) {
+          this.skippedStatistics++;
+          return;
+        }
+        l.A.mul_(keep).add_(it.A.to(l.A.dtype), weight);
+        l.G.mul_(keep).add_(it.G.to(l.G.dtype), weight);
+      });
+    }
+    if (this.warmCount >= 0) this.warmCount++;
+    else this.statsUpdates++;
+  }
+
+  /** Sides of each preconditioned layer's A (input dimension, plus 1 with a bias) and G (outputs), in `layers` order. @internal */
+  get layerSides(): { din: number; out: number; weight: Tensor; bias: Tensor | null }[] {
+    return this.layerList.map((l) => ({ din: l.din, out: l.out, weight: l.weight, bias: l.bias }));
+  }
+
   /** Recomputes every (A + dA I)^-1 and (G + dG I)^-1 from the current statistics: batched Cholesky, natively. */
   updateInverses(): InverseReport {
-    const entries = this.layerList.map((l) => ({
+    const entries = this.ownLayers().map((l) => ({
       A: l.A._h,
       G: l.G._h,
       invA: l.invA._h,
@@ -366,6 +432,26 @@ export class KFAC extends KroneckerOptimizer<KFACOptions, 'kfac'> {
    * when statistics are not due this step, unless `force` (which needs the layers to have been recorded).
    */
   sampledBackward(output: Tensor, likelihood: SampleableLikelihood, options: { force?: boolean } = {}): boolean {
+    let folded = false;
+    this.sampledRecords(output, likelihood, options, (recs) => {
+      if (recs === null) return;
+      this.updateStatistics(recs);
+      folded = true;
+    });
+    return folded;
+  }
+
+  /**
+   * sampledBackward's pass with the records handed to `fold` (inside a tidy) instead of folded into A and G; `fold`
+   * gets null when the output is not finite (nothing to sample; counted here). Returns whether statistics were due
+   * (`fold` was called). distributed.CurvatureSync's shard 'all' uses it. @internal
+   */
+  sampledRecords(
+    output: Tensor,
+    likelihood: SampleableLikelihood,
+    options: { force?: boolean },
+    fold: (records: KFACLayerRecord[] | null) => void,
+  ): boolean {
     const { force = false } = is.options(options);
     if (!(output instanceof Tensor)) throw typeError('a Tensor', 'output', output);
     if (
@@ -383,7 +469,8 @@ export class KFAC extends KroneckerOptimizer<KFACOptions, 'kfac'> {
     if (!tidy(() => output.detach().isfinite().all().item())) {
       this.capture.clear();
       this.skippedStatistics++;
-      return false;
+      fold(null);
+      return true;
     }
     const recs = this.capture.records();
     if (recs.length === 0)
@@ -396,7 +483,7 @@ export class KFAC extends KroneckerOptimizer<KFACOptions, 'kfac'> {
         const y = likelihood.sample(output);
         const loss = likelihood.loss(output, y);
         const gs = this.capture.outputGrads(loss);
-        this.updateStatistics(recs.map((r) => ({ module: r.module, input: r.input, outputGrad: gs.get(r.name)! })));
+        fold(recs.map((r) => ({ module: r.module, input: r.input, outputGrad: gs.get(r.name)! })));
       });
     } finally {
       this.capture.clear();
@@ -474,10 +561,12 @@ export class KFAC extends KroneckerOptimizer<KFACOptions, 'kfac'> {
   /** Every group in one native call: layers along (G + dG I)^-1 M (A + dA I)^-1, other parameters along m. */
   protected update(): StepReport {
     const inLayer = new Set<Tensor>();
-    const layers = this.layerList.map((l) => {
-      const g = this.layerGroup(l.weight);
+    for (const l of this.layerList) {
       inLayer.add(l.weight);
       if (l.bias !== null) inLayer.add(l.bias);
+    }
+    const layers = this.ownLayers().map((l) => {
+      const g = this.layerGroup(l.weight);
       return {
         weight: l.weight._h,
         bias: l.bias === null ? null : l.bias._h,
@@ -496,6 +585,11 @@ export class KFAC extends KroneckerOptimizer<KFACOptions, 'kfac'> {
         .map((p) => ({ param: p._h, momentum: this.momentumOf(p)._h, lr: g.lr, mu: g.momentum, wd: g.weightDecay })),
     );
     return native.kfacStep(layers, plain);
+  }
+
+  /** The layers whose inverses and update this rank computes: all, or distributed.CurvatureSync's shard. */
+  private ownLayers(): Layer[] {
+    return this.shard === null ? this.layerList : this.layerList.filter((l) => this.shard!.has(l.weight));
   }
 
   private layerOf(layer: AnyModule | string, what: string): Layer {

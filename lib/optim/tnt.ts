@@ -48,7 +48,7 @@
  *     opt.zeroGrad();
  *   });
  */
-import { native, type InverseReport, type StepReport } from '../native.js';
+import { native, type AsyncJob, type InverseReport, type StepReport } from '../native.js';
 import { INVERSE_METHOD } from '../opcodes.js';
 import { Tensor, wrap } from '../tensor.js';
 import { keep, tidy } from '../scope.js';
@@ -122,6 +122,18 @@ export interface TNTConfig {
    * nu = min(1, sqrt(klClip / (sum_p lr^2 <m_p, P(m_p)>))), P the preconditioner. 0 (default): off.
    */
   klClip?: number;
+  /**
+   * Inverses off the critical path: when a refresh is due, a native background thread copies the statistics and
+   * computes the new inverses while steps go on with the current ones, and the new ones are swapped in
+   * - `true`: at the first step after they are ready (when wall time allows: not reproducible), at the latest at the
+   *   next refresh (stale by at most one refresh);
+   * - a whole number n >= 1: exactly n steps after the refresh was due (or at the next refresh, if that comes
+   *   first), waiting for the thread if it has not finished: reproducible, the same run as a refresh inline whose
+   *   inverses are applied n steps late.
+   * `false` (default): the refresh inline, at the step it is due (the paper's). The first refresh of a run without
+   * a warm start is inline in every mode. See docs/tnt.md.
+   */
+  asyncInverses?: boolean | number;
 }
 
 const OPTIONS = ['lr', 'damping', 'momentum', 'weightDecay', 'statDecay'] as const;
@@ -140,6 +152,7 @@ const CONFIG = [
   'statsBatch',
   'statDecayPerStep',
   'klClip',
+  'asyncInverses',
 ] as const;
 
 /**
@@ -171,6 +184,18 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
   /** The last step's direction scale nu (1 unless clipped) and its quadratic form sum lr^2 <m, P(m)> (with klClip). */
   lastStepScale = 1;
   lastStepQuadratic = 0;
+  /** Inverses off the critical path (see TNTConfig.asyncInverses): false, true (when ready) or the swap's lag in steps. */
+  readonly asyncInverses: boolean | number;
+  /**
+   * Steps between the statistics of the inverses in use and the step that swapped them in: 0 for a refresh inline,
+   * at least 1 with `asyncInverses` (a refresh due at step t and swapped in at step t + n gives n).
+   */
+  lastInverseLag = 0;
+  /** @internal Test hook: the next background refresh fails in its thread (after copying the statistics). */
+  failNextRefreshForTest = false;
+  /** The native job of the background refresh (made on first use) and the refresh pending on it. */
+  private asyncJob: AsyncJob | null = null;
+  private pendingInverses: { due: number; swapAt: number } | null = null;
   /** The last splitForward()'s output and the sub-batch part of it that the sampled pass differentiates. */
   private split: { output: Tensor; sub: Tensor } | null = null;
 
@@ -190,6 +215,7 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
       statsBatch = 1,
       statDecayPerStep,
       klClip = 0,
+      asyncInverses = false,
       ...rest
     } = splitOptions(options, [...OPTIONS, ...CONFIG], 'TNT');
     super(params, { damping: 0.1, momentum: 0.9, weightDecay: 0, statDecay: 0.9, ...rest } as TNTOptions, {
@@ -207,6 +233,13 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
         `Expected statsBatch to be a fraction in (0, 1] or a whole number of rows but received ${statsBatch}`,
       );
     this.klClip = is.nonNegative(klClip, 'klClip');
+    if (typeof asyncInverses === 'boolean') this.asyncInverses = asyncInverses;
+    else if (typeof asyncInverses === 'number' && Number.isInteger(asyncInverses) && asyncInverses >= 1)
+      this.asyncInverses = asyncInverses;
+    else
+      throw new RangeError(
+        `Expected asyncInverses to be true, false or a whole number of steps >= 1 but received ${String(asyncInverses)}`,
+      );
     this.inverseMethod = is.oneOf(inverseMethod, 'inverseMethod', ['cholesky', 'lu'] as const);
     this.maxFactorDim = is.positiveInteger(maxFactorDim, 'maxFactorDim');
     this.convFactors = is.oneOf(convFactors, 'convFactors', ['merge', 'full'] as const);
@@ -328,6 +361,8 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
       hs = params.map((p) => hs[all.indexOf(p)]!);
     }
     const { keep, weight } = this.statisticsCoefficients();
+    // a background refresh copies the statistics first: they must not change under the copy
+    if (this.pendingInverses !== null) native.tntAsyncSnapshotWait(this.asyncJob!);
     const r = native.tntStatistics(hs, shapes, mains, auxes, weight * scale, this.blasKernels, keep);
     this.skippedStatistics += r.skippedNonFinite;
     if (this.warmCount >= 0) this.warmCount++;
@@ -336,6 +371,7 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
 
   /** Recomputes every (U_i + damping I)^-1 from the current statistics: batched Cholesky (or LU), natively. */
   updateInverses(): InverseReport {
+    this.cancelInverses(); // a pending background refresh is older than this one
     const total: InverseReport = { inverted: 0, retriedFloat64: 0, retriedDamping: 0, failed: 0, skippedNonFinite: 0 };
     for (const g of this.paramGroups) {
       const owned = this.shard === null ? g.params : g.params.filter((p) => this.shard!.has(p));
@@ -351,7 +387,80 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
       for (const k of Object.keys(total) as (keyof InverseReport)[]) total[k] += r[k];
     }
     this.lastInverseReport = total;
+    this.lastInverseLag = 0;
     return total;
+  }
+
+  /** Starts the background refresh (asyncInverses) of every group's inverses from a copy of the current statistics. */
+  private launchInverses(): void {
+    this.asyncJob ??= native.tntAsyncNew();
+    const groups: [number[][], number[][], number[][], number][] = [];
+    for (const g of this.paramGroups) {
+      const owned = this.shard === null ? g.params : g.params.filter((p) => this.shard!.has(p));
+      if (owned.length === 0) continue;
+      const cs = owned.map((p) => this.curvatureOf(p, g.damping));
+      groups.push([
+        cs.map((c) => c.shape),
+        cs.map((c) => c.mains.map((f) => f._h)),
+        cs.map((c) => c.auxes.map((f) => f._h)),
+        g.damping,
+      ]);
+    }
+    const fail = this.failNextRefreshForTest;
+    this.failNextRefreshForTest = false;
+    native.tntAsyncLaunch(this.asyncJob, groups, INVERSE_METHOD[this.inverseMethod], fail);
+    const lag = this.asyncInverses === true ? 1 : (this.asyncInverses as number);
+    this.pendingInverses = { due: this.stepCount, swapAt: this.stepCount + lag };
+  }
+
+  /** Swaps a pending background refresh's inverses in (waiting for it); its failure is thrown here as a TorchError. */
+  private landInverses(): void {
+    const p = this.pendingInverses;
+    if (p === null) return;
+    this.pendingInverses = null;
+    const r = native.tntAsyncSwap(this.asyncJob!);
+    if (r === null) return;
+    const { intraOpThreads, ...report } = r;
+    this.backgroundThreads = intraOpThreads;
+    this.lastInverseReport = report;
+    this.lastInverseLag = this.stepCount - p.due;
+  }
+
+  /** The intra-op threads the last background refresh ran on (1; 0 before any). @internal */
+  backgroundThreads = 0;
+
+  /** Stops a pending background refresh and discards it (waits for the factorisation in progress). */
+  private cancelInverses(): void {
+    if (this.asyncJob !== null) native.tntAsyncCancel(this.asyncJob);
+    this.pendingInverses = null;
+  }
+
+  /** Whether a background refresh (asyncInverses) is pending: started and not yet swapped in. */
+  get inversesPending(): boolean {
+    return this.pendingInverses !== null;
+  }
+
+  /**
+   * With `asyncInverses`: waits for a pending background refresh and swaps its inverses in now (its failure is
+   * thrown here, as a TorchError). Returns its report, or null when none was pending.
+   */
+  finishInverses(): InverseReport | null {
+    if (this.pendingInverses === null) return null;
+    this.landInverses();
+    return this.lastInverseReport;
+  }
+
+  /** Loads a state dict (see Optimizer.loadStateDict); a pending background refresh is discarded. */
+  override loadStateDict(sd: Parameters<KroneckerOptimizer<TNTOptions, 'tnt'>['loadStateDict']>[0]): void {
+    super.loadStateDict(sd);
+    this.cancelInverses();
+  }
+
+  /** Frees the state tensors; a pending background refresh is stopped first. */
+  override dispose(): void {
+    this.cancelInverses();
+    this.asyncJob = null;
+    super.dispose();
   }
 
   protected refresh(): void {
@@ -435,6 +544,7 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
     is.function(forward, 'forward');
     // Statistics to zero, inverses kept: the strict lower triangle of each full buffer and every diag(H).
     const reset = (): void => {
+      this.cancelInverses();
       for (const p of this.params) {
         const c = this.curvatureIfAny(p);
         c?.mains.forEach((m, i) => {
@@ -471,7 +581,24 @@ export class TNT extends KroneckerOptimizer<TNTOptions, 'tnt'> {
   /** Refreshes the inverses when due; throws a TorchError 'NO_STATISTICS' when statistics were never gathered. */
   protected beforeUpdate(): boolean {
     this.requireStatistics('TNT');
-    if (!this.inversesRefreshed && this.inversesDue()) this.updateInverses(); // CurvatureSync may have refreshed them
+    if (this.inversesRefreshed) return true; // CurvatureSync has refreshed them
+    const due = this.inversesDue();
+    if (this.asyncInverses === false || this.shard !== null) {
+      if (due) this.updateInverses();
+      return true;
+    }
+    // asyncInverses: the pending refresh lands when ready (true) or at its step (a lag), and before the next starts
+    const p = this.pendingInverses;
+    if (p !== null) {
+      const ready =
+        this.asyncInverses === true ? native.tntAsyncStatus(this.asyncJob!) === 2 : this.stepCount >= p.swapAt;
+      if (due || ready) this.landInverses();
+    }
+    if (due) {
+      // the first refresh of a run without a warm start replaces the initial (damping I)^-1, which no statistics made
+      if (this.stepCount === 0 && !this.warmStarted) this.updateInverses();
+      else this.launchInverses();
+    }
     return true;
   }
 

@@ -23,10 +23,18 @@
 //
 // Factor shapes come from TypeScript (lib/optim/tnt.ts): a parameter's gradient is viewed as `shape`
 // (e.g. conv weights (out, in, kh*kw)); an empty shape means the parameter is not preconditioned.
+#include <ATen/Parallel.h>
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
 #include <limits>
 #include <map>
+#include <mutex>
+#include <string>
+#include <thread>
 
 #include "kronecker/blas.h"
 #include "kronecker/inverse.h"
@@ -276,15 +284,12 @@ TN_EXPORT(tntPack) {
   return info.Env().Undefined();
 }
 
-// tntInverses(shapes[][], mains[][], auxes[][], eps, method (an inverseMethod code: cholesky, lu))
-//   -> { inverted, retriedFloat64, retriedDamping, failed, skippedNonFinite }
-TN_EXPORT(tntInverses) {
-  at::NoGradGuard no_grad;
-  std::vector<Packed> ps = PackedParams(info, 0);
-  double eps = Num(info, 3);
-  const ops::InverseMethod method = ops::OpCode<ops::InverseMethod>(Int(info, 4));
-  kronecker::InverseCounts counts;
-
+namespace {
+// The inverse refresh of a list of parameters' packed state (one damping): eq. (5), then (U_i + eps I)^-1 into the
+// upper triangle of each full factor's buffer (or diag(A_i) into aux for a diagonal one), counted in `counts`.
+// `cancel`, when given, is checked between batches (the asynchronous refresh's cancellation).
+void InvertPacked(const std::vector<Packed>& ps, double eps, kronecker::Method how, kronecker::InverseCounts& counts,
+                  const std::atomic<bool>* cancel = nullptr) {
   struct Item {
     const Packed* p;
     size_t i;
@@ -322,7 +327,6 @@ TN_EXPORT(tntInverses) {
     }
   }
 
-  const kronecker::Method how = method == ops::InverseMethod::Lu ? kronecker::Method::kLu : kronecker::Method::kCholesky;
   // A's upper triangle into P, H's strict lower triangle left as it is.
   auto store = [](at::Tensor& P, const at::Tensor& A) { P.copy_(at::triu(A.to(P.scalar_type())).add_(at::tril(P, -1))); };
 
@@ -333,6 +337,7 @@ TN_EXPORT(tntInverses) {
     int64_t d = key.first;
     size_t per = std::max<size_t>(1, static_cast<size_t>((int64_t{1} << 20) / (d * d)));
     for (size_t from = 0; from < all_items.size(); from += per) {
+      if (cancel != nullptr && cancel->load()) return;
       std::vector<Item> items(all_items.begin() + static_cast<std::ptrdiff_t>(from),
                               all_items.begin() + static_cast<std::ptrdiff_t>(std::min(all_items.size(), from + per)));
       const at::Tensor& P0 = *items[0].p->main[items[0].i];
@@ -355,7 +360,289 @@ TN_EXPORT(tntInverses) {
       }
     }
   }
+}
+
+kronecker::Method MethodOf(const Napi::CallbackInfo& info, size_t i) {
+  const ops::InverseMethod method = ops::OpCode<ops::InverseMethod>(Int(info, i));
+  return method == ops::InverseMethod::Lu ? kronecker::Method::kLu : kronecker::Method::kCholesky;
+}
+}  // namespace
+
+// tntInverses(shapes[][], mains[][], auxes[][], eps, method (an inverseMethod code: cholesky, lu))
+//   -> { inverted, retriedFloat64, retriedDamping, failed, skippedNonFinite }
+TN_EXPORT(tntInverses) {
+  at::NoGradGuard no_grad;
+  std::vector<Packed> ps = PackedParams(info, 0);
+  double eps = Num(info, 3);
+  const kronecker::Method how = MethodOf(info, 4);
+  kronecker::InverseCounts counts;
+  InvertPacked(ps, eps, how, counts);
   return counts.ToReport(info.Env());
+}
+
+// ---- the asynchronous refresh (TNT's `asyncInverses`) ----
+//
+// One job per optimizer (a JS external). launch() starts a native thread that first copies the statistics (each
+// factor's packed buffer and aux: a snapshot; `snapshotWait` lets the JS thread wait for the copy before it writes
+// new statistics), then computes the inverses of the snapshot as tntInverses would (one intra-op thread), while the
+// JS thread goes on stepping with the current ones. swap() joins the thread and writes the new inverses into the
+// live buffers (the upper triangles of full factors, aux of diagonal ones; the live statistics are left alone), or
+// rethrows the thread's error. cancel() joins and discards. The thread never touches the environment (no handles,
+// no JS): only the tensors it was given, held by reference.
+namespace {
+
+// A parameter's live packed state and the snapshot the thread works on.
+struct AsyncParam {
+  std::vector<int64_t> shape;
+  std::vector<at::Tensor> live_main, live_aux, main, aux;
+};
+struct AsyncGroup {
+  double eps = 0;
+  std::vector<AsyncParam> params;
+};
+
+// The calling thread's OpenMP team size set to 1 (an OpenMP setting of the thread, not of the process), so that the
+// background thread's ATen ops run on one intra-op thread without changing the JS thread's (at::set_num_threads
+// would also change the default that later threads start from). at::get_num_threads() first: ATen's lazy per-thread
+// initialisation would otherwise reset it to that default at the first parallel op. Returns what ATen then sees.
+int OneIntraOpThread() {
+  at::get_num_threads();
+  using Fn = void (*)(int);
+  auto fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  if (fn != nullptr) fn(1);
+  return at::get_num_threads();
+}
+
+class AsyncInverses : public BackgroundWork {
+ public:
+  ~AsyncInverses() override { Cancel(); }
+
+  bool busy() const { return pending_; }
+  bool finished() const { return done_.load(); }
+
+  void Launch(std::vector<AsyncGroup> groups, kronecker::Method how, bool fail_for_test) {
+    if (pending_) throw std::logic_error("TNT: an inverse refresh is already pending");
+    groups_ = std::move(groups);
+    counts_ = kronecker::InverseCounts();
+    error_.clear();
+    cancel_.store(false);
+    done_.store(false);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      snapshot_taken_ = false;
+    }
+    thread_ = std::thread([this, how, fail_for_test] { Run(how, fail_for_test); });
+    pending_ = true;
+  }
+
+  // Until the thread has copied the statistics (or ended).
+  void SnapshotWait() {
+    if (!thread_.joinable()) return;
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return snapshot_taken_; });
+  }
+
+  void WaitIdle() override {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Cancel() override {
+    cancel_.store(true);
+    WaitIdle();
+    pending_ = false;
+    groups_.clear();
+    error_.clear();
+  }
+
+  // Joins the thread and writes its inverses into the live state; throws the thread's error (the pending refresh is
+  // then dropped). False when nothing was pending.
+  bool Swap(kronecker::InverseCounts& counts, int& threads) {
+    if (!pending_) return false;
+    WaitIdle();
+    pending_ = false;
+    std::vector<AsyncGroup> groups = std::move(groups_);
+    groups_.clear();
+    if (!error_.empty()) {
+      std::string e = std::move(error_);
+      error_.clear();
+      throw std::runtime_error("TNT: the background inverse refresh failed: " + e);
+    }
+    for (AsyncGroup& g : groups)
+      for (AsyncParam& p : g.params)
+        for (size_t f = 0; f < p.main.size(); ++f) {
+          if (IsFull(p.main[f])) CopyUpper(p.main[f], p.live_main[f]);
+          else p.live_aux[f].copy_(p.aux[f]);
+        }
+    counts = counts_;
+    threads = threads_;
+    return true;
+  }
+
+ private:
+  // dst's upper triangle with the diagonal <- src's (both d x d, contiguous); dst's strict lower triangle is kept.
+  static void CopyUpper(const at::Tensor& src, at::Tensor& dst) {
+    if (src.device().is_cpu() && dst.device().is_cpu() && src.is_contiguous() && dst.is_contiguous() &&
+        src.scalar_type() == dst.scalar_type() && (src.scalar_type() == at::kFloat || src.scalar_type() == at::kDouble)) {
+      const int64_t d = src.size(0);
+      const size_t es = src.element_size();
+      const char* s = static_cast<const char*>(src.data_ptr());
+      char* t = static_cast<char*>(dst.data_ptr());
+      for (int64_t i = 0; i < d; ++i) {
+        const size_t off = static_cast<size_t>(i * d + i) * es;
+        std::memcpy(t + off, s + off, static_cast<size_t>(d - i) * es);
+      }
+      return;
+    }
+    dst.copy_(at::triu(src).add_(at::tril(dst, -1)));
+  }
+
+  void Run(kronecker::Method how, bool fail_for_test) {
+    auto snapshot_done = [this] {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        snapshot_taken_ = true;
+      }
+      cv_.notify_all();
+    };
+    try {
+      threads_ = OneIntraOpThread();
+      at::NoGradGuard no_grad;
+      for (AsyncGroup& g : groups_)
+        for (AsyncParam& p : g.params)
+          for (size_t f = 0; f < p.live_main.size(); ++f) {
+            p.main.push_back(p.live_main[f].clone());
+            p.aux.push_back(p.live_aux[f].clone());
+          }
+      snapshot_done();
+      TORCH_CHECK(!fail_for_test, "a failure injected for a test");
+      for (AsyncGroup& g : groups_) {
+        if (cancel_.load()) break;
+        std::vector<Packed> ps(g.params.size());
+        for (size_t k = 0; k < g.params.size(); ++k) {
+          ps[k].shape = g.params[k].shape;
+          for (size_t f = 0; f < g.params[k].main.size(); ++f) {
+            ps[k].main.push_back(&g.params[k].main[f]);
+            ps[k].aux.push_back(&g.params[k].aux[f]);
+          }
+        }
+        InvertPacked(ps, g.eps, how, counts_, &cancel_);
+      }
+    } catch (const c10::Error& e) {
+      error_ = e.what_without_backtrace();
+    } catch (const std::bad_alloc&) {
+      error_ = "out of memory";
+    } catch (const std::exception& e) {
+      error_ = e.what();
+    } catch (...) {
+      error_ = "an unknown error";
+    }
+    snapshot_done();
+    done_.store(true);
+  }
+
+  std::thread thread_;
+  bool pending_ = false;  // launched, not yet swapped in or cancelled (its thread may have been joined by WaitIdle)
+  std::vector<AsyncGroup> groups_;
+  kronecker::InverseCounts counts_;
+  std::string error_;
+  int threads_ = 0;  // the intra-op threads ATen saw on the thread
+  std::atomic<bool> cancel_{false};
+  std::atomic<bool> done_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool snapshot_taken_ = true;
+};
+
+struct AsyncHolder {
+  std::shared_ptr<AsyncInverses> job;
+};
+
+AsyncInverses& JobOf(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsExternal()) throw std::invalid_argument("TNT: expected an inverse refresh job");
+  AsyncHolder* h = info[i].As<Napi::External<AsyncHolder>>().Data();
+  if (h == nullptr || !h->job) throw std::invalid_argument("TNT: the inverse refresh job was released");
+  return *h->job;
+}
+}  // namespace
+
+// tntAsyncNew() -> a job (external; its finalizer cancels a pending refresh)
+TN_EXPORT(tntAsyncNew) {
+  State& s = GetState(info.Env());
+  auto* holder = new AsyncHolder{std::make_shared<AsyncInverses>()};
+  // drop the entries of jobs already gone
+  s.background.erase(std::remove_if(s.background.begin(), s.background.end(), [](const std::weak_ptr<BackgroundWork>& w) { return w.expired(); }),
+                     s.background.end());
+  s.background.push_back(holder->job);
+  return Napi::External<AsyncHolder>::New(info.Env(), holder, [](Napi::Env, AsyncHolder* h) { delete h; });
+}
+
+// tntAsyncLaunch(job, groups: [shapes[][], mains[][], auxes[][], eps][], method, failForTest)
+TN_EXPORT(tntAsyncLaunch) {
+  AsyncInverses& job = JobOf(info, 0);
+  Napi::Array groups = info[1].As<Napi::Array>();
+  const kronecker::Method how = MethodOf(info, 2);
+  bool fail_for_test = Bool(info, 3, false);
+  std::vector<AsyncGroup> gs;
+  for (uint32_t gi = 0; gi < groups.Length(); ++gi) {
+    Napi::Array g = groups.Get(gi).As<Napi::Array>();
+    // PackedParams reads (shapes, mains, auxes) from call arguments: the same checks, on this group's arrays
+    Napi::Array shapes = g.Get(0u).As<Napi::Array>(), mains = g.Get(1u).As<Napi::Array>(), auxes = g.Get(2u).As<Napi::Array>();
+    if (shapes.Length() != mains.Length() || shapes.Length() != auxes.Length())
+      throw std::invalid_argument("TNT: shapes and state lists differ in length");
+    AsyncGroup ag;
+    ag.eps = g.Get(3u).As<Napi::Number>().DoubleValue();
+    for (uint32_t k = 0; k < shapes.Length(); ++k) {
+      AsyncParam p;
+      p.shape = IntsOf(shapes.Get(k));
+      for (at::Tensor* t : HandleList(info.Env(), mains.Get(k))) p.live_main.push_back(*t);
+      for (at::Tensor* t : HandleList(info.Env(), auxes.Get(k))) p.live_aux.push_back(*t);
+      if (p.live_main.size() != p.shape.size() || p.live_aux.size() != p.shape.size())
+        throw std::invalid_argument("TNT: a parameter's state count differs from its shape's rank");
+      for (size_t f = 0; f < p.shape.size(); ++f) {
+        int64_t d = p.shape[f];
+        const at::Tensor& m = p.live_main[f];
+        const at::Tensor& a = p.live_aux[f];
+        bool full = m.dim() == 2 && m.size(0) == d && m.size(1) == d && m.is_contiguous();
+        bool diag = m.dim() == 1 && m.size(0) == d;
+        if (!(full || diag) || a.dim() != 1 || a.size(0) != d || a.scalar_type() != m.scalar_type())
+          throw std::invalid_argument("TNT: a factor's packed state does not match its dimension");
+      }
+      ag.params.push_back(std::move(p));
+    }
+    gs.push_back(std::move(ag));
+  }
+  job.Launch(std::move(gs), how, fail_for_test);
+  return info.Env().Undefined();
+}
+
+// tntAsyncStatus(job) -> 0 nothing pending, 1 running, 2 finished (its result waiting for swap)
+TN_EXPORT(tntAsyncStatus) {
+  AsyncInverses& job = JobOf(info, 0);
+  return Napi::Number::New(info.Env(), !job.busy() ? 0 : job.finished() ? 2 : 1);
+}
+
+// tntAsyncSnapshotWait(job): until the pending refresh has copied the statistics
+TN_EXPORT(tntAsyncSnapshotWait) {
+  JobOf(info, 0).SnapshotWait();
+  return info.Env().Undefined();
+}
+
+// tntAsyncSwap(job) -> the refresh's report (and the thread's intraOpThreads) after writing its inverses into the live state (waiting for it), or null
+// when none was pending; a failure in the thread is thrown here (a TorchError), the refresh dropped
+TN_EXPORT(tntAsyncSwap) {
+  at::NoGradGuard no_grad;
+  kronecker::InverseCounts counts;
+  int threads = 0;
+  if (!JobOf(info, 0).Swap(counts, threads)) return info.Env().Null();
+  Napi::Object r = counts.ToReport(info.Env());
+  r.Set("intraOpThreads", threads);
+  return r;
+}
+
+// tntAsyncCancel(job): stops and joins a pending refresh, discarding it
+TN_EXPORT(tntAsyncCancel) {
+  JobOf(info, 0).Cancel();
+  return info.Env().Undefined();
 }
 
 // tntPackedDirection(tensor, shape[], mains[], auxes[], blas) -> preconditioned copy in the tensor's dtype

@@ -393,7 +393,9 @@ const scenarios = {
     const owned =
       optName === 'tnt' || optName === 'shampoo'
         ? model.parameters().map((p, i) => (torch.tidy(() => opt.curvatureState(p)) ? i : -1))
-        : null;
+        : optName === 'kfac' // KFAC: the layers whose statistics are here (zero elsewhere)
+          ? opt.layers.map((l, i) => (torch.tidy(() => opt.curvatureState(l.module).A.abs().sum().item()) > 0 ? i : -1))
+          : null;
     out({ weights, bytes: sync ? sync.bytes : 0, stats: sync ? sync.statisticsBytes() : null, owned });
     if (!single) await dist.destroyProcessGroup();
   },
