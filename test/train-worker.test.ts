@@ -220,16 +220,18 @@ describe('train.inWorker', () => {
       // pthreadpool, which the job's setNumThreads remade from the job's thread (a SCHED_IDLE helper with 2 threads,
       // seen with libtorch 1.13 and 2.6), was remade from this thread
       const { readdirSync } = await import('node:fs');
-      const idleLeft = readdirSync('/proc/self/task')
-        .map(Number)
-        .filter((tid) => {
-          try {
-            const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-            return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[38]) !== 0;
-          } catch {
-            return false; // exited meanwhile
-          }
-        });
+      const idleLeft = readdirSync('/proc/self/task').flatMap((tid) => {
+        try {
+          const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+          const policy = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[38]);
+          // named, so that a failure says which pool kept the job's policy
+          return policy === 0
+            ? []
+            : [`${tid} (${st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))}) policy ${policy}`];
+        } catch {
+          return []; // exited meanwhile
+        }
+      });
       expect(idleLeft).toEqual([]);
       for (const priority of ['train', 0.5] as const) {
         const other = await run({ priority });
@@ -290,7 +292,9 @@ describe('train.inWorker', () => {
     // so busy that the job gets less than half of a core it does not pause, and its pace is lower still.
     const after = budget.events.slice(1);
     expect(mean(after.map((e) => e.pace))).toBeLessThan(0.75);
-    if (mean(after.map((e) => e.pace)) > 0.4) expect(mean(after.map((e) => e.paused))).toBeGreaterThan(0.15);
+    // (above the budget it must have paused; between 0.4 and 0.5 a job slowed by a busy machine need not: seen at
+    // 0.45 with 4% paused while another suite ran beside this one)
+    if (mean(after.map((e) => e.pace)) > 0.55) expect(mean(after.map((e) => e.paused))).toBeGreaterThan(0.15);
     // 'serve' holds the job down to a tenth of its pace the same way (an idle-scheduled job on a machine busy with
     // the rest of the suite may report only once in 3 s, or not at all)
     const serve = await run('serve', true, 3);
