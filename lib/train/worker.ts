@@ -30,6 +30,7 @@ import {
   type WeightsSnapshot,
 } from './snapshot.js';
 import { Tensor } from '../tensor.js';
+import { tensor } from '../creation.js';
 import type { SummaryWriter } from '../tensorboard/writer.js';
 import {
   EventSink,
@@ -229,6 +230,23 @@ const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 let running = 0; // trainers whose worker has not exited
 let blasOfJobs = false; // OpenBLAS's pool was restarted for a job: its threads may have a job's priority
 let ranJob = false; // a job at a lower priority ran since the last trainer exited
+let autogradThreads = false; // this thread ran a backward pass before the first job (startAutogradThreads)
+
+/**
+ * libtorch 2.x starts its autograd engine's device threads (`pt_autograd_N`: for other devices' work, idle on a
+ * CPU-only machine) once per process, from the thread that runs the first backward pass, and they inherit its
+ * policy: a job's first backward left one at SCHED_IDLE for the rest of the process (libtorch 2.6, Debian 13). A
+ * backward pass of one element here, before the first job, starts them at this thread's priority.
+ */
+function startAutogradThreads(): void {
+  if (autogradThreads) return;
+  autogradThreads = true;
+  tidy(() => {
+    const x = tensor([1], { requiresGrad: true });
+    x.sum().backward();
+    x.grad?.dispose();
+  });
+}
 
 /**
  * A training job running in a worker thread. Events: 'progress' (whatever the job sent), 'weights' (a
@@ -302,7 +320,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (blas === 'worker' && running === 0 && native.shutdownBlasThreads()) blasOfJobs = true;
     if (is.boolean(options.tuneMalloc ?? false, 'tuneMalloc')) native.raiseMallocThresholds();
     running++;
-    if (nice > 0 || priority === 'serve') ranJob = true;
+    if (nice > 0 || priority === 'serve') {
+      ranJob = true;
+      startAutogradThreads();
+    }
     this.worker = new Worker(RUNNER, {
       workerData: {
         job: jobUrl,
