@@ -18,10 +18,11 @@
  */
 import { cpus } from 'node:os';
 import { execSync } from 'node:child_process';
+import { cpuMs, parseSetValue, tntWorkload } from './tnt-workload.mjs';
 
 process.env.TENSORNORMAL_NUM_THREADS ??= '1';
 const torch = await import('../dist/index.js');
-const { models, optim, Bernoulli, Categorical, tidy, grad } = torch;
+const { optim, tidy, grad } = torch;
 
 const args = process.argv.slice(2);
 const which = args[0] && !args[0].startsWith('--') ? args.shift() : 'ae';
@@ -30,31 +31,19 @@ const sets = {};
 for (let i = 0; i < args.length; i++)
   if (args[i] === '--set') {
     const [k, v] = args[++i].split('=');
-    sets[k] = v === 'true' ? true : v === 'false' ? false : Number.isNaN(Number(v)) ? v : Number(v);
+    sets[k] = parseSetValue(v);
   }
 
-const cpu = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e3; // ms
-};
-
-torch.manualSeed(0);
-let build, x, target, lik, hyper;
-if (which === 'ae') {
-  build = () => models.autoencoder('mnist');
-  x = torch.rand([1000, 784]).keep();
-  target = x;
-  lik = new Bernoulli();
-  hyper = { lr: 1e-4, damping: 0.1, statsEvery: 1, inverseEvery: 20 };
-} else {
-  build = () => models.mlp([784, 512, 512, 10]);
-  x = torch.rand([128, 784]).keep();
-  target = torch.randint(0, 10, [128]).keep();
-  lik = new Categorical();
-  hyper = { lr: 1e-3, damping: 0.1, statsEvery: 1, inverseEvery: 20 };
-}
-Object.assign(hyper, sets);
-const init = build();
+const cpu = cpuMs;
+const { build, x, target, lik, hyper, init } = tntWorkload(
+  torch,
+  which,
+  {
+    ae: { lr: 1e-4, damping: 0.1, statsEvery: 1, inverseEvery: 20 },
+    mlp: { lr: 1e-3, damping: 0.1, statsEvery: 1, inverseEvery: 20 },
+  },
+  sets,
+);
 
 function fresh() {
   torch.manualSeed(0);

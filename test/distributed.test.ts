@@ -4,13 +4,12 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../lib/index.js';
 import { distributed as dist, data, TorchError } from '../lib/index.js';
 import { addonPath, repoRoot, transpileLib } from './support/transpile-lib.js';
-import { noLeak } from './support/helpers.js';
+import { noLeak, freePort } from './support/helpers.js';
 
 let work: string;
 let lib: string;
@@ -22,19 +21,6 @@ beforeAll(() => {
   lib = join(work, 'lib', 'index.js');
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-/** A TCP port nobody listens on now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface RankResult {
   code: number | null;

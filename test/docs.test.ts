@@ -19,12 +19,12 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { packageRoot } from '../lib/native.js';
 import { addonPath } from './support/transpile-lib.js';
+import { freePort } from './support/helpers.js';
 
 interface Block {
   file: string;
@@ -175,17 +175,6 @@ function programOf(b: Block): string {
       lib: ['lib.es2022.d.ts', 'lib.esnext.disposable.d.ts'],
     },
   }).outputText;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => ok(p));
-    });
-  });
 }
 
 let work = '';

@@ -6,12 +6,12 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { addonPath, repoRoot, transpileLib } from './support/transpile-lib.js';
 import type * as Lib from '../lib/index.js';
+import { freePort } from './support/helpers.js';
 
 process.env.TENSORNORMAL_ADDON = addonPath;
 const JOB = new URL('./support/lm-job.mjs', import.meta.url);
@@ -85,17 +85,6 @@ describe('train.inWorker', () => {
 });
 
 // ------------------------------------------------------------------ data parallel
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface RankOut {
   rank: number;

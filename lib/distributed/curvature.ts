@@ -320,20 +320,7 @@ export class CurvatureSync {
     const rank = getRank();
     const params = opt.params;
     const others = params.filter((_, i) => owners[i] !== rank);
-    const finite = tidy(() =>
-      others.every((p) => {
-        const g = p.grad;
-        return g === null || Boolean(g.isfinite().all().item());
-      }),
-    );
-    const skipped = opt.skippedSteps;
-    opt.skipNonFinite = !finite;
-    try {
-      opt.step();
-    } finally {
-      opt.skipNonFinite = false;
-    }
-    if (!finite && opt.skippedSteps > skipped) return; // skipped everywhere: nothing changed
+    if (!stepOwned(opt, others)) return; // skipped everywhere: nothing changed
     const W = getWorldSize();
     const sends: Promise<void>[] = [];
     for (let r = 0; r < W; r++) {
@@ -479,23 +466,8 @@ export class CurvatureSync {
     const rank = getRank();
     const paramsOf = (r: number): Tensor[] =>
       layers.flatMap((l, i) => (owners[i] !== r ? [] : l.bias === null ? [l.weight] : [l.weight, l.bias]));
-    const others = layers.flatMap((l, i) =>
-      owners[i] === rank ? [] : l.bias === null ? [l.weight] : [l.weight, l.bias],
-    );
-    const finite = tidy(() =>
-      others.every((p) => {
-        const g = p.grad;
-        return g === null || Boolean(g.isfinite().all().item());
-      }),
-    );
-    const skipped = opt.skippedSteps;
-    opt.skipNonFinite = !finite;
-    try {
-      opt.step();
-    } finally {
-      opt.skipNonFinite = false;
-    }
-    if (!finite && opt.skippedSteps > skipped) return; // skipped everywhere: nothing changed
+    const others = Array.from({ length: W }, (_, r) => (r === rank ? [] : paramsOf(r))).flat();
+    if (!stepOwned(opt, others)) return; // skipped everywhere: nothing changed
     const blocks = Array.from({ length: W }, (_, r) => paramsOf(r));
     const dtypes = [...new Set(layers.map((l) => l.weight.dtype))];
     await Promise.all(
@@ -674,4 +646,26 @@ function tntShape(opt: TNT | Shampoo, p: Tensor): number[] {
 function tntCurvature(opt: TNT, p: Tensor, damping?: number): Curvature {
   const d = damping ?? opt.paramGroups.find((g) => g.params.includes(p))!.damping;
   return (opt as unknown as { curvatureOf(p: Tensor, d: number): Curvature }).curvatureOf(p, d);
+}
+
+/**
+ * One step of a sharded optimizer on this rank's own share. A non-finite gradient among the parameters other ranks
+ * own (every rank sees the same DDP-averaged gradients) makes it skip the step, as one process would; returns
+ * false when the step was skipped (nothing changed, nothing to exchange).
+ */
+function stepOwned(opt: { step(): void; skipNonFinite: boolean; skippedSteps: number }, others: Tensor[]): boolean {
+  const finite = tidy(() =>
+    others.every((p) => {
+      const g = p.grad;
+      return g === null || Boolean(g.isfinite().all().item());
+    }),
+  );
+  const skipped = opt.skippedSteps;
+  opt.skipNonFinite = !finite;
+  try {
+    opt.step();
+  } finally {
+    opt.skipNonFinite = false;
+  }
+  return finite || opt.skippedSteps === skipped;
 }

@@ -1,6 +1,7 @@
 /** Shared test helpers: numeric comparison against references, the live-tensor leak check, expected errors. */
 import { expect } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -118,4 +119,17 @@ export function thrown(fn: () => unknown): Error {
     return e as Error;
   }
   return expect.fail('expected fn to throw');
+}
+
+/** A TCP port on 127.0.0.1 that nobody listens on now (for a store or a server a test starts). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }
