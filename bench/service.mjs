@@ -8,10 +8,13 @@
  *     the job trains it on a batch of 1024 in its own loop (Adam; TNT with T1 = 1, T2 = 20).
  * Rows: none (nothing trains), worker-adam, worker-tnt (train.inWorker, snapshots every 10 steps copied into the
  * served model), same-adam / same-tnt (the loop on the server's own thread; not in the default rows). A row may name
- * the trainer's priority after an @: worker-adam@train, worker-adam@0.25 (a training budget), worker-adam@nice10
- * (SCHED_OTHER at nice 10, never paused: the default before issue 23), and a nice after an n: worker-adam@0.1n10
- * (the budget 0.1 at nice 10). Default rows: the recipe (priority 'serve') for both models, and for the classifier
- * @train and @0.25 with Adam too.
+ * the trainer's options after an @, dash-separated (priorityOptions): worker-adam@train, worker-adam@0.25 (a
+ * training budget), worker-adam@nice10 (SCHED_OTHER at nice 10, never paused: the default before issue 23), a nice
+ * after an n (worker-adam@0.1n10: the budget 0.1 at nice 10) and a scheduling policy (worker-tnt@serve-idle-n10:
+ * 'serve' as it was before 2026-12-08). Default rows: the recipe (priority 'serve') for both models, and for the
+ * classifier @train and @0.25 with Adam too. Nothing is measured before the job has taken --train-warmup steps.
+ * --busy N adds N processes that spin for the whole run, each in a session of its own (a busy machine); the
+ * "during / dedicated" column is then the share that matters (the dedicated process competes with them too).
  *
  * This process is the load generator, and it is written the way an independent one is (wrk, autocannon): a closed
  * loop of `concurrency` clients on keep-alive connections, each POSTing a JSON body as soon as its previous answer
@@ -19,8 +22,8 @@
  * compilation, the first forwards). Each server process is measured at every concurrency in turn (warm-up each).
  *
  *   npm run build:ts && node bench/service.mjs [--models mlp,autoencoder] [--rows none,worker-adam,worker-adam@train,...]
- *     [--concurrency 8,32] [--requests 2000] [--warmup 200] [--repeat 3] [--priority serve|train|<share>]
- *     [--idle-seconds 3] [--dedicated-seconds 4] [--dump DIR]
+ *     [--concurrency 8,32] [--requests 6000] [--warmup 200] [--repeat 3] [--priority serve|train|<share>]
+ *     [--idle-seconds 3] [--dedicated-seconds 4] [--train-warmup 25] [--busy N] [--dump DIR]
  *   BENCH_NICE (the trainer's nice), BENCH_PUBLISH_EVERY (10), BENCH_INVERSE_EVERY (autoencoder TNT, 20),
  *   BENCH_THREADS (the job's intra-op threads)
  *
@@ -40,6 +43,8 @@ import { fileURLToPath } from 'node:url';
 import { cpus, loadavg } from 'node:os';
 
 const HERE = fileURLToPath(import.meta.url);
+/** Training steps before anything is measured (--train-warmup): TNT's first 20 refresh its inverses every step. */
+const TRAIN_WARMUP = Number(process.env.BENCH_TRAIN_WARMUP ?? 25);
 
 /**
  * Training steps done in [from, to], counting the fraction of a step that overlaps the window (a step runs from
@@ -58,13 +63,22 @@ function stepsIn(ends, from, to) {
 
 const quantile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
 
-/** inWorker options of a row's variant (worker-adam@train) or --priority: serve, train, a share, or niceN. */
+/**
+ * inWorker options of a row's variant (worker-adam@train) or --priority: dash-separated tokens, each a priority
+ * (serve, train, a share), a nice (n19; a share may carry one: 0.1n10), niceN (priority 'train' at that nice: SCHED_OTHER,
+ * never paused) or a scheduling policy (idle, batch, normal): serve-batch-n19, 0.1-idle.
+ */
 function priorityOptions(p) {
   if (p === undefined) return {};
-  if (p.startsWith('nice')) return { priority: 'train', nice: Number(p.slice(4)) }; // SCHED_OTHER at that nice
-  const m = /^(.*?)n(\d+)$/.exec(p); // serve-n5, 0.1n10: that priority at that nice
-  if (m) return { ...priorityOptions(m[1].replace(/-$/, '')), nice: Number(m[2]) };
-  return { priority: /^[\d.]+$/.test(p) ? Number(p) : p };
+  const o = {};
+  for (const t of p.split('-')) {
+    const m = /^(.*?)n(\d+)$/.exec(t);
+    if (t.startsWith('nice')) Object.assign(o, { priority: o.priority ?? 'train', nice: Number(t.slice(4)) });
+    else if (['idle', 'batch', 'normal', 'short'].includes(t)) o.scheduling = t;
+    else if (m) Object.assign(o, m[1] === '' ? {} : { priority: Number(m[1]) }, { nice: Number(m[2]) });
+    else o.priority = /^[\d.]+$/.test(t) ? Number(t) : t;
+  }
+  return o;
 }
 
 // ---------------------------------------------------------------- server role
@@ -153,8 +167,8 @@ async function server(model, mode, priority) {
     req.on('end', () => respond(req, res, body));
   });
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  // warm: wait for 3 training steps (none of them during the measurement's start-up)
-  while (where !== 'none' && stepTimes.length < 3) await new Promise((r) => setTimeout(r, 20));
+  // warm: wait for the job's first steps (TNT's first 20 refresh its inverses at every step: slower than the rest)
+  while (where !== 'none' && stepTimes.length < TRAIN_WARMUP) await new Promise((r) => setTimeout(r, 20));
   say({ ready: true, port: srv.address().port });
   const rl = createInterface({ input: process.stdin });
   for await (const line of rl) {
@@ -205,7 +219,7 @@ async function dedicated(model, optimizer, seconds) {
     callbacks: () => ({}),
     progress: (p) => stepTimes.push(p.t),
   });
-  while (stepTimes.length < 3) await new Promise((r) => setTimeout(r, 20));
+  while (stepTimes.length < TRAIN_WARMUP) await new Promise((r) => setTimeout(r, 20));
   const from = performance.now() + performance.timeOrigin;
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const to = performance.now() + performance.timeOrigin;
@@ -339,7 +353,7 @@ async function main() {
     return i >= 0 ? process.argv[i + 1] : dflt;
   };
   const models = arg('models', 'mlp,autoencoder').split(',');
-  const requests = Number(arg('requests', 2000));
+  const requests = Number(arg('requests', 6000));
   const levels = arg('concurrency', '8,32').split(',').map(Number);
   // default rows: the recipe (priority 'serve') beside nothing training, and for the classifier the other
   // priorities too ('train', a training budget of 0.25); --rows gives every model the same rows
@@ -356,6 +370,17 @@ async function main() {
   const warmup = Number(arg('warmup', 200));
   const priority = arg('priority', undefined);
   const dump = arg('dump', null);
+  process.env.BENCH_TRAIN_WARMUP = arg('train-warmup', String(TRAIN_WARMUP)); // the server and dedicated children's
+  // --busy N: N other processes that keep a core busy each for the whole run (the rows and the dedicated
+  // runs), each in a session of its own, as another user's work is (Linux's autogroup gives each session its share)
+  const busy = Number(arg('busy', 0));
+  const spinners = Array.from({ length: busy }, () =>
+    spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore', detached: true }),
+  );
+  spinners.forEach((p) => p.unref());
+  process.on('exit', () => spinners.forEach((p) => p.kill('SIGKILL')));
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+  if (busy > 0) await new Promise((r) => setTimeout(r, 2000));
   const loads = [loadavg()];
   const runs = new Map(); // `${model} ${mode} ${c}` -> [{ p50, p99, max, rps, during, idle, ... }]
   const put = (key, v) => runs.set(key, [...(runs.get(key) ?? []), v]);
@@ -419,7 +444,7 @@ async function main() {
     `${requests} POST /predict at concurrency ${levels.join(' and ')}, after ${warmup} unmeasured warm-up requests each; ` +
       `${repeat > 1 ? `median of ${repeat} interleaved runs (range)` : 'one run'}; ${cpus().length} cores (${cpus()[0]?.model}); ` +
       `load average ${Math.min(...l1).toFixed(1)}-${Math.max(...l1).toFixed(1)}; Node ${process.version}; ` +
-      `${priority !== undefined ? `priority ${priority}; ` : ''}${new Date().toISOString().slice(0, 16)}Z; ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+      `${priority !== undefined ? `priority ${priority}; ` : ''}${busy > 0 ? `${busy} other processes spinning (--busy ${busy}); ` : ''}${new Date().toISOString().slice(0, 16)}Z; ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
   );
   const label = { none: 'nothing trains', same: 'same thread', worker: 'train.inWorker' };
   for (const model of models) {
@@ -427,9 +452,9 @@ async function main() {
       `**${model === 'mlp' ? 'Classifier (784-512-512-10 MLP, fit() batch 128)' : 'Autoencoder (MNIST, batch 1024)'}**\n`,
     );
     console.log(
-      '| Training (priority) | Optimizer | Clients | p50 | p99 | max | p99 / idle p99 | handler p99 | requests/s | steps/s during | steps/s after | share (during / after) | dedicated | snapshot load: mean, longest block |',
+      '| Training (priority) | Optimizer | Clients | p50 | p99 | max | p99 / idle p99 | handler p99 | requests/s | steps/s during | steps/s after | share (during / after) | dedicated | during / dedicated | snapshot load: mean, longest block |',
     );
-    console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const c of levels)
       for (const mode of rowsOf(model)) {
         const rs = runs.get(`${model} ${mode} ${c}`);
@@ -443,10 +468,11 @@ async function main() {
         const tput = opt
           ? `${median(col('during')).toFixed(1)} | ${median(col('idle')).toFixed(1)} | ` +
             `${shares.length ? `${median(shares).toFixed(2)}${range(shares, 2)}` : '—'} | ${dedicatedRate[`${model} ${opt}`].toFixed(1)} | ` +
+            `${(median(col('during')) / dedicatedRate[`${model} ${opt}`]).toFixed(2)} | ` +
             (loadsMs.length
               ? `${median(loadsMs).toFixed(1)} ms, ${Math.max(...col('loadMaxMs').filter((x) => x !== null)).toFixed(1)} ms`
               : '—')
-          : '— | — | — | — | —';
+          : '— | — | — | — | — | —';
         console.log(
           `| ${label[where]} (${mode.includes('@') ? mode.split('@')[1] : where === 'worker' ? 'serve' : '—'}) | ${opt ?? '—'} | ${c} | ${median(col('p50')).toFixed(1)} ms | ${median(col('p99')).toFixed(1)} ms${range(col('p99'))} | ` +
             `${median(col('max')).toFixed(1)} ms${range(col('max'))} | ${base ? `${median(ratios).toFixed(2)}x${range(ratios, 2)}` : ''} | ` +

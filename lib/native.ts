@@ -71,7 +71,8 @@ export interface NativeBinding {
   liveCount(): number;
   setNumThreads(n: number): void;
   lowerThreadPriority(delta: number): number | null;
-  idleThreadScheduling(): boolean;
+  threadScheduling(policy: 'idle' | 'batch' | 'normal' | 'short'): boolean;
+  narrowThreads(mode: 'narrow' | 'widen' | 'reset'): boolean;
   shutdownBlasThreads(): boolean;
   raiseMallocThresholds(): boolean;
   getNumThreads(): number;

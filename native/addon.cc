@@ -22,6 +22,7 @@
 #endif
 #include <cstring>
 
+#include <atomic>
 #include <mutex>
 #include <thread>
 
@@ -515,19 +516,49 @@ TN_EXPORT(lowerThreadPriority) {
 #endif
 }
 
-// idleThreadScheduling(): moves the calling thread to SCHED_IDLE (Linux), the policy of work that should only use
-// cycles no other thread wants: a normal thread that wakes up preempts it at once, where a niced SCHED_OTHER thread
-// keeps the core for the rest of its slice. Threads it creates later (its OpenMP team, OpenBLAS's pool when it
-// starts it) inherit the policy. One way: an unprivileged thread cannot leave SCHED_IDLE. Returns true, or false where
-// the platform has no such policy.
-TN_EXPORT(idleThreadScheduling) {
-#if defined(__linux__) && defined(SCHED_IDLE)
+// threadScheduling(policy): moves the calling thread to a Linux scheduling policy for background work; threads it
+// creates later (its OpenMP team, OpenBLAS's pool when it starts it) inherit it.
+//   'idle'  SCHED_IDLE: only cycles no other thread wants (a normal thread that wakes preempts it at once, and any
+//           other process's work, at any nice, comes first). One way: an unprivileged thread cannot leave it.
+//   'batch' SCHED_BATCH: a normal thread's share at its nice value, but its wake-ups never preempt a running
+//           thread (the scheduler treats it as CPU-bound). An unprivileged thread may go back to 'normal'.
+//   'normal' SCHED_OTHER.
+// Returns true, or false where the platform has no such policies.
+TN_EXPORT(threadScheduling) {
+  std::string name = info[0].ToString().Utf8Value();
+#if defined(__linux__) && defined(SCHED_IDLE) && defined(SCHED_BATCH)
+  if (name == "short") {
+    // SCHED_OTHER with the shortest time slice the kernel takes (0.1 ms; Linux 6.12+, EEVDF: a waking thread waits
+    // at most that long for a core this one holds, where the default slice protects it for up to ~3 ms; earlier
+    // kernels ignore the field)
+    struct {
+      uint32_t size;
+      uint32_t sched_policy;
+      uint64_t sched_flags;
+      int32_t sched_nice;
+      uint32_t sched_priority;
+      uint64_t sched_runtime, sched_deadline, sched_period;
+      uint32_t sched_util_min, sched_util_max;
+    } attr{};
+    attr.size = sizeof(attr);
+    attr.sched_policy = SCHED_OTHER;
+    errno = 0;
+    attr.sched_nice = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+    attr.sched_runtime = 100000;
+    if (syscall(SYS_sched_setattr, 0, &attr, 0) != 0)
+      throw std::runtime_error(std::string("sched_setattr(short slice) failed: ") + std::strerror(errno));
+    return Napi::Boolean::New(info.Env(), true);
+  }
+  int policy = name == "idle" ? SCHED_IDLE : name == "batch" ? SCHED_BATCH : name == "normal" ? SCHED_OTHER : -1;
+  if (policy < 0) throw std::invalid_argument("threadScheduling: expected 'idle', 'batch' or 'normal' but received '" + name + "'");
   sched_param param{};
   param.sched_priority = 0;
-  if (sched_setscheduler(0, SCHED_IDLE, &param) != 0)
-    throw std::runtime_error(std::string("sched_setscheduler(SCHED_IDLE) failed: ") + std::strerror(errno));
+  if (sched_setscheduler(0, policy, &param) != 0)
+    throw std::runtime_error("sched_setscheduler(" + name + ") failed: " + std::strerror(errno));
   return Napi::Boolean::New(info.Env(), true);
 #else
+  if (name != "idle" && name != "batch" && name != "normal")
+    throw std::invalid_argument("threadScheduling: expected 'idle', 'batch' or 'normal' but received '" + name + "'");
   return Napi::Boolean::New(info.Env(), false);
 #endif
 }
@@ -543,6 +574,52 @@ TN_EXPORT(shutdownBlasThreads) {
   GetState(info.Env()).WaitBackgroundIdle();
   fn();
   return Napi::Boolean::New(info.Env(), true);
+}
+
+// narrowThreads(mode): a training job's parallelism while the server it runs beside answers requests.
+//   'narrow': the calling thread's OpenMP regions (libtorch's intra-op parallelism) run on one thread, and
+//             OpenBLAS's calls on one thread, process-wide, while any thread is narrowed;
+//   'widen':  undoes the calling thread's 'narrow';
+//   'reset':  widens every thread's BLAS (after a narrowed worker was terminated).
+// A low-priority job's helpers wait for cores the server holds, and the others spin and yield while they wait for
+// them: on 2 cores a narrowed job made twice the steps in the same time beside requests (docs/service.md). The
+// OpenMP count is per thread (each thread has its own); OpenBLAS has one for the process, and its pool keeps its
+// threads (only the count a call splits into changes). Returns whether the calling thread is narrowed now.
+namespace {
+std::atomic<int> narrowed_threads{0};
+std::atomic<int> blas_threads_before{0};
+thread_local int omp_threads_before = 0;
+}  // namespace
+TN_EXPORT(narrowThreads) {
+  std::string mode = info[0].ToString().Utf8Value();
+  using GetFn = int (*)();
+  using SetFn = void (*)(int);
+  auto omp_get = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+  auto omp_set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  auto blas_get = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  auto blas_set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (mode == "narrow") {
+    if (omp_threads_before > 0) return Napi::Boolean::New(info.Env(), true);
+    omp_threads_before = omp_get != nullptr ? omp_get() : 1;
+    if (omp_set != nullptr) omp_set(1);
+    if (narrowed_threads.fetch_add(1) == 0 && blas_get != nullptr && blas_set != nullptr) {
+      blas_threads_before = blas_get();
+      blas_set(1);
+    }
+    return Napi::Boolean::New(info.Env(), true);
+  }
+  if (mode == "widen") {
+    if (omp_threads_before == 0) return Napi::Boolean::New(info.Env(), false);
+    if (omp_set != nullptr) omp_set(omp_threads_before);
+    omp_threads_before = 0;
+    if (narrowed_threads.fetch_sub(1) == 1 && blas_set != nullptr && blas_threads_before > 0) blas_set(blas_threads_before);
+    return Napi::Boolean::New(info.Env(), false);
+  }
+  if (mode == "reset") {
+    if (narrowed_threads.exchange(0) > 0 && blas_set != nullptr && blas_threads_before > 0) blas_set(blas_threads_before);
+    return Napi::Boolean::New(info.Env(), omp_threads_before > 0);
+  }
+  throw std::invalid_argument("narrowThreads: expected 'narrow', 'widen' or 'reset' but received '" + mode + "'");
 }
 
 // raiseMallocThresholds(): glibc malloc serves allocations up to 32 MiB (its largest mmap threshold on 64-bit,

@@ -173,7 +173,7 @@ describe('train.inWorker', () => {
   });
 
   it.runIf(process.platform === 'linux')(
-    'the job runs at a lower priority than the server (nice + 10 by default, as asked, or the same)',
+    'the job runs at a lower priority than the server (nice + 19 by default, as asked, or the same)',
     async () => {
       const { getPriority } = await import('node:os');
       const mine = getPriority(); // this process's main thread
@@ -182,16 +182,16 @@ describe('train.inWorker', () => {
           (await t.train.inWorker(JOB, { workerData: { lib, mode: 'nice' }, ...(nice === undefined ? {} : { nice }) })
             .done) as { nice: number }
         ).nice;
-      expect(await run()).toBe(Math.min(19, mine + 10));
+      expect(await run()).toBe(Math.min(19, mine + 19));
       expect(await run(3)).toBe(Math.min(19, mine + 3));
       expect(await run(0)).toBe(mine);
     },
   );
 
   it.runIf(process.platform === 'linux')(
-    "priority 'serve' (the default) runs every thread of the job under SCHED_IDLE, its OpenMP and OpenBLAS helpers too; 'train' and a budget leave them as the server's",
+    "priority 'serve' (the default) runs every thread of the job at nice + 19 with a 0.1 ms time slice (scheduling 'short'), its OpenMP and OpenBLAS helpers too; scheduling 'idle' puts them under SCHED_IDLE; 'train' and a budget leave them as the server's",
     async () => {
-      const { readFileSync } = await import('node:fs');
+      const { readFileSync, readdirSync } = await import('node:fs');
       const stat = readFileSync('/proc/thread-self/stat', 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const [mineNice, minePolicy] = [Number(f[16]), Number(f[38])];
@@ -205,38 +205,61 @@ describe('train.inWorker', () => {
         await trainer.cancel(); // finished: resolves once the worker has exited (and OpenBLAS's pool was stopped)
         return r;
       };
+      // the time slice the kernel gives a thread (Linux 6.6+ shows it; older kernels ignore the request)
+      const sliceOf = (tid: number): number | null => {
+        const m = /se\.slice\s*:\s*(\d+)/.exec(readFileSync(`/proc/self/task/${tid}/sched`, 'utf8'));
+        return m === null ? null : Number(m[1]);
+      };
       const SCHED_IDLE = 5;
-      const serve = await run({});
-      const idle = serve.threads.filter((th) => th.policy === SCHED_IDLE);
-      // the job's own thread and at least one helper it started for its parallel work (OpenMP's team of two)
-      expect(idle.map((th) => th.tid)).toContain(serve.self);
-      expect(idle.length).toBeGreaterThanOrEqual(2);
-      for (const th of idle) expect(th.nice).toBe(Math.min(19, mineNice + 10));
-      // nothing the job started escaped: every thread at the job's nice is SCHED_IDLE, and the others are not
-      for (const th of serve.threads)
-        if (th.nice === Math.min(19, mineNice + 10)) expect(th.policy).toBe(SCHED_IDLE);
-        else expect(th.policy).toBe(0);
-      // nothing is left at the job's policy once its trainer has exited: OpenBLAS's pool was stopped, and libtorch's
-      // pthreadpool, which the job's setNumThreads remade from the job's thread (a SCHED_IDLE helper with 2 threads,
-      // seen with libtorch 1.13 and 2.6), was remade from this thread
-      const { readdirSync } = await import('node:fs');
-      const idleLeft = readdirSync('/proc/self/task').flatMap((tid) => {
+      const jobNice = Math.min(19, mineNice + 19);
+      for (const [options, policy] of [
+        [{}, 0],
+        [{ scheduling: 'idle' }, SCHED_IDLE],
+      ] as const) {
+        const job = await run(options);
+        const ours = job.threads.filter((th) => th.nice === jobNice);
+        // the job's own thread and at least one helper it started for its parallel work (OpenMP's team of two)
+        expect(ours.map((th) => th.tid)).toContain(job.self);
+        expect(ours.length).toBeGreaterThanOrEqual(2);
+        // nothing the job started escaped: every thread at the job's nice has its policy, and the others are the
+        // server's (SCHED_OTHER at this thread's nice)
+        for (const th of job.threads)
+          if (th.nice === jobNice) expect(th.policy).toBe(policy);
+          else expect([th.policy, th.nice]).toEqual([0, mineNice]);
+      }
+      // the job thread's slice, read while it runs
+      const trainer = t.train.inWorker(JOB, { workerData: { lib, mode: 'stubborn' }, graceMs: 100 });
+      await new Promise((r) => trainer.once('progress', r));
+      const slices = readdirSync('/proc/self/task').flatMap((tid) => {
         try {
           const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-          const policy = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[38]);
-          // named, so that a failure says which pool kept the job's policy
-          return policy === 0
+          return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[16]) === jobNice ? [sliceOf(Number(tid))] : [];
+        } catch {
+          return [];
+        }
+      });
+      await trainer.cancel();
+      expect(slices.length).toBeGreaterThanOrEqual(1);
+      if (slices[0] !== null) expect(slices).toContain(100_000);
+      // nothing is left at the job's priority once its trainer has exited: OpenBLAS's pool was stopped, and
+      // libtorch's pthreadpool, which the job's setNumThreads remade from the job's thread (a helper at the job's
+      // priority with 2 threads, seen with libtorch 1.13 and 2.6), was remade from this thread
+      const left = readdirSync('/proc/self/task').flatMap((tid) => {
+        try {
+          const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+          const g = st.slice(st.lastIndexOf(')') + 2).split(' ');
+          // named, so that a failure says which pool kept the job's priority
+          return Number(g[38]) === 0 && Number(g[16]) === mineNice
             ? []
-            : [`${tid} (${st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))}) policy ${policy}`];
+            : [`${tid} (${st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))}) policy ${g[38]} nice ${g[16]}`];
         } catch {
           return []; // exited meanwhile
         }
       });
-      expect(idleLeft).toEqual([]);
+      expect(left).toEqual([]);
       for (const priority of ['train', 0.5] as const) {
         const other = await run({ priority });
-        expect(other.threads.filter((th) => th.policy !== 0)).toEqual([]);
-        expect(other.threads.find((th) => th.tid === other.self)!.nice).toBe(mineNice);
+        expect(other.threads.filter((th) => th.policy !== 0 || th.nice !== mineNice)).toEqual([]);
       }
     },
   );
@@ -342,6 +365,56 @@ describe('train.inWorker', () => {
     x.dispose();
     t.dispose(served.parameters());
   });
+
+  it.runIf(process.platform === 'linux')(
+    "while the served model answers requests, a paced job's steps run on one thread (its OpenMP regions, OpenBLAS's calls), and on its own again once the server is quiet; 'train' never narrows",
+    async () => {
+      const served = makeModel(t, 1);
+      const x = t.ones([1, 4], { dtype: 'float64' });
+      const blasBefore = t.versions().blasThreads;
+      const run = async (priority: Lib.train.InWorkerOptions['priority']): Promise<[number, number | null][]> => {
+        const env = { ...process.env, TENSORNORMAL_NUM_THREADS: '2' };
+        const trainer = t.train.inWorker(JOB, {
+          workerData: { lib, mode: 'narrow', steps: 60 },
+          serve: served,
+          priority,
+          env,
+          graceMs: 500,
+        });
+        // requests (forwards of the served model) at every turn of the event loop while the job takes its steps
+        // 5 to 30, then none
+        let step = 0;
+        trainer.on('progress', (p: { step: number }) => (step = p.step));
+        const answer = (): void => {
+          if (step >= 30) return;
+          if (step >= 5) t.noGrad(() => t.tidy(() => served.call(x).sum().item()));
+          setImmediate(answer);
+        };
+        answer();
+        const { seen } = (await trainer.done) as { seen: [number, number | null][] };
+        await trainer.cancel();
+        return seen;
+      };
+      // OpenBLAS's count is the process's, whatever the job's environment says (read once, when it loaded)
+      const blas = (n: number | undefined): number | null => (blasBefore === undefined ? null : (n ?? blasBefore));
+      const seen = await run(0.9);
+      // before the requests: the job's own 2 threads; during them (from the step after the first request, to the
+      // step after the last): one; after 5 ms with no request: 2 again
+      expect(seen.slice(0, 5)).toEqual(Array(5).fill([2, blas(undefined)]));
+      // (a step during which the server's thread stalled for its 3 ms, a GC or a busy machine, looks quiet: most,
+      // not all, and never one count without the other)
+      const during = seen.slice(12, 29);
+      for (const s of during)
+        expect([JSON.stringify([1, blas(1)]), JSON.stringify([2, blas(undefined)])]).toContain(JSON.stringify(s));
+      expect(during.filter(([n]) => n === 1).length).toBeGreaterThanOrEqual(13);
+      expect(seen.slice(-5)).toEqual(Array(5).fill([2, blas(undefined)]));
+      for (const s of await run('train')) expect(s).toEqual([2, blas(undefined)]);
+      // the process's OpenBLAS count is the server's again
+      expect(t.versions().blasThreads).toBe(blasBefore);
+      x.dispose();
+      t.dispose(served.parameters());
+    },
+  );
 
   it('invalid arguments', () => {
     expect(() => t.train.inWorker(42 as never)).toThrow(

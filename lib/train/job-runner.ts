@@ -8,7 +8,7 @@
  * with the acknowledgements and are reused.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { native } from '../native.js';
 import { layoutOf, namedTensors, packInto, type SnapshotModel } from './snapshot.js';
 import type { FitCallbacks } from './fit.js';
@@ -17,18 +17,20 @@ import type { FromWorker, JobContext, PublishOptions, ToWorker, WorkerError } fr
 
 const port = parentPort;
 if (port === null) throw new Error('tensornormal job-runner: this module runs in a worker started by train.inWorker()');
-const { job, data, nice, idle, share, activity } = workerData as {
+const { job, data, nice, scheduling, stepAside, narrow, share, activity } = workerData as {
   job: string;
   data: unknown;
   nice: number;
-  idle: boolean;
+  scheduling: 'idle' | 'batch' | 'normal' | 'short';
+  stepAside: boolean;
+  narrow: boolean;
   share: number | null;
   activity: Int32Array;
 };
 // Before the job's first parallel region: the threads this thread starts (its OpenMP team, OpenBLAS's pool after
 // the trainer restarted it) inherit the lower priority and the scheduling policy.
 if (nice !== 0) native.lowerThreadPriority(nice);
-if (idle) native.idleThreadScheduling();
+if (scheduling !== 'normal') native.threadScheduling(scheduling);
 
 const controller = new AbortController();
 let version = 0;
@@ -94,39 +96,101 @@ function publish(model: SnapshotModel, options: PublishOptions = {}): number {
 }
 
 // ---------------------------------------------------------------- pace and throughput
+const WARMUP_STEPS = 3; // the job's first steps: slower than the rest, not a measure of its pace
 const QUIET_MS = 5; // no request for this long: the server is idle, the job runs freely
 const TAU_MS = 1000; // memory of the pace (decay time)
 const REPORT_MS = 1000;
 let totalSteps = 0,
   totalSamples = 0;
 let resumed = performance.now(); // when the step in progress started (the end of the previous pause)
-// The budget counts progress, not time: a step is worth its time less the time this thread waited for a core during
-// it (Linux: the run delay in /proc/thread-self/schedstat), so a step that shared the cores with requests, or under
-// SCHED_IDLE waited for them, counts only the work it did, and at most the mean step during which no request came
-// (`paceMs`), which also covers the waits of its helper threads; elsewhere that mean alone (the fastest step until
-// there is one). The share is the job's pace against its
-// pace with nothing in its way, what steps/s during requests against after them measures.
+// The budget counts progress: a step is worth the mean quiet step (during which no request came), at most its own
+// time less the time the job's threads waited for a core during it, so that the share is the job's steps/s
+// against its steps/s with the server quiet (what bench/service.mjs measures as steps/s during requests against
+// after them).
 let paceMs = NaN;
 let fastestMs = Infinity;
-const schedstat = ((): { fd: number; buf: Buffer } | null => {
-  try {
-    const fd = openSync('/proc/thread-self/schedstat', 'r'); // this thread's (resolved now)
-    return { fd, buf: Buffer.alloc(96) };
-  } catch {
-    return null;
+
+/**
+ * The job's threads and how long each has waited for a core while runnable (Linux: the run delay in
+ * /proc/self/task/<tid>/schedstat): this thread and the helpers it started for its parallel work (its OpenMP team,
+ * OpenBLAS's pool after the trainer restarted it), found by their nice value and policy, which they inherit from
+ * it. At nice 0 under SCHED_OTHER they cannot be told from the server's threads: this thread alone. A step's lost
+ * time is the longest wait of one of them: while a helper waits for a core, the others wait for it, and that is not
+ * their run delay.
+ */
+class JobThreads {
+  private readonly fds = new Map<string, number>();
+  private readonly buf = Buffer.alloc(128);
+  private readonly mark: { nice: string; policy: string } | null = null;
+  private readonly self: string | null = null;
+  constructor() {
+    try {
+      this.self = readlinkSync('/proc/thread-self').split('/').at(-1)!;
+      this.fds.set(this.self, openSync(`/proc/self/task/${this.self}/schedstat`, 'r'));
+      const f = this.fields(this.self);
+      if (f !== null && (f.nice !== '0' || f.policy !== '0')) this.mark = f;
+    } catch {
+      // not Linux: no run delays
+    }
   }
-})();
-/** Milliseconds this thread has waited for a core while runnable (NaN where unknown). */
-function runDelayMs(): number {
-  if (schedstat === null) return NaN;
-  try {
-    const n = readSync(schedstat.fd, schedstat.buf, 0, schedstat.buf.length, 0);
-    return Number(schedstat.buf.toString('latin1', 0, n).split(' ')[1]) / 1e6;
-  } catch {
-    return NaN;
+  private fields(tid: string): { nice: string; policy: string } | null {
+    try {
+      const st = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      return { nice: f[16]!, policy: f[38]! };
+    } catch {
+      return null; // exited
+    }
+  }
+  /** Looks for helpers started since the last scan (and forgets those that exited). */
+  scan(): void {
+    if (this.mark === null) return;
+    let tids: string[];
+    try {
+      tids = readdirSync('/proc/self/task');
+    } catch {
+      return;
+    }
+    const live = new Set(tids);
+    for (const [tid, fd] of this.fds)
+      if (!live.has(tid)) {
+        closeSync(fd);
+        this.fds.delete(tid);
+      }
+    for (const tid of tids) {
+      if (this.fds.has(tid) || tid === String(process.pid)) continue;
+      const f = this.fields(tid);
+      if (f === null || f.nice !== this.mark.nice || f.policy !== this.mark.policy) continue;
+      try {
+        this.fds.set(tid, openSync(`/proc/self/task/${tid}/schedstat`, 'r'));
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+  /** Each known thread's run delay so far, in ms (empty where unknown). */
+  delays(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [tid, fd] of this.fds) {
+      try {
+        const n = readSync(fd, this.buf, 0, this.buf.length, 0);
+        out.set(tid, Number(this.buf.toString('latin1', 0, n).split(' ')[1]) / 1e6);
+      } catch {
+        // exited: forgotten at the next scan
+      }
+    }
+    return out;
   }
 }
-let delayAt = runDelayMs();
+const jobThreads = new JobThreads();
+/** The longest wait for a core of one of the job's threads between two delays() readings (NaN where unknown). */
+function lostMs(from: Map<string, number>, to: Map<string, number>): number {
+  if (to.size === 0) return NaN;
+  let lost = 0;
+  for (const [tid, d] of to) lost = Math.max(lost, d - (from.get(tid) ?? 0));
+  return lost;
+}
+let delayAt = jobThreads.delays();
 let elapsed = 0, // decayed ms since the job started (steps and pauses) and the quiet worth of the steps in it
   progress = 0;
 let lastSeen = Atomics.load(activity, 0);
@@ -143,6 +207,7 @@ function account(ms: number, worth: number): void {
 function throughput(now: number): void {
   const ms = now - report.at;
   if (ms < REPORT_MS) return;
+  jobThreads.scan(); // helpers started since (an OpenMP team, OpenBLAS's pool start with the first large steps)
   post({
     type: 'throughput',
     data: {
@@ -170,18 +235,21 @@ async function afterStep(batchSize = 0): Promise<void> {
   totalSteps++;
   totalSamples += batchSize;
   const busy = Atomics.load(activity, 0) !== lastSeen; // requests came in during the step
+  if (totalSteps <= WARMUP_STEPS) jobThreads.scan(); // the helpers the first steps started
   // the first step's time since the worker started includes the job's set-up: not training time
   if (totalSteps > 1) {
     const stepMs = now - resumed;
-    fastestMs = Math.min(fastestMs, stepMs);
-    if (!busy) paceMs = Number.isFinite(paceMs) ? paceMs + (stepMs - paceMs) / 16 : stepMs;
-    const delay = runDelayMs();
-    // at most the mean quiet step, too: a step whose time went to waiting for starved helper threads (OpenMP's,
-    // OpenBLAS's: their waits are not this thread's run delay) is not worth more than one with nothing in its way
-    const quiet = Number.isFinite(paceMs) ? paceMs : fastestMs;
-    const worth = Number.isFinite(delay - delayAt)
-      ? Math.max(0, Math.min(stepMs - (delay - delayAt), Number.isFinite(paceMs) ? paceMs : stepMs))
-      : Math.min(stepMs, quiet);
+    // The first WARMUP_STEPS are slow (compilation, first allocations) and say nothing of the quiet step. A step
+    // is worth its time less its threads' longest wait for a core, at most the mean quiet step after them (until
+    // there is one, the fastest step after them).
+    if (totalSteps > WARMUP_STEPS) {
+      fastestMs = Math.min(fastestMs, stepMs);
+      // quick to follow faster steps: TNT's first 20 refresh its inverses every step, and they are behind it
+      if (!busy) paceMs = Number.isFinite(paceMs) ? paceMs + (stepMs - paceMs) / (stepMs < paceMs ? 4 : 16) : stepMs;
+    }
+    const lost = lostMs(delayAt, jobThreads.delays());
+    const own = Number.isFinite(lost) ? Math.max(0, stepMs - lost) : stepMs;
+    const worth = Math.min(own, Number.isFinite(paceMs) ? paceMs : fastestMs);
     account(stepMs, worth);
     report.progress += worth;
     // no credit from a quiet server: requests that start now find the job at its budget, not ahead of it
@@ -189,20 +257,26 @@ async function afterStep(batchSize = 0): Promise<void> {
   }
   if (totalSteps === 1) report = { at: now, steps: 1, samples: batchSize, paused: 0, progress: 0 }; // rates from the first step on
   throughput(now);
-  // an idle-scheduled job below its share while requests come: ask the server's thread to step aside now and then
-  const starved = idle && share !== null && busy && progress < share * elapsed;
-  if (starved !== (Atomics.load(activity, 1) !== 0)) {
+  // 'serve': while the job steps below its share with requests coming, the server's thread steps aside now and then
+  // (the flag its forwards read) so that the job's low-priority threads get cycles; down while the job pauses
+  const stepAsideFor = (starved: boolean): void => {
+    if (starved === (Atomics.load(activity, 1) !== 0)) return;
     Atomics.store(activity, 1, starved ? 1 : 0);
     if (!starved) Atomics.notify(activity, 1);
-  }
+  };
   if (share !== null && busy) {
     // give the cores to the server until it is quiet or the budget says to step
     let quietSince = now,
-      seen = Atomics.load(activity, 0);
+      seen = Atomics.load(activity, 0),
+      owed = false;
     for (;;) {
       const t = performance.now();
       if (t - quietSince >= QUIET_MS || controller.signal.aborted) break;
-      if (progress <= share * (elapsed + (t - now))) break;
+      if (progress <= share * (elapsed + (t - now))) {
+        owed = true; // the next step runs while requests come: it needs the server to step aside
+        break;
+      }
+      stepAsideFor(false);
       await sleep(1);
       const a = Atomics.load(activity, 0);
       if (a !== seen) {
@@ -210,13 +284,31 @@ async function afterStep(batchSize = 0): Promise<void> {
         quietSince = performance.now();
       }
     }
+    stepAsideFor(stepAside && owed);
+    narrowFor(owed);
     const waited = performance.now() - now;
     account(waited, 0);
     report.paused += waited;
-  } else await turn();
+  } else {
+    stepAsideFor(false);
+    narrowFor(busy);
+    await turn();
+  }
   lastSeen = Atomics.load(activity, 0);
   resumed = performance.now();
-  delayAt = runDelayMs(); // the next step's delay counts from here (waits while paused are not the step's)
+  delayAt = jobThreads.delays(); // the next step's delay counts from here (waits while paused are not the step's)
+}
+
+/**
+ * While requests come, the job's steps run on one thread (its OpenMP regions, and OpenBLAS's calls, process-wide):
+ * beside a busy server its helper threads wait for cores and the others spin while they wait for them. Back to
+ * its threads once the server is quiet.
+ */
+let narrowed = false;
+function narrowFor(serving: boolean): void {
+  if (!narrow || serving === narrowed) return;
+  native.narrowThreads(serving ? 'narrow' : 'widen');
+  narrowed = serving;
 }
 
 function callbacks(
@@ -306,6 +398,7 @@ try {
 } catch (err) {
   post({ type: 'error', error: serializeError(err) });
 } finally {
+  narrowFor(false);
   Atomics.store(activity, 1, 0); // the server's thread waits for this job no more
   Atomics.notify(activity, 1);
 }

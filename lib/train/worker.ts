@@ -97,9 +97,10 @@ export interface Throughput {
   /** Fraction of the interval the job spent paused for requests ('serve' or a numeric `priority`; 0 otherwise). */
   paused: number;
   /**
-   * The job's pace over the interval against its pace with the server quiet: the steps' worth at the mean time of a
-   * step during which no request came, divided by the interval (1: as fast as on a quiet server; a numeric
-   * `priority` s keeps it at s or more while the cores allow).
+   * The job's pace over the interval against its pace with the server quiet: the steps' worth (each the mean time
+   * of a step during which no request came, at most its own time less the longest wait for a core of one of the
+   * job's threads during it), divided by the interval (1: as fast as on a quiet server; a numeric `priority` s keeps
+   * it at s or more while the cores allow).
    */
   pace: number;
   /** The mean time of a step during which no request came (the job's quiet pace; null before the first). */
@@ -147,10 +148,21 @@ export interface InWorkerOptions {
   resourceLimits?: ResourceLimits;
   /**
    * How much lower the training threads' nice value is than the server's (Linux: added to it, capped at 19; the
-   * OpenMP and OpenBLAS threads the job starts inherit it; 0 to 19). Default 10 with priority 'serve' (where
-   * SCHED_IDLE matters more; nice is what remains on other systems), 0 with 'train' or a training budget.
+   * OpenMP and OpenBLAS threads the job starts inherit it; 0 to 19). Default 19 with priority 'serve', 0 with
+   * 'train' or a training budget.
    */
   nice?: number;
+  /**
+   * The Linux scheduling policy of the job's threads (inherited by the helpers they start):
+   * - 'short' (default with priority 'serve'): SCHED_OTHER with a 0.1 ms time slice (Linux 6.12+; earlier kernels
+   *   keep their own): a request's thread that wakes waits at most that long for a core the job holds, where the
+   *   default slice lets the job keep it for up to ~3 ms;
+   * - 'idle': SCHED_IDLE, only cycles no other thread wants: a request's thread takes the core at once, but so does
+   *   every other process's, and on a busy machine the job starves even while the server is quiet;
+   * - 'batch': SCHED_BATCH; 'normal' (default otherwise): SCHED_OTHER.
+   * docs/service.md has the measurements behind the default.
+   */
+  scheduling?: 'idle' | 'batch' | 'normal' | 'short';
   /**
    * 'worker' (default, with nice > 0): OpenBLAS's thread pool is restarted when the first trainer starts, so that
    * its next user, the job, creates the matmul helper threads and they inherit the job's lower priority (OpenBLAS
@@ -178,15 +190,16 @@ export interface InWorkerOptions {
   /**
    * Who gets the cores when requests and training compete (Linux; see docs/service.md for what each costs). The
    * job's pace is measured against its own pace with the server quiet (the mean step during which no request came):
-   * - 'serve' (default): the job's threads (its own, its OpenMP team, OpenBLAS's pool) run under SCHED_IDLE: they
-   *   use only cycles no other thread wants, and a request's thread takes the core from them at once. While the
-   *   server answers requests (the `serve` model's forwards, or trainer.serving()), the job pauses between steps
-   *   until 5 ms pass without one, as long as it keeps a tenth of its pace; when it falls below (the server keeps
-   *   the cores busy), the server's thread steps aside for up to 1 ms in every 8 at the start of a forward, so that
-   *   the job gets cycles: a tenth of its pace where nothing else wants the cores, less on a busy machine.
-   * - a number s in (0, 1): a training budget. The job runs at nice 0 (unless `nice` says otherwise) and pauses the
-   *   same way, keeping at least s of its pace while the cores allow: on a busy machine too, at a normal thread's
-   *   priority, and requests pay for it.
+   * - 'serve' (default): the job's threads (its own, its OpenMP team, OpenBLAS's pool) run at nice 19 with a
+   *   0.1 ms time slice (`scheduling`), so a request's thread takes the core from them within that. While the
+   *   server answers requests (the `serve` model's forwards, or trainer.serving()), the job's steps run on one
+   *   thread, and it pauses between steps until 5 ms pass without one, as long as it keeps a tenth of its pace;
+   *   when it falls below (the server keeps the cores busy), the server's thread steps aside for up to 1 ms in
+   *   every 8 at the start of a forward. Measured: 0.08-0.13 of its pace at p99 within 1.5x of the server's
+   *   without training on a quiet machine, and progress on a busy one (docs/service.md).
+   * - a number s in (0, 1): a training budget. The job runs at nice 0 (unless `nice` says otherwise), on one thread
+   *   while requests come, and pauses the same way, keeping at least s of its pace while the cores allow: on a
+   *   busy machine too, at a normal thread's priority, and requests pay for it.
    * - 'train': the job at the server's priority (nice 0 unless `nice` says otherwise), never paused: requests and
    *   steps share the cores evenly.
    */
@@ -299,12 +312,18 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       if (!(priority > 0 && priority < 1))
         throw new RangeError(`Expected a number in (0, 1) for priority but received ${priority}`);
     } else is.oneOf(priority, 'priority', ['serve', 'train'] as const);
-    const nice = is.integer(options.nice ?? (priority === 'serve' ? 10 : 0), 'nice');
+    const nice = is.integer(options.nice ?? (priority === 'serve' ? 19 : 0), 'nice');
     if (nice < 0 || nice > 19) throw new RangeError(`Expected an integer in [0, 19] for nice but received ${nice}`);
     if (!existsSync(fileURLToPath(RUNNER)))
       throw new Error(
         `train.inWorker needs the compiled library: ${fileURLToPath(RUNNER)} is missing (run \`npm run build:ts\`)`,
       );
+    const scheduling = is.oneOf(options.scheduling ?? (priority === 'serve' ? 'short' : 'normal'), 'scheduling', [
+      'idle',
+      'batch',
+      'normal',
+      'short',
+    ] as const);
     const blas = is.oneOf(options.blasThreads ?? 'worker', 'blasThreads', ['worker', 'shared'] as const);
     const log = writerFor(options.logDir);
     let metrics: MetricsSink | null = null;
@@ -320,7 +339,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (blas === 'worker' && running === 0 && native.shutdownBlasThreads()) blasOfJobs = true;
     if (is.boolean(options.tuneMalloc ?? false, 'tuneMalloc')) native.raiseMallocThresholds();
     running++;
-    if (nice > 0 || priority === 'serve') {
+    if (nice > 0 || scheduling !== 'normal') {
       ranJob = true;
       startAutogradThreads();
     }
@@ -329,7 +348,9 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         job: jobUrl,
         data: options.workerData,
         nice,
-        idle: priority === 'serve',
+        scheduling,
+        stepAside: priority === 'serve',
+        narrow: priority !== 'train',
         share: priority === 'serve' ? SERVE_SHARE : priority === 'train' ? null : priority,
         activity: this.activity,
       },
@@ -416,6 +437,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         }
         // the pool's threads have the job's priority: the next multi-threaded BLAS call (on this thread, say)
         // starts a new one at its own
+        if (running === 0) native.narrowThreads('reset'); // a job terminated while its steps ran on one thread
         if (blasOfJobs && running === 0) blasOfJobs = !native.shutdownBlasThreads();
         // libtorch remakes its pthreadpool (XNNPACK's; one helper thread with 2 threads) on every setNumThreads, from
         // the calling thread: one a job made keeps the job's policy after it (a SCHED_IDLE helper, seen with 1.13 and
@@ -540,14 +562,14 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   serving(): void {
     Atomics.add(this.activity, 0, 1);
     if (Atomics.load(this.activity, 1) !== 0) {
-      // the 'serve' job is starved (SCHED_IDLE gets no cycles while the server keeps the cores busy): wait for it
+      // the 'serve' job is starved (its low priority gets few cycles while the server keeps the cores busy): wait for it
       // up to YIELD_MS, at most once per YIELD_EVERY_MS (the job clears the flag and wakes this thread when it has
       // its share again)
       const now = performance.now();
       if (now - this.yielded >= YIELD_EVERY_MS) {
         Atomics.wait(this.activity, 1, 1, YIELD_MS);
         this.yielded = performance.now();
-        // back late: other processes took the core (a busy machine, where SCHED_IDLE gains nothing from it), and
+        // back late: other processes took the core (a busy machine, where the job gains little from it), and
         // each wait costs the requests more than YIELD_MS: none for a quarter of a second
         if (this.yielded - now > 3 * YIELD_MS) this.yielded += YIELD_BACKOFF_MS;
       }

@@ -85,6 +85,20 @@ export default async function train(ctx) {
     }
     return { steps };
   }
+  if (mode === 'narrow') {
+    // `steps` steps of 3 ms, each followed by ctx.afterStep(8); at the start of each, the intra-op threads of this
+    // thread and OpenBLAS's count, and a progress report of the step number
+    const { steps = 40 } = ctx.workerData;
+    const seen = [];
+    for (let i = 0; i < steps && !ctx.signal.aborted; i++) {
+      seen.push([t.getNumThreads(), t.versions().blasThreads ?? null]);
+      ctx.progress({ step: i });
+      const until = performance.now() + 3;
+      while (performance.now() < until);
+      await ctx.afterStep(8);
+    }
+    return { seen };
+  }
   if (mode === 'stubborn') {
     // never looks at ctx.signal: cancel() has to terminate it
     ctx.progress('started');
