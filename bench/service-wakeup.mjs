@@ -4,13 +4,18 @@
  * core (`taskset -c 0`, so that they must share it). Each variant is a fresh process; variants are interleaved.
  *   none        nothing trains
  *   nice10      SCHED_OTHER at nice 10 (priority 'train', nice 10: the default before issue 23)
- *   idle        priority 'serve' but the server never says it is serving: SCHED_IDLE alone, no pauses
- *   serve       priority 'serve' (the default): SCHED_IDLE, and the job pauses while requests come
+ *   nice19      SCHED_OTHER at nice 19 with the kernel's time slice, no pauses
+ *   short       nice 19 with a 0.1 ms slice (scheduling 'short'), no pauses: the default's policy alone
+ *   idle        SCHED_IDLE at nice 10, no pauses (the policy of 'serve' before 2026-12-08, alone)
+ *   serve       priority 'serve' (the default): nice 19, 0.1 ms slice, and the job pauses while requests come
+ *   serve-idle  priority 'serve' as before 2026-12-08: SCHED_IDLE at nice 10, and the pauses
  *   0.25        a training budget: nice 0, pauses down to a quarter of the time while requests come
  *   0.1n10      a training budget of 0.1 at nice 10
  *   train       priority 'train': nice 0, no pauses
+ * (A variant without pauses is a 'serve' job the server never tells it is serving.)
  *
- *   npm run build:ts && node bench/service-wakeup.mjs [--repeat 3] [--variants none,nice10,idle,serve,0.25,train]
+ *   npm run build:ts && node bench/service-wakeup.mjs [--repeat 3]
+ *     [--variants none,nice10,nice19,short,idle,serve,serve-idle,0.25,train]
  * Linux only (taskset). Prints the oversleep's p50 / p90 / p99 / max per variant (median over the repetitions).
  */
 import { execFileSync } from 'node:child_process';
@@ -25,8 +30,11 @@ async function one(variant) {
   const options =
     {
       nice10: { priority: 'train', nice: 10 },
-      idle: { priority: 'serve' },
+      nice19: { priority: 'serve', scheduling: 'normal' },
+      short: { priority: 'serve' },
+      idle: { priority: 'serve', scheduling: 'idle', nice: 10 },
       serve: { priority: 'serve' },
+      'serve-idle': { priority: 'serve', scheduling: 'idle', nice: 10 },
       train: { priority: 'train' },
     }[variant] ??
     (variant.includes('n') // 0.1n10: a training budget of 0.1 at nice 10
@@ -42,7 +50,7 @@ async function one(variant) {
   const cell = new Int32Array(new SharedArrayBuffer(4));
   const late = [];
   for (let i = 0; i < 1500; i++) {
-    if (trainer && variant !== 'idle') trainer.serving();
+    if (trainer && !['idle', 'nice19', 'short'].includes(variant)) trainer.serving();
     const t0 = performance.now();
     Atomics.wait(cell, 0, 0, 1);
     late.push(performance.now() - t0 - 1);
@@ -61,7 +69,7 @@ function main() {
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? process.argv[i + 1] : dflt;
   };
-  const variants = arg('variants', 'none,nice10,idle,serve,0.25,train').split(',');
+  const variants = arg('variants', 'none,nice10,nice19,short,idle,serve,serve-idle,0.25,train').split(',');
   const repeat = Number(arg('repeat', 3));
   const runs = new Map(variants.map((v) => [v, []]));
   const loads = [loadavg()[0]];

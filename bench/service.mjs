@@ -168,7 +168,10 @@ async function server(model, mode, priority) {
   });
   await new Promise((r) => srv.listen(0, '127.0.0.1', r));
   // warm: wait for the job's first steps (TNT's first 20 refresh its inverses at every step: slower than the rest)
-  while (where !== 'none' && stepTimes.length < TRAIN_WARMUP) await new Promise((r) => setTimeout(r, 20));
+  // (at most 60 s: a job starved on a busy machine may not get there)
+  const warmUntil = Date.now() + 60_000;
+  while (where !== 'none' && stepTimes.length < TRAIN_WARMUP && Date.now() < warmUntil)
+    await new Promise((r) => setTimeout(r, 20));
   say({ ready: true, port: srv.address().port });
   const rl = createInterface({ input: process.stdin });
   for await (const line of rl) {

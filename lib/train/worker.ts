@@ -195,7 +195,7 @@ export interface InWorkerOptions {
    *   server answers requests (the `serve` model's forwards, or trainer.serving()), the job's steps run on one
    *   thread, and it pauses between steps until 5 ms pass without one, as long as it keeps a tenth of its pace;
    *   when it falls below (the server keeps the cores busy), the server's thread steps aside for up to 1 ms in
-   *   every 8 at the start of a forward. Measured: 0.08-0.13 of its pace at p99 within 1.5x of the server's
+   *   every 8 at the start of a forward. Measured: 0.09-0.12 of its pace at p99 within 1.5x of the server's
    *   without training on a quiet machine, and progress on a busy one (docs/service.md).
    * - a number s in (0, 1): a training budget. The job runs at nice 0 (unless `nice` says otherwise), on one thread
    *   while requests come, and pauses the same way, keeping at least s of its pace while the cores allow: on a
