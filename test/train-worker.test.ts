@@ -384,7 +384,7 @@ describe('train.inWorker', () => {
         // requests (forwards of the served model) at every turn of the event loop while the job takes its steps
         // 5 to 30, then none
         let step = 0;
-        trainer.on('progress', (p: { step: number }) => (step = p.step));
+        trainer.on('progress', (p) => (step = (p as { step: number }).step));
         const answer = (): void => {
           if (step >= 30) return;
           if (step >= 5) t.noGrad(() => t.tidy(() => served.call(x).sum().item()));
