@@ -116,7 +116,7 @@ let fastestMs = Infinity;
  * OpenBLAS's pool after the trainer restarted it), found by their nice value and policy, which they inherit from
  * it. At nice 0 under SCHED_OTHER they cannot be told from the server's threads: this thread alone. A step's lost
  * time is the longest wait of one of them: while a helper waits for a core, the others wait for it, and that is not
- * their run delay.
+ * their run delay. (Node closes the files a worker opened when it exits.)
  */
 class JobThreads {
   private readonly fds = new Map<string, number>();
