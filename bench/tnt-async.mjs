@@ -17,9 +17,8 @@
  * step; each as the median over repetitions with the min-max.
  */
 import { cpus } from 'node:os';
-import { execSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { cpuMs, parseSetValue, tntWorkload } from './tnt-workload.mjs';
+import { cpuMs, loadAverage, parseSetValue, tntWorkload } from './tnt-workload.mjs';
 
 process.env.TENSORNORMAL_NUM_THREADS ??= '1';
 process.env.OPENBLAS_NUM_THREADS ??= '1';
@@ -98,11 +97,7 @@ function run(mode) {
   };
 }
 
-const load = () =>
-  execSync('uptime')
-    .toString()
-    .trim()
-    .replace(/.*load/, 'load');
+const load = loadAverage;
 console.log(
   `${which === 'ae' ? 'autoencoder 784-1000-500-250-30-250-500-1000-784, batch 1000' : 'MLP 784-512-512-10, batch 128'}; ` +
     `${cpus()[0]?.model?.trim()}, ${cpus().length} cores; TNT ${JSON.stringify(hyper)}; ${steps} timed steps, ` +

@@ -17,8 +17,7 @@
  * depend on them). Each phase is the mean over `steps` steps after 20 warm-up steps (the first-T2 rule).
  */
 import { cpus } from 'node:os';
-import { execSync } from 'node:child_process';
-import { cpuMs, parseSetValue, tntWorkload } from './tnt-workload.mjs';
+import { cpuMs, loadAverage, parseSetValue, tntWorkload } from './tnt-workload.mjs';
 
 process.env.TENSORNORMAL_NUM_THREADS ??= '1';
 const torch = await import('../dist/index.js');
@@ -115,11 +114,7 @@ function tntPhases() {
   return acc;
 }
 
-const load = () =>
-  execSync('uptime')
-    .toString()
-    .trim()
-    .replace(/.*load/, 'load');
+const load = loadAverage;
 console.log(
   `${which === 'ae' ? 'autoencoder 784-1000-500-250-30-250-500-1000-784, batch 1000' : 'MLP 784-512-512-10, batch 128'}; ` +
     `${cpus()[0]?.model?.trim()}; threads ${torch.getNumThreads?.() ?? process.env.TENSORNORMAL_NUM_THREADS}; ` +

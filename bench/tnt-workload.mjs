@@ -5,6 +5,14 @@
  * (`init`) that every run loads. `hyper` is the script's TNT settings for that workload; `--set key=value` options
  * (parseSets) are applied over them.
  */
+import { execSync } from 'node:child_process';
+
+/** The load average as uptime prints it ("load average: 0.52, 0.61, 0.70"). */
+export const loadAverage = () =>
+  execSync('uptime')
+    .toString()
+    .trim()
+    .replace(/.*load/, 'load');
 
 /** Process time of this process in ms (every thread's CPU). */
 export const cpuMs = () => {

@@ -543,7 +543,9 @@ TN_EXPORT(threadScheduling) {
     attr.size = sizeof(attr);
     attr.sched_policy = SCHED_OTHER;
     errno = 0;
-    attr.sched_nice = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+    attr.sched_nice = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));  // kept as it is
+    if (attr.sched_nice == -1 && errno != 0)
+      throw std::runtime_error(std::string("getpriority failed: ") + std::strerror(errno));
     attr.sched_runtime = 100000;
     if (syscall(SYS_sched_setattr, 0, &attr, 0) != 0)
       throw std::runtime_error(std::string("sched_setattr(short slice) failed: ") + std::strerror(errno));

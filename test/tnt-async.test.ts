@@ -8,7 +8,7 @@ import { TNT, type TNTConfig } from '../lib/optim/tnt.js';
 import { Tensor } from '../lib/tensor.js';
 import { Categorical } from '../lib/likelihoods.js';
 import { native } from '../lib/native.js';
-import { expectTorchError, lcg, noLeak } from './support/helpers.js';
+import { expectTorchError, lcg, maxRelDiff, noLeak } from './support/helpers.js';
 
 const F = torch.nn.functional;
 const SHAPES = [[6, 4], [6], [3, 6], [3]];
@@ -53,17 +53,6 @@ function gradients(opt: TNT, ps: Tensor[], d: { x: Tensor; y: Tensor }, seed: nu
 }
 
 const values = (ps: Tensor[]): number[][] => ps.map((p) => Array.from(p.dataSync()));
-
-function maxRelDiff(a: number[][], b: number[][]): number {
-  let worst = 0;
-  a.forEach((row, i) =>
-    row.forEach((v, j) => {
-      const w = b[i]![j]!;
-      worst = Math.max(worst, Math.abs(v - w) / Math.max(1e-12, Math.abs(w)));
-    }),
-  );
-  return worst;
-}
 
 /** The inverses the deterministic refresh computes from `ref`'s current statistics (new tensors, the caller's). */
 function inversesNow(ref: TNT, ps: Tensor[], options: ConstructorParameters<typeof TNT>[1]): Tensor[][] {

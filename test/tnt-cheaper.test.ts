@@ -7,7 +7,7 @@ import * as torch from '../lib/index.js';
 import { TNT } from '../lib/optim/tnt.js';
 import { Tensor } from '../lib/tensor.js';
 import { Categorical } from '../lib/likelihoods.js';
-import { lcg, noLeak } from './support/helpers.js';
+import { lcg, maxRelDiff, noLeak } from './support/helpers.js';
 
 const F = torch.nn.functional;
 
@@ -37,17 +37,6 @@ function inputs(seed: number, n: number): Tensor {
 /** Every factor H_i of every parameter, as plain arrays. */
 function factors(opt: TNT, ps: Tensor[]): number[][] {
   return torch.tidy(() => ps.flatMap((p) => opt.curvatureState(p)!.factors.map((f) => Array.from(f.dataSync()))));
-}
-
-function maxRelDiff(a: number[][], b: number[][]): number {
-  let worst = 0;
-  a.forEach((row, i) =>
-    row.forEach((v, j) => {
-      const w = b[i]![j]!;
-      worst = Math.max(worst, Math.abs(v - w) / Math.max(1e-12, Math.abs(w)));
-    }),
-  );
-  return worst;
 }
 
 describe('TNT statsBatch (statistics from a sub-batch)', () => {

@@ -122,12 +122,11 @@ class JobThreads {
   private readonly fds = new Map<string, number>();
   private readonly buf = Buffer.alloc(128);
   private readonly mark: { nice: string; policy: string } | null = null;
-  private readonly self: string | null = null;
   constructor() {
     try {
-      this.self = readlinkSync('/proc/thread-self').split('/').at(-1)!;
-      this.fds.set(this.self, openSync(`/proc/self/task/${this.self}/schedstat`, 'r'));
-      const f = this.fields(this.self);
+      const self = readlinkSync('/proc/thread-self').split('/').at(-1)!;
+      this.fds.set(self, openSync(`/proc/self/task/${self}/schedstat`, 'r'));
+      const f = this.fields(self);
       if (f !== null && (f.nice !== '0' || f.policy !== '0')) this.mark = f;
     } catch {
       // not Linux: no run delays
@@ -257,13 +256,6 @@ async function afterStep(batchSize = 0): Promise<void> {
   }
   if (totalSteps === 1) report = { at: now, steps: 1, samples: batchSize, paused: 0, progress: 0 }; // rates from the first step on
   throughput(now);
-  // 'serve': while the job steps below its share with requests coming, the server's thread steps aside now and then
-  // (the flag its forwards read) so that the job's low-priority threads get cycles; down while the job pauses
-  const stepAsideFor = (starved: boolean): void => {
-    if (starved === (Atomics.load(activity, 1) !== 0)) return;
-    Atomics.store(activity, 1, starved ? 1 : 0);
-    if (!starved) Atomics.notify(activity, 1);
-  };
   if (share !== null && busy) {
     // give the cores to the server until it is quiet or the budget says to step
     let quietSince = now,
@@ -297,6 +289,16 @@ async function afterStep(batchSize = 0): Promise<void> {
   lastSeen = Atomics.load(activity, 0);
   resumed = performance.now();
   delayAt = jobThreads.delays(); // the next step's delay counts from here (waits while paused are not the step's)
+}
+
+/**
+ * 'serve': while the job steps below its share with requests coming, the server's thread steps aside now and then
+ * (the flag its forwards read) so that the job's low-priority threads get cycles; down while the job pauses.
+ */
+function stepAsideFor(starved: boolean): void {
+  if (starved === (Atomics.load(activity, 1) !== 0)) return;
+  Atomics.store(activity, 1, starved ? 1 : 0);
+  if (!starved) Atomics.notify(activity, 1);
 }
 
 /**

@@ -133,3 +133,15 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** The largest |a - b| / max(1e-12, |b|) over two lists of rows of numbers (b is the reference). */
+export function maxRelDiff(a: number[][], b: number[][]): number {
+  let worst = 0;
+  a.forEach((row, i) =>
+    row.forEach((v, j) => {
+      const w = b[i]![j]!;
+      worst = Math.max(worst, Math.abs(v - w) / Math.max(1e-12, Math.abs(w)));
+    }),
+  );
+  return worst;
+}
